@@ -1,0 +1,22 @@
+# Every dependency is a Debian 12 package; scripts/setup.sh installs them.
+find_package(Eigen3 3.4 REQUIRED NO_MODULE)
+find_package(dnnl 2.6 REQUIRED)
+find_package(OpenCV 4.6 REQUIRED COMPONENTS core imgproc imgcodecs ximgproc)
+find_package(fmt 9 REQUIRED)
+find_package(TBB REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(OpenMP REQUIRED)
+find_package(doctest REQUIRED)
+
+# VLFeat ships no CMake or pkg-config file.
+find_path(VLFEAT_INCLUDE_DIR vl/generic.h REQUIRED)
+find_library(VLFEAT_LIBRARY NAMES vl REQUIRED)
+add_library(vlfeat::vl UNKNOWN IMPORTED)
+set_target_properties(vlfeat::vl PROPERTIES
+  IMPORTED_LOCATION "${VLFEAT_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${VLFEAT_INCLUDE_DIR}")
+
+# PLplot (figures) ships pkg-config files.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PLPLOT REQUIRED IMPORTED_TARGET plplot-c++)

@@ -1,0 +1,22 @@
+# attrlab_warnings(target): the project's warning set, applied to our own targets only.
+function(attrlab_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local
+    -Wnon-virtual-dtor -Wno-missing-field-initializers)
+endfunction()
+
+# attrlab_library(NAME DIR DEPS...): a static library of every .cpp under DIR (recursively,
+# excluding DIR/cli), include root = the repository top, linked PUBLIC to DEPS.
+function(attrlab_library name dir)
+  file(GLOB_RECURSE sources CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/${dir}/*.cpp")
+  list(FILTER sources EXCLUDE REGEX "/${dir}/cli/")
+  if(sources)
+    add_library(${name} STATIC ${sources})
+    target_include_directories(${name} PUBLIC "${CMAKE_SOURCE_DIR}")
+    target_link_libraries(${name} PUBLIC ${ARGN})
+    attrlab_warnings(${name})
+  else()
+    add_library(${name} INTERFACE)
+    target_include_directories(${name} INTERFACE "${CMAKE_SOURCE_DIR}")
+    target_link_libraries(${name} INTERFACE ${ARGN})
+  endif()
+endfunction()
