@@ -1,6 +1,17 @@
 # Every dependency is a Debian 12 package; scripts/setup.sh installs them.
 find_package(Eigen3 3.4 REQUIRED NO_MODULE)
-find_package(dnnl 2.6 REQUIRED)
+# Debian's dnnl-config.cmake also demands OpenCL (its GPU runtime), which the CPU engine we use
+# does not need: import the library directly and check its version from the header.
+find_path(DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.hpp REQUIRED)
+find_library(DNNL_LIBRARY NAMES dnnl REQUIRED)
+file(STRINGS "${DNNL_INCLUDE_DIR}/oneapi/dnnl/dnnl_version.h" _dnnl_major REGEX "define DNNL_VERSION_MAJOR")
+if(NOT _dnnl_major MATCHES " 2$")
+  message(FATAL_ERROR "attrlab needs oneDNN 2.x (the v2 API); found: ${_dnnl_major}")
+endif()
+add_library(DNNL::dnnl UNKNOWN IMPORTED)
+set_target_properties(DNNL::dnnl PROPERTIES
+  IMPORTED_LOCATION "${DNNL_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${DNNL_INCLUDE_DIR}")
 find_package(OpenCV 4.6 REQUIRED COMPONENTS core imgproc imgcodecs ximgproc)
 find_package(fmt 9 REQUIRED)
 find_package(TBB REQUIRED)

@@ -1,0 +1,18 @@
+/// @file commands.h
+/// @brief The attrlab subcommands. Each lives in its own cmd_<name>.cpp and adds itself to the
+/// app in its register function; main.cpp lists them in one table.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace cli {
+
+/// Each register function adds one subcommand (with its --help text, flags and callback).
+void register_summary(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_predict(CLI::App& app);
+
+/// Splits repeated "-o key=value" style options: CLI11 stores them as a vector of strings.
+using KeyValues = std::vector<std::string>;
+
+}  // namespace cli

@@ -1,0 +1,50 @@
+// attrlab: the command-line entry point. One top-level catch turns every error into a one-line
+// message and a distinct exit code: 1 usage (unknown flag or value), 2 bad input (file, shape,
+// data), 3 bad parameter (unknown name, impossible value), 4 internal error.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "lab/cli/commands.h"
+#include "lab/core/error.h"
+#include "lab/core/runtime.h"
+
+namespace {
+
+using Register = void (*)(CLI::App&);
+
+// Every subcommand, in the order `attrlab --help` lists them.
+constexpr Register kCommands[] = {
+    cli::register_summary,
+    cli::register_generate,
+    cli::register_predict,
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"attrlab: a laboratory for testing feature-attribution methods against known truth"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("attrlab ") + ATTRLAB_VERSION);
+  int threads = 0;
+  app.add_option("--threads", threads, "Threads for oneDNN and TBB (default: ATTRLAB_THREADS or all cores)")
+      ->check(CLI::PositiveNumber);
+  app.parse_complete_callback([&] {
+    if (threads > 0) lab::Runtime::get().set_threads(threads);
+  });
+  for (Register add : kCommands) add(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const lab::Error& e) {
+    std::fprintf(stderr, "attrlab: error: %s\n", e.what());
+    return static_cast<int>(e.kind());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attrlab: internal error: %s\n", e.what());
+    return 4;
+  }
+  return 0;
+}
