@@ -1,0 +1,187 @@
+/// @file metric.h
+/// @brief The one interface every evaluation metric implements, its typed outputs, and the
+/// metric registry (paper Sections 4–5, App. F.3–F.5, G.3–G.5).
+///
+/// Structure after Quantus' `metrics/base.py`: the base class owns batching (splitting the
+/// samples into batches of Context::batch), normalisation (channel reduction to one value per
+/// pixel, and eq. 17 when a metric asks for it) and aggregation (one summary row per variant over
+/// the samples). A metric implements evaluate_batch() on an already normalised batch and declares
+/// its name, family, params() and its variants, each with a direction (higher or lower is
+/// better — the rankings and Spearman correlations of rank.h need it).
+///
+/// Outputs are typed rows, never printed text: MetricRow {sample, variant, value} per sample and
+/// variant, and CurvePoint {sample, variant, x, y} for metrics with curves (Insertion/Deletion:
+/// x = fraction of pixels perturbed; Sensitivity-N: x = N). Reporters (CSV, Markdown, figures)
+/// consume them; the `evaluate` command adds the method and metric columns.
+///
+/// Metrics (one registry line each, registry.cpp):
+/// - "gt"                 ground-truth precision/recall/F1 × positive/negative/overall (gt.h)
+/// - "faithfulness-test"  Definition 2.1 / eq. 2 at threshold γ (faithfulness.h)
+/// - "insertion", "deletion"  App. G.4, and the modulo variant of App. F.4 (insertion_deletion.h)
+/// - "sensitivity-n"      App. G.5, and the modulo variant of App. F.5 (sensitivity_n.h)
+///
+/// Settings come from `-p key=value` into each metric's Params (with validate(), from_options(),
+/// to_json()); a key that no chosen metric reads is refused. Execution knobs (Context::batch,
+/// Context::max_chunk) never change a result.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lab/core/options.h"
+#include "lab/core/tensor.h"
+#include "lab/nn/network.h"
+
+namespace experiments {
+
+/// Whether a larger value of a variant means a better attribution method.
+enum class Direction { kHigherIsBetter, kLowerIsBetter };
+/// "higher" or "lower".
+std::string direction_name(Direction direction);
+
+/// One output quantity of a metric (e.g. "f1-positive", "auc") and its direction.
+struct Variant {
+  std::string name;
+  Direction direction = Direction::kHigherIsBetter;
+};
+
+/// One value of one variant for one sample. Aggregated rows (Metric::aggregate) use
+/// sample = kAllSamples.
+struct MetricRow {
+  std::string sample;
+  std::string variant;
+  double value = 0.0;
+};
+
+/// One point of one curve of one sample.
+struct CurvePoint {
+  std::string sample;
+  std::string variant;
+  double x = 0.0;
+  double y = 0.0;
+};
+
+/// The sample id of rows that summarise all samples.
+inline constexpr const char* kAllSamples = "all";
+
+/// Everything a metric produces for a batch (or, concatenated, for a data set).
+struct MetricOutput {
+  std::vector<MetricRow> rows;
+  std::vector<CurvePoint> curves;
+  void append(MetricOutput&& other);
+};
+
+/// What the caller knows about the model and the task (filled from the data directory).
+struct Context {
+  const lab::Network* net = nullptr;
+  /// Name of the data's environment ("multi-color-sum", "single-color-modulo", ...).
+  std::string env;
+  /// The task's true background per input channel, in network input units.
+  std::vector<float> background;
+  /// Largest value of an input channel in network units (255 for RGB, 1 for the modulo task):
+  /// the upper end of the default uniform-noise replacement.
+  float input_max = 255.0f;
+  /// The label the network predicts from one output row (argmax, or the modulo network's
+  /// rounded output). The modulo variants call a step correct when this label changes.
+  std::function<int64_t(const float* output_row)> predicted_label;
+  /// Execution knob: samples per evaluate_batch() call.
+  int64_t batch = 16;
+  /// Execution knob: the most perturbed inputs evaluated in one network call.
+  int64_t max_chunk = 256;
+};
+
+/// One batch to score. All tensors share N; spatial size H×W is the input's.
+struct Batch {
+  std::vector<std::string> ids;    ///< sample ids (rows' `sample`)
+  lab::Tensor x;                   ///< N×C×H×W inputs, network units
+  /// N×H×W or N×C×H×W attribution maps; the base reduces channels by summation (as
+  /// attributions::reduce_channels does) and applies the metric's normalisation.
+  lab::Tensor attr;
+  std::vector<int64_t> target;     ///< output unit explained, per sample
+  lab::Tensor gt;                  ///< N×H×W pixel ground truth (signed: +1, −1, 0)
+  lab::Tensor gt_smooth;           ///< N×H×W smooth ground truth; may be empty
+  std::vector<uint64_t> seeds;     ///< per-sample seeds (random subsets, noise)
+
+  int64_t size() const { return static_cast<int64_t>(ids.size()); }
+  /// Copy of samples [begin, end).
+  Batch slice(int64_t begin, int64_t end) const;
+};
+
+/// How the base prepares attribution maps before evaluate_batch().
+enum class Normalisation {
+  kNone,  ///< channel-summed map as given
+  kEq17,  ///< eq. 17: positive part divided by its max, negative part by |min| (App. F.3)
+};
+
+/// Eq. 17 on each sample of an N×H×W map: a ≥ 0 → a / max⁺, a < 0 → a / |min⁻|; a part that is
+/// absent (no positive or no negative value, or max⁺ = 0) is left as is. Result in [−1, 1].
+lab::Tensor normalise_eq17(const lab::Tensor& attr);
+/// N×C×H×W → N×H×W by summing channels; N×H×W is returned unchanged.
+lab::Tensor pixel_map(const lab::Tensor& attr);
+
+class Metric {
+ public:
+  virtual ~Metric() = default;
+  virtual std::string name() const = 0;
+  /// "ground-truth" or "perturbation".
+  virtual std::string family() const = 0;
+  /// Every parameter with its resolved value.
+  virtual nlohmann::json params() const = 0;
+  /// The variants this metric (with these params) writes, with their directions.
+  virtual std::vector<Variant> variants() const = 0;
+  virtual Normalisation normalisation() const { return Normalisation::kNone; }
+
+  /// Scores every sample of `data`: batches of context.batch samples, each normalised and passed
+  /// to evaluate_batch(). Rows come in sample order; then one row per variant with
+  /// sample = kAllSamples from aggregate(). Shapes that do not fit throw lab::Error.
+  MetricOutput evaluate(const Context& context, const Batch& data) const;
+  /// Summary rows (sample = kAllSamples) from per-sample rows; by default the mean per variant.
+  virtual std::vector<MetricRow> aggregate(const std::vector<MetricRow>& rows) const;
+  /// Direction of a variant; an unknown variant throws lab::Error.
+  Direction direction(const std::string& variant) const;
+
+ protected:
+  /// Scores one batch whose attr is already N×H×W and normalised.
+  virtual MetricOutput evaluate_batch(const Context& context, const Batch& batch) const = 0;
+};
+
+/// What the registry needs to resolve defaults that depend on the data.
+struct MetricSetup {
+  /// The data's environment: "single-color-modulo" makes mode=modulo the default of the
+  /// perturbation metrics.
+  std::string env;
+};
+
+struct ParamInfo {
+  std::string name;
+  std::string default_value;
+  std::string help;
+};
+
+struct MetricInfo {
+  std::string name;
+  std::string family;
+  std::string summary;    ///< one line, with the paper section it comes from
+  std::string direction;  ///< one line, e.g. "higher is better (auc)"
+  std::vector<ParamInfo> params;
+  /// Reads the metric's keys from `-p` options (marks them read; does not call finish()).
+  std::function<std::unique_ptr<Metric>(lab::Options&, const MetricSetup&)> make;
+};
+
+/// Every metric, in the order `attrlab metrics` lists them. Adding a metric adds one line here
+/// (registry.cpp) plus its own source file.
+const std::vector<MetricInfo>& registry();
+/// The named metric with `params` applied; unknown names (listing the known ones), unknown keys
+/// and impossible values throw lab::Error.
+std::unique_ptr<Metric> make_metric(const std::string& name, lab::Options& params, const MetricSetup& setup);
+/// Several metrics sharing one set of `-p` options: each reads the keys it knows; a key that no
+/// chosen metric knows is an error (listing the keys they accept). Repeated names are an error.
+std::vector<std::unique_ptr<Metric>> make_metrics(const std::vector<std::string>& names, lab::Options& params,
+                                                  const MetricSetup& setup);
+
+}  // namespace experiments
