@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the missing Debian 12 build dependencies (only those missing), then configures and
+# builds attrlab (Release) into build/. Safe to run again: nothing is installed twice and the
+# build is incremental. Runs as root, without questions.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config
+  libeigen3-dev libdnnl-dev libopencv-dev libopencv-contrib-dev libfmt-dev doctest-dev libtbb-dev
+  libvlfeat-dev nlohmann-json3-dev libcli11-dev libplplot-dev plplot-driver-cairo
+  # oneDNN's CMake package requires OpenCL (Debian builds it with the OpenCL GPU runtime).
+  ocl-icd-opencl-dev
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
+  if [[ "$status" != "installed" ]]; then
+    missing+=("$package")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=300 update
+  apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$(nproc)"
