@@ -10,8 +10,6 @@ packages=(
   build-essential cmake pkg-config
   libeigen3-dev libdnnl-dev libopencv-dev libopencv-contrib-dev libfmt-dev doctest-dev libtbb-dev
   libvlfeat-dev nlohmann-json3-dev libcli11-dev libplplot-dev plplot-driver-cairo
-  # oneDNN's CMake package requires OpenCL (Debian builds it with the OpenCL GPU runtime).
-  ocl-icd-opencl-dev
 )
 
 missing=()

@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every usage error exits 1 (CLI11's own codes are not ours).
+    return app.exit(e) == 0 ? 0 : 1;
   } catch (const lab::Error& e) {
     std::fprintf(stderr, "attrlab: error: %s\n", e.what());
     return static_cast<int>(e.kind());
