@@ -1,0 +1,309 @@
+#include "attributions/common.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+
+#include <fmt/format.h>
+#include <opencv2/imgproc.hpp>
+
+#include "lab/core/error.h"
+#include "lab/io/image.h"
+#include "lab/io/npy.h"
+
+namespace attributions {
+
+std::string output_name(Output output) { return output == Output::kLogit ? "logit" : "probability"; }
+
+Output read_output(lab::Options& options, Output fallback) {
+  const std::string v = options.get_choice("output", output_name(fallback), {"probability", "logit"});
+  return v == "logit" ? Output::kLogit : Output::kProbability;
+}
+
+bool ends_with_softmax(const lab::Network& net) {
+  return net.size() > 0 && net.layer(net.size() - 1).kind() == lab::LayerKind::kSoftmax;
+}
+
+lab::Network explained_network(const lab::Network& net, Output output) {
+  if (output == Output::kProbability || !ends_with_softmax(net)) return net;
+  if (net.size() < 2) lab::fail_parameter("output=logit: the network is a lone softmax, it has no logits");
+  // The truncated network aliases the layers of a shared copy of `net`, which keeps them alive.
+  auto owner = std::make_shared<const lab::Network>(net);
+  lab::Network out(net.input_shape());
+  for (size_t i = 0; i + 1 < owner->size(); ++i)
+    out.add(owner->name(i), std::shared_ptr<const lab::Layer>(owner, &owner->layer(i)));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+bool parse_number_list(const std::string& text, std::vector<double>& out) {
+  lab::Options o("-p");
+  o.set("v", text);
+  try {
+    out = o.get_doubles("v", {});
+  } catch (const lab::Error&) {
+    return false;
+  }
+  return !out.empty();
+}
+
+}  // namespace
+
+Baseline Baseline::parse(const std::string& text, const std::string& key) {
+  Baseline b;
+  if (text == "zero") return b;
+  if (text == "background") {
+    b.kind = Kind::kBackground;
+    return b;
+  }
+  if (parse_number_list(text, b.values)) {
+    b.kind = Kind::kValues;
+    return b;
+  }
+  const std::filesystem::path path(text);
+  const std::string ext = path.extension().string();
+  if (ext != ".npy" && ext != ".png")
+    lab::fail_parameter("-p {}={}: expected zero, background, comma-separated values (R,G,B) or a .npy/.png file",
+                        key, text);
+  if (!std::filesystem::is_regular_file(path))
+    lab::fail_parameter("-p {}={}: no such baseline file", key, text);
+  b.kind = Kind::kFile;
+  b.path = text;
+  return b;
+}
+
+std::string Baseline::to_string() const {
+  switch (kind) {
+    case Kind::kZero: return "zero";
+    case Kind::kBackground: return "background";
+    case Kind::kValues: {
+      std::string s;
+      for (size_t i = 0; i < values.size(); ++i) s += (i ? "," : "") + fmt::format("{}", values[i]);
+      return s;
+    }
+    case Kind::kFile: return path;
+  }
+  return "zero";
+}
+
+lab::Tensor Baseline::resolve(const Context& context, const lab::Shape& sample_shape) const {
+  lab::Shape shape{1};
+  shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+  lab::Tensor out(shape, 0.0f);
+  if (kind == Kind::kZero) return out;
+  if (sample_shape.size() != 3)
+    lab::fail_parameter("baseline={} needs C×H×W inputs, got inputs of shape {}", to_string(),
+                        lab::to_string(sample_shape));
+  const int64_t channels = sample_shape[0];
+  const int64_t plane = sample_shape[1] * sample_shape[2];
+  auto fill = [&](const std::vector<double>& per_channel, const std::string& what) {
+    if (static_cast<int64_t>(per_channel.size()) != channels && per_channel.size() != 1)
+      lab::fail_parameter("baseline={}: {} has {} values, the input has {} channels", to_string(), what,
+                          per_channel.size(), channels);
+    for (int64_t c = 0; c < channels; ++c) {
+      const float v = static_cast<float>(per_channel.size() == 1 ? per_channel[0] : per_channel[static_cast<size_t>(c)]);
+      std::fill(out.data() + c * plane, out.data() + (c + 1) * plane, v);
+    }
+  };
+  switch (kind) {
+    case Kind::kZero: break;
+    case Kind::kBackground: {
+      if (context.background.empty())
+        lab::fail_parameter("baseline=background: the task's background is not known here (no environment)");
+      std::vector<double> bg(context.background.begin(), context.background.end());
+      fill(bg, "the background");
+      break;
+    }
+    case Kind::kValues: fill(values, "the list"); break;
+    case Kind::kFile: {
+      lab::Tensor t;
+      if (std::filesystem::path(path).extension() == ".npy") {
+        t = lab::read_npy(path);
+      } else {
+        if (!context.to_input)
+          lab::fail_parameter("baseline={}: PNG baselines need the environment's input conversion; give a .npy", path);
+        t = context.to_input(lab::read_png(path, static_cast<int>(channels)));
+      }
+      if (t.rank() == 4 && t.dim(0) == 1) t.reshape(t.sample_shape());
+      if (t.shape() != sample_shape)
+        lab::fail("baseline file {} has shape {}, expected {}", path, lab::to_string(t.shape()),
+                  lab::to_string(sample_shape));
+      if (!t.all_finite()) lab::fail("baseline file {} holds NaN or Inf", path);
+      std::copy(t.values().begin(), t.values().end(), out.values().begin());
+      break;
+    }
+  }
+  return out;
+}
+
+Baseline read_baseline(lab::Options& options, const std::string& key, const Baseline& fallback) {
+  const std::string* raw = options.raw(key);
+  return raw ? Baseline::parse(*raw, key) : fallback;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+lab::Tensor one_hot(const lab::Tensor& output, const TargetFn& target, int64_t begin, bool times_output) {
+  lab::Tensor seed(output.shape(), 0.0f);
+  const int64_t k = output.sample_numel();
+  for (int64_t n = 0; n < output.batch(); ++n) {
+    const int64_t t = target(begin + n);
+    LAB_CHECK(t >= 0 && t < k, "target {} outside {} output units", t, k);
+    seed[n * k + t] = times_output ? output[n * k + t] : 1.0f;
+  }
+  return seed;
+}
+
+int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t chunk, const InputFn& inputs,
+                     const TargetFn& target, const ConsumeFn& consume) {
+  LAB_CHECK(backprop.net != nullptr, "run_backprop without a network");
+  LAB_CHECK(chunk >= 1, "chunk {}", chunk);
+  int64_t evaluations = 0;
+  for (int64_t begin = 0; begin < count; begin += chunk) {
+    const int64_t end = std::min(count, begin + chunk);
+    const lab::Trace trace = backprop.net->trace(inputs(begin, end));
+    LAB_CHECK(trace.input().batch() == end - begin, "input function made {} inputs for [{}, {})",
+              trace.input().batch(), begin, end);
+    const lab::Tensor seed = one_hot(trace.output(), target, begin, backprop.seed_with_output);
+    lab::Tensor signal;
+    if (backprop.reference_inputs) {
+      const lab::Trace reference = backprop.net->trace(backprop.reference_inputs(begin, end));
+      evaluations += reference.input().batch();
+      signal = backprop.net->backward(trace, seed, *backprop.rules, backprop.to_layer, &reference);
+    } else if (backprop.rules) {
+      signal = backprop.net->backward(trace, seed, *backprop.rules, backprop.to_layer, backprop.reference);
+    } else {
+      signal = backprop.net->gradient(trace, seed, backprop.to_layer);
+    }
+    evaluations += 2 * (end - begin);
+    consume(begin, trace, signal);
+  }
+  return evaluations;
+}
+
+Signal backprop_batch(const Backprop& backprop, const lab::Tensor& x, const std::vector<int64_t>& target,
+                      int64_t chunk) {
+  Signal out;
+  out.output.resize(static_cast<size_t>(x.batch()));
+  std::vector<lab::Tensor> parts;
+  auto target_of = [&](int64_t i) { return target[static_cast<size_t>(i)]; };
+  out.evaluations = run_backprop(
+      backprop, x.batch(), chunk, [&](int64_t b, int64_t e) { return x.slice(b, e); }, target_of,
+      [&](int64_t begin, const lab::Trace& trace, const lab::Tensor& signal) {
+        const lab::Tensor& y = trace.output();
+        for (int64_t n = 0; n < y.batch(); ++n)
+          out.output[static_cast<size_t>(begin + n)] = y.sample(n)[target_of(begin + n)];
+        parts.push_back(signal);
+      });
+  out.signal = parts.size() == 1 ? std::move(parts.front()) : lab::Tensor::concat(parts);
+  return out;
+}
+
+std::vector<double> output_at(const lab::Network& net, const lab::Tensor& x, const TargetFn& target, int64_t chunk) {
+  std::vector<double> out(static_cast<size_t>(x.batch()));
+  for (int64_t begin = 0; begin < x.batch(); begin += chunk) {
+    const int64_t end = std::min(x.batch(), begin + chunk);
+    const lab::Tensor y = net.forward(x.slice(begin, end));
+    for (int64_t n = 0; n < y.batch(); ++n) out[static_cast<size_t>(begin + n)] = y.sample(n)[target(begin + n)];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void check_batch(const Context& context, const Batch& batch, bool needs_seeds) {
+  if (!context.net) lab::fail_parameter("attribution context has no network");
+  const lab::Network& net = *context.net;
+  lab::Shape expected{batch.x.rank() ? batch.x.dim(0) : 0};
+  expected.insert(expected.end(), net.input_shape().begin(), net.input_shape().end());
+  if (batch.x.shape() != expected || batch.x.dim(0) < 1)
+    lab::fail("inputs of shape {} do not fit the network's input {} (need N ≥ 1)", lab::to_string(batch.x.shape()),
+              lab::to_string(expected));
+  const int64_t n = batch.x.batch();
+  if (static_cast<int64_t>(batch.target.size()) != n)
+    lab::fail("{} targets for {} inputs", batch.target.size(), n);
+  const int64_t units = lab::numel(net.output_shape(1));
+  for (int64_t t : batch.target)
+    if (t < 0 || t >= units) lab::fail_parameter("target {} is not an output unit of the network (0..{})", t, units - 1);
+  if (needs_seeds && static_cast<int64_t>(batch.seeds.size()) != n)
+    lab::fail("{} seeds for {} inputs: this method draws random numbers and needs one seed per sample",
+              batch.seeds.size(), n);
+}
+
+std::mt19937_64 sample_rng(uint64_t seed, uint64_t stream) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(stream),
+                    static_cast<uint32_t>(stream >> 32)};
+  return std::mt19937_64(seq);
+}
+
+uint64_t derive_seed(uint64_t seed, uint64_t k) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (k + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+lab::Tensor upsample_bilinear(const lab::Tensor& maps, int64_t height, int64_t width) {
+  LAB_CHECK(maps.rank() == 3, "upsample_bilinear expects N×h×w maps, got {}", lab::to_string(maps.shape()));
+  const int64_t n = maps.dim(0), h = maps.dim(1), w = maps.dim(2);
+  lab::Tensor out({n, height, width});
+  for (int64_t i = 0; i < n; ++i) {
+    const cv::Mat src(static_cast<int>(h), static_cast<int>(w), CV_32F, const_cast<float*>(maps.sample(i)));
+    cv::Mat dst(static_cast<int>(height), static_cast<int>(width), CV_32F, out.sample(i));
+    if (h == height && w == width) {
+      src.copyTo(dst);
+    } else {
+      cv::resize(src, dst, dst.size(), 0, 0, cv::INTER_LINEAR);
+    }
+    LAB_CHECK(dst.data == reinterpret_cast<uchar*>(out.sample(i)), "cv::resize reallocated its output");
+  }
+  return out;
+}
+
+lab::Tensor spread_over_channels(const lab::Tensor& maps, int64_t channels) {
+  LAB_CHECK(maps.rank() == 3 && channels >= 1, "spread_over_channels: maps {}", lab::to_string(maps.shape()));
+  const int64_t n = maps.dim(0), plane = maps.dim(1) * maps.dim(2);
+  lab::Tensor out({n, channels, maps.dim(1), maps.dim(2)});
+  const float share = 1.0f / static_cast<float>(channels);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t j = 0; j < plane; ++j) out[(i * channels + c) * plane + j] = maps[i * plane + j] * share;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::vector<ParamInfo> param_infos(const nlohmann::json& defaults,
+                                   const std::vector<std::pair<std::string, std::string>>& help) {
+  std::vector<ParamInfo> out;
+  for (const auto& [key, text] : help) {
+    LAB_CHECK(defaults.contains(key), "parameter {} has help but no default", key);
+    const nlohmann::json& v = defaults.at(key);
+    std::string value;
+    if (v.is_string()) {
+      value = v.get<std::string>();
+    } else if (v.is_boolean()) {
+      value = v.get<bool>() ? "on" : "off";
+    } else if (v.is_array()) {
+      for (size_t i = 0; i < v.size(); ++i) value += (i ? "," : "") + (v[i].is_string() ? v[i].get<std::string>() : v[i].dump());
+    } else {
+      value = v.dump();
+    }
+    out.push_back({key, value, text});
+  }
+  LAB_CHECK(out.size() == defaults.size(), "{} parameters, {} with help", defaults.size(), out.size());
+  return out;
+}
+
+std::vector<std::string> param_names(const std::vector<ParamInfo>& params) {
+  std::vector<std::string> out;
+  for (const ParamInfo& p : params) out.push_back(p.name);
+  return out;
+}
+
+}  // namespace attributions

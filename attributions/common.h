@@ -1,0 +1,189 @@
+/// @file common.h
+/// @brief What every attribution method shares: the explained output, baselines, chunked
+/// forward+backward passes, seeds, upsampling of coarse maps, and the Params convention.
+///
+/// - Output. A method explains either the network's output as is ("probability": after the final
+///   softmax when the network has one, App. G.2) or the logits ("logit": the same network without
+///   its final lab::Softmax; Zeiler & Fergus 2014 measure occlusion there, App. G.2). A network
+///   without a final softmax (the modulo regressor) is the same network under both.
+/// - Baseline (reference input) `-p baseline=`: `zero`, `background` (Context::background per
+///   channel: the task's true baseline, "IG*"/"Occlusion*" in Section 4.3), `R,G,B` (one value per
+///   input channel, or one value for all, in network input units), or a file: a .npy of shape
+///   C×H×W (network units) or a .png read through Context::to_input.
+/// - run_backprop(): forward+backward of output[target] for a long virtual batch of inputs made
+///   chunk by chunk, never more than Context::chunk inputs per network call, consumed in order
+///   (so per-sample sums are accumulated in a fixed order whatever the chunk size).
+/// - Seeds: sample n of a batch draws from sample_rng(batch.seeds[n], stream), so its map depends
+///   on its own seed only, never on which batch it came in or on the thread count.
+/// - Params convention: each method has a `Params` struct with defaults, `validate()`,
+///   `static Params from_options(lab::Options&)` (reads and consumes its `-p` keys, then
+///   validates) and `nlohmann::json to_json() const` (every parameter, resolved);
+///   make_info<M>() turns such a method into its registry entry.
+/// Tested in test_common.cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "attributions/method.h"
+#include "lab/core/options.h"
+#include "lab/nn/network.h"
+
+namespace attributions {
+
+// ---------------------------------------------------------------------------------------------
+// Which output is explained
+
+enum class Output {
+  kProbability,  ///< the network output as is (after the final softmax, if any)
+  kLogit,        ///< the network without its final softmax
+};
+
+/// "probability" or "logit".
+std::string output_name(Output output);
+/// Reads `-p output=probability|logit`; `fallback` is the method's default.
+Output read_output(lab::Options& options, Output fallback);
+/// True if the last layer is a lab::Softmax.
+bool ends_with_softmax(const lab::Network& net);
+/// The network whose output is explained: `net` for kProbability; for kLogit, `net` without its
+/// final softmax (unchanged if it has none). Layers are shared with `net`, so this is cheap and
+/// the result stays valid after `net` is gone.
+lab::Network explained_network(const lab::Network& net, Output output);
+
+// ---------------------------------------------------------------------------------------------
+// Baselines
+
+/// A reference input, as given by `-p baseline=` (see the file comment).
+struct Baseline {
+  enum class Kind { kZero, kBackground, kValues, kFile };
+  Kind kind = Kind::kZero;
+  std::vector<double> values;  ///< kValues: one per input channel, or a single one for all
+  std::string path;            ///< kFile: a .npy (C×H×W, network units) or .png file
+
+  /// Parses the text of `-p KEY=TEXT`; anything else throws lab::Error naming key and text.
+  static Baseline parse(const std::string& text, const std::string& key = "baseline");
+  /// The text parse() reads back: "zero", "background", "20,20,20", or the path.
+  std::string to_string() const;
+  /// The baseline as a 1×C×H×W tensor for inputs of one-sample shape C×H×W. A background of the
+  /// wrong length, a value list of the wrong length, or a file of another shape throws lab::Error.
+  lab::Tensor resolve(const Context& context, const lab::Shape& sample_shape) const;
+};
+
+/// Reads `-p KEY=` as a Baseline (fallback when absent).
+Baseline read_baseline(lab::Options& options, const std::string& key, const Baseline& fallback);
+
+// ---------------------------------------------------------------------------------------------
+// Forward + backward in chunks
+
+/// Makes inputs [begin, end) of a long virtual batch, as an (end − begin)×C×H×W tensor.
+using InputFn = std::function<lab::Tensor(int64_t begin, int64_t end)>;
+/// The output unit explained for input i of the virtual batch.
+using TargetFn = std::function<int64_t(int64_t i)>;
+/// Receives inputs [begin, begin + signal.batch()): their trace and the backward signal (shaped
+/// like the input, or like the output of Backprop::to_layer).
+using ConsumeFn = std::function<void(int64_t begin, const lab::Trace& trace, const lab::Tensor& signal)>;
+
+/// How a signal is carried back from output[target].
+struct Backprop {
+  const lab::Network* net = nullptr;          ///< the explained network
+  const lab::PreparedRules* rules = nullptr;  ///< prepared for *net; nullptr = the plain gradient
+  std::optional<size_t> to_layer;             ///< stop at this layer's output; empty = the input
+  /// Seed = one-hot × output[target] (LRP: the relevance to distribute is the output value);
+  /// otherwise the one-hot itself (∂ output[target] / ∂ ·).
+  bool seed_with_output = false;
+  /// For the rescale rule (DeepLIFT): a trace of one reference input shared by every input...
+  const lab::Trace* reference = nullptr;
+  /// ...or references made per chunk, one per input, like InputFn (this one wins when set).
+  InputFn reference_inputs;
+};
+
+/// Runs trace + backward over `count` inputs, at most `chunk` per network call, calling `consume`
+/// on consecutive chunks in order. Returns the network evaluations spent (2 per input, plus 1 per
+/// reference input traced).
+int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t chunk, const InputFn& inputs,
+                     const TargetFn& target, const ConsumeFn& consume);
+
+/// One batch through run_backprop(): the whole backward signal and output[target] per input.
+struct Signal {
+  lab::Tensor signal;
+  std::vector<double> output;
+  int64_t evaluations = 0;
+};
+Signal backprop_batch(const Backprop& backprop, const lab::Tensor& x, const std::vector<int64_t>& target,
+                      int64_t chunk);
+
+/// output[target] per sample of a batch, evaluated in chunks (1 evaluation per input).
+std::vector<double> output_at(const lab::Network& net, const lab::Tensor& x, const TargetFn& target, int64_t chunk);
+
+/// A seed shaped like `output`: sample n holds scale_n at unit target(begin + n), zero elsewhere,
+/// with scale_n = 1, or output[n][target] when `times_output`.
+lab::Tensor one_hot(const lab::Tensor& output, const TargetFn& target, int64_t begin, bool times_output = false);
+
+// ---------------------------------------------------------------------------------------------
+// Checks and seeds
+
+/// Throws lab::Error unless the context has a network, x is N×(input shape) with N ≥ 1, there is
+/// one target per sample within the output units, and (when `needs_seeds`) one seed per sample.
+void check_batch(const Context& context, const Batch& batch, bool needs_seeds = false);
+
+/// The random stream of one sample: std::mt19937_64 seeded from (seed, stream), where `stream`
+/// separates the draws of different methods or purposes with the same sample seed.
+std::mt19937_64 sample_rng(uint64_t seed, uint64_t stream);
+
+/// A seed for a derived sample (e.g. SmoothGrad's k-th noisy copy of a sample), a fixed mixing
+/// of (seed, k) (SplitMix64), so derived samples get distinct, reproducible streams.
+uint64_t derive_seed(uint64_t seed, uint64_t k);
+
+// ---------------------------------------------------------------------------------------------
+// Maps at a hidden layer's resolution
+
+/// Bilinear resize (OpenCV cv::resize, INTER_LINEAR: half-pixel centres, edges clamped) of
+/// N×h×w maps to N×height×width.
+lab::Tensor upsample_bilinear(const lab::Tensor& maps, int64_t height, int64_t width);
+/// N×H×W pixel maps to N×C×H×W attributions in which every channel holds map / C, so that the
+/// channel sum (reduce_channels) gives back the map exactly up to rounding. This is how methods
+/// that produce one value per pixel (GradCAM, region methods) fill the input's channels.
+lab::Tensor spread_over_channels(const lab::Tensor& maps, int64_t channels);
+
+// ---------------------------------------------------------------------------------------------
+// The Params convention
+
+/// One ParamInfo per key of `defaults` (a Params' to_json()), in the order of `help`, with the
+/// default written as `-p` would take it (strings as is, booleans on/off, arrays comma-joined).
+std::vector<ParamInfo> param_infos(const nlohmann::json& defaults,
+                                   const std::vector<std::pair<std::string, std::string>>& help);
+
+/// Names of the parameters of an info entry (what Options::finish lists as known).
+std::vector<std::string> param_names(const std::vector<ParamInfo>& params);
+
+/// The registry entry of a method class M with a nested `Params` following the convention; the
+/// method is made by `factory(Params)`. `help` gives each parameter's one-line help, in listing order.
+template <class M, class Factory>
+MethodInfo make_info(std::string name, std::string summary,
+                     const std::vector<std::pair<std::string, std::string>>& help, Factory factory) {
+  MethodInfo info;
+  info.name = std::move(name);
+  info.summary = std::move(summary);
+  info.params = param_infos(typename M::Params{}.to_json(), help);
+  info.make = [factory](lab::Options& options) -> std::unique_ptr<Method> {
+    return factory(M::Params::from_options(options));
+  };
+  return info;
+}
+
+/// The same for a method constructed as M(Params).
+template <class M>
+MethodInfo make_info(std::string name, std::string summary,
+                     const std::vector<std::pair<std::string, std::string>>& help) {
+  return make_info<M>(std::move(name), std::move(summary), help,
+                      [](typename M::Params p) -> std::unique_ptr<Method> { return std::make_unique<M>(std::move(p)); });
+}
+
+}  // namespace attributions

@@ -1,0 +1,47 @@
+// The method registry: one line per method, in the order `attrlab methods` lists them.
+// Each method class provides `static MethodInfo info()` (see make_info in common.h); a method
+// added to attrlab adds its source file and one line to the table below.
+#include <algorithm>
+
+#include "attributions/common.h"
+#include "attributions/gradient.h"
+#include "attributions/method.h"
+#include "lab/core/error.h"
+
+namespace attributions {
+
+const std::vector<MethodInfo>& registry() {
+  static const std::vector<MethodInfo> table = {
+      Saliency::info(),
+      InputXGradient::info(),
+      ReluComposite::guided_backprop_info(),
+      ReluComposite::deconvnet_info(),
+      Lrp::info(),
+  };
+  return table;
+}
+
+std::unique_ptr<Method> make_method(const std::string& name, lab::Options& params) {
+  const auto& table = registry();
+  auto it = std::find_if(table.begin(), table.end(), [&](const MethodInfo& m) { return m.name == name; });
+  if (it == table.end()) {
+    std::string list;
+    for (const MethodInfo& m : table) list += (list.empty() ? "" : ", ") + m.name;
+    lab::fail_parameter("unknown method '{}'; known: {}", name, list);
+  }
+  std::unique_ptr<Method> method = it->make(params);
+  params.finish(param_names(it->params));
+  return method;
+}
+
+lab::Tensor reduce_channels(const lab::Tensor& attr) {
+  if (attr.rank() != 4) lab::fail("attribution maps must be N×C×H×W, got {}", lab::to_string(attr.shape()));
+  const int64_t n = attr.dim(0), c = attr.dim(1), plane = attr.dim(2) * attr.dim(3);
+  lab::Tensor out({n, attr.dim(2), attr.dim(3)}, 0.0f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < c; ++k)
+      for (int64_t j = 0; j < plane; ++j) out[i * plane + j] += attr[(i * c + k) * plane + j];
+  return out;
+}
+
+}  // namespace attributions
