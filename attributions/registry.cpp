@@ -4,7 +4,12 @@
 #include <algorithm>
 
 #include "attributions/common.h"
+#include "attributions/controls.h"
+#include "attributions/deeplift.h"
+#include "attributions/gradcam.h"
 #include "attributions/gradient.h"
+#include "attributions/integrated_gradients.h"
+#include "attributions/smoothgrad.h"
 #include "attributions/method.h"
 #include "lab/core/error.h"
 
@@ -14,9 +19,17 @@ const std::vector<MethodInfo>& registry() {
   static const std::vector<MethodInfo> table = {
       Saliency::info(),
       InputXGradient::info(),
+      IntegratedGradients::info(),
+      SmoothGrad::info(),
       ReluComposite::guided_backprop_info(),
       ReluComposite::deconvnet_info(),
       Lrp::info(),
+      DeepLift::info(),
+      DeepShap::info(),
+      GradCam::gradcam_info(),
+      GradCam::gradcam_plus_plus_info(),
+      RandomMap::info(),
+      ConstantMap::info(),
   };
   return table;
 }

@@ -1,0 +1,58 @@
+#include "attributions/controls.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "lab/core/error.h"
+
+namespace attributions {
+
+namespace {
+constexpr uint64_t kRandomStream = 0x72616e646f6d6d70ull;  // "randommp"
+}
+
+RandomMap::Params RandomMap::Params::from_options(lab::Options&) { return Params{}; }
+
+Result RandomMap::attribute(const Context& context, const Batch& batch) const {
+  check_batch(context, batch, true);
+  Result r;
+  r.attr = lab::Tensor(batch.x.shape());
+  const int64_t m = batch.x.sample_numel();
+  for (int64_t s = 0; s < batch.x.batch(); ++s) {
+    std::mt19937_64 rng = sample_rng(batch.seeds[static_cast<size_t>(s)], kRandomStream);
+    std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+    float* a = r.attr.sample(s);
+    for (int64_t j = 0; j < m; ++j) a[j] = uniform(rng);
+  }
+  return r;
+}
+
+MethodInfo RandomMap::info() {
+  return make_info<RandomMap>("random", "control: every value drawn from U(0, 1), seeded per sample (App. F.2)", {});
+}
+
+void ConstantMap::Params::validate() const {
+  lab::require(std::isfinite(value), "-p value", "a finite number", fmt::format("{}", value));
+}
+
+ConstantMap::Params ConstantMap::Params::from_options(lab::Options& options) {
+  Params p;
+  p.value = options.get_double("value", p.value);
+  p.validate();
+  return p;
+}
+
+Result ConstantMap::attribute(const Context& context, const Batch& batch) const {
+  check_batch(context, batch);
+  Result r;
+  r.attr = lab::Tensor(batch.x.shape(), static_cast<float>(params_.value));
+  return r;
+}
+
+MethodInfo ConstantMap::info() {
+  return make_info<ConstantMap>("constant", "control: every value the same constant (App. F.2)",
+                                {{"value", "the constant (paper: 1.0)"}});
+}
+
+}  // namespace attributions

@@ -1,0 +1,113 @@
+#include "attributions/smoothgrad.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "lab/core/error.h"
+
+namespace attributions {
+
+namespace {
+constexpr uint64_t kNoiseStream = 0x736d6f6f74686772ull;  // "smoothgr"
+}
+
+void SmoothGrad::Params::validate() const {
+  lab::require(samples >= 1 && samples <= 100000, "-p samples", "an integer in 1..100000", std::to_string(samples));
+  lab::require(noise >= 0, "-p noise", "≥ 0 (a fraction of the input range)", fmt::format("{}", noise));
+  if (base == "smoothgrad") lab::fail_parameter("-p base=smoothgrad: SmoothGrad cannot wrap itself");
+}
+
+SmoothGrad::Params SmoothGrad::Params::from_options(lab::Options& options) {
+  Params p;
+  p.base = options.get_string("base", p.base);
+  p.samples = options.get_int("samples", p.samples);
+  p.noise = options.get_double("noise", p.noise);
+  p.validate();
+  return p;
+}
+
+nlohmann::json SmoothGrad::Params::to_json() const {
+  return {{"base", base}, {"samples", samples}, {"noise", noise}};
+}
+
+SmoothGrad::SmoothGrad(Params params, std::unique_ptr<Method> base) : params_(std::move(params)), base_(std::move(base)) {
+  params_.validate();
+  LAB_CHECK(base_ != nullptr && base_->name() == params_.base, "SmoothGrad base method");
+}
+
+nlohmann::json SmoothGrad::params() const {
+  nlohmann::json j = params_.to_json();
+  j["base_params"] = base_->params();
+  return j;
+}
+
+Result SmoothGrad::attribute(const Context& context, const Batch& batch) const {
+  check_batch(context, batch, true);
+  const lab::Tensor& x = batch.x;
+  const int64_t n = x.batch(), m = x.sample_numel(), samples = params_.samples;
+  std::vector<float> sigma(static_cast<size_t>(n));
+  for (int64_t s = 0; s < n; ++s) {
+    const auto [lo, hi] = std::minmax_element(x.sample(s), x.sample(s) + m);
+    sigma[static_cast<size_t>(s)] = static_cast<float>(params_.noise * (static_cast<double>(*hi) - *lo));
+  }
+  std::vector<std::mt19937_64> rng;
+  for (int64_t s = 0; s < n; ++s) rng.push_back(sample_rng(batch.seeds[static_cast<size_t>(s)], kNoiseStream));
+
+  Result r;
+  std::vector<double> sum(static_cast<size_t>(n * m), 0.0);
+  // Noisy copies in sample-major order (sample s, copy k = i % samples), in groups of chunk inputs;
+  // each sample's copies are drawn from its own stream in k order whatever the grouping.
+  const int64_t total = n * samples;
+  const int64_t group = std::max<int64_t>(1, context.chunk);
+  for (int64_t begin = 0; begin < total; begin += group) {
+    const int64_t end = std::min(total, begin + group);
+    Batch noisy;
+    lab::Shape shape = x.shape();
+    shape[0] = end - begin;
+    noisy.x = lab::Tensor(shape);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t s = i / samples;
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      const float* xs = x.sample(s);
+      float* o = noisy.x.sample(i - begin);
+      auto& g = rng[static_cast<size_t>(s)];
+      const float sd = sigma[static_cast<size_t>(s)];
+      for (int64_t j = 0; j < m; ++j) o[j] = xs[j] + sd * normal(g);
+      noisy.target.push_back(batch.target[static_cast<size_t>(s)]);
+      noisy.seeds.push_back(derive_seed(batch.seeds[static_cast<size_t>(s)], static_cast<uint64_t>(i % samples)));
+      if (!batch.segments.empty()) noisy.segments.push_back(batch.segments[static_cast<size_t>(s)]);
+    }
+    Result part = base_->attribute(context, noisy);
+    r.evaluations += part.evaluations;
+    for (int64_t i = begin; i < end; ++i) {
+      double* acc = sum.data() + (i / samples) * m;
+      const float* a = part.attr.sample(i - begin);
+      for (int64_t j = 0; j < m; ++j) acc[j] += a[j];
+    }
+  }
+  r.attr = lab::Tensor(x.shape());
+  for (int64_t i = 0; i < n * m; ++i) r.attr[i] = static_cast<float>(sum[static_cast<size_t>(i)] / static_cast<double>(samples));
+  return r;
+}
+
+MethodInfo SmoothGrad::info() {
+  MethodInfo info;
+  info.name = "smoothgrad";
+  info.summary =
+      "SmoothGrad: a base method averaged over Gaussian-noised copies of the input (Smilkov et al. 2017); other "
+      "-p keys go to the base method";
+  info.params = param_infos(
+      Params{}.to_json(),
+      {{"base", "the wrapped method, by name (saliency, input-x-gradient, integrated-gradients, guided-backprop, ...)"},
+       {"samples", "number of noisy copies n (Smilkov et al.: 50)"},
+       {"noise", "noise σ as a fraction of the input's value range (Smilkov et al.: 0.1–0.2)"}});
+  info.make = [](lab::Options& options) -> std::unique_ptr<Method> {
+    Params p = Params::from_options(options);
+    std::unique_ptr<Method> base = make_method(p.base, options);
+    return std::make_unique<SmoothGrad>(std::move(p), std::move(base));
+  };
+  return info;
+}
+
+}  // namespace attributions
