@@ -1,0 +1,140 @@
+#include "attributions/lime.h"
+
+#include <cmath>
+
+#include <Eigen/Dense>
+
+#include "attributions/perturbation.h"
+#include "lab/core/error.h"
+
+namespace attributions {
+
+namespace {
+
+constexpr uint64_t kLimeStream = 0x4c494d45;  // "LIME"
+
+}  // namespace
+
+void Lime::Params::validate() const {
+  segmentation.validate();
+  lab::require(samples >= 2, "samples", ">= 2", std::to_string(samples));
+  lab::require(kernel_width > 0, "kernel-width", "> 0", std::to_string(kernel_width));
+  lab::require(alpha >= 0, "alpha", ">= 0", std::to_string(alpha));
+}
+
+Lime::Params Lime::Params::from_options(lab::Options& options) {
+  Params p;
+  p.segmentation = SegmentationParams::from_options(options);
+  p.samples = options.get_int("samples", p.samples);
+  p.kernel_width = options.get_double("kernel-width", p.kernel_width);
+  p.alpha = options.get_double("alpha", p.alpha);
+  p.baseline = read_baseline(options, "baseline", p.baseline);
+  p.output = read_output(options, p.output);
+  p.validate();
+  return p;
+}
+
+nlohmann::json Lime::Params::to_json(bool all_segmentations) const {
+  nlohmann::json j{{"samples", samples},
+                   {"kernel-width", kernel_width},
+                   {"alpha", alpha},
+                   {"baseline", baseline.to_string()},
+                   {"output", output_name(output)}};
+  if (all_segmentations) {
+    for (const SegmentationKey& k : segmentation_keys()) j[k.name] = k.default_value;
+  } else {
+    j.update(segmentation.to_json());
+  }
+  return j;
+}
+
+Lime::Lime(Params params) : params_(std::move(params)) { params_.validate(); }
+
+std::vector<double> weighted_ridge(const std::vector<uint8_t>& z, int64_t features, const std::vector<double>& y,
+                                   const std::vector<double>& w, double alpha, double* intercept) {
+  const int64_t count = static_cast<int64_t>(y.size());
+  LAB_CHECK(static_cast<int64_t>(z.size()) == count * features && w.size() == y.size() && count >= 1,
+            "ridge data of inconsistent sizes");
+  Eigen::MatrixXd zm(count, features);
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t k = 0; k < features; ++k) zm(i, k) = z[static_cast<size_t>(i * features + k)];
+  const Eigen::Map<const Eigen::VectorXd> yv(y.data(), count);
+  const Eigen::Map<const Eigen::VectorXd> wv(w.data(), count);
+  const double wsum = wv.sum();
+  LAB_CHECK(wsum > 0, "ridge weights sum to {}", wsum);
+  // With the intercept unpenalised, centring by the weighted means removes it exactly.
+  const Eigen::RowVectorXd zmean = (wv.transpose() * zm) / wsum;
+  const double ymean = wv.dot(yv) / wsum;
+  const Eigen::MatrixXd zc = zm.rowwise() - zmean;
+  const Eigen::VectorXd yc = yv.array() - ymean;
+  Eigen::MatrixXd a = zc.transpose() * wv.asDiagonal() * zc;
+  a.diagonal().array() += alpha;
+  const Eigen::VectorXd b = zc.transpose() * (wv.asDiagonal() * yc);
+  const Eigen::VectorXd beta = a.completeOrthogonalDecomposition().solve(b);
+  if (intercept) *intercept = ymean - zmean.dot(beta);
+  return std::vector<double>(beta.data(), beta.data() + features);
+}
+
+Result Lime::attribute(const Context& context, const Batch& batch) const {
+  check_batch(context, batch, true);
+  const lab::Tensor& x = batch.x;
+  const lab::Network net = explained_network(*context.net, params_.output);
+  const lab::Tensor baseline = params_.baseline.resolve(context, x.sample_shape());
+  const int64_t n = x.batch();
+  const std::vector<Segments> segments = segment_batch(params_.segmentation, x, batch.segments);
+
+  std::vector<Coalitions> coalitions(static_cast<size_t>(n));
+  parallel_items(0, n, [&](int64_t s) {
+    const int64_t m = segments[s].count;
+    Coalitions& c = coalitions[s];
+    c.features = m;
+    c.z.assign(static_cast<size_t>(params_.samples * m), 1);
+    Draws draws(sample_rng(batch.seeds[s], kLimeStream));
+    for (size_t i = static_cast<size_t>(m); i < c.z.size(); ++i) c.z[i] = draws.bernoulli(0.5);
+  });
+  Result r;
+  const auto f = evaluate_coalitions(net, x, baseline, segments, coalitions, batch.target, context.chunk,
+                                     r.evaluations);
+
+  std::vector<std::vector<double>> beta(static_cast<size_t>(n));
+  parallel_items(0, n, [&](int64_t s) {
+    const Coalitions& c = coalitions[s];
+    const double m = static_cast<double>(c.features);
+    std::vector<double> weight(static_cast<size_t>(c.count()));
+    for (int64_t i = 0; i < c.count(); ++i) {
+      double on = 0;
+      for (int64_t k = 0; k < c.features; ++k) on += c.row(i)[k];
+      const double d = 1.0 - std::sqrt(on / m);
+      weight[static_cast<size_t>(i)] = std::sqrt(std::exp(-d * d / (params_.kernel_width * params_.kernel_width)));
+    }
+    beta[s] = weighted_ridge(c.z, c.features, f[s], weight, params_.alpha);
+  });
+  r.attr = spread_over_channels(superpixel_maps(segments, beta), x.dim(1));
+  return r;
+}
+
+std::vector<ParamInfo> surrogate_param_infos(const nlohmann::json& defaults,
+                                             const std::vector<std::pair<std::string, std::string>>& help) {
+  auto all = help;
+  for (const SegmentationKey& k : segmentation_keys()) all.emplace_back(k.name, k.help);
+  return param_infos(defaults, all);
+}
+
+MethodInfo Lime::info() {
+  MethodInfo info;
+  info.name = "lime";
+  info.summary = "weighted ridge surrogate over superpixels switched on/off (Ribeiro et al. 2016)";
+  info.params = surrogate_param_infos(
+      Params{}.to_json(true),
+      {{"samples", "coalitions per sample, the first being the image itself (lime_image: 1000)"},
+       {"kernel-width", "width of the kernel sqrt(exp(-d²/width²)) on cosine distance (lime_image: 0.25)"},
+       {"alpha", "ridge penalty, intercept unpenalised (scikit-learn Ridge: 1)"},
+       {"baseline", "value of switched-off superpixels: zero | background | R,G,B | file.npy/.png"},
+       {"output", "probability (after the final softmax) | logit"}});
+  info.make = [](lab::Options& options) -> std::unique_ptr<Method> {
+    return std::make_unique<Lime>(Params::from_options(options));
+  };
+  return info;
+}
+
+}  // namespace attributions

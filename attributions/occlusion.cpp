@@ -1,0 +1,151 @@
+#include "attributions/occlusion.h"
+
+#include <algorithm>
+
+#include "attributions/perturbation.h"
+#include "lab/core/error.h"
+
+namespace attributions {
+
+namespace {
+
+/// `-p KEY=auto` (empty) or three positive integers.
+std::vector<int64_t> read_triple(lab::Options& options, const std::string& key) {
+  const std::string* raw = options.raw(key);
+  if (!raw || *raw == "auto") return {};
+  lab::Options one("-p");
+  one.set(key, *raw);
+  return one.get_ints(key, {});
+}
+
+nlohmann::json triple_json(const std::vector<int64_t>& v) {
+  if (v.empty()) return "auto";
+  return v;
+}
+
+std::string triple_text(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+
+/// A window position: its first channel, row and column.
+struct Position {
+  int64_t c, y, x;
+};
+
+}  // namespace
+
+void Occlusion::Params::validate() const {
+  for (const auto* v : {&window, &strides}) {
+    const bool ok = v->empty() || (v->size() == 3 && std::all_of(v->begin(), v->end(), [](int64_t k) { return k >= 1; }));
+    lab::require(ok, v == &window ? "window" : "strides", "auto or three positive integers (c,h,w)", triple_text(*v));
+  }
+}
+
+Occlusion::Params Occlusion::Params::from_options(lab::Options& options) {
+  Params p;
+  p.window = read_triple(options, "window");
+  p.strides = read_triple(options, "strides");
+  p.baseline = read_baseline(options, "baseline", p.baseline);
+  p.output = read_output(options, p.output);
+  p.validate();
+  return p;
+}
+
+nlohmann::json Occlusion::Params::to_json() const {
+  return {{"window", triple_json(window)},
+          {"strides", triple_json(strides)},
+          {"baseline", baseline.to_string()},
+          {"output", output_name(output)}};
+}
+
+Occlusion::Occlusion(Params params) : params_(std::move(params)) { params_.validate(); }
+
+std::vector<int64_t> Occlusion::window_for(int64_t channels) const {
+  return params_.window.empty() ? std::vector<int64_t>{channels, 5, 5} : params_.window;
+}
+
+std::vector<int64_t> Occlusion::strides_for(int64_t channels) const {
+  return params_.strides.empty() ? std::vector<int64_t>{channels, 3, 3} : params_.strides;
+}
+
+Result Occlusion::attribute(const Context& context, const Batch& batch) const {
+  check_batch(context, batch);
+  const lab::Tensor& x = batch.x;
+  if (x.rank() != 4) lab::fail_parameter("occlusion needs C×H×W inputs, got {}", lab::to_string(x.sample_shape()));
+  const lab::Network net = explained_network(*context.net, params_.output);
+  const lab::Tensor baseline = params_.baseline.resolve(context, x.sample_shape());
+  const int64_t n = x.batch(), dims[3] = {x.dim(1), x.dim(2), x.dim(3)};
+  const std::vector<int64_t> window = window_for(dims[0]);
+  const std::vector<int64_t> strides = strides_for(dims[0]);
+  int64_t steps[3];
+  for (int d = 0; d < 3; ++d) {
+    if (window[d] > dims[d])
+      lab::fail_parameter("occlusion window {} does not fit inputs of shape {}", triple_text(window),
+                          lab::to_string(x.sample_shape()));
+    steps[d] = (dims[d] - window[d]) / strides[d] + 1;
+  }
+  std::vector<Position> positions;
+  for (int64_t c = 0; c < steps[0]; ++c)
+    for (int64_t y = 0; y < steps[1]; ++y)
+      for (int64_t xx = 0; xx < steps[2]; ++xx) positions.push_back({c * strides[0], y * strides[1], xx * strides[2]});
+  const int64_t per_sample = 1 + static_cast<int64_t>(positions.size());
+  const int64_t numel = x.sample_numel(), plane = dims[1] * dims[2];
+  auto for_window = [&](const Position& p, auto&& body) {
+    for (int64_t c = p.c; c < p.c + window[0]; ++c)
+      for (int64_t y = p.y; y < p.y + window[1]; ++y)
+        for (int64_t xx = p.x; xx < p.x + window[2]; ++xx) body(c * plane + y * dims[2] + xx);
+  };
+
+  // Virtual input v: sample v / per_sample; k = v % per_sample is the unoccluded input (k = 0)
+  // or window k − 1.
+  std::vector<double> f(static_cast<size_t>(n * per_sample));
+  Result r;
+  r.evaluations = run_forward(
+      net, n * per_sample, context.chunk,
+      [&](int64_t begin, int64_t end) {
+        lab::Shape shape{end - begin};
+        const lab::Shape s = x.sample_shape();
+        shape.insert(shape.end(), s.begin(), s.end());
+        lab::Tensor inputs(shape);
+        parallel_items(begin, end, [&](int64_t v) {
+          float* dst = inputs.data() + (v - begin) * numel;
+          std::copy(x.sample(v / per_sample), x.sample(v / per_sample) + numel, dst);
+          const int64_t k = v % per_sample;
+          if (k > 0) for_window(positions[static_cast<size_t>(k - 1)], [&](int64_t i) { dst[i] = baseline[i]; });
+        });
+        return inputs;
+      },
+      [&](int64_t v) { return batch.target[static_cast<size_t>(v / per_sample)]; },
+      [&](int64_t begin, const std::vector<double>& outputs) {
+        std::copy(outputs.begin(), outputs.end(), f.begin() + begin);
+      });
+
+  std::vector<int64_t> covered(static_cast<size_t>(numel), 0);
+  for (const Position& p : positions) for_window(p, [&](int64_t i) { ++covered[static_cast<size_t>(i)]; });
+  r.attr = lab::Tensor(x.shape(), 0.0f);
+  parallel_items(0, n, [&](int64_t s) {
+    std::vector<double> sum(static_cast<size_t>(numel), 0.0);
+    const double f0 = f[static_cast<size_t>(s * per_sample)];
+    for (size_t k = 0; k < positions.size(); ++k) {
+      const double delta = f0 - f[static_cast<size_t>(s * per_sample) + 1 + k];
+      for_window(positions[k], [&](int64_t i) { sum[static_cast<size_t>(i)] += delta; });
+    }
+    float* a = r.attr.sample(s);
+    for (int64_t i = 0; i < numel; ++i)
+      a[i] = covered[static_cast<size_t>(i)] ? static_cast<float>(sum[static_cast<size_t>(i)] / covered[static_cast<size_t>(i)]) : 0.0f;
+  });
+  return r;
+}
+
+MethodInfo Occlusion::info() {
+  return make_info<Occlusion>(
+      "occlusion", "sliding-window occlusion, output drop averaged over overlapping windows (Zeiler & Fergus 2014)",
+      {{"window", "window (c,h,w), or auto = (C,5,5): (3,5,5) on RGB, (1,5,5) on gray (App. F.2/G.2)"},
+       {"strides", "strides (c,h,w), or auto = (C,3,3): (3,3,3) on RGB, (1,3,3) on gray"},
+       {"baseline", "occluding value: zero | background (Occlusion*) | R,G,B | file.npy/.png"},
+       {"output", "logit (before the softmax, App. G.2) | probability"}});
+}
+
+}  // namespace attributions

@@ -1,0 +1,60 @@
+/// @file occlusion.h
+/// @brief Occlusion (Zeiler & Fergus 2014; paper App. B.1.4, F.2, G.2): slide a window over the
+/// input, replace it by a baseline, and credit every feature in the window with the drop of the
+/// explained output.
+///
+/// For every window position P (a box of `window` = (c, h, w) features, moved by `strides`
+/// = (sc, sh, sw) along channels, rows and columns, positions ⌊(D − w)/s⌋ + 1 per dimension as in
+/// Captum) the occluded input x^P equals the baseline b inside P and x elsewhere, and
+///   Δ_P = f_t(x) − f_t(x^P),      attr_i = Σ_{P ∋ i} Δ_P / |{P ∋ i}|,
+/// i.e. overlapping windows are averaged; a feature that no window covers gets 0. The map has a
+/// value per input element (channel, row, column), as Captum's.
+///
+/// Parameters (App. F.2 / G.2):
+/// - `window`, `strides`: three positive integers each, or `auto` = (C, 5, 5) and (C, 3, 3) for an
+///   input of C channels: (3,5,5)/(3,3,3) on RGB (multi-color-sum) and (1,5,5)/(1,3,3) on gray
+///   (modulo), the paper's settings.
+/// - `baseline`: zero (default, "Occlusion"), background (the task's true background,
+///   "Occlusion*", Section 4.3), R,G,B, or a file (common.h).
+/// - `output`: logit (default: the layer before the softmax, as Zeiler & Fergus measure it,
+///   App. G.2) or probability.
+/// Cost: 1 + (number of windows) evaluations per sample, in chunks of Context::chunk.
+/// Tested in test_perturbation_occlusion.cpp: on a linear model f = w·x + β the map equals the
+/// closed form attr_i = (1/n_i) Σ_{P ∋ i} Σ_{j ∈ P} w_j (x_j − b_j) for several window/stride
+/// shapes (including uncovered borders); a spy network sees exactly the expected occluded inputs;
+/// the map does not depend on the chunk size or the thread count.
+#pragma once
+
+#include <vector>
+
+#include "attributions/common.h"
+#include "attributions/method.h"
+
+namespace attributions {
+
+class Occlusion final : public Method {
+ public:
+  struct Params {
+    std::vector<int64_t> window;   ///< (c, h, w); empty = auto (C, 5, 5)
+    std::vector<int64_t> strides;  ///< (c, h, w); empty = auto (C, 3, 3)
+    Baseline baseline;             ///< zero by default
+    Output output = Output::kLogit;
+    void validate() const;
+    static Params from_options(lab::Options& options);
+    nlohmann::json to_json() const;
+  };
+  explicit Occlusion(Params params);
+  std::string name() const override { return "occlusion"; }
+  nlohmann::json params() const override { return params_.to_json(); }
+  Result attribute(const Context& context, const Batch& batch) const override;
+  static MethodInfo info();
+
+  /// The window and strides used on inputs of `channels` channels (resolving `auto`).
+  std::vector<int64_t> window_for(int64_t channels) const;
+  std::vector<int64_t> strides_for(int64_t channels) const;
+
+ private:
+  Params params_;
+};
+
+}  // namespace attributions

@@ -1,0 +1,85 @@
+/// @file perturbation.h
+/// @brief What the perturbation methods share (occlusion, LIME, KernelSHAP, RISE): forward-only
+/// evaluation of a long virtual batch of perturbed inputs in chunks, inputs with superpixels
+/// switched off, and per-pixel maps from per-superpixel values.
+///
+/// A perturbation method explains sample n by f_t on many perturbed copies of x_n. All copies of
+/// all samples of a batch form one virtual batch (sample 0's copies, then sample 1's, ...), made
+/// and evaluated chunk by chunk, never more than Context::chunk inputs per network call; outputs
+/// arrive in order, so whatever a method sums over them it sums in the same order for any chunk
+/// size. Building a chunk's inputs (the work around the call) runs on TBB; the network call
+/// itself runs alone on oneDNN's threads.
+/// Tested through every perturbation method's chunk- and thread-invariance tests
+/// (test_perturbation_*.cpp).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "attributions/common.h"
+#include "attributions/segmentation.h"
+#include "lab/nn/network.h"
+
+namespace attributions {
+
+/// Portable draws from a sample's stream (common.h sample_rng): the algorithms are written out
+/// rather than taken from <random>'s distributions, which each standard library implements its
+/// own way, so the same seed gives the same map with any compiler.
+class Draws {
+ public:
+  explicit Draws(std::mt19937_64 engine) : engine_(std::move(engine)) {}
+  /// Uniform in [0, 1) with 53 random bits.
+  double uniform();
+  /// Uniform integer in [0, n), n >= 1, unbiased (rejection of the last partial range).
+  uint64_t below(uint64_t n);
+  /// Bernoulli(p): uniform() < p.
+  bool bernoulli(double p) { return uniform() < p; }
+  /// Standard normal by the Box–Muller transform (one value per two uniforms).
+  double normal();
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+/// Receives output[target] of inputs [begin, begin + outputs.size()) of the virtual batch.
+using OutputsFn = std::function<void(int64_t begin, const std::vector<double>& outputs)>;
+
+/// Forward passes over `count` inputs made by `inputs`, at most `chunk` per network call, handing
+/// output[target(i)] of each to `consume` chunk by chunk, in order. Returns the evaluations spent
+/// (one per input).
+int64_t run_forward(const lab::Network& net, int64_t count, int64_t chunk, const InputFn& inputs,
+                    const TargetFn& target, const OutputsFn& consume);
+
+/// Runs `body(i)` for i in [begin, end) on TBB workers (each i must write only its own data).
+void parallel_items(int64_t begin, int64_t end, const std::function<void(int64_t)>& body);
+
+/// A set of coalitions of one sample's superpixels: `count` rows of `features` bytes, 1 = the
+/// superpixel keeps its pixels, 0 = it is replaced by the baseline.
+struct Coalitions {
+  int64_t features = 0;
+  std::vector<uint8_t> z;  ///< count × features, row-major
+  int64_t count() const { return features ? static_cast<int64_t>(z.size()) / features : 0; }
+  const uint8_t* row(int64_t i) const { return z.data() + i * features; }
+  void push(const std::vector<uint8_t>& row);
+};
+
+/// One C×H×W input: pixel p keeps x[p] where z[labels(p)] = 1 and takes baseline[p] elsewhere.
+void fill_coalition(const float* x, const float* baseline, const cv::Mat& labels, const uint8_t* z,
+                    int64_t channels, float* out);
+
+/// f_t of every coalition of every sample: result[n][i] is output[target[n]] for x_n with
+/// coalition i of coalitions[n]. One virtual batch over the whole batch (see the file comment);
+/// `evaluations` is increased by the network evaluations spent.
+std::vector<std::vector<double>> evaluate_coalitions(const lab::Network& net, const lab::Tensor& x,
+                                                     const lab::Tensor& baseline,
+                                                     const std::vector<Segments>& segments,
+                                                     const std::vector<Coalitions>& coalitions,
+                                                     const std::vector<int64_t>& target, int64_t chunk,
+                                                     int64_t& evaluations);
+
+/// N×H×W maps holding, at each pixel, the value of its superpixel: map[n](p) = values[n][labels(p)].
+lab::Tensor superpixel_maps(const std::vector<Segments>& segments, const std::vector<std::vector<double>>& values);
+
+}  // namespace attributions

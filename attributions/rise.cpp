@@ -1,0 +1,143 @@
+#include "attributions/rise.h"
+
+#include <algorithm>
+
+#include <opencv2/imgproc.hpp>
+
+#include "attributions/perturbation.h"
+#include "lab/core/error.h"
+
+namespace attributions {
+
+namespace {
+
+constexpr uint64_t kRiseStream = 0x52495345;  // "RISE"
+constexpr int64_t kAutoCells = 7;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+void Rise::Params::validate() const {
+  lab::require(masks >= 1, "masks", ">= 1", std::to_string(masks));
+  lab::require(p > 0 && p <= 1, "p", "in (0, 1]", std::to_string(p));
+  lab::require(cell_size >= 0, "cell-size", "auto or a positive number of pixels", std::to_string(cell_size));
+}
+
+Rise::Params Rise::Params::from_options(lab::Options& options) {
+  Params q;
+  q.masks = options.get_int("masks", q.masks);
+  q.p = options.get_double("p", q.p);
+  const std::string* raw = options.raw("cell-size");
+  if (raw && *raw != "auto") {
+    lab::Options one("-p");
+    one.set("cell-size", *raw);
+    q.cell_size = one.get_int("cell-size", 0);
+    lab::require(q.cell_size >= 1, "cell-size", "auto or a positive number of pixels", *raw);
+  }
+  q.baseline = read_baseline(options, "baseline", q.baseline);
+  q.output = read_output(options, q.output);
+  q.validate();
+  return q;
+}
+
+nlohmann::json Rise::Params::to_json() const {
+  return {{"masks", masks},
+          {"p", p},
+          {"cell-size", cell_size == 0 ? nlohmann::json("auto") : nlohmann::json(cell_size)},
+          {"baseline", baseline.to_string()},
+          {"output", output_name(output)}};
+}
+
+Rise::Rise(Params params) : params_(std::move(params)) { params_.validate(); }
+
+std::vector<float> Rise::mask(uint64_t seed, int64_t index, int64_t height, int64_t width) const {
+  const int64_t ch = params_.cell_size ? params_.cell_size : ceil_div(height, kAutoCells);
+  const int64_t cw = params_.cell_size ? params_.cell_size : ceil_div(width, kAutoCells);
+  const int64_t sh = ceil_div(height, ch), sw = ceil_div(width, cw);
+  Draws draws(sample_rng(derive_seed(seed, static_cast<uint64_t>(index)), kRiseStream));
+  cv::Mat grid(static_cast<int>(sh), static_cast<int>(sw), CV_32F);
+  for (int y = 0; y < grid.rows; ++y)
+    for (int x = 0; x < grid.cols; ++x) grid.at<float>(y, x) = draws.bernoulli(params_.p) ? 1.0f : 0.0f;
+  const int64_t dy = static_cast<int64_t>(draws.below(static_cast<uint64_t>(ch)));
+  const int64_t dx = static_cast<int64_t>(draws.below(static_cast<uint64_t>(cw)));
+  cv::Mat up;
+  cv::resize(grid, up, cv::Size(static_cast<int>((sw + 1) * cw), static_cast<int>((sh + 1) * ch)), 0, 0,
+             cv::INTER_LINEAR);
+  std::vector<float> out(static_cast<size_t>(height * width));
+  for (int64_t y = 0; y < height; ++y) {
+    const float* row = up.ptr<float>(static_cast<int>(y + dy));
+    std::copy(row + dx, row + dx + width, out.begin() + y * width);
+  }
+  return out;
+}
+
+Result Rise::attribute(const Context& context, const Batch& batch) const {
+  check_batch(context, batch, true);
+  const lab::Tensor& x = batch.x;
+  if (x.rank() != 4) lab::fail_parameter("rise needs C×H×W inputs, got {}", lab::to_string(x.sample_shape()));
+  const lab::Network net = explained_network(*context.net, params_.output);
+  const lab::Tensor baseline = params_.baseline.resolve(context, x.sample_shape());
+  const int64_t n = x.batch(), channels = x.dim(1), height = x.dim(2), width = x.dim(3);
+  const int64_t plane = height * width, numel = x.sample_numel(), per_sample = params_.masks;
+
+  // Virtual input v is mask v % N of sample v / N; the chunk's masks are kept for the sum.
+  std::vector<std::vector<float>> chunk_masks;
+  std::vector<std::vector<double>> sum(static_cast<size_t>(n), std::vector<double>(static_cast<size_t>(plane), 0.0));
+  Result r;
+  r.evaluations = run_forward(
+      net, n * per_sample, context.chunk,
+      [&](int64_t begin, int64_t end) {
+        lab::Shape shape{end - begin};
+        const lab::Shape s = x.sample_shape();
+        shape.insert(shape.end(), s.begin(), s.end());
+        lab::Tensor inputs(shape);
+        chunk_masks.assign(static_cast<size_t>(end - begin), {});
+        parallel_items(begin, end, [&](int64_t v) {
+          const int64_t sample = v / per_sample;
+          std::vector<float>& m = chunk_masks[static_cast<size_t>(v - begin)];
+          m = mask(batch.seeds[static_cast<size_t>(sample)], v % per_sample, height, width);
+          const float* xs = x.sample(sample);
+          float* dst = inputs.data() + (v - begin) * numel;
+          for (int64_t c = 0; c < channels; ++c)
+            for (int64_t i = 0; i < plane; ++i) {
+              const float keep = m[static_cast<size_t>(i)];
+              dst[c * plane + i] = keep * xs[c * plane + i] + (1.0f - keep) * baseline[c * plane + i];
+            }
+        });
+        return inputs;
+      },
+      [&](int64_t v) { return batch.target[static_cast<size_t>(v / per_sample)]; },
+      [&](int64_t begin, const std::vector<double>& outputs) {
+        // Per sample, masks are added in index order whatever the chunking; samples are independent.
+        const int64_t first = begin / per_sample;
+        const int64_t last = (begin + static_cast<int64_t>(outputs.size()) - 1) / per_sample;
+        parallel_items(first, last + 1, [&](int64_t sample) {
+          std::vector<double>& acc = sum[static_cast<size_t>(sample)];
+          for (size_t k = 0; k < outputs.size(); ++k) {
+            const int64_t v = begin + static_cast<int64_t>(k);
+            if (v / per_sample != sample) continue;
+            const std::vector<float>& m = chunk_masks[k];
+            for (int64_t i = 0; i < plane; ++i) acc[static_cast<size_t>(i)] += outputs[k] * m[static_cast<size_t>(i)];
+          }
+        });
+      });
+  lab::Tensor maps({n, height, width});
+  const double scale = 1.0 / (static_cast<double>(params_.masks) * params_.p);
+  for (int64_t s = 0; s < n; ++s)
+    for (int64_t i = 0; i < plane; ++i) maps[s * plane + i] = static_cast<float>(sum[static_cast<size_t>(s)][static_cast<size_t>(i)] * scale);
+  r.attr = spread_over_channels(maps, channels);
+  return r;
+}
+
+MethodInfo Rise::info() {
+  return make_info<Rise>(
+      "rise", "expected output over random smooth masks that keep each pixel (Petsiuk et al. 2018)",
+      {{"masks", "number N of random masks (the original: 4000)"},
+       {"p", "probability of keeping a cell of the coarse grid"},
+       {"cell-size", "cell side in pixels, or auto = ceil(H/7) (the original's 7×7 grid)"},
+       {"baseline", "value where a mask is 0: zero (the original's M ⊙ x) | background | R,G,B | file"},
+       {"output", "probability (after the final softmax) | logit"}});
+}
+
+}  // namespace attributions
