@@ -28,6 +28,22 @@ double Draws::normal() {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
 }
 
+Adam::Adam(size_t size, double lr, double beta1, double beta2, double epsilon)
+    : lr_(lr), beta1_(beta1), beta2_(beta2), epsilon_(epsilon), m_(size, 0.0), v_(size, 0.0) {}
+
+void Adam::step(std::vector<double>& theta, const std::vector<double>& grad) {
+  LAB_CHECK(theta.size() == m_.size() && grad.size() == m_.size(), "Adam of size {} given {} and {}", m_.size(),
+            theta.size(), grad.size());
+  ++t_;
+  const double c1 = 1.0 - std::pow(beta1_, static_cast<double>(t_));
+  const double c2 = 1.0 - std::pow(beta2_, static_cast<double>(t_));
+  for (size_t i = 0; i < theta.size(); ++i) {
+    m_[i] = beta1_ * m_[i] + (1.0 - beta1_) * grad[i];
+    v_[i] = beta2_ * v_[i] + (1.0 - beta2_) * grad[i] * grad[i];
+    theta[i] -= lr_ * (m_[i] / c1) / (std::sqrt(v_[i] / c2) + epsilon_);
+  }
+}
+
 int64_t run_forward(const lab::Network& net, int64_t count, int64_t chunk, const InputFn& inputs,
                     const TargetFn& target, const OutputsFn& consume) {
   LAB_CHECK(chunk >= 1, "chunk {}", chunk);

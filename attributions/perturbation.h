@@ -43,6 +43,22 @@ class Draws {
   std::mt19937_64 engine_;
 };
 
+/// Adam (Kingma & Ba 2015) on a flat parameter vector, as torch.optim.Adam: with g the gradient,
+/// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − lr · m̂ / (sqrt(v̂) + ε) with the bias-corrected
+/// m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ). The optimiser of IBA (Schulz et al. 2020) and of our
+/// extremal perturbations.
+class Adam {
+ public:
+  Adam(size_t size, double lr, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8);
+  /// One step of descent on `theta` along `grad` (both of the size given at construction).
+  void step(std::vector<double>& theta, const std::vector<double>& grad);
+
+ private:
+  double lr_, beta1_, beta2_, epsilon_;
+  std::vector<double> m_, v_;
+  int64_t t_ = 0;
+};
+
 /// Receives output[target] of inputs [begin, begin + outputs.size()) of the virtual batch.
 using OutputsFn = std::function<void(int64_t begin, const std::vector<double>& outputs)>;
 

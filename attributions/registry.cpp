@@ -6,9 +6,15 @@
 #include "attributions/common.h"
 #include "attributions/controls.h"
 #include "attributions/deeplift.h"
+#include "attributions/extremal_perturbation.h"
 #include "attributions/gradcam.h"
 #include "attributions/gradient.h"
+#include "attributions/iba.h"
 #include "attributions/integrated_gradients.h"
+#include "attributions/kernelshap.h"
+#include "attributions/lime.h"
+#include "attributions/occlusion.h"
+#include "attributions/rise.h"
 #include "attributions/smoothgrad.h"
 #include "attributions/method.h"
 #include "lab/core/error.h"
@@ -28,6 +34,12 @@ const std::vector<MethodInfo>& registry() {
       DeepShap::info(),
       GradCam::gradcam_info(),
       GradCam::gradcam_plus_plus_info(),
+      Occlusion::info(),
+      Lime::info(),
+      KernelShap::info(),
+      Rise::info(),
+      ExtremalPerturbation::info(),
+      Iba::info(),
       RandomMap::info(),
       ConstantMap::info(),
   };

@@ -1,0 +1,403 @@
+#include "attributions/iba.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "attributions/perturbation.h"
+#include "lab/core/error.h"
+
+namespace attributions {
+
+namespace {
+
+constexpr uint64_t kIbaStream = 0x494241;  // "IBA"
+
+double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+
+/// Index i folded into [0, n) by reflection without repeating the edge (torch ReflectionPad2d,
+/// OpenCV BORDER_REFLECT_101), for any i.
+int64_t reflect(int64_t i, int64_t n) {
+  if (n == 1) return 0;
+  const int64_t period = 2 * (n - 1);
+  i = std::abs(i) % period;
+  return i < n ? i : period - i;
+}
+
+/// Separable Gaussian smoothing of each h×w plane with reflected borders, and its transpose.
+class Smoother {
+ public:
+  Smoother(double sigma, int64_t h, int64_t w) : h_(h), w_(w) {
+    if (sigma <= 0) return;
+    const int64_t half = std::lround(2.0 * sigma);
+    double sum = 0;
+    for (int64_t d = -half; d <= half; ++d) sum += kernel_.emplace_back(std::exp(-0.5 * d * d / (sigma * sigma)));
+    for (double& k : kernel_) k /= sum;
+  }
+  /// out = K * in on `planes` planes.
+  void apply(const std::vector<double>& in, std::vector<double>& out, int64_t planes) const {
+    if (kernel_.empty()) {
+      out = in;
+      return;
+    }
+    std::vector<double> tmp(in.size());
+    pass(in, tmp, planes, true, false);
+    pass(tmp, out, planes, false, false);
+  }
+  /// out = Kᵀ * in (the gradient of apply).
+  void transpose(const std::vector<double>& in, std::vector<double>& out, int64_t planes) const {
+    if (kernel_.empty()) {
+      out = in;
+      return;
+    }
+    std::vector<double> tmp(in.size());
+    pass(in, tmp, planes, false, true);
+    pass(tmp, out, planes, true, true);
+  }
+
+ private:
+  void pass(const std::vector<double>& in, std::vector<double>& out, int64_t planes, bool along_rows,
+            bool transposed) const {
+    const int64_t half = static_cast<int64_t>(kernel_.size() / 2);
+    std::fill(out.begin(), out.end(), 0.0);
+    for (int64_t p = 0; p < planes; ++p) {
+      const double* src = in.data() + p * h_ * w_;
+      double* dst = out.data() + p * h_ * w_;
+      for (int64_t y = 0; y < h_; ++y)
+        for (int64_t x = 0; x < w_; ++x)
+          for (int64_t d = -half; d <= half; ++d) {
+            const int64_t sy = along_rows ? reflect(y + d, h_) : y;
+            const int64_t sx = along_rows ? x : reflect(x + d, w_);
+            const double k = kernel_[static_cast<size_t>(d + half)];
+            if (transposed) {
+              dst[sy * w_ + sx] += k * src[y * w_ + x];
+            } else {
+              dst[y * w_ + x] += k * src[sy * w_ + sx];
+            }
+          }
+    }
+  }
+  int64_t h_, w_;
+  std::vector<double> kernel_;
+};
+
+/// What one attribute() call sets up: the network to the logits, the layer, the statistics.
+struct Bottleneck {
+  lab::Network net;
+  size_t layer = 0;
+  bool cross_entropy = true;
+  int64_t channels = 0, h = 0, w = 0, elements = 0;
+  std::vector<double> mean, std;
+  std::vector<uint8_t> active;
+  int64_t evaluations = 0;
+};
+
+Bottleneck make_bottleneck(const Iba::Params& params, const Context& context) {
+  if (!context.net) lab::fail_parameter("attribution context has no network");
+  Bottleneck b;
+  b.net = explained_network(*context.net, Output::kLogit);
+  std::string layer = params.layer;
+  if (layer.empty()) {
+    auto it = context.layers.find("iba");
+    if (it == context.layers.end() || it->second.empty())
+      lab::fail_parameter("iba needs a layer: give -p layer=NAME (this network names no default IBA layer)");
+    layer = it->second;
+  }
+  b.layer = b.net.index_of(layer);
+  const lab::Shape shape = b.net.shape_after(b.layer, 1);
+  if (shape.size() != 4)
+    lab::fail_parameter("iba: layer {} has activations of shape {}; the bottleneck needs a C×h×w feature map", layer,
+                        lab::to_string(shape));
+  b.channels = shape[1];
+  b.h = shape[2];
+  b.w = shape[3];
+  b.elements = b.channels * b.h * b.w;
+  b.cross_entropy = params.loss == "cross-entropy" || (params.loss == "auto" && ends_with_softmax(*context.net));
+  if (b.cross_entropy && lab::numel(b.net.output_shape(1)) < 2)
+    lab::fail_parameter("iba: loss=cross-entropy needs at least two output units");
+
+  // Per-element mean and std over the reference inputs (Welford, in input order).
+  const lab::Tensor& ref = context.reference_inputs;
+  if (ref.empty() || ref.batch() < 2)
+    lab::fail_parameter("iba needs at least 2 reference inputs to estimate the activation mean and std at {}", layer);
+  const size_t e = static_cast<size_t>(b.elements);
+  std::vector<double> m(e, 0.0), s(e, 0.0);
+  std::vector<int64_t> nonzero(e, 0);
+  int64_t count = 0;
+  for (int64_t begin = 0; begin < ref.batch(); begin += context.chunk) {
+    const int64_t end = std::min(ref.batch(), begin + context.chunk);
+    const lab::Tensor r = b.net.forward_range(0, b.layer + 1, ref.slice(begin, end));
+    b.evaluations += end - begin;
+    for (int64_t n = 0; n < r.batch(); ++n) {
+      ++count;
+      const float* v = r.sample(n);
+      for (size_t i = 0; i < e; ++i) {
+        const double old = m[i];
+        m[i] += (v[i] - old) / static_cast<double>(count);
+        s[i] += (v[i] - m[i]) * (v[i] - old);
+        nonzero[i] += v[i] != 0.0f;
+      }
+    }
+  }
+  b.mean = m;
+  b.std.resize(e);
+  b.active.resize(e);
+  for (size_t i = 0; i < e; ++i) {
+    b.std[i] = std::max(std::sqrt(s[i] / static_cast<double>(count - 1)), params.min_std);
+    b.active[i] = static_cast<double>(nonzero[i]) / static_cast<double>(count) > params.active_threshold;
+  }
+  return b;
+}
+
+/// One evaluation of the objective for every sample of a batch: loss, ∂loss/∂α and the capacity
+/// per element (C, before the active mask is summed away).
+struct StepResult {
+  std::vector<double> loss;
+  std::vector<std::vector<double>> grad, capacity;
+};
+
+/// `r`: the samples' activations at the layer (N×C×h×w); `reference_output`: f_t at r (for
+/// squared error); `noise(s, k, out)` writes the k-th standard normal draw of sample s.
+StepResult bottleneck_step(const Iba::Params& params, Bottleneck& b, const Smoother& smoother, const lab::Tensor& r,
+                           const std::vector<double>& reference_output, const std::vector<int64_t>& target,
+                           const std::vector<std::vector<double>>& alpha,
+                           const std::function<void(int64_t, int64_t, float*)>& noise, int64_t chunk) {
+  const int64_t n = r.batch(), e = b.elements, k_samples = params.samples;
+  const size_t es = static_cast<size_t>(e);
+  StepResult out;
+  out.loss.assign(static_cast<size_t>(n), 0.0);
+  out.grad.assign(static_cast<size_t>(n), std::vector<double>(es, 0.0));
+  out.capacity.assign(static_cast<size_t>(n), std::vector<double>(es, 0.0));
+  // λ = smooth(sigmoid(α)); 1 − λ = smooth(sigmoid(−α)) keeps precision when λ is near 1.
+  std::vector<std::vector<double>> lam(static_cast<size_t>(n)), rest(static_cast<size_t>(n)),
+      xnorm(static_cast<size_t>(n)), g_lambda(static_cast<size_t>(n), std::vector<double>(es, 0.0));
+  parallel_items(0, n, [&](int64_t s) {
+    std::vector<double> sig(es), sig_rest(es);
+    for (size_t i = 0; i < es; ++i) {
+      sig[i] = sigmoid(alpha[s][i]);
+      sig_rest[i] = sigmoid(-alpha[s][i]);
+    }
+    smoother.apply(sig, lam[s], b.channels);
+    smoother.apply(sig_rest, rest[s], b.channels);
+    xnorm[s].resize(es);
+    const float* rv = r.sample(s);
+    double info = 0;
+    for (size_t i = 0; i < es; ++i) {
+      xnorm[s][i] = (rv[i] - b.mean[i]) / b.std[i];
+      if (!b.active[i]) continue;
+      const double l = lam[s][i], q = rest[s][i], mu = xnorm[s][i] * l;
+      const double c = -0.5 * (1.0 + 2.0 * std::log(q) - mu * mu - q * q);
+      out.capacity[s][i] = c;
+      info += c;
+      g_lambda[s][i] = params.beta * (1.0 / q + xnorm[s][i] * xnorm[s][i] * l - q) / static_cast<double>(e);
+    }
+    out.loss[s] = params.beta * info / static_cast<double>(e);
+  });
+
+  // Virtual batch entry v = s·samples + k: sample s with its k-th noise draw.
+  const int64_t total = n * k_samples;
+  const lab::Shape layer_shape{1, b.channels, b.h, b.w};
+  for (int64_t begin = 0; begin < total; begin += chunk) {
+    const int64_t end = std::min(total, begin + chunk);
+    lab::Tensor z({end - begin, b.channels, b.h, b.w});
+    std::vector<float> eps(static_cast<size_t>((end - begin) * e));
+    parallel_items(begin, end, [&](int64_t v) {
+      const int64_t s = v / k_samples;
+      float* ev = eps.data() + (v - begin) * e;
+      noise(s, v % k_samples, ev);
+      float* zv = z.sample(v - begin);
+      for (size_t i = 0; i < es; ++i) {
+        const double zn = xnorm[s][i] * lam[s][i] + rest[s][i] * ev[i];
+        zv[i] = b.active[i] ? static_cast<float>(zn * b.std[i] + b.mean[i]) : 0.0f;
+      }
+    });
+    // A trace from the layer on: only the activations after it are read by the backward pass.
+    lab::Trace trace;
+    trace.acts.resize(b.net.size() + 1);
+    trace.acts[b.layer + 1] = std::move(z);
+    for (size_t i = b.layer + 1; i < b.net.size(); ++i) trace.acts[i + 1] = b.net.forward_range(i, i + 1, trace.acts[i]);
+    const lab::Tensor& y = trace.output();
+    const int64_t units = y.sample_numel();
+    lab::Tensor seed(y.shape(), 0.0f);
+    std::vector<double> model_loss(static_cast<size_t>(end - begin));
+    for (int64_t v = begin; v < end; ++v) {
+      const int64_t s = v / k_samples, t = target[static_cast<size_t>(s)];
+      const float* row = y.sample(v - begin);
+      float* sd = seed.sample(v - begin);
+      if (b.cross_entropy) {
+        const double top = *std::max_element(row, row + units);
+        double den = 0;
+        for (int64_t u = 0; u < units; ++u) den += std::exp(row[u] - top);
+        model_loss[static_cast<size_t>(v - begin)] = -(row[t] - top - std::log(den));
+        for (int64_t u = 0; u < units; ++u)
+          sd[u] = static_cast<float>((std::exp(row[u] - top) / den - (u == t ? 1.0 : 0.0)) / static_cast<double>(k_samples));
+      } else {
+        const double d = row[t] - reference_output[static_cast<size_t>(s)];
+        model_loss[static_cast<size_t>(v - begin)] = d * d;
+        sd[t] = static_cast<float>(2.0 * d / static_cast<double>(k_samples));
+      }
+    }
+    const lab::Tensor g = b.net.gradient(trace, seed, b.layer);
+    b.evaluations += 2 * (end - begin);
+    // Entries are added in index order, so sums do not depend on the chunk size.
+    const int64_t first = begin / k_samples, last = (end - 1) / k_samples;
+    parallel_items(first, last + 1, [&](int64_t s) {
+      for (int64_t v = std::max(begin, s * k_samples); v < std::min(end, (s + 1) * k_samples); ++v) {
+        out.loss[s] += model_loss[static_cast<size_t>(v - begin)] / static_cast<double>(k_samples);
+        const float* gv = g.sample(v - begin);
+        const float* ev = eps.data() + (v - begin) * e;
+        for (size_t i = 0; i < es; ++i)
+          if (b.active[i]) g_lambda[s][i] += gv[i] * (xnorm[s][i] - ev[i]) * b.std[i];
+      }
+    });
+  }
+  // ∂λ/∂α: the transposed smoothing, then sigmoid' = sigmoid(α)·sigmoid(−α).
+  parallel_items(0, n, [&](int64_t s) {
+    std::vector<double> g_sig(es);
+    smoother.transpose(g_lambda[s], g_sig, b.channels);
+    for (size_t i = 0; i < es; ++i) out.grad[s][i] = g_sig[i] * sigmoid(alpha[s][i]) * sigmoid(-alpha[s][i]);
+  });
+  return out;
+}
+
+/// f_t(R) per sample from the layer activations (squared-error loss only).
+std::vector<double> outputs_from_layer(Bottleneck& b, const lab::Tensor& r, const std::vector<int64_t>& target,
+                                       int64_t chunk) {
+  std::vector<double> out(static_cast<size_t>(r.batch()), 0.0);
+  if (b.cross_entropy) return out;
+  for (int64_t begin = 0; begin < r.batch(); begin += chunk) {
+    const int64_t end = std::min(r.batch(), begin + chunk);
+    const lab::Tensor y = b.net.forward_range(b.layer + 1, b.net.size(), r.slice(begin, end));
+    b.evaluations += end - begin;
+    for (int64_t n = begin; n < end; ++n) out[static_cast<size_t>(n)] = y.sample(n - begin)[target[static_cast<size_t>(n)]];
+  }
+  return out;
+}
+
+lab::Tensor layer_activations(Bottleneck& b, const lab::Tensor& x, int64_t chunk) {
+  std::vector<lab::Tensor> parts;
+  for (int64_t begin = 0; begin < x.batch(); begin += chunk) {
+    const int64_t end = std::min(x.batch(), begin + chunk);
+    parts.push_back(b.net.forward_range(0, b.layer + 1, x.slice(begin, end)));
+    b.evaluations += end - begin;
+  }
+  return parts.size() == 1 ? parts.front() : lab::Tensor::concat(parts);
+}
+
+}  // namespace
+
+void Iba::Params::validate() const {
+  lab::require(beta >= 0, "beta", ">= 0", std::to_string(beta));
+  lab::require(iterations >= 1, "iterations", ">= 1", std::to_string(iterations));
+  lab::require(samples >= 1, "samples", ">= 1", std::to_string(samples));
+  lab::require(lr > 0, "lr", "> 0", std::to_string(lr));
+  lab::require(std::isfinite(init_alpha), "init-alpha", "a finite number", std::to_string(init_alpha));
+  lab::require(smooth_sigma >= 0, "smooth-sigma", ">= 0", std::to_string(smooth_sigma));
+  lab::require(min_std > 0, "min-std", "> 0", std::to_string(min_std));
+  lab::require(active_threshold >= 0 && active_threshold < 1, "active-threshold", "in [0, 1)",
+               std::to_string(active_threshold));
+  lab::require(loss == "auto" || loss == "cross-entropy" || loss == "squared-error", "loss",
+               "auto, cross-entropy or squared-error", loss);
+}
+
+Iba::Params Iba::Params::from_options(lab::Options& options) {
+  Params p;
+  p.layer = options.get_string("layer", p.layer);
+  p.beta = options.get_double("beta", p.beta);
+  p.iterations = options.get_int("iterations", p.iterations);
+  p.samples = options.get_int("samples", p.samples);
+  p.lr = options.get_double("lr", p.lr);
+  p.init_alpha = options.get_double("init-alpha", p.init_alpha);
+  p.smooth_sigma = options.get_double("smooth-sigma", p.smooth_sigma);
+  p.min_std = options.get_double("min-std", p.min_std);
+  p.active_threshold = options.get_double("active-threshold", p.active_threshold);
+  p.loss = options.get_choice("loss", p.loss, {"auto", "cross-entropy", "squared-error"});
+  p.validate();
+  return p;
+}
+
+nlohmann::json Iba::Params::to_json() const {
+  return {{"layer", layer},
+          {"beta", beta},
+          {"iterations", iterations},
+          {"samples", samples},
+          {"lr", lr},
+          {"init-alpha", init_alpha},
+          {"smooth-sigma", smooth_sigma},
+          {"min-std", min_std},
+          {"active-threshold", active_threshold},
+          {"loss", loss}};
+}
+
+Iba::Iba(Params params) : params_(std::move(params)) { params_.validate(); }
+
+Iba::Objective Iba::objective(const Context& context, const lab::Tensor& x1, int64_t target,
+                              const std::vector<double>& alpha, const std::vector<float>& noise) const {
+  Bottleneck b = make_bottleneck(params_, context);
+  const Smoother smoother(params_.smooth_sigma, b.h, b.w);
+  LAB_CHECK(x1.batch() == 1 && static_cast<int64_t>(alpha.size()) == b.elements &&
+                static_cast<int64_t>(noise.size()) == params_.samples * b.elements,
+            "objective of one sample");
+  const lab::Tensor r = layer_activations(b, x1, context.chunk);
+  const std::vector<int64_t> targets{target};
+  const std::vector<double> reference = outputs_from_layer(b, r, targets, context.chunk);
+  const StepResult step = bottleneck_step(
+      params_, b, smoother, r, reference, targets, {alpha},
+      [&](int64_t, int64_t k, float* out) { std::copy_n(noise.data() + k * b.elements, b.elements, out); },
+      context.chunk);
+  return {step.loss[0], step.grad[0]};
+}
+
+Result Iba::attribute(const Context& context, const Batch& batch) const {
+  check_batch(context, batch, true);
+  const lab::Tensor& x = batch.x;
+  if (x.rank() != 4) lab::fail_parameter("iba needs C×H×W inputs, got {}", lab::to_string(x.sample_shape()));
+  Bottleneck b = make_bottleneck(params_, context);
+  const Smoother smoother(params_.smooth_sigma, b.h, b.w);
+  const int64_t n = x.batch(), e = b.elements;
+  const lab::Tensor r = layer_activations(b, x, context.chunk);
+  const std::vector<double> reference = outputs_from_layer(b, r, batch.target, context.chunk);
+
+  std::vector<std::vector<double>> alpha(static_cast<size_t>(n), std::vector<double>(static_cast<size_t>(e), params_.init_alpha));
+  std::vector<Adam> adam(static_cast<size_t>(n), Adam(static_cast<size_t>(e), params_.lr));
+  StepResult step;
+  for (int64_t t = 0; t < params_.iterations; ++t) {
+    auto noise = [&](int64_t s, int64_t k, float* out) {
+      const uint64_t draw = static_cast<uint64_t>(t * params_.samples + k);
+      Draws draws(sample_rng(derive_seed(batch.seeds[static_cast<size_t>(s)], draw), kIbaStream));
+      for (int64_t i = 0; i < e; ++i) out[i] = static_cast<float>(draws.normal());
+    };
+    step = bottleneck_step(params_, b, smoother, r, reference, batch.target, alpha, noise, context.chunk);
+    parallel_items(0, n, [&](int64_t s) { adam[s].step(alpha[s], step.grad[s]); });
+  }
+
+  // The heatmap of the last step: capacity summed over channels, in bits per input pixel.
+  const int64_t height = x.dim(2), width = x.dim(3), hw = b.h * b.w;
+  lab::Tensor coarse({n, b.h, b.w}, 0.0f);
+  const double scale = static_cast<double>(hw) / static_cast<double>(height * width) / std::numbers::ln2;
+  for (int64_t s = 0; s < n; ++s)
+    for (int64_t c = 0; c < b.channels; ++c)
+      for (int64_t i = 0; i < hw; ++i)
+        coarse[s * hw + i] += static_cast<float>(step.capacity[static_cast<size_t>(s)][static_cast<size_t>(c * hw + i)] * scale);
+  Result out;
+  out.attr = spread_over_channels(upsample_bilinear(coarse, height, width), x.dim(1));
+  out.evaluations = b.evaluations;
+  return out;
+}
+
+MethodInfo Iba::info() {
+  return make_info<Iba>(
+      "iba", "per-sample information bottleneck at a hidden layer (Schulz et al. 2020)",
+      {{"layer", "layer of the bottleneck; empty = the environment's (multi-color-sum: accumulator.layers.7)"},
+       {"beta", "weight β of the information loss (App. F.2/G.2: 20)"},
+       {"iterations", "Adam steps"},
+       {"samples", "noise draws per step"},
+       {"lr", "Adam learning rate on α"},
+       {"init-alpha", "initial α of λ = sigmoid(α)"},
+       {"smooth-sigma", "σ of the Gaussian smoothing of λ, in feature-map elements (0 = none)"},
+       {"min-std", "lower bound of the estimated activation std"},
+       {"active-threshold", "elements nonzero on at most this fraction of the reference inputs are dropped"},
+       {"loss", "auto (cross-entropy with a softmax, else squared error) | cross-entropy | squared-error"}});
+}
+
+}  // namespace attributions
