@@ -84,7 +84,7 @@ struct Context {
   /// The task's true background per input channel, in network input units.
   std::vector<float> background;
   /// Largest value of an input channel in network units (255 for RGB, 1 for the modulo task):
-  /// the upper end of the default uniform-noise replacement.
+  /// the default upper end of the uniform-noise replacement.
   float input_max = 255.0f;
   /// The label the network predicts from one output row (argmax, or the modulo network's
   /// rounded output). The modulo variants call a step correct when this label changes.

@@ -1,0 +1,333 @@
+#include "experiments/metrics/incremental.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "lab/core/error.h"
+#include "lab/core/options.h"
+
+namespace experiments {
+
+std::vector<int64_t> uniform_steps(int64_t pixels, int64_t per_step) {
+  LAB_CHECK(pixels >= 0 && per_step >= 1, "pixels {} per_step {}", pixels, per_step);
+  std::vector<int64_t> ends;
+  for (int64_t e = per_step; e < pixels + per_step; e += per_step) ends.push_back(std::min(e, pixels));
+  return ends;
+}
+
+void PathEvaluator::Params::validate() const {
+  lab::require(max_chunk >= 1, "max_chunk", ">= 1", std::to_string(max_chunk));
+  lab::require(max_elements >= 1, "max_elements", ">= 1", std::to_string(max_elements));
+}
+
+namespace {
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+/// Half-open rectangle [y0, y1) × [x0, x1) of one activation map.
+struct Rect {
+  int64_t y0 = 0, y1 = 0, x0 = 0, x1 = 0;
+  bool empty() const { return y0 >= y1 || x0 >= x1; }
+  int64_t height() const { return empty() ? 0 : y1 - y0; }
+  int64_t width() const { return empty() ? 0 : x1 - x0; }
+};
+
+/// C×H×W of one activation level.
+struct Dims {
+  int64_t c = 0, h = 0, w = 0;
+  int64_t numel() const { return c * h * w; }
+};
+
+/// What a spatial layer does to positions: stride/kernel/padding (1/1/0 for ReLU).
+struct Geometry {
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
+  bool conv = false;
+};
+
+/// Output positions of a layer whose window meets the changed input rows [a, b).
+void propagate_axis(int64_t a, int64_t b, int64_t k, int64_t s, int64_t p, int64_t out_size, int64_t& lo,
+                    int64_t& hi) {
+  lo = std::max<int64_t>(0, floor_div(a + p - k, s) + 1);
+  hi = std::min<int64_t>(out_size, ceil_div(b + p, s));
+}
+
+Rect propagate(const Rect& in, const Geometry& g, const Dims& out) {
+  if (in.empty()) return {};
+  Rect r;
+  propagate_axis(in.y0, in.y1, g.kh, g.sh, g.ph, out.h, r.y0, r.y1);
+  propagate_axis(in.x0, in.x1, g.kw, g.sw, g.pw, out.w, r.x0, r.x1);
+  return r.empty() ? Rect{} : r;
+}
+
+}  // namespace
+
+struct PathEvaluator::Chunk {
+  /// Output windows of one spatial layer for the steps of a chunk.
+  struct Windows {
+    int64_t h = 1, w = 1;              // fixed window shape
+    std::vector<int64_t> y, x;         // top-left per step
+    lab::Tensor out;                   // T×C×h×w: the layer's output inside each window
+  };
+};
+
+PathEvaluator::PathEvaluator(const lab::Network& net, size_t end) : PathEvaluator(net, end, Params{}) {}
+
+PathEvaluator::PathEvaluator(const lab::Network& net, size_t end, Params params)
+    : net_(net), end_(end), params_(params) {
+  params_.validate();
+  LAB_CHECK(end <= net.size(), "end {} beyond {} layers", end, net.size());
+  if (net.input_shape().size() != 3) return;
+  while (spatial_ < end_) {
+    const lab::Layer& layer = net.layer(spatial_);
+    if (layer.kind() == lab::LayerKind::kConv2d) {
+      const auto& conv = static_cast<const lab::Conv2d&>(layer);
+      lab::Conv2dParams p = conv.params();
+      p.pad_h = 0;
+      p.pad_w = 0;
+      crop_convs_.push_back(std::make_shared<lab::Conv2d>(p, conv.weights().weight, conv.weights().bias));
+    } else if (layer.kind() == lab::LayerKind::kReLU) {
+      crop_convs_.push_back(nullptr);
+    } else {
+      break;
+    }
+    ++spatial_;
+  }
+}
+
+PathEvaluator::~PathEvaluator() = default;
+
+namespace {
+
+void check_path(const lab::Network& net, const PerturbationPath& path, lab::Shape& image) {
+  image = net.input_shape();
+  if (image.size() != 3) lab::fail("perturbation paths need a network on C×H×W images, got input {}", lab::to_string(image));
+  for (const lab::Tensor* t : {&path.start, &path.source}) {
+    lab::Shape s = t->shape();
+    if (s.size() == 4 && s[0] == 1) s.erase(s.begin());
+    if (s != image)
+      lab::fail("perturbation image of shape {} does not match the network input {}", lab::to_string(t->shape()),
+                lab::to_string(image));
+  }
+  const int64_t hw = image[1] * image[2];
+  for (int64_t p : path.order)
+    if (p < 0 || p >= hw) lab::fail("pixel index {} outside the {}×{} image", p, image[1], image[2]);
+  int64_t previous = 0;
+  for (int64_t e : path.step_ends) {
+    if (e <= previous || e > static_cast<int64_t>(path.order.size()))
+      lab::fail("step ends must increase strictly within the {} ordered pixels, got {} after {}", path.order.size(), e,
+                previous);
+    previous = e;
+  }
+}
+
+/// Writes the pixels of step `k` (0-based) from `source` into the C×H×W `state`.
+void apply_step(const PerturbationPath& path, int64_t k, int64_t channels, int64_t hw, float* state) {
+  const int64_t begin = k == 0 ? 0 : path.step_ends[static_cast<size_t>(k - 1)];
+  const int64_t end = path.step_ends[static_cast<size_t>(k)];
+  const float* src = path.source.data();
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t p = path.order[static_cast<size_t>(i)];
+    for (int64_t c = 0; c < channels; ++c) state[c * hw + p] = src[c * hw + p];
+  }
+}
+
+lab::Tensor flatten_rows(lab::Tensor t) {
+  const int64_t n = t.dim(0);
+  t.reshape({n, t.numel() / n});
+  return t;
+}
+
+}  // namespace
+
+lab::Tensor PathEvaluator::run(const PerturbationPath& path) const {
+  return params_.incremental ? run_incremental(path) : run_full(path);
+}
+
+lab::Tensor PathEvaluator::run_full(const PerturbationPath& path) const {
+  lab::Shape image;
+  check_path(net_, path, image);
+  const int64_t c = image[0], hw = image[1] * image[2], per = c * hw;
+  const int64_t rows = path.steps() + 1;
+  const int64_t chunk = std::max<int64_t>(1, std::min(params_.max_chunk, params_.max_elements / per));
+  std::vector<float> state(path.start.values());
+  std::vector<lab::Tensor> parts;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    lab::Tensor batch({n, image[0], image[1], image[2]});
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t row = r0 + i;
+      if (row > 0) apply_step(path, row - 1, c, hw, state.data());
+      std::memcpy(batch.sample(i), state.data(), static_cast<size_t>(per) * sizeof(float));
+    }
+    parts.push_back(flatten_rows(net_.forward_range(0, end_, batch)));
+  }
+  return lab::Tensor::concat(parts);
+}
+
+lab::Tensor PathEvaluator::run_incremental(const PerturbationPath& path) const {
+  lab::Shape image;
+  check_path(net_, path, image);
+  const size_t levels = spatial_ + 1;
+
+  // Dimensions and geometry of every level of the spatial prefix.
+  std::vector<Dims> dims(levels);
+  std::vector<Geometry> geo(spatial_);
+  dims[0] = {image[0], image[1], image[2]};
+  for (size_t l = 0; l < spatial_; ++l) {
+    const lab::Shape s = net_.shape_after(l, 1);
+    dims[l + 1] = {s[1], s[2], s[3]};
+    if (crop_convs_[l]) {
+      const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(net_.layer(l)).params();
+      geo[l] = {p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, true};
+    }
+  }
+
+  // Running activations of the current input, levels 0..spatial_ (each 1×C×H×W).
+  std::vector<lab::Tensor> acts(levels);
+  acts[0] = path.start.reshaped({1, dims[0].c, dims[0].h, dims[0].w});
+  for (size_t l = 0; l < spatial_; ++l) acts[l + 1] = net_.layer(l).forward(acts[l]);
+  const lab::Tensor first = flatten_rows(net_.forward_range(spatial_, end_, acts[spatial_]));
+  const int64_t k_out = first.dim(1);
+  const int64_t steps = path.steps();
+  lab::Tensor out({steps + 1, k_out});
+  std::copy(first.data(), first.data() + k_out, out.data());
+
+  const int64_t hw0 = dims[0].h * dims[0].w;
+  const Dims& tail_dims = dims[spatial_];
+  std::vector<std::vector<Rect>> rects;  // per chunk step: rectangle changed at each level
+
+  // Changed rectangle of a step at every level.
+  auto step_rects = [&](int64_t k) {
+    std::vector<Rect> r(levels);
+    const int64_t begin = k == 0 ? 0 : path.step_ends[static_cast<size_t>(k - 1)];
+    const int64_t end = path.step_ends[static_cast<size_t>(k)];
+    Rect& in = r[0];
+    in = {dims[0].h, 0, dims[0].w, 0};
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t p = path.order[static_cast<size_t>(i)];
+      const int64_t y = p / dims[0].w, x = p % dims[0].w;
+      in.y0 = std::min(in.y0, y);
+      in.y1 = std::max(in.y1, y + 1);
+      in.x0 = std::min(in.x0, x);
+      in.x1 = std::max(in.x1, x + 1);
+    }
+    for (size_t l = 0; l < spatial_; ++l) r[l + 1] = geo[l].conv ? propagate(r[l], geo[l], dims[l + 1]) : r[l];
+    return r;
+  };
+  // Floats held by a chunk of `t` steps with window shapes `wh`, `ww` per output level.
+  auto chunk_cost = [&](int64_t t, const std::vector<int64_t>& wh, const std::vector<int64_t>& ww) {
+    int64_t per_step = tail_dims.numel();
+    for (size_t l = 0; l < spatial_; ++l) {
+      const int64_t ch = geo[l].conv ? (wh[l + 1] - 1) * geo[l].sh + geo[l].kh : wh[l + 1];
+      const int64_t cw = geo[l].conv ? (ww[l + 1] - 1) * geo[l].sw + geo[l].kw : ww[l + 1];
+      per_step += dims[l].c * ch * cw + dims[l + 1].c * wh[l + 1] * ww[l + 1];
+    }
+    return t * per_step;
+  };
+
+  std::vector<Chunk::Windows> win(levels);
+  for (int64_t t0 = 0; t0 < steps;) {
+    // Grow the chunk while it fits the bounds.
+    rects.clear();
+    std::vector<int64_t> wh(levels, 1), ww(levels, 1);
+    while (t0 + static_cast<int64_t>(rects.size()) < steps && static_cast<int64_t>(rects.size()) < params_.max_chunk) {
+      std::vector<Rect> r = step_rects(t0 + static_cast<int64_t>(rects.size()));
+      std::vector<int64_t> nh = wh, nw = ww;
+      for (size_t m = 1; m < levels; ++m) {
+        nh[m] = std::max(nh[m], r[m].height());
+        nw[m] = std::max(nw[m], r[m].width());
+      }
+      if (!rects.empty() && chunk_cost(static_cast<int64_t>(rects.size()) + 1, nh, nw) > params_.max_elements) break;
+      wh = std::move(nh);
+      ww = std::move(nw);
+      rects.push_back(std::move(r));
+    }
+    const int64_t t = static_cast<int64_t>(rects.size());
+
+    // Window placement: fixed shape per level, moved inside the map, containing the rectangle.
+    for (size_t m = 1; m < levels; ++m) {
+      Chunk::Windows& w = win[m];
+      w.h = wh[m];
+      w.w = ww[m];
+      w.y.assign(static_cast<size_t>(t), 0);
+      w.x.assign(static_cast<size_t>(t), 0);
+      for (int64_t i = 0; i < t; ++i) {
+        const Rect& r = rects[static_cast<size_t>(i)][m];
+        if (r.empty()) continue;
+        w.y[static_cast<size_t>(i)] = std::min(r.y0, dims[m].h - w.h);
+        w.x[static_cast<size_t>(i)] = std::min(r.x0, dims[m].w - w.w);
+      }
+    }
+
+    // Brings level m up to the state after chunk step i (writes that step's change).
+    auto write_back = [&](size_t m, int64_t i) {
+      float* dst = acts[m].data();
+      if (m == 0) {
+        apply_step(path, t0 + i, dims[0].c, hw0, dst);
+        return;
+      }
+      const Chunk::Windows& w = win[m];
+      const Dims& d = dims[m];
+      const float* src = w.out.sample(i);
+      const int64_t y0 = w.y[static_cast<size_t>(i)], x0 = w.x[static_cast<size_t>(i)];
+      for (int64_t c = 0; c < d.c; ++c)
+        for (int64_t y = 0; y < w.h; ++y)
+          std::memcpy(dst + (c * d.h + y0 + y) * d.w + x0, src + (c * w.h + y) * w.w,
+                      static_cast<size_t>(w.w) * sizeof(float));
+    };
+
+    for (size_t l = 0; l < spatial_; ++l) {
+      Chunk::Windows& w = win[l + 1];
+      if (!geo[l].conv && l > 0) {
+        // A ReLU after a spatial layer: its windows are the previous layer's (same rectangles).
+        for (int64_t i = 0; i < t; ++i) write_back(l, i);
+        w.out = win[l].out;
+        for (float& v : w.out.values()) v = std::max(v, 0.0f);
+        continue;
+      }
+      const Geometry& g = geo[l];
+      const Dims& d = dims[l];
+      const int64_t ch = g.conv ? (w.h - 1) * g.sh + g.kh : w.h;
+      const int64_t cw = g.conv ? (w.w - 1) * g.sw + g.kw : w.w;
+      lab::Tensor crops({t, d.c, ch, cw}, 0.0f);
+      for (int64_t i = 0; i < t; ++i) {
+        write_back(l, i);
+        // Crop origin in level-l coordinates; rows/columns outside the map stay 0 (padding).
+        const int64_t cy = w.y[static_cast<size_t>(i)] * g.sh - g.ph;
+        const int64_t cx = w.x[static_cast<size_t>(i)] * g.sw - g.pw;
+        const int64_t ya = std::max<int64_t>(0, -cy), yb = std::min(ch, d.h - cy);
+        const int64_t xa = std::max<int64_t>(0, -cx), xb = std::min(cw, d.w - cx);
+        if (ya >= yb || xa >= xb) continue;
+        const float* src = acts[l].data();
+        float* dst = crops.sample(i);
+        for (int64_t c = 0; c < d.c; ++c)
+          for (int64_t y = ya; y < yb; ++y)
+            std::memcpy(dst + (c * ch + y) * cw + xa, src + (c * d.h + cy + y) * d.w + cx + xa,
+                        static_cast<size_t>(xb - xa) * sizeof(float));
+      }
+      if (g.conv) {
+        w.out = crop_convs_[l]->forward(crops);
+      } else {
+        for (float& v : crops.values()) v = std::max(v, 0.0f);
+        w.out = std::move(crops);
+      }
+      LAB_CHECK(w.out.shape() == (lab::Shape{t, dims[l + 1].c, w.h, w.w}), "window of layer {}: {}", l,
+                lab::to_string(w.out.shape()));
+    }
+
+    // The rest of the network on the chunk's full activations at the end of the prefix.
+    lab::Tensor tail({t, tail_dims.c, tail_dims.h, tail_dims.w});
+    for (int64_t i = 0; i < t; ++i) {
+      write_back(spatial_, i);
+      std::memcpy(tail.sample(i), acts[spatial_].data(), static_cast<size_t>(tail_dims.numel()) * sizeof(float));
+    }
+    const lab::Tensor y = flatten_rows(net_.forward_range(spatial_, end_, tail));
+    LAB_CHECK(y.dim(1) == k_out, "tail output {} vs {}", y.dim(1), k_out);
+    std::copy(y.data(), y.data() + t * k_out, out.data() + (t0 + 1) * k_out);
+    t0 += t;
+  }
+  return out;
+}
+
+}  // namespace experiments

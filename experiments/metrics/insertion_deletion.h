@@ -1,0 +1,72 @@
+/// @file insertion_deletion.h
+/// @brief Insertion and Deletion (Samek et al. 2016; paper Section 5, App. G.4) and their
+/// modulo variant (App. F.4): metrics "insertion" and "deletion".
+///
+/// Pixels are ordered by descending attribution (perturbation.h). Deletion starts from the input
+/// and replaces `pixels_per_step` pixels per step by the replacement image; Insertion starts
+/// from the replacement image (the "blank canvas", (0, 0, 0) by default) and puts the input's
+/// pixels back in the same order. With P = H·W pixels and n_k pixels perturbed after step k
+/// (n_0 = 0, n_K = P), the curve has the points (x_k, y_k) with x_k = n_k / P ∈ [0, 1]:
+/// - standard mode: y_k = the target's score (probability after softmax, or logit) on the input
+///   after step k. Default pixels_per_step = 1: the full-resolution curve, P + 1 points.
+/// - modulo mode (App. F.4; pixels_per_step must be 1): step k is correct when the predicted
+///   label after step k differs from that after step k − 1; with c_k the number of correct steps
+///   among the first k and G the number of ground-truth pixels (non-zero pixel GT),
+///   Insertion y_k = c_k / G and Deletion y_k = 1 − c_k / G (the paper's normalisation by the
+///   contributing pixels, range [0, 1] when only ground-truth pixels change the label). A sample
+///   without ground-truth pixels has no rows or curve.
+/// AUC = trapezoid rule over the curve's points on the [0, 1] fraction axis:
+///   AUC = Σ_k (x_k − x_{k−1}) (y_{k−1} + y_k) / 2.
+/// In modulo mode, a map ranking all G ground-truth pixels first has the optimal curves of
+/// App. F.4: Insertion rises linearly to 1 at x = G/P and stays there, AUC = 1 − G/(2P);
+/// Deletion falls linearly to 0 at x = G/P, AUC = G/(2P).
+///
+/// Rows: variant "auc" (standard) or "auc-modulo" (modulo); Insertion higher-is-better, Deletion
+/// lower-is-better. Curves: the same variant, one point per step.
+/// Network evaluation: PathEvaluator (incremental.h), exact and batched.
+/// Tested in tests/experiments/test_metrics_perturbation.cpp: the modulo optimum from the
+/// image's pixel counts, hand-checked standard curves on a tiny network, incremental == full.
+#pragma once
+
+#include "experiments/metrics/incremental.h"
+#include "experiments/metrics/metric.h"
+#include "experiments/metrics/perturbation.h"
+
+namespace experiments {
+
+class InsertionDeletion final : public Metric {
+ public:
+  enum class Kind { kInsertion, kDeletion };
+  struct Params {
+    PerturbationParams perturbation;
+    /// Pixels perturbed per step, ≥ 1 (1 in modulo mode).
+    int64_t pixels_per_step = 1;
+    void validate() const;
+    static Params from_options(lab::Options& options, const MetricSetup& setup);
+    nlohmann::json to_json() const;
+  };
+
+  InsertionDeletion(Kind kind, Params params);
+  std::string name() const override { return kind_ == Kind::kInsertion ? "insertion" : "deletion"; }
+  std::string family() const override { return "perturbation"; }
+  nlohmann::json params() const override { return params_.to_json(); }
+  std::vector<Variant> variants() const override;
+
+  /// The evaluator of the layers this metric reads (incremental = false: full forward passes).
+  PathEvaluator evaluator(const Context& context, bool incremental = true) const;
+  /// The curve of one sample (x: C×H×W input, attr: H×W map, gt: H×W pixel GT, used in modulo
+  /// mode). Empty when the modulo curve is undefined (no ground-truth pixels).
+  std::vector<CurvePoint> curve(const Context& context, const PathEvaluator& evaluator, const lab::Tensor& x,
+                                const float* attr, const float* gt, int64_t target, const std::string& id,
+                                uint64_t seed) const;
+
+ protected:
+  MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
+
+ private:
+  std::string variant() const;
+  Kind kind_;
+  Params params_;
+};
+
+}  // namespace experiments

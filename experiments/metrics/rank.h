@@ -1,0 +1,71 @@
+/// @file rank.h
+/// @brief Rankings of attribution methods and correlation coefficients (paper Section 5,
+/// Tables 2, 3, 5): Pearson, Spearman with average ranks for ties, point-biserial, and the
+/// Spearman correlation of every metric's ranking with the ground-truth F1 ranking.
+///
+/// Conventions. average_ranks() gives 1-based ranks in ascending order, tied values sharing the
+/// mean of the positions they occupy (textbook fractional ranking). ranking() orders methods by
+/// a metric's direction: rank 1 is the best method (the highest value of a higher-is-better
+/// variant, the lowest of a lower-is-better one). Spearman's ρ is Pearson's r of the average
+/// ranks, exact with ties. A correlation involving a constant vector is undefined and returned
+/// as 0 (no association measurable). Vectors must have equal sizes ≥ 2 (else lab::Error).
+/// Because each metric is ranked in its own direction, a lower-is-better metric (Deletion)
+/// that agrees with the ground truth correlates positively, as in the paper's tables.
+/// Tested in tests/experiments/test_metrics_rank.cpp against textbook examples with ties.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "experiments/metrics/metric.h"
+
+namespace experiments {
+
+/// Pearson's correlation coefficient r (0 when either vector is constant).
+double pearson(const std::vector<double>& x, const std::vector<double>& y);
+/// 1-based ascending ranks, ties averaged.
+std::vector<double> average_ranks(const std::vector<double>& values);
+/// Ranks of methods under a metric: 1 = best according to `direction`, ties averaged.
+std::vector<double> ranking(const std::vector<double>& values, Direction direction);
+/// Spearman's ρ: Pearson's r of the average ranks.
+double spearman(const std::vector<double>& x, const std::vector<double>& y);
+/// Point-biserial correlation of a dichotomous variable (`group`, both values present) with a
+/// continuous one: (M₁ − M₀) / s · √(n₁ n₀ / n²), s the population standard deviation of
+/// `values` — equal to Pearson's r with the groups coded 0/1.
+double point_biserial(const std::vector<bool>& group, const std::vector<double>& values);
+
+/// One method's summary value of one metric variant.
+struct SummaryRow {
+  std::string method;
+  std::string metric;
+  std::string variant;
+  double value = 0.0;
+};
+
+/// The values of one metric variant for every method, aligned with `methods`.
+struct MethodScores {
+  std::string metric;
+  std::string variant;
+  Direction direction = Direction::kHigherIsBetter;
+  std::vector<double> values;
+};
+
+/// The values of (metric, variant) for `methods`, in that order; a missing or repeated value
+/// throws lab::Error naming the method.
+MethodScores collect_scores(const std::vector<SummaryRow>& rows, const std::vector<std::string>& methods,
+                            const std::string& metric, const std::string& variant, Direction direction);
+
+/// A metric's ranking of the methods and its Spearman ρ with the reference ranking.
+struct RankCorrelation {
+  std::string metric;
+  std::string variant;
+  std::vector<double> ranking;  ///< 1 = best, aligned with the methods
+  double spearman = 0.0;
+};
+
+/// For every entry of `scores`: its ranking and the Spearman ρ between it and the ranking of
+/// `reference` (the ground-truth F1 in the paper: overall GT for the modulo task, positive GT
+/// for multi-color-sum).
+std::vector<RankCorrelation> rank_correlations(const std::vector<MethodScores>& scores, const MethodScores& reference);
+
+}  // namespace experiments

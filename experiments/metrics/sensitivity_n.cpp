@@ -1,0 +1,206 @@
+#include "experiments/metrics/sensitivity_n.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "experiments/metrics/incremental.h"
+#include "experiments/metrics/rank.h"
+#include "lab/core/error.h"
+
+namespace experiments {
+
+std::vector<int64_t> log_schedule(int64_t pixels, int64_t points) {
+  LAB_CHECK(pixels >= 1 && points >= 1, "pixels {} points {}", pixels, points);
+  if (points == 1) return {pixels};
+  std::vector<int64_t> out;
+  const double top = std::log(static_cast<double>(pixels));
+  for (int64_t i = 0; i < points; ++i) {
+    const int64_t n = i == points - 1
+                          ? pixels
+                          : std::llround(std::exp(static_cast<double>(i) / static_cast<double>(points - 1) * top));
+    if (out.empty() || n > out.back()) out.push_back(n);
+  }
+  return out;
+}
+
+void SensitivityN::Params::validate() const {
+  perturbation.validate();
+  lab::require(points >= 1, "-p points", ">= 1", std::to_string(points));
+  lab::require(subsets >= 2, "-p subsets", ">= 2", std::to_string(subsets));
+  for (size_t i = 0; i < n.size(); ++i)
+    lab::require(n[i] >= 1 && (i == 0 || n[i] > n[i - 1]), "-p n", "increasing values >= 1",
+                 fmt::format("{}", n[i]));
+}
+
+SensitivityN::Params SensitivityN::Params::from_options(lab::Options& options, const MetricSetup& setup) {
+  Params p;
+  p.perturbation = PerturbationParams::from_options(options, setup);
+  p.n = options.get_ints("n", {});
+  p.points = options.get_int("points", p.points);
+  p.subsets = options.get_int("subsets", p.subsets);
+  p.validate();
+  return p;
+}
+
+nlohmann::json SensitivityN::Params::to_json() const {
+  nlohmann::json j = perturbation.to_json();
+  j["n"] = n;
+  j["points"] = points;
+  j["subsets"] = subsets;
+  return j;
+}
+
+SensitivityN::SensitivityN(Params params) : params_(std::move(params)) { params_.validate(); }
+
+std::string SensitivityN::variant() const {
+  return params_.perturbation.mode == PerturbationMode::kModulo ? "mean-modulo" : "mean";
+}
+
+std::vector<Variant> SensitivityN::variants() const { return {{variant(), Direction::kHigherIsBetter}}; }
+
+std::vector<int64_t> SensitivityN::schedule(int64_t pixels) const {
+  if (params_.n.empty()) return log_schedule(pixels, params_.points);
+  if (params_.n.back() > pixels)
+    lab::fail_parameter("-p n={} exceeds the {} pixels of the images", params_.n.back(), pixels);
+  return params_.n;
+}
+
+namespace {
+
+/// Moves a uniformly random `n`-subset of `pixels` to its front (partial Fisher–Yates).
+void draw_front(std::vector<int64_t>& pixels, int64_t n, datasets::Rng& rng) {
+  const int64_t size = static_cast<int64_t>(pixels.size());
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t j = rng.uniform_int(i, size - 1);
+    std::swap(pixels[static_cast<size_t>(i)], pixels[static_cast<size_t>(j)]);
+  }
+}
+
+}  // namespace
+
+std::vector<CurvePoint> SensitivityN::standard_curve(const Context& context, const lab::Tensor& x, const float* attr,
+                                                     int64_t target, const std::string& id, uint64_t seed) const {
+  const lab::Network& net = *context.net;
+  const lab::Tensor image = x.reshaped(x.sample_shape());
+  const int64_t c = image.dim(0), hw = image.dim(1) * image.dim(2), per = c * hw;
+  const std::vector<int64_t> ns = schedule(hw);
+  const lab::Tensor replacement = replacement_image(params_.perturbation, image, context, seed);
+  const OutputReader reader(net, params_.perturbation.output);
+
+  const lab::Tensor base = net.forward_range(0, reader.end(), x);
+  const int64_t k = base.sample_numel();
+  const double base_score = reader.score(base.data(), k, target);
+
+  datasets::Rng rng = sample_rng(params_.perturbation.seed, seed, 1);
+  std::vector<int64_t> pixels(static_cast<size_t>(hw));
+  for (int64_t p = 0; p < hw; ++p) pixels[static_cast<size_t>(p)] = p;
+
+  const int64_t subsets = params_.subsets;
+  const int64_t total = static_cast<int64_t>(ns.size()) * subsets;
+  std::vector<double> change(static_cast<size_t>(total)), attr_sum(static_cast<size_t>(total));
+  const int64_t chunk = std::max<int64_t>(1, context.max_chunk);
+  for (int64_t q0 = 0; q0 < total; q0 += chunk) {
+    const int64_t count = std::min(chunk, total - q0);
+    lab::Tensor batch({count, image.dim(0), image.dim(1), image.dim(2)});
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t q = q0 + i;
+      const int64_t n = ns[static_cast<size_t>(q / subsets)];
+      draw_front(pixels, n, rng);
+      float* dst = batch.sample(i);
+      std::memcpy(dst, image.data(), static_cast<size_t>(per) * sizeof(float));
+      double sum = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t p = pixels[static_cast<size_t>(j)];
+        for (int64_t ch = 0; ch < c; ++ch) dst[ch * hw + p] = replacement[ch * hw + p];
+        sum += attr[p];
+      }
+      attr_sum[static_cast<size_t>(q)] = sum;
+    }
+    const lab::Tensor y = net.forward_range(0, reader.end(), batch);
+    for (int64_t i = 0; i < count; ++i)
+      change[static_cast<size_t>(q0 + i)] = base_score - reader.score(y.sample(i), k, target);
+  }
+
+  std::vector<CurvePoint> points;
+  for (size_t s = 0; s < ns.size(); ++s) {
+    const auto from = static_cast<std::ptrdiff_t>(s) * subsets;
+    const std::vector<double> dc(change.begin() + from, change.begin() + from + subsets);
+    const std::vector<double> da(attr_sum.begin() + from, attr_sum.begin() + from + subsets);
+    points.push_back({id, variant(), static_cast<double>(ns[s]), pearson(dc, da)});
+  }
+  return points;
+}
+
+std::vector<CurvePoint> SensitivityN::modulo_curve(const Context& context, const PathEvaluator& evaluator,
+                                                   const lab::Tensor& x, const float* attr, const std::string& id,
+                                                   uint64_t seed) const {
+  const lab::Tensor image = x.reshaped(x.sample_shape());
+  const int64_t hw = image.dim(1) * image.dim(2);
+  const std::vector<int64_t> ns = schedule(hw);
+  const int64_t max_n = ns.back();
+
+  PerturbationPath path;
+  path.start = image;
+  path.source = replacement_image(params_.perturbation, image, context, seed);
+  path.step_ends = uniform_steps(max_n, 1);
+  datasets::Rng rng = sample_rng(params_.perturbation.seed, seed, 1);
+  std::vector<int64_t> pixels(static_cast<size_t>(hw));
+  for (int64_t p = 0; p < hw; ++p) pixels[static_cast<size_t>(p)] = p;
+
+  const size_t subsets = static_cast<size_t>(params_.subsets);
+  std::vector<std::vector<double>> correct(ns.size(), std::vector<double>(subsets));
+  std::vector<std::vector<double>> attr_sum(ns.size(), std::vector<double>(subsets));
+  for (size_t r = 0; r < subsets; ++r) {
+    draw_front(pixels, max_n, rng);
+    path.order.assign(pixels.begin(), pixels.begin() + max_n);
+    const lab::Tensor outputs = evaluator.run(path);
+    const int64_t k = outputs.dim(1);
+    int64_t label = predicted_label(context, outputs.sample(0), k);
+    int64_t count = 0;
+    double sum = 0.0;
+    size_t next = 0;
+    for (int64_t s = 1; s <= max_n; ++s) {
+      const int64_t now = predicted_label(context, outputs.sample(s), k);
+      count += now != label;
+      label = now;
+      sum += attr[path.order[static_cast<size_t>(s - 1)]];
+      if (s == ns[next]) {
+        correct[next][r] = static_cast<double>(count);
+        attr_sum[next][r] = sum;
+        ++next;
+      }
+    }
+  }
+  std::vector<CurvePoint> points;
+  for (size_t s = 0; s < ns.size(); ++s)
+    points.push_back({id, variant(), static_cast<double>(ns[s]), pearson(correct[s], attr_sum[s])});
+  return points;
+}
+
+MetricOutput SensitivityN::evaluate_batch(const Context& context, const Batch& batch) const {
+  MetricOutput out;
+  const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
+  const bool modulo = params_.perturbation.mode == PerturbationMode::kModulo;
+  PathEvaluator::Params knobs;
+  knobs.max_chunk = context.max_chunk;
+  const PathEvaluator evaluator(*context.net, context.net->size(), knobs);
+  for (int64_t i = 0; i < batch.size(); ++i) {
+    const size_t si = static_cast<size_t>(i);
+    const lab::Tensor x = batch.x.slice(i, i + 1);
+    const float* attr = batch.attr.data() + i * hw;
+    std::vector<CurvePoint> points =
+        modulo ? modulo_curve(context, evaluator, x, attr, batch.ids[si], batch.seeds[si])
+               : standard_curve(context, x, attr, batch.target[si], batch.ids[si], batch.seeds[si]);
+    double mean = 0.0;
+    for (const CurvePoint& p : points) mean += p.y;
+    mean /= static_cast<double>(points.size());
+    out.rows.push_back({batch.ids[si], variant(), mean});
+    out.curves.insert(out.curves.end(), points.begin(), points.end());
+  }
+  return out;
+}
+
+}  // namespace experiments

@@ -1,0 +1,74 @@
+/// @file sensitivity_n.h
+/// @brief Sensitivity-N (Ancona et al. 2018; paper App. B, G.5) and its modulo variant
+/// (App. F.5): metric "sensitivity-n".
+///
+/// Schedule: N takes `points` values (default 16) log-spaced from 1 to P = H·W,
+/// N_i = round(exp(i / (points − 1) · ln P)), i = 0 … points − 1, duplicates removed (so N = 1
+/// and N = P are always included); `-p n=1,10,100` gives the values explicitly (each in [1, P]).
+///
+/// standard mode (App. G.5): for each N, `subsets` (default 100) subsets S of N pixels drawn
+/// uniformly without replacement from the sample's stream; the pixels of S (all channels) take
+/// the replacement values (perturbation.h, default (0, 0, 0)). Pearson's ρ between the output
+/// change f(x) − f(x_S) of the target score (probability or logit) and the summed attribution
+/// Σ_{j∈S} a_j of the channel-summed map. The subsets of different N are independent, so each
+/// perturbed input is a full batched forward pass.
+/// modulo mode (App. F.5): `subsets` random orders of all pixels; along each order the pixels are
+/// perturbed one at a time (cumulatively, evaluated incrementally with PathEvaluator) and a step
+/// is correct when the predicted label changes. For each N, ρ between the number of correct
+/// steps among the first N and the summed attribution of those N pixels, over the orders.
+///
+/// ρ of two vectors of which one is constant (e.g. N = P, where every subset is the whole image,
+/// or a constant map) is undefined; it is reported as 0, no linear association being measurable.
+/// Rows: variant "mean" (standard) or "mean-modulo" (modulo) = the mean of ρ over the schedule,
+/// higher-is-better — the value the ranking uses (App. G.5). Curves: the same variant with
+/// x = N and y = ρ(N).
+/// Tested in tests/experiments/test_metrics_perturbation.cpp: a map equal to the designed
+/// per-pixel effect gives ρ = 1, its negation −1; the modulo ρ of the ground-truth map is 1.
+#pragma once
+
+#include <vector>
+
+#include "experiments/metrics/incremental.h"
+#include "experiments/metrics/metric.h"
+#include "experiments/metrics/perturbation.h"
+
+namespace experiments {
+
+/// The log-spaced schedule above for `pixels` pixels and `points` points (≥ 2; 1 gives {P}).
+std::vector<int64_t> log_schedule(int64_t pixels, int64_t points);
+
+class SensitivityN final : public Metric {
+ public:
+  struct Params {
+    PerturbationParams perturbation;
+    /// Explicit schedule (empty: log_schedule(H·W, points)).
+    std::vector<int64_t> n;
+    int64_t points = 16;
+    /// Random subsets (standard) or orders (modulo) per N, ≥ 2.
+    int64_t subsets = 100;
+    void validate() const;
+    static Params from_options(lab::Options& options, const MetricSetup& setup);
+    nlohmann::json to_json() const;
+  };
+
+  explicit SensitivityN(Params params);
+  std::string name() const override { return "sensitivity-n"; }
+  std::string family() const override { return "perturbation"; }
+  nlohmann::json params() const override { return params_.to_json(); }
+  std::vector<Variant> variants() const override;
+  /// The schedule used for images of `pixels` pixels (an explicit value above it throws).
+  std::vector<int64_t> schedule(int64_t pixels) const;
+
+ protected:
+  MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
+
+ private:
+  std::string variant() const;
+  std::vector<CurvePoint> standard_curve(const Context& context, const lab::Tensor& x, const float* attr,
+                                         int64_t target, const std::string& id, uint64_t seed) const;
+  std::vector<CurvePoint> modulo_curve(const Context& context, const PathEvaluator& evaluator, const lab::Tensor& x,
+                                       const float* attr, const std::string& id, uint64_t seed) const;
+  Params params_;
+};
+
+}  // namespace experiments
