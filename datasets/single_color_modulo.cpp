@@ -1,0 +1,147 @@
+#include "datasets/single_color_modulo.h"
+
+#include <cmath>
+
+#include "lab/core/error.h"
+
+namespace datasets {
+
+namespace {
+
+void check_image(const cv::Mat& image, int64_t size) {
+  if (image.type() != CV_8UC1 || image.rows != size || image.cols != size)
+    lab::fail("image is {}x{} with {} channel(s) of {} bits; expected {}x{} gray (1 channel of 8 bits)", image.cols,
+              image.rows, image.channels(), image.elemSize1() * 8, size, size);
+}
+
+// ⌊√v⌋ for v >= 0, exact.
+int64_t isqrt(int64_t v) {
+  auto r = static_cast<int64_t>(std::sqrt(static_cast<double>(v)));
+  while (r * r > v) --r;
+  while ((r + 1) * (r + 1) <= v) ++r;
+  return r;
+}
+
+}  // namespace
+
+void SingleColorModuloEnvParams::validate() const {
+  model.validate();
+  layout.validate(model.size);
+  const int64_t most = layout.patches * layout.patch_max * layout.patch_max;
+  if (most > model.max_input())
+    lab::fail_parameter(
+        "-o patch_max={}: {} patches of up to {}x{} pixels can hold {} white pixels, more than the {} the "
+        "modulo network counts (-o max_count={}); lower patch_max or patches, or raise max_count",
+        layout.patch_max, layout.patches, layout.patch_max, layout.patch_max, most, model.max_input(), model.max_count);
+}
+
+SingleColorModuloEnvParams SingleColorModuloEnvParams::from_options(lab::Options& options) {
+  SingleColorModuloEnvParams p;
+  p.model = networks::SingleColorModuloParams::from_options(options);
+  const int64_t patches = options.get_int("patches", 4);
+  lab::require(patches >= 1 && patches <= 255, "-o patches", "in 1..255", std::to_string(patches));
+  const int64_t patch_max = std::min(p.model.size / 4, isqrt(p.model.max_input() / patches));
+  p.layout = LayoutParams::from_options(options, patches, patch_max, {ShapeKind::kBezier});
+  p.validate();
+  return p;
+}
+
+nlohmann::json SingleColorModuloEnvParams::to_json() const {
+  nlohmann::json j = model.to_json();
+  j["patches"] = layout.patches;
+  const nlohmann::json data = layout.to_json();
+  for (const auto& [key, value] : data.items()) j[key] = value;
+  return j;
+}
+
+SingleColorModuloEnvironment::SingleColorModuloEnvironment(SingleColorModuloEnvParams params)
+    : params_(std::move(params)) {
+  params_.validate();
+}
+
+Sample SingleColorModuloEnvironment::generate(uint64_t seed, int64_t index) const {
+  Rng rng(seed, index);
+  const int side = static_cast<int>(params_.model.size);
+  Layout layout = sample_layout(params_.layout, params_.model.size, rng);
+  cv::Mat image(side, side, CV_8UC1, cv::Scalar(0));
+  int64_t white = 0;
+  for (int y = 0; y < side; ++y)
+    for (int x = 0; x < side; ++x) {
+      if (layout.region.at<uint8_t>(y, x) == 0 || !rng.bit()) continue;
+      image.at<uint8_t>(y, x) = 255;
+      ++white;
+    }
+  Sample s;
+  s.id = sample_id(index);
+  s.counts = {white};
+  s.label = label_from_counts(s.counts);
+  s.gt = ground_truth(image, s.label);
+  s.gt_smooth = smooth_ground_truth(layout.region, s.label);
+  s.image = std::move(image);
+  s.patches = std::move(layout.region);
+  s.layout = std::move(layout.patches);
+  return s;
+}
+
+lab::Network SingleColorModuloEnvironment::build_network() const {
+  return networks::build_single_color_modulo(params_.model);
+}
+
+lab::Shape SingleColorModuloEnvironment::input_shape() const { return {1, params_.model.size, params_.model.size}; }
+
+lab::Tensor SingleColorModuloEnvironment::to_input(const cv::Mat& image) const {
+  check_image(image, params_.model.size);
+  lab::Tensor x({1, params_.model.size, params_.model.size});
+  for (int y = 0; y < image.rows; ++y)
+    for (int xx = 0; xx < image.cols; ++xx)
+      x[static_cast<int64_t>(y) * image.cols + xx] = static_cast<float>(image.at<uint8_t>(y, xx)) / 255.0f;
+  return x;
+}
+
+int64_t SingleColorModuloEnvironment::predicted_label(const float* output_row) const {
+  return static_cast<int64_t>(std::lround(output_row[0]));
+}
+
+std::map<std::string, std::string> SingleColorModuloEnvironment::default_layers() const {
+  return networks::single_color_modulo_paper_layers();
+}
+
+cv::Mat SingleColorModuloEnvironment::pixel_classes(const cv::Mat& image) const {
+  check_image(image, params_.model.size);
+  cv::Mat classes(image.rows, image.cols, CV_32SC1, cv::Scalar(-1));
+  for (int y = 0; y < image.rows; ++y)
+    for (int x = 0; x < image.cols; ++x) {
+      const int v = image.at<uint8_t>(y, x);
+      if (v != 0 && v != 255) lab::fail("pixel (x={}, y={}) has value {}; expected 0 (black) or 255 (white)", x, y, v);
+      if (v == 255) classes.at<int>(y, x) = 0;
+    }
+  return classes;
+}
+
+int64_t SingleColorModuloEnvironment::label_from_counts(const std::vector<int64_t>& counts) const {
+  if (counts.size() != 1) lab::fail("{} counts given; expected 1 (the white pixels)", counts.size());
+  if (counts[0] < 0 || counts[0] > params_.model.max_input())
+    lab::fail("{} white pixels; the modulo network counts 0..{} (-o max_count)", counts[0], params_.model.max_input());
+  return counts[0] % params_.model.modulus;
+}
+
+lab::Tensor SingleColorModuloEnvironment::ground_truth(const cv::Mat& image, int64_t) const {
+  const cv::Mat classes = pixel_classes(image);
+  lab::Tensor gt({params_.model.size, params_.model.size});
+  for (int y = 0; y < classes.rows; ++y)
+    for (int x = 0; x < classes.cols; ++x)
+      gt[static_cast<int64_t>(y) * classes.cols + x] = classes.at<int>(y, x) == 0 ? 1.0f : 0.0f;
+  return gt;
+}
+
+lab::Tensor SingleColorModuloEnvironment::smooth_ground_truth(const cv::Mat& patches, int64_t) const {
+  LAB_CHECK(patches.type() == CV_8UC1 && patches.rows == params_.model.size && patches.cols == params_.model.size,
+            "patch map of the wrong shape");
+  lab::Tensor gt({params_.model.size, params_.model.size});
+  for (int y = 0; y < patches.rows; ++y)
+    for (int x = 0; x < patches.cols; ++x)
+      gt[static_cast<int64_t>(y) * patches.cols + x] = patches.at<uint8_t>(y, x) != 0 ? 1.0f : 0.0f;
+  return gt;
+}
+
+}  // namespace datasets
