@@ -77,7 +77,7 @@ class Environment {
   virtual lab::Tensor to_input(const cv::Mat& image) const = 0;
   /// The true background per channel in network units: (20, 20, 20) or (0).
   virtual std::vector<float> background() const = 0;
-  /// Number of classes (output units with a label meaning): N_C, or N for modulo.
+  /// Number of labels (0..num_classes()-1): N_C, or the modulus N.
   virtual int64_t num_classes() const = 0;
   /// Entries of Sample::counts.
   virtual int64_t num_counts() const = 0;
