@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <omp.h>
+
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 
@@ -18,6 +20,7 @@ std::vector<int64_t> uniform_steps(int64_t pixels, int64_t per_step) {
 void PathEvaluator::Params::validate() const {
   lab::require(max_chunk >= 1, "max_chunk", ">= 1", std::to_string(max_chunk));
   lab::require(max_elements >= 1, "max_elements", ">= 1", std::to_string(max_elements));
+  lab::require(serial_below >= 0, "serial_below", ">= 0", std::to_string(serial_below));
 }
 
 namespace {
@@ -59,6 +62,23 @@ Rect propagate(const Rect& in, const Geometry& g, const Dims& out) {
   propagate_axis(in.x0, in.x1, g.kw, g.sw, g.pw, out.w, r.x0, r.x1);
   return r.empty() ? Rect{} : r;
 }
+
+/// Runs its scope's oneDNN calls on `threads` OpenMP threads (when `active`), then restores.
+class ThreadScope {
+ public:
+  ThreadScope(bool active, int threads) : saved_(omp_get_max_threads()), active_(active && threads < saved_) {
+    if (active_) omp_set_num_threads(threads);
+  }
+  ~ThreadScope() {
+    if (active_) omp_set_num_threads(saved_);
+  }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int saved_;
+  bool active_;
+};
 
 }  // namespace
 
@@ -307,6 +327,7 @@ lab::Tensor PathEvaluator::run_incremental(const PerturbationPath& path) const {
                         static_cast<size_t>(xb - xa) * sizeof(float));
       }
       if (g.conv) {
+        const ThreadScope serial(crops.numel() < params_.serial_below, 1);
         w.out = crop_convs_[l]->forward(crops);
       } else {
         for (float& v : crops.values()) v = std::max(v, 0.0f);
@@ -322,7 +343,11 @@ lab::Tensor PathEvaluator::run_incremental(const PerturbationPath& path) const {
       write_back(spatial_, i);
       std::memcpy(tail.sample(i), acts[spatial_].data(), static_cast<size_t>(tail_dims.numel()) * sizeof(float));
     }
-    const lab::Tensor y = flatten_rows(net_.forward_range(spatial_, end_, tail));
+    lab::Tensor y;
+    {
+      const ThreadScope serial(tail.numel() < params_.serial_below, 1);
+      y = flatten_rows(net_.forward_range(spatial_, end_, tail));
+    }
     LAB_CHECK(y.dim(1) == k_out, "tail output {} vs {}", y.dim(1), k_out);
     std::copy(y.data(), y.data() + t * k_out, out.data() + (t0 + 1) * k_out);
     t0 += t;

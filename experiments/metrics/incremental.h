@@ -32,7 +32,8 @@
 /// this on the lab's networks, and agreement to float rounding on random networks with padding,
 /// strides and groups.
 ///
-/// Execution knobs (Params) bound the chunk length and memory; they never change a result.
+/// Execution knobs (Params) bound the chunk length and memory and keep tiny layer calls on one
+/// thread; they never change a result.
 #pragma once
 
 #include <cstdint>
@@ -68,6 +69,10 @@ class PathEvaluator {
     int64_t max_elements = int64_t{1} << 24;
     /// false: evaluate every step with a full forward pass (the reference way).
     bool incremental = true;
+    /// A layer call on fewer input floats than this runs on one OpenMP thread: for the tiny
+    /// window batches, synchronising a thread team costs more than it saves (and much more on a
+    /// loaded machine). 0 disables; the result does not depend on it.
+    int64_t serial_below = int64_t{1} << 18;
     void validate() const;
   };
 

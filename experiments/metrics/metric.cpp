@@ -90,6 +90,7 @@ MetricOutput Metric::evaluate(const Context& context, const Batch& data) const {
   if (!attr_fits)
     lab::fail("metric {}: attribution maps must be {}×{}×{} or {}×C×{}×{}, got {}", name(), n, h, w, n, h, w,
               lab::to_string(data.attr.shape()));
+  if (!data.attr.all_finite()) lab::fail("metric {}: attribution maps hold NaN or Inf", name());
   if (static_cast<int64_t>(data.target.size()) != n)
     lab::fail("metric {}: {} targets for {} samples", name(), data.target.size(), n);
   if (!data.seeds.empty() && static_cast<int64_t>(data.seeds.size()) != n)

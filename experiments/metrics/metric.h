@@ -138,7 +138,7 @@ class Metric {
 
   /// Scores every sample of `data`: batches of context.batch samples, each normalised and passed
   /// to evaluate_batch(). Rows come in sample order; then one row per variant with
-  /// sample = kAllSamples from aggregate(). Shapes that do not fit throw lab::Error.
+  /// sample = kAllSamples from aggregate(). Shapes that do not fit and maps holding NaN or Inf throw lab::Error.
   MetricOutput evaluate(const Context& context, const Batch& data) const;
   /// Summary rows (sample = kAllSamples) from per-sample rows; by default the mean per variant.
   virtual std::vector<MetricRow> aggregate(const std::vector<MetricRow>& rows) const;
