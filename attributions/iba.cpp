@@ -41,6 +41,7 @@ class Smoother {
       return;
     }
     std::vector<double> tmp(in.size());
+    out.resize(in.size());
     pass(in, tmp, planes, true, false);
     pass(tmp, out, planes, false, false);
   }
@@ -51,6 +52,7 @@ class Smoother {
       return;
     }
     std::vector<double> tmp(in.size());
+    out.resize(in.size());
     pass(in, tmp, planes, false, true);
     pass(tmp, out, planes, true, true);
   }

@@ -196,8 +196,6 @@ Segments relabel(const cv::Mat& labels) {
 
 Segments segment_image(const SegmentationParams& params, const float* image, int64_t channels, int64_t height,
                        int64_t width, const cv::Mat* oracle) {
-  if (channels != 1 && channels != 3)
-    lab::fail_parameter("segmentation needs images with 1 or 3 channels, got {}", channels);
   if (params.algorithm == "oracle") {
     if (oracle == nullptr || oracle->empty())
       lab::fail_parameter("segmentation=oracle needs the designed patches of every sample (Batch::segments)");
@@ -206,6 +204,8 @@ Segments segment_image(const SegmentationParams& params, const float* image, int
                           width, oracle->type(), oracle->rows, oracle->cols);
     return relabel(*oracle);
   }
+  if (channels != 1 && channels != 3)
+    lab::fail_parameter("segmentation={} needs images with 1 or 3 channels, got {}", params.algorithm, channels);
   const cv::Mat rgb = to_unit_rgb(image, channels, height, width);
   if (params.algorithm == "quickshift") return quickshift(params, rgb);
   if (params.algorithm == "felzenszwalb") return felzenszwalb(params, rgb);

@@ -1,0 +1,94 @@
+// IBA: the analytic gradient of the bottleneck objective against finite differences, recall on
+// easy multi-color-sum images, refused settings, and chunk/thread invariance.
+#include "attributions/iba.h"
+#include "test_perturbation_util.h"
+
+namespace {
+
+struct SmallSetup {
+  lab::Network net;
+  attributions::Context context;
+  lab::Tensor x;
+};
+
+SmallSetup small_setup(bool softmax) {
+  SmallSetup s{ptest::random_convnet({2, 6, 6}, 3, 7, softmax), {}, {}};
+  std::mt19937 rng(3);
+  s.context.net = &s.net;
+  s.context.reference_inputs = lab::Tensor({12, 2, 6, 6}, ptest::random_values(12 * 72, rng, -1.0f, 1.0f));
+  s.context.chunk = 4;
+  s.x = lab::Tensor({1, 2, 6, 6}, ptest::random_values(72, rng, -1.0f, 1.0f));
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("IBA: the gradient of the objective w.r.t. alpha matches central differences") {
+  for (const bool softmax : {true, false}) {
+    CAPTURE(softmax);
+    SmallSetup s = small_setup(softmax);
+    attributions::Iba::Params p;
+    p.layer = "features.1";
+    p.samples = 3;
+    p.beta = 5.0;
+    const attributions::Iba iba(p);
+    const int64_t elements = 4 * 6 * 6;
+    std::mt19937 rng(11);
+    std::vector<double> alpha(static_cast<size_t>(elements));
+    for (double& a : alpha) a = std::uniform_real_distribution<double>(-2.0, 3.0)(rng);
+    std::vector<float> noise(static_cast<size_t>(p.samples * elements));
+    for (float& v : noise) v = std::normal_distribution<float>(0.0f, 1.0f)(rng);
+    const auto base = iba.objective(s.context, s.x, 1, alpha, noise);
+    REQUIRE(static_cast<int64_t>(base.grad.size()) == elements);
+    // Losses come from float32 activations: a step of 1e-2 keeps rounding well below the
+    // difference, and the objective is smooth enough in α for its O(h²) error to stay small.
+    const double h = 1e-2;
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < elements; i += 5) {
+      std::vector<double> a = alpha;
+      a[static_cast<size_t>(i)] += h;
+      const double up = iba.objective(s.context, s.x, 1, a, noise).loss;
+      a[static_cast<size_t>(i)] -= 2 * h;
+      const double down = iba.objective(s.context, s.x, 1, a, noise).loss;
+      const double numeric = (up - down) / (2 * h);
+      worst = std::max(worst, std::abs(numeric - base.grad[static_cast<size_t>(i)]));
+      scale = std::max(scale, std::abs(numeric));
+    }
+    CHECK(scale > 1e-4);
+    CHECK(worst <= 5e-4 * scale);
+  }
+}
+
+TEST_CASE("IBA: the heatmap is the capacity of the information kept, upsampled, never negative") {
+  SmallSetup s = small_setup(true);
+  attributions::Batch b{s.x, {1}, {5}, {}};
+  attributions::Iba::Params p;
+  p.layer = "features.1";
+  const attributions::Result r = attributions::Iba(p).attribute(s.context, b);
+  CHECK(r.attr.shape() == s.x.shape());
+  for (float v : r.attr.values()) CHECK(v >= 0.0f);
+  // References (12 to the layer), the batch to the layer, then 2 per noise draw and step.
+  CHECK(r.evaluations == 12 + 1 + 2 * p.samples * p.iterations);
+}
+
+TEST_CASE("IBA: settings it cannot work without are refused") {
+  SmallSetup s = small_setup(true);
+  attributions::Batch b{s.x, {1}, {5}, {}};
+  attributions::Iba::Params p;
+  CHECK_THROWS_WITH_AS(attributions::Iba(p).attribute(s.context, b), doctest::Contains("-p layer="), lab::Error);
+  p.layer = "flatten";
+  CHECK_THROWS_WITH_AS(attributions::Iba(p).attribute(s.context, b), doctest::Contains("C×h×w"), lab::Error);
+  p.layer = "features.1";
+  s.context.reference_inputs = lab::Tensor();
+  CHECK_THROWS_WITH_AS(attributions::Iba(p).attribute(s.context, b), doctest::Contains("reference inputs"), lab::Error);
+  CHECK_THROWS_AS(ptest::make("iba", {{"loss", "hinge"}}), lab::Error);
+  CHECK_THROWS_AS(ptest::make("iba", {{"beta", "-1"}}), lab::Error);
+}
+
+TEST_CASE("IBA: the same map for any chunk size and thread count") {
+  SmallSetup s = small_setup(true);
+  std::mt19937 rng(5);
+  attributions::Batch b{lab::Tensor({3, 2, 6, 6}, ptest::random_values(216, rng, -1.0f, 1.0f)), {0, 1, 2}, {4, 5, 6}, {}};
+  const auto m = ptest::make("iba", {{"layer", "features.1"}, {"iterations", "4"}, {"samples", "3"}});
+  ptest::check_invariance(*m, s.context, b, {64, 1, 2, 5}, 1e-5);
+}

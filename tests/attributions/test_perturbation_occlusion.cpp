@@ -1,0 +1,180 @@
+// Occlusion: the closed form on linear models, the exact occluded inputs seen by a spy network,
+// the designed closed form of Occlusion* on multi-color-sum, and chunk/thread invariance.
+#include <mutex>
+
+#include "attributions/occlusion.h"
+#include "test_perturbation_util.h"
+
+namespace {
+
+/// attr_i = (1/n_i) Σ_{P ∋ i} Σ_{j ∈ P} w_j (x_j − b_j), windows enumerated here independently.
+std::vector<double> occlusion_closed_form(const std::vector<float>& w, const std::vector<float>& x,
+                                          const std::vector<float>& b, const int64_t dims[3],
+                                          const std::vector<int64_t>& window, const std::vector<int64_t>& strides) {
+  const int64_t n = dims[0] * dims[1] * dims[2];
+  std::vector<double> sum(static_cast<size_t>(n), 0.0), count(static_cast<size_t>(n), 0.0);
+  auto index = [&](int64_t c, int64_t y, int64_t xx) { return (c * dims[1] + y) * dims[2] + xx; };
+  for (int64_t c0 = 0; c0 + window[0] <= dims[0]; c0 += strides[0])
+    for (int64_t y0 = 0; y0 + window[1] <= dims[1]; y0 += strides[1])
+      for (int64_t x0 = 0; x0 + window[2] <= dims[2]; x0 += strides[2]) {
+        double delta = 0;
+        for (int64_t c = c0; c < c0 + window[0]; ++c)
+          for (int64_t y = y0; y < y0 + window[1]; ++y)
+            for (int64_t xx = x0; xx < x0 + window[2]; ++xx) {
+              const size_t i = static_cast<size_t>(index(c, y, xx));
+              delta += double(w[i]) * (double(x[i]) - double(b[i]));
+            }
+        for (int64_t c = c0; c < c0 + window[0]; ++c)
+          for (int64_t y = y0; y < y0 + window[1]; ++y)
+            for (int64_t xx = x0; xx < x0 + window[2]; ++xx) {
+              sum[static_cast<size_t>(index(c, y, xx))] += delta;
+              count[static_cast<size_t>(index(c, y, xx))] += 1;
+            }
+      }
+  for (int64_t i = 0; i < n; ++i) sum[static_cast<size_t>(i)] = count[static_cast<size_t>(i)] ? sum[static_cast<size_t>(i)] / count[static_cast<size_t>(i)] : 0.0;
+  return sum;
+}
+
+std::string join(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+
+/// An identity layer that records every batch it sees.
+class Spy final : public lab::Layer {
+ public:
+  struct Log {
+    std::mutex mutex;
+    std::vector<lab::Tensor> batches;
+  };
+  explicit Spy(std::shared_ptr<Log> log) : log_(std::move(log)) {}
+  lab::LayerKind kind() const override { return lab::LayerKind::kReLU; }
+  lab::Shape output_shape(const lab::Shape& input) const override { return input; }
+  lab::Tensor forward(const lab::Tensor& x) const override {
+    std::lock_guard<std::mutex> lock(log_->mutex);
+    log_->batches.push_back(x);
+    return x;
+  }
+  lab::Tensor backward_data(const lab::Tensor&, const lab::Tensor&, const lab::Tensor& dy) const override { return dy; }
+  std::string describe() const override { return "spy"; }
+
+ private:
+  std::shared_ptr<Log> log_;
+};
+
+}  // namespace
+
+TEST_CASE("occlusion on a linear model equals its closed form") {
+  const int64_t dims[3] = {3, 11, 12};
+  const int64_t n = dims[0] * dims[1] * dims[2];
+  std::mt19937 rng(1);
+  const std::vector<float> w = ptest::random_values(static_cast<size_t>(n), rng, -1.0f, 1.0f);
+  const lab::Network net = ptest::linear_network({3, 11, 12}, w, {0.25f});
+  attributions::Context context;
+  context.net = &net;
+  context.chunk = 16;
+  lab::Tensor x({2, 3, 11, 12}, ptest::random_values(static_cast<size_t>(2 * n), rng, 0.0f, 4.0f));
+  const attributions::Batch batch{x, {0, 0}, {}, {}};
+  const std::vector<float> base_values = {0.5f, -1.0f, 2.0f};
+  std::vector<float> b(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) b[static_cast<size_t>(i)] = base_values[static_cast<size_t>(i / (dims[1] * dims[2]))];
+
+  struct Case {
+    std::vector<int64_t> window, strides;
+  };
+  // Paper default on RGB; unequal windows; overlapping channel windows; uncovered borders
+  // (12 columns, windows of 5 every 3 reach column 10 only); one window over everything.
+  for (const Case& c : std::vector<Case>{{{3, 5, 5}, {3, 3, 3}}, {{1, 4, 3}, {1, 2, 3}}, {{2, 3, 3}, {1, 3, 2}},
+                                          {{3, 11, 12}, {1, 1, 1}}}) {
+    CAPTURE(join(c.window));
+    CAPTURE(join(c.strides));
+    const auto method = ptest::make("occlusion", {{"window", join(c.window)}, {"strides", join(c.strides)},
+                                                  {"baseline", "0.5,-1,2"}});
+    const attributions::Result r = method->attribute(context, batch);
+    REQUIRE(r.attr.shape() == x.shape());
+    for (int64_t s = 0; s < 2; ++s) {
+      const std::vector<float> xs(x.sample(s), x.sample(s) + n);
+      const std::vector<double> expected = occlusion_closed_form(w, xs, b, dims, c.window, c.strides);
+      for (int64_t i = 0; i < n; ++i)
+        REQUIRE(r.attr.sample(s)[i] == doctest::Approx(expected[static_cast<size_t>(i)]).epsilon(1e-5).scale(1.0));
+    }
+  }
+  // `auto` picks (C,5,5)/(C,3,3) by channel count: (3,5,5)/(3,3,3) here, (1,5,5)/(1,3,3) on gray.
+  const attributions::Occlusion automatic({});
+  CHECK(automatic.window_for(3) == std::vector<int64_t>{3, 5, 5});
+  CHECK(automatic.strides_for(3) == std::vector<int64_t>{3, 3, 3});
+  CHECK(automatic.window_for(1) == std::vector<int64_t>{1, 5, 5});
+  CHECK(automatic.strides_for(1) == std::vector<int64_t>{1, 3, 3});
+  const attributions::Result a = automatic.attribute(context, batch);
+  const std::vector<float> zero(static_cast<size_t>(n), 0.0f);
+  const std::vector<double> expected =
+      occlusion_closed_form(w, std::vector<float>(x.sample(1), x.sample(1) + n), zero, dims, {3, 5, 5}, {3, 3, 3});
+  for (int64_t i = 0; i < n; ++i)
+    REQUIRE(a.attr.sample(1)[i] == doctest::Approx(expected[static_cast<size_t>(i)]).epsilon(1e-5).scale(1.0));
+  CHECK_THROWS_AS(ptest::make("occlusion", {{"window", "3,5"}}), lab::Error);
+  CHECK_THROWS_AS(ptest::make("occlusion", {{"strides", "0,3,3"}}), lab::Error);
+  CHECK_THROWS_AS(ptest::make("occlusion", {{"window", "1,12,12"}})->attribute(context, batch), lab::Error);
+}
+
+TEST_CASE("occlusion: a spy network sees the input, then each window replaced by the baseline, in chunks") {
+  auto log = std::make_shared<Spy::Log>();
+  lab::Network net({1, 4, 5});
+  net.add("spy", std::make_shared<Spy>(log));
+  net.add("flatten", std::make_shared<lab::Flatten>());
+  net.add("linear", std::make_shared<lab::Linear>(lab::Tensor({1, 20}, 1.0f), lab::Tensor({1}, 0.0f)));
+  attributions::Context context;
+  context.net = &net;
+  context.chunk = 3;
+  lab::Tensor x({2, 1, 4, 5});
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(i + 1);
+  const auto method = ptest::make("occlusion", {{"window", "1,2,3"}, {"strides", "1,2,2"}, {"baseline", "-7"}});
+  const attributions::Result r = method->attribute(context, {x, {0, 0}, {}, {}});
+  // Windows: rows {0, 2} × columns {0, 2}: 4 per sample, plus the unoccluded input.
+  CHECK(r.evaluations == 10);
+  std::vector<lab::Tensor> seen;
+  for (const lab::Tensor& t : log->batches) {
+    CHECK(t.batch() <= 3);
+    for (int64_t i = 0; i < t.batch(); ++i) seen.push_back(t.slice(i, i + 1));
+  }
+  REQUIRE(seen.size() == 10);
+  for (int64_t s = 0; s < 2; ++s) {
+    CHECK(seen[static_cast<size_t>(s * 5)].values() == x.slice(s, s + 1).values());
+    int64_t k = 1;
+    for (int64_t y0 : {0, 2})
+      for (int64_t x0 : {0, 2}) {
+        lab::Tensor expected = x.slice(s, s + 1);
+        for (int64_t y = y0; y < y0 + 2; ++y)
+          for (int64_t xx = x0; xx < x0 + 3; ++xx) expected[y * 5 + xx] = -7.0f;
+        CHECK(seen[static_cast<size_t>(s * 5 + k)].values() == expected.values());
+        ++k;
+      }
+  }
+}
+
+TEST_CASE("occlusion* on multi-color-sum: each window's drop is the designed count of winning pixels in it") {
+  ptest::EnvBatch e = ptest::env_batch("multi-color-sum", 32, {0, 1});
+  const auto method = ptest::make("occlusion", {{"baseline", "background"}});
+  const attributions::Result r = method->attribute(e.context, e.batch);
+  const double scale = e.env->options().at("logit_scale").get<double>();
+  const int64_t size = 32, plane = size * size;
+  for (int64_t s = 0; s < 2; ++s) {
+    const float* gt = e.samples[static_cast<size_t>(s)].gt.data();
+    // Logits are scale × counts exactly, and the background baseline adds no unseen colour, so
+    // occluding a window lowers the target logit by scale × (winning pixels in it).
+    std::vector<float> w(static_cast<size_t>(3 * plane), 0.0f), xs(static_cast<size_t>(3 * plane), 0.0f),
+        b(static_cast<size_t>(3 * plane), 0.0f);
+    for (int64_t p = 0; p < plane; ++p) xs[static_cast<size_t>(p)] = gt[p] > 0 ? static_cast<float>(scale) : 0.0f;
+    const int64_t dims[3] = {3, size, size};
+    for (int64_t p = 0; p < plane; ++p) w[static_cast<size_t>(p)] = 1.0f;
+    const std::vector<double> expected = occlusion_closed_form(w, xs, b, dims, {3, 5, 5}, {3, 3, 3});
+    for (int64_t i = 0; i < 3 * plane; ++i)
+      REQUIRE(r.attr.sample(s)[i] == doctest::Approx(expected[static_cast<size_t>(i)]).epsilon(1e-6).scale(1.0));
+  }
+}
+
+TEST_CASE("occlusion: the same map for any chunk size and thread count") {
+  ptest::EnvBatch e = ptest::env_batch("multi-color-sum", 32, {2, 3});
+  const auto method = ptest::make("occlusion", {{"output", "probability"}});
+  ptest::check_invariance(*method, e.context, e.batch, {256, 1, 7}, 0.0);
+}
