@@ -11,6 +11,7 @@ namespace cli {
 void register_summary(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_predict(CLI::App& app);
+void register_run(CLI::App& app);
 
 /// Splits repeated "-o key=value" style options: CLI11 stores them as a vector of strings.
 using KeyValues = std::vector<std::string>;

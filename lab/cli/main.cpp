@@ -20,6 +20,7 @@ constexpr Register kCommands[] = {
     cli::register_summary,
     cli::register_generate,
     cli::register_predict,
+    cli::register_run,
 };
 
 }  // namespace

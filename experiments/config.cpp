@@ -1,0 +1,486 @@
+#include "experiments/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
+
+#include "lab/core/error.h"
+#include "lab/io/files.h"
+
+namespace experiments {
+
+/// Written by CMake from experiments/configs/*.json (experiments/CMakeLists.txt): name → text.
+const std::vector<std::pair<std::string, std::string>>& embedded_config_texts();
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> kTopKeys = {
+    "extends", "name", "description", "seed", "count", "size", "chunk", "batch", "reference", "target",
+    "save_maps", "select", "models_select", "models", "methods", "metrics", "report", "paper_scale"};
+
+json parse_text(const std::string& text, const std::string& origin) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    lab::fail("{}: not valid JSON: {}", origin, e.what());
+  }
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t p = s.find(',', start);
+    std::string part = s.substr(start, p == std::string::npos ? std::string::npos : p - start);
+    if (!part.empty()) out.push_back(part);
+    if (p == std::string::npos) break;
+    start = p + 1;
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+/// A scalar string read as the JSON value it spells, if it spells one.
+bool parse_json_value(const std::string& text, json& out) {
+  try {
+    out = json::parse(text);
+    return true;
+  } catch (const json::parse_error&) {
+    return false;
+  }
+}
+
+/// The value `text` given for `key`, typed like `current` (see config.h).
+json typed_value(const std::string& key, const std::string& text, const json* current) {
+  json parsed;
+  const bool is_json = parse_json_value(text, parsed);
+  if (current == nullptr || current->is_null()) return is_json ? parsed : json(text);
+  if (current->is_string()) return text;
+  if (current->is_boolean()) {
+    if (text == "true" || text == "on" || text == "yes" || text == "1") return true;
+    if (text == "false" || text == "off" || text == "no" || text == "0") return false;
+    lab::fail_parameter("-o {}={}: expected true or false", key, text);
+  }
+  if (current->is_number_integer() || current->is_number_unsigned()) {
+    if (!is_json || !parsed.is_number_integer())
+      lab::fail_parameter("-o {}={}: expected an integer", key, text);
+    return parsed;
+  }
+  if (current->is_number()) {
+    if (!is_json || !parsed.is_number()) lab::fail_parameter("-o {}={}: expected a number", key, text);
+    return parsed;
+  }
+  if (current->is_array()) {
+    if (is_json && parsed.is_array()) return parsed;
+    json items = json::array();
+    for (const std::string& part : split_commas(text)) {
+      json item;
+      items.push_back(parse_json_value(part, item) && !item.is_string() ? item : json(part));
+    }
+    return items;
+  }
+  if (!is_json || !parsed.is_object()) lab::fail_parameter("-o {}={}: expected a JSON object", key, text);
+  return parsed;
+}
+
+void check_type(const json& config, const std::string& key, bool ok, const char* expected) {
+  if (!ok) lab::fail_parameter("experiment key '{}' must be {}, got {}", key, expected, config.at(key).dump());
+}
+
+std::vector<std::string> string_list(const json& value, const std::string& key) {
+  std::vector<std::string> out;
+  if (!value.is_array()) lab::fail_parameter("experiment key '{}' must be a list of strings, got {}", key, value.dump());
+  for (const json& item : value) {
+    if (!item.is_string())
+      lab::fail_parameter("experiment key '{}' must be a list of strings, got {}", key, value.dump());
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t fnv1a(const std::string& text) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+}  // namespace
+
+const std::vector<ShippedConfig>& shipped_configs() {
+  static const std::vector<ShippedConfig> configs = [] {
+    std::vector<ShippedConfig> out;
+    for (const auto& [name, text] : embedded_config_texts()) {
+      ShippedConfig c;
+      c.name = name;
+      c.raw = parse_text(text, "experiments/configs/" + name + ".json");
+      c.description = c.raw.value("description", "");
+      out.push_back(std::move(c));
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return out;
+  }();
+  return configs;
+}
+
+std::vector<const ShippedConfig*> runnable_configs() {
+  std::vector<const ShippedConfig*> out;
+  for (const ShippedConfig& c : shipped_configs())
+    if (c.name != "base") out.push_back(&c);
+  return out;
+}
+
+json merge(const json& under, const json& over) {
+  if (!under.is_object() || !over.is_object()) return over;
+  json out = under;
+  for (const auto& [key, value] : over.items()) {
+    out[key] = out.contains(key) ? merge(out[key], value) : value;
+  }
+  return out;
+}
+
+namespace {
+
+json resolve_recursive(const json& config, const fs::path& base_dir, const std::string& origin,
+                       std::set<std::string>& seen) {
+  if (!config.is_object()) lab::fail("{}: an experiment definition must be a JSON object", origin);
+  if (!seen.insert(origin).second) lab::fail("{}: 'extends' forms a cycle", origin);
+  if (!config.contains("extends")) return config;
+  const json& parent_ref = config.at("extends");
+  if (!parent_ref.is_string()) lab::fail("{}: 'extends' must be a name or a path, got {}", origin, parent_ref.dump());
+  const std::string parent = parent_ref.get<std::string>();
+  json parent_config;
+  std::string parent_origin;
+  fs::path parent_dir = base_dir;
+  const auto& shipped = shipped_configs();
+  const auto it = std::find_if(shipped.begin(), shipped.end(), [&](const auto& c) { return c.name == parent; });
+  const fs::path as_path = base_dir / parent;
+  if (it != shipped.end() && !fs::is_regular_file(as_path)) {
+    parent_config = it->raw;
+    parent_origin = "experiments/configs/" + parent + ".json";
+  } else if (fs::is_regular_file(as_path)) {
+    parent_config = lab::read_json(as_path);
+    parent_origin = as_path.string();
+    parent_dir = as_path.parent_path();
+  } else {
+    std::vector<std::string> names;
+    for (const auto& c : shipped) names.push_back(c.name);
+    lab::fail("{}: extends '{}', which is neither a shipped experiment ({}) nor a file", origin, parent,
+              join(names));
+  }
+  json resolved_parent = resolve_recursive(parent_config, parent_dir, parent_origin, seen);
+  json own = config;
+  own.erase("extends");
+  return merge(resolved_parent, own);
+}
+
+}  // namespace
+
+json resolve_extends(const json& config, const fs::path& base_dir, const std::string& origin) {
+  std::set<std::string> seen;
+  return resolve_recursive(config, base_dir, origin, seen);
+}
+
+json load_config(const std::string& name_or_path) {
+  const auto& shipped = shipped_configs();
+  const auto it = std::find_if(shipped.begin(), shipped.end(), [&](const auto& c) { return c.name == name_or_path; });
+  if (it != shipped.end() && !fs::is_regular_file(name_or_path)) {
+    json config = resolve_extends(it->raw, fs::current_path(), "experiments/configs/" + it->name + ".json");
+    if (!config.contains("name")) config["name"] = it->name;
+    return config;
+  }
+  if (fs::is_regular_file(name_or_path)) {
+    const fs::path path = fs::absolute(name_or_path);
+    json config = resolve_extends(lab::read_json(path), path.parent_path(), name_or_path);
+    if (!config.contains("name") || config.at("name") == json("base"))
+      config["name"] = fs::path(name_or_path).stem().string();
+    return config;
+  }
+  std::vector<std::string> names;
+  for (const ShippedConfig* c : runnable_configs()) names.push_back(c->name);
+  lab::fail_parameter("experiment '{}' is neither a shipped experiment ({}) nor a file", name_or_path, join(names));
+}
+
+void apply_overrides(json& config, const std::vector<std::string>& items) {
+  std::set<std::string> given;
+  for (const std::string& item : items) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) lab::fail_parameter("-o '{}': expected key=value", item);
+    const std::string key = item.substr(0, eq);
+    const std::string text = item.substr(eq + 1);
+    if (!given.insert(key).second) lab::fail_parameter("-o {} given twice", key);
+
+    std::vector<std::string> path;
+    size_t start = 0;
+    while (true) {
+      const size_t p = key.find('.', start);
+      path.push_back(key.substr(start, p == std::string::npos ? std::string::npos : p - start));
+      if (p == std::string::npos) break;
+      start = p + 1;
+    }
+    if (std::find(kTopKeys.begin(), kTopKeys.end(), path[0]) == kTopKeys.end() || path[0] == "extends")
+      lab::fail_parameter("-o {}: unknown experiment key '{}'; known: {}", key, path[0],
+                          join(std::vector<std::string>(kTopKeys.begin() + 1, kTopKeys.end())));
+
+    json* node = &config;
+    bool free_form = false;  // inside an "options"/"params" object, new keys are allowed
+    for (size_t i = 0; i < path.size(); ++i) {
+      const std::string& part = path[i];
+      const bool last = i + 1 == path.size();
+      if (node->is_array()) {
+        json* next = nullptr;
+        for (json& element : *node) {
+          if (element.is_object() && element.value("label", "") == part) next = &element;
+        }
+        if (next == nullptr && !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit)) {
+          const size_t index = std::stoul(part);
+          if (index < node->size()) next = &(*node)[index];
+        }
+        if (next == nullptr) {
+          std::vector<std::string> labels;
+          for (const json& element : *node)
+            if (element.is_object() && element.contains("label")) labels.push_back(element.value("label", ""));
+          lab::fail_parameter("-o {}: no element '{}' in the list (labels: {}; or an index below {})", key, part,
+                              join(labels), node->size());
+        }
+        if (last) {
+          *next = typed_value(key, text, next);
+          break;
+        }
+        node = next;
+        continue;
+      }
+      if (!node->is_object())
+        lab::fail_parameter("-o {}: '{}' is inside a value that is not an object or a list", key, part);
+      if (!node->contains(part)) {
+        if (!free_form && i > 0) lab::fail_parameter("-o {}: unknown key '{}'", key, part);
+        if (last) {
+          (*node)[part] = typed_value(key, text, nullptr);
+          break;
+        }
+        (*node)[part] = json::object();
+      }
+      if (last) {
+        (*node)[part] = typed_value(key, text, &(*node)[part]);
+        break;
+      }
+      free_form = part == "options" || part == "params";
+      node = &(*node)[part];
+    }
+  }
+}
+
+json finalize(const json& input) {
+  json config = merge(json::parse(R"({
+      "description": "", "seed": 0, "count": 16, "size": 64, "chunk": 4, "batch": 64, "reference": 16, "target": "label",
+      "save_maps": true, "select": [], "models_select": [], "models": [], "methods": [], "metrics": [],
+      "report": {}, "paper_scale": {}})"),
+                      input);
+  config.erase("extends");
+  for (const auto& [key, value] : config.items()) {
+    if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end())
+      lab::fail_parameter("unknown experiment key '{}'; known: {}", key,
+                          join(std::vector<std::string>(kTopKeys.begin() + 1, kTopKeys.end())));
+  }
+  check_type(config, "name", config["name"].is_string() && !config["name"].get<std::string>().empty(),
+             "a non-empty string");
+  check_type(config, "description", config["description"].is_string(), "a string");
+  check_type(config, "seed", config["seed"].is_number_unsigned() || (config["seed"].is_number_integer() && config["seed"].get<int64_t>() >= 0),
+             "an integer >= 0");
+  check_type(config, "count", config["count"].is_number_integer() && config["count"].get<int64_t>() >= 1,
+             "an integer >= 1");
+  check_type(config, "size", config["size"].is_number_integer() && config["size"].get<int64_t>() >= 8,
+             "an integer >= 8");
+  check_type(config, "chunk", config["chunk"].is_number_integer() && config["chunk"].get<int64_t>() >= 1,
+             "an integer >= 1");
+  check_type(config, "batch", config["batch"].is_number_integer() && config["batch"].get<int64_t>() >= 1,
+             "an integer >= 1");
+  check_type(config, "reference",
+             config["reference"].is_number_integer() && config["reference"].get<int64_t>() >= 2, "an integer >= 2");
+  check_type(config, "target",
+             config["target"].is_string() && (config["target"] == "label" || config["target"] == "predicted"),
+             "'label' or 'predicted'");
+  check_type(config, "save_maps", config["save_maps"].is_boolean(), "true or false");
+  check_type(config, "report", config["report"].is_object(), "an object");
+  check_type(config, "paper_scale", config["paper_scale"].is_object(), "an object of dotted keys and values");
+
+  // Models: each gets the run's size.
+  json models = json::array();
+  std::set<std::string> model_labels;
+  const std::vector<std::string> models_select = string_list(config["models_select"], "models_select");
+  for (const json& m : config["models"]) {
+    if (!m.is_object() || !m.contains("label") || !m["label"].is_string() || !m.contains("env") || !m["env"].is_string())
+      lab::fail_parameter("each experiment model must be {{\"label\": ..., \"env\": ..., \"options\": {{...}}}}, got {}",
+                          m.dump());
+    for (const auto& [key, value] : m.items()) {
+      if (key != "label" && key != "env" && key != "options")
+        lab::fail_parameter("experiment model '{}': unknown key '{}'; known: label, env, options", m.value("label", ""), key);
+    }
+    json model = m;
+    if (!model.contains("options")) model["options"] = json::object();
+    if (!model["options"].is_object())
+      lab::fail_parameter("experiment model '{}': options must be an object", model.value("label", ""));
+    model["options"]["size"] = config["size"];
+    const std::string label = model["label"];
+    if (!model_labels.insert(label).second) lab::fail_parameter("experiment model label '{}' given twice", label);
+    if (!models_select.empty() && std::find(models_select.begin(), models_select.end(), label) == models_select.end())
+      continue;
+    models.push_back(model);
+  }
+  for (const std::string& s : models_select) {
+    if (!model_labels.count(s))
+      lab::fail_parameter("models_select: no model '{}'; models: {}", s,
+                          join(std::vector<std::string>(model_labels.begin(), model_labels.end())));
+  }
+  if (models.empty()) lab::fail_parameter("experiment '{}' has no model", config["name"].get<std::string>());
+  config["models"] = models;
+
+  // Methods, restricted to `select`.
+  const std::vector<std::string> select = string_list(config["select"], "select");
+  json methods = json::array();
+  std::set<std::string> labels, slugs;
+  for (const json& m : config["methods"]) {
+    if (!m.is_object() || !m.contains("label") || !m["label"].is_string() || !m.contains("name") || !m["name"].is_string())
+      lab::fail_parameter("each experiment method must be {{\"label\": ..., \"name\": ..., \"params\": {{...}}}}, got {}",
+                          m.dump());
+    for (const auto& [key, value] : m.items()) {
+      if (key != "label" && key != "name" && key != "params" && key != "models")
+        lab::fail_parameter("experiment method '{}': unknown key '{}'; known: label, name, params, models",
+                            m.value("label", ""), key);
+    }
+    json method = m;
+    if (!method.contains("params")) method["params"] = json::object();
+    if (!method["params"].is_object())
+      lab::fail_parameter("experiment method '{}': params must be an object", method.value("label", ""));
+    if (!method.contains("models")) method["models"] = json::array();
+    for (const std::string& model : string_list(method["models"], "methods." + method.value("label", "") + ".models")) {
+      if (!model_labels.count(model))
+        lab::fail_parameter("experiment method '{}': no model '{}'", method.value("label", ""), model);
+    }
+    const std::string label = method["label"];
+    if (!labels.insert(label).second) lab::fail_parameter("experiment method label '{}' given twice", label);
+    if (!slugs.insert(slugify(label)).second)
+      lab::fail_parameter("experiment method label '{}' clashes with another as a directory name ('{}')", label,
+                          slugify(label));
+    if (!select.empty() && std::find(select.begin(), select.end(), label) == select.end()) continue;
+    methods.push_back(method);
+  }
+  for (const std::string& s : select) {
+    if (!labels.count(s))
+      lab::fail_parameter("select: no method '{}'; methods: {}", s,
+                          join(std::vector<std::string>(labels.begin(), labels.end())));
+  }
+  if (methods.empty()) lab::fail_parameter("experiment '{}' has no method", config["name"].get<std::string>());
+  config["methods"] = methods;
+
+  json metrics = json::array();
+  std::set<std::string> metric_names;
+  for (const json& m : config["metrics"]) {
+    if (!m.is_object() || !m.contains("name") || !m["name"].is_string())
+      lab::fail_parameter("each experiment metric must be {{\"name\": ..., \"params\": {{...}}}}, got {}", m.dump());
+    for (const auto& [key, value] : m.items()) {
+      if (key != "name" && key != "params" && key != "models")
+        lab::fail_parameter("experiment metric '{}': unknown key '{}'; known: name, params, models", m.value("name", ""),
+                            key);
+    }
+    json metric = m;
+    if (!metric.contains("params")) metric["params"] = json::object();
+    if (!metric.contains("models")) metric["models"] = json::array();
+    for (const std::string& model : string_list(metric["models"], "metrics." + metric.value("name", "") + ".models")) {
+      if (!model_labels.count(model))
+        lab::fail_parameter("experiment metric '{}': no model '{}'", metric.value("name", ""), model);
+    }
+    metrics.push_back(metric);
+  }
+  config["metrics"] = metrics;
+  return config;
+}
+
+bool MethodSpec::runs_on(const std::string& model) const {
+  return models.empty() || std::find(models.begin(), models.end(), model) != models.end();
+}
+
+bool MetricSpec::runs_on(const std::string& model) const {
+  return models.empty() || std::find(models.begin(), models.end(), model) != models.end();
+}
+
+Experiment Experiment::from_json(const json& resolved) {
+  Experiment e;
+  e.resolved = resolved;
+  e.name = resolved.at("name");
+  e.description = resolved.at("description");
+  e.seed = resolved.at("seed").get<uint64_t>();
+  e.count = resolved.at("count");
+  e.size = resolved.at("size");
+  e.chunk = resolved.at("chunk");
+  e.batch = resolved.at("batch");
+  e.reference = resolved.at("reference");
+  e.target = resolved.at("target");
+  e.save_maps = resolved.at("save_maps");
+  for (const json& m : resolved.at("models")) e.models.push_back({m.at("label"), m.at("env"), m.at("options")});
+  for (const json& m : resolved.at("methods")) {
+    MethodSpec s{m.at("label"), slugify(m.at("label")), m.at("name"), m.at("params"),
+                 m.at("models").get<std::vector<std::string>>()};
+    e.methods.push_back(std::move(s));
+  }
+  for (const json& m : resolved.at("metrics"))
+    e.metrics.push_back({m.at("name"), m.at("params"), m.at("models").get<std::vector<std::string>>()});
+  e.report = resolved.at("report");
+  return e;
+}
+
+std::string slugify(const std::string& label) {
+  std::string out;
+  bool dash = false;
+  for (unsigned char c : label) {
+    std::string piece;
+    if (std::isalnum(c)) {
+      piece = std::string(1, static_cast<char>(std::tolower(c)));
+    } else if (c == '*') {
+      piece = "star";
+      if (!out.empty()) dash = true;
+    } else {
+      dash = !out.empty();
+      continue;
+    }
+    if (dash) out += '-';
+    dash = false;
+    out += piece;
+  }
+  return out.empty() ? "method" : out;
+}
+
+uint64_t data_seed(const Experiment& experiment) { return experiment.seed; }
+
+uint64_t sample_seed(uint64_t seed, const std::string& label, int64_t index) {
+  return splitmix64(splitmix64(seed ^ fnv1a(label)) + static_cast<uint64_t>(index));
+}
+
+json seeds_record(const Experiment& experiment) {
+  json methods = json::object();
+  for (const MethodSpec& m : experiment.methods) methods[m.label] = sample_seed(experiment.seed, m.label, 0);
+  return {{"seed", experiment.seed},
+          {"data", data_seed(experiment)},
+          {"per_sample", "seed of (method label, sample index) = splitmix64(splitmix64(seed ^ fnv1a(label)) + index)"},
+          {"methods_sample0", methods}};
+}
+
+}  // namespace experiments

@@ -1,0 +1,137 @@
+/// @file config.h
+/// @brief Declarative experiment definitions: JSON files that extend a base file, command-line
+/// `-o key=value` overrides (dotted keys), and the resolved configuration written into every run.
+///
+/// An experiment file is a JSON object. `"extends": "NAME"` names a shipped definition (or a
+/// file path, relative to the extending file) whose object is merged under this one: objects
+/// merge key by key, every other value (arrays included) is replaced whole. The shipped
+/// definitions live in experiments/configs/*.json and are compiled into the binary, so
+/// `attrlab run NAME` works from any directory; `base.json` holds the defaults all others extend.
+///
+/// Resolved keys (see experiments/configs/base.json for every default):
+/// - `name`, `description`: identification, written into the report.
+/// - `seed` (≥ 0): the one seed; data, per-sample method and metric seeds derive from it (seeds()).
+/// - `count` (≥ 1): images per model; `size` (≥ 8): image side, applied to every model's
+///   environment option `size`.
+/// - `chunk` (≥ 1): images per work unit (the resumable unit, and the bound on memory);
+///   `batch` (≥ 1): the largest batch of inputs per network call. Neither changes a result.
+/// - `reference` (≥ 2): the first min(reference, count) images are the methods' reference
+///   inputs (attributions::Context::reference_inputs, e.g. IBA's activation statistics).
+/// - `target`: the output explained and scored, `label` (the designed label) or `predicted`.
+/// - `save_maps`: keep every map as RUN_DIR/maps/<model>/<method>/<id>.npy (the `attribute` layout).
+/// - `select`: method labels to run (empty: all); `models_select`: model labels (empty: all).
+/// - `models`: [{label, env, options}], each an environment (datasets/environment.h).
+/// - `methods`: [{label, name, params, models?}], each an attribution method with its `-p`
+///   parameters; `models` restricts it to some model labels.
+/// - `metrics`: [{name, params, models?}], each a metric with its `-p` parameters.
+/// - `report`: {studies: [...]} read by experiments/report (report.h).
+/// - `paper_scale`: {dotted key: value}, the overrides `attrlab run --paper-scale` applies before
+///   the user's `-o` (the paper's 224×224 images, more of them, full optimisation budgets).
+///
+/// Overrides. `-o key=value` sets the value at a dotted path: object members by name, array
+/// elements by index or by their `label` ("methods.IG*.params.steps=16"). The value is read
+/// with the type of the value it replaces (a string stays a string, a number must parse as a
+/// number, an array takes a JSON array or a comma list); new keys are accepted only inside the
+/// free-form `options` and `params` objects. Anything else is refused naming the key.
+/// Tested in tests/experiments/test_experiments_config.cpp.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace experiments {
+
+/// A shipped experiment definition.
+struct ShippedConfig {
+  std::string name;
+  std::string description;
+  nlohmann::json raw;  ///< the file as written (before `extends` is resolved)
+};
+
+/// Every shipped definition, sorted by name (base included).
+const std::vector<ShippedConfig>& shipped_configs();
+/// The shipped definitions a user runs (every one but `base`).
+std::vector<const ShippedConfig*> runnable_configs();
+
+/// A definition merged with what it extends (recursively; a cycle is an error).
+/// `name_or_path`: a shipped name, or the path of a JSON file.
+nlohmann::json load_config(const std::string& name_or_path);
+/// Same for an in-memory object; relative `extends` paths are taken from `base_dir`.
+nlohmann::json resolve_extends(const nlohmann::json& config, const std::filesystem::path& base_dir,
+                               const std::string& origin);
+
+/// Deep merge: members of `over` replace those of `under`; objects merge recursively.
+nlohmann::json merge(const nlohmann::json& under, const nlohmann::json& over);
+
+/// Applies "key=value" items (see the file comment); throws lab::Error naming a bad item.
+void apply_overrides(nlohmann::json& config, const std::vector<std::string>& items);
+
+/// Checks every key and value, applies `size` to each model and `select`, and returns the
+/// resolved configuration (what the run uses and writes as RUN_DIR/config.json).
+nlohmann::json finalize(const nlohmann::json& config);
+
+/// One model of a resolved config.
+struct ModelSpec {
+  std::string label;
+  std::string env;
+  nlohmann::json options;
+};
+
+/// One method of a resolved config.
+struct MethodSpec {
+  std::string label;  ///< as shown in tables ("IG*")
+  std::string slug;   ///< directory-safe ("ig-star")
+  std::string name;   ///< registry name ("integrated-gradients")
+  nlohmann::json params;
+  std::vector<std::string> models;  ///< empty: every model
+  bool runs_on(const std::string& model) const;
+};
+
+/// One metric of a resolved config.
+struct MetricSpec {
+  std::string name;
+  nlohmann::json params;
+  std::vector<std::string> models;
+  bool runs_on(const std::string& model) const;
+};
+
+/// The typed view of a resolved config.
+struct Experiment {
+  std::string name;
+  std::string description;
+  uint64_t seed = 0;
+  int64_t count = 0;
+  int64_t size = 0;
+  int64_t chunk = 0;
+  int64_t batch = 0;
+  int64_t reference = 0;
+  std::string target;
+  bool save_maps = true;
+  std::vector<ModelSpec> models;
+  std::vector<MethodSpec> methods;
+  std::vector<MetricSpec> metrics;
+  nlohmann::json report;
+  nlohmann::json resolved;  ///< the whole resolved config
+
+  /// Reads a finalize()d config.
+  static Experiment from_json(const nlohmann::json& resolved);
+};
+
+/// "IG*" -> "ig-star", "LIME (slic)" -> "lime-slic": lower case, '*' spelled "star", every
+/// other run of non-alphanumerics one '-'.
+std::string slugify(const std::string& label);
+
+/// The data seed of every model: the run seed itself (`attrlab generate --seed` gives the same
+/// images), shared by all models of a run so their comparisons are paired.
+uint64_t data_seed(const Experiment& experiment);
+/// The seed of (method label, sample index): SplitMix64 of the run seed, the label's FNV-1a
+/// hash and the index, so a sample's map does not depend on which unit it ran in.
+uint64_t sample_seed(uint64_t seed, const std::string& label, int64_t index);
+/// {"seed", "data", "methods": {label: seed of sample 0}} as written into config.json.
+nlohmann::json seeds_record(const Experiment& experiment);
+
+}  // namespace experiments

@@ -1,0 +1,107 @@
+/// @file figures.h
+/// @brief The run's figures, drawn with PLplot (C++ plstream; pngcairo for PNG, svgcairo for SVG).
+///
+/// Every figure is written twice from the same drawing code, as STEM.png and STEM.svg, each to a
+/// temporary name renamed when complete. House style (STYLE.md): white background, dark axes and
+/// text, the Okabe–Ito colour-blind-safe palette for series (with line styles once its eight
+/// colours are used up), a legend, axis labels with units, and for signed maps the paper's
+/// diverging red–white–blue colour map, symmetric around zero (PLplot cmap1 built with plscmap1l).
+///
+/// Figures:
+/// - draw_map_grid: the paper's Fig. 2 grid — per row one sample: input | ground truth | one map
+///   per method. Maps are shown after eq. 17 (positive part over its max, negative part over
+///   |min|), so red = +1, white = 0, blue = −1 for every map; a colour bar explains the scale.
+/// - draw_violins: violin plots (Gaussian kernel density, Silverman bandwidth, cut at the data's
+///   min and max) with bars at the maximum, mean and minimum, as in the paper's Fig. 17 and 23; an
+///   optional dashed reference line (the faithfulness threshold γ).
+/// - draw_curves: line plots of mean curves per method (Insertion/Deletion: Fig. 9; Sensitivity-N:
+///   Fig. 18, 20, 21), linear or logarithmic x.
+/// Tested in test_report_figures.cpp (files exist, PNG decodes to the requested size, the map
+/// colours at known pixels are the colour map's).
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "lab/core/tensor.h"
+
+namespace experiments {
+
+/// The Okabe–Ito palette in the order series use it (blue, vermillion, bluish green, reddish
+/// purple, orange, sky blue, black, yellow).
+const std::vector<std::array<int, 3>>& okabe_ito();
+/// The diverging map's colour (RGB 0..255) at value v in [−1, 1]: blue (−1), white (0), red (+1),
+/// piecewise linear through the control points used for cmap1.
+std::array<int, 3> diverging_color(double v);
+
+/// One row of the map grid.
+struct MapGridRow {
+  std::string label;              ///< sample id (and label)
+  cv::Mat input;                  ///< CV_8UC3 RGB or CV_8UC1 gray, H×W
+  lab::Tensor gt;                 ///< H×W in [−1, 1]
+  std::vector<lab::Tensor> maps;  ///< H×W each, raw (normalised by eq. 17 when drawn)
+};
+
+struct MapGrid {
+  std::string title;
+  std::vector<std::string> methods;  ///< column titles after "Input" and "Ground truth"
+  std::vector<MapGridRow> rows;
+};
+
+/// One group of values (a method's per-sample scores).
+struct Distribution {
+  std::string label;
+  std::vector<double> values;
+};
+
+/// One panel of violins.
+struct ViolinPanel {
+  std::string title;
+  std::string y_label;
+  std::vector<Distribution> groups;
+  double reference = -1.0;  ///< dashed horizontal line at this y when in [0, 1]; none otherwise
+};
+
+struct ViolinFigure {
+  std::string title;
+  int columns = 3;  ///< panels per row
+  std::vector<ViolinPanel> panels;
+};
+
+/// One line.
+struct Series {
+  std::string label;
+  std::vector<double> x;
+  std::vector<double> y;
+};
+
+struct CurvePanel {
+  std::string title;
+  std::string x_label;
+  std::string y_label;
+  bool log_x = false;
+  std::vector<Series> series;
+};
+
+struct CurveFigure {
+  std::string title;
+  int columns = 2;
+  std::vector<CurvePanel> panels;
+};
+
+/// Each writes STEM.png and STEM.svg and returns the two paths.
+std::vector<std::filesystem::path> draw_map_grid(const MapGrid& grid, const std::filesystem::path& stem);
+std::vector<std::filesystem::path> draw_violins(const ViolinFigure& figure, const std::filesystem::path& stem);
+std::vector<std::filesystem::path> draw_curves(const CurveFigure& figure, const std::filesystem::path& stem);
+
+/// Eq. 17 on one H×W map (positive part / max⁺, negative part / |min⁻|).
+lab::Tensor normalise_for_display(const lab::Tensor& map);
+/// Gaussian kernel density of `values` at `at` (Silverman's rule of thumb; a degenerate sample
+/// gets bandwidth 1e-3 of its magnitude, or 1e-3). Integrates to 1 over the real line.
+std::vector<double> kernel_density(const std::vector<double>& values, const std::vector<double>& at);
+
+}  // namespace experiments

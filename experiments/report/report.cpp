@@ -1,0 +1,856 @@
+#include "experiments/report/report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <set>
+
+#include "attributions/method.h"
+#include "datasets/data_dir.h"
+#include "experiments/metrics/rank.h"
+#include "experiments/report/figures.h"
+#include "lab/core/error.h"
+#include "lab/io/files.h"
+#include "lab/io/npy.h"
+
+namespace experiments {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+/// One piece of a report section, rendered to Markdown and HTML alike.
+struct Block {
+  enum class Kind { kParagraph, kTable, kFigure };
+  Kind kind = Kind::kParagraph;
+  std::string text;    ///< paragraph text, or a figure's caption
+  Table table;         ///< kTable
+  fs::path figure;     ///< kFigure: the PNG, relative to the run directory
+};
+
+struct Section {
+  std::string title;
+  std::vector<Block> blocks;
+};
+
+/// Index of the rows for quick lookups.
+class Rows {
+ public:
+  explicit Rows(const std::vector<ResultRow>& rows) {
+    for (const ResultRow& r : rows) {
+      const std::string key = r.model + '\x1f' + r.method + '\x1f' + r.metric + '\x1f' + r.variant;
+      if (r.sample == kAllSamples) summary_[key] = r.value;
+      else samples_[key].push_back(r.value);
+    }
+  }
+  /// The summary ("all") value, NaN if absent.
+  double mean(const std::string& model, const std::string& method, const std::string& metric,
+              const std::string& variant) const {
+    const auto it = summary_.find(key(model, method, metric, variant));
+    return it == summary_.end() ? kNaN : it->second;
+  }
+  std::vector<double> values(const std::string& model, const std::string& method, const std::string& metric,
+                             const std::string& variant) const {
+    const auto it = samples_.find(key(model, method, metric, variant));
+    return it == samples_.end() ? std::vector<double>{} : it->second;
+  }
+
+ private:
+  static std::string key(const std::string& a, const std::string& b, const std::string& c, const std::string& d) {
+    return a + '\x1f' + b + '\x1f' + c + '\x1f' + d;
+  }
+  std::map<std::string, double> summary_;
+  std::map<std::string, std::vector<double>> samples_;
+};
+
+/// A metric variant as a study names it.
+struct Measure {
+  std::string metric;
+  std::string variant;
+  std::string label;
+};
+
+Measure measure_of(const json& j) {
+  return {j.at("metric").get<std::string>(), j.at("variant").get<std::string>(),
+          j.value("label", j.at("metric").get<std::string>())};
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& sep = ", ",
+                 const std::string& last = " and ") {
+  if (items.empty()) return "none";
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += i + 1 == items.size() ? last : sep;
+    out += items[i];
+  }
+  return out;
+}
+
+std::string rank_text(double r) {
+  if (std::isnan(r)) return "n/a";
+  return std::abs(r - std::round(r)) < 1e-9 ? fmt::format("{}", static_cast<int64_t>(std::llround(r)))
+                                            : fmt::format("{:.1f}", r);
+}
+
+class ReportBuilder {
+ public:
+  explicit ReportBuilder(const ReportInputs& in) : in_(in), e_(in.experiment), rows_(in.rows) {}
+
+  ReportFiles build() {
+    std::vector<Section> sections;
+    const json studies = e_.report.value("studies", json::array());
+    int index = 0;
+    for (const json& study : studies) {
+      ++index;
+      const std::string kind = study.at("kind");
+      Section s;
+      s.title = study.value("title", kind);
+      if (!has_model(study)) continue;  // its model was left out (models_select)
+      if (kind == "faithfulness") faithfulness(study, index, s);
+      else if (kind == "rankings") rankings(study, index, s);
+      else if (kind == "spearman") spearman_study(study, index, s);
+      else if (kind == "auc") auc(study, index, s);
+      else lab::fail_parameter("report study '{}': unknown kind '{}'; known: faithfulness, rankings, spearman, auc",
+                               s.title, kind);
+      sections.push_back(std::move(s));
+    }
+    sections.push_back(settings_section());
+    files_.markdown = in_.run_dir / "report.md";
+    files_.html = in_.run_dir / "report.html";
+    lab::write_text_atomic(files_.markdown, markdown(sections));
+    lab::write_text_atomic(files_.html, html(sections));
+    return files_;
+  }
+
+ private:
+  // ---- helpers ------------------------------------------------------------------------------
+
+  bool has_model(const json& study) const {
+    std::vector<std::string> needed;
+    if (study.contains("model")) needed.push_back(study.at("model"));
+    for (const json& r : study.value("rows", json::array()))
+      if (r.is_object() && r.contains("model")) needed.push_back(r.at("model"));
+    for (const std::string& m : needed)
+      if (!find_model(m)) return false;
+    return true;
+  }
+
+  const ModelSpec* find_model(const std::string& label) const {
+    for (const ModelSpec& m : e_.models)
+      if (m.label == label) return &m;
+    return nullptr;
+  }
+
+  /// Method labels of a study on a model: `methods` if given (those that ran), else all that ran.
+  std::vector<std::string> methods_of(const json& study, const std::string& model) const {
+    std::vector<std::string> ran;
+    for (const MethodSpec& m : e_.methods)
+      if (m.runs_on(model)) ran.push_back(m.label);
+    if (!study.contains("methods")) return ran;
+    std::vector<std::string> out;
+    for (const json& m : study.at("methods"))
+      if (std::find(ran.begin(), ran.end(), m.get<std::string>()) != ran.end()) out.push_back(m);
+    return out;
+  }
+
+  Direction direction(const Measure& m) const {
+    const auto it = in_.directions.find(m.metric + "/" + m.variant);
+    return it == in_.directions.end() ? Direction::kHigherIsBetter : it->second;
+  }
+
+  std::string model_text(const std::string& model) const {
+    const ModelSpec* spec = find_model(model);
+    const std::string images = fmt::format("{} images of {}×{}", e_.count, e_.size, e_.size);
+    if (spec == nullptr || spec->env == model) return fmt::format("{} ({})", model, images);
+    return fmt::format("{} ({}, {})", model, spec->env, images);
+  }
+
+  void add_table(Section& s, Table t) {
+    lab::write_text_atomic(in_.run_dir / "tables" / (t.id + ".csv"), to_csv(t));
+    lab::write_text_atomic(in_.run_dir / "tables" / (t.id + ".md"), to_markdown(t));
+    files_.tables.push_back(t);
+    Block b;
+    b.kind = Block::Kind::kTable;
+    b.table = std::move(t);
+    s.blocks.push_back(std::move(b));
+  }
+
+  void add_figure(Section& s, const std::vector<fs::path>& written, const std::string& caption) {
+    files_.figures.insert(files_.figures.end(), written.begin(), written.end());
+    Block b;
+    b.kind = Block::Kind::kFigure;
+    b.text = caption;
+    b.figure = fs::relative(written.front(), in_.run_dir);
+    s.blocks.push_back(std::move(b));
+  }
+
+  void add_paragraph(Section& s, std::string text) {
+    Block b;
+    b.text = std::move(text);
+    s.blocks.insert(s.blocks.begin(), std::move(b));
+  }
+
+  /// Mean curve over samples of (model, method, metric, variant), by x.
+  Series mean_curve(const std::string& model, const std::string& method, const std::string& metric,
+                    const std::string& variant) const {
+    std::map<double, std::pair<double, int64_t>> by_x;
+    for (const CurveRow& c : in_.curves) {
+      if (c.model != model || c.method != method || c.metric != metric || c.variant != variant) continue;
+      auto& [sum, n] = by_x[c.x];
+      sum += c.y;
+      ++n;
+    }
+    Series s;
+    s.label = method;
+    for (const auto& [x, acc] : by_x) {
+      s.x.push_back(x);
+      s.y.push_back(acc.first / static_cast<double>(acc.second));
+    }
+    return s;
+  }
+
+  /// Panels of mean curves for every curve metric among `measures` on `model`.
+  std::vector<CurvePanel> curve_panels(const std::string& model, const std::vector<std::string>& methods,
+                                       const std::vector<Measure>& measures, const std::string& suffix) const {
+    std::vector<CurvePanel> panels;
+    for (const Measure& m : measures) {
+      CurvePanel p;
+      const bool sens = m.metric == "sensitivity-n";
+      const bool modulo = m.variant.find("modulo") != std::string::npos;
+      p.title = m.label + suffix;
+      p.log_x = sens;
+      p.x_label = sens ? "N (pixels perturbed, log scale)"
+                       : (m.metric == "insertion" ? "fraction of pixels inserted" : "fraction of pixels deleted");
+      p.y_label = sens ? (modulo ? "Pearson ρ (correct steps vs Σ attribution)" : "Pearson ρ (output change vs Σ attribution)")
+                       : (modulo ? "correct steps / ground-truth pixels" : "probability of the target class");
+      for (const std::string& method : methods) {
+        Series s = mean_curve(model, method, m.metric, m.variant);
+        if (!s.x.empty()) p.series.push_back(std::move(s));
+      }
+      if (!p.series.empty()) panels.push_back(std::move(p));
+    }
+    return panels;
+  }
+
+  void map_grid(Section& s, const std::string& model, const std::vector<std::string>& methods, int64_t rows,
+                const std::string& stem) {
+    if (rows <= 0) return;
+    if (!e_.save_maps) {
+      Block b;
+      b.text = "(No map grid: the run did not keep its maps, save_maps = false.)";
+      s.blocks.push_back(b);
+      return;
+    }
+    const datasets::DataDir data = datasets::DataDir::open(in_.run_dir / "data" / model);
+    MapGrid grid;
+    grid.title = fmt::format("{}: input, ground truth and attribution maps", model);
+    grid.methods = methods;
+    for (int64_t i = 0; i < std::min<int64_t>(rows, data.size()); ++i) {
+      MapGridRow row;
+      row.label = fmt::format("{} (label {})", data.id(i), data.label(i));
+      row.input = data.image(i);
+      row.gt = data.gt(i, false);
+      for (const std::string& method : methods) {
+        std::string slug;
+        for (const MethodSpec& m : e_.methods)
+          if (m.label == method) slug = m.slug;
+        const lab::Tensor map = lab::read_npy(in_.run_dir / "maps" / model / slug / (data.id(i) + ".npy"));
+        lab::Tensor batched = map.reshaped({1, map.dim(0), map.dim(1), map.dim(2)});
+        row.maps.push_back(attributions::reduce_channels(batched).reshaped({map.dim(1), map.dim(2)}));
+      }
+      grid.rows.push_back(std::move(row));
+    }
+    add_figure(s, draw_map_grid(grid, in_.run_dir / "figures" / stem),
+               fmt::format("Input, ground truth (red +1, blue −1) and each method's map on the first {} images of {}, "
+                           "each map scaled by eq. 17 (as in the paper's Fig. 2).",
+                           grid.rows.size(), model));
+  }
+
+  // ---- studies -----------------------------------------------------------------------------
+
+  void faithfulness(const json& study, int index, Section& s) {
+    const std::string model = study.at("model");
+    const std::vector<std::string> methods = methods_of(study, model);
+    const std::vector<std::string> kinds = study.value("kinds", std::vector<std::string>{"positive", "negative", "overall"});
+    const std::vector<double> gammas = study.value("gammas", std::vector<double>{0.5, 0.6});
+    const std::vector<std::string> smooth = study.value("smooth", std::vector<std::string>{});
+    auto is_smooth = [&](const std::string& method, const std::string& kind) {
+      return kind == "positive" && std::find(smooth.begin(), smooth.end(), method) != smooth.end();
+    };
+    auto variant = [&](const std::string& q, const std::string& method, const std::string& kind) {
+      return q + "-" + kind + (is_smooth(method, kind) ? "-smooth" : "");
+    };
+    auto mean = [&](const std::string& q, const std::string& method, const std::string& kind) {
+      return rows_.mean(model, method, "gt", variant(q, method, kind));
+    };
+    const std::string stem = fmt::format("study{}-{}", index, model);
+
+    // P/R/F1 table.
+    Table prf;
+    prf.id = stem + "-precision-recall-f1";
+    prf.title = fmt::format("Ground-truth precision / recall / F1 on {} (mean over images)", model);
+    prf.columns = {"Method"};
+    for (const std::string& k : kinds)
+      for (const char* q : {"Precision", "Recall", "F1"}) prf.columns.push_back(fmt::format("{} ({})", q, k));
+    prf.align.assign(prf.columns.size(), Align::kRight);
+    prf.align[0] = Align::kLeft;
+    for (const std::string& method : methods) {
+      std::vector<std::string> row = {method + (is_smooth(method, "positive") ? " †" : "")};
+      for (const std::string& k : kinds)
+        for (const char* q : {"precision", "recall", "f1"}) row.push_back(fixed(mean(q, method, k), 2));
+      prf.add(row);
+    }
+    prf.caption = "Soft precision Σ|a·g|/Σ|a| and recall Σ|a·g|/Σ|g| of eq.-17-normalised maps (Section 4); "
+                  "positive attribution against positive GT, negative against negative GT, |a| against the overall GT.";
+    if (!smooth.empty()) prf.caption += " † positive kind judged on the smooth (per-patch) ground truth, as the paper's Fig. 8.";
+
+    // Pass/fail table.
+    const json paper = study.value("paper", json::array());
+    Table test;
+    test.id = stem + "-faithfulness-test";
+    test.title = fmt::format("Faithfulness test on {}: pass when mean F1 ≥ γ (Definition 2.1)", model);
+    test.columns = {"Method"};
+    for (const std::string& k : kinds) {
+      test.columns.push_back(fmt::format("F1 ({})", k));
+      for (double g : gammas) test.columns.push_back(fmt::format("γ={} ({})", fixed(g, 1), k));
+    }
+    test.columns.push_back("Paper's verdicts (agree?)");
+    test.align.assign(test.columns.size(), Align::kRight);
+    test.align[0] = Align::kLeft;
+    test.align.back() = Align::kLeft;
+    int agree = 0, stated = 0;
+    std::vector<std::string> disagreements;
+    for (const std::string& method : methods) {
+      std::vector<std::string> row = {method};
+      for (const std::string& k : kinds) {
+        const double f1 = mean("f1", method, k);
+        row.push_back(fixed(f1, 2));
+        for (double g : gammas) row.push_back(std::isnan(f1) ? "n/a" : f1 >= g ? "pass" : "fail");
+      }
+      std::vector<std::string> verdicts;
+      for (const json& p : paper) {
+        if (p.at("method") != method) continue;
+        const std::string kind = p.at("kind");
+        const double g = p.at("gamma");
+        const double f1 = mean("f1", method, kind);
+        if (std::isnan(f1)) continue;
+        const std::string ours = f1 >= g ? "pass" : "fail";
+        const bool same = ours == p.at("verdict").get<std::string>();
+        ++stated;
+        agree += same ? 1 : 0;
+        if (!same)
+          disagreements.push_back(fmt::format("{} on {} GT at γ = {} (paper: {}, ours: {}, F1 = {})", method, kind,
+                                              fixed(g, 1), p.at("verdict").get<std::string>(), ours, fixed(f1, 2)));
+        verdicts.push_back(fmt::format("{} γ={}: {} ({})", kind, fixed(g, 1), p.at("verdict").get<std::string>(),
+                                       same ? "yes" : "no"));
+      }
+      row.push_back(verdicts.empty() ? "—" : join(verdicts, "; ", "; "));
+      test.add(row);
+    }
+    test.caption = "A method fails the test at γ when its mean F1 falls below γ (eq. 2). The last column lists the "
+                   "verdicts the paper states in Section 4 / App. F–G and whether ours agree.";
+
+    // The paragraph.
+    std::string text = fmt::format("On {}. ", model_text(model));
+    std::vector<std::string> parts;
+    for (double g : gammas) {
+      std::vector<std::string> per_kind;
+      for (const std::string& k : kinds) {
+        std::vector<std::string> passing;
+        for (const std::string& method : methods)
+          if (mean("f1", method, k) >= g) passing.push_back(method);
+        per_kind.push_back(fmt::format("{}/{} methods pass on {} GT{}", passing.size(), methods.size(), k,
+                                       passing.empty() ? "" : " (" + join(passing) + ")"));
+      }
+      parts.push_back(fmt::format("At γ = {}, {}.", fixed(g, 1), join(per_kind, "; ", "; ")));
+    }
+    text += join(parts, " ", " ");
+    for (const json& pair : study.value("pairs", json::array())) {
+      const std::string a = pair.at(0), b = pair.at(1);
+      if (std::find(methods.begin(), methods.end(), a) == methods.end() ||
+          std::find(methods.begin(), methods.end(), b) == methods.end())
+        continue;
+      const std::string k = std::find(kinds.begin(), kinds.end(), "overall") != kinds.end() ? "overall" : kinds.front();
+      text += fmt::format(" {} reaches {} GT precision {} and F1 {} against {} and {} for {}{}.", b, k,
+                          fixed(mean("precision", b, k), 2), fixed(mean("f1", b, k), 2),
+                          fixed(mean("precision", a, k), 2), fixed(mean("f1", a, k), 2), a,
+                          mean("precision", b, k) > mean("precision", a, k) ? " (the true baseline raises precision, as in the paper's Fig. 7)"
+                                                                              : " (the paper's Fig. 7 finds the opposite: the true baseline raises precision)");
+    }
+    if (study.contains("group")) {
+      const json& group = study.at("group");
+      std::vector<std::string> members;
+      std::string best;
+      double best_f1 = -1.0;
+      const std::string k = std::find(kinds.begin(), kinds.end(), "overall") != kinds.end() ? "overall" : kinds.front();
+      for (const json& m : group.at("methods")) {
+        const std::string method = m;
+        if (std::find(methods.begin(), methods.end(), method) == methods.end()) continue;
+        const double f1 = mean("f1", method, k);
+        members.push_back(fmt::format("{} {}", method, fixed(f1, 2)));
+        if (f1 > best_f1) {
+          best_f1 = f1;
+          best = method;
+        }
+      }
+      if (!members.empty())
+        text += fmt::format(" {} ({} GT F1): {}; the best is {}.", group.value("label", "Group"), k, join(members), best);
+    }
+    if (stated > 0) {
+      text += fmt::format(" Of the {} verdicts the paper states for these methods, we agree with {}", stated, agree);
+      text += disagreements.empty() ? "." : fmt::format("; we differ on {}.", join(disagreements, "; ", "; "));
+    }
+    add_paragraph(s, text);
+    add_table(s, prf);
+    add_table(s, test);
+
+    // Violins: one row of P/R/F1 per kind.
+    ViolinFigure violins;
+    violins.title = fmt::format("Ground-truth precision, recall and F1 per method ({})", model);
+    for (const std::string& k : kinds)
+      for (const auto& [q, name] : {std::pair{"precision", "Precision"}, std::pair{"recall", "Recall"}, std::pair{"f1", "F1"}}) {
+        ViolinPanel panel;
+        panel.title = fmt::format("{} ({} GT)", name, k);
+        panel.y_label = fmt::format("{} (fraction)", q == std::string("f1") ? "F1" : q);
+        if (std::string(q) == "f1") panel.reference = gammas.empty() ? -1.0 : gammas.front();
+        for (const std::string& method : methods)
+          panel.groups.push_back({method, rows_.values(model, method, "gt", variant(q, method, k))});
+        violins.panels.push_back(std::move(panel));
+      }
+    add_figure(s, draw_violins(violins, in_.run_dir / "figures" / (stem + "-violins")),
+               "Per-image precision, recall and F1 (violins: kernel density; bars: maximum, mean, minimum; "
+               "dashed: γ), as in the paper's Fig. 17 and 23.");
+    map_grid(s, model, methods, study.value("grid_rows", int64_t{0}), stem + "-maps");
+  }
+
+  /// Our ranking of `methods` under `m` on `model` (NaN values get NaN ranks and are left out).
+  std::vector<double> ranks_of(const std::string& model, const std::vector<std::string>& methods, const Measure& m) const {
+    std::vector<double> values, ranks(methods.size(), kNaN);
+    std::vector<size_t> present;
+    for (size_t i = 0; i < methods.size(); ++i) {
+      const double v = rows_.mean(model, methods[i], m.metric, m.variant);
+      if (!std::isnan(v)) {
+        values.push_back(v);
+        present.push_back(i);
+      }
+    }
+    if (values.empty()) return ranks;
+    const std::vector<double> r = ranking(values, direction(m));
+    for (size_t j = 0; j < present.size(); ++j) ranks[present[j]] = r[j];
+    return ranks;
+  }
+
+  /// Spearman ρ between two rank vectors over the entries both have; NaN with fewer than 2.
+  static double rho(const std::vector<double>& a, const std::vector<double>& b) {
+    std::vector<double> x, y;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!std::isnan(a[i]) && !std::isnan(b[i])) {
+        x.push_back(a[i]);
+        y.push_back(b[i]);
+      }
+    return x.size() < 2 ? kNaN : spearman(x, y);
+  }
+
+  void rankings(const json& study, int index, Section& s) {
+    const std::string model = study.at("model");
+    const std::vector<std::string> methods = methods_of(study, model);
+    const Measure reference = measure_of(study.at("reference"));
+    std::vector<Measure> compare;
+    for (const json& c : study.at("compare")) compare.push_back(measure_of(c));
+    const json paper = study.value("paper", json::object());
+    const json paper_ranks = paper.value("ranks", json::object());
+    const std::vector<double> paper_rho = paper.value("correlation", std::vector<double>{});
+    const std::string stem = fmt::format("study{}-{}", index, model);
+
+    std::vector<Measure> all = {reference};
+    all.insert(all.end(), compare.begin(), compare.end());
+    std::vector<std::vector<double>> ours;
+    for (const Measure& m : all) ours.push_back(ranks_of(model, methods, m));
+
+    Table values;
+    values.id = stem + "-values";
+    values.title = fmt::format("Mean scores on {}", model);
+    values.columns = {"Method"};
+    for (const Measure& m : all)
+      values.columns.push_back(fmt::format("{} ({})", m.label, direction(m) == Direction::kHigherIsBetter ? "↑" : "↓"));
+    values.align.assign(values.columns.size(), Align::kRight);
+    values.align[0] = Align::kLeft;
+    for (const std::string& method : methods) {
+      std::vector<std::string> row = {method};
+      for (const Measure& m : all) row.push_back(fixed(rows_.mean(model, method, m.metric, m.variant), 4));
+      values.add(row);
+    }
+    values.caption = "Mean over images of each metric (↑ higher is better, ↓ lower is better); the rankings below "
+                     "order the methods by these values.";
+
+    Table table;
+    table.id = stem + "-rankings";
+    table.title = fmt::format("Rankings of attribution methods on {} (1 = best), ours and the paper's", model);
+    table.columns = {"Method"};
+    for (const Measure& m : all) {
+      table.columns.push_back(m.label + " (ours)");
+      table.columns.push_back(m.label + " (paper)");
+    }
+    table.align.assign(table.columns.size(), Align::kRight);
+    table.align[0] = Align::kLeft;
+    std::vector<std::vector<double>> theirs(all.size(), std::vector<double>(methods.size(), kNaN));
+    for (size_t i = 0; i < methods.size(); ++i) {
+      std::vector<std::string> row = {methods[i]};
+      for (size_t k = 0; k < all.size(); ++k) {
+        if (paper_ranks.contains(methods[i])) theirs[k][i] = paper_ranks.at(methods[i]).at(k);
+        row.push_back(rank_text(ours[k][i]));
+        row.push_back(rank_text(theirs[k][i]));
+      }
+      table.add(row);
+    }
+    std::vector<double> our_rho;
+    std::vector<std::string> rho_row = {"Spearman ρ vs " + reference.label}, diff_row = {"difference (ours − paper)"};
+    rho_row.push_back("—");
+    rho_row.push_back("—");
+    diff_row.push_back("");
+    diff_row.push_back("");
+    for (size_t k = 0; k < compare.size(); ++k) {
+      const double r = rho(ours[0], ours[k + 1]);
+      our_rho.push_back(r);
+      const double p = k < paper_rho.size() ? paper_rho[k] : kNaN;
+      rho_row.push_back(fixed(r, 2));
+      rho_row.push_back(fixed(p, 2));
+      diff_row.push_back(std::isnan(p) ? "" : signed_fixed(r - p, 2));
+      diff_row.push_back("");
+    }
+    table.add(rho_row);
+    table.add(diff_row);
+    table.caption = fmt::format("Ranks follow each metric's direction; ties share the average rank. ρ is Spearman's "
+                                "rank correlation with the {} ranking over these {} methods.{}",
+                                reference.label, methods.size(),
+                                paper.contains("note") ? " " + paper.at("note").get<std::string>() : std::string());
+
+    // Paragraph.
+    std::vector<size_t> order(methods.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const double ra = std::isnan(ours[0][a]) ? 1e9 : ours[0][a], rb = std::isnan(ours[0][b]) ? 1e9 : ours[0][b];
+      return ra < rb || (ra == rb && a < b);
+    });
+    std::vector<std::string> top;
+    for (size_t j = 0; j < std::min<size_t>(3, order.size()); ++j)
+      top.push_back(fmt::format("{} ({})", methods[order[j]], fixed(rows_.mean(model, methods[order[j]], reference.metric, reference.variant), 2)));
+    std::string text = fmt::format("On {}, ranked by {}, the best methods are {}. ", model_text(model), reference.label, join(top));
+    std::vector<std::string> rhos;
+    for (size_t k = 0; k < compare.size(); ++k) {
+      const double p = k < paper_rho.size() ? paper_rho[k] : kNaN;
+      rhos.push_back(fmt::format("{} ρ = {}{}", compare[k].label, fixed(our_rho[k], 2),
+                                 std::isnan(p) ? "" : fmt::format(" (paper {}, difference {})", fixed(p, 2), signed_fixed(our_rho[k] - p, 2))));
+    }
+    text += "Against this ground-truth ranking: " + join(rhos, "; ", "; ") + ". ";
+    // The largest disagreement between the reference ranking and each compared ranking.
+    for (size_t k = 0; k < compare.size(); ++k) {
+      double worst = -1.0;
+      size_t at = 0;
+      for (size_t i = 0; i < methods.size(); ++i) {
+        const double d = std::abs(ours[0][i] - ours[k + 1][i]);
+        if (!std::isnan(d) && d > worst) {
+          worst = d;
+          at = i;
+        }
+      }
+      if (worst > 0.0 && k == 0)
+        text += fmt::format("The largest disagreement is {}: rank {} by {} but {} by {}. ", methods[at], rank_text(ours[0][at]),
+                            reference.label, rank_text(ours[k + 1][at]), compare[k].label);
+    }
+    if (!paper_ranks.empty()) {
+      std::vector<std::string> agreement;
+      for (size_t k = 0; k < all.size(); ++k) agreement.push_back(fmt::format("{} {}", all[k].label, fixed(rho(ours[k], theirs[k]), 2)));
+      text += "Spearman ρ between our ranking and the paper's, per metric: " + join(agreement) + ".";
+    }
+    add_paragraph(s, text);
+    add_table(s, values);
+    add_table(s, table);
+
+    std::vector<Measure> paths, sens;
+    for (const Measure& m : compare) (m.metric == "sensitivity-n" ? sens : paths).push_back(m);
+    std::vector<CurvePanel> panels = curve_panels(model, methods, paths, "");
+    if (!panels.empty()) {
+      CurveFigure f{fmt::format("Insertion and Deletion on {} (mean over images)", model), 2, panels};
+      add_figure(s, draw_curves(f, in_.run_dir / "figures" / (stem + "-insertion-deletion")),
+                 "Mean Insertion and Deletion curves per method (the paper's Fig. 9).");
+    }
+    panels = curve_panels(model, methods, sens, "");
+    if (!panels.empty()) {
+      CurveFigure f{fmt::format("Sensitivity-N on {} (mean over images)", model), 1, panels};
+      add_figure(s, draw_curves(f, in_.run_dir / "figures" / (stem + "-sensitivity-n")),
+                 "Mean Sensitivity-N correlation per method against N (the paper's Fig. 18, 20, 21).");
+    }
+    map_grid(s, model, methods, study.value("grid_rows", int64_t{0}), stem + "-maps");
+  }
+
+  void spearman_study(const json& study, int index, Section& s) {
+    const Measure reference = measure_of(study.at("reference"));
+    std::vector<Measure> compare;
+    for (const json& c : study.at("compare")) compare.push_back(measure_of(c));
+    const json paper = study.value("paper", json::object());
+    Table table;
+    table.id = fmt::format("study{}-spearman", index);
+    table.title = study.value("table_title", "Spearman's rank correlation with the ground-truth ranking, ours and the paper's");
+    table.columns = {study.value("row_header", "Model")};
+    for (const Measure& m : compare)
+      for (const char* w : {"ours", "paper", "diff."}) table.columns.push_back(fmt::format("{} ({})", m.label, w));
+    table.align.assign(table.columns.size(), Align::kRight);
+    table.align[0] = Align::kLeft;
+    std::vector<std::vector<double>> our(study.at("rows").size());
+    std::vector<std::string> row_labels;
+    std::vector<CurvePanel> panels;
+    for (size_t r = 0; r < study.at("rows").size(); ++r) {
+      const json& spec = study.at("rows").at(r);
+      const std::string model = spec.at("model"), label = spec.at("label");
+      row_labels.push_back(label);
+      const std::vector<std::string> methods = methods_of(study, model);
+      const std::vector<double> ref = ranks_of(model, methods, reference);
+      std::vector<std::string> row = {label};
+      const std::vector<double> p = paper.value(label, std::vector<double>{});
+      for (size_t k = 0; k < compare.size(); ++k) {
+        const double v = rho(ref, ranks_of(model, methods, compare[k]));
+        our[r].push_back(v);
+        const double pk = k < p.size() ? p[k] : kNaN;
+        row.push_back(fixed(v, 2));
+        row.push_back(fixed(pk, 2));
+        row.push_back(std::isnan(pk) ? "" : signed_fixed(v - pk, 2));
+      }
+      table.add(row);
+      std::vector<Measure> ins;
+      for (const Measure& m : compare)
+        if (m.metric == "insertion") ins.push_back(m);
+      for (CurvePanel& p2 : curve_panels(model, methods, ins, " (" + model + ")")) panels.push_back(std::move(p2));
+    }
+    table.caption = fmt::format("Spearman's ρ between each metric's ranking of the methods and their {} ranking (the "
+                                "paper's Table 2).", reference.label);
+    std::string text = "Spearman's ρ with the ground-truth ranking: ";
+    std::vector<std::string> per_row;
+    for (size_t r = 0; r < our.size(); ++r) {
+      std::vector<std::string> vals;
+      for (size_t k = 0; k < compare.size(); ++k) vals.push_back(fmt::format("{} {}", compare[k].label, fixed(our[r][k], 2)));
+      per_row.push_back(fmt::format("{}: {}", row_labels[r], join(vals)));
+    }
+    text += join(per_row, "; ", "; ") + ".";
+    if (our.size() == 2 && study.value("claim", std::string()) == "first-lower") {
+      std::vector<std::string> holds, fails;
+      for (size_t k = 0; k < compare.size(); ++k) {
+        const std::string d = fmt::format("{} (Δρ = {})", compare[k].label, signed_fixed(our[0][k] - our[1][k], 2));
+        (our[0][k] < our[1][k] ? holds : fails).push_back(d);
+      }
+      text += fmt::format(" The paper finds every perturbation metric less consistent with the ground truth in the "
+                          "'{}' setting than in '{}'. Here that holds for {}{}.",
+                          row_labels[0], row_labels[1], join(holds),
+                          fails.empty() ? "" : fmt::format(" and not for {}", join(fails)));
+    }
+    add_paragraph(s, text);
+    add_table(s, table);
+    if (!panels.empty()) {
+      CurveFigure f{"Insertion with and without the unseen-data effect (mean over images)", 2, panels};
+      add_figure(s, draw_curves(f, in_.run_dir / "figures" / fmt::format("study{}-insertion", index)),
+                 "Mean Insertion curves in both settings (the paper's Fig. 9).");
+    }
+  }
+
+  void auc(const json& study, int index, Section& s) {
+    const std::string model = study.at("model");
+    const std::vector<std::string> methods = methods_of(study, model);
+    std::vector<Measure> compare;
+    for (const json& c : study.at("compare")) compare.push_back(measure_of(c));
+    const json paper = study.value("paper", json::object());
+    const std::string stem = fmt::format("study{}-{}", index, model);
+    Table table;
+    table.id = stem + "-auc";
+    table.title = fmt::format("Insertion/Deletion AUC on {}, ours and the paper's", model);
+    table.columns = {"Method"};
+    for (const Measure& m : compare)
+      for (const char* w : {"ours", "paper", "diff."})
+        table.columns.push_back(fmt::format("{} {} ({})", m.label, direction(m) == Direction::kHigherIsBetter ? "↑" : "↓", w));
+    table.align.assign(table.columns.size(), Align::kRight);
+    table.align[0] = Align::kLeft;
+    std::vector<std::string> text_parts;
+    for (const std::string& method : methods) {
+      std::vector<std::string> row = {method};
+      for (size_t k = 0; k < compare.size(); ++k) {
+        const double v = rows_.mean(model, method, compare[k].metric, compare[k].variant);
+        const double p = paper.contains(method) ? paper.at(method).at(k).get<double>() : kNaN;
+        row.push_back(fixed(v, 4));
+        row.push_back(fixed(p, 4));
+        row.push_back(std::isnan(p) ? "" : signed_fixed(v - p, 4));
+      }
+      table.add(row);
+    }
+    table.caption = "Mean AUC over images of the modulo Insertion/Deletion of App. F.4 (one pixel per step; a step is "
+                    "correct when the predicted label changes; normalised by the ground-truth pixels).";
+    for (size_t k = 0; k < compare.size(); ++k) {
+      const Measure& m = compare[k];
+      std::vector<std::pair<double, std::string>> v;
+      for (const std::string& method : methods) {
+        const double x = rows_.mean(model, method, m.metric, m.variant);
+        if (!std::isnan(x)) v.push_back({x, method});
+      }
+      if (v.empty()) continue;
+      const bool higher = direction(m) == Direction::kHigherIsBetter;
+      const double best = higher ? std::max_element(v.begin(), v.end())->first : std::min_element(v.begin(), v.end())->first;
+      std::vector<std::string> tied;
+      for (const auto& [x, method] : v)
+        if (std::abs(x - best) <= 5e-4) tied.push_back(method);
+      std::vector<std::string> paper_best;
+      if (!paper.empty()) {
+        double pb = higher ? -1e9 : 1e9;
+        for (const auto& [method, vals] : paper.items()) {
+          const double x = vals.at(k).get<double>();
+          pb = higher ? std::max(pb, x) : std::min(pb, x);
+        }
+        for (const auto& [method, vals] : paper.items())
+          if (std::abs(vals.at(k).get<double>() - pb) <= 5e-4) paper_best.push_back(method);
+      }
+      text_parts.push_back(fmt::format("the best {} is {} ({}){}", m.label, fixed(best, 4), join(tied),
+                                       paper_best.empty() ? "" : fmt::format(", where the paper's best are {}", join(paper_best))));
+    }
+    std::string text = fmt::format("On {}, {}. ", model_text(model), join(text_parts, "; ", "; "));
+    double sum_abs = 0.0;
+    int n = 0;
+    for (const std::string& method : methods)
+      for (size_t k = 0; k < compare.size(); ++k) {
+        const double v = rows_.mean(model, method, compare[k].metric, compare[k].variant);
+        if (paper.contains(method) && !std::isnan(v)) {
+          sum_abs += std::abs(v - paper.at(method).at(k).get<double>());
+          ++n;
+        }
+      }
+    if (n > 0)
+      text += fmt::format("The mean absolute difference from the paper's {} values is {}; the optimum depends on the share of "
+                          "ground-truth pixels, which is larger at our image size than at 224×224 (App. F.4).",
+                          n, fixed(sum_abs / n, 4));
+    add_paragraph(s, text);
+    add_table(s, table);
+    std::vector<CurvePanel> panels = curve_panels(model, methods, compare, "");
+    if (!panels.empty()) {
+      CurveFigure f{fmt::format("Insertion and Deletion (modulo variant) on {}", model), 2, panels};
+      add_figure(s, draw_curves(f, in_.run_dir / "figures" / (stem + "-insertion-deletion")),
+                 "Mean modulo Insertion/Deletion curves (App. F.4).");
+    }
+  }
+
+  Section settings_section() const {
+    Section s;
+    s.title = "Methods and settings";
+    Table t;
+    t.id = "methods";
+    t.title = "";
+    t.columns = {"Label", "Method", "Parameters", "Models"};
+    for (const MethodSpec& m : e_.methods)
+      t.add({m.label, m.name, m.params.empty() ? "defaults" : m.params.dump(), m.models.empty() ? "all" : join(m.models, ", ", ", ")});
+    Block p;
+    p.text = fmt::format("attrlab {}; seed {}; {} images per model at {}×{}; targets: the {}. Metrics: {}. The fully "
+                         "resolved configuration with every seed is in config.json; every method's resolved parameters "
+                         "are in maps/<model>/<method>/maps.json.",
+                         ATTRLAB_VERSION, e_.seed, e_.count, e_.size, e_.size, e_.target == "label" ? "designed labels" : "predicted labels",
+                         [&] {
+                           std::vector<std::string> names;
+                           for (const MetricSpec& m : e_.metrics) names.push_back(m.name + (m.params.empty() ? "" : " " + m.params.dump()));
+                           return join(names, ", ", ", ");
+                         }());
+    s.blocks.push_back(p);
+    Block b;
+    b.kind = Block::Kind::kTable;
+    b.table = t;
+    s.blocks.push_back(b);
+    return s;
+  }
+
+  // ---- rendering ---------------------------------------------------------------------------
+
+  std::string header_text() const {
+    std::string out = e_.description;
+    return out;
+  }
+
+  std::string markdown(const std::vector<Section>& sections) const {
+    std::string out = fmt::format("# Report: {}\n\n{}\n\n", e_.name, header_text());
+    for (const Section& s : sections) {
+      out += "## " + s.title + "\n\n";
+      for (const Block& b : s.blocks) {
+        switch (b.kind) {
+          case Block::Kind::kParagraph: out += b.text + "\n\n"; break;
+          case Block::Kind::kTable: out += to_markdown(b.table) + "\n"; break;
+          case Block::Kind::kFigure:
+            out += fmt::format("![{}]({})\n\n*{}* ([SVG]({}))\n\n", b.text, b.figure.generic_string(), b.text,
+                               fs::path(b.figure).replace_extension(".svg").generic_string());
+            break;
+        }
+      }
+    }
+    return out;
+  }
+
+  std::string html(const std::vector<Section>& sections) const {
+    std::string out =
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Report: " + html_escape(e_.name) +
+        "</title>\n<style>\nbody{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;"
+        "background:#fff;line-height:1.45}\ntable{border-collapse:collapse;margin:1em 0;font-size:0.9em}\n"
+        "th,td{border:1px solid #ccc;padding:3px 8px}\nth{background:#f2f2f2}\ncaption{font-weight:bold;"
+        "text-align:left;padding:4px 0}\n.caption{font-style:italic;font-size:0.9em;color:#444}\nimg{max-width:100%;"
+        "border:1px solid #eee}\nfigure{margin:1.5em 0}\nfigcaption{font-style:italic;font-size:0.9em;color:#444}\n"
+        "</style>\n</head>\n<body>\n";
+    out += "<h1>Report: " + html_escape(e_.name) + "</h1>\n<p>" + html_escape(header_text()) + "</p>\n";
+    for (const Section& s : sections) {
+      out += "<h2>" + html_escape(s.title) + "</h2>\n";
+      for (const Block& b : s.blocks) {
+        switch (b.kind) {
+          case Block::Kind::kParagraph: out += "<p>" + html_escape(b.text) + "</p>\n"; break;
+          case Block::Kind::kTable: out += to_html(b.table); break;
+          case Block::Kind::kFigure:
+            out += "<figure><img alt=\"" + html_escape(b.text) + "\" src=\"data:image/png;base64," +
+                   base64(lab::read_text(in_.run_dir / b.figure)) + "\"><figcaption>" + html_escape(b.text) +
+                   "</figcaption></figure>\n";
+            break;
+        }
+      }
+    }
+    out += "</body>\n</html>\n";
+    return out;
+  }
+
+  const ReportInputs& in_;
+  const Experiment& e_;
+  Rows rows_;
+  ReportFiles files_;
+};
+
+}  // namespace
+
+std::string base64(const std::string& bytes) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                       static_cast<uint8_t>(bytes[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < bytes.size()) {
+    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+ReportFiles write_report(const ReportInputs& inputs) { return ReportBuilder(inputs).build(); }
+
+}  // namespace experiments

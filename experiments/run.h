@@ -1,0 +1,68 @@
+/// @file run.h
+/// @brief Runs an experiment (config.h) end to end into RUN_DIR: data, maps, metric rows, tables,
+/// figures and the report — resumable, deterministic, with bounded memory.
+///
+/// Layout of RUN_DIR:
+///   config.json                  {"attrlab_version", "source", "overrides", "seeds", "config"}:
+///                                the resolved configuration and every seed
+///   data/<model>/                the model's data directory (datasets/data_dir.h)
+///   maps/<model>/<method>/       <id>.npy (float32 C×H×W) and maps.json: the `attribute` layout
+///   units/<model>/<method>/<chunk>.rows.csv, .curves.csv, .done   one finished work unit (.done
+///                                records its network evaluations and the seconds spent per step)
+///   results.csv                  model,sample,method,metric,variant,value (per sample, then one
+///                                "all" row per variant from the metric's own aggregation)
+///   curves.csv                   model,sample,method,metric,variant,x,y (curves of more than 101
+///                                points are resampled linearly onto 101 evenly spaced x)
+///   tables/*.csv, tables/*.md    the report's tables; figures/*.png, *.svg; report.md, report.html
+///
+/// Work unit = (model, method, chunk of `chunk` consecutive images). A unit loads its images,
+/// computes the method's maps in one attribute() call (the method batches its own network
+/// evaluations by `batch`), saves them, scores them with every metric of the model, and writes
+/// its rows; the `.done` marker is written last, so an interrupted unit is simply redone.
+/// `--resume` keeps finished units (after checking that RUN_DIR/config.json holds the same
+/// resolved config) and recomputes the rest; the final files are assembled from the unit files
+/// in config order, so the same config and seed give byte-identical results.csv and curves.csv
+/// whether the run was interrupted or not, and whatever the thread count. Memory holds one
+/// unit's images and maps at a time. Network calls run on the calling thread; TBB is used only
+/// around them (saving maps, resampling curves).
+///
+/// Extra rows beside the metrics': metric "method", variant "evaluations" (network evaluations
+/// the method spent on the sample's batch, divided evenly among its samples) and, for methods
+/// with completeness, variant "completeness-gap" (Σ attribution − (f(x) − f(baseline))).
+/// Tested in tests/experiments/test_experiments_run.cpp (tiny runs of every shipped experiment,
+/// resume, determinism).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace experiments {
+
+struct RunOptions {
+  std::filesystem::path out;            ///< RUN_DIR
+  bool resume = false;                  ///< keep finished units of an earlier run in RUN_DIR
+  bool quiet = false;                   ///< no progress bar
+  std::string source;                   ///< how the experiment was named (shipped name or path)
+  std::vector<std::string> overrides;   ///< the -o items, as given
+};
+
+struct RunSummary {
+  int64_t units = 0;    ///< work units of the experiment
+  int64_t skipped = 0;  ///< units kept from an earlier run (--resume)
+  std::filesystem::path results;
+  std::filesystem::path report_md;
+  std::filesystem::path report_html;
+};
+
+/// Runs the finalize()d configuration `resolved` (config.h) as described above.
+RunSummary run_experiment(const nlohmann::json& resolved, const RunOptions& options);
+
+/// Linear resampling of a curve onto `points` evenly spaced x between its first and last x
+/// (x must be non-decreasing); curves with at most `points` points are returned unchanged.
+void resample_curve(std::vector<double>& x, std::vector<double>& y, size_t points = 101);
+
+}  // namespace experiments

@@ -1,0 +1,89 @@
+// attrlab run: one experiment end to end — data, maps, metrics, tables, figures, report
+// (experiments/config.h, experiments/run.h).
+#include <fmt/format.h>
+
+#include <memory>
+#include <string>
+
+#include "experiments/config.h"
+#include "experiments/run.h"
+#include "lab/cli/commands.h"
+#include "lab/core/error.h"
+
+namespace cli {
+
+namespace {
+
+struct RunArgs {
+  std::string experiment;
+  KeyValues overrides;
+  bool quiet = false;
+  bool resume = false;
+  bool list = false;
+  bool paper_scale = false;
+  std::string out;
+};
+
+void list_experiments() {
+  for (const experiments::ShippedConfig* c : experiments::runnable_configs()) {
+    const nlohmann::json resolved = experiments::finalize(experiments::load_config(c->name));
+    fmt::print("{}\n    {}\n    default: {} images, size {}, {} models, {} methods\n", c->name, c->description,
+               resolved.at("count").get<int64_t>(), resolved.at("size").get<int64_t>(), resolved.at("models").size(),
+               resolved.at("methods").size());
+  }
+}
+
+void run_run(const RunArgs& args) {
+  if (args.list) {
+    if (!args.experiment.empty() || !args.out.empty() || !args.overrides.empty())
+      lab::fail_parameter("run --list takes no experiment, -o or --out");
+    list_experiments();
+    return;
+  }
+  if (args.experiment.empty()) lab::fail_parameter("run: name a shipped experiment or a config file (see run --list)");
+  if (args.out.empty()) lab::fail_parameter("run: --out RUN_DIR is required");
+  nlohmann::json config = experiments::load_config(args.experiment);
+  std::vector<std::string> applied;
+  if (args.paper_scale) {
+    const nlohmann::json scale = config.value("paper_scale", nlohmann::json::object());
+    for (const auto& [key, value] : scale.items())
+      applied.push_back(key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()));
+    experiments::apply_overrides(config, applied);
+  }
+  experiments::apply_overrides(config, args.overrides);
+  applied.insert(applied.end(), args.overrides.begin(), args.overrides.end());
+  const nlohmann::json resolved = experiments::finalize(config);
+  experiments::RunOptions options;
+  options.out = args.out;
+  options.resume = args.resume;
+  options.quiet = args.quiet;
+  options.source = args.experiment;
+  options.overrides = applied;
+  const experiments::RunSummary summary = experiments::run_experiment(resolved, options);
+  fmt::print("run: {} units ({} kept from the earlier run); results in {}\n", summary.units, summary.skipped,
+             summary.results.string());
+  fmt::print("run: report at {} (and {})\n", summary.report_html.string(), summary.report_md.string());
+}
+
+}  // namespace
+
+void register_run(CLI::App& app) {
+  auto args = std::make_shared<RunArgs>();
+  std::string names;
+  for (const experiments::ShippedConfig* c : experiments::runnable_configs()) names += (names.empty() ? "" : ", ") + c->name;
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Run an experiment end to end (data, maps, metrics, tables, figures, report) into --out");
+  cmd->add_option("experiment", args->experiment, "Shipped experiment (" + names + ") or a JSON config file");
+  cmd->add_option("-o", args->overrides,
+                  "Override key=value (repeatable; dotted keys, list elements by label or index), "
+                  "e.g. -o count=4 -o size=32 -o methods.IG.params.steps=16");
+  cmd->add_flag("--paper-scale", args->paper_scale,
+                "Apply the experiment's paper_scale settings (224×224 images, more of them) before -o");
+  cmd->add_flag("--quiet", args->quiet, "No progress bar on stderr");
+  cmd->add_flag("--resume", args->resume, "Continue the run in --out: keep its finished units, compute the rest");
+  cmd->add_flag("--list", args->list, "List the shipped experiments and exit");
+  cmd->add_option("--out", args->out, "Run directory (created; must be new or empty unless --resume)");
+  cmd->callback([args] { run_run(*args); });
+}
+
+}  // namespace cli
