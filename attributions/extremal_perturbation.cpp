@@ -174,6 +174,7 @@ void ExtremalPerturbation::Params::validate() const {
   lab::require(mask_sigma > 0, "mask-sigma", "> 0", std::to_string(mask_sigma));
   lab::require(iterations >= 1, "iterations", ">= 1", std::to_string(iterations));
   lab::require(lr > 0, "lr", "> 0", std::to_string(lr));
+  lab::require(momentum >= 0 && momentum < 1, "momentum", "in [0, 1)", std::to_string(momentum));
   lab::require(area_weight > 0, "area-weight", "> 0", std::to_string(area_weight));
   lab::require(area_weight_growth >= 1, "area-weight-growth", ">= 1", std::to_string(area_weight_growth));
 }
@@ -187,6 +188,7 @@ ExtremalPerturbation::Params ExtremalPerturbation::Params::from_options(lab::Opt
   p.mask_sigma = options.get_double("mask-sigma", p.mask_sigma);
   p.iterations = options.get_int("iterations", p.iterations);
   p.lr = options.get_double("lr", p.lr);
+  p.momentum = options.get_double("momentum", p.momentum);
   p.area_weight = options.get_double("area-weight", p.area_weight);
   p.area_weight_growth = options.get_double("area-weight-growth", p.area_weight_growth);
   p.jitter = options.get_bool("jitter", p.jitter);
@@ -203,6 +205,7 @@ nlohmann::json ExtremalPerturbation::Params::to_json() const {
           {"mask-sigma", mask_sigma},
           {"iterations", iterations},
           {"lr", lr},
+          {"momentum", momentum},
           {"area-weight", area_weight},
           {"area-weight-growth", area_weight_growth},
           {"jitter", jitter},
@@ -228,7 +231,7 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
   });
   const size_t np = static_cast<size_t>(generator.grid_h() * generator.grid_w());
   std::vector<std::vector<double>> p(static_cast<size_t>(n), std::vector<double>(np, 1.0));
-  std::vector<Adam> adam(static_cast<size_t>(n), Adam(np, params_.lr));
+  std::vector<Sgd> sgd(static_cast<size_t>(n), Sgd(np, params_.lr, params_.momentum, params_.momentum));
   std::vector<std::vector<double>> crop(static_cast<size_t>(n), std::vector<double>(static_cast<size_t>(plane)));
   std::vector<std::vector<double>> full(static_cast<size_t>(n)), unclamped(static_cast<size_t>(n));
   lab::Tensor inputs(x.shape());
@@ -294,7 +297,7 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
           g_full[static_cast<size_t>((y + margin) * out_w + xx + margin)] -= df_dm * static_cast<double>(levels - 1);
         }
       const std::vector<double> g_p = generator.backward(p[s], unclamped[s], g_full);
-      adam[s].step(p[s], g_p);
+      sgd[s].step(p[s], g_p);
       for (double& v : p[s]) v = std::clamp(v, 0.0, 1.0);
     });
     lambda *= params_.area_weight_growth;
@@ -317,7 +320,8 @@ MethodInfo ExtremalPerturbation::info() {
        {"step", "mask parameter grid step in pixels"},
        {"mask-sigma", "smoothing σ of the mask in pixels"},
        {"iterations", "optimisation steps (TorchRay: 800)"},
-       {"lr", "Adam learning rate on the mask parameters"},
+       {"lr", "SGD learning rate on the mask parameters (TorchRay: 0.01)"},
+       {"momentum", "SGD momentum, also its dampening (TorchRay: 0.9)"},
        {"area-weight", "λ of the area loss at the first iteration (TorchRay: 300)"},
        {"area-weight-growth", "factor applied to λ after every iteration (TorchRay: 1.0035)"},
        {"jitter", "on: flip the perturbed input horizontally on even iterations"},

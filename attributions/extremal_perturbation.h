@@ -17,10 +17,13 @@
 /// - Energy E = −f_t(Φ(x; m)) + λ R_a(m), λ = `area-weight` (300) multiplied by
 ///   `area-weight-growth` (1.0035) after every iteration; `jitter` flips the perturbed input
 ///   horizontally on even iterations.
-/// - Optimiser: Adam (learning rate `lr`) on p, clamped to [0, 1] after each step. TorchRay uses
-///   SGD with momentum 0.9 and learning rate 0.01, tuned to ImageNet logits; Adam's steps do not
-///   depend on the scale of f_t, which differs by orders of magnitude between the lab's logits,
-///   probabilities and the modulo output.
+/// - Optimiser: SGD with momentum and dampening `momentum` (0.9) and learning rate `lr` (0.01) on
+///   p, clamped to [0, 1] after each step, as TorchRay. Its steps are proportional to the
+///   gradient, which matters here: on the lab's networks ∂f/∂x is nonzero only within one
+///   intensity unit of a designed colour, i.e. for mask values within about 1e-3 of 1, so the
+///   reward's gradient lives only where the mask is still almost 1. Adam, which moves every
+///   parameter by about its learning rate whatever the size of its gradient, lets the area term
+///   push the whole mask out of that band in its first steps and never sees the reward.
 /// The map is the mask of the last iteration (in [0, 1], positive only), spread evenly over the
 /// input channels. The images of a batch are optimised together: one forward+backward call (in
 /// chunks of Context::chunk) per iteration for the whole batch.
@@ -46,7 +49,8 @@ class ExtremalPerturbation final : public Method {
     int64_t step = 7;                ///< parameter grid step in pixels, >= 1
     double mask_sigma = 21.0;        ///< smoothing σ of the mask in pixels, > 0
     int64_t iterations = 800;        ///< >= 1
-    double lr = 0.01;                ///< Adam learning rate, > 0
+    double lr = 0.01;                ///< SGD learning rate, > 0
+    double momentum = 0.9;           ///< SGD momentum and dampening, in [0, 1)
     double area_weight = 300.0;      ///< λ at the first iteration, > 0
     double area_weight_growth = 1.0035;  ///< λ factor per iteration, >= 1
     bool jitter = true;

@@ -44,6 +44,19 @@ void Adam::step(std::vector<double>& theta, const std::vector<double>& grad) {
   }
 }
 
+Sgd::Sgd(size_t size, double lr, double momentum, double dampening)
+    : lr_(lr), momentum_(momentum), dampening_(dampening), buffer_(size, 0.0) {}
+
+void Sgd::step(std::vector<double>& theta, const std::vector<double>& grad) {
+  LAB_CHECK(theta.size() == buffer_.size() && grad.size() == buffer_.size(), "SGD of size {} given {} and {}",
+            buffer_.size(), theta.size(), grad.size());
+  for (size_t i = 0; i < theta.size(); ++i) {
+    buffer_[i] = started_ ? momentum_ * buffer_[i] + (1.0 - dampening_) * grad[i] : grad[i];
+    theta[i] -= lr_ * buffer_[i];
+  }
+  started_ = true;
+}
+
 int64_t run_forward(const lab::Network& net, int64_t count, int64_t chunk, const InputFn& inputs,
                     const TargetFn& target, const OutputsFn& consume) {
   LAB_CHECK(chunk >= 1, "chunk {}", chunk);

@@ -45,8 +45,7 @@ class Draws {
 
 /// Adam (Kingma & Ba 2015) on a flat parameter vector, as torch.optim.Adam: with g the gradient,
 /// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − lr · m̂ / (sqrt(v̂) + ε) with the bias-corrected
-/// m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ). The optimiser of IBA (Schulz et al. 2020) and of our
-/// extremal perturbations.
+/// m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ). The optimiser of IBA (Schulz et al. 2020).
 class Adam {
  public:
   Adam(size_t size, double lr, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8);
@@ -57,6 +56,21 @@ class Adam {
   double lr_, beta1_, beta2_, epsilon_;
   std::vector<double> m_, v_;
   int64_t t_ = 0;
+};
+
+/// Stochastic gradient descent with momentum μ and dampening d, as torch.optim.SGD: the buffer
+/// starts at the first gradient, then b ← μb + (1−d)g, and θ ← θ − lr·b. The optimiser of
+/// extremal perturbations (Fong et al. 2019: μ = d = 0.9, lr = 0.01). Unlike Adam, its steps are
+/// proportional to the gradient, so a parameter with a weak gradient barely moves.
+class Sgd {
+ public:
+  Sgd(size_t size, double lr, double momentum, double dampening);
+  void step(std::vector<double>& theta, const std::vector<double>& grad);
+
+ private:
+  double lr_, momentum_, dampening_;
+  std::vector<double> buffer_;
+  bool started_ = false;
 };
 
 /// Receives output[target] of inputs [begin, begin + outputs.size()) of the virtual batch.
