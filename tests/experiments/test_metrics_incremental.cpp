@@ -89,7 +89,7 @@ TEST_CASE("incremental evaluation handles a ReLU first, stride without overlap, 
 TEST_CASE("incremental curves are bit-identical to full recomputation on the designed networks") {
   for (const char* env_name : {"multi-color-sum", "single-color-modulo"}) {
     CAPTURE(env_name);
-    lab::Options options = lab::Options::parse({"size=32"}, "-o");
+    lab::Options options = lab::Options::parse({"size=16"}, "-o");
     const auto env = datasets::make_environment(env_name, options);
     const lab::Network net = env->build_network();
     const datasets::Sample sample = env->generate(5, 0);

@@ -1,0 +1,251 @@
+// Insertion/Deletion (experiments/metrics/insertion_deletion.h), Sensitivity-N
+// (sensitivity_n.h) and their shared parts (perturbation.h) on the designed networks, where the
+// curves follow from the pixel counts.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <random>
+
+#include <opencv2/imgproc.hpp>
+
+#include "datasets/environment.h"
+#include "experiments/metrics/insertion_deletion.h"
+#include "experiments/metrics/sensitivity_n.h"
+#include "lab/core/error.h"
+
+namespace {
+
+using namespace experiments;
+
+/// One designed environment (32×32 unless said) with one sample, its network and a metric context.
+struct Lab {
+  std::unique_ptr<datasets::Environment> env;
+  lab::Network net;
+  datasets::Sample sample;
+  Context context;
+
+  explicit Lab(const std::string& name, int64_t index = 0, int64_t size = 32) {
+    lab::Options options = lab::Options::parse({"size=" + std::to_string(size)}, "-o");
+    env = datasets::make_environment(name, options);
+    net = env->build_network();
+    sample = env->generate(5, index);
+    context.net = &net;
+    context.env = name;
+    context.background = env->background();
+    context.input_max = env->image_channels() == 3 ? 255.0f : 1.0f;
+    context.predicted_label = [this](const float* row) { return env->predicted_label(row); };
+  }
+
+  /// A batch of this sample with `attr` (H×W).
+  Batch batch(const lab::Tensor& attr) const {
+    Batch b;
+    b.ids = {sample.id};
+    const lab::Tensor x = env->to_input(sample.image);
+    b.x = x.reshaped({1, x.dim(0), x.dim(1), x.dim(2)});
+    b.attr = attr.reshaped({1, attr.dim(0), attr.dim(1)});
+    b.target = {env->target_output(sample.label)};
+    b.gt = sample.gt.reshaped({1, sample.gt.dim(0), sample.gt.dim(1)});
+    b.seeds = {7};
+    return b;
+  }
+
+  std::unique_ptr<Metric> metric(const std::string& name, const std::vector<std::string>& p = {}) const {
+    lab::Options options = lab::Options::parse(p, "-p");
+    return make_metric(name, options, MetricSetup{env->name()});
+  }
+};
+
+double row_value(const MetricOutput& out, const std::string& sample) {
+  for (const MetricRow& r : out.rows)
+    if (r.sample == sample) return r.value;
+  FAIL("no row for " << sample);
+  return 0.0;
+}
+
+lab::Tensor positive_part(const lab::Tensor& gt) {
+  lab::Tensor a = gt;
+  for (float& v : a.values()) v = std::max(v, 0.0f);
+  return a;
+}
+
+int64_t count_nonzero(const lab::Tensor& t) {
+  return std::count_if(t.values().begin(), t.values().end(), [](float v) { return v != 0.0f; });
+}
+
+}  // namespace
+
+TEST_CASE("modulo Insertion/Deletion: a map ranking every white pixel first reaches App. F.4's optimum") {
+  const Lab lab("single-color-modulo");
+  const double g = static_cast<double>(count_nonzero(lab.sample.gt)), p = 32.0 * 32.0;
+  REQUIRE(g > 0);
+  const auto insertion = lab.metric("insertion");
+  const auto deletion = lab.metric("deletion");
+  CHECK(insertion->params()["mode"] == "modulo");  // the default on modulo data
+  REQUIRE(insertion->variants().front().name == "auc-modulo");
+
+  const MetricOutput ins = insertion->evaluate(lab.context, lab.batch(lab.sample.gt));
+  const MetricOutput del = deletion->evaluate(lab.context, lab.batch(lab.sample.gt));
+  // Insertion rises linearly to 1 at x = G/P, then stays: AUC = 1 − G/(2P); Deletion mirrors it.
+  CHECK(row_value(ins, lab.sample.id) == doctest::Approx(1.0 - g / (2.0 * p)).epsilon(1e-12));
+  CHECK(row_value(del, lab.sample.id) == doctest::Approx(g / (2.0 * p)).epsilon(1e-12));
+  REQUIRE(ins.curves.size() == 1025);
+  CHECK(ins.curves.front().y == 0.0);
+  CHECK(ins.curves[static_cast<size_t>(g)].y == 1.0);
+  CHECK(ins.curves.back().x == 1.0);
+  CHECK(del.curves.front().y == 1.0);
+  CHECK(del.curves.back().y == 0.0);
+
+  // Any other order does worse.
+  std::mt19937 rng(3);
+  lab::Tensor random(lab.sample.gt.shape());
+  for (float& v : random.values()) v = std::uniform_real_distribution<float>(0.0f, 1.0f)(rng);
+  CHECK(row_value(insertion->evaluate(lab.context, lab.batch(random)), lab.sample.id) < 1.0 - g / (2.0 * p) - 0.1);
+  CHECK(row_value(deletion->evaluate(lab.context, lab.batch(random)), lab.sample.id) > g / (2.0 * p) + 0.1);
+}
+
+TEST_CASE("standard Insertion/Deletion of the target logit follow the designed pixel counts") {
+  const Lab lab("multi-color-sum");
+  const lab::Tensor attr = positive_part(lab.sample.gt);  // the winning colour's pixels first
+  const double g = static_cast<double>(count_nonzero(attr)), p = 32.0 * 32.0;
+  const std::vector<std::string> params = {"output=logit", "replacement=background"};
+  const MetricOutput del = lab.metric("deletion", params)->evaluate(lab.context, lab.batch(attr));
+  const MetricOutput ins = lab.metric("insertion", params)->evaluate(lab.context, lab.batch(attr));
+  REQUIRE(del.curves.size() == 1025);
+  // The logit is scale × (target pixels present); deleting them first empties it in G steps.
+  const double top = del.curves.front().y;
+  REQUIRE(top > 0.0);
+  for (size_t k = 0; k < del.curves.size(); ++k) {
+    CAPTURE(k);
+    const double left = std::max(0.0, g - static_cast<double>(k));
+    REQUIRE(del.curves[k].y == doctest::Approx(top * left / g).epsilon(1e-9));
+    REQUIRE(ins.curves[k].y == doctest::Approx(top - top * left / g).epsilon(1e-9));
+    REQUIRE(del.curves[k].x == static_cast<double>(k) / p);
+  }
+  CHECK(row_value(del, lab.sample.id) == doctest::Approx(top * g / p / 2.0).epsilon(1e-9));
+  CHECK(row_value(ins, lab.sample.id) == doctest::Approx(top * (1.0 - g / (2.0 * p))).epsilon(1e-9));
+}
+
+TEST_CASE("standard Deletion of the probability: from the model's output to the uniform background") {
+  const Lab lab("multi-color-sum");
+  const Batch b = lab.batch(positive_part(lab.sample.gt));
+  const MetricOutput del = lab.metric("deletion", {"replacement=background"})->evaluate(lab.context, b);
+  const lab::Tensor y = lab.net.forward(b.x);
+  CHECK(del.curves.front().y == doctest::Approx(y[b.target[0]]).epsilon(1e-7));
+  // All pixels background: every colour count is 0, the softmax is uniform.
+  CHECK(del.curves.back().y == doctest::Approx(1.0 / static_cast<double>(lab.env->num_classes())).epsilon(1e-7));
+  CHECK(lab.metric("deletion")->direction("auc") == Direction::kLowerIsBetter);
+}
+
+TEST_CASE("pixels_per_step coarsens the curve on the [0, 1] fraction axis") {
+  const Lab lab("multi-color-sum");
+  const MetricOutput out =
+      lab.metric("insertion", {"pixels_per_step=100"})->evaluate(lab.context, lab.batch(lab.sample.gt));
+  REQUIRE(out.curves.size() == 12);  // 0, 100, …, 1000, 1024
+  CHECK(out.curves[1].x == doctest::Approx(100.0 / 1024.0).epsilon(1e-15));
+  CHECK(out.curves.back().x == 1.0);
+  CHECK_THROWS_AS(lab.metric("insertion", {"mode=modulo", "pixels_per_step=2"}), lab::Error);
+}
+
+TEST_CASE("Insertion/Deletion curves: incremental equals full evaluation for every replacement") {
+  // 16 pixels per step keeps the full side short; full resolution is test_metrics_incremental's.
+  const Lab lab("multi-color-sum", 1, 16);
+  std::mt19937 rng(9);
+  lab::Tensor attr(lab.sample.gt.shape());
+  for (float& v : attr.values()) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+  const lab::Tensor x = lab.env->to_input(lab.sample.image);
+  for (const char* replacement : {"replacement=constant", "replacement=background", "replacement=blur",
+                                  "replacement=noise"}) {
+    for (const char* name : {"insertion", "deletion"}) {
+      CAPTURE(replacement);
+      CAPTURE(name);
+      InsertionDeletion::Params p;
+      lab::Options o = lab::Options::parse({replacement, "pixels_per_step=16"}, "-p");
+      p = InsertionDeletion::Params::from_options(o, {});
+      const InsertionDeletion m(std::string(name) == "insertion" ? InsertionDeletion::Kind::kInsertion
+                                                                 : InsertionDeletion::Kind::kDeletion,
+                                p);
+      const auto fast = m.curve(lab.context, m.evaluator(lab.context, true), x, attr.data(), nullptr, 0, "s", 3);
+      const auto slow = m.curve(lab.context, m.evaluator(lab.context, false), x, attr.data(), nullptr, 0, "s", 3);
+      REQUIRE(fast.size() == slow.size());
+      for (size_t k = 0; k < fast.size(); ++k) REQUIRE(fast[k].y == slow[k].y);
+    }
+  }
+}
+
+TEST_CASE("replacement images") {
+  const Lab lab("multi-color-sum");
+  const lab::Tensor x = lab.env->to_input(lab.sample.image);
+  PerturbationParams p;
+  SUBCASE("constant, one value or one per channel") {
+    p.value = {1.0, 2.0, 3.0};
+    const lab::Tensor r = replacement_image(p, x, lab.context, 0);
+    CHECK(r[2 * 1024 + 5 * 32 + 7] == 3.0f);
+    CHECK(r[0] == 1.0f);
+    p.value = {1.0, 2.0};
+    CHECK_THROWS_AS(replacement_image(p, x, lab.context, 0), lab::Error);
+  }
+  SUBCASE("background") {
+    p.replacement = ReplacementKind::kBackground;
+    const lab::Tensor r = replacement_image(p, x, lab.context, 0);
+    CHECK(std::all_of(r.values().begin(), r.values().end(), [&](float v) { return v == lab.context.background[0]; }));
+  }
+  SUBCASE("blur is OpenCV's Gaussian per channel") {
+    p.replacement = ReplacementKind::kBlur;
+    p.blur_sigma = 2.0;
+    const lab::Tensor r = replacement_image(p, x, lab.context, 0);
+    cv::Mat channel(32, 32, CV_32F, const_cast<float*>(x.data() + 1024)), blurred;
+    cv::GaussianBlur(channel, blurred, cv::Size(0, 0), 2.0, 2.0, cv::BORDER_REFLECT_101);
+    CHECK(r[1024 + 5 * 32 + 9] == blurred.at<float>(5, 9));
+  }
+  SUBCASE("noise: in range, determined by the seeds") {
+    p.replacement = ReplacementKind::kNoise;
+    const lab::Tensor a = replacement_image(p, x, lab.context, 1);
+    CHECK(std::all_of(a.values().begin(), a.values().end(), [](float v) { return v >= 0.0f && v < 255.0f; }));
+    CHECK(a.values() == replacement_image(p, x, lab.context, 1).values());
+    CHECK(a.values() != replacement_image(p, x, lab.context, 2).values());
+    p.seed = 4;
+    CHECK(a.values() != replacement_image(p, x, lab.context, 1).values());
+  }
+}
+
+TEST_CASE("the log-spaced Sensitivity-N schedule") {
+  CHECK(log_schedule(1024, 5) == std::vector<int64_t>{1, 6, 32, 181, 1024});  // 1024^(i/4), rounded
+  CHECK(log_schedule(4, 16) == std::vector<int64_t>{1, 2, 3, 4});              // duplicates removed
+  CHECK(log_schedule(50176, 1) == std::vector<int64_t>{50176});
+}
+
+TEST_CASE("standard Sensitivity-N: the designed per-pixel effect correlates perfectly") {
+  const Lab lab("multi-color-sum", 0, 16);
+  // With logits and background replacement, the output change of a subset is scale × (target
+  // pixels in it): ρ = 1 for the map marking them, −1 for its negation, 0 at N = P (constant).
+  const std::vector<std::string> params = {"output=logit", "replacement=background", "n=8,32,128,256",
+                                           "subsets=30"};
+  const auto metric = lab.metric("sensitivity-n", params);
+  lab::Tensor attr = positive_part(lab.sample.gt);
+  const MetricOutput out = metric->evaluate(lab.context, lab.batch(attr));
+  REQUIRE(out.curves.size() == 4);
+  CHECK(out.curves[0].x == 8.0);
+  for (size_t i = 0; i < 3; ++i) CHECK(out.curves[i].y == doctest::Approx(1.0).epsilon(1e-9));
+  CHECK(out.curves[3].y == 0.0);
+  CHECK(row_value(out, lab.sample.id) == doctest::Approx(0.75).epsilon(1e-9));
+  for (float& v : attr.values()) v = -v;
+  CHECK(row_value(metric->evaluate(lab.context, lab.batch(attr)), lab.sample.id) == doctest::Approx(-0.75).epsilon(1e-9));
+  CHECK_THROWS_AS(lab.metric("sensitivity-n", {"n=257"})->evaluate(lab.context, lab.batch(attr)), lab::Error);
+}
+
+TEST_CASE("modulo Sensitivity-N (App. F.5): correct steps equal the white pixels perturbed") {
+  const Lab lab("single-color-modulo");
+  const auto metric = lab.metric("sensitivity-n", {"n=64,256,1024", "subsets=20"});
+  CHECK(metric->variants().front().name == "mean-modulo");
+  const MetricOutput out = metric->evaluate(lab.context, lab.batch(lab.sample.gt));
+  REQUIRE(out.curves.size() == 3);
+  CHECK(out.curves[0].y == doctest::Approx(1.0).epsilon(1e-9));
+  CHECK(out.curves[1].y == doctest::Approx(1.0).epsilon(1e-9));
+  CHECK(out.curves[2].y == 0.0);  // every order has perturbed everything: constant
+  // A constant map has no association at all.
+  const lab::Tensor constant(lab.sample.gt.shape(), 1.0f);
+  CHECK(row_value(metric->evaluate(lab.context, lab.batch(constant)), lab.sample.id) == 0.0);
+}
