@@ -202,6 +202,13 @@ Signal backprop_batch(const Backprop& backprop, const lab::Tensor& x, const std:
   return out;
 }
 
+int64_t chunk_for_memory(const lab::Network& net, int64_t bytes) {
+  int64_t per_sample = lab::numel(net.input_shape());
+  for (size_t i = 0; i < net.size(); ++i) per_sample += lab::numel(net.shape_after(i, 1));
+  per_sample *= static_cast<int64_t>(sizeof(float));
+  return std::clamp<int64_t>(bytes / std::max<int64_t>(per_sample, 1), 1, 256);
+}
+
 std::vector<double> output_at(const lab::Network& net, const lab::Tensor& x, const TargetFn& target, int64_t chunk) {
   std::vector<double> out(static_cast<size_t>(x.batch()));
   for (int64_t begin = 0; begin < x.batch(); begin += chunk) {

@@ -119,6 +119,10 @@ struct Signal {
 Signal backprop_batch(const Backprop& backprop, const lab::Tensor& x, const std::vector<int64_t>& target,
                       int64_t chunk);
 
+/// The largest chunk whose traces (every activation of a forward pass, the input included) fit in
+/// `bytes`, clamped to 1..256: a default for Context::chunk that bounds memory at any image size.
+int64_t chunk_for_memory(const lab::Network& net, int64_t bytes);
+
 /// output[target] per sample of a batch, evaluated in chunks (1 evaluation per input).
 std::vector<double> output_at(const lab::Network& net, const lab::Tensor& x, const TargetFn& target, int64_t chunk);
 

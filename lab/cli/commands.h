@@ -11,6 +11,8 @@ namespace cli {
 void register_summary(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_predict(CLI::App& app);
+void register_methods(CLI::App& app);
+void register_attribute(CLI::App& app);
 void register_run(CLI::App& app);
 
 /// Splits repeated "-o key=value" style options: CLI11 stores them as a vector of strings.

@@ -20,6 +20,8 @@ constexpr Register kCommands[] = {
     cli::register_summary,
     cli::register_generate,
     cli::register_predict,
+    cli::register_methods,
+    cli::register_attribute,
     cli::register_run,
 };
 
