@@ -78,6 +78,13 @@ lab::Tensor normalise_eq17(const lab::Tensor& attr) {
 }
 
 MetricOutput Metric::evaluate(const Context& context, const Batch& data) const {
+  MetricOutput out = evaluate_samples(context, data);
+  std::vector<MetricRow> summary = aggregate(out.rows);
+  out.rows.insert(out.rows.end(), summary.begin(), summary.end());
+  return out;
+}
+
+MetricOutput Metric::evaluate_samples(const Context& context, const Batch& data) const {
   if (context.net == nullptr) lab::fail_parameter("metric {}: no network given", name());
   if (context.batch < 1) lab::fail_parameter("metric batch must be >= 1, got {}", context.batch);
   const int64_t n = data.size();
@@ -107,8 +114,6 @@ MetricOutput Metric::evaluate(const Context& context, const Batch& data) const {
     if (normalisation() == Normalisation::kEq17) batch.attr = normalise_eq17(batch.attr);
     out.append(evaluate_batch(context, batch));
   }
-  std::vector<MetricRow> summary = aggregate(out.rows);
-  out.rows.insert(out.rows.end(), summary.begin(), summary.end());
   return out;
 }
 

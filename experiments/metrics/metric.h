@@ -140,6 +140,9 @@ class Metric {
   /// to evaluate_batch(). Rows come in sample order; then one row per variant with
   /// sample = kAllSamples from aggregate(). Shapes that do not fit and maps holding NaN or Inf throw lab::Error.
   MetricOutput evaluate(const Context& context, const Batch& data) const;
+  /// The same without the summary rows: for callers that score a data set in parts and call
+  /// aggregate() once on all the rows.
+  MetricOutput evaluate_samples(const Context& context, const Batch& data) const;
   /// Summary rows (sample = kAllSamples) from per-sample rows; by default the mean per variant.
   virtual std::vector<MetricRow> aggregate(const std::vector<MetricRow>& rows) const;
   /// Direction of a variant; an unknown variant throws lab::Error.

@@ -64,13 +64,13 @@ nlohmann::json PerturbationParams::to_json() const {
 
 std::vector<ParamInfo> perturbation_param_info() {
   return {
-      {"mode", "standard (modulo for single-color-modulo data)",
-       "standard: target score; modulo: App. F.4/F.5, a step is correct when the predicted label changes"},
+      {"mode", "standard", "standard | modulo (App. F.4/F.5: a step is correct when the label changes); "
+                           "default modulo on single-color-modulo data"},
       {"replacement", "constant", "constant | background | blur | noise: values of perturbed pixels"},
       {"value", "0", "replacement=constant: one value or one per channel (network units)"},
       {"blur_sigma", "5", "replacement=blur: Gaussian standard deviation in pixels"},
       {"noise_low", "0", "replacement=noise: lower end of the uniform range"},
-      {"noise_high", "input maximum (255 RGB, 1 modulo)", "replacement=noise: upper end (exclusive)"},
+      {"noise_high", "input max", "replacement=noise: upper end, exclusive (input max: 255 RGB, 1 modulo)"},
       {"output", "probability", "probability (after softmax) | logit (before): the target score"},
       {"seed", "0", "random stream (noise, subsets), combined with each sample's seed"},
   };

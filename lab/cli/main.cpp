@@ -23,6 +23,8 @@ constexpr Register kCommands[] = {
     cli::register_methods,
     cli::register_attribute,
     cli::register_run,
+    cli::register_metrics,
+    cli::register_evaluate,
 };
 
 }  // namespace

@@ -1,0 +1,89 @@
+// attrlab evaluate: scores attribution maps of any origin (MAPS/<id>.npy) against a data
+// directory with chosen metrics; writes results CSV (+ .json record) and optionally curves CSV
+// (experiments/metrics/evaluate.h, README "Evaluation metrics").
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "experiments/metrics/evaluate.h"
+#include "lab/cli/commands.h"
+#include "lab/core/error.h"
+
+namespace cli {
+
+namespace {
+
+struct EvaluateArgs {
+  std::string data;
+  std::vector<std::string> maps;
+  std::vector<std::string> metrics;
+  KeyValues params;
+  std::string out;
+  std::string curves;
+  int64_t batch = 16;
+  int64_t chunk = 256;
+};
+
+void print_summary(const experiments::Evaluation& e) {
+  std::map<std::pair<std::string, std::string>, std::string> direction;
+  for (const auto& [metric, v] : e.variants) direction[{metric, v.name}] = experiments::direction_name(v.direction);
+  size_t wm = 6, wx = 6, wv = 7;
+  for (const experiments::ScoreRow& r : e.rows)
+    if (r.sample == experiments::kAllSamples) {
+      wm = std::max(wm, r.method.size());
+      wx = std::max(wx, r.metric.size());
+      wv = std::max(wv, r.variant.size());
+    }
+  fmt::print("{:<{}}  {:<{}}  {:<{}}  {:>12}  {}\n", "method", wm, "metric", wx, "variant", wv, "mean", "better");
+  for (const experiments::ScoreRow& r : e.rows)
+    if (r.sample == experiments::kAllSamples)
+      fmt::print("{:<{}}  {:<{}}  {:<{}}  {:>12.6f}  {}\n", r.method, wm, r.metric, wx, r.variant, wv, r.value,
+                 direction[{r.metric, r.variant}]);
+}
+
+void run_evaluate(const EvaluateArgs& args) {
+  experiments::EvaluateRequest request;
+  request.data = args.data;
+  request.maps.assign(args.maps.begin(), args.maps.end());
+  request.metrics = args.metrics;
+  request.params = args.params;
+  request.batch = args.batch;
+  request.max_chunk = args.chunk;
+  const std::optional<std::filesystem::path> curves =
+      args.curves.empty() ? std::nullopt : std::optional<std::filesystem::path>(args.curves);
+  const experiments::Evaluation e = experiments::run_evaluate(request, args.out, curves);
+  print_summary(e);
+  for (const experiments::RejectedMap& r : e.rejected)
+    fmt::print(stderr, "evaluate: rejected {} (method {}): {}\n", r.file.string(), r.method, r.reason);
+  fmt::print(stderr, "evaluate: wrote {} rows to {} and {}{}\n", e.rows.size(), args.out,
+             experiments::record_path(args.out).string(), curves ? " and curves to " + args.curves : "");
+  if (!e.rejected.empty())
+    lab::fail("{} map file(s) rejected and not scored (listed above); the other maps were scored", e.rejected.size());
+}
+
+}  // namespace
+
+void register_evaluate(CLI::App& app) {
+  auto args = std::make_shared<EvaluateArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "evaluate", "Score attribution maps (MAPS/<id>.npy, any origin) on a data directory with evaluation metrics");
+  cmd->add_option("--data", args->data, "Data directory (from attrlab generate)")->required();
+  cmd->add_option("--maps", args->maps, "Maps directory of one method (repeatable): <id>.npy, optional maps.json")
+      ->required();
+  cmd->add_option("--metric", args->metrics, "Metric (repeatable; attrlab metrics lists them)")->required();
+  cmd->add_option("-p", args->params, "Metric parameter key=value (repeatable), applied to every metric that knows it");
+  cmd->add_option("--out", args->out, "Results CSV: sample,method,metric,variant,value (+ a .json record beside it)")
+      ->required();
+  cmd->add_option("--curves", args->curves, "Curves CSV: sample,method,metric,variant,x,y");
+  cmd->add_option("--batch", args->batch, "Samples per metric call (execution only; results do not change)")
+      ->capture_default_str();
+  cmd->add_option("--chunk", args->chunk, "Largest number of perturbed inputs per network call (execution only)")
+      ->capture_default_str();
+  cmd->callback([args] { run_evaluate(*args); });
+}
+
+}  // namespace cli

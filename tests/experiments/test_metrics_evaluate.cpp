@@ -1,0 +1,202 @@
+// Scoring maps of any origin against a data directory (experiments/metrics/evaluate.h): the
+// layout (H×W and C×H×W maps, maps.json optional), rejected maps reported by file and not
+// scored, the tidy CSVs and the .json record.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "datasets/data_dir.h"
+#include "experiments/metrics/evaluate.h"
+#include "experiments/table.h"
+#include "lab/core/error.h"
+#include "lab/io/files.h"
+#include "lab/io/npy.h"
+
+namespace fs = std::filesystem;
+using namespace experiments;
+
+namespace {
+
+/// A temporary directory removed at the end of the test.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() / ("attrlab-metrics-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+/// Three multi-color-sum samples at 16×16.
+fs::path make_data(const fs::path& root) {
+  lab::Options options = lab::Options::parse({"size=16"}, "-o");
+  const auto env = datasets::make_environment("multi-color-sum", options);
+  const fs::path dir = root / "data";
+  datasets::write_data_dir(*env, 3, 11, dir);
+  return dir;
+}
+
+std::map<std::string, double> summary(const Evaluation& e, const std::string& method, const std::string& metric) {
+  std::map<std::string, double> out;
+  for (const ScoreRow& r : e.rows)
+    if (r.method == method && r.metric == metric && r.sample == kAllSamples) out[r.variant] = r.value;
+  return out;
+}
+
+std::vector<std::string> lines_of(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE("evaluate: maps of any origin, rejected files reported, tidy CSVs and the record") {
+  TempDir tmp;
+  const fs::path data_dir = make_data(tmp.path);
+  const datasets::DataDir data = datasets::DataDir::open(data_dir);
+
+  // gtmap: the ground truth itself as H×W maps, no maps.json (method = directory name).
+  const fs::path gtmap = tmp.path / "gtmap";
+  fs::create_directories(gtmap);
+  for (int64_t i = 0; i < 3; ++i) lab::write_npy(gtmap / (data.id(i) + ".npy"), data.gt(i));
+  // constant: C×H×W maps with a maps.json naming the method and the targets.
+  const fs::path constant = tmp.path / "const-maps";
+  fs::create_directories(constant);
+  nlohmann::json samples = nlohmann::json::array();
+  for (int64_t i = 0; i < 3; ++i) {
+    lab::write_npy(constant / (data.id(i) + ".npy"), lab::Tensor({3, 16, 16}, 0.25f));
+    samples.push_back({{"id", data.id(i)}, {"target", data.label(i)}});
+  }
+  lab::write_json(constant / "maps.json", {{"method", "constant"}, {"params", {{"value", 0.25}}}, {"samples", samples}});
+  // bad: one good map, one of the wrong shape, one with NaN, one not a sample id.
+  const fs::path bad = tmp.path / "bad";
+  fs::create_directories(bad);
+  lab::write_npy(bad / (data.id(0) + ".npy"), data.gt(0));
+  lab::write_npy(bad / (data.id(1) + ".npy"), lab::Tensor({15, 16}, 1.0f));
+  lab::Tensor nan_map({1, 16, 16}, 1.0f);
+  nan_map[17] = std::numeric_limits<float>::quiet_NaN();
+  lab::write_npy(bad / (data.id(2) + ".npy"), nan_map);
+  lab::write_npy(bad / "999999.npy", lab::Tensor({16, 16}, 1.0f));
+
+  EvaluateRequest request;
+  request.data = data_dir;
+  request.maps = {gtmap, constant, bad};
+  request.metrics = {"gt", "faithfulness-test", "deletion"};
+  request.params = {"pixels_per_step=32", "gamma=0.6"};
+  request.batch = 2;
+  const fs::path results = tmp.path / "out" / "results.csv";
+  const fs::path curves = tmp.path / "out" / "curves.csv";
+  fs::create_directories(results.parent_path());
+  const Evaluation e = run_evaluate(request, results, curves);
+
+  {  // scores
+    auto gt = summary(e, "gtmap", "gt");
+    CHECK(gt["f1-overall"] == 1.0);
+    CHECK(gt["f1-positive"] == 1.0);
+    CHECK(summary(e, "gtmap", "faithfulness-test")["pass-overall"] == 1.0);
+    // The constant map: overall recall 1, precision = |GT| / (H·W) per sample.
+    double precision = 0.0;
+    for (int64_t i = 0; i < 3; ++i) {
+      const lab::Tensor g = data.gt(i);
+      precision += static_cast<double>(std::count_if(g.values().begin(), g.values().end(), [](float v) { return v != 0.0f; })) / 256.0;
+    }
+    CHECK(summary(e, "constant", "gt")["recall-overall"] == 1.0);
+    CHECK(summary(e, "constant", "gt")["precision-overall"] == doctest::Approx(precision / 3.0).epsilon(1e-12));
+    // Only the one good map of `bad` was scored.
+    const auto bad_rows = std::count_if(e.rows.begin(), e.rows.end(), [](const ScoreRow& r) {
+      return r.method == "bad" && r.metric == "deletion" && r.sample != kAllSamples;
+    });
+    CHECK(bad_rows == 1);
+  }
+  {  // rejected maps, by file
+    REQUIRE(e.rejected.size() == 3);
+    std::map<std::string, std::string> reason;
+    for (const RejectedMap& r : e.rejected) {
+      CHECK(r.method == "bad");
+      reason[r.file.filename().string()] = r.reason;
+    }
+    CHECK(reason["999999.npy"].find("not a sample id") != std::string::npos);
+    CHECK(reason[data.id(1) + ".npy"].find("shape [15, 16]") != std::string::npos);
+    CHECK(reason[data.id(2) + ".npy"].find("NaN") != std::string::npos);
+  }
+  {  // results CSV
+    const std::vector<std::string> lines = lines_of(results);
+    REQUIRE(lines.size() == e.rows.size() + 1);
+    CHECK(lines[0] == "sample,method,metric,variant,value");
+    CHECK(lines[1] == "\"" + data.id(0) + "\",\"gtmap\",\"gt\",\"precision-positive\",1");
+    // Per method and metric: samples in data order, then the "all" rows.
+    const std::vector<std::string> f = csv_split(lines.back());
+    CHECK(f[0] == "all");
+    CHECK(f[1] == "bad");
+    CHECK(f[2] == "deletion");
+  }
+  {  // curves CSV: 16×16 / 32 pixels per step = 9 points per curve
+    const std::vector<std::string> lines = lines_of(curves);
+    CHECK(lines[0] == "sample,method,metric,variant,x,y");
+    CHECK(lines.size() == 1 + 9 * (3 + 3 + 1));
+    CHECK(csv_split(lines[9])[4] == "1");  // the last point of the first curve is at x = 1
+  }
+  {  // record
+    const nlohmann::json record = lab::read_json(record_path(results));
+    CHECK(record_path(results).filename() == "results.json");
+    CHECK(record["data"]["env"] == "multi-color-sum");
+    CHECK(record["metrics"][1]["params"]["gamma"] == 0.6);
+    CHECK(record["metrics"][2]["variants"][0]["direction"] == "lower");
+    CHECK(record["methods"][1]["method"] == "constant");
+    CHECK(record["methods"][1]["params"]["value"] == 0.25);
+    CHECK(record["methods"][2]["scored"] == 1);
+    CHECK(record["rejected"].size() == 3);
+  }
+}
+
+TEST_CASE("evaluate refuses bad requests before scoring") {
+  TempDir tmp;
+  const fs::path data_dir = make_data(tmp.path);
+  const datasets::DataDir data = datasets::DataDir::open(data_dir);
+  const fs::path maps = tmp.path / "maps";
+  fs::create_directories(maps);
+  lab::write_npy(maps / (data.id(0) + ".npy"), data.gt(0));
+  EvaluateRequest request;
+  request.data = data_dir;
+  request.maps = {maps};
+  request.metrics = {"gt"};
+
+  SUBCASE("a -p key that no chosen metric knows") {
+    request.params = {"pixels_per_step=4"};
+    CHECK_THROWS_AS(evaluate_maps(request, nullptr), lab::Error);
+  }
+  SUBCASE("an unknown metric") {
+    request.metrics = {"accuracy"};
+    CHECK_THROWS_AS(evaluate_maps(request, nullptr), lab::Error);
+  }
+  SUBCASE("maps made for another environment") {
+    lab::write_json(maps / "maps.json", {{"method", "x"}, {"data_manifest", {{"env", "single-color-modulo"}}}});
+    CHECK_THROWS_AS(evaluate_maps(request, nullptr), lab::Error);
+  }
+  SUBCASE("maps.json lists a sample without a file") {
+    lab::write_json(maps / "maps.json", {{"method", "x"}, {"samples", {{{"id", data.id(0)}}, {{"id", data.id(1)}}}}});
+    const Evaluation e = evaluate_maps(request, nullptr);
+    REQUIRE(e.rejected.size() == 1);
+    CHECK(e.rejected[0].reason.find("missing") != std::string::npos);
+    CHECK(summary(e, "x", "gt")["f1-overall"] == 1.0);
+  }
+  SUBCASE("two directories of the same method are told apart by their names") {
+    const fs::path other = tmp.path / "other";
+    fs::create_directories(other);
+    lab::write_npy(other / (data.id(0) + ".npy"), data.gt(0));
+    for (const fs::path& d : {maps, other}) lab::write_json(d / "maps.json", {{"method", "integrated-gradients"}});
+    request.maps = {maps, other};
+    const Evaluation e = evaluate_maps(request, nullptr);
+    CHECK(summary(e, "maps", "gt").size() == 9);
+    CHECK(summary(e, "other", "gt").size() == 9);
+  }
+}
