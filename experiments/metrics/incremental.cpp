@@ -132,6 +132,8 @@ void check_path(const lab::Network& net, const PerturbationPath& path, lab::Shap
   const int64_t hw = image[1] * image[2];
   for (int64_t p : path.order)
     if (p < 0 || p >= hw) lab::fail("pixel index {} outside the {}×{} image", p, image[1], image[2]);
+  if (!path.restore.empty() && path.restore.size() != path.step_ends.size())
+    lab::fail("{} restore flags for {} steps", path.restore.size(), path.step_ends.size());
   int64_t previous = 0;
   for (int64_t e : path.step_ends) {
     if (e <= previous || e > static_cast<int64_t>(path.order.size()))
@@ -141,11 +143,13 @@ void check_path(const lab::Network& net, const PerturbationPath& path, lab::Shap
   }
 }
 
-/// Writes the pixels of step `k` (0-based) from `source` into the C×H×W `state`.
+/// Writes the pixels of step `k` (0-based) from `source` (or `start`, for a restore step) into
+/// the C×H×W `state`.
 void apply_step(const PerturbationPath& path, int64_t k, int64_t channels, int64_t hw, float* state) {
   const int64_t begin = k == 0 ? 0 : path.step_ends[static_cast<size_t>(k - 1)];
   const int64_t end = path.step_ends[static_cast<size_t>(k)];
-  const float* src = path.source.data();
+  const bool restore = !path.restore.empty() && path.restore[static_cast<size_t>(k)] != 0;
+  const float* src = restore ? path.start.data() : path.source.data();
   for (int64_t i = begin; i < end; ++i) {
     const int64_t p = path.order[static_cast<size_t>(i)];
     for (int64_t c = 0; c < channels; ++c) state[c * hw + p] = src[c * hw + p];

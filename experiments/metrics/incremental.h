@@ -5,7 +5,7 @@
 /// modulo Sensitivity-N of App. F.5).
 ///
 /// A PerturbationPath starts from an input and, step by step, sets some pixels (all channels)
-/// to the values of a source image; steps accumulate. PathEvaluator::run returns the output of
+/// to the values of a source image (or back to the start's values); steps accumulate. PathEvaluator::run returns the output of
 /// layers [0, end) after every step.
 ///
 /// How (exact, no approximation). The evaluator keeps every activation of the current input up
@@ -53,6 +53,9 @@ struct PerturbationPath {
   /// Step k (1-based) perturbs order[step_ends[k−2] .. step_ends[k−1]) (from 0 for k = 1);
   /// strictly increasing, the last ≤ order.size().
   std::vector<int64_t> step_ends;
+  /// Optional, one flag per step: a step flagged 1 sets its pixels back to their `start` values
+  /// instead (undoing earlier steps), so independent perturbations of one input can share a path.
+  std::vector<uint8_t> restore;
 
   int64_t steps() const { return static_cast<int64_t>(step_ends.size()); }
 };

@@ -103,7 +103,7 @@ MetricOutput InsertionDeletion::evaluate_batch(const Context& context, const Bat
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
   if (params_.perturbation.mode == PerturbationMode::kModulo && batch.gt.empty())
     lab::fail("metric {} in modulo mode needs the pixel ground truth", name());
-  const PathEvaluator paths = evaluator(context);
+  const PathEvaluator paths = evaluator(context, context.incremental);
   for (int64_t i = 0; i < batch.size(); ++i) {
     const size_t si = static_cast<size_t>(i);
     std::vector<CurvePoint> points =

@@ -93,6 +93,10 @@ struct Context {
   int64_t batch = 16;
   /// Execution knob: the most perturbed inputs evaluated in one network call.
   int64_t max_chunk = 256;
+  /// Execution knob: evaluate perturbations incrementally (incremental.h) where that pays;
+  /// false evaluates every perturbed input with a full forward pass (the reference way; the same
+  /// results on the designed networks).
+  bool incremental = true;
 };
 
 /// One batch to score. All tensors share N; spatial size H×W is the input's.

@@ -81,8 +81,9 @@ void draw_front(std::vector<int64_t>& pixels, int64_t n, datasets::Rng& rng) {
 
 }  // namespace
 
-std::vector<CurvePoint> SensitivityN::standard_curve(const Context& context, const lab::Tensor& x, const float* attr,
-                                                     int64_t target, const std::string& id, uint64_t seed) const {
+std::vector<CurvePoint> SensitivityN::standard_curve(const Context& context, const PathEvaluator& evaluator,
+                                                     const lab::Tensor& x, const float* attr, int64_t target,
+                                                     const std::string& id, uint64_t seed) const {
   const lab::Network& net = *context.net;
   const lab::Tensor image = x.reshaped(x.sample_shape());
   const int64_t c = image.dim(0), hw = image.dim(1) * image.dim(2), per = c * hw;
@@ -101,8 +102,38 @@ std::vector<CurvePoint> SensitivityN::standard_curve(const Context& context, con
   const int64_t subsets = params_.subsets;
   const int64_t total = static_cast<int64_t>(ns.size()) * subsets;
   std::vector<double> change(static_cast<size_t>(total)), attr_sum(static_cast<size_t>(total));
+  // Subsets are drawn in the order (N, replicate) whichever way they are evaluated.
+  int64_t small = 0;
+  if (context.incremental)
+    while (small < static_cast<int64_t>(ns.size()) && ns[static_cast<size_t>(small)] <= hw / 32) ++small;
+  if (small > 0) {
+    PerturbationPath path;
+    path.start = image;
+    path.source = replacement;
+    std::vector<int64_t> read_at;
+    auto add_step = [&](int64_t p, uint8_t restore) {
+      path.order.push_back(p);
+      path.step_ends.push_back(static_cast<int64_t>(path.order.size()));
+      path.restore.push_back(restore);
+    };
+    for (int64_t q = 0; q < small * subsets; ++q) {
+      const int64_t n = ns[static_cast<size_t>(q / subsets)];
+      draw_front(pixels, n, rng);
+      double sum = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        add_step(pixels[static_cast<size_t>(j)], 0);
+        sum += attr[pixels[static_cast<size_t>(j)]];
+      }
+      read_at.push_back(path.steps());
+      for (int64_t j = 0; j < n; ++j) add_step(pixels[static_cast<size_t>(j)], 1);
+      attr_sum[static_cast<size_t>(q)] = sum;
+    }
+    const lab::Tensor y = evaluator.run(path);
+    for (int64_t q = 0; q < small * subsets; ++q)
+      change[static_cast<size_t>(q)] = base_score - reader.score(y.sample(read_at[static_cast<size_t>(q)]), k, target);
+  }
   const int64_t chunk = std::max<int64_t>(1, context.max_chunk);
-  for (int64_t q0 = 0; q0 < total; q0 += chunk) {
+  for (int64_t q0 = small * subsets; q0 < total; q0 += chunk) {
     const int64_t count = std::min(chunk, total - q0);
     lab::Tensor batch({count, image.dim(0), image.dim(1), image.dim(2)});
     for (int64_t i = 0; i < count; ++i) {
@@ -186,14 +217,16 @@ MetricOutput SensitivityN::evaluate_batch(const Context& context, const Batch& b
   const bool modulo = params_.perturbation.mode == PerturbationMode::kModulo;
   PathEvaluator::Params knobs;
   knobs.max_chunk = context.max_chunk;
-  const PathEvaluator evaluator(*context.net, context.net->size(), knobs);
+  knobs.incremental = context.incremental;
+  const size_t end = modulo ? context.net->size() : OutputReader(*context.net, params_.perturbation.output).end();
+  const PathEvaluator evaluator(*context.net, end, knobs);
   for (int64_t i = 0; i < batch.size(); ++i) {
     const size_t si = static_cast<size_t>(i);
     const lab::Tensor x = batch.x.slice(i, i + 1);
     const float* attr = batch.attr.data() + i * hw;
     std::vector<CurvePoint> points =
         modulo ? modulo_curve(context, evaluator, x, attr, batch.ids[si], batch.seeds[si])
-               : standard_curve(context, x, attr, batch.target[si], batch.ids[si], batch.seeds[si]);
+               : standard_curve(context, evaluator, x, attr, batch.target[si], batch.ids[si], batch.seeds[si]);
     double mean = 0.0;
     for (const CurvePoint& p : points) mean += p.y;
     mean /= static_cast<double>(points.size());

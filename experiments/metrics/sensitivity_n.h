@@ -10,8 +10,10 @@
 /// uniformly without replacement from the sample's stream; the pixels of S (all channels) take
 /// the replacement values (perturbation.h, default (0, 0, 0)). Pearson's ρ between the output
 /// change f(x) − f(x_S) of the target score (probability or logit) and the summed attribution
-/// Σ_{j∈S} a_j of the channel-summed map. The subsets of different N are independent, so each
-/// perturbed input is a full batched forward pass.
+/// Σ_{j∈S} a_j of the channel-summed map. The subsets of different N are independent. Small
+/// subsets (N ≤ P/32) are evaluated incrementally on one path per sample: each subset's pixels
+/// are perturbed one per step, the output read, and the pixels restored one per step (2N cheap
+/// steps instead of one full pass); larger subsets are full forward passes, batched.
 /// modulo mode (App. F.5): `subsets` random orders of all pixels; along each order the pixels are
 /// perturbed one at a time (cumulatively, evaluated incrementally with PathEvaluator) and a step
 /// is correct when the predicted label changes. For each N, ρ between the number of correct
@@ -64,8 +66,9 @@ class SensitivityN final : public Metric {
 
  private:
   std::string variant() const;
-  std::vector<CurvePoint> standard_curve(const Context& context, const lab::Tensor& x, const float* attr,
-                                         int64_t target, const std::string& id, uint64_t seed) const;
+  std::vector<CurvePoint> standard_curve(const Context& context, const PathEvaluator& evaluator, const lab::Tensor& x,
+                                         const float* attr, int64_t target, const std::string& id,
+                                         uint64_t seed) const;
   std::vector<CurvePoint> modulo_curve(const Context& context, const PathEvaluator& evaluator, const lab::Tensor& x,
                                        const float* attr, const std::string& id, uint64_t seed) const;
   Params params_;

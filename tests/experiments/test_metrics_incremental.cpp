@@ -122,6 +122,33 @@ TEST_CASE("incremental curves are bit-identical to full recomputation on the des
   }
 }
 
+TEST_CASE("restore steps undo earlier steps exactly as full recomputation does") {
+  const lab::Network net = testnets::random_convnet(4, true, true);
+  PerturbationPath path = random_path(net.input_shape(), 1, 8);
+  // Perturb 10 pixels, restore 6 of them, perturb 5 more, restore everything perturbed.
+  std::vector<int64_t> order(path.order.begin(), path.order.begin() + 15);
+  path.order.clear();
+  path.step_ends.clear();
+  auto add = [&](int64_t p, uint8_t restore) {
+    path.order.push_back(p);
+    path.step_ends.push_back(static_cast<int64_t>(path.order.size()));
+    path.restore.push_back(restore);
+  };
+  for (int i = 0; i < 10; ++i) add(order[static_cast<size_t>(i)], 0);
+  for (int i = 0; i < 6; ++i) add(order[static_cast<size_t>(i)], 1);
+  for (int i = 10; i < 15; ++i) add(order[static_cast<size_t>(i)], 0);
+  for (int i = 6; i < 15; ++i) add(order[static_cast<size_t>(i)], 1);
+  PathEvaluator::Params knobs;
+  knobs.max_chunk = 4;
+  const lab::Tensor inc = PathEvaluator(net, net.size(), knobs).run(path);
+  knobs.incremental = false;
+  check_close(inc, PathEvaluator(net, net.size(), knobs).run(path));
+  // Everything restored: the last output is the start's.
+  for (int64_t j = 0; j < inc.dim(1); ++j) CHECK(inc[(inc.dim(0) - 1) * inc.dim(1) + j] == doctest::Approx(inc[j]).epsilon(1e-5));
+  path.restore.pop_back();
+  CHECK_THROWS_AS(PathEvaluator(net, net.size()).run(path), lab::Error);
+}
+
 TEST_CASE("a path that does not fit the network is refused") {
   const lab::Network net = testnets::random_convnet(1);
   PerturbationPath path = random_path(net.input_shape(), 1, 2);

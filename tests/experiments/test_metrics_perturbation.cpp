@@ -236,6 +236,22 @@ TEST_CASE("standard Sensitivity-N: the designed per-pixel effect correlates perf
   CHECK_THROWS_AS(lab.metric("sensitivity-n", {"n=257"})->evaluate(lab.context, lab.batch(attr)), lab::Error);
 }
 
+TEST_CASE("standard Sensitivity-N: small subsets on incremental paths equal full forward passes") {
+  const Lab lab("multi-color-sum", 2, 16);
+  std::mt19937 rng(5);
+  lab::Tensor attr(lab.sample.gt.shape());
+  for (float& v : attr.values()) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+  // P = 256: N ≤ 8 goes on paths, 64 and 256 are full passes.
+  const auto metric = lab.metric("sensitivity-n", {"n=2,8,64,256", "subsets=12"});
+  Context full = lab.context;
+  full.incremental = false;
+  const MetricOutput a = metric->evaluate(lab.context, lab.batch(attr));
+  const MetricOutput b = metric->evaluate(full, lab.batch(attr));
+  REQUIRE(a.curves.size() == 4);
+  for (size_t i = 0; i < 4; ++i) CHECK(a.curves[i].y == b.curves[i].y);
+  CHECK(a.curves[0].y != 0.0);  // the default (0, 0, 0) replacement moves the output
+}
+
 TEST_CASE("modulo Sensitivity-N (App. F.5): correct steps equal the white pixels perturbed") {
   const Lab lab("single-color-modulo");
   const auto metric = lab.metric("sensitivity-n", {"n=64,256,1024", "subsets=20"});
