@@ -172,6 +172,7 @@ int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t chunk, con
     if (backprop.reference_inputs) {
       const lab::Trace reference = backprop.net->trace(backprop.reference_inputs(begin, end));
       evaluations += reference.input().batch();
+      if (backprop.on_reference) backprop.on_reference(begin, reference);
       signal = backprop.net->backward(trace, seed, *backprop.rules, backprop.to_layer, &reference);
     } else if (backprop.rules) {
       signal = backprop.net->backward(trace, seed, *backprop.rules, backprop.to_layer, backprop.reference);

@@ -102,6 +102,8 @@ struct Backprop {
   const lab::Trace* reference = nullptr;
   /// ...or references made per chunk, one per input, like InputFn (this one wins when set).
   InputFn reference_inputs;
+  /// Called with each chunk's reference trace when reference_inputs is set (e.g. to read f(x')).
+  std::function<void(int64_t begin, const lab::Trace& reference)> on_reference;
 };
 
 /// Runs trace + backward over `count` inputs, at most `chunk` per network call, calling `consume`

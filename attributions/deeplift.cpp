@@ -29,8 +29,12 @@ int64_t deeplift_pass(const lab::Network& net, const lab::PreparedRules& rules, 
     evaluations += 1;
   } else {
     bp.reference_inputs = [&](int64_t b, int64_t e) { return reference.slice(b, e); };
+    bp.on_reference = [&](int64_t begin, const lab::Trace& trace) {
+      for (int64_t k = 0; k < trace.output().batch(); ++k)
+        reference_output[static_cast<size_t>(begin + k)] += trace.output().sample(k)[target(begin + k)];
+    };
   }
-  // The reference outputs come from the same traces the rescale rule uses.
+  // The reference outputs f_t(x') come from the same traces the rescale rule uses.
   const lab::Tensor shared_out = shared ? shared_trace.output() : lab::Tensor();
   evaluations += run_backprop(
       bp, x.batch(), chunk, [&](int64_t b, int64_t e) { return x.slice(b, e); }, target,
@@ -45,13 +49,8 @@ int64_t deeplift_pass(const lab::Network& net, const lab::PreparedRules& rules, 
           fx[static_cast<size_t>(s)] = trace.output().sample(k)[target(s)];
         }
       });
-  if (shared) {
+  if (shared)
     for (int64_t s = 0; s < x.batch(); ++s) reference_output[static_cast<size_t>(s)] += shared_out[target(s)];
-  } else {
-    const std::vector<double> fr = output_at(net, reference, target, chunk);
-    evaluations += reference.batch();
-    for (int64_t s = 0; s < x.batch(); ++s) reference_output[static_cast<size_t>(s)] += fr[static_cast<size_t>(s)];
-  }
   return evaluations;
 }
 
