@@ -22,6 +22,15 @@ const std::vector<std::string> kTopKeys = {
     "extends", "name", "description", "seed", "count", "size", "chunk", "batch", "reference", "target",
     "save_maps", "select", "models_select", "models", "methods", "metrics", "report", "paper_scale"};
 
+/// The value of every top-level key that a definition leaves out (the types -o reads values as).
+const json& defaults() {
+  static const json d = json::parse(R"({
+      "description": "", "seed": 0, "count": 16, "size": 64, "chunk": 4, "batch": 64, "reference": 16,
+      "target": "label", "save_maps": true, "select": [], "models_select": [], "models": [], "methods": [],
+      "metrics": [], "report": {}, "paper_scale": {}})");
+  return d;
+}
+
 json parse_text(const std::string& text, const std::string& origin) {
   try {
     return json::parse(text);
@@ -270,8 +279,10 @@ void apply_overrides(json& config, const std::vector<std::string>& items) {
       }
       if (!node->is_object())
         lab::fail_parameter("-o {}: '{}' is inside a value that is not an object or a list", key, part);
+      if (i == 0 && !node->contains(part) && defaults().contains(part)) (*node)[part] = defaults().at(part);
       if (!node->contains(part)) {
-        if (!free_form && i > 0) lab::fail_parameter("-o {}: unknown key '{}'", key, part);
+        const bool settings = part == "options" || part == "params";  // may be absent from an entry
+        if (!free_form && !settings && i > 0) lab::fail_parameter("-o {}: unknown key '{}'", key, part);
         if (last) {
           (*node)[part] = typed_value(key, text, nullptr);
           break;
@@ -289,11 +300,7 @@ void apply_overrides(json& config, const std::vector<std::string>& items) {
 }
 
 json finalize(const json& input) {
-  json config = merge(json::parse(R"({
-      "description": "", "seed": 0, "count": 16, "size": 64, "chunk": 4, "batch": 64, "reference": 16, "target": "label",
-      "save_maps": true, "select": [], "models_select": [], "models": [], "methods": [], "metrics": [],
-      "report": {}, "paper_scale": {}})"),
-                      input);
+  json config = merge(defaults(), input);
   config.erase("extends");
   for (const auto& [key, value] : config.items()) {
     if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end())

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <tuple>
 #include <opencv2/core.hpp>
 
 #include "attributions/method.h"
@@ -97,13 +98,6 @@ cv::Mat segments_of(const datasets::DataDir& data, int64_t i) {
   return s;
 }
 
-std::string read_lines_after_header(const fs::path& path) {
-  const std::string text = lab::read_text(path);
-  const size_t nl = text.find('\n');
-  if (nl == std::string::npos) lab::fail("{}: missing header line", path.string());
-  return text.substr(nl + 1);
-}
-
 /// Computes one unit and writes its files (.done last).
 void run_unit(const Experiment& e, ModelState& state, const MethodSpec& spec, const attributions::Method& method,
               const Unit& unit, const fs::path& out) {
@@ -163,9 +157,7 @@ void run_unit(const Experiment& e, ModelState& state, const MethodSpec& spec, co
 
   std::string rows_text = result_csv_header(), curves_text = curve_csv_header();
   const std::string& model = state.spec->label;
-  const double per_sample = static_cast<double>(result.evaluations) / static_cast<double>(n);
   for (int64_t k = 0; k < n; ++k) {
-    rows_text += to_csv_line(ResultRow{model, ids[static_cast<size_t>(k)], spec.label, "method", "evaluations", per_sample});
     if (!result.convergence_delta.empty())
       rows_text += to_csv_line(ResultRow{model, ids[static_cast<size_t>(k)], spec.label, "method", "completeness-gap",
                                          result.convergence_delta[static_cast<size_t>(k)]});
@@ -323,29 +315,48 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
 
   // Assemble results.csv and curves.csv from the unit files, in unit order, then the metrics'
   // own aggregates per (model, method, metric).
-  std::string results = result_csv_header(), curves = curve_csv_header();
+  // Within each (model, method), rows are ordered by sample (stable, so each sample keeps the
+  // metrics' order): the files do not depend on how the images were cut into units.
   std::vector<ResultRow> all_rows;
-  for (const Unit& u : units) {
-    const std::string rows_text = read_lines_after_header(out / (u.stem.string() + ".rows.csv"));
-    results += rows_text;
-    curves += read_lines_after_header(out / (u.stem.string() + ".curves.csv"));
-    auto parsed = parse_result_csv(result_csv_header() + rows_text, (out / (u.stem.string() + ".rows.csv")).string());
+  std::vector<CurveRow> all_curves;
+  std::string costs = "\"model\",\"method\",\"first\",\"last\",\"evaluations\"\n";
+  for (size_t i = 0; i < units.size(); ++i) {
+    const Unit& u = units[i];
+    const fs::path rows_path = out / (u.stem.string() + ".rows.csv");
+    const fs::path curves_path = out / (u.stem.string() + ".curves.csv");
+    auto parsed = parse_result_csv(lab::read_text(rows_path), rows_path.string());
     all_rows.insert(all_rows.end(), parsed.begin(), parsed.end());
+    auto parsed_curves = parse_curve_csv(lab::read_text(curves_path), curves_path.string());
+    all_curves.insert(all_curves.end(), parsed_curves.begin(), parsed_curves.end());
+    const json done_record = lab::read_json(out / (u.stem.string() + ".done"));
+    costs += fmt::format("{},{},{},{},{}\n", csv_quote(e.models[u.model].label), csv_quote(e.methods[u.method].label),
+                         u.begin, u.end - 1, done_record.value("evaluations", int64_t{0}));
   }
+  std::map<std::string, size_t> model_index, method_index;
+  for (size_t m = 0; m < e.models.size(); ++m) model_index[e.models[m].label] = m;
+  for (size_t k = 0; k < e.methods.size(); ++k) method_index[e.methods[k].label] = k;
+  auto by_sample = [&](const auto& a, const auto& b) {
+    return std::make_tuple(model_index.at(a.model), method_index.at(a.method), std::cref(a.sample)) <
+           std::make_tuple(model_index.at(b.model), method_index.at(b.method), std::cref(b.sample));
+  };
+  std::stable_sort(all_rows.begin(), all_rows.end(), by_sample);
+  std::stable_sort(all_curves.begin(), all_curves.end(), by_sample);
+  std::string results = result_csv_header(), curves = curve_csv_header();
+  for (const ResultRow& r : all_rows) results += to_csv_line(r);
+  for (const CurveRow& c : all_curves) curves += to_csv_line(c);
+  lab::write_text_atomic(out / "costs.csv", costs);
   std::vector<ResultRow> aggregates;
   for (size_t m = 0; m < e.models.size(); ++m)
     for (const MethodSpec& spec : e.methods) {
       if (!spec.runs_on(e.models[m].label)) continue;
-      for (const std::string variant : {"evaluations", "completeness-gap"}) {
-        double sum = 0.0;
-        int64_t count = 0;
-        for (const ResultRow& r : all_rows)
-          if (r.model == e.models[m].label && r.method == spec.label && r.metric == "method" && r.variant == variant) {
-            sum += r.value;
-            ++count;
-          }
-        if (count > 0) aggregates.push_back({e.models[m].label, kAllSamples, spec.label, "method", variant, sum / count});
-      }
+      double sum = 0.0;
+      int64_t count = 0;
+      for (const ResultRow& r : all_rows)
+        if (r.model == e.models[m].label && r.method == spec.label && r.metric == "method" && r.variant == "completeness-gap") {
+          sum += r.value;
+          ++count;
+        }
+      if (count > 0) aggregates.push_back({e.models[m].label, kAllSamples, spec.label, "method", "completeness-gap", sum / count});
       for (const auto& metric : states[m].metrics) {
         std::vector<MetricRow> rows;
         for (const ResultRow& r : all_rows)
@@ -361,7 +372,7 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   lab::write_text_atomic(summary.results, results);
   lab::write_text_atomic(out / "curves.csv", curves);
 
-  ReportInputs inputs{e, out, all_rows, parse_curve_csv(curves, (out / "curves.csv").string())};
+  ReportInputs inputs{e, out, all_rows, std::move(all_curves), {}};
   for (size_t m = 0; m < e.models.size(); ++m) {
     for (const auto& metric : states[m].metrics)
       for (const Variant& v : metric->variants()) inputs.directions[metric->name() + "/" + v.name] = v.direction;

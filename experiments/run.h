@@ -13,6 +13,7 @@
 ///                                "all" row per variant from the metric's own aggregation)
 ///   curves.csv                   model,sample,method,metric,variant,x,y (curves of more than 101
 ///                                points are resampled linearly onto 101 evenly spaced x)
+///   costs.csv                    network evaluations per unit
 ///   tables/*.csv, tables/*.md    the report's tables; figures/*.png, *.svg; report.md, report.html
 ///
 /// Work unit = (model, method, chunk of `chunk` consecutive images). A unit loads its images,
@@ -26,9 +27,11 @@
 /// unit's images and maps at a time. Network calls run on the calling thread; TBB is used only
 /// around them (saving maps, resampling curves).
 ///
-/// Extra rows beside the metrics': metric "method", variant "evaluations" (network evaluations
-/// the method spent on the sample's batch, divided evenly among its samples) and, for methods
-/// with completeness, variant "completeness-gap" (Σ attribution − (f(x) − f(baseline))).
+/// Rows are ordered by model, method (config order) and sample; within a sample, as the metrics
+/// wrote them. Extra rows beside the metrics': for methods with completeness, metric "method",
+/// variant "completeness-gap" (Σ attribution − (f(x) − f(baseline))). The network evaluations
+/// each unit's method spent are in costs.csv (model,method,first,last,evaluations): a cost that
+/// depends on how images are grouped, so it stays out of results.csv.
 /// Tested in tests/experiments/test_experiments_run.cpp (tiny runs of every shipped experiment,
 /// resume, determinism).
 #pragma once

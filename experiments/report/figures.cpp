@@ -453,7 +453,7 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
   for (const auto& p : figure.panels)
     for (const auto& s : p.series)
       if (std::find(labels.begin(), labels.end(), s.label) == labels.end()) labels.push_back(s.label);
-  const int panel_w = 400, panel_h = 280, left = 80, top = 50, gap_x = 80, gap_y = 90, legend_w = 190;
+  const int panel_w = 400, panel_h = 280, left = 96, top = 50, gap_x = 104, gap_y = 90, legend_w = 190;
   const int width = left + cols * panel_w + (cols - 1) * gap_x + 30 + legend_w;
   const int height = std::max(top + rows * (panel_h + gap_y) + 10, top + 40 + 22 * static_cast<int>(labels.size()));
   return render(stem, width, height, [&](Canvas& cv) {
@@ -498,10 +498,20 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
         pls.width(1.0);
         pls.lsty(1);
       }
+      // Fixed-point tick labels with as many decimals as the tick spacing needs (PLplot would
+      // otherwise factor out a power of ten into a label that collides with the title).
+      auto decimals_for = [](double range) {
+        return std::clamp(static_cast<int>(-std::floor(std::log10(range / 5.0))), 0, 6);
+      };
+      const int decimals = decimals_for(ymax - ymin);
       pls.col0(kInk);
-      pls.box(panel.log_x ? "bcnstl" : "bcnst", 0.0, 0, "bcnstv", 0.0, 0);
+      pls.prec(1, panel.log_x ? 0 : decimals_for(xhi - xlo));
+      pls.box(panel.log_x ? "bcnstl" : "bcnstf", 0.0, 0, "", 0.0, 0);
+      pls.prec(1, decimals);
+      pls.box("", 0.0, 0, "bcnstvf", 0.0, 0);
+      pls.prec(0, 0);
       pls.mtex("b", 3.2, 0.5, 0.5, plain(panel.x_label).c_str());
-      pls.mtex("l", 3.4, 0.5, 0.5, plain(panel.y_label).c_str());
+      pls.mtex("l", 2.2 + 0.62 * (decimals + 2), 0.5, 0.5, plain(panel.y_label).c_str());
     }
     // One legend for all panels, right of them.
     const double lx = width - legend_w - 10, ly = top + 30;

@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 #include <set>
+#include <sstream>
 
 #include "attributions/method.h"
 #include "datasets/data_dir.h"
@@ -227,8 +228,7 @@ class ReportBuilder {
       p.log_x = sens;
       p.x_label = sens ? "N (pixels perturbed, log scale)"
                        : (m.metric == "insertion" ? "fraction of pixels inserted" : "fraction of pixels deleted");
-      p.y_label = sens ? (modulo ? "Pearson ρ (correct steps vs Σ attribution)" : "Pearson ρ (output change vs Σ attribution)")
-                       : (modulo ? "correct steps / ground-truth pixels" : "probability of the target class");
+      p.y_label = sens ? "Pearson ρ" : (modulo ? "correct steps / GT pixels" : "target probability");
       for (const std::string& method : methods) {
         Series s = mean_curve(model, method, m.metric, m.variant);
         if (!s.x.empty()) p.series.push_back(std::move(s));
@@ -579,13 +579,15 @@ class ReportBuilder {
     if (!panels.empty()) {
       CurveFigure f{fmt::format("Insertion and Deletion on {} (mean over images)", model), 2, panels};
       add_figure(s, draw_curves(f, in_.run_dir / "figures" / (stem + "-insertion-deletion")),
-                 "Mean Insertion and Deletion curves per method (the paper's Fig. 9).");
+                 "Mean Insertion and Deletion curves per method: probability of the target class against the fraction "
+                 "of pixels inserted into a blank canvas or deleted (the paper's Fig. 9).");
     }
     panels = curve_panels(model, methods, sens, "");
     if (!panels.empty()) {
       CurveFigure f{fmt::format("Sensitivity-N on {} (mean over images)", model), 1, panels};
       add_figure(s, draw_curves(f, in_.run_dir / "figures" / (stem + "-sensitivity-n")),
-                 "Mean Sensitivity-N correlation per method against N (the paper's Fig. 18, 20, 21).");
+                 "Mean Sensitivity-N curves: Pearson's ρ between the output change and the summed attribution of N "
+                 "perturbed pixels (modulo task: correct steps), per method against N (the paper's Fig. 18, 20, 21).");
     }
     map_grid(s, model, methods, study.value("grid_rows", int64_t{0}), stem + "-maps");
   }
@@ -645,9 +647,11 @@ class ReportBuilder {
         (our[0][k] < our[1][k] ? holds : fails).push_back(d);
       }
       text += fmt::format(" The paper finds every perturbation metric less consistent with the ground truth in the "
-                          "'{}' setting than in '{}'. Here that holds for {}{}.",
-                          row_labels[0], row_labels[1], join(holds),
-                          fails.empty() ? "" : fmt::format(" and not for {}", join(fails)));
+                          "'{}' setting than in '{}' (Δρ = ρ({}) − ρ({}) < 0). ",
+                          row_labels[0], row_labels[1], row_labels[0], row_labels[1]);
+      if (fails.empty()) text += fmt::format("Here that holds for all of them: {}.", join(holds));
+      else if (holds.empty()) text += fmt::format("Here it holds for none of them: {}.", join(fails));
+      else text += fmt::format("Here it holds for {}, but not for {}.", join(holds), join(fails));
     }
     add_paragraph(s, text);
     add_table(s, table);
@@ -745,9 +749,32 @@ class ReportBuilder {
     Table t;
     t.id = "methods";
     t.title = "";
-    t.columns = {"Label", "Method", "Parameters", "Models"};
-    for (const MethodSpec& m : e_.methods)
-      t.add({m.label, m.name, m.params.empty() ? "defaults" : m.params.dump(), m.models.empty() ? "all" : join(m.models, ", ", ", ")});
+    // Network evaluations per image, from costs.csv (model,method,first,last,evaluations).
+    std::map<std::pair<std::string, std::string>, std::pair<double, double>> cost;
+    const fs::path costs_path = in_.run_dir / "costs.csv";
+    if (fs::exists(costs_path)) {
+      std::istringstream lines(lab::read_text(costs_path));
+      std::string line;
+      std::getline(lines, line);
+      while (std::getline(lines, line)) {
+        const std::vector<std::string> f = csv_split(line);
+        if (f.size() != 5) continue;
+        auto& [evaluations, images] = cost[{f[0], f[1]}];
+        evaluations += std::stod(f[4]);
+        images += std::stod(f[3]) - std::stod(f[2]) + 1.0;
+      }
+    }
+    t.columns = {"Label", "Method", "Parameters", "Network evaluations per image"};
+    for (const MethodSpec& m : e_.methods) {
+      std::vector<std::string> per_model;
+      for (const ModelSpec& model : e_.models) {
+        const auto it = cost.find({model.label, m.label});
+        if (it == cost.end() || it->second.second <= 0) continue;
+        per_model.push_back((e_.models.size() > 1 ? model.label + ": " : std::string()) +
+                            fmt::format("{:.0f}", it->second.first / it->second.second));
+      }
+      t.add({m.label, m.name, m.params.empty() ? "defaults" : m.params.dump(), join(per_model, ", ", ", ")});
+    }
     Block p;
     p.text = fmt::format("attrlab {}; seed {}; {} images per model at {}×{}; targets: the {}. Metrics: {}. The fully "
                          "resolved configuration with every seed is in config.json; every method's resolved parameters "

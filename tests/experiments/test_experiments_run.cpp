@@ -1,0 +1,225 @@
+// End-to-end runs of every shipped experiment at a tiny scale (2 images of 32×32, small method
+// and metric budgets): the outputs exist, parse, and hold the expected rows, tables and figures;
+// a resumed run reproduces results.csv byte for byte; the unit size does not change results.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "experiments/config.h"
+#include "experiments/run.h"
+#include "experiments/table.h"
+#include "lab/core/error.h"
+#include "lab/io/files.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace experiments;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name)
+      : path(fs::temp_directory_path() / ("attrlab-test-run-" + name + "-" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+/// Small budgets for every expensive method and metric of the shipped experiments.
+std::vector<std::string> tiny(const std::string& name) {
+  std::vector<std::string> o = {"count=2", "size=32"};
+  const json config = load_config(name);
+  for (const json& m : config.at("methods")) {
+    const std::string label = m.at("label"), method = m.at("name");
+    if (method == "lime") o.push_back("methods." + label + ".params.samples=24");
+    if (method == "extremal-perturbation") o.push_back("methods." + label + ".params.iterations=3");
+    if (method == "integrated-gradients") o.push_back("methods." + label + ".params.steps=4");
+    if (method == "iba") o.push_back("methods." + label + ".params.iterations=2");
+  }
+  for (size_t i = 0; i < config.at("metrics").size(); ++i) {
+    if (config.at("metrics").at(i).at("name") == "sensitivity-n") {
+      o.push_back(fmt::format("metrics.{}.params.subsets=4", i));
+      o.push_back(fmt::format("metrics.{}.params.points=3", i));
+    }
+  }
+  return o;
+}
+
+json resolve(const std::string& name, std::vector<std::string> overrides) {
+  json config = load_config(name);
+  apply_overrides(config, overrides);
+  return finalize(config);
+}
+
+RunSummary run(const json& resolved, const fs::path& out, bool resume = false) {
+  RunOptions options;
+  options.out = out;
+  options.quiet = true;
+  options.resume = resume;
+  options.source = resolved.at("name");
+  return run_experiment(resolved, options);
+}
+
+/// Checks the run directory of a finished run against its resolved config.
+void check_outputs(const json& resolved, const fs::path& out) {
+  const Experiment e = Experiment::from_json(resolved);
+  // config.json: the resolved config, the version and the seeds.
+  const json record = lab::read_json(out / "config.json");
+  CHECK(record.at("config") == resolved);
+  CHECK(record.at("attrlab_version") == ATTRLAB_VERSION);
+  CHECK(record.at("seeds").at("seed") == e.seed);
+
+  const auto rows = parse_result_csv(lab::read_text(out / "results.csv"), "results.csv");
+  const auto curves = parse_curve_csv(lab::read_text(out / "curves.csv"), "curves.csv");
+  for (const ModelSpec& model : e.models) {
+    for (const MethodSpec& method : e.methods) {
+      if (!method.runs_on(model.label)) continue;
+      CAPTURE(model.label);
+      CAPTURE(method.label);
+      // Every image has its map, in the attribute command's layout.
+      for (const char* id : {"000000", "000001"}) CHECK(fs::exists(out / "maps" / model.label / method.slug / (std::string(id) + ".npy")));
+      CHECK(fs::exists(out / "maps" / model.label / method.slug / "maps.json"));
+      for (const MetricSpec& metric : e.metrics) {
+        std::set<std::string> samples;
+        int summary = 0;
+        for (const ResultRow& r : rows) {
+          if (r.model != model.label || r.method != method.label || r.metric != metric.name) continue;
+          if (r.sample == "all") ++summary;
+          else samples.insert(r.sample);
+          CHECK(std::isfinite(r.value));
+        }
+        CAPTURE(metric.name);
+        CHECK(samples == std::set<std::string>{"000000", "000001"});
+        CHECK(summary > 0);
+      }
+      // costs.csv: the unit of two images with its network evaluations.
+      CHECK(lab::read_text(out / "costs.csv").find(fmt::format("{},{},0,1,", csv_quote(model.label), csv_quote(method.label))) !=
+            std::string::npos);
+    }
+  }
+  for (const MetricSpec& metric : e.metrics) {
+    if (metric.name == "gt") continue;
+    bool found = false;
+    for (const CurveRow& c : curves) found = found || c.metric == metric.name;
+    CHECK_MESSAGE(found, "no curve of " << metric.name);
+  }
+  // Tables (CSV and Markdown), figures (PNG and SVG), reports.
+  int tables = 0, figures = 0;
+  for (const auto& f : fs::directory_iterator(out / "tables")) {
+    if (f.path().extension() == ".csv") {
+      ++tables;
+      CHECK(fs::exists(fs::path(f.path()).replace_extension(".md")));
+      const std::string text = lab::read_text(f.path());
+      CHECK(text.rfind("\"", 0) == 0);                       // a quoted header cell
+      CHECK(std::count(text.begin(), text.end(), '\n') >= 3);  // the header and rows
+    }
+  }
+  for (const auto& f : fs::directory_iterator(out / "figures")) {
+    if (f.path().extension() == ".png") {
+      ++figures;
+      CHECK(fs::exists(fs::path(f.path()).replace_extension(".svg")));
+    }
+  }
+  CHECK(tables >= 2);
+  CHECK(figures >= 2);
+  const std::string md = lab::read_text(out / "report.md");
+  const std::string html = lab::read_text(out / "report.html");
+  for (const json& study : resolved.at("report").at("studies")) {
+    CHECK_MESSAGE(md.find(study.at("title").get<std::string>()) != std::string::npos, study.at("title"));
+  }
+  CHECK(md.find("](figures/") != std::string::npos);
+  CHECK(html.find("data:image/png;base64,") != std::string::npos);
+  CHECK(html.find("src=\"figures/") == std::string::npos);  // self-contained
+}
+
+}  // namespace
+
+TEST_CASE("unseen-data-effect at a tiny scale: Table 2, 5 and 6 with the paper's numbers") {
+  TempDir dir("ude");
+  const json resolved = resolve("unseen-data-effect", tiny("unseen-data-effect"));
+  const RunSummary s = run(resolved, dir.path);
+  CHECK(s.units == 2 * 8);  // 2 models × 8 methods × one unit of 2 images (chunk 4)
+  check_outputs(resolved, dir.path);
+  const std::string table2 = lab::read_text(dir.path / "tables" / "study1-spearman.md");
+  CHECK(table2.find("| Yes ") != std::string::npos);
+  CHECK(table2.find("0.02") != std::string::npos);  // the paper's Insertion ρ with the effect
+  CHECK(table2.find("0.81") != std::string::npos);  // the paper's Sensitivity-N ρ without it
+  const std::string table5 = lab::read_text(dir.path / "tables" / "study2-with-ude-rankings.csv");
+  CHECK(table5.find("\"Spearman ρ vs GT F1 (positive)\"") != std::string::npos);
+}
+
+TEST_CASE("faithfulness-test at a tiny scale: P/R/F1 and pass/fail at both thresholds") {
+  TempDir dir("faithfulness");
+  const json resolved = resolve("faithfulness-test", tiny("faithfulness-test"));
+  run(resolved, dir.path);
+  check_outputs(resolved, dir.path);
+  const std::string test = lab::read_text(dir.path / "tables" / "study1-multi-color-sum-faithfulness-test.csv");
+  CHECK(test.find("\"γ=0.5 (overall)\"") != std::string::npos);
+  CHECK(test.find("\"γ=0.6 (overall)\"") != std::string::npos);
+  // The ground truth of the smooth kind is scored for every method (ground_truth=both).
+  const auto rows = parse_result_csv(lab::read_text(dir.path / "results.csv"), "results.csv");
+  bool smooth = false;
+  for (const ResultRow& r : rows) smooth = smooth || (r.method == "IBA" && r.variant == "f1-positive-smooth");
+  CHECK(smooth);
+}
+
+TEST_CASE("single-color-modulo at a tiny scale: Table 3 and 4 with the modulo metrics") {
+  TempDir dir("modulo");
+  const json resolved = resolve("single-color-modulo", tiny("single-color-modulo"));
+  run(resolved, dir.path);
+  check_outputs(resolved, dir.path);
+  const auto rows = parse_result_csv(lab::read_text(dir.path / "results.csv"), "results.csv");
+  std::set<std::string> variants;
+  for (const ResultRow& r : rows) variants.insert(r.metric + "/" + r.variant);
+  CHECK(variants.count("insertion/auc-modulo") == 1);
+  CHECK(variants.count("deletion/auc-modulo") == 1);
+  CHECK(variants.count("sensitivity-n/mean-modulo") == 1);
+  const std::string table4 = lab::read_text(dir.path / "tables" / "study2-single-color-modulo-auc.md");
+  CHECK(table4.find("0.9754") != std::string::npos);
+}
+
+TEST_CASE("resume: deleted units are recomputed and results.csv comes out byte-identical") {
+  TempDir dir("resume");
+  std::vector<std::string> o = tiny("unseen-data-effect");
+  o.insert(o.end(), {"select=GradCAM,IG,DeepSHAP", "models_select=with-ude", "chunk=1"});
+  const json resolved = resolve("unseen-data-effect", o);
+  const RunSummary first = run(resolved, dir.path);
+  CHECK(first.units == 3 * 2);
+  const std::string results = lab::read_text(dir.path / "results.csv");
+  const std::string curves = lab::read_text(dir.path / "curves.csv");
+
+  // "Interrupt": one unit lost its marker (it was being written), another lost everything.
+  fs::remove(dir.path / "units" / "with-ude" / "ig" / "00001.done");
+  fs::remove(dir.path / "units" / "with-ude" / "gradcam" / "00000.done");
+  fs::remove(dir.path / "units" / "with-ude" / "gradcam" / "00000.rows.csv");
+  fs::remove(dir.path / "results.csv");
+  fs::remove(dir.path / "curves.csv");
+  const RunSummary second = run(resolved, dir.path, true);
+  CHECK(second.skipped == 4);
+  CHECK(lab::read_text(dir.path / "results.csv") == results);
+  CHECK(lab::read_text(dir.path / "curves.csv") == curves);
+
+  SUBCASE("without --resume an existing run is refused") {
+    CHECK_THROWS_WITH_AS(run(resolved, dir.path), doctest::Contains("--resume"), lab::Error);
+  }
+  SUBCASE("--resume with another config is refused, naming the difference") {
+    json other = resolved;
+    other["seed"] = 99;
+    CHECK_THROWS_WITH_AS(run(other, dir.path, true), doctest::Contains("seed"), lab::Error);
+  }
+  SUBCASE("another unit size gives the same results") {
+    TempDir fresh("resume-chunk");
+    std::vector<std::string> o2 = tiny("unseen-data-effect");
+    o2.insert(o2.end(), {"select=GradCAM,IG,DeepSHAP", "models_select=with-ude", "chunk=2"});
+    json resolved2 = resolve("unseen-data-effect", o2);
+    run(resolved2, fresh.path);
+    CHECK(lab::read_text(fresh.path / "results.csv") == results);
+  }
+}
