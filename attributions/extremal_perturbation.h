@@ -30,8 +30,10 @@
 /// Defaults: area 0.1 and Gaussian blur of σ = 21 (App. F.2, G.2), levels 8, step 7, mask-sigma 21,
 /// 800 iterations (TorchRay's). Cost: 2 evaluations per iteration per sample.
 /// Tested in test_perturbation_extremal.cpp: the mask generator's analytic gradient matches finite
-/// differences; the area loss is zero exactly for a mask equal to its reference; on easy images of
-/// the multi-color-sum network the mask recalls at least half of the winning colour's patch
+/// differences; the area loss is zero exactly at its reference, equals a hand-computed value and
+/// has the finite-difference gradient; on a linear model that counts the mass of one square the
+/// mask keeps that square and drops an equal distractor; on easy (solid-patch) images of the
+/// multi-color-sum network the mask recalls at least half of the winning colour's patch
 /// (positive smooth ground truth); chunk-size and thread-count invariance.
 #pragma once
 

@@ -29,9 +29,11 @@
 /// each sample's seed. Cost: a forward of the reference inputs and of the batch to the layer, then
 /// 2 × samples evaluations per iteration per sample (forward from the layer and backward to it).
 /// Tested in test_perturbation_iba.cpp: the analytic gradient of the loss w.r.t. α matches finite
-/// differences on a small network; on easy images of the multi-color-sum network the map recalls
-/// at least half of the winning colour's patch (positive smooth ground truth); missing reference
-/// inputs or layer are refused; chunk-size and thread-count invariance.
+/// differences on a small network, for both losses; the map is non-negative and the evaluations
+/// are counted; on easy images of the multi-color-sum network (logits = counts, the balance β = 20
+/// was chosen for; README) the map recalls at least half of the winning colour's patch (positive
+/// smooth ground truth) and puts most of its mass there; missing layer or reference inputs are
+/// refused; chunk-size and thread-count invariance.
 #pragma once
 
 #include "attributions/common.h"

@@ -70,7 +70,10 @@ std::vector<double> weighted_ridge(const std::vector<uint8_t>& z, int64_t featur
   Eigen::MatrixXd a = zc.transpose() * wv.asDiagonal() * zc;
   a.diagonal().array() += alpha;
   const Eigen::VectorXd b = zc.transpose() * (wv.asDiagonal() * yc);
-  const Eigen::VectorXd beta = a.completeOrthogonalDecomposition().solve(b);
+  // With a penalty the system is positive definite (Cholesky); without one it may be singular
+  // (a superpixel never switched), and the minimum-norm solution is taken.
+  const Eigen::VectorXd beta = alpha > 0 ? Eigen::VectorXd(a.llt().solve(b))
+                                         : Eigen::VectorXd(a.completeOrthogonalDecomposition().solve(b));
   if (intercept) *intercept = ymean - zmean.dot(beta);
   return std::vector<double>(beta.data(), beta.data() + features);
 }

@@ -19,10 +19,13 @@
 /// `output` probability (default: LIME explains class probabilities) | logit.
 /// Random draws: per sample from Batch::seeds (common.h sample_rng), so a map depends only on its
 /// sample and seed. Cost: `samples` evaluations per sample, in chunks of Context::chunk.
-/// Tested in test_perturbation_lime.cpp: with the `oracle` segmentation on the multi-color-sum
-/// network the winning colour's patch gets the largest weight and the background none; on an
-/// additive model the surrogate recovers each superpixel's contribution (ridge-shrunk exactly as
-/// the closed form predicts); chunk-size and thread-count invariance; reproducible by seed.
+/// Tested in test_perturbation_lime.cpp: weighted_ridge is exact on additive data without
+/// penalty and equals the normal equations with one; with the `oracle` segmentation on the
+/// multi-color-sum network the unpenalised logit surrogate is exactly logit_scale × the winning
+/// count on the winning patch and 0 elsewhere, and by default (probability, ridge) the winning
+/// patch has the largest weight, the other colours negative ones and the background none;
+/// reproducible by seed, a sample's map independent of its batch; chunk-size and thread-count
+/// invariance; every segmentation key listed, another algorithm's key refused.
 #pragma once
 
 #include "attributions/common.h"

@@ -21,8 +21,10 @@
 /// Cost: 1 + (number of windows) evaluations per sample, in chunks of Context::chunk.
 /// Tested in test_perturbation_occlusion.cpp: on a linear model f = w·x + β the map equals the
 /// closed form attr_i = (1/n_i) Σ_{P ∋ i} Σ_{j ∈ P} w_j (x_j − b_j) for several window/stride
-/// shapes (including uncovered borders); a spy network sees exactly the expected occluded inputs;
-/// the map does not depend on the chunk size or the thread count.
+/// shapes (including uncovered borders) and for `auto`; a spy network sees exactly the expected
+/// occluded inputs, never more than `chunk` at a time; Occlusion* on multi-color-sum equals the
+/// designed closed form (each window's drop = logit_scale × its winning pixels); the map does not
+/// depend on the chunk size or the thread count.
 #pragma once
 
 #include <vector>

@@ -1,7 +1,8 @@
 /// @file perturbation.h
-/// @brief What the perturbation methods share (occlusion, LIME, KernelSHAP, RISE): forward-only
-/// evaluation of a long virtual batch of perturbed inputs in chunks, inputs with superpixels
-/// switched off, and per-pixel maps from per-superpixel values.
+/// @brief What the perturbation, surrogate and optimisation methods share: forward-only
+/// evaluation of a long virtual batch of perturbed inputs in chunks (occlusion, LIME, KernelSHAP,
+/// RISE), inputs with superpixels switched off, per-pixel maps from per-superpixel values,
+/// portable random draws, and the optimisers of extremal perturbations (SGD) and IBA (Adam).
 ///
 /// A perturbation method explains sample n by f_t on many perturbed copies of x_n. All copies of
 /// all samples of a batch form one virtual batch (sample 0's copies, then sample 1's, ...), made

@@ -16,9 +16,10 @@
 /// weighs masks by class probabilities) | logit. Mask i of sample n is a pure function of
 /// (Batch::seeds[n], i), so maps do not depend on chunking or threads; masks are made chunk by
 /// chunk and never all held at once. Cost: `masks` evaluations per sample.
-/// Tested in test_perturbation_rise.cpp: on a linear model the map correlates with w ⊙ x above
-/// 0.9; masks have the designed mean p and lie in [0, 1]; chunk-size and thread-count invariance;
-/// reproducible by seed.
+/// Tested in test_perturbation_rise.cpp: masks lie in [0, 1], have mean p and are a pure
+/// function of (seed, index); the map equals eq. 6 recomputed from the masks on a linear model
+/// with a non-zero baseline; on a linear model with a smooth w ⊙ x the map correlates with w ⊙ x
+/// above 0.9; chunk-size and thread-count invariance.
 #pragma once
 
 #include "attributions/common.h"

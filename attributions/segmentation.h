@@ -4,15 +4,14 @@
 ///
 /// LIME (Ribeiro et al. 2016) treats every superpixel as one interpretable feature, so the map it
 /// returns is only as fine as the segmentation (paper Section 4.2, App. K). Four algorithms:
-/// - `quickshift` (Vedaldi & Soatto 2008; VLFeat `vl/quickshift.h`), LIME's default (App. G.2):
-///   mode seeking in the joint space (ratio·Lab colour, row, column). Each pixel's Parzen density
-///   uses a Gaussian of σ = `kernel-size`; each pixel links to its nearest neighbour of higher
-///   density whose feature distance is at most `max-dist` (VLFeat searches a window of radius
-///   ⌈max-dist⌉); the trees are the segments.
-///   LIME calls scikit-image with kernel_size 4, ratio 0.2 (our defaults) and max_dist 200, but
-///   scikit-image searches parents only within 3·kernel-size pixels, so its max_dist never bites;
-///   in VLFeat max-dist is also the search radius. Our default 17 ≈ 3·4·√2 (the corner of that
-///   window) reproduces LIME's reach at bounded cost.
+/// - `quickshift` (Vedaldi & Soatto 2008), LIME's default (App. G.2), as the scikit-image function
+///   LIME calls: features (ratio·Lab colour, row, column); the Parzen density with a Gaussian of
+///   σ = `kernel-size` over a ⌈3σ⌉ window (computed by VLFeat, `vl/quickshift.h`), ties broken
+///   by noise of σ = 1e-5 from a fixed seed; each pixel links to the nearest pixel of higher
+///   density within the ⌈3σ⌉ window, links longer than `max-dist` are cut, and the trees are the
+///   segments. VLFeat's own linking stage searches a window of radius `max-dist` instead, which
+///   at LIME's max_dist = 200 is both slow and a different segmentation, so the link rule is
+///   scikit-image's. Defaults kernel-size 4, max-dist 200, ratio 0.2: LIME's.
 /// - `felzenszwalb` (Felzenszwalb & Huttenlocher 2004; OpenCV ximgproc graph segmentation) on
 ///   the image scaled to [0, 1], so `scale`, `sigma` and `min-size` mean what they mean in
 ///   scikit-image (LIME's alternative; defaults scale 1, sigma 0.8, min-size 20 as scikit-image).
@@ -47,7 +46,7 @@ struct SegmentationParams {
   std::string algorithm = "quickshift";  ///< quickshift | felzenszwalb | slic | oracle
   // quickshift
   double kernel_size = 4.0;  ///< σ of the Parzen density (pixels), > 0
-  double max_dist = 17.0;    ///< largest link distance in feature space, also the search radius, > 0
+  double max_dist = 200.0;   ///< links longer than this (feature space) are cut, > 0
   double ratio = 0.2;        ///< weight of colour against space, in [0, 1]
   // felzenszwalb
   double scale = 1.0;        ///< k of the merging threshold k/|C|, on the [0, 1] image, > 0

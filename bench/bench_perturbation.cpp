@@ -107,15 +107,16 @@ int main(int argc, char** argv) try {
              lab::Runtime::get().threads(), quick ? ", quick settings" : "");
   fmt::print("model: batched forward {:.1f} evaluations/s; forward+backward {:.1f} evaluations/s (2 per pass)\n\n",
              forward_rate, backprop_rate);
+  std::fflush(stdout);
 
   const std::vector<Entry> entries = {
-      {"occlusion", {}, {{"strides", "3,6,6"}}, false},
-      {"lime", {}, {{"samples", "250"}}, false},
-      {"lime", {{"segmentation", "oracle"}}, {{"segmentation", "oracle"}, {"samples", "250"}}, false},
-      {"kernelshap", {}, {{"samples", "500"}}, false},
-      {"rise", {}, {{"masks", "1000"}}, false},
-      {"extremal-perturbation", {}, {{"iterations", "100"}}, true},
-      {"iba", {}, {}, true},
+      {"occlusion", {}, {{"strides", "3,12,12"}}, false},
+      {"lime", {}, {{"samples", "100"}}, false},
+      {"lime", {{"segmentation", "oracle"}}, {{"segmentation", "oracle"}, {"samples", "100"}}, false},
+      {"kernelshap", {}, {{"samples", "100"}}, false},
+      {"rise", {}, {{"masks", "200"}}, false},
+      {"extremal-perturbation", {}, {{"iterations", "20"}}, true},
+      {"iba", {}, {{"iterations", "4"}}, true},
   };
   fmt::print("{:<34} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "method", "s/image", "evals/image", "evals/s",
              "÷forward", "÷fwd+bwd");
