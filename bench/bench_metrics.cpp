@@ -1,3 +1,4 @@
+// Usage: bench_metrics [PROBE [CHUNK]] (default 256 probed steps, chunk of Context).
 // Full-resolution Insertion and Deletion curves (one pixel per step: 50,176 steps + the start
 // each at 224×224) for one multi-color-sum image, evaluated incrementally (the metric as users
 // run it), against the way without incremental evaluation: every step a full forward pass,
@@ -27,7 +28,7 @@ double seconds_of(const std::function<void()>& work) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int64_t probe = argc > 1 ? std::atoll(argv[1]) : 1024;
+  const int64_t probe = argc > 1 ? std::atoll(argv[1]) : 256;
   const int64_t chunk = argc > 2 ? std::atoll(argv[2]) : experiments::Context{}.max_chunk;
   lab::Options options = lab::Options::parse({"size=224"}, "-o");
   const auto env = datasets::make_environment("multi-color-sum", options);
