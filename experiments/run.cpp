@@ -132,13 +132,6 @@ void run_unit(const Experiment& e, ModelState& state, const MethodSpec& spec, co
     tbb::parallel_for(int64_t{0}, n, [&](int64_t k) {
       lab::write_npy(maps_dir / (ids[static_cast<size_t>(k)] + ".npy"), result.attr.slice(k, k + 1).reshaped(batch.x.sample_shape()));
     });
-    lab::write_json(maps_dir / "maps.json",
-                    {{"method", spec.name},
-                     {"label", spec.label},
-                     {"params", method.params()},
-                     {"version", ATTRLAB_VERSION},
-                     {"data", fs::relative(data.path(), maps_dir).string()},
-                     {"target", e.target}});
   }
 
   Batch scored;
@@ -194,8 +187,19 @@ void run_unit(const Experiment& e, ModelState& state, const MethodSpec& spec, co
   }
   lab::write_text_atomic(out / (unit.stem.string() + ".rows.csv"), rows_text);
   lab::write_text_atomic(out / (unit.stem.string() + ".curves.csv"), curves_text);
+  json samples = json::array();
+  for (int64_t k = 0; k < n; ++k) {
+    json sample = {{"id", ids[static_cast<size_t>(k)]},
+                   {"map", ids[static_cast<size_t>(k)] + ".npy"},
+                   {"label", labels[static_cast<size_t>(k)]},
+                   {"target", batch.target[static_cast<size_t>(k)]}};
+    if (!result.convergence_delta.empty()) sample["convergence_delta"] = result.convergence_delta[static_cast<size_t>(k)];
+    samples.push_back(std::move(sample));
+  }
   lab::write_json(out / (unit.stem.string() + ".done"),
                   {{"model", model}, {"method", spec.label}, {"begin", unit.begin}, {"end", unit.end},
+                   {"params", method.params()},
+                   {"samples", samples},
                    {"evaluations", result.evaluations},
                    {"method_seconds", std::chrono::duration<double>(attributed - started).count()},
                    {"metric_seconds", metric_seconds}});
@@ -320,6 +324,7 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   std::vector<ResultRow> all_rows;
   std::vector<CurveRow> all_curves;
   std::string costs = "\"model\",\"method\",\"first\",\"last\",\"evaluations\"\n";
+  std::map<std::pair<size_t, size_t>, json> maps_records;  // maps.json of each (model, method)
   for (size_t i = 0; i < units.size(); ++i) {
     const Unit& u = units[i];
     const fs::path rows_path = out / (u.stem.string() + ".rows.csv");
@@ -331,7 +336,31 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
     const json done_record = lab::read_json(out / (u.stem.string() + ".done"));
     costs += fmt::format("{},{},{},{},{}\n", csv_quote(e.models[u.model].label), csv_quote(e.methods[u.method].label),
                          u.begin, u.end - 1, done_record.value("evaluations", int64_t{0}));
+    json& maps_record = maps_records[{u.model, u.method}];
+    if (maps_record.is_null()) {
+      const datasets::DataDir& data = *states[u.model].data;
+      const fs::path maps_dir = fs::absolute(out / "maps" / e.models[u.model].label / e.methods[u.method].slug);
+      const fs::path data_dir = fs::absolute(data.path());
+      maps_record = {{"format", 1},
+                {"method", e.methods[u.method].name},
+                {"label", e.methods[u.method].label},
+                {"params", done_record.value("params", json::object())},
+                {"version", ATTRLAB_VERSION},
+                {"data", fs::relative(data_dir, maps_dir).string()},
+                {"data_manifest", {{"env", data.env().name()}, {"seed", data.seed()}, {"count", data.size()}}},
+                {"target", e.target},
+                {"seed", e.seed},
+                {"shape", data.env().input_shape()},
+                {"evaluations", 0},
+                {"samples", json::array()}};
+    }
+    maps_record["evaluations"] = maps_record["evaluations"].get<int64_t>() + done_record.value("evaluations", int64_t{0});
+    for (const json& sample : done_record.value("samples", json::array())) maps_record["samples"].push_back(sample);
   }
+  // maps.json in the `attribute` command's layout, so `attrlab evaluate --maps` reads the maps.
+  if (e.save_maps)
+    for (const auto& [key, maps_json] : maps_records)
+      lab::write_json(out / "maps" / e.models[key.first].label / e.methods[key.second].slug / "maps.json", maps_json);
   std::map<std::string, size_t> model_index, method_index;
   for (size_t m = 0; m < e.models.size(); ++m) model_index[e.models[m].label] = m;
   for (size_t k = 0; k < e.methods.size(); ++k) method_index[e.methods[k].label] = k;

@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the main job: generates a small multi-color-sum
-# data directory and the designed network's predictions on it.
+# Installs what is missing, builds, and runs the main job: the default reproduction of the
+# paper's studies with `attrlab run` — unseen-data-effect (Section 5: Tables 2, 5, 6) and
+# faithfulness-test (Section 4) — at the default scale (16 images of 64×64 per model, minutes on
+# 2 cores), then prints where the reports are.
+# Extra arguments go to both runs: `bash scripts/main.sh --paper-scale` runs the paper's scale
+# (224×224 images, 100 of them, full optimisation budgets) into runs/paper/ instead of
+# runs/default/. A rerun continues (--resume) what an interrupted run left.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 
-out=runs/default
-build/attrlab generate --env multi-color-sum -o size=64 --count 8 --seed 1 --out "$out/data"
-build/attrlab predict --data "$out/data" --out "$out/predictions.csv"
+scale=default
+for arg in "$@"; do
+  if [[ "$arg" == "--paper-scale" ]]; then scale=paper; fi
+done
+out="runs/$scale"
+for experiment in unseen-data-effect faithfulness-test; do
+  build/attrlab run "$experiment" "$@" --resume --out "$out/$experiment"
+done
 
-echo "main: data directory in $out/data, predictions in $out/predictions.csv"
+echo "main: reports in $out/unseen-data-effect/report.html and $out/faithfulness-test/report.html (Markdown: report.md beside them)"

@@ -15,6 +15,7 @@
 #include "experiments/run.h"
 #include "experiments/table.h"
 #include "lab/core/error.h"
+#include "lab/core/runtime.h"
 #include "lab/io/files.h"
 
 namespace fs = std::filesystem;
@@ -85,7 +86,10 @@ void check_outputs(const json& resolved, const fs::path& out) {
       CAPTURE(method.label);
       // Every image has its map, in the attribute command's layout.
       for (const char* id : {"000000", "000001"}) CHECK(fs::exists(out / "maps" / model.label / method.slug / (std::string(id) + ".npy")));
-      CHECK(fs::exists(out / "maps" / model.label / method.slug / "maps.json"));
+      const json maps = lab::read_json(out / "maps" / model.label / method.slug / "maps.json");
+      CHECK(maps.at("method") == method.name);
+      CHECK(maps.at("samples").size() == 2);
+      CHECK(maps.at("data_manifest").at("env") == model.env);
       for (const MetricSpec& metric : e.metrics) {
         std::set<std::string> samples;
         int summary = 0;
@@ -213,6 +217,15 @@ TEST_CASE("resume: deleted units are recomputed and results.csv comes out byte-i
     json other = resolved;
     other["seed"] = 99;
     CHECK_THROWS_WITH_AS(run(other, dir.path, true), doctest::Contains("seed"), lab::Error);
+  }
+  SUBCASE("another thread count gives the same results") {
+    TempDir fresh("resume-threads");
+    const int threads = lab::Runtime::get().threads();
+    lab::Runtime::get().set_threads(threads == 1 ? 2 : 1);
+    run(resolved, fresh.path);
+    lab::Runtime::get().set_threads(threads);
+    CHECK(lab::read_text(fresh.path / "results.csv") == results);
+    CHECK(lab::read_text(fresh.path / "curves.csv") == curves);
   }
   SUBCASE("another unit size gives the same results") {
     TempDir fresh("resume-chunk");
