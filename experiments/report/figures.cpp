@@ -454,11 +454,12 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
     for (const auto& s : p.series)
       if (std::find(labels.begin(), labels.end(), s.label) == labels.end()) labels.push_back(s.label);
   const int panel_w = 400, panel_h = 280, left = 96, top = 50, gap_x = 104, gap_y = 90, legend_w = 190;
-  const int width = left + cols * panel_w + (cols - 1) * gap_x + 30 + legend_w;
+  const int width = std::max(left + cols * panel_w + (cols - 1) * gap_x + 30 + legend_w,
+                             40 + 9 * static_cast<int>(figure.title.size()));
   const int height = std::max(top + rows * (panel_h + gap_y) + 10, top + 40 + 22 * static_cast<int>(labels.size()));
   return render(stem, width, height, [&](Canvas& cv) {
     plstream& pls = cv.pls;
-    cv.text((width - legend_w) / 2.0, 30, figure.title, 0.5, 0.0, 1.1);
+    cv.text(width / 2.0, 30, figure.title, 0.5, 0.0, 1.1);
     for (int k = 0; k < n_panels; ++k) {
       const CurvePanel& panel = figure.panels[static_cast<size_t>(k)];
       const int r = k / cols, c = k % cols;
