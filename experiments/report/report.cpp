@@ -812,8 +812,17 @@ class ReportBuilder {
 
   // ---- rendering ---------------------------------------------------------------------------
 
+  /// The description, then how the run was made (from config.json).
   std::string header_text() const {
     std::string out = e_.description;
+    const fs::path config = in_.run_dir / "config.json";
+    if (fs::exists(config)) {
+      const json record = lab::read_json(config);
+      std::string command = "attrlab run " + record.value("source", e_.name);
+      for (const json& o : record.value("overrides", json::array())) command += " -o " + o.get<std::string>();
+      out += fmt::format(" This run: `{}` (attrlab {}, seed {}, {} images of {}×{} per model).", command,
+                         record.value("attrlab_version", std::string(ATTRLAB_VERSION)), e_.seed, e_.count, e_.size, e_.size);
+    }
     return out;
   }
 
