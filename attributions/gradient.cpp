@@ -12,6 +12,14 @@ namespace attributions {
 namespace {
 
 // One forward+backward per input of output[target] under `rules` (nullptr = plain gradient).
+// Network evaluations per input: 2 for a forward+backward; LRP rules on signed weight copies
+// apply every affine layer once more per extra term (gradient.h).
+int64_t evaluations_per_input(const std::string& composite) {
+  if (composite == "lrp-zplus" || composite == "lrp-epsilon-plus") return 3;
+  if (composite == "lrp-alpha-beta") return 5;
+  return 2;
+}
+
 Result single_pass(const Context& context, const Batch& batch, Output output, const std::string& composite,
                    const lab::CompositeParams& composite_params, bool seed_with_output) {
   check_batch(context, batch);
@@ -25,7 +33,7 @@ Result single_pass(const Context& context, const Batch& batch, Output output, co
   Signal s = backprop_batch(bp, batch.x, batch.target, context.chunk);
   Result r;
   r.attr = std::move(s.signal);
-  r.evaluations = s.evaluations;
+  r.evaluations = s.evaluations / 2 * evaluations_per_input(composite);
   return r;
 }
 

@@ -15,6 +15,11 @@
 ///   on the lab's networks, whose pre-activations are integers or dyadic fractions). With ε → 0 it
 ///   conserves relevance exactly on networks with zero biases (Σ attr = f_t(x)).
 ///
+/// Cost: one forward and one backward per input (Result::evaluations = 2), except the LRP rules
+/// that apply signed weight copies: z⁺ (lrp-zplus; lrp-epsilon-plus on its convolutions) computes
+/// each affine layer once more with W⁺ (3 evaluations per input; with non-negative inputs, as
+/// after every ReLU, the x⁻ terms vanish), αβ twice more forward and once more backward (5).
+///
 /// Which output (common.h): the paper computes GuidedBP after the softmax (App. G.2), and so do
 /// saliency, input-x-gradient and deconvnet by default; LRP distributes the logit by default
 /// (relevance is the evidence for the class, not a probability), output=probability distributes

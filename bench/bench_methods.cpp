@@ -4,12 +4,26 @@
 // cost as a ratio to the method's theoretical count of passes (its network evaluations / 2: a
 // forward+backward is 2 evaluations, a forward alone 1). Target: ratio ≤ 1.2 for every method.
 //
-// Usage: bench_methods [--images N] [--chunk C] [--quick]
-//   --images N  images per batch (default 4)
-//   --chunk C   inputs per network call (default 20; images × steps should be a multiple of it,
-//               so that every timed network call has a shape prepared by the warm-up)
-//   --quick     IG with 10 steps and SmoothGrad with 10 samples (ratios are unchanged)
+// Times are CPU seconds of the process (CLOCK_PROCESS_CPUTIME_ID), by default on one thread: on
+// a shared machine wall-clock time measures the other processes as much as ours, CPU time of a
+// single-threaded run does not. The wall-clock times are printed beside them. The reference pass
+// is measured again right before each method (median of 3), and each ratio uses that local
+// measurement, so that a change of machine load during the run does not skew the ratios. Freed
+// memory is kept by the allocator (mallopt) instead of being returned to the system after every
+// network call: otherwise the page faults of re-mapping large activations (tens of MB at 224×224)
+// dominate and scatter the timings of every method alike.
+//
+// Usage: bench_methods [--images N] [--chunk C] [--threads T] [--quick] [--filter TEXT]
+//   --images N   images per batch (default 4)
+//   --chunk C    inputs per network call (default 4; images × steps should be a multiple of it, so
+//                that every timed network call has a shape prepared by the warm-up)
+//   --threads T  oneDNN/TBB threads (default 1)
+//   --quick      IG with 10 steps and SmoothGrad with 10 samples (ratios are unchanged)
+//   --filter T   only the methods whose row label contains T
 #include <fmt/core.h>
+
+#include <malloc.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,18 +42,30 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
-/// Median seconds of `work` over `runs` runs (no warm-up here).
-double median_seconds(const std::function<void()>& work, int runs) {
-  std::vector<double> times;
+struct Timing {
+  double cpu = 0;   ///< CPU seconds
+  double wall = 0;  ///< wall-clock seconds
+};
+
+/// Median CPU and wall seconds of `work` over `runs` runs (no warm-up here).
+Timing median_time(const std::function<void()>& work, int runs) {
+  std::vector<double> cpu, wall;
   for (int i = 0; i < runs; ++i) {
+    const double c0 = cpu_seconds();
     const auto t0 = Clock::now();
     work();
-    times.push_back(seconds_since(t0));
+    wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    cpu.push_back(cpu_seconds() - c0);
   }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  std::sort(cpu.begin(), cpu.end());
+  std::sort(wall.begin(), wall.end());
+  return {cpu[cpu.size() / 2], wall[wall.size() / 2]};
 }
 
 struct Entry {
@@ -53,21 +79,31 @@ lab::Options options_of(const std::vector<std::string>& items) { return lab::Opt
 }  // namespace
 
 int main(int argc, char** argv) try {
-  int64_t images = 4, chunk = 20;
+  int64_t images = 4, chunk = 4;
+  int threads = 1;
   bool quick = false;
+  std::string filter;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--images") == 0 && i + 1 < argc) {
       images = std::stoll(argv[++i]);
     } else if (std::strcmp(argv[i], "--chunk") == 0 && i + 1 < argc) {
       chunk = std::stoll(argv[++i]);
+    } else if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+      threads = std::stoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
+      filter = argv[++i];
     } else if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else {
-      fmt::print(stderr, "usage: bench_methods [--images N] [--chunk C] [--quick]\n");
+      fmt::print(stderr, "usage: bench_methods [--images N] [--chunk C] [--threads T] [--quick] [--filter TEXT]\n");
       return 1;
     }
   }
   if (images < 1 || chunk < 1) lab::fail_parameter("--images and --chunk must be at least 1");
+  // Large blocks from the heap, never unmapped; freed memory kept for the next call.
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  lab::Runtime::get().set_threads(threads);
   lab::Options env_options("-o");
   env_options.set("size", "224");
   const auto env = datasets::make_environment("multi-color-sum", env_options);
@@ -97,8 +133,7 @@ int main(int argc, char** argv) try {
     for (int64_t n = 0; n < chunk; ++n) seed[n * seed.sample_numel()] = 1.0f;
     (void)net.gradient(t, seed);
   };
-  pass();
-  const double t_pass = median_seconds(pass, 5) / static_cast<double>(chunk);
+  for (int i = 0; i < 3; ++i) pass();
 
   const std::string steps = quick ? "10" : "50";
   const std::string samples = quick ? "10" : "50";
@@ -122,29 +157,43 @@ int main(int argc, char** argv) try {
 
   fmt::print("multi-color-sum 224x224, {} image(s) per batch, chunk {}, {} thread(s){}\n", images, chunk,
              lab::Runtime::get().threads(), quick ? ", quick settings" : "");
-  fmt::print("one forward+backward: {:.4f} s per image (batched, median of 5)\n\n", t_pass);
-  fmt::print("{:<44} {:>10} {:>12} {:>12} {:>8}\n", "method", "s/image", "passes", "theoretical", "ratio");
-  double worst = 0;
+  struct Row {
+    std::string label;
+    Timing t;
+    double pass = 0;  ///< CPU seconds of one forward+backward per image, measured just before
+    double theoretical = 0;
+  };
+  std::vector<Row> rows;
   for (const Entry& e : entries) {
+    std::string label = e.name;
+    for (const auto& item : e.params) label += " " + item;
+    if (label.find(filter) == std::string::npos) continue;
     lab::Options warm = options_of(e.warmup);
     (void)attributions::make_method(e.name, warm)->attribute(context, batch);
     lab::Options p = options_of(e.params);
     const auto method = attributions::make_method(e.name, p);
     attributions::Result r;
     const bool long_run = e.name == "integrated-gradients" || e.name == "smoothgrad";
-    const double t = median_seconds([&] { r = method->attribute(context, batch); }, long_run ? 1 : 3) /
-                     static_cast<double>(images);
-    const double passes = t / t_pass;
-    const double theoretical = static_cast<double>(r.evaluations) / 2.0 / static_cast<double>(images);
-    std::string label = e.name;
-    for (const auto& item : e.params) label += " " + item;
+    Row row{label, {}, median_time(pass, 3).cpu / static_cast<double>(chunk)};
+    row.t = median_time([&] { r = method->attribute(context, batch); }, long_run ? 1 : 3);
+    row.t.cpu /= static_cast<double>(images);
+    row.t.wall /= static_cast<double>(images);
+    row.theoretical = static_cast<double>(r.evaluations) / 2.0 / static_cast<double>(images);
+    rows.push_back(row);
+    fmt::print(stderr, "  {} done\n", row.label);
+  }
+  fmt::print("{:<48} {:>10} {:>10} {:>10} {:>8} {:>12} {:>7}\n", "method", "CPU s/img", "wall s/img", "pass s/img",
+             "passes", "theoretical", "ratio");
+  double worst = 0;
+  for (const Row& row : rows) {
+    const double passes = row.t.cpu / row.pass;
     std::string ratio = "-";
-    if (theoretical > 0) {
-      worst = std::max(worst, passes / theoretical);
-      ratio = fmt::format("{:.2f}", passes / theoretical);
+    if (row.theoretical > 0) {
+      worst = std::max(worst, passes / row.theoretical);
+      ratio = fmt::format("{:.2f}", passes / row.theoretical);
     }
-    fmt::print("{:<44} {:>10.4f} {:>12.2f} {:>12.2f} {:>8}\n", label, t, passes, theoretical, ratio);
-    std::fflush(stdout);
+    fmt::print("{:<48} {:>10.4f} {:>10.4f} {:>10.4f} {:>8.2f} {:>12.2f} {:>7}\n", row.label, row.t.cpu, row.t.wall,
+               row.pass, passes, row.theoretical, ratio);
   }
   fmt::print("\nlargest ratio of measured to theoretical passes: {:.2f} (target ≤ 1.2)\n", worst);
   return 0;

@@ -1,0 +1,89 @@
+// End to end: attrlab methods lists every method; attrlab attribute writes the maps layout
+// (MAPS/<id>.npy, MAPS/maps.json) for a small data directory; errors exit with their codes.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "lab/io/files.h"
+#include "lab/io/npy.h"
+#include "run_cli.h"
+
+using clitest::run;
+
+TEST_CASE("attrlab methods lists methods, parameters and defaults") {
+  const auto text = run("methods");
+  REQUIRE(text.code == 0);
+  for (const char* expected : {"integrated-gradients", "-p steps=50", "-p baseline=zero", "deepshap", "gradcam++",
+                               "-p composite=lrp-epsilon", "random", "constant"})
+    CHECK(text.out.find(expected) != std::string::npos);
+  const auto json = run("methods lrp --json");
+  REQUIRE(json.code == 0);
+  const nlohmann::json list = nlohmann::json::parse(json.out);
+  REQUIRE(list.size() == 1);
+  CHECK(list[0]["name"] == "lrp");
+  CHECK(list[0]["params"][0]["name"] == "composite");
+  CHECK(list[0]["params"][0]["default"] == "lrp-epsilon");
+  const auto unknown = run("methods no-such-method");
+  CHECK(unknown.code == 3);
+  CHECK(unknown.err.find("unknown method 'no-such-method'") != std::string::npos);
+}
+
+TEST_CASE("attrlab attribute writes one float32 C×H×W map per sample and maps.json") {
+  const auto dir = clitest::scratch();
+  const std::string data = (dir / "attr-data").string();
+  REQUIRE(run("generate --env multi-color-sum -o size=32 --count 5 --seed 3 --out " + data).code == 0);
+  const std::string maps = (dir / "attr-maps").string();
+  const auto ig = run("attribute --data " + data + " --method integrated-gradients -p baseline=background -p steps=8 --batch 2 --out " + maps);
+  REQUIRE(ig.code == 0);
+  const nlohmann::json record = lab::read_json(std::filesystem::path(maps) / "maps.json");
+  CHECK(record["method"] == "integrated-gradients");
+  CHECK(record["params"]["baseline"] == "background");
+  CHECK(record["params"]["steps"] == 8);
+  CHECK(record["target"] == "label");
+  CHECK(record["data_manifest"]["env"] == "multi-color-sum");
+  CHECK(record["data_manifest"]["seed"] == 3);
+  REQUIRE(record["samples"].size() == 5);
+  const nlohmann::json manifest = lab::read_json(std::filesystem::path(data) / "manifest.json");
+  for (size_t i = 0; i < 5; ++i) {
+    const nlohmann::json& s = record["samples"][i];
+    CHECK(s["id"] == manifest["samples"][i]["id"]);
+    CHECK(s["label"] == manifest["samples"][i]["label"]);
+    CHECK(s["target"] == manifest["samples"][i]["label"]);
+    CHECK(s.contains("convergence_delta"));
+    const lab::Tensor map = lab::read_npy(std::filesystem::path(maps) / s["map"].get<std::string>());
+    CHECK(map.shape() == lab::Shape{3, 32, 32});
+  }
+  // The same maps whatever the batch and chunk sizes.
+  const std::string again = (dir / "attr-maps-2").string();
+  REQUIRE(run("attribute --data " + data + " --method integrated-gradients -p baseline=background -p steps=8 --batch 5 --chunk 3 --out " + again).code == 0);
+  for (size_t i = 0; i < 5; ++i) {
+    const std::string file = record["samples"][i]["map"];
+    CHECK(lab::read_npy(std::filesystem::path(maps) / file).values() == lab::read_npy(std::filesystem::path(again) / file).values());
+  }
+  // A fixed target unit and a method without completeness.
+  const auto fixed = run("attribute --data " + data + " --method saliency --target 2 --limit 2 --out " + again);
+  REQUIRE(fixed.code == 0);
+  const nlohmann::json r2 = lab::read_json(std::filesystem::path(again) / "maps.json");
+  CHECK(r2["target"] == 2);
+  CHECK(r2["samples"].size() == 2);
+  CHECK(r2["samples"][0]["target"] == 2);
+  CHECK(!r2["samples"][0].contains("convergence_delta"));
+}
+
+TEST_CASE("attrlab attribute refuses bad methods, parameters, targets and data") {
+  const auto dir = clitest::scratch();
+  const std::string data = (dir / "attr-data-errors").string();
+  REQUIRE(run("generate --env single-color-modulo -o size=32 --count 2 --out " + data).code == 0);
+  const std::string out = (dir / "never").string();
+  const auto method = run("attribute --data " + data + " --method nope --out " + out);
+  CHECK(method.code == 3);
+  const auto param = run("attribute --data " + data + " --method lrp -p composite=gamma --out " + out);
+  CHECK(param.code == 3);
+  CHECK(param.err.find("composite=gamma") != std::string::npos);
+  const auto target = run("attribute --data " + data + " --method saliency --target 1 --out " + out);
+  CHECK(target.code == 3);
+  CHECK(target.err.find("--target 1") != std::string::npos);
+  const auto missing = run("attribute --data " + (dir / "missing").string() + " --method saliency --out " + out);
+  CHECK(missing.code == 2);
+  CHECK(!std::filesystem::exists(out));
+}
