@@ -137,7 +137,7 @@ nlohmann::json DeepShap::Params::to_json() const {
 DeepShap::DeepShap(Params params) : params_(std::move(params)) { params_.validate(); }
 
 Result DeepShap::attribute(const Context& context, const Batch& batch) const {
-  check_batch(context, batch, params_.data_count != 0);
+  check_batch(context, batch, params_.data_count > 0);
   const lab::Network net = explained_network(*context.net, params_.output);
   const lab::PreparedRules rules = lab::prepare(net, lab::make_composite("deeplift-rescale"));
   const lab::Tensor& x = batch.x;
