@@ -117,17 +117,49 @@ Bottleneck make_bottleneck(const Iba::Params& params, const Context& context) {
   b.cross_entropy = params.loss == "cross-entropy" || (params.loss == "auto" && ends_with_softmax(*context.net));
   if (b.cross_entropy && lab::numel(b.net.output_shape(1)) < 2)
     lab::fail_parameter("iba: loss=cross-entropy needs at least two output units");
-
-  // Per-element mean and std over the reference inputs (Welford, in input order).
   const lab::Tensor& ref = context.reference_inputs;
   if (ref.empty() || ref.batch() < 2)
     lab::fail_parameter("iba needs at least 2 reference inputs to estimate the activation mean and std at {}", layer);
+  return b;
+}
+
+/// 64-bit FNV-1a over bytes, continued from `h`.
+uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 0xcbf29ce484222325ull) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+}  // namespace
+
+namespace {
+
+/// Identifies (network, layer, reference inputs, statistics parameters): the layer's activations
+/// of the first two reference inputs stand for the network. Spends those two evaluations.
+uint64_t statistics_key(const Iba::Params& params, Bottleneck& b, const lab::Tensor& ref) {
+  uint64_t h = fnv1a(b.net.name(b.layer).data(), b.net.name(b.layer).size());
+  h = fnv1a(ref.shape().data(), ref.shape().size() * sizeof(int64_t), h);
+  h = fnv1a(ref.data(), static_cast<size_t>(ref.numel()) * sizeof(float), h);
+  const double settings[2] = {params.min_std, params.active_threshold};
+  h = fnv1a(settings, sizeof(settings), h);
+  const lab::Tensor probe = b.net.forward_range(0, b.layer + 1, ref.slice(0, 2));
+  b.evaluations += 2;
+  return fnv1a(probe.data(), static_cast<size_t>(probe.numel()) * sizeof(float), h);
+}
+
+/// Per-element mean and std over the reference inputs (Welford, in input order) and the active
+/// elements.
+void estimate(const Iba::Params& params, Bottleneck& b, const lab::Tensor& ref, int64_t chunk,
+              Iba::Statistics& stats) {
+  std::vector<double>& mean = stats.mean;
+  std::vector<double>& std = stats.std;
+  std::vector<uint8_t>& active = stats.active;
   const size_t e = static_cast<size_t>(b.elements);
   std::vector<double> m(e, 0.0), s(e, 0.0);
   std::vector<int64_t> nonzero(e, 0);
   int64_t count = 0;
-  for (int64_t begin = 0; begin < ref.batch(); begin += context.chunk) {
-    const int64_t end = std::min(ref.batch(), begin + context.chunk);
+  for (int64_t begin = 0; begin < ref.batch(); begin += chunk) {
+    const int64_t end = std::min(ref.batch(), begin + chunk);
     const lab::Tensor r = b.net.forward_range(0, b.layer + 1, ref.slice(begin, end));
     b.evaluations += end - begin;
     for (int64_t n = 0; n < r.batch(); ++n) {
@@ -141,14 +173,23 @@ Bottleneck make_bottleneck(const Iba::Params& params, const Context& context) {
       }
     }
   }
-  b.mean = m;
-  b.std.resize(e);
-  b.active.resize(e);
+  mean = m;
+  std.resize(e);
+  active.resize(e);
   for (size_t i = 0; i < e; ++i) {
-    b.std[i] = std::max(std::sqrt(s[i] / static_cast<double>(count - 1)), params.min_std);
-    b.active[i] = static_cast<double>(nonzero[i]) / static_cast<double>(count) > params.active_threshold;
+    std[i] = std::max(std::sqrt(s[i] / static_cast<double>(count - 1)), params.min_std);
+    active[i] = static_cast<double>(nonzero[i]) / static_cast<double>(count) > params.active_threshold;
   }
-  return b;
+}
+
+/// Sets the bottleneck's statistics, from `iba`'s cache or estimated afresh.
+void attach_statistics(const Iba& iba, const Iba::Params& params, Bottleneck& b, const Context& context) {
+  const lab::Tensor& ref = context.reference_inputs;
+  const uint64_t key = statistics_key(params, b, ref);
+  const auto stats = iba.statistics(key, [&](Iba::Statistics& s) { estimate(params, b, ref, context.chunk, s); });
+  b.mean = stats->mean;
+  b.std = stats->std;
+  b.active = stats->active;
 }
 
 /// One evaluation of the objective for every sample of a batch: loss, ∂loss/∂α and the capacity
@@ -333,9 +374,24 @@ nlohmann::json Iba::Params::to_json() const {
 
 Iba::Iba(Params params) : params_(std::move(params)) { params_.validate(); }
 
+std::shared_ptr<const Iba::Statistics> Iba::statistics(uint64_t key,
+                                                       const std::function<void(Statistics&)>& estimate) const {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (statistics_ && statistics_->key == key) return statistics_;
+  }
+  auto fresh = std::make_shared<Statistics>();
+  fresh->key = key;
+  estimate(*fresh);
+  std::lock_guard<std::mutex> lock(mutex_);
+  statistics_ = fresh;
+  return fresh;
+}
+
 Iba::Objective Iba::objective(const Context& context, const lab::Tensor& x1, int64_t target,
                               const std::vector<double>& alpha, const std::vector<float>& noise) const {
   Bottleneck b = make_bottleneck(params_, context);
+  attach_statistics(*this, params_, b, context);
   const Smoother smoother(params_.smooth_sigma, b.h, b.w);
   LAB_CHECK(x1.batch() == 1 && static_cast<int64_t>(alpha.size()) == b.elements &&
                 static_cast<int64_t>(noise.size()) == params_.samples * b.elements,
@@ -355,6 +411,7 @@ Result Iba::attribute(const Context& context, const Batch& batch) const {
   const lab::Tensor& x = batch.x;
   if (x.rank() != 4) lab::fail_parameter("iba needs C×H×W inputs, got {}", lab::to_string(x.sample_shape()));
   Bottleneck b = make_bottleneck(params_, context);
+  attach_statistics(*this, params_, b, context);
   const Smoother smoother(params_.smooth_sigma, b.h, b.w);
   const int64_t n = x.batch(), e = b.elements;
   const lab::Tensor r = layer_activations(b, x, context.chunk);

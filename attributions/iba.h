@@ -28,6 +28,8 @@
 /// of a batch go through the network together, in chunks of Context::chunk; noise is drawn from
 /// each sample's seed. Cost: a forward of the reference inputs and of the batch to the layer, then
 /// 2 × samples evaluations per iteration per sample (forward from the layer and backward to it).
+/// The statistics are kept for later calls with the same network, layer and reference inputs
+/// (then only two reference inputs are run, to recognise the network).
 /// Tested in test_perturbation_iba.cpp: the analytic gradient of the loss w.r.t. α matches finite
 /// differences on a small network, for both losses; the map is non-negative and the evaluations
 /// are counted; on easy images of the multi-color-sum network (logits = counts, the balance β = 20
@@ -35,6 +37,9 @@
 /// smooth ground truth) and puts most of its mass there; missing layer or reference inputs are
 /// refused; chunk-size and thread-count invariance.
 #pragma once
+
+#include <memory>
+#include <mutex>
 
 #include "attributions/common.h"
 #include "attributions/method.h"
@@ -73,8 +78,23 @@ class Iba final : public Method {
   Objective objective(const Context& context, const lab::Tensor& x1, int64_t target, const std::vector<double>& alpha,
                       const std::vector<float>& noise) const;
 
+  /// The per-element activation statistics at the layer. Those of the last call are reused while
+  /// the network (recognised by its activations at the layer on two reference inputs), the layer
+  /// and the reference inputs are unchanged: estimating them is a forward of every reference
+  /// input, and the attribute command calls the method batch after batch with the same ones.
+  /// Reuse never changes a result.
+  struct Statistics {
+    uint64_t key = 0;
+    std::vector<double> mean, std;
+    std::vector<uint8_t> active;
+  };
+  /// The cached statistics if `key` matches, else those `estimate` fills (then cached).
+  std::shared_ptr<const Statistics> statistics(uint64_t key, const std::function<void(Statistics&)>& estimate) const;
+
  private:
   Params params_;
+  mutable std::mutex mutex_;
+  mutable std::shared_ptr<const Statistics> statistics_;
 };
 
 }  // namespace attributions

@@ -130,7 +130,10 @@ TEST_CASE("extremal perturbation: the same map for any chunk size and thread cou
   std::mt19937 rng(6);
   const attributions::Batch batch{lab::Tensor({3, 3, 12, 12}, ptest::random_values(3 * 432, rng, 0.0f, 1.0f)),
                                   {0, 1, 2}, {}, {}};
-  const auto method = ptest::make("extremal-perturbation",
-                                  {{"iterations", "20"}, {"step", "2"}, {"mask-sigma", "4"}, {"blur-sigma", "3"}});
-  ptest::check_invariance(*method, context, batch, {8, 1, 2}, 1e-5);
+  ptest::check_invariance(
+      [] {
+        return ptest::make("extremal-perturbation",
+                           {{"iterations", "20"}, {"step", "2"}, {"mask-sigma", "4"}, {"blur-sigma", "3"}});
+      },
+      context, batch, {8, 1, 2}, 1e-5);
 }

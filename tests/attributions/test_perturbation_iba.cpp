@@ -64,11 +64,21 @@ TEST_CASE("IBA: the heatmap is the capacity of the information kept, upsampled, 
   attributions::Batch b{s.x, {1}, {5}, {}};
   attributions::Iba::Params p;
   p.layer = "features.1";
-  const attributions::Result r = attributions::Iba(p).attribute(s.context, b);
+  const attributions::Iba iba(p);
+  const attributions::Result r = iba.attribute(s.context, b);
   CHECK(r.attr.shape() == s.x.shape());
   for (float v : r.attr.values()) CHECK(v >= 0.0f);
-  // References (12 to the layer), the batch to the layer, then 2 per noise draw and step.
-  CHECK(r.evaluations == 12 + 1 + 2 * p.samples * p.iterations);
+  // Two references to recognise the network, all references (12 to the layer) for the
+  // statistics, the batch to the layer, then 2 per noise draw and step.
+  CHECK(r.evaluations == 2 + 12 + 1 + 2 * p.samples * p.iterations);
+  // A second call reuses the statistics: the same map, without the 12 reference evaluations.
+  const attributions::Result again = iba.attribute(s.context, b);
+  CHECK(again.evaluations == 2 + 1 + 2 * p.samples * p.iterations);
+  CHECK(again.attr.values() == r.attr.values());
+  // Other reference inputs are recognised as such and estimated afresh.
+  attributions::Context other = s.context;
+  other.reference_inputs = s.context.reference_inputs.slice(0, 6);
+  CHECK(iba.attribute(other, b).evaluations == 2 + 6 + 1 + 2 * p.samples * p.iterations);
 }
 
 TEST_CASE("IBA: settings it cannot work without are refused") {
@@ -116,6 +126,7 @@ TEST_CASE("IBA: the same map for any chunk size and thread count") {
   SmallSetup s = small_setup(true);
   std::mt19937 rng(5);
   attributions::Batch b{lab::Tensor({3, 2, 6, 6}, ptest::random_values(216, rng, -1.0f, 1.0f)), {0, 1, 2}, {4, 5, 6}, {}};
-  const auto m = ptest::make("iba", {{"layer", "features.1"}, {"iterations", "4"}, {"samples", "3"}});
-  ptest::check_invariance(*m, s.context, b, {64, 1, 2, 5}, 1e-5);
+  ptest::check_invariance(
+      [] { return ptest::make("iba", {{"layer", "features.1"}, {"iterations", "4"}, {"samples", "3"}}); }, s.context, b,
+      {64, 1, 2, 5}, 1e-5);
 }

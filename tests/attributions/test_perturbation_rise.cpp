@@ -115,6 +115,5 @@ TEST_CASE("RISE equals its definition, 1/(N·p) Σ_i f(M_i ⊙ x + (1 − M_i) �
 
 TEST_CASE("RISE: the same map for any chunk size and thread count") {
   ptest::EnvBatch e = ptest::env_batch("multi-color-sum", 32, {0, 1});
-  const auto method = ptest::make("rise", {{"masks", "300"}});
-  ptest::check_invariance(*method, e.context, e.batch, {600, 1, 13}, 1e-6);
+  ptest::check_invariance([] { return ptest::make("rise", {{"masks", "300"}}); }, e.context, e.batch, {600, 1, 13}, 1e-6);
 }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -146,19 +147,19 @@ inline std::unique_ptr<attributions::Method> make(const std::string& name,
   return attributions::make_method(name, p);
 }
 
-/// Runs `method` with 1 thread and chunk = the batch's whole virtual size, then 2 threads and
-/// the given small chunks: the maps must be byte-identical across threads and equal within
-/// `tolerance` (absolute, relative to the largest |value|) across chunk sizes.
-inline void check_invariance(const attributions::Method& method, attributions::Context context,
-                             const attributions::Batch& batch, const std::vector<int64_t>& chunks,
-                             double tolerance = 0.0) {
+/// Runs a method made by `make` with 1 thread and chunk = chunks[0], then with 2 threads and the
+/// other chunks (a fresh method each time): the maps must be byte-identical across threads and
+/// equal within `tolerance` (absolute, relative to the largest |value|) across chunk sizes.
+inline void check_invariance(const std::function<std::unique_ptr<attributions::Method>()>& make,
+                             attributions::Context context, const attributions::Batch& batch,
+                             const std::vector<int64_t>& chunks, double tolerance = 0.0) {
   lab::Runtime& rt = lab::Runtime::get();
   const int before = rt.threads();
   rt.set_threads(1);
   context.chunk = chunks.front();
-  const attributions::Result one = method.attribute(context, batch);
+  const attributions::Result one = make()->attribute(context, batch);
   rt.set_threads(2);
-  const attributions::Result two = method.attribute(context, batch);
+  const attributions::Result two = make()->attribute(context, batch);
   CHECK(one.evaluations == two.evaluations);
   REQUIRE(one.attr.shape() == two.attr.shape());
   CHECK(std::memcmp(one.attr.data(), two.attr.data(), sizeof(float) * static_cast<size_t>(one.attr.numel())) == 0);
@@ -167,7 +168,7 @@ inline void check_invariance(const attributions::Method& method, attributions::C
   for (size_t k = 1; k < chunks.size(); ++k) {
     CAPTURE(chunks[k]);
     context.chunk = chunks[k];
-    const attributions::Result other = method.attribute(context, batch);
+    const attributions::Result other = make()->attribute(context, batch);
     CHECK(other.evaluations == one.evaluations);
     REQUIRE(other.attr.shape() == one.attr.shape());
     double worst = 0;
