@@ -12,14 +12,20 @@
 /// - steps ≥ 1 (≥ 2 for trapezoid): quadrature points, paper default 50 (Captum's n_steps).
 /// - quadrature: riemann-left | riemann-right (the original paper's eq. 3) | riemann-middle |
 ///   trapezoid | gauss-legendre (default: Captum's default method, which the paper's settings
-///   follow). Gauss–Legendre nodes crowd towards both ends of the path, where the designed
-///   detectors switch on (their ramps span 1 unit of a 0..255 path).
+///   follow) | exact. Gauss–Legendre nodes crowd towards both ends of the path, where the
+///   designed detectors switch on; but a detector's ramp spans one unit of the pixel's 0..255
+///   range, i.e. the last 1/255 of a path from black: no rule of 50 fixed nodes resolves it, and
+///   a 50-step IG on multi-color-sum misses much of f(x) − f(x') (riemann-left misses all of it).
+///   `exact` integrates region by region instead (linear_regions.h): for networks of conv,
+///   linear and ReLU layers (and a final softmax) the gap is then floating-point rounding, at a
+///   cost of 4 evaluations per linear region the path crosses (steps is unused).
 /// - baseline: zero (default) | background (IG*, Section 4.3) | R,G,B | .npy/.png file (common.h).
 /// - output: probability (default; App. G.2 measures IG after the softmax) | logit.
-/// Cost: steps forward+backward passes per input, plus one forward of the input and one of the
-/// baseline for the gap.
+/// Cost: steps forward+backward passes per input (exact: regions × 4 evaluations), plus one
+/// forward of the input and one of the baseline for the gap.
 /// Tested in test_gradient_methods.cpp: exact on a linear model, completeness on the lab's
-/// networks, the modulo sawtooth gap closing as steps grow, IG* more precise than IG.
+/// networks (50-step rules against the exact sum), the modulo sawtooth gap closing as steps
+/// grow, IG* more precise than IG.
 #pragma once
 
 #include "attributions/common.h"
@@ -45,6 +51,10 @@ class IntegratedGradients final : public Method {
   static MethodInfo info();
 
  private:
+  int64_t quadrature_integral(const Context& context, const Batch& batch, const lab::Tensor& base,
+                              std::vector<double>& integral) const;
+  int64_t exact_integral(const Context& context, const Batch& batch, const lab::Tensor& base,
+                         std::vector<double>& integral) const;
   Params params_;
 };
 

@@ -3,7 +3,10 @@ function(attrlab_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local
     -Wnon-virtual-dtor -Wno-missing-field-initializers
     # GCC 12 false positive on std::string concatenation (GCC bug 105329).
-    -Wno-restrict)
+    -Wno-restrict
+    # No fused multiply-add contraction: kernels built for wider vector units at load time
+    # (lab/nn/network.cpp) round exactly as the baseline build does.
+    -ffp-contract=off)
 endfunction()
 
 # attrlab_library(NAME DIR DEPS...): a static library of every .cpp under DIR (recursively,

@@ -1,7 +1,6 @@
 // attrlab attribute: one attribution method over every sample of a data directory, written as
 // MAPS/<id>.npy (float32 C×H×W) and MAPS/maps.json (see README, "Attribution methods").
 #include <fmt/format.h>
-#include <malloc.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -69,11 +68,6 @@ TargetMode parse_target(const std::string& text, int64_t units) {
 }
 
 void run_attribute(const AttributeArgs& args) {
-  // Activations of large images are tens of MB per network call; by default glibc maps and unmaps
-  // each such block, and the page faults of mapping it again cost more than the network math
-  // (bench/bench_methods.cpp). Large blocks come from the heap instead, and freed memory is kept.
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (args.batch < 1) lab::fail_parameter("--batch must be at least 1, got {}", args.batch);
   if (args.chunk < 0) lab::fail_parameter("--chunk must be at least 1 (or 0 for automatic), got {}", args.chunk);
   if (args.reference < 0) lab::fail_parameter("--reference must be at least 0, got {}", args.reference);
