@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <tbb/parallel_for.h>
 
@@ -69,10 +70,33 @@ SmoothMask::SmoothMask(int64_t height, int64_t width, int64_t step, double sigma
         }
 }
 
-int64_t SmoothMask::tap_index(int64_t uy, int64_t ux, int64_t k) const {
-  const int64_t iy = uy / step_ + k / side_ - padding_;
-  const int64_t ix = ux / step_ + k % side_ - padding_;
-  return iy >= 0 && iy < grid_h_ && ix >= 0 && ix < grid_w_ ? iy * grid_w_ + ix : -1;
+void SmoothMask::row_taps(const std::vector<double>& p, int64_t uy, RowTaps& row) const {
+  const size_t n = static_cast<size_t>(out_w_ * taps_);
+  row.a.resize(n);
+  row.e.resize(n);
+  row.index.resize(n);
+  const int64_t iy0 = uy / step_ - padding_;
+  for (int64_t ux = 0; ux < out_w_; ++ux) {
+    const double* weight = &weights_[static_cast<size_t>(((uy % step_) * step_ + ux % step_) * taps_)];
+    const int64_t ix0 = ux / step_ - padding_;
+    double* a = &row.a[static_cast<size_t>(ux * taps_)];
+    int64_t* index = &row.index[static_cast<size_t>(ux * taps_)];
+    double top = 0;
+    for (int64_t ky = 0, k = 0; ky < side_; ++ky) {
+      const int64_t iy = iy0 + ky;
+      for (int64_t kx = 0; kx < side_; ++kx, ++k) {
+        const int64_t ix = ix0 + kx;
+        const bool inside = iy >= 0 && iy < grid_h_ && ix >= 0 && ix < grid_w_;
+        index[k] = inside ? iy * grid_w_ + ix : -1;
+        a[k] = inside ? weight[k] * p[static_cast<size_t>(index[k])] : 0.0;
+        top = std::max(top, a[k]);
+      }
+    }
+    double* e = &row.e[static_cast<size_t>(ux * taps_)];
+    for (int64_t k = 0; k < taps_; ++k) e[k] = kColdness * (a[k] - top);
+  }
+  cv::Mat m(1, static_cast<int>(n), CV_64F, row.e.data());
+  cv::exp(m, m);
 }
 
 std::vector<double> SmoothMask::generate(const std::vector<double>& p, std::vector<double>* unclamped) const {
@@ -80,20 +104,15 @@ std::vector<double> SmoothMask::generate(const std::vector<double>& p, std::vect
   std::vector<double> mask(static_cast<size_t>(out_h_ * out_w_));
   if (unclamped) unclamped->resize(mask.size());
   tbb::parallel_for(int64_t{0}, out_h_, [&](int64_t uy) {
-    std::vector<double> a(static_cast<size_t>(taps_));
+    RowTaps row;
+    row_taps(p, uy, row);
     for (int64_t ux = 0; ux < out_w_; ++ux) {
-      const double* weight = &weights_[static_cast<size_t>(((uy % step_) * step_ + ux % step_) * taps_)];
-      double top = 0;
-      for (int64_t k = 0; k < taps_; ++k) {
-        const int64_t j = tap_index(uy, ux, k);
-        a[static_cast<size_t>(k)] = j < 0 ? 0.0 : weight[k] * p[static_cast<size_t>(j)];
-        top = std::max(top, a[static_cast<size_t>(k)]);
-      }
+      const double* a = &row.a[static_cast<size_t>(ux * taps_)];
+      const double* e = &row.e[static_cast<size_t>(ux * taps_)];
       double num = 0, den = 0;
       for (int64_t k = 0; k < taps_; ++k) {
-        const double e = std::exp(kColdness * (a[static_cast<size_t>(k)] - top));
-        num += a[static_cast<size_t>(k)] * e;
-        den += e;
+        num += a[k] * e[k];
+        den += e[k];
       }
       const double v = num / den;
       const size_t u = static_cast<size_t>(uy * out_w_ + ux);
@@ -113,30 +132,29 @@ std::vector<double> SmoothMask::backward(const std::vector<double>& p, const std
   std::vector<std::vector<double>> partial(static_cast<size_t>(bands), std::vector<double>(np, 0.0));
   tbb::parallel_for(int64_t{0}, bands, [&](int64_t band) {
     std::vector<double>& g = partial[static_cast<size_t>(band)];
-    std::vector<double> a(static_cast<size_t>(taps_)), e(static_cast<size_t>(taps_));
-    std::vector<int64_t> idx(static_cast<size_t>(taps_));
+    RowTaps row;
     for (int64_t uy = band * step_; uy < std::min(out_h_, (band + 1) * step_); ++uy) {
+      bool any = false;
+      for (int64_t ux = 0; ux < out_w_ && !any; ++ux) {
+        const size_t u = static_cast<size_t>(uy * out_w_ + ux);
+        any = grad_mask[u] != 0.0 && unclamped[u] >= 0.0 && unclamped[u] <= 1.0;
+      }
+      if (!any) continue;
+      row_taps(p, uy, row);
       for (int64_t ux = 0; ux < out_w_; ++ux) {
         const size_t u = static_cast<size_t>(uy * out_w_ + ux);
         if (grad_mask[u] == 0.0 || unclamped[u] < 0.0 || unclamped[u] > 1.0) continue;
         const double* weight = &weights_[static_cast<size_t>(((uy % step_) * step_ + ux % step_) * taps_)];
-        double top = 0;
-        for (int64_t k = 0; k < taps_; ++k) {
-          const int64_t j = tap_index(uy, ux, k);
-          idx[static_cast<size_t>(k)] = j;
-          a[static_cast<size_t>(k)] = j < 0 ? 0.0 : weight[k] * p[static_cast<size_t>(j)];
-          top = std::max(top, a[static_cast<size_t>(k)]);
-        }
+        const double* a = &row.a[static_cast<size_t>(ux * taps_)];
+        const double* e = &row.e[static_cast<size_t>(ux * taps_)];
+        const int64_t* index = &row.index[static_cast<size_t>(ux * taps_)];
         double den = 0;
-        for (int64_t k = 0; k < taps_; ++k) den += (e[static_cast<size_t>(k)] = std::exp(kColdness * (a[static_cast<size_t>(k)] - top)));
+        for (int64_t k = 0; k < taps_; ++k) den += e[k];
         const double s_value = unclamped[u];
         // ∂ smax / ∂ a_k = softmax_k · (1 + coldness · (a_k − smax)).
         for (int64_t k = 0; k < taps_; ++k) {
-          const int64_t j = idx[static_cast<size_t>(k)];
-          if (j < 0) continue;
-          const double soft = e[static_cast<size_t>(k)] / den;
-          g[static_cast<size_t>(j)] +=
-              grad_mask[u] * soft * (1.0 + kColdness * (a[static_cast<size_t>(k)] - s_value)) * weight[k];
+          if (index[k] < 0) continue;
+          g[static_cast<size_t>(index[k])] += grad_mask[u] * (e[k] / den) * (1.0 + kColdness * (a[k] - s_value)) * weight[k];
         }
       }
     }

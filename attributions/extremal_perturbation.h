@@ -89,8 +89,14 @@ class SmoothMask {
                                const std::vector<double>& grad_mask) const;
 
  private:
-  /// Index into p of pixel (uy, ux)'s k-th tap, or −1 outside the grid.
-  int64_t tap_index(int64_t uy, int64_t ux, int64_t k) const;
+  /// Row uy of the full mask, every pixel's taps together (out_w × taps, pixel-major): the
+  /// parameter index (−1 outside the grid), a_k = w_k·p_j, and exp(coldness·(a_k − max a)),
+  /// the exponentials computed in one vectorised call (cv::exp); they dominate the method's cost.
+  struct RowTaps {
+    std::vector<double> a, e;
+    std::vector<int64_t> index;
+  };
+  void row_taps(const std::vector<double>& p, int64_t uy, RowTaps& row) const;
   int64_t height_, width_, step_;
   int64_t grid_h_, grid_w_, out_h_, out_w_, margin_, padding_, side_, taps_;
   /// Kernel weight of each tap; it depends only on the pixel's phase (uy mod step, ux mod step):
