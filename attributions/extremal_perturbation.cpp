@@ -71,28 +71,38 @@ SmoothMask::SmoothMask(int64_t height, int64_t width, int64_t step, double sigma
 }
 
 void SmoothMask::row_taps(const std::vector<double>& p, int64_t uy, RowTaps& row) const {
-  const size_t n = static_cast<size_t>(out_w_ * taps_);
-  row.a.resize(n);
-  row.e.resize(n);
-  row.index.resize(n);
+  // The `step` pixels of a column block share their taps' parameters; only the kernel weights
+  // differ, by the pixel's phase.
+  const int64_t blocks = ceil_div(out_w_, step_);
+  row.index.resize(static_cast<size_t>(blocks * taps_));
+  row.value.resize(static_cast<size_t>(blocks * taps_));
   const int64_t iy0 = uy / step_ - padding_;
-  for (int64_t ux = 0; ux < out_w_; ++ux) {
-    const double* weight = &weights_[static_cast<size_t>(((uy % step_) * step_ + ux % step_) * taps_)];
-    const int64_t ix0 = ux / step_ - padding_;
-    double* a = &row.a[static_cast<size_t>(ux * taps_)];
-    int64_t* index = &row.index[static_cast<size_t>(ux * taps_)];
-    double top = 0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    int64_t* index = &row.index[static_cast<size_t>(b * taps_)];
+    double* value = &row.value[static_cast<size_t>(b * taps_)];
     for (int64_t ky = 0, k = 0; ky < side_; ++ky) {
       const int64_t iy = iy0 + ky;
       for (int64_t kx = 0; kx < side_; ++kx, ++k) {
-        const int64_t ix = ix0 + kx;
+        const int64_t ix = b - padding_ + kx;
         const bool inside = iy >= 0 && iy < grid_h_ && ix >= 0 && ix < grid_w_;
         index[k] = inside ? iy * grid_w_ + ix : -1;
-        a[k] = inside ? weight[k] * p[static_cast<size_t>(index[k])] : 0.0;
-        top = std::max(top, a[k]);
+        value[k] = inside ? p[static_cast<size_t>(index[k])] : 0.0;
       }
     }
+  }
+  const size_t n = static_cast<size_t>(out_w_ * taps_);
+  row.a.resize(n);
+  row.e.resize(n);
+  for (int64_t ux = 0; ux < out_w_; ++ux) {
+    const double* weight = &weights_[static_cast<size_t>(((uy % step_) * step_ + ux % step_) * taps_)];
+    const double* value = &row.value[static_cast<size_t>((ux / step_) * taps_)];
+    double* a = &row.a[static_cast<size_t>(ux * taps_)];
     double* e = &row.e[static_cast<size_t>(ux * taps_)];
+    double top = 0;
+    for (int64_t k = 0; k < taps_; ++k) {
+      a[k] = weight[k] * value[k];
+      top = std::max(top, a[k]);
+    }
     for (int64_t k = 0; k < taps_; ++k) e[k] = kColdness * (a[k] - top);
   }
   cv::Mat m(1, static_cast<int>(n), CV_64F, row.e.data());
@@ -133,29 +143,35 @@ std::vector<double> SmoothMask::backward(const std::vector<double>& p, const std
   tbb::parallel_for(int64_t{0}, bands, [&](int64_t band) {
     std::vector<double>& g = partial[static_cast<size_t>(band)];
     RowTaps row;
+    std::vector<double> block(static_cast<size_t>(taps_));
+    auto live = [&](size_t u) { return grad_mask[u] != 0.0 && unclamped[u] >= 0.0 && unclamped[u] <= 1.0; };
     for (int64_t uy = band * step_; uy < std::min(out_h_, (band + 1) * step_); ++uy) {
       bool any = false;
-      for (int64_t ux = 0; ux < out_w_ && !any; ++ux) {
-        const size_t u = static_cast<size_t>(uy * out_w_ + ux);
-        any = grad_mask[u] != 0.0 && unclamped[u] >= 0.0 && unclamped[u] <= 1.0;
-      }
+      for (int64_t ux = 0; ux < out_w_ && !any; ++ux) any = live(static_cast<size_t>(uy * out_w_ + ux));
       if (!any) continue;
       row_taps(p, uy, row);
-      for (int64_t ux = 0; ux < out_w_; ++ux) {
-        const size_t u = static_cast<size_t>(uy * out_w_ + ux);
-        if (grad_mask[u] == 0.0 || unclamped[u] < 0.0 || unclamped[u] > 1.0) continue;
-        const double* weight = &weights_[static_cast<size_t>(((uy % step_) * step_ + ux % step_) * taps_)];
-        const double* a = &row.a[static_cast<size_t>(ux * taps_)];
-        const double* e = &row.e[static_cast<size_t>(ux * taps_)];
-        const int64_t* index = &row.index[static_cast<size_t>(ux * taps_)];
-        double den = 0;
-        for (int64_t k = 0; k < taps_; ++k) den += e[k];
-        const double s_value = unclamped[u];
-        // ∂ smax / ∂ a_k = softmax_k · (1 + coldness · (a_k − smax)).
-        for (int64_t k = 0; k < taps_; ++k) {
-          if (index[k] < 0) continue;
-          g[static_cast<size_t>(index[k])] += grad_mask[u] * (e[k] / den) * (1.0 + kColdness * (a[k] - s_value)) * weight[k];
+      // ∂ smax / ∂ a_k = softmax_k · (1 + coldness · (a_k − smax)), times ∂a_k/∂p_j = w_k; the
+      // pixels of a column block are summed per tap, then scattered to their parameters once.
+      for (int64_t b = 0; b * step_ < out_w_; ++b) {
+        std::fill(block.begin(), block.end(), 0.0);
+        bool used = false;
+        for (int64_t ux = b * step_; ux < std::min(out_w_, (b + 1) * step_); ++ux) {
+          const size_t u = static_cast<size_t>(uy * out_w_ + ux);
+          if (!live(u)) continue;
+          used = true;
+          const double* weight = &weights_[static_cast<size_t>(((uy % step_) * step_ + ux % step_) * taps_)];
+          const double* a = &row.a[static_cast<size_t>(ux * taps_)];
+          const double* e = &row.e[static_cast<size_t>(ux * taps_)];
+          double den = 0;
+          for (int64_t k = 0; k < taps_; ++k) den += e[k];
+          const double scale = grad_mask[u] / den, s_value = unclamped[u];
+          for (int64_t k = 0; k < taps_; ++k)
+            block[static_cast<size_t>(k)] += scale * e[k] * (1.0 + kColdness * (a[k] - s_value)) * weight[k];
         }
+        if (!used) continue;
+        const int64_t* index = &row.index[static_cast<size_t>(b * taps_)];
+        for (int64_t k = 0; k < taps_; ++k)
+          if (index[k] >= 0) g[static_cast<size_t>(index[k])] += block[static_cast<size_t>(k)];
       }
     }
   });

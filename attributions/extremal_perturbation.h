@@ -89,11 +89,12 @@ class SmoothMask {
                                const std::vector<double>& grad_mask) const;
 
  private:
-  /// Row uy of the full mask, every pixel's taps together (out_w × taps, pixel-major): the
-  /// parameter index (−1 outside the grid), a_k = w_k·p_j, and exp(coldness·(a_k − max a)),
-  /// the exponentials computed in one vectorised call (cv::exp); they dominate the method's cost.
+  /// Row uy of the full mask, every pixel's taps together: per column block of `step` pixels
+  /// (they share their taps' parameters) the parameter index (−1 outside the grid) and value
+  /// p_j (0 outside); per pixel (out_w × taps, pixel-major) a_k = w_k·p_j and
+  /// exp(coldness·(a_k − max a)), the exponentials computed in one vectorised call (cv::exp).
   struct RowTaps {
-    std::vector<double> a, e;
+    std::vector<double> a, e, value;
     std::vector<int64_t> index;
   };
   void row_taps(const std::vector<double>& p, int64_t uy, RowTaps& row) const;
