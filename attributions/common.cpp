@@ -8,6 +8,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "lab/core/error.h"
+#include "lab/core/hash.h"
 #include "lab/io/image.h"
 #include "lab/io/npy.h"
 
@@ -248,10 +249,7 @@ std::mt19937_64 sample_rng(uint64_t seed, uint64_t stream) {
 }
 
 uint64_t derive_seed(uint64_t seed, uint64_t k) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (k + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  return lab::splitmix64(seed + lab::kGoldenGamma * k);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 
 #include "attributions/perturbation.h"
 #include "lab/core/error.h"
+#include "lab/core/hash.h"
 
 namespace attributions {
 
@@ -123,28 +124,17 @@ Bottleneck make_bottleneck(const Iba::Params& params, const Context& context) {
   return b;
 }
 
-/// 64-bit FNV-1a over bytes, continued from `h`.
-uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 0xcbf29ce484222325ull) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
-  return h;
-}
-
-}  // namespace
-
-namespace {
-
 /// Identifies (network, layer, reference inputs, statistics parameters): the layer's activations
 /// of the first two reference inputs stand for the network. Spends those two evaluations.
 uint64_t statistics_key(const Iba::Params& params, Bottleneck& b, const lab::Tensor& ref) {
-  uint64_t h = fnv1a(b.net.name(b.layer).data(), b.net.name(b.layer).size());
-  h = fnv1a(ref.shape().data(), ref.shape().size() * sizeof(int64_t), h);
-  h = fnv1a(ref.data(), static_cast<size_t>(ref.numel()) * sizeof(float), h);
+  uint64_t h = lab::fnv1a(b.net.name(b.layer).data(), b.net.name(b.layer).size());
+  h = lab::fnv1a(ref.shape().data(), ref.shape().size() * sizeof(int64_t), h);
+  h = lab::fnv1a(ref.data(), static_cast<size_t>(ref.numel()) * sizeof(float), h);
   const double settings[2] = {params.min_std, params.active_threshold};
-  h = fnv1a(settings, sizeof(settings), h);
+  h = lab::fnv1a(settings, sizeof(settings), h);
   const lab::Tensor probe = b.net.forward_range(0, b.layer + 1, ref.slice(0, 2));
   b.evaluations += 2;
-  return fnv1a(probe.data(), static_cast<size_t>(probe.numel()) * sizeof(float), h);
+  return lab::fnv1a(probe.data(), static_cast<size_t>(probe.numel()) * sizeof(float), h);
 }
 
 /// Per-element mean and std over the reference inputs (Welford, in input order) and the active

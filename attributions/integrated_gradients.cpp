@@ -80,11 +80,6 @@ int64_t IntegratedGradients::exact_integral(const Context& context, const Batch&
   const int64_t n = x.batch(), m = x.sample_numel(), k = lab::numel(net.output_shape(1));
   constexpr int64_t kMaxRegions = 1000000;
   int64_t evaluations = 0;
-  auto point = [&](int64_t s, double alpha, float* out) {
-    const float t = static_cast<float>(alpha);
-    const float* xs = x.sample(s);
-    for (int64_t j = 0; j < m; ++j) out[j] = base[j] + t * (xs[j] - base[j]);
-  };
 
   // 1. The walk: every sample's regions [a, b] and the logits' tangent on each (2 evaluations per
   // region), the samples of a chunk advancing together.
@@ -106,14 +101,10 @@ int64_t IntegratedGradients::exact_integral(const Context& context, const Batch&
       const int64_t count = static_cast<int64_t>(active.size());
       lab::Shape shape = x.shape();
       shape[0] = count;
-      lab::Tensor bases(shape), directions(shape);
-      for (int64_t i = 0; i < count; ++i) {
-        const float* xs = x.sample(active[static_cast<size_t>(i)]);
-        std::copy(base.data(), base.data() + m, bases.sample(i));
-        float* d = directions.sample(i);
-        for (int64_t j = 0; j < m; ++j) d[j] = xs[j] - base[j];
-      }
-      const RegionStep step = next_region(net, bases, directions, alpha);
+      lab::Tensor ends(shape);
+      for (int64_t i = 0; i < count; ++i)
+        std::copy(x.sample(active[static_cast<size_t>(i)]), x.sample(active[static_cast<size_t>(i)]) + m, ends.sample(i));
+      const RegionStep step = next_region(net, base, ends, alpha);
       evaluations += 2 * count;
       std::vector<int64_t> still;
       std::vector<double> still_alpha;
@@ -149,7 +140,7 @@ int64_t IntegratedGradients::exact_integral(const Context& context, const Batch&
     lab::Tensor mid(shape);
     for (int64_t i = begin; i < end; ++i) {
       const Region& r = *all[static_cast<size_t>(i)];
-      point(r.sample, 0.5 * (r.a + r.b), mid.sample(i - begin));
+      point_on_path(base.data(), x.sample(r.sample), static_cast<float>(0.5 * (r.a + r.b)), mid.sample(i - begin), m);
     }
     const lab::Trace trace = net.trace(mid);
     lab::Tensor seed(trace.output().shape());
@@ -217,10 +208,8 @@ int64_t IntegratedGradients::quadrature_integral(const Context& context, const B
     shape[0] = end - begin;
     lab::Tensor out(shape);
     for (int64_t i = begin; i < end; ++i) {
-      const float* xs = x.sample(i / steps);
-      const float t = static_cast<float>(q.nodes[static_cast<size_t>(i % steps)]);
-      float* o = out.sample(i - begin);
-      for (int64_t j = 0; j < m; ++j) o[j] = base[j] + t * (xs[j] - base[j]);
+      point_on_path(base.data(), x.sample(i / steps), static_cast<float>(q.nodes[static_cast<size_t>(i % steps)]),
+                    out.sample(i - begin), m);
     }
     return out;
   };

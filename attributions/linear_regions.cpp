@@ -19,20 +19,18 @@ void require_piecewise_linear(const lab::Network& net, const char* what) {
   }
 }
 
-RegionStep next_region(const lab::Network& net, const lab::Tensor& base, const lab::Tensor& direction,
+RegionStep next_region(const lab::Network& net, const lab::Tensor& base, const lab::Tensor& x,
                        const std::vector<double>& alpha) {
-  const int64_t n = base.batch(), m = base.sample_numel();
-  LAB_CHECK(direction.shape() == base.shape() && static_cast<int64_t>(alpha.size()) == n,
-            "next_region: base, direction and alpha disagree");
-  lab::Tensor a(base.shape());
+  const int64_t n = x.batch(), m = x.sample_numel();
+  LAB_CHECK(base.numel() == m && static_cast<int64_t>(alpha.size()) == n, "next_region: base, x and alpha disagree");
+  // The primal p(α) and its tangent dp/dα = x − base.
+  lab::Tensor a(x.shape()), tangent(x.shape());
   for (int64_t s = 0; s < n; ++s) {
-    const float t = static_cast<float>(alpha[static_cast<size_t>(s)]);
-    const float* b = base.sample(s);
-    const float* d = direction.sample(s);
-    float* o = a.sample(s);
-    for (int64_t j = 0; j < m; ++j) o[j] = b[j] + t * d[j];
+    point_on_path(base.data(), x.sample(s), static_cast<float>(alpha[static_cast<size_t>(s)]), a.sample(s), m);
+    const float* xs = x.sample(s);
+    float* d = tangent.sample(s);
+    for (int64_t j = 0; j < m; ++j) d[j] = xs[j] - base[j];
   }
-  lab::Tensor tangent = direction;
   // Distance in α to the first ReLU switch, per sample.
   std::vector<double> step(static_cast<size_t>(n), std::numeric_limits<double>::infinity());
   for (size_t i = 0; i < net.size(); ++i) {

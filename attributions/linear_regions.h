@@ -28,8 +28,13 @@
 
 namespace attributions {
 
+/// out = base + t·(x − base) over m values: the point at t on the straight path from base to x.
+inline void point_on_path(const float* base, const float* x, float t, float* out, int64_t m) {
+  for (int64_t j = 0; j < m; ++j) out[j] = base[j] + t * (x[j] - base[j]);
+}
+
 /// One step of the walk for a batch of paths: for each sample n, at α = alpha[n] on the path
-/// base[n] + α·direction[n], the end of the linear region starting there (capped at 1) and the
+/// from `base` to x[n], the end of the linear region starting there (capped at 1) and the
 /// tangent of the network output (d output / dα on that region).
 struct RegionStep {
   std::vector<double> end;
@@ -37,8 +42,9 @@ struct RegionStep {
 };
 
 /// `net` must consist of Conv2d, Linear, ReLU and Flatten layers only (throws a parameter error
-/// naming the first other layer). `base` and `direction` are batches shaped like the input.
-RegionStep next_region(const lab::Network& net, const lab::Tensor& base, const lab::Tensor& direction,
+/// naming the first other layer). `base` is one input (C×H×W, shared by every path), `x` a batch
+/// of path ends shaped like the input.
+RegionStep next_region(const lab::Network& net, const lab::Tensor& base, const lab::Tensor& x,
                        const std::vector<double>& alpha);
 
 /// Throws a parameter error, naming `what`, unless `net` is piecewise linear as above.

@@ -71,11 +71,7 @@ class Method {
   virtual Result attribute(const Context& context, const Batch& batch) const = 0;
 };
 
-struct ParamInfo {
-  std::string name;
-  std::string default_value;
-  std::string help;
-};
+using lab::ParamInfo;
 
 struct MethodInfo {
   std::string name;

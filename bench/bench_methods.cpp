@@ -22,7 +22,6 @@
 //   --filter T   only the methods whose row label contains T
 #include <fmt/core.h>
 
-#include <malloc.h>
 #include <time.h>
 
 #include <algorithm>
@@ -33,6 +32,7 @@
 #include <vector>
 
 #include "attributions/common.h"
+#include "bench/bench_model.h"
 #include "attributions/method.h"
 #include "datasets/environment.h"
 #include "lab/core/error.h"
@@ -100,28 +100,13 @@ int main(int argc, char** argv) try {
     }
   }
   if (images < 1 || chunk < 1) lab::fail_parameter("--images and --chunk must be at least 1");
-  // Large blocks from the heap, never unmapped; freed memory kept for the next call.
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  lab::keep_freed_memory();
   lab::Runtime::get().set_threads(threads);
-  lab::Options env_options("-o");
-  env_options.set("size", "224");
-  const auto env = datasets::make_environment("multi-color-sum", env_options);
-  const lab::Network net = env->build_network();
-  attributions::Context context;
-  context.net = &net;
-  context.background = env->background();
-  context.layers = env->default_layers();
-  context.chunk = chunk;
-  attributions::Batch batch;
+  const bench::Model model(chunk);
+  const lab::Network& net = model.net;
+  const attributions::Context& context = model.context;
   std::vector<lab::Tensor> xs;
-  for (int64_t i = 0; i < images; ++i) {
-    const datasets::Sample s = env->generate(1, i);
-    xs.push_back(env->to_input(s.image));
-    batch.target.push_back(env->target_output(s.label));
-    batch.seeds.push_back(static_cast<uint64_t>(i));
-  }
-  batch.x = lab::Tensor::stack(xs);
+  const attributions::Batch batch = model.batch(images, xs);
 
   // One forward+backward of output[target] per image, batched at the chunk size.
   std::vector<lab::Tensor> chunk_inputs;

@@ -12,8 +12,6 @@
 //   --quick     fewer samples/iterations per method (rates are unchanged; times shrink)
 #include <fmt/core.h>
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -22,6 +20,7 @@
 #include <vector>
 
 #include "attributions/common.h"
+#include "bench/bench_model.h"
 #include "attributions/method.h"
 #include "datasets/environment.h"
 #include "lab/core/error.h"
@@ -56,11 +55,7 @@ struct Entry {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  // As attrlab does (lab/cli/main.cpp): large activation blocks from the heap, freed memory kept.
-  // Without it every 224×224 activation of a batch is mapped afresh and page-faulted per call,
-  // and both the methods and the reference rates measure the kernel instead of the network.
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  lab::keep_freed_memory();
   int64_t images = 2;
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
@@ -73,27 +68,12 @@ int main(int argc, char** argv) try {
       return 1;
     }
   }
-  lab::Options env_options("-o");
-  env_options.set("size", "224");
-  const auto env = datasets::make_environment("multi-color-sum", env_options);
-  const lab::Network net = env->build_network();
-  attributions::Context context;
-  context.net = &net;
-  context.background = env->background();
-  context.layers = env->default_layers();
-  context.chunk = 8;  // 8 inputs of 224×224: ~15 MB per activation of the detector's widest layer
-  attributions::Batch batch;
+  bench::Model model(8);  // 8 inputs of 224×224: ~15 MB per activation of the detector's widest layer
+  const lab::Network& net = model.net;
+  const auto& env = model.env;
+  attributions::Context& context = model.context;
   std::vector<lab::Tensor> xs, refs;
-  for (int64_t i = 0; i < images; ++i) {
-    const datasets::Sample s = env->generate(1, i);
-    xs.push_back(env->to_input(s.image));
-    batch.target.push_back(env->target_output(s.label));
-    batch.seeds.push_back(static_cast<uint64_t>(i));
-    cv::Mat seg;
-    s.patches.convertTo(seg, CV_32S);
-    batch.segments.push_back(seg);
-  }
-  batch.x = lab::Tensor::stack(xs);
+  const attributions::Batch batch = model.batch(images, xs);
   for (int64_t i = 0; i < 64; ++i) refs.push_back(env->to_input(env->generate(2, i).image));
   context.reference_inputs = lab::Tensor::stack(refs);
 

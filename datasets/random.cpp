@@ -4,13 +4,6 @@
 
 namespace datasets {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 Rng::Rng(uint64_t seed, int64_t index)
     : engine_(splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(index))) {
   LAB_CHECK(index >= 0, "sample index must be >= 0, got {}", index);

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "lab/core/error.h"
+#include "lab/core/hash.h"
 #include "lab/io/files.h"
 
 namespace experiments {
@@ -114,22 +115,6 @@ std::vector<std::string> string_list(const json& value, const std::string& key) 
     out.push_back(item.get<std::string>());
   }
   return out;
-}
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-uint64_t fnv1a(const std::string& text) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
 }
 
 }  // namespace
@@ -478,7 +463,7 @@ std::string slugify(const std::string& label) {
 uint64_t data_seed(const Experiment& experiment) { return experiment.seed; }
 
 uint64_t sample_seed(uint64_t seed, const std::string& label, int64_t index) {
-  return splitmix64(splitmix64(seed ^ fnv1a(label)) + static_cast<uint64_t>(index));
+  return lab::splitmix64(lab::splitmix64(seed ^ lab::fnv1a(label)) + static_cast<uint64_t>(index));
 }
 
 json seeds_record(const Experiment& experiment) {

@@ -12,10 +12,12 @@
 #include <cstdint>
 #include <random>
 
+#include "lab/core/hash.h"
+
 namespace networks {
 
-/// Vigna's splitmix64 finaliser: a bijection on 64-bit words.
-uint64_t splitmix64(uint64_t x);
+/// Vigna's splitmix64 finaliser (lab/core/hash.h).
+using lab::splitmix64;
 
 class WeightRng {
  public:

@@ -164,11 +164,7 @@ struct MetricSetup {
   std::string env;
 };
 
-struct ParamInfo {
-  std::string name;
-  std::string default_value;
-  std::string help;
-};
+using lab::ParamInfo;
 
 struct MetricInfo {
   std::string name;

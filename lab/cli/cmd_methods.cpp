@@ -9,7 +9,7 @@
 
 #include "attributions/method.h"
 #include "lab/cli/commands.h"
-#include "lab/core/error.h"
+#include "lab/cli/listing.h"
 
 namespace cli {
 
@@ -21,36 +21,17 @@ struct MethodsArgs {
 };
 
 void run_methods(const MethodsArgs& args) {
-  const auto& table = attributions::registry();
-  std::vector<const attributions::MethodInfo*> shown;
-  for (const auto& m : table)
-    if (args.name.empty() || m.name == args.name) shown.push_back(&m);
-  if (shown.empty()) {
-    std::string list;
-    for (const auto& m : table) list += (list.empty() ? "" : ", ") + m.name;
-    lab::fail_parameter("unknown method '{}'; known: {}", args.name, list);
-  }
+  const auto shown = select_entries(attributions::registry(), args.name, "method");
   if (args.json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const auto* m : shown) {
-      nlohmann::json params = nlohmann::json::array();
-      for (const auto& p : m->params) params.push_back({{"name", p.name}, {"default", p.default_value}, {"help", p.help}});
-      out.push_back({{"name", m->name}, {"summary", m->summary}, {"params", params}});
-    }
+    for (const auto* m : shown) out.push_back({{"name", m->name}, {"summary", m->summary}, {"params", params_json(m->params)}});
     fmt::print("{}\n", out.dump(2));
     return;
   }
-  size_t width = 0;
-  for (const auto* m : shown)
-    for (const auto& p : m->params) width = std::max(width, p.name.size() + p.default_value.size() + 4);
+  const size_t width = setting_width(shown);
   for (const auto* m : shown) {
     fmt::print("{}\n  {}\n", m->name, m->summary);
-    if (m->params.empty()) fmt::print("  (no parameters)\n");
-    for (const auto& p : m->params) {
-      const std::string setting = fmt::format("-p {}={}", p.name, p.default_value);
-      fmt::print("  {:<{}}  {}\n", setting, width + 3, p.help);
-    }
-    fmt::print("\n");
+    print_params(m->params, width);
   }
 }
 

@@ -9,7 +9,7 @@
 
 #include "experiments/metrics/metric.h"
 #include "lab/cli/commands.h"
-#include "lab/core/error.h"
+#include "lab/cli/listing.h"
 
 namespace cli {
 
@@ -21,40 +21,22 @@ struct MetricsArgs {
 };
 
 void run_metrics(const MetricsArgs& args) {
-  const auto& table = experiments::registry();
-  std::vector<const experiments::MetricInfo*> shown;
-  for (const auto& m : table)
-    if (args.name.empty() || m.name == args.name) shown.push_back(&m);
-  if (shown.empty()) {
-    std::string list;
-    for (const auto& m : table) list += (list.empty() ? "" : ", ") + m.name;
-    lab::fail_parameter("unknown metric '{}'; known: {}", args.name, list);
-  }
+  const auto shown = select_entries(experiments::registry(), args.name, "metric");
   if (args.json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const auto* m : shown) {
-      nlohmann::json params = nlohmann::json::array();
-      for (const auto& p : m->params) params.push_back({{"name", p.name}, {"default", p.default_value}, {"help", p.help}});
+    for (const auto* m : shown)
       out.push_back({{"name", m->name},
                      {"family", m->family},
                      {"summary", m->summary},
                      {"direction", m->direction},
-                     {"params", params}});
-    }
+                     {"params", params_json(m->params)}});
     fmt::print("{}\n", out.dump(2));
     return;
   }
-  size_t width = 0;
-  for (const auto* m : shown)
-    for (const auto& p : m->params) width = std::max(width, p.name.size() + p.default_value.size() + 4);
+  const size_t width = setting_width(shown);
   for (const auto* m : shown) {
     fmt::print("{} ({})\n  {}\n  {}\n", m->name, m->family, m->summary, m->direction);
-    if (m->params.empty()) fmt::print("  (no parameters)\n");
-    for (const auto& p : m->params) {
-      const std::string setting = fmt::format("-p {}={}", p.name, p.default_value);
-      fmt::print("  {:<{}}  {}\n", setting, width + 3, p.help);
-    }
-    fmt::print("\n");
+    print_params(m->params, width);
   }
 }
 

@@ -4,8 +4,6 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include <malloc.h>
-
 #include <cstdio>
 #include <exception>
 
@@ -32,12 +30,7 @@ constexpr Register kCommands[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Activations of large images are tens of MB per network call; by default glibc maps and unmaps
-  // each such block, and the page faults of mapping it again cost more than the network math
-  // (bench/bench_methods.cpp). Every command takes large blocks from the heap instead, and keeps
-  // freed memory for the next call.
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  lab::keep_freed_memory();
   CLI::App app{"attrlab: a laboratory for testing feature-attribution methods against known truth"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("attrlab ") + ATTRLAB_VERSION);

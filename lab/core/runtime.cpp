@@ -1,5 +1,7 @@
 #include "lab/core/runtime.h"
 
+#include <malloc.h>
+
 #include <omp.h>
 #include <tbb/global_control.h>
 
@@ -40,6 +42,11 @@ void Runtime::set_threads(int n) {
   omp_set_num_threads(n);
   tbb_limit_.reset();
   tbb_limit_ = std::make_unique<TbbLimit>(n);
+}
+
+void keep_freed_memory() {
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 }  // namespace lab

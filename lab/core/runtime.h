@@ -35,4 +35,10 @@ class Runtime {
   std::unique_ptr<TbbLimit> tbb_limit_;
 };
 
+/// Makes glibc take large blocks from the heap and keep freed memory for the next call.
+/// Activations of large images are tens of MB per network call; by default glibc maps and unmaps
+/// each such block, and the page faults of mapping it again cost more than the network math
+/// (bench/bench_methods.cpp). Called once at the start of `attrlab` and of the benchmarks.
+void keep_freed_memory();
+
 }  // namespace lab

@@ -16,7 +16,7 @@ namespace {
 using namespace experiments;
 
 /// A one-layer network: the ground-truth metrics never evaluate it, the base requires one.
-const lab::Network& dummy_net() {
+const lab::Network& unevaluated_network() {
   static const lab::Network net = [] {
     lab::Network n({1, 1, 1});
     n.add("flatten", std::make_shared<lab::Flatten>());
@@ -27,7 +27,7 @@ const lab::Network& dummy_net() {
 
 Context context() {
   Context c;
-  c.net = &dummy_net();
+  c.net = &unevaluated_network();
   return c;
 }
 

@@ -1,0 +1,57 @@
+/// @file listing.h
+/// @brief What `attrlab methods` and `attrlab metrics` share: choosing entries of a registry by
+/// name, and writing each entry's `-p` parameters as JSON or as aligned text.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lab/core/error.h"
+#include "lab/core/options.h"
+
+namespace cli {
+
+/// Every entry of `table` (entries have a `name`), or the one called `name` when it is not
+/// empty; an unknown name is a parameter error listing the known ones (`kind`: "method", ...).
+template <class Info>
+std::vector<const Info*> select_entries(const std::vector<Info>& table, const std::string& name, const char* kind) {
+  std::vector<const Info*> shown;
+  for (const auto& entry : table)
+    if (name.empty() || entry.name == name) shown.push_back(&entry);
+  if (shown.empty()) {
+    std::string list;
+    for (const auto& entry : table) list += (list.empty() ? "" : ", ") + entry.name;
+    lab::fail_parameter("unknown {} '{}'; known: {}", kind, name, list);
+  }
+  return shown;
+}
+
+/// [{name, default, help}, ...]
+inline nlohmann::json params_json(const std::vector<lab::ParamInfo>& params) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : params) out.push_back({{"name", p.name}, {"default", p.default_value}, {"help", p.help}});
+  return out;
+}
+
+/// Width of the "-p name=default" column that aligns the help of every entry shown.
+template <class Info>
+size_t setting_width(const std::vector<const Info*>& shown) {
+  size_t width = 0;
+  for (const auto* entry : shown)
+    for (const auto& p : entry->params) width = std::max(width, p.name.size() + p.default_value.size() + 4);
+  return width + 3;
+}
+
+/// "  -p name=default   help" per parameter, "(no parameters)" when there are none, then a blank line.
+inline void print_params(const std::vector<lab::ParamInfo>& params, size_t width) {
+  if (params.empty()) fmt::print("  (no parameters)\n");
+  for (const auto& p : params) fmt::print("  {:<{}}  {}\n", fmt::format("-p {}={}", p.name, p.default_value), width, p.help);
+  fmt::print("\n");
+}
+
+}  // namespace cli
