@@ -44,14 +44,6 @@ struct AttributeArgs {
 // Bytes of network activations one chunk may hold when --chunk is not given.
 constexpr int64_t kChunkMemory = int64_t{1} << 30;
 
-uint64_t parse_seed(const std::string& text) {
-  uint64_t seed = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seed);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-    lab::fail_parameter("--seed {}: expected an integer in 0..{}", text, std::numeric_limits<uint64_t>::max());
-  return seed;
-}
-
 // --target: "label", "predicted", or a fixed output unit.
 struct TargetMode {
   std::string mode;

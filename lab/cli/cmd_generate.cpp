@@ -26,15 +26,6 @@ struct GenerateArgs {
   std::string out;
 };
 
-// The full unsigned 64-bit range; a sign or anything else is refused (never wrapped).
-uint64_t parse_seed(const std::string& text) {
-  uint64_t seed = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seed);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-    lab::fail_parameter("--seed {}: expected an integer in 0..{}", text, std::numeric_limits<uint64_t>::max());
-  return seed;
-}
-
 void run_generate(const GenerateArgs& args) {
   if (args.count < 1) lab::fail_parameter("--count must be at least 1, got {}", args.count);
   const uint64_t seed = parse_seed(args.seed);

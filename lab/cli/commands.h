@@ -5,6 +5,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 namespace cli {
 
 /// Each register function adds one subcommand (with its --help text, flags and callback).
@@ -19,5 +23,9 @@ void register_evaluate(CLI::App& app);
 
 /// Splits repeated "-o key=value" style options: CLI11 stores them as a vector of strings.
 using KeyValues = std::vector<std::string>;
+
+/// A --seed value: the full unsigned 64-bit range; a sign or anything else is refused (never
+/// wrapped).
+uint64_t parse_seed(const std::string& text);
 
 }  // namespace cli
