@@ -1,8 +1,10 @@
 #include "attributions/extremal_perturbation.h"
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <numeric>
+#include <type_traits>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -10,6 +12,7 @@
 
 #include "attributions/perturbation.h"
 #include "lab/core/error.h"
+#include "lab/core/simd.h"
 
 namespace attributions {
 
@@ -40,162 +43,247 @@ std::vector<std::vector<float>> blur_pyramid(const float* x, int64_t channels, i
 // ---------------------------------------------------------------------------------------------
 // Smooth masks
 
-SmoothMask::SmoothMask(int64_t height, int64_t width, int64_t step, double sigma)
+namespace {
+
+// args = c·p·w − c, the exponent c(a − 1) of a = p·w.
+template <typename T>
+LAB_VECTOR_CLONES void exponent_args(const T* __restrict w, T cp, T c, T* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = cp * w[i] - c;
+}
+
+// den += E, num += (p·w)·E over `rows` patch rows of `cols` values (E looked up by weight class);
+// patch rows are `span` apart, mask rows `stride` apart.
+template <typename T>
+LAB_VECTOR_CLONES void splat_block(const T* __restrict table, const int32_t* __restrict cls, const T* __restrict w, T p,
+                                   T* __restrict den, T* __restrict num, int64_t rows, int64_t cols, int64_t span,
+                                   int64_t stride) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* __restrict c = cls + r * span;
+    const T* __restrict wr = w + r * span;
+    T* __restrict d = den + r * stride;
+    T* __restrict m = num + r * stride;
+    for (int64_t i = 0; i < cols; ++i) {
+      const T e = table[c[i]];
+      d[i] += e;
+      m[i] += p * wr[i] * e;
+    }
+  }
+}
+
+// acc1 += E·w·H, acc2 += E·w²·G over the same block, lane by lane (column by column).
+template <typename T>
+LAB_VECTOR_CLONES void gather_block(const T* __restrict table, const int32_t* __restrict cls, const T* __restrict w,
+                                    const T* __restrict g, const T* __restrict h, T* __restrict acc1,
+                                    T* __restrict acc2, int64_t rows, int64_t cols, int64_t span, int64_t stride) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* __restrict c = cls + r * span;
+    const T* __restrict wr = w + r * span;
+    const T* __restrict gr = g + r * stride;
+    const T* __restrict hr = h + r * stride;
+    for (int64_t i = 0; i < cols; ++i) {
+      const T ew = table[c[i]] * wr[i];
+      acc1[i] += ew * hr[i];
+      acc2[i] += ew * wr[i] * gr[i];
+    }
+  }
+}
+
+template <typename T>
+constexpr int cv_depth() {
+  return std::is_same_v<T, float> ? CV_32F : CV_64F;
+}
+
+}  // namespace
+
+template <typename T>
+BasicSmoothMask<T>::BasicSmoothMask(int64_t height, int64_t width, int64_t step, double sigma)
     : height_(height), width_(width), step_(step) {
   // Layout of TorchRay's MaskGenerator: parameter j sits at pixel margin + step·j of the full
-  // mask; pixel u sees the (2r+1)² parameters around ⌊u/step⌋ − padding + (0..2r).
+  // mask; pixel u sees the side² parameters around ⌊u/step⌋ − padding + (0..side−1).
   padding_ = 1 + static_cast<int64_t>(std::ceil(2.0 * sigma / static_cast<double>(step)));
   const int64_t radius = 1 + static_cast<int64_t>(std::ceil(sigma / static_cast<double>(step)));
   side_ = 2 * radius + 1;
-  const int64_t side = side_, padding = padding_;
+  span_ = side_ * step;
   grid_h_ = ceil_div(height, step);
   grid_w_ = ceil_div(width, step);
-  out_h_ = step * (grid_h_ + 2 * padding - side + 1) - step + 1;
-  out_w_ = step * (grid_w_ + 2 * padding - side + 1) - step + 1;
+  out_h_ = step * (grid_h_ + 2 * padding_ - side_ + 1) - step + 1;
+  out_w_ = step * (grid_w_ + 2 * padding_ - side_ + 1) - step + 1;
   margin_ = static_cast<int64_t>(std::lround(sigma));
   if (out_h_ < margin_ + height || out_w_ < margin_ + width)
     lab::fail_parameter("extremal-perturbation: mask-sigma {} is too small for step {} (need about mask-sigma >= 3·step)",
                         sigma, step);
-  taps_ = side * side;
-  // Pixel u's offset to its tap's centre depends only on u mod step: one table per phase.
-  weights_.resize(static_cast<size_t>(step * step * taps_));
-  for (int64_t py = 0; py < step; ++py)
-    for (int64_t px = 0; px < step; ++px)
-      for (int64_t ky = 0; ky < side; ++ky)
-        for (int64_t kx = 0; kx < side; ++kx) {
-          const double dy = static_cast<double>(py - step * (ky - padding)) - sigma;
-          const double dx = static_cast<double>(px - step * (kx - padding)) - sigma;
-          const double z = std::max(std::sqrt(dy * dy + dx * dx) / sigma - 0.5, 0.0);
-          weights_[static_cast<size_t>((py * step + px) * taps_ + ky * side + kx)] = std::exp(-2.0 * z * z);
-        }
+  // Pixel uy meets parameter row iy = ⌊uy/step⌋ − padding + ky at offset uy − step·iy =
+  // step·(padding − ky) + uy mod step, which runs over offset_ + [0, span) as ky, uy mod step do.
+  offset_ = step * (padding_ - side_ + 1);
+  patch_.resize(static_cast<size_t>(span_ * span_));
+  for (int64_t r = 0; r < span_; ++r)
+    for (int64_t t = 0; t < span_; ++t) {
+      const double dy = static_cast<double>(offset_ + r) - sigma, dx = static_cast<double>(offset_ + t) - sigma;
+      const double z = std::max(std::sqrt(dy * dy + dx * dx) / sigma - 0.5, 0.0);
+      patch_[static_cast<size_t>(r * span_ + t)] = static_cast<T>(std::exp(-2.0 * z * z));
+    }
+  std::map<T, int32_t> classes;
+  for (T w : patch_) classes.emplace(w, 0);
+  for (auto& [w, k] : classes) {
+    k = static_cast<int32_t>(weights_.size());
+    weights_.push_back(w);
+  }
+  class_.resize(patch_.size());
+  for (size_t i = 0; i < patch_.size(); ++i) class_[i] = classes.at(patch_[i]);
+  auto inside = [&](int64_t u, int64_t grid) {
+    const int64_t first = u / step - padding_;
+    return std::max<int64_t>(0, std::min(first + side_, grid) - std::max<int64_t>(first, 0));
+  };
+  in_rows_.resize(static_cast<size_t>(out_h_));
+  in_cols_.resize(static_cast<size_t>(out_w_));
+  for (int64_t u = 0; u < out_h_; ++u) in_rows_[static_cast<size_t>(u)] = inside(u, grid_h_);
+  for (int64_t u = 0; u < out_w_; ++u) in_cols_[static_cast<size_t>(u)] = inside(u, grid_w_);
+  outside_ = static_cast<T>(std::exp(-kColdness));
 }
 
-void SmoothMask::row_taps(const std::vector<double>& p, int64_t uy, RowTaps& row) const {
-  // The `step` pixels of a column block share their taps' parameters; only the kernel weights
-  // differ, by the pixel's phase.
-  const int64_t blocks = ceil_div(out_w_, step_);
-  row.index.resize(static_cast<size_t>(blocks * taps_));
-  row.value.resize(static_cast<size_t>(blocks * taps_));
-  const int64_t iy0 = uy / step_ - padding_;
-  for (int64_t b = 0; b < blocks; ++b) {
-    int64_t* index = &row.index[static_cast<size_t>(b * taps_)];
-    double* value = &row.value[static_cast<size_t>(b * taps_)];
-    for (int64_t ky = 0, k = 0; ky < side_; ++ky) {
-      const int64_t iy = iy0 + ky;
-      for (int64_t kx = 0; kx < side_; ++kx, ++k) {
-        const int64_t ix = b - padding_ + kx;
-        const bool inside = iy >= 0 && iy < grid_h_ && ix >= 0 && ix < grid_w_;
-        index[k] = inside ? iy * grid_w_ + ix : -1;
-        value[k] = inside ? p[static_cast<size_t>(index[k])] : 0.0;
-      }
-    }
-  }
-  const size_t n = static_cast<size_t>(out_w_ * taps_);
-  row.a.resize(n);
-  row.e.resize(n);
-  for (int64_t ux = 0; ux < out_w_; ++ux) {
-    const double* weight = &weights_[static_cast<size_t>(((uy % step_) * step_ + ux % step_) * taps_)];
-    const double* value = &row.value[static_cast<size_t>((ux / step_) * taps_)];
-    double* a = &row.a[static_cast<size_t>(ux * taps_)];
-    double* e = &row.e[static_cast<size_t>(ux * taps_)];
-    double top = 0;
-    for (int64_t k = 0; k < taps_; ++k) {
-      a[k] = weight[k] * value[k];
-      top = std::max(top, a[k]);
-    }
-    for (int64_t k = 0; k < taps_; ++k) e[k] = kColdness * (a[k] - top);
-  }
-  cv::Mat m(1, static_cast<int>(n), CV_64F, row.e.data());
-  cv::exp(m, m);
+template <typename T>
+void BasicSmoothMask<T>::columns(int64_t ix, int64_t& u0, int64_t& t0, int64_t& t1) const {
+  u0 = step_ * ix + offset_;
+  t0 = std::max<int64_t>(0, -u0);
+  t1 = std::min(span_, out_w_ - u0);
 }
 
-std::vector<double> SmoothMask::generate(const std::vector<double>& p, std::vector<double>* unclamped) const {
+template <typename T>
+std::vector<T> BasicSmoothMask<T>::exponentials(const std::vector<double>& p) const {
+  const int64_t classes = static_cast<int64_t>(weights_.size());
+  std::vector<T> table(p.size() * weights_.size());
+  const T c = static_cast<T>(kColdness);
+  tbb::parallel_for(int64_t{0}, grid_h_, [&](int64_t iy) {
+    T* row = &table[static_cast<size_t>(iy * grid_w_ * classes)];
+    for (int64_t ix = 0; ix < grid_w_; ++ix)
+      exponent_args(weights_.data(), c * static_cast<T>(p[static_cast<size_t>(iy * grid_w_ + ix)]), c, row + ix * classes,
+                    classes);
+    cv::Mat m(1, static_cast<int>(grid_w_ * classes), cv_depth<T>(), row);
+    cv::exp(m, m);
+  });
+  return table;
+}
+
+template <typename T>
+std::vector<T> BasicSmoothMask<T>::generate(const std::vector<double>& p, State* state) const {
   LAB_CHECK(static_cast<int64_t>(p.size()) == grid_h_ * grid_w_, "{} mask parameters", p.size());
-  std::vector<double> mask(static_cast<size_t>(out_h_ * out_w_));
-  if (unclamped) unclamped->resize(mask.size());
-  tbb::parallel_for(int64_t{0}, out_h_, [&](int64_t uy) {
-    RowTaps row;
-    row_taps(p, uy, row);
-    for (int64_t ux = 0; ux < out_w_; ++ux) {
-      const double* a = &row.a[static_cast<size_t>(ux * taps_)];
-      const double* e = &row.e[static_cast<size_t>(ux * taps_)];
-      double num = 0, den = 0;
-      for (int64_t k = 0; k < taps_; ++k) {
-        num += a[k] * e[k];
-        den += e[k];
+  for (double v : p) LAB_CHECK(v >= 0.0 && v <= 1.0, "mask parameter {} outside [0, 1]", v);
+  const size_t pixels = static_cast<size_t>(out_h_ * out_w_);
+  std::vector<T> num(pixels), den(pixels);
+  const int64_t bands = ceil_div(out_h_, step_), classes = static_cast<int64_t>(weights_.size());
+  std::vector<T> table = exponentials(p);
+  tbb::parallel_for(int64_t{0}, bands, [&](int64_t b) {
+    const int64_t uy0 = b * step_, rows = std::min(step_, out_h_ - uy0);
+    for (int64_t uy = uy0; uy < uy0 + rows; ++uy)
+      for (int64_t ux = 0; ux < out_w_; ++ux)
+        den[static_cast<size_t>(uy * out_w_ + ux)] =
+            static_cast<T>(side_ * side_ - in_rows_[static_cast<size_t>(uy)] * in_cols_[static_cast<size_t>(ux)]) *
+            outside_;
+    for (int64_t ky = 0; ky < side_; ++ky) {
+      const int64_t iy = b - padding_ + ky;
+      if (iy < 0 || iy >= grid_h_) continue;
+      const size_t r0 = static_cast<size_t>(step_ * (side_ - 1 - ky) * span_);
+      for (int64_t ix = 0; ix < grid_w_; ++ix) {
+        int64_t u0, t0, t1;
+        columns(ix, u0, t0, t1);
+        const int64_t j = iy * grid_w_ + ix;
+        const T pv = static_cast<T>(p[static_cast<size_t>(j)]);
+        const size_t u = static_cast<size_t>(uy0 * out_w_ + u0 + t0), at = r0 + static_cast<size_t>(t0);
+        splat_block(&table[static_cast<size_t>(j * classes)], &class_[at], &patch_[at], pv, &den[u], &num[u], rows,
+                    t1 - t0, span_, out_w_);
       }
-      const double v = num / den;
-      const size_t u = static_cast<size_t>(uy * out_w_ + ux);
-      if (unclamped) (*unclamped)[u] = v;
-      mask[u] = std::clamp(v, 0.0, 1.0);
     }
   });
+  std::vector<T> mask(pixels);
+  if (state) {
+    state->p = p;
+    state->unclamped.resize(pixels);
+  }
+  for (size_t u = 0; u < pixels; ++u) {
+    const T v = num[u] / den[u];
+    if (state) state->unclamped[u] = v;
+    mask[u] = std::clamp(v, T(0), T(1));
+  }
+  if (state) {
+    state->den = std::move(den);
+    state->table = std::move(table);
+  }
   return mask;
 }
 
-std::vector<double> SmoothMask::backward(const std::vector<double>& p, const std::vector<double>& unclamped,
-                                         const std::vector<double>& grad_mask) const {
-  const size_t np = p.size();
-  // Rows of the full mask in bands of `step` (fixed, whatever the thread count); each band sums
-  // into its own vector, and the bands are added in order, so the result is deterministic.
-  const int64_t bands = ceil_div(out_h_, step_);
-  std::vector<std::vector<double>> partial(static_cast<size_t>(bands), std::vector<double>(np, 0.0));
-  tbb::parallel_for(int64_t{0}, bands, [&](int64_t band) {
-    std::vector<double>& g = partial[static_cast<size_t>(band)];
-    RowTaps row;
-    std::vector<double> block(static_cast<size_t>(taps_));
-    auto live = [&](size_t u) { return grad_mask[u] != 0.0 && unclamped[u] >= 0.0 && unclamped[u] <= 1.0; };
-    for (int64_t uy = band * step_; uy < std::min(out_h_, (band + 1) * step_); ++uy) {
-      bool any = false;
-      for (int64_t ux = 0; ux < out_w_ && !any; ++ux) any = live(static_cast<size_t>(uy * out_w_ + ux));
-      if (!any) continue;
-      row_taps(p, uy, row);
-      // ∂ smax / ∂ a_k = softmax_k · (1 + coldness · (a_k − smax)), times ∂a_k/∂p_j = w_k; the
-      // pixels of a column block are summed per tap, then scattered to their parameters once.
-      for (int64_t b = 0; b * step_ < out_w_; ++b) {
-        std::fill(block.begin(), block.end(), 0.0);
-        bool used = false;
-        for (int64_t ux = b * step_; ux < std::min(out_w_, (b + 1) * step_); ++ux) {
-          const size_t u = static_cast<size_t>(uy * out_w_ + ux);
-          if (!live(u)) continue;
-          used = true;
-          const double* weight = &weights_[static_cast<size_t>(((uy % step_) * step_ + ux % step_) * taps_)];
-          const double* a = &row.a[static_cast<size_t>(ux * taps_)];
-          const double* e = &row.e[static_cast<size_t>(ux * taps_)];
-          double den = 0;
-          for (int64_t k = 0; k < taps_; ++k) den += e[k];
-          const double scale = grad_mask[u] / den, s_value = unclamped[u];
-          for (int64_t k = 0; k < taps_; ++k)
-            block[static_cast<size_t>(k)] += scale * e[k] * (1.0 + kColdness * (a[k] - s_value)) * weight[k];
-        }
-        if (!used) continue;
-        const int64_t* index = &row.index[static_cast<size_t>(b * taps_)];
-        for (int64_t k = 0; k < taps_; ++k)
-          if (index[k] >= 0) g[static_cast<size_t>(index[k])] += block[static_cast<size_t>(k)];
+template <typename T>
+std::vector<double> BasicSmoothMask<T>::backward(const State& state, const std::vector<T>& grad_mask) const {
+  const size_t pixels = static_cast<size_t>(out_h_ * out_w_);
+  LAB_CHECK(grad_mask.size() == pixels && state.unclamped.size() == pixels, "mask gradient of {} values", grad_mask.size());
+  // ∂ smax/∂a_k = E_k/D · (1 + c(a_k − smax)), ∂a_k/∂p_j = w_k, so with G = g/D (0 where the
+  // clamp holds) and H = G·(1 − c·smax): ∂/∂p_j = Σ E·w·H + c·p_j·Σ E·w²·G over j's patch.
+  const T c = static_cast<T>(kColdness);
+  std::vector<T> g(pixels), h(pixels);
+  for (size_t u = 0; u < pixels; ++u) {
+    const T v = state.unclamped[u];
+    const bool live = grad_mask[u] != T(0) && v >= T(0) && v <= T(1);
+    g[u] = live ? grad_mask[u] / state.den[u] : T(0);
+    h[u] = g[u] * (T(1) - c * v);
+  }
+  const int64_t bands = ceil_div(out_h_, step_), classes = static_cast<int64_t>(weights_.size());
+  std::vector<double> grad(state.p.size(), 0.0);
+  tbb::parallel_for(int64_t{0}, grid_h_, [&](int64_t iy) {
+    std::vector<T> acc1(static_cast<size_t>(span_)), acc2(static_cast<size_t>(span_));
+    for (int64_t ix = 0; ix < grid_w_; ++ix) {
+      const int64_t j = iy * grid_w_ + ix;
+      const T* table = &state.table[static_cast<size_t>(j * classes)];
+      int64_t u0, t0, t1;
+      columns(ix, u0, t0, t1);
+      std::fill(acc1.begin(), acc1.end(), T(0));
+      std::fill(acc2.begin(), acc2.end(), T(0));
+      for (int64_t ky = 0; ky < side_; ++ky) {
+        const int64_t b = iy + padding_ - ky;
+        if (b < 0 || b >= bands) continue;
+        const size_t r0 = static_cast<size_t>(step_ * (side_ - 1 - ky) * span_);
+        const int64_t uy0 = b * step_, rows = std::min(step_, out_h_ - uy0);
+        const size_t u = static_cast<size_t>(uy0 * out_w_ + u0 + t0), at = r0 + static_cast<size_t>(t0);
+        gather_block(table, &class_[at], &patch_[at], &g[u], &h[u], &acc1[static_cast<size_t>(t0)],
+                     &acc2[static_cast<size_t>(t0)], rows, t1 - t0, span_, out_w_);
       }
+      double s1 = 0, s2 = 0;
+      for (int64_t t = t0; t < t1; ++t) {
+        s1 += static_cast<double>(acc1[static_cast<size_t>(t)]);
+        s2 += static_cast<double>(acc2[static_cast<size_t>(t)]);
+      }
+      grad[static_cast<size_t>(j)] = s1 + kColdness * state.p[static_cast<size_t>(j)] * s2;
     }
   });
-  std::vector<double> grad(np, 0.0);
-  for (const auto& g : partial)
-    for (size_t j = 0; j < np; ++j) grad[j] += g[j];
   return grad;
 }
 
-double area_loss(const std::vector<double>& mask, double area, std::vector<double>* grad) {
+template class BasicSmoothMask<float>;
+template class BasicSmoothMask<double>;
+
+template <typename T>
+double area_loss(const std::vector<T>& mask, double area, std::type_identity_t<std::vector<T>>* grad) {
   const size_t n = mask.size();
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return mask[a] < mask[b]; });
   const size_t zeros = static_cast<size_t>(static_cast<double>(n) * (1.0 - area));
-  if (grad) grad->assign(n, 0.0);
+  // Which values the sorted reference r_a pairs with 0: the `zeros` smallest, ties by position.
+  std::vector<uint8_t> one(n, 1);
+  if (zeros > 0) {
+    std::vector<uint32_t> order(n);
+    std::iota(order.begin(), order.end(), 0u);
+    const auto before = [&](uint32_t a, uint32_t b) { return mask[a] < mask[b] || (mask[a] == mask[b] && a < b); };
+    if (zeros < n) std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(zeros), order.end(), before);
+    for (size_t r = 0; r < zeros; ++r) one[order[r]] = 0;
+  }
+  if (grad) grad->assign(n, T(0));
   double loss = 0;
-  for (size_t rank = 0; rank < n; ++rank) {
-    const double d = mask[order[rank]] - (rank < zeros ? 0.0 : 1.0);
+  for (size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(mask[i]) - static_cast<double>(one[i]);
     loss += d * d;
-    if (grad) (*grad)[order[rank]] = 2.0 * d / static_cast<double>(n);
+    if (grad) (*grad)[i] = static_cast<T>(2.0 * d / static_cast<double>(n));
   }
   return loss / static_cast<double>(n);
 }
+
+template double area_loss<float>(const std::vector<float>&, double, std::vector<float>*);
+template double area_loss<double>(const std::vector<double>&, double, std::vector<double>*);
 
 // ---------------------------------------------------------------------------------------------
 // The method
@@ -266,14 +354,18 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
   const size_t np = static_cast<size_t>(generator.grid_h() * generator.grid_w());
   std::vector<std::vector<double>> p(static_cast<size_t>(n), std::vector<double>(np, 1.0));
   std::vector<Sgd> sgd(static_cast<size_t>(n), Sgd(np, params_.lr, params_.momentum, params_.momentum));
-  std::vector<std::vector<double>> crop(static_cast<size_t>(n), std::vector<double>(static_cast<size_t>(plane)));
-  std::vector<std::vector<double>> full(static_cast<size_t>(n)), unclamped(static_cast<size_t>(n));
-  lab::Tensor inputs(x.shape());
+  std::vector<std::vector<float>> full(static_cast<size_t>(n));
+  std::vector<SmoothMask::State> state(static_cast<size_t>(n));
+  lab::Tensor inputs(x.shape()), grad(x.shape());
   Backprop bp{.net = &net};
   double lambda = params_.area_weight;
   Result r;
 
-  // Pixel i of sample s at mask value m: level k = ⌊m(L−1)⌋ and k1 = min(k+1, L−1), weight w.
+  // Mask value m at pixel (y, xx) of sample s, and its blur levels: k = ⌊m(L−1)⌋,
+  // k1 = min(k+1, L−1), weight w of level k1.
+  auto mask_at = [&](int64_t s, int64_t y, int64_t xx) {
+    return static_cast<double>(full[s][static_cast<size_t>((y + margin) * out_w + xx + margin)]);
+  };
   auto levels_of = [&](double m, int64_t& k, int64_t& k1, double& w) {
     const double level = m * static_cast<double>(levels - 1);
     k = std::min(static_cast<int64_t>(std::floor(level)), levels - 1);
@@ -282,12 +374,7 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
   };
   for (int64_t t = 0; t < params_.iterations; ++t) {
     const bool flip = params_.jitter && t % 2 == 0;
-    for (int64_t s = 0; s < n; ++s) {
-      full[s] = generator.generate(p[s], &unclamped[s]);
-      for (int64_t y = 0; y < height; ++y)
-        for (int64_t xx = 0; xx < width; ++xx)
-          crop[s][static_cast<size_t>(y * width + xx)] = full[s][static_cast<size_t>((y + margin) * out_w + xx + margin)];
-    }
+    for (int64_t s = 0; s < n; ++s) full[s] = generator.generate(p[s], &state[s]);
     parallel_items(0, n * height, [&](int64_t row) {
       const int64_t s = row / height, y = row % height;
       const auto& pyr = pyramid[s];
@@ -295,7 +382,7 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
       for (int64_t xx = 0; xx < width; ++xx) {
         int64_t k, k1;
         double w;
-        levels_of(crop[s][static_cast<size_t>(y * width + xx)], k, k1, w);
+        levels_of(mask_at(s, y, xx), k, k1, w);
         const int64_t to = y * width + (flip ? width - 1 - xx : xx);
         for (int64_t c = 0; c < channels; ++c) {
           const size_t i = static_cast<size_t>(c * plane + y * width + xx);
@@ -303,7 +390,6 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
         }
       }
     });
-    lab::Tensor grad(x.shape());
     r.evaluations += run_backprop(
         bp, n, context.chunk, [&](int64_t b, int64_t e) { return inputs.slice(b, e); },
         [&](int64_t i) { return batch.target[static_cast<size_t>(i)]; },
@@ -312,25 +398,27 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
         });
     parallel_items(0, n, [&](int64_t s) {
       // ∂E/∂m = −∂f/∂m + λ ∂R/∂m on the full mask; the image occupies its centre.
-      std::vector<double> g_full;
+      std::vector<float> g_full;
       area_loss(full[s], params_.area, &g_full);
-      for (double& v : g_full) v *= lambda;
+      const float scale = static_cast<float>(lambda);
+      for (float& v : g_full) v *= scale;
       const float* g = grad.sample(s);
       const auto& pyr = pyramid[s];
       for (int64_t y = 0; y < height; ++y)
         for (int64_t xx = 0; xx < width; ++xx) {
           int64_t k, k1;
           double w;
-          levels_of(crop[s][static_cast<size_t>(y * width + xx)], k, k1, w);
+          levels_of(mask_at(s, y, xx), k, k1, w);
           const int64_t from = y * width + (flip ? width - 1 - xx : xx);
           double df_dm = 0;
           for (int64_t c = 0; c < channels; ++c) {
             const size_t i = static_cast<size_t>(c * plane + y * width + xx);
             df_dm += g[c * plane + from] * static_cast<double>(pyr[k1][i] - pyr[k][i]);
           }
-          g_full[static_cast<size_t>((y + margin) * out_w + xx + margin)] -= df_dm * static_cast<double>(levels - 1);
+          g_full[static_cast<size_t>((y + margin) * out_w + xx + margin)] -=
+              static_cast<float>(df_dm * static_cast<double>(levels - 1));
         }
-      const std::vector<double> g_p = generator.backward(p[s], unclamped[s], g_full);
+      const std::vector<double> g_p = generator.backward(state[s], g_full);
       sgd[s].step(p[s], g_p);
       for (double& v : p[s]) v = std::clamp(v, 0.0, 1.0);
     });
@@ -339,7 +427,8 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
 
   lab::Tensor maps({n, height, width});
   for (int64_t s = 0; s < n; ++s)
-    for (int64_t i = 0; i < plane; ++i) maps[s * plane + i] = static_cast<float>(crop[s][static_cast<size_t>(i)]);
+    for (int64_t y = 0; y < height; ++y)
+      for (int64_t xx = 0; xx < width; ++xx) maps[s * plane + y * width + xx] = static_cast<float>(mask_at(s, y, xx));
   r.attr = spread_over_channels(maps, channels);
   return r;
 }

@@ -28,14 +28,21 @@
 /// input channels. The images of a batch are optimised together: one forward+backward call (in
 /// chunks of Context::chunk) per iteration for the whole batch.
 /// Defaults: area 0.1 and Gaussian blur of σ = 21 (App. F.2, G.2), levels 8, step 7, mask-sigma 21,
-/// 800 iterations (TorchRay's). Cost: 2 evaluations per iteration per sample.
-/// Tested in test_perturbation_extremal.cpp: the mask generator's analytic gradient matches finite
-/// differences; the area loss is zero exactly at its reference, equals a hand-computed value and
-/// has the finite-difference gradient; on a linear model that counts the mass of one square the
-/// mask keeps that square and drops an equal distractor; on easy (solid-patch) images of the
-/// multi-color-sum network the mask recalls at least half of the winning colour's patch
-/// (positive smooth ground truth); chunk-size and thread-count invariance.
+/// 800 iterations (TorchRay's); these spatial scales are for 224×224 images. Cost: 2 evaluations
+/// per iteration per sample; the mask and its gradient add about a tenth of that at 224×224
+/// (bench/bench_perturbation.cpp).
+/// Tested in test_perturbation_extremal.cpp: a mask pixel against TorchRay's definition computed
+/// by hand; the mask generator's analytic gradient matches finite differences, and its float
+/// build the double one; the area loss is zero exactly at its reference, equals a hand-computed
+/// value and has the finite-difference gradient; on a linear model that counts the mass of one
+/// square the mask keeps that square and drops an equal distractor; on easy (solid-patch) images
+/// of the multi-color-sum network, wherever the winning patch lies, the mask recalls it and
+/// weighs it several times more than the rest of the image; chunk-size and thread-count
+/// invariance.
 #pragma once
+
+#include <type_traits>
+#include <vector>
 
 #include "attributions/common.h"
 #include "attributions/method.h"
@@ -71,41 +78,64 @@ class ExtremalPerturbation final : public Method {
   Params params_;
 };
 
-/// The smooth-mask generator of Fong et al. for one image size: maps parameters p (grid_h × grid_w)
-/// to the full mask (out_h × out_w, margin included) and carries gradients back. Exposed for tests.
-class SmoothMask {
+/// The smooth-mask generator of Fong et al. for one image size: maps parameters p ∈ [0, 1]
+/// (grid_h × grid_w) to the full mask (out_h × out_w, margin included) and carries gradients
+/// back. Computed in T: float in the method (as TorchRay), double in the gradient test.
+///
+/// The smooth max is shift-invariant, and every a = w·p lies in [0, 1], so each term is taken as
+/// E = exp(c(a − 1)) ∈ [e^−c, 1] (c = 20) with no per-pixel maximum: pixel u's mask is
+/// Σ a E / Σ E over its taps. Parameters outside the grid are 0 (TorchRay's zero padding): their
+/// taps add e^−c to the denominator, counted once per pixel. Parameter j at grid (iy, ix) reaches
+/// the pixels u with u − step·(iy, ix) in a square of span = side·step, and its kernel weight
+/// depends only on that offset: one span × span weight patch for every parameter, which holds
+/// few distinct weights (461 of 3969 at the defaults: the kernel is radial and flat near 0). So
+/// the exponentials are taken once per parameter and distinct weight (cv::exp, in one block per
+/// parameter row) and looked up. Both passes go patch row by patch row over contiguous mask rows
+/// (vectorised loops): the forward in bands of `step` mask rows (each band is reached by `side`
+/// parameter rows), the backward by parameter rows, each parameter's gradient summed by one
+/// task in a fixed order.
+template <typename T>
+class BasicSmoothMask {
  public:
-  SmoothMask(int64_t height, int64_t width, int64_t step, double sigma);
+  BasicSmoothMask(int64_t height, int64_t width, int64_t step, double sigma);
   int64_t grid_h() const { return grid_h_; }
   int64_t grid_w() const { return grid_w_; }
   int64_t out_h() const { return out_h_; }
   int64_t out_w() const { return out_w_; }
   /// Top-left offset of the image inside the full mask.
   int64_t margin() const { return margin_; }
-  /// Full mask, clamped to [0, 1]; `unclamped` (if given) receives the values before clamping.
-  std::vector<double> generate(const std::vector<double>& p, std::vector<double>* unclamped = nullptr) const;
+  /// What the backward pass needs of a forward pass.
+  struct State {
+    std::vector<double> p;
+    std::vector<T> unclamped, den;  ///< the smooth max before clamping, and Σ E, per pixel
+    std::vector<T> table;           ///< E per parameter and distinct weight
+  };
+  /// Full mask, clamped to [0, 1]; `state` (if given) receives what `backward` needs.
+  std::vector<T> generate(const std::vector<double>& p, State* state = nullptr) const;
   /// Gradient w.r.t. p of a loss whose gradient w.r.t. the full clamped mask is `grad_mask`.
-  std::vector<double> backward(const std::vector<double>& p, const std::vector<double>& unclamped,
-                               const std::vector<double>& grad_mask) const;
+  std::vector<double> backward(const State& state, const std::vector<T>& grad_mask) const;
 
  private:
-  /// Row uy of the full mask, every pixel's taps together: per column block of `step` pixels
-  /// (they share their taps' parameters) the parameter index (−1 outside the grid) and value
-  /// p_j (0 outside); per pixel (out_w × taps, pixel-major) a_k = w_k·p_j and
-  /// exp(coldness·(a_k − max a)), the exponentials computed in one vectorised call (cv::exp).
-  struct RowTaps {
-    std::vector<double> a, e, value;
-    std::vector<int64_t> index;
-  };
-  void row_taps(const std::vector<double>& p, int64_t uy, RowTaps& row) const;
+  /// E = exp(c(p_j·w − 1)) for every parameter j and distinct weight w: table[j·classes + k].
+  std::vector<T> exponentials(const std::vector<double>& p) const;
+  /// Columns [t0, t1) of the patch that land inside the mask for parameter column ix; u0 is the
+  /// mask column of t = 0.
+  void columns(int64_t ix, int64_t& u0, int64_t& t0, int64_t& t1) const;
   int64_t height_, width_, step_;
-  int64_t grid_h_, grid_w_, out_h_, out_w_, margin_, padding_, side_, taps_;
-  /// Kernel weight of each tap; it depends only on the pixel's phase (uy mod step, ux mod step):
-  /// step × step × taps.
-  std::vector<double> weights_;
+  int64_t grid_h_, grid_w_, out_h_, out_w_, margin_, padding_, side_, span_, offset_;
+  std::vector<T> patch_;                ///< span × span kernel weights
+  std::vector<int32_t> class_;          ///< span × span: index of the weight among the distinct ones
+  std::vector<T> weights_;              ///< the distinct weights
+  std::vector<int64_t> in_rows_, in_cols_;  ///< per mask row/column: taps inside the grid
+  T outside_;                           ///< e^−c, the term of a tap outside the grid
 };
 
-/// The area loss R_a(m) = mean((sort(m) − r_a)²) and its gradient w.r.t. m. Exposed for tests.
-double area_loss(const std::vector<double>& mask, double area, std::vector<double>* grad);
+using SmoothMask = BasicSmoothMask<float>;
+
+/// The area loss R_a(m) = mean((sort(m) − r_a)²) and its gradient w.r.t. m. Only which values
+/// fall among the (1 − a)|m| smallest matters (ties broken by position, as a stable sort), so
+/// they are selected in linear time rather than sorted. Exposed for tests.
+template <typename T>
+double area_loss(const std::vector<T>& mask, double area, std::type_identity_t<std::vector<T>>* grad);
 
 }  // namespace attributions

@@ -100,7 +100,7 @@ int main(int argc, char** argv) try {
     }
   }
   if (images < 1 || chunk < 1) lab::fail_parameter("--images and --chunk must be at least 1");
-  lab::keep_freed_memory();
+  lab::prepare_process(argv);
   lab::Runtime::get().set_threads(threads);
   const bench::Model model(chunk);
   const lab::Network& net = model.net;

@@ -28,6 +28,7 @@ double seconds_of(const std::function<void()>& work) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lab::prepare_process(argv);
   const int64_t probe = argc > 1 ? std::atoll(argv[1]) : 256;
   const int64_t chunk = argc > 2 ? std::atoll(argv[2]) : experiments::Context{}.max_chunk;
   lab::Options options = lab::Options::parse({"size=224"}, "-o");

@@ -7,9 +7,10 @@
 // time in the network. IBA's evaluations run only the layers after its bottleneck, so its ratio
 // exceeds 1.
 //
-// Usage: bench_perturbation [--images N] [--quick]
-//   --images N  images per batch (default 2)
-//   --quick     fewer samples/iterations per method (rates are unchanged; times shrink)
+// Usage: bench_perturbation [--images N] [--quick] [--method NAME]
+//   --images N     images per batch (default 2)
+//   --quick        fewer samples/iterations per method (rates are unchanged; times shrink)
+//   --method NAME  only the rows of this method (repeatable)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -55,16 +56,19 @@ struct Entry {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  lab::keep_freed_memory();
+  lab::prepare_process(argv);
   int64_t images = 2;
   bool quick = false;
+  std::vector<std::string> only;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--images") == 0 && i + 1 < argc) {
       images = std::stoll(argv[++i]);
     } else if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
+    } else if (std::strcmp(argv[i], "--method") == 0 && i + 1 < argc) {
+      only.emplace_back(argv[++i]);
     } else {
-      fmt::print(stderr, "usage: bench_perturbation [--images N] [--quick]\n");
+      fmt::print(stderr, "usage: bench_perturbation [--images N] [--quick] [--method NAME]\n");
       return 1;
     }
   }
@@ -121,6 +125,7 @@ int main(int argc, char** argv) try {
   fmt::print("{:<36} {:>10} {:>12} {:>10} {:>12} {:>8}\n", "method", "s/image", "evals/image", "evals/s",
              "reference/s", "ratio");
   for (const Entry& e : entries) {
+    if (!only.empty() && std::find(only.begin(), only.end(), e.name) == only.end()) continue;
     lab::Options p("-p");
     for (const auto& [k, v] : quick ? e.quick : e.params) p.set(k, v);
     std::string label = e.name;

@@ -57,7 +57,8 @@ double matmul_gflops(int64_t n) {
 
 }  // namespace
 
-int main() {
+int main(int, char** argv) {
+  lab::prepare_process(argv);
   const lab::Network net = networks::build_multi_color_sum(networks::MultiColorSumParams{});
   const double flops = network_flops(net);
   const double peak = matmul_gflops(1024);

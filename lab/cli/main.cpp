@@ -30,7 +30,7 @@ constexpr Register kCommands[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
-  lab::keep_freed_memory();
+  lab::prepare_process(argv);
   CLI::App app{"attrlab: a laboratory for testing feature-attribution methods against known truth"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("attrlab ") + ATTRLAB_VERSION);

@@ -1,6 +1,7 @@
 #include "lab/core/runtime.h"
 
 #include <malloc.h>
+#include <unistd.h>
 
 #include <omp.h>
 #include <tbb/global_control.h>
@@ -44,7 +45,11 @@ void Runtime::set_threads(int n) {
   tbb_limit_ = std::make_unique<TbbLimit>(n);
 }
 
-void keep_freed_memory() {
+void prepare_process(char** argv) {
+  if (std::getenv("GOMP_SPINCOUNT") == nullptr && std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("GOMP_SPINCOUNT", "10000", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: go on with the default
+  }
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }

@@ -35,10 +35,20 @@ class Runtime {
   std::unique_ptr<TbbLimit> tbb_limit_;
 };
 
-/// Makes glibc take large blocks from the heap and keep freed memory for the next call.
-/// Activations of large images are tens of MB per network call; by default glibc maps and unmaps
-/// each such block, and the page faults of mapping it again cost more than the network math
-/// (bench/bench_methods.cpp). Called once at the start of `attrlab` and of the benchmarks.
-void keep_freed_memory();
+/// Sets up the process for long runs of batched network calls; called first thing in `main` of
+/// `attrlab` and of the benchmarks. Two settings:
+/// - glibc takes large blocks from the heap and keeps freed memory for the next call.
+///   Activations of large images are tens of MB per network call; by default glibc maps and
+///   unmaps each such block, and the page faults of mapping it again cost more than the network
+///   math (bench/bench_methods.cpp).
+/// - oneDNN's OpenMP workers stop spinning soon after a parallel region. By default libgomp
+///   spins for 300 000 rounds before it sleeps, so the worker keeps a core busy while TBB does
+///   the work that follows every network call (masks, blending, gradients of the mask), and the
+///   two pools oversubscribe the cores: extremal perturbation, which alternates the two every
+///   iteration, ran 15% slower (bench/bench_perturbation.cpp). libgomp reads GOMP_SPINCOUNT only
+///   when it is loaded, so when neither it nor OMP_WAIT_POLICY is set, the process sets
+///   GOMP_SPINCOUNT=10000 and executes itself again (/proc/self/exe, same arguments); if that
+///   fails it goes on unchanged. A value set by the user is kept.
+void prepare_process(char** argv);
 
 }  // namespace lab

@@ -5,15 +5,14 @@
 
 #include "lab/core/error.h"
 #include "lab/core/quadrature.h"
+#include "lab/core/simd.h"
 
 namespace lab {
 
 namespace {
 
 // Elementwise kernels of the propagation rules. They are memory-bound passes over activations
-// of several MB; built for the machine's widest vector unit at load time (the default target is
-// SSE2, a quarter of an AVX-512 register), with the plain build as the fallback.
-#define LAB_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+// of several MB; built for the machine's widest vector unit at load time (lab/core/simd.h).
 
 // s = r / stab(z), stab(z) = z + ε·sign(z) (sign(0) = +1), 0 where the denominator is 0.
 LAB_VECTOR_CLONES void lrp_quotient(const float* z, const float* r, float* s, int64_t n, float eps) {
