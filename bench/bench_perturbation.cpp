@@ -1,9 +1,10 @@
 // Perturbation, surrogate and optimisation methods on 224×224 multi-color-sum images: time per
 // image, network evaluations per image, and the evaluation rate (evaluations per second) of each
-// method as a ratio to the model's own batched rate measured in the same run, just before the
-// method: the forward rate on batches of Context::chunk for the perturbation methods, the
-// forward+backward rate on batches of the images (2 evaluations per pass) for the optimisation
-// methods, which send one such batch per iteration. A ratio near 1 means the method spends its
+// method as a ratio to the model's own batched rate measured in the same run, just before and
+// just after the method (their mean, so that a machine whose speed drifts during a long method
+// biases neither side): the forward rate on batches of Context::chunk for the perturbation
+// methods, the forward+backward rate on batches of the images (2 evaluations per pass) for the
+// optimisation methods, which send one such batch per iteration. A ratio near 1 means the method spends its
 // time in the network. IBA's evaluations run only the layers after its bottleneck, so its ratio
 // exceeds 1.
 //
@@ -83,8 +84,8 @@ int main(int argc, char** argv) try {
 
   // The model's batched rates: forward on batches of the chunk size (what the perturbation
   // methods send), forward+backward on batches of the images (what the optimisation methods send
-  // per iteration). Measured again right before each method, so that both sides of a ratio see
-  // the same machine load.
+  // per iteration). Measured again right before and right after each method, so that both sides
+  // of a ratio see the same machine load.
   auto batch_of = [&](int64_t n) {
     std::vector<lab::Tensor> parts;
     for (int64_t i = 0; i < n; ++i) parts.push_back(xs[static_cast<size_t>(i % images)]);
@@ -108,7 +109,8 @@ int main(int argc, char** argv) try {
   };
   fmt::print("multi-color-sum 224x224, {} image(s) per batch, chunk {}, {} thread(s){}\n", images, context.chunk,
              lab::Runtime::get().threads(), quick ? ", quick settings" : "");
-  fmt::print("reference rates, measured before each method: forward on batches of {} (perturbation methods),\n"
+  fmt::print("reference rates, the mean of one measured before and one after each method: forward on\n"
+             "batches of {} (perturbation methods),\n"
              "forward+backward on batches of {} counted as 2 evaluations (optimisation methods)\n\n",
              context.chunk, images);
   std::fflush(stdout);
@@ -131,10 +133,11 @@ int main(int argc, char** argv) try {
     std::string label = e.name;
     for (const auto& [k, v] : quick ? e.quick : e.params) label += " " + k + "=" + v;
     const auto method = attributions::make_method(e.name, p);
-    const double reference = e.backward ? backprop_rate() : forward_rate();
+    const double before = e.backward ? backprop_rate() : forward_rate();
     const auto t0 = Clock::now();
     const attributions::Result r = method->attribute(context, batch);
     const double t = seconds_since(t0);
+    const double reference = 0.5 * (before + (e.backward ? backprop_rate() : forward_rate()));
     const double rate = static_cast<double>(r.evaluations) / t;
     fmt::print("{:<36} {:>10.3f} {:>12} {:>10.2f} {:>12.2f} {:>8.2f}\n", label, t / static_cast<double>(images),
                r.evaluations / images, rate, reference, rate / reference);
