@@ -60,8 +60,8 @@ inline lab::Tensor colour_images(int64_t n, int64_t size, int64_t colors, unsign
   return x;
 }
 
-/// Class counts of a colour image (first `colors` palette colours).
-inline std::vector<int64_t> colour_counts(const lab::Tensor& x, int64_t s, int64_t colors) {
+/// The class of a colour image (first `colors` palette colours): the colour with most pixels.
+inline int64_t dominant_colour(const lab::Tensor& x, int64_t s, int64_t colors) {
   const auto palette = networks::palette();
   std::vector<int64_t> counts(static_cast<size_t>(colors), 0);
   for (int64_t h = 0; h < x.dim(2); ++h)
@@ -70,7 +70,7 @@ inline std::vector<int64_t> colour_counts(const lab::Tensor& x, int64_t s, int64
         const auto& p = palette[static_cast<size_t>(c)];
         if (x.at(s, 0, h, w) == p.r && x.at(s, 1, h, w) == p.g && x.at(s, 2, h, w) == p.b) ++counts[static_cast<size_t>(c)];
       }
-  return counts;
+  return std::max_element(counts.begin(), counts.end()) - counts.begin();
 }
 
 /// The same network with every bias set to zero (layers otherwise shared or copied).

@@ -142,8 +142,7 @@ TEST_CASE("IG completeness on multi-color-sum: 50 fixed nodes miss the detector 
   const lab::Network net = networks::build_multi_color_sum(mp);
   Context context{.net = &net, .background = {20, 20, 20}, .chunk = 256};
   const lab::Tensor x = fixtures::colour_images(1, 8, 4, 7);
-  const std::vector<int64_t> counts = fixtures::colour_counts(x, 0, 4);
-  const int64_t label = std::max_element(counts.begin(), counts.end()) - counts.begin();
+  const int64_t label = fixtures::dominant_colour(x, 0, 4);
   const Batch batch = batch_of(x, {label});
   for (const std::string baseline : {"zero", "background"}) {
     CAPTURE(baseline);
@@ -192,12 +191,7 @@ TEST_CASE("IG with quadrature=exact is the path integral: the midpoint rule conv
   const lab::Network net = networks::build_multi_color_sum(mp);
   Context context{.net = &net, .background = {20, 20, 20}, .chunk = 4096};
   const lab::Tensor x = fixtures::colour_images(2, 4, 4, 11);
-  std::vector<int64_t> target;
-  for (int64_t s = 0; s < 2; ++s) {
-    const std::vector<int64_t> counts = fixtures::colour_counts(x, s, 4);
-    target.push_back(std::max_element(counts.begin(), counts.end()) - counts.begin());
-  }
-  const Batch batch = batch_of(x, target);
+  const Batch batch = batch_of(x, {fixtures::dominant_colour(x, 0, 4), fixtures::dominant_colour(x, 1, 4)});
   const Result exact = run("integrated-gradients", {"quadrature=exact", "output=logit"}, context, batch);
   // 20,000 midpoints, some 80 in each ramp 1/255 of the path wide, come within a percent.
   const Result fine = run("integrated-gradients", {"quadrature=riemann-middle", "steps=20000", "output=logit"}, context, batch);

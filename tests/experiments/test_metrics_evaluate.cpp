@@ -50,6 +50,13 @@ std::map<std::string, double> summary(const Evaluation& e, const std::string& me
   return out;
 }
 
+/// A maps directory holding the ground truth of the first `count` samples as their maps.
+fs::path gt_maps(const fs::path& dir, const datasets::DataDir& data, int64_t count) {
+  fs::create_directories(dir);
+  for (int64_t i = 0; i < count; ++i) lab::write_npy(dir / (data.id(i) + ".npy"), data.gt(i));
+  return dir;
+}
+
 std::vector<std::string> lines_of(const fs::path& file) {
   std::ifstream in(file);
   std::vector<std::string> lines;
@@ -65,9 +72,7 @@ TEST_CASE("evaluate: maps of any origin, rejected files reported, tidy CSVs and 
   const datasets::DataDir data = datasets::DataDir::open(data_dir);
 
   // gtmap: the ground truth itself as H×W maps, no maps.json (method = directory name).
-  const fs::path gtmap = tmp.path / "gtmap";
-  fs::create_directories(gtmap);
-  for (int64_t i = 0; i < 3; ++i) lab::write_npy(gtmap / (data.id(i) + ".npy"), data.gt(i));
+  const fs::path gtmap = gt_maps(tmp.path / "gtmap", data, 3);
   // constant: C×H×W maps with a maps.json naming the method and the targets.
   const fs::path constant = tmp.path / "const-maps";
   fs::create_directories(constant);
@@ -162,9 +167,7 @@ TEST_CASE("evaluate refuses bad requests before scoring") {
   TempDir tmp;
   const fs::path data_dir = make_data(tmp.path);
   const datasets::DataDir data = datasets::DataDir::open(data_dir);
-  const fs::path maps = tmp.path / "maps";
-  fs::create_directories(maps);
-  lab::write_npy(maps / (data.id(0) + ".npy"), data.gt(0));
+  const fs::path maps = gt_maps(tmp.path / "maps", data, 1);
   EvaluateRequest request;
   request.data = data_dir;
   request.maps = {maps};
@@ -190,9 +193,7 @@ TEST_CASE("evaluate refuses bad requests before scoring") {
     CHECK(summary(e, "x", "gt")["f1-overall"] == 1.0);
   }
   SUBCASE("two directories of the same method are told apart by their names") {
-    const fs::path other = tmp.path / "other";
-    fs::create_directories(other);
-    lab::write_npy(other / (data.id(0) + ".npy"), data.gt(0));
+    const fs::path other = gt_maps(tmp.path / "other", data, 1);
     for (const fs::path& d : {maps, other}) lab::write_json(d / "maps.json", {{"method", "integrated-gradients"}});
     request.maps = {maps, other};
     const Evaluation e = evaluate_maps(request, nullptr);
