@@ -9,11 +9,10 @@ function(attrlab_warnings target)
     -ffp-contract=off)
 endfunction()
 
-# attrlab_library(NAME DIR DEPS...): a static library of every .cpp under DIR (recursively,
-# excluding DIR/cli), include root = the repository top, linked PUBLIC to DEPS.
+# attrlab_library(NAME DIR DEPS...): a static library of every .cpp under DIR (recursively),
+# include root = the repository top, linked PUBLIC to DEPS.
 function(attrlab_library name dir)
   file(GLOB_RECURSE sources CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/${dir}/*.cpp")
-  list(FILTER sources EXCLUDE REGEX "/${dir}/cli/")
   if(sources)
     add_library(${name} STATIC ${sources})
     target_include_directories(${name} PUBLIC "${CMAKE_SOURCE_DIR}")

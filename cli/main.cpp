@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "lab/cli/commands.h"
+#include "cli/commands.h"
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
 

@@ -3,7 +3,7 @@
 #include <limits>
 #include <string>
 
-#include "lab/cli/commands.h"
+#include "cli/commands.h"
 #include "lab/core/error.h"
 
 namespace cli {

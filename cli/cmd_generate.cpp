@@ -10,7 +10,7 @@
 
 #include "datasets/data_dir.h"
 #include "datasets/environment.h"
-#include "lab/cli/commands.h"
+#include "cli/commands.h"
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 

@@ -16,7 +16,7 @@
 #include "attributions/common.h"
 #include "attributions/method.h"
 #include "datasets/data_dir.h"
-#include "lab/cli/commands.h"
+#include "cli/commands.h"
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 #include "lab/io/files.h"

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "lab/cli/commands.h"
+#include "cli/commands.h"
 #include "lab/core/options.h"
 #include "networks/registry.h"
 #include "networks/summary.h"

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "attributions/method.h"
-#include "lab/cli/commands.h"
-#include "lab/cli/listing.h"
+#include "cli/commands.h"
+#include "cli/listing.h"
 
 namespace cli {
 

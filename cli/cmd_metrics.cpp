@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "experiments/metrics/metric.h"
-#include "lab/cli/commands.h"
-#include "lab/cli/listing.h"
+#include "cli/commands.h"
+#include "cli/listing.h"
 
 namespace cli {
 

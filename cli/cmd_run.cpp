@@ -7,7 +7,7 @@
 
 #include "experiments/config.h"
 #include "experiments/run.h"
-#include "lab/cli/commands.h"
+#include "cli/commands.h"
 #include "lab/core/error.h"
 
 namespace cli {

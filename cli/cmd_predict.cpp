@@ -6,7 +6,7 @@
 
 #include "datasets/data_dir.h"
 #include "datasets/predict.h"
-#include "lab/cli/commands.h"
+#include "cli/commands.h"
 #include "lab/core/error.h"
 
 namespace cli {

@@ -13,6 +13,7 @@
 
 #include "lab/core/error.h"
 #include "lab/core/options.h"
+#include "lab/core/schema.h"
 
 namespace cli {
 
@@ -31,26 +32,23 @@ std::vector<const Info*> select_entries(const std::vector<Info>& table, const st
   return shown;
 }
 
-/// [{name, default, help}, ...]
-inline nlohmann::json params_json(const std::vector<lab::ParamInfo>& params) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& p : params) out.push_back({{"name", p.name}, {"default", p.default_value}, {"help", p.help}});
-  return out;
-}
+/// [{name, type, default, range or choices, help, source}, ...] (lab::ParamDoc::to_json)
+inline nlohmann::json params_json(const std::vector<lab::ParamDoc>& params) { return lab::docs_json(params); }
 
 /// Width of the "-p name=default" column that aligns the help of every entry shown.
 template <class Info>
 size_t setting_width(const std::vector<const Info*>& shown) {
   size_t width = 0;
   for (const auto* entry : shown)
-    for (const auto& p : entry->params) width = std::max(width, p.name.size() + p.default_value.size() + 4);
+    for (const auto& p : entry->params) width = std::max(width, p.name.size() + p.default_text().size() + 4);
   return width + 3;
 }
 
 /// "  -p name=default   help" per parameter, "(no parameters)" when there are none, then a blank line.
-inline void print_params(const std::vector<lab::ParamInfo>& params, size_t width) {
+inline void print_params(const std::vector<lab::ParamDoc>& params, size_t width) {
   if (params.empty()) fmt::print("  (no parameters)\n");
-  for (const auto& p : params) fmt::print("  {:<{}}  {}\n", fmt::format("-p {}={}", p.name, p.default_value), width, p.help);
+  for (const auto& p : params)
+    fmt::print("  {:<{}}  {}\n", fmt::format("-p {}={}", p.name, p.default_text()), width, p.info.help);
   fmt::print("\n");
 }
 

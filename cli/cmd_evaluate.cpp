@@ -10,7 +10,7 @@
 #include <string>
 
 #include "experiments/metrics/evaluate.h"
-#include "lab/cli/commands.h"
+#include "cli/commands.h"
 #include "lab/core/error.h"
 
 namespace cli {
