@@ -284,31 +284,44 @@ lab::Tensor spread_over_channels(const lab::Tensor& maps, int64_t channels) {
 
 // ---------------------------------------------------------------------------------------------
 
-std::vector<ParamInfo> param_infos(const nlohmann::json& defaults,
-                                   const std::vector<std::pair<std::string, std::string>>& help) {
-  std::vector<ParamInfo> out;
-  for (const auto& [key, text] : help) {
-    LAB_CHECK(defaults.contains(key), "parameter {} has help but no default", key);
-    const nlohmann::json& v = defaults.at(key);
-    std::string value;
-    if (v.is_string()) {
-      value = v.get<std::string>();
-    } else if (v.is_boolean()) {
-      value = v.get<bool>() ? "on" : "off";
-    } else if (v.is_array()) {
-      for (size_t i = 0; i < v.size(); ++i) value += (i ? "," : "") + (v[i].is_string() ? v[i].get<std::string>() : v[i].dump());
-    } else {
-      value = v.dump();
-    }
-    out.push_back({key, value, text});
-  }
-  LAB_CHECK(out.size() == defaults.size(), "{} parameters, {} with help", defaults.size(), out.size());
-  return out;
+const std::vector<std::pair<Output, std::string>>& output_choices() {
+  static const std::vector<std::pair<Output, std::string>> choices = {{Output::kProbability, "probability"},
+                                                                      {Output::kLogit, "logit"}};
+  return choices;
 }
 
-std::vector<std::string> param_names(const std::vector<ParamInfo>& params) {
-  std::vector<std::string> out;
-  for (const ParamInfo& p : params) out.push_back(p.name);
+const lab::Codec<Baseline>& baseline_codec() {
+  static const lab::Codec<Baseline> codec{
+      .type = lab::ParamType::kString,
+      .parse = [](const std::string& text) -> std::optional<Baseline> {
+        try {
+          return Baseline::parse(text);
+        } catch (const lab::Error&) {
+          return std::nullopt;
+        }
+      },
+      .show = [](const Baseline& b) -> nlohmann::json { return b.to_string(); },
+      .expect = "zero, background, comma-separated values (R,G,B) or a .npy/.png file"};
+  return codec;
+}
+
+std::vector<lab::ParamDoc> param_infos(const nlohmann::json& defaults,
+                                       const std::vector<std::pair<std::string, std::string>>& help) {
+  std::vector<lab::ParamDoc> out;
+  for (const auto& [key, text] : help) {
+    LAB_CHECK(defaults.contains(key), "parameter {} has help but no default", key);
+    lab::ParamDoc d;
+    d.name = key;
+    d.default_value = defaults.at(key);
+    d.info.help = text;
+    const nlohmann::json& v = d.default_value;
+    d.type = v.is_boolean() ? lab::ParamType::kBool
+             : v.is_number_integer() ? lab::ParamType::kInt
+             : v.is_number() ? lab::ParamType::kFloat
+             : v.is_array() ? lab::ParamType::kFloatList
+                            : lab::ParamType::kString;
+    out.push_back(std::move(d));
+  }
   return out;
 }
 

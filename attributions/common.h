@@ -34,6 +34,7 @@
 
 #include "attributions/method.h"
 #include "lab/core/options.h"
+#include "lab/core/schema.h"
 #include "lab/nn/network.h"
 
 namespace attributions {
@@ -161,16 +162,37 @@ lab::Tensor spread_over_channels(const lab::Tensor& maps, int64_t channels);
 // ---------------------------------------------------------------------------------------------
 // The Params convention
 
-/// One ParamInfo per key of `defaults` (a Params' to_json()), in the order of `help`, with the
-/// default written as `-p` would take it (strings as is, booleans on/off, arrays comma-joined).
-std::vector<ParamInfo> param_infos(const nlohmann::json& defaults,
-                                   const std::vector<std::pair<std::string, std::string>>& help);
+/// The `output` choices, for `.choice("output", &Params::output, output_choices(), ...)`.
+const std::vector<std::pair<Output, std::string>>& output_choices();
+/// How a Baseline is read from `-p baseline=TEXT` and recorded (Baseline::parse, to_string()).
+const lab::Codec<Baseline>& baseline_codec();
 
-/// Names of the parameters of an info entry (what Options::finish lists as known).
-std::vector<std::string> param_names(const std::vector<ParamInfo>& params);
+/// The registry entry of a method class M whose nested `Params` has a `static const
+/// lab::Schema<Params>& schema()`; the method is made by `factory(Params)` from the parameters
+/// the schema reads (checked, then consumed from the options).
+template <class M, class Factory>
+MethodInfo method_info(std::string name, std::string summary, Factory factory) {
+  MethodInfo info;
+  info.name = std::move(name);
+  info.summary = std::move(summary);
+  info.params = M::Params::schema().docs();
+  info.make = [factory](lab::Options& options) -> std::unique_ptr<Method> {
+    return factory(M::Params::schema().read(options));
+  };
+  return info;
+}
 
-/// The registry entry of a method class M with a nested `Params` following the convention; the
-/// method is made by `factory(Params)`. `help` gives each parameter's one-line help, in listing order.
+/// The same for a method constructed as M(Params).
+template <class M>
+MethodInfo method_info(std::string name, std::string summary) {
+  return method_info<M>(std::move(name), std::move(summary),
+                        [](typename M::Params p) -> std::unique_ptr<Method> { return std::make_unique<M>(std::move(p)); });
+}
+
+// Transitional: methods not yet on a schema (Params::from_options/to_json and a help list).
+std::vector<lab::ParamDoc> param_infos(const nlohmann::json& defaults,
+                                       const std::vector<std::pair<std::string, std::string>>& help);
+
 template <class M, class Factory>
 MethodInfo make_info(std::string name, std::string summary,
                      const std::vector<std::pair<std::string, std::string>>& help, Factory factory) {
@@ -184,7 +206,6 @@ MethodInfo make_info(std::string name, std::string summary,
   return info;
 }
 
-/// The same for a method constructed as M(Params).
 template <class M>
 MethodInfo make_info(std::string name, std::string summary,
                      const std::vector<std::pair<std::string, std::string>>& help) {

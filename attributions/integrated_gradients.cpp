@@ -10,34 +10,32 @@
 
 namespace attributions {
 
-void IntegratedGradients::Params::validate() const {
-  const auto& names = lab::quadrature_names();
-  if (quadrature != "exact" && std::find(names.begin(), names.end(), quadrature) == names.end()) {
-    std::string list;
-    for (const auto& n : names) list += (list.empty() ? "" : "|") + n;
-    lab::fail_parameter("-p quadrature={}: expected one of {}|exact", quadrature, list);
-  }
-  const int64_t least = quadrature == "trapezoid" ? 2 : 1;
-  lab::require(steps >= least && steps <= 100000, "-p steps",
-               fmt::format("an integer in {}..100000 for {}", least, quadrature), std::to_string(steps));
+const lab::Schema<IntegratedGradients::Params>& IntegratedGradients::Params::schema() {
+  static const auto s = [] {
+    std::vector<std::string> rules = lab::quadrature_names();
+    rules.push_back("exact");
+    return lab::Schema<Params>()
+        .field("steps", &Params::steps,
+               {.range = lab::between(1, 100000),
+                .help = "quadrature points along the path (paper: 50; steps unused by exact)",
+                .source = "Sundararajan et al. 2017, eq. 3; Captum n_steps"})
+        .field("quadrature", &Params::quadrature,
+               {.choices = rules,
+                .help = "quadrature rule on [0, 1]; exact sums over the linear regions the path crosses",
+                .source = "Captum's default gauss-legendre"})
+        .custom("baseline", &Params::baseline, baseline_codec(),
+                {.help = "reference input: zero | background (IG*, Sec. 4.3) | R,G,B | file.npy | file.png"})
+        .choice("output", &Params::output, output_choices(),
+                {.help = "explained output: after the final softmax or before it", .source = "App. G.2"})
+        .check([](const Params& p, const std::string& flag) {
+          if (p.quadrature == "trapezoid" && p.steps < 2)
+            lab::fail_value(flag, "steps", std::to_string(p.steps), "an integer in 2..100000 for trapezoid");
+        });
+  }();
+  return s;
 }
 
-IntegratedGradients::Params IntegratedGradients::Params::from_options(lab::Options& options) {
-  Params p;
-  p.steps = options.get_int("steps", p.steps);
-  p.quadrature = options.get_string("quadrature", p.quadrature);
-  p.baseline = read_baseline(options, "baseline", p.baseline);
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
-}
-
-nlohmann::json IntegratedGradients::Params::to_json() const {
-  return {{"steps", steps}, {"quadrature", quadrature}, {"baseline", baseline.to_string()},
-          {"output", output_name(output)}};
-}
-
-IntegratedGradients::IntegratedGradients(Params params) : params_(std::move(params)) { params_.validate(); }
+IntegratedGradients::IntegratedGradients(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 namespace {
 
@@ -228,13 +226,9 @@ int64_t IntegratedGradients::quadrature_integral(const Context& context, const B
 }
 
 MethodInfo IntegratedGradients::info() {
-  return make_info<IntegratedGradients>(
+  return method_info<IntegratedGradients>(
       "integrated-gradients",
-      "path integral of gradients from a baseline to the input (Sundararajan et al. 2017); reports the completeness gap",
-      {{"steps", "quadrature points along the path (paper: 50)"},
-       {"quadrature", "riemann-left | riemann-right | riemann-middle | trapezoid | gauss-legendre | exact (a sum over the linear regions of the path; steps unused)"},
-       {"baseline", "zero | background (IG*: the task's true background) | R,G,B | file.npy | file.png"},
-       {"output", "probability (after the final softmax; App. G.2) | logit (before it)"}});
+      "path integral of gradients from a baseline to the input (Sundararajan et al. 2017); reports the completeness gap");
 }
 
 }  // namespace attributions

@@ -40,13 +40,11 @@ class IntegratedGradients final : public Method {
     std::string quadrature = "gauss-legendre";
     Baseline baseline;
     Output output = Output::kProbability;
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
   explicit IntegratedGradients(Params params);
   std::string name() const override { return "integrated-gradients"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 

@@ -116,7 +116,7 @@ Result Lime::attribute(const Context& context, const Batch& batch) const {
   return r;
 }
 
-std::vector<ParamInfo> surrogate_param_infos(const nlohmann::json& defaults,
+std::vector<lab::ParamDoc> surrogate_param_infos(const nlohmann::json& defaults,
                                              const std::vector<std::pair<std::string, std::string>>& help) {
   auto all = help;
   for (const SegmentationKey& k : segmentation_keys()) all.emplace_back(k.name, k.help);

@@ -66,7 +66,7 @@ std::vector<double> weighted_ridge(const std::vector<uint8_t>& z, int64_t featur
                                    const std::vector<double>& w, double alpha, double* intercept = nullptr);
 
 /// The `-p` parameter list of a surrogate method: its own keys, then every segmentation key.
-std::vector<ParamInfo> surrogate_param_infos(const nlohmann::json& defaults,
+std::vector<lab::ParamDoc> surrogate_param_infos(const nlohmann::json& defaults,
                                              const std::vector<std::pair<std::string, std::string>>& help);
 
 }  // namespace attributions

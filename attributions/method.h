@@ -21,6 +21,7 @@
 #include <opencv2/core.hpp>
 
 #include "lab/core/options.h"
+#include "lab/core/schema.h"
 #include "lab/nn/network.h"
 
 namespace attributions {
@@ -71,12 +72,10 @@ class Method {
   virtual Result attribute(const Context& context, const Batch& batch) const = 0;
 };
 
-using lab::ParamInfo;
-
 struct MethodInfo {
   std::string name;
   std::string summary;  ///< one line, with the paper it comes from
-  std::vector<ParamInfo> params;
+  std::vector<lab::ParamDoc> params;  ///< from the method's Params::schema()
   /// Reads the method's parameters from `-p` options (each read key is consumed).
   std::function<std::unique_ptr<Method>(lab::Options&)> make;
 };

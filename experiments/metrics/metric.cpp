@@ -154,7 +154,7 @@ const MetricInfo& find_info(const std::string& name) {
 
 std::vector<std::string> keys_of(const MetricInfo& info) {
   std::vector<std::string> keys;
-  for (const ParamInfo& p : info.params) keys.push_back(p.name);
+  for (const lab::ParamDoc& p : info.params) keys.push_back(p.name);
   return keys;
 }
 

@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lab/core/options.h"
+#include "lab/core/schema.h"
 #include "lab/core/tensor.h"
 #include "lab/nn/network.h"
 
@@ -166,12 +167,15 @@ struct MetricSetup {
 
 using lab::ParamInfo;
 
+/// Transitional: a metric parameter listed by name, default text and help.
+std::vector<lab::ParamDoc> docs_from_infos(const std::vector<ParamInfo>& infos);
+
 struct MetricInfo {
   std::string name;
   std::string family;
   std::string summary;    ///< one line, with the paper section it comes from
   std::string direction;  ///< one line, e.g. "higher is better (auc)"
-  std::vector<ParamInfo> params;
+  std::vector<lab::ParamDoc> params;
   /// Reads the metric's keys from `-p` options (marks them read; does not call finish()).
   std::function<std::unique_ptr<Metric>(lab::Options&, const MetricSetup&)> make;
 };

@@ -42,26 +42,38 @@ std::unique_ptr<Metric> make(Args&&... args) {
 
 }  // namespace
 
+std::vector<lab::ParamDoc> docs_from_infos(const std::vector<ParamInfo>& infos) {
+  std::vector<lab::ParamDoc> out;
+  for (const ParamInfo& p : infos) {
+    lab::ParamDoc d;
+    d.name = p.name;
+    d.default_value = p.default_value;
+    d.info.help = p.help;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 const std::vector<MetricInfo>& registry() {
   static const std::vector<MetricInfo> table = {
       {"gt", "ground-truth", "soft precision/recall/F1 vs positive/negative/overall GT, eq. 17 maps (Sec. 4, F.3, G.3)",
-       "higher is better (all variants)", gt_params(),
+       "higher is better (all variants)", docs_from_infos(gt_params()),
        [](lab::Options& o, const MetricSetup&) { return make<GroundTruthMetric>(GroundTruthMetric::Params::from_options(o)); }},
       {"faithfulness-test", "ground-truth", "pass/fail of Definition 2.1 / eq. 2: mean F1 >= gamma (Sec. 2, 4)",
-       "higher is better (f1-*, pass-*)", faithfulness_params(),
+       "higher is better (f1-*, pass-*)", docs_from_infos(faithfulness_params()),
        [](lab::Options& o, const MetricSetup&) { return make<FaithfulnessTest>(FaithfulnessTest::Params::from_options(o)); }},
       {"insertion", "perturbation", "AUC of the target score while inserting pixels by attribution (G.4; modulo F.4)",
-       "higher is better (auc, auc-modulo)", insertion_deletion_params(),
+       "higher is better (auc, auc-modulo)", docs_from_infos(insertion_deletion_params()),
        [](lab::Options& o, const MetricSetup& s) {
          return make<InsertionDeletion>(InsertionDeletion::Kind::kInsertion, InsertionDeletion::Params::from_options(o, s));
        }},
       {"deletion", "perturbation", "AUC of the target score while deleting pixels by attribution (G.4; modulo F.4)",
-       "lower is better (auc, auc-modulo)", insertion_deletion_params(),
+       "lower is better (auc, auc-modulo)", docs_from_infos(insertion_deletion_params()),
        [](lab::Options& o, const MetricSetup& s) {
          return make<InsertionDeletion>(InsertionDeletion::Kind::kDeletion, InsertionDeletion::Params::from_options(o, s));
        }},
       {"sensitivity-n", "perturbation", "Pearson of output change vs summed attribution over N (G.5; modulo F.5)",
-       "higher is better (mean, mean-modulo)", sensitivity_params(),
+       "higher is better (mean, mean-modulo)", docs_from_infos(sensitivity_params()),
        [](lab::Options& o, const MetricSetup& s) { return make<SensitivityN>(SensitivityN::Params::from_options(o, s)); }},
   };
   return table;

@@ -161,6 +161,14 @@ void Options::finish(const std::vector<std::string>& known) const {
   if (left.empty()) return;
   std::string list;
   for (size_t i = 0; i < known.size(); ++i) list += (i ? ", " : "") + known[i];
+  // Keys are spelled with '-' between words (schema.h); the '_' spelling gets the right key.
+  std::string hyphenated = left[0];
+  for (char& c : hyphenated)
+    if (c == '_') c = '-';
+  for (const std::string& k : known)
+    if (k == hyphenated && k != left[0])
+      fail_parameter("unknown option {} {}={}: keys are spelled with '-', use {} {}", flag_, left[0],
+                     values_.at(left[0]), flag_, k);
   fail_parameter("unknown option {} {}={}{}{}", flag_, left[0], values_.at(left[0]),
                  known.empty() ? "" : "; known: ", list);
 }

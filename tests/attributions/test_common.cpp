@@ -140,8 +140,8 @@ TEST_CASE("param_infos writes defaults as -p takes them") {
   const auto infos = attributions::param_infos(defaults, {{"name", "a"}, {"steps", "b"}, {"flag", "c"}, {"eps", "d"}});
   REQUIRE(infos.size() == 4);
   CHECK(infos[0].name == "name");
-  CHECK(infos[0].default_value == "zero");
-  CHECK(infos[1].default_value == "50");
-  CHECK(infos[2].default_value == "on");
-  CHECK(infos[3].default_value == "1e-06");
+  CHECK(infos[0].default_text() == "zero");
+  CHECK(infos[1].default_text() == "50");
+  CHECK(infos[2].default_text() == "on");
+  CHECK(infos[3].default_text() == "1e-06");
 }

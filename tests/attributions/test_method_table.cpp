@@ -54,7 +54,7 @@ TEST_CASE("every registered method: unique name, listed parameters, defaults tha
     lab::Options none("-p");
     const auto method = make_method(info.name, none);
     CHECK(method->name() == info.name);
-    for (const auto& param : info.params) CHECK(!param.help.empty());
+    for (const auto& param : info.params) CHECK(!param.info.help.empty());
   }
   for (const auto& [name, settings] : kGradientMethods) CHECK(names.count(name) == 1);
   // For these methods params() lists exactly the parameters `attrlab methods` shows, and the
@@ -68,7 +68,7 @@ TEST_CASE("every registered method: unique name, listed parameters, defaults tha
     std::vector<std::string> items;
     for (const auto& param : info.params) {
       CHECK(p.contains(param.name));
-      items.push_back(param.name + "=" + param.default_value);
+      items.push_back(param.name + "=" + param.default_text());
     }
     CHECK(p.size() == info.params.size() + (info.name == "smoothgrad" ? 1 : 0));  // + base_params
     lab::Options defaults = params(items);
@@ -85,11 +85,11 @@ TEST_CASE("unknown methods and bad parameters are refused with one-line messages
   refuse("gradient-x", {}, "unknown method 'gradient-x'; known: saliency, input-x-gradient");
   refuse("saliency", {"steps=3"}, "unknown option -p steps=3; known: output, abs");
   refuse("saliency", {"abs=maybe"}, "-p abs=maybe: expected on or off");
-  refuse("integrated-gradients", {"steps=0"}, "-p steps must be an integer in 1..100000");
-  refuse("integrated-gradients", {"steps=1", "quadrature=trapezoid"}, "an integer in 2..100000 for trapezoid");
-  refuse("integrated-gradients", {"quadrature=simpson"}, "-p quadrature=simpson: expected one of riemann-left");
-  refuse("integrated-gradients", {"baseline=grey"}, "-p baseline=grey: expected zero, background");
-  refuse("integrated-gradients", {"output=softmax"}, "-p output=softmax: expected one of probability|logit");
+  refuse("integrated-gradients", {"steps=0"}, "-p steps=0: must be an integer in [1, 100000]");
+  refuse("integrated-gradients", {"steps=1", "quadrature=trapezoid"}, "-p steps=1: must be an integer in 2..100000 for trapezoid");
+  refuse("integrated-gradients", {"quadrature=simpson"}, "-p quadrature=simpson: must be one of riemann-left");
+  refuse("integrated-gradients", {"baseline=grey"}, "-p baseline=grey: must be zero, background");
+  refuse("integrated-gradients", {"output=softmax"}, "-p output=softmax: must be one of probability|logit");
   refuse("lrp", {"composite=lrp-gamma"}, "-p composite=lrp-gamma: expected one of lrp-epsilon");
   refuse("lrp", {"epsilon=0"}, "-p epsilon must be > 0, got 0");
   refuse("lrp", {"composite=lrp-alpha-beta", "alpha=2", "beta=0.5"}, "alpha");

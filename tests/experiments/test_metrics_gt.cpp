@@ -214,7 +214,7 @@ TEST_CASE("registry: shared -p options, unknown keys, names and values are refus
       const nlohmann::json params = m->params();
       for (const auto& [key, value] : params.items()) {
         CAPTURE(key);
-        CHECK(std::any_of(info.params.begin(), info.params.end(), [&](const ParamInfo& p) { return p.name == key; }));
+        CHECK(std::any_of(info.params.begin(), info.params.end(), [&](const lab::ParamDoc& p) { return p.name == key; }));
       }
     }
   }
