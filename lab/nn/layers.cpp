@@ -2,6 +2,11 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
+
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 #include "lab/core/runtime.h"
@@ -28,16 +33,109 @@ tag plain_tag(size_t rank) {
 
 memory::desc plain_md(const Shape& shape) { return memory::desc(memory::dims(shape.begin(), shape.end()), dt::f32, plain_tag(shape.size())); }
 
-memory wrap(const memory::desc& md, const float* p) {
-  return memory(md, Runtime::get().engine(), const_cast<float*>(p));
-}
+// ---------------------------------------------------------------------------------------------
+// The primitive cache shared by every layer. A primitive is described once per kind and numbers
+// it depends on (shapes, strides, paddings) and holds no data, so every layer of the same
+// geometry, in every network, runs the same primitive; the buffers come with each step.
 
-void run(dnnl::primitive& prim, const std::unordered_map<int, memory>& args) {
-  prim.execute(Runtime::get().stream(), args);
-  Runtime::get().stream().wait();
+enum class Op {
+  kConvForward, kConvForwardNoBias, kConvBackwardData,
+  kInnerForward, kInnerForwardNoBias, kInnerBackwardData,
+  kReluForward, kReluBackward, kSoftmaxForward, kSoftmaxBackward, kCopy
+};
+
+struct Key {
+  Op op;
+  std::vector<int64_t> dims;
+  auto operator<=>(const Key&) const = default;
+};
+
+/// A primitive and the memory each of its arguments takes.
+struct Described {
+  dnnl::primitive primitive;
+  std::vector<std::pair<int, memory::desc>> args;
+};
+
+template <class Describe>
+const Described& described(const Key& key, Describe describe) {
+  Runtime::get();  // constructed before the cache, so the engine outlives the primitives at exit
+  static std::mutex mutex;
+  static std::map<Key, Described> cache;  // map nodes are stable: references stay valid
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(key, describe()).first;
+  return it->second;
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Pass: the ordered list of (primitive, arguments), and host steps.
+
+struct Pass::Steps {
+  struct Step {
+    const Described* described = nullptr;
+    std::unordered_map<int, memory> args;
+    std::function<void()> host;  // set for a host step
+  };
+  std::vector<Step> list;
+  bool pending = false;  // primitives submitted and not yet waited for
+
+  /// Adds d with one buffer per argument of d (by DNNL_ARG_*); the buffers are wrapped, not copied.
+  void add(const Described& d, std::initializer_list<std::pair<int, const float*>> buffers) {
+    Step step;
+    step.described = &d;
+    for (const auto& [arg, md] : d.args) {
+      const float* p = nullptr;
+      for (const auto& [a, b] : buffers)
+        if (a == arg) p = b;
+      LAB_CHECK(p != nullptr, "no buffer for argument {} of a primitive", arg);
+      step.args.emplace(arg, memory(md, Runtime::get().engine(), const_cast<float*>(p)));
+    }
+    list.push_back(std::move(step));
+  }
+};
+
+Pass::Pass() : steps_(std::make_unique<Steps>()) {}
+
+Pass::~Pass() {
+  // A run() cut short by an exception may leave primitives in flight on buffers about to be freed.
+  if (steps_->pending) {
+    try {
+      Runtime::get().stream().wait();
+    } catch (...) {
+    }
+  }
+}
+
+void Pass::add_host(std::function<void()> step) {
+  Steps::Step s;
+  s.host = std::move(step);
+  steps_->list.push_back(std::move(s));
+}
+
+void Pass::run() {
+  // The runtime's stream is in order (oneDNN's default stream flags), so each primitive sees the
+  // results of the ones submitted before it without a wait in between. The host waits before it
+  // touches any buffer: before a host step and at the end. oneDNN's CPU engine with the OpenMP
+  // runtime even executes synchronously on this stream, but nothing here relies on that: a
+  // buffer is read, written or freed by the host only after a wait.
+  dnnl::stream& stream = Runtime::get().stream();
+  std::vector<Steps::Step> list = std::move(steps_->list);
+  steps_->list.clear();
+  for (Steps::Step& step : list) {
+    if (step.host) {
+      if (steps_->pending) stream.wait();
+      steps_->pending = false;
+      step.host();
+    } else {
+      steps_->pending = true;
+      step.described->primitive.execute(stream, step.args);
+    }
+  }
+  if (steps_->pending) stream.wait();
+  steps_->pending = false;
+}
 
 std::string kind_name(LayerKind kind) {
   switch (kind) {
@@ -48,6 +146,43 @@ std::string kind_name(LayerKind kind) {
     case LayerKind::kFlatten: return "flatten";
   }
   return "?";
+}
+
+Tensor Layer::forward(const Tensor& x) const {
+  Tensor y(output_shape(x.shape()));
+  Pass pass;
+  add_forward(pass, x.shape(), x.data(), y.data());
+  pass.run();
+  return y;
+}
+
+Tensor Layer::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) const {
+  const Shape out = output_shape(x.shape());
+  LAB_CHECK(y.shape() == out && dy.shape() == out, "{} backward: output {} and signal {} for input {}",
+            kind_name(kind()), to_string(y.shape()), to_string(dy.shape()), to_string(x.shape()));
+  Tensor dx(x.shape());
+  Pass pass;
+  add_backward_data(pass, x.shape(), x.data(), y.data(), dy.data(), dx.data());
+  pass.run();
+  return dx;
+}
+
+Tensor AffineLayer::apply(const Weights& w, const Tensor& x, bool use_bias) const {
+  Tensor z(output_shape(x.shape()));
+  Pass pass;
+  add_apply(pass, w, x.shape(), x.data(), use_bias, z.data());
+  pass.run();
+  return z;
+}
+
+Tensor AffineLayer::apply_transpose(const Weights& w, const Tensor& s, const Shape& input_shape) const {
+  LAB_CHECK(s.shape() == output_shape(input_shape), "{} backward signal {} for input {}", kind_name(kind()),
+            to_string(s.shape()), to_string(input_shape));
+  Tensor c(input_shape);
+  Pass pass;
+  add_apply_transpose(pass, w, input_shape, s.data(), c.data());
+  pass.run();
+  return c;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -63,12 +198,47 @@ void Conv2dParams::validate() const {
           "a positive divisor of in and out channels", std::to_string(groups));
 }
 
-struct Conv2d::Primitives {
-  memory::desc src, dst, weights, bias;
-  dnnl::convolution_forward::primitive_desc fwd_pd;
-  dnnl::convolution_forward fwd, fwd_nobias;
-  dnnl::convolution_backward_data bwd;
-};
+namespace {
+
+// The convolution `op` (forward with or without bias, backward-data) for input shape `in`.
+Described describe_conv(Op op, const Conv2dParams& p, const Shape& in, const Shape& out) {
+  const memory::desc src = plain_md(in), dst = plain_md(out);
+  const memory::desc weights =
+      p.groups == 1
+          ? memory::desc({p.out_channels, p.in_channels, p.kernel_h, p.kernel_w}, dt::f32, tag::oihw)
+          : memory::desc({p.groups, p.out_channels / p.groups, p.in_channels / p.groups, p.kernel_h, p.kernel_w},
+                         dt::f32, tag::goihw);
+  const memory::desc bias({p.out_channels}, dt::f32, tag::a);
+  const memory::dims strides{p.stride_h, p.stride_w};
+  const memory::dims pad_l{p.pad_h, p.pad_w};
+  // Right padding so that the last window lands exactly on the output size.
+  const memory::dims pad_r{(out[2] - 1) * p.stride_h + p.kernel_h - in[2] - p.pad_h,
+                           (out[3] - 1) * p.stride_w + p.kernel_w - in[3] - p.pad_w};
+  auto& eng = Runtime::get().engine();
+  using namespace dnnl;
+  const auto forward = [&](bool with_bias) {
+    return convolution_forward::primitive_desc(
+        with_bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src,
+                                              weights, bias, dst, strides, pad_l, pad_r)
+                  : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src,
+                                              weights, dst, strides, pad_l, pad_r),
+        eng);
+  };
+  switch (op) {
+    case Op::kConvForward:
+      return {convolution_forward(forward(true)),
+              {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}}};
+    case Op::kConvForwardNoBias:
+      return {convolution_forward(forward(false)), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}};
+    default: {
+      const convolution_backward_data::desc bd(algorithm::convolution_direct, src, weights, dst, strides, pad_l, pad_r);
+      return {convolution_backward_data(convolution_backward_data::primitive_desc(bd, eng, forward(true))),
+              {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, src}}};
+    }
+  }
+}
+
+}  // namespace
 
 Conv2d::Conv2d(Conv2dParams params, Tensor weight, Tensor bias)
     : AffineLayer(Weights{std::move(weight), std::move(bias)}), params_(params) {
@@ -81,8 +251,6 @@ Conv2d::Conv2d(Conv2dParams params, Tensor weight, Tensor bias)
     fail_parameter("conv2d bias shape {} does not match [{}]", to_string(weights_.bias.shape()), params_.out_channels);
 }
 
-Conv2d::~Conv2d() = default;
-
 Shape Conv2d::output_shape(const Shape& in) const {
   if (in.size() != 4 || in[1] != params_.in_channels)
     fail("conv2d expects N×{}×H×W input, got {}", params_.in_channels, to_string(in));
@@ -93,67 +261,26 @@ Shape Conv2d::output_shape(const Shape& in) const {
   return {in[0], params_.out_channels, oh, ow};
 }
 
-Conv2d::Primitives& Conv2d::primitives(const Shape& in) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = cache_.find(in);
-  if (it != cache_.end()) return *it->second;
-  const Shape out = output_shape(in);
-  const auto& p = params_;
-  auto prims = std::make_unique<Primitives>();
-  prims->src = plain_md(in);
-  prims->dst = plain_md(out);
-  if (p.groups == 1) {
-    prims->weights = memory::desc({p.out_channels, p.in_channels, p.kernel_h, p.kernel_w}, dt::f32, tag::oihw);
-  } else {
-    prims->weights = memory::desc({p.groups, p.out_channels / p.groups, p.in_channels / p.groups, p.kernel_h, p.kernel_w},
-                                  dt::f32, tag::goihw);
-  }
-  prims->bias = memory::desc({p.out_channels}, dt::f32, tag::a);
-  const memory::dims strides{p.stride_h, p.stride_w};
-  const memory::dims pad_l{p.pad_h, p.pad_w};
-  // Right padding so that the last window lands exactly on the output size computed above.
-  const memory::dims pad_r{(out[2] - 1) * p.stride_h + p.kernel_h - in[2] - p.pad_h,
-                           (out[3] - 1) * p.stride_w + p.kernel_w - in[3] - p.pad_w};
-  auto& eng = Runtime::get().engine();
-  using namespace dnnl;
-  convolution_forward::desc fd(prop_kind::forward_training, algorithm::convolution_direct, prims->src, prims->weights,
-                               prims->bias, prims->dst, strides, pad_l, pad_r);
-  prims->fwd_pd = convolution_forward::primitive_desc(fd, eng);
-  prims->fwd = convolution_forward(prims->fwd_pd);
-  convolution_forward::desc fdn(prop_kind::forward_training, algorithm::convolution_direct, prims->src,
-                                prims->weights, prims->dst, strides, pad_l, pad_r);
-  prims->fwd_nobias = convolution_forward(convolution_forward::primitive_desc(fdn, eng));
-  convolution_backward_data::desc bd(algorithm::convolution_direct, prims->src, prims->weights, prims->dst, strides,
-                                     pad_l, pad_r);
-  prims->bwd = convolution_backward_data(convolution_backward_data::primitive_desc(bd, eng, prims->fwd_pd));
-  return *cache_.emplace(in, std::move(prims)).first->second;
+namespace {
+
+const Described& conv(Op op, const Conv2dParams& p, const Shape& in, const Shape& out) {
+  const Key key{op, {in[0], in[1], in[2], in[3], p.out_channels, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w,
+                     p.pad_h, p.pad_w, p.groups}};
+  return described(key, [&] { return describe_conv(op, p, in, out); });
 }
 
-Tensor Conv2d::apply(const Weights& w, const Tensor& x, bool use_bias) const {
-  Tensor y(output_shape(x.shape()));
-  Primitives& p = primitives(x.shape());
-  if (use_bias && !w.bias.empty()) {
-    run(p.fwd, {{DNNL_ARG_SRC, wrap(p.src, x.data())},
-                {DNNL_ARG_WEIGHTS, wrap(p.weights, w.weight.data())},
-                {DNNL_ARG_BIAS, wrap(p.bias, w.bias.data())},
-                {DNNL_ARG_DST, wrap(p.dst, y.data())}});
-  } else {
-    run(p.fwd_nobias, {{DNNL_ARG_SRC, wrap(p.src, x.data())},
-                       {DNNL_ARG_WEIGHTS, wrap(p.weights, w.weight.data())},
-                       {DNNL_ARG_DST, wrap(p.dst, y.data())}});
-  }
-  return y;
+}  // namespace
+
+void Conv2d::add_apply(Pass& pass, const Weights& w, const Shape& in, const float* x, bool use_bias, float* z) const {
+  const bool bias = use_bias && !w.bias.empty();
+  const Described& d = conv(bias ? Op::kConvForward : Op::kConvForwardNoBias, params_, in, output_shape(in));
+  pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_BIAS, w.bias.data()},
+                       {DNNL_ARG_DST, z}});
 }
 
-Tensor Conv2d::apply_transpose(const Weights& w, const Tensor& s, const Shape& input_shape) const {
-  LAB_CHECK(s.shape() == output_shape(input_shape), "conv2d backward signal {} for input {}", to_string(s.shape()),
-            to_string(input_shape));
-  Tensor dx(input_shape);
-  Primitives& p = primitives(input_shape);
-  run(p.bwd, {{DNNL_ARG_DIFF_DST, wrap(p.dst, s.data())},
-              {DNNL_ARG_WEIGHTS, wrap(p.weights, w.weight.data())},
-              {DNNL_ARG_DIFF_SRC, wrap(p.src, dx.data())}});
-  return dx;
+void Conv2d::add_apply_transpose(Pass& pass, const Weights& w, const Shape& in, const float* s, float* c) const {
+  const Described& d = conv(Op::kConvBackwardData, params_, in, output_shape(in));
+  pass.steps().add(d, {{DNNL_ARG_DIFF_DST, s}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_DIFF_SRC, c}});
 }
 
 std::string Conv2d::describe() const {
@@ -165,12 +292,6 @@ std::string Conv2d::describe() const {
 // ---------------------------------------------------------------------------------------------
 // Linear: src N×IN (nc), weights OUT×IN (oi), dst N×OUT.
 
-struct Linear::Primitives {
-  memory::desc src, dst, weights, bias;
-  dnnl::inner_product_forward fwd, fwd_nobias;
-  dnnl::inner_product_backward_data bwd;
-};
-
 Linear::Linear(Tensor weight, Tensor bias) : AffineLayer(Weights{std::move(weight), std::move(bias)}) {
   if (weights_.weight.rank() != 2 || weights_.weight.dim(0) < 1 || weights_.weight.dim(1) < 1)
     fail_parameter("linear weight must be (out, in), got {}", to_string(weights_.weight.shape()));
@@ -178,60 +299,53 @@ Linear::Linear(Tensor weight, Tensor bias) : AffineLayer(Weights{std::move(weigh
     fail_parameter("linear bias shape {} does not match [{}]", to_string(weights_.bias.shape()), weights_.weight.dim(0));
 }
 
-Linear::~Linear() = default;
-
 Shape Linear::output_shape(const Shape& in) const {
   if (in.size() != 2 || in[1] != in_features())
     fail("linear expects N×{} input, got {}", in_features(), to_string(in));
   return {in[0], out_features()};
 }
 
-Linear::Primitives& Linear::primitives(const Shape& in) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = cache_.find(in);
-  if (it != cache_.end()) return *it->second;
-  auto prims = std::make_unique<Primitives>();
-  prims->src = memory::desc({in[0], in_features()}, dt::f32, tag::nc);
-  prims->dst = memory::desc({in[0], out_features()}, dt::f32, tag::nc);
-  prims->weights = memory::desc({out_features(), in_features()}, dt::f32, tag::oi);
-  prims->bias = memory::desc({out_features()}, dt::f32, tag::a);
-  auto& eng = Runtime::get().engine();
-  using namespace dnnl;
-  inner_product_forward::desc fd(prop_kind::forward_training, prims->src, prims->weights, prims->bias, prims->dst);
-  inner_product_forward::primitive_desc fpd(fd, eng);
-  prims->fwd = inner_product_forward(fpd);
-  inner_product_forward::desc fdn(prop_kind::forward_training, prims->src, prims->weights, prims->dst);
-  prims->fwd_nobias = inner_product_forward(inner_product_forward::primitive_desc(fdn, eng));
-  inner_product_backward_data::desc bd(prims->src, prims->weights, prims->dst);
-  prims->bwd = inner_product_backward_data(inner_product_backward_data::primitive_desc(bd, eng, fpd));
-  return *cache_.emplace(in, std::move(prims)).first->second;
+namespace {
+
+// The inner product `op` (forward with or without bias, backward-data) of N×in → N×out.
+const Described& inner(Op op, int64_t n, int64_t in, int64_t out) {
+  return described(Key{op, {n, in, out}}, [&]() -> Described {
+    const memory::desc src({n, in}, dt::f32, tag::nc), dst({n, out}, dt::f32, tag::nc);
+    const memory::desc weights({out, in}, dt::f32, tag::oi), bias({out}, dt::f32, tag::a);
+    auto& eng = Runtime::get().engine();
+    using namespace dnnl;
+    const inner_product_forward::primitive_desc fpd(
+        inner_product_forward::desc(prop_kind::forward_training, src, weights, bias, dst), eng);
+    switch (op) {
+      case Op::kInnerForward:
+        return {inner_product_forward(fpd),
+                {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}}};
+      case Op::kInnerForwardNoBias:
+        return {inner_product_forward(inner_product_forward::primitive_desc(
+                    inner_product_forward::desc(prop_kind::forward_training, src, weights, dst), eng)),
+                {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}};
+      default:
+        return {inner_product_backward_data(inner_product_backward_data::primitive_desc(
+                    inner_product_backward_data::desc(src, weights, dst), eng, fpd)),
+                {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, src}}};
+    }
+  });
 }
 
-Tensor Linear::apply(const Weights& w, const Tensor& x, bool use_bias) const {
-  Tensor y(output_shape(x.shape()));
-  Primitives& p = primitives(x.shape());
-  if (use_bias && !w.bias.empty()) {
-    run(p.fwd, {{DNNL_ARG_SRC, wrap(p.src, x.data())},
-                {DNNL_ARG_WEIGHTS, wrap(p.weights, w.weight.data())},
-                {DNNL_ARG_BIAS, wrap(p.bias, w.bias.data())},
-                {DNNL_ARG_DST, wrap(p.dst, y.data())}});
-  } else {
-    run(p.fwd_nobias, {{DNNL_ARG_SRC, wrap(p.src, x.data())},
-                       {DNNL_ARG_WEIGHTS, wrap(p.weights, w.weight.data())},
-                       {DNNL_ARG_DST, wrap(p.dst, y.data())}});
-  }
-  return y;
+}  // namespace
+
+void Linear::add_apply(Pass& pass, const Weights& w, const Shape& in, const float* x, bool use_bias, float* z) const {
+  const bool bias = use_bias && !w.bias.empty();
+  const Shape out = output_shape(in);
+  const Described& d = inner(bias ? Op::kInnerForward : Op::kInnerForwardNoBias, in[0], in[1], out[1]);
+  pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_BIAS, w.bias.data()},
+                       {DNNL_ARG_DST, z}});
 }
 
-Tensor Linear::apply_transpose(const Weights& w, const Tensor& s, const Shape& input_shape) const {
-  LAB_CHECK(s.shape() == output_shape(input_shape), "linear backward signal {} for input {}", to_string(s.shape()),
-            to_string(input_shape));
-  Tensor dx(input_shape);
-  Primitives& p = primitives(input_shape);
-  run(p.bwd, {{DNNL_ARG_DIFF_DST, wrap(p.dst, s.data())},
-              {DNNL_ARG_WEIGHTS, wrap(p.weights, w.weight.data())},
-              {DNNL_ARG_DIFF_SRC, wrap(p.src, dx.data())}});
-  return dx;
+void Linear::add_apply_transpose(Pass& pass, const Weights& w, const Shape& in, const float* s, float* c) const {
+  const Shape out = output_shape(in);
+  const Described& d = inner(Op::kInnerBackwardData, in[0], in[1], out[1]);
+  pass.steps().add(d, {{DNNL_ARG_DIFF_DST, s}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_DIFF_SRC, c}});
 }
 
 std::string Linear::describe() const {
@@ -239,106 +353,82 @@ std::string Linear::describe() const {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ReLU and Softmax: oneDNN eltwise / softmax on plain layouts.
+// ReLU and Softmax: oneDNN eltwise / softmax on plain layouts; Flatten: a oneDNN copy (reorder),
+// so that it runs in the stream with the primitives around it.
 
-struct ReLU::Primitives {
-  memory::desc md;
-  dnnl::eltwise_forward fwd;
-  dnnl::eltwise_backward bwd;
-};
+namespace {
 
-ReLU::ReLU() = default;
-ReLU::~ReLU() = default;
-
-ReLU::Primitives& ReLU::primitives(const Shape& in) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = cache_.find(in);
-  if (it != cache_.end()) return *it->second;
-  auto prims = std::make_unique<Primitives>();
-  prims->md = plain_md(in);
-  auto& eng = Runtime::get().engine();
-  using namespace dnnl;
-  eltwise_forward::desc fd(prop_kind::forward_training, algorithm::eltwise_relu, prims->md, 0.f, 0.f);
-  eltwise_forward::primitive_desc fpd(fd, eng);
-  prims->fwd = eltwise_forward(fpd);
-  eltwise_backward::desc bd(algorithm::eltwise_relu, prims->md, prims->md, 0.f, 0.f);
-  prims->bwd = eltwise_backward(eltwise_backward::primitive_desc(bd, eng, fpd));
-  return *cache_.emplace(in, std::move(prims)).first->second;
+// The ReLU or softmax `op` on a plain tensor of shape `shape`, forward or backward.
+const Described& activation(Op op, const Shape& shape) {
+  return described(Key{op, shape}, [&]() -> Described {
+    const memory::desc md = plain_md(shape);
+    auto& eng = Runtime::get().engine();
+    using namespace dnnl;
+    switch (op) {
+      case Op::kReluForward:
+        return {eltwise_forward(eltwise_forward::primitive_desc(
+                    eltwise_forward::desc(prop_kind::forward_training, algorithm::eltwise_relu, md, 0.f, 0.f), eng)),
+                {{DNNL_ARG_SRC, md}, {DNNL_ARG_DST, md}}};
+      case Op::kReluBackward: {
+        const eltwise_forward::primitive_desc fpd(
+            eltwise_forward::desc(prop_kind::forward_training, algorithm::eltwise_relu, md, 0.f, 0.f), eng);
+        return {eltwise_backward(eltwise_backward::primitive_desc(
+                    eltwise_backward::desc(algorithm::eltwise_relu, md, md, 0.f, 0.f), eng, fpd)),
+                {{DNNL_ARG_SRC, md}, {DNNL_ARG_DIFF_DST, md}, {DNNL_ARG_DIFF_SRC, md}}};
+      }
+      case Op::kSoftmaxForward:
+        return {softmax_forward(softmax_forward::primitive_desc(
+                    softmax_forward::desc(prop_kind::forward_training, md, 1), eng)),
+                {{DNNL_ARG_SRC, md}, {DNNL_ARG_DST, md}}};
+      case Op::kSoftmaxBackward: {
+        const softmax_forward::primitive_desc fpd(softmax_forward::desc(prop_kind::forward_training, md, 1), eng);
+        return {softmax_backward(softmax_backward::primitive_desc(softmax_backward::desc(md, md, 1), eng, fpd)),
+                {{DNNL_ARG_DST, md}, {DNNL_ARG_DIFF_DST, md}, {DNNL_ARG_DIFF_SRC, md}}};
+      }
+      default:
+        return {reorder(reorder::primitive_desc(eng, md, eng, md)), {{DNNL_ARG_FROM, md}, {DNNL_ARG_TO, md}}};
+    }
+  });
 }
 
-Tensor ReLU::forward(const Tensor& x) const {
-  Tensor y(x.shape());
-  Primitives& p = primitives(x.shape());
-  run(p.fwd, {{DNNL_ARG_SRC, wrap(p.md, x.data())}, {DNNL_ARG_DST, wrap(p.md, y.data())}});
-  return y;
+}  // namespace
+
+void ReLU::add_forward(Pass& pass, const Shape& in, const float* x, float* y) const {
+  pass.steps().add(activation(Op::kReluForward, in), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
 }
 
-Tensor ReLU::backward_data(const Tensor& x, const Tensor&, const Tensor& dy) const {
-  LAB_CHECK(dy.shape() == x.shape(), "relu backward {} vs {}", to_string(dy.shape()), to_string(x.shape()));
-  Tensor dx(x.shape());
-  Primitives& p = primitives(x.shape());
-  run(p.bwd, {{DNNL_ARG_SRC, wrap(p.md, x.data())},
-              {DNNL_ARG_DIFF_DST, wrap(p.md, dy.data())},
-              {DNNL_ARG_DIFF_SRC, wrap(p.md, dx.data())}});
-  return dx;
+void ReLU::add_backward_data(Pass& pass, const Shape& in, const float* x, const float*, const float* dy,
+                             float* dx) const {
+  pass.steps().add(activation(Op::kReluBackward, in), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_SRC, dx}});
 }
-
-struct Softmax::Primitives {
-  memory::desc md;
-  dnnl::softmax_forward fwd;
-  dnnl::softmax_backward bwd;
-};
-
-Softmax::Softmax() = default;
-Softmax::~Softmax() = default;
 
 Shape Softmax::output_shape(const Shape& in) const {
   if (in.size() != 2) fail("softmax expects N×K input, got {}", to_string(in));
   return in;
 }
 
-Softmax::Primitives& Softmax::primitives(const Shape& in) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = cache_.find(in);
-  if (it != cache_.end()) return *it->second;
-  auto prims = std::make_unique<Primitives>();
-  prims->md = plain_md(in);
-  auto& eng = Runtime::get().engine();
-  using namespace dnnl;
-  softmax_forward::desc fd(prop_kind::forward_training, prims->md, 1);
-  softmax_forward::primitive_desc fpd(fd, eng);
-  prims->fwd = softmax_forward(fpd);
-  softmax_backward::desc bd(prims->md, prims->md, 1);
-  prims->bwd = softmax_backward(softmax_backward::primitive_desc(bd, eng, fpd));
-  return *cache_.emplace(in, std::move(prims)).first->second;
+void Softmax::add_forward(Pass& pass, const Shape& in, const float* x, float* y) const {
+  pass.steps().add(activation(Op::kSoftmaxForward, output_shape(in)), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
 }
 
-Tensor Softmax::forward(const Tensor& x) const {
-  Tensor y(output_shape(x.shape()));
-  Primitives& p = primitives(x.shape());
-  run(p.fwd, {{DNNL_ARG_SRC, wrap(p.md, x.data())}, {DNNL_ARG_DST, wrap(p.md, y.data())}});
-  return y;
+void Softmax::add_backward_data(Pass& pass, const Shape& in, const float*, const float* y, const float* dy,
+                                float* dx) const {
+  pass.steps().add(activation(Op::kSoftmaxBackward, output_shape(in)),
+                   {{DNNL_ARG_DST, y}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_SRC, dx}});
 }
-
-Tensor Softmax::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) const {
-  LAB_CHECK(dy.shape() == y.shape(), "softmax backward {} vs {}", to_string(dy.shape()), to_string(y.shape()));
-  Tensor dx(x.shape());
-  Primitives& p = primitives(x.shape());
-  run(p.bwd, {{DNNL_ARG_DST, wrap(p.md, y.data())},
-              {DNNL_ARG_DIFF_DST, wrap(p.md, dy.data())},
-              {DNNL_ARG_DIFF_SRC, wrap(p.md, dx.data())}});
-  return dx;
-}
-
-// ---------------------------------------------------------------------------------------------
 
 Shape Flatten::output_shape(const Shape& in) const {
   if (in.size() < 2) fail("flatten expects a batch of at least rank 2, got {}", to_string(in));
   return {in[0], numel(in) / in[0]};
 }
 
-Tensor Flatten::forward(const Tensor& x) const { return x.reshaped(output_shape(x.shape())); }
+void Flatten::add_forward(Pass& pass, const Shape& in, const float* x, float* y) const {
+  pass.steps().add(activation(Op::kCopy, {numel(output_shape(in))}), {{DNNL_ARG_FROM, x}, {DNNL_ARG_TO, y}});
+}
 
-Tensor Flatten::backward_data(const Tensor& x, const Tensor&, const Tensor& dy) const { return dy.reshaped(x.shape()); }
+void Flatten::add_backward_data(Pass& pass, const Shape& in, const float*, const float*, const float* dy,
+                                float* dx) const {
+  pass.steps().add(activation(Op::kCopy, {numel(in)}), {{DNNL_ARG_FROM, dy}, {DNNL_ARG_TO, dx}});
+}
 
 }  // namespace lab

@@ -2,21 +2,46 @@
 /// @brief The layers a network is made of: Conv2d, Linear, ReLU, Softmax, Flatten, each on oneDNN.
 ///
 /// Each layer states its shapes (output_shape) and implements forward and backward-data on whole
-/// batches. Layers are immutable once built; the oneDNN primitives for each input shape are
-/// described once, cached, and reused (describe, then run). Affine layers (Conv2d, Linear) also
-/// run with *other* weights of the same shape (apply / apply_transpose), which is how the LRP
-/// rules use their positive and negative weight copies without touching the network.
+/// batches. Layers are immutable once built. The work is described, then run: a layer adds its
+/// primitives to a Pass (an ordered list of (primitive, arguments)), and the pass submits them in
+/// order and waits once. The primitives come from one process-wide cache, described once per
+/// primitive kind and shapes and shared by every layer. Affine layers (Conv2d, Linear) also run
+/// with *other* weights of the same shape (apply / apply_transpose), which is how the LRP rules
+/// use their positive and negative weight copies without touching the network.
 /// Tested against finite differences in test_layers.cpp.
 #pragma once
 
-#include <map>
+#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "lab/core/tensor.h"
 
 namespace lab {
+
+/// Work for the runtime's stream, in order: primitives added by the layers (and host steps, for
+/// layers computed on the host). Nothing runs until run(), which submits every step in order and
+/// waits on the stream once at the end and once before each host step; buffers given to add_*
+/// must stay alive and untouched by the host until run() returns. A step may read a buffer an
+/// earlier step wrote: the stream is in order.
+class Pass {
+ public:
+  Pass();
+  ~Pass();
+  Pass(const Pass&) = delete;
+  Pass& operator=(const Pass&) = delete;
+  /// A step computed on the host; it sees the results of every earlier step.
+  void add_host(std::function<void()> step);
+  /// Runs every step added since the last run(); afterwards the host may read every output.
+  void run();
+
+  /// The oneDNN steps (defined in layers.cpp, used by the layers only).
+  struct Steps;
+  Steps& steps() { return *steps_; }
+
+ private:
+  std::unique_ptr<Steps> steps_;
+};
 
 enum class LayerKind { kConv2d, kLinear, kReLU, kSoftmax, kFlatten };
 /// "conv2d", "linear", "relu", "softmax", "flatten".
@@ -28,13 +53,19 @@ class Layer {
   virtual LayerKind kind() const = 0;
   /// Output shape (batch included) for an input shape; throws lab::Error if the input does not fit.
   virtual Shape output_shape(const Shape& input) const = 0;
-  /// y = layer(x) for a whole batch.
-  virtual Tensor forward(const Tensor& x) const = 0;
-  /// dL/dx from dL/dy; `x` is the layer's input, `y` its output (as returned by forward).
-  virtual Tensor backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) const = 0;
+  /// Adds y = layer(x) to `pass`; x is shaped `input`, y holds output_shape(input) values.
+  virtual void add_forward(Pass& pass, const Shape& input, const float* x, float* y) const = 0;
+  /// Adds dL/dx from dL/dy to `pass`; `x` (shaped `input`) is the layer's input, `y` its output.
+  virtual void add_backward_data(Pass& pass, const Shape& input, const float* x, const float* y, const float* dy,
+                                 float* dx) const = 0;
   virtual int64_t parameter_count() const { return 0; }
   /// One line of hyper-parameters, e.g. "3->12 k1x1 s1 p0 g1".
   virtual std::string describe() const = 0;
+
+  /// y = layer(x) for a whole batch (one pass).
+  Tensor forward(const Tensor& x) const;
+  /// dL/dx from dL/dy; `x` is the layer's input, `y` its output (as returned by forward).
+  Tensor backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) const;
 };
 
 /// Weights of an affine layer; `bias` may be empty (no bias).
@@ -48,14 +79,24 @@ class AffineLayer : public Layer {
  public:
   explicit AffineLayer(Weights weights) : weights_(std::move(weights)) {}
   const Weights& weights() const { return weights_; }
-  /// z = W'x (+ b' if use_bias) with any weights of this layer's shape.
-  virtual Tensor apply(const Weights& w, const Tensor& x, bool use_bias) const = 0;
-  /// c = W'ᵀ s: the transposed linear map (backward-data) with weights w.
-  virtual Tensor apply_transpose(const Weights& w, const Tensor& s, const Shape& input_shape) const = 0;
+  /// Adds z = W'x (+ b' if use_bias) with any weights of this layer's shape; x is shaped `input`.
+  virtual void add_apply(Pass& pass, const Weights& w, const Shape& input, const float* x, bool use_bias,
+                         float* z) const = 0;
+  /// Adds c = W'ᵀ s, the transposed linear map (backward-data) with weights w, to `pass`.
+  virtual void add_apply_transpose(Pass& pass, const Weights& w, const Shape& input, const float* s,
+                                   float* c) const = 0;
 
-  Tensor forward(const Tensor& x) const override { return apply(weights_, x, true); }
-  Tensor backward_data(const Tensor& x, const Tensor&, const Tensor& dy) const override {
-    return apply_transpose(weights_, dy, x.shape());
+  /// z = W'x (+ b' if use_bias), one pass.
+  Tensor apply(const Weights& w, const Tensor& x, bool use_bias) const;
+  /// c = W'ᵀ s for an input of shape input_shape, one pass.
+  Tensor apply_transpose(const Weights& w, const Tensor& s, const Shape& input_shape) const;
+
+  void add_forward(Pass& pass, const Shape& input, const float* x, float* y) const override {
+    add_apply(pass, weights_, input, x, true, y);
+  }
+  void add_backward_data(Pass& pass, const Shape& input, const float*, const float*, const float* dy,
+                         float* dx) const override {
+    add_apply_transpose(pass, weights_, input, dy, dx);
   }
   int64_t parameter_count() const override { return weights_.weight.numel() + weights_.bias.numel(); }
 
@@ -78,85 +119,64 @@ struct Conv2dParams {
 class Conv2d final : public AffineLayer {
  public:
   Conv2d(Conv2dParams params, Tensor weight, Tensor bias);
-  ~Conv2d() override;
   LayerKind kind() const override { return LayerKind::kConv2d; }
   const Conv2dParams& params() const { return params_; }
   Shape output_shape(const Shape& input) const override;
-  Tensor apply(const Weights& w, const Tensor& x, bool use_bias) const override;
-  Tensor apply_transpose(const Weights& w, const Tensor& s, const Shape& input_shape) const override;
+  void add_apply(Pass& pass, const Weights& w, const Shape& input, const float* x, bool use_bias,
+                 float* z) const override;
+  void add_apply_transpose(Pass& pass, const Weights& w, const Shape& input, const float* s,
+                           float* c) const override;
   std::string describe() const override;
 
  private:
-  struct Primitives;
-  Primitives& primitives(const Shape& input) const;
   Conv2dParams params_;
-  mutable std::mutex mutex_;
-  mutable std::map<Shape, std::unique_ptr<Primitives>> cache_;
 };
 
 /// Fully connected layer on N×in. weight: (out, in); bias: (out) or empty.
 class Linear final : public AffineLayer {
  public:
   Linear(Tensor weight, Tensor bias);
-  ~Linear() override;
   LayerKind kind() const override { return LayerKind::kLinear; }
   int64_t in_features() const { return weights_.weight.dim(1); }
   int64_t out_features() const { return weights_.weight.dim(0); }
   Shape output_shape(const Shape& input) const override;
-  Tensor apply(const Weights& w, const Tensor& x, bool use_bias) const override;
-  Tensor apply_transpose(const Weights& w, const Tensor& s, const Shape& input_shape) const override;
+  void add_apply(Pass& pass, const Weights& w, const Shape& input, const float* x, bool use_bias,
+                 float* z) const override;
+  void add_apply_transpose(Pass& pass, const Weights& w, const Shape& input, const float* s,
+                           float* c) const override;
   std::string describe() const override;
-
- private:
-  struct Primitives;
-  Primitives& primitives(const Shape& input) const;
-  mutable std::mutex mutex_;
-  mutable std::map<Shape, std::unique_ptr<Primitives>> cache_;
 };
 
 /// max(x, 0), any shape.
 class ReLU final : public Layer {
  public:
-  ReLU();
-  ~ReLU() override;
   LayerKind kind() const override { return LayerKind::kReLU; }
   Shape output_shape(const Shape& input) const override { return input; }
-  Tensor forward(const Tensor& x) const override;
-  Tensor backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) const override;
+  void add_forward(Pass& pass, const Shape& input, const float* x, float* y) const override;
+  void add_backward_data(Pass& pass, const Shape& input, const float* x, const float* y, const float* dy,
+                         float* dx) const override;
   std::string describe() const override { return ""; }
-
- private:
-  struct Primitives;
-  Primitives& primitives(const Shape& input) const;
-  mutable std::mutex mutex_;
-  mutable std::map<Shape, std::unique_ptr<Primitives>> cache_;
 };
 
 /// Softmax over dimension 1 of N×K.
 class Softmax final : public Layer {
  public:
-  Softmax();
-  ~Softmax() override;
   LayerKind kind() const override { return LayerKind::kSoftmax; }
   Shape output_shape(const Shape& input) const override;
-  Tensor forward(const Tensor& x) const override;
-  Tensor backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) const override;
+  void add_forward(Pass& pass, const Shape& input, const float* x, float* y) const override;
+  void add_backward_data(Pass& pass, const Shape& input, const float* x, const float* y, const float* dy,
+                         float* dx) const override;
   std::string describe() const override { return "dim 1"; }
-
- private:
-  struct Primitives;
-  Primitives& primitives(const Shape& input) const;
-  mutable std::mutex mutex_;
-  mutable std::map<Shape, std::unique_ptr<Primitives>> cache_;
 };
 
-/// N×C×H×W → N×(C·H·W); a reshape, no copy of meaning.
+/// N×C×H×W → N×(C·H·W); a reshape: forward and backward copy the values unchanged.
 class Flatten final : public Layer {
  public:
   LayerKind kind() const override { return LayerKind::kFlatten; }
   Shape output_shape(const Shape& input) const override;
-  Tensor forward(const Tensor& x) const override;
-  Tensor backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) const override;
+  void add_forward(Pass& pass, const Shape& input, const float* x, float* y) const override;
+  void add_backward_data(Pass& pass, const Shape& input, const float* x, const float* y, const float* dy,
+                         float* dx) const override;
   std::string describe() const override { return ""; }
 };
 

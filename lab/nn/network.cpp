@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "lab/core/error.h"
 #include "lab/core/quadrature.h"
@@ -108,11 +109,19 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
     Tensor z;
     const Tensor* zp = &y;  // the recorded output already is W x + b
     if (!(plain && group.bias)) {
-      z = layer.apply(*weights[0], *parts[0], group.bias);
+      // z = Σ_t W_t x_t (+ b): every term in one pass, summed on the host in term order.
+      std::vector<Tensor> zs;
+      zs.reserve(parts.size());
+      Pass pass;
+      for (size_t t = 0; t < parts.size(); ++t) {
+        zs.emplace_back(y.shape());
+        layer.add_apply(pass, *weights[t], x.shape(), parts[t]->data(), t == 0 && group.bias, zs.back().data());
+      }
+      pass.run();
+      z = std::move(zs[0]);
+      float* zd = z.data();
       for (size_t t = 1; t < parts.size(); ++t) {
-        const Tensor zt = layer.apply(*weights[t], *parts[t], false);
-        float* zd = z.data();
-        const float* ztd = zt.data();
+        const float* ztd = zs[t].data();
         for (int64_t i = 0; i < z.numel(); ++i) zd[i] += ztd[i];
       }
       zp = &z;
@@ -120,8 +129,17 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
     Tensor s = in_place ? std::move(relevance) : Tensor(zp->shape());
     lrp_quotient(zp->data(), in_place ? s.data() : relevance.data(), s.data(), s.numel(), eps);
     const float coef = static_cast<float>(group.coefficient);
+    // c_t = W_tᵀ s for every term in one pass, then accumulated on the host in term order.
+    std::vector<Tensor> cs;
+    cs.reserve(parts.size());
+    Pass pass;
     for (size_t t = 0; t < parts.size(); ++t) {
-      Tensor c = layer.apply_transpose(*weights[t], s, x.shape());
+      cs.emplace_back(x.shape());
+      layer.add_apply_transpose(pass, *weights[t], x.shape(), s.data(), cs.back().data());
+    }
+    pass.run();
+    for (size_t t = 0; t < parts.size(); ++t) {
+      Tensor& c = cs[t];
       if (out.empty()) {
         scale_by(c.data(), parts[t]->data(), coef, c.numel());
         out = std::move(c);
@@ -165,6 +183,30 @@ Tensor rescale_softmax(const Tensor& x, const Tensor& xr, const Tensor& s, int n
       for (int64_t j = 0; j < k; ++j) out[n * k + j] += static_cast<float>(q.weights[node] * p[j] * (s[n * k + j] - ps));
     }
   }
+  return out;
+}
+
+// Runs a chain of layer steps as one pass: step k maps the previous result (first: `input`) to
+// values of shapes[k]. Intermediate results live in two scratch buffers used in turn, left
+// uninitialised (every step writes its whole output): the stream is in order, so step k has
+// finished reading a buffer before step k + 2 overwrites it. The last step writes the returned
+// tensor; the scratch is freed only after the pass has waited.
+template <class AddStep>
+Tensor chain(const Tensor& input, const std::vector<Shape>& shapes, AddStep add_step) {
+  int64_t largest = 0;
+  for (size_t k = 0; k + 1 < shapes.size(); ++k) largest = std::max(largest, numel(shapes[k]));
+  std::unique_ptr<float[]> scratch[2];
+  if (shapes.size() > 1) scratch[0] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(largest));
+  if (shapes.size() > 2) scratch[1] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(largest));
+  Tensor out(shapes.back());
+  Pass pass;
+  const float* in = input.data();
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    float* result = k + 1 == shapes.size() ? out.data() : scratch[k % 2].get();
+    add_step(pass, k, in, result);
+    in = result;
+  }
+  pass.run();
   return out;
 }
 
@@ -221,9 +263,11 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
   LAB_CHECK(begin <= end && end <= layers_.size(), "layer range [{}, {})", begin, end);
   check_input(input, begin);
   if (begin == end) return input;
-  Tensor a = layers_[begin]->forward(input);
-  for (size_t i = begin + 1; i < end; ++i) a = layers_[i]->forward(a);
-  return a;
+  std::vector<Shape> shapes;
+  for (size_t i = begin; i < end; ++i) shapes.push_back(layers_[i]->output_shape(i == begin ? input.shape() : shapes.back()));
+  return chain(input, shapes, [&](Pass& pass, size_t k, const float* x, float* y) {
+    layers_[begin + k]->add_forward(pass, k == 0 ? input.shape() : shapes[k - 1], x, y);
+  });
 }
 
 Tensor Network::forward(const Tensor& x) const { return forward_range(0, layers_.size(), x); }
@@ -238,7 +282,11 @@ Trace Network::trace(const Tensor& x) const {
   Trace t;
   t.acts.reserve(layers_.size() + 1);
   t.acts.push_back(x);
-  for (const auto& l : layers_) t.acts.push_back(l->forward(t.acts.back()));
+  for (const auto& l : layers_) t.acts.emplace_back(l->output_shape(t.acts.back().shape()));
+  Pass pass;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    layers_[i]->add_forward(pass, t.acts[i].shape(), t.acts[i].data(), t.acts[i + 1].data());
+  pass.run();
   return t;
 }
 
@@ -259,24 +307,41 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
   }
   const size_t stop = to_layer ? *to_layer + 1 : 0;
   LAB_CHECK(stop <= layers_.size(), "to_layer {} out of range", stop);
+  // Whether layer i carries the signal by its backward-data under rule p (else the host does).
+  const auto by_backward_data = [&](size_t i) {
+    const RuleKind kind = rules.layers[i].rule.kind;
+    const LayerKind layer = layers_[i]->kind();
+    return kind == RuleKind::kGradient || kind == RuleKind::kGuided ||
+           (kind == RuleKind::kRescale && layer != LayerKind::kReLU && layer != LayerKind::kSoftmax);
+  };
   Tensor s = seed;
-  for (size_t i = layers_.size(); i-- > stop;) {
-    const Layer& layer = *layers_[i];
-    const Tensor& x = trace.acts[i];
-    const Tensor& y = trace.acts[i + 1];
-    const PreparedRule& p = rules.layers[i];
+  for (size_t top = layers_.size(); top-- > stop;) {
+    const Layer& layer = *layers_[top];
+    const Tensor& x = trace.acts[top];
+    const Tensor& y = trace.acts[top + 1];
+    const PreparedRule& p = rules.layers[top];
+    if (by_backward_data(top)) {
+      // The guided rule clips the incoming signal; then every layer down to the next one the host
+      // works on (or the next guided clip) runs its backward-data in one pass.
+      if (p.rule.kind == RuleKind::kGuided)
+        for (float& v : s.values()) v = std::max(v, 0.0f);
+      size_t bottom = top;
+      while (bottom > stop && by_backward_data(bottom - 1) && rules.layers[bottom - 1].rule.kind != RuleKind::kGuided)
+        --bottom;
+      std::vector<Shape> shapes;
+      for (size_t i = top + 1; i-- > bottom;) shapes.push_back(trace.acts[i].shape());
+      s = chain(s, shapes, [&](Pass& pass, size_t k, const float* dy, float* dx) {
+        const size_t i = top - k;
+        layers_[i]->add_backward_data(pass, trace.acts[i].shape(), trace.acts[i].data(), trace.acts[i + 1].data(),
+                                      dy, dx);
+      });
+      top = bottom;
+      continue;
+    }
     switch (p.rule.kind) {
-      case RuleKind::kGradient:
-        s = layer.backward_data(x, y, s);
-        break;
       case RuleKind::kPass:
         s.reshape(x.shape());
         break;
-      case RuleKind::kGuided: {
-        for (float& v : s.values()) v = std::max(v, 0.0f);
-        s = layer.backward_data(x, y, s);
-        break;
-      }
       case RuleKind::kDeconv:
         for (float& v : s.values()) v = std::max(v, 0.0f);
         break;
@@ -284,14 +349,14 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
         s = lrp(static_cast<const AffineLayer&>(layer), p, x, y, std::move(s));
         break;
       case RuleKind::kRescale:
-        if (layer.kind() == LayerKind::kReLU) {
-          s = rescale_relu(x, y, reference->acts[i], reference->acts[i + 1], std::move(s));
-        } else if (layer.kind() == LayerKind::kSoftmax) {
-          s = rescale_softmax(x, reference->acts[i], s, p.rule.quadrature);
-        } else {
-          s = layer.backward_data(x, y, s);
-        }
+        if (layer.kind() == LayerKind::kReLU)
+          s = rescale_relu(x, y, reference->acts[top], reference->acts[top + 1], std::move(s));
+        else
+          s = rescale_softmax(x, reference->acts[top], s, p.rule.quadrature);
         break;
+      case RuleKind::kGradient:
+      case RuleKind::kGuided:
+        break;  // carried by backward-data above
     }
   }
   return s;

@@ -1,5 +1,6 @@
 // Occlusion: the closed form on linear models, the exact occluded inputs seen by a spy network,
 // the designed closed form of Occlusion* on multi-color-sum, and chunk/thread invariance.
+#include <algorithm>
 #include <mutex>
 
 #include "attributions/occlusion.h"
@@ -51,12 +52,18 @@ class Spy final : public lab::Layer {
   explicit Spy(std::shared_ptr<Log> log) : log_(std::move(log)) {}
   lab::LayerKind kind() const override { return lab::LayerKind::kReLU; }
   lab::Shape output_shape(const lab::Shape& input) const override { return input; }
-  lab::Tensor forward(const lab::Tensor& x) const override {
-    std::lock_guard<std::mutex> lock(log_->mutex);
-    log_->batches.push_back(x);
-    return x;
+  void add_forward(lab::Pass& pass, const lab::Shape& input, const float* x, float* y) const override {
+    pass.add_host([this, input, x, y] {
+      const lab::Tensor batch(input, std::vector<float>(x, x + lab::numel(input)));
+      std::copy(x, x + batch.numel(), y);
+      std::lock_guard<std::mutex> lock(log_->mutex);
+      log_->batches.push_back(batch);
+    });
   }
-  lab::Tensor backward_data(const lab::Tensor&, const lab::Tensor&, const lab::Tensor& dy) const override { return dy; }
+  void add_backward_data(lab::Pass& pass, const lab::Shape& input, const float*, const float*, const float* dy,
+                         float* dx) const override {
+    pass.add_host([input, dy, dx] { std::copy(dy, dy + lab::numel(input), dx); });
+  }
   std::string describe() const override { return "spy"; }
 
  private:
