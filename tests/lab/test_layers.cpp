@@ -128,3 +128,28 @@ TEST_CASE("layers refuse inputs of the wrong shape with a clear error") {
                   lab::Error);
   CHECK_THROWS_AS(lab::Conv2dParams({.in_channels = 3, .out_channels = 2, .groups = 2}).validate(), lab::Error);
 }
+
+TEST_CASE("a pass runs its steps in order; layers of one geometry share primitives, not weights") {
+  std::mt19937 rng(5);
+  const lab::Conv2dParams p{.in_channels = 2, .out_channels = 2, .kernel_h = 3, .kernel_w = 3, .pad_h = 1, .pad_w = 1};
+  auto a = testnets::random_conv(p, rng), b = testnets::random_conv(p, rng);
+  const Tensor x = testnets::random_tensor({2, 2, 5, 5}, rng);
+  // Reference: one call at a time, the host negating in between.
+  Tensor expected_mid = a->forward(x);
+  for (float& v : expected_mid.values()) v = -v;
+  const Tensor expected = b->forward(lab::ReLU().forward(expected_mid));
+  // The same as one pass: conv, host step, relu, conv (the relu reads what the host wrote).
+  Tensor mid(x.shape()), clipped(x.shape()), y(x.shape());
+  lab::Pass pass;
+  a->add_forward(pass, x.shape(), x.data(), mid.data());
+  pass.add_host([&] {
+    for (float& v : mid.values()) v = -v;
+  });
+  lab::ReLU().add_forward(pass, x.shape(), mid.data(), clipped.data());
+  b->add_forward(pass, x.shape(), clipped.data(), y.data());
+  CHECK(y.values() == Tensor(x.shape()).values());  // nothing runs before run()
+  pass.run();
+  CHECK(mid.values() == expected_mid.values());
+  CHECK(y.values() == expected.values());
+  CHECK(y.values() != a->forward(clipped).values());  // b ran with its own weights
+}
