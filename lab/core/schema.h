@@ -271,6 +271,37 @@ class Schema {
     return add(std::move(f));
   }
 
+  /// The same for a std::optional enum member: a default derived from the data (`auto` or
+  /// nullopt leaves it to be resolved; recorded as null until then).
+  template <class E>
+  Schema& choice(std::string name, std::optional<E> P::*member, std::vector<std::pair<E, std::string>> names,
+                 ParamSpec info = {}) {
+    for (const auto& [value, text] : names) info.choices.push_back(text);
+    Field f;
+    f.doc.name = std::move(name);
+    f.doc.type = ParamType::kEnum;
+    f.doc.info = std::move(info);
+    f.set = [member, names](P& p, const std::string& text) {
+      if (text == "auto") {
+        p.*member = std::nullopt;
+        return true;
+      }
+      for (const auto& [value, t] : names)
+        if (t == text) {
+          p.*member = value;
+          return true;
+        }
+      return false;
+    };
+    f.get = [member, names](const P& p) -> nlohmann::json {
+      if (!(p.*member)) return nullptr;
+      for (const auto& [value, t] : names)
+        if (value == *(p.*member)) return t;
+      return nullptr;
+    };
+    return add(std::move(f));
+  }
+
   /// A member of any other type T, read and recorded by `codec`.
   template <class T>
   Schema& custom(std::string name, T P::*member, const Codec<T>& codec, ParamSpec info = {}) {
