@@ -62,7 +62,7 @@ struct PerturbationParams {
   std::vector<double> value = {0.0};
   /// Gaussian standard deviation in pixels (> 0) for replacement=blur.
   double blur_sigma = 5.0;
-  /// Range of replacement=noise, noise_low < noise_high.
+  /// Range of replacement=noise (noise-low < noise-high).
   double noise_low = 0.0;
   /// Unset: the data's input maximum (resolve(), else Context::input_max at evaluation).
   std::optional<double> noise_high;

@@ -3,7 +3,7 @@
 /// modulo variant (App. F.4): metrics "insertion" and "deletion".
 ///
 /// Pixels are ordered by descending attribution (perturbation.h). Deletion starts from the input
-/// and replaces `pixels_per_step` pixels per step by the replacement image; Insertion starts
+/// and replaces `pixels-per-step` pixels per step by the replacement image; Insertion starts
 /// from the replacement image (the "blank canvas", (0, 0, 0) by default) and puts the input's
 /// pixels back in the same order. With P = H·W pixels and n_k pixels perturbed after step k
 /// (n_0 = 0, n_K = P), the curve has the points (x_k, y_k) with x_k = n_k / P ∈ [0, 1]:
