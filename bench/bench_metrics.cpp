@@ -13,7 +13,7 @@
 #include <functional>
 
 #include "datasets/environment.h"
-#include "experiments/metrics/incremental.h"
+#include "experiments/engine/incremental.h"
 #include "experiments/metrics/insertion_deletion.h"
 #include "lab/core/runtime.h"
 

@@ -1,4 +1,4 @@
-// attrlab metrics: every evaluation metric with its parameters, defaults and direction.
+// attrlab metrics: every evaluation metric with its variants (and their directions) and parameters.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -15,6 +15,12 @@ namespace cli {
 
 namespace {
 
+nlohmann::json variants_json(const std::vector<experiments::Variant>& variants) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& v : variants) out.push_back({{"name", v.name}, {"direction", experiments::direction_name(v.direction)}});
+  return out;
+}
+
 struct MetricsArgs {
   std::string name;
   bool json = false;
@@ -28,14 +34,18 @@ void run_metrics(const MetricsArgs& args) {
       out.push_back({{"name", m->name},
                      {"family", m->family},
                      {"summary", m->summary},
-                     {"direction", m->direction},
+                     {"source", m->source},
+                     {"variants", variants_json(m->variants)},
                      {"params", params_json(m->params)}});
     fmt::print("{}\n", out.dump(2));
     return;
   }
   const size_t width = setting_width(shown);
   for (const auto* m : shown) {
-    fmt::print("{} ({})\n  {}\n  {}\n", m->name, m->family, m->summary, m->direction);
+    std::string variants;
+    for (const auto& v : m->variants)
+      variants += (variants.empty() ? "" : ", ") + v.name + " (" + experiments::direction_name(v.direction) + ")";
+    fmt::print("{} ({})\n  {}\n  source: {}\n  variants: {}\n", m->name, m->family, m->summary, m->source, variants);
     print_params(m->params, width);
   }
 }
@@ -45,9 +55,9 @@ void run_metrics(const MetricsArgs& args) {
 void register_metrics(CLI::App& app) {
   auto args = std::make_shared<MetricsArgs>();
   CLI::App* cmd =
-      app.add_subcommand("metrics", "List the evaluation metrics with their parameters, defaults and direction");
+      app.add_subcommand("metrics", "List the evaluation metrics with their variants, directions, parameters and defaults");
   cmd->add_option("name", args->name, "Show only this metric");
-  cmd->add_flag("--json", args->json, "Print the list as JSON (name, family, summary, direction, params)");
+  cmd->add_flag("--json", args->json, "Print the list as JSON (name, family, summary, source, variants with directions, params)");
   cmd->callback([args] { run_metrics(*args); });
 }
 

@@ -273,7 +273,7 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
     s.metric_context.predicted_label = [&env](const float* row) { return env.predicted_label(row); };
     s.metric_context.batch = e.chunk;
     s.metric_context.max_chunk = e.batch;
-    const MetricSetup setup{env.name()};
+    const MetricSetup setup = MetricSetup::of(env);
     for (const MetricSpec& ms : e.metrics) {
       if (!ms.runs_on(s.spec->label)) continue;
       lab::Options params = lab::Options::from_json(ms.params, "-p metrics." + ms.name + ".params");

@@ -162,7 +162,7 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
 
 bool needs_smooth(const Metric& metric) {
   const nlohmann::json p = metric.params();
-  return p.contains("ground_truth") && p["ground_truth"] != "pixel";
+  return p.contains("ground-truth") && p["ground-truth"] != "pixel";
 }
 
 }  // namespace
@@ -190,7 +190,7 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
   const datasets::DataDir data = datasets::DataDir::open(request.data);
   const datasets::Environment& env = data.env();
   lab::Options params = lab::Options::parse(request.params, "-p");
-  const std::vector<std::unique_ptr<Metric>> metrics = make_metrics(request.metrics, params, MetricSetup{env.name()});
+  const std::vector<std::unique_ptr<Metric>> metrics = make_metrics(request.metrics, params, MetricSetup::of(env));
   const bool smooth = std::any_of(metrics.begin(), metrics.end(), [](const auto& m) { return needs_smooth(*m); });
 
   Evaluation result;

@@ -1,28 +1,20 @@
 #include "experiments/metrics/faithfulness.h"
 
-#include <fmt/format.h>
-
 #include "lab/core/error.h"
 
 namespace experiments {
 
-void FaithfulnessTest::Params::validate() const {
-  lab::require(gamma >= 0.0 && gamma <= 1.0, "-p gamma", "in [0, 1]", fmt::format("{}", gamma));
+const lab::Schema<FaithfulnessTest::Params>& FaithfulnessTest::Params::schema() {
+  static const auto s = lab::Schema<Params>()
+                            .field("gamma", &Params::gamma,
+                                   {.range = lab::between(0, 1),
+                                    .help = "threshold γ: a method passes when the mean F1 is >= gamma",
+                                    .source = "Definition 2.1, eq. 2"})
+                            .nested(&Params::gt, GroundTruthMetric::Params::schema());
+  return s;
 }
 
-FaithfulnessTest::Params FaithfulnessTest::Params::from_options(lab::Options& options) {
-  Params p;
-  p.gamma = options.get_double("gamma", p.gamma);
-  p.ground_truth = parse_gt_source(options.get_choice("ground_truth", "pixel", {"pixel", "smooth", "both"}));
-  p.validate();
-  return p;
-}
-
-nlohmann::json FaithfulnessTest::Params::to_json() const {
-  return {{"gamma", gamma}, {"ground_truth", gt_source_name(ground_truth)}};
-}
-
-FaithfulnessTest::FaithfulnessTest(Params params) : params_(params) { params_.validate(); }
+FaithfulnessTest::FaithfulnessTest(Params params) : params_(params) { Params::schema().validate(params_); }
 
 namespace {
 
@@ -40,18 +32,22 @@ std::vector<std::string> kind_suffixes(GtSource source) {
 
 std::vector<Variant> FaithfulnessTest::variants() const {
   std::vector<Variant> out;
-  for (const std::string& s : kind_suffixes(params_.ground_truth)) {
+  for (const std::string& s : kind_suffixes(params_.gt.ground_truth)) {
     out.push_back({"f1-" + s, Direction::kHigherIsBetter});
     out.push_back({"pass-" + s, Direction::kHigherIsBetter});
   }
   return out;
 }
 
+std::vector<Variant> FaithfulnessTest::all_variants() {
+  return FaithfulnessTest(Params{.gt = {.ground_truth = GtSource::kBoth}}).variants();
+}
+
 MetricOutput FaithfulnessTest::evaluate_batch(const Context&, const Batch& batch) const {
   MetricOutput out;
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
   for (int64_t i = 0; i < batch.size(); ++i)
-    for (auto [g, smooth] : select_ground_truth(batch, params_.ground_truth, name()))
+    for (auto [g, smooth] : select_ground_truth(batch, params_.gt.ground_truth, name()))
       for (GtKind kind : kGtKinds) {
         const PrecisionRecall pr = soft_precision_recall(batch.attr.data() + i * hw, g->data() + i * hw, hw, kind);
         if (!pr.defined) continue;
@@ -65,7 +61,7 @@ MetricOutput FaithfulnessTest::evaluate_batch(const Context&, const Batch& batch
 
 std::vector<MetricRow> FaithfulnessTest::aggregate(const std::vector<MetricRow>& rows) const {
   std::vector<MetricRow> out;
-  for (const std::string& s : kind_suffixes(params_.ground_truth)) {
+  for (const std::string& s : kind_suffixes(params_.gt.ground_truth)) {
     double sum = 0.0;
     int64_t count = 0;
     for (const MetricRow& r : rows)

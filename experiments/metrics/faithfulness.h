@@ -14,8 +14,8 @@
 /// Definition 2.1 on this model. Both variants are higher-is-better. A kind whose ground truth is
 /// empty in a sample gives no rows for it (gt.h).
 ///
-/// Parameters: gamma ∈ [0, 1] (default 0.5, the paper's criterion), ground_truth
-/// pixel|smooth|both (default pixel).
+/// Parameters (Params::schema()): gamma ∈ [0, 1] (default 0.5, the paper's criterion),
+/// ground-truth pixel|smooth|both (default pixel; gt.h's schema, nested).
 /// Tested in tests/experiments/test_metrics_gt.cpp: F1 just above and just below γ, the
 /// aggregate uses the mean, and one failing model fails the model-agnostic verdict.
 #pragma once
@@ -33,20 +33,21 @@ class FaithfulnessTest final : public Metric {
   struct Params {
     /// Threshold γ of eq. 1–2, in [0, 1].
     double gamma = 0.5;
-    GtSource ground_truth = GtSource::kPixel;
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    /// Which ground truth F1 is measured on (gt.h's parameter).
+    GroundTruthMetric::Params gt;
+    static const lab::Schema<Params>& schema();
   };
 
   explicit FaithfulnessTest(Params params);
   std::string name() const override { return "faithfulness-test"; }
   std::string family() const override { return "ground-truth"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
   Normalisation normalisation() const override { return Normalisation::kEq17; }
   /// Mean F1 per kind, and pass = (mean F1 ≥ γ).
   std::vector<MetricRow> aggregate(const std::vector<MetricRow>& rows) const override;
+  /// Every variant of any ground-truth (the registry's list).
+  static std::vector<Variant> all_variants();
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;

@@ -15,22 +15,6 @@ std::string gt_kind_name(GtKind kind) {
   return "";
 }
 
-GtSource parse_gt_source(const std::string& value) {
-  if (value == "pixel") return GtSource::kPixel;
-  if (value == "smooth") return GtSource::kSmooth;
-  if (value == "both") return GtSource::kBoth;
-  lab::fail_parameter("-p ground_truth must be pixel, smooth or both, got {}", value);
-}
-
-std::string gt_source_name(GtSource source) {
-  switch (source) {
-    case GtSource::kPixel: return "pixel";
-    case GtSource::kSmooth: return "smooth";
-    case GtSource::kBoth: return "both";
-  }
-  return "";
-}
-
 std::string gt_suffix(bool smooth) { return smooth ? "-smooth" : ""; }
 
 PrecisionRecall soft_precision_recall(const float* attr, const float* gt, int64_t n, GtKind kind) {
@@ -65,18 +49,15 @@ PrecisionRecall soft_precision_recall(const float* attr, const float* gt, int64_
   return out;
 }
 
-GroundTruthMetric::Params GroundTruthMetric::Params::from_options(lab::Options& options) {
-  Params p;
-  p.ground_truth = parse_gt_source(options.get_choice("ground_truth", "pixel", {"pixel", "smooth", "both"}));
-  p.validate();
-  return p;
+const lab::Schema<GroundTruthMetric::Params>& GroundTruthMetric::Params::schema() {
+  static const auto s = lab::Schema<Params>().choice(
+      "ground-truth", &Params::ground_truth,
+      {{GtSource::kPixel, "pixel"}, {GtSource::kSmooth, "smooth"}, {GtSource::kBoth, "both"}},
+      {.help = "which ground truth: per pixel, per patch region (smooth), or both", .source = "Sec. 4, App. F.3"});
+  return s;
 }
 
-nlohmann::json GroundTruthMetric::Params::to_json() const {
-  return {{"ground_truth", gt_source_name(ground_truth)}};
-}
-
-GroundTruthMetric::GroundTruthMetric(Params params) : params_(params) { params_.validate(); }
+GroundTruthMetric::GroundTruthMetric(Params params) : params_(params) { Params::schema().validate(params_); }
 
 namespace {
 
@@ -98,6 +79,10 @@ std::vector<Variant> GroundTruthMetric::variants() const {
       for (const char* q : {"precision", "recall", "f1"})
         out.push_back({std::string(q) + "-" + gt_kind_name(kind) + gt_suffix(smooth), Direction::kHigherIsBetter});
   return out;
+}
+
+std::vector<Variant> GroundTruthMetric::all_variants() {
+  return GroundTruthMetric(Params{.ground_truth = GtSource::kBoth}).variants();
 }
 
 std::vector<std::pair<const lab::Tensor*, bool>> select_ground_truth(const Batch& batch, GtSource source,

@@ -16,8 +16,10 @@
 /// that have them.
 ///
 /// Rows: variants "<precision|recall|f1>-<positive|negative|overall>", all higher-is-better;
-/// with ground_truth=smooth the suffix "-smooth" is appended (the smooth ground truth of
-/// datasets/environment.h), with ground_truth=both both sets are written.
+/// with ground-truth=smooth the suffix "-smooth" is appended (the smooth ground truth of
+/// datasets/environment.h), with ground-truth=both both sets are written.
+///
+/// Parameter (Params::schema()): ground-truth = pixel (default) | smooth | both.
 ///
 /// Tested in tests/experiments/test_metrics_gt.cpp: hand-computed values including signs and
 /// eq. 17; the ground-truth map scores F1 = 1 on overall GT; constant and random maps score what
@@ -39,8 +41,6 @@ inline constexpr GtKind kGtKinds[] = {GtKind::kPositive, GtKind::kNegative, GtKi
 
 /// Which ground truth a metric compares with.
 enum class GtSource { kPixel, kSmooth, kBoth };
-GtSource parse_gt_source(const std::string& value);
-std::string gt_source_name(GtSource source);
 /// The variant suffix of a concrete source: "" (pixel) or "-smooth".
 std::string gt_suffix(bool smooth);
 
@@ -60,17 +60,17 @@ class GroundTruthMetric final : public Metric {
   struct Params {
     /// pixel (default), smooth, or both.
     GtSource ground_truth = GtSource::kPixel;
-    void validate() const {}
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
 
   explicit GroundTruthMetric(Params params);
   std::string name() const override { return "gt"; }
   std::string family() const override { return "ground-truth"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
   Normalisation normalisation() const override { return Normalisation::kEq17; }
+  /// Every variant of any ground_truth (the registry's list).
+  static std::vector<Variant> all_variants();
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;

@@ -1,53 +1,56 @@
 #include "experiments/metrics/insertion_deletion.h"
 
-#include "experiments/metrics/incremental.h"
+#include "experiments/engine/incremental.h"
 #include "lab/core/error.h"
 
 namespace experiments {
 
-void InsertionDeletion::Params::validate() const {
-  perturbation.validate();
-  lab::require(pixels_per_step >= 1, "-p pixels_per_step", ">= 1", std::to_string(pixels_per_step));
-  if (perturbation.mode == PerturbationMode::kModulo && pixels_per_step != 1)
-    lab::fail_parameter("-p pixels_per_step must be 1 in modulo mode (App. F.4 perturbs one pixel per step), got {}",
-                        pixels_per_step);
+double trapezoid_auc(const std::vector<double>& x, const std::vector<double>& y) {
+  LAB_CHECK(x.size() == y.size(), "{} x for {} y", x.size(), y.size());
+  double area = 0.0;
+  for (size_t i = 1; i < x.size(); ++i) area += (x[i] - x[i - 1]) * (y[i] + y[i - 1]) / 2.0;
+  return area;
 }
 
-InsertionDeletion::Params InsertionDeletion::Params::from_options(lab::Options& options, const MetricSetup& setup) {
-  Params p;
-  p.perturbation = PerturbationParams::from_options(options, setup);
-  p.pixels_per_step = options.get_int("pixels_per_step", p.pixels_per_step);
-  p.validate();
-  return p;
-}
-
-nlohmann::json InsertionDeletion::Params::to_json() const {
-  nlohmann::json j = perturbation.to_json();
-  j["pixels_per_step"] = pixels_per_step;
-  return j;
+const lab::Schema<InsertionDeletion::Params>& InsertionDeletion::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .nested(&Params::perturbation, PerturbationParams::schema())
+          .field("pixels-per-step", &Params::pixels_per_step,
+                 {.range = lab::at_least(1),
+                  .help = "pixels perturbed per step (1: the full-resolution curve; modulo needs 1)",
+                  .source = "App. G.4; modulo App. F.4"})
+          .check([](const Params& p, const std::string& flag) {
+            if (p.perturbation.modulo() && p.pixels_per_step != 1)
+              lab::fail_value(flag, "pixels-per-step", std::to_string(p.pixels_per_step),
+                              "1 in modulo mode (App. F.4 perturbs one pixel per step)");
+          });
+  return s;
 }
 
 InsertionDeletion::InsertionDeletion(Kind kind, Params params) : kind_(kind), params_(std::move(params)) {
-  params_.validate();
+  Params::schema().validate(params_);
 }
 
 std::string InsertionDeletion::variant() const {
-  return params_.perturbation.mode == PerturbationMode::kModulo ? "auc-modulo" : "auc";
+  return params_.perturbation.modulo() ? "auc-modulo" : "auc";
 }
 
 std::vector<Variant> InsertionDeletion::variants() const {
   return {{variant(), kind_ == Kind::kInsertion ? Direction::kHigherIsBetter : Direction::kLowerIsBetter}};
 }
 
+std::vector<Variant> InsertionDeletion::all_variants(Kind kind) {
+  const Direction d = kind == Kind::kInsertion ? Direction::kHigherIsBetter : Direction::kLowerIsBetter;
+  return {{"auc", d}, {"auc-modulo", d}};
+}
+
 PathEvaluator InsertionDeletion::evaluator(const Context& context, bool incremental) const {
   const lab::Network& net = *context.net;
-  const size_t end = params_.perturbation.mode == PerturbationMode::kModulo
-                         ? net.size()
-                         : OutputReader(net, params_.perturbation.output).end();
-  PathEvaluator::Params knobs;
-  knobs.max_chunk = context.max_chunk;
+  const size_t end = params_.perturbation.modulo() ? net.size() : OutputReader(net, params_.perturbation.output).end();
+  Context knobs = context;
   knobs.incremental = incremental;
-  return PathEvaluator(net, end, knobs);
+  return path_evaluator(knobs, end);
 }
 
 std::vector<CurvePoint> InsertionDeletion::curve(const Context& context, const PathEvaluator& evaluator,
@@ -55,7 +58,7 @@ std::vector<CurvePoint> InsertionDeletion::curve(const Context& context, const P
                                                  int64_t target, const std::string& id, uint64_t seed) const {
   const lab::Network& net = *context.net;
   const int64_t hw = x.dim(-2) * x.dim(-1);
-  const bool modulo = params_.perturbation.mode == PerturbationMode::kModulo;
+  const bool modulo = params_.perturbation.modulo();
   int64_t gt_pixels = 0;
   if (modulo) {
     for (int64_t p = 0; p < hw; ++p) gt_pixels += gt[p] != 0.0f;
@@ -101,7 +104,7 @@ std::vector<CurvePoint> InsertionDeletion::curve(const Context& context, const P
 MetricOutput InsertionDeletion::evaluate_batch(const Context& context, const Batch& batch) const {
   MetricOutput out;
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
-  if (params_.perturbation.mode == PerturbationMode::kModulo && batch.gt.empty())
+  if (params_.perturbation.modulo() && batch.gt.empty())
     lab::fail("metric {} in modulo mode needs the pixel ground truth", name());
   const PathEvaluator paths = evaluator(context, context.incremental);
   for (int64_t i = 0; i < batch.size(); ++i) {

@@ -3,13 +3,13 @@
 /// modulo variant (App. F.4): metrics "insertion" and "deletion".
 ///
 /// Pixels are ordered by descending attribution (perturbation.h). Deletion starts from the input
-/// and replaces `pixels_per_step` pixels per step by the replacement image; Insertion starts
+/// and replaces `pixels-per-step` pixels per step by the replacement image; Insertion starts
 /// from the replacement image (the "blank canvas", (0, 0, 0) by default) and puts the input's
 /// pixels back in the same order. With P = H·W pixels and n_k pixels perturbed after step k
 /// (n_0 = 0, n_K = P), the curve has the points (x_k, y_k) with x_k = n_k / P ∈ [0, 1]:
 /// - standard mode: y_k = the target's score (probability after softmax, or logit) on the input
-///   after step k. Default pixels_per_step = 1: the full-resolution curve, P + 1 points.
-/// - modulo mode (App. F.4; pixels_per_step must be 1): step k is correct when the predicted
+///   after step k. Default pixels-per-step = 1: the full-resolution curve, P + 1 points.
+/// - modulo mode (App. F.4; pixels-per-step must be 1): step k is correct when the predicted
 ///   label after step k differs from that after step k − 1; with c_k the number of correct steps
 ///   among the first k and G the number of ground-truth pixels (non-zero pixel GT),
 ///   Insertion y_k = c_k / G and Deletion y_k = 1 − c_k / G (the paper's normalisation by the
@@ -23,16 +23,21 @@
 ///
 /// Rows: variant "auc" (standard) or "auc-modulo" (modulo); Insertion higher-is-better, Deletion
 /// lower-is-better. Curves: the same variant, one point per step.
-/// Network evaluation: PathEvaluator (incremental.h), exact and batched.
+/// Parameters (Params::schema()): pixels-per-step ≥ 1 and the shared perturbation settings
+/// (engine/perturbation.h, nested).
+/// Network evaluation: PathEvaluator (engine/incremental.h), exact and batched.
 /// Tested in tests/experiments/test_metrics_perturbation.cpp: the modulo optimum from the
 /// image's pixel counts, hand-checked standard curves on a tiny network, incremental == full.
 #pragma once
 
-#include "experiments/metrics/incremental.h"
+#include "experiments/engine/incremental.h"
 #include "experiments/metrics/metric.h"
-#include "experiments/metrics/perturbation.h"
+#include "experiments/engine/perturbation.h"
 
 namespace experiments {
+
+/// Trapezoid area under the points (x_i, y_i), x increasing.
+double trapezoid_auc(const std::vector<double>& x, const std::vector<double>& y);
 
 class InsertionDeletion final : public Metric {
  public:
@@ -41,16 +46,17 @@ class InsertionDeletion final : public Metric {
     PerturbationParams perturbation;
     /// Pixels perturbed per step, ≥ 1 (1 in modulo mode).
     int64_t pixels_per_step = 1;
-    void validate() const;
-    static Params from_options(lab::Options& options, const MetricSetup& setup);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
+    void resolve(const MetricSetup& setup) { perturbation.resolve(setup); }
   };
 
   InsertionDeletion(Kind kind, Params params);
   std::string name() const override { return kind_ == Kind::kInsertion ? "insertion" : "deletion"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
+  /// Every variant of either mode (the registry's list).
+  static std::vector<Variant> all_variants(Kind kind);
 
   /// The evaluator of the layers this metric reads (incremental = false: full forward passes).
   PathEvaluator evaluator(const Context& context, bool incremental = true) const;

@@ -9,7 +9,7 @@
 namespace experiments {
 
 std::string direction_name(Direction direction) {
-  return direction == Direction::kHigherIsBetter ? "higher" : "lower";
+  return direction == Direction::kHigherIsBetter ? "higher-is-better" : "lower-is-better";
 }
 
 void MetricOutput::append(MetricOutput&& other) {
@@ -152,18 +152,12 @@ const MetricInfo& find_info(const std::string& name) {
   lab::fail_parameter("unknown metric --metric {}; known: {}", name, known);
 }
 
-std::vector<std::string> keys_of(const MetricInfo& info) {
-  std::vector<std::string> keys;
-  for (const lab::ParamDoc& p : info.params) keys.push_back(p.name);
-  return keys;
-}
-
 }  // namespace
 
 std::unique_ptr<Metric> make_metric(const std::string& name, lab::Options& params, const MetricSetup& setup) {
   const MetricInfo& info = find_info(name);
   std::unique_ptr<Metric> metric = info.make(params, setup);
-  params.finish(keys_of(info));
+  params.finish(lab::param_names(info.params));
   return metric;
 }
 
@@ -176,7 +170,7 @@ std::vector<std::unique_ptr<Metric>> make_metrics(const std::vector<std::string>
       if (names[j] == names[i]) lab::fail_parameter("--metric {} given twice", names[i]);
     const MetricInfo& info = find_info(names[i]);
     metrics.push_back(info.make(params, setup));
-    for (const std::string& k : keys_of(info))
+    for (const std::string& k : lab::param_names(info.params))
       if (std::find(known.begin(), known.end(), k) == known.end()) known.push_back(k);
   }
   params.finish(known);

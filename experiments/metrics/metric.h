@@ -14,15 +14,19 @@
 /// x = fraction of pixels perturbed; Sensitivity-N: x = N). Reporters (CSV, Markdown, figures)
 /// consume them; the `evaluate` command adds the method and metric columns.
 ///
-/// Metrics (one registry line each, registry.cpp):
+/// Metrics (one registry line each, registry.cpp; outside code adds its own with add_metric()):
 /// - "gt"                 ground-truth precision/recall/F1 × positive/negative/overall (gt.h)
 /// - "faithfulness-test"  Definition 2.1 / eq. 2 at threshold γ (faithfulness.h)
 /// - "insertion", "deletion"  App. G.4, and the modulo variant of App. F.4 (insertion_deletion.h)
 /// - "sensitivity-n"      App. G.5, and the modulo variant of App. F.5 (sensitivity_n.h)
 ///
-/// Settings come from `-p key=value` into each metric's Params (with validate(), from_options(),
-/// to_json()); a key that no chosen metric reads is refused. Execution knobs (Context::batch,
-/// Context::max_chunk) never change a result.
+/// Settings come from `-p key=value` into each metric's Params, declared once in its
+/// `Params::schema()` (lab/core/schema.h): parsing, validation, the params() record and the
+/// listing derive from it; defaults that depend on the data are resolved from MetricSetup when the
+/// metric is made, so params() records the values used. A key that no chosen metric reads is
+/// refused. Network evaluations, their batching and threading belong to the engine
+/// (experiments/engine/); execution knobs (Context::batch, Context::max_chunk) never change a
+/// result. Tested generically over the registry in tests/experiments/test_metrics_registry.cpp.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +37,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "experiments/engine/context.h"
 #include "lab/core/options.h"
 #include "lab/core/schema.h"
 #include "lab/core/tensor.h"
@@ -42,7 +47,7 @@ namespace experiments {
 
 /// Whether a larger value of a variant means a better attribution method.
 enum class Direction { kHigherIsBetter, kLowerIsBetter };
-/// "higher" or "lower".
+/// "higher-is-better" or "lower-is-better".
 std::string direction_name(Direction direction);
 
 /// One output quantity of a metric (e.g. "f1-positive", "auc") and its direction.
@@ -75,29 +80,6 @@ struct MetricOutput {
   std::vector<MetricRow> rows;
   std::vector<CurvePoint> curves;
   void append(MetricOutput&& other);
-};
-
-/// What the caller knows about the model and the task (filled from the data directory).
-struct Context {
-  const lab::Network* net = nullptr;
-  /// Name of the data's environment ("multi-color-sum", "single-color-modulo", ...).
-  std::string env;
-  /// The task's true background per input channel, in network input units.
-  std::vector<float> background;
-  /// Largest value of an input channel in network units (255 for RGB, 1 for the modulo task):
-  /// the default upper end of the uniform-noise replacement.
-  float input_max = 255.0f;
-  /// The label the network predicts from one output row (argmax, or the modulo network's
-  /// rounded output). The modulo variants call a step correct when this label changes.
-  std::function<int64_t(const float* output_row)> predicted_label;
-  /// Execution knob: samples per evaluate_batch() call.
-  int64_t batch = 16;
-  /// Execution knob: the most perturbed inputs evaluated in one network call.
-  int64_t max_chunk = 256;
-  /// Execution knob: evaluate perturbations incrementally (incremental.h) where that pays;
-  /// false evaluates every perturbed input with a full forward pass (the reference way; the same
-  /// results on the designed networks).
-  bool incremental = true;
 };
 
 /// One batch to score. All tensors share N; spatial size H×W is the input's.
@@ -158,31 +140,56 @@ class Metric {
   virtual MetricOutput evaluate_batch(const Context& context, const Batch& batch) const = 0;
 };
 
-/// What the registry needs to resolve defaults that depend on the data.
-struct MetricSetup {
-  /// The data's environment: "single-color-modulo" makes mode=modulo the default of the
-  /// perturbation metrics.
-  std::string env;
-};
-
-using lab::ParamInfo;
-
-/// Transitional: a metric parameter listed by name, default text and help.
-std::vector<lab::ParamDoc> docs_from_infos(const std::vector<ParamInfo>& infos);
-
+/// One registry entry: what `attrlab metrics` lists and how the metric is made.
 struct MetricInfo {
   std::string name;
-  std::string family;
-  std::string summary;    ///< one line, with the paper section it comes from
-  std::string direction;  ///< one line, e.g. "higher is better (auc)"
-  std::vector<lab::ParamDoc> params;
-  /// Reads the metric's keys from `-p` options (marks them read; does not call finish()).
+  std::string family;   ///< "ground-truth" or "perturbation"
+  std::string summary;  ///< one line, with the paper section it comes from
+  std::string source;   ///< the paper (and section or equation) that defines the metric
+  /// Every variant the metric can write (under any parameters), with its direction.
+  std::vector<Variant> variants;
+  std::vector<lab::ParamDoc> params;  ///< from the metric's Params::schema()
+  /// Reads the metric's keys from `-p` options (marks them read; does not call finish()) and
+  /// resolves the derived defaults from the setup.
   std::function<std::unique_ptr<Metric>(lab::Options&, const MetricSetup&)> make;
 };
 
-/// Every metric, in the order `attrlab metrics` lists them. Adding a metric adds one line here
-/// (registry.cpp) plus its own source file.
+/// The registry entry of a metric class M whose nested `Params` has a `static const
+/// lab::Schema<Params>& schema()` (and, when some defaults depend on the data, a
+/// `void resolve(const MetricSetup&)` filling them): the metric is made by
+/// `factory(Params)` from the parameters the schema reads, resolved.
+template <class M, class Factory>
+MetricInfo metric_info(std::string name, std::string family, std::string summary, std::string source,
+                       std::vector<Variant> variants, Factory factory) {
+  MetricInfo info;
+  info.name = std::move(name);
+  info.family = std::move(family);
+  info.summary = std::move(summary);
+  info.source = std::move(source);
+  info.variants = std::move(variants);
+  info.params = M::Params::schema().docs();
+  info.make = [factory](lab::Options& options, const MetricSetup& setup) -> std::unique_ptr<Metric> {
+    typename M::Params p = M::Params::schema().read(options);
+    if constexpr (requires { p.resolve(setup); }) p.resolve(setup);
+    return factory(std::move(p));
+  };
+  return info;
+}
+
+/// The same for a metric constructed as M(Params).
+template <class M>
+MetricInfo metric_info(std::string name, std::string family, std::string summary, std::string source,
+                       std::vector<Variant> variants) {
+  return metric_info<M>(std::move(name), std::move(family), std::move(summary), std::move(source), std::move(variants),
+                        [](typename M::Params p) -> std::unique_ptr<Metric> { return std::make_unique<M>(std::move(p)); });
+}
+
+/// Every metric, in the order `attrlab metrics` lists them: the table of registry.cpp (one line
+/// per metric), then the metrics added with add_metric().
 const std::vector<MetricInfo>& registry();
+/// Registers a metric defined outside the table (a name already taken throws lab::Error). Made
+/// and listed like the others from then on; call it before scoring starts (not thread-safe).
+void add_metric(MetricInfo info);
 /// The named metric with `params` applied; unknown names (listing the known ones), unknown keys
 /// and impossible values throw lab::Error.
 std::unique_ptr<Metric> make_metric(const std::string& name, lab::Options& params, const MetricSetup& setup);

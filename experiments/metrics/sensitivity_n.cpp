@@ -2,11 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
-#include <fmt/format.h>
-
-#include "experiments/metrics/incremental.h"
+#include "experiments/engine/incremental.h"
 #include "experiments/metrics/rank.h"
 #include "lab/core/error.h"
 
@@ -26,46 +23,53 @@ std::vector<int64_t> log_schedule(int64_t pixels, int64_t points) {
   return out;
 }
 
-void SensitivityN::Params::validate() const {
-  perturbation.validate();
-  lab::require(points >= 1, "-p points", ">= 1", std::to_string(points));
-  lab::require(subsets >= 2, "-p subsets", ">= 2", std::to_string(subsets));
-  for (size_t i = 0; i < n.size(); ++i)
-    lab::require(n[i] >= 1 && (i == 0 || n[i] > n[i - 1]), "-p n", "increasing values >= 1",
-                 fmt::format("{}", n[i]));
+const lab::Schema<SensitivityN::Params>& SensitivityN::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .nested(&Params::perturbation, PerturbationParams::schema())
+          .field("n", &Params::n,
+                 {.range = lab::at_least(1),
+                  .help = "subset sizes N, comma-separated, increasing, each <= H*W",
+                  .source = "Ancona et al. 2018; App. G.5",
+                  .derived = "`points` values log-spaced from 1 to H*W"})
+          .field("points", &Params::points,
+                 {.range = lab::at_least(1), .help = "points of the derived log-spaced schedule of n"})
+          .field("subsets", &Params::subsets,
+                 {.range = lab::at_least(2),
+                  .help = "random subsets (standard) or orders (modulo) per N",
+                  .source = "App. G.5: 100"})
+          .check([](const Params& p, const std::string& flag) {
+            if (!p.n) return;
+            if (p.n->empty()) lab::fail_value(flag, "n", "", "increasing integers >= 1, or auto");
+            for (size_t i = 1; i < p.n->size(); ++i)
+              if ((*p.n)[i] <= (*p.n)[i - 1])
+                lab::fail_value(flag, "n", lab::option_text(*p.n), "increasing integers >= 1");
+          });
+  return s;
 }
 
-SensitivityN::Params SensitivityN::Params::from_options(lab::Options& options, const MetricSetup& setup) {
-  Params p;
-  p.perturbation = PerturbationParams::from_options(options, setup);
-  p.n = options.get_ints("n", {});
-  p.points = options.get_int("points", p.points);
-  p.subsets = options.get_int("subsets", p.subsets);
-  p.validate();
-  return p;
+void SensitivityN::Params::resolve(const MetricSetup& setup) {
+  perturbation.resolve(setup);
+  if (!n && setup.pixels) n = log_schedule(*setup.pixels, points);
 }
 
-nlohmann::json SensitivityN::Params::to_json() const {
-  nlohmann::json j = perturbation.to_json();
-  j["n"] = n;
-  j["points"] = points;
-  j["subsets"] = subsets;
-  return j;
-}
-
-SensitivityN::SensitivityN(Params params) : params_(std::move(params)) { params_.validate(); }
+SensitivityN::SensitivityN(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::string SensitivityN::variant() const {
-  return params_.perturbation.mode == PerturbationMode::kModulo ? "mean-modulo" : "mean";
+  return params_.perturbation.modulo() ? "mean-modulo" : "mean";
 }
 
 std::vector<Variant> SensitivityN::variants() const { return {{variant(), Direction::kHigherIsBetter}}; }
 
+std::vector<Variant> SensitivityN::all_variants() {
+  return {{"mean", Direction::kHigherIsBetter}, {"mean-modulo", Direction::kHigherIsBetter}};
+}
+
 std::vector<int64_t> SensitivityN::schedule(int64_t pixels) const {
-  if (params_.n.empty()) return log_schedule(pixels, params_.points);
-  if (params_.n.back() > pixels)
-    lab::fail_parameter("-p n={} exceeds the {} pixels of the images", params_.n.back(), pixels);
-  return params_.n;
+  if (!params_.n) return log_schedule(pixels, params_.points);
+  if (params_.n->back() > pixels)
+    lab::fail_parameter("-p n={} exceeds the {} pixels of the images", params_.n->back(), pixels);
+  return *params_.n;
 }
 
 namespace {
@@ -86,7 +90,7 @@ std::vector<CurvePoint> SensitivityN::standard_curve(const Context& context, con
                                                      const std::string& id, uint64_t seed) const {
   const lab::Network& net = *context.net;
   const lab::Tensor image = x.reshaped(x.sample_shape());
-  const int64_t c = image.dim(0), hw = image.dim(1) * image.dim(2), per = c * hw;
+  const int64_t hw = image.dim(1) * image.dim(2);
   const std::vector<int64_t> ns = schedule(hw);
   const lab::Tensor replacement = replacement_image(params_.perturbation, image, context, seed);
   const OutputReader reader(net, params_.perturbation.output);
@@ -102,58 +106,20 @@ std::vector<CurvePoint> SensitivityN::standard_curve(const Context& context, con
   const int64_t subsets = params_.subsets;
   const int64_t total = static_cast<int64_t>(ns.size()) * subsets;
   std::vector<double> change(static_cast<size_t>(total)), attr_sum(static_cast<size_t>(total));
-  // Subsets are drawn in the order (N, replicate) whichever way they are evaluated.
-  int64_t small = 0;
-  if (context.incremental)
-    while (small < static_cast<int64_t>(ns.size()) && ns[static_cast<size_t>(small)] <= hw / 32) ++small;
-  if (small > 0) {
-    PerturbationPath path;
-    path.start = image;
-    path.source = replacement;
-    std::vector<int64_t> read_at;
-    auto add_step = [&](int64_t p, uint8_t restore) {
-      path.order.push_back(p);
-      path.step_ends.push_back(static_cast<int64_t>(path.order.size()));
-      path.restore.push_back(restore);
-    };
-    for (int64_t q = 0; q < small * subsets; ++q) {
-      const int64_t n = ns[static_cast<size_t>(q / subsets)];
-      draw_front(pixels, n, rng);
-      double sum = 0.0;
-      for (int64_t j = 0; j < n; ++j) {
-        add_step(pixels[static_cast<size_t>(j)], 0);
-        sum += attr[pixels[static_cast<size_t>(j)]];
-      }
-      read_at.push_back(path.steps());
-      for (int64_t j = 0; j < n; ++j) add_step(pixels[static_cast<size_t>(j)], 1);
-      attr_sum[static_cast<size_t>(q)] = sum;
-    }
-    const lab::Tensor y = evaluator.run(path);
-    for (int64_t q = 0; q < small * subsets; ++q)
-      change[static_cast<size_t>(q)] = base_score - reader.score(y.sample(read_at[static_cast<size_t>(q)]), k, target);
-  }
-  const int64_t chunk = std::max<int64_t>(1, context.max_chunk);
-  for (int64_t q0 = small * subsets; q0 < total; q0 += chunk) {
-    const int64_t count = std::min(chunk, total - q0);
-    lab::Tensor batch({count, image.dim(0), image.dim(1), image.dim(2)});
-    for (int64_t i = 0; i < count; ++i) {
-      const int64_t q = q0 + i;
-      const int64_t n = ns[static_cast<size_t>(q / subsets)];
-      draw_front(pixels, n, rng);
-      float* dst = batch.sample(i);
-      std::memcpy(dst, image.data(), static_cast<size_t>(per) * sizeof(float));
-      double sum = 0.0;
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t p = pixels[static_cast<size_t>(j)];
-        for (int64_t ch = 0; ch < c; ++ch) dst[ch * hw + p] = replacement[ch * hw + p];
-        sum += attr[p];
-      }
-      attr_sum[static_cast<size_t>(q)] = sum;
-    }
-    const lab::Tensor y = net.forward_range(0, reader.end(), batch);
-    for (int64_t i = 0; i < count; ++i)
-      change[static_cast<size_t>(q0 + i)] = base_score - reader.score(y.sample(i), k, target);
-  }
+  // Subsets are drawn in the order (N, replicate); the engine evaluates small ones (N ≤ P/32)
+  // on one incremental path and the others in batched full passes.
+  const lab::Tensor y = evaluate_subsets(
+      net, evaluator, reader.end(), image, replacement, total,
+      [&](int64_t q, std::vector<int64_t>& subset) {
+        const int64_t n = ns[static_cast<size_t>(q / subsets)];
+        draw_front(pixels, n, rng);
+        subset.assign(pixels.begin(), pixels.begin() + n);
+        double sum = 0.0;
+        for (int64_t p : subset) sum += attr[p];
+        attr_sum[static_cast<size_t>(q)] = sum;
+      },
+      context.incremental ? hw / 32 : 0, context.max_chunk);
+  for (int64_t q = 0; q < total; ++q) change[static_cast<size_t>(q)] = base_score - reader.score(y.sample(q), k, target);
 
   std::vector<CurvePoint> points;
   for (size_t s = 0; s < ns.size(); ++s) {
@@ -214,12 +180,9 @@ std::vector<CurvePoint> SensitivityN::modulo_curve(const Context& context, const
 MetricOutput SensitivityN::evaluate_batch(const Context& context, const Batch& batch) const {
   MetricOutput out;
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
-  const bool modulo = params_.perturbation.mode == PerturbationMode::kModulo;
-  PathEvaluator::Params knobs;
-  knobs.max_chunk = context.max_chunk;
-  knobs.incremental = context.incremental;
+  const bool modulo = params_.perturbation.modulo();
   const size_t end = modulo ? context.net->size() : OutputReader(*context.net, params_.perturbation.output).end();
-  const PathEvaluator evaluator(*context.net, end, knobs);
+  const PathEvaluator evaluator = path_evaluator(context, end);
   for (int64_t i = 0; i < batch.size(); ++i) {
     const size_t si = static_cast<size_t>(i);
     const lab::Tensor x = batch.x.slice(i, i + 1);

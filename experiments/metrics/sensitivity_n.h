@@ -4,7 +4,9 @@
 ///
 /// Schedule: N takes `points` values (default 16) log-spaced from 1 to P = H·W,
 /// N_i = round(exp(i / (points − 1) · ln P)), i = 0 … points − 1, duplicates removed (so N = 1
-/// and N = P are always included); `-p n=1,10,100` gives the values explicitly (each in [1, P]).
+/// and N = P are always included); `-p n=1,10,100` gives the values explicitly (each in [1, P]). When the
+/// registry makes the metric for a data set, the derived schedule is resolved from the data's
+/// image size, so params() records the N used.
 ///
 /// standard mode (App. G.5): for each N, `subsets` (default 100) subsets S of N pixels drawn
 /// uniformly without replacement from the sample's stream; the pixels of S (all channels) take
@@ -24,15 +26,19 @@
 /// Rows: variant "mean" (standard) or "mean-modulo" (modulo) = the mean of ρ over the schedule,
 /// higher-is-better — the value the ranking uses (App. G.5). Curves: the same variant with
 /// x = N and y = ρ(N).
+/// Parameters (Params::schema()): n, points, subsets and the shared perturbation settings
+/// (engine/perturbation.h, nested). The network evaluations (incremental paths for small
+/// subsets, batched full passes for the others) are the engine's evaluate_subsets().
 /// Tested in tests/experiments/test_metrics_perturbation.cpp: a map equal to the designed
 /// per-pixel effect gives ρ = 1, its negation −1; the modulo ρ of the ground-truth map is 1.
 #pragma once
 
+#include <optional>
 #include <vector>
 
-#include "experiments/metrics/incremental.h"
+#include "experiments/engine/incremental.h"
 #include "experiments/metrics/metric.h"
-#include "experiments/metrics/perturbation.h"
+#include "experiments/engine/perturbation.h"
 
 namespace experiments {
 
@@ -43,21 +49,25 @@ class SensitivityN final : public Metric {
  public:
   struct Params {
     PerturbationParams perturbation;
-    /// Explicit schedule (empty: log_schedule(H·W, points)).
-    std::vector<int64_t> n;
+    /// The schedule, increasing values ≥ 1. Unset: log_schedule(H·W, points), resolved from the
+    /// data's image size (resolve(), else per batch).
+    std::optional<std::vector<int64_t>> n;
+    /// Points of the derived log-spaced schedule, ≥ 1.
     int64_t points = 16;
     /// Random subsets (standard) or orders (modulo) per N, ≥ 2.
     int64_t subsets = 100;
-    void validate() const;
-    static Params from_options(lab::Options& options, const MetricSetup& setup);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
+    /// Fills the derived defaults from the data (mode, noise-high, the schedule).
+    void resolve(const MetricSetup& setup);
   };
 
   explicit SensitivityN(Params params);
   std::string name() const override { return "sensitivity-n"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
+  /// Every variant of either mode (the registry's list).
+  static std::vector<Variant> all_variants();
   /// The schedule used for images of `pixels` pixels (an explicit value above it throws).
   std::vector<int64_t> schedule(int64_t pixels) const;
 

@@ -57,12 +57,4 @@ class Options {
 /// Throws lab::Error(kParameter) "NAME must be WHAT, got VALUE" unless `ok`.
 void require(bool ok, const std::string& name, const std::string& what, const std::string& value);
 
-/// One `key=value` setting a component accepts, as listed to users (`attrlab methods`,
-/// `attrlab metrics`): its name, its default written as the option takes it, and one line of help.
-struct ParamInfo {
-  std::string name;
-  std::string default_value;
-  std::string help;
-};
-
 }  // namespace lab

@@ -250,25 +250,15 @@ class Schema {
   /// An enum member written as one of `names` ({value, "name"} pairs, in listing order).
   template <class E>
   Schema& choice(std::string name, E P::*member, std::vector<std::pair<E, std::string>> names, ParamSpec info = {}) {
-    for (const auto& [value, text] : names) info.choices.push_back(text);
-    Field f;
-    f.doc.name = std::move(name);
-    f.doc.type = ParamType::kEnum;
-    f.doc.info = std::move(info);
-    f.set = [member, names](P& p, const std::string& text) {
-      for (const auto& [value, t] : names)
-        if (t == text) {
-          p.*member = value;
-          return true;
-        }
-      return false;
-    };
-    f.get = [member, names](const P& p) -> nlohmann::json {
-      for (const auto& [value, t] : names)
-        if (value == p.*member) return t;
-      return nullptr;
-    };
-    return add(std::move(f));
+    return add_choice(std::move(name), member, std::move(names), std::move(info));
+  }
+
+  /// The same for a std::optional enum member: a default derived from the data (`auto` or
+  /// nullopt leaves it to be resolved; recorded as null until then).
+  template <class E>
+  Schema& choice(std::string name, std::optional<E> P::*member, std::vector<std::pair<E, std::string>> names,
+                 ParamSpec info = {}) {
+    return add_choice(std::move(name), member, std::move(names), std::move(info));
   }
 
   /// A member of any other type T, read and recorded by `codec`.
@@ -378,6 +368,44 @@ class Schema {
   struct unwrap<std::optional<T>> {
     using type = T;
   };
+
+  /// A choice() field on member M, which is E or std::optional<E>.
+  template <class E, class M>
+  Schema& add_choice(std::string name, M P::*member, std::vector<std::pair<E, std::string>> names, ParamSpec info) {
+    constexpr bool optional = schema_detail::is_optional<M>::value;
+    for (const auto& [value, text] : names) info.choices.push_back(text);
+    Field f;
+    f.doc.name = std::move(name);
+    f.doc.type = ParamType::kEnum;
+    f.doc.info = std::move(info);
+    f.set = [member, names](P& p, const std::string& text) {
+      if constexpr (optional) {
+        if (text == "auto") {
+          p.*member = std::nullopt;
+          return true;
+        }
+      }
+      for (const auto& [value, t] : names)
+        if (t == text) {
+          p.*member = value;
+          return true;
+        }
+      return false;
+    };
+    f.get = [member, names](const P& p) -> nlohmann::json {
+      const E* value = nullptr;
+      if constexpr (optional) {
+        if (p.*member) value = &*(p.*member);
+      } else {
+        value = &(p.*member);
+      }
+      if (value)
+        for (const auto& [v, t] : names)
+          if (v == *value) return t;
+      return nullptr;
+    };
+    return add(std::move(f));
+  }
 
   Schema& add(Field f) {
     LAB_CHECK(is_key_spelling(f.doc.name), "parameter key '{}' must be lower-case words joined by '-'", f.doc.name);

@@ -96,7 +96,7 @@ TEST_CASE("evaluate: maps of any origin, rejected files reported, tidy CSVs and 
   request.data = data_dir;
   request.maps = {gtmap, constant, bad};
   request.metrics = {"gt", "faithfulness-test", "deletion"};
-  request.params = {"pixels_per_step=32", "gamma=0.6"};
+  request.params = {"pixels-per-step=32", "gamma=0.6"};
   request.batch = 2;
   const fs::path results = tmp.path / "out" / "results.csv";
   const fs::path curves = tmp.path / "out" / "curves.csv";
@@ -155,7 +155,7 @@ TEST_CASE("evaluate: maps of any origin, rejected files reported, tidy CSVs and 
     CHECK(record_path(results).filename() == "results.json");
     CHECK(record["data"]["env"] == "multi-color-sum");
     CHECK(record["metrics"][1]["params"]["gamma"] == 0.6);
-    CHECK(record["metrics"][2]["variants"][0]["direction"] == "lower");
+    CHECK(record["metrics"][2]["variants"][0]["direction"] == "lower-is-better");
     CHECK(record["methods"][1]["method"] == "constant");
     CHECK(record["methods"][1]["params"]["value"] == 0.25);
     CHECK(record["methods"][2]["scored"] == 1);
@@ -174,7 +174,7 @@ TEST_CASE("evaluate refuses bad requests before scoring") {
   request.metrics = {"gt"};
 
   SUBCASE("a -p key that no chosen metric knows") {
-    request.params = {"pixels_per_step=4"};
+    request.params = {"pixels-per-step=4"};
     CHECK_THROWS_AS(evaluate_maps(request, nullptr), lab::Error);
   }
   SUBCASE("an unknown metric") {

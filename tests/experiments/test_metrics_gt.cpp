@@ -219,10 +219,10 @@ TEST_CASE("registry: shared -p options, unknown keys, names and values are refus
     }
   }
   SUBCASE("one -p set for several metrics") {
-    lab::Options p = lab::Options::parse({"gamma=0.7", "ground_truth=both"}, "-p");
+    lab::Options p = lab::Options::parse({"gamma=0.7", "ground-truth=both"}, "-p");
     const auto metrics = make_metrics({"gt", "faithfulness-test"}, p, {});
     CHECK(metrics[1]->params()["gamma"] == 0.7);
-    CHECK(metrics[0]->params()["ground_truth"] == "both");
+    CHECK(metrics[0]->params()["ground-truth"] == "both");
   }
   SUBCASE("a key no chosen metric knows") {
     lab::Options p = lab::Options::parse({"gamma=0.7"}, "-p");

@@ -1,4 +1,4 @@
-// Incremental path evaluation (experiments/metrics/incremental.h) against full recomputation:
+// Incremental path evaluation (experiments/engine/incremental.h) against full recomputation:
 // bit-identical on the designed networks, equal to float rounding on random networks with
 // padding, strides and groups, for any chunking.
 #include <doctest/doctest.h>
@@ -8,7 +8,7 @@
 #include <random>
 
 #include "datasets/environment.h"
-#include "experiments/metrics/incremental.h"
+#include "experiments/engine/incremental.h"
 #include "lab/core/error.h"
 #include "lab/random_nets.h"
 

@@ -1,5 +1,5 @@
 // Insertion/Deletion (experiments/metrics/insertion_deletion.h), Sensitivity-N
-// (sensitivity_n.h) and their shared parts (perturbation.h) on the designed networks, where the
+// (sensitivity_n.h) and their shared engine parts (experiments/engine/perturbation.h) on the designed networks, where the
 // curves follow from the pixel counts.
 #include <doctest/doctest.h>
 
@@ -54,7 +54,7 @@ struct Lab {
 
   std::unique_ptr<Metric> metric(const std::string& name, const std::vector<std::string>& p = {}) const {
     lab::Options options = lab::Options::parse(p, "-p");
-    return make_metric(name, options, MetricSetup{env->name()});
+    return make_metric(name, options, MetricSetup::of(*env));
   }
 };
 
@@ -139,14 +139,14 @@ TEST_CASE("standard Deletion of the probability: from the model's output to the 
   CHECK(lab.metric("deletion")->direction("auc") == Direction::kLowerIsBetter);
 }
 
-TEST_CASE("pixels_per_step coarsens the curve on the [0, 1] fraction axis") {
+TEST_CASE("pixels-per-step coarsens the curve on the [0, 1] fraction axis") {
   const Lab lab("multi-color-sum");
   const MetricOutput out =
-      lab.metric("insertion", {"pixels_per_step=100"})->evaluate(lab.context, lab.batch(lab.sample.gt));
+      lab.metric("insertion", {"pixels-per-step=100"})->evaluate(lab.context, lab.batch(lab.sample.gt));
   REQUIRE(out.curves.size() == 12);  // 0, 100, …, 1000, 1024
   CHECK(out.curves[1].x == doctest::Approx(100.0 / 1024.0).epsilon(1e-15));
   CHECK(out.curves.back().x == 1.0);
-  CHECK_THROWS_AS(lab.metric("insertion", {"mode=modulo", "pixels_per_step=2"}), lab::Error);
+  CHECK_THROWS_AS(lab.metric("insertion", {"mode=modulo", "pixels-per-step=2"}), lab::Error);
 }
 
 TEST_CASE("Insertion/Deletion curves: incremental equals full evaluation for every replacement") {
@@ -161,9 +161,8 @@ TEST_CASE("Insertion/Deletion curves: incremental equals full evaluation for eve
     for (const char* name : {"insertion", "deletion"}) {
       CAPTURE(replacement);
       CAPTURE(name);
-      InsertionDeletion::Params p;
-      lab::Options o = lab::Options::parse({replacement, "pixels_per_step=16"}, "-p");
-      p = InsertionDeletion::Params::from_options(o, {});
+      lab::Options o = lab::Options::parse({replacement, "pixels-per-step=16"}, "-p");
+      const InsertionDeletion::Params p = InsertionDeletion::Params::schema().read(o);
       const InsertionDeletion m(std::string(name) == "insertion" ? InsertionDeletion::Kind::kInsertion
                                                                  : InsertionDeletion::Kind::kDeletion,
                                 p);

@@ -1,4 +1,4 @@
-#include "experiments/metrics/incremental.h"
+#include "experiments/engine/incremental.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,22 +1,27 @@
 /// @file perturbation.h
-/// @brief What the perturbation metrics (Insertion, Deletion, Sensitivity-N; paper App. B,
-/// F.4–F.5, G.4–G.5) share: the replacement image, the output read from the network, the
-/// ordering of pixels by attribution, the trapezoid AUC and the per-sample random streams.
+/// @brief The perturbation engine shared by Insertion, Deletion and Sensitivity-N (paper App. B,
+/// F.4–F.5, G.4–G.5): their common settings (PerturbationParams, nested in each metric's
+/// Params), the replacement image, the output read from the network, the ordering of pixels by
+/// attribution, the per-sample random streams, and the batched evaluation of independent
+/// perturbations of one input. Metrics describe *what* to perturb; this engine decides how the
+/// network evaluations are grouped (incremental paths, chunks of full passes) and how many
+/// threads a call uses (incremental.h) — a metric never sets thread counts itself.
 ///
-/// Parameters (`-p`, shared by insertion, deletion and sensitivity-n):
+/// Parameters (`-p`, shared by insertion, deletion and sensitivity-n; PerturbationParams::schema()):
 /// - mode = standard | modulo. standard: the output score of the target (App. G.4–G.5).
 ///   modulo: App. F.4–F.5 — pixels are perturbed one at a time and a step is *correct* when the
 ///   predicted label changes between consecutive steps (the modulo result; Context::
-///   predicted_label). Default: modulo when the data's environment is "single-color-modulo",
-///   standard otherwise.
+///   predicted_label). Derived default: modulo when the data's environment is
+///   "single-color-modulo", standard otherwise.
 /// - replacement = constant (default) | background | blur | noise: the values a perturbed pixel
 ///   takes (Deletion, Sensitivity-N) or the canvas pixels are inserted into (Insertion).
 ///   constant: `value`, one number for every channel or one per channel (default 0, the paper's
 ///   (0, 0, 0)); background: the task's true background (Context::background); blur: the input
-///   blurred by a Gaussian of standard deviation `blur_sigma` pixels (default 5; OpenCV
+///   blurred by a Gaussian of standard deviation `blur-sigma` pixels (default 5; OpenCV
 ///   GaussianBlur, kernel side from sigma, reflected borders); noise: independent uniform values
-///   in [noise_low, noise_high) per pixel and channel (default [0, input maximum): 255 for RGB,
-///   1 for the modulo task), drawn from the sample's stream under `seed`.
+///   in [noise-low, noise-high) per pixel and channel (noise-low 0; noise-high derived: the
+///   input maximum, 255 for RGB, 1 for the modulo task), drawn from the sample's stream under
+///   `seed`.
 /// - output = probability (default) | logit: the score of the target unit after the softmax, or
 ///   before it. When the network ends with a Softmax layer, probability reads its output and
 ///   logit the output of the layer before; otherwise logit reads the network output and
@@ -25,10 +30,11 @@
 ///
 /// Ordering: pixels by descending attribution of the channel-summed map, ties by ascending pixel
 /// index (h·W + w) — so a constant map perturbs in raster order.
-/// Tested through test_metrics_perturbation.cpp.
+/// Tested through test_metrics_perturbation.cpp and test_metrics_incremental.cpp.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,8 +42,9 @@
 #include <nlohmann/json.hpp>
 
 #include "datasets/random.h"
-#include "experiments/metrics/metric.h"
-#include "lab/core/options.h"
+#include "experiments/engine/context.h"
+#include "experiments/engine/incremental.h"
+#include "lab/core/schema.h"
 #include "lab/core/tensor.h"
 #include "lab/nn/network.h"
 
@@ -48,27 +55,26 @@ enum class ReplacementKind { kConstant, kBackground, kBlur, kNoise };
 enum class OutputKind { kProbability, kLogit };
 
 struct PerturbationParams {
-  PerturbationMode mode = PerturbationMode::kStandard;
+  /// Unset: derived from the data's environment (resolve()).
+  std::optional<PerturbationMode> mode;
   ReplacementKind replacement = ReplacementKind::kConstant;
   /// The constant: one value (all channels) or one per channel, network units.
   std::vector<double> value = {0.0};
   /// Gaussian standard deviation in pixels (> 0) for replacement=blur.
   double blur_sigma = 5.0;
-  /// Range of replacement=noise, noise_low < noise_high.
+  /// Range of replacement=noise (noise-low < noise-high).
   double noise_low = 0.0;
-  /// Unset: Context::input_max at evaluation.
+  /// Unset: the data's input maximum (resolve(), else Context::input_max at evaluation).
   std::optional<double> noise_high;
   OutputKind output = OutputKind::kProbability;
   uint64_t seed = 0;
 
-  void validate() const;
-  /// Reads mode, replacement, value, blur_sigma, noise_low, noise_high, output, seed.
-  static PerturbationParams from_options(lab::Options& options, const MetricSetup& setup);
-  nlohmann::json to_json() const;
+  static const lab::Schema<PerturbationParams>& schema();
+  /// Fills the derived defaults from the data.
+  void resolve(const MetricSetup& setup);
+  /// Whether App. F's modulo mode is on (an unresolved mode is standard).
+  bool modulo() const { return mode == PerturbationMode::kModulo; }
 };
-
-/// The parameter table rows of the shared keys (for the registry listing).
-std::vector<ParamInfo> perturbation_param_info();
 
 /// The C×H×W replacement image for input `x` (C×H×W) of a sample with seed `sample_seed`.
 lab::Tensor replacement_image(const PerturbationParams& params, const lab::Tensor& x, const Context& context,
@@ -95,10 +101,24 @@ int64_t predicted_label(const Context& context, const float* row, int64_t k);
 /// Pixel indices by descending attribution, ties by ascending index.
 std::vector<int64_t> attribution_order(const float* attr, int64_t n);
 
-/// Trapezoid area under the points (x_i, y_i), x increasing.
-double trapezoid_auc(const std::vector<double>& x, const std::vector<double>& y);
-
 /// The random stream of one sample for one purpose (0: noise, 1: subsets).
 datasets::Rng sample_rng(uint64_t metric_seed, uint64_t sample_seed, int64_t purpose);
+
+/// The evaluator of layers [0, end) with the context's execution knobs.
+PathEvaluator path_evaluator(const Context& context, size_t end);
+
+/// Fills `pixels` with the pixel indices of independent perturbation q (called once per q, in
+/// increasing q).
+using SubsetSource = std::function<void(int64_t q, std::vector<int64_t>& pixels)>;
+
+/// Outputs of the evaluator's layers on `count` independently perturbed copies of `start`
+/// (C×H×W): copy q takes the pixels `subset(q)` (all channels) from `source`. Row q of the
+/// count × K result. Subsets of at most `incremental_below` pixels are evaluated on one
+/// incremental path (each perturbed pixel by pixel, read, then restored: 2N cheap steps instead
+/// of one full pass; give 0 to evaluate none so); the others as full forward passes batched
+/// `max_chunk` at a time. The grouping never changes a result.
+lab::Tensor evaluate_subsets(const lab::Network& net, const PathEvaluator& evaluator, size_t end,
+                             const lab::Tensor& start, const lab::Tensor& source, int64_t count,
+                             const SubsetSource& subset, int64_t incremental_below, int64_t max_chunk);
 
 }  // namespace experiments
