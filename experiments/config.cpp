@@ -139,6 +139,18 @@ void check_type(const json& config, const std::string& key, bool ok, const char*
   if (!ok) lab::fail_parameter("experiment key '{}' must be {}, got {}", key, expected, config.at(key).dump());
 }
 
+/// The members of `config` that are scalar settings (Settings::schema()).
+json scalar_settings(const json& config) {
+  json scalars = json::object();
+  for (const std::string& key : Settings::schema().names())
+    if (config.contains(key)) {
+      if (config.at(key).is_object() || config.at(key).is_array() || config.at(key).is_null())
+        lab::fail_parameter("experiment key '{}' must be a single value, got {}", key, config.at(key).dump());
+      scalars[key] = config.at(key);
+    }
+  return scalars;
+}
+
 std::vector<std::string> without_extends() { return {top_keys().begin() + 1, top_keys().end()}; }
 
 std::vector<std::string> string_list(const json& value, const std::string& key) {
@@ -353,14 +365,7 @@ json finalize(const json& input) {
       fail_unknown("experiment key", key, without_extends());
   }
   // The scalar settings: read, checked and written back typed by their schema.
-  json scalars = json::object();
-  for (const std::string& key : Settings::schema().names())
-    if (config.contains(key)) {
-      if (config[key].is_object() || config[key].is_array() || config[key].is_null())
-        lab::fail_parameter("experiment key '{}' must be a single value, got {}", key, config[key].dump());
-      scalars[key] = config[key];
-    }
-  const Settings settings = Settings::schema().from_json(scalars, "experiment");
+  const Settings settings = Settings::schema().from_json(scalar_settings(config), "experiment");
   const json typed = Settings::schema().to_json(settings);
   for (const auto& [key, value] : typed.items()) config[key] = value;
   check_type(config, "report", config["report"].is_object(), "an object");
@@ -473,16 +478,7 @@ bool MetricSpec::runs_on(const std::string& model) const {
 Experiment Experiment::from_json(const json& resolved) {
   Experiment e;
   e.resolved = resolved;
-  e.name = resolved.at("name");
-  e.description = resolved.at("description");
-  e.seed = resolved.at("seed").get<uint64_t>();
-  e.count = resolved.at("count");
-  e.size = resolved.at("size");
-  e.unit = resolved.at("unit");
-  e.batch = resolved.at("batch");
-  e.reference = resolved.at("reference");
-  e.target = resolved.at("target");
-  e.save_maps = resolved.at("save-maps");
+  static_cast<Settings&>(e) = Settings::schema().from_json(scalar_settings(resolved), "experiment");
   for (const json& m : resolved.at("models")) e.models.push_back({m.at("label"), m.at("env"), m.at("options")});
   for (const json& m : resolved.at("methods")) {
     MethodSpec s{m.at("label"), slugify(m.at("label")), m.at("name"), m.at("params"),
@@ -549,7 +545,7 @@ std::string slugify(const std::string& label) {
   return out.empty() ? "method" : out;
 }
 
-uint64_t data_seed(const Experiment& experiment) { return experiment.seed; }
+uint64_t data_seed(const Experiment& experiment) { return static_cast<uint64_t>(experiment.seed); }
 
 uint64_t sample_seed(uint64_t seed, const std::string& label, int64_t index) {
   return lab::splitmix64(lab::splitmix64(seed ^ lab::fnv1a(label)) + static_cast<uint64_t>(index));

@@ -125,18 +125,8 @@ struct MetricSpec {
   bool runs_on(const std::string& model) const;
 };
 
-/// The typed view of a resolved config.
-struct Experiment {
-  std::string name;
-  std::string description;
-  uint64_t seed = 0;
-  int64_t count = 0;
-  int64_t size = 0;
-  int64_t unit = 0;   ///< images per work unit
-  int64_t batch = 0;  ///< largest number of inputs per network call
-  int64_t reference = 0;
-  std::string target;
-  bool save_maps = true;
+/// The typed view of a resolved config: its settings, then the lists.
+struct Experiment : Settings {
   std::vector<ModelSpec> models;
   std::vector<MethodSpec> methods;
   std::vector<MetricSpec> metrics;

@@ -182,7 +182,8 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
     s.spec = &e.models[m];
     s.data = prepare_data(e, e.models[m], out / "data" / e.models[m].label, options.resume, options.quiet);
     s.net = s.data->env().build_network();
-    s.scores = std::make_unique<ScoreStage>(*s.data, s.net, make_model_metrics(e, e.models[m]), e.seed, e.unit, e.batch);
+    s.scores = std::make_unique<ScoreStage>(*s.data, s.net, make_model_metrics(e, e.models[m]),
+                                              static_cast<uint64_t>(e.seed), e.unit, e.batch);
   }
   // Methods, and their attribute stage on every model they run on.
   std::vector<std::unique_ptr<attributions::Method>> methods;
@@ -191,7 +192,8 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   for (size_t m = 0; m < e.models.size(); ++m)
     for (size_t k = 0; k < e.methods.size(); ++k) {
       if (!e.methods[k].runs_on(e.models[m].label)) continue;
-      const AttributeSetup setup{e.methods[k].label, TargetMode{e.target, -1}, e.seed, e.reference, e.batch};
+      const AttributeSetup setup{e.methods[k].label, TargetMode{e.target, -1}, static_cast<uint64_t>(e.seed),
+                                 e.reference, e.batch};
       stages[{m, k}] = std::make_unique<AttributeStage>(*states[m].data, states[m].net, *methods[k], setup);
     }
 
