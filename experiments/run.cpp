@@ -1,14 +1,12 @@
 #include "experiments/run.h"
 
 #include <fmt/format.h>
-#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <tuple>
-#include <opencv2/core.hpp>
 
 #include "attributions/method.h"
 #include "datasets/data_dir.h"

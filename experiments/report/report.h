@@ -53,10 +53,8 @@ namespace experiments {
 
 /// One line of costs.csv: the network evaluations of one work unit.
 struct CostRow {
-  std::string model;
-  std::string method;
-  int64_t first = 0;
-  int64_t last = 0;
+  std::string model, method;
+  int64_t first = 0, last = 0;  ///< the unit's first and last image
   int64_t evaluations = 0;
 };
 
