@@ -24,8 +24,8 @@ struct EvaluateArgs {
   KeyValues params;
   std::string out;
   std::string curves;
-  int64_t batch = 16;
-  int64_t chunk = 256;
+  int64_t unit = 16;
+  int64_t batch = 256;
 };
 
 void print_summary(const experiments::Evaluation& e) {
@@ -51,8 +51,8 @@ void run_evaluate(const EvaluateArgs& args) {
   request.maps.assign(args.maps.begin(), args.maps.end());
   request.metrics = args.metrics;
   request.params = args.params;
-  request.batch = args.batch;
-  request.max_chunk = args.chunk;
+  request.batch = args.unit;       // samples per metric call
+  request.max_chunk = args.batch;  // inputs per network call
   const std::optional<std::filesystem::path> curves =
       args.curves.empty() ? std::nullopt : std::optional<std::filesystem::path>(args.curves);
   const experiments::Evaluation e = experiments::run_evaluate(request, args.out, curves);
@@ -79,9 +79,9 @@ void register_evaluate(CLI::App& app) {
   cmd->add_option("--out", args->out, "Results CSV: sample,method,metric,variant,value (+ a .json record beside it)")
       ->required();
   cmd->add_option("--curves", args->curves, "Curves CSV: sample,method,metric,variant,x,y");
-  cmd->add_option("--batch", args->batch, "Samples per metric call (execution only; results do not change)")
+  cmd->add_option("--unit", args->unit, "Samples per metric call (execution only; results do not change)")
       ->capture_default_str();
-  cmd->add_option("--chunk", args->chunk, "Largest number of perturbed inputs per network call (execution only)")
+  cmd->add_option("--batch", args->batch, "Largest number of perturbed inputs per network call (execution only)")
       ->capture_default_str();
   cmd->callback([args] { run_evaluate(*args); });
 }

@@ -6,7 +6,9 @@
 #include <string>
 
 #include "experiments/config.h"
+#include "experiments/report/report.h"
 #include "experiments/run.h"
+#include "lab/core/schema.h"
 #include "cli/commands.h"
 #include "lab/core/error.h"
 
@@ -21,10 +23,15 @@ struct RunArgs {
   bool resume = false;
   bool list = false;
   bool paper_scale = false;
+  bool rebuild = false;
   std::string out;
 };
 
 void list_experiments() {
+  fmt::print("Settings (-o key=value; the shipped experiments extend base):\n");
+  for (const lab::ParamDoc& d : experiments::Settings::schema().docs())
+    fmt::print("  {:<12} {:<7} {:<8} {}\n", d.name, lab::type_name(d.type), d.default_text(), d.info.help);
+  fmt::print("  select, models-select, models, methods, metrics, report, paper-scale: see the README\n\nExperiments:\n");
   for (const experiments::ShippedConfig* c : experiments::runnable_configs()) {
     const nlohmann::json resolved = experiments::finalize(experiments::load_config(c->name));
     fmt::print("{}\n    {}\n    default: {} images, size {}, {} models, {} methods\n", c->name, c->description,
@@ -40,12 +47,20 @@ void run_run(const RunArgs& args) {
     list_experiments();
     return;
   }
+  if (args.rebuild) {
+    if (!args.experiment.empty() || !args.overrides.empty() || args.resume || args.paper_scale)
+      lab::fail_parameter("run --rebuild takes only --out RUN_DIR");
+    if (args.out.empty()) lab::fail_parameter("run --rebuild: --out RUN_DIR is required");
+    const experiments::ReportFiles files = experiments::rebuild_report(args.out);
+    fmt::print("run: report rebuilt at {} (and {})\n", files.html.string(), files.markdown.string());
+    return;
+  }
   if (args.experiment.empty()) lab::fail_parameter("run: name a shipped experiment or a config file (see run --list)");
   if (args.out.empty()) lab::fail_parameter("run: --out RUN_DIR is required");
   nlohmann::json config = experiments::load_config(args.experiment);
   std::vector<std::string> applied;
   if (args.paper_scale) {
-    const nlohmann::json scale = config.value("paper_scale", nlohmann::json::object());
+    const nlohmann::json scale = config.value("paper-scale", nlohmann::json::object());
     for (const auto& [key, value] : scale.items())
       applied.push_back(key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()));
     experiments::apply_overrides(config, applied);
@@ -78,10 +93,12 @@ void register_run(CLI::App& app) {
                   "Override key=value (repeatable; dotted keys, list elements by label or index), "
                   "e.g. -o count=4 -o size=32 -o methods.IG.params.steps=16");
   cmd->add_flag("--paper-scale", args->paper_scale,
-                "Apply the experiment's paper_scale settings (224×224 images, more of them) before -o");
+                "Apply the experiment's paper-scale settings (224×224 images, more of them) before -o");
   cmd->add_flag("--quiet", args->quiet, "No progress bar on stderr");
   cmd->add_flag("--resume", args->resume, "Continue the run in --out: keep its finished units, compute the rest");
-  cmd->add_flag("--list", args->list, "List the shipped experiments and exit");
+  cmd->add_flag("--list", args->list, "List the experiment settings and the shipped experiments, and exit");
+  cmd->add_flag("--rebuild", args->rebuild,
+                "Write the tables, figures and report of the finished run in --out again from its files");
   cmd->add_option("--out", args->out, "Run directory (created; must be new or empty unless --resume)");
   cmd->callback([args] { run_run(*args); });
 }

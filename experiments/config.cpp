@@ -5,6 +5,12 @@
 #include <map>
 #include <set>
 
+#include <fmt/format.h>
+
+#include "attributions/method.h"
+#include "datasets/environment.h"
+#include "experiments/metrics/metric.h"
+#include "experiments/report/report.h"
 #include "lab/core/error.h"
 #include "lab/core/hash.h"
 #include "lab/io/files.h"
@@ -19,17 +25,44 @@ using nlohmann::json;
 
 namespace {
 
-const std::vector<std::string> kTopKeys = {
-    "extends", "name", "description", "seed", "count", "size", "chunk", "batch", "reference", "target",
-    "save_maps", "select", "models_select", "models", "methods", "metrics", "report", "paper_scale"};
+/// The keys besides the scalar settings (Settings::schema()).
+const std::vector<std::string> kListKeys = {"select", "models-select", "models", "methods", "metrics", "report",
+                                            "paper-scale"};
+
+/// Every top-level key, "extends" first.
+const std::vector<std::string>& top_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> k = {"extends"};
+    for (const std::string& name : Settings::schema().names()) k.push_back(name);
+    k.insert(k.end(), kListKeys.begin(), kListKeys.end());
+    return k;
+  }();
+  return keys;
+}
 
 /// The value of every top-level key that a definition leaves out (the types -o reads values as).
 const json& defaults() {
-  static const json d = json::parse(R"({
-      "description": "", "seed": 0, "count": 16, "size": 64, "chunk": 4, "batch": 64, "reference": 16,
-      "target": "label", "save_maps": true, "select": [], "models_select": [], "models": [], "methods": [],
-      "metrics": [], "report": {}, "paper_scale": {}})");
+  static const json d = [] {
+    json out = Settings::schema().to_json(Settings{});
+    out.erase("name");
+    const json lists = json::parse(R"({"select": [], "models-select": [], "models": [], "methods": [],
+                                       "metrics": [], "report": {}, "paper-scale": {}})");
+    out.update(lists);
+    return out;
+  }();
   return d;
+}
+
+std::string join(const std::vector<std::string>& items, const char* sep = ", ");
+
+/// "unknown KEY 'k'; known: ..." with the hyphenated hint for an underscore spelling.
+[[noreturn]] void fail_unknown(const std::string& what, const std::string& key, const std::vector<std::string>& known) {
+  std::string hint;
+  std::string hyphenated = key;
+  std::replace(hyphenated.begin(), hyphenated.end(), '_', '-');
+  if (hyphenated != key && std::find(known.begin(), known.end(), hyphenated) != known.end())
+    hint = fmt::format(" (keys are spelled with '-': '{}')", hyphenated);
+  lab::fail_parameter("unknown {} '{}'{}; known: {}", what, key, hint, join(known));
 }
 
 json parse_text(const std::string& text, const std::string& origin) {
@@ -53,7 +86,7 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
+std::string join(const std::vector<std::string>& items, const char* sep) {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
   return out;
@@ -106,6 +139,20 @@ void check_type(const json& config, const std::string& key, bool ok, const char*
   if (!ok) lab::fail_parameter("experiment key '{}' must be {}, got {}", key, expected, config.at(key).dump());
 }
 
+/// The members of `config` that are scalar settings (Settings::schema()).
+json scalar_settings(const json& config) {
+  json scalars = json::object();
+  for (const std::string& key : Settings::schema().names())
+    if (config.contains(key)) {
+      if (config.at(key).is_object() || config.at(key).is_array() || config.at(key).is_null())
+        lab::fail_parameter("experiment key '{}' must be a single value, got {}", key, config.at(key).dump());
+      scalars[key] = config.at(key);
+    }
+  return scalars;
+}
+
+std::vector<std::string> without_extends() { return {top_keys().begin() + 1, top_keys().end()}; }
+
 std::vector<std::string> string_list(const json& value, const std::string& key) {
   std::vector<std::string> out;
   if (!value.is_array()) lab::fail_parameter("experiment key '{}' must be a list of strings, got {}", key, value.dump());
@@ -118,6 +165,33 @@ std::vector<std::string> string_list(const json& value, const std::string& key) 
 }
 
 }  // namespace
+
+const lab::Schema<Settings>& Settings::schema() {
+  static const auto s =
+      lab::Schema<Settings>()
+          .field("name", &Settings::name, {.help = "the experiment's name, in the report (default: its file's name)"})
+          .field("description", &Settings::description, {.help = "one paragraph, in the report"})
+          .field("seed", &Settings::seed,
+                 {.range = lab::at_least(0), .help = "the one seed: data, per-sample method and metric seeds derive from it"})
+          .field("count", &Settings::count, {.range = lab::at_least(1), .help = "images per model"})
+          .field("size", &Settings::size, {.range = lab::at_least(8), .help = "image side, given to every model's environment"})
+          .field("unit", &Settings::unit,
+                 {.range = lab::at_least(1),
+                  .help = "images per work unit: the resumable piece of a run, one method call (execution only)"})
+          .field("batch", &Settings::batch,
+                 {.range = lab::at_least(1), .help = "largest number of inputs per network call (execution only)"})
+          .field("reference", &Settings::reference,
+                 {.range = lab::at_least(2),
+                  .help = "the first min(reference, count) images are the methods' reference inputs"})
+          .field("target", &Settings::target,
+                 {.choices = {"label", "predicted"}, .help = "the output explained and scored"})
+          .field("save-maps", &Settings::save_maps,
+                 {.help = "keep every map as RUN_DIR/maps/<model>/<method>/<id>.npy (the attribute layout)"})
+          .check([](const Settings& p, const std::string& flag) {
+            if (p.name.empty()) lab::fail_value(flag, "name", p.name, "a non-empty string");
+          });
+  return s;
+}
 
 const std::vector<ShippedConfig>& shipped_configs() {
   static const std::vector<ShippedConfig> configs = [] {
@@ -230,9 +304,8 @@ void apply_overrides(json& config, const std::vector<std::string>& items) {
       if (p == std::string::npos) break;
       start = p + 1;
     }
-    if (std::find(kTopKeys.begin(), kTopKeys.end(), path[0]) == kTopKeys.end() || path[0] == "extends")
-      lab::fail_parameter("-o {}: unknown experiment key '{}'; known: {}", key, path[0],
-                          join(std::vector<std::string>(kTopKeys.begin() + 1, kTopKeys.end())));
+    if (path[0] == "extends" || std::find(top_keys().begin(), top_keys().end(), path[0]) == top_keys().end())
+      fail_unknown("experiment key", path[0], without_extends());
 
     json* node = &config;
     bool free_form = false;  // inside an "options"/"params" object, new keys are allowed
@@ -288,36 +361,20 @@ json finalize(const json& input) {
   json config = merge(defaults(), input);
   config.erase("extends");
   for (const auto& [key, value] : config.items()) {
-    if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end())
-      lab::fail_parameter("unknown experiment key '{}'; known: {}", key,
-                          join(std::vector<std::string>(kTopKeys.begin() + 1, kTopKeys.end())));
+    if (std::find(top_keys().begin(), top_keys().end(), key) == top_keys().end())
+      fail_unknown("experiment key", key, without_extends());
   }
-  check_type(config, "name", config["name"].is_string() && !config["name"].get<std::string>().empty(),
-             "a non-empty string");
-  check_type(config, "description", config["description"].is_string(), "a string");
-  check_type(config, "seed", config["seed"].is_number_unsigned() || (config["seed"].is_number_integer() && config["seed"].get<int64_t>() >= 0),
-             "an integer >= 0");
-  check_type(config, "count", config["count"].is_number_integer() && config["count"].get<int64_t>() >= 1,
-             "an integer >= 1");
-  check_type(config, "size", config["size"].is_number_integer() && config["size"].get<int64_t>() >= 8,
-             "an integer >= 8");
-  check_type(config, "chunk", config["chunk"].is_number_integer() && config["chunk"].get<int64_t>() >= 1,
-             "an integer >= 1");
-  check_type(config, "batch", config["batch"].is_number_integer() && config["batch"].get<int64_t>() >= 1,
-             "an integer >= 1");
-  check_type(config, "reference",
-             config["reference"].is_number_integer() && config["reference"].get<int64_t>() >= 2, "an integer >= 2");
-  check_type(config, "target",
-             config["target"].is_string() && (config["target"] == "label" || config["target"] == "predicted"),
-             "'label' or 'predicted'");
-  check_type(config, "save_maps", config["save_maps"].is_boolean(), "true or false");
+  // The scalar settings: read, checked and written back typed by their schema.
+  const Settings settings = Settings::schema().from_json(scalar_settings(config), "experiment");
+  const json typed = Settings::schema().to_json(settings);
+  for (const auto& [key, value] : typed.items()) config[key] = value;
   check_type(config, "report", config["report"].is_object(), "an object");
-  check_type(config, "paper_scale", config["paper_scale"].is_object(), "an object of dotted keys and values");
+  check_type(config, "paper-scale", config["paper-scale"].is_object(), "an object of dotted keys and values");
 
   // Models: each gets the run's size.
   json models = json::array();
   std::set<std::string> model_labels;
-  const std::vector<std::string> models_select = string_list(config["models_select"], "models_select");
+  const std::vector<std::string> models_select = string_list(config["models-select"], "models-select");
   for (const json& m : config["models"]) {
     if (!m.is_object() || !m.contains("label") || !m["label"].is_string() || !m.contains("env") || !m["env"].is_string())
       lab::fail_parameter("each experiment model must be {{\"label\": ..., \"env\": ..., \"options\": {{...}}}}, got {}",
@@ -339,7 +396,7 @@ json finalize(const json& input) {
   }
   for (const std::string& s : models_select) {
     if (!model_labels.count(s))
-      lab::fail_parameter("models_select: no model '{}'; models: {}", s,
+      lab::fail_parameter("models-select: no model '{}'; models: {}", s,
                           join(std::vector<std::string>(model_labels.begin(), model_labels.end())));
   }
   if (models.empty()) lab::fail_parameter("experiment '{}' has no model", config["name"].get<std::string>());
@@ -382,6 +439,7 @@ json finalize(const json& input) {
   }
   if (methods.empty()) lab::fail_parameter("experiment '{}' has no method", config["name"].get<std::string>());
   config["methods"] = methods;
+  const std::vector<std::string> all_methods(labels.begin(), labels.end());
 
   json metrics = json::array();
   std::set<std::string> metric_names;
@@ -401,8 +459,11 @@ json finalize(const json& input) {
         lab::fail_parameter("experiment metric '{}': no model '{}'", metric.value("name", ""), model);
     }
     metrics.push_back(metric);
+    metric_names.insert(metric.value("name", ""));
   }
   config["metrics"] = metrics;
+  check_studies(config["report"], std::vector<std::string>(model_labels.begin(), model_labels.end()), all_methods,
+                std::vector<std::string>(metric_names.begin(), metric_names.end()));
   return config;
 }
 
@@ -417,16 +478,7 @@ bool MetricSpec::runs_on(const std::string& model) const {
 Experiment Experiment::from_json(const json& resolved) {
   Experiment e;
   e.resolved = resolved;
-  e.name = resolved.at("name");
-  e.description = resolved.at("description");
-  e.seed = resolved.at("seed").get<uint64_t>();
-  e.count = resolved.at("count");
-  e.size = resolved.at("size");
-  e.chunk = resolved.at("chunk");
-  e.batch = resolved.at("batch");
-  e.reference = resolved.at("reference");
-  e.target = resolved.at("target");
-  e.save_maps = resolved.at("save_maps");
+  static_cast<Settings&>(e) = Settings::schema().from_json(scalar_settings(resolved), "experiment");
   for (const json& m : resolved.at("models")) e.models.push_back({m.at("label"), m.at("env"), m.at("options")});
   for (const json& m : resolved.at("methods")) {
     MethodSpec s{m.at("label"), slugify(m.at("label")), m.at("name"), m.at("params"),
@@ -437,6 +489,39 @@ Experiment Experiment::from_json(const json& resolved) {
     e.metrics.push_back({m.at("name"), m.at("params"), m.at("models").get<std::vector<std::string>>()});
   e.report = resolved.at("report");
   return e;
+}
+
+std::unique_ptr<datasets::Environment> make_model_environment(const ModelSpec& model) {
+  lab::Options options = lab::Options::from_json(model.options, "-o models." + model.label + ".options");
+  return datasets::make_environment(model.env, options);
+}
+
+std::unique_ptr<attributions::Method> make_spec_method(const MethodSpec& method) {
+  lab::Options params = lab::Options::from_json(method.params, "-p methods." + method.label + ".params");
+  return attributions::make_method(method.name, params);
+}
+
+std::vector<std::unique_ptr<Metric>> make_model_metrics(const Experiment& experiment, const ModelSpec& model) {
+  std::vector<std::unique_ptr<Metric>> out;
+  const MetricSetup setup{make_model_environment(model)->name()};
+  for (const MetricSpec& ms : experiment.metrics) {
+    if (!ms.runs_on(model.label)) continue;
+    lab::Options params = lab::Options::from_json(ms.params, "-p metrics." + ms.name + ".params");
+    out.push_back(make_metric(ms.name, params, setup));
+    params.finish();
+  }
+  return out;
+}
+
+void check_experiment(const Experiment& experiment) {
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> variants;  // model → metric → variants
+  for (const ModelSpec& model : experiment.models) {
+    make_model_environment(model);
+    for (const auto& metric : make_model_metrics(experiment, model))
+      for (const Variant& v : metric->variants()) variants[model.label][metric->name()].push_back(v.name);
+  }
+  for (const MethodSpec& method : experiment.methods) make_spec_method(method);
+  check_study_variants(experiment.report, variants);
 }
 
 std::string slugify(const std::string& label) {
@@ -460,7 +545,7 @@ std::string slugify(const std::string& label) {
   return out.empty() ? "method" : out;
 }
 
-uint64_t data_seed(const Experiment& experiment) { return experiment.seed; }
+uint64_t data_seed(const Experiment& experiment) { return static_cast<uint64_t>(experiment.seed); }
 
 uint64_t sample_seed(uint64_t seed, const std::string& label, int64_t index) {
   return lab::splitmix64(lab::splitmix64(seed ^ lab::fnv1a(label)) + static_cast<uint64_t>(index));

@@ -8,24 +8,21 @@
 /// definitions live in experiments/configs/*.json and are compiled into the binary, so
 /// `attrlab run NAME` works from any directory; `base.json` holds the defaults all others extend.
 ///
-/// Resolved keys (see experiments/configs/base.json for every default):
-/// - `name`, `description`: identification, written into the report.
-/// - `seed` (≥ 0): the one seed; data, per-sample method and metric seeds derive from it (seeds()).
-/// - `count` (≥ 1): images per model; `size` (≥ 8): image side, applied to every model's
-///   environment option `size`.
-/// - `chunk` (≥ 1): images per work unit (the resumable unit, and the bound on memory);
-///   `batch` (≥ 1): the largest batch of inputs per network call. Neither changes a result.
-/// - `reference` (≥ 2): the first min(reference, count) images are the methods' reference
-///   inputs (attributions::Context::reference_inputs, e.g. IBA's activation statistics).
-/// - `target`: the output explained and scored, `label` (the designed label) or `predicted`.
-/// - `save_maps`: keep every map as RUN_DIR/maps/<model>/<method>/<id>.npy (the `attribute` layout).
-/// - `select`: method labels to run (empty: all); `models_select`: model labels (empty: all).
+/// Resolved keys (every key is lower-case words joined by '-'):
+/// - The scalar settings, declared once in Settings::schema() (name, type, default, range,
+///   help; `attrlab run --list` prints them): `name`, `description`, `seed` (data, per-sample
+///   method and metric seeds derive from it, seeds()), `count`, `size` (applied to every model's
+///   environment option `size`), `unit` (images per work unit: the resumable piece of a run, one
+///   method call and the bound on memory), `batch` (the largest number of inputs per network
+///   call), `reference`, `target`, `save-maps`. Neither `unit` nor `batch` changes a result.
+/// - `select`: method labels to run (empty: all); `models-select`: model labels (empty: all).
 /// - `models`: [{label, env, options}], each an environment (datasets/environment.h).
 /// - `methods`: [{label, name, params, models?}], each an attribution method with its `-p`
 ///   parameters; `models` restricts it to some model labels.
 /// - `metrics`: [{name, params, models?}], each a metric with its `-p` parameters.
-/// - `report`: {studies: [...]} read by experiments/report (report.h).
-/// - `paper_scale`: {dotted key: value}, the overrides `attrlab run --paper-scale` applies before
+/// - `report`: {studies: [...]} read by experiments/report (report.h); every study's kind, keys,
+///   models, methods and metrics are checked by finalize(), their variants by check_experiment().
+/// - `paper-scale`: {dotted key: value}, the overrides `attrlab run --paper-scale` applies before
 ///   the user's `-o` (the paper's 224×224 images, more of them, full optimisation budgets).
 ///
 /// Overrides. `-o key=value` sets the value at a dotted path: object members by name, array
@@ -38,12 +35,40 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "lab/core/schema.h"
+
+namespace attributions {
+class Method;
+}
+namespace datasets {
+class Environment;
+}
+
 namespace experiments {
+
+class Metric;
+
+/// The scalar settings of an experiment; the member initializers are the defaults.
+struct Settings {
+  std::string name;
+  std::string description;
+  int64_t seed = 0;
+  int64_t count = 16;
+  int64_t size = 64;
+  int64_t unit = 4;
+  int64_t batch = 64;
+  int64_t reference = 16;
+  std::string target = "label";
+  bool save_maps = true;
+
+  static const lab::Schema<Settings>& schema();
+};
 
 /// A shipped experiment definition.
 struct ShippedConfig {
@@ -70,8 +95,9 @@ nlohmann::json merge(const nlohmann::json& under, const nlohmann::json& over);
 /// Applies "key=value" items (see the file comment); throws lab::Error naming a bad item.
 void apply_overrides(nlohmann::json& config, const std::vector<std::string>& items);
 
-/// Checks every key and value, applies `size` to each model and `select`, and returns the
-/// resolved configuration (what the run uses and writes as RUN_DIR/config.json).
+/// Checks every key and value (the report's studies included), applies `size` to each model and
+/// `select`, and returns the resolved configuration (what the run uses and writes as
+/// RUN_DIR/config.json). Reads no file and builds nothing: it answers at once.
 nlohmann::json finalize(const nlohmann::json& config);
 
 /// One model of a resolved config.
@@ -99,18 +125,8 @@ struct MetricSpec {
   bool runs_on(const std::string& model) const;
 };
 
-/// The typed view of a resolved config.
-struct Experiment {
-  std::string name;
-  std::string description;
-  uint64_t seed = 0;
-  int64_t count = 0;
-  int64_t size = 0;
-  int64_t chunk = 0;
-  int64_t batch = 0;
-  int64_t reference = 0;
-  std::string target;
-  bool save_maps = true;
+/// The typed view of a resolved config: its settings, then the lists.
+struct Experiment : Settings {
   std::vector<ModelSpec> models;
   std::vector<MethodSpec> methods;
   std::vector<MetricSpec> metrics;
@@ -120,6 +136,17 @@ struct Experiment {
   /// Reads a finalize()d config.
   static Experiment from_json(const nlohmann::json& resolved);
 };
+
+/// Builds every environment, method and metric of `experiment` and checks each report study's
+/// metric variants, so a bad name or parameter is refused before a run writes anything.
+void check_experiment(const Experiment& experiment);
+
+/// The environment of a model, with its options.
+std::unique_ptr<datasets::Environment> make_model_environment(const ModelSpec& model);
+/// The method of a spec, with its parameters.
+std::unique_ptr<attributions::Method> make_spec_method(const MethodSpec& method);
+/// The metrics that run on `model`, in config order, with their parameters.
+std::vector<std::unique_ptr<Metric>> make_model_metrics(const Experiment& experiment, const ModelSpec& model);
 
 /// "IG*" -> "ig-star", "LIME (slic)" -> "lime-slic": lower case, '*' spelled "star", every
 /// other run of non-alphanumerics one '-'.

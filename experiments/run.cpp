@@ -1,20 +1,19 @@
 #include "experiments/run.h"
 
 #include <fmt/format.h>
-#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <tuple>
-#include <opencv2/core.hpp>
 
 #include "attributions/method.h"
 #include "datasets/data_dir.h"
 #include "datasets/environment.h"
 #include "experiments/config.h"
 #include "experiments/metrics/metric.h"
+#include "experiments/pipeline.h"
 #include "experiments/progress.h"
 #include "experiments/report/report.h"
 #include "experiments/table.h"
@@ -34,9 +33,7 @@ struct ModelState {
   const ModelSpec* spec = nullptr;
   std::unique_ptr<datasets::DataDir> data;
   lab::Network net;
-  attributions::Context method_context;
-  Context metric_context;
-  std::vector<std::unique_ptr<Metric>> metrics;
+  std::unique_ptr<ScoreStage> scores;
 };
 
 struct Unit {
@@ -44,11 +41,21 @@ struct Unit {
   size_t method = 0;
   int64_t begin = 0;
   int64_t end = 0;
-  fs::path stem;  ///< units/<model>/<method>/<chunk>
+  fs::path stem;  ///< units/<model>/<method>/<unit>
   std::string label;
 };
 
+/// What a unit produced: its rows, curve points, maps.json entries and network evaluations.
+struct UnitResult {
+  std::vector<ResultRow> rows;
+  std::vector<CurveRow> curves;
+  json samples = json::array();
+  int64_t evaluations = 0;
+  std::vector<lab::Tensor> grid_maps;  ///< C×H×W maps of the unit's images the report shows
+};
+
 std::string first_difference(const json& a, const json& b, const std::string& path) {
+  if (a.is_number() && b.is_number()) return a == b ? "" : path;  // 3 read from a file equals 3 computed
   if (a.type() != b.type()) return path.empty() ? "(top level)" : path;
   if (a.is_object()) {
     for (const auto& [key, value] : a.items()) {
@@ -76,8 +83,7 @@ std::string first_difference(const json& a, const json& b, const std::string& pa
 /// one this config asks for.
 std::unique_ptr<datasets::DataDir> prepare_data(const Experiment& e, const ModelSpec& model, const fs::path& dir,
                                                 bool resume, bool quiet) {
-  lab::Options options = lab::Options::from_json(model.options, "-o models." + model.label + ".options");
-  const std::unique_ptr<datasets::Environment> env = datasets::make_environment(model.env, options);
+  const std::unique_ptr<datasets::Environment> env = make_model_environment(model);
   if (resume && fs::exists(dir / "manifest.json")) {
     auto data = std::make_unique<datasets::DataDir>(datasets::DataDir::open(dir));
     if (data->env().name() != env->name() || data->env().options() != env->options() ||
@@ -91,144 +97,59 @@ std::unique_ptr<datasets::DataDir> prepare_data(const Experiment& e, const Model
   return std::make_unique<datasets::DataDir>(datasets::DataDir::open(dir));
 }
 
-/// The patch map as the CV_32S segment labels attribution methods take (0 = background).
-cv::Mat segments_of(const datasets::DataDir& data, int64_t i) {
-  cv::Mat s;
-  data.patches(i).convertTo(s, CV_32S);
-  return s;
-}
-
-/// Computes one unit and writes its files (.done last).
-void run_unit(const Experiment& e, ModelState& state, const MethodSpec& spec, const attributions::Method& method,
-              const Unit& unit, const fs::path& out) {
+/// Computes one unit through the attribute and score stages, and writes its files (.done last).
+UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSpec& spec, const AttributeStage& stage,
+                    const Unit& unit, const fs::path& out, int64_t grid_rows) {
   const auto started = std::chrono::steady_clock::now();
-  const datasets::DataDir& data = *state.data;
-  const int64_t n = unit.end - unit.begin;
-  attributions::Batch batch;
-  batch.x = data.inputs(unit.begin, unit.end);
-  std::vector<std::string> ids;
-  std::vector<int64_t> labels;
-  for (int64_t i = unit.begin; i < unit.end; ++i) {
-    ids.push_back(data.id(i));
-    labels.push_back(data.label(i));
-    batch.seeds.push_back(sample_seed(e.seed, spec.label, i));
-    batch.segments.push_back(segments_of(data, i));
-  }
-  if (e.target == "label") {
-    for (int64_t l : labels) batch.target.push_back(data.env().target_output(l));
-  } else {
-    const lab::Tensor y = state.net.forward(batch.x);
-    for (int64_t k = 0; k < n; ++k)
-      batch.target.push_back(data.env().target_output(data.env().predicted_label(y.sample(k))));
-  }
-  const attributions::Result result = method.attribute(state.method_context, batch);
+  const AttributedUnit maps = stage.run(unit.begin, unit.end);
   const auto attributed = std::chrono::steady_clock::now();
-  if (result.attr.shape() != batch.x.shape())
-    lab::fail("method '{}' returned maps of shape {} for inputs {}", spec.label, lab::to_string(result.attr.shape()),
-              lab::to_string(batch.x.shape()));
-
-  const fs::path maps_dir = out / "maps" / state.spec->label / spec.slug;
-  if (e.save_maps) {
-    tbb::parallel_for(int64_t{0}, n, [&](int64_t k) {
-      lab::write_npy(maps_dir / (ids[static_cast<size_t>(k)] + ".npy"), result.attr.slice(k, k + 1).reshaped(batch.x.sample_shape()));
-    });
-  }
-
-  Batch scored;
-  scored.ids = ids;
-  scored.x = batch.x;
-  scored.attr = result.attr;
-  scored.target = batch.target;
-  std::vector<lab::Tensor> gts, smooth;
-  for (int64_t i = unit.begin; i < unit.end; ++i) {
-    gts.push_back(data.gt(i, false));
-    smooth.push_back(data.gt(i, true));
-    scored.seeds.push_back(sample_seed(e.seed, "metrics", i));
-  }
-  scored.gt = lab::Tensor::stack(gts);
-  scored.gt_smooth = lab::Tensor::stack(smooth);
-
-  std::string rows_text = result_csv_header(), curves_text = curve_csv_header();
+  if (e.save_maps) stage.save_maps(maps, out / "maps" / state.spec->label / spec.slug);
   const std::string& model = state.spec->label;
-  for (int64_t k = 0; k < n; ++k) {
-    if (!result.convergence_delta.empty())
-      rows_text += to_csv_line(ResultRow{model, ids[static_cast<size_t>(k)], spec.label, "method", "completeness-gap",
-                                         result.convergence_delta[static_cast<size_t>(k)]});
-  }
-  json metric_seconds = json::object();
-  for (const auto& metric : state.metrics) {
-    const auto metric_started = std::chrono::steady_clock::now();
-    MetricOutput output = metric->evaluate(state.metric_context, scored);
-    metric_seconds[metric->name()] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - metric_started).count();
-    for (const MetricRow& r : output.rows) {
-      if (r.sample == kAllSamples) continue;
-      rows_text += to_csv_line(ResultRow{model, r.sample, spec.label, metric->name(), r.variant, r.value});
-    }
-    // Group the points into curves (sample, variant), keeping their order, then resample.
-    std::vector<std::pair<std::string, std::string>> keys;
-    std::map<std::pair<std::string, std::string>, std::pair<std::vector<double>, std::vector<double>>> curves;
-    for (const CurvePoint& p : output.curves) {
-      const auto key = std::make_pair(p.sample, p.variant);
-      auto [it, fresh] = curves.try_emplace(key);
-      if (fresh) keys.push_back(key);
-      it->second.first.push_back(p.x);
-      it->second.second.push_back(p.y);
-    }
-    tbb::parallel_for(size_t{0}, keys.size(), [&](size_t i) {
-      auto& [x, y] = curves.at(keys[i]);
-      resample_curve(x, y);
-    });
-    for (const auto& key : keys) {
-      const auto& [x, y] = curves.at(key);
-      for (size_t i = 0; i < x.size(); ++i)
-        curves_text += to_csv_line(CurveRow{model, key.first, spec.label, metric->name(), key.second, x[i], y[i]});
-    }
-  }
+  Scores scores = state.scores->score(model, spec.label, unit.begin, unit.end, maps.result.attr, maps.batch.target);
+
+  UnitResult r;
+  r.rows = stage.gap_rows(model, maps);
+  r.rows.insert(r.rows.end(), scores.rows.begin(), scores.rows.end());
+  r.curves = std::move(scores.curves);
+  r.samples = maps.samples;
+  r.evaluations = maps.result.evaluations;
+  for (int64_t i = unit.begin; i < std::min(unit.end, grid_rows); ++i)
+    r.grid_maps.push_back(maps.result.attr.slice(i - unit.begin, i - unit.begin + 1).reshaped(maps.batch.x.sample_shape()));
+  std::string rows_text = result_csv_header(), curves_text = curve_csv_header();
+  for (const ResultRow& row : r.rows) rows_text += to_csv_line(row);
+  for (const CurveRow& c : r.curves) curves_text += to_csv_line(c);
   lab::write_text_atomic(out / (unit.stem.string() + ".rows.csv"), rows_text);
   lab::write_text_atomic(out / (unit.stem.string() + ".curves.csv"), curves_text);
-  json samples = json::array();
-  for (int64_t k = 0; k < n; ++k) {
-    json sample = {{"id", ids[static_cast<size_t>(k)]},
-                   {"map", ids[static_cast<size_t>(k)] + ".npy"},
-                   {"label", labels[static_cast<size_t>(k)]},
-                   {"target", batch.target[static_cast<size_t>(k)]}};
-    if (!result.convergence_delta.empty()) sample["convergence_delta"] = result.convergence_delta[static_cast<size_t>(k)];
-    samples.push_back(std::move(sample));
-  }
   lab::write_json(out / (unit.stem.string() + ".done"),
                   {{"model", model}, {"method", spec.label}, {"begin", unit.begin}, {"end", unit.end},
-                   {"params", method.params()},
-                   {"samples", samples},
-                   {"evaluations", result.evaluations},
+                   {"samples", r.samples},
+                   {"evaluations", r.evaluations},
                    {"method_seconds", std::chrono::duration<double>(attributed - started).count()},
-                   {"metric_seconds", metric_seconds}});
+                   {"metric_seconds", scores.metric_seconds}});
+  return r;
+}
+
+/// A unit finished by an earlier run (--resume), read back from its files.
+UnitResult read_unit(const Unit& unit, const fs::path& out) {
+  UnitResult r;
+  const fs::path rows_path = out / (unit.stem.string() + ".rows.csv");
+  const fs::path curves_path = out / (unit.stem.string() + ".curves.csv");
+  r.rows = parse_result_csv(lab::read_text(rows_path), rows_path.string());
+  r.curves = parse_curve_csv(lab::read_text(curves_path), curves_path.string());
+  const json done = lab::read_json(out / (unit.stem.string() + ".done"));
+  r.samples = done.value("samples", json::array());
+  r.evaluations = done.value("evaluations", int64_t{0});
+  return r;
 }
 
 }  // namespace
-
-void resample_curve(std::vector<double>& x, std::vector<double>& y, size_t points) {
-  LAB_CHECK(x.size() == y.size(), "curve with {} x and {} y", x.size(), y.size());
-  if (x.size() <= points || points < 2) return;
-  std::vector<double> nx(points), ny(points);
-  const double lo = x.front(), hi = x.back();
-  size_t j = 0;
-  for (size_t i = 0; i < points; ++i) {
-    const double t = i + 1 == points ? hi : lo + (hi - lo) * static_cast<double>(i) / static_cast<double>(points - 1);
-    while (j + 2 < x.size() && x[j + 1] < t) ++j;
-    const double x0 = x[j], x1 = x[j + 1];
-    const double w = x1 > x0 ? std::clamp((t - x0) / (x1 - x0), 0.0, 1.0) : 0.0;
-    nx[i] = t;
-    ny[i] = y[j] + w * (y[j + 1] - y[j]);
-  }
-  x = std::move(nx);
-  y = std::move(ny);
-}
 
 RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   const Experiment e = Experiment::from_json(resolved);
   const fs::path out = options.out;
   if (out.empty()) lab::fail_parameter("--out: the run directory is required");
+  // Every environment, method, metric and report study is checked before anything is written.
+  check_experiment(e);
   std::error_code ec;
   const fs::path config_path = out / "config.json";
   json record = {{"attrlab_version", ATTRLAB_VERSION},
@@ -252,44 +173,36 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   if (ec) lab::fail("--out {}: cannot create the directory: {}", out.string(), ec.message());
   lab::write_json(config_path, record);
 
-  // Models: data, network, contexts, metrics.
+  // Models: data, network and the score stage of their metrics.
   std::vector<ModelState> states(e.models.size());
   for (size_t m = 0; m < e.models.size(); ++m) {
     ModelState& s = states[m];
     s.spec = &e.models[m];
     s.data = prepare_data(e, e.models[m], out / "data" / e.models[m].label, options.resume, options.quiet);
-    const datasets::Environment& env = s.data->env();
-    s.net = env.build_network();
-    s.method_context.net = &s.net;
-    s.method_context.background = env.background();
-    s.method_context.layers = env.default_layers();
-    s.method_context.chunk = e.batch;
-    const int64_t refs = std::min(e.count, e.reference);
-    s.method_context.reference_inputs = s.data->inputs(0, refs);
-    s.metric_context.net = &s.net;
-    s.metric_context.env = env.name();
-    s.metric_context.background = env.background();
-    s.metric_context.input_max = env.image_channels() == 3 ? 255.0f : 1.0f;
-    s.metric_context.predicted_label = [&env](const float* row) { return env.predicted_label(row); };
-    s.metric_context.batch = e.chunk;
-    s.metric_context.max_chunk = e.batch;
-    const MetricSetup setup = MetricSetup::of(env);
-    for (const MetricSpec& ms : e.metrics) {
-      if (!ms.runs_on(s.spec->label)) continue;
-      lab::Options params = lab::Options::from_json(ms.params, "-p metrics." + ms.name + ".params");
-      s.metrics.push_back(make_metric(ms.name, params, setup));
-      params.finish();
-    }
+    s.net = s.data->env().build_network();
+    s.scores = std::make_unique<ScoreStage>(*s.data, s.net, make_model_metrics(e, e.models[m]),
+                                              static_cast<uint64_t>(e.seed), e.unit, e.batch);
   }
+  // Methods, and their attribute stage on every model they run on.
+  std::vector<std::unique_ptr<attributions::Method>> methods;
+  std::map<std::pair<size_t, size_t>, std::unique_ptr<AttributeStage>> stages;
+  for (const MethodSpec& spec : e.methods) methods.push_back(make_spec_method(spec));
+  for (size_t m = 0; m < e.models.size(); ++m)
+    for (size_t k = 0; k < e.methods.size(); ++k) {
+      if (!e.methods[k].runs_on(e.models[m].label)) continue;
+      const AttributeSetup setup{e.methods[k].label, TargetMode{e.target, -1}, static_cast<uint64_t>(e.seed),
+                                 e.reference, e.batch};
+      stages[{m, k}] = std::make_unique<AttributeStage>(*states[m].data, states[m].net, *methods[k], setup);
+    }
 
   // Units, in the order their rows appear in results.csv.
   std::vector<Unit> units;
   for (size_t m = 0; m < e.models.size(); ++m)
     for (size_t k = 0; k < e.methods.size(); ++k) {
       if (!e.methods[k].runs_on(e.models[m].label)) continue;
-      for (int64_t b = 0; b < e.count; b += e.chunk) {
-        Unit u{m, k, b, std::min(e.count, b + e.chunk), {}, {}};
-        u.stem = fs::path("units") / e.models[m].label / e.methods[k].slug / fmt::format("{:05}", b / e.chunk);
+      for (int64_t b = 0; b < e.count; b += e.unit) {
+        Unit u{m, k, b, std::min(e.count, b + e.unit), {}, {}};
+        u.stem = fs::path("units") / e.models[m].label / e.methods[k].slug / fmt::format("{:05}", b / e.unit);
         u.label = fmt::format("{} / {}: images {}-{}", e.models[m].label, e.methods[k].label, u.begin, u.end - 1);
         units.push_back(std::move(u));
       }
@@ -300,67 +213,52 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   for (size_t i = 0; i < units.size(); ++i) done[i] = options.resume && fs::exists(out / (units[i].stem.string() + ".done"));
   summary.skipped = std::count(done.begin(), done.end(), true);
 
+  // Rows of the units computed here stay in memory; those of an earlier run are read back.
+  std::vector<UnitResult> results(units.size());
   Progress progress(summary.units, !options.quiet);
   if (summary.skipped > 0) progress.skip(summary.skipped);
-  std::map<std::pair<size_t, size_t>, std::unique_ptr<attributions::Method>> methods;
   for (size_t i = 0; i < units.size(); ++i) {
-    if (done[i]) continue;
     const Unit& u = units[i];
-    auto& method = methods[{u.model, u.method}];
-    if (!method) {
-      lab::Options params = lab::Options::from_json(e.methods[u.method].params, "-p methods." + e.methods[u.method].label + ".params");
-      method = attributions::make_method(e.methods[u.method].name, params);
+    if (done[i]) {
+      results[i] = read_unit(u, out);
+      continue;
     }
     progress.start(u.label);
-    run_unit(e, states[u.model], e.methods[u.method], *method, u, out);
+    results[i] = run_unit(e, states[u.model], e.methods[u.method], *stages.at({u.model, u.method}), u, out,
+                          e.save_maps ? grid_rows(e.report) : 0);
     progress.advance();
   }
   progress.finish();
 
-  // Assemble results.csv and curves.csv from the unit files, in unit order, then the metrics'
-  // own aggregates per (model, method, metric).
-  // Within each (model, method), rows are ordered by sample (stable, so each sample keeps the
-  // metrics' order): the files do not depend on how the images were cut into units.
-  std::vector<ResultRow> all_rows;
-  std::vector<CurveRow> all_curves;
-  std::string costs = "\"model\",\"method\",\"first\",\"last\",\"evaluations\"\n";
-  std::map<std::pair<size_t, size_t>, json> maps_records;  // maps.json of each (model, method)
+  // results.csv and curves.csv in unit order, then the metrics' own aggregates per (model,
+  // method, metric). Within each (model, method), rows are ordered by sample (stable, so each
+  // sample keeps the metrics' order): the files do not depend on how the images were cut into units.
+  ReportInputs inputs{e, out, {}, {}, {}, {}, record, {}};
+  std::vector<ResultRow>& all_rows = inputs.rows;
+  std::vector<CurveRow>& all_curves = inputs.curves;
+  std::map<std::pair<size_t, size_t>, std::pair<json, int64_t>> maps_samples;  // samples, evaluations
+  std::map<std::tuple<std::string, std::string, int64_t>, lab::Tensor> grid_maps;  // (model, method, index) → map
   for (size_t i = 0; i < units.size(); ++i) {
     const Unit& u = units[i];
-    const fs::path rows_path = out / (u.stem.string() + ".rows.csv");
-    const fs::path curves_path = out / (u.stem.string() + ".curves.csv");
-    auto parsed = parse_result_csv(lab::read_text(rows_path), rows_path.string());
-    all_rows.insert(all_rows.end(), parsed.begin(), parsed.end());
-    auto parsed_curves = parse_curve_csv(lab::read_text(curves_path), curves_path.string());
-    all_curves.insert(all_curves.end(), parsed_curves.begin(), parsed_curves.end());
-    const json done_record = lab::read_json(out / (u.stem.string() + ".done"));
-    costs += fmt::format("{},{},{},{},{}\n", csv_quote(e.models[u.model].label), csv_quote(e.methods[u.method].label),
-                         u.begin, u.end - 1, done_record.value("evaluations", int64_t{0}));
-    json& maps_record = maps_records[{u.model, u.method}];
-    if (maps_record.is_null()) {
-      const datasets::DataDir& data = *states[u.model].data;
-      const fs::path maps_dir = fs::absolute(out / "maps" / e.models[u.model].label / e.methods[u.method].slug);
-      const fs::path data_dir = fs::absolute(data.path());
-      maps_record = {{"format", 1},
-                {"method", e.methods[u.method].name},
-                {"label", e.methods[u.method].label},
-                {"params", done_record.value("params", json::object())},
-                {"version", ATTRLAB_VERSION},
-                {"data", fs::relative(data_dir, maps_dir).string()},
-                {"data_manifest", {{"env", data.env().name()}, {"seed", data.seed()}, {"count", data.size()}}},
-                {"target", e.target},
-                {"seed", e.seed},
-                {"shape", data.env().input_shape()},
-                {"evaluations", 0},
-                {"samples", json::array()}};
-    }
-    maps_record["evaluations"] = maps_record["evaluations"].get<int64_t>() + done_record.value("evaluations", int64_t{0});
-    for (const json& sample : done_record.value("samples", json::array())) maps_record["samples"].push_back(sample);
+    UnitResult& r = results[i];
+    all_rows.insert(all_rows.end(), r.rows.begin(), r.rows.end());
+    all_curves.insert(all_curves.end(), r.curves.begin(), r.curves.end());
+    inputs.costs.push_back({e.models[u.model].label, e.methods[u.method].label, u.begin, u.end - 1, r.evaluations});
+    for (size_t k = 0; k < r.grid_maps.size(); ++k)
+      grid_maps[{e.models[u.model].label, e.methods[u.method].label, u.begin + static_cast<int64_t>(k)}] =
+          std::move(r.grid_maps[k]);
+    auto& [samples, evaluations] = maps_samples[{u.model, u.method}];
+    if (samples.is_null()) samples = json::array();
+    for (json& sample : r.samples) samples.push_back(std::move(sample));
+    evaluations += r.evaluations;
   }
-  // maps.json in the `attribute` command's layout, so `attrlab evaluate --maps` reads the maps.
+  results.clear();
+  // maps.json: the attribute stage's record, as `attrlab attribute` writes it.
   if (e.save_maps)
-    for (const auto& [key, maps_json] : maps_records)
-      lab::write_json(out / "maps" / e.models[key.first].label / e.methods[key.second].slug / "maps.json", maps_json);
+    for (const auto& [key, entry] : maps_samples) {
+      const fs::path dir = out / "maps" / e.models[key.first].label / e.methods[key.second].slug;
+      lab::write_json(dir / "maps.json", stages.at(key)->record(dir, entry.first, entry.second));
+    }
   std::map<std::string, size_t> model_index, method_index;
   for (size_t m = 0; m < e.models.size(); ++m) model_index[e.models[m].label] = m;
   for (size_t k = 0; k < e.methods.size(); ++k) method_index[e.methods[k].label] = k;
@@ -370,43 +268,30 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   };
   std::stable_sort(all_rows.begin(), all_rows.end(), by_sample);
   std::stable_sort(all_curves.begin(), all_curves.end(), by_sample);
-  std::string results = result_csv_header(), curves = curve_csv_header();
-  for (const ResultRow& r : all_rows) results += to_csv_line(r);
-  for (const CurveRow& c : all_curves) curves += to_csv_line(c);
-  lab::write_text_atomic(out / "costs.csv", costs);
   std::vector<ResultRow> aggregates;
   for (size_t m = 0; m < e.models.size(); ++m)
     for (const MethodSpec& spec : e.methods) {
       if (!spec.runs_on(e.models[m].label)) continue;
-      double sum = 0.0;
-      int64_t count = 0;
-      for (const ResultRow& r : all_rows)
-        if (r.model == e.models[m].label && r.method == spec.label && r.metric == "method" && r.variant == "completeness-gap") {
-          sum += r.value;
-          ++count;
-        }
-      if (count > 0) aggregates.push_back({e.models[m].label, kAllSamples, spec.label, "method", "completeness-gap", sum / count});
-      for (const auto& metric : states[m].metrics) {
-        std::vector<MetricRow> rows;
-        for (const ResultRow& r : all_rows)
-          if (r.model == e.models[m].label && r.method == spec.label && r.metric == metric->name())
-            rows.push_back({r.sample, r.variant, r.value});
-        for (const MetricRow& a : metric->aggregate(rows))
-          aggregates.push_back({e.models[m].label, kAllSamples, spec.label, metric->name(), a.variant, a.value});
-      }
+      const std::vector<ResultRow> a = states[m].scores->aggregate(e.models[m].label, spec.label, all_rows);
+      aggregates.insert(aggregates.end(), a.begin(), a.end());
     }
-  for (const ResultRow& r : aggregates) results += to_csv_line(r);
   all_rows.insert(all_rows.end(), aggregates.begin(), aggregates.end());
-  summary.results = out / "results.csv";
-  lab::write_text_atomic(summary.results, results);
-  lab::write_text_atomic(out / "curves.csv", curves);
 
-  ReportInputs inputs{e, out, all_rows, std::move(all_curves), {}};
+  // The map grids: maps of this process from memory, those of resumed units from their files.
+  inputs.map = [&](const std::string& model, const std::string& method, int64_t index) {
+    const auto it = grid_maps.find({model, method, index});
+    if (it != grid_maps.end()) return it->second;
+    const auto spec = std::find_if(e.methods.begin(), e.methods.end(), [&](const MethodSpec& m) { return m.label == method; });
+    const auto state = std::find_if(states.begin(), states.end(), [&](const ModelState& s) { return s.spec->label == model; });
+    LAB_CHECK(spec != e.methods.end() && state != states.end(), "no map of {} / {}", model, method);
+    return lab::read_npy(out / "maps" / model / spec->slug / (state->data->id(index) + ".npy"));
+  };
   for (size_t m = 0; m < e.models.size(); ++m) {
-    for (const auto& metric : states[m].metrics)
+    for (const auto& metric : states[m].scores->metrics())
       for (const Variant& v : metric->variants()) inputs.directions[metric->name() + "/" + v.name] = v.direction;
   }
   const ReportFiles files = write_report(inputs);
+  summary.results = files.results;
   summary.report_md = files.markdown;
   summary.report_html = files.html;
   return summary;

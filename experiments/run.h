@@ -7,7 +7,7 @@
 ///                                the resolved configuration and every seed
 ///   data/<model>/                the model's data directory (datasets/data_dir.h)
 ///   maps/<model>/<method>/       <id>.npy (float32 C×H×W) and maps.json: the `attribute` layout
-///   units/<model>/<method>/<chunk>.rows.csv, .curves.csv, .done   one finished work unit (.done
+///   units/<model>/<method>/<unit>.rows.csv, .curves.csv, .done   one finished work unit (.done
 ///                                records its network evaluations and the seconds spent per step)
 ///   results.csv                  model,sample,method,metric,variant,value (per sample, then one
 ///                                "all" row per variant from the metric's own aggregation)
@@ -16,13 +16,17 @@
 ///   costs.csv                    network evaluations per unit
 ///   tables/*.csv, tables/*.md    the report's tables; figures/*.png, *.svg; report.md, report.html
 ///
-/// Work unit = (model, method, chunk of `chunk` consecutive images). A unit loads its images,
-/// computes the method's maps in one attribute() call (the method batches its own network
-/// evaluations by `batch`), saves them, scores them with every metric of the model, and writes
-/// its rows; the `.done` marker is written last, so an interrupted unit is simply redone.
+/// Work unit = (model, method, `unit` consecutive images). A unit goes through the attribute stage
+/// (pipeline.h: the method's maps in one call, network calls of at most `batch` inputs, the same
+/// stage as `attrlab attribute`), saves the maps, goes through the score stage (every metric of
+/// the model) and writes its rows; the `.done` marker is written last, so an interrupted unit is
+/// simply redone. Before anything is written, check_experiment() builds every environment,
+/// method and metric and checks the report's studies, so a bad name fails at once.
 /// `--resume` keeps finished units (after checking that RUN_DIR/config.json holds the same
-/// resolved config) and recomputes the rest; the final files are assembled from the unit files
-/// in config order, so the same config and seed give byte-identical results.csv and curves.csv
+/// resolved config) and recomputes the rest; the rows of the units computed in this process stay
+/// in memory (those kept from an earlier run are read from their unit files) and flow, in config
+/// order, to the reporters (report.h) that write results.csv, curves.csv, costs.csv, the tables,
+/// figures and reports, so the same config and seed give byte-identical results.csv and curves.csv
 /// whether the run was interrupted or not, and whatever the thread count. Memory holds one
 /// unit's images and maps at a time. Network calls run on the calling thread; TBB is used only
 /// around them (saving maps, resampling curves).
@@ -63,9 +67,5 @@ struct RunSummary {
 
 /// Runs the finalize()d configuration `resolved` (config.h) as described above.
 RunSummary run_experiment(const nlohmann::json& resolved, const RunOptions& options);
-
-/// Linear resampling of a curve onto `points` evenly spaced x between its first and last x
-/// (x must be non-decreasing); curves with at most `points` points are returned unchanged.
-void resample_curve(std::vector<double>& x, std::vector<double>& y, size_t points = 101);
 
 }  // namespace experiments

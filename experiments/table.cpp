@@ -11,7 +11,6 @@ namespace experiments {
 
 namespace {
 
-std::string number(double value) { return fmt::format("{:.9g}", value); }
 
 double parse_number(const std::string& text, const std::string& origin, size_t line) {
   try {
@@ -75,17 +74,19 @@ std::string md_escape(const std::string& s) {
 
 }  // namespace
 
+std::string exact_number(double value) { return fmt::format("{}", value); }
+
 std::string result_csv_header() { return "model,sample,method,metric,variant,value\n"; }
 std::string curve_csv_header() { return "model,sample,method,metric,variant,x,y\n"; }
 
 std::string to_csv_line(const ResultRow& r) {
   return fmt::format("{},{},{},{},{},{}\n", csv_quote(r.model), csv_quote(r.sample), csv_quote(r.method),
-                     csv_quote(r.metric), csv_quote(r.variant), number(r.value));
+                     csv_quote(r.metric), csv_quote(r.variant), exact_number(r.value));
 }
 
 std::string to_csv_line(const CurveRow& r) {
   return fmt::format("{},{},{},{},{},{},{}\n", csv_quote(r.model), csv_quote(r.sample), csv_quote(r.method),
-                     csv_quote(r.metric), csv_quote(r.variant), number(r.x), number(r.y));
+                     csv_quote(r.metric), csv_quote(r.variant), exact_number(r.x), exact_number(r.y));
 }
 
 std::vector<ResultRow> parse_result_csv(const std::string& text, const std::string& origin) {

@@ -38,7 +38,10 @@ struct CurveRow {
 /// The header line of results.csv / curves.csv (newline-terminated).
 std::string result_csv_header();
 std::string curve_csv_header();
-/// One CSV line (newline-terminated): text columns always quoted, value as `{:.9g}`.
+/// The one number format of every data file: the shortest decimal that reads back to the same
+/// double ("0.1", "1e-07", "inf", "nan").
+std::string exact_number(double value);
+/// One CSV line (newline-terminated): text columns always quoted, numbers as exact_number().
 std::string to_csv_line(const ResultRow& row);
 std::string to_csv_line(const CurveRow& row);
 /// Parses a file written with the functions above; a malformed line throws lab::Error naming

@@ -104,6 +104,19 @@ class ReportBuilder {
   explicit ReportBuilder(const ReportInputs& in) : in_(in), e_(in.experiment), rows_(in.rows) {}
 
   ReportFiles build() {
+    // The data files: one line per typed row, numbers as exact_number().
+    std::string results = result_csv_header(), curves = curve_csv_header();
+    for (const ResultRow& r : in_.rows) results += to_csv_line(r);
+    for (const CurveRow& c : in_.curves) curves += to_csv_line(c);
+    std::string costs = "\"model\",\"method\",\"first\",\"last\",\"evaluations\"\n";
+    for (const CostRow& c : in_.costs)
+      costs += fmt::format("{},{},{},{},{}\n", csv_quote(c.model), csv_quote(c.method), c.first, c.last, c.evaluations);
+    files_.results = in_.run_dir / "results.csv";
+    files_.curves = in_.run_dir / "curves.csv";
+    lab::write_text_atomic(files_.results, results);
+    lab::write_text_atomic(files_.curves, curves);
+    lab::write_text_atomic(in_.run_dir / "costs.csv", costs);
+
     std::vector<Section> sections;
     const json studies = e_.report.value("studies", json::array());
     int index = 0;
@@ -244,7 +257,7 @@ class ReportBuilder {
     if (rows <= 0) return;
     if (!e_.save_maps) {
       Block b;
-      b.text = "(No map grid: the run did not keep its maps, save_maps = false.)";
+      b.text = "(No map grid: the run did not keep its maps, save-maps = false.)";
       s.blocks.push_back(b);
       return;
     }
@@ -258,10 +271,7 @@ class ReportBuilder {
       row.input = data.image(i);
       row.gt = data.gt(i, false);
       for (const std::string& method : methods) {
-        std::string slug;
-        for (const MethodSpec& m : e_.methods)
-          if (m.label == method) slug = m.slug;
-        const lab::Tensor map = lab::read_npy(in_.run_dir / "maps" / model / slug / (data.id(i) + ".npy"));
+        const lab::Tensor map = in_.map(model, method, i);
         lab::Tensor batched = map.reshaped({1, map.dim(0), map.dim(1), map.dim(2)});
         row.maps.push_back(attributions::reduce_channels(batched).reshaped({map.dim(1), map.dim(2)}));
       }
@@ -427,7 +437,7 @@ class ReportBuilder {
     add_figure(s, draw_violins(violins, in_.run_dir / "figures" / (stem + "-violins")),
                "Per-image precision, recall and F1 (violins: kernel density; bars: maximum, mean, minimum; "
                "dashed: γ), as in the paper's Fig. 17 and 23.");
-    map_grid(s, model, methods, study.value("grid_rows", int64_t{0}), stem + "-maps");
+    map_grid(s, model, methods, study.value("grid-rows", int64_t{0}), stem + "-maps");
   }
 
   /// Our ranking of `methods` under `m` on `model` (NaN values get NaN ranks and are left out).
@@ -593,7 +603,7 @@ class ReportBuilder {
                  "Mean Sensitivity-N curves: Pearson's ρ between the output change and the summed attribution of N "
                  "perturbed pixels (modulo task: correct steps), per method against N (the paper's Fig. 18, 20, 21).");
     }
-    map_grid(s, model, methods, study.value("grid_rows", int64_t{0}), stem + "-maps");
+    map_grid(s, model, methods, study.value("grid-rows", int64_t{0}), stem + "-maps");
   }
 
   void spearman_study(const json& study, int index, Section& s) {
@@ -603,8 +613,8 @@ class ReportBuilder {
     const json paper = study.value("paper", json::object());
     Table table;
     table.id = fmt::format("study{}-spearman", index);
-    table.title = study.value("table_title", "Spearman's rank correlation with the ground-truth ranking, ours and the paper's");
-    table.columns = {study.value("row_header", "Model")};
+    table.title = study.value("table-title", "Spearman's rank correlation with the ground-truth ranking, ours and the paper's");
+    table.columns = {study.value("row-header", "Model")};
     for (const Measure& m : compare)
       for (const char* w : {"ours", "paper", "diff."}) table.columns.push_back(fmt::format("{} ({})", m.label, w));
     table.align.assign(table.columns.size(), Align::kRight);
@@ -766,20 +776,12 @@ class ReportBuilder {
     Table t;
     t.id = "methods";
     t.title = "";
-    // Network evaluations per image, from costs.csv (model,method,first,last,evaluations).
+    // Network evaluations per image, from the work units' costs.
     std::map<std::pair<std::string, std::string>, std::pair<double, double>> cost;
-    const fs::path costs_path = in_.run_dir / "costs.csv";
-    if (fs::exists(costs_path)) {
-      std::istringstream lines(lab::read_text(costs_path));
-      std::string line;
-      std::getline(lines, line);
-      while (std::getline(lines, line)) {
-        const std::vector<std::string> f = csv_split(line);
-        if (f.size() != 5) continue;
-        auto& [evaluations, images] = cost[{f[0], f[1]}];
-        evaluations += std::stod(f[4]);
-        images += std::stod(f[3]) - std::stod(f[2]) + 1.0;
-      }
+    for (const CostRow& c : in_.costs) {
+      auto& [evaluations, images] = cost[{c.model, c.method}];
+      evaluations += static_cast<double>(c.evaluations);
+      images += static_cast<double>(c.last - c.first + 1);
     }
     t.columns = {"Label", "Method", "Parameters", "Network evaluations per image"};
     for (const MethodSpec& m : e_.methods) {
@@ -815,9 +817,8 @@ class ReportBuilder {
   /// The description, then how the run was made (from config.json).
   std::string header_text() const {
     std::string out = e_.description;
-    const fs::path config = in_.run_dir / "config.json";
-    if (fs::exists(config)) {
-      const json record = lab::read_json(config);
+    if (in_.record.is_object()) {
+      const json& record = in_.record;
       std::string command = "attrlab run " + record.value("source", e_.name);
       for (const json& o : record.value("overrides", json::array())) command += " -o " + o.get<std::string>();
       out += fmt::format(" This run: `{}` (attrlab {}, seed {}, {} images of {}×{} per model).", command,
@@ -905,5 +906,170 @@ std::string base64(const std::string& bytes) {
 }
 
 ReportFiles write_report(const ReportInputs& inputs) { return ReportBuilder(inputs).build(); }
+
+const std::vector<std::pair<std::string, std::vector<std::string>>>& study_kinds() {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> kinds = {
+      {"faithfulness", {"model", "methods", "kinds", "gammas", "smooth", "pairs", "group", "paper", "grid-rows"}},
+      {"rankings", {"model", "reference", "compare", "methods", "paper", "grid-rows"}},
+      {"spearman", {"rows", "reference", "compare", "methods", "paper", "table-title", "row-header", "claim"}},
+      {"auc", {"model", "compare", "methods", "paper"}},
+  };
+  return kinds;
+}
+
+namespace {
+
+std::string list_text(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+/// Every metric measure ({"metric", "variant", "label"?}) a study names.
+std::vector<const json*> measures_of(const json& study) {
+  std::vector<const json*> out;
+  if (study.contains("reference")) out.push_back(&study.at("reference"));
+  if (study.contains("compare") && study.at("compare").is_array())
+    for (const json& c : study.at("compare")) out.push_back(&c);
+  return out;
+}
+
+/// The models a study reads.
+std::vector<std::string> models_of(const json& study) {
+  std::vector<std::string> out;
+  if (study.contains("model") && study.at("model").is_string()) out.push_back(study.at("model"));
+  if (study.contains("rows") && study.at("rows").is_array())
+    for (const json& r : study.at("rows"))
+      if (r.is_object() && r.contains("model") && r.at("model").is_string()) out.push_back(r.at("model"));
+  return out;
+}
+
+}  // namespace
+
+void check_studies(const json& report, const std::vector<std::string>& models, const std::vector<std::string>& methods,
+                   const std::vector<std::string>& metrics) {
+  for (const auto& [key, value] : report.items())
+    if (key != "studies") lab::fail_parameter("report: unknown key '{}'; known: studies", key);
+  if (!report.contains("studies")) return;
+  if (!report.at("studies").is_array()) lab::fail_parameter("report.studies must be a list, got {}", report.at("studies").dump());
+  std::vector<std::string> kind_names;
+  for (const auto& [kind, keys] : study_kinds()) kind_names.push_back(kind);
+  int index = 0;
+  for (const json& study : report.at("studies")) {
+    ++index;
+    if (!study.is_object() || !study.contains("kind") || !study.at("kind").is_string())
+      lab::fail_parameter("report study {}: expected {{\"kind\": ..., \"title\": ..., ...}}, got {}", index, study.dump());
+    const std::string kind = study.at("kind");
+    const std::string name = fmt::format("report study {} ('{}')", index, study.value("title", kind));
+    const auto it = std::find_if(study_kinds().begin(), study_kinds().end(), [&](const auto& k) { return k.first == kind; });
+    if (it == study_kinds().end()) lab::fail_parameter("{}: unknown kind '{}'; known: {}", name, kind, list_text(kind_names));
+    std::vector<std::string> keys = {"kind", "title"};
+    keys.insert(keys.end(), it->second.begin(), it->second.end());
+    for (const auto& [key, value] : study.items())
+      if (std::find(keys.begin(), keys.end(), key) == keys.end())
+        lab::fail_parameter("{}: unknown key '{}'; known: {}", name, key, list_text(keys));
+    for (const std::string& model : models_of(study))
+      if (std::find(models.begin(), models.end(), model) == models.end())
+        lab::fail_parameter("{}: no model '{}'; models: {}", name, model, list_text(models));
+    // Method labels: `methods`, `smooth`, `pairs`, `group.methods`, the paper's verdicts and ranks.
+    std::vector<std::string> named;
+    auto add_labels = [&](const json& list) {
+      if (!list.is_array()) return;
+      for (const json& m : list)
+        if (m.is_string()) named.push_back(m);
+    };
+    add_labels(study.value("methods", json::array()));
+    add_labels(study.value("smooth", json::array()));
+    for (const json& pair : study.value("pairs", json::array())) add_labels(pair);
+    if (study.contains("group") && study.at("group").is_object()) add_labels(study.at("group").value("methods", json::array()));
+    const json paper = study.value("paper", json());
+    if (kind == "faithfulness" && paper.is_array())
+      for (const json& p : paper)
+        if (p.is_object() && p.contains("method") && p.at("method").is_string()) named.push_back(p.at("method"));
+    for (const std::string& m : named)
+      if (std::find(methods.begin(), methods.end(), m) == methods.end())
+        lab::fail_parameter("{}: no method '{}'; methods: {}", name, m, list_text(methods));
+    for (const json* m : measures_of(study)) {
+      if (!m->is_object() || !m->contains("metric") || !m->at("metric").is_string() || !m->contains("variant") ||
+          !m->at("variant").is_string())
+        lab::fail_parameter("{}: each measure must be {{\"metric\": ..., \"variant\": ..., \"label\": ...}}, got {}", name,
+                            m->dump());
+      for (const auto& [key, value] : m->items())
+        if (key != "metric" && key != "variant" && key != "label")
+          lab::fail_parameter("{}: measure {}: unknown key '{}'; known: metric, variant, label", name, m->dump(), key);
+      const std::string metric = m->at("metric");
+      std::vector<std::string> known;
+      for (const MetricInfo& info : registry()) known.push_back(info.name);
+      if (std::find(known.begin(), known.end(), metric) == known.end())
+        lab::fail_parameter("{}: unknown metric '{}'; known: {}", name, metric, list_text(known));
+      if (std::find(metrics.begin(), metrics.end(), metric) == metrics.end())
+        lab::fail_parameter("{}: metric '{}' is not among the experiment's metrics ({})", name, metric, list_text(metrics));
+    }
+  }
+}
+
+void check_study_variants(const json& report,
+                          const std::map<std::string, std::map<std::string, std::vector<std::string>>>& variants) {
+  int index = 0;
+  for (const json& study : report.value("studies", json::array())) {
+    ++index;
+    const std::string name = fmt::format("report study {} ('{}')", index, study.value("title", study.value("kind", "")));
+    for (const std::string& model : models_of(study)) {
+      const auto by_model = variants.find(model);
+      if (by_model == variants.end()) continue;  // left out by models-select
+      for (const json* m : measures_of(study)) {
+        const std::string metric = m->at("metric"), variant = m->at("variant");
+        const auto by_metric = by_model->second.find(metric);
+        if (by_metric == by_model->second.end())
+          lab::fail_parameter("{}: metric '{}' does not run on model '{}'", name, metric, model);
+        const std::vector<std::string>& known = by_metric->second;
+        if (std::find(known.begin(), known.end(), variant) == known.end())
+          lab::fail_parameter("{}: metric '{}' on model '{}' has no variant '{}'; variants: {}", name, metric, model, variant,
+                              list_text(known));
+      }
+    }
+  }
+}
+
+int64_t grid_rows(const json& report) {
+  int64_t rows = 0;
+  for (const json& study : report.value("studies", json::array())) rows = std::max(rows, study.value("grid-rows", int64_t{0}));
+  return rows;
+}
+
+ReportFiles rebuild_report(const fs::path& run_dir) {
+  const fs::path config_path = run_dir / "config.json";
+  if (!fs::exists(config_path)) lab::fail("{}: no config.json; not a run directory", run_dir.string());
+  const json record = lab::read_json(config_path);
+  if (!record.contains("config")) lab::fail("{}: no \"config\" member", config_path.string());
+  ReportInputs in{Experiment::from_json(record.at("config")), run_dir, {}, {}, {}, {}, record, {}};
+  const Experiment& e = in.experiment;
+  in.rows = parse_result_csv(lab::read_text(run_dir / "results.csv"), (run_dir / "results.csv").string());
+  in.curves = parse_curve_csv(lab::read_text(run_dir / "curves.csv"), (run_dir / "curves.csv").string());
+  const fs::path costs_path = run_dir / "costs.csv";
+  std::istringstream lines(lab::read_text(costs_path));
+  std::string line;
+  std::getline(lines, line);
+  for (size_t n = 2; std::getline(lines, line); ++n) {
+    const std::vector<std::string> f = csv_split(line);
+    try {
+      if (f.size() != 5) throw std::invalid_argument("fields");
+      in.costs.push_back({f[0], f[1], std::stoll(f[2]), std::stoll(f[3]), std::stoll(f[4])});
+    } catch (const std::exception&) {
+      lab::fail("{}:{}: expected model,method,first,last,evaluations, got '{}'", costs_path.string(), n, line);
+    }
+  }
+  for (const ModelSpec& model : e.models)
+    for (const auto& metric : make_model_metrics(e, model))
+      for (const Variant& v : metric->variants()) in.directions[metric->name() + "/" + v.name] = v.direction;
+  in.map = [&e, run_dir](const std::string& model, const std::string& method, int64_t index) {
+    const datasets::DataDir data = datasets::DataDir::open(run_dir / "data" / model);
+    std::string slug;
+    for (const MethodSpec& m : e.methods)
+      if (m.label == method) slug = m.slug;
+    return lab::read_npy(run_dir / "maps" / model / slug / (data.id(index) + ".npy"));
+  };
+  return write_report(in);
+}
 
 }  // namespace experiments

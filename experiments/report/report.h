@@ -1,6 +1,8 @@
 /// @file report.h
 /// @brief The run's report: tables (CSV + Markdown), figures (figures.h), report.md and a
-/// self-contained report.html, built from the typed rows of results.csv and curves.csv.
+/// self-contained report.html, and the data files results.csv, curves.csv and costs.csv — every
+/// one written from the typed rows held in memory (ReportInputs). A finished run directory can be
+/// reported again from its files (rebuild_report()).
 ///
 /// What is reported is declared in the experiment's `report.studies` list (config.h); each study
 /// becomes one section with one paragraph stating what was found — computed from the rows, never
@@ -28,11 +30,16 @@
 ///   above; `paper` ({row label: [ρ per compared metric]}). Table: ρ ours | paper | difference.
 /// - "auc" (Table 4): `model`; `compare` (the AUC variants); `paper` ({method: [values]}).
 ///   Table: mean AUC ours | paper | difference per method.
-/// - "grid" (Fig. 2, 16, 19): `model`, `rows` (samples shown), `methods` (default all).
+/// - `grid-rows` (faithfulness, rankings): the first N images shown with every method's map.
+/// The keys of each kind are declared once (study_kinds()); finalize() refuses an unknown kind,
+/// key, model, method or metric by name, and check_experiment() an unknown variant, before a run
+/// starts.
 /// Tested in test_report_tables.cpp (golden Markdown) and test_experiments_run.cpp.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,27 +47,61 @@
 #include "experiments/config.h"
 #include "experiments/metrics/metric.h"
 #include "experiments/table.h"
+#include "lab/core/tensor.h"
 
 namespace experiments {
 
+/// One line of costs.csv: the network evaluations of one work unit.
+struct CostRow {
+  std::string model, method;
+  int64_t first = 0, last = 0;  ///< the unit's first and last image
+  int64_t evaluations = 0;
+};
+
 struct ReportInputs {
-  const Experiment& experiment;
+  Experiment experiment;
   std::filesystem::path run_dir;
-  std::vector<ResultRow> rows;  ///< every row of results.csv
+  std::vector<ResultRow> rows;  ///< every row of results.csv, in its order
   std::vector<CurveRow> curves;
+  std::vector<CostRow> costs;
   /// "metric/variant" → direction, from the metrics that produced the rows.
   std::map<std::string, Direction> directions;
+  /// How the run was made: {"attrlab_version", "source", "overrides", ...} (config.json).
+  nlohmann::json record;
+  /// The C×H×W map of sample `index` of a (model, method label), for the map grids.
+  std::function<lab::Tensor(const std::string& model, const std::string& method, int64_t index)> map;
 };
 
 struct ReportFiles {
+  std::filesystem::path results;  ///< results.csv
+  std::filesystem::path curves;   ///< curves.csv
   std::filesystem::path markdown;
   std::filesystem::path html;
   std::vector<Table> tables;
   std::vector<std::filesystem::path> figures;  ///< PNG and SVG
 };
 
-/// Writes tables/, figures/, report.md and report.html into run_dir (see the file comment).
+/// Writes results.csv, curves.csv, costs.csv, tables/, figures/, report.md and report.html into
+/// run_dir (see the file comment).
 ReportFiles write_report(const ReportInputs& inputs);
+
+/// Reads a finished run directory (config.json, results.csv, curves.csv, costs.csv, maps/) and
+/// writes its report again: the same files a run writes.
+ReportFiles rebuild_report(const std::filesystem::path& run_dir);
+
+/// The largest `grid-rows` of the studies: how many images' maps the report shows.
+int64_t grid_rows(const nlohmann::json& report);
+
+/// Each study kind with the keys it takes besides "kind" and "title".
+const std::vector<std::pair<std::string, std::vector<std::string>>>& study_kinds();
+/// Checks `report` ({"studies": [...]}): every kind and key known, every model, method label and
+/// metric one of the given (all the config declares, before `select`). Errors name the study.
+void check_studies(const nlohmann::json& report, const std::vector<std::string>& models,
+                   const std::vector<std::string>& methods, const std::vector<std::string>& metrics);
+/// Checks that every metric variant a study names exists: `variants` is model → metric → variant
+/// names, from the metrics built for that model.
+void check_study_variants(const nlohmann::json& report,
+                          const std::map<std::string, std::map<std::string, std::vector<std::string>>>& variants);
 
 /// The standard base64 alphabet with '=' padding (RFC 4648), for data URIs.
 std::string base64(const std::string& bytes);

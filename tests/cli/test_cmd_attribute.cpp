@@ -33,7 +33,7 @@ TEST_CASE("attrlab attribute writes one float32 C×H×W map per sample and maps.
   const std::string data = (dir / "attr-data").string();
   REQUIRE(run("generate --env multi-color-sum -o size=32 --count 5 --seed 3 --out " + data).code == 0);
   const std::string maps = (dir / "attr-maps").string();
-  const auto ig = run("attribute --data " + data + " --method integrated-gradients -p baseline=background -p steps=8 --batch 2 --out " + maps);
+  const auto ig = run("attribute --data " + data + " --method integrated-gradients -p baseline=background -p steps=8 --unit 2 --out " + maps);
   REQUIRE(ig.code == 0);
   const nlohmann::json record = lab::read_json(std::filesystem::path(maps) / "maps.json");
   CHECK(record["method"] == "integrated-gradients");
@@ -53,9 +53,9 @@ TEST_CASE("attrlab attribute writes one float32 C×H×W map per sample and maps.
     const lab::Tensor map = lab::read_npy(std::filesystem::path(maps) / s["map"].get<std::string>());
     CHECK(map.shape() == lab::Shape{3, 32, 32});
   }
-  // The same maps whatever the batch and chunk sizes.
+  // The same maps whatever the unit and batch sizes.
   const std::string again = (dir / "attr-maps-2").string();
-  REQUIRE(run("attribute --data " + data + " --method integrated-gradients -p baseline=background -p steps=8 --batch 5 --chunk 3 --out " + again).code == 0);
+  REQUIRE(run("attribute --data " + data + " --method integrated-gradients -p baseline=background -p steps=8 --unit 5 --batch 3 --out " + again).code == 0);
   for (size_t i = 0; i < 5; ++i) {
     const std::string file = record["samples"][i]["map"];
     CHECK(lab::read_npy(std::filesystem::path(maps) / file).values() == lab::read_npy(std::filesystem::path(again) / file).values());

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "experiments/config.h"
+#include "lab/core/schema.h"
 #include "lab/core/error.h"
 
 using experiments::apply_overrides;
@@ -61,7 +62,7 @@ TEST_CASE("extends: a chain of files down to a shipped definition; cycles are re
   CHECK(c.at("count") == 7);
   CHECK(c.at("size") == 40);
   CHECK(c.at("description") == "parent");
-  CHECK(c.at("chunk") == json(experiments::load_config("faithfulness-test").at("chunk")));  // from base
+  CHECK(c.at("unit") == json(experiments::load_config("faithfulness-test").at("unit")));  // from base
   CHECK(c.at("name") == "child");
   CHECK_FALSE(c.contains("extends"));
 
@@ -109,7 +110,7 @@ TEST_CASE("overrides: dotted keys, list elements by label or index, values typed
     CHECK_THROWS_AS(apply_overrides(d, {"methods.IG*.steps=3"}), lab::Error);
     CHECK_THROWS_AS(apply_overrides(d, {"count=2", "count=3"}), lab::Error);
     CHECK_THROWS_AS(apply_overrides(d, {"count"}), lab::Error);
-    CHECK_THROWS_AS(apply_overrides(d, {"save_maps=maybe"}), lab::Error);
+    CHECK_THROWS_AS(apply_overrides(d, {"save-maps=maybe"}), lab::Error);
   }
 }
 
@@ -136,10 +137,10 @@ TEST_CASE("finalize: defaults, size into every model, selection, and validation"
   };
   refused("count=0");
   refused("size=4");
-  refused("chunk=0");
+  refused("unit=0");
   refused("target=everything");
   refused("select=Nothing");
-  refused("models_select=other");
+  refused("models-select=other");
   json dup = minimal();
   dup["methods"].push_back(json::parse(R"({"label": "IG*", "name": "saliency"})"));
   CHECK_THROWS_WITH_AS(finalize(dup), doctest::Contains("given twice"), lab::Error);
@@ -170,7 +171,7 @@ TEST_CASE("every shipped experiment resolves, and count and size override it") {
     // The paper-scale settings are valid overrides of the definition.
     json paper = experiments::load_config(c->name);
     std::vector<std::string> items;
-    for (const auto& [key, value] : paper.at("paper_scale").items()) items.push_back(key + "=" + value.dump());
+    for (const auto& [key, value] : paper.at("paper-scale").items()) items.push_back(key + "=" + value.dump());
     apply_overrides(paper, items);
     CHECK(finalize(paper).at("size") == 224);
   }
@@ -187,4 +188,88 @@ TEST_CASE("slugify and seeds") {
   CHECK(experiments::sample_seed(0, "IG", 3) != experiments::sample_seed(0, "IG", 4));
   CHECK(experiments::sample_seed(0, "IG", 3) != experiments::sample_seed(0, "IG*", 3));
   CHECK(experiments::sample_seed(0, "IG", 3) != experiments::sample_seed(1, "IG", 3));
+}
+
+TEST_CASE("the scalar settings come from one schema: defaults, typed values, one-line refusals") {
+  // Every default of the schema is what finalize() fills in.
+  const json r = finalize(minimal());
+  const experiments::Settings defaults;
+  CHECK(r.at("unit") == defaults.unit);
+  CHECK(r.at("batch") == defaults.batch);
+  CHECK(r.at("reference") == defaults.reference);
+  CHECK(r.at("save-maps") == defaults.save_maps);
+  for (const lab::ParamDoc& d : experiments::Settings::schema().docs()) {
+    CAPTURE(d.name);
+    CHECK(r.contains(d.name));
+    CHECK_FALSE(d.info.help.empty());
+  }
+  // Values are written back with their declared type.
+  json typed = minimal();
+  typed["unit"] = "2";
+  CHECK(finalize(typed).at("unit") == 2);
+  json bad = minimal();
+  bad["unit"] = 0;
+  CHECK_THROWS_WITH_AS(finalize(bad), doctest::Contains("unit=0: must be an integer ≥ 1"), lab::Error);
+  bad = minimal();
+  bad["target"] = "everything";
+  CHECK_THROWS_WITH_AS(finalize(bad), doctest::Contains("target=everything"), lab::Error);
+  // The '_' spelling is refused with the right key, in a file and in -o alike.
+  json old = minimal();
+  old["save_maps"] = false;
+  CHECK_THROWS_WITH_AS(finalize(old), doctest::Contains("'save_maps' (keys are spelled with '-': 'save-maps')"),
+                       lab::Error);
+  json d = minimal();
+  CHECK_THROWS_WITH_AS(apply_overrides(d, {"models_select=m"}), doctest::Contains("'models-select'"), lab::Error);
+  // "chunk" is gone: a work unit is `unit`.
+  json chunk = minimal();
+  chunk["chunk"] = 4;
+  CHECK_THROWS_WITH_AS(finalize(chunk), doctest::Contains("unknown experiment key 'chunk'"), lab::Error);
+}
+
+TEST_CASE("report studies are checked by name before anything runs") {
+  auto with_study = [](const std::string& study) {
+    json c = minimal();
+    c["metrics"] = json::parse(R"([{"name": "gt"}, {"name": "insertion"}])");
+    c["report"] = {{"studies", json::array({json::parse(study)})}};
+    return c;
+  };
+  const std::string good = R"({"kind": "rankings", "title": "R", "model": "m",
+      "reference": {"metric": "gt", "variant": "f1-overall"},
+      "compare": [{"metric": "insertion", "variant": "auc", "label": "Ins"}], "methods": ["IG*", "Saliency"]})";
+  const json ok = finalize(with_study(good));
+  experiments::check_experiment(experiments::Experiment::from_json(ok));
+
+  auto refused = [&](const std::string& from, const std::string& to, const std::string& message) {
+    std::string study = good;
+    const size_t at = study.find(from);
+    REQUIRE(at != std::string::npos);
+    study.replace(at, from.size(), to);
+    CAPTURE(study);
+    CHECK_THROWS_WITH_AS(finalize(with_study(study)), doctest::Contains(message.c_str()), lab::Error);
+  };
+  refused(R"("kind": "rankings")", R"("kind": "ranking")", "unknown kind 'ranking'");
+  refused(R"("title": "R")", R"("title": "R", "grid_rows": 2)", "unknown key 'grid_rows'");
+  refused(R"("metric": "insertion")", R"("metric": "insertoin")", "unknown metric 'insertoin'");
+  refused(R"("metric": "insertion")", R"("metric": "deletion")", "metric 'deletion' is not among");
+  refused(R"("model": "m")", R"("model": "x")", "no model 'x'");
+  refused(R"("Saliency"])", R"("Salency"])", "no method 'Salency'");
+  // A method left out by `select` may still be named (it is skipped, not misspelt).
+  json selected = with_study(good);
+  selected["select"] = json::array({"IG*"});
+  CHECK_NOTHROW(finalize(selected));
+  // Variants need the metric built: check_experiment() refuses an unknown one.
+  std::string variant = good;
+  variant.replace(variant.find(R"("variant": "auc")"), 16, R"("variant": "aoc")");
+  const json resolved = finalize(with_study(variant));
+  CHECK_THROWS_WITH_AS(experiments::check_experiment(experiments::Experiment::from_json(resolved)),
+                       doctest::Contains("no variant 'aoc'"), lab::Error);
+  // So do misspelt method and metric names and parameters outside the report.
+  json method = minimal();
+  method["methods"][1]["name"] = "salency";
+  CHECK_THROWS_WITH_AS(experiments::check_experiment(experiments::Experiment::from_json(finalize(method))),
+                       doctest::Contains("salency"), lab::Error);
+  json metric = minimal();
+  metric["metrics"][0]["name"] = "gtt";
+  CHECK_THROWS_WITH_AS(experiments::check_experiment(experiments::Experiment::from_json(finalize(metric))),
+                       doctest::Contains("gtt"), lab::Error);
 }

@@ -149,7 +149,7 @@ TEST_CASE("unseen-data-effect at a tiny scale: Table 2, 5 and 6 with the paper's
   TempDir dir("ude");
   const json resolved = resolve("unseen-data-effect", tiny("unseen-data-effect"));
   const RunSummary s = run(resolved, dir.path);
-  CHECK(s.units == 2 * 8);  // 2 models × 8 methods × one unit of 2 images (chunk 4)
+  CHECK(s.units == 2 * 8);  // 2 models × 8 methods × one unit of 2 images (unit 4)
   check_outputs(resolved, dir.path);
   const std::string table2 = lab::read_text(dir.path / "tables" / "study1-spearman.md");
   CHECK(table2.find("| Yes ") != std::string::npos);
@@ -192,7 +192,7 @@ TEST_CASE("single-color-modulo at a tiny scale: Table 3 and 4 with the modulo me
 TEST_CASE("resume: deleted units are recomputed and results.csv comes out byte-identical") {
   TempDir dir("resume");
   std::vector<std::string> o = tiny("unseen-data-effect");
-  o.insert(o.end(), {"select=GradCAM,IG,DeepSHAP", "models_select=with-ude", "chunk=1"});
+  o.insert(o.end(), {"select=GradCAM,IG,DeepSHAP", "models-select=with-ude", "unit=1"});
   const json resolved = resolve("unseen-data-effect", o);
   const RunSummary first = run(resolved, dir.path);
   CHECK(first.units == 3 * 2);
@@ -228,9 +228,9 @@ TEST_CASE("resume: deleted units are recomputed and results.csv comes out byte-i
     CHECK(lab::read_text(fresh.path / "curves.csv") == curves);
   }
   SUBCASE("another unit size gives the same results") {
-    TempDir fresh("resume-chunk");
+    TempDir fresh("resume-unit");
     std::vector<std::string> o2 = tiny("unseen-data-effect");
-    o2.insert(o2.end(), {"select=GradCAM,IG,DeepSHAP", "models_select=with-ude", "chunk=2"});
+    o2.insert(o2.end(), {"select=GradCAM,IG,DeepSHAP", "models-select=with-ude", "unit=2"});
     json resolved2 = resolve("unseen-data-effect", o2);
     run(resolved2, fresh.path);
     CHECK(lab::read_text(fresh.path / "results.csv") == results);

@@ -10,7 +10,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "experiments/report/figures.h"
-#include "experiments/run.h"
+#include "experiments/pipeline.h"
 
 namespace fs = std::filesystem;
 using namespace experiments;

@@ -67,16 +67,16 @@ TEST_CASE("CSV: every cell quoted, inner quotes doubled, and split back") {
 TEST_CASE("results.csv rows: fixed columns, round trip, malformed lines named") {
   const ResultRow row{"with-ude", "000003", "IG*", "gt", "f1-positive", 0.123456789012};
   const std::string line = to_csv_line(row);
-  CHECK(line == "\"with-ude\",\"000003\",\"IG*\",\"gt\",\"f1-positive\",0.123456789\n");
+  CHECK(line == "\"with-ude\",\"000003\",\"IG*\",\"gt\",\"f1-positive\",0.123456789012\n");
   const auto parsed = parse_result_csv(result_csv_header() + line, "r.csv");
   REQUIRE(parsed.size() == 1);
   CHECK(parsed[0].method == "IG*");
-  CHECK(parsed[0].value == doctest::Approx(0.123456789).epsilon(1e-12));
+  CHECK(parsed[0].value == 0.123456789012);  // reads back exactly
   const CurveRow curve{"m", "000001", "LIME, oracle", "insertion", "auc", 0.5, -1e-7};
   const auto curves = parse_curve_csv(curve_csv_header() + to_csv_line(curve), "c.csv");
   REQUIRE(curves.size() == 1);
   CHECK(curves[0].method == "LIME, oracle");
-  CHECK(curves[0].y == doctest::Approx(-1e-7));
+  CHECK(curves[0].y == -1e-7);
   CHECK_THROWS_WITH_AS(parse_result_csv(result_csv_header() + "\"a\",\"b\"\n", "r.csv"), doctest::Contains("r.csv:2"),
                        lab::Error);
   CHECK_THROWS_AS(parse_result_csv("sample,value\n", "r.csv"), lab::Error);
@@ -84,6 +84,12 @@ TEST_CASE("results.csv rows: fixed columns, round trip, malformed lines named") 
 }
 
 TEST_CASE("number formatting") {
+  // Data files: the shortest decimal that reads back to the same double.
+  CHECK(exact_number(0.1) == "0.1");
+  CHECK(exact_number(1.0 / 3.0) == "0.3333333333333333");
+  CHECK(std::stod(exact_number(1.0 / 3.0)) == 1.0 / 3.0);
+  CHECK(exact_number(-1e-7) == "-1e-07");
+  CHECK(exact_number(2.0) == "2");
   CHECK(fixed(0.125, 2) == "0.12");  // round half to even in binary: 0.125 is exact
   CHECK(fixed(-0.001, 2) == "0.00");
   CHECK(fixed(std::nan(""), 2) == "n/a");

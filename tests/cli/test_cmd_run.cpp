@@ -1,0 +1,148 @@
+// End to end: `attrlab run` and `attrlab attribute` share one attribute stage (the same maps and
+// maps.json records, PNG baselines included); a bad experiment config is refused at once, by
+// name, with nothing written; a finished run's report can be rebuilt from its files.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "lab/io/files.h"
+#include "lab/io/npy.h"
+#include "run_cli.h"
+
+using clitest::run;
+namespace fs = std::filesystem;
+
+namespace {
+
+void write(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+}
+
+/// A one-model experiment whose IG takes the PNG `baseline`.
+std::string png_experiment(const fs::path& baseline) {
+  return R"({"extends": "base", "name": "png-baseline", "count": 3, "size": 32, "unit": 2,
+    "models": [{"label": "m", "env": "multi-color-sum"}],
+    "methods": [{"label": "IG", "name": "integrated-gradients", "params": {"baseline": ")" +
+         baseline.string() + R"(", "steps": 32, "output": "logit"}}],
+    "metrics": [{"name": "gt"}]})";
+}
+
+}  // namespace
+
+TEST_CASE("attrlab run and attrlab attribute: a PNG baseline works in both, same maps, same maps.json") {
+  const fs::path dir = clitest::scratch() / "run-vs-attribute";
+  fs::create_directories(dir);
+  // The baseline: the first image of the run's data (the same seed generates it), so that
+  // sample's IG map is exactly zero with the PNG baseline and not with the background (32
+  // steps on the logit: fewer quadrature points all fall where the designed network is flat).
+  REQUIRE(run("generate --env multi-color-sum -o size=32 --count 1 --seed 0 --out " + (dir / "other").string()).code == 0);
+  const fs::path baseline = dir / "other" / "images" / "000000.png";
+  REQUIRE(fs::exists(baseline));
+  write(dir / "png.json", png_experiment(baseline));
+  const fs::path out = dir / "run";
+  const auto ran = run("run " + (dir / "png.json").string() + " --quiet --out " + out.string());
+  INFO(ran.err);
+  REQUIRE(ran.code == 0);
+
+  // The same request through `attribute`, into a directory as deep as the run's maps directory.
+  const fs::path maps = out / "maps" / "m" / "ig-attribute";
+  const auto attributed = run("attribute --data " + (out / "data" / "m").string() +
+                              " --method integrated-gradients --label IG -p baseline=" + baseline.string() +
+                              " -p steps=32 -p output=logit --seed 0 --unit 2 --batch 64 --reference 16 --out " + maps.string());
+  INFO(attributed.err);
+  REQUIRE(attributed.code == 0);
+  const nlohmann::json a = lab::read_json(out / "maps" / "m" / "ig" / "maps.json");
+  const nlohmann::json b = lab::read_json(maps / "maps.json");
+  CHECK(a == b);
+  CHECK(a.at("params").at("baseline") == baseline.string());
+  REQUIRE(a.at("samples").size() == 3);
+  for (const nlohmann::json& s : a.at("samples")) {
+    const std::string file = s.at("map");
+    CHECK(lab::read_text(out / "maps" / "m" / "ig" / file) == lab::read_text(maps / file));  // byte-identical
+    CHECK(s.contains("convergence_delta"));
+  }
+  // The PNG baseline reached the method: sample 0 explained against itself has a zero map.
+  const fs::path background = dir / "background";
+  REQUIRE(run("attribute --data " + (out / "data" / "m").string() +
+              " --method integrated-gradients --label IG -p baseline=background -p steps=32 -p output=logit --out " + background.string())
+              .code == 0);
+  const std::string first = a.at("samples").at(0).at("map");
+  const auto zero = [](const lab::Tensor& t) {
+    for (float v : t.values())
+      if (v != 0.0f) return false;
+    return true;
+  };
+  CHECK(zero(lab::read_npy(maps / first)));
+  CHECK_FALSE(zero(lab::read_npy(background / first)));
+
+  SUBCASE("the report is rebuilt from the run directory alone, identical") {
+    const std::string md = lab::read_text(out / "report.md");
+    const std::string results = lab::read_text(out / "results.csv");
+    fs::remove(out / "report.md");
+    fs::remove_all(out / "tables");
+    const auto rebuilt = run("run --rebuild --out " + out.string());
+    INFO(rebuilt.err);
+    REQUIRE(rebuilt.code == 0);
+    CHECK(lab::read_text(out / "report.md") == md);
+    CHECK(lab::read_text(out / "results.csv") == results);
+  }
+}
+
+TEST_CASE("a bad experiment config is refused by name at once, and nothing is written") {
+  const fs::path dir = clitest::scratch() / "bad-config";
+  fs::create_directories(dir);
+  const std::string good = R"({"extends": "base", "count": 2, "size": 32,
+    "models": [{"label": "m", "env": "multi-color-sum"}],
+    "methods": [{"label": "Saliency", "name": "saliency"}],
+    "metrics": [{"name": "gt"}, {"name": "insertion"}],
+    "report": {"studies": [{"kind": "rankings", "title": "R", "model": "m",
+                            "reference": {"metric": "gt", "variant": "f1-overall"},
+                            "compare": [{"metric": "insertion", "variant": "auc"}]}]}})";
+  struct Case {
+    std::string from, to, named;
+  };
+  const std::vector<Case> cases = {
+      {R"("count": 2)", R"("count": 2, "colour": 1)", "'colour'"},
+      {R"("count": 2)", R"("count": 2, "save_maps": false)", "'save-maps'"},
+      {R"("metric": "insertion")", R"("metric": "insertoin")", "'insertoin'"},
+      {R"("variant": "auc")", R"("variant": "aoc")", "'aoc'"},
+      {R"("title": "R")", R"("title": "R", "grid_rows": 2)", "'grid_rows'"},
+      {R"("name": "saliency")", R"("name": "salency")", "'salency'"},
+      {R"({"name": "gt"})", R"({"name": "gt", "params": {"colour": 1}})", "colour"},
+  };
+  int index = 0;
+  for (const Case& c : cases) {
+    std::string text = good;
+    const size_t at = text.find(c.from);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, c.from.size(), c.to);
+    const fs::path config = dir / ("bad" + std::to_string(index) + ".json");
+    const fs::path out = dir / ("out" + std::to_string(index++));
+    write(config, text);
+    CAPTURE(text);
+    const auto started = std::chrono::steady_clock::now();
+    const auto outcome = run("run " + config.string() + " --quiet --out " + out.string());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    CHECK(outcome.code == 3);
+    CHECK(outcome.err.find(c.named) != std::string::npos);
+    CHECK(seconds < 1.0);
+    CHECK_FALSE(fs::exists(out));
+  }
+  // The good config passes the same checks (the run itself is tested above).
+  write(dir / "good.json", good);
+  CHECK(run("run " + (dir / "good.json").string() + " --quiet -o count=1 --out " + (dir / "good").string()).code == 0);
+}
+
+TEST_CASE("attrlab run --list derives the settings from their schema") {
+  const auto listed = run("run --list");
+  REQUIRE(listed.code == 0);
+  for (const char* key : {"unit", "batch", "save-maps", "reference", "target"})
+    CHECK(listed.out.find(std::string("  ") + key + " ") != std::string::npos);
+  CHECK(listed.out.find("chunk") == std::string::npos);
+  CHECK(listed.out.find("unseen-data-effect") != std::string::npos);
+}
