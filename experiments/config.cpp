@@ -503,7 +503,7 @@ std::unique_ptr<attributions::Method> make_spec_method(const MethodSpec& method)
 
 std::vector<std::unique_ptr<Metric>> make_model_metrics(const Experiment& experiment, const ModelSpec& model) {
   std::vector<std::unique_ptr<Metric>> out;
-  const MetricSetup setup{make_model_environment(model)->name()};
+  const MetricSetup setup = MetricSetup::of(*make_model_environment(model));
   for (const MetricSpec& ms : experiment.metrics) {
     if (!ms.runs_on(model.label)) continue;
     lab::Options params = lab::Options::from_json(ms.params, "-p metrics." + ms.name + ".params");
