@@ -44,11 +44,13 @@ size_t setting_width(const std::vector<const Info*>& shown) {
   return width + 3;
 }
 
-/// "  -p name=default   help" per parameter, "(no parameters)" when there are none, then a blank line.
+/// "  -p name=default   help" per parameter (a derived default adds "(auto: how)"), "(no
+/// parameters)" when there are none, then a blank line.
 inline void print_params(const std::vector<lab::ParamDoc>& params, size_t width) {
   if (params.empty()) fmt::print("  (no parameters)\n");
   for (const auto& p : params)
-    fmt::print("  {:<{}}  {}\n", fmt::format("-p {}={}", p.name, p.default_text()), width, p.info.help);
+    fmt::print("  {:<{}}  {}{}\n", fmt::format("-p {}={}", p.name, p.default_text()), width, p.info.help,
+               p.info.derived.empty() ? "" : " (auto: " + p.info.derived + ")");
   fmt::print("\n");
 }
 
