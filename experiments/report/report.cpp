@@ -229,20 +229,27 @@ class ReportBuilder {
     return s;
   }
 
-  /// Panels of mean curves for every curve metric among `measures` on `model`.
+  /// Whether the curves of `m` run over pixel counts N (x beyond 1, drawn on a log scale) rather
+  /// than over the fraction of pixels perturbed: read from the curves, not from the metric's name.
+  bool counts_x(const Measure& m) const {
+    for (const CurveRow& c : in_.curves)
+      if (c.metric == m.metric && c.variant == m.variant && c.x > 1.0) return true;
+    return false;
+  }
+
+  /// Panels of mean curves for every measure among `measures` on `model` that has curves; each
+  /// titled by the measure's label.
   std::vector<CurvePanel> curve_panels(const std::string& model, const std::vector<std::string>& methods,
                                        const std::vector<Measure>& measures, const std::string& suffix) const {
     std::vector<CurvePanel> panels;
     for (const Measure& m : measures) {
       CurvePanel p;
-      const bool sens = m.metric == "sensitivity-n";
+      const bool counts = counts_x(m);
       const bool modulo = m.variant.find("modulo") != std::string::npos;
-      p.title = (sens ? std::string("Sensitivity-N") : m.metric == "insertion" ? std::string("Insertion")
-                 : m.metric == "deletion" ? std::string("Deletion") : m.label) + suffix;
-      p.log_x = sens;
-      p.x_label = sens ? "N (pixels perturbed, log scale)"
-                       : (m.metric == "insertion" ? "fraction of pixels inserted" : "fraction of pixels deleted");
-      p.y_label = sens ? "Pearson ρ" : (modulo ? "correct steps / GT pixels" : "target probability");
+      p.title = m.label + suffix;
+      p.log_x = counts;
+      p.x_label = counts ? "N (pixels perturbed, log scale)" : "fraction of pixels perturbed";
+      p.y_label = counts ? "correlation" : (modulo ? "correct steps / GT pixels" : "target probability");
       for (const std::string& method : methods) {
         Series s = mean_curve(model, method, m.metric, m.variant);
         if (!s.x.empty()) p.series.push_back(std::move(s));
@@ -287,6 +294,7 @@ class ReportBuilder {
 
   void faithfulness(const json& study, int index, Section& s) {
     const std::string model = study.at("model");
+    const std::string gt_metric = study.at("metric");  // precision-, recall-, f1-<kind>[-smooth] variants
     const std::vector<std::string> methods = methods_of(study, model);
     const std::vector<std::string> kinds = study.value("kinds", std::vector<std::string>{"positive", "negative", "overall"});
     const std::vector<double> gammas = study.value("gammas", std::vector<double>{0.5, 0.6});
@@ -298,7 +306,7 @@ class ReportBuilder {
       return q + "-" + kind + (is_smooth(method, kind) ? "-smooth" : "");
     };
     auto mean = [&](const std::string& q, const std::string& method, const std::string& kind) {
-      return rows_.mean(model, method, "gt", variant(q, method, kind));
+      return rows_.mean(model, method, gt_metric, variant(q, method, kind));
     };
     const std::string stem = fmt::format("study{}-{}", index, model);
 
@@ -431,7 +439,7 @@ class ReportBuilder {
         panel.y_label = fmt::format("{} (fraction)", q == std::string("f1") ? "F1" : q);
         if (std::string(q) == "f1") panel.reference = gammas.empty() ? -1.0 : gammas.front();
         for (const std::string& method : methods)
-          panel.groups.push_back({method, rows_.values(model, method, "gt", variant(q, method, k))});
+          panel.groups.push_back({method, rows_.values(model, method, gt_metric, variant(q, method, k))});
         violins.panels.push_back(std::move(panel));
       }
     add_figure(s, draw_violins(violins, in_.run_dir / "figures" / (stem + "-violins")),
@@ -585,7 +593,7 @@ class ReportBuilder {
     add_table(s, table);
 
     std::vector<Measure> paths, sens;
-    for (const Measure& m : compare) (m.metric == "sensitivity-n" ? sens : paths).push_back(m);
+    for (const Measure& m : compare) (counts_x(m) ? sens : paths).push_back(m);
     std::vector<CurvePanel> panels = curve_panels(model, methods, paths, "");
     if (!panels.empty()) {
       CurveFigure f{fmt::format("Insertion and Deletion on {} (mean over images)", model), 2, panels};
@@ -639,10 +647,12 @@ class ReportBuilder {
         row.push_back(std::isnan(pk) ? "" : signed_fixed(v - pk, 2));
       }
       table.add(row);
-      std::vector<Measure> ins;
-      for (const Measure& m : compare)
-        if (m.metric == "insertion") ins.push_back(m);
-      for (CurvePanel& p2 : curve_panels(model, methods, ins, " (" + model + ")")) panels.push_back(std::move(p2));
+      // The curves the study names (`curves`: labels of its compared measures) for each row.
+      std::vector<Measure> drawn;
+      for (const json& wanted : study.value("curves", json::array()))
+        for (const Measure& m : compare)
+          if (m.label == wanted) drawn.push_back(m);
+      for (CurvePanel& p2 : curve_panels(model, methods, drawn, " (" + model + ")")) panels.push_back(std::move(p2));
     }
     table.caption = fmt::format("Spearman's ρ between each metric's ranking of the methods and their {} ranking (the "
                                 "paper's Table 2).", reference.label);
@@ -909,9 +919,9 @@ ReportFiles write_report(const ReportInputs& inputs) { return ReportBuilder(inpu
 
 const std::vector<std::pair<std::string, std::vector<std::string>>>& study_kinds() {
   static const std::vector<std::pair<std::string, std::vector<std::string>>> kinds = {
-      {"faithfulness", {"model", "methods", "kinds", "gammas", "smooth", "pairs", "group", "paper", "grid-rows"}},
+      {"faithfulness", {"model", "metric", "methods", "kinds", "gammas", "smooth", "pairs", "group", "paper", "grid-rows"}},
       {"rankings", {"model", "reference", "compare", "methods", "paper", "grid-rows"}},
-      {"spearman", {"rows", "reference", "compare", "methods", "paper", "table-title", "row-header", "claim"}},
+      {"spearman", {"rows", "reference", "compare", "methods", "paper", "table-title", "row-header", "claim", "curves"}},
       {"auc", {"model", "compare", "methods", "paper"}},
   };
   return kinds;
@@ -989,6 +999,17 @@ void check_studies(const json& report, const std::vector<std::string>& models, c
     for (const std::string& m : named)
       if (std::find(methods.begin(), methods.end(), m) == methods.end())
         lab::fail_parameter("{}: no method '{}'; methods: {}", name, m, list_text(methods));
+    if (kind == "faithfulness" && (!study.contains("metric") || !study.at("metric").is_string()))
+      lab::fail_parameter("{}: needs \"metric\", the ground-truth metric it reads", name);
+    std::vector<std::string> registered;
+    for (const MetricInfo& info : registry()) registered.push_back(info.name);
+    auto check_metric = [&](const std::string& metric) {
+      if (std::find(registered.begin(), registered.end(), metric) == registered.end())
+        lab::fail_parameter("{}: unknown metric '{}'; known: {}", name, metric, list_text(registered));
+      if (std::find(metrics.begin(), metrics.end(), metric) == metrics.end())
+        lab::fail_parameter("{}: metric '{}' is not among the experiment's metrics ({})", name, metric, list_text(metrics));
+    };
+    if (study.contains("metric")) check_metric(study.at("metric"));
     for (const json* m : measures_of(study)) {
       if (!m->is_object() || !m->contains("metric") || !m->at("metric").is_string() || !m->contains("variant") ||
           !m->at("variant").is_string())
@@ -997,13 +1018,12 @@ void check_studies(const json& report, const std::vector<std::string>& models, c
       for (const auto& [key, value] : m->items())
         if (key != "metric" && key != "variant" && key != "label")
           lab::fail_parameter("{}: measure {}: unknown key '{}'; known: metric, variant, label", name, m->dump(), key);
-      const std::string metric = m->at("metric");
-      std::vector<std::string> known;
-      for (const MetricInfo& info : registry()) known.push_back(info.name);
-      if (std::find(known.begin(), known.end(), metric) == known.end())
-        lab::fail_parameter("{}: unknown metric '{}'; known: {}", name, metric, list_text(known));
-      if (std::find(metrics.begin(), metrics.end(), metric) == metrics.end())
-        lab::fail_parameter("{}: metric '{}' is not among the experiment's metrics ({})", name, metric, list_text(metrics));
+      check_metric(m->at("metric"));
+    }
+    for (const json& label : study.value("curves", json::array())) {
+      bool found = false;
+      for (const json* m : measures_of(study)) found = found || m->value("label", m->value("metric", "")) == label;
+      if (!found) lab::fail_parameter("{}: curves names {}, which is not the label of a compared measure", name, label.dump());
     }
   }
 }

@@ -13,7 +13,8 @@
 /// to ours with the difference (ours − paper).
 ///
 /// Study kinds (keys besides "kind" and "title"):
-/// - "faithfulness" (Section 4, Fig. 5–8, 17, 23; Definition 2.1): `model`; `kinds` (GT kinds,
+/// - "faithfulness" (Section 4, Fig. 5–8, 17, 23; Definition 2.1): `model`; `metric` (the
+///   ground-truth metric whose variants precision-, recall-, f1-<kind> it reads); `kinds` (GT kinds,
 ///   e.g. ["positive", "negative", "overall"]); `gammas` ([0.5, 0.6]); `smooth` (method labels
 ///   judged on the smooth ground truth, positive kind only: Fig. 8); `pairs` ([[a, b], ...]
 ///   compared in the paragraph: IG vs IG*, Occlusion vs Occlusion*); `group` ({"label", "methods"}:
@@ -27,7 +28,11 @@
 ///   "note"}). Table: per method our rank and the paper's for each metric, then the Spearman
 ///   row with differences. Figures: mean Insertion/Deletion curves and Sensitivity-N curves.
 /// - "spearman" (Table 2): `rows` ([{"label", "model"}]); `reference`, `compare`, `methods` as
-///   above; `paper` ({row label: [ρ per compared metric]}). Table: ρ ours | paper | difference.
+///   above; `paper` ({row label: [ρ per compared metric]}); `curves` (labels of compared measures
+///   whose mean curves are drawn for every row). Table: ρ ours | paper | difference.
+/// No metric name is written in the report's code: each study names its metrics, a curve is
+/// drawn over N on a log scale when its x runs beyond 1 (a pixel count) and over the fraction
+/// perturbed otherwise, and panels carry the measure's label.
 /// - "auc" (Table 4): `model`; `compare` (the AUC variants); `paper` ({method: [values]}).
 ///   Table: mean AUC ours | paper | difference per method.
 /// - `grid-rows` (faithfulness, rankings): the first N images shown with every method's map.

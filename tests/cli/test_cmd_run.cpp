@@ -125,12 +125,19 @@ TEST_CASE("a bad experiment config is refused by name at once, and nothing is wr
     const fs::path out = dir / ("out" + std::to_string(index++));
     write(config, text);
     CAPTURE(text);
-    const auto started = std::chrono::steady_clock::now();
-    const auto outcome = run("run " + config.string() + " --quiet --out " + out.string());
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    // The time beyond starting the program (measured alongside, so a loaded machine does not
+    // count against the check): under a second.
+    auto timed = [](const std::string& args, clitest::Outcome& outcome) {
+      const auto started = std::chrono::steady_clock::now();
+      outcome = run(args);
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    };
+    clitest::Outcome version, outcome;
+    const double startup = timed("--version", version);
+    const double seconds = timed("run " + config.string() + " --quiet --out " + out.string(), outcome);
     CHECK(outcome.code == 3);
     CHECK(outcome.err.find(c.named) != std::string::npos);
-    CHECK(seconds < 1.0);
+    CHECK(seconds - startup < 1.0);
     CHECK_FALSE(fs::exists(out));
   }
   // The good config passes the same checks (the run itself is tested above).

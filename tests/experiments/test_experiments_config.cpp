@@ -253,6 +253,19 @@ TEST_CASE("report studies are checked by name before anything runs") {
   refused(R"("metric": "insertion")", R"("metric": "deletion")", "metric 'deletion' is not among");
   refused(R"("model": "m")", R"("model": "x")", "no model 'x'");
   refused(R"("Saliency"])", R"("Salency"])", "no method 'Salency'");
+  // A faithfulness study names its ground-truth metric; a spearman study's curves name measures.
+  CHECK_NOTHROW(finalize(with_study(R"({"kind": "faithfulness", "title": "F", "model": "m", "metric": "gt"})")));
+  CHECK_THROWS_WITH_AS(finalize(with_study(R"({"kind": "faithfulness", "title": "F", "model": "m"})")),
+                       doctest::Contains("needs \"metric\""), lab::Error);
+  CHECK_THROWS_WITH_AS(finalize(with_study(R"({"kind": "faithfulness", "title": "F", "model": "m", "metric": "gtt"})")),
+                       doctest::Contains("unknown metric 'gtt'"), lab::Error);
+  const std::string spearman = R"({"kind": "spearman", "title": "S", "rows": [{"label": "a", "model": "m"}],
+      "reference": {"metric": "gt", "variant": "f1-overall"},
+      "compare": [{"metric": "insertion", "variant": "auc", "label": "Ins"}], "curves": ["Ins"]})";
+  CHECK_NOTHROW(finalize(with_study(spearman)));
+  std::string bad_curves = spearman;
+  bad_curves.replace(bad_curves.find(R"(["Ins"])"), 7, R"(["Del"])");
+  CHECK_THROWS_WITH_AS(finalize(with_study(bad_curves)), doctest::Contains("curves names \"Del\""), lab::Error);
   // A method left out by `select` may still be named (it is skipped, not misspelt).
   json selected = with_study(good);
   selected["select"] = json::array({"IG*"});
