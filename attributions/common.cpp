@@ -14,13 +14,6 @@
 
 namespace attributions {
 
-std::string output_name(Output output) { return output == Output::kLogit ? "logit" : "probability"; }
-
-Output read_output(lab::Options& options, Output fallback) {
-  const std::string v = options.get_choice("output", output_name(fallback), {"probability", "logit"});
-  return v == "logit" ? Output::kLogit : Output::kProbability;
-}
-
 bool ends_with_softmax(const lab::Network& net) {
   return net.size() > 0 && net.layer(net.size() - 1).kind() == lab::LayerKind::kSoftmax;
 }
@@ -138,11 +131,6 @@ lab::Tensor Baseline::resolve(const Context& context, const lab::Shape& sample_s
     }
   }
   return out;
-}
-
-Baseline read_baseline(lab::Options& options, const std::string& key, const Baseline& fallback) {
-  const std::string* raw = options.raw(key);
-  return raw ? Baseline::parse(*raw, key) : fallback;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,26 +291,6 @@ const lab::Codec<Baseline>& baseline_codec() {
       .show = [](const Baseline& b) -> nlohmann::json { return b.to_string(); },
       .expect = "zero, background, comma-separated values (R,G,B) or a .npy/.png file"};
   return codec;
-}
-
-std::vector<lab::ParamDoc> param_infos(const nlohmann::json& defaults,
-                                       const std::vector<std::pair<std::string, std::string>>& help) {
-  std::vector<lab::ParamDoc> out;
-  for (const auto& [key, text] : help) {
-    LAB_CHECK(defaults.contains(key), "parameter {} has help but no default", key);
-    lab::ParamDoc d;
-    d.name = key;
-    d.default_value = defaults.at(key);
-    d.info.help = text;
-    const nlohmann::json& v = d.default_value;
-    d.type = v.is_boolean() ? lab::ParamType::kBool
-             : v.is_number_integer() ? lab::ParamType::kInt
-             : v.is_number() ? lab::ParamType::kFloat
-             : v.is_array() ? lab::ParamType::kFloatList
-                            : lab::ParamType::kString;
-    out.push_back(std::move(d));
-  }
-  return out;
 }
 
 }  // namespace attributions

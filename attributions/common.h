@@ -15,10 +15,12 @@
 ///   (so per-sample sums are accumulated in a fixed order whatever the chunk size).
 /// - Seeds: sample n of a batch draws from sample_rng(batch.seeds[n], stream), so its map depends
 ///   on its own seed only, never on which batch it came in or on the thread count.
-/// - Params convention: each method has a `Params` struct with defaults, `validate()`,
-///   `static Params from_options(lab::Options&)` (reads and consumes its `-p` keys, then
-///   validates) and `nlohmann::json to_json() const` (every parameter, resolved);
-///   make_info<M>() turns such a method into its registry entry.
+/// - Params convention: each method has a `Params` struct whose member initializers are the
+///   defaults, and `static const lab::Schema<Params>& schema()` declaring every parameter once
+///   (type, range or choices, help, source); `params()` is `Params::schema().to_json(params_)`,
+///   the constructor runs `Params::schema().validate(params_)`, and method_info<M>() turns the
+///   class into its registry entry. Parameters several methods share are declared once here
+///   (output_param, baseline_param, layer_param) and added with `lab::Schema::with`.
 /// Tested in test_common.cpp.
 #pragma once
 
@@ -47,10 +49,6 @@ enum class Output {
   kLogit,        ///< the network without its final softmax
 };
 
-/// "probability" or "logit".
-std::string output_name(Output output);
-/// Reads `-p output=probability|logit`; `fallback` is the method's default.
-Output read_output(lab::Options& options, Output fallback);
 /// True if the last layer is a lab::Softmax.
 bool ends_with_softmax(const lab::Network& net);
 /// The network whose output is explained: `net` for kProbability; for kLogit, `net` without its
@@ -76,9 +74,6 @@ struct Baseline {
   /// wrong length, a value list of the wrong length, or a file of another shape throws lab::Error.
   lab::Tensor resolve(const Context& context, const lab::Shape& sample_shape) const;
 };
-
-/// Reads `-p KEY=` as a Baseline (fallback when absent).
-Baseline read_baseline(lab::Options& options, const std::string& key, const Baseline& fallback);
 
 // ---------------------------------------------------------------------------------------------
 // Forward + backward in chunks
@@ -189,28 +184,37 @@ MethodInfo method_info(std::string name, std::string summary) {
                         [](typename M::Params p) -> std::unique_ptr<Method> { return std::make_unique<M>(std::move(p)); });
 }
 
-// Transitional: methods not yet on a schema (Params::from_options/to_json and a help list).
-std::vector<lab::ParamDoc> param_infos(const nlohmann::json& defaults,
-                                       const std::vector<std::pair<std::string, std::string>>& help);
-
-template <class M, class Factory>
-MethodInfo make_info(std::string name, std::string summary,
-                     const std::vector<std::pair<std::string, std::string>>& help, Factory factory) {
-  MethodInfo info;
-  info.name = std::move(name);
-  info.summary = std::move(summary);
-  info.params = param_infos(typename M::Params{}.to_json(), help);
-  info.make = [factory](lab::Options& options) -> std::unique_ptr<Method> {
-    return factory(M::Params::from_options(options));
+/// `-p output=probability|logit` (see Output). The default is the member's initializer;
+/// `source` says where it comes from (e.g. "App. G.2: after the softmax").
+template <class P>
+auto output_param(Output P::*member, std::string source) {
+  return [member, source = std::move(source)](lab::Schema<P>& s) {
+    s.choice("output", member, output_choices(),
+             {.help = "explained output: probability (after the final softmax, if any) | logit (before it)",
+              .source = source});
   };
-  return info;
 }
 
-template <class M>
-MethodInfo make_info(std::string name, std::string summary,
-                     const std::vector<std::pair<std::string, std::string>>& help) {
-  return make_info<M>(std::move(name), std::move(summary), help,
-                      [](typename M::Params p) -> std::unique_ptr<Method> { return std::make_unique<M>(std::move(p)); });
+/// `-p baseline=zero|background|R,G,B|file.npy|file.png` (see Baseline); `help` says what the
+/// baseline is to the method.
+template <class P>
+auto baseline_param(Baseline P::*member, std::string help, std::string source = "") {
+  return [member, help = std::move(help), source = std::move(source)](lab::Schema<P>& s) {
+    s.custom("baseline", member, baseline_codec(),
+             {.help = help + ": zero | background (the task's true background) | R,G,B | file.npy | file.png",
+              .source = source});
+  };
+}
+
+/// `-p layer=NAME`: the hidden layer a method works at; empty = Context::layers[hook], which the
+/// environments set to the paper's layer (`paper`, e.g. "accumulator.layers.5").
+template <class P>
+auto layer_param(std::string P::*member, std::string what, std::string hook, std::string paper) {
+  return [member, what = std::move(what), hook = std::move(hook), paper = std::move(paper)](lab::Schema<P>& s) {
+    s.field("layer", member,
+            {.help = what + "; empty = the environment's " + hook + " layer (multi-color-sum: " + paper + ")",
+             .source = "App. F.2, G.2"});
+  };
 }
 
 }  // namespace attributions

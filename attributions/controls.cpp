@@ -1,18 +1,15 @@
 #include "attributions/controls.h"
 
-#include <cmath>
-
-#include <fmt/format.h>
-
-#include "lab/core/error.h"
-
 namespace attributions {
 
 namespace {
 constexpr uint64_t kRandomStream = 0x72616e646f6d6d70ull;  // "randommp"
 }
 
-RandomMap::Params RandomMap::Params::from_options(lab::Options&) { return Params{}; }
+const lab::Schema<RandomMap::Params>& RandomMap::Params::schema() {
+  static const lab::Schema<Params> s;
+  return s;
+}
 
 Result RandomMap::attribute(const Context& context, const Batch& batch) const {
   check_batch(context, batch, true);
@@ -29,18 +26,13 @@ Result RandomMap::attribute(const Context& context, const Batch& batch) const {
 }
 
 MethodInfo RandomMap::info() {
-  return make_info<RandomMap>("random", "control: every value drawn from U(0, 1), seeded per sample (App. F.2)", {});
+  return method_info<RandomMap>("random", "control: every value drawn from U(0, 1), seeded per sample (App. F.2)");
 }
 
-void ConstantMap::Params::validate() const {
-  lab::require(std::isfinite(value), "-p value", "a finite number", fmt::format("{}", value));
-}
-
-ConstantMap::Params ConstantMap::Params::from_options(lab::Options& options) {
-  Params p;
-  p.value = options.get_double("value", p.value);
-  p.validate();
-  return p;
+const lab::Schema<ConstantMap::Params>& ConstantMap::Params::schema() {
+  static const auto s = lab::Schema<Params>().field(
+      "value", &Params::value, {.help = "the constant of every map value", .source = "App. F.2: 1.0"});
+  return s;
 }
 
 Result ConstantMap::attribute(const Context& context, const Batch& batch) const {
@@ -51,8 +43,7 @@ Result ConstantMap::attribute(const Context& context, const Batch& batch) const 
 }
 
 MethodInfo ConstantMap::info() {
-  return make_info<ConstantMap>("constant", "control: every value the same constant (App. F.2)",
-                                {{"value", "the constant (paper: 1.0)"}});
+  return method_info<ConstantMap>("constant", "control: every value the same constant (App. F.2)");
 }
 
 }  // namespace attributions

@@ -17,13 +17,11 @@ namespace attributions {
 class RandomMap final : public Method {
  public:
   struct Params {
-    void validate() const {}
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const { return nlohmann::json::object(); }
+    static const lab::Schema<Params>& schema();  ///< no parameters
   };
   explicit RandomMap(Params params) : params_(params) {}
   std::string name() const override { return "random"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 
@@ -35,13 +33,11 @@ class ConstantMap final : public Method {
  public:
   struct Params {
     double value = 1.0;
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const { return {{"value", value}}; }
+    static const lab::Schema<Params>& schema();
   };
-  explicit ConstantMap(Params params) : params_(params) { params_.validate(); }
+  explicit ConstantMap(Params params) : params_(params) { Params::schema().validate(params_); }
   std::string name() const override { return "constant"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 

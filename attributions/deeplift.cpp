@@ -67,16 +67,11 @@ std::vector<double> deltas(const lab::Tensor& attr, const std::vector<double>& f
 
 }  // namespace
 
-DeepLift::Params DeepLift::Params::from_options(lab::Options& options) {
-  Params p;
-  p.baseline = read_baseline(options, "baseline", p.baseline);
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
-}
-
-nlohmann::json DeepLift::Params::to_json() const {
-  return {{"baseline", baseline.to_string()}, {"output", output_name(output)}};
+const lab::Schema<DeepLift::Params>& DeepLift::Params::schema() {
+  static const auto s = lab::Schema<Params>()
+                            .with(baseline_param(&Params::baseline, "reference input x'", "App. F.2, G.2: all-zero"))
+                            .with(output_param(&Params::output, "App. G.2: DeepSHAP measured after the softmax"));
+  return s;
 }
 
 Result DeepLift::attribute(const Context& context, const Batch& batch) const {
@@ -93,51 +88,55 @@ Result DeepLift::attribute(const Context& context, const Batch& batch) const {
 }
 
 MethodInfo DeepLift::info() {
-  return make_info<DeepLift>(
-      "deeplift", "DeepLIFT, Rescale rule, against a baseline; reports the summation-to-delta gap (Shrikumar et al. 2017)",
-      {{"baseline", "zero | background (the task's true background) | R,G,B | file.npy | file.png"},
-       {"output", "probability (after the final softmax) | logit (before it)"}});
+  return method_info<DeepLift>(
+      "deeplift", "DeepLIFT, Rescale rule, against a baseline; reports the summation-to-delta gap (Shrikumar et al. 2017)");
 }
 
-void DeepShap::Params::validate() const {
-  lab::require(data_count >= -1, "-p baselines=data:K", "K ≥ 1", std::to_string(data_count));
-}
-
-std::string DeepShap::Params::baselines() const {
-  if (data_count == 0) return baseline.to_string();
+std::string DeepShap::Baselines::to_string() const {
+  if (data_count == 0) return fixed.to_string();
   return data_count < 0 ? "data" : "data:" + std::to_string(data_count);
 }
 
-DeepShap::Params DeepShap::Params::from_options(lab::Options& options) {
-  Params p;
-  const std::string text = options.get_string("baselines", p.baselines());
+std::optional<DeepShap::Baselines> DeepShap::Baselines::parse(const std::string& text) {
+  Baselines b;
   if (text == "data") {
-    p.data_count = -1;
-  } else if (text.rfind("data:", 0) == 0) {
-    lab::Options o("-p");
-    o.set("baselines", text.substr(5));
-    try {
-      p.data_count = o.get_int("baselines", 0);
-    } catch (const lab::Error&) {
-      lab::fail_parameter("-p baselines={}: expected data:K with an integer K ≥ 1", text);
-    }
-    if (p.data_count < 1) lab::fail_parameter("-p baselines={}: expected data:K with an integer K ≥ 1", text);
-  } else {
-    p.baseline = Baseline::parse(text, "baselines");
+    b.data_count = -1;
+    return b;
   }
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
+  if (text.rfind("data:", 0) == 0) {
+    int64_t k = 0;
+    if (!lab::schema_detail::parse_integer(text.substr(5), k) || k < 1) return std::nullopt;
+    b.data_count = k;
+    return b;
+  }
+  try {
+    b.fixed = Baseline::parse(text, "baselines");
+  } catch (const lab::Error&) {
+    return std::nullopt;
+  }
+  return b;
 }
 
-nlohmann::json DeepShap::Params::to_json() const {
-  return {{"baselines", baselines()}, {"output", output_name(output)}};
+const lab::Schema<DeepShap::Params>& DeepShap::Params::schema() {
+  static const lab::Codec<Baselines> codec{
+      .type = lab::ParamType::kString,
+      .parse = &Baselines::parse,
+      .show = [](const Baselines& b) -> nlohmann::json { return b.to_string(); },
+      .expect = "zero, background, R,G,B, a .npy/.png file, data:K with an integer K ≥ 1, or data"};
+  static const auto s =
+      lab::Schema<Params>()
+          .custom("baselines", &Params::baselines, codec,
+                  {.help = "zero | background | R,G,B | file.npy | file.png | data:K (K reference inputs drawn per "
+                           "sample) | data (all reference inputs)",
+                   .source = "App. F.2, G.2: all-zero; Lundberg & Lee 2017: a distribution of baselines"})
+          .with(output_param(&Params::output, "App. G.2: output change measured after the softmax"));
+  return s;
 }
 
-DeepShap::DeepShap(Params params) : params_(std::move(params)) { params_.validate(); }
+DeepShap::DeepShap(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 Result DeepShap::attribute(const Context& context, const Batch& batch) const {
-  check_batch(context, batch, params_.data_count > 0);
+  check_batch(context, batch, params_.baselines.data_count > 0);
   const lab::Network net = explained_network(*context.net, params_.output);
   const lab::PreparedRules rules = lab::prepare(net, lab::make_composite("deeplift-rescale"));
   const lab::Tensor& x = batch.x;
@@ -146,17 +145,17 @@ Result DeepShap::attribute(const Context& context, const Batch& batch) const {
   r.attr = lab::Tensor(x.shape(), 0.0f);
   std::vector<double> fx(static_cast<size_t>(n)), fr(fx.size(), 0.0);
   int64_t count = 1;
-  if (params_.data_count == 0) {
-    const lab::Tensor reference = params_.baseline.resolve(context, x.sample_shape());
+  if (params_.baselines.data_count == 0) {
+    const lab::Tensor reference = params_.baselines.fixed.resolve(context, x.sample_shape());
     r.evaluations = deeplift_pass(net, rules, batch, reference, context.chunk, r.attr, fx, fr);
   } else {
     const lab::Tensor& data = context.reference_inputs;
     if (data.empty() || data.sample_shape() != x.sample_shape())
       lab::fail_parameter("-p baselines={}: needs reference inputs of shape C×H×W = {}, the context has {}",
-                          params_.baselines(), lab::to_string(x.sample_shape()),
+                          params_.baselines.to_string(), lab::to_string(x.sample_shape()),
                           data.empty() ? "none" : lab::to_string(data.sample_shape()));
     const int64_t available = data.batch();
-    count = params_.data_count < 0 ? available : params_.data_count;
+    count = params_.baselines.data_count < 0 ? available : params_.baselines.data_count;
     if (count > available)
       lab::fail_parameter("-p baselines=data:{}: only {} reference inputs are available", count, available);
     // Each sample's K baselines: a seeded draw without replacement (the first K of a shuffle).
@@ -191,11 +190,8 @@ Result DeepShap::attribute(const Context& context, const Batch& batch) const {
 }
 
 MethodInfo DeepShap::info() {
-  return make_info<DeepShap>(
-      "deepshap", "DeepSHAP: DeepLIFT averaged over a distribution of baselines (Lundberg & Lee 2017)",
-      {{"baselines", "zero (the paper's) | background | R,G,B | file.npy | file.png | data:K (K reference inputs "
-                     "drawn per sample) | data (all reference inputs)"},
-       {"output", "probability (after the final softmax; App. G.2) | logit (before it)"}});
+  return method_info<DeepShap>("deepshap",
+                               "DeepSHAP: DeepLIFT averaged over a distribution of baselines (Lundberg & Lee 2017)");
 }
 
 }  // namespace attributions

@@ -23,6 +23,8 @@
 /// networks; DeepSHAP equals the mean of DeepLIFT over its baselines.
 #pragma once
 
+#include <optional>
+
 #include "attributions/common.h"
 #include "attributions/method.h"
 
@@ -33,13 +35,11 @@ class DeepLift final : public Method {
   struct Params {
     Baseline baseline;
     Output output = Output::kProbability;
-    void validate() const {}
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
-  explicit DeepLift(Params params) : params_(std::move(params)) {}
+  explicit DeepLift(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
   std::string name() const override { return "deeplift"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 
@@ -49,21 +49,25 @@ class DeepLift final : public Method {
 
 class DeepShap final : public Method {
  public:
-  struct Params {
-    /// One fixed baseline (Baseline syntax) or, when data_count != 0, data baselines.
-    Baseline baseline;
-    /// 0: use `baseline`; K > 0: K random reference inputs; −1: every reference input.
+  /// The value of `-p baselines=`.
+  struct Baselines {
+    /// One fixed baseline (Baseline syntax), used when data_count == 0.
+    Baseline fixed;
+    /// 0: use `fixed`; K > 0: K random reference inputs; −1: every reference input.
     int64_t data_count = 0;
+    /// "zero", "data:8", "data", ...: the text parse() reads back.
+    std::string to_string() const;
+    /// nullopt when `text` is none of the forms above.
+    static std::optional<Baselines> parse(const std::string& text);
+  };
+  struct Params {
+    Baselines baselines;
     Output output = Output::kProbability;
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
-    /// The `baselines` text: "zero", "data:8", "data", ...
-    std::string baselines() const;
+    static const lab::Schema<Params>& schema();
   };
   explicit DeepShap(Params params);
   std::string name() const override { return "deepshap"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 

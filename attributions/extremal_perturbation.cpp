@@ -288,53 +288,48 @@ template double area_loss<double>(const std::vector<double>&, double, std::vecto
 // ---------------------------------------------------------------------------------------------
 // The method
 
-void ExtremalPerturbation::Params::validate() const {
-  lab::require(area > 0 && area < 1, "area", "in (0, 1)", std::to_string(area));
-  lab::require(blur_sigma > 0, "blur-sigma", "> 0", std::to_string(blur_sigma));
-  lab::require(levels >= 2, "levels", ">= 2", std::to_string(levels));
-  lab::require(step >= 1, "step", ">= 1", std::to_string(step));
-  lab::require(mask_sigma > 0, "mask-sigma", "> 0", std::to_string(mask_sigma));
-  lab::require(iterations >= 1, "iterations", ">= 1", std::to_string(iterations));
-  lab::require(lr > 0, "lr", "> 0", std::to_string(lr));
-  lab::require(momentum >= 0 && momentum < 1, "momentum", "in [0, 1)", std::to_string(momentum));
-  lab::require(area_weight > 0, "area-weight", "> 0", std::to_string(area_weight));
-  lab::require(area_weight_growth >= 1, "area-weight-growth", ">= 1", std::to_string(area_weight_growth));
+const lab::Schema<ExtremalPerturbation::Params>& ExtremalPerturbation::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .field("area", &Params::area,
+                 {.range = lab::Range{.min = 0, .max = 1, .min_open = true, .max_open = true},
+                  .help = "preserved fraction a of the mask",
+                  .source = "App. F.2, G.2: 0.1; Fong et al. 2019, eq. 4"})
+          .field("blur-sigma", &Params::blur_sigma,
+                 {.range = lab::above(0), .help = "σ of the strongest Gaussian blur", .source = "App. F.2: 21"})
+          .field("levels", &Params::levels,
+                 {.range = lab::at_least(2),
+                  .help = "blur pyramid levels, interpolated linearly",
+                  .source = "TorchRay's blur perturbation"})
+          .field("step", &Params::step,
+                 {.range = lab::at_least(1), .help = "mask parameter grid step in pixels", .source = "TorchRay"})
+          .field("mask-sigma", &Params::mask_sigma,
+                 {.range = lab::above(0),
+                  .help = "smoothing σ of the mask in pixels",
+                  .source = "Fong et al. 2019, Sec. 3.3; TorchRay"})
+          .field("iterations", &Params::iterations,
+                 {.range = lab::at_least(1), .help = "optimisation steps", .source = "TorchRay: 800"})
+          .field("lr", &Params::lr,
+                 {.range = lab::above(0), .help = "SGD learning rate on the mask parameters", .source = "TorchRay"})
+          .field("momentum", &Params::momentum,
+                 {.range = lab::Range{.min = 0, .max = 1, .max_open = true},
+                  .help = "SGD momentum, also its dampening",
+                  .source = "TorchRay"})
+          .field("area-weight", &Params::area_weight,
+                 {.range = lab::above(0), .help = "λ of the area loss at the first iteration", .source = "TorchRay"})
+          .field("area-weight-growth", &Params::area_weight_growth,
+                 {.range = lab::at_least(1),
+                  .help = "factor applied to λ after every iteration",
+                  .source = "TorchRay"})
+          .field("jitter", &Params::jitter,
+                 {.help = "on: flip the perturbed input horizontally on even iterations", .source = "TorchRay"})
+          .with(output_param(&Params::output, "TorchRay: the class score before the softmax"));
+  return s;
 }
 
-ExtremalPerturbation::Params ExtremalPerturbation::Params::from_options(lab::Options& options) {
-  Params p;
-  p.area = options.get_double("area", p.area);
-  p.blur_sigma = options.get_double("blur-sigma", p.blur_sigma);
-  p.levels = options.get_int("levels", p.levels);
-  p.step = options.get_int("step", p.step);
-  p.mask_sigma = options.get_double("mask-sigma", p.mask_sigma);
-  p.iterations = options.get_int("iterations", p.iterations);
-  p.lr = options.get_double("lr", p.lr);
-  p.momentum = options.get_double("momentum", p.momentum);
-  p.area_weight = options.get_double("area-weight", p.area_weight);
-  p.area_weight_growth = options.get_double("area-weight-growth", p.area_weight_growth);
-  p.jitter = options.get_bool("jitter", p.jitter);
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
+ExtremalPerturbation::ExtremalPerturbation(Params params) : params_(std::move(params)) {
+  Params::schema().validate(params_);
 }
-
-nlohmann::json ExtremalPerturbation::Params::to_json() const {
-  return {{"area", area},
-          {"blur-sigma", blur_sigma},
-          {"levels", levels},
-          {"step", step},
-          {"mask-sigma", mask_sigma},
-          {"iterations", iterations},
-          {"lr", lr},
-          {"momentum", momentum},
-          {"area-weight", area_weight},
-          {"area-weight-growth", area_weight_growth},
-          {"jitter", jitter},
-          {"output", output_name(output)}};
-}
-
-ExtremalPerturbation::ExtremalPerturbation(Params params) : params_(std::move(params)) { params_.validate(); }
 
 Result ExtremalPerturbation::attribute(const Context& context, const Batch& batch) const {
   check_batch(context, batch);
@@ -434,21 +429,8 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
 }
 
 MethodInfo ExtremalPerturbation::info() {
-  return make_info<ExtremalPerturbation>(
-      "extremal-perturbation",
-      "smooth mask of fixed area that best preserves the output under blur (Fong et al. 2019)",
-      {{"area", "preserved fraction a of the mask (App. F.2: 0.1)"},
-       {"blur-sigma", "σ of the strongest Gaussian blur (App. F.2: 21)"},
-       {"levels", "blur pyramid levels, interpolated linearly"},
-       {"step", "mask parameter grid step in pixels"},
-       {"mask-sigma", "smoothing σ of the mask in pixels"},
-       {"iterations", "optimisation steps (TorchRay: 800)"},
-       {"lr", "SGD learning rate on the mask parameters (TorchRay: 0.01)"},
-       {"momentum", "SGD momentum, also its dampening (TorchRay: 0.9)"},
-       {"area-weight", "λ of the area loss at the first iteration (TorchRay: 300)"},
-       {"area-weight-growth", "factor applied to λ after every iteration (TorchRay: 1.0035)"},
-       {"jitter", "on: flip the perturbed input horizontally on even iterations"},
-       {"output", "logit (before the softmax) | probability"}});
+  return method_info<ExtremalPerturbation>(
+      "extremal-perturbation", "smooth mask of fixed area that best preserves the output under blur (Fong et al. 2019)");
 }
 
 }  // namespace attributions

@@ -64,13 +64,11 @@ class ExtremalPerturbation final : public Method {
     double area_weight_growth = 1.0035;  ///< λ factor per iteration, >= 1
     bool jitter = true;
     Output output = Output::kLogit;
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
   explicit ExtremalPerturbation(Params params);
   std::string name() const override { return "extremal-perturbation"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 

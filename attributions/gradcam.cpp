@@ -6,17 +6,15 @@
 
 namespace attributions {
 
-GradCam::Params GradCam::Params::from_options(lab::Options& options) {
-  Params p;
-  p.layer = options.get_string("layer", p.layer);
-  p.relu = options.get_bool("relu", p.relu);
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
-}
-
-nlohmann::json GradCam::Params::to_json() const {
-  return {{"layer", layer}, {"relu", relu}, {"output", output_name(output)}};
+const lab::Schema<GradCam::Params>& GradCam::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .with(layer_param(&Params::layer, "layer whose output A is used", "gradcam", "accumulator.layers.5"))
+          .field("relu", &Params::relu,
+                 {.help = "on: keep positive evidence only (the original); off: the signed map",
+                  .source = "Selvaraju et al. 2017, eq. 2"})
+          .with(output_param(&Params::output, "Selvaraju et al. 2017: the class score before the softmax"));
+  return s;
 }
 
 std::vector<double> gradcam_map(const float* activations, const float* gradients, int64_t channels, int64_t plane,
@@ -87,20 +85,15 @@ Result GradCam::attribute(const Context& context, const Batch& batch) const {
 }
 
 MethodInfo GradCam::gradcam_info() {
-  return make_info<GradCam>(
+  return method_info<GradCam>(
       "gradcam", "GradCAM: layer activations weighted by their mean gradient, upsampled bilinearly (Selvaraju et al. 2017)",
-      {{"layer", "layer whose output is used; empty = the environment's gradcam layer (paper: accumulator.layers.5)"},
-       {"relu", "on: keep positive evidence only (the original); off: signed map"},
-       {"output", "logit (the class score before the softmax, as the original) | probability"}},
       [](Params p) -> std::unique_ptr<Method> { return std::make_unique<GradCam>(std::move(p), false); });
 }
 
 MethodInfo GradCam::gradcam_plus_plus_info() {
-  return make_info<GradCam>(
-      "gradcam++", "GradCAM++: activations weighted by positive gradients with pixel-wise coefficients (Chattopadhyay et al. 2018)",
-      {{"layer", "layer whose output is used; empty = the environment's gradcam layer (paper: accumulator.layers.5)"},
-       {"relu", "on: keep positive evidence only (the original); off: signed map"},
-       {"output", "logit (the class score before the softmax, as the original) | probability"}},
+  return method_info<GradCam>(
+      "gradcam-plus-plus",
+      "GradCAM++: activations weighted by positive gradients with pixel-wise coefficients (Chattopadhyay et al. 2018)",
       [](Params p) -> std::unique_ptr<Method> { return std::make_unique<GradCam>(std::move(p), true); });
 }
 

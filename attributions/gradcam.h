@@ -34,14 +34,14 @@ class GradCam final : public Method {
     std::string layer;  ///< empty: Context::layers["gradcam"]
     bool relu = true;
     Output output = Output::kLogit;
-    void validate() const {}
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
   /// plus_plus: GradCAM++ weights instead of GradCAM's.
-  GradCam(Params params, bool plus_plus) : params_(std::move(params)), plus_plus_(plus_plus) {}
-  std::string name() const override { return plus_plus_ ? "gradcam++" : "gradcam"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  GradCam(Params params, bool plus_plus) : params_(std::move(params)), plus_plus_(plus_plus) {
+    Params::schema().validate(params_);
+  }
+  std::string name() const override { return plus_plus_ ? "gradcam-plus-plus" : "gradcam"; }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo gradcam_info();
   static MethodInfo gradcam_plus_plus_info();

@@ -39,15 +39,14 @@ Result single_pass(const Context& context, const Batch& batch, Output output, co
 
 }  // namespace
 
-Saliency::Params Saliency::Params::from_options(lab::Options& options) {
-  Params p;
-  p.output = read_output(options, p.output);
-  p.abs = options.get_bool("abs", p.abs);
-  p.validate();
-  return p;
+const lab::Schema<Saliency::Params>& Saliency::Params::schema() {
+  static const auto s = lab::Schema<Params>()
+                            .with(output_param(&Params::output, "App. G.2: gradient methods after the softmax"))
+                            .field("abs", &Params::abs,
+                                   {.help = "on: |gradient| (the original saliency map); off: the signed gradient",
+                                    .source = "Simonyan et al. 2013, Sec. 3.1"});
+  return s;
 }
-
-nlohmann::json Saliency::Params::to_json() const { return {{"output", output_name(output)}, {"abs", abs}}; }
 
 Result Saliency::attribute(const Context& context, const Batch& batch) const {
   Result r = single_pass(context, batch, params_.output, "gradient", {}, false);
@@ -57,20 +56,15 @@ Result Saliency::attribute(const Context& context, const Batch& batch) const {
 }
 
 MethodInfo Saliency::info() {
-  return make_info<Saliency>(
-      "saliency", "plain gradient of the explained output w.r.t. the input (Simonyan et al. 2013)",
-      {{"output", "probability (after the final softmax) | logit (before it)"},
-       {"abs", "on: |gradient| (the original saliency map); off: the signed gradient"}});
+  return method_info<Saliency>("saliency",
+                               "plain gradient of the explained output w.r.t. the input (Simonyan et al. 2013)");
 }
 
-InputXGradient::Params InputXGradient::Params::from_options(lab::Options& options) {
-  Params p;
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
+const lab::Schema<InputXGradient::Params>& InputXGradient::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>().with(output_param(&Params::output, "App. G.2: gradient methods after the softmax"));
+  return s;
 }
-
-nlohmann::json InputXGradient::Params::to_json() const { return {{"output", output_name(output)}}; }
 
 Result InputXGradient::attribute(const Context& context, const Batch& batch) const {
   Result r = single_pass(context, batch, params_.output, "gradient", {}, false);
@@ -79,22 +73,18 @@ Result InputXGradient::attribute(const Context& context, const Batch& batch) con
 }
 
 MethodInfo InputXGradient::info() {
-  return make_info<InputXGradient>("input-x-gradient",
-                                   "input times gradient, x ⊙ ∂f/∂x (Shrikumar et al. 2016)",
-                                   {{"output", "probability (after the final softmax) | logit (before it)"}});
+  return method_info<InputXGradient>("input-x-gradient", "input times gradient, x ⊙ ∂f/∂x (Shrikumar et al. 2016)");
 }
 
-ReluComposite::Params ReluComposite::Params::from_options(lab::Options& options) {
-  Params p;
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
+const lab::Schema<ReluComposite::Params>& ReluComposite::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>().with(output_param(&Params::output, "App. G.2: GuidedBP after the softmax"));
+  return s;
 }
-
-nlohmann::json ReluComposite::Params::to_json() const { return {{"output", output_name(output)}}; }
 
 ReluComposite::ReluComposite(std::string composite, Params params) : composite_(std::move(composite)), params_(params) {
   LAB_CHECK(composite_ == "guided-backprop" || composite_ == "deconvnet", "composite {}", composite_);
+  Params::schema().validate(params_);
 }
 
 Result ReluComposite::attribute(const Context& context, const Batch& batch) const {
@@ -102,46 +92,47 @@ Result ReluComposite::attribute(const Context& context, const Batch& batch) cons
 }
 
 MethodInfo ReluComposite::guided_backprop_info() {
-  return make_info<ReluComposite>(
+  return method_info<ReluComposite>(
       "guided-backprop",
       "Guided Backpropagation: ReLUs pass positive signal where their input was positive (Springenberg et al. 2015)",
-      {{"output", "probability (after the final softmax; App. G.2) | logit (before it)"}},
       [](Params p) -> std::unique_ptr<Method> { return std::make_unique<ReluComposite>("guided-backprop", p); });
 }
 
 MethodInfo ReluComposite::deconvnet_info() {
-  return make_info<ReluComposite>(
+  return method_info<ReluComposite>(
       "deconvnet", "Deconvnet: ReLUs pass the positive part of the signal (Zeiler & Fergus 2014)",
-      {{"output", "probability (after the final softmax) | logit (before it)"}},
       [](Params p) -> std::unique_ptr<Method> { return std::make_unique<ReluComposite>("deconvnet", p); });
 }
 
-void Lrp::Params::validate() const {
-  const std::vector<std::string> names = {"lrp-epsilon", "lrp-zplus", "lrp-alpha-beta", "lrp-epsilon-plus"};
-  if (std::find(names.begin(), names.end(), composite) == names.end())
-    lab::fail_parameter("-p composite={}: expected one of lrp-epsilon|lrp-zplus|lrp-alpha-beta|lrp-epsilon-plus",
-                        composite);
-  lab::require(epsilon > 0, "-p epsilon", "> 0", fmt::format("{}", epsilon));
-  lab::CompositeParams{.epsilon = epsilon, .alpha = alpha, .beta = beta}.validate();
+const lab::Schema<Lrp::Params>& Lrp::Params::schema() {
+  static const auto s = [] {
+    std::vector<std::string> composites;
+    for (const std::string& name : lab::composite_names())
+      if (name.rfind("lrp-", 0) == 0) composites.push_back(name);
+    return lab::Schema<Params>()
+        .field("composite", &Params::composite,
+               {.choices = composites,
+                .help = "rule composite (lrp-epsilon-plus: z+ on convolutions, ε on linear layers)",
+                .source = "Montavon et al. 2019 (composite rules)"})
+        .field("epsilon", &Params::epsilon,
+               {.range = lab::above(0),
+                .help = "ε of the ε rule (stabiliser; a large ε absorbs weak relevance)",
+                .source = "Bach et al. 2015 (ε rule); runtime default, Captum uses 1e-9"})
+        .field("alpha", &Params::alpha,
+               {.range = lab::at_least(1), .help = "α of the αβ rule (α − β = 1)", .source = "Bach et al. 2015 (αβ rule)"})
+        .field("beta", &Params::beta,
+               {.range = lab::at_least(0), .help = "β of the αβ rule (α − β = 1)", .source = "Bach et al. 2015 (αβ rule)"})
+        .with(output_param(&Params::output, "App. F.2: from the output; logit = the evidence for the class"))
+        .check([](const Params& p, const std::string& flag) {
+          if (std::abs(p.alpha - p.beta - 1.0) > 1e-9)
+            lab::fail_value(flag, "alpha", fmt::format("{}", p.alpha),
+                            fmt::format("beta + 1 = {} (the αβ rule needs α − β = 1)", p.beta + 1.0));
+        });
+  }();
+  return s;
 }
 
-Lrp::Params Lrp::Params::from_options(lab::Options& options) {
-  Params p;
-  p.composite = options.get_string("composite", p.composite);
-  p.epsilon = options.get_double("epsilon", p.epsilon);
-  p.alpha = options.get_double("alpha", p.alpha);
-  p.beta = options.get_double("beta", p.beta);
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
-}
-
-nlohmann::json Lrp::Params::to_json() const {
-  return {{"composite", composite}, {"epsilon", epsilon}, {"alpha", alpha}, {"beta", beta},
-          {"output", output_name(output)}};
-}
-
-Lrp::Lrp(Params params) : params_(std::move(params)) { params_.validate(); }
+Lrp::Lrp(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 Result Lrp::attribute(const Context& context, const Batch& batch) const {
   return single_pass(context, batch, params_.output, params_.composite,
@@ -149,13 +140,8 @@ Result Lrp::attribute(const Context& context, const Batch& batch) const {
 }
 
 MethodInfo Lrp::info() {
-  return make_info<Lrp>(
-      "lrp", "Layer-wise Relevance Propagation of R = f_t(x) under a rule composite (Bach et al. 2015)",
-      {{"composite", "lrp-epsilon | lrp-zplus | lrp-alpha-beta | lrp-epsilon-plus (z+ on convolutions, ε on linear)"},
-       {"epsilon", "ε > 0 of the ε rule (stabiliser; large ε absorbs weak relevance)"},
-       {"alpha", "α of the αβ rule (α − β = 1)"},
-       {"beta", "β ≥ 0 of the αβ rule"},
-       {"output", "logit (relevance = the class logit) | probability (relevance = p_t)"}});
+  return method_info<Lrp>("lrp",
+                          "Layer-wise Relevance Propagation of R = f_t(x) under a rule composite (Bach et al. 2015)");
 }
 
 }  // namespace attributions

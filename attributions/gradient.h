@@ -40,13 +40,11 @@ class Saliency final : public Method {
   struct Params {
     Output output = Output::kProbability;
     bool abs = false;  ///< |gradient| instead of the signed gradient
-    void validate() const {}
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
-  explicit Saliency(Params params) : params_(params) {}
+  explicit Saliency(Params params) : params_(params) { Params::schema().validate(params_); }
   std::string name() const override { return "saliency"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 
@@ -58,13 +56,11 @@ class InputXGradient final : public Method {
  public:
   struct Params {
     Output output = Output::kProbability;
-    void validate() const {}
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
-  explicit InputXGradient(Params params) : params_(params) {}
+  explicit InputXGradient(Params params) : params_(params) { Params::schema().validate(params_); }
   std::string name() const override { return "input-x-gradient"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 
@@ -77,14 +73,12 @@ class ReluComposite final : public Method {
  public:
   struct Params {
     Output output = Output::kProbability;
-    void validate() const {}
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
   /// `composite` is "guided-backprop" or "deconvnet" (also the method's name).
   ReluComposite(std::string composite, Params params);
   std::string name() const override { return composite_; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo guided_backprop_info();
   static MethodInfo deconvnet_info();
@@ -102,13 +96,11 @@ class Lrp final : public Method {
     double alpha = 1.0;                     ///< αβ rule, α − β = 1, β ≥ 0
     double beta = 0.0;
     Output output = Output::kLogit;
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
   explicit Lrp(Params params);
   std::string name() const override { return "lrp"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 

@@ -319,50 +319,40 @@ lab::Tensor layer_activations(Bottleneck& b, const lab::Tensor& x, int64_t chunk
 
 }  // namespace
 
-void Iba::Params::validate() const {
-  lab::require(beta >= 0, "beta", ">= 0", std::to_string(beta));
-  lab::require(iterations >= 1, "iterations", ">= 1", std::to_string(iterations));
-  lab::require(samples >= 1, "samples", ">= 1", std::to_string(samples));
-  lab::require(lr > 0, "lr", "> 0", std::to_string(lr));
-  lab::require(std::isfinite(init_alpha), "init-alpha", "a finite number", std::to_string(init_alpha));
-  lab::require(smooth_sigma >= 0, "smooth-sigma", ">= 0", std::to_string(smooth_sigma));
-  lab::require(min_std > 0, "min-std", "> 0", std::to_string(min_std));
-  lab::require(active_threshold >= 0 && active_threshold < 1, "active-threshold", "in [0, 1)",
-               std::to_string(active_threshold));
-  lab::require(loss == "auto" || loss == "cross-entropy" || loss == "squared-error", "loss",
-               "auto, cross-entropy or squared-error", loss);
+const lab::Schema<Iba::Params>& Iba::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .with(layer_param(&Params::layer, "layer of the bottleneck", "iba", "accumulator.layers.7"))
+          .field("beta", &Params::beta,
+                 {.range = lab::at_least(0),
+                  .help = "weight β of the information loss",
+                  .source = "App. F.2, G.2: 20 (Schulz et al. 2020: 10)"})
+          .field("iterations", &Params::iterations,
+                 {.range = lab::at_least(1), .help = "Adam steps", .source = "Schulz et al. 2020, the authors' settings"})
+          .field("samples", &Params::samples,
+                 {.range = lab::at_least(1), .help = "noise draws per step", .source = "Schulz et al. 2020, the authors' settings"})
+          .field("lr", &Params::lr,
+                 {.range = lab::above(0), .help = "Adam learning rate on α", .source = "Schulz et al. 2020, the authors' settings"})
+          .field("init-alpha", &Params::init_alpha,
+                 {.help = "initial α of λ = sigmoid(α)", .source = "the authors' code"})
+          .field("smooth-sigma", &Params::smooth_sigma,
+                 {.range = lab::at_least(0),
+                  .help = "σ of the Gaussian smoothing of λ, in feature-map elements (0 = none)",
+                  .source = "Schulz et al. 2020, the authors' settings"})
+          .field("min-std", &Params::min_std,
+                 {.range = lab::above(0), .help = "lower bound of the estimated activation std", .source = "the authors' code"})
+          .field("active-threshold", &Params::active_threshold,
+                 {.range = lab::Range{.min = 0, .max = 1, .max_open = true},
+                  .help = "elements nonzero on at most this fraction of the reference inputs are dropped",
+                  .source = "the authors' code"})
+          .field("loss", &Params::loss,
+                 {.choices = {"auto", "cross-entropy", "squared-error"},
+                  .help = "auto: cross-entropy with a final softmax, else squared error",
+                  .source = "Schulz et al. 2020: the cross-entropy of the prediction"});
+  return s;
 }
 
-Iba::Params Iba::Params::from_options(lab::Options& options) {
-  Params p;
-  p.layer = options.get_string("layer", p.layer);
-  p.beta = options.get_double("beta", p.beta);
-  p.iterations = options.get_int("iterations", p.iterations);
-  p.samples = options.get_int("samples", p.samples);
-  p.lr = options.get_double("lr", p.lr);
-  p.init_alpha = options.get_double("init-alpha", p.init_alpha);
-  p.smooth_sigma = options.get_double("smooth-sigma", p.smooth_sigma);
-  p.min_std = options.get_double("min-std", p.min_std);
-  p.active_threshold = options.get_double("active-threshold", p.active_threshold);
-  p.loss = options.get_choice("loss", p.loss, {"auto", "cross-entropy", "squared-error"});
-  p.validate();
-  return p;
-}
-
-nlohmann::json Iba::Params::to_json() const {
-  return {{"layer", layer},
-          {"beta", beta},
-          {"iterations", iterations},
-          {"samples", samples},
-          {"lr", lr},
-          {"init-alpha", init_alpha},
-          {"smooth-sigma", smooth_sigma},
-          {"min-std", min_std},
-          {"active-threshold", active_threshold},
-          {"loss", loss}};
-}
-
-Iba::Iba(Params params) : params_(std::move(params)) { params_.validate(); }
+Iba::Iba(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::shared_ptr<const Iba::Statistics> Iba::statistics(uint64_t key,
                                                        const std::function<void(Statistics&)>& estimate) const {
@@ -435,18 +425,7 @@ Result Iba::attribute(const Context& context, const Batch& batch) const {
 }
 
 MethodInfo Iba::info() {
-  return make_info<Iba>(
-      "iba", "per-sample information bottleneck at a hidden layer (Schulz et al. 2020)",
-      {{"layer", "layer of the bottleneck; empty = the environment's (multi-color-sum: accumulator.layers.7)"},
-       {"beta", "weight β of the information loss (App. F.2/G.2: 20)"},
-       {"iterations", "Adam steps"},
-       {"samples", "noise draws per step"},
-       {"lr", "Adam learning rate on α"},
-       {"init-alpha", "initial α of λ = sigmoid(α)"},
-       {"smooth-sigma", "σ of the Gaussian smoothing of λ, in feature-map elements (0 = none)"},
-       {"min-std", "lower bound of the estimated activation std"},
-       {"active-threshold", "elements nonzero on at most this fraction of the reference inputs are dropped"},
-       {"loss", "auto (cross-entropy with a softmax, else squared error) | cross-entropy | squared-error"}});
+  return method_info<Iba>("iba", "per-sample information bottleneck at a hidden layer (Schulz et al. 2020)");
 }
 
 }  // namespace attributions

@@ -59,13 +59,11 @@ class Iba final : public Method {
     double min_std = 0.01;             ///< lower bound of σ_R, > 0
     double active_threshold = 0.01;    ///< elements nonzero on at most this fraction are off, in [0, 1)
     std::string loss = "auto";         ///< auto | cross-entropy | squared-error
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
   explicit Iba(Params params);
   std::string name() const override { return "iba"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 

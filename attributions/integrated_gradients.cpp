@@ -23,10 +23,8 @@ const lab::Schema<IntegratedGradients::Params>& IntegratedGradients::Params::sch
                {.choices = rules,
                 .help = "quadrature rule on [0, 1]; exact sums over the linear regions the path crosses",
                 .source = "Captum's default gauss-legendre"})
-        .custom("baseline", &Params::baseline, baseline_codec(),
-                {.help = "reference input: zero | background (IG*, Sec. 4.3) | R,G,B | file.npy | file.png"})
-        .choice("output", &Params::output, output_choices(),
-                {.help = "explained output: after the final softmax or before it", .source = "App. G.2"})
+        .with(baseline_param(&Params::baseline, "reference input of the path (background: IG*)", "Sec. 4.3"))
+        .with(output_param(&Params::output, "App. G.2: IG measured after the softmax"))
         .check([](const Params& p, const std::string& flag) {
           if (p.quadrature == "trapezoid" && p.steps < 2)
             lab::fail_value(flag, "steps", std::to_string(p.steps), "an integer in 2..100000 for trapezoid");

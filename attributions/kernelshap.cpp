@@ -30,36 +30,23 @@ bool enumerable(int64_t m, int64_t samples) { return m <= 40 && (int64_t{1} << m
 
 }  // namespace
 
-void KernelShap::Params::validate() const {
-  segmentation.validate();
-  lab::require(samples >= 2, "samples", ">= 2", std::to_string(samples));
+const lab::Schema<KernelShap::Params>& KernelShap::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .nested(&Params::segmentation, SegmentationParams::schema())
+          .field("samples", &Params::samples,
+                 {.range = lab::at_least(2),
+                  .help = "proper coalitions per sample; all 2^M-2 are enumerated (exact Shapley) when they fit",
+                  .source = "shap KernelExplainer nsamples = 2·M + 2048"})
+          .field("paired", &Params::paired,
+                 {.help = "on: each sampled coalition is followed by its complement",
+                  .source = "shap KernelExplainer (paired sampling)"})
+          .with(baseline_param(&Params::baseline, "value of switched-off superpixels", "Captum's default: zero"))
+          .with(output_param(&Params::output, "Lundberg & Lee 2017: the model's output, class probabilities"));
+  return s;
 }
 
-KernelShap::Params KernelShap::Params::from_options(lab::Options& options) {
-  Params p;
-  p.segmentation = SegmentationParams::from_options(options);
-  p.samples = options.get_int("samples", p.samples);
-  p.paired = options.get_bool("paired", p.paired);
-  p.baseline = read_baseline(options, "baseline", p.baseline);
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
-}
-
-nlohmann::json KernelShap::Params::to_json(bool all_segmentations) const {
-  nlohmann::json j{{"samples", samples},
-                   {"paired", paired},
-                   {"baseline", baseline.to_string()},
-                   {"output", output_name(output)}};
-  if (all_segmentations) {
-    for (const SegmentationKey& k : segmentation_keys()) j[k.name] = k.default_value;
-  } else {
-    j.update(segmentation.to_json());
-  }
-  return j;
-}
-
-KernelShap::KernelShap(Params params) : params_(std::move(params)) { params_.validate(); }
+KernelShap::KernelShap(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::vector<double> shapley_regression(const std::vector<uint8_t>& coalitions, int64_t features,
                                        const std::vector<double>& v, const std::vector<double>& w, double v_empty,
@@ -161,19 +148,8 @@ Result KernelShap::attribute(const Context& context, const Batch& batch) const {
 }
 
 MethodInfo KernelShap::info() {
-  MethodInfo info;
-  info.name = "kernelshap";
-  info.summary = "Shapley values of superpixels by the Shapley-kernel regression (Lundberg & Lee 2017)";
-  info.params = surrogate_param_infos(
-      Params{}.to_json(true),
-      {{"samples", "proper coalitions per sample; all 2^M-2 are enumerated (exact Shapley) when they fit"},
-       {"paired", "on: each sampled coalition is followed by its complement"},
-       {"baseline", "value of switched-off superpixels: zero | background | R,G,B | file.npy/.png"},
-       {"output", "probability (after the final softmax) | logit"}});
-  info.make = [](lab::Options& options) -> std::unique_ptr<Method> {
-    return std::make_unique<KernelShap>(Params::from_options(options));
-  };
-  return info;
+  return method_info<KernelShap>("kernelshap",
+                                 "Shapley values of superpixels by the Shapley-kernel regression (Lundberg & Lee 2017)");
 }
 
 }  // namespace attributions

@@ -43,13 +43,11 @@ class KernelShap final : public Method {
     bool paired = true;      ///< sample each coalition together with its complement
     Baseline baseline;       ///< value of switched-off superpixels
     Output output = Output::kProbability;
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json(bool all_segmentations = false) const;
+    static const lab::Schema<Params>& schema();
   };
   explicit KernelShap(Params params);
   std::string name() const override { return "kernelshap"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 

@@ -15,40 +15,28 @@ constexpr uint64_t kLimeStream = 0x4c494d45;  // "LIME"
 
 }  // namespace
 
-void Lime::Params::validate() const {
-  segmentation.validate();
-  lab::require(samples >= 2, "samples", ">= 2", std::to_string(samples));
-  lab::require(kernel_width > 0, "kernel-width", "> 0", std::to_string(kernel_width));
-  lab::require(alpha >= 0, "alpha", ">= 0", std::to_string(alpha));
+const lab::Schema<Lime::Params>& Lime::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .nested(&Params::segmentation, SegmentationParams::schema())
+          .field("samples", &Params::samples,
+                 {.range = lab::at_least(2),
+                  .help = "coalitions per sample, the first being the image itself",
+                  .source = "lime_image num_samples"})
+          .field("kernel-width", &Params::kernel_width,
+                 {.range = lab::above(0),
+                  .help = "width of the kernel sqrt(exp(-d²/width²)) on cosine distance",
+                  .source = "lime_image kernel_width"})
+          .field("alpha", &Params::alpha,
+                 {.range = lab::at_least(0),
+                  .help = "ridge penalty, intercept unpenalised",
+                  .source = "scikit-learn Ridge default, as lime_image"})
+          .with(baseline_param(&Params::baseline, "value of switched-off superpixels", "Captum's default: zero"))
+          .with(output_param(&Params::output, "Ribeiro et al. 2016: LIME explains class probabilities"));
+  return s;
 }
 
-Lime::Params Lime::Params::from_options(lab::Options& options) {
-  Params p;
-  p.segmentation = SegmentationParams::from_options(options);
-  p.samples = options.get_int("samples", p.samples);
-  p.kernel_width = options.get_double("kernel-width", p.kernel_width);
-  p.alpha = options.get_double("alpha", p.alpha);
-  p.baseline = read_baseline(options, "baseline", p.baseline);
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
-}
-
-nlohmann::json Lime::Params::to_json(bool all_segmentations) const {
-  nlohmann::json j{{"samples", samples},
-                   {"kernel-width", kernel_width},
-                   {"alpha", alpha},
-                   {"baseline", baseline.to_string()},
-                   {"output", output_name(output)}};
-  if (all_segmentations) {
-    for (const SegmentationKey& k : segmentation_keys()) j[k.name] = k.default_value;
-  } else {
-    j.update(segmentation.to_json());
-  }
-  return j;
-}
-
-Lime::Lime(Params params) : params_(std::move(params)) { params_.validate(); }
+Lime::Lime(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::vector<double> weighted_ridge(const std::vector<uint8_t>& z, int64_t features, const std::vector<double>& y,
                                    const std::vector<double>& w, double alpha, double* intercept) {
@@ -116,28 +104,8 @@ Result Lime::attribute(const Context& context, const Batch& batch) const {
   return r;
 }
 
-std::vector<lab::ParamDoc> surrogate_param_infos(const nlohmann::json& defaults,
-                                             const std::vector<std::pair<std::string, std::string>>& help) {
-  auto all = help;
-  for (const SegmentationKey& k : segmentation_keys()) all.emplace_back(k.name, k.help);
-  return param_infos(defaults, all);
-}
-
 MethodInfo Lime::info() {
-  MethodInfo info;
-  info.name = "lime";
-  info.summary = "weighted ridge surrogate over superpixels switched on/off (Ribeiro et al. 2016)";
-  info.params = surrogate_param_infos(
-      Params{}.to_json(true),
-      {{"samples", "coalitions per sample, the first being the image itself (lime_image: 1000)"},
-       {"kernel-width", "width of the kernel sqrt(exp(-d²/width²)) on cosine distance (lime_image: 0.25)"},
-       {"alpha", "ridge penalty, intercept unpenalised (scikit-learn Ridge: 1)"},
-       {"baseline", "value of switched-off superpixels: zero | background | R,G,B | file.npy/.png"},
-       {"output", "probability (after the final softmax) | logit"}});
-  info.make = [](lab::Options& options) -> std::unique_ptr<Method> {
-    return std::make_unique<Lime>(Params::from_options(options));
-  };
-  return info;
+  return method_info<Lime>("lime", "weighted ridge surrogate over superpixels switched on/off (Ribeiro et al. 2016)");
 }
 
 }  // namespace attributions

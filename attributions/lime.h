@@ -43,15 +43,11 @@ class Lime final : public Method {
     double alpha = 1.0;         ///< ridge penalty, >= 0
     Baseline baseline;          ///< value of switched-off superpixels
     Output output = Output::kProbability;
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    /// Every parameter; `all_segmentations` lists the keys of every segmentation algorithm
-    /// (for `attrlab methods`), otherwise only the chosen algorithm's.
-    nlohmann::json to_json(bool all_segmentations = false) const;
+    static const lab::Schema<Params>& schema();
   };
   explicit Lime(Params params);
   std::string name() const override { return "lime"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 
@@ -64,9 +60,5 @@ class Lime final : public Method {
 /// Exposed for tests.
 std::vector<double> weighted_ridge(const std::vector<uint8_t>& z, int64_t features, const std::vector<double>& y,
                                    const std::vector<double>& w, double alpha, double* intercept = nullptr);
-
-/// The `-p` parameter list of a surrogate method: its own keys, then every segmentation key.
-std::vector<lab::ParamDoc> surrogate_param_infos(const nlohmann::json& defaults,
-                                             const std::vector<std::pair<std::string, std::string>>& help);
 
 }  // namespace attributions

@@ -80,9 +80,15 @@ struct MethodInfo {
   std::function<std::unique_ptr<Method>(lab::Options&)> make;
 };
 
-/// Every method, in the order `attrlab methods` lists them. Adding a method adds one line here
-/// (registry.cpp) plus its own source file.
+/// Every method, in the order `attrlab methods` lists them: the table of registry.cpp (adding a
+/// method there is one line plus its own source file), then the methods given to add_method().
 const std::vector<MethodInfo>& registry();
+/// Registers a method defined outside the table (e.g. in one file of its own, from a static
+/// initializer or at the start of main): it is then made by make_method and listed like the
+/// others. Refuses (lab::Error) a name or parameter key not spelled as lower-case words joined by
+/// '-', a name already registered, and an entry without a factory. Not for concurrent use with
+/// registry(): register before methods are listed or made.
+void add_method(MethodInfo info);
 /// The named method with `params` applied; unknown names and unknown or impossible parameters
 /// throw lab::Error (unknown names list the known ones).
 std::unique_ptr<Method> make_method(const std::string& name, lab::Options& params);

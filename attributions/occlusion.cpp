@@ -9,20 +9,6 @@ namespace attributions {
 
 namespace {
 
-/// `-p KEY=auto` (empty) or three positive integers.
-std::vector<int64_t> read_triple(lab::Options& options, const std::string& key) {
-  const std::string* raw = options.raw(key);
-  if (!raw || *raw == "auto") return {};
-  lab::Options one("-p");
-  one.set(key, *raw);
-  return one.get_ints(key, {});
-}
-
-nlohmann::json triple_json(const std::vector<int64_t>& v) {
-  if (v.empty()) return "auto";
-  return v;
-}
-
 std::string triple_text(const std::vector<int64_t>& v) {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
@@ -36,38 +22,38 @@ struct Position {
 
 }  // namespace
 
-void Occlusion::Params::validate() const {
-  for (const auto* v : {&window, &strides}) {
-    const bool ok = v->empty() || (v->size() == 3 && std::all_of(v->begin(), v->end(), [](int64_t k) { return k >= 1; }));
-    lab::require(ok, v == &window ? "window" : "strides", "auto or three positive integers (c,h,w)", triple_text(*v));
-  }
+const lab::Schema<Occlusion::Params>& Occlusion::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .field("window", &Params::window,
+                 {.range = lab::at_least(1),
+                  .help = "window (c,h,w)",
+                  .source = "App. F.2: (1,5,5) on gray; App. G.2: (3,5,5) on RGB",
+                  .derived = "(C,5,5) for inputs of C channels"})
+          .field("strides", &Params::strides,
+                 {.range = lab::at_least(1),
+                  .help = "strides (c,h,w)",
+                  .source = "App. F.2: (1,3,3) on gray; App. G.2: (3,3,3) on RGB",
+                  .derived = "(C,3,3) for inputs of C channels"})
+          .with(baseline_param(&Params::baseline, "occluding value (background: Occlusion*)",
+                               "App. F.2: all-zero; App. G.2: the ground-truth baseline"))
+          .with(output_param(&Params::output, "App. G.2: before the softmax, as Zeiler & Fergus 2014"))
+          .check([](const Params& p, const std::string& flag) {
+            for (const auto& [key, value] : {std::pair{"window", &p.window}, std::pair{"strides", &p.strides}})
+              if (*value && (*value)->size() != 3)
+                lab::fail_value(flag, key, triple_text(**value), "auto or three positive integers (c,h,w)");
+          });
+  return s;
 }
 
-Occlusion::Params Occlusion::Params::from_options(lab::Options& options) {
-  Params p;
-  p.window = read_triple(options, "window");
-  p.strides = read_triple(options, "strides");
-  p.baseline = read_baseline(options, "baseline", p.baseline);
-  p.output = read_output(options, p.output);
-  p.validate();
-  return p;
-}
-
-nlohmann::json Occlusion::Params::to_json() const {
-  return {{"window", triple_json(window)},
-          {"strides", triple_json(strides)},
-          {"baseline", baseline.to_string()},
-          {"output", output_name(output)}};
-}
-
-Occlusion::Occlusion(Params params) : params_(std::move(params)) { params_.validate(); }
+Occlusion::Occlusion(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::vector<int64_t> Occlusion::window_for(int64_t channels) const {
-  return params_.window.empty() ? std::vector<int64_t>{channels, 5, 5} : params_.window;
+  return params_.window.value_or(std::vector<int64_t>{channels, 5, 5});
 }
 
 std::vector<int64_t> Occlusion::strides_for(int64_t channels) const {
-  return params_.strides.empty() ? std::vector<int64_t>{channels, 3, 3} : params_.strides;
+  return params_.strides.value_or(std::vector<int64_t>{channels, 3, 3});
 }
 
 Result Occlusion::attribute(const Context& context, const Batch& batch) const {
@@ -140,12 +126,8 @@ Result Occlusion::attribute(const Context& context, const Batch& batch) const {
 }
 
 MethodInfo Occlusion::info() {
-  return make_info<Occlusion>(
-      "occlusion", "sliding-window occlusion, output drop averaged over overlapping windows (Zeiler & Fergus 2014)",
-      {{"window", "window (c,h,w), or auto = (C,5,5): (3,5,5) on RGB, (1,5,5) on gray (App. F.2/G.2)"},
-       {"strides", "strides (c,h,w), or auto = (C,3,3): (3,3,3) on RGB, (1,3,3) on gray"},
-       {"baseline", "occluding value: zero | background (Occlusion*) | R,G,B | file.npy/.png"},
-       {"output", "logit (before the softmax, App. G.2) | probability"}});
+  return method_info<Occlusion>(
+      "occlusion", "sliding-window occlusion, output drop averaged over overlapping windows (Zeiler & Fergus 2014)");
 }
 
 }  // namespace attributions

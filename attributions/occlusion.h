@@ -27,6 +27,7 @@
 /// depend on the chunk size or the thread count.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "attributions/common.h"
@@ -37,17 +38,15 @@ namespace attributions {
 class Occlusion final : public Method {
  public:
   struct Params {
-    std::vector<int64_t> window;   ///< (c, h, w); empty = auto (C, 5, 5)
-    std::vector<int64_t> strides;  ///< (c, h, w); empty = auto (C, 3, 3)
-    Baseline baseline;             ///< zero by default
+    std::optional<std::vector<int64_t>> window;   ///< (c, h, w); nullopt = auto (C, 5, 5)
+    std::optional<std::vector<int64_t>> strides;  ///< (c, h, w); nullopt = auto (C, 3, 3)
+    Baseline baseline;                            ///< zero by default
     Output output = Output::kLogit;
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
   explicit Occlusion(Params params);
   std::string name() const override { return "occlusion"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 

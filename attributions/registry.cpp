@@ -1,7 +1,9 @@
 // The method registry: one line per method, in the order `attrlab methods` lists them.
-// Each method class provides `static MethodInfo info()` (see make_info in common.h); a method
-// added to attrlab adds its source file and one line to the table below.
+// Each method class provides `static MethodInfo info()` (method_info in common.h); a method
+// added to attrlab adds its source file and one line to the table below, or registers itself
+// from its own file with add_method().
 #include <algorithm>
+#include <mutex>
 
 #include "attributions/common.h"
 #include "attributions/controls.h"
@@ -21,8 +23,10 @@
 
 namespace attributions {
 
-const std::vector<MethodInfo>& registry() {
-  static const std::vector<MethodInfo> table = {
+namespace {
+
+std::vector<MethodInfo>& methods() {
+  static std::vector<MethodInfo> table = {
       Saliency::info(),
       InputXGradient::info(),
       IntegratedGradients::info(),
@@ -44,6 +48,30 @@ const std::vector<MethodInfo>& registry() {
       ConstantMap::info(),
   };
   return table;
+}
+
+std::mutex& registry_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+}  // namespace
+
+const std::vector<MethodInfo>& registry() { return methods(); }
+
+void add_method(MethodInfo info) {
+  if (!lab::is_key_spelling(info.name))
+    lab::fail_parameter("add_method: method name '{}' must be lower-case words joined by '-'", info.name);
+  for (const lab::ParamDoc& doc : info.params)
+    if (!lab::is_key_spelling(doc.name))
+      lab::fail_parameter("add_method: method {} has parameter '{}'; keys are lower-case words joined by '-'",
+                          info.name, doc.name);
+  if (!info.make) lab::fail_parameter("add_method: method {} has no factory", info.name);
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  std::vector<MethodInfo>& table = methods();
+  for (const MethodInfo& m : table)
+    if (m.name == info.name) lab::fail_parameter("add_method: a method named {} is already registered", info.name);
+  table.push_back(std::move(info));
 }
 
 std::unique_ptr<Method> make_method(const std::string& name, lab::Options& params) {

@@ -18,42 +18,32 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-void Rise::Params::validate() const {
-  lab::require(masks >= 1, "masks", ">= 1", std::to_string(masks));
-  lab::require(p > 0 && p <= 1, "p", "in (0, 1]", std::to_string(p));
-  lab::require(cell_size >= 0, "cell-size", "auto or a positive number of pixels", std::to_string(cell_size));
+const lab::Schema<Rise::Params>& Rise::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .field("masks", &Params::masks,
+                 {.range = lab::at_least(1),
+                  .help = "number N of random masks",
+                  .source = "Petsiuk et al. 2018: 4000 for ResNet-50"})
+          .field("p", &Params::p,
+                 {.range = lab::Range{.min = 0, .max = 1, .min_open = true},
+                  .help = "probability of keeping a cell of the coarse grid",
+                  .source = "Petsiuk et al. 2018"})
+          .field("cell-size", &Params::cell_size,
+                 {.range = lab::at_least(1),
+                  .help = "cell side in pixels (s = ⌈H/c⌉ cells per side)",
+                  .source = "Petsiuk et al. 2018: a 7×7 grid",
+                  .derived = "⌈H/7⌉, the original's 7×7 grid"})
+          .with(baseline_param(&Params::baseline, "value where a mask is 0 (zero: the original's M ⊙ x)"))
+          .with(output_param(&Params::output, "Petsiuk et al. 2018: masks weighed by class probabilities"));
+  return s;
 }
 
-Rise::Params Rise::Params::from_options(lab::Options& options) {
-  Params q;
-  q.masks = options.get_int("masks", q.masks);
-  q.p = options.get_double("p", q.p);
-  const std::string* raw = options.raw("cell-size");
-  if (raw && *raw != "auto") {
-    lab::Options one("-p");
-    one.set("cell-size", *raw);
-    q.cell_size = one.get_int("cell-size", 0);
-    lab::require(q.cell_size >= 1, "cell-size", "auto or a positive number of pixels", *raw);
-  }
-  q.baseline = read_baseline(options, "baseline", q.baseline);
-  q.output = read_output(options, q.output);
-  q.validate();
-  return q;
-}
-
-nlohmann::json Rise::Params::to_json() const {
-  return {{"masks", masks},
-          {"p", p},
-          {"cell-size", cell_size == 0 ? nlohmann::json("auto") : nlohmann::json(cell_size)},
-          {"baseline", baseline.to_string()},
-          {"output", output_name(output)}};
-}
-
-Rise::Rise(Params params) : params_(std::move(params)) { params_.validate(); }
+Rise::Rise(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::vector<float> Rise::mask(uint64_t seed, int64_t index, int64_t height, int64_t width) const {
-  const int64_t ch = params_.cell_size ? params_.cell_size : ceil_div(height, kAutoCells);
-  const int64_t cw = params_.cell_size ? params_.cell_size : ceil_div(width, kAutoCells);
+  const int64_t ch = params_.cell_size.value_or(ceil_div(height, kAutoCells));
+  const int64_t cw = params_.cell_size.value_or(ceil_div(width, kAutoCells));
   const int64_t sh = ceil_div(height, ch), sw = ceil_div(width, cw);
   Draws draws(sample_rng(derive_seed(seed, static_cast<uint64_t>(index)), kRiseStream));
   cv::Mat grid(static_cast<int>(sh), static_cast<int>(sw), CV_32F);
@@ -131,13 +121,7 @@ Result Rise::attribute(const Context& context, const Batch& batch) const {
 }
 
 MethodInfo Rise::info() {
-  return make_info<Rise>(
-      "rise", "expected output over random smooth masks that keep each pixel (Petsiuk et al. 2018)",
-      {{"masks", "number N of random masks (the original: 4000)"},
-       {"p", "probability of keeping a cell of the coarse grid"},
-       {"cell-size", "cell side in pixels, or auto = ceil(H/7) (the original's 7×7 grid)"},
-       {"baseline", "value where a mask is 0: zero (the original's M ⊙ x) | background | R,G,B | file"},
-       {"output", "probability (after the final softmax) | logit"}});
+  return method_info<Rise>("rise", "expected output over random smooth masks that keep each pixel (Petsiuk et al. 2018)");
 }
 
 }  // namespace attributions

@@ -22,6 +22,8 @@
 /// above 0.9; chunk-size and thread-count invariance.
 #pragma once
 
+#include <optional>
+
 #include "attributions/common.h"
 #include "attributions/method.h"
 
@@ -32,16 +34,14 @@ class Rise final : public Method {
   struct Params {
     int64_t masks = 4000;   ///< N >= 1
     double p = 0.5;         ///< probability of keeping a cell, in (0, 1]
-    int64_t cell_size = 0;  ///< pixels per cell side; 0 = auto (⌈H/7⌉)
+    std::optional<int64_t> cell_size;  ///< pixels per cell side; nullopt = auto (⌈H/7⌉)
     Baseline baseline;
     Output output = Output::kProbability;
-    void validate() const;
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    static const lab::Schema<Params>& schema();
   };
   explicit Rise(Params params);
   std::string name() const override { return "rise"; }
-  nlohmann::json params() const override { return params_.to_json(); }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
 

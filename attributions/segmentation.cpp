@@ -21,8 +21,6 @@ namespace attributions {
 
 namespace {
 
-const std::vector<std::string> kAlgorithms = {"quickshift", "felzenszwalb", "slic", "oracle"};
-
 /// The image as H×W RGB CV_32FC3 in [0, 1] (min-max over all values; gray replicated).
 cv::Mat to_unit_rgb(const float* image, int64_t channels, int64_t height, int64_t width) {
   const int64_t plane = height * width;
@@ -136,76 +134,57 @@ Segments slic(const SegmentationParams& p, const cv::Mat& rgb) {
 
 }  // namespace
 
-void SegmentationParams::validate() const {
-  if (std::find(kAlgorithms.begin(), kAlgorithms.end(), algorithm) == kAlgorithms.end())
-    lab::fail_parameter("segmentation must be one of quickshift, felzenszwalb, slic, oracle; got '{}'", algorithm);
-  lab::require(kernel_size > 0, "kernel-size", "> 0", std::to_string(kernel_size));
-  lab::require(max_dist > 0, "max-dist", "> 0", std::to_string(max_dist));
-  lab::require(ratio >= 0 && ratio <= 1, "ratio", "in [0, 1]", std::to_string(ratio));
-  lab::require(scale > 0, "scale", "> 0", std::to_string(scale));
-  lab::require(sigma >= 0, "sigma", ">= 0", std::to_string(sigma));
-  lab::require(min_size >= 1, "min-size", ">= 1", std::to_string(min_size));
-  lab::require(region_size >= 2, "region-size", ">= 2", std::to_string(region_size));
-  lab::require(compactness > 0, "compactness", "> 0", std::to_string(compactness));
-  lab::require(iterations >= 1, "iterations", ">= 1", std::to_string(iterations));
-  lab::require(min_size_percent >= 0 && min_size_percent <= 100, "min-size-percent", "in [0, 100]",
-               std::to_string(min_size_percent));
-}
-
-SegmentationParams SegmentationParams::from_options(lab::Options& options) {
-  SegmentationParams p;
-  p.algorithm = options.get_choice("segmentation", p.algorithm, kAlgorithms);
-  if (p.algorithm == "quickshift") {
-    p.kernel_size = options.get_double("kernel-size", p.kernel_size);
-    p.max_dist = options.get_double("max-dist", p.max_dist);
-    p.ratio = options.get_double("ratio", p.ratio);
-  } else if (p.algorithm == "felzenszwalb") {
-    p.scale = options.get_double("scale", p.scale);
-    p.sigma = options.get_double("sigma", p.sigma);
-    p.min_size = options.get_int("min-size", p.min_size);
-  } else if (p.algorithm == "slic") {
-    p.region_size = options.get_int("region-size", p.region_size);
-    p.compactness = options.get_double("compactness", p.compactness);
-    p.iterations = options.get_int("iterations", p.iterations);
-    p.min_size_percent = options.get_int("min-size-percent", p.min_size_percent);
-  }
-  p.validate();
-  return p;
-}
-
-nlohmann::json SegmentationParams::to_json() const {
-  nlohmann::json j{{"segmentation", algorithm}};
-  if (algorithm == "quickshift") {
-    j["kernel-size"] = kernel_size;
-    j["max-dist"] = max_dist;
-    j["ratio"] = ratio;
-  } else if (algorithm == "felzenszwalb") {
-    j["scale"] = scale;
-    j["sigma"] = sigma;
-    j["min-size"] = min_size;
-  } else if (algorithm == "slic") {
-    j["region-size"] = region_size;
-    j["compactness"] = compactness;
-    j["iterations"] = iterations;
-    j["min-size-percent"] = min_size_percent;
-  }
-  return j;
-}
-
-std::vector<SegmentationKey> segmentation_keys() {
-  return {
-      {"segmentation", "quickshift", "superpixels: quickshift | felzenszwalb | slic | oracle (the designed patches)"},
-      {"kernel-size", "4", "quickshift: σ of the Parzen density in pixels"},
-      {"max-dist", "200", "quickshift: links longer than this in (ratio·Lab, row, col) are cut"},
-      {"ratio", "0.2", "quickshift: weight of colour against space, in [0, 1]"},
-      {"scale", "1", "felzenszwalb: k of the threshold k/|C| on the [0,1] image"},
-      {"sigma", "0.8", "felzenszwalb: Gaussian pre-smoothing"},
-      {"min-size", "20", "felzenszwalb: smallest segment in pixels"},
-      {"region-size", "10", "slic: superpixel side in pixels"},
-      {"compactness", "10", "slic: weight of space against Lab colour"},
-      {"iterations", "10", "slic: k-means iterations"},
-      {"min-size-percent", "25", "slic: merge segments under this % of region-size²"},
-  };
+const lab::Schema<SegmentationParams>& SegmentationParams::schema() {
+  using P = SegmentationParams;
+  // The algorithm each key belongs to.
+  static std::vector<std::pair<std::string, std::string>> owner;
+  static const auto s = [] {
+    lab::Schema<P> s;
+    s.field("segmentation", &P::algorithm,
+            {.choices = {"quickshift", "felzenszwalb", "slic", "oracle"},
+             .help = "superpixel algorithm (oracle: the designed patches of the sample)",
+             .source = "App. G.2: quickshift (Vedaldi & Soatto 2008), LIME's default"});
+    auto key = [&s](const std::string& algorithm, const std::string& name, auto member, lab::ParamSpec spec) {
+      spec.help = algorithm + ": " + spec.help;
+      s.field(name, member, std::move(spec));
+      owner.emplace_back(name, algorithm);
+    };
+    key("quickshift", "kernel-size", &P::kernel_size,
+        {.range = lab::above(0), .help = "σ of the Parzen density in pixels", .source = "LIME's quickshift setting"});
+    key("quickshift", "max-dist", &P::max_dist,
+        {.range = lab::above(0),
+         .help = "links longer than this in (ratio·Lab, row, col) are cut",
+         .source = "LIME's quickshift setting"});
+    key("quickshift", "ratio", &P::ratio,
+        {.range = lab::between(0, 1), .help = "weight of colour against space", .source = "LIME's quickshift setting"});
+    key("felzenszwalb", "scale", &P::scale,
+        {.range = lab::above(0),
+         .help = "k of the merging threshold k/|C| on the [0,1] image",
+         .source = "Felzenszwalb & Huttenlocher 2004; scikit-image default"});
+    key("felzenszwalb", "sigma", &P::sigma,
+        {.range = lab::at_least(0), .help = "Gaussian pre-smoothing σ", .source = "scikit-image default"});
+    key("felzenszwalb", "min-size", &P::min_size,
+        {.range = lab::at_least(1), .help = "smallest segment in pixels", .source = "scikit-image default"});
+    key("slic", "region-size", &P::region_size,
+        {.range = lab::at_least(2), .help = "superpixel side in pixels", .source = "Achanta et al. 2012"});
+    key("slic", "compactness", &P::compactness,
+        {.range = lab::above(0), .help = "weight of space against Lab colour", .source = "scikit-image default"});
+    key("slic", "iterations", &P::iterations,
+        {.range = lab::at_least(1), .help = "k-means iterations", .source = "scikit-image default"});
+    key("slic", "min-size-percent", &P::min_size_percent,
+        {.range = lab::between(0, 100),
+         .help = "merge segments under this % of region-size²",
+         .source = "OpenCV ximgproc SLIC enforceLabelConnectivity"});
+    s.check([](const P& p, const std::string& flag) {
+      const nlohmann::json given = schema().to_json(p), defaults = schema().to_json(P{});
+      for (const auto& [name, algorithm] : owner)
+        if (algorithm != p.algorithm && given.at(name) != defaults.at(name))
+          lab::fail_parameter("{} {}={}: a {} parameter, but the segmentation is {}", flag, name,
+                              lab::option_text(given.at(name)), algorithm, p.algorithm);
+    });
+    return s;
+  }();
+  return s;
 }
 
 Segments relabel(const cv::Mat& labels) {

@@ -25,7 +25,8 @@
 /// maximum over all channels (a constant image maps to 0); gray images are treated as RGB with
 /// three equal channels. Labels are returned renumbered 0..K-1 in raster order of first
 /// appearance, so equal segmentations give equal label images.
-/// Tested in test_perturbation_segmentation.cpp: labels consecutive and covering; the oracle
+/// Tested in test_perturbation_segmentation.cpp: labels consecutive and covering; another
+/// algorithm's key refused; the oracle
 /// reproduces the designed patches; every algorithm separates two flat regions of different
 /// colours; the same image always gives the same labels.
 #pragma once
@@ -37,7 +38,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
-#include "lab/core/options.h"
+#include "lab/core/schema.h"
 #include "lab/core/tensor.h"
 
 namespace attributions {
@@ -58,22 +59,11 @@ struct SegmentationParams {
   int64_t iterations = 10;         ///< k-means iterations, >= 1
   int64_t min_size_percent = 25;   ///< segments smaller than this % of region_size² are merged, in [0, 100]
 
-  /// Throws lab::Error naming the parameter if a value is impossible.
-  void validate() const;
-  /// Reads `segmentation` and only the chosen algorithm's keys (so a key of another algorithm is
-  /// refused as unknown by Options::finish).
-  static SegmentationParams from_options(lab::Options& options);
-  /// The algorithm and its own parameters.
-  nlohmann::json to_json() const;
+  /// `segmentation` and every algorithm's keys, for `.nested(&Params::segmentation, ...)` in the
+  /// surrogate methods. A key of another algorithm than the chosen one is refused unless it keeps
+  /// its default; the record holds every key.
+  static const lab::Schema<SegmentationParams>& schema();
 };
-
-/// The `-p` keys of every algorithm with their defaults and meanings (for `attrlab methods`).
-struct SegmentationKey {
-  std::string name;
-  std::string default_value;
-  std::string help;
-};
-std::vector<SegmentationKey> segmentation_keys();
 
 /// A segmentation: CV_32S labels 0..count-1.
 struct Segments {

@@ -5,8 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include <fmt/format.h>
-
+#include "attributions/gradient.h"
 #include "lab/core/error.h"
 
 namespace attributions {
@@ -32,33 +31,34 @@ void add_noise(std::mt19937_64& rng, const float* x, float sigma, float* out, in
 
 }  // namespace
 
-void SmoothGrad::Params::validate() const {
-  lab::require(samples >= 1 && samples <= 100000, "-p samples", "an integer in 1..100000", std::to_string(samples));
-  lab::require(noise >= 0, "-p noise", "≥ 0 (a fraction of the input range)", fmt::format("{}", noise));
-  if (base == "smoothgrad") lab::fail_parameter("-p base=smoothgrad: SmoothGrad cannot wrap itself");
-}
-
-SmoothGrad::Params SmoothGrad::Params::from_options(lab::Options& options) {
-  Params p;
-  p.base = options.get_string("base", p.base);
-  p.samples = options.get_int("samples", p.samples);
-  p.noise = options.get_double("noise", p.noise);
-  p.validate();
-  return p;
-}
-
-nlohmann::json SmoothGrad::Params::to_json() const {
-  return {{"base", base}, {"samples", samples}, {"noise", noise}};
+const lab::Schema<SmoothGrad::Params>& SmoothGrad::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .field("base", &Params::base,
+                 {.help = "the wrapped method, by name (saliency, input-x-gradient, integrated-gradients, ...)",
+                  .source = "Smilkov et al. 2017 (the gradient there)"})
+          .field("samples", &Params::samples,
+                 {.range = lab::between(1, 100000),
+                  .help = "number n of noisy copies",
+                  .source = "Smilkov et al. 2017: 50"})
+          .field("noise", &Params::noise,
+                 {.range = lab::at_least(0),
+                  .help = "noise σ as a fraction of the input's value range",
+                  .source = "Smilkov et al. 2017: 10–20% works best"})
+          .check([](const Params& p, const std::string& flag) {
+            if (p.base == "smoothgrad") lab::fail_value(flag, "base", p.base, "another method: SmoothGrad cannot wrap itself");
+          });
+  return s;
 }
 
 SmoothGrad::SmoothGrad(Params params, std::unique_ptr<Method> base) : params_(std::move(params)), base_(std::move(base)) {
-  params_.validate();
+  Params::schema().validate(params_);
   LAB_CHECK(base_ != nullptr && base_->name() == params_.base, "SmoothGrad base method");
 }
 
 nlohmann::json SmoothGrad::params() const {
-  nlohmann::json j = params_.to_json();
-  j["base_params"] = base_->params();
+  nlohmann::json j = Params::schema().to_json(params_);
+  j["base-params"] = base_->params();
   return j;
 }
 
@@ -115,13 +115,17 @@ MethodInfo SmoothGrad::info() {
   info.summary =
       "SmoothGrad: a base method averaged over Gaussian-noised copies of the input (Smilkov et al. 2017); other "
       "-p keys go to the base method";
-  info.params = param_infos(
-      Params{}.to_json(),
-      {{"base", "the wrapped method, by name (saliency, input-x-gradient, integrated-gradients, guided-backprop, ...)"},
-       {"samples", "number of noisy copies n (Smilkov et al.: 50)"},
-       {"noise", "noise σ as a fraction of the input's value range (Smilkov et al.: 0.1–0.2)"}});
+  info.params = Params::schema().docs();
+  // The default base's parameters, from its own schema: -p passes them on to the base method.
+  const MethodInfo base = Saliency::info();
+  LAB_CHECK(base.name == Params{}.base, "SmoothGrad lists the parameters of {}, its default base is {}", base.name,
+            Params{}.base);
+  for (lab::ParamDoc doc : base.params) {
+    doc.info.help = "(base " + base.name + ") " + doc.info.help;
+    info.params.push_back(std::move(doc));
+  }
   info.make = [](lab::Options& options) -> std::unique_ptr<Method> {
-    Params p = Params::from_options(options);
+    Params p = Params::schema().read(options);
     std::unique_ptr<Method> base = make_method(p.base, options);
     return std::make_unique<SmoothGrad>(std::move(p), std::move(base));
   };

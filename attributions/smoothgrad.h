@@ -6,7 +6,8 @@
 /// with the range taken per input (Smilkov et al.'s "noise level" σ / (x_max − x_min); they find
 /// 10–20% best). The wrapped method is named by `-p base=` (default saliency) and every `-p` key
 /// that SmoothGrad does not know is the base method's (e.g. `-p base=integrated-gradients -p
-/// steps=20`); params() records the base's resolved parameters under "base_params". The k-th
+/// steps=20`); `attrlab methods` lists the default base's parameters from its schema after
+/// SmoothGrad's own, and params() records the base's resolved parameters under "base-params". The k-th
 /// noisy copy of sample n has the derived seed derive_seed(seed_n, k): its noise comes from that
 /// seed's stream (sample_rng) and it is explained with that seed (for stochastic base methods), so
 /// copies are independent of batching and thread count. Noisy copies are explained in batches of
@@ -28,10 +29,8 @@ class SmoothGrad final : public Method {
     std::string base = "saliency";
     int64_t samples = 50;  ///< n ≥ 1
     double noise = 0.15;   ///< σ as a fraction of the input's value range, ≥ 0
-    void validate() const;
-    /// Reads base, samples and noise; the base method is made separately (SmoothGrad::make).
-    static Params from_options(lab::Options& options);
-    nlohmann::json to_json() const;
+    /// base, samples and noise; the base method reads the other keys (SmoothGrad::info).
+    static const lab::Schema<Params>& schema();
   };
   SmoothGrad(Params params, std::unique_ptr<Method> base);
   std::string name() const override { return "smoothgrad"; }

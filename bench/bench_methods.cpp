@@ -135,7 +135,7 @@ int main(int argc, char** argv) try {
       {"deeplift", {}, {}},
       {"deepshap", {}, {}},
       {"gradcam", {}, {}},
-      {"gradcam++", {}, {}},
+      {"gradcam-plus-plus", {}, {}},
       {"random", {}, {}},
       {"constant", {}, {}},
   };

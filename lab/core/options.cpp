@@ -72,6 +72,8 @@ Options Options::from_json(const nlohmann::json& object, std::string flag) {
         joined += (i ? "," : "") + (value[i].is_string() ? value[i].get<std::string>() : value[i].dump());
       }
       o.values_[key] = joined;
+    } else if (value.is_null()) {
+      o.values_[key] = "auto";  // a default derived from other settings (lab::option_text)
     } else {
       o.values_[key] = value.dump();
     }

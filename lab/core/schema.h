@@ -293,6 +293,14 @@ class Schema {
     return *this;
   }
 
+  /// A reusable group of declarations (e.g. a parameter that every method of a family has,
+  /// declared once in a shared header as a function of the schema), applied in place.
+  template <class Part>
+  Schema& with(const Part& part) {
+    part(*this);
+    return *this;
+  }
+
   /// A check across fields, run after every field is read (throw lab::Error through fail_value
   /// or fail_parameter, naming the settings involved).
   Schema& check(Check c) {

@@ -32,9 +32,6 @@ TEST_CASE("explained_network drops only a final softmax and outlives its source"
   CHECK(y.values() == std::vector<float>{1, 2, 7});
   // Without a final softmax both outputs are the network itself.
   CHECK(attributions::explained_network(logit_net, attributions::Output::kLogit).size() == 2);
-  lab::Options o = fixtures::params({"output=softmax"});
-  CHECK_THROWS_WITH_AS(attributions::read_output(o, attributions::Output::kLogit),
-                       doctest::Contains("output=softmax: expected one of probability|logit"), lab::Error);
 }
 
 TEST_CASE("baselines: zero, background, values and files") {
@@ -135,13 +132,40 @@ TEST_CASE("reduce_channels sums the channels") {
   CHECK_THROWS_AS(attributions::reduce_channels(lab::Tensor({2, 2})), lab::Error);
 }
 
-TEST_CASE("param_infos writes defaults as -p takes them") {
-  const nlohmann::json defaults = {{"steps", 50}, {"flag", true}, {"name", "zero"}, {"eps", 1e-6}};
-  const auto infos = attributions::param_infos(defaults, {{"name", "a"}, {"steps", "b"}, {"flag", "c"}, {"eps", "d"}});
-  REQUIRE(infos.size() == 4);
-  CHECK(infos[0].name == "name");
-  CHECK(infos[0].default_text() == "zero");
-  CHECK(infos[1].default_text() == "50");
-  CHECK(infos[2].default_text() == "on");
-  CHECK(infos[3].default_text() == "1e-06");
+namespace {
+
+/// A method's Params with the shared parameters only.
+struct SharedParams {
+  attributions::Baseline baseline;
+  attributions::Output output = attributions::Output::kLogit;
+  std::string layer;
+  static const lab::Schema<SharedParams>& schema() {
+    static const auto s = lab::Schema<SharedParams>()
+                              .with(attributions::baseline_param(&SharedParams::baseline, "reference input"))
+                              .with(attributions::output_param(&SharedParams::output, "test"))
+                              .with(attributions::layer_param(&SharedParams::layer, "hook", "gradcam", "l.5"));
+    return s;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the shared parameters: output, baseline and layer, read, refused and recorded as -p takes them") {
+  const auto& schema = SharedParams::schema();
+  CHECK(schema.names() == std::vector<std::string>{"baseline", "output", "layer"});
+  const std::vector<lab::ParamDoc> docs = schema.docs();
+  CHECK(docs[0].default_text() == "zero");
+  CHECK(docs[1].default_text() == "logit");
+  CHECK(docs[1].info.choices == std::vector<std::string>{"probability", "logit"});
+  CHECK(docs[2].default_text().empty());
+  CHECK(docs[2].info.help.find("gradcam layer") != std::string::npos);
+  lab::Options o = fixtures::params({"output=softmax"});
+  CHECK_THROWS_WITH_AS(schema.read(o), doctest::Contains("-p output=softmax: must be one of probability|logit"),
+                       lab::Error);
+  lab::Options b = fixtures::params({"baseline=grey"});
+  CHECK_THROWS_WITH_AS(schema.read(b), doctest::Contains("-p baseline=grey: must be zero, background"), lab::Error);
+  lab::Options good = fixtures::params({"baseline=1,2.5,3", "output=probability", "layer=fc"});
+  const SharedParams p = schema.read(good);
+  CHECK(p.output == attributions::Output::kProbability);
+  CHECK(schema.to_json(p) == nlohmann::json{{"baseline", "1,2.5,3"}, {"output", "probability"}, {"layer", "fc"}});
 }

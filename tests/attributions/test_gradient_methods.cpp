@@ -418,7 +418,7 @@ TEST_CASE("GradCAM at a layer whose activations are known by design gives the de
     // for every other colour and the redundant channels are 0 on in-distribution images, so
     // Σ_k α_k C_k = α_t C_t: a constant on exactly the pixels of colour t.
     EnvData d = env_data("multi-color-sum", 3, 19);
-    for (const char* method : {"gradcam", "gradcam++"}) {
+    for (const char* method : {"gradcam", "gradcam-plus-plus"}) {
       CAPTURE(method);
       const Result r = run(method, {"layer=detector.layers.9"}, d.context, d.batch);
       const lab::Tensor maps = attributions::reduce_channels(r.attr);
@@ -458,7 +458,7 @@ TEST_CASE("GradCAM at a layer whose activations are known by design gives the de
     const lab::Tensor x = fixtures::uniform_inputs({2, 1, 8, 8}, 5);
     const Batch batch = batch_of(x, {0, 0});
     const Result cam = run("gradcam", {}, context, batch);
-    const Result pp = run("gradcam++", {}, context, batch);
+    const Result pp = run("gradcam-plus-plus", {}, context, batch);
     for (int64_t s = 0; s < 2; ++s) {
       cv::Mat sums(4, 4, CV_32F);
       double total = 0;
@@ -535,8 +535,8 @@ TEST_CASE("SmoothGrad averages its base method over noisy copies") {
     const auto m = make_method("smoothgrad", o);
     const nlohmann::json p = m->params();
     CHECK(p.at("base") == "integrated-gradients");
-    CHECK(p.at("base_params").at("steps") == 5);
-    CHECK(p.at("base_params").at("baseline") == "background");
+    CHECK(p.at("base-params").at("steps") == 5);
+    CHECK(p.at("base-params").at("baseline") == "background");
   }
 }
 

@@ -133,9 +133,14 @@ TEST_CASE("LIME: parameters of every segmentation are listed; those of another a
   CHECK_NOTHROW(ptest::make("lime", {{"segmentation", "felzenszwalb"}, {"scale", "2"}}));
   CHECK_THROWS_WITH_AS(ptest::make("lime", {{"segmentation", "quickshift"}, {"scale", "2"}}),
                        doctest::Contains("scale"), lab::Error);
-  CHECK_THROWS_AS(ptest::make("lime", {{"segmentation", "sam"}}), lab::Error);
+  CHECK_THROWS_WITH_AS(ptest::make("lime", {{"segmentation", "sam"}}),
+                       doctest::Contains("-p segmentation=sam: must be one of quickshift|felzenszwalb|slic|oracle"),
+                       lab::Error);
   CHECK_THROWS_AS(ptest::make("lime", {{"kernel-width", "0"}}), lab::Error);
   const auto m = ptest::make("lime", {{"segmentation", "slic"}, {"region-size", "6"}});
   CHECK(m->params().at("region-size") == 6);
-  CHECK_FALSE(m->params().contains("kernel-size"));
+  CHECK(m->params().at("kernel-size") == 4.0);  // every key is recorded, another algorithm's at its default
+  CHECK_THROWS_WITH_AS(ptest::make("lime", {{"segmentation", "slic"}, {"kernel-size", "3"}}),
+                       doctest::Contains("-p kernel-size=3: a quickshift parameter, but the segmentation is slic"),
+                       lab::Error);
 }

@@ -1,6 +1,7 @@
-// The perturbation, surrogate and optimisation methods in the registry: listed with their
-// parameters, rebuilt identically from their own params() record (what maps.json stores),
-// unknown keys refused, every map shaped like the input.
+// The perturbation, surrogate and optimisation methods on the multi-color-sum task: every map
+// shaped like the input, with the evaluations it spent. (Listing, defaults, the rebuild from the
+// params() record and unknown keys are checked for every registered method in
+// test_method_table.cpp.)
 #include "test_perturbation_util.h"
 
 namespace {
@@ -8,23 +9,6 @@ namespace {
 const std::vector<std::string> kMethods = {"occlusion", "lime", "kernelshap", "rise", "extremal-perturbation", "iba"};
 
 }  // namespace
-
-TEST_CASE("perturbation methods are registered with defaults, and rebuilt exactly from their record") {
-  const auto& table = attributions::registry();
-  for (const std::string& name : kMethods) {
-    CAPTURE(name);
-    const auto it = std::find_if(table.begin(), table.end(), [&](const auto& m) { return m.name == name; });
-    REQUIRE(it != table.end());
-    CHECK_FALSE(it->summary.empty());
-    CHECK_FALSE(it->params.empty());
-    const auto method = ptest::make(name, {});
-    CHECK(method->name() == name);
-    const nlohmann::json record = method->params();
-    lab::Options again = lab::Options::from_json(record, "-p");
-    CHECK(attributions::make_method(name, again)->params() == record);
-    CHECK_THROWS_WITH_AS(ptest::make(name, {{"no-such-key", "1"}}), doctest::Contains("no-such-key"), lab::Error);
-  }
-}
 
 TEST_CASE("perturbation methods return maps shaped like the input, with the evaluations they spent") {
   ptest::EnvBatch e = ptest::env_batch("multi-color-sum", 32, {0});

@@ -19,7 +19,7 @@ std::vector<float> two_regions(int64_t channels, int64_t h, int64_t w, int64_t s
 attributions::SegmentationParams params_for(const std::string& algorithm) {
   lab::Options o("-p");
   o.set("segmentation", algorithm);
-  return attributions::SegmentationParams::from_options(o);
+  return attributions::SegmentationParams::schema().read(o);
 }
 
 }  // namespace
@@ -92,14 +92,21 @@ TEST_CASE("a batch is segmented as its samples are, one by one") {
   }
 }
 
-TEST_CASE("segmentation parameters are checked and recorded per algorithm") {
+TEST_CASE("segmentation parameters are checked, another algorithm's key refused, every key recorded") {
+  const auto& schema = attributions::SegmentationParams::schema();
   lab::Options o("-p");
   o.set("segmentation", "quickshift");
   o.set("kernel-size", "0");
-  CHECK_THROWS_WITH_AS(attributions::SegmentationParams::from_options(o), doctest::Contains("kernel-size"), lab::Error);
-  const nlohmann::json j = params_for("felzenszwalb").to_json();
+  CHECK_THROWS_WITH_AS(schema.read(o), doctest::Contains("-p kernel-size=0: must be a finite number > 0"), lab::Error);
+  lab::Options other("-p");
+  other.set("segmentation", "felzenszwalb");
+  other.set("kernel-size", "5");
+  CHECK_THROWS_WITH_AS(schema.read(other),
+                       doctest::Contains("-p kernel-size=5: a quickshift parameter, but the segmentation is felzenszwalb"),
+                       lab::Error);
+  const nlohmann::json j = schema.to_json(params_for("felzenszwalb"));
   CHECK(j.at("segmentation") == "felzenszwalb");
   CHECK(j.at("scale") == 1.0);
-  CHECK_FALSE(j.contains("kernel-size"));
-  CHECK(attributions::segmentation_keys().size() == 11);
+  CHECK(j.at("kernel-size") == 4.0);  // recorded at its default, unused by felzenszwalb
+  CHECK(schema.names().size() == 11);
 }

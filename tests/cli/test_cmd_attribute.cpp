@@ -13,7 +13,7 @@ using clitest::run;
 TEST_CASE("attrlab methods lists methods, parameters and defaults") {
   const auto text = run("methods");
   REQUIRE(text.code == 0);
-  for (const char* expected : {"integrated-gradients", "-p steps=50", "-p baseline=zero", "deepshap", "gradcam++",
+  for (const char* expected : {"integrated-gradients", "-p steps=50", "-p baseline=zero", "deepshap", "gradcam-plus-plus",
                                "-p composite=lrp-epsilon", "random", "constant"})
     CHECK(text.out.find(expected) != std::string::npos);
   const auto json = run("methods lrp --json");
