@@ -70,72 +70,57 @@ const Described& described(const Key& key, Describe describe) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Pass: the ordered list of (primitive, arguments), and host steps.
+// Pass: the ordered (primitive, arguments) steps of one piece of work, and host steps.
 
+// Each primitive is submitted to the stream when it is added, so the host's work between two
+// additions (allocating the next output) overlaps nothing it could disturb: it never touches a
+// buffer of a submitted primitive. The runtime's stream is in order (oneDNN's default stream
+// flags), so each primitive sees the results of the ones submitted before it without a wait in
+// between. The host waits before it touches any such buffer: before a host step and in run().
+// oneDNN's CPU engine with the OpenMP runtime even executes synchronously on this stream, but
+// nothing here relies on that: a buffer is read, written or freed by the host only after a wait.
 struct Pass::Steps {
-  struct Step {
-    const Described* described = nullptr;
-    std::unordered_map<int, memory> args;
-    std::function<void()> host;  // set for a host step
-  };
-  std::vector<Step> list;
+  std::vector<std::unordered_map<int, memory>> in_flight;  // arguments of the submitted primitives
   bool pending = false;  // primitives submitted and not yet waited for
 
-  /// Adds d with one buffer per argument of d (by DNNL_ARG_*); the buffers are wrapped, not copied.
+  /// Submits d with one buffer per argument of d (by DNNL_ARG_*); the buffers are wrapped, not copied.
   void add(const Described& d, std::initializer_list<std::pair<int, const float*>> buffers) {
-    Step step;
-    step.described = &d;
+    std::unordered_map<int, memory> args;
     for (const auto& [arg, md] : d.args) {
       const float* p = nullptr;
       for (const auto& [a, b] : buffers)
         if (a == arg) p = b;
       LAB_CHECK(p != nullptr, "no buffer for argument {} of a primitive", arg);
-      step.args.emplace(arg, memory(md, Runtime::get().engine(), const_cast<float*>(p)));
+      args.emplace(arg, memory(md, Runtime::get().engine(), const_cast<float*>(p)));
     }
-    list.push_back(std::move(step));
+    pending = true;
+    d.primitive.execute(Runtime::get().stream(), args);
+    in_flight.push_back(std::move(args));
+  }
+
+  void wait() {
+    if (pending) Runtime::get().stream().wait();
+    pending = false;
+    in_flight.clear();
   }
 };
 
 Pass::Pass() : steps_(std::make_unique<Steps>()) {}
 
 Pass::~Pass() {
-  // A run() cut short by an exception may leave primitives in flight on buffers about to be freed.
-  if (steps_->pending) {
-    try {
-      Runtime::get().stream().wait();
-    } catch (...) {
-    }
+  // A pass left by an exception may have primitives in flight on buffers about to be freed.
+  try {
+    steps_->wait();
+  } catch (...) {
   }
 }
 
 void Pass::add_host(std::function<void()> step) {
-  Steps::Step s;
-  s.host = std::move(step);
-  steps_->list.push_back(std::move(s));
+  steps_->wait();
+  step();
 }
 
-void Pass::run() {
-  // The runtime's stream is in order (oneDNN's default stream flags), so each primitive sees the
-  // results of the ones submitted before it without a wait in between. The host waits before it
-  // touches any buffer: before a host step and at the end. oneDNN's CPU engine with the OpenMP
-  // runtime even executes synchronously on this stream, but nothing here relies on that: a
-  // buffer is read, written or freed by the host only after a wait.
-  dnnl::stream& stream = Runtime::get().stream();
-  std::vector<Steps::Step> list = std::move(steps_->list);
-  steps_->list.clear();
-  for (Steps::Step& step : list) {
-    if (step.host) {
-      if (steps_->pending) stream.wait();
-      steps_->pending = false;
-      step.host();
-    } else {
-      steps_->pending = true;
-      step.described->primitive.execute(stream, step.args);
-    }
-  }
-  if (steps_->pending) stream.wait();
-  steps_->pending = false;
-}
+void Pass::run() { steps_->wait(); }
 
 std::string kind_name(LayerKind kind) {
   switch (kind) {

@@ -20,10 +20,10 @@
 namespace lab {
 
 /// Work for the runtime's stream, in order: primitives added by the layers (and host steps, for
-/// layers computed on the host). Nothing runs until run(), which submits every step in order and
-/// waits on the stream once at the end and once before each host step; buffers given to add_*
-/// must stay alive and untouched by the host until run() returns. A step may read a buffer an
-/// earlier step wrote: the stream is in order.
+/// layers computed on the host). Each primitive is submitted when added, without a wait; the host
+/// waits on the stream once in run() and before each host step; buffers given to add_* must stay
+/// alive and untouched by the host until run() returns. A step may read a buffer an earlier step
+/// wrote: the stream is in order.
 class Pass {
  public:
   Pass();
@@ -32,7 +32,7 @@ class Pass {
   Pass& operator=(const Pass&) = delete;
   /// A step computed on the host; it sees the results of every earlier step.
   void add_host(std::function<void()> step);
-  /// Runs every step added since the last run(); afterwards the host may read every output.
+  /// Waits for every step added since the last run(); afterwards the host may read every output.
   void run();
 
   /// The oneDNN steps (defined in layers.cpp, used by the layers only).

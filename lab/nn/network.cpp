@@ -307,7 +307,7 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
   }
   const size_t stop = to_layer ? *to_layer + 1 : 0;
   LAB_CHECK(stop <= layers_.size(), "to_layer {} out of range", stop);
-  // Whether layer i carries the signal by its backward-data under rule p (else the host does).
+  // Whether layer i carries the signal by its own backward-data under its rule (else the host does).
   const auto by_backward_data = [&](size_t i) {
     const RuleKind kind = rules.layers[i].rule.kind;
     const LayerKind layer = layers_[i]->kind();
