@@ -17,6 +17,7 @@
 #include "attributions/method.h"
 #include "datasets/data_dir.h"
 #include "cli/commands.h"
+#include "lab/core/random.h"
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 #include "lab/io/files.h"
@@ -96,7 +97,7 @@ void run_attribute(const AttributeArgs& args) {
     std::vector<std::string> ids;
     for (int64_t i = begin; i < end; ++i) {
       ids.push_back(data.id(i));
-      batch.seeds.push_back(attributions::derive_seed(seed, static_cast<uint64_t>(i)));
+      batch.seeds.push_back(lab::derive_seed(seed, static_cast<uint64_t>(i)));
       cv::Mat segments;
       data.patches(i).convertTo(segments, CV_32S);
       batch.segments.push_back(segments);

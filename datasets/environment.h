@@ -3,7 +3,7 @@
 /// hand-weighted network that solves its task (paper Section 3 and App. D, F.1, G.1).
 ///
 /// Each environment is a pure function of (options, seed, index): generate() draws sample
-/// `index` from its own random stream (datasets/random.h), so samples can be made in any order,
+/// `index` from its own random stream (lab::Rng(seed, index), lab/core/random.h), so samples can be made in any order,
 /// on any thread, with byte-identical results. Every option is recorded, resolved, by options(),
 /// and environment_from_json() rebuilds the identical environment (data settings and network)
 /// from that record, which is how every command rebuilds the network from a data directory.

@@ -48,7 +48,8 @@ MultiColorSumEnvironment::MultiColorSumEnvironment(MultiColorSumEnvParams params
 }
 
 Sample MultiColorSumEnvironment::generate(uint64_t seed, int64_t index) const {
-  Rng rng(seed, index);
+  LAB_CHECK(index >= 0, "sample index must be >= 0, got {}", index);
+  lab::Rng rng(seed, static_cast<uint64_t>(index));
   const int side = static_cast<int>(params_.model.size);
   const networks::Rgb bg = params_.model.background;
   for (int attempt = 0; attempt < kMaxTieRedraws; ++attempt) {

@@ -3,7 +3,7 @@
 /// Bernoulli patch per target colour on a (20, 20, 20) background; label = the colour with the
 /// most pixels; signed ground truth. The network is networks::build_multi_color_sum.
 ///
-/// Generation of sample (seed, index), all draws from Rng(seed, index):
+/// Generation of sample (seed, index), all draws from lab::Rng(seed, index) (lab/core/random.h):
 /// 1. layout (datasets/patches.h): N_C = `colors` patches, shapes uniform in `shapes` (default
 ///    triangle, square, circle), sizes uniform in [patch_min, patch_max], placed uniformly
 ///    without overlap, `gap` pixels apart; patch k (1-based) carries target colour k-1

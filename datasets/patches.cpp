@@ -53,7 +53,7 @@ cv::Mat draw_triangle(int size) {
   return mask;
 }
 
-cv::Mat draw_bezier(int size, int anchors, Rng& rng) {
+cv::Mat draw_bezier(int size, int anchors, lab::Rng& rng) {
   struct P {
     double x, y;
   };
@@ -120,7 +120,7 @@ ShapeKind parse_shape(const std::string& name, const std::string& option) {
   lab::fail_parameter("{}: unknown shape '{}'; expected triangle, square, circle or bezier", option, name);
 }
 
-cv::Mat draw_shape(ShapeKind kind, int size, int anchors, Rng& rng) {
+cv::Mat draw_shape(ShapeKind kind, int size, int anchors, lab::Rng& rng) {
   LAB_CHECK(size >= 4, "shape size must be >= 4, got {}", size);
   cv::Mat mask;
   switch (kind) {
@@ -210,7 +210,7 @@ namespace {
 // Places the boxes in distinct random cells of the k×k grid of patches_always_fit (k = ⌊(S + gap) /
 // (patch_max + gap)⌋, cell side c = ⌊(S + gap) / k⌋), each uniformly within its cell minus the gap:
 // boxes in different cells are then >= gap apart, and the last cell ends by S.
-void place_in_grid(std::vector<Patch>& patches, const LayoutParams& params, int side, Rng& rng) {
+void place_in_grid(std::vector<Patch>& patches, const LayoutParams& params, int side, lab::Rng& rng) {
   const int gap = static_cast<int>(params.gap);
   const int per_row = (side + gap) / static_cast<int>(params.patch_max + gap);
   const int cell = (side + gap) / per_row;
@@ -228,7 +228,7 @@ void place_in_grid(std::vector<Patch>& patches, const LayoutParams& params, int 
 
 // Places the boxes one by one in random order, each uniformly among the free positions; false
 // if some box finds none.
-bool place_uniformly(std::vector<Patch>& patches, int side, int gap, Rng& rng) {
+bool place_uniformly(std::vector<Patch>& patches, int side, int gap, lab::Rng& rng) {
   const size_t n = patches.size();
   std::vector<size_t> order(n);
   for (size_t k = 0; k < n; ++k) order[k] = k;
@@ -257,7 +257,7 @@ bool place_uniformly(std::vector<Patch>& patches, int side, int gap, Rng& rng) {
 
 }  // namespace
 
-Layout sample_layout(const LayoutParams& params, int64_t image_size, Rng& rng) {
+Layout sample_layout(const LayoutParams& params, int64_t image_size, lab::Rng& rng) {
   const int side = static_cast<int>(image_size);
   const size_t n = static_cast<size_t>(params.patches);
   std::vector<Patch> patches(n);

@@ -28,7 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
-#include "datasets/random.h"
+#include "lab/core/random.h"
 #include "lab/core/options.h"
 
 namespace datasets {
@@ -42,7 +42,7 @@ ShapeKind parse_shape(const std::string& name, const std::string& option);
 
 /// The filled shape as CV_8UC1 (1 inside, 0 outside), cropped to its tight bounding box, whose
 /// larger side is `size` (>= 4, the smallest size at which a circle and a triangle differ from a square). `rng` is used by bezier only (`anchors` >= 3 points).
-cv::Mat draw_shape(ShapeKind kind, int size, int anchors, Rng& rng);
+cv::Mat draw_shape(ShapeKind kind, int size, int anchors, lab::Rng& rng);
 
 /// Whether `count` boxes of side up to `patch_max`, `gap` apart, always fit in an image of side
 /// `image_size`: true when a grid of (patch_max + gap)-cells holds them (a sufficient condition,
@@ -86,6 +86,6 @@ struct Layout {
 
 /// Draws the shapes (sizes uniform in [patch_min, patch_max], shapes uniform in `shapes`) and
 /// places them as described above, all from `rng`. `params` must be valid for `image_size`.
-Layout sample_layout(const LayoutParams& params, int64_t image_size, Rng& rng);
+Layout sample_layout(const LayoutParams& params, int64_t image_size, lab::Rng& rng);
 
 }  // namespace datasets

@@ -60,7 +60,8 @@ SingleColorModuloEnvironment::SingleColorModuloEnvironment(SingleColorModuloEnvP
 }
 
 Sample SingleColorModuloEnvironment::generate(uint64_t seed, int64_t index) const {
-  Rng rng(seed, index);
+  LAB_CHECK(index >= 0, "sample index must be >= 0, got {}", index);
+  lab::Rng rng(seed, static_cast<uint64_t>(index));
   const int side = static_cast<int>(params_.model.size);
   Layout layout = sample_layout(params_.layout, params_.model.size, rng);
   cv::Mat image(side, side, CV_8UC1, cv::Scalar(0));

@@ -3,7 +3,7 @@
 /// patches of Bernoulli(0.5) white pixels on black; label = (number of white pixels) mod N.
 /// The network is networks::build_single_color_modulo.
 ///
-/// Generation of sample (seed, index), all draws from Rng(seed, index):
+/// Generation of sample (seed, index), all draws from lab::Rng(seed, index) (lab/core/random.h):
 /// 1. layout (datasets/patches.h): `patches` (default 4) patches, shape bezier (closed curves of
 ///    `anchors` cubic Bézier segments), sizes uniform in [patch_min, patch_max], placed uniformly
 ///    without overlap, `gap` pixels apart;

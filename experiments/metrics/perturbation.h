@@ -35,7 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "datasets/random.h"
+#include "lab/core/random.h"
 #include "experiments/metrics/metric.h"
 #include "lab/core/options.h"
 #include "lab/core/tensor.h"
@@ -97,8 +97,5 @@ std::vector<int64_t> attribution_order(const float* attr, int64_t n);
 
 /// Trapezoid area under the points (x_i, y_i), x increasing.
 double trapezoid_auc(const std::vector<double>& x, const std::vector<double>& y);
-
-/// The random stream of one sample for one purpose (0: noise, 1: subsets).
-datasets::Rng sample_rng(uint64_t metric_seed, uint64_t sample_seed, int64_t purpose);
 
 }  // namespace experiments

@@ -48,7 +48,7 @@ std::string refusal(const LayoutParams& p, int64_t size) {
 }  // namespace
 
 TEST_CASE("every shape's tight box has larger side exactly `size`") {
-  datasets::Rng rng(3, 0);
+  lab::Rng rng(3, 0);
   for (ShapeKind kind : kAllShapes)
     for (int size = 4; size <= 40; ++size) {
       CAPTURE(datasets::shape_name(kind));
@@ -68,7 +68,7 @@ TEST_CASE("every shape's tight box has larger side exactly `size`") {
 }
 
 TEST_CASE("square, circle and triangle follow their definitions") {
-  datasets::Rng rng(0, 0);
+  lab::Rng rng(0, 0);
   SUBCASE("square: the full box") {
     CHECK(cv::countNonZero(datasets::draw_shape(ShapeKind::kSquare, 9, 5, rng)) == 81);
   }
@@ -110,7 +110,7 @@ TEST_CASE("square, circle and triangle follow their definitions") {
 }
 
 TEST_CASE("bezier shapes are random blobs: different draws differ, the same stream repeats") {
-  datasets::Rng a(9, 1), b(9, 1), c(9, 2);
+  lab::Rng a(9, 1), b(9, 1), c(9, 2);
   const cv::Mat ma = datasets::draw_shape(ShapeKind::kBezier, 30, 5, a);
   const cv::Mat mb = datasets::draw_shape(ShapeKind::kBezier, 30, 5, b);
   const cv::Mat mc = datasets::draw_shape(ShapeKind::kBezier, 30, 5, c);
@@ -129,7 +129,7 @@ TEST_CASE("layouts: patches never overlap and keep the gap; the region map is ex
     for (int64_t i = 0; i < 200; ++i) {
       CAPTURE(gap);
       CAPTURE(i);
-      datasets::Rng rng(11, i);
+      lab::Rng rng(11, i);
       const datasets::Layout layout = datasets::sample_layout(p, 40, rng);
       REQUIRE(layout.patches.size() == 4);
       REQUIRE(layout.region.type() == CV_8UC1);
@@ -160,7 +160,7 @@ TEST_CASE("sizes and shapes are uniform over what the options allow") {
   std::vector<int64_t> sizes(8, 0), shapes(3, 0);
   std::vector<int64_t> corner_x(4, 0);
   for (int64_t i = 0; i < 1000; ++i) {
-    datasets::Rng rng(5, i);
+    lab::Rng rng(5, i);
     const datasets::Layout layout = datasets::sample_layout(p, 64, rng);
     for (const datasets::Patch& patch : layout.patches) {
       REQUIRE(patch.size >= 5);
@@ -207,7 +207,7 @@ TEST_CASE("tightly packed layouts still succeed: the grid bound guarantees a lay
   LayoutParams p = params(15, 15, {ShapeKind::kSquare});
   p.validate(32);
   for (int64_t i = 0; i < 20; ++i) {
-    datasets::Rng rng(1, i);
+    lab::Rng rng(1, i);
     const datasets::Layout layout = datasets::sample_layout(p, 32, rng);
     CHECK(cv::countNonZero(layout.region) == 4 * 225);
   }

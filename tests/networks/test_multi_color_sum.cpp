@@ -269,7 +269,7 @@ TEST_CASE("a (0, 0, 0) canvas at 224x224: spurious counts bounded by ude_strengt
   };
   const std::vector<float> base = canvas_counts(p.ude_strength);
   // The README's numbers (seed 0).
-  CHECK(base == std::vector<float>{241.9375f, 588.0f, 428.75f, 0.0f});
+  CHECK(base == std::vector<float>{15.3125f, 0.0f, 116.375f, 1960.0f});
   // Each 2×2 window of unseen pixels adds at most 4·ude_strength to a count.
   for (float v : base) CHECK(v <= 112 * 112 * 4 * p.ude_strength);
   // ReLU networks are positively homogeneous in the unseen-data weights: 4× the strength, 4× the counts.
