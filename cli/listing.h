@@ -1,5 +1,5 @@
 /// @file listing.h
-/// @brief What `attrlab methods` and `attrlab metrics` share: choosing entries of a registry by
+/// @brief What `attrlab methods`, `attrlab metrics` and `attrlab envs` share: choosing entries of a registry by
 /// name, and writing each entry's `-p` parameters as JSON or as aligned text.
 #pragma once
 
@@ -44,11 +44,12 @@ size_t setting_width(const std::vector<const Info*>& shown) {
   return width + 3;
 }
 
-/// "  -p name=default   help" per parameter, "(no parameters)" when there are none, then a blank line.
-inline void print_params(const std::vector<lab::ParamDoc>& params, size_t width) {
+/// "  -p name=default   help" per parameter (`flag`: -p for methods and metrics, -o for
+/// environments), "(no parameters)" when there are none, then a blank line.
+inline void print_params(const std::vector<lab::ParamDoc>& params, size_t width, const char* flag = "-p") {
   if (params.empty()) fmt::print("  (no parameters)\n");
   for (const auto& p : params)
-    fmt::print("  {:<{}}  {}\n", fmt::format("-p {}={}", p.name, p.default_text()), width, p.info.help);
+    fmt::print("  {:<{}}  {}\n", fmt::format("{} {}={}", flag, p.name, p.default_text()), width, p.info.help);
   fmt::print("\n");
 }
 

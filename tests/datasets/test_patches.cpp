@@ -8,6 +8,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "datasets/patches.h"
+#include "lab/chi_square.h"
 #include "lab/core/error.h"
 
 using datasets::LayoutParams;
@@ -17,14 +18,7 @@ namespace {
 
 const ShapeKind kAllShapes[] = {ShapeKind::kTriangle, ShapeKind::kSquare, ShapeKind::kCircle, ShapeKind::kBezier};
 
-double chi_square(const std::vector<int64_t>& observed) {
-  double total = 0;
-  for (int64_t o : observed) total += static_cast<double>(o);
-  const double expected = total / static_cast<double>(observed.size());
-  double chi = 0;
-  for (int64_t o : observed) chi += (static_cast<double>(o) - expected) * (static_cast<double>(o) - expected) / expected;
-  return chi;
-}
+using stats::chi_square;
 
 LayoutParams params(int64_t min, int64_t max, std::vector<ShapeKind> shapes) {
   LayoutParams p;
@@ -181,24 +175,24 @@ TEST_CASE("sizes and shapes are uniform over what the options allow") {
 TEST_CASE("impossible layout options are refused, naming the option") {
   const std::vector<ShapeKind> all{ShapeKind::kSquare};
   CHECK(refusal(params(4, 8, all), 32).empty());
-  CHECK(refusal(params(3, 8, all), 32).find("-o patch_min must be at least 4 pixels, got 3") != std::string::npos);
-  CHECK(refusal(params(9, 8, all), 32).find("-o patch_max must be at least patch_min=9, got 8") != std::string::npos);
-  CHECK(refusal(params(4, 33, all), 32).find("-o patch_max must be at most the image size 32, got 33") != std::string::npos);
+  CHECK(refusal(params(3, 8, all), 32).find("-o patch-min=3: must be an integer ≥ 4") != std::string::npos);
+  CHECK(refusal(params(9, 8, all), 32).find("-o patch-max=8: must be at least patch-min=9") != std::string::npos);
+  CHECK(refusal(params(4, 33, all), 32).find("-o patch-max=33: must be at most the image size 32") != std::string::npos);
   // 32 + 2 = 34 holds 2 cells of 15 + 2 = 17 per row: 4 patches fit; of 16 + 2 only 1 per row.
   CHECK(refusal(params(4, 15, all), 32).empty());
   CHECK(refusal(params(4, 16, all), 32).find("cannot always fit in a 32x32 image") != std::string::npos);
   CHECK(refusal(params(4, 8, {}), 32).find("-o shapes") != std::string::npos);
-  CHECK(refusal(params(4, 8, {ShapeKind::kCircle, ShapeKind::kCircle}), 32).find("without repeats, got circle,circle") !=
-        std::string::npos);
+  CHECK(refusal(params(4, 8, {ShapeKind::kCircle, ShapeKind::kCircle}), 32)
+            .find("-o shapes=circle,circle: must be a list without repeats") != std::string::npos);
   LayoutParams few = params(4, 8, all);
   few.anchors = 2;
-  CHECK(refusal(few, 32).find("-o anchors must be in 3..64, got 2") != std::string::npos);
+  CHECK(refusal(few, 32).find("-o anchors=2: must be an integer in [3, 64]") != std::string::npos);
   few.anchors = 5;
   few.gap = -1;
-  CHECK(refusal(few, 32).find("-o gap must be at least 0, got -1") != std::string::npos);
-  CHECK_THROWS_WITH_AS(datasets::parse_shape("hexagon", "-o shapes=hexagon"),
-                       "-o shapes=hexagon: unknown shape 'hexagon'; expected triangle, square, circle or bezier",
-                       lab::Error);
+  CHECK(refusal(few, 32).find("-o gap=-1: must be an integer ≥ 0") != std::string::npos);
+  CHECK(!datasets::shapes_codec().parse("circle,hexagon"));
+  CHECK(datasets::shapes_codec().parse("bezier,square") ==
+        std::optional<std::vector<ShapeKind>>({ShapeKind::kBezier, ShapeKind::kSquare}));
 }
 
 TEST_CASE("tightly packed layouts still succeed: the grid bound guarantees a layout exists") {

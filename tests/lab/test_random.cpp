@@ -7,19 +7,12 @@
 #include <random>
 #include <vector>
 
+#include "lab/chi_square.h"
 #include "lab/core/random.h"
 
 namespace {
 
-// Pearson's chi-square statistic of observed counts against equal expected counts.
-double chi_square(const std::vector<int64_t>& observed) {
-  double total = 0;
-  for (int64_t o : observed) total += static_cast<double>(o);
-  const double expected = total / static_cast<double>(observed.size());
-  double chi = 0;
-  for (int64_t o : observed) chi += (static_cast<double>(o) - expected) * (static_cast<double>(o) - expected) / expected;
-  return chi;
-}
+using stats::chi_square;
 
 // The splitmix64 generator written out from Vigna's reference code (state += gamma; mix), not
 // through lab::splitmix64: its outputs from state s are splitmix64(s), splitmix64(s + gamma), ...
