@@ -230,16 +230,6 @@ void check_batch(const Context& context, const Batch& batch, bool needs_seeds) {
               batch.seeds.size(), n);
 }
 
-std::mt19937_64 sample_rng(uint64_t seed, uint64_t stream) {
-  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(stream),
-                    static_cast<uint32_t>(stream >> 32)};
-  return std::mt19937_64(seq);
-}
-
-uint64_t derive_seed(uint64_t seed, uint64_t k) {
-  return lab::splitmix64(seed + lab::kGoldenGamma * k);
-}
-
 // ---------------------------------------------------------------------------------------------
 
 lab::Tensor upsample_bilinear(const lab::Tensor& maps, int64_t height, int64_t width) {

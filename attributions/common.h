@@ -13,7 +13,7 @@
 /// - run_backprop(): forward+backward of output[target] for a long virtual batch of inputs made
 ///   chunk by chunk, never more than Context::chunk inputs per network call, consumed in order
 ///   (so per-sample sums are accumulated in a fixed order whatever the chunk size).
-/// - Seeds: sample n of a batch draws from sample_rng(batch.seeds[n], stream), so its map depends
+/// - Seeds: sample n of a batch draws from lab::Rng(batch.seeds[n], stream), so its map depends
 ///   on its own seed only, never on which batch it came in or on the thread count.
 /// - Params convention: each method has a `Params` struct whose member initializers are the
 ///   defaults, and `static const lab::Schema<Params>& schema()` declaring every parameter once
@@ -36,6 +36,7 @@
 
 #include "attributions/method.h"
 #include "lab/core/options.h"
+#include "lab/core/random.h"
 #include "lab/core/schema.h"
 #include "lab/nn/network.h"
 
@@ -135,13 +136,6 @@ lab::Tensor one_hot(const lab::Tensor& output, const TargetFn& target, int64_t b
 /// one target per sample within the output units, and (when `needs_seeds`) one seed per sample.
 void check_batch(const Context& context, const Batch& batch, bool needs_seeds = false);
 
-/// The random stream of one sample: std::mt19937_64 seeded from (seed, stream), where `stream`
-/// separates the draws of different methods or purposes with the same sample seed.
-std::mt19937_64 sample_rng(uint64_t seed, uint64_t stream);
-
-/// A seed for a derived sample (e.g. SmoothGrad's k-th noisy copy of a sample), a fixed mixing
-/// of (seed, k) (SplitMix64), so derived samples get distinct, reproducible streams.
-uint64_t derive_seed(uint64_t seed, uint64_t k);
 
 // ---------------------------------------------------------------------------------------------
 // Maps at a hidden layer's resolution

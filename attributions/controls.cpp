@@ -17,7 +17,7 @@ Result RandomMap::attribute(const Context& context, const Batch& batch) const {
   r.attr = lab::Tensor(batch.x.shape());
   const int64_t m = batch.x.sample_numel();
   for (int64_t s = 0; s < batch.x.batch(); ++s) {
-    std::mt19937_64 rng = sample_rng(batch.seeds[static_cast<size_t>(s)], kRandomStream);
+    std::mt19937_64 rng = lab::Rng(batch.seeds[static_cast<size_t>(s)], kRandomStream).engine();
     std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
     float* a = r.attr.sample(s);
     for (int64_t j = 0; j < m; ++j) a[j] = uniform(rng);

@@ -2,7 +2,7 @@
 /// @brief The paper's control "methods" (App. F.2): maps that ignore the network.
 ///
 /// - `random`: every value (each channel of each pixel, like a uniform random tensor shaped like
-///   the input) drawn from U(0, 1), from the sample's own seed (sample_rng), so a map is
+///   the input) drawn from U(0, 1), from the sample's own seed (lab::Rng), so a map is
 ///   reproducible by seed and independent of the batch it came in.
 /// - `constant`: every value `value` (paper: 1.0).
 /// Neither evaluates the network. Tested in test_gradient_methods.cpp: random is reproducible by

@@ -164,7 +164,7 @@ Result DeepShap::attribute(const Context& context, const Batch& batch) const {
       std::vector<int64_t> order(static_cast<size_t>(available));
       std::iota(order.begin(), order.end(), 0);
       if (count < available) {
-        std::mt19937_64 rng = sample_rng(batch.seeds[static_cast<size_t>(s)], kDataStream);
+        std::mt19937_64 rng = lab::Rng(batch.seeds[static_cast<size_t>(s)], kDataStream).engine();
         for (int64_t i = 0; i < count; ++i) {
           std::uniform_int_distribution<int64_t> u(i, available - 1);
           std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(u(rng))]);

@@ -403,7 +403,7 @@ Result Iba::attribute(const Context& context, const Batch& batch) const {
   for (int64_t t = 0; t < params_.iterations; ++t) {
     auto noise = [&](int64_t s, int64_t k, float* out) {
       const uint64_t draw = static_cast<uint64_t>(t * params_.samples + k);
-      Draws draws(sample_rng(derive_seed(batch.seeds[static_cast<size_t>(s)], draw), kIbaStream));
+      Draws draws(lab::Rng(lab::derive_seed(batch.seeds[static_cast<size_t>(s)], draw), kIbaStream).engine());
       for (int64_t i = 0; i < e; ++i) out[i] = static_cast<float>(draws.normal());
     };
     step = bottleneck_step(params_, b, smoother, r, reference, batch.target, alpha, noise, context.chunk);

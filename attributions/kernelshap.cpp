@@ -109,7 +109,7 @@ Result KernelShap::attribute(const Context& context, const Batch& batch) const {
     std::vector<double> cumulative;
     double total = 0;
     for (int64_t size = 1; size < m; ++size) cumulative.push_back(total += 1.0 / (size * (m - size)));
-    Draws draws(sample_rng(batch.seeds[s], kShapStream));
+    Draws draws(lab::Rng(batch.seeds[s], kShapStream).engine());
     std::vector<int64_t> order(static_cast<size_t>(m));
     while (c.count() - 2 < params_.samples) {
       const double u = draws.uniform() * total;

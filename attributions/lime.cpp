@@ -80,7 +80,7 @@ Result Lime::attribute(const Context& context, const Batch& batch) const {
     Coalitions& c = coalitions[s];
     c.features = m;
     c.z.assign(static_cast<size_t>(params_.samples * m), 1);
-    Draws draws(sample_rng(batch.seeds[s], kLimeStream));
+    Draws draws(lab::Rng(batch.seeds[s], kLimeStream).engine());
     for (size_t i = static_cast<size_t>(m); i < c.z.size(); ++i) c.z[i] = draws.bernoulli(0.5);
   });
   Result r;

@@ -17,7 +17,7 @@
 /// num_samples); `kernel-width` (0.25, lime_image's); `alpha` (1, Ridge's default); `baseline`
 /// for switched-off superpixels (zero | background | R,G,B | file; Captum's default is zero);
 /// `output` probability (default: LIME explains class probabilities) | logit.
-/// Random draws: per sample from Batch::seeds (common.h sample_rng), so a map depends only on its
+/// Random draws: per sample from Batch::seeds (lab::Rng, lab/core/random.h), so a map depends only on its
 /// sample and seed. Cost: `samples` evaluations per sample, in chunks of Context::chunk.
 /// Tested in test_perturbation_lime.cpp: weighted_ridge is exact on additive data without
 /// penalty and equals the normal equations with one; with the `oracle` segmentation on the

@@ -25,7 +25,7 @@
 
 namespace attributions {
 
-/// Portable draws from a sample's stream (common.h sample_rng): the algorithms are written out
+/// Portable draws from a sample's stream (lab::Rng, lab/core/random.h): the algorithms are written out
 /// rather than taken from <random>'s distributions, which each standard library implements its
 /// own way, so the same seed gives the same map with any compiler.
 class Draws {

@@ -45,7 +45,7 @@ std::vector<float> Rise::mask(uint64_t seed, int64_t index, int64_t height, int6
   const int64_t ch = params_.cell_size.value_or(ceil_div(height, kAutoCells));
   const int64_t cw = params_.cell_size.value_or(ceil_div(width, kAutoCells));
   const int64_t sh = ceil_div(height, ch), sw = ceil_div(width, cw);
-  Draws draws(sample_rng(derive_seed(seed, static_cast<uint64_t>(index)), kRiseStream));
+  Draws draws(lab::Rng(lab::derive_seed(seed, static_cast<uint64_t>(index)), kRiseStream).engine());
   cv::Mat grid(static_cast<int>(sh), static_cast<int>(sw), CV_32F);
   for (int y = 0; y < grid.rows; ++y)
     for (int x = 0; x < grid.cols; ++x) grid.at<float>(y, x) = draws.bernoulli(params_.p) ? 1.0f : 0.0f;

@@ -75,7 +75,7 @@ Result SmoothGrad::attribute(const Context& context, const Batch& batch) const {
   Result r;
   std::vector<double> sum(static_cast<size_t>(n * m), 0.0);
   // Noisy copies in sample-major order (sample s, copy k = i % samples), in groups of chunk inputs.
-  // Copy k of sample s draws its noise from its own stream, seeded by derive_seed(seed_s, k), so
+  // Copy k of sample s draws its noise from its own stream, seeded by lab::derive_seed(seed_s, k), so
   // copies are made in parallel (TBB, no network calls) and never depend on the grouping.
   const int64_t total = n * samples;
   const int64_t group = std::max<int64_t>(1, context.chunk);
@@ -88,11 +88,11 @@ Result SmoothGrad::attribute(const Context& context, const Batch& batch) const {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t s = i / samples;
       noisy.target.push_back(batch.target[static_cast<size_t>(s)]);
-      noisy.seeds.push_back(derive_seed(batch.seeds[static_cast<size_t>(s)], static_cast<uint64_t>(i % samples)));
+      noisy.seeds.push_back(lab::derive_seed(batch.seeds[static_cast<size_t>(s)], static_cast<uint64_t>(i % samples)));
       if (!batch.segments.empty()) noisy.segments.push_back(batch.segments[static_cast<size_t>(s)]);
     }
     tbb::parallel_for(begin, end, [&](int64_t i) {
-      std::mt19937_64 rng = sample_rng(noisy.seeds[static_cast<size_t>(i - begin)], kNoiseStream);
+      std::mt19937_64 rng = lab::Rng(noisy.seeds[static_cast<size_t>(i - begin)], kNoiseStream).engine();
       const int64_t s = i / samples;
       add_noise(rng, x.sample(s), sigma[static_cast<size_t>(s)], noisy.x.sample(i - begin), m);
     });

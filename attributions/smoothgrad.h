@@ -8,8 +8,8 @@
 /// that SmoothGrad does not know is the base method's (e.g. `-p base=integrated-gradients -p
 /// steps=20`); `attrlab methods` lists the default base's parameters from its schema after
 /// SmoothGrad's own, and params() records the base's resolved parameters under "base-params". The k-th
-/// noisy copy of sample n has the derived seed derive_seed(seed_n, k): its noise comes from that
-/// seed's stream (sample_rng) and it is explained with that seed (for stochastic base methods), so
+/// noisy copy of sample n has the derived seed lab::derive_seed(seed_n, k): its noise comes from that
+/// seed's stream (lab::Rng) and it is explained with that seed (for stochastic base methods), so
 /// copies are independent of batching and thread count. Noisy copies are explained in batches of
 /// at most Context::chunk inputs, so memory stays bounded.
 /// Cost: n times the base method. Tested in test_gradient_methods.cpp: with noise=0 it equals the

@@ -44,7 +44,8 @@ void register_generate(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "Generate a data directory: images, ground truth, manifest");
   cmd->add_option("--env", args->env, "Environment: " + names)->required();
   cmd->add_option("-o", args->options,
-                  "Option key=value (repeatable): the model's and the data's, e.g. -o size=64 -o patch_max=20");
+                  "Option key=value (repeatable): the model's and the data's, e.g. -o size=64 -o patch-max=20 "
+                  "(attrlab envs lists them)");
   cmd->add_option("--count", args->count, "Number of samples (>= 1)")->required();
   cmd->add_option("--seed", args->seed, "Data seed, 0..2^64-1; sample i depends only on (options, seed, i)")
       ->capture_default_str();

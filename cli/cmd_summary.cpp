@@ -24,7 +24,7 @@ void run_summary(const SummaryArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   const networks::ModelInfo info = networks::make_model(args.env, options);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  options.finish();
+  options.finish(info.keys);
   const std::string text = networks::format_summary(info, seconds);
   std::fwrite(text.data(), 1, text.size(), stdout);
 }

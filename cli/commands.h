@@ -14,6 +14,7 @@ namespace cli {
 /// Each register function adds one subcommand (with its --help text, flags and callback).
 void register_summary(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_envs(CLI::App& app);
 void register_predict(CLI::App& app);
 void register_methods(CLI::App& app);
 void register_attribute(CLI::App& app);

@@ -1,5 +1,5 @@
 /// @file listing.h
-/// @brief What `attrlab methods` and `attrlab metrics` share: choosing entries of a registry by
+/// @brief What `attrlab methods`, `attrlab metrics` and `attrlab envs` share: choosing entries of a registry by
 /// name, and writing each entry's `-p` parameters as JSON or as aligned text.
 #pragma once
 
@@ -44,12 +44,15 @@ size_t setting_width(const std::vector<const Info*>& shown) {
   return width + 3;
 }
 
-/// "  -p name=default   help" per parameter (a derived default adds "(auto: how)"), "(no
-/// parameters)" when there are none, then a blank line.
-inline void print_params(const std::vector<lab::ParamDoc>& params, size_t width) {
-  if (params.empty()) fmt::print("  (no parameters)\n");
+/// "  -p name=default   help" per parameter (`flag`: -p for methods and metrics, -o for
+/// environments; a derived default adds "(auto: how)"), "(no parameters)" when there are none,
+/// then a blank line.
+inline void print_params(const std::vector<lab::ParamDoc>& params, size_t width, const char* flag = "-p") {
+  if (params.empty()) fmt::print("  (no parameters)
+");
   for (const auto& p : params)
-    fmt::print("  {:<{}}  {}{}\n", fmt::format("-p {}={}", p.name, p.default_text()), width, p.info.help,
+    fmt::print("  {:<{}}  {}{}
+", fmt::format("{} {}={}", flag, p.name, p.default_text()), width, p.info.help,
                p.info.derived.empty() ? "" : " (auto: " + p.info.derived + ")");
   fmt::print("\n");
 }

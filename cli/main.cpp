@@ -19,6 +19,7 @@ using Register = void (*)(CLI::App&);
 constexpr Register kCommands[] = {
     cli::register_summary,
     cli::register_generate,
+    cli::register_envs,
     cli::register_predict,
     cli::register_methods,
     cli::register_attribute,

@@ -8,29 +8,6 @@
 
 namespace datasets {
 
-namespace {
-
-using Maker = std::unique_ptr<Environment> (*)(lab::Options&);
-
-struct Entry {
-  const char* name;
-  Maker make;
-};
-
-// Every environment, sorted by name.
-const Entry kEnvironments[] = {
-    {"multi-color-sum",
-     [](lab::Options& o) -> std::unique_ptr<Environment> {
-       return std::make_unique<MultiColorSumEnvironment>(MultiColorSumEnvParams::from_options(o));
-     }},
-    {"single-color-modulo",
-     [](lab::Options& o) -> std::unique_ptr<Environment> {
-       return std::make_unique<SingleColorModuloEnvironment>(SingleColorModuloEnvParams::from_options(o));
-     }},
-};
-
-}  // namespace
-
 std::string sample_id(int64_t index) { return fmt::format("{:06d}", index); }
 
 Environment::~Environment() = default;
@@ -48,20 +25,29 @@ std::vector<int64_t> Environment::count_pixels(const cv::Mat& image) const {
   return counts;
 }
 
+const std::vector<EnvironmentInfo>& environments() {
+  static const std::vector<EnvironmentInfo> table = {
+      environment_info<MultiColorSumEnvironment>(
+          "multi-color-sum", "RGB patches of N_C colours; the label is the colour with the most pixels",
+          "Section 3, App. G"),
+      environment_info<SingleColorModuloEnvironment>(
+          "single-color-modulo", "gray Bézier patches of white pixels; the label is their number mod N",
+          "App. D, E, F"),
+  };
+  return table;
+}
+
 std::vector<std::string> environment_names() {
   std::vector<std::string> names;
-  for (const Entry& e : kEnvironments) names.emplace_back(e.name);
+  for (const EnvironmentInfo& e : environments()) names.push_back(e.name);
   return names;
 }
 
 std::unique_ptr<Environment> make_environment(const std::string& name, lab::Options& options) {
-  for (const Entry& e : kEnvironments) {
+  for (const EnvironmentInfo& e : environments()) {
     if (name != e.name) continue;
     std::unique_ptr<Environment> env = e.make(options);
-    const nlohmann::json resolved = env->options();
-    std::vector<std::string> known;
-    for (const auto& item : resolved.items()) known.push_back(item.key());
-    options.finish(known);
+    options.finish(lab::param_names(e.params));
     return env;
   }
   lab::fail_parameter("--env {}: unknown environment; expected one of {}", name,

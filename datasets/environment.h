@@ -3,7 +3,7 @@
 /// hand-weighted network that solves its task (paper Section 3 and App. D, F.1, G.1).
 ///
 /// Each environment is a pure function of (options, seed, index): generate() draws sample
-/// `index` from its own random stream (datasets/random.h), so samples can be made in any order,
+/// `index` from its own random stream (lab::Rng(seed, index), lab/core/random.h), so samples can be made in any order,
 /// on any thread, with byte-identical results. Every option is recorded, resolved, by options(),
 /// and environment_from_json() rebuilds the identical environment (data settings and network)
 /// from that record, which is how every command rebuilds the network from a data directory.
@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,6 +38,7 @@
 
 #include "datasets/patches.h"
 #include "lab/core/options.h"
+#include "lab/core/schema.h"
 #include "lab/core/tensor.h"
 #include "lab/nn/network.h"
 
@@ -108,10 +110,37 @@ class Environment {
   virtual int64_t patch_class(int64_t k) const = 0;
 };
 
+/// One registered environment: what `attrlab envs` lists and how `-o` options build it.
+struct EnvironmentInfo {
+  std::string name;
+  std::string summary;                ///< one line: the task
+  std::string source;                 ///< the paper's section
+  std::vector<lab::ParamDoc> params;  ///< from the environment's Params::schema()
+  /// Reads the environment's `-o` keys (each read key is marked) and builds it.
+  std::function<std::unique_ptr<Environment>(lab::Options&)> make;
+};
+
+/// The entry of an environment class E constructed as E(E::Params), E::Params having a schema().
+template <class E>
+EnvironmentInfo environment_info(std::string name, std::string summary, std::string source) {
+  EnvironmentInfo info;
+  info.name = std::move(name);
+  info.summary = std::move(summary);
+  info.source = std::move(source);
+  info.params = E::Params::schema().docs();
+  info.make = [](lab::Options& options) -> std::unique_ptr<Environment> {
+    return std::make_unique<E>(E::Params::schema().read(options));
+  };
+  return info;
+}
+
+/// Every environment, sorted by name (environment.cpp: one line per environment).
+const std::vector<EnvironmentInfo>& environments();
 /// Registered environment names, sorted.
 std::vector<std::string> environment_names();
 /// The environment `name` with settings read from `options` (data and model options); calls
-/// options.finish(), so an unknown key is refused. Unknown names throw lab::Error listing the names.
+/// options.finish(), so an unknown key is refused (the '_' spelling with the right key). Unknown
+/// names throw lab::Error listing the names.
 std::unique_ptr<Environment> make_environment(const std::string& name, lab::Options& options);
 /// Rebuilds an environment from its options() record (e.g. a data directory's manifest).
 std::unique_ptr<Environment> environment_from_json(const std::string& name, const nlohmann::json& options);

@@ -20,35 +20,33 @@ void check_image(const cv::Mat& image, int64_t size) {
 
 }  // namespace
 
-void MultiColorSumEnvParams::validate() const {
-  model.validate();
-  LAB_CHECK(layout.patches == model.colors, "one patch per colour: {} patches, {} colours", layout.patches, model.colors);
-  layout.validate(model.size);
+const lab::Schema<MultiColorSumEnvParams>& MultiColorSumEnvParams::schema() {
+  using P = MultiColorSumEnvParams;
+  static const auto s = lab::Schema<P>()
+                            .nested(&P::model, networks::MultiColorSumParams::schema())
+                            .nested(&P::layout, LayoutParams::schema(false, "size/4"))
+                            .check([](const P& p, const std::string&) {
+                              const P r = p.resolved();
+                              r.layout.validate(r.model.size);
+                            });
+  return s;
 }
 
-MultiColorSumEnvParams MultiColorSumEnvParams::from_options(lab::Options& options) {
-  MultiColorSumEnvParams p;
-  p.model = networks::MultiColorSumParams::from_options(options);
-  p.layout = LayoutParams::from_options(options, p.model.colors, p.model.size / 4,
-                                        {ShapeKind::kTriangle, ShapeKind::kSquare, ShapeKind::kCircle});
-  p.validate();
-  return p;
-}
-
-nlohmann::json MultiColorSumEnvParams::to_json() const {
-  nlohmann::json j = model.to_json();
-  const nlohmann::json data = layout.to_json();
-  for (const auto& [key, value] : data.items()) j[key] = value;
-  return j;
+MultiColorSumEnvParams MultiColorSumEnvParams::resolved() const {
+  MultiColorSumEnvParams r = *this;
+  r.layout.patches = model.colors;
+  r.layout.resolve(model.size / 4);
+  return r;
 }
 
 MultiColorSumEnvironment::MultiColorSumEnvironment(MultiColorSumEnvParams params)
-    : params_(std::move(params)), colors_(params_.model.target_colors()) {
-  params_.validate();
+    : params_(params.resolved()), colors_(params_.model.target_colors()) {
+  Params::schema().validate(params_, "-o");
 }
 
 Sample MultiColorSumEnvironment::generate(uint64_t seed, int64_t index) const {
-  Rng rng(seed, index);
+  LAB_CHECK(index >= 0, "sample index must be >= 0, got {}", index);
+  lab::Rng rng(seed, static_cast<uint64_t>(index));
   const int side = static_cast<int>(params_.model.size);
   const networks::Rgb bg = params_.model.background;
   for (int attempt = 0; attempt < kMaxTieRedraws; ++attempt) {

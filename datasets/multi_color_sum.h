@@ -3,7 +3,7 @@
 /// Bernoulli patch per target colour on a (20, 20, 20) background; label = the colour with the
 /// most pixels; signed ground truth. The network is networks::build_multi_color_sum.
 ///
-/// Generation of sample (seed, index), all draws from Rng(seed, index):
+/// Generation of sample (seed, index), all draws from lab::Rng(seed, index) (lab/core/random.h):
 /// 1. layout (datasets/patches.h): N_C = `colors` patches, shapes uniform in `shapes` (default
 ///    triangle, square, circle), sizes uniform in [patch_min, patch_max], placed uniformly
 ///    without overlap, `gap` pixels apart; patch k (1-based) carries target colour k-1
@@ -17,8 +17,8 @@
 /// 0 background; smooth: the same per patch region.
 ///
 /// Options (-o): the model's (networks/multi_color_sum.h: size, colors, background, redundant,
-/// ude, ude_strength, accumulator, seed, logit_scale, kernels) and the layout's: patch_max
-/// (default size/4), patch_min (default max(4, patch_max/2)), gap (2), shapes
+/// ude, ude-strength, accumulator, seed, logit-scale, kernels) and the layout's: patch-max
+/// (default size/4), patch-min (default max(4, patch-max/2)), gap (2), shapes
 /// (triangle,square,circle), anchors (5, for bezier shapes). Patches that cannot always fit are
 /// refused (LayoutParams::validate).
 /// Tested in test_environments.cpp.
@@ -31,23 +31,24 @@ namespace datasets {
 
 struct MultiColorSumEnvParams {
   networks::MultiColorSumParams model;
-  LayoutParams layout;  ///< layout.patches == model.colors
+  LayoutParams layout;  ///< layout.patches = model.colors (not an option)
 
-  /// Throws lab::Error(kParameter) naming the option.
-  void validate() const;
-  /// Reads the model's and the layout's options, then validates.
-  static MultiColorSumEnvParams from_options(lab::Options& options);
-  /// Model options followed by layout options, all resolved.
-  nlohmann::json to_json() const;
+  /// The model's keys then the layout's (patch-max derived as size/4); its check refuses patches
+  /// that cannot always fit.
+  static const lab::Schema<MultiColorSumEnvParams>& schema();
+  /// patches = colors, and the sizes left to derive: patch-max = size/4, patch-min = max(4, patch-max/2).
+  MultiColorSumEnvParams resolved() const;
 };
 
 class MultiColorSumEnvironment final : public Environment {
  public:
+  using Params = MultiColorSumEnvParams;
+  /// Resolves and validates `params`.
   explicit MultiColorSumEnvironment(MultiColorSumEnvParams params);
   const MultiColorSumEnvParams& params() const { return params_; }
 
   std::string name() const override { return "multi-color-sum"; }
-  nlohmann::json options() const override { return params_.to_json(); }
+  nlohmann::json options() const override { return Params::schema().to_json(params_); }
   Sample generate(uint64_t seed, int64_t index) const override;
   lab::Network build_network() const override;
   lab::Shape input_shape() const override;

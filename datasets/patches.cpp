@@ -4,6 +4,8 @@
 #include <numbers>
 #include <set>
 
+#include <fmt/format.h>
+
 #include <opencv2/imgproc.hpp>
 
 #include "lab/core/error.h"
@@ -53,7 +55,7 @@ cv::Mat draw_triangle(int size) {
   return mask;
 }
 
-cv::Mat draw_bezier(int size, int anchors, Rng& rng) {
+cv::Mat draw_bezier(int size, int anchors, lab::Rng& rng) {
   struct P {
     double x, y;
   };
@@ -114,13 +116,7 @@ std::string shape_name(ShapeKind kind) {
   return {};
 }
 
-ShapeKind parse_shape(const std::string& name, const std::string& option) {
-  for (ShapeKind k : {ShapeKind::kTriangle, ShapeKind::kSquare, ShapeKind::kCircle, ShapeKind::kBezier})
-    if (shape_name(k) == name) return k;
-  lab::fail_parameter("{}: unknown shape '{}'; expected triangle, square, circle or bezier", option, name);
-}
-
-cv::Mat draw_shape(ShapeKind kind, int size, int anchors, Rng& rng) {
+cv::Mat draw_shape(ShapeKind kind, int size, int anchors, lab::Rng& rng) {
   LAB_CHECK(size >= 4, "shape size must be >= 4, got {}", size);
   cv::Mat mask;
   switch (kind) {
@@ -150,55 +146,70 @@ bool patches_always_fit(int64_t count, int64_t patch_max, int64_t gap, int64_t i
   return per_row * per_row >= count;
 }
 
-void LayoutParams::validate(int64_t image_size) const {
-  const std::string v = std::to_string(patches);
-  lab::require(patches >= 1 && patches <= 255, "-o patches", "in 1..255", v);
-  lab::require(patch_min >= 4, "-o patch_min", "at least 4 pixels", std::to_string(patch_min));
-  lab::require(patch_max >= patch_min, "-o patch_max", fmt::format("at least patch_min={}", patch_min),
-               std::to_string(patch_max));
-  lab::require(patch_max <= image_size, "-o patch_max", fmt::format("at most the image size {}", image_size),
-               std::to_string(patch_max));
-  lab::require(gap >= 0, "-o gap", "at least 0", std::to_string(gap));
-  std::string names;
-  for (ShapeKind k : shapes) names += (names.empty() ? "" : ",") + shape_name(k);
-  lab::require(!shapes.empty(), "-o shapes", "at least one shape", "none");
-  const std::set<ShapeKind> distinct(shapes.begin(), shapes.end());
-  lab::require(distinct.size() == shapes.size(), "-o shapes", "a list without repeats", names);
-  lab::require(anchors >= 3 && anchors <= kMaxAnchors, "-o anchors", "in 3..64", std::to_string(anchors));
-  if (!patches_always_fit(patches, patch_max, gap, image_size))
-    lab::fail_parameter(
-        "-o patch_max={}: {} patches of up to {}x{} pixels, {} apart, cannot always fit in a {}x{} image; "
-        "lower patch_max or gap, or raise size",
-        patch_max, patches, patch_max, patch_max, gap, image_size, image_size);
-}
-
-LayoutParams LayoutParams::from_options(lab::Options& options, int64_t patches, int64_t default_patch_max,
-                                       const std::vector<ShapeKind>& default_shapes) {
-  LayoutParams p;
-  p.patches = patches;
-  p.patch_max = options.get_int("patch_max", default_patch_max);
-  p.patch_min = options.get_int("patch_min", std::max<int64_t>(4, p.patch_max / 2));
-  p.gap = options.get_int("gap", p.gap);
-  if (const std::string* list = options.raw("shapes")) {
-    size_t start = 0;
-    while (true) {
-      const size_t comma = list->find(',', start);
-      const std::string item = list->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      p.shapes.push_back(parse_shape(item, options.flag() + " shapes=" + *list));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
+lab::Codec<std::vector<ShapeKind>> shapes_codec() {
+  lab::Codec<std::vector<ShapeKind>> c;
+  c.type = lab::ParamType::kStringList;
+  c.parse = [](const std::string& text) -> std::optional<std::vector<ShapeKind>> {
+    std::vector<ShapeKind> out;
+    for (const std::string& item : lab::schema_detail::split_list(text)) {
+      bool found = false;
+      for (ShapeKind k : kAllShapes)
+        if (shape_name(k) == item) {
+          out.push_back(k);
+          found = true;
+        }
+      if (!found) return std::nullopt;
     }
-  } else {
-    p.shapes = default_shapes;
-  }
-  p.anchors = options.get_int("anchors", p.anchors);
-  return p;
+    return out;
+  };
+  c.show = [](const std::vector<ShapeKind>& shapes) {
+    nlohmann::json names = nlohmann::json::array();
+    for (ShapeKind k : shapes) names.push_back(shape_name(k));
+    return names;
+  };
+  return c;
 }
 
-nlohmann::json LayoutParams::to_json() const {
-  nlohmann::json names = nlohmann::json::array();
-  for (ShapeKind k : shapes) names.push_back(shape_name(k));
-  return {{"patch_min", patch_min}, {"patch_max", patch_max}, {"gap", gap}, {"shapes", names}, {"anchors", anchors}};
+lab::Schema<LayoutParams> LayoutParams::schema(bool patches_key, const std::string& patch_max_rule) {
+  using P = LayoutParams;
+  lab::Schema<P> s;
+  if (patches_key)
+    s.field("patches", &P::patches, {.range = lab::between(1, 255), .help = "patches per image", .source = "App. F.1 (4)"});
+  std::vector<std::string> names;
+  for (ShapeKind k : kAllShapes) names.push_back(shape_name(k));
+  s.field("patch-max", &P::patch_max,
+          {.range = lab::at_least(4), .help = "largest patch size (larger side of its box)", .derived = patch_max_rule})
+      .field("patch-min", &P::patch_min,
+             {.range = lab::at_least(4), .help = "smallest patch size", .derived = "max(4, patch-max/2)"})
+      .field("gap", &P::gap, {.range = lab::at_least(0), .help = "background rows/columns kept between patch boxes"})
+      .custom("shapes", &P::shapes, shapes_codec(),
+              {.choices = names, .help = "patch shapes, drawn uniformly", .source = "App. F.1, G.1"})
+      .field("anchors", &P::anchors,
+             {.range = lab::between(3, 64), .help = "points of a bezier patch's closed curve", .source = "App. F.1"});
+  return s;
+}
+
+void LayoutParams::resolve(int64_t default_patch_max) {
+  if (!patch_max) patch_max = default_patch_max;
+  if (!patch_min) patch_min = std::max<int64_t>(4, *patch_max / 2);
+}
+
+void LayoutParams::validate(int64_t image_size) const {
+  schema(true, "").validate(*this, "-o");
+  LAB_CHECK(patch_min && patch_max, "layout sizes not resolved");
+  const int64_t lo = *patch_min, hi = *patch_max;
+  if (hi < lo) lab::fail_value("-o", "patch-max", std::to_string(hi), fmt::format("at least patch-min={}", lo));
+  if (hi > image_size)
+    lab::fail_value("-o", "patch-max", std::to_string(hi), fmt::format("at most the image size {}", image_size));
+  const std::string names = lab::option_text(shapes_codec().show(shapes));
+  if (shapes.empty()) lab::fail_value("-o", "shapes", names, "at least one shape");
+  const std::set<ShapeKind> distinct(shapes.begin(), shapes.end());
+  if (distinct.size() != shapes.size()) lab::fail_value("-o", "shapes", names, "a list without repeats");
+  if (!patches_always_fit(patches, hi, gap, image_size))
+    lab::fail_parameter(
+        "-o patch-max={}: {} patches of up to {}x{} pixels, {} apart, cannot always fit in a {}x{} image; "
+        "lower patch-max or gap, or raise size",
+        hi, patches, hi, hi, gap, image_size, image_size);
 }
 
 nlohmann::json Patch::to_json() const {
@@ -210,9 +221,9 @@ namespace {
 // Places the boxes in distinct random cells of the k×k grid of patches_always_fit (k = ⌊(S + gap) /
 // (patch_max + gap)⌋, cell side c = ⌊(S + gap) / k⌋), each uniformly within its cell minus the gap:
 // boxes in different cells are then >= gap apart, and the last cell ends by S.
-void place_in_grid(std::vector<Patch>& patches, const LayoutParams& params, int side, Rng& rng) {
+void place_in_grid(std::vector<Patch>& patches, const LayoutParams& params, int side, lab::Rng& rng) {
   const int gap = static_cast<int>(params.gap);
-  const int per_row = (side + gap) / static_cast<int>(params.patch_max + gap);
+  const int per_row = (side + gap) / static_cast<int>(*params.patch_max + gap);
   const int cell = (side + gap) / per_row;
   std::vector<int> cells(static_cast<size_t>(per_row * per_row));
   for (size_t i = 0; i < cells.size(); ++i) cells[i] = static_cast<int>(i);
@@ -228,7 +239,7 @@ void place_in_grid(std::vector<Patch>& patches, const LayoutParams& params, int 
 
 // Places the boxes one by one in random order, each uniformly among the free positions; false
 // if some box finds none.
-bool place_uniformly(std::vector<Patch>& patches, int side, int gap, Rng& rng) {
+bool place_uniformly(std::vector<Patch>& patches, int side, int gap, lab::Rng& rng) {
   const size_t n = patches.size();
   std::vector<size_t> order(n);
   for (size_t k = 0; k < n; ++k) order[k] = k;
@@ -257,7 +268,8 @@ bool place_uniformly(std::vector<Patch>& patches, int side, int gap, Rng& rng) {
 
 }  // namespace
 
-Layout sample_layout(const LayoutParams& params, int64_t image_size, Rng& rng) {
+Layout sample_layout(const LayoutParams& params, int64_t image_size, lab::Rng& rng) {
+  LAB_CHECK(params.patch_min && params.patch_max, "sample_layout: the patch sizes are not resolved");
   const int side = static_cast<int>(image_size);
   const size_t n = static_cast<size_t>(params.patches);
   std::vector<Patch> patches(n);
@@ -267,7 +279,7 @@ Layout sample_layout(const LayoutParams& params, int64_t image_size, Rng& rng) {
     for (size_t k = 0; k < n; ++k) {
       const int64_t which = rng.uniform_int(0, static_cast<int64_t>(params.shapes.size()) - 1);
       patches[k].shape = params.shapes[static_cast<size_t>(which)];
-      patches[k].size = rng.uniform_int(params.patch_min, params.patch_max);
+      patches[k].size = rng.uniform_int(*params.patch_min, *params.patch_max);
       masks[k] = draw_shape(patches[k].shape, static_cast<int>(patches[k].size), static_cast<int>(params.anchors), rng);
       patches[k].box = cv::Rect(0, 0, masks[k].cols, masks[k].rows);
     }

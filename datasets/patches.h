@@ -22,51 +22,54 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
-#include "datasets/random.h"
-#include "lab/core/options.h"
+#include "lab/core/random.h"
+#include "lab/core/schema.h"
 
 namespace datasets {
 
 enum class ShapeKind { kTriangle, kSquare, kCircle, kBezier };
+inline constexpr ShapeKind kAllShapes[] = {ShapeKind::kTriangle, ShapeKind::kSquare, ShapeKind::kCircle,
+                                           ShapeKind::kBezier};
 
 /// "triangle", "square", "circle", "bezier".
 std::string shape_name(ShapeKind kind);
-/// Inverse of shape_name; an unknown name throws lab::Error naming `option` and the choices.
-ShapeKind parse_shape(const std::string& name, const std::string& option);
-
 /// The filled shape as CV_8UC1 (1 inside, 0 outside), cropped to its tight bounding box, whose
 /// larger side is `size` (>= 4, the smallest size at which a circle and a triangle differ from a square). `rng` is used by bezier only (`anchors` >= 3 points).
-cv::Mat draw_shape(ShapeKind kind, int size, int anchors, Rng& rng);
+cv::Mat draw_shape(ShapeKind kind, int size, int anchors, lab::Rng& rng);
 
 /// Whether `count` boxes of side up to `patch_max`, `gap` apart, always fit in an image of side
 /// `image_size`: true when a grid of (patch_max + gap)-cells holds them (a sufficient condition,
 /// so a layout exists for every draw of sizes).
 bool patches_always_fit(int64_t count, int64_t patch_max, int64_t gap, int64_t image_size);
 
+/// `-o shapes=a,b`: shape names, recorded as a JSON array of names.
+lab::Codec<std::vector<ShapeKind>> shapes_codec();
+
 /// Settings of a layout. Every value is checked by validate(image_size).
 struct LayoutParams {
-  int64_t patches = 4;                 ///< number of patches, >= 1
-  int64_t patch_min = 0;               ///< smallest patch size (larger side of its box), >= 4
-  int64_t patch_max = 0;               ///< largest patch size, patch_min <= patch_max <= image side
-  int64_t gap = 2;                     ///< background rows/columns kept between patch boxes, >= 0
-  std::vector<ShapeKind> shapes;       ///< shapes drawn uniformly, at least one, no repeats
-  int64_t anchors = 5;                 ///< points of a bezier patch, 3..64
-  /// Throws lab::Error(kParameter) naming the option (as written after -o) for any impossible
-  /// value, including patches that cannot always fit in an image of side `image_size`.
+  int64_t patches = 4;                      ///< number of patches, 1..255
+  std::optional<int64_t> patch_min;         ///< smallest patch size, >= 4; derived: max(4, patch_max/2)
+  std::optional<int64_t> patch_max;         ///< largest patch size, patch_min..image side; derived by the environment
+  int64_t gap = 2;                          ///< background rows/columns kept between patch boxes, >= 0
+  std::vector<ShapeKind> shapes = {ShapeKind::kTriangle, ShapeKind::kSquare, ShapeKind::kCircle};  ///< drawn uniformly, no repeats
+  int64_t anchors = 5;                      ///< points of a bezier patch, 3..64
+
+  /// The `-o` keys patch-max (derived as `patch_max_rule` says), patch-min, gap, shapes, anchors,
+  /// and patches when `patches_key` (an environment that fixes the number of patches omits it).
+  static lab::Schema<LayoutParams> schema(bool patches_key, const std::string& patch_max_rule);
+  /// Sets the sizes left to derive: patch_max = `default_patch_max`, patch_min = max(4, patch_max/2).
+  void resolve(int64_t default_patch_max);
+  /// Throws lab::Error(kParameter) naming the key (as written after -o) for any impossible
+  /// value, including patches that cannot always fit in an image of side `image_size`. The sizes
+  /// must be resolved.
   void validate(int64_t image_size) const;
-  /// Reads -o patch_max (default `default_patch_max`), patch_min (default max(4, patch_max / 2)),
-  /// gap (2), shapes (comma list, default `default_shapes`) and anchors (5); `patches` is set by
-  /// the environment. Does not validate.
-  static LayoutParams from_options(lab::Options& options, int64_t patches, int64_t default_patch_max,
-                                   const std::vector<ShapeKind>& default_shapes);
-  /// {"patch_min", "patch_max", "gap", "shapes": [names], "anchors"} (not `patches`).
-  nlohmann::json to_json() const;
 };
 
 /// One placed patch.
@@ -86,6 +89,6 @@ struct Layout {
 
 /// Draws the shapes (sizes uniform in [patch_min, patch_max], shapes uniform in `shapes`) and
 /// places them as described above, all from `rng`. `params` must be valid for `image_size`.
-Layout sample_layout(const LayoutParams& params, int64_t image_size, Rng& rng);
+Layout sample_layout(const LayoutParams& params, int64_t image_size, lab::Rng& rng);
 
 }  // namespace datasets

@@ -24,43 +24,40 @@ int64_t isqrt(int64_t v) {
 
 }  // namespace
 
-void SingleColorModuloEnvParams::validate() const {
-  model.validate();
-  layout.validate(model.size);
-  const int64_t most = layout.patches * layout.patch_max * layout.patch_max;
-  if (most > model.max_input())
-    lab::fail_parameter(
-        "-o patch_max={}: {} patches of up to {}x{} pixels can hold {} white pixels, more than the {} the "
-        "modulo network counts (-o max_count={}); lower patch_max or patches, or raise max_count",
-        layout.patch_max, layout.patches, layout.patch_max, layout.patch_max, most, model.max_input(), model.max_count);
+const lab::Schema<SingleColorModuloEnvParams>& SingleColorModuloEnvParams::schema() {
+  using P = SingleColorModuloEnvParams;
+  static const auto s =
+      lab::Schema<P>()
+          .nested(&P::model, networks::SingleColorModuloParams::schema())
+          .nested(&P::layout, LayoutParams::schema(true, "min(size/4, ⌊√(U/patches)⌋), U = max-count capped at size²"))
+          .check([](const P& p, const std::string& flag) {
+            const P r = p.resolved();
+            r.layout.validate(r.model.size);
+            const int64_t most = r.layout.patches * *r.layout.patch_max * *r.layout.patch_max;
+            if (most > r.model.max_input())
+              lab::fail_parameter(
+                  "{} patch-max={}: {} patches of up to {}x{} pixels can hold {} white pixels, more than the {} "
+                  "the modulo network counts (-o max-count={}); lower patch-max or patches, or raise max-count",
+                  flag, *r.layout.patch_max, r.layout.patches, *r.layout.patch_max, *r.layout.patch_max, most,
+                  r.model.max_input(), r.model.max_count);
+          });
+  return s;
 }
 
-SingleColorModuloEnvParams SingleColorModuloEnvParams::from_options(lab::Options& options) {
-  SingleColorModuloEnvParams p;
-  p.model = networks::SingleColorModuloParams::from_options(options);
-  const int64_t patches = options.get_int("patches", 4);
-  lab::require(patches >= 1 && patches <= 255, "-o patches", "in 1..255", std::to_string(patches));
-  const int64_t patch_max = std::min(p.model.size / 4, isqrt(p.model.max_input() / patches));
-  p.layout = LayoutParams::from_options(options, patches, patch_max, {ShapeKind::kBezier});
-  p.validate();
-  return p;
-}
-
-nlohmann::json SingleColorModuloEnvParams::to_json() const {
-  nlohmann::json j = model.to_json();
-  j["patches"] = layout.patches;
-  const nlohmann::json data = layout.to_json();
-  for (const auto& [key, value] : data.items()) j[key] = value;
-  return j;
+SingleColorModuloEnvParams SingleColorModuloEnvParams::resolved() const {
+  SingleColorModuloEnvParams r = *this;
+  r.layout.resolve(std::min(model.size / 4, isqrt(model.max_input() / layout.patches)));
+  return r;
 }
 
 SingleColorModuloEnvironment::SingleColorModuloEnvironment(SingleColorModuloEnvParams params)
-    : params_(std::move(params)) {
-  params_.validate();
+    : params_(params.resolved()) {
+  Params::schema().validate(params_, "-o");
 }
 
 Sample SingleColorModuloEnvironment::generate(uint64_t seed, int64_t index) const {
-  Rng rng(seed, index);
+  LAB_CHECK(index >= 0, "sample index must be >= 0, got {}", index);
+  lab::Rng rng(seed, static_cast<uint64_t>(index));
   const int side = static_cast<int>(params_.model.size);
   Layout layout = sample_layout(params_.layout, params_.model.size, rng);
   cv::Mat image(side, side, CV_8UC1, cv::Scalar(0));
@@ -121,7 +118,7 @@ cv::Mat SingleColorModuloEnvironment::pixel_classes(const cv::Mat& image) const 
 int64_t SingleColorModuloEnvironment::label_from_counts(const std::vector<int64_t>& counts) const {
   if (counts.size() != 1) lab::fail("{} counts given; expected 1 (the white pixels)", counts.size());
   if (counts[0] < 0 || counts[0] > params_.model.max_input())
-    lab::fail("{} white pixels; the modulo network counts 0..{} (-o max_count)", counts[0], params_.model.max_input());
+    lab::fail("{} white pixels; the modulo network counts 0..{} (-o max-count)", counts[0], params_.model.max_input());
   return counts[0] % params_.model.modulus;
 }
 

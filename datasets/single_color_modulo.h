@@ -3,7 +3,7 @@
 /// patches of Bernoulli(0.5) white pixels on black; label = (number of white pixels) mod N.
 /// The network is networks::build_single_color_modulo.
 ///
-/// Generation of sample (seed, index), all draws from Rng(seed, index):
+/// Generation of sample (seed, index), all draws from lab::Rng(seed, index) (lab/core/random.h):
 /// 1. layout (datasets/patches.h): `patches` (default 4) patches, shape bezier (closed curves of
 ///    `anchors` cubic Bézier segments), sizes uniform in [patch_min, patch_max], placed uniformly
 ///    without overlap, `gap` pixels apart;
@@ -16,9 +16,9 @@
 /// The modulo unit is exact for s <= U = max_input() (networks/single_color_modulo.h, 4,500 by
 /// default). So that every image is inside the design, the options must guarantee
 /// patches · patch_max² <= U (a patch's pixels lie in its patch_max×patch_max box); options that
-/// do not are refused. Options (-o): the model's (size, modulus, accumulator, seed, max_count,
-/// kernels) and the layout's: patches (4), patch_max (default min(size/4, ⌊√(U/patches)⌋): 33 at
-/// 224, 16 at 64, 8 at 32), patch_min (max(4, patch_max/2)), gap (2), shapes (bezier), anchors (5).
+/// do not are refused. Options (-o): the model's (size, modulus, accumulator, seed, max-count,
+/// kernels) and the layout's: patches (4), patch-max (default min(size/4, ⌊√(U/patches)⌋): 33 at
+/// 224, 16 at 64, 8 at 32), patch-min (max(4, patch-max/2)), gap (2), shapes (bezier), anchors (5).
 /// Tested in test_environments.cpp.
 #pragma once
 
@@ -29,23 +29,24 @@ namespace datasets {
 
 struct SingleColorModuloEnvParams {
   networks::SingleColorModuloParams model;
-  LayoutParams layout;
+  LayoutParams layout{.shapes = {ShapeKind::kBezier}};
 
-  /// Throws lab::Error(kParameter) naming the option.
-  void validate() const;
-  /// Reads the model's and the layout's options (and `patches`), then validates.
-  static SingleColorModuloEnvParams from_options(lab::Options& options);
-  /// Model options, then patches and the layout options, all resolved.
-  nlohmann::json to_json() const;
+  /// The model's keys then the layout's with patches (patch-max derived as below); its checks
+  /// refuse patches that cannot always fit or could hold more white pixels than U.
+  static const lab::Schema<SingleColorModuloEnvParams>& schema();
+  /// The sizes left to derive: patch-max = min(size/4, ⌊√(U/patches)⌋), patch-min = max(4, patch-max/2).
+  SingleColorModuloEnvParams resolved() const;
 };
 
 class SingleColorModuloEnvironment final : public Environment {
  public:
+  using Params = SingleColorModuloEnvParams;
+  /// Resolves and validates `params`.
   explicit SingleColorModuloEnvironment(SingleColorModuloEnvParams params);
   const SingleColorModuloEnvParams& params() const { return params_; }
 
   std::string name() const override { return "single-color-modulo"; }
-  nlohmann::json options() const override { return params_.to_json(); }
+  nlohmann::json options() const override { return Params::schema().to_json(params_); }
   Sample generate(uint64_t seed, int64_t index) const override;
   lab::Network build_network() const override;
   lab::Shape input_shape() const override;

@@ -7,7 +7,7 @@
 
 #include "lab/core/error.h"
 #include "lab/core/options.h"
-#include "networks/rng.h"
+#include "lab/core/random.h"
 
 namespace networks {
 
@@ -28,9 +28,9 @@ std::vector<int64_t> prime_factors(int64_t n) {
 }
 
 // total units cut at parts − 1 uniform points: parts non-negative integers summing to total.
-std::vector<int64_t> split_units(WeightRng& rng, int64_t total, int64_t parts) {
+std::vector<int64_t> split_units(lab::Rng& rng, int64_t total, int64_t parts) {
   std::vector<int64_t> cuts{0, total};
-  for (int64_t i = 0; i + 1 < parts; ++i) cuts.push_back(rng.between(0, total));
+  for (int64_t i = 0; i + 1 < parts; ++i) cuts.push_back(rng.uniform_int(0, total));
   std::sort(cuts.begin(), cuts.end());
   std::vector<int64_t> out(static_cast<size_t>(parts));
   for (int64_t i = 0; i < parts; ++i) out[static_cast<size_t>(i)] = cuts[static_cast<size_t>(i + 1)] - cuts[static_cast<size_t>(i)];
@@ -77,7 +77,7 @@ void AccumulatorParams::validate() const {
   lab::require(channels >= 1, "accumulator channels", "at least 1", std::to_string(channels));
   lab::require(extra_channels >= 0, "accumulator extra channels", "at least 0", std::to_string(extra_channels));
   lab::require(kernels >= 2 && kernels <= kWeightUnits, "kernels", "in 2..64", std::to_string(kernels));
-  lab::require(std::isfinite(ude_strength) && ude_strength > 0 && ude_strength <= 1024, "ude_strength",
+  lab::require(std::isfinite(ude_strength) && ude_strength > 0 && ude_strength <= 1024, "ude-strength",
                "in (0, 1024]", fmt::format("{}", ude_strength));
   if (ude && extra_channels < 1)
     lab::fail_parameter("ude=on needs redundant channels to wire in: redundant must be at least 1, got 0");
@@ -95,14 +95,14 @@ void append_accumulator(Model& model, const std::string& prefix, const Accumulat
   // Unseen-data effect: sign and size of one unseen pixel's change of count c at first-stage
   // position j, drawn whether or not the wires are used so that `ude` changes nothing else.
   const int64_t k0 = ks.front();
-  WeightRng ude_rng(p.seed, kUdeStream);
+  lab::Rng ude_rng(p.seed, kUdeStream);
   std::vector<double> effect(static_cast<size_t>(n_c * k0 * k0));
   for (int64_t j = 0; j < k0 * k0; ++j) {
     bool any_positive = false;
     for (int64_t c = 0; c < n_c; ++c) {
-      const double sign = ude_rng.coin() ? 1.0 : -1.0;
+      const double sign = ude_rng.bit() ? 1.0 : -1.0;
       any_positive = any_positive || sign > 0;
-      effect[static_cast<size_t>(c * k0 * k0 + j)] = sign * static_cast<double>(ude_rng.between(1, 4)) / 4.0;
+      effect[static_cast<size_t>(c * k0 * k0 + j)] = sign * static_cast<double>(ude_rng.uniform_int(1, 4)) / 4.0;
     }
     if (!any_positive) {
       double& e = effect[static_cast<size_t>((j % n_c) * k0 * k0 + j)];
@@ -125,7 +125,7 @@ void append_accumulator(Model& model, const std::string& prefix, const Accumulat
     const int64_t out_channels = n_c * m_count;
     std::vector<float> w(static_cast<size_t>(out_channels * in_per_group * k * k), 0.0f);
     std::vector<float> m(static_cast<size_t>(n_c * m_count), 1.0f);
-    WeightRng rng(p.seed, s);
+    lab::Rng rng(p.seed, static_cast<uint64_t>(s));
     for (int64_t c = 0; c < n_c; ++c) {
       // Column of counted channel c in this conv's (per-group) input.
       const int64_t own = first ? c : 0;
@@ -136,7 +136,7 @@ void append_accumulator(Model& model, const std::string& prefix, const Accumulat
       }
       std::vector<double> m_c(static_cast<size_t>(m_count));
       for (int64_t i = 0; i < m_count; ++i) {
-        m_c[static_cast<size_t>(i)] = std::ldexp(1.0, static_cast<int>(rng.between(-1, 1)));
+        m_c[static_cast<size_t>(i)] = std::ldexp(1.0, static_cast<int>(rng.uniform_int(-1, 1)));
         m[static_cast<size_t>(c * m_count + i)] = static_cast<float>(m_c[static_cast<size_t>(i)]);
       }
       for (int64_t y = 0; y < k; ++y) {

@@ -6,18 +6,21 @@
 
 #include "lab/core/error.h"
 #include "lab/core/options.h"
+#include "lab/core/schema.h"
 #include "networks/number_checker.h"
 
 namespace networks {
 
-void require_logit_scale(double logit_scale) {
+bool is_exact_logit_scale(double logit_scale) {
   int e = 0;
   const double mantissa = std::isfinite(logit_scale) && logit_scale > 0 ? std::frexp(logit_scale, &e) : 0.0;
   // frexp gives mantissa 0.5 for an exact power of two 2^(e-1).
-  if (mantissa != 0.5 || e - 1 < -20 || e - 1 > 4)
-    lab::fail_parameter("logit_scale={}: expected a power of two from 2^-20 to 16 (e.g. 0.00390625 = 2^-8), which "
-                        "keeps the logits exact",
-                        logit_scale);
+  return mantissa == 0.5 && e - 1 >= -20 && e - 1 <= 4;
+}
+
+void require_logit_scale(double logit_scale) {
+  if (!is_exact_logit_scale(logit_scale))
+    lab::fail_value("", "logit-scale", lab::option_text(logit_scale), kLogitScaleExpected);
 }
 
 void append_identity_mlp(Model& model, const std::string& prefix, int64_t classes, double logit_scale) {
@@ -40,7 +43,7 @@ void append_identity_mlp(Model& model, const std::string& prefix, int64_t classe
 
 void ModuloParams::validate() const {
   lab::require(modulus >= 2 && modulus <= 4096, "modulus", "in 2..4096", std::to_string(modulus));
-  lab::require(max_input >= 1 && max_input <= (int64_t{1} << 20), "max_count", "in 1..2^20",
+  lab::require(max_input >= 1 && max_input <= (int64_t{1} << 20), "max-count", "in 1..2^20",
                std::to_string(max_input));
 }
 

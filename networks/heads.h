@@ -36,7 +36,11 @@ namespace networks {
 /// Appends the identity MLP on N×classes inputs.
 void append_identity_mlp(Model& model, const std::string& prefix, int64_t classes, double logit_scale);
 
-/// Throws lab::Error unless `logit_scale` is 2^e with -20 <= e <= 4.
+/// Whether `logit_scale` is 2^e with -20 <= e <= 4 (which keeps the logits exact).
+bool is_exact_logit_scale(double logit_scale);
+/// What a logit scale must be, as the refusals say it.
+inline constexpr const char* kLogitScaleExpected = "a power of two from 2^-20 to 16 (e.g. 0.00390625 = 2^-8)";
+/// Throws lab::Error unless is_exact_logit_scale(logit_scale).
 void require_logit_scale(double logit_scale);
 
 struct ModuloParams {

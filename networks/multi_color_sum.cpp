@@ -6,63 +6,63 @@
 
 #include "lab/core/error.h"
 #include "lab/core/options.h"
-#include "networks/accumulator.h"
 #include "networks/color_detector.h"
 #include "networks/heads.h"
-#include "networks/params_util.h"
 
 namespace networks {
 
-void MultiColorSumParams::validate() const {
-  const int64_t n_palette = static_cast<int64_t>(palette().size());
-  lab::require(colors >= 2 && colors <= n_palette, "colors", fmt::format("in 2..{}", n_palette),
-               std::to_string(colors));
-  lab::require(accumulator == "uniform" || accumulator == "nonuniform", "accumulator", "uniform or nonuniform",
-               accumulator);
-  lab::require(redundant >= 0 && redundant <= 64, "redundant", "in 0..64", std::to_string(redundant));
-  require_logit_scale(logit_scale);
-  for (int64_t c = 0; c < colors; ++c) {
-    if (palette()[static_cast<size_t>(c)] == background)
-      lab::fail_parameter("background={},{},{} is target colour {} ({}): it must differ from the {} target colours",
-                          background.r, background.g, background.b, c, palette_names()[static_cast<size_t>(c)],
-                          colors);
-  }
-  AccumulatorParams a{.kind = accumulator, .size = size, .channels = colors, .extra_channels = redundant,
-                      .ude = ude, .ude_strength = ude_strength, .kernels = kernels, .seed = seed};
-  a.validate();
+const lab::Schema<MultiColorSumParams>& MultiColorSumParams::schema() {
+  using P = MultiColorSumParams;
+  static const auto s =
+      lab::Schema<P>()
+          .field("size", &P::size,
+                 {.range = lab::between(2, 512),
+                  .help = "image side; its prime factors at most 13 (accumulator kernels = strides)",
+                  .source = "App. G.1 (224)"})
+          .field("colors", &P::colors,
+                 {.range = lab::between(2, static_cast<double>(palette().size())),
+                  .help = "N_C target colours: the first N_C of the palette",
+                  .source = "Section 3"})
+          .custom("background", &P::background, rgb_codec(),
+                  {.help = "the in-distribution background R,G,B; not a target colour", .source = "App. G.1"})
+          .field("redundant", &P::redundant,
+                 {.range = lab::between(0, 64),
+                  .help = "N_R redundant channels of the colour detector",
+                  .source = "App. C.4, Fig. 15"})
+          .field("ude", &P::ude,
+                 {.help = "unseen-data effect: wire the redundant channels into the accumulator",
+                  .source = "Section 3.1"})
+          .field("ude-strength", &P::ude_strength,
+                 {.range = lab::Range{.min = 0, .max = 1024, .min_open = true},
+                  .help = "largest count change of one unseen pixel (the paper gives no magnitude)"})
+          .field("accumulator", &P::accumulator,
+                 {.choices = {"nonuniform", "uniform"},
+                  .help = "CNN accumulator: non-uniform two-layer blocks or uniform all-ones convs",
+                  .source = "App. C.2, Fig. 12, 13"})
+          .custom("seed", &P::seed, lab::seed_codec(), {.help = "draws the non-uniform and unseen-data weights"})
+          .field("logit-scale", &P::logit_scale,
+                 {.range = lab::between(0x1.0p-20, 16),
+                  .help = "logits = logit-scale × counts; a power of two keeps them exact",
+                  .expect = kLogitScaleExpected})
+          .field("kernels", &P::kernels,
+                 {.range = lab::between(2, 64), .help = "non-uniform kernels per colour and block", .source = "App. C.2"})
+          .check([](const P& p, const std::string& flag) {
+            if (!is_exact_logit_scale(p.logit_scale))
+              lab::fail_value(flag, "logit-scale", lab::option_text(p.logit_scale), kLogitScaleExpected);
+            for (int64_t c = 0; c < p.colors; ++c) {
+              if (palette()[static_cast<size_t>(c)] == p.background)
+                lab::fail_value(flag, "background", lab::option_text(rgb_codec().show(p.background)),
+                                fmt::format("a colour other than the {} target colours (it is colour {}, {})",
+                                            p.colors, c, palette_names()[static_cast<size_t>(c)]));
+            }
+            p.accumulator_params().validate();
+          });
+  return s;
 }
 
-MultiColorSumParams MultiColorSumParams::from_options(lab::Options& options) {
-  MultiColorSumParams p;
-  p.size = options.get_int("size", p.size);
-  p.colors = options.get_int("colors", p.colors);
-  const std::vector<int64_t> bg = options.get_ints("background", {p.background.r, p.background.g, p.background.b});
-  if (bg.size() != 3 || bg[0] < 0 || bg[0] > 255 || bg[1] < 0 || bg[1] > 255 || bg[2] < 0 || bg[2] > 255)
-    lab::fail_parameter("{} background={}: expected three integers R,G,B in 0..255", options.flag(),
-                        *options.raw("background"));
-  p.background = Rgb{static_cast<uint8_t>(bg[0]), static_cast<uint8_t>(bg[1]), static_cast<uint8_t>(bg[2])};
-  p.redundant = options.get_int("redundant", p.redundant);
-  p.ude = options.get_bool("ude", p.ude);
-  p.ude_strength = options.get_double("ude_strength", p.ude_strength);
-  p.accumulator = options.get_choice("accumulator", p.accumulator, {"nonuniform", "uniform"});
-  p.seed = read_seed(options, p.seed);
-  p.logit_scale = options.get_double("logit_scale", p.logit_scale);
-  p.kernels = options.get_int("kernels", p.kernels);
-  p.validate();
-  return p;
-}
-
-nlohmann::json MultiColorSumParams::to_json() const {
-  return {{"size", size},
-          {"colors", colors},
-          {"background", {background.r, background.g, background.b}},
-          {"redundant", redundant},
-          {"ude", ude},
-          {"ude_strength", ude_strength},
-          {"accumulator", accumulator},
-          {"seed", seed},
-          {"logit_scale", logit_scale},
-          {"kernels", kernels}};
+AccumulatorParams MultiColorSumParams::accumulator_params() const {
+  return AccumulatorParams{.kind = accumulator, .size = size, .channels = colors, .extra_channels = redundant,
+                           .ude = ude, .ude_strength = ude_strength, .kernels = kernels, .seed = seed};
 }
 
 std::vector<Rgb> MultiColorSumParams::target_colors() const {
@@ -70,16 +70,12 @@ std::vector<Rgb> MultiColorSumParams::target_colors() const {
 }
 
 Model make_multi_color_sum(const MultiColorSumParams& params) {
-  params.validate();
+  MultiColorSumParams::schema().validate(params, "-o");
   Model model(lab::Shape{3, params.size, params.size});
   append_color_detector(model, "detector",
                         ColorDetectorParams{.targets = params.target_colors(), .background = params.background,
                                             .redundant = params.redundant});
-  append_accumulator(model, "accumulator",
-                     AccumulatorParams{.kind = params.accumulator, .size = params.size, .channels = params.colors,
-                                       .extra_channels = params.redundant, .ude = params.ude,
-                                       .ude_strength = params.ude_strength, .kernels = params.kernels,
-                                       .seed = params.seed});
+  append_accumulator(model, "accumulator", params.accumulator_params());
   model.add("flatten", std::make_shared<lab::Flatten>(), "the per-colour counts as a vector");
   append_identity_mlp(model, "mlp", params.colors, params.logit_scale);
   model.add("softmax", std::make_shared<lab::Softmax>(), "class probabilities");

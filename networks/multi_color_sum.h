@@ -4,7 +4,7 @@
 ///
 /// colour detector → CNN accumulator → flatten → identity MLP → softmax over N_C classes.
 /// Input N×3×size×size, RGB values 0..255. For an image of target colours on the background,
-/// the layer before the softmax ("mlp.layers.2") outputs exactly logit_scale × (number of pixels of
+/// the layer before the softmax ("mlp.layers.2") outputs exactly logit-scale × (number of pixels of
 /// colour c) for every class c = 0..N_C−1 (colour palette()[c]), and "softmax" outputs their softmax.
 ///
 /// Layers (default options: size 224, 4 colours, 2 redundant channels, non-uniform accumulator
@@ -24,7 +24,7 @@
 /// layers.7 the 14×14 map of counts in 16×16 windows. describe_layers() gives the table for any
 /// options.
 ///
-/// logit_scale (default 2^-8). With logits equal to raw counts, margins between colours are
+/// logit-scale (default 2^-8). With logits equal to raw counts, margins between colours are
 /// hundreds of pixels at 224×224, float32 softmax rounds the winner to exactly 1 and every
 /// gradient taken after the softmax (GuidedBP, GradCAM, IG of App. G.2) is exactly 0 or
 /// denormal noise. Float32 softmax saturates once the scaled lead of the winner exceeds about 17;
@@ -32,13 +32,13 @@
 /// 66×66 patch), while a lead of 100 pixels still moves the winner's probability visibly. A power
 /// of two keeps the logits exact; labels and ground truth do not depend on it.
 ///
-/// ude_strength (default 1/16). The paper gives no magnitude. One unseen pixel changes a colour's
+/// ude-strength (default 1/16). The paper gives no magnitude. One unseen pixel changes a colour's
 /// count by at most 1/16 of a pixel (networks/accumulator.h): small next to the designed +1 per
 /// target pixel. A whole (0, 0, 0) canvas at 224×224 (the paper's IG and DeepSHAP baseline, and
 /// every point of an IG path from it before the colours are reached) gives the colours spurious
-/// counts of 242, 588, 429 and 0 pixels (seed 0; at most 1,176 over seeds 0–2): of the order of
+/// counts of 15, 0, 116 and 1,960 pixels (seed 0; at most 1,960 over seeds 0–2): of the order of
 /// one patch's count, so the effect shows on the background and in perturbation curves, without
-/// drowning the designed counts of in-distribution images. At 1/4 the canvas counts reach 4,704
+/// drowning the designed counts of in-distribution images. At 1/4 the canvas counts reach 7,840
 /// and dominate every curve that passes through the baseline.
 /// Tested in test_multi_color_sum.cpp.
 #pragma once
@@ -50,8 +50,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lab/core/options.h"
+#include "lab/core/schema.h"
 #include "lab/nn/network.h"
+#include "networks/accumulator.h"
 #include "networks/model.h"
 #include "networks/palette.h"
 
@@ -69,15 +70,15 @@ struct MultiColorSumParams {
   double logit_scale = 0.00390625;        ///< 2^-8: logits = logit_scale × counts
   int64_t kernels = 8;                    ///< non-uniform kernels per colour and block, 2..64
 
-  /// Throws lab::Error(kParameter) naming the option for any impossible value.
-  void validate() const;
-  /// Reads size, colors, background (R,G,B), redundant, ude (on|off), ude_strength, accumulator,
-  /// seed, logit_scale, kernels; leaves other keys for the caller's finish().
-  static MultiColorSumParams from_options(lab::Options& options);
-  /// Every option, accepted back by from_options (through lab::Options::from_json).
-  nlohmann::json to_json() const;
+  /// The `-o` keys size, colors, background (R,G,B), redundant, ude, ude-strength, accumulator,
+  /// seed, logit-scale, kernels, with their ranges, help and source; its checks refuse (naming the
+  /// key) a background that is a target colour, a size the accumulator refuses, a logit-scale that
+  /// is not a power of two, ude without redundant channels.
+  static const lab::Schema<MultiColorSumParams>& schema();
   /// palette()[0..colors).
   std::vector<Rgb> target_colors() const;
+  /// The accumulator these settings build.
+  AccumulatorParams accumulator_params() const;
 };
 
 /// The model with a role per layer.

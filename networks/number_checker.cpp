@@ -82,24 +82,20 @@ std::vector<DenseStage> checker_bank(int64_t in, const std::vector<CheckItem>& i
   return stages;
 }
 
-void NumberCheckerParams::validate() const {
-  lab::require(kind == "equal" || kind == "greater", "number checker kind", "equal or greater", kind);
-  lab::require(value >= -kMaxValue && value <= kMaxValue, "number checker value", "in [-2^20, 2^20]",
-               std::to_string(value));
+const lab::Schema<NumberCheckerParams>& NumberCheckerParams::schema() {
+  using P = NumberCheckerParams;
+  static const auto s =
+      lab::Schema<P>()
+          .field("kind", &P::kind,
+                 {.choices = {"equal", "greater"}, .help = "I_N (equal) or I_{>i} (greater)", .source = "App. C.1, eq. 6, 7"})
+          .field("value", &P::value,
+                 {.range = lab::between(-static_cast<double>(kMaxValue), static_cast<double>(kMaxValue)),
+                  .help = "N or i; within ±2^20 every activation is exact in float32"});
+  return s;
 }
-
-NumberCheckerParams NumberCheckerParams::from_options(lab::Options& options) {
-  NumberCheckerParams p;
-  p.kind = options.get_choice("kind", p.kind, {"equal", "greater"});
-  p.value = options.get_int("value", p.value);
-  p.validate();
-  return p;
-}
-
-nlohmann::json NumberCheckerParams::to_json() const { return {{"kind", kind}, {"value", value}}; }
 
 lab::Network build_number_checker(const NumberCheckerParams& params) {
-  params.validate();
+  NumberCheckerParams::schema().validate(params, "-o");
   const bool equal = params.kind == "equal";
   const CheckItem item{equal ? CheckItem::Kind::kEqual : CheckItem::Kind::kGreater, 0, params.value};
   std::vector<std::string> roles;

@@ -24,7 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lab/core/options.h"
+#include "lab/core/schema.h"
 #include "lab/nn/network.h"
 #include "networks/model.h"
 
@@ -54,9 +54,8 @@ struct NumberCheckerParams {
   std::string kind = "equal";
   /// i or N; |value| <= 2^20 keeps every activation exact in float32.
   int64_t value = 5;
-  void validate() const;
-  static NumberCheckerParams from_options(lab::Options& options);
-  nlohmann::json to_json() const;
+  /// The `-o` keys kind (equal|greater) and value (in [-2^20, 2^20]).
+  static const lab::Schema<NumberCheckerParams>& schema();
 };
 
 /// Layers "checker.layers.K": Linear, ReLU, ... (2 Linear for "greater", 3 for "equal").

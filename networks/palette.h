@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "lab/core/schema.h"
+
 namespace networks {
 
 /// An 8-bit RGB colour.
@@ -24,6 +26,9 @@ struct Rgb {
 
 /// "(230, 25, 75)".
 std::string to_string(const Rgb& c);
+
+/// `-o background=R,G,B`: three integers in 0..255, recorded as [R, G, B].
+lab::Codec<Rgb> rgb_codec();
 
 /// The target colours, in class order (12 entries).
 const std::vector<Rgb>& palette();

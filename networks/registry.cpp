@@ -13,14 +13,21 @@ struct Entry {
   ModelInfo (*make)(lab::Options&);
 };
 
+// The model of Params P: options read through its schema, recorded resolved.
+template <class P>
+ModelInfo make_from(const char* env, lab::Options& options, Model (*build)(const P&),
+                    std::map<std::string, std::string> (*paper_layers)()) {
+  const P p = P::schema().read(options);
+  return {env, P::schema().to_json(p), P::schema().names(), build(p), paper_layers()};
+}
+
 ModelInfo make_multi(lab::Options& options) {
-  const MultiColorSumParams p = MultiColorSumParams::from_options(options);
-  return {"multi-color-sum", p.to_json(), make_multi_color_sum(p), multi_color_sum_paper_layers()};
+  return make_from<MultiColorSumParams>("multi-color-sum", options, make_multi_color_sum, multi_color_sum_paper_layers);
 }
 
 ModelInfo make_modulo(lab::Options& options) {
-  const SingleColorModuloParams p = SingleColorModuloParams::from_options(options);
-  return {"single-color-modulo", p.to_json(), make_single_color_modulo(p), single_color_modulo_paper_layers()};
+  return make_from<SingleColorModuloParams>("single-color-modulo", options, make_single_color_modulo,
+                                            single_color_modulo_paper_layers);
 }
 
 // Sorted by name.

@@ -23,7 +23,8 @@ std::vector<std::string> model_names();
 /// A built model with its resolved options and the layers the paper's methods attach to.
 struct ModelInfo {
   std::string env;
-  nlohmann::json params;                            ///< Params::to_json()
+  nlohmann::json params;                            ///< Params::schema().to_json(): every option, resolved
+  std::vector<std::string> keys;                    ///< every `-o` key of the model
   Model model;
   std::map<std::string, std::string> paper_layers;  ///< method → layer name (App. F.2, G.2)
 };

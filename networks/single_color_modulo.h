@@ -23,10 +23,10 @@
 /// Default accumulator: nonuniform, because App. E's "10 CNN layers" for a 224 input can only be
 /// two-layer blocks (224 has six prime factors; ten kernel = stride convs cannot all reduce).
 ///
-/// max_count (U, default 4,500). The modulo unit's linear layers have 29⌈U/N⌉² parameters: the
+/// max-count (U, default 4,500). The modulo unit's linear layers have 29⌈U/N⌉² parameters: the
 /// paper's count implies U ≈ 4,500 at N = 30 ("U ... can be scaled according to available
 /// computation resources", App. C.3), while U = 224² would take 81 million. U is capped at size²
-/// (an image has no more pixels), so at sizes up to 67 every image is exact; max_count=0 asks for
+/// (an image has no more pixels), so at sizes up to 67 every image is exact; max-count=0 asks for
 /// U = size² explicitly. Images with more than U white pixels are outside the design (the F.1
 /// images, four Bézier patches of Bernoulli(0.5) pixels, stay far below it unless their patches
 /// are very large): generators must keep their white counts <= max_input().
@@ -39,8 +39,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lab/core/options.h"
+#include "lab/core/schema.h"
 #include "lab/nn/network.h"
+#include "networks/accumulator.h"
 #include "networks/model.h"
 
 namespace networks {
@@ -53,12 +54,13 @@ struct SingleColorModuloParams {
   int64_t max_count = 4500;                ///< U: largest white count handled; 0 = size*size
   int64_t kernels = 8;                     ///< non-uniform kernels per block, 2..64
 
-  void validate() const;
-  /// Reads size, modulus, accumulator, seed, max_count, kernels.
-  static SingleColorModuloParams from_options(lab::Options& options);
-  nlohmann::json to_json() const;
+  /// The `-o` keys size, modulus, accumulator, seed, max-count, kernels, with their ranges, help
+  /// and source; its checks refuse a size the accumulator refuses and a U beyond 2^20.
+  static const lab::Schema<SingleColorModuloParams>& schema();
   /// The U the model is built with: size² if max_count is 0, else min(max_count, size²).
   int64_t max_input() const;
+  /// The accumulator these settings build.
+  AccumulatorParams accumulator_params() const;
 };
 
 Model make_single_color_modulo(const SingleColorModuloParams& params);

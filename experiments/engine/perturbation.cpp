@@ -66,9 +66,6 @@ void PerturbationParams::resolve(const MetricSetup& setup) {
   if (!noise_high && setup.input_max) noise_high = *setup.input_max;
 }
 
-datasets::Rng sample_rng(uint64_t metric_seed, uint64_t sample_seed, int64_t purpose) {
-  return datasets::Rng(datasets::splitmix64(metric_seed) ^ sample_seed, purpose);
-}
 
 lab::Tensor replacement_image(const PerturbationParams& params, const lab::Tensor& x, const Context& context,
                               uint64_t sample_seed) {
@@ -104,7 +101,7 @@ lab::Tensor replacement_image(const PerturbationParams& params, const lab::Tenso
       const double high = params.noise_high.value_or(context.input_max);
       if (!(params.noise_low < high))
         lab::fail_parameter("-p noise-low={} must be below the noise upper end {}", params.noise_low, high);
-      datasets::Rng rng = sample_rng(params.seed, sample_seed, 0);
+      lab::Rng rng(lab::derive_seed(sample_seed, params.seed), 0);
       for (float& v : out.values()) v = static_cast<float>(rng.uniform(params.noise_low, high));
       break;
     }

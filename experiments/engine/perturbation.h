@@ -41,7 +41,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "datasets/random.h"
+#include "lab/core/random.h"
 #include "experiments/engine/context.h"
 #include "experiments/engine/incremental.h"
 #include "lab/core/schema.h"
@@ -100,9 +100,6 @@ int64_t predicted_label(const Context& context, const float* row, int64_t k);
 
 /// Pixel indices by descending attribution, ties by ascending index.
 std::vector<int64_t> attribution_order(const float* attr, int64_t n);
-
-/// The random stream of one sample for one purpose (0: noise, 1: subsets).
-datasets::Rng sample_rng(uint64_t metric_seed, uint64_t sample_seed, int64_t purpose);
 
 /// The evaluator of layers [0, end) with the context's execution knobs.
 PathEvaluator path_evaluator(const Context& context, size_t end);

@@ -75,7 +75,7 @@ std::vector<int64_t> SensitivityN::schedule(int64_t pixels) const {
 namespace {
 
 /// Moves a uniformly random `n`-subset of `pixels` to its front (partial Fisher–Yates).
-void draw_front(std::vector<int64_t>& pixels, int64_t n, datasets::Rng& rng) {
+void draw_front(std::vector<int64_t>& pixels, int64_t n, lab::Rng& rng) {
   const int64_t size = static_cast<int64_t>(pixels.size());
   for (int64_t i = 0; i < n; ++i) {
     const int64_t j = rng.uniform_int(i, size - 1);
@@ -99,7 +99,7 @@ std::vector<CurvePoint> SensitivityN::standard_curve(const Context& context, con
   const int64_t k = base.sample_numel();
   const double base_score = reader.score(base.data(), k, target);
 
-  datasets::Rng rng = sample_rng(params_.perturbation.seed, seed, 1);
+  lab::Rng rng(lab::derive_seed(seed, params_.perturbation.seed), 1);
   std::vector<int64_t> pixels(static_cast<size_t>(hw));
   for (int64_t p = 0; p < hw; ++p) pixels[static_cast<size_t>(p)] = p;
 
@@ -143,7 +143,7 @@ std::vector<CurvePoint> SensitivityN::modulo_curve(const Context& context, const
   path.start = image;
   path.source = replacement_image(params_.perturbation, image, context, seed);
   path.step_ends = uniform_steps(max_n, 1);
-  datasets::Rng rng = sample_rng(params_.perturbation.seed, seed, 1);
+  lab::Rng rng(lab::derive_seed(seed, params_.perturbation.seed), 1);
   std::vector<int64_t> pixels(static_cast<size_t>(hw));
   for (int64_t p = 0; p < hw; ++p) pixels[static_cast<size_t>(p)] = p;
 

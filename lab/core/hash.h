@@ -4,7 +4,7 @@
 ///   bijection on 64-bit words that scrambles every bit; seeds of streams derive from it.
 /// - fnv1a: 64-bit FNV-1a over bytes, continued from `h` (default: the FNV offset basis), for
 ///   turning labels and data into keys.
-/// Tested in tests/datasets/test_random.cpp against Vigna's published reference outputs.
+/// Tested in tests/lab/test_random.cpp against Vigna's published reference outputs.
 #pragma once
 
 #include <cstddef>

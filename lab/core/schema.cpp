@@ -126,6 +126,20 @@ bool is_key_spelling(const std::string& key) {
   return previous != '-' && previous != '.';
 }
 
+Codec<uint64_t> seed_codec() {
+  Codec<uint64_t> codec;
+  codec.type = ParamType::kInt;
+  codec.parse = [](const std::string& text) -> std::optional<uint64_t> {
+    uint64_t value = 0;
+    const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
+    return value;
+  };
+  codec.show = [](const uint64_t& value) { return nlohmann::json(value); };
+  codec.expect = "an integer in 0..18446744073709551615";
+  return codec;
+}
+
 std::vector<std::string> param_names(const std::vector<ParamDoc>& docs) {
   std::vector<std::string> out;
   for (const ParamDoc& d : docs) out.push_back(d.name);

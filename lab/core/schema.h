@@ -110,6 +110,10 @@ struct Codec {
   std::string expect;
 };
 
+/// A full 64-bit unsigned seed: an integer in 0..2^64−1 (18446744073709551615), recorded as a
+/// JSON unsigned integer. The `seed` keys of environments and metrics use it.
+Codec<uint64_t> seed_codec();
+
 namespace schema_detail {
 
 template <class T>
@@ -152,9 +156,13 @@ bool parse_value(const std::string& text, const ParamSpec& info, T& out) {
   } else if constexpr (std::is_integral_v<T>) {
     int64_t v = 0;
     if (!parse_integer(text, v) || !info.range.contains(static_cast<double>(v))) return false;
-    if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
-        static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max()))
-      return false;
+    if constexpr (std::is_signed_v<T>) {
+      if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+          v > static_cast<int64_t>(std::numeric_limits<T>::max()))
+        return false;
+    } else {
+      if (v < 0 || static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+    }
     out = static_cast<T>(v);
     return true;
   } else if constexpr (std::is_floating_point_v<T>) {

@@ -99,17 +99,6 @@ TEST_CASE("run_backprop gives the same signal for every chunk size") {
   }
 }
 
-TEST_CASE("seeds: per-sample streams and derived seeds") {
-  auto a = attributions::sample_rng(5, 1), b = attributions::sample_rng(5, 1), c = attributions::sample_rng(5, 2),
-       d = attributions::sample_rng(6, 1);
-  const uint64_t first = a();
-  CHECK(first == b());
-  CHECK(first != c());
-  CHECK(first != d());
-  CHECK(attributions::derive_seed(5, 0) != attributions::derive_seed(5, 1));
-  CHECK(attributions::derive_seed(5, 0) == attributions::derive_seed(5, 0));
-}
-
 TEST_CASE("upsampling is OpenCV's bilinear resize; spreading over channels sums back to the map") {
   const lab::Tensor maps = fixtures::uniform_inputs({2, 3, 5}, 11);
   const lab::Tensor up = attributions::upsample_bilinear(maps, 12, 10);

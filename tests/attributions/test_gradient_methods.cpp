@@ -523,7 +523,7 @@ TEST_CASE("SmoothGrad averages its base method over noisy copies") {
       std::vector<double> mean(16, 0.0);
       for (uint64_t k = 0; k < 4; ++k) {
         Batch one = batch_of(x.slice(s, s + 1), {0});
-        one.seeds = {attributions::derive_seed(batch.seeds[static_cast<size_t>(s)], k)};
+        one.seeds = {lab::derive_seed(batch.seeds[static_cast<size_t>(s)], k)};
         const Result r = run("random", {}, context, one);
         for (int64_t j = 0; j < 16; ++j) mean[static_cast<size_t>(j)] += r.attr[j] / 4.0;
       }

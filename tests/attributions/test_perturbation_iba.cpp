@@ -101,7 +101,7 @@ TEST_CASE("IBA recalls the winning patch of easy multi-color-sum images") {
   // divides the logits, and the same balance then needs β = 20·2^-8). Easy images: solid patches.
   // The per-element mean and std come from 1,000 generated images (the authors recommend many:
   // with few, rarely covered elements are dropped as inactive and the map has holes).
-  ptest::EnvBatch e = ptest::env_batch("multi-color-sum", 64, {0, 1, 2}, 1, {{"logit_scale", "1"}}, true);
+  ptest::EnvBatch e = ptest::env_batch("multi-color-sum", 64, {0, 1, 2}, 1, {{"logit-scale", "1"}}, true);
   e.context.reference_inputs = ptest::reference_inputs(*e.env, 1000);
   const attributions::Result r = ptest::make("iba", {})->attribute(e.context, e.batch);
   const lab::Tensor map = attributions::reduce_channels(r.attr);

@@ -65,7 +65,7 @@ TEST_CASE("weighted ridge: exact on additive data without penalty, equal to the 
 
 TEST_CASE("LIME with the oracle segmentation on multi-color-sum: the winning patch leads, the background gets none") {
   ptest::EnvBatch e = ptest::env_batch("multi-color-sum", 32, {0, 1});
-  const double scale = e.env->options().at("logit_scale").get<double>();
+  const double scale = e.env->options().at("logit-scale").get<double>();
   SUBCASE("logit output, no penalty: the surrogate is the designed count of the winning colour") {
     // The target logit is scale × (pixels of the winning colour): additive over the patches, so
     // the unpenalised surrogate recovers it exactly, and nothing else matters to it.

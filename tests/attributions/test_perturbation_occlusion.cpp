@@ -163,7 +163,7 @@ TEST_CASE("occlusion* on multi-color-sum: each window's drop is the designed cou
   ptest::EnvBatch e = ptest::env_batch("multi-color-sum", 32, {0, 1});
   const auto method = ptest::make("occlusion", {{"baseline", "background"}});
   const attributions::Result r = method->attribute(e.context, e.batch);
-  const double scale = e.env->options().at("logit_scale").get<double>();
+  const double scale = e.env->options().at("logit-scale").get<double>();
   const int64_t size = 32, plane = size * size;
   for (int64_t s = 0; s < 2; ++s) {
     const float* gt = e.samples[static_cast<size_t>(s)].gt.data();

@@ -1,4 +1,4 @@
-// End to end: attrlab methods lists every method; attrlab attribute writes the maps layout
+// End to end: attrlab methods lists every method, attrlab envs every environment; attrlab attribute writes the maps layout
 // (MAPS/<id>.npy, MAPS/maps.json) for a small data directory; errors exit with their codes.
 #include <doctest/doctest.h>
 
@@ -26,6 +26,41 @@ TEST_CASE("attrlab methods lists methods, parameters and defaults") {
   const auto unknown = run("methods no-such-method");
   CHECK(unknown.code == 3);
   CHECK(unknown.err.find("unknown method 'no-such-method'") != std::string::npos);
+}
+
+TEST_CASE("attrlab envs lists environments, their -o options and defaults") {
+  const auto text = run("envs");
+  REQUIRE(text.code == 0);
+  for (const char* expected : {"multi-color-sum", "single-color-modulo", "-o size=224", "-o ude-strength=0.0625",
+                               "-o logit-scale=0.00390625", "-o background=20,20,20", "-o patch-max=auto",
+                               "-o shapes=triangle,square,circle", "-o shapes=bezier", "-o max-count=4500", "App. G"})
+    CHECK(text.out.find(expected) != std::string::npos);
+  const auto json = run("envs single-color-modulo --json");
+  REQUIRE(json.code == 0);
+  const nlohmann::json list = nlohmann::json::parse(json.out);
+  REQUIRE(list.size() == 1);
+  CHECK(list[0]["name"] == "single-color-modulo");
+  CHECK(!list[0]["source"].get<std::string>().empty());
+  bool seen_seed = false, seen_patch_max = false;
+  for (const auto& p : list[0]["params"]) {
+    CHECK(p.contains("type"));
+    CHECK(!p["help"].get<std::string>().empty());
+    if (p["name"] == "seed") {
+      seen_seed = true;
+      CHECK(p["type"] == "int");
+      CHECK(p["default"] == 0);
+    }
+    if (p["name"] == "patch-max") {
+      seen_patch_max = true;
+      CHECK(p["default"].is_null());
+      CHECK(p["derived"].get<std::string>().find("size/4") != std::string::npos);
+    }
+  }
+  CHECK(seen_seed);
+  CHECK(seen_patch_max);
+  const auto unknown = run("envs no-such-env");
+  CHECK(unknown.code == 3);
+  CHECK(unknown.err.find("unknown environment 'no-such-env'") != std::string::npos);
 }
 
 TEST_CASE("attrlab attribute writes one float32 C×H×W map per sample and maps.json") {

@@ -161,7 +161,7 @@ TEST_CASE("malformed data directories are refused, naming the file and what is w
         {[](nlohmann::json& m) { m["env"] = "nonexistent"; }, "unknown environment"},
         {[](nlohmann::json& m) { m["format"] = 2; }, "format 2 is not supported; expected 1"},
         {[](nlohmann::json& m) { m["seed"] = -1; }, "seed must be a non-negative integer, got -1"},
-        {[](nlohmann::json& m) { m["options"]["patch_max"] = 30; }, "cannot always fit"},
+        {[](nlohmann::json& m) { m["options"]["patch-max"] = 30; }, "cannot always fit"},
         {[](nlohmann::json& m) { m["options"]["mystery"] = 1; }, "unknown option -o mystery=1"},
         {[](nlohmann::json& m) { m["image_shape"] = {3, 64, 64}; }, "image_shape [3, 64, 64] does not match"},
         {[](nlohmann::json& m) { m["count"] = 5; }, "count = 5 but samples lists 6"},

@@ -4,6 +4,7 @@
 // the options round-trip, and impossible options are refused.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -147,17 +148,17 @@ TEST_CASE("single-color-modulo samples: ground truth, counts, label, patches") {
 
 TEST_CASE("options are every resolved value and rebuild the identical environment") {
   SUBCASE("multi-color-sum") {
-    const auto env = make("multi-color-sum", {"size=64", "patch_max=20", "shapes=circle,square", "colors=3"});
+    const auto env = make("multi-color-sum", {"size=64", "patch-max=20", "shapes=circle,square", "colors=3"});
     const nlohmann::json o = env->options();
     CHECK(o["size"] == 64);
     CHECK(o["colors"] == 3);
-    CHECK(o["patch_max"] == 20);
-    CHECK(o["patch_min"] == 10);
+    CHECK(o["patch-max"] == 20);
+    CHECK(o["patch-min"] == 10);
     CHECK(o["gap"] == 2);
     CHECK(o["anchors"] == 5);
     CHECK(o["shapes"] == nlohmann::json{"circle", "square"});
     CHECK(o["background"] == nlohmann::json{20, 20, 20});
-    CHECK(o.contains("logit_scale"));
+    CHECK(o.contains("logit-scale"));
     CHECK(o.contains("accumulator"));
     const auto again = datasets::environment_from_json("multi-color-sum", o);
     CHECK(again->options() == o);
@@ -175,8 +176,8 @@ TEST_CASE("options are every resolved value and rebuild the identical environmen
     CHECK(o["modulus"] == 30);
     CHECK(o["size"] == 224);
     // min(224 / 4, floor(sqrt(4500 / 4))) = min(56, 33).
-    CHECK(o["patch_max"] == 33);
-    CHECK(o["patch_min"] == 16);
+    CHECK(o["patch-max"] == 33);
+    CHECK(o["patch-min"] == 16);
     CHECK(o["patches"] == 4);
     CHECK(o["shapes"] == nlohmann::json{"bezier"});
     CHECK(datasets::environment_from_json("single-color-modulo", o)->options() == o);
@@ -232,25 +233,69 @@ TEST_CASE("environment metadata follows the paper") {
 TEST_CASE("impossible options are refused with a clear message, never changed") {
   CHECK(refusal("multi-color-sum", {"size=32"}).empty());
   CHECK(refusal("multi-color-sum", {"size=32", "colors=13"}).find("colors") != std::string::npos);
-  CHECK(refusal("multi-color-sum", {"size=32", "patch_max=20"}).find("cannot always fit in a 32x32 image") !=
+  CHECK(refusal("multi-color-sum", {"size=32", "patch-max=20"}).find("cannot always fit in a 32x32 image") !=
         std::string::npos);
-  CHECK(refusal("multi-color-sum", {"size=32", "patch_min=2"}).find("-o patch_min must be at least 4 pixels, got 2") !=
+  CHECK(refusal("multi-color-sum", {"size=32", "patch-min=2"}).find("-o patch-min=2: must be an integer ≥ 4") !=
         std::string::npos);
-  CHECK(refusal("multi-color-sum", {"size=8"}).find("-o patch_max must be at least patch_min=4, got 2") !=
+  CHECK(refusal("multi-color-sum", {"size=8"}).find("-o patch-max=2: must be an integer ≥ 4") != std::string::npos);
+  CHECK(refusal("multi-color-sum", {"size=32", "shapes=triangle,hexagon"})
+            .find("-o shapes=triangle,hexagon: must be a comma-separated list of triangle|square|circle|bezier") !=
         std::string::npos);
-  CHECK(refusal("multi-color-sum", {"size=32", "shapes=triangle,hexagon"}).find("unknown shape 'hexagon'") !=
-        std::string::npos);
+  // The '_' spelling is refused naming the right key.
+  CHECK(refusal("multi-color-sum", {"patch_max=20"}).find("use -o patch-max") != std::string::npos);
   CHECK(refusal("multi-color-sum", {"size=32", "patches=4"}).find("unknown option -o patches=4") != std::string::npos);
   CHECK(refusal("multi-color-sum", {"size=32", "bogus=1"}).find("unknown option -o bogus=1") != std::string::npos);
-  CHECK(refusal("single-color-modulo", {"size=32", "patches=0"}).find("-o patches must be in 1..255, got 0") !=
+  CHECK(refusal("single-color-modulo", {"size=32", "patches=0"}).find("-o patches=0: must be an integer in [1, 255]") !=
         std::string::npos);
   // U = 1000: the default patch_max becomes min(64 / 4, floor(sqrt(1000 / 4))) = 15 (4 · 225 <= 1000);
   // asking for 16 (4 · 256 = 1024 > 1000) is refused.
-  CHECK(refusal("single-color-modulo", {"size=64", "max_count=1000"}).empty());
-  CHECK(make("single-color-modulo", {"size=64", "max_count=1000"})->options()["patch_max"] == 15);
-  CHECK(refusal("single-color-modulo", {"size=64", "max_count=1000", "patch_max=16"})
+  CHECK(refusal("single-color-modulo", {"size=64", "max-count=1000"}).empty());
+  CHECK(make("single-color-modulo", {"size=64", "max-count=1000"})->options()["patch-max"] == 15);
+  CHECK(refusal("single-color-modulo", {"size=64", "max-count=1000", "patch-max=16"})
             .find("can hold 1024 white pixels, more than the 1000 the modulo network counts") != std::string::npos);
   CHECK(refusal("nonexistent", {}).find("--env nonexistent: unknown environment; expected one of multi-color-sum, "
                                         "single-color-modulo") != std::string::npos);
   CHECK(datasets::environment_names() == std::vector<std::string>{"multi-color-sum", "single-color-modulo"});
+}
+
+TEST_CASE("every registered environment: documented defaults read back, records every key, refuses out-of-range values") {
+  for (const datasets::EnvironmentInfo& info : datasets::environments()) {
+    CAPTURE(info.name);
+    CHECK(!info.summary.empty());
+    CHECK(!info.source.empty());
+    const nlohmann::json base = make(info.name, {})->options();
+    // The record holds every documented key, resolved (no derived default left null).
+    std::vector<std::string> recorded;
+    for (const auto& item : base.items()) {
+      recorded.push_back(item.key());
+      CHECK(!item.value().is_null());
+    }
+    std::vector<std::string> documented = lab::param_names(info.params);
+    std::sort(documented.begin(), documented.end());
+    CHECK(recorded == documented);
+    std::vector<std::string> all;
+    for (const lab::ParamDoc& p : info.params) {
+      CAPTURE(p.name);
+      CHECK(!p.info.help.empty());
+      CHECK((p.default_value.is_null() == !p.info.derived.empty()));
+      const std::string item = p.name + "=" + p.default_text();
+      all.push_back(item);
+      CHECK(make(info.name, {item})->options() == base);
+      // Values just outside the declared range or choices are refused, naming key and value.
+      std::vector<std::string> bad;
+      const lab::Range& r = p.info.range;
+      const bool integral = p.type == lab::ParamType::kInt;
+      if (r.min) bad.push_back(lab::option_text(integral ? nlohmann::json(static_cast<int64_t>(*r.min) - 1)
+                                                        : nlohmann::json(r.min_open ? *r.min : *r.min - 1)));
+      if (r.max) bad.push_back(lab::option_text(integral ? nlohmann::json(static_cast<int64_t>(*r.max) + 1)
+                                                        : nlohmann::json(r.max_open ? *r.max : *r.max * 2 + 1)));
+      if (p.type == lab::ParamType::kEnum) bad.push_back("no-such-choice");
+      if (p.type == lab::ParamType::kBool) bad.push_back("maybe");
+      for (const std::string& v : bad) {
+        CAPTURE(v);
+        CHECK(refusal(info.name, {p.name + "=" + v}).find("-o " + p.name + "=" + v + ": must be") != std::string::npos);
+      }
+    }
+    CHECK(make(info.name, all)->options() == base);
+  }
 }

@@ -8,6 +8,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "datasets/patches.h"
+#include "lab/chi_square.h"
 #include "lab/core/error.h"
 
 using datasets::LayoutParams;
@@ -17,14 +18,7 @@ namespace {
 
 const ShapeKind kAllShapes[] = {ShapeKind::kTriangle, ShapeKind::kSquare, ShapeKind::kCircle, ShapeKind::kBezier};
 
-double chi_square(const std::vector<int64_t>& observed) {
-  double total = 0;
-  for (int64_t o : observed) total += static_cast<double>(o);
-  const double expected = total / static_cast<double>(observed.size());
-  double chi = 0;
-  for (int64_t o : observed) chi += (static_cast<double>(o) - expected) * (static_cast<double>(o) - expected) / expected;
-  return chi;
-}
+using stats::chi_square;
 
 LayoutParams params(int64_t min, int64_t max, std::vector<ShapeKind> shapes) {
   LayoutParams p;
@@ -48,7 +42,7 @@ std::string refusal(const LayoutParams& p, int64_t size) {
 }  // namespace
 
 TEST_CASE("every shape's tight box has larger side exactly `size`") {
-  datasets::Rng rng(3, 0);
+  lab::Rng rng(3, 0);
   for (ShapeKind kind : kAllShapes)
     for (int size = 4; size <= 40; ++size) {
       CAPTURE(datasets::shape_name(kind));
@@ -68,7 +62,7 @@ TEST_CASE("every shape's tight box has larger side exactly `size`") {
 }
 
 TEST_CASE("square, circle and triangle follow their definitions") {
-  datasets::Rng rng(0, 0);
+  lab::Rng rng(0, 0);
   SUBCASE("square: the full box") {
     CHECK(cv::countNonZero(datasets::draw_shape(ShapeKind::kSquare, 9, 5, rng)) == 81);
   }
@@ -110,7 +104,7 @@ TEST_CASE("square, circle and triangle follow their definitions") {
 }
 
 TEST_CASE("bezier shapes are random blobs: different draws differ, the same stream repeats") {
-  datasets::Rng a(9, 1), b(9, 1), c(9, 2);
+  lab::Rng a(9, 1), b(9, 1), c(9, 2);
   const cv::Mat ma = datasets::draw_shape(ShapeKind::kBezier, 30, 5, a);
   const cv::Mat mb = datasets::draw_shape(ShapeKind::kBezier, 30, 5, b);
   const cv::Mat mc = datasets::draw_shape(ShapeKind::kBezier, 30, 5, c);
@@ -129,7 +123,7 @@ TEST_CASE("layouts: patches never overlap and keep the gap; the region map is ex
     for (int64_t i = 0; i < 200; ++i) {
       CAPTURE(gap);
       CAPTURE(i);
-      datasets::Rng rng(11, i);
+      lab::Rng rng(11, i);
       const datasets::Layout layout = datasets::sample_layout(p, 40, rng);
       REQUIRE(layout.patches.size() == 4);
       REQUIRE(layout.region.type() == CV_8UC1);
@@ -160,7 +154,7 @@ TEST_CASE("sizes and shapes are uniform over what the options allow") {
   std::vector<int64_t> sizes(8, 0), shapes(3, 0);
   std::vector<int64_t> corner_x(4, 0);
   for (int64_t i = 0; i < 1000; ++i) {
-    datasets::Rng rng(5, i);
+    lab::Rng rng(5, i);
     const datasets::Layout layout = datasets::sample_layout(p, 64, rng);
     for (const datasets::Patch& patch : layout.patches) {
       REQUIRE(patch.size >= 5);
@@ -181,24 +175,24 @@ TEST_CASE("sizes and shapes are uniform over what the options allow") {
 TEST_CASE("impossible layout options are refused, naming the option") {
   const std::vector<ShapeKind> all{ShapeKind::kSquare};
   CHECK(refusal(params(4, 8, all), 32).empty());
-  CHECK(refusal(params(3, 8, all), 32).find("-o patch_min must be at least 4 pixels, got 3") != std::string::npos);
-  CHECK(refusal(params(9, 8, all), 32).find("-o patch_max must be at least patch_min=9, got 8") != std::string::npos);
-  CHECK(refusal(params(4, 33, all), 32).find("-o patch_max must be at most the image size 32, got 33") != std::string::npos);
+  CHECK(refusal(params(3, 8, all), 32).find("-o patch-min=3: must be an integer ≥ 4") != std::string::npos);
+  CHECK(refusal(params(9, 8, all), 32).find("-o patch-max=8: must be at least patch-min=9") != std::string::npos);
+  CHECK(refusal(params(4, 33, all), 32).find("-o patch-max=33: must be at most the image size 32") != std::string::npos);
   // 32 + 2 = 34 holds 2 cells of 15 + 2 = 17 per row: 4 patches fit; of 16 + 2 only 1 per row.
   CHECK(refusal(params(4, 15, all), 32).empty());
   CHECK(refusal(params(4, 16, all), 32).find("cannot always fit in a 32x32 image") != std::string::npos);
   CHECK(refusal(params(4, 8, {}), 32).find("-o shapes") != std::string::npos);
-  CHECK(refusal(params(4, 8, {ShapeKind::kCircle, ShapeKind::kCircle}), 32).find("without repeats, got circle,circle") !=
-        std::string::npos);
+  CHECK(refusal(params(4, 8, {ShapeKind::kCircle, ShapeKind::kCircle}), 32)
+            .find("-o shapes=circle,circle: must be a list without repeats") != std::string::npos);
   LayoutParams few = params(4, 8, all);
   few.anchors = 2;
-  CHECK(refusal(few, 32).find("-o anchors must be in 3..64, got 2") != std::string::npos);
+  CHECK(refusal(few, 32).find("-o anchors=2: must be an integer in [3, 64]") != std::string::npos);
   few.anchors = 5;
   few.gap = -1;
-  CHECK(refusal(few, 32).find("-o gap must be at least 0, got -1") != std::string::npos);
-  CHECK_THROWS_WITH_AS(datasets::parse_shape("hexagon", "-o shapes=hexagon"),
-                       "-o shapes=hexagon: unknown shape 'hexagon'; expected triangle, square, circle or bezier",
-                       lab::Error);
+  CHECK(refusal(few, 32).find("-o gap=-1: must be an integer ≥ 0") != std::string::npos);
+  CHECK(!datasets::shapes_codec().parse("circle,hexagon"));
+  CHECK(datasets::shapes_codec().parse("bezier,square") ==
+        std::optional<std::vector<ShapeKind>>({ShapeKind::kBezier, ShapeKind::kSquare}));
 }
 
 TEST_CASE("tightly packed layouts still succeed: the grid bound guarantees a layout exists") {
@@ -207,7 +201,7 @@ TEST_CASE("tightly packed layouts still succeed: the grid bound guarantees a lay
   LayoutParams p = params(15, 15, {ShapeKind::kSquare});
   p.validate(32);
   for (int64_t i = 0; i < 20; ++i) {
-    datasets::Rng rng(1, i);
+    lab::Rng rng(1, i);
     const datasets::Layout layout = datasets::sample_layout(p, 32, rng);
     CHECK(cv::countNonZero(layout.region) == 4 * 225);
   }

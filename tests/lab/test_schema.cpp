@@ -194,3 +194,33 @@ TEST_CASE("Keys are lower-case words joined by '-'; the '_' spelling is refused 
   CHECK(parameter_error_of([&] { o.finish(Params::schema().names()); }) ==
         "unknown option -o patch_max=8: keys are spelled with '-', use -o patch-max");
 }
+
+TEST_CASE("a signed integer member takes negative values within its range") {
+  struct Signed {
+    int64_t value = 5;
+  };
+  const auto schema = lab::Schema<Signed>().field("value", &Signed::value, {.range = lab::between(-8, 8)});
+  lab::Options o = lab::Options::parse({"value=-3"}, "-o");
+  CHECK(schema.read(o).value == -3);
+  lab::Options far = lab::Options::parse({"value=-9"}, "-o");
+  CHECK_THROWS_WITH_AS(schema.read(far), "-o value=-9: must be an integer in [-8, 8]", lab::Error);
+}
+
+TEST_CASE("seed_codec reads the full 64-bit range and refuses anything else") {
+  struct Seeded {
+    uint64_t seed = 0;
+  };
+  const auto schema = lab::Schema<Seeded>().custom("seed", &Seeded::seed, lab::seed_codec());
+  lab::Options o = lab::Options::parse({"seed=18446744073709551615"}, "-o");
+  const Seeded s = schema.read(o);
+  CHECK(s.seed == UINT64_MAX);
+  CHECK(schema.to_json(s)["seed"].get<uint64_t>() == UINT64_MAX);
+  CHECK(schema.docs()[0].default_text() == "0");
+  CHECK(schema.docs()[0].to_json()["type"] == "int");
+  for (const char* bad : {"-1", "18446744073709551616", "1.5", "0x10"}) {
+    CAPTURE(bad);
+    lab::Options b = lab::Options::parse({std::string("seed=") + bad}, "-o");
+    const std::string expected = std::string("-o seed=") + bad + ": must be an integer in 0..18446744073709551615";
+    CHECK_THROWS_WITH_AS(schema.read(b), expected.c_str(), lab::Error);
+  }
+}

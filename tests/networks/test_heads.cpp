@@ -56,7 +56,7 @@ TEST_CASE("f2 holds N, ..., N, x mod N, 0, ... and f4 keeps only x mod N (eqs. 9
 
 TEST_CASE("modulo parameters are checked") {
   CHECK_THROWS_WITH_AS(networks::build_modulo({.modulus = 1}), doctest::Contains("modulus"), lab::Error);
-  CHECK_THROWS_WITH_AS(networks::build_modulo({.modulus = 30, .max_input = 0}), doctest::Contains("max_count"),
+  CHECK_THROWS_WITH_AS(networks::build_modulo({.modulus = 30, .max_input = 0}), doctest::Contains("max-count"),
                        lab::Error);
 }
 
@@ -76,7 +76,7 @@ TEST_CASE("the identity MLP outputs logit_scale times its input, exactly") {
   for (double bad : {0.0, -0.25, 0.01, 3.0, 32.0, std::ldexp(1.0, -21)}) {
     CAPTURE(bad);
     networks::Model model(lab::Shape{4});
-    CHECK_THROWS_WITH_AS(networks::append_identity_mlp(model, "mlp", 4, bad), doctest::Contains("logit_scale"),
+    CHECK_THROWS_WITH_AS(networks::append_identity_mlp(model, "mlp", 4, bad), doctest::Contains("logit-scale"),
                          lab::Error);
   }
 }

@@ -214,10 +214,11 @@ TEST_CASE("unseen-data effect: an unseen colour moves the logits only with ude=o
 
 TEST_CASE("options: parsing, validation and a JSON round trip") {
   lab::Options o = lab::Options::parse({"size=64", "colors=6", "background=1,2,3", "redundant=3", "ude=off",
-                                        "ude_strength=0.25", "accumulator=uniform", "seed=18446744073709551615",
-                                        "logit_scale=0.0625", "kernels=4", "other=1"},
+                                        "ude-strength=0.25", "accumulator=uniform", "seed=18446744073709551615",
+                                        "logit-scale=0.0625", "kernels=4", "other=1"},
                                        "-o");
-  const MultiColorSumParams p = MultiColorSumParams::from_options(o);
+  const auto& schema = MultiColorSumParams::schema();
+  const MultiColorSumParams p = schema.read(o);
   CHECK(p.size == 64);
   CHECK(p.colors == 6);
   CHECK(p.background == (Rgb{1, 2, 3}));
@@ -230,14 +231,14 @@ TEST_CASE("options: parsing, validation and a JSON round trip") {
   CHECK(p.kernels == 4);
   CHECK(o.unread() == std::vector<std::string>{"other"});
   CHECK(p.target_colors().size() == 6);
-  lab::Options back = lab::Options::from_json(p.to_json(), "-o");
-  CHECK(MultiColorSumParams::from_options(back).to_json() == p.to_json());
+  lab::Options back = lab::Options::from_json(schema.to_json(p), "-o");
+  CHECK(schema.to_json(schema.read(back)) == schema.to_json(p));
   CHECK_NOTHROW(back.finish());
 
   auto refuse = [](std::vector<std::string> items, const char* text) {
     CAPTURE(text);
     lab::Options bad = lab::Options::parse(items, "-o");
-    CHECK_THROWS_WITH_AS(MultiColorSumParams::from_options(bad), doctest::Contains(text), lab::Error);
+    CHECK_THROWS_WITH_AS(MultiColorSumParams::schema().read(bad), doctest::Contains(text), lab::Error);
   };
   refuse({"background=1,2"}, "background=1,2");
   refuse({"background=1,2,256"}, "background=1,2,256");
@@ -246,13 +247,14 @@ TEST_CASE("options: parsing, validation and a JSON round trip") {
   refuse({"colors=1"}, "colors");
   refuse({"size=17"}, "size=17");
   refuse({"size=1000"}, "size=1000");
-  refuse({"logit_scale=0.01"}, "logit_scale");
+  refuse({"logit-scale=0.01"}, "-o logit-scale=0.01: must be a power of two");
   refuse({"ude=maybe"}, "ude");
   refuse({"redundant=0"}, "redundant");  // ude is on by default and needs a channel to wire
   refuse({"accumulator=dense"}, "accumulator");
-  refuse({"seed=-1"}, "seed");
+  refuse({"seed=-1"}, "-o seed=-1: must be an integer in 0..18446744073709551615");
+  refuse({"ude-strength=0"}, "-o ude-strength=0: must be a finite number in (0, 1024]");
   lab::Options zero = lab::Options::parse({"redundant=0", "ude=off"}, "-o");
-  CHECK_NOTHROW(MultiColorSumParams::from_options(zero));
+  CHECK_NOTHROW(MultiColorSumParams::schema().read(zero));
 }
 
 TEST_CASE("a (0, 0, 0) canvas at 224x224: spurious counts bounded by ude_strength and linear in it") {
@@ -269,7 +271,7 @@ TEST_CASE("a (0, 0, 0) canvas at 224x224: spurious counts bounded by ude_strengt
   };
   const std::vector<float> base = canvas_counts(p.ude_strength);
   // The README's numbers (seed 0).
-  CHECK(base == std::vector<float>{241.9375f, 588.0f, 428.75f, 0.0f});
+  CHECK(base == std::vector<float>{15.3125f, 0.0f, 116.375f, 1960.0f});
   // Each 2×2 window of unseen pixels adds at most 4·ude_strength to a count.
   for (float v : base) CHECK(v <= 112 * 112 * 4 * p.ude_strength);
   // ReLU networks are positively homogeneous in the unseen-data weights: 4× the strength, 4× the counts.

@@ -86,8 +86,10 @@ TEST_CASE("number checker parameters are validated and read from options") {
   CHECK_THROWS_AS(networks::build_number_checker({.kind = "less", .value = 1}), lab::Error);
   CHECK_THROWS_AS(networks::build_number_checker({.kind = "equal", .value = int64_t{1} << 21}), lab::Error);
   lab::Options o = lab::Options::parse({"kind=greater", "value=9"}, "-o");
-  const NumberCheckerParams p = NumberCheckerParams::from_options(o);
+  const NumberCheckerParams p = NumberCheckerParams::schema().read(o);
   CHECK(p.kind == "greater");
   CHECK(p.value == 9);
-  CHECK(p.to_json() == nlohmann::json{{"kind", "greater"}, {"value", 9}});
+  CHECK(NumberCheckerParams::schema().to_json(p) == nlohmann::json{{"kind", "greater"}, {"value", 9}});
+  lab::Options far = lab::Options::parse({"value=1048577"}, "-o");
+  CHECK_THROWS_WITH_AS(NumberCheckerParams::schema().read(far), doctest::Contains("-o value=1048577"), lab::Error);
 }

@@ -126,8 +126,9 @@ TEST_CASE("Propositions 3.1 and 3.2: removing any white pixel changes the output
 
 TEST_CASE("options: parsing, validation and a JSON round trip") {
   lab::Options o = lab::Options::parse(
-      {"size=64", "modulus=7", "accumulator=uniform", "seed=5", "max_count=0", "kernels=3"}, "-o");
-  const SingleColorModuloParams p = SingleColorModuloParams::from_options(o);
+      {"size=64", "modulus=7", "accumulator=uniform", "seed=5", "max-count=0", "kernels=3"}, "-o");
+  const auto& schema = SingleColorModuloParams::schema();
+  const SingleColorModuloParams p = schema.read(o);
   CHECK(p.size == 64);
   CHECK(p.modulus == 7);
   CHECK(p.accumulator == "uniform");
@@ -135,16 +136,16 @@ TEST_CASE("options: parsing, validation and a JSON round trip") {
   CHECK(p.max_count == 0);
   CHECK(p.kernels == 3);
   CHECK_NOTHROW(o.finish());
-  lab::Options back = lab::Options::from_json(p.to_json(), "-o");
-  CHECK(SingleColorModuloParams::from_options(back).to_json() == p.to_json());
+  lab::Options back = lab::Options::from_json(schema.to_json(p), "-o");
+  CHECK(schema.to_json(schema.read(back)) == schema.to_json(p));
 
   auto refuse = [](std::vector<std::string> items, const char* text) {
     CAPTURE(text);
     lab::Options bad = lab::Options::parse(items, "-o");
-    CHECK_THROWS_WITH_AS(SingleColorModuloParams::from_options(bad), doctest::Contains(text), lab::Error);
+    CHECK_THROWS_WITH_AS(SingleColorModuloParams::schema().read(bad), doctest::Contains(text), lab::Error);
   };
   refuse({"modulus=1"}, "modulus");
-  refuse({"max_count=-1"}, "max_count");
+  refuse({"max-count=-1"}, "-o max-count=-1: must be an integer ≥ 0");
   refuse({"size=17"}, "size=17");
   refuse({"size=0"}, "size=0");
   refuse({"kernels=100"}, "kernels");
