@@ -48,11 +48,9 @@ size_t setting_width(const std::vector<const Info*>& shown) {
 /// environments; a derived default adds "(auto: how)"), "(no parameters)" when there are none,
 /// then a blank line.
 inline void print_params(const std::vector<lab::ParamDoc>& params, size_t width, const char* flag = "-p") {
-  if (params.empty()) fmt::print("  (no parameters)
-");
+  if (params.empty()) fmt::print("  (no parameters)\n");
   for (const auto& p : params)
-    fmt::print("  {:<{}}  {}{}
-", fmt::format("{} {}={}", flag, p.name, p.default_text()), width, p.info.help,
+    fmt::print("  {:<{}}  {}{}\n", fmt::format("{} {}={}", flag, p.name, p.default_text()), width, p.info.help,
                p.info.derived.empty() ? "" : " (auto: " + p.info.derived + ")");
   fmt::print("\n");
 }
