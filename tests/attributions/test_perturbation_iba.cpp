@@ -97,7 +97,7 @@ TEST_CASE("IBA: settings it cannot work without are refused") {
 
 TEST_CASE("IBA recalls the winning patch of easy multi-color-sum images") {
   // The paper's β = 20 weighs the information loss against a cross-entropy of logits equal to the
-  // pixel counts, so the network is built with logit_scale = 1 here (the lab's default 2^-8
+  // pixel counts, so the network is built with logit-scale = 1 here (the lab's default 2^-8
   // divides the logits, and the same balance then needs β = 20·2^-8). Easy images: solid patches.
   // The per-element mean and std come from 1,000 generated images (the authors recommend many:
   // with few, rarely covered elements are dropped as inactive and the map has holes).

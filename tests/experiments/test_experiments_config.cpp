@@ -95,8 +95,8 @@ TEST_CASE("overrides: dotted keys, list elements by label or index, values typed
   }
   SUBCASE("params may be created in an entry that has none") {
     json d = minimal();
-    apply_overrides(d, {"metrics.0.params.ground_truth=both"});
-    CHECK(d.at("metrics").at(0).at("params").at("ground_truth") == "both");
+    apply_overrides(d, {"metrics.0.params.ground-truth=both"});
+    CHECK(d.at("metrics").at(0).at("params").at("ground-truth") == "both");
   }
   SUBCASE("refused: bad types, unknown keys, missing elements, repeats, no '='") {
     json d = minimal();

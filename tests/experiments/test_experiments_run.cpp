@@ -167,7 +167,7 @@ TEST_CASE("faithfulness-test at a tiny scale: P/R/F1 and pass/fail at both thres
   const std::string test = lab::read_text(dir.path / "tables" / "study1-multi-color-sum-faithfulness-test.csv");
   CHECK(test.find("\"γ=0.5 (overall)\"") != std::string::npos);
   CHECK(test.find("\"γ=0.6 (overall)\"") != std::string::npos);
-  // The ground truth of the smooth kind is scored for every method (ground_truth=both).
+  // The ground truth of the smooth kind is scored for every method (ground-truth=both).
   const auto rows = parse_result_csv(lab::read_text(dir.path / "results.csv"), "results.csv");
   bool smooth = false;
   for (const ResultRow& r : rows) smooth = smooth || (r.method == "IBA" && r.variant == "f1-positive-smooth");
