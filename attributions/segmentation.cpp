@@ -139,14 +139,14 @@ const lab::Schema<SegmentationParams>& SegmentationParams::schema() {
   // The algorithm each key belongs to.
   static std::vector<std::pair<std::string, std::string>> owner;
   static const auto s = [] {
-    lab::Schema<P> s;
-    s.field("segmentation", &P::algorithm,
+    lab::Schema<P> schema;
+    schema.field("segmentation", &P::algorithm,
             {.choices = {"quickshift", "felzenszwalb", "slic", "oracle"},
              .help = "superpixel algorithm (oracle: the designed patches of the sample)",
              .source = "App. G.2: quickshift (Vedaldi & Soatto 2008), LIME's default"});
-    auto key = [&s](const std::string& algorithm, const std::string& name, auto member, lab::ParamSpec spec) {
+    auto key = [&schema](const std::string& algorithm, const std::string& name, auto member, lab::ParamSpec spec) {
       spec.help = algorithm + ": " + spec.help;
-      s.field(name, member, std::move(spec));
+      schema.field(name, member, std::move(spec));
       owner.emplace_back(name, algorithm);
     };
     key("quickshift", "kernel-size", &P::kernel_size,
@@ -175,14 +175,14 @@ const lab::Schema<SegmentationParams>& SegmentationParams::schema() {
         {.range = lab::between(0, 100),
          .help = "merge segments under this % of region-size²",
          .source = "OpenCV ximgproc SLIC enforceLabelConnectivity"});
-    s.check([](const P& p, const std::string& flag) {
-      const nlohmann::json given = schema().to_json(p), defaults = schema().to_json(P{});
+    schema.check([](const P& p, const std::string& flag) {
+      const nlohmann::json given = SegmentationParams::schema().to_json(p), defaults = SegmentationParams::schema().to_json(P{});
       for (const auto& [name, algorithm] : owner)
         if (algorithm != p.algorithm && given.at(name) != defaults.at(name))
           lab::fail_parameter("{} {}={}: a {} parameter, but the segmentation is {}", flag, name,
                               lab::option_text(given.at(name)), algorithm, p.algorithm);
     });
-    return s;
+    return schema;
   }();
   return s;
 }
