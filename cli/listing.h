@@ -32,6 +32,15 @@ std::vector<const Info*> select_entries(const std::vector<Info>& table, const st
   return shown;
 }
 
+/// The --help footer of a command that takes a component by name: every registered name, and
+/// the listing command that shows their parameters from their schemas.
+template <class Info>
+std::string names_footer(const std::vector<Info>& table, const char* kind, const char* listing) {
+  std::string names;
+  for (const auto& entry : table) names += (names.empty() ? "" : ", ") + entry.name;
+  return fmt::format("{}: {}\nParameters, types, defaults and ranges: attrlab {} NAME [--json]", kind, names, listing);
+}
+
 /// [{name, type, default, range or choices, help, source}, ...] (lab::ParamDoc::to_json)
 inline nlohmann::json params_json(const std::vector<lab::ParamDoc>& params) { return lab::docs_json(params); }
 
