@@ -35,7 +35,7 @@ nlohmann::json sample_entry(const Environment& env, const Sample& s) {
   return {{"id", s.id},
           {"image", "images/" + s.id + ".png"},
           {"gt", "gt/" + s.id + ".npy"},
-          {"gt_smooth", "gt/" + s.id + ".smooth.npy"},
+          {"gt-smooth", "gt/" + s.id + ".smooth.npy"},
           {"patches", "patches/" + s.id + ".npy"},
           {"label", s.label},
           {"counts", s.counts},
@@ -145,7 +145,7 @@ void write_data_dir(const Environment& env, int64_t count, uint64_t seed, const 
                                    {"options", env.options()},
                                    {"seed", seed},
                                    {"count", count},
-                                   {"image_shape", env.input_shape()},
+                                   {"image-shape", env.input_shape()},
                                    {"classes", env.num_classes()},
                                    {"background", background},
                                    {"samples", entries}};
@@ -177,9 +177,9 @@ DataDir DataDir::open(const fs::path& dir) {
     throw lab::Error(fmt::format("{}: env {} with the manifest's options: {}", r.file, env_name, e.what()), e.kind());
   }
   const Environment& env = *d.env_;
-  const lab::Shape shape = r.integers(m, "image_shape", "the manifest");
+  const lab::Shape shape = r.integers(m, "image-shape", "the manifest");
   if (shape != env.input_shape())
-    lab::fail("{}: image_shape {} does not match the options' {}", r.file, lab::to_string(shape),
+    lab::fail("{}: image-shape {} does not match the options' {}", r.file, lab::to_string(shape),
               lab::to_string(env.input_shape()));
   const int64_t classes = r.integer(m, "classes", "the manifest");
   if (classes != env.num_classes())
@@ -197,7 +197,7 @@ DataDir DataDir::open(const fs::path& dir) {
     const std::string where = fmt::format("samples[{}]", i);
     const std::string id = r.string(s, "id", where);
     if (!ids.insert(id).second) lab::fail("{}: {}: id \"{}\" appears twice", r.file, where, id);
-    for (const char* key : {"image", "gt", "gt_smooth", "patches"}) r.relative_path(s, key, where);
+    for (const char* key : {"image", "gt", "gt-smooth", "patches"}) r.relative_path(s, key, where);
     const int64_t label = r.integer(s, "label", where);
     if (label < 0 || label >= env.num_classes())
       lab::fail("{}: {}.label = {} is outside 0..{}", r.file, where, label, env.num_classes() - 1);
@@ -225,7 +225,7 @@ DataDir DataDir::open(const fs::path& dir) {
       lab::fail("{}: the pixels give label {}, the manifest says {} (sample {})", image_path.string(), label,
                 d.label(i), d.id(i));
     check_npy_header(d.file(i, "gt"), "<f4", {side, side});
-    check_npy_header(d.file(i, "gt_smooth"), "<f4", {side, side});
+    check_npy_header(d.file(i, "gt-smooth"), "<f4", {side, side});
     check_npy_header(d.file(i, "patches"), "|u1", {side, side});
   });
   return d;
@@ -264,7 +264,7 @@ lab::Tensor DataDir::inputs(int64_t begin, int64_t end) const {
 }
 
 lab::Tensor DataDir::gt(int64_t i, bool smooth) const {
-  const fs::path path = file(i, smooth ? "gt_smooth" : "gt");
+  const fs::path path = file(i, smooth ? "gt-smooth" : "gt");
   const int64_t side = env_->image_size();
   lab::Tensor t = lab::read_npy(path);
   if (t.shape() != lab::Shape{side, side})

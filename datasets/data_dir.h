@@ -3,7 +3,7 @@
 /// rebuilds the identical environment and network. The contract outside tools rely on.
 ///
 /// Layout of DIR:
-///   manifest.json           format, version, env, options, seed, count, image_shape, classes,
+///   manifest.json           format, version, env, options, seed, count, image-shape, classes,
 ///                           background, samples (see below)
 ///   images/<id>.png         8-bit RGB (multi-color-sum) or 8-bit gray, white = 255 (modulo)
 ///   gt/<id>.npy             float32 H×W pixel ground truth (signed for multi-color-sum)
@@ -11,8 +11,8 @@
 ///   patches/<id>.npy        uint8 H×W patch map: 0 background, k inside the k-th patch
 /// Manifest fields: "format" (1), "version" (attrlab version that wrote it), "env" (environment
 /// name), "options" (every option resolved; environment_from_json() rebuilds from it), "seed",
-/// "count", "image_shape" ([C, H, W]), "classes", "background" (per channel, network units),
-/// and "samples": per sample {"id", "image", "gt", "gt_smooth", "patches" (paths relative to
+/// "count", "image-shape" ([C, H, W]), "classes", "background" (per channel, network units),
+/// and "samples": per sample {"id", "image", "gt", "gt-smooth", "patches" (paths relative to
 /// DIR), "label", "counts" (designed pixel count per class; modulo: [white pixels]),
 /// "layout" ([{"shape", "size", "box": [x, y, w, h], "class"}], the k-th entry is patch k)}.
 /// Ids are the zero-padded sample indices ("000000"); sample i is generate(seed, i).

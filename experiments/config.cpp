@@ -556,8 +556,8 @@ json seeds_record(const Experiment& experiment) {
   for (const MethodSpec& m : experiment.methods) methods[m.label] = sample_seed(experiment.seed, m.label, 0);
   return {{"seed", experiment.seed},
           {"data", data_seed(experiment)},
-          {"per_sample", "seed of (method label, sample index) = splitmix64(splitmix64(seed ^ fnv1a(label)) + index)"},
-          {"methods_sample0", methods}};
+          {"per-sample", "seed of (method label, sample index) = splitmix64(splitmix64(seed ^ fnv1a(label)) + index)"},
+          {"methods-sample0", methods}};
 }
 
 }  // namespace experiments

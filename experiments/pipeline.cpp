@@ -85,7 +85,7 @@ AttributedUnit AttributeStage::run(int64_t begin, int64_t end) const {
   for (int64_t k = 0; k < end - begin; ++k) {
     const auto s = static_cast<size_t>(k);
     json entry = {{"id", u.ids[s]}, {"map", u.ids[s] + ".npy"}, {"label", data_.label(begin + k)}, {"target", batch.target[s]}};
-    if (!u.result.convergence_delta.empty()) entry["convergence_delta"] = u.result.convergence_delta[s];
+    if (!u.result.convergence_delta.empty()) entry["convergence-delta"] = u.result.convergence_delta[s];
     u.samples.push_back(std::move(entry));
   }
   return u;
@@ -108,14 +108,14 @@ json AttributeStage::record(const fs::path& maps_dir, const json& samples, int64
           {"params", method_.params()},
           {"version", ATTRLAB_VERSION},
           {"data", fs::relative(data_dir, maps).string()},
-          {"data_manifest",
+          {"data-manifest",
            {{"path", (data_dir / "manifest.json").string()}, {"env", env.name()}, {"seed", data_.seed()}, {"count", data_.size()}}},
           {"target", setup_.target.to_json()},
           {"seed", setup_.seed},
           {"context",
            {{"background", context_.background},
             {"layers", context_.layers},
-            {"reference_inputs", context_.reference_inputs.empty() ? 0 : context_.reference_inputs.batch()}}},
+            {"reference-inputs", context_.reference_inputs.empty() ? 0 : context_.reference_inputs.batch()}}},
           {"shape", env.input_shape()},
           {"evaluations", evaluations},
           {"samples", samples}};

@@ -15,9 +15,9 @@
 ///
 /// The maps.json record (README, "Attribution methods"): format, method, label, params (the
 /// resolved parameters), version, data (the data directory relative to the maps directory),
-/// data_manifest {path, env, seed, count}, target ("label", "predicted" or a unit number), seed,
-/// context {background, layers, reference_inputs}, shape, evaluations, and per sample {id, map,
-/// label, target, convergence_delta?}. It holds no timings, so the same request gives the same
+/// data-manifest {path, env, seed, count}, target ("label", "predicted" or a unit number), seed,
+/// context {background, layers, reference-inputs}, shape, evaluations, and per sample {id, map,
+/// label, target, convergence-delta?}. It holds no timings, so the same request gives the same
 /// record.
 /// Tested in tests/cli/test_cmd_attribute.cpp and tests/experiments/test_experiments_run.cpp.
 #pragma once

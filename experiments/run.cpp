@@ -124,8 +124,8 @@ UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSp
                   {{"model", model}, {"method", spec.label}, {"begin", unit.begin}, {"end", unit.end},
                    {"samples", r.samples},
                    {"evaluations", r.evaluations},
-                   {"method_seconds", std::chrono::duration<double>(attributed - started).count()},
-                   {"metric_seconds", scores.metric_seconds}});
+                   {"method-seconds", std::chrono::duration<double>(attributed - started).count()},
+                   {"metric-seconds", scores.metric_seconds}});
   return r;
 }
 
@@ -152,7 +152,7 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   check_experiment(e);
   std::error_code ec;
   const fs::path config_path = out / "config.json";
-  json record = {{"attrlab_version", ATTRLAB_VERSION},
+  json record = {{"attrlab-version", ATTRLAB_VERSION},
                  {"source", options.source},
                  {"overrides", options.overrides},
                  {"seeds", seeds_record(e)},

@@ -3,7 +3,7 @@
 /// figures and the report — resumable, deterministic, with bounded memory.
 ///
 /// Layout of RUN_DIR:
-///   config.json                  {"attrlab_version", "source", "overrides", "seeds", "config"}:
+///   config.json                  {"attrlab-version", "source", "overrides", "seeds", "config"}:
 ///                                the resolved configuration and every seed
 ///   data/<model>/                the model's data directory (datasets/data_dir.h)
 ///   maps/<model>/<method>/       <id>.npy (float32 C×H×W) and maps.json: the `attribute` layout

@@ -85,8 +85,8 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
       if (set.record.contains("method") && set.record["method"].is_string())
         set.method = set.record["method"].get<std::string>();
       const nlohmann::json* env = nullptr;
-      if (set.record.contains("data_manifest") && set.record["data_manifest"].contains("env"))
-        env = &set.record["data_manifest"]["env"];
+      if (set.record.contains("data-manifest") && set.record["data-manifest"].contains("env"))
+        env = &set.record["data-manifest"]["env"];
       if (env && *env != data.env().name())
         lab::fail("{}: maps made for environment {}, the data at {} is {}", json.string(), env->dump(),
                   data.path().string(), data.env().name());
@@ -253,7 +253,7 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
                             {"scored", set.samples.size()},
                             {"rejected", set.rejected.size()}};
     if (set.record.is_object() && set.record.contains("params")) entry["params"] = set.record["params"];
-    if (set.record.is_object() && set.record.contains("method")) entry["maps_method"] = set.record["method"];
+    if (set.record.is_object() && set.record.contains("method")) entry["maps-method"] = set.record["method"];
     methods.push_back(std::move(entry));
   }
 

@@ -7,7 +7,7 @@
 /// data's sample ids. MAPS/maps.json (written by `attrlab attribute` and `attrlab run`) is
 /// optional for maps made by other tools; when present, its "method" names the method, its
 /// "samples" list says which ids are expected and each entry's "target" the explained output
-/// unit, and its "data_manifest.env" must name the data's environment. Without it the method is
+/// unit, and its "data-manifest.env" must name the data's environment. Without it the method is
 /// named after the directory, every data sample with a file is scored, and the target is the
 /// output unit of the sample's designed label. Two MAPS directories with the same method name
 /// are told apart by their directory names.

@@ -832,7 +832,7 @@ class ReportBuilder {
       std::string command = "attrlab run " + record.value("source", e_.name);
       for (const json& o : record.value("overrides", json::array())) command += " -o " + o.get<std::string>();
       out += fmt::format(" This run: `{}` (attrlab {}, seed {}, {} images of {}×{} per model).", command,
-                         record.value("attrlab_version", std::string(ATTRLAB_VERSION)), e_.seed, e_.count, e_.size, e_.size);
+                         record.value("attrlab-version", std::string(ATTRLAB_VERSION)), e_.seed, e_.count, e_.size, e_.size);
     }
     return out;
   }

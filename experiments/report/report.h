@@ -71,7 +71,7 @@ struct ReportInputs {
   std::vector<CostRow> costs;
   /// "metric/variant" → direction, from the metrics that produced the rows.
   std::map<std::string, Direction> directions;
-  /// How the run was made: {"attrlab_version", "source", "overrides", ...} (config.json).
+  /// How the run was made: {"attrlab-version", "source", "overrides", ...} (config.json).
   nlohmann::json record;
   /// The C×H×W map of sample `index` of a (model, method label), for the map grids.
   std::function<lab::Tensor(const std::string& model, const std::string& method, int64_t index)> map;

@@ -75,8 +75,8 @@ TEST_CASE("attrlab attribute writes one float32 C×H×W map per sample and maps.
   CHECK(record["params"]["baseline"] == "background");
   CHECK(record["params"]["steps"] == 8);
   CHECK(record["target"] == "label");
-  CHECK(record["data_manifest"]["env"] == "multi-color-sum");
-  CHECK(record["data_manifest"]["seed"] == 3);
+  CHECK(record["data-manifest"]["env"] == "multi-color-sum");
+  CHECK(record["data-manifest"]["seed"] == 3);
   REQUIRE(record["samples"].size() == 5);
   const nlohmann::json manifest = lab::read_json(std::filesystem::path(data) / "manifest.json");
   for (size_t i = 0; i < 5; ++i) {
@@ -84,7 +84,7 @@ TEST_CASE("attrlab attribute writes one float32 C×H×W map per sample and maps.
     CHECK(s["id"] == manifest["samples"][i]["id"]);
     CHECK(s["label"] == manifest["samples"][i]["label"]);
     CHECK(s["target"] == manifest["samples"][i]["label"]);
-    CHECK(s.contains("convergence_delta"));
+    CHECK(s.contains("convergence-delta"));
     const lab::Tensor map = lab::read_npy(std::filesystem::path(maps) / s["map"].get<std::string>());
     CHECK(map.shape() == lab::Shape{3, 32, 32});
   }
@@ -102,7 +102,7 @@ TEST_CASE("attrlab attribute writes one float32 C×H×W map per sample and maps.
   CHECK(r2["target"] == 2);
   CHECK(r2["samples"].size() == 2);
   CHECK(r2["samples"][0]["target"] == 2);
-  CHECK(!r2["samples"][0].contains("convergence_delta"));
+  CHECK(!r2["samples"][0].contains("convergence-delta"));
 }
 
 TEST_CASE("attrlab attribute refuses bad methods, parameters, targets and data") {

@@ -64,7 +64,7 @@ TEST_CASE("attrlab run and attrlab attribute: a PNG baseline works in both, same
   for (const nlohmann::json& s : a.at("samples")) {
     const std::string file = s.at("map");
     CHECK(lab::read_text(out / "maps" / "m" / "ig" / file) == lab::read_text(maps / file));  // byte-identical
-    CHECK(s.contains("convergence_delta"));
+    CHECK(s.contains("convergence-delta"));
   }
   // The PNG baseline reached the method: sample 0 explained against itself has a zero map.
   const fs::path background = dir / "background";

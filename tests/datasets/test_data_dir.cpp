@@ -84,7 +84,7 @@ TEST_CASE("a written data directory holds the contract's files and manifest") {
   CHECK(m["count"] == 12);
   CHECK(m["version"].is_string());
   CHECK(m["options"] == env->options());
-  CHECK(m["image_shape"] == nlohmann::json{3, 32, 32});
+  CHECK(m["image-shape"] == nlohmann::json{3, 32, 32});
   CHECK(m["classes"] == 4);
   CHECK(m["background"] == nlohmann::json{20.0, 20.0, 20.0});
   REQUIRE(m["samples"].size() == 12);
@@ -92,7 +92,7 @@ TEST_CASE("a written data directory holds the contract's files and manifest") {
   CHECK(s3["id"] == "000003");
   CHECK(s3["image"] == "images/000003.png");
   CHECK(s3["gt"] == "gt/000003.npy");
-  CHECK(s3["gt_smooth"] == "gt/000003.smooth.npy");
+  CHECK(s3["gt-smooth"] == "gt/000003.smooth.npy");
   CHECK(s3["patches"] == "patches/000003.npy");
   CHECK(s3["layout"].size() == 4);
   CHECK(s3["layout"][2]["class"] == 2);
@@ -163,7 +163,7 @@ TEST_CASE("malformed data directories are refused, naming the file and what is w
         {[](nlohmann::json& m) { m["seed"] = -1; }, "seed must be a non-negative integer, got -1"},
         {[](nlohmann::json& m) { m["options"]["patch-max"] = 30; }, "cannot always fit"},
         {[](nlohmann::json& m) { m["options"]["mystery"] = 1; }, "unknown option -o mystery=1"},
-        {[](nlohmann::json& m) { m["image_shape"] = {3, 64, 64}; }, "image_shape [3, 64, 64] does not match"},
+        {[](nlohmann::json& m) { m["image-shape"] = {3, 64, 64}; }, "image-shape [3, 64, 64] does not match"},
         {[](nlohmann::json& m) { m["count"] = 5; }, "count = 5 but samples lists 6"},
         {[](nlohmann::json& m) { m["samples"] = nlohmann::json::array(); }, "samples must be a non-empty list"},
         {[](nlohmann::json& m) { m["samples"][2]["label"] = "one"; }, "samples[2].label must be an integer"},

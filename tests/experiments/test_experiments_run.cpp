@@ -74,7 +74,7 @@ void check_outputs(const json& resolved, const fs::path& out) {
   // config.json: the resolved config, the version and the seeds.
   const json record = lab::read_json(out / "config.json");
   CHECK(record.at("config") == resolved);
-  CHECK(record.at("attrlab_version") == ATTRLAB_VERSION);
+  CHECK(record.at("attrlab-version") == ATTRLAB_VERSION);
   CHECK(record.at("seeds").at("seed") == e.seed);
 
   const auto rows = parse_result_csv(lab::read_text(out / "results.csv"), "results.csv");
@@ -89,7 +89,7 @@ void check_outputs(const json& resolved, const fs::path& out) {
       const json maps = lab::read_json(out / "maps" / model.label / method.slug / "maps.json");
       CHECK(maps.at("method") == method.name);
       CHECK(maps.at("samples").size() == 2);
-      CHECK(maps.at("data_manifest").at("env") == model.env);
+      CHECK(maps.at("data-manifest").at("env") == model.env);
       for (const MetricSpec& metric : e.metrics) {
         std::set<std::string> samples;
         int summary = 0;

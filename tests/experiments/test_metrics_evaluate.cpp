@@ -182,7 +182,7 @@ TEST_CASE("evaluate refuses bad requests before scoring") {
     CHECK_THROWS_AS(evaluate_maps(request, nullptr), lab::Error);
   }
   SUBCASE("maps made for another environment") {
-    lab::write_json(maps / "maps.json", {{"method", "x"}, {"data_manifest", {{"env", "single-color-modulo"}}}});
+    lab::write_json(maps / "maps.json", {{"method", "x"}, {"data-manifest", {{"env", "single-color-modulo"}}}});
     CHECK_THROWS_AS(evaluate_maps(request, nullptr), lab::Error);
   }
   SUBCASE("maps.json lists a sample without a file") {
