@@ -8,21 +8,7 @@
 
 #include "lab/core/error.h"
 #include "lab/core/options.h"
-
-namespace {
-
-/// The message of the lab::Error `call` throws (kind checked), or "" if it throws none.
-std::string parameter_error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const lab::Error& e) {
-    CHECK(e.kind() == lab::ErrorKind::kParameter);
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
+#include "lab/parameter_error.h"
 
 TEST_CASE("Options::parse splits key=value items at the first '='") {
   lab::Options o = lab::Options::parse({"size=64", "expr=a=b", "empty="}, "-o");

@@ -11,18 +11,10 @@
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 #include "lab/core/schema.h"
+#include "lab/parameter_error.h"
 
 namespace {
 
-std::string parameter_error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const lab::Error& e) {
-    CHECK(e.kind() == lab::ErrorKind::kParameter);
-    return e.what();
-  }
-  return "";
-}
 
 enum class Colour { kRed, kBlue };
 
