@@ -5,7 +5,7 @@
 /// stderr is not a terminal (a log file, CI) one plain line is printed per finished tenth of the
 /// work, so logs stay short. Units skipped because a resumed run had finished them count as done
 /// but not towards the rate. A disabled bar prints nothing (`--quiet`). Rendering is a pure
-/// function (render_progress) so it is tested without a terminal (test_experiments_progress.cpp).
+/// function (render_progress) so it is tested without a terminal (tests/experiments/test_report_tables.cpp).
 #pragma once
 
 #include <chrono>

@@ -5,7 +5,8 @@
 /// oneDNN spreads each primitive over `threads()` OpenMP threads. TBB parallelises only the
 /// work *around* network calls (data generation, segmentation, per-sample metric arithmetic),
 /// never a network call itself, so the two pools never nest or oversubscribe the cores.
-/// Results never depend on the thread count (tested in test_determinism.cpp).
+/// Results never depend on the thread count (tested in tests/lab/test_network.cpp and, for every
+/// method, in tests/attributions/test_method_table.cpp).
 #pragma once
 
 #include <memory>
