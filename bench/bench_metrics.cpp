@@ -1,4 +1,4 @@
-// Usage: bench_metrics [PROBE [CHUNK]] (default 256 probed steps, chunk of Context).
+// Usage: bench_metrics [PROBE [BATCH]] (default 256 probed steps, the batch of Context).
 // Full-resolution Insertion and Deletion curves (one pixel per step: 50,176 steps + the start
 // each at 224×224) for one multi-color-sum image, evaluated incrementally (the metric as users
 // run it), against the way without incremental evaluation: every step a full forward pass,
@@ -30,7 +30,7 @@ double seconds_of(const std::function<void()>& work) {
 int main(int argc, char** argv) {
   lab::prepare_process(argv);
   const int64_t probe = argc > 1 ? std::atoll(argv[1]) : 256;
-  const int64_t chunk = argc > 2 ? std::atoll(argv[2]) : experiments::Context{}.max_chunk;
+  const int64_t per_call = argc > 2 ? std::atoll(argv[2]) : experiments::Context{}.batch;
   lab::Options options = lab::Options::parse({"size=224"}, "-o");
   const auto env = datasets::make_environment("multi-color-sum", options);
   const lab::Network net = env->build_network();
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   context.env = env->name();
   context.background = env->background();
   context.predicted_label = [&](const float* row) { return env->predicted_label(row); };
-  context.max_chunk = chunk;
+  context.batch = per_call;
   experiments::Batch batch;
   batch.ids = {sample.id};
   batch.x = x;
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   batch.gt = sample.gt.reshaped({1, 224, 224});
   batch.seeds = {0};
 
-  fmt::print("threads {}, image 224x224, {} steps per curve, chunk {}\n", lab::Runtime::get().threads(), hw, chunk);
+  fmt::print("threads {}, image 224x224, {} steps per curve, batch {}\n", lab::Runtime::get().threads(), hw, per_call);
   double fast_total = 0.0, slow_total = 0.0;
   for (const auto kind : {experiments::InsertionDeletion::Kind::kInsertion, experiments::InsertionDeletion::Kind::kDeletion}) {
     const experiments::InsertionDeletion metric(kind, {});

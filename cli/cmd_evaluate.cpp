@@ -1,6 +1,7 @@
 // attrlab evaluate: scores attribution maps of any origin (MAPS/<id>.npy) against a data
-// directory with chosen metrics; writes results CSV (+ .json record) and optionally curves CSV
-// (experiments/metrics/evaluate.h, README "Evaluation metrics").
+// directory with chosen metrics through the score stage `attrlab run` uses; writes the results
+// CSV (+ .json record) and optionally the curves CSV (experiments/evaluate.h, README
+// "Evaluation metrics").
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,10 +10,11 @@
 #include <optional>
 #include <string>
 
-#include "experiments/metrics/evaluate.h"
+#include "experiments/evaluate.h"
 #include "cli/commands.h"
 #include "cli/listing.h"
 #include "experiments/metrics/metric.h"
+#include "experiments/progress.h"
 #include "lab/core/error.h"
 
 namespace cli {
@@ -26,22 +28,26 @@ struct EvaluateArgs {
   KeyValues params;
   std::string out;
   std::string curves;
+  std::string model;
+  std::string seed = "0";
+  int64_t limit = -1;
   int64_t unit = 16;
   int64_t batch = 256;
+  bool quiet = false;
 };
 
 void print_summary(const experiments::Evaluation& e) {
   std::map<std::pair<std::string, std::string>, std::string> direction;
   for (const auto& [metric, v] : e.variants) direction[{metric, v.name}] = experiments::direction_name(v.direction);
   size_t wm = 6, wx = 6, wv = 7;
-  for (const experiments::ScoreRow& r : e.rows)
+  for (const experiments::ResultRow& r : e.rows)
     if (r.sample == experiments::kAllSamples) {
       wm = std::max(wm, r.method.size());
       wx = std::max(wx, r.metric.size());
       wv = std::max(wv, r.variant.size());
     }
   fmt::print("{:<{}}  {:<{}}  {:<{}}  {:>12}  {}\n", "method", wm, "metric", wx, "variant", wv, "mean", "better");
-  for (const experiments::ScoreRow& r : e.rows)
+  for (const experiments::ResultRow& r : e.rows)
     if (r.sample == experiments::kAllSamples)
       fmt::print("{:<{}}  {:<{}}  {:<{}}  {:>12.6f}  {}\n", r.method, wm, r.metric, wx, r.variant, wv, r.value,
                  direction[{r.metric, r.variant}]);
@@ -53,11 +59,24 @@ void run_evaluate(const EvaluateArgs& args) {
   request.maps.assign(args.maps.begin(), args.maps.end());
   request.metrics = args.metrics;
   request.params = args.params;
-  request.batch = args.unit;       // samples per metric call
-  request.max_chunk = args.batch;  // inputs per network call
+  request.model = args.model;
+  request.seed = parse_seed(args.seed);
+  request.limit = args.limit;
+  request.unit = args.unit;
+  request.batch = args.batch;
   const std::optional<std::filesystem::path> curves =
       args.curves.empty() ? std::nullopt : std::optional<std::filesystem::path>(args.curves);
-  const experiments::Evaluation e = experiments::run_evaluate(request, args.out, curves);
+  std::unique_ptr<experiments::Progress> progress;
+  const experiments::Evaluation e = experiments::run_evaluate(
+      request, args.out, curves, [&](int64_t units, const std::string& method) {
+        if (units >= 0) {
+          progress = std::make_unique<experiments::Progress>(units, !args.quiet);
+        } else {
+          progress->start(method);
+          progress->advance();
+        }
+      });
+  if (progress) progress->finish();
   print_summary(e);
   for (const experiments::RejectedMap& r : e.rejected)
     fmt::print(stderr, "evaluate: rejected {} (method {}): {}\n", r.file.string(), r.method, r.reason);
@@ -79,9 +98,15 @@ void register_evaluate(CLI::App& app) {
       ->required();
   cmd->add_option("--metric", args->metrics, "Metric (repeatable; attrlab metrics lists them)")->required();
   cmd->add_option("-p", args->params, "Metric parameter key=value (repeatable), applied to every metric that knows it");
-  cmd->add_option("--out", args->out, "Results CSV: sample,method,metric,variant,value (+ a .json record beside it)")
+  cmd->add_option("--out", args->out, "Results CSV: model,sample,method,metric,variant,value (+ a .json record beside it)")
       ->required();
-  cmd->add_option("--curves", args->curves, "Curves CSV: sample,method,metric,variant,x,y");
+  cmd->add_option("--curves", args->curves, "Curves CSV: model,sample,method,metric,variant,x,y");
+  cmd->add_option("--model", args->model, "The model column of the rows (default: the data's environment name)");
+  cmd->add_option("--seed", args->seed, "Seed of the metrics' random draws (sample i uses a seed derived from it)")
+      ->capture_default_str();
+  cmd->add_option("--limit", args->limit, "Score only the first N samples of the data (a quick look)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--quiet", args->quiet, "No progress bar on stderr");
   cmd->add_option("--unit", args->unit, "Samples per metric call (execution only; results do not change)")
       ->capture_default_str();
   cmd->add_option("--batch", args->batch, "Largest number of perturbed inputs per network call (execution only)")

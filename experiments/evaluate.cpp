@@ -1,4 +1,4 @@
-#include "experiments/metrics/evaluate.h"
+#include "experiments/evaluate.h"
 
 #include <fmt/format.h>
 
@@ -8,6 +8,7 @@
 #include <set>
 
 #include "datasets/data_dir.h"
+#include "experiments/pipeline.h"
 #include "experiments/table.h"
 #include "lab/core/error.h"
 #include "lab/io/files.h"
@@ -28,8 +29,6 @@ struct MapSet {
   std::map<std::string, int64_t> target;  ///< id → target from maps.json
   std::vector<std::pair<fs::path, std::string>> rejected;  ///< file, reason
 };
-
-std::string number(double v) { return fmt::format("{}", v); }
 
 /// The last component of a directory path, also when written with a trailing slash.
 std::string dir_name(const fs::path& dir) {
@@ -82,8 +81,9 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
     if (fs::exists(json)) {
       set.record = lab::read_json(json);
       if (!set.record.is_object()) lab::fail("{}: expected a JSON object", json.string());
-      if (set.record.contains("method") && set.record["method"].is_string())
-        set.method = set.record["method"].get<std::string>();
+      for (const char* key : {"method", "label"})  // the label a front end gave wins
+        if (set.record.contains(key) && set.record[key].is_string() && !set.record[key].get<std::string>().empty())
+          set.method = set.record[key].get<std::string>();
       const nlohmann::json* env = nullptr;
       if (set.record.contains("data-manifest") && set.record["data-manifest"].contains("env"))
         env = &set.record["data-manifest"]["env"];
@@ -167,86 +167,70 @@ bool needs_smooth(const Metric& metric) {
 
 }  // namespace
 
-std::string results_csv_header() { return "sample,method,metric,variant,value\n"; }
-
-std::string curves_csv_header() { return "sample,method,metric,variant,x,y\n"; }
-
-std::string csv_line(const ScoreRow& r) {
-  return fmt::format("{},{},{},{},{}\n", csv_quote(r.sample), csv_quote(r.method), csv_quote(r.metric),
-                     csv_quote(r.variant), number(r.value));
-}
-
-std::string csv_line(const std::string& method, const std::string& metric, const CurvePoint& p) {
-  return fmt::format("{},{},{},{},{},{}\n", csv_quote(p.sample), csv_quote(method), csv_quote(metric),
-                     csv_quote(p.variant), number(p.x), number(p.y));
-}
-
-Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves) {
+Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves, const UnitObserver& progress) {
   if (request.maps.empty()) lab::fail_parameter("give at least one --maps directory");
   if (request.metrics.empty()) lab::fail_parameter("give at least one --metric");
+  if (request.unit < 1) lab::fail_parameter("--unit must be at least 1, got {}", request.unit);
   if (request.batch < 1) lab::fail_parameter("--batch must be at least 1, got {}", request.batch);
-  if (request.max_chunk < 1) lab::fail_parameter("--chunk must be at least 1, got {}", request.max_chunk);
 
   const datasets::DataDir data = datasets::DataDir::open(request.data);
   const datasets::Environment& env = data.env();
   lab::Options params = lab::Options::parse(request.params, "-p");
-  const std::vector<std::unique_ptr<Metric>> metrics = make_metrics(request.metrics, params, MetricSetup::of(env));
-  const bool smooth = std::any_of(metrics.begin(), metrics.end(), [](const auto& m) { return needs_smooth(*m); });
+  std::vector<std::unique_ptr<Metric>> metrics = make_metrics(request.metrics, params, MetricSetup::of(env));
+  const std::string model = request.model.empty() ? env.name() : request.model;
 
   Evaluation result;
-  const std::vector<MapSet> sets = scan_maps(data, request.maps, result.rejected);
+  std::vector<MapSet> sets = scan_maps(data, request.maps, result.rejected);
+  if (request.limit >= 0)
+    for (MapSet& set : sets)
+      set.samples.erase(std::remove_if(set.samples.begin(), set.samples.end(),
+                                       [&](int64_t i) { return i >= request.limit; }),
+                        set.samples.end());
 
   const lab::Network net = env.build_network();
-  Context context;
-  context.net = &net;
-  context.env = env.name();
-  context.background = env.background();
-  context.input_max = env.image_channels() == 3 ? 255.0f : 1.0f;
-  context.predicted_label = [&env](const float* row) { return env.predicted_label(row); };
-  context.batch = request.batch;
-  context.max_chunk = request.max_chunk;
+  const ScoreStage stage(data, net, std::move(metrics), request.seed, request.unit, request.batch);
+  const size_t unit = static_cast<size_t>(request.unit);
+  if (progress) {
+    int64_t units = 0;
+    for (const MapSet& set : sets) units += static_cast<int64_t>((set.samples.size() + unit - 1) / unit);
+    progress(units, "");
+  }
 
   const lab::Shape input = env.input_shape();
   const int64_t h = input[1], w = input[2];
   nlohmann::json methods = nlohmann::json::array();
   for (const MapSet& set : sets) {
-    std::vector<std::vector<MetricRow>> rows(metrics.size());
-    for (size_t begin = 0; begin < set.samples.size(); begin += static_cast<size_t>(request.batch)) {
-      const size_t end = std::min(set.samples.size(), begin + static_cast<size_t>(request.batch));
-      const int64_t n = static_cast<int64_t>(end - begin);
-      Batch batch;
-      std::vector<lab::Tensor> xs, attrs, gts, smooths;
-      for (size_t k = begin; k < end; ++k) {
-        const int64_t i = set.samples[k];
+    std::vector<ResultRow> rows;
+    for (size_t begin = 0; begin < set.samples.size(); begin += unit) {
+      const size_t end = std::min(set.samples.size(), begin + unit);
+      const std::vector<int64_t> samples(set.samples.begin() + static_cast<std::ptrdiff_t>(begin),
+                                         set.samples.begin() + static_cast<std::ptrdiff_t>(end));
+      std::vector<lab::Tensor> attrs;
+      std::vector<int64_t> target;
+      for (const int64_t i : samples) {
         const std::string id = data.id(i);
-        batch.ids.push_back(id);
-        xs.push_back(data.input(i));
         std::string reason;
         std::optional<lab::Tensor> map = read_map(set.dir / (id + ".npy"), input, reason);
         if (!map) lab::fail("{}: {} (the file changed while evaluating)", (set.dir / (id + ".npy")).string(), reason);
         attrs.push_back(std::move(*map));
-        gts.push_back(data.gt(i));
-        if (smooth) smooths.push_back(data.gt(i, true));
         const auto t = set.target.find(id);
-        batch.target.push_back(t != set.target.end() ? t->second : env.target_output(data.label(i)));
-        batch.seeds.push_back(static_cast<uint64_t>(i));
+        target.push_back(t != set.target.end() ? t->second : env.target_output(data.label(i)));
       }
-      batch.x = lab::Tensor::stack(xs);
-      batch.attr = lab::Tensor::stack(attrs);
-      batch.gt = lab::Tensor::stack(gts);
-      if (smooth) batch.gt_smooth = lab::Tensor::stack(smooths);
-      LAB_CHECK(batch.attr.shape() == (lab::Shape{n, h, w}), "maps {}", lab::to_string(batch.attr.shape()));
-      for (size_t m = 0; m < metrics.size(); ++m) {
-        MetricOutput out = metrics[m]->evaluate_samples(context, batch);
-        rows[m].insert(rows[m].end(), out.rows.begin(), out.rows.end());
-        if (curves && !out.curves.empty()) curves(set.method, metrics[m]->name(), out.curves);
-      }
+      const lab::Tensor attr = lab::Tensor::stack(attrs);
+      LAB_CHECK(attr.shape() == (lab::Shape{static_cast<int64_t>(samples.size()), h, w}), "maps {}",
+                lab::to_string(attr.shape()));
+      Scores scores = stage.score(model, set.method, samples, attr, target);
+      if (curves && !scores.curves.empty()) curves(scores.curves);
+      rows.insert(rows.end(), scores.rows.begin(), scores.rows.end());
+      if (progress) progress(-1, set.method);
     }
-    for (size_t m = 0; m < metrics.size(); ++m) {
-      std::vector<MetricRow> summary = metrics[m]->aggregate(rows[m]);
-      rows[m].insert(rows[m].end(), summary.begin(), summary.end());
-      for (const MetricRow& r : rows[m])
-        result.rows.push_back({r.sample, set.method, metrics[m]->name(), r.variant, r.value});
+    // Per metric: the per-sample rows in data order, then its "all" rows.
+    const std::vector<ResultRow> summary = stage.aggregate(model, set.method, rows);
+    for (const auto& metric : stage.metrics()) {
+      for (const ResultRow& r : rows)
+        if (r.metric == metric->name()) result.rows.push_back(r);
+      for (const ResultRow& r : summary)
+        if (r.metric == metric->name()) result.rows.push_back(r);
     }
     nlohmann::json entry = {{"method", set.method},
                             {"maps", fs::absolute(set.dir).lexically_normal().string()},
@@ -258,7 +242,7 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
   }
 
   nlohmann::json metric_records = nlohmann::json::array();
-  for (const auto& m : metrics) {
+  for (const auto& m : stage.metrics()) {
     nlohmann::json variants = nlohmann::json::array();
     for (const Variant& v : m->variants()) {
       variants.push_back({{"name", v.name}, {"direction", direction_name(v.direction)}});
@@ -269,13 +253,16 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
   nlohmann::json rejected = nlohmann::json::array();
   for (const RejectedMap& r : result.rejected)
     rejected.push_back({{"method", r.method}, {"file", r.file.string()}, {"reason", r.reason}});
-  result.record = {{"format", 1},
-                   {"version", ATTRLAB_VERSION},
+  result.record = {{"format", 2},
+                   {"attrlab-version", ATTRLAB_VERSION},
                    {"data",
                     {{"path", fs::absolute(data.path()).lexically_normal().string()},
                      {"env", env.name()},
                      {"seed", data.seed()},
                      {"count", data.size()}}},
+                   {"model", model},
+                   {"seed", request.seed},
+                   {"limit", request.limit < 0 ? nlohmann::json(nullptr) : nlohmann::json(request.limit)},
                    {"metrics", metric_records},
                    {"methods", methods},
                    {"rejected", rejected}};
@@ -289,24 +276,26 @@ fs::path record_path(const fs::path& results) {
   return p;
 }
 
-Evaluation run_evaluate(const EvaluateRequest& request, const fs::path& results,
-                        const std::optional<fs::path>& curves) {
+Evaluation run_evaluate(const EvaluateRequest& request, const fs::path& results, const std::optional<fs::path>& curves,
+                        const UnitObserver& progress) {
   Evaluation evaluation;
   if (curves) {
     if (fs::absolute(*curves) == fs::absolute(results)) lab::fail_parameter("--curves and --out name the same file");
     lab::write_atomic(*curves, [&](std::ostream& os) {
-      os << curves_csv_header();
-      evaluation = evaluate_maps(request, [&](const std::string& method, const std::string& metric,
-                                              const std::vector<CurvePoint>& points) {
-        for (const CurvePoint& p : points) os << csv_line(method, metric, p);
-      });
+      os << curve_csv_header();
+      evaluation = evaluate_maps(
+          request,
+          [&](const std::vector<CurveRow>& points) {
+            for (const CurveRow& p : points) os << to_csv_line(p);
+          },
+          progress);
     });
   } else {
-    evaluation = evaluate_maps(request, nullptr);
+    evaluation = evaluate_maps(request, nullptr, progress);
   }
   lab::write_atomic(results, [&](std::ostream& os) {
-    os << results_csv_header();
-    for (const ScoreRow& r : evaluation.rows) os << csv_line(r);
+    os << result_csv_header();
+    for (const ResultRow& r : evaluation.rows) os << to_csv_line(r);
   });
   lab::write_json(record_path(results), evaluation.record);
   return evaluation;

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 #include <map>
+#include <numeric>
 #include <utility>
 
 #include <opencv2/core.hpp>
@@ -137,18 +138,27 @@ ScoreStage::ScoreStage(const datasets::DataDir& data, const lab::Network& net,
   context_.background = env.background();
   context_.input_max = env.image_channels() == 3 ? 255.0f : 1.0f;
   context_.predicted_label = [&env](const float* row) { return env.predicted_label(row); };
-  context_.batch = unit;
-  context_.max_chunk = batch;
+  context_.unit = unit;
+  context_.batch = batch;
 }
 
 Scores ScoreStage::score(const std::string& model, const std::string& method, int64_t begin, int64_t end,
                          const lab::Tensor& attr, const std::vector<int64_t>& target) const {
+  std::vector<int64_t> samples(static_cast<size_t>(end - begin));
+  std::iota(samples.begin(), samples.end(), begin);
+  return score(model, method, samples, attr, target);
+}
+
+Scores ScoreStage::score(const std::string& model, const std::string& method, const std::vector<int64_t>& samples,
+                         const lab::Tensor& attr, const std::vector<int64_t>& target) const {
   Batch scored;
-  scored.x = data_.inputs(begin, end);
+  std::vector<lab::Tensor> xs;
+  for (const int64_t i : samples) xs.push_back(data_.input(i));
+  scored.x = lab::Tensor::stack(xs);
   scored.attr = attr;
   scored.target = target;
   std::vector<lab::Tensor> gts, smooth;
-  for (int64_t i = begin; i < end; ++i) {
+  for (const int64_t i : samples) {
     scored.ids.push_back(data_.id(i));
     gts.push_back(data_.gt(i, false));
     smooth.push_back(data_.gt(i, true));

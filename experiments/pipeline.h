@@ -117,6 +117,9 @@ class ScoreStage {
   /// Scores the maps `attr` (N×C×H×W or N×H×W) of samples [begin, end) explaining `target`.
   Scores score(const std::string& model, const std::string& method, int64_t begin, int64_t end,
                const lab::Tensor& attr, const std::vector<int64_t>& target) const;
+  /// The same for the data samples `samples` (indices, any order; N = samples.size()).
+  Scores score(const std::string& model, const std::string& method, const std::vector<int64_t>& samples,
+               const lab::Tensor& attr, const std::vector<int64_t>& target) const;
   /// The metrics' own summary rows (sample "all") of the per-sample rows of one (model, method),
   /// and the mean completeness gap.
   std::vector<ResultRow> aggregate(const std::string& model, const std::string& method,

@@ -1,4 +1,4 @@
-#include "experiments/metrics/rank.h"
+#include "experiments/rank.h"
 
 #include <algorithm>
 #include <cmath>

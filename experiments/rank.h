@@ -11,7 +11,7 @@
 /// as 0 (no association measurable). Vectors must have equal sizes ≥ 2 (else lab::Error).
 /// Because each metric is ranked in its own direction, a lower-is-better metric (Deletion)
 /// that agrees with the ground truth correlates positively, as in the paper's tables.
-/// Tested in tests/experiments/test_metrics_rank.cpp against textbook examples with ties.
+/// Tested in tests/experiments/test_rank.cpp against textbook examples with ties.
 #pragma once
 
 #include <string>

@@ -31,10 +31,10 @@ struct Context {
   /// The label the network predicts from one output row (argmax, or the modulo network's
   /// rounded output). The modulo variants call a step correct when this label changes.
   std::function<int64_t(const float* output_row)> predicted_label;
-  /// Execution knob: samples per evaluate_batch() call.
-  int64_t batch = 16;
-  /// Execution knob: the most perturbed inputs evaluated in one network call.
-  int64_t max_chunk = 256;
+  /// Execution knob (the unit): samples per evaluate_batch() call.
+  int64_t unit = 16;
+  /// Execution knob (the batch): the most perturbed inputs evaluated in one network call.
+  int64_t batch = 256;
   /// Execution knob: evaluate perturbations incrementally (incremental.h) where that pays;
   /// false evaluates every perturbed input with a full forward pass (the reference way; the same
   /// results on the designed networks).

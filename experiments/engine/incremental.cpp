@@ -18,7 +18,7 @@ std::vector<int64_t> uniform_steps(int64_t pixels, int64_t per_step) {
 }
 
 void PathEvaluator::Params::validate() const {
-  lab::require(max_chunk >= 1, "max_chunk", ">= 1", std::to_string(max_chunk));
+  lab::require(max_batch >= 1, "max_batch", ">= 1", std::to_string(max_batch));
   lab::require(max_elements >= 1, "max_elements", ">= 1", std::to_string(max_elements));
   lab::require(serial_below >= 0, "serial_below", ">= 0", std::to_string(serial_below));
 }
@@ -173,7 +173,7 @@ lab::Tensor PathEvaluator::run_full(const PerturbationPath& path) const {
   check_path(net_, path, image);
   const int64_t c = image[0], hw = image[1] * image[2], per = c * hw;
   const int64_t rows = path.steps() + 1;
-  const int64_t chunk = std::max<int64_t>(1, std::min(params_.max_chunk, params_.max_elements / per));
+  const int64_t chunk = std::max<int64_t>(1, std::min(params_.max_batch, params_.max_elements / per));
   std::vector<float> state(path.start.values());
   std::vector<lab::Tensor> parts;
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
@@ -255,7 +255,7 @@ lab::Tensor PathEvaluator::run_incremental(const PerturbationPath& path) const {
     // Grow the chunk while it fits the bounds.
     rects.clear();
     std::vector<int64_t> wh(levels, 1), ww(levels, 1);
-    while (t0 + static_cast<int64_t>(rects.size()) < steps && static_cast<int64_t>(rects.size()) < params_.max_chunk) {
+    while (t0 + static_cast<int64_t>(rects.size()) < steps && static_cast<int64_t>(rects.size()) < params_.max_batch) {
       std::vector<Rect> r = step_rects(t0 + static_cast<int64_t>(rects.size()));
       std::vector<int64_t> nh = wh, nw = ww;
       for (size_t m = 1; m < levels; ++m) {

@@ -67,7 +67,7 @@ class PathEvaluator {
  public:
   struct Params {
     /// Most steps per chunk (≥ 1).
-    int64_t max_chunk = 256;
+    int64_t max_batch = 256;
     /// Bound on the floats held per chunk by crops, windows and the tail batch (≥ 1).
     int64_t max_elements = int64_t{1} << 24;
     /// false: evaluate every step with a full forward pass (the reference way).

@@ -143,18 +143,18 @@ std::vector<int64_t> attribution_order(const float* attr, int64_t n) {
 
 PathEvaluator path_evaluator(const Context& context, size_t end) {
   PathEvaluator::Params knobs;
-  knobs.max_chunk = context.max_chunk;
+  knobs.max_batch = context.batch;
   knobs.incremental = context.incremental;
   return PathEvaluator(*context.net, end, knobs);
 }
 
 lab::Tensor evaluate_subsets(const lab::Network& net, const PathEvaluator& evaluator, size_t end,
                              const lab::Tensor& start, const lab::Tensor& source, int64_t count,
-                             const SubsetSource& subset, int64_t incremental_below, int64_t max_chunk) {
+                             const SubsetSource& subset, int64_t incremental_below, int64_t max_batch) {
   LAB_CHECK(start.rank() == 3 && source.shape() == start.shape(), "subsets of {} from {}", lab::to_string(start.shape()),
             lab::to_string(source.shape()));
   const int64_t c = start.dim(0), hw = start.dim(1) * start.dim(2), per = c * hw;
-  const int64_t chunk = std::max<int64_t>(1, max_chunk);
+  const int64_t chunk = std::max<int64_t>(1, max_batch);
   std::vector<std::vector<float>> rows(static_cast<size_t>(count));
 
   // Small subsets share one path: perturbed pixel by pixel, read, then restored pixel by pixel.

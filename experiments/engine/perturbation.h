@@ -113,9 +113,9 @@ using SubsetSource = std::function<void(int64_t q, std::vector<int64_t>& pixels)
 /// count × K result. Subsets of at most `incremental_below` pixels are evaluated on one
 /// incremental path (each perturbed pixel by pixel, read, then restored: 2N cheap steps instead
 /// of one full pass; give 0 to evaluate none so); the others as full forward passes batched
-/// `max_chunk` at a time. The grouping never changes a result.
+/// `max_batch` at a time. The grouping never changes a result.
 lab::Tensor evaluate_subsets(const lab::Network& net, const PathEvaluator& evaluator, size_t end,
                              const lab::Tensor& start, const lab::Tensor& source, int64_t count,
-                             const SubsetSource& subset, int64_t incremental_below, int64_t max_chunk);
+                             const SubsetSource& subset, int64_t incremental_below, int64_t max_batch);
 
 }  // namespace experiments

@@ -86,7 +86,7 @@ MetricOutput Metric::evaluate(const Context& context, const Batch& data) const {
 
 MetricOutput Metric::evaluate_samples(const Context& context, const Batch& data) const {
   if (context.net == nullptr) lab::fail_parameter("metric {}: no network given", name());
-  if (context.batch < 1) lab::fail_parameter("metric batch must be >= 1, got {}", context.batch);
+  if (context.unit < 1) lab::fail_parameter("metric unit must be >= 1, got {}", context.unit);
   const int64_t n = data.size();
   if (data.x.rank() != 4 || data.x.dim(0) != n)
     lab::fail("metric {}: inputs must be N×C×H×W with N = {} samples, got {}", name(), n,
@@ -107,8 +107,8 @@ MetricOutput Metric::evaluate_samples(const Context& context, const Batch& data)
       lab::fail("metric {}: ground truth must be {}×{}×{}, got {}", name(), n, h, w, lab::to_string(g->shape()));
 
   MetricOutput out;
-  for (int64_t begin = 0; begin < n; begin += context.batch) {
-    Batch batch = data.slice(begin, std::min(n, begin + context.batch));
+  for (int64_t begin = 0; begin < n; begin += context.unit) {
+    Batch batch = data.slice(begin, std::min(n, begin + context.unit));
     if (batch.seeds.empty()) batch.seeds.assign(static_cast<size_t>(batch.size()), 0);
     batch.attr = pixel_map(batch.attr);
     if (normalisation() == Normalisation::kEq17) batch.attr = normalise_eq17(batch.attr);

@@ -25,7 +25,7 @@
 /// listing derive from it; defaults that depend on the data are resolved from MetricSetup when the
 /// metric is made, so params() records the values used. A key that no chosen metric reads is
 /// refused. Network evaluations, their batching and threading belong to the engine
-/// (experiments/engine/); execution knobs (Context::batch, Context::max_chunk) never change a
+/// (experiments/engine/); execution knobs (Context::unit, Context::batch) never change a
 /// result. Tested generically over the registry in tests/experiments/test_metrics_registry.cpp.
 #pragma once
 
@@ -123,7 +123,7 @@ class Metric {
   virtual std::vector<Variant> variants() const = 0;
   virtual Normalisation normalisation() const { return Normalisation::kNone; }
 
-  /// Scores every sample of `data`: batches of context.batch samples, each normalised and passed
+  /// Scores every sample of `data`: units of context.unit samples, each normalised and passed
   /// to evaluate_batch(). Rows come in sample order; then one row per variant with
   /// sample = kAllSamples from aggregate(). Shapes that do not fit and maps holding NaN or Inf throw lab::Error.
   MetricOutput evaluate(const Context& context, const Batch& data) const;

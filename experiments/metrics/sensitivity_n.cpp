@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "experiments/engine/incremental.h"
-#include "experiments/metrics/rank.h"
+#include "experiments/rank.h"
 #include "lab/core/error.h"
 
 namespace experiments {
@@ -118,7 +118,7 @@ std::vector<CurvePoint> SensitivityN::standard_curve(const Context& context, con
         for (int64_t p : subset) sum += attr[p];
         attr_sum[static_cast<size_t>(q)] = sum;
       },
-      context.incremental ? hw / 32 : 0, context.max_chunk);
+      context.incremental ? hw / 32 : 0, context.batch);
   for (int64_t q = 0; q < total; ++q) change[static_cast<size_t>(q)] = base_score - reader.score(y.sample(q), k, target);
 
   std::vector<CurvePoint> points;

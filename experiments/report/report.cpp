@@ -11,7 +11,7 @@
 
 #include "attributions/method.h"
 #include "datasets/data_dir.h"
-#include "experiments/metrics/rank.h"
+#include "experiments/rank.h"
 #include "experiments/report/figures.h"
 #include "lab/core/error.h"
 #include "lab/io/files.h"

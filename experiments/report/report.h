@@ -9,7 +9,7 @@
 /// canned — including where it departs from the paper, then its tables and figures. Summary values
 /// are the metrics' "all" rows (their own aggregation over samples, the mean for every metric of
 /// part 1). Rankings follow each variant's direction (rank 1 = best, ties averaged) and Spearman's ρ
-/// is experiments::spearman (metrics/rank.h). Where the paper gives a number it is printed next
+/// is experiments::spearman (rank.h). Where the paper gives a number it is printed next
 /// to ours with the difference (ours − paper).
 ///
 /// Study kinds (keys besides "kind" and "title"):

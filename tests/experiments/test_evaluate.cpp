@@ -1,4 +1,4 @@
-// Scoring maps of any origin against a data directory (experiments/metrics/evaluate.h): the
+// Scoring maps of any origin against a data directory (experiments/evaluate.h): the
 // layout (H×W and C×H×W maps, maps.json optional), rejected maps reported by file and not
 // scored, the tidy CSVs and the .json record.
 #include <doctest/doctest.h>
@@ -11,7 +11,7 @@
 #include <map>
 
 #include "datasets/data_dir.h"
-#include "experiments/metrics/evaluate.h"
+#include "experiments/evaluate.h"
 #include "experiments/table.h"
 #include "lab/core/error.h"
 #include "lab/io/files.h"
@@ -45,7 +45,7 @@ fs::path make_data(const fs::path& root) {
 
 std::map<std::string, double> summary(const Evaluation& e, const std::string& method, const std::string& metric) {
   std::map<std::string, double> out;
-  for (const ScoreRow& r : e.rows)
+  for (const ResultRow& r : e.rows)
     if (r.method == method && r.metric == metric && r.sample == kAllSamples) out[r.variant] = r.value;
   return out;
 }
@@ -97,7 +97,7 @@ TEST_CASE("evaluate: maps of any origin, rejected files reported, tidy CSVs and 
   request.maps = {gtmap, constant, bad};
   request.metrics = {"gt", "faithfulness-test", "deletion"};
   request.params = {"pixels-per-step=32", "gamma=0.6"};
-  request.batch = 2;
+  request.unit = 2;
   const fs::path results = tmp.path / "out" / "results.csv";
   const fs::path curves = tmp.path / "out" / "curves.csv";
   fs::create_directories(results.parent_path());
@@ -117,7 +117,7 @@ TEST_CASE("evaluate: maps of any origin, rejected files reported, tidy CSVs and 
     CHECK(summary(e, "constant", "gt")["recall-overall"] == 1.0);
     CHECK(summary(e, "constant", "gt")["precision-overall"] == doctest::Approx(precision / 3.0).epsilon(1e-12));
     // Only the one good map of `bad` was scored.
-    const auto bad_rows = std::count_if(e.rows.begin(), e.rows.end(), [](const ScoreRow& r) {
+    const auto bad_rows = std::count_if(e.rows.begin(), e.rows.end(), [](const ResultRow& r) {
       return r.method == "bad" && r.metric == "deletion" && r.sample != kAllSamples;
     });
     CHECK(bad_rows == 1);
@@ -136,19 +136,19 @@ TEST_CASE("evaluate: maps of any origin, rejected files reported, tidy CSVs and 
   {  // results CSV
     const std::vector<std::string> lines = lines_of(results);
     REQUIRE(lines.size() == e.rows.size() + 1);
-    CHECK(lines[0] == "sample,method,metric,variant,value");
-    CHECK(lines[1] == "\"" + data.id(0) + "\",\"gtmap\",\"gt\",\"precision-positive\",1");
+    CHECK(lines[0] == "model,sample,method,metric,variant,value");
+    CHECK(lines[1] == "\"multi-color-sum\",\"" + data.id(0) + "\",\"gtmap\",\"gt\",\"precision-positive\",1");
     // Per method and metric: samples in data order, then the "all" rows.
     const std::vector<std::string> f = csv_split(lines.back());
-    CHECK(f[0] == "all");
-    CHECK(f[1] == "bad");
-    CHECK(f[2] == "deletion");
+    CHECK(f[1] == "all");
+    CHECK(f[2] == "bad");
+    CHECK(f[3] == "deletion");
   }
   {  // curves CSV: 16×16 / 32 pixels per step = 9 points per curve
     const std::vector<std::string> lines = lines_of(curves);
-    CHECK(lines[0] == "sample,method,metric,variant,x,y");
+    CHECK(lines[0] == "model,sample,method,metric,variant,x,y");
     CHECK(lines.size() == 1 + 9 * (3 + 3 + 1));
-    CHECK(csv_split(lines[9])[4] == "1");  // the last point of the first curve is at x = 1
+    CHECK(csv_split(lines[9])[5] == "1");  // the last point of the first curve is at x = 1
   }
   {  // record
     const nlohmann::json record = lab::read_json(record_path(results));

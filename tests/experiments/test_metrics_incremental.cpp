@@ -48,7 +48,7 @@ TEST_CASE("incremental path evaluation equals full recomputation on a random con
       CAPTURE(chunk);
       const PerturbationPath path = random_path(image, per_step, 11 + static_cast<unsigned>(per_step));
       PathEvaluator::Params knobs;
-      knobs.max_chunk = chunk;
+      knobs.max_batch = chunk;
       const PathEvaluator incremental(net, net.size(), knobs);
       CHECK(incremental.spatial_layers() == 4);
       knobs.incremental = false;
@@ -78,7 +78,7 @@ TEST_CASE("incremental evaluation handles a ReLU first, stride without overlap, 
     CAPTURE(end);
     const PerturbationPath path = random_path(net.input_shape(), 2, 5);
     PathEvaluator::Params knobs;
-    knobs.max_chunk = 7;
+    knobs.max_batch = 7;
     knobs.max_elements = 3000;  // forces short chunks
     const lab::Tensor inc = PathEvaluator(net, end, knobs).run(path);
     knobs.incremental = false;
@@ -108,7 +108,7 @@ TEST_CASE("incremental curves are bit-identical to full recomputation on the des
       CAPTURE(insertion);
       if (insertion) std::swap(path.start, path.source);
       PathEvaluator::Params knobs;
-      knobs.max_chunk = 100;
+      knobs.max_batch = 100;
       const PathEvaluator inc(net, net.size(), knobs);
       CHECK(inc.spatial_layers() > 0);
       knobs.incremental = false;
@@ -139,7 +139,7 @@ TEST_CASE("restore steps undo earlier steps exactly as full recomputation does")
   for (int i = 10; i < 15; ++i) add(order[static_cast<size_t>(i)], 0);
   for (int i = 6; i < 15; ++i) add(order[static_cast<size_t>(i)], 1);
   PathEvaluator::Params knobs;
-  knobs.max_chunk = 4;
+  knobs.max_batch = 4;
   const lab::Tensor inc = PathEvaluator(net, net.size(), knobs).run(path);
   knobs.incremental = false;
   check_close(inc, PathEvaluator(net, net.size(), knobs).run(path));

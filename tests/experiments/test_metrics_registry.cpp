@@ -116,11 +116,11 @@ TEST_CASE("every metric: documented defaults given back change nothing; rows do 
         if (p.info.derived.empty()) CHECK(plain->params()[p.name] == p.default_value);
         else CHECK_FALSE(plain->params()[p.name].is_null());
       }
-      data.context.batch = 16;
+      data.context.unit = 16;
       const MetricOutput out = plain->evaluate(data.context, data.batch);
       CHECK_FALSE(out.rows.empty());
       check_same(out, given->evaluate(data.context, data.batch));
-      data.context.batch = 1;
+      data.context.unit = 1;
       check_same(out, plain->evaluate(data.context, data.batch));
       for (const MetricRow& r : out.rows) CHECK_NOTHROW(plain->direction(r.variant));
     }

@@ -1,10 +1,10 @@
-// Rankings and correlations (experiments/metrics/rank.h) against textbook examples, with ties,
+// Rankings and correlations (experiments/rank.h) against textbook examples, with ties,
 // and the paper's Table 3 correlations recomputed from its rankings.
 #include <doctest/doctest.h>
 
 #include <cmath>
 
-#include "experiments/metrics/rank.h"
+#include "experiments/rank.h"
 #include "lab/core/error.h"
 
 using namespace experiments;
