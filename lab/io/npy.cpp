@@ -24,6 +24,65 @@ constexpr size_t kMagicSize = 6;
 constexpr size_t kAlignment = 64;
 constexpr const char* kF32 = "<f4";
 constexpr const char* kU8 = "|u1";
+constexpr const char* kF16 = "<f2";
+constexpr const char* kF64 = "<f8";
+
+/// Bytes per element of the dtypes attrlab reads.
+uint64_t element_size(const std::string& dtype) {
+  if (dtype == kF16) return 2;
+  if (dtype == kF32) return 4;
+  if (dtype == kF64) return 8;
+  return 1;
+}
+
+/// What a dtype string numpy writes is, for messages ("int64", "complex64", "object", ...).
+std::string dtype_name(const std::string& descr) {
+  if (descr == "|O" || descr == "O") return "object";
+  if (descr.size() < 3) return "unknown";
+  const char order = descr[0];
+  const char kind = descr[1];
+  const std::string digits = descr.substr(2);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+    return "unknown";
+  const int bytes = std::atoi(digits.c_str());
+  std::string name;
+  switch (kind) {
+    case 'f': name = "float" + std::to_string(8 * bytes); break;
+    case 'i': name = "int" + std::to_string(8 * bytes); break;
+    case 'u': name = "uint" + std::to_string(8 * bytes); break;
+    case 'c': name = "complex" + std::to_string(8 * bytes); break;
+    case 'b': name = "bool"; break;
+    case 'U': name = "unicode string"; break;
+    case 'S': name = "byte string"; break;
+    case 'M': name = "datetime"; break;
+    default: return "unknown";
+  }
+  if (order == '>') name += ", big-endian";
+  return name;
+}
+
+/// IEEE 754 binary16 to float (exact: every half is a float).
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1Fu;
+  uint32_t mantissa = h & 0x3FFu;
+  uint32_t bits = 0;
+  if (exponent == 0x1F) {
+    bits = sign | 0x7F800000u | (mantissa << 13);  // inf, NaN
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);  // 112 = 127 − 15
+  } else if (mantissa != 0) {
+    int e = 113;  // a subnormal half: normalise
+    while ((mantissa & 0x400u) == 0) {
+      mantissa <<= 1;
+      --e;
+    }
+    bits = sign | (static_cast<uint32_t>(e) << 23) | ((mantissa & 0x3FFu) << 13);
+  } else {
+    bits = sign;
+  }
+  return std::bit_cast<float>(bits);
+}
 
 struct Header {
   NpyInfo info;
@@ -76,8 +135,10 @@ class DictParser {
     if (!fortran_order) malformed("no 'fortran_order' key");
     if (!shape) malformed("no 'shape' key");
     if (*fortran_order) fail("{}: fortran_order is True; expected a C-order array (fortran_order False)", file_);
-    if (*descr != kF32 && *descr != kU8)
-      fail("{}: unsupported dtype '{}'; expected '<f4' (float32) or '|u1' (uint8)", file_, *descr);
+    if (*descr != kF32 && *descr != kU8 && *descr != kF16 && *descr != kF64)
+      fail("{}: unsupported dtype '{}' ({}); expected '<f4' (float32), '<f2' or '<f8' (float16/64, converted where "
+           "maps are read), or '|u1' (uint8)",
+           file_, *descr, dtype_name(*descr));
     return NpyInfo{.dtype = *descr, .shape = *shape};
   }
 
@@ -227,7 +288,7 @@ Header read_header(std::ifstream& in, const std::filesystem::path& path) {
 
   const uint64_t available = file_size - data_offset;
   const Shape& shape = header.info.shape;
-  uint64_t expected = header.info.dtype == kF32 ? 4 : 1;
+  uint64_t expected = element_size(header.info.dtype);
   bool overflow = false;
   for (int64_t d : shape) overflow |= __builtin_mul_overflow(expected, static_cast<uint64_t>(d), &expected);
   if (std::find(shape.begin(), shape.end(), 0) != shape.end()) {
@@ -301,7 +362,8 @@ Tensor read_npy(const std::filesystem::path& path) {
   std::ifstream in = open_for_read(path);
   const Header header = read_header(in, path);
   if (header.info.dtype != kF32)
-    fail("{}: dtype '{}' (uint8); expected '<f4' (float32)", path.string(), header.info.dtype);
+    fail("{}: dtype '{}' ({}); expected '<f4' (float32)", path.string(), header.info.dtype,
+         dtype_name(header.info.dtype));
   Tensor tensor(header.info.shape);
   const auto bytes = static_cast<std::streamsize>(tensor.numel() * 4);
   in.read(reinterpret_cast<char*>(tensor.data()), bytes);
@@ -309,11 +371,42 @@ Tensor read_npy(const std::filesystem::path& path) {
   return tensor;
 }
 
+Tensor read_npy_as_float32(const std::filesystem::path& path, std::string* converted_from) {
+  std::ifstream in = open_for_read(path);
+  const Header header = read_header(in, path);
+  const std::string& dtype = header.info.dtype;
+  if (dtype != kF32 && dtype != kF16 && dtype != kF64)
+    fail("{}: dtype '{}' ({}); expected floating point: '<f4' (float32), '<f2' (float16) or '<f8' (float64)",
+         path.string(), dtype, dtype_name(dtype));
+  if (converted_from) *converted_from = dtype == kF32 ? "" : dtype_name(dtype);
+  Tensor tensor(header.info.shape);
+  const uint64_t size = element_size(dtype);
+  std::vector<char> raw(static_cast<size_t>(tensor.numel()) * size);
+  in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
+  if (in.gcount() != static_cast<std::streamsize>(raw.size())) fail("{}: read error in the data", path.string());
+  for (int64_t j = 0; j < tensor.numel(); ++j) {
+    const char* p = raw.data() + static_cast<size_t>(j) * size;
+    if (size == 4) {
+      std::memcpy(&tensor[j], p, 4);
+    } else if (size == 2) {
+      uint16_t h = 0;
+      std::memcpy(&h, p, 2);
+      tensor[j] = half_to_float(h);
+    } else {
+      double d = 0;
+      std::memcpy(&d, p, 8);
+      tensor[j] = static_cast<float>(d);  // nearest float; beyond its range: ±inf
+    }
+  }
+  return tensor;
+}
+
 std::vector<uint8_t> read_npy_u8(const std::filesystem::path& path, Shape& shape) {
   std::ifstream in = open_for_read(path);
   const Header header = read_header(in, path);
   if (header.info.dtype != kU8)
-    fail("{}: dtype '{}' (float32); expected '|u1' (uint8)", path.string(), header.info.dtype);
+    fail("{}: dtype '{}' ({}); expected '|u1' (uint8)", path.string(), header.info.dtype,
+         dtype_name(header.info.dtype));
   std::vector<uint8_t> values(static_cast<size_t>(numel(header.info.shape)));
   const auto bytes = static_cast<std::streamsize>(values.size());
   in.read(reinterpret_cast<char*>(values.data()), bytes);

@@ -214,10 +214,12 @@ TEST_CASE("malformed .npy files are rejected with a one-line error naming the fi
       {"truncated data", good.substr(0, good.size() - 1), "truncated data"},
       {"no data", good.substr(0, good.size() - 12), "needs 12 bytes"},
       {"trailing bytes", good + "xyz", "3 trailing bytes"},
-      {"float64", npy_file(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", data3 + data3), "'<f8'"},
       {"big-endian float32", npy_file(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (3,), }", data3),
        "'>f4'"},
-      {"int32", npy_file(1, "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", data3), "'<i4'"},
+      {"int32", npy_file(1, "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", data3), "'<i4' (int32)"},
+      {"complex64", npy_file(1, "{'descr': '<c8', 'fortran_order': False, 'shape': (3,), }", data3 + data3),
+       "'<c8' (complex64)"},
+      {"object", npy_file(1, "{'descr': '|O', 'fortran_order': False, 'shape': (3,), }", data3), "'|O' (object)"},
       {"fortran order", npy_file(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (3,), }", data3),
        "fortran_order is True"},
       {"unclosed dict", npy_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), ", data3),
@@ -252,6 +254,48 @@ TEST_CASE("malformed .npy files are rejected with a one-line error naming the fi
     CHECK(message.find('\n') == std::string::npos);
     CHECK(error_of([&] { lab::read_npy_info(path); }) == message);
   }
+}
+
+TEST_CASE("float16 and float64 are read as float32 where asked: float16 exactly, float64 to the nearest float") {
+  NpyScratch scratch;
+  // binary16: 1, −2, the smallest subnormal 2^−24, the largest subnormal, 65504, +inf.
+  const std::vector<uint16_t> halves = {0x3C00, 0xC000, 0x0001, 0x03FF, 0x7BFF, 0x7C00};
+  std::string half_bytes(reinterpret_cast<const char*>(halves.data()), halves.size() * 2);
+  const fs::path f16 = scratch.dir / "half.npy";
+  write_bytes(f16, npy_file(1, "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 3), }", half_bytes));
+  std::string from;
+  const lab::Tensor h = lab::read_npy_as_float32(f16, &from);
+  CHECK(from == "float16");
+  CHECK(h.shape() == lab::Shape{2, 3});
+  CHECK(h[0] == 1.0f);
+  CHECK(h[1] == -2.0f);
+  CHECK(h[2] == std::ldexp(1.0f, -24));
+  CHECK(h[3] == std::ldexp(1023.0f, -24));
+  CHECK(h[4] == 65504.0f);
+  CHECK(std::isinf(h[5]));
+
+  const std::vector<double> doubles = {0.1, -1e300, 3.0};
+  const fs::path f64 = scratch.dir / "double.npy";
+  write_bytes(f64, npy_file(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }",
+                            std::string(reinterpret_cast<const char*>(doubles.data()), 24)));
+  const lab::Tensor d = lab::read_npy_as_float32(f64, &from);
+  CHECK(from == "float64");
+  CHECK(d[0] == 0.1f);
+  CHECK(d[1] == -std::numeric_limits<float>::infinity());
+  CHECK(d[2] == 3.0f);
+  CHECK(lab::read_npy_info(f64).dtype == "<f8");
+  // The strict float32 reader still refuses them, naming the dtype.
+  CHECK(error_of([&] { lab::read_npy(f64); }).find("'<f8' (float64)") != std::string::npos);
+
+  lab::write_npy(scratch.dir / "single.npy", lab::Tensor({2}, 0.5f));
+  CHECK(lab::read_npy_as_float32(scratch.dir / "single.npy", &from).values() == std::vector<float>{0.5f, 0.5f});
+  CHECK(from.empty());
+  // Integers are not maps.
+  const fs::path u8 = scratch.dir / "mask.npy";
+  lab::write_npy_u8(u8, {1, 2, 3}, {3});
+  const std::string message = error_of([&] { lab::read_npy_as_float32(u8); });
+  CHECK(message.find(u8.string()) != std::string::npos);
+  CHECK(message.find("'|u1' (uint8); expected floating point") != std::string::npos);
 }
 
 TEST_CASE("reading the other dtype or a missing file names the file and what was found") {
