@@ -10,6 +10,7 @@
 #include <tbb/parallel_for.h>
 
 #include "lab/core/error.h"
+#include "lab/core/hash.h"
 #include "lab/io/files.h"
 #include "lab/io/image.h"
 #include "lab/io/npy.h"
@@ -108,6 +109,28 @@ void check_all(int64_t n, const Check& check) {
     if (!messages[i].empty()) throw lab::Error(messages[i], kinds[i]);
 }
 
+// The files of a sample that its fingerprint covers, in order.
+constexpr const char* kFingerprintFiles[] = {"image", "gt", "gt-smooth", "patches"};
+
+/// FNV-1a over the bytes of sample i's files (paths from its manifest entry).
+uint64_t sample_digest(const fs::path& root, const nlohmann::json& entry) {
+  uint64_t h = lab::fnv1a("sample");
+  for (const char* key : kFingerprintFiles) {
+    const std::string bytes = lab::read_text(root / entry[key].get<std::string>());
+    h = lab::fnv1a(bytes.data(), bytes.size(), h);
+  }
+  return h;
+}
+
+/// The data's fingerprint from the generating request and the per-sample digests.
+std::string combine_fingerprint(const std::string& env, const nlohmann::json& options, uint64_t seed,
+                                const std::vector<uint64_t>& digests) {
+  const nlohmann::json request = {{"env", env}, {"options", options}, {"seed", seed}, {"count", digests.size()}};
+  uint64_t h = lab::fnv1a(request.dump());
+  for (const uint64_t d : digests) h = lab::fnv1a(&d, sizeof d, h);
+  return fmt::format("fnv1a64:{:016x}", h);
+}
+
 }  // namespace
 
 void write_data_dir(const Environment& env, int64_t count, uint64_t seed, const fs::path& out, bool progress) {
@@ -138,6 +161,10 @@ void write_data_dir(const Environment& env, int64_t count, uint64_t seed, const 
       }
     }
   });
+  std::vector<uint64_t> digests(static_cast<size_t>(count));
+  tbb::parallel_for(int64_t{0}, count, [&](int64_t i) {
+    digests[static_cast<size_t>(i)] = sample_digest(root, entries[static_cast<size_t>(i)]);
+  });
   const std::vector<float> background = env.background();
   const nlohmann::json manifest = {{"format", kDataFormat},
                                    {"version", ATTRLAB_VERSION},
@@ -148,6 +175,7 @@ void write_data_dir(const Environment& env, int64_t count, uint64_t seed, const 
                                    {"image-shape", env.input_shape()},
                                    {"classes", env.num_classes()},
                                    {"background", background},
+                                   {"fingerprint", combine_fingerprint(env.name(), env.options(), seed, digests)},
                                    {"samples", entries}};
   lab::write_json(root / "manifest.json", manifest);
   staged.commit();
@@ -207,6 +235,7 @@ DataDir DataDir::open(const fs::path& dir) {
   }
 
   const int64_t side = env.image_size();
+  std::vector<uint64_t> digests(static_cast<size_t>(d.size()));
   check_all(d.size(), [&](int64_t i) {
     const fs::path image_path = d.file(i, "image");
     const cv::Mat image = lab::read_png(image_path, env.image_channels());
@@ -227,7 +256,15 @@ DataDir DataDir::open(const fs::path& dir) {
     check_npy_header(d.file(i, "gt"), "<f4", {side, side});
     check_npy_header(d.file(i, "gt-smooth"), "<f4", {side, side});
     check_npy_header(d.file(i, "patches"), "|u1", {side, side});
+    digests[static_cast<size_t>(i)] = sample_digest(dir, d.sample(i));
   });
+  d.fingerprint_ = combine_fingerprint(env_name, options, d.seed_, digests);
+  if (m.contains("fingerprint")) {
+    const std::string stored = r.string(m, "fingerprint", "the manifest");
+    if (stored != d.fingerprint_)
+      lab::fail("{}: fingerprint {} does not match the files, which give {} (a file was changed after generation)",
+                r.file, stored, d.fingerprint_);
+  }
   return d;
 }
 

@@ -12,10 +12,17 @@
 /// Manifest fields: "format" (1), "version" (attrlab version that wrote it), "env" (environment
 /// name), "options" (every option resolved; environment_from_json() rebuilds from it), "seed",
 /// "count", "image-shape" ([C, H, W]), "classes", "background" (per channel, network units),
-/// and "samples": per sample {"id", "image", "gt", "gt-smooth", "patches" (paths relative to
+/// "fingerprint" (below), and "samples": per sample {"id", "image", "gt", "gt-smooth", "patches" (paths relative to
 /// DIR), "label", "counts" (designed pixel count per class; modulo: [white pixels]),
 /// "layout" ([{"shape", "size", "box": [x, y, w, h], "class"}], the k-th entry is patch k)}.
 /// Ids are the zero-padded sample indices ("000000"); sample i is generate(seed, i).
+///
+/// The fingerprint, "fnv1a64:<16 hex digits>", identifies the data: 64-bit FNV-1a over the
+/// generating request ({"env", "options", "seed", "count"} as compact JSON) followed by, per
+/// sample in order, the FNV-1a digest of the bytes of its image, gt, gt-smooth and patches files.
+/// Opening recomputes it from the files; a manifest whose stored value differs is refused (a
+/// manifest without one, written before the field existed, is accepted). Maps records carry it
+/// (`maps.json` "data-manifest"), so maps are never scored against other data.
 ///
 /// Writing goes through a lab::StagedDir: DIR appears only when complete. Samples are generated
 /// in parallel with TBB, each from its own (seed, index) stream, so the bytes never depend on the
@@ -58,6 +65,8 @@ class DataDir {
   const nlohmann::json& manifest() const { return manifest_; }
   uint64_t seed() const { return seed_; }
   const std::filesystem::path& path() const { return dir_; }
+  /// "fnv1a64:…", recomputed from the files when the directory was opened.
+  const std::string& fingerprint() const { return fingerprint_; }
 
   std::string id(int64_t i) const;
   int64_t label(int64_t i) const;
@@ -80,6 +89,7 @@ class DataDir {
   std::filesystem::path dir_;
   nlohmann::json manifest_;
   uint64_t seed_ = 0;
+  std::string fingerprint_;
   std::shared_ptr<const Environment> env_;
 };
 

@@ -2,6 +2,7 @@
 // byte-identical output for any thread count, and malformed directories refused with the file
 // named in the message.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include "datasets/data_dir.h"
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
+#include "lab/core/hash.h"
 #include "lab/io/files.h"
 #include "lab/io/image.h"
 #include "lab/io/npy.h"
@@ -115,6 +117,47 @@ TEST_CASE("a written data directory holds the contract's files and manifest") {
   const lab::Tensor batch = data.inputs(2, 5);
   CHECK(batch.shape() == lab::Shape{3, 3, 32, 32});
   CHECK(batch.slice(1, 2).values() == data.input(3).values());
+}
+
+TEST_CASE("the fingerprint is the documented hash of the request and the files, and catches a changed file") {
+  TempDir tmp;
+  const auto env = make("multi-color-sum", {"size=32"});
+  const fs::path dir = tmp.path / "data";
+  datasets::write_data_dir(*env, 5, 9, dir);
+  nlohmann::json m = lab::read_json(dir / "manifest.json");
+  // The definition (data_dir.h), computed here from the files.
+  uint64_t h = lab::fnv1a(nlohmann::json{{"env", "multi-color-sum"}, {"options", env->options()}, {"seed", 9}, {"count", 5}}.dump());
+  for (const nlohmann::json& s : m["samples"]) {
+    uint64_t d = lab::fnv1a("sample");
+    for (const char* key : {"image", "gt", "gt-smooth", "patches"}) {
+      const std::string bytes = lab::read_text(dir / s[key].get<std::string>());
+      d = lab::fnv1a(bytes.data(), bytes.size(), d);
+    }
+    h = lab::fnv1a(&d, sizeof d, h);
+  }
+  const std::string expected = fmt::format("fnv1a64:{:016x}", h);
+  CHECK(m["fingerprint"] == expected);
+  CHECK(datasets::DataDir::open(dir).fingerprint() == expected);
+
+  // Other data (seed, count) have other fingerprints.
+  datasets::write_data_dir(*env, 5, 10, tmp.path / "seed10");
+  datasets::write_data_dir(*env, 4, 9, tmp.path / "count4");
+  CHECK(datasets::DataDir::open(tmp.path / "seed10").fingerprint() != expected);
+  CHECK(datasets::DataDir::open(tmp.path / "count4").fingerprint() != expected);
+
+  // One changed byte in a file that opening does not otherwise read is caught by the fingerprint.
+  const fs::path smooth = dir / m["samples"][2]["gt-smooth"].get<std::string>();
+  std::string bytes = lab::read_text(smooth);
+  const std::string original = bytes;
+  bytes.back() = static_cast<char>(bytes.back() ^ 1);
+  std::ofstream(smooth, std::ios::binary | std::ios::trunc) << bytes;
+  CHECK_THROWS_WITH_AS(datasets::DataDir::open(dir), doctest::Contains("does not match the files"), lab::Error);
+  std::ofstream(smooth, std::ios::binary | std::ios::trunc) << original;
+
+  // A manifest from before the field existed is accepted; the fingerprint is still computed.
+  m.erase("fingerprint");
+  lab::write_json(dir / "manifest.json", m);
+  CHECK(datasets::DataDir::open(dir).fingerprint() == expected);
 }
 
 TEST_CASE("the same seed gives byte-identical directories for 1 and 2 threads") {
@@ -253,6 +296,12 @@ TEST_CASE("malformed data directories are refused, naming the file and what is w
     std::vector<uint8_t> patches = lab::read_npy_u8(bad / "patches" / "000001.npy", shape);
     for (uint8_t& v : patches) v = v == 0 ? 0 : static_cast<uint8_t>(v % 4 + 1);
     lab::write_npy_u8(bad / "patches" / "000001.npy", patches, shape);
+    // Opening refuses these files by the fingerprint; without one (an older manifest) the values
+    // are still checked when loaded.
+    CHECK_THROWS_WITH_AS(datasets::DataDir::open(bad), doctest::Contains("does not match the files"), lab::Error);
+    nlohmann::json manifest = lab::read_json(bad / "manifest.json");
+    manifest.erase("fingerprint");
+    lab::write_json(bad / "manifest.json", manifest);
     const datasets::DataDir data = datasets::DataDir::open(bad);
     CHECK_THROWS_WITH_AS(data.gt(0), doctest::Contains(((bad / "gt" / "000000.npy").string()).c_str()), lab::Error);
     CHECK_THROWS_WITH_AS(data.gt(0), doctest::Contains("differs from the pixel ground truth"), lab::Error);
