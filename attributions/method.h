@@ -52,6 +52,8 @@ struct Batch {
   std::vector<uint64_t> seeds;
   /// Optional designed segmentation per sample (CV_32S labels, 0 = background), for `oracle`.
   std::vector<cv::Mat> segments;
+  /// Optional sample ids (the data directory's), for methods whose maps come from files.
+  std::vector<std::string> ids;
 };
 
 struct Result {

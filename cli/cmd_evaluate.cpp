@@ -78,6 +78,12 @@ void run_evaluate(const EvaluateArgs& args) {
       });
   if (progress) progress->finish();
   print_summary(e);
+  for (const experiments::Evaluation::Conversion& c : e.conversions)
+    fmt::print(stderr, "evaluate: {}: {} map file(s) of dtype {} converted to float32\n", c.dir.string(), c.files,
+               c.dtype);
+  for (const std::filesystem::path& dir : e.unfingerprinted)
+    fmt::print(stderr, "evaluate: {}: no data fingerprint (maps.json absent or without one); matched to the data by "
+               "sample ids and shapes only\n", dir.string());
   for (const experiments::RejectedMap& r : e.rejected)
     fmt::print(stderr, "evaluate: rejected {} (method {}): {}\n", r.file.string(), r.method, r.reason);
   fmt::print(stderr, "evaluate: wrote {} rows to {} and {}{}\n", e.rows.size(), args.out,

@@ -24,6 +24,7 @@ struct RunArgs {
   bool list = false;
   bool paper_scale = false;
   bool rebuild = false;
+  std::string stage = "all";
   std::string out;
 };
 
@@ -74,7 +75,13 @@ void run_run(const RunArgs& args) {
   options.quiet = args.quiet;
   options.source = args.experiment;
   options.overrides = applied;
+  options.stage = args.stage;
   const experiments::RunSummary summary = experiments::run_experiment(resolved, options);
+  if (args.stage == "data") {
+    for (const std::filesystem::path& dir : summary.data) fmt::print("run: data in {}\n", dir.string());
+    fmt::print("run: stopped after the data (--stage data); continue with --resume and the same config\n");
+    return;
+  }
   fmt::print("run: {} units ({} kept from the earlier run); results in {}\n", summary.units, summary.skipped,
              summary.results.string());
   fmt::print("run: report at {} (and {})\n", summary.report_html.string(), summary.report_md.string());
@@ -96,6 +103,10 @@ void register_run(CLI::App& app) {
                 "Apply the experiment's paper-scale settings (224×224 images, more of them) before -o");
   cmd->add_flag("--quiet", args->quiet, "No progress bar on stderr");
   cmd->add_flag("--resume", args->resume, "Continue the run in --out: keep its finished units, compute the rest");
+  cmd->add_option("--stage", args->stage,
+                  "all, or data: stop after writing config.json and the data (for outside tools; then --resume)")
+      ->check(CLI::IsMember({"all", "data"}))
+      ->capture_default_str();
   cmd->add_flag("--list", args->list, "List the experiment settings and the shipped experiments, and exit");
   cmd->add_flag("--rebuild", args->rebuild,
                 "Write the tables, figures and report of the finished run in --out again from its files");

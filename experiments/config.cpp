@@ -406,14 +406,35 @@ json finalize(const json& input) {
   const std::vector<std::string> select = string_list(config["select"], "select");
   json methods = json::array();
   std::set<std::string> labels, slugs;
-  for (const json& m : config["methods"]) {
-    if (!m.is_object() || !m.contains("label") || !m["label"].is_string() || !m.contains("name") || !m["name"].is_string())
-      lab::fail_parameter("each experiment method must be {{\"label\": ..., \"name\": ..., \"params\": {{...}}}}, got {}",
-                          m.dump());
-    for (const auto& [key, value] : m.items()) {
-      if (key != "label" && key != "name" && key != "params" && key != "models")
-        lab::fail_parameter("experiment method '{}': unknown key '{}'; known: label, name, params, models",
-                            m.value("label", ""), key);
+  for (const json& given : config["methods"]) {
+    json m = given;
+    if (m.is_object() && m.contains("maps")) {
+      // An outside method: {"name" or "label": ..., "maps": DIR, "models"?}.
+      if (!m["maps"].is_string() || m["maps"].get<std::string>().empty())
+        lab::fail_parameter("experiment method {}: \"maps\" must name a directory", m.dump());
+      if (m.contains("label") == m.contains("name") || !m.value("label", m.value("name", json())).is_string())
+        lab::fail_parameter("an outside experiment method is {{\"name\": ..., \"maps\": DIR}} (or \"label\" for "
+                            "\"name\"), got {}",
+                            m.dump());
+      for (const auto& [key, value] : m.items())
+        if (key != "label" && key != "name" && key != "maps" && key != "models")
+          lab::fail_parameter("outside experiment method {}: unknown key '{}'; known: name, maps, models", m.dump(), key);
+      if (m.contains("name")) {
+        m["label"] = m["name"];
+        m.erase("name");
+      }
+    } else {
+      if (!m.is_object() || !m.contains("label") || !m["label"].is_string() || !m.contains("name") ||
+          !m["name"].is_string())
+        lab::fail_parameter(
+            "each experiment method must be {{\"label\": ..., \"name\": ..., \"params\": {{...}}}} or, made "
+            "outside, {{\"name\": ..., \"maps\": DIR}}, got {}",
+            m.dump());
+      for (const auto& [key, value] : m.items()) {
+        if (key != "label" && key != "name" && key != "params" && key != "models")
+          lab::fail_parameter("experiment method '{}': unknown key '{}'; known: label, name, params, models (or maps)",
+                              m.value("label", ""), key);
+      }
     }
     json method = m;
     if (!method.contains("params")) method["params"] = json::object();
@@ -481,7 +502,7 @@ Experiment Experiment::from_json(const json& resolved) {
   static_cast<Settings&>(e) = Settings::schema().from_json(scalar_settings(resolved), "experiment");
   for (const json& m : resolved.at("models")) e.models.push_back({m.at("label"), m.at("env"), m.at("options")});
   for (const json& m : resolved.at("methods")) {
-    MethodSpec s{m.at("label"), slugify(m.at("label")), m.at("name"), m.at("params"),
+    MethodSpec s{m.at("label"), slugify(m.at("label")), m.value("name", ""), m.value("maps", ""), m.at("params"),
                  m.at("models").get<std::vector<std::string>>()};
     e.methods.push_back(std::move(s));
   }
@@ -520,7 +541,8 @@ void check_experiment(const Experiment& experiment) {
     for (const auto& metric : make_model_metrics(experiment, model))
       for (const Variant& v : metric->variants()) variants[model.label][metric->name()].push_back(v.name);
   }
-  for (const MethodSpec& method : experiment.methods) make_spec_method(method);
+  for (const MethodSpec& method : experiment.methods)
+    if (method.maps.empty()) make_spec_method(method);  // outside maps are checked with the data (run.cpp)
   check_study_variants(experiment.report, variants);
 }
 

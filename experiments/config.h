@@ -111,7 +111,10 @@ struct ModelSpec {
 struct MethodSpec {
   std::string label;  ///< as shown in tables ("IG*")
   std::string slug;   ///< directory-safe ("ig-star")
-  std::string name;   ///< registry name ("integrated-gradients")
+  std::string name;   ///< registry name ("integrated-gradients"); empty for an outside method
+  /// An outside method's maps: DIR/<model label>/<id>.npy, or DIR/<id>.npy in a one-model
+  /// experiment (maps.h); empty for a registered method.
+  std::string maps;
   nlohmann::json params;
   std::vector<std::string> models;  ///< empty: every model
   bool runs_on(const std::string& model) const;

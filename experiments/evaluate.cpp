@@ -8,6 +8,7 @@
 #include <set>
 
 #include "datasets/data_dir.h"
+#include "experiments/maps.h"
 #include "experiments/pipeline.h"
 #include "experiments/table.h"
 #include "lab/core/error.h"
@@ -28,6 +29,8 @@ struct MapSet {
   std::vector<int64_t> samples;           ///< data indices whose maps are accepted, in data order
   std::map<std::string, int64_t> target;  ///< id → target from maps.json
   std::vector<std::pair<fs::path, std::string>> rejected;  ///< file, reason
+  bool fingerprint = false;  ///< maps.json named the data's fingerprint (checked equal)
+  std::map<std::string, int64_t> converted;  ///< dtype → accepted files converted from it
 };
 
 /// The last component of a directory path, also when written with a trailing slash.
@@ -35,31 +38,6 @@ std::string dir_name(const fs::path& dir) {
   fs::path p = fs::absolute(dir).lexically_normal();
   if (p.filename().empty()) p = p.parent_path();
   return p.filename().string();
-}
-
-/// The H×W pixel map of a file, or the reason it is rejected.
-std::optional<lab::Tensor> read_map(const fs::path& file, const lab::Shape& input, std::string& reason) {
-  lab::Tensor t;
-  try {
-    t = lab::read_npy(file);
-  } catch (const lab::Error& e) {
-    reason = e.what();
-    return std::nullopt;
-  }
-  const int64_t c = input[0], h = input[1], w = input[2];
-  const lab::Shape& s = t.shape();
-  const bool plain = s == lab::Shape{h, w};
-  const bool channels = s.size() == 3 && (s[0] == 1 || s[0] == c) && s[1] == h && s[2] == w;
-  if (!plain && !channels) {
-    reason = fmt::format("shape {}; expected [{}, {}] or [C, {}, {}] with C = 1 or {}", lab::to_string(s), h, w, h, w, c);
-    return std::nullopt;
-  }
-  if (!t.all_finite()) {
-    reason = "holds NaN or Inf";
-    return std::nullopt;
-  }
-  if (plain) return t;
-  return pixel_map(t.reshaped({1, s[0], h, w})).reshaped({h, w});
 }
 
 /// Resolves every MAPS directory: method names, accepted samples, rejected files (also appended
@@ -84,12 +62,9 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
       for (const char* key : {"method", "label"})  // the label a front end gave wins
         if (set.record.contains(key) && set.record[key].is_string() && !set.record[key].get<std::string>().empty())
           set.method = set.record[key].get<std::string>();
-      const nlohmann::json* env = nullptr;
-      if (set.record.contains("data-manifest") && set.record["data-manifest"].contains("env"))
-        env = &set.record["data-manifest"]["env"];
-      if (env && *env != data.env().name())
-        lab::fail("{}: maps made for environment {}, the data at {} is {}", json.string(), env->dump(),
-                  data.path().string(), data.env().name());
+      check_made_for(json, set.record, data);
+      set.fingerprint = set.record.contains("data-manifest") && set.record["data-manifest"].is_object() &&
+                        set.record["data-manifest"].contains("fingerprint");
       if (set.record.contains("samples") && set.record["samples"].is_array()) {
         listed = true;
         for (const nlohmann::json& s : set.record["samples"]) {
@@ -132,9 +107,10 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
     for (int64_t i = 0; i < data.size(); ++i) {
       const std::string id = data.id(i);
       if (present.count(id) == 0) continue;
-      std::string reason;
-      if (read_map(dir / (id + ".npy"), input, reason)) {
+      std::string reason, from;
+      if (read_map(dir / (id + ".npy"), input, reason, &from)) {
         set.samples.push_back(i);
+        if (!from.empty()) ++set.converted[from];
       } else {
         set.rejected.emplace_back(dir / (id + ".npy"), reason);
       }
@@ -160,10 +136,6 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
   return sets;
 }
 
-bool needs_smooth(const Metric& metric) {
-  const nlohmann::json p = metric.params();
-  return p.contains("ground-truth") && p["ground-truth"] != "pixel";
-}
 
 }  // namespace
 
@@ -232,10 +204,13 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
       for (const ResultRow& r : summary)
         if (r.metric == metric->name()) result.rows.push_back(r);
     }
+    if (!set.fingerprint) result.unfingerprinted.push_back(set.dir);
+    for (const auto& [dtype, files] : set.converted) result.conversions.push_back({set.dir, dtype, files});
     nlohmann::json entry = {{"method", set.method},
                             {"maps", fs::absolute(set.dir).lexically_normal().string()},
                             {"scored", set.samples.size()},
-                            {"rejected", set.rejected.size()}};
+                            {"rejected", set.rejected.size()},
+                            {"fingerprint-checked", set.fingerprint}};
     if (set.record.is_object() && set.record.contains("params")) entry["params"] = set.record["params"];
     if (set.record.is_object() && set.record.contains("method")) entry["maps-method"] = set.record["method"];
     methods.push_back(std::move(entry));
@@ -259,7 +234,8 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
                     {{"path", fs::absolute(data.path()).lexically_normal().string()},
                      {"env", env.name()},
                      {"seed", data.seed()},
-                     {"count", data.size()}}},
+                     {"count", data.size()},
+                     {"fingerprint", data.fingerprint()}}},
                    {"model", model},
                    {"seed", request.seed},
                    {"limit", request.limit < 0 ? nlohmann::json(nullptr) : nlohmann::json(request.limit)},

@@ -3,19 +3,22 @@
 /// `attrlab evaluate`. The maps are read and checked here; the scoring is the score stage of
 /// pipeline.h, the one `attrlab run` uses, so the same maps, seed and metrics give the same rows.
 ///
-/// Maps. Each MAPS directory holds one method's maps as MAPS/<id>.npy (float32, H×W or C×H×W
-/// with C = 1 or the input's channels; C×H×W is summed over channels, metric.h), <id> being the
-/// data's sample ids. MAPS/maps.json (written by `attrlab attribute` and `attrlab run`) is
+/// Maps. Each MAPS directory holds one method's maps as MAPS/<id>.npy (float32, or float16/64
+/// converted to float32; H×W, C×H×W or H×W×C with C = 1 or the input's channels, summed over
+/// channels as in metric.h; a shape that reads both ways is refused), <id> being the data's
+/// sample ids. MAPS/maps.json (written by `attrlab attribute` and `attrlab run`) is
 /// optional for maps made by other tools; when present, its "label" (else its "method") names
 /// the method, its
 /// "samples" list says which ids are expected and each entry's "target" the explained output
-/// unit, and its "data-manifest.env" must name the data's environment. Without it the method is
+/// unit, and its "data-manifest" must describe the data: the same environment and the same
+/// fingerprint (data_dir.h; other data are refused, naming both), or, for records without a
+/// fingerprint, the same seed and count. Without it the method is
 /// named after the directory, every data sample with a file is scored, and the target is the
 /// output unit of the sample's designed label. Two MAPS directories with the same method name
 /// are told apart by their directory names.
 ///
 /// Rejected maps (reported by file name, not scored; the rest is scored): a file that is not a
-/// readable float32 .npy, a shape other than H×W or C×H×W of the data, NaN or Inf values, an
+/// readable floating-point .npy (integer, complex, object dtypes), a shape other than H×W or C×H×W of the data, NaN or Inf values, an
 /// expected id without a file, and a .npy file whose name is not a sample id of the data.
 ///
 /// Outputs: the results and curves CSVs of `attrlab run` (table.h: model,sample,method,metric,
@@ -65,6 +68,16 @@ struct Evaluation {
   std::vector<ResultRow> rows;
   std::vector<RejectedMap> rejected;
   nlohmann::json record;  ///< what the .json record holds
+  /// Maps directories without the data's fingerprint (no maps.json, or one without it): matched
+  /// to the data by sample ids and shapes only.
+  std::vector<std::filesystem::path> unfingerprinted;
+  /// Map files read converted to float32: directory, dtype ("float16", "float64"), file count.
+  struct Conversion {
+    std::filesystem::path dir;
+    std::string dtype;
+    int64_t files = 0;
+  };
+  std::vector<Conversion> conversions;
   /// Direction of each (metric, variant), for summaries.
   std::vector<std::pair<std::string, Variant>> variants;
 };

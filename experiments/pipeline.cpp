@@ -76,6 +76,7 @@ AttributedUnit AttributeStage::run(int64_t begin, int64_t end) const {
   } else {
     batch.target.assign(static_cast<size_t>(end - begin), setup_.target.unit);
   }
+  batch.ids = u.ids;
   u.result = method_.attribute(context_, batch);
   if (u.result.attr.shape() != batch.x.shape())
     lab::fail("method '{}' returned maps of shape {} for inputs {}", label_, lab::to_string(u.result.attr.shape()),
@@ -110,7 +111,11 @@ json AttributeStage::record(const fs::path& maps_dir, const json& samples, int64
           {"version", ATTRLAB_VERSION},
           {"data", fs::relative(data_dir, maps).string()},
           {"data-manifest",
-           {{"path", (data_dir / "manifest.json").string()}, {"env", env.name()}, {"seed", data_.seed()}, {"count", data_.size()}}},
+           {{"path", (data_dir / "manifest.json").string()},
+            {"env", env.name()},
+            {"seed", data_.seed()},
+            {"count", data_.size()},
+            {"fingerprint", data_.fingerprint()}}},
           {"target", setup_.target.to_json()},
           {"seed", setup_.seed},
           {"context",

@@ -15,7 +15,7 @@
 ///
 /// The maps.json record (README, "Attribution methods"): format, method, label, params (the
 /// resolved parameters), version, data (the data directory relative to the maps directory),
-/// data-manifest {path, env, seed, count}, target ("label", "predicted" or a unit number), seed,
+/// data-manifest {path, env, seed, count, fingerprint}, target ("label", "predicted" or a unit number), seed,
 /// context {background, layers, reference-inputs}, shape, evaluations, and per sample {id, map,
 /// label, target, convergence-delta?}. It holds no timings, so the same request gives the same
 /// record.

@@ -12,6 +12,7 @@
 #include "datasets/data_dir.h"
 #include "datasets/environment.h"
 #include "experiments/config.h"
+#include "experiments/maps.h"
 #include "experiments/metrics/metric.h"
 #include "experiments/pipeline.h"
 #include "experiments/progress.h"
@@ -95,6 +96,15 @@ std::unique_ptr<datasets::DataDir> prepare_data(const Experiment& e, const Model
   if (!quiet) fmt::print(stderr, "attrlab run: generating {} images of {} for model '{}'\n", e.count, model.env, model.label);
   datasets::write_data_dir(*env, e.count, data_seed(e), dir, false);
   return std::make_unique<datasets::DataDir>(datasets::DataDir::open(dir));
+}
+
+/// An outside method's maps directory for a model: DIR/<model label>, or DIR itself in a
+/// one-model experiment without that subdirectory.
+fs::path outside_maps_dir(const Experiment& e, const MethodSpec& spec, const ModelSpec& model) {
+  const fs::path dir = spec.maps;
+  std::error_code ec;
+  if (fs::is_directory(dir / model.label, ec) || e.models.size() > 1) return dir / model.label;
+  return dir;
 }
 
 /// Computes one unit through the attribute and score stages, and writes its files (.done last).
@@ -183,16 +193,27 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
     s.scores = std::make_unique<ScoreStage>(*s.data, s.net, make_model_metrics(e, e.models[m]),
                                               static_cast<uint64_t>(e.seed), e.unit, e.batch);
   }
-  // Methods, and their attribute stage on every model they run on.
+  RunSummary summary;
+  for (const ModelState& s : states) summary.data.push_back(s.data->path());
+  if (options.stage == "data") return summary;
+
+  // Methods, and their attribute stage on every model they run on. An outside method reads its
+  // maps from files, checked against each model's data here, before any unit runs.
   std::vector<std::unique_ptr<attributions::Method>> methods;
+  std::map<std::pair<size_t, size_t>, std::unique_ptr<attributions::Method>> outside;
   std::map<std::pair<size_t, size_t>, std::unique_ptr<AttributeStage>> stages;
-  for (const MethodSpec& spec : e.methods) methods.push_back(make_spec_method(spec));
+  for (const MethodSpec& spec : e.methods) methods.push_back(spec.maps.empty() ? make_spec_method(spec) : nullptr);
   for (size_t m = 0; m < e.models.size(); ++m)
     for (size_t k = 0; k < e.methods.size(); ++k) {
       if (!e.methods[k].runs_on(e.models[m].label)) continue;
+      const attributions::Method* method = methods[k].get();
+      if (!method) {
+        outside[{m, k}] = std::make_unique<MapsFromFiles>(outside_maps_dir(e, e.methods[k], e.models[m]), *states[m].data);
+        method = outside[{m, k}].get();
+      }
       const AttributeSetup setup{e.methods[k].label, TargetMode{e.target, -1}, static_cast<uint64_t>(e.seed),
                                  e.reference, e.batch};
-      stages[{m, k}] = std::make_unique<AttributeStage>(*states[m].data, states[m].net, *methods[k], setup);
+      stages[{m, k}] = std::make_unique<AttributeStage>(*states[m].data, states[m].net, *method, setup);
     }
 
   // Units, in the order their rows appear in results.csv.
@@ -207,7 +228,6 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
         units.push_back(std::move(u));
       }
     }
-  RunSummary summary;
   summary.units = static_cast<int64_t>(units.size());
   std::vector<bool> done(units.size(), false);
   for (size_t i = 0; i < units.size(); ++i) done[i] = options.resume && fs::exists(out / (units[i].stem.string() + ".done"));

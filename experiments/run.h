@@ -55,6 +55,9 @@ struct RunOptions {
   bool quiet = false;                   ///< no progress bar
   std::string source;                   ///< how the experiment was named (shipped name or path)
   std::vector<std::string> overrides;   ///< the -o items, as given
+  /// "all", or "data": stop once config.json and the data directories are written, so that an
+  /// outside tool can explain them; a later --resume with the same config does the rest.
+  std::string stage = "all";
 };
 
 struct RunSummary {
@@ -63,6 +66,7 @@ struct RunSummary {
   std::filesystem::path results;
   std::filesystem::path report_md;
   std::filesystem::path report_html;
+  std::vector<std::filesystem::path> data;  ///< the data directories, one per model
 };
 
 /// Runs the finalize()d configuration `resolved` (config.h) as described above.

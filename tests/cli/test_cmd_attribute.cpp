@@ -122,3 +122,27 @@ TEST_CASE("attrlab attribute refuses bad methods, parameters, targets and data")
   CHECK(missing.code == 2);
   CHECK(!std::filesystem::exists(out));
 }
+
+TEST_CASE("maps made for data of another seed are refused by evaluate: exit 1, both fingerprints named, nothing written") {
+  const std::filesystem::path dir = clitest::scratch() / "fingerprint";
+  for (const char* seed : {"1", "2"})
+    REQUIRE(run(std::string("generate --env multi-color-sum -o size=16 --count 3 --seed ") + seed + " --out " +
+                (dir / (std::string("data") + seed)).string())
+                .code == 0);
+  REQUIRE(run("attribute --data " + (dir / "data1").string() + " --method saliency --out " + (dir / "maps").string()).code == 0);
+  const nlohmann::json record = lab::read_json(dir / "maps" / "maps.json");
+  const std::string made_for = record["data-manifest"]["fingerprint"];
+  const std::string other = lab::read_json(dir / "data2" / "manifest.json")["fingerprint"];
+  REQUIRE(made_for != other);
+  const auto refused = run("evaluate --quiet --data " + (dir / "data2").string() + " --maps " + (dir / "maps").string() +
+                           " --metric gt --out " + (dir / "results.csv").string());
+  CHECK(refused.code == 1);
+  CHECK(refused.err.find(made_for) != std::string::npos);
+  CHECK(refused.err.find(other) != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "results.csv"));
+  CHECK_FALSE(std::filesystem::exists(dir / "results.json"));
+  // The data they were made for: scored.
+  CHECK(run("evaluate --quiet --data " + (dir / "data1").string() + " --maps " + (dir / "maps").string() +
+            " --metric gt --out " + (dir / "results.csv").string())
+            .code == 0);
+}

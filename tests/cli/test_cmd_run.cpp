@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <algorithm>
 
@@ -145,6 +146,99 @@ TEST_CASE("attrlab evaluate on a run's maps gives the run's rows and curves (one
   };
   CHECK(sensitivity("7") == sensitivity("7"));
   CHECK(sensitivity("7") != sensitivity("8"));
+}
+
+/// Writes an H×W map as a float64 .npy, as numpy.save would.
+void write_float64_map(const fs::path& path, const lab::Tensor& map) {
+  const lab::Shape& s = map.shape();
+  std::string dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (" + std::to_string(s[0]) + ", " +
+                     std::to_string(s[1]) + "), }";
+  while ((10 + dict.size() + 1) % 64 != 0) dict += ' ';
+  dict += '\n';
+  std::string bytes("\x93NUMPY\x01\x00", 8);
+  bytes += static_cast<char>(dict.size() & 0xFF);
+  bytes += static_cast<char>(dict.size() >> 8);
+  bytes += dict;
+  for (const float v : map.values()) {
+    const double d = v;
+    bytes.append(reinterpret_cast<const char*>(&d), 8);
+  }
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+TEST_CASE("an outside method's maps join unseen-data-effect: --stage data, maps written outside, --resume") {
+  const fs::path dir = clitest::scratch() / "outside";
+  fs::create_directories(dir);
+  const fs::path mine = dir / "mine";
+  write(dir / "exp.json", R"({"extends": "unseen-data-effect", "count": 4, "size": 32, "unit": 2,
+    "methods": [{"label": "GradCAM", "name": "gradcam"},
+                {"label": "IG", "name": "integrated-gradients", "params": {"baseline": "zero", "steps": 16}},
+                {"name": "Mine", "maps": ")" + mine.string() + R"("}]})");
+  const fs::path out = dir / "run";
+  const auto data = run("run " + (dir / "exp.json").string() + " --quiet --stage data --out " + out.string());
+  INFO(data.err);
+  REQUIRE(data.code == 0);
+  CHECK(fs::exists(out / "data" / "with-ude" / "manifest.json"));
+  CHECK_FALSE(fs::exists(out / "results.csv"));
+
+  // The outside tool: IG by `attrlab attribute`, summed over channels, saved as float64 H×W, with
+  // the maps.json that names the data's fingerprint.
+  for (const char* model : {"with-ude", "without-ude"}) {
+    const fs::path maps = dir / "ig" / model;
+    const auto made = run("attribute --data " + (out / "data" / model).string() +
+                          " --method integrated-gradients -p baseline=zero -p steps=16 --label IG --out " + maps.string());
+    REQUIRE(made.code == 0);
+    fs::create_directories(mine / model);
+    fs::copy_file(maps / "maps.json", mine / model / "maps.json");
+    for (const auto& entry : fs::directory_iterator(maps)) {
+      if (entry.path().extension() != ".npy") continue;
+      const lab::Tensor m = lab::read_npy(entry.path());  // C×H×W
+      const int64_t hw = m.dim(1) * m.dim(2);
+      lab::Tensor sum({m.dim(1), m.dim(2)}, 0.0f);
+      for (int64_t c = 0; c < m.dim(0); ++c)
+        for (int64_t p = 0; p < hw; ++p) sum[p] += m[c * hw + p];  // the metrics' channel sum, in float
+      write_float64_map(mine / model / entry.path().filename(), sum);
+    }
+  }
+  const auto resumed = run("run " + (dir / "exp.json").string() + " --quiet --resume --out " + out.string());
+  INFO(resumed.err);
+  REQUIRE(resumed.code == 0);
+
+  // Mine's rows are IG's, value for value; it is ranked in the tables and named in the report.
+  std::map<std::string, std::string> ig, outside;
+  std::istringstream rows(lab::read_text(out / "results.csv"));
+  for (std::string line; std::getline(rows, line);) {
+    const std::string ig_key = "\"IG\",", mine_key = "\"Mine\",";
+    if (line.find(ig_key) != std::string::npos && line.find("completeness-gap") == std::string::npos) {
+      std::string key = line;
+      key.replace(key.find(ig_key), ig_key.size(), "");
+      ig[key] = line;
+    }
+    if (line.find(mine_key) != std::string::npos) {
+      std::string key = line;
+      key.replace(key.find(mine_key), mine_key.size(), "");
+      outside[key] = line;
+    }
+  }
+  CHECK(outside.size() > 2 * 4 * 5);
+  CHECK(outside.size() == ig.size());
+  for (const auto& [key, line] : ig) {
+    CAPTURE(line);
+    CHECK(outside.count(key) == 1);
+  }
+  CHECK(lab::read_text(out / "tables" / "study2-with-ude-rankings.md").find("Mine") != std::string::npos);
+  CHECK(lab::read_text(out / "report.md").find("Mine") != std::string::npos);
+
+  SUBCASE("outside maps made for other data are refused before any work") {
+    nlohmann::json record = lab::read_json(mine / "with-ude" / "maps.json");
+    record["data-manifest"]["fingerprint"] = "fnv1a64:0000000000000000";
+    lab::write_json(mine / "with-ude" / "maps.json", record);
+    const fs::path again = dir / "again";
+    const auto refused = run("run " + (dir / "exp.json").string() + " --quiet --out " + again.string());
+    CHECK(refused.code == 1);
+    CHECK(refused.err.find("fnv1a64:0000000000000000") != std::string::npos);
+    CHECK_FALSE(fs::exists(again / "results.csv"));
+  }
 }
 
 TEST_CASE("a bad experiment config is refused by name at once, and nothing is written") {

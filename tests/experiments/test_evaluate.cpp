@@ -57,6 +57,33 @@ fs::path gt_maps(const fs::path& dir, const datasets::DataDir& data, int64_t cou
   return dir;
 }
 
+/// Writes `t` as a .npy of dtype "<f8" (float64) or "<f2" (float16; values must be exact halves)
+/// with the given shape, as numpy would.
+void write_other_dtype(const fs::path& path, const lab::Tensor& t, const lab::Shape& shape, bool half) {
+  std::string dims;
+  for (int64_t d : shape) dims += std::to_string(d) + ", ";
+  std::string dict = "{'descr': '" + std::string(half ? "<f2" : "<f8") + "', 'fortran_order': False, 'shape': (" +
+                     dims + "), }";
+  while ((10 + dict.size() + 1) % 64 != 0) dict += ' ';
+  dict += '\n';
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+  bytes += static_cast<char>(dict.size() & 0xFF);
+  bytes += static_cast<char>(dict.size() >> 8);
+  bytes += dict;
+  for (float v : t.values()) {
+    if (half) {
+      // Exact halves only: 0, ±1, ±0.5 (the ground truth's values here).
+      uint16_t h = v == 0.0f ? 0 : static_cast<uint16_t>((v < 0 ? 0x8000 : 0) | (std::abs(v) == 1.0f ? 0x3C00 : 0x3800));
+      REQUIRE((v == 0.0f || std::abs(v) == 1.0f || std::abs(v) == 0.5f));
+      bytes.append(reinterpret_cast<const char*>(&h), 2);
+    } else {
+      const double d = v;
+      bytes.append(reinterpret_cast<const char*>(&d), 8);
+    }
+  }
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
 std::vector<std::string> lines_of(const fs::path& file) {
   std::ifstream in(file);
   std::vector<std::string> lines;
@@ -160,6 +187,87 @@ TEST_CASE("evaluate: maps of any origin, rejected files reported, tidy CSVs and 
     CHECK(record["methods"][1]["params"]["value"] == 0.25);
     CHECK(record["methods"][2]["scored"] == 1);
     CHECK(record["rejected"].size() == 3);
+  }
+}
+
+TEST_CASE("evaluate: float64 H×W and float16 H×W×C maps score as their float32 copies; integer maps are refused") {
+  TempDir tmp;
+  const fs::path data_dir = make_data(tmp.path);
+  const datasets::DataDir data = datasets::DataDir::open(data_dir);
+  const fs::path plain = gt_maps(tmp.path / "plain", data, 3);
+  const fs::path doubles = tmp.path / "doubles";
+  const fs::path halves = tmp.path / "halves";
+  const fs::path integers = tmp.path / "integers";
+  for (const fs::path& d : {doubles, halves, integers}) fs::create_directories(d);
+  for (int64_t i = 0; i < 3; ++i) {
+    const lab::Tensor g = data.gt(i);
+    write_other_dtype(doubles / (data.id(i) + ".npy"), g, {16, 16}, false);
+    // H×W×3 with the map in channel 1 only: the channel sum is the map.
+    lab::Tensor hwc({16, 16, 3}, 0.0f);
+    for (int64_t j = 0; j < 256; ++j) hwc[j * 3 + 1] = g[j];
+    write_other_dtype(halves / (data.id(i) + ".npy"), hwc, {16, 16, 3}, true);
+  }
+  lab::write_npy_u8(integers / (data.id(0) + ".npy"), std::vector<uint8_t>(256, 1), {16, 16});
+
+  EvaluateRequest request;
+  request.data = data_dir;
+  request.maps = {plain, doubles, halves, integers};
+  request.metrics = {"gt", "deletion"};
+  request.params = {"pixels-per-step=32"};
+  const Evaluation e = evaluate_maps(request, nullptr);
+  for (const char* metric : {"gt", "deletion"}) {
+    CAPTURE(metric);
+    CHECK(summary(e, "doubles", metric) == summary(e, "plain", metric));
+    CHECK(summary(e, "halves", metric) == summary(e, "plain", metric));
+  }
+  REQUIRE(e.conversions.size() == 2);
+  CHECK(e.conversions[0].dtype == "float64");
+  CHECK(e.conversions[0].files == 3);
+  CHECK(e.conversions[1].dtype == "float16");
+  REQUIRE(e.rejected.size() == 1);
+  CHECK(e.rejected[0].reason.find("'|u1' (uint8); expected floating point") != std::string::npos);
+}
+
+TEST_CASE("evaluate refuses maps made for other data, by fingerprint, before scoring") {
+  TempDir tmp;
+  const fs::path data_dir = make_data(tmp.path);
+  const datasets::DataDir data = datasets::DataDir::open(data_dir);
+  const fs::path maps = gt_maps(tmp.path / "maps", data, 3);
+  EvaluateRequest request;
+  request.data = data_dir;
+  request.maps = {maps};
+  request.metrics = {"gt"};
+
+  SUBCASE("the same fingerprint: scored, and checked") {
+    lab::write_json(maps / "maps.json", {{"method", "x"}, {"data-manifest", {{"env", "multi-color-sum"}, {"fingerprint", data.fingerprint()}}}});
+    const Evaluation e = evaluate_maps(request, nullptr);
+    CHECK(e.unfingerprinted.empty());
+    CHECK(e.record["methods"][0]["fingerprint-checked"] == true);
+  }
+  SUBCASE("data of another seed: another fingerprint, refused naming both") {
+    lab::Options options = lab::Options::parse({"size=16"}, "-o");
+    datasets::write_data_dir(*datasets::make_environment("multi-color-sum", options), 3, 12, tmp.path / "other");
+    const datasets::DataDir other = datasets::DataDir::open(tmp.path / "other");
+    CHECK(other.fingerprint() != data.fingerprint());
+    lab::write_json(maps / "maps.json", {{"method", "x"}, {"data-manifest", {{"env", "multi-color-sum"}, {"fingerprint", other.fingerprint()}}}});
+    try {
+      evaluate_maps(request, nullptr);
+      FAIL("maps of other data were scored");
+    } catch (const lab::Error& err) {
+      const std::string message = err.what();
+      CHECK(message.find(other.fingerprint()) != std::string::npos);
+      CHECK(message.find(data.fingerprint()) != std::string::npos);
+      CHECK(err.kind() == lab::ErrorKind::kParameter);
+    }
+  }
+  SUBCASE("a record without a fingerprint is checked by seed and count") {
+    lab::write_json(maps / "maps.json", {{"method", "x"}, {"data-manifest", {{"env", "multi-color-sum"}, {"seed", 12}, {"count", 3}}}});
+    CHECK_THROWS_WITH_AS(evaluate_maps(request, nullptr), doctest::Contains("seed 12"), lab::Error);
+  }
+  SUBCASE("no maps.json: scored, and said to be unchecked") {
+    const Evaluation e = evaluate_maps(request, nullptr);
+    REQUIRE(e.unfingerprinted.size() == 1);
+    CHECK(e.unfingerprinted[0] == maps);
   }
 }
 
