@@ -31,3 +31,7 @@ set_target_properties(vlfeat::vl PROPERTIES
 # PLplot (figures) ships pkg-config files.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PLPLOT REQUIRED IMPORTED_TARGET plplot-c++)
+
+# ONNX export (lab/io/export.cpp): Debian's libonnx-dev, whose targets need protobuf's.
+find_package(Protobuf REQUIRED)
+find_package(ONNX 1.12 REQUIRED)
