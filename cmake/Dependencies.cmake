@@ -12,7 +12,7 @@ add_library(DNNL::dnnl UNKNOWN IMPORTED)
 set_target_properties(DNNL::dnnl PROPERTIES
   IMPORTED_LOCATION "${DNNL_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${DNNL_INCLUDE_DIR}")
-find_package(OpenCV 4.6 REQUIRED COMPONENTS core imgproc imgcodecs ximgproc)
+find_package(OpenCV 4.6 REQUIRED COMPONENTS core imgproc imgcodecs ximgproc dnn)
 find_package(fmt 9 REQUIRED)
 find_package(TBB REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
