@@ -1,14 +1,13 @@
-// attrlab export: an environment's exact network as ONNX or as a PyTorch archive (lab/io/export.h).
+// attrlab export: an environment's exact network as ONNX or as a PyTorch archive
+// (datasets/export.h, lab/io/export.h).
 #include <fmt/format.h>
 
 #include <memory>
 #include <string>
 
-#include <opencv2/core.hpp>
-
 #include "cli/commands.h"
 #include "cli/network_source.h"
-#include "lab/core/error.h"
+#include "datasets/export.h"
 #include "lab/io/export.h"
 
 namespace cli {
@@ -21,31 +20,15 @@ struct ExportArgs {
   std::string out;
 };
 
-/// The divisor d with network input = pixel value / d (float32), read off the environment's own
-/// conversion: 1 for RGB (multi-color-sum), 255 for gray (single-color-modulo).
-float image_divisor(const datasets::Environment& env) {
-  const int side = static_cast<int>(env.image_size());
-  const int type = env.image_channels() == 3 ? CV_8UC3 : CV_8UC1;
-  const lab::Tensor white = env.to_input(cv::Mat(side, side, type, cv::Scalar::all(255)));
-  const lab::Tensor one = env.to_input(cv::Mat(side, side, type, cv::Scalar::all(1)));
-  const float divisor = 255.0f / white[0];
-  LAB_CHECK(1.0f / divisor == one[0] && 255.0f / divisor == white[0],
-            "to_input is not a division of the pixel value: 255 -> {}, 1 -> {}", white[0], one[0]);
-  return divisor;
-}
-
 void run_export(const ExportArgs& args) {
   const auto env = args.source.environment();
+  const datasets::ExportFormat format = datasets::export_format(args.format);
+  datasets::export_network(*env, format, args.out);
   const lab::Network network = env->build_network();
-  const nlohmann::json metadata = {
-      {"env", env->name()}, {"options", env->options()}, {"image-divisor", image_divisor(*env)}};
-  if (args.format == "onnx")
-    lab::export_onnx(network, args.out, metadata);
-  else
-    lab::export_torch(network, args.out, metadata);
   fmt::print(stderr, "export: wrote the {} network ({} layers, {} parameters) as {} to {}\n", env->name(),
              network.size(), network.parameter_count(),
-             args.format == "onnx" ? fmt::format("ONNX opset {}", lab::kOnnxOpset) : std::string("PyTorch .npz"),
+             format == datasets::ExportFormat::kOnnx ? fmt::format("ONNX opset {}", lab::kOnnxOpset)
+                                                     : std::string("PyTorch .npz"),
              args.out);
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "datasets/environment.h"
+#include "datasets/export.h"
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 #include "lab/io/export.h"
@@ -174,4 +175,21 @@ TEST_CASE("PyTorch archive: architecture.json lists every layer; weights are the
     CHECK(zip.find(net.name(i) + ".weight.npy" + lab::npy_bytes(w.weight)) != std::string::npos);
     CHECK((w.bias.numel() == 0) == (zip.find(net.name(i) + ".bias.npy") == std::string::npos));
   }
+}
+
+TEST_CASE("export metadata: the image divisor is the environment's own conversion; formats by name") {
+  const auto multi = make_env("multi-color-sum", {"size=32"});
+  const auto modulo = make_env("single-color-modulo", {"size=32"});
+  CHECK(datasets::image_divisor(*multi) == 1.0f);
+  CHECK(datasets::image_divisor(*modulo) == 255.0f);
+  const nlohmann::json m = datasets::export_metadata(*modulo);
+  CHECK(m["env"] == "single-color-modulo");
+  CHECK(m["options"] == modulo->options());
+  CHECK(datasets::export_format("onnx") == datasets::ExportFormat::kOnnx);
+  CHECK(datasets::export_format("torch") == datasets::ExportFormat::kTorch);
+  CHECK_THROWS_WITH_AS(datasets::export_format("pdf"), "export format 'pdf' is unknown; expected onnx or torch",
+                       lab::Error);
+  const fs::path file = scratch() / "modulo.onnx";
+  datasets::export_network(*modulo, datasets::ExportFormat::kOnnx, file);
+  CHECK(lab::read_text(file) == lab::onnx_model_bytes(modulo->build_network(), m));
 }
