@@ -27,6 +27,7 @@ constexpr Register kCommands[] = {
     cli::register_run,
     cli::register_metrics,
     cli::register_evaluate,
+    cli::register_export,
 };
 
 }  // namespace

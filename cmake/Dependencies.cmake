@@ -12,7 +12,7 @@ add_library(DNNL::dnnl UNKNOWN IMPORTED)
 set_target_properties(DNNL::dnnl PROPERTIES
   IMPORTED_LOCATION "${DNNL_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${DNNL_INCLUDE_DIR}")
-find_package(OpenCV 4.6 REQUIRED COMPONENTS core imgproc imgcodecs ximgproc)
+find_package(OpenCV 4.6 REQUIRED COMPONENTS core imgproc imgcodecs ximgproc dnn)
 find_package(fmt 9 REQUIRED)
 find_package(TBB REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
@@ -31,3 +31,7 @@ set_target_properties(vlfeat::vl PROPERTIES
 # PLplot (figures) ships pkg-config files.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PLPLOT REQUIRED IMPORTED_TARGET plplot-c++)
+
+# ONNX export (lab/io/export.cpp): Debian's libonnx-dev, whose targets need protobuf's.
+find_package(Protobuf REQUIRED)
+find_package(ONNX 1.12 REQUIRED)

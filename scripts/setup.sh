@@ -10,6 +10,8 @@ packages=(
   build-essential cmake pkg-config
   libeigen3-dev libdnnl-dev libopencv-dev libopencv-contrib-dev libfmt-dev doctest-dev libtbb-dev
   libvlfeat-dev nlohmann-json3-dev libcli11-dev libplplot-dev plplot-driver-cairo
+  libonnx-dev libprotobuf-dev
+  python3-numpy python3-torch python3-pytest
 )
 
 missing=()

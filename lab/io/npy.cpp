@@ -421,6 +421,13 @@ void write_npy(const std::filesystem::path& path, const Tensor& tensor) {
               tensor.values().size() * sizeof(float));
 }
 
+std::string npy_bytes(const Tensor& tensor) {
+  check_shape("(in memory)", tensor.shape(), tensor.values().size());
+  std::string out = preamble_and_header(kF32, tensor.shape());
+  out.append(reinterpret_cast<const char*>(tensor.data()), tensor.values().size() * sizeof(float));
+  return out;
+}
+
 void write_npy_u8(const std::filesystem::path& path, const std::vector<uint8_t>& values, const Shape& shape) {
   check_shape(path, shape, values.size());
   write_array(path, kU8, shape, reinterpret_cast<const char*>(values.data()), values.size());

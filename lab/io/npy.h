@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "lab/core/tensor.h"
@@ -38,5 +39,8 @@ std::vector<uint8_t> read_npy_u8(const std::filesystem::path& path, Shape& shape
 void write_npy(const std::filesystem::path& path, const Tensor& tensor);
 /// Writes a uint8 array.
 void write_npy_u8(const std::filesystem::path& path, const std::vector<uint8_t>& values, const Shape& shape);
+
+/// The bytes write_npy writes for `tensor` (for archives such as .npz).
+std::string npy_bytes(const Tensor& tensor);
 
 }  // namespace lab

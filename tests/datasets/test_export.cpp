@@ -1,0 +1,195 @@
+// The exported networks (lab/io/export.h) are the runtime's: the ONNX file passes onnx::checker
+// and OpenCV's ONNX importer reproduces attrlab's logits and probabilities on generated images
+// and on random-colour images (which reach the unseen-data wiring) of multi-color-sum (ude on and
+// off, uniform and non-uniform accumulators) and single-color-modulo (both accumulators); the
+// PyTorch archive holds the architecture and every weight byte for byte.
+#include <doctest/doctest.h>
+
+#include <opencv2/dnn.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "datasets/environment.h"
+#include "datasets/export.h"
+#include "lab/core/error.h"
+#include "lab/core/options.h"
+#include "lab/io/export.h"
+#include "lab/io/files.h"
+#include "lab/io/npy.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch() {
+  static const fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / ("attrlab-test-export-" + std::to_string(::getpid()));
+    fs::remove_all(d);
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+std::unique_ptr<datasets::Environment> make_env(const std::string& name, const std::vector<std::string>& items) {
+  lab::Options o = lab::Options::parse(items, "-o");
+  return datasets::make_environment(name, o);
+}
+
+/// `generated` samples of the environment, then `noise` images of uniformly random pixel values
+/// (every colour, so the unseen-data wires of multi-color-sum carry signal), as network inputs.
+lab::Tensor inputs_of(const datasets::Environment& env, int64_t generated, int64_t noise) {
+  std::vector<lab::Tensor> xs;
+  for (int64_t i = 0; i < generated; ++i) xs.push_back(env.to_input(env.generate(7, i).image).reshaped(
+      {1, env.input_shape()[0], env.input_shape()[1], env.input_shape()[2]}));
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> pixel(0, 255), bit(0, 1);
+  const int side = static_cast<int>(env.image_size());
+  for (int64_t i = 0; i < noise; ++i) {
+    cv::Mat image(side, side, env.image_channels() == 3 ? CV_8UC3 : CV_8UC1);
+    for (int y = 0; y < side; ++y)
+      for (int x = 0; x < side * env.image_channels(); ++x)
+        image.ptr<uint8_t>(y)[x] = static_cast<uint8_t>(env.image_channels() == 3 ? pixel(rng) : 255 * bit(rng));
+    xs.push_back(env.to_input(image).reshaped({1, env.input_shape()[0], env.input_shape()[1], env.input_shape()[2]}));
+  }
+  return lab::Tensor::concat(xs);
+}
+
+cv::Mat to_blob(const lab::Tensor& x) {
+  std::vector<int> dims(x.shape().begin(), x.shape().end());
+  cv::Mat blob(static_cast<int>(dims.size()), dims.data(), CV_32F);
+  std::memcpy(blob.ptr<float>(), x.data(), x.values().size() * sizeof(float));
+  return blob;
+}
+
+/// Largest |a - b| over all entries, and the largest |a| (the scale the difference is judged on).
+std::pair<double, double> compare(const cv::Mat& got, const lab::Tensor& want) {
+  REQUIRE(static_cast<int64_t>(got.total()) == want.numel());
+  double diff = 0, scale = 0;
+  const float* g = got.ptr<float>();
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::abs(g[i] - want[i])));
+    scale = std::max(scale, static_cast<double>(std::abs(want[i])));
+  }
+  return {diff, scale};
+}
+
+struct Setting {
+  std::string env;
+  std::vector<std::string> options;
+};
+
+}  // namespace
+
+TEST_CASE("ONNX export: onnx::checker passes; OpenCV's importer reproduces attrlab's logits to 1e-5") {
+  const std::vector<Setting> settings = {
+      {"multi-color-sum", {"size=32", "ude=on", "accumulator=nonuniform"}},
+      {"multi-color-sum", {"size=32", "ude=off", "accumulator=nonuniform"}},
+      {"multi-color-sum", {"size=32", "ude=on", "accumulator=uniform"}},
+      {"multi-color-sum", {"size=32", "ude=off", "accumulator=uniform"}},
+      {"multi-color-sum", {"size=48", "ude=on", "colors=3", "seed=5"}},
+      {"single-color-modulo", {"size=32", "accumulator=nonuniform", "modulus=7"}},
+      {"single-color-modulo", {"size=32", "accumulator=uniform"}},
+  };
+  int index = 0;
+  for (const Setting& s : settings) {
+    std::string label = s.env;
+    for (const std::string& o : s.options) label += " " + o;
+    CAPTURE(label);
+    const auto env = make_env(s.env, s.options);
+    const lab::Network net = env->build_network();
+    const fs::path file = scratch() / ("net" + std::to_string(index++) + ".onnx");
+    lab::export_onnx(net, file, {{"env", env->name()}, {"options", env->options()}});
+    REQUIRE_NOTHROW(lab::check_onnx(file));
+
+    const lab::Tensor x = inputs_of(*env, 6, 4);
+    const bool softmax = net.layer(net.size() - 1).kind() == lab::LayerKind::kSoftmax;
+    const size_t body = softmax ? net.size() - 1 : net.size();
+    const lab::Tensor logits = net.forward_range(0, body, x);
+
+    cv::dnn::Net onnx = cv::dnn::readNetFromONNX(file.string());
+    onnx.setInput(to_blob(x), "input");
+    std::vector<cv::Mat> outs;
+    const std::vector<std::string> names =
+        softmax ? std::vector<std::string>{"logits", "probabilities"} : std::vector<std::string>{"outputs"};
+    onnx.forward(outs, names);
+    REQUIRE(outs.size() == names.size());
+    const auto [diff, scale] = compare(outs[0], logits);
+    INFO("max |logit difference| " << diff << " on logits up to " << scale);
+    // Tolerance: 1e-5 relative to the logit scale (at least 1).
+    CHECK(diff <= 1e-5 * std::max(1.0, scale));
+    if (softmax) {
+      const lab::Tensor probabilities = net.forward(x);
+      CHECK(compare(outs[1], probabilities).first <= 1e-6);
+    }
+  }
+}
+
+TEST_CASE("ONNX export: the file is deterministic and names inputs, outputs and metadata") {
+  const auto env = make_env("single-color-modulo", {"size=32"});
+  const lab::Network net = env->build_network();
+  const std::string a = lab::onnx_model_bytes(net, {{"env", "single-color-modulo"}});
+  CHECK(a == lab::onnx_model_bytes(net, {{"env", "single-color-modulo"}}));
+  CHECK(a.find("outputs") != std::string::npos);
+  CHECK(a.find("probabilities") == std::string::npos);
+  CHECK(a.find("accumulator.layers.5") != std::string::npos);
+  const fs::path bad = scratch() / "bad.onnx";
+  lab::write_text_atomic(bad, "not a model");
+  CHECK_THROWS_AS(lab::check_onnx(bad), lab::Error);
+}
+
+TEST_CASE("PyTorch archive: architecture.json lists every layer; weights are the runtime's bytes") {
+  const auto env = make_env("multi-color-sum", {"size=32"});
+  const lab::Network net = env->build_network();
+  const nlohmann::json arch = lab::architecture_json(net, {{"env", env->name()}});
+  CHECK(arch["format"] == "attrlab-network");
+  CHECK(arch["version"] == 1);
+  CHECK(arch["input-shape"] == nlohmann::json::array({3, 32, 32}));
+  CHECK(arch["output"] == "probabilities");
+  REQUIRE(arch["layers"].size() == net.size());
+  for (size_t i = 0; i < net.size(); ++i) {
+    CHECK(arch["layers"][i]["name"] == net.name(i));
+    CHECK(arch["layers"][i]["kind"] == lab::kind_name(net.layer(i).kind()));
+  }
+  const nlohmann::json& grouped = arch["layers"][net.index_of("accumulator.layers.4")];
+  CHECK(grouped["groups"] == 4);
+  CHECK(grouped["stride"] == nlohmann::json::array({2, 2}));
+  CHECK(grouped["bias"] == false);
+
+  const fs::path file = scratch() / "net.npz";
+  lab::export_torch(net, file, {{"env", env->name()}});
+  const std::string zip = lab::read_text(file);
+  // Every weight array appears whole, byte for byte, as its .npy member.
+  for (size_t i = 0; i < net.size(); ++i) {
+    const lab::LayerKind kind = net.layer(i).kind();
+    if (kind != lab::LayerKind::kConv2d && kind != lab::LayerKind::kLinear) continue;
+    const auto& w = static_cast<const lab::AffineLayer&>(net.layer(i)).weights();
+    CAPTURE(net.name(i));
+    CHECK(zip.find(net.name(i) + ".weight.npy" + lab::npy_bytes(w.weight)) != std::string::npos);
+    CHECK((w.bias.numel() == 0) == (zip.find(net.name(i) + ".bias.npy") == std::string::npos));
+  }
+}
+
+TEST_CASE("export metadata: the image divisor is the environment's own conversion; formats by name") {
+  const auto multi = make_env("multi-color-sum", {"size=32"});
+  const auto modulo = make_env("single-color-modulo", {"size=32"});
+  CHECK(datasets::image_divisor(*multi) == 1.0f);
+  CHECK(datasets::image_divisor(*modulo) == 255.0f);
+  const nlohmann::json m = datasets::export_metadata(*modulo);
+  CHECK(m["env"] == "single-color-modulo");
+  CHECK(m["options"] == modulo->options());
+  CHECK(datasets::export_format("onnx") == datasets::ExportFormat::kOnnx);
+  CHECK(datasets::export_format("torch") == datasets::ExportFormat::kTorch);
+  CHECK_THROWS_WITH_AS(datasets::export_format("pdf"), "export format 'pdf' is unknown; expected onnx or torch",
+                       lab::Error);
+  const fs::path file = scratch() / "modulo.onnx";
+  datasets::export_network(*modulo, datasets::ExportFormat::kOnnx, file);
+  CHECK(lab::read_text(file) == lab::onnx_model_bytes(modulo->build_network(), m));
+}
