@@ -347,6 +347,9 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
     pyramid[s] = blur_pyramid(x.sample(s), channels, height, width, levels, params_.blur_sigma);
   });
   const size_t np = static_cast<size_t>(generator.grid_h() * generator.grid_w());
+  // 1 / S_u(1): the mask is normalised so that p ≡ 1 gives m ≡ 1 (header).
+  std::vector<float> inv_unit = generator.generate(std::vector<double>(np, 1.0));
+  for (float& v : inv_unit) v = 1.0f / v;
   std::vector<std::vector<double>> p(static_cast<size_t>(n), std::vector<double>(np, 1.0));
   std::vector<Sgd> sgd(static_cast<size_t>(n), Sgd(np, params_.lr, params_.momentum, params_.momentum));
   std::vector<std::vector<float>> full(static_cast<size_t>(n));
@@ -356,20 +359,23 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
   double lambda = params_.area_weight;
   Result r;
 
-  // Mask value m at pixel (y, xx) of sample s, and its blur levels: k = ⌊m(L−1)⌋,
-  // k1 = min(k+1, L−1), weight w of level k1.
+  // Mask value m at pixel (y, xx) of sample s, and its blur levels: k = min(⌊m(L−1)⌋, L−2),
+  // k1 = k + 1, weight w of level k1 (w = 1 at m = 1: the top segment's one-sided derivative).
   auto mask_at = [&](int64_t s, int64_t y, int64_t xx) {
     return static_cast<double>(full[s][static_cast<size_t>((y + margin) * out_w + xx + margin)]);
   };
   auto levels_of = [&](double m, int64_t& k, int64_t& k1, double& w) {
     const double level = m * static_cast<double>(levels - 1);
-    k = std::min(static_cast<int64_t>(std::floor(level)), levels - 1);
-    k1 = std::min(k + 1, levels - 1);
+    k = std::min(static_cast<int64_t>(std::floor(level)), levels - 2);
+    k1 = k + 1;
     w = level - static_cast<double>(k);
   };
   for (int64_t t = 0; t < params_.iterations; ++t) {
     const bool flip = params_.jitter && t % 2 == 0;
-    for (int64_t s = 0; s < n; ++s) full[s] = generator.generate(p[s], &state[s]);
+    for (int64_t s = 0; s < n; ++s) {
+      full[s] = generator.generate(p[s], &state[s]);
+      for (size_t u = 0; u < full[s].size(); ++u) full[s][u] = std::min(1.0f, full[s][u] * inv_unit[u]);
+    }
     parallel_items(0, n * height, [&](int64_t row) {
       const int64_t s = row / height, y = row % height;
       const auto& pyr = pyramid[s];
@@ -413,6 +419,9 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
           g_full[static_cast<size_t>((y + margin) * out_w + xx + margin)] -=
               static_cast<float>(df_dm * static_cast<double>(levels - 1));
         }
+      // Through m = min(1, S/S(1)): no gradient where the ratio exceeds 1, else scaled by 1/S(1).
+      for (size_t u = 0; u < g_full.size(); ++u)
+        g_full[u] = static_cast<double>(state[s].unclamped[u]) * inv_unit[u] > 1.0 ? 0.0f : g_full[u] * inv_unit[u];
       const std::vector<double> g_p = generator.backward(state[s], g_full);
       sgd[s].step(p[s], g_p);
       for (double& v : p[s]) v = std::clamp(v, 0.0, 1.0);

@@ -258,12 +258,15 @@ StepResult bottleneck_step(const Iba::Params& params, Bottleneck& b, const Smoot
       const float* row = y.sample(v - begin);
       float* sd = seed.sample(v - begin);
       if (b.cross_entropy) {
-        const double top = *std::max_element(row, row + units);
+        // −log softmax(z/T)_t and its gradient (softmax(z/T) − e_t)/T w.r.t. the logits z.
+        const double inv_t = 1.0 / params.temperature;
+        const double top = static_cast<double>(*std::max_element(row, row + units)) * inv_t;
         double den = 0;
-        for (int64_t u = 0; u < units; ++u) den += std::exp(row[u] - top);
-        model_loss[static_cast<size_t>(v - begin)] = -(row[t] - top - std::log(den));
+        for (int64_t u = 0; u < units; ++u) den += std::exp(row[u] * inv_t - top);
+        model_loss[static_cast<size_t>(v - begin)] = -(row[t] * inv_t - top - std::log(den));
         for (int64_t u = 0; u < units; ++u)
-          sd[u] = static_cast<float>((std::exp(row[u] - top) / den - (u == t ? 1.0 : 0.0)) / static_cast<double>(k_samples));
+          sd[u] = static_cast<float>((std::exp(row[u] * inv_t - top) / den - (u == t ? 1.0 : 0.0)) * inv_t /
+                                     static_cast<double>(k_samples));
       } else {
         const double d = row[t] - reference_output[static_cast<size_t>(s)];
         model_loss[static_cast<size_t>(v - begin)] = d * d;
@@ -327,6 +330,10 @@ const lab::Schema<Iba::Params>& Iba::Params::schema() {
                  {.range = lab::at_least(0),
                   .help = "weight β of the information loss",
                   .source = "App. F.2, G.2: 20 (Schulz et al. 2020: 10)"})
+          .field("temperature", &Params::temperature,
+                 {.range = lab::above(0),
+                  .help = "T of the cross-entropy -log softmax(z/T); the environment's logit-scale gives the count logits",
+                  .source = "App. F.2, G.2: beta = 20 against logits equal to pixel counts"})
           .field("iterations", &Params::iterations,
                  {.range = lab::at_least(1), .help = "Adam steps", .source = "Schulz et al. 2020, the authors' settings"})
           .field("samples", &Params::samples,

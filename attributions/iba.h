@@ -14,13 +14,18 @@
 /// and α (initialised to `init-alpha`) minimises, by Adam with learning rate `lr` over
 /// `iterations` steps with `samples` noise draws per step,
 ///   L = L_model + β · mean(C),
-/// where L_model is the cross-entropy −log softmax(logits)_t (the authors') when the network
+/// where L_model is the cross-entropy −log softmax(logits/T)_t (the authors', T = `temperature`
+/// = 1) when the network
 /// ends with a softmax, and (f_t(Z) − f_t(R))² otherwise (a regressor such as the modulo network,
 /// whose output has no softmax: keeping the output is what "the prediction" means there);
 /// `loss` = auto | cross-entropy | squared-error overrides. The attribution is the capacity of the
 /// last step summed over channels in bits, scaled by (h·w)/(H·W) and upsampled bilinearly to the
 /// input (the authors' heatmap), spread evenly over the input channels; it is never negative.
 ///
+/// `temperature`: the paper's β = 20 weighs the information loss against a cross-entropy of
+/// logits equal to the pixel counts; the lab's multi-color-sum logits are `logit-scale` × counts
+/// (2^-8), so T = logit-scale restores the paper's objective exactly (softmax(z/T) = softmax of
+/// the counts), where β = 20 at T = 1 makes the bottleneck drop nearly everything (README).
 /// The layer is `-p layer=NAME`, by default Context::layers["iba"] (the paper's
 /// accumulator.layers.7 for multi-color-sum, accumulator.layers.11 for modulo). Defaults: β = 20
 /// (App. F.2, G.2; the authors' default is 10), 10 iterations, 10 samples, lr 1, init-alpha 5,
@@ -51,6 +56,7 @@ class Iba final : public Method {
   struct Params {
     std::string layer;                 ///< empty = Context::layers["iba"]
     double beta = 20.0;                ///< weight of the information loss, >= 0
+    double temperature = 1.0;          ///< T of the cross-entropy −log softmax(z/T), > 0
     int64_t iterations = 10;           ///< Adam steps, >= 1
     int64_t samples = 10;              ///< noise draws per step, >= 1
     double lr = 1.0;                   ///< Adam learning rate, > 0

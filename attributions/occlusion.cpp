@@ -56,6 +56,25 @@ std::vector<int64_t> Occlusion::strides_for(int64_t channels) const {
   return params_.strides.value_or(std::vector<int64_t>{channels, 3, 3});
 }
 
+std::vector<int64_t> Occlusion::window_counts(const std::vector<int64_t>& window, const std::vector<int64_t>& strides,
+                                              const lab::Shape& sample_shape) {
+  std::vector<int64_t> steps(3);
+  for (size_t d = 0; d < 3; ++d) {
+    const int64_t free = sample_shape[d] - window[d];
+    if (free < 0)
+      lab::fail_parameter("occlusion window {} does not fit inputs of shape {}", triple_text(window),
+                          lab::to_string(sample_shape));
+    // As Captum: a stride longer than the window would skip features (and could start a window
+    // past the border), so it is refused wherever the window does not span the whole dimension.
+    if (free > 0 && strides[d] > window[d])
+      lab::fail_parameter("occlusion strides {} exceed the window {} on inputs of shape {}; expected each stride ≤ "
+                          "the window",
+                          triple_text(strides), triple_text(window), lab::to_string(sample_shape));
+    steps[d] = (free + strides[d] - 1) / strides[d] + 1;
+  }
+  return steps;
+}
+
 Result Occlusion::attribute(const Context& context, const Batch& batch) const {
   check_batch(context, batch);
   const lab::Tensor& x = batch.x;
@@ -65,23 +84,18 @@ Result Occlusion::attribute(const Context& context, const Batch& batch) const {
   const int64_t n = x.batch(), dims[3] = {x.dim(1), x.dim(2), x.dim(3)};
   const std::vector<int64_t> window = window_for(dims[0]);
   const std::vector<int64_t> strides = strides_for(dims[0]);
-  int64_t steps[3];
-  for (int d = 0; d < 3; ++d) {
-    if (window[d] > dims[d])
-      lab::fail_parameter("occlusion window {} does not fit inputs of shape {}", triple_text(window),
-                          lab::to_string(x.sample_shape()));
-    steps[d] = (dims[d] - window[d]) / strides[d] + 1;
-  }
+  const std::vector<int64_t> steps = window_counts(window, strides, x.sample_shape());
   std::vector<Position> positions;
   for (int64_t c = 0; c < steps[0]; ++c)
     for (int64_t y = 0; y < steps[1]; ++y)
       for (int64_t xx = 0; xx < steps[2]; ++xx) positions.push_back({c * strides[0], y * strides[1], xx * strides[2]});
   const int64_t per_sample = 1 + static_cast<int64_t>(positions.size());
   const int64_t numel = x.sample_numel(), plane = dims[1] * dims[2];
+  // The last window of a dimension may reach past the border; it is clipped there.
   auto for_window = [&](const Position& p, auto&& body) {
-    for (int64_t c = p.c; c < p.c + window[0]; ++c)
-      for (int64_t y = p.y; y < p.y + window[1]; ++y)
-        for (int64_t xx = p.x; xx < p.x + window[2]; ++xx) body(c * plane + y * dims[2] + xx);
+    for (int64_t c = p.c; c < std::min(p.c + window[0], dims[0]); ++c)
+      for (int64_t y = p.y; y < std::min(p.y + window[1], dims[1]); ++y)
+        for (int64_t xx = p.x; xx < std::min(p.x + window[2], dims[2]); ++xx) body(c * plane + y * dims[2] + xx);
   };
 
   // Virtual input v: sample v / per_sample; k = v % per_sample is the unoccluded input (k = 0)

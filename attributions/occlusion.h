@@ -4,11 +4,14 @@
 /// explained output.
 ///
 /// For every window position P (a box of `window` = (c, h, w) features, moved by `strides`
-/// = (sc, sh, sw) along channels, rows and columns, positions ⌊(D − w)/s⌋ + 1 per dimension as in
-/// Captum) the occluded input x^P equals the baseline b inside P and x elsewhere, and
+/// = (sc, sh, sw) along channels, rows and columns) the occluded input x^P equals the baseline b
+/// inside P and x elsewhere, and
 ///   Δ_P = f_t(x) − f_t(x^P),      attr_i = Σ_{P ∋ i} Δ_P / |{P ∋ i}|,
-/// i.e. overlapping windows are averaged; a feature that no window covers gets 0. The map has a
-/// value per input element (channel, row, column), as Captum's.
+/// i.e. overlapping windows are averaged. Window positions follow Captum's layout: along a
+/// dimension of size D the windows start at k·s for k = 0 … ⌈(D − w)/s⌉, i.e. ⌈(D − w)/s⌉ + 1
+/// windows (21 per axis at 64×64 with 5/3), and a last window that reaches past the border is
+/// clipped there, so every feature is covered (strides longer than the window are refused, as in
+/// Captum). The map has a value per input element (channel, row, column), as Captum's.
 ///
 /// Parameters (App. F.2 / G.2):
 /// - `window`, `strides`: three positive integers each, or `auto` = (C, 5, 5) and (C, 3, 3) for an
@@ -21,7 +24,8 @@
 /// Cost: 1 + (number of windows) evaluations per sample, in chunks of Context::chunk.
 /// Tested in test_perturbation_occlusion.cpp: on a linear model f = w·x + β the map equals the
 /// closed form attr_i = (1/n_i) Σ_{P ∋ i} Σ_{j ∈ P} w_j (x_j − b_j) for several window/stride
-/// shapes (including uncovered borders) and for `auto`; a spy network sees exactly the expected
+/// shapes (including clipped border windows) and for `auto`; the window counts equal Captum's
+/// ⌈(D − w)/s⌉ + 1 and every pixel of a ground-truth patch at the border is covered; a spy network sees exactly the expected
 /// occluded inputs, never more than `chunk` at a time; Occlusion* on multi-color-sum equals the
 /// designed closed form (each window's drop = logit_scale × its winning pixels); the map does not
 /// depend on the chunk size or the thread count.
@@ -53,6 +57,10 @@ class Occlusion final : public Method {
   /// The window and strides used on inputs of `channels` channels (resolving `auto`).
   std::vector<int64_t> window_for(int64_t channels) const;
   std::vector<int64_t> strides_for(int64_t channels) const;
+  /// Windows per dimension (channel, row, column) on inputs of `sample_shape`: ⌈(D − w)/s⌉ + 1.
+  /// Throws lab::Error if the window does not fit or a stride exceeds the window.
+  static std::vector<int64_t> window_counts(const std::vector<int64_t>& window, const std::vector<int64_t>& strides,
+                                            const lab::Shape& sample_shape);
 
  private:
   Params params_;

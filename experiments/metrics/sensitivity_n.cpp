@@ -11,14 +11,14 @@ namespace experiments {
 
 std::vector<int64_t> log_schedule(int64_t pixels, int64_t points) {
   LAB_CHECK(pixels >= 1 && points >= 1, "pixels {} points {}", pixels, points);
-  if (points == 1) return {pixels};
+  // N_i = round(P^{i/points}) stays below P; rounding can still reach P on tiny images, hence the
+  // clamp to P − 1 (and the duplicates it makes are dropped).
   std::vector<int64_t> out;
   const double top = std::log(static_cast<double>(pixels));
   for (int64_t i = 0; i < points; ++i) {
-    const int64_t n = i == points - 1
-                          ? pixels
-                          : std::llround(std::exp(static_cast<double>(i) / static_cast<double>(points - 1) * top));
-    if (out.empty() || n > out.back()) out.push_back(n);
+    const int64_t n = std::min(
+        pixels - 1, static_cast<int64_t>(std::llround(std::exp(static_cast<double>(i) / static_cast<double>(points) * top))));
+    if (n >= 1 && (out.empty() || n > out.back())) out.push_back(n);
   }
   return out;
 }
@@ -29,9 +29,9 @@ const lab::Schema<SensitivityN::Params>& SensitivityN::Params::schema() {
           .nested(&Params::perturbation, PerturbationParams::schema())
           .field("n", &Params::n,
                  {.range = lab::at_least(1),
-                  .help = "subset sizes N, comma-separated, increasing, each <= H*W",
-                  .source = "Ancona et al. 2018; App. G.5",
-                  .derived = "`points` values log-spaced from 1 to H*W"})
+                  .help = "subset sizes N, comma-separated, increasing, each < H*W",
+                  .source = "Ancona et al. 2018; App. F.5, G.5: N from 1 up to H*W, whose rho is undefined",
+                  .derived = "`points` values log-spaced on [1, H*W)"})
           .field("points", &Params::points,
                  {.range = lab::at_least(1), .help = "points of the derived log-spaced schedule of n"})
           .field("subsets", &Params::subsets,
@@ -66,9 +66,12 @@ std::vector<Variant> SensitivityN::all_variants() {
 }
 
 std::vector<int64_t> SensitivityN::schedule(int64_t pixels) const {
+  if (pixels < 2) lab::fail_parameter("sensitivity-n needs images of at least 2 pixels, got {}", pixels);
   if (!params_.n) return log_schedule(pixels, params_.points);
-  if (params_.n->back() > pixels)
-    lab::fail_parameter("-p n={} exceeds the {} pixels of the images", params_.n->back(), pixels);
+  if (params_.n->back() >= pixels)
+    lab::fail_parameter("-p n={} is not below the {} pixels of the images; expected N < H*W (at N = H*W every "
+                        "subset is the whole image and rho is undefined)",
+                        params_.n->back(), pixels);
   return *params_.n;
 }
 

@@ -2,11 +2,14 @@
 /// @brief Sensitivity-N (Ancona et al. 2018; paper App. B, G.5) and its modulo variant
 /// (App. F.5): metric "sensitivity-n".
 ///
-/// Schedule: N takes `points` values (default 16) log-spaced from 1 to P = H·W,
-/// N_i = round(exp(i / (points − 1) · ln P)), i = 0 … points − 1, duplicates removed (so N = 1
-/// and N = P are always included); `-p n=1,10,100` gives the values explicitly (each in [1, P]). When the
-/// registry makes the metric for a data set, the derived schedule is resolved from the data's
-/// image size, so params() records the N used.
+/// Schedule: the paper's N run from 1 up to the image size P = H·W (App. F.5, G.5), but at N = P
+/// every subset (every order's prefix) is the whole image, both vectors are constant and ρ is
+/// undefined: it carries no information (numpy's corrcoef gives NaN there, which would make the
+/// paper's mean over all N undefined), so P is not in the set. N takes `points` values (default
+/// 16) log-spaced on [1, P), N_i = min(P − 1, round(P^{i/points})), i = 0 … points − 1,
+/// duplicates removed (N = 1 always included); `-p n=1,10,100` gives the values explicitly (each
+/// in [1, P)). When the registry makes the metric for a data set, the derived schedule is
+/// resolved from the data's image size, so params() records the N used.
 ///
 /// standard mode (App. G.5): for each N, `subsets` (default 100) subsets S of N pixels drawn
 /// uniformly without replacement from the sample's stream; the pixels of S (all channels) take
@@ -21,8 +24,8 @@
 /// is correct when the predicted label changes. For each N, ρ between the number of correct
 /// steps among the first N and the summed attribution of those N pixels, over the orders.
 ///
-/// ρ of two vectors of which one is constant (e.g. N = P, where every subset is the whole image,
-/// or a constant map) is undefined; it is reported as 0, no linear association being measurable.
+/// ρ of two vectors of which one is constant (e.g. a constant map) is undefined; it is reported
+/// as 0, no linear association being measurable.
 /// Rows: variant "mean" (standard) or "mean-modulo" (modulo) = the mean of ρ over the schedule,
 /// higher-is-better — the value the ranking uses (App. G.5). Curves: the same variant with
 /// x = N and y = ρ(N).
@@ -30,7 +33,8 @@
 /// (engine/perturbation.h, nested). The network evaluations (incremental paths for small
 /// subsets, batched full passes for the others) are the engine's evaluate_subsets().
 /// Tested in tests/experiments/test_metrics_perturbation.cpp: a map equal to the designed
-/// per-pixel effect gives ρ = 1, its negation −1; the modulo ρ of the ground-truth map is 1.
+/// per-pixel effect gives ρ = 1, its negation −1; the modulo ρ of the ground-truth map is 1; the
+/// schedule stays below P at every size and an explicit N = P is refused.
 #pragma once
 
 #include <optional>
@@ -42,7 +46,8 @@
 
 namespace experiments {
 
-/// The log-spaced schedule above for `pixels` pixels and `points` points (≥ 2; 1 gives {P}).
+/// The log-spaced schedule above for `pixels` pixels and `points` points (1 gives {1}; P = 1
+/// gives an empty schedule).
 std::vector<int64_t> log_schedule(int64_t pixels, int64_t points);
 
 class SensitivityN final : public Metric {
@@ -68,7 +73,7 @@ class SensitivityN final : public Metric {
   std::vector<Variant> variants() const override;
   /// Every variant of either mode (the registry's list).
   static std::vector<Variant> all_variants();
-  /// The schedule used for images of `pixels` pixels (an explicit value above it throws).
+  /// The schedule used for images of `pixels` pixels (an explicit value ≥ pixels throws).
   std::vector<int64_t> schedule(int64_t pixels) const;
 
  protected:

@@ -2,6 +2,9 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -41,7 +44,7 @@ memory::desc plain_md(const Shape& shape) { return memory::desc(memory::dims(sha
 enum class Op {
   kConvForward, kConvForwardNoBias, kConvBackwardData,
   kInnerForward, kInnerForwardNoBias, kInnerBackwardData,
-  kReluForward, kReluBackward, kSoftmaxForward, kSoftmaxBackward, kCopy
+  kReluForward, kReluBackward, kCopy
 };
 
 struct Key {
@@ -338,12 +341,12 @@ std::string Linear::describe() const {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ReLU and Softmax: oneDNN eltwise / softmax on plain layouts; Flatten: a oneDNN copy (reorder),
-// so that it runs in the stream with the primitives around it.
+// ReLU: oneDNN eltwise on plain layouts; Flatten: a oneDNN copy (reorder), so that it runs in the
+// stream with the primitives around it; Softmax: a host step in double (below).
 
 namespace {
 
-// The ReLU or softmax `op` on a plain tensor of shape `shape`, forward or backward.
+// The ReLU `op` (or a copy) on a plain tensor of shape `shape`, forward or backward.
 const Described& activation(Op op, const Shape& shape) {
   return described(Key{op, shape}, [&]() -> Described {
     const memory::desc md = plain_md(shape);
@@ -360,15 +363,6 @@ const Described& activation(Op op, const Shape& shape) {
         return {eltwise_backward(eltwise_backward::primitive_desc(
                     eltwise_backward::desc(algorithm::eltwise_relu, md, md, 0.f, 0.f), eng, fpd)),
                 {{DNNL_ARG_SRC, md}, {DNNL_ARG_DIFF_DST, md}, {DNNL_ARG_DIFF_SRC, md}}};
-      }
-      case Op::kSoftmaxForward:
-        return {softmax_forward(softmax_forward::primitive_desc(
-                    softmax_forward::desc(prop_kind::forward_training, md, 1), eng)),
-                {{DNNL_ARG_SRC, md}, {DNNL_ARG_DST, md}}};
-      case Op::kSoftmaxBackward: {
-        const softmax_forward::primitive_desc fpd(softmax_forward::desc(prop_kind::forward_training, md, 1), eng);
-        return {softmax_backward(softmax_backward::primitive_desc(softmax_backward::desc(md, md, 1), eng, fpd)),
-                {{DNNL_ARG_DST, md}, {DNNL_ARG_DIFF_DST, md}, {DNNL_ARG_DIFF_SRC, md}}};
       }
       default:
         return {reorder(reorder::primitive_desc(eng, md, eng, md)), {{DNNL_ARG_FROM, md}, {DNNL_ARG_TO, md}}};
@@ -392,14 +386,50 @@ Shape Softmax::output_shape(const Shape& in) const {
   return in;
 }
 
-void Softmax::add_forward(Pass& pass, const Shape& in, const float* x, float* y) const {
-  pass.steps().add(activation(Op::kSoftmaxForward, output_shape(in)), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
+namespace {
+
+// The probabilities of one row of k logits, p_j = exp(z_j − max z) / Σ_i exp(z_i − max z), in
+// double: a probability below float32's normal range (e^{−97} ≈ 7.5e-43 next to a winner) is
+// then rounded once to the nearest float, a denormal, where oneDNN's float softmax flushes it
+// to 0.
+void softmax_row(const float* z, int64_t k, double* p) {
+  double top = -std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < k; ++j) top = std::max(top, static_cast<double>(z[j]));
+  double sum = 0.0;
+  for (int64_t j = 0; j < k; ++j) sum += p[j] = std::exp(static_cast<double>(z[j]) - top);
+  for (int64_t j = 0; j < k; ++j) p[j] /= sum;
 }
 
-void Softmax::add_backward_data(Pass& pass, const Shape& in, const float*, const float* y, const float* dy,
+}  // namespace
+
+void Softmax::add_forward(Pass& pass, const Shape& in, const float* x, float* y) const {
+  const Shape shape = output_shape(in);
+  pass.add_host([shape, x, y] {
+    const int64_t k = shape[1];
+    std::vector<double> p(static_cast<size_t>(k));
+    for (int64_t n = 0; n < shape[0]; ++n) {
+      softmax_row(x + n * k, k, p.data());
+      for (int64_t j = 0; j < k; ++j) y[n * k + j] = static_cast<float>(p[static_cast<size_t>(j)]);
+    }
+  });
+}
+
+// dL/dz_j = p_j (dL/dp_j − Σ_i dL/dp_i p_i), with p recomputed in double from the logits x (the
+// float output y has lost the digits of its denormal probabilities).
+void Softmax::add_backward_data(Pass& pass, const Shape& in, const float* x, const float*, const float* dy,
                                 float* dx) const {
-  pass.steps().add(activation(Op::kSoftmaxBackward, output_shape(in)),
-                   {{DNNL_ARG_DST, y}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_SRC, dx}});
+  const Shape shape = output_shape(in);
+  pass.add_host([shape, x, dy, dx] {
+    const int64_t k = shape[1];
+    std::vector<double> p(static_cast<size_t>(k));
+    for (int64_t n = 0; n < shape[0]; ++n) {
+      softmax_row(x + n * k, k, p.data());
+      double dot = 0.0;
+      for (int64_t j = 0; j < k; ++j) dot += static_cast<double>(dy[n * k + j]) * p[static_cast<size_t>(j)];
+      for (int64_t j = 0; j < k; ++j)
+        dx[n * k + j] = static_cast<float>(p[static_cast<size_t>(j)] * (static_cast<double>(dy[n * k + j]) - dot));
+    }
+  });
 }
 
 Shape Flatten::output_shape(const Shape& in) const {

@@ -158,7 +158,9 @@ class ReLU final : public Layer {
   std::string describe() const override { return ""; }
 };
 
-/// Softmax over dimension 1 of N×K.
+/// Softmax over dimension 1 of N×K, computed on the host in double and rounded once to float, so
+/// probabilities below float32's normal range stay the nearest denormal instead of 0 (oneDNN's
+/// float softmax flushes them); the backward pass recomputes p in double from the logits.
 class Softmax final : public Layer {
  public:
   LayerKind kind() const override { return LayerKind::kSoftmax; }

@@ -98,7 +98,8 @@ TEST_CASE("IBA: settings it cannot work without are refused") {
 TEST_CASE("IBA recalls the winning patch of easy multi-color-sum images") {
   // The paper's β = 20 weighs the information loss against a cross-entropy of logits equal to the
   // pixel counts, so the network is built with logit-scale = 1 here (the lab's default 2^-8
-  // divides the logits, and the same balance then needs β = 20·2^-8). Easy images: solid patches.
+  // scales the logits; `temperature` = 2^-8 restores the counts, next test). Easy images: solid
+  // patches.
   // The per-element mean and std come from 1,000 generated images (the authors recommend many:
   // with few, rarely covered elements are dropped as inactive and the map has holes).
   ptest::EnvBatch e = ptest::env_batch("multi-color-sum", 64, {0, 1, 2}, 1, {{"logit-scale", "1"}}, true);
@@ -120,6 +121,34 @@ TEST_CASE("IBA recalls the winning patch of easy multi-color-sum images") {
     CHECK(recall >= 0.5);
     CHECK(on / all > 0.4);
   }
+}
+
+TEST_CASE("IBA: temperature = logit-scale on the default model is the paper's objective on count logits") {
+  // The paper's β = 20 is set against logits equal to pixel counts. On the default model
+  // (logits = 2^-8 × counts) T = 2^-8 gives exactly the map of the model whose logits are the
+  // counts; T = 1 (β = 20 against logits 256 times smaller) gives another map.
+  ptest::EnvBatch scaled = ptest::env_batch("multi-color-sum", 64, {0, 1}, 1);
+  ptest::EnvBatch counts = ptest::env_batch("multi-color-sum", 64, {0, 1}, 1, {{"logit-scale", "1"}});
+  scaled.context.reference_inputs = ptest::reference_inputs(*scaled.env, 64);
+  counts.context.reference_inputs = ptest::reference_inputs(*counts.env, 64);
+  const double logit_scale = scaled.env->options().at("logit-scale").get<double>();
+  REQUIRE(logit_scale == 1.0 / 256.0);
+  const auto paper = ptest::make("iba", {})->attribute(counts.context, counts.batch);
+  const auto tempered = ptest::make("iba", {{"temperature", "0.00390625"}})->attribute(scaled.context, scaled.batch);
+  const auto untempered = ptest::make("iba", {})->attribute(scaled.context, scaled.batch);
+  REQUIRE(tempered.attr.numel() == paper.attr.numel());
+  double worst = 0, differ = 0, peak = 0;
+  for (int64_t i = 0; i < paper.attr.numel(); ++i) {
+    worst = std::max(worst, std::abs(double(tempered.attr[i]) - paper.attr[i]));
+    differ = std::max(differ, std::abs(double(untempered.attr[i]) - paper.attr[i]));
+    peak = std::max(peak, std::abs(double(paper.attr[i])));
+  }
+  CAPTURE(peak);
+  CAPTURE(differ);
+  REQUIRE(peak > 0);
+  CHECK(worst <= 1e-6 * peak);
+  CHECK(differ > 0.1 * peak);
+  CHECK_THROWS_AS(ptest::make("iba", {{"temperature", "0"}}), lab::Error);
 }
 
 TEST_CASE("IBA: the same map for any chunk size and thread count") {

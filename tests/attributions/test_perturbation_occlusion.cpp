@@ -1,6 +1,7 @@
 // Occlusion: the closed form on linear models, the exact occluded inputs seen by a spy network,
 // the designed closed form of Occlusion* on multi-color-sum, and chunk/thread invariance.
 #include <algorithm>
+#include <cmath>
 #include <mutex>
 
 #include "attributions/occlusion.h"
@@ -8,26 +9,37 @@
 
 namespace {
 
-/// attr_i = (1/n_i) Σ_{P ∋ i} Σ_{j ∈ P} w_j (x_j − b_j), windows enumerated here independently.
+/// attr_i = (1/n_i) Σ_{P ∋ i} Σ_{j ∈ P} w_j (x_j − b_j), windows enumerated here independently:
+/// along each dimension the window slides by its stride until it touches (or passes) the border,
+/// and the part past the border is dropped.
 std::vector<double> occlusion_closed_form(const std::vector<float>& w, const std::vector<float>& x,
                                           const std::vector<float>& b, const int64_t dims[3],
                                           const std::vector<int64_t>& window, const std::vector<int64_t>& strides) {
   const int64_t n = dims[0] * dims[1] * dims[2];
   std::vector<double> sum(static_cast<size_t>(n), 0.0), count(static_cast<size_t>(n), 0.0);
   auto index = [&](int64_t c, int64_t y, int64_t xx) { return (c * dims[1] + y) * dims[2] + xx; };
-  for (int64_t c0 = 0; c0 + window[0] <= dims[0]; c0 += strides[0])
-    for (int64_t y0 = 0; y0 + window[1] <= dims[1]; y0 += strides[1])
-      for (int64_t x0 = 0; x0 + window[2] <= dims[2]; x0 += strides[2]) {
+  auto starts = [&](int d) {
+    std::vector<int64_t> v;
+    for (int64_t p = 0;; p += strides[static_cast<size_t>(d)]) {
+      v.push_back(p);
+      if (p + window[static_cast<size_t>(d)] >= dims[d]) break;
+    }
+    return v;
+  };
+  auto end = [&](int d, int64_t p) { return std::min(p + window[static_cast<size_t>(d)], dims[d]); };
+  for (int64_t c0 : starts(0))
+    for (int64_t y0 : starts(1))
+      for (int64_t x0 : starts(2)) {
         double delta = 0;
-        for (int64_t c = c0; c < c0 + window[0]; ++c)
-          for (int64_t y = y0; y < y0 + window[1]; ++y)
-            for (int64_t xx = x0; xx < x0 + window[2]; ++xx) {
+        for (int64_t c = c0; c < end(0, c0); ++c)
+          for (int64_t y = y0; y < end(1, y0); ++y)
+            for (int64_t xx = x0; xx < end(2, x0); ++xx) {
               const size_t i = static_cast<size_t>(index(c, y, xx));
               delta += double(w[i]) * (double(x[i]) - double(b[i]));
             }
-        for (int64_t c = c0; c < c0 + window[0]; ++c)
-          for (int64_t y = y0; y < y0 + window[1]; ++y)
-            for (int64_t xx = x0; xx < x0 + window[2]; ++xx) {
+        for (int64_t c = c0; c < end(0, c0); ++c)
+          for (int64_t y = y0; y < end(1, y0); ++y)
+            for (int64_t xx = x0; xx < end(2, x0); ++xx) {
               sum[static_cast<size_t>(index(c, y, xx))] += delta;
               count[static_cast<size_t>(index(c, y, xx))] += 1;
             }
@@ -90,8 +102,9 @@ TEST_CASE("occlusion on a linear model equals its closed form") {
   struct Case {
     std::vector<int64_t> window, strides;
   };
-  // Paper default on RGB; unequal windows; overlapping channel windows; uncovered borders
-  // (12 columns, windows of 5 every 3 reach column 10 only); one window over everything.
+  // Paper default on RGB; unequal windows; overlapping channel windows; clipped border windows
+  // (12 columns, windows of 5 every 3 start at 0, 3, 6, 9, the last clipped to 9–11); one window
+  // over everything.
   for (const Case& c : std::vector<Case>{{{3, 5, 5}, {3, 3, 3}}, {{1, 4, 3}, {1, 2, 3}}, {{2, 3, 3}, {1, 3, 2}},
                                           {{3, 11, 12}, {1, 1, 1}}}) {
     CAPTURE(join(c.window));
@@ -122,6 +135,50 @@ TEST_CASE("occlusion on a linear model equals its closed form") {
   CHECK_THROWS_AS(ptest::make("occlusion", {{"window", "3,5"}}), lab::Error);
   CHECK_THROWS_AS(ptest::make("occlusion", {{"strides", "0,3,3"}}), lab::Error);
   CHECK_THROWS_AS(ptest::make("occlusion", {{"window", "1,12,12"}})->attribute(context, batch), lab::Error);
+  // A stride longer than the window would skip features: refused, naming both.
+  CHECK_THROWS_WITH_AS(ptest::make("occlusion", {{"window", "3,2,2"}, {"strides", "3,3,3"}})->attribute(context, batch),
+                       doctest::Contains("strides 3,3,3 exceed the window 3,2,2"), lab::Error);
+}
+
+TEST_CASE("occlusion covers every pixel with Captum's window count when the stride does not divide") {
+  // Captum's layout: ⌈(D − w)/s⌉ + 1 windows per dimension, the last one clipped at the border.
+  auto captum = [](int64_t d, int64_t w, int64_t s) {
+    return static_cast<int64_t>(std::ceil(static_cast<double>(d - w) / static_cast<double>(s))) + 1;
+  };
+  CHECK(attributions::Occlusion::window_counts({3, 5, 5}, {3, 3, 3}, {3, 64, 64}) == std::vector<int64_t>{1, 21, 21});
+  CHECK(attributions::Occlusion::window_counts({3, 5, 5}, {3, 3, 3}, {3, 224, 224}) ==
+        std::vector<int64_t>{1, 74, 74});
+  for (int64_t size : {13, 17, 31, 62, 64, 65, 224})
+    for (const auto& [w, s] : {std::pair<int64_t, int64_t>{5, 3}, {4, 3}, {7, 2}, {3, 3}}) {
+      CAPTURE(size);
+      CAPTURE(w);
+      CAPTURE(s);
+      CHECK(attributions::Occlusion::window_counts({1, w, w}, {1, s, s}, {1, size, size}) ==
+            std::vector<int64_t>{1, captum(size, w, s), captum(size, w, s)});
+    }
+  // A ground-truth patch in the bottom-right corner (the last two rows and columns, which 5/3
+  // windows aligned at 0 miss at 64 and 17) on f = Σ x: every window over it drops f, so each
+  // of its pixels gets a positive share, and the whole map equals the closed form.
+  for (int64_t size : {17, 64}) {
+    CAPTURE(size);
+    const int64_t n = size * size;
+    const lab::Network net = ptest::linear_network({1, size, size}, std::vector<float>(static_cast<size_t>(n), 1.0f), {0.0f});
+    attributions::Context context;
+    context.net = &net;
+    lab::Tensor x({1, 1, size, size}, 0.0f);
+    for (int64_t y = size - 2; y < size; ++y)
+      for (int64_t xx = size - 3; xx < size; ++xx) x[y * size + xx] = 1.0f;
+    const attributions::Result r = ptest::make("occlusion", {})->attribute(context, {x, {0}, {}, {}});
+    for (int64_t y = size - 2; y < size; ++y)
+      for (int64_t xx = size - 3; xx < size; ++xx) CHECK(r.attr[y * size + xx] > 0.0f);
+    const int64_t dims[3] = {1, size, size};
+    const std::vector<double> expected =
+        occlusion_closed_form(std::vector<float>(static_cast<size_t>(n), 1.0f), x.values(),
+                              std::vector<float>(static_cast<size_t>(n), 0.0f), dims, {1, 5, 5}, {1, 3, 3});
+    for (int64_t i = 0; i < n; ++i)
+      REQUIRE(r.attr[i] == doctest::Approx(expected[static_cast<size_t>(i)]).epsilon(1e-6).scale(1.0));
+    CHECK(r.evaluations == 1 + captum(size, 5, 3) * captum(size, 5, 3));
+  }
 }
 
 TEST_CASE("occlusion: a spy network sees the input, then each window replaced by the baseline, in chunks") {

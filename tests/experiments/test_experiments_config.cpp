@@ -173,7 +173,24 @@ TEST_CASE("every shipped experiment resolves, and count and size override it") {
     std::vector<std::string> items;
     for (const auto& [key, value] : paper.at("paper-scale").items()) items.push_back(key + "=" + value.dump());
     apply_overrides(paper, items);
-    CHECK(finalize(paper).at("size") == 224);
+    const json resolved_paper = finalize(paper);
+    CHECK(resolved_paper.at("size") == 224);
+    // LIME's quickshift runs LIME's settings at 224×224 and the same scaled by size/224 at the
+    // default 64×64 (superpixels covering as much of the image).
+    const json defaults = finalize(experiments::load_config(c->name));
+    for (size_t i = 0; i < defaults.at("methods").size(); ++i) {
+      const json& m = defaults.at("methods").at(i);
+      if (m.at("name") != "lime" || m.at("params").at("segmentation") != "quickshift") continue;
+      CAPTURE(m.at("label"));
+      const double s = defaults.at("size").get<double>() / 224.0;
+      CHECK(m.at("params").at("kernel-size").get<double>() == doctest::Approx(4.0 * s));
+      CHECK(m.at("params").at("max-dist").get<double>() == doctest::Approx(200.0 * s));
+      CHECK(m.at("params").at("ratio").get<double>() == doctest::Approx(0.2 * s));
+      const json& p = resolved_paper.at("methods").at(i).at("params");
+      CHECK(p.at("kernel-size").get<double>() == 4.0);
+      CHECK(p.at("max-dist").get<double>() == 200.0);
+      CHECK(p.at("ratio").get<double>() == 0.2);
+    }
   }
 }
 

@@ -210,29 +210,53 @@ TEST_CASE("replacement images") {
   }
 }
 
-TEST_CASE("the log-spaced Sensitivity-N schedule") {
-  CHECK(log_schedule(1024, 5) == std::vector<int64_t>{1, 6, 32, 181, 1024});  // 1024^(i/4), rounded
-  CHECK(log_schedule(4, 16) == std::vector<int64_t>{1, 2, 3, 4});              // duplicates removed
-  CHECK(log_schedule(50176, 1) == std::vector<int64_t>{50176});
+TEST_CASE("the log-spaced Sensitivity-N schedule runs from 1 up to, not including, H·W") {
+  CHECK(log_schedule(1024, 5) == std::vector<int64_t>{1, 4, 16, 64, 256});  // 1024^(i/5), rounded
+  CHECK(log_schedule(4, 16) == std::vector<int64_t>{1, 2, 3});              // clamped to P − 1, duplicates removed
+  CHECK(log_schedule(50176, 1) == std::vector<int64_t>{1});
+  CHECK(log_schedule(1, 16).empty());
+  // At every image size of the shipped experiments and the paper, every N is in [1, P) and the
+  // schedule starts at 1: the N = P point, whose ρ is undefined, is never averaged in.
+  for (int64_t side : {16, 32, 64, 224})
+    for (int64_t points : {1, 3, 8, 16, 64}) {
+      const int64_t p = side * side;
+      const std::vector<int64_t> ns = log_schedule(p, points);
+      CAPTURE(side);
+      CAPTURE(points);
+      REQUIRE(!ns.empty());
+      CHECK(ns.front() == 1);
+      CHECK(ns.back() < p);
+      CHECK(static_cast<int64_t>(ns.size()) <= points);
+      CHECK(std::is_sorted(ns.begin(), ns.end()));
+    }
+  CHECK(log_schedule(50176, 16).back() == 25510);  // round(50176^(15/16))
 }
 
 TEST_CASE("standard Sensitivity-N: the designed per-pixel effect correlates perfectly") {
   const Lab lab("multi-color-sum", 0, 16);
   // With logits and background replacement, the output change of a subset is scale × (target
-  // pixels in it): ρ = 1 for the map marking them, −1 for its negation, 0 at N = P (constant).
-  const std::vector<std::string> params = {"output=logit", "replacement=background", "n=8,32,128,256",
+  // pixels in it): ρ = 1 for the map marking them, −1 for its negation.
+  const std::vector<std::string> params = {"output=logit", "replacement=background", "n=8,32,128",
                                            "subsets=30"};
   const auto metric = lab.metric("sensitivity-n", params);
   lab::Tensor attr = positive_part(lab.sample.gt);
   const MetricOutput out = metric->evaluate(lab.context, lab.batch(attr));
-  REQUIRE(out.curves.size() == 4);
+  REQUIRE(out.curves.size() == 3);
   CHECK(out.curves[0].x == 8.0);
   for (size_t i = 0; i < 3; ++i) CHECK(out.curves[i].y == doctest::Approx(1.0).epsilon(1e-9));
-  CHECK(out.curves[3].y == 0.0);
-  CHECK(row_value(out, lab.sample.id) == doctest::Approx(0.75).epsilon(1e-9));
+  CHECK(row_value(out, lab.sample.id) == doctest::Approx(1.0).epsilon(1e-9));
   for (float& v : attr.values()) v = -v;
-  CHECK(row_value(metric->evaluate(lab.context, lab.batch(attr)), lab.sample.id) == doctest::Approx(-0.75).epsilon(1e-9));
-  CHECK_THROWS_AS(lab.metric("sensitivity-n", {"n=257"})->evaluate(lab.context, lab.batch(attr)), lab::Error);
+  CHECK(row_value(metric->evaluate(lab.context, lab.batch(attr)), lab.sample.id) == doctest::Approx(-1.0).epsilon(1e-9));
+  // N = H·W (every subset the whole image, ρ undefined) is outside the set: refused, as is more.
+  for (const char* n : {"n=8,256", "n=257"})
+    CHECK_THROWS_WITH_AS(lab.metric("sensitivity-n", {n})->evaluate(lab.context, lab.batch(attr)),
+                         doctest::Contains("expected N < H*W"), lab::Error);
+  // The derived schedule, resolved from the 16×16 images, starts at 1 and stays below P = 256.
+  const auto derived = lab.metric("sensitivity-n", {"output=logit", "replacement=background", "subsets=30", "points=6"});
+  const MetricOutput d = derived->evaluate(lab.context, lab.batch(positive_part(lab.sample.gt)));
+  REQUIRE(!d.curves.empty());
+  CHECK(d.curves.back().x < 256.0);
+  CHECK(d.curves.front().x == 1.0);
 }
 
 TEST_CASE("standard Sensitivity-N: small subsets on incremental paths equal full forward passes") {
@@ -240,8 +264,8 @@ TEST_CASE("standard Sensitivity-N: small subsets on incremental paths equal full
   std::mt19937 rng(5);
   lab::Tensor attr(lab.sample.gt.shape());
   for (float& v : attr.values()) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
-  // P = 256: N ≤ 8 goes on paths, 64 and 256 are full passes.
-  const auto metric = lab.metric("sensitivity-n", {"n=2,8,64,256", "subsets=12"});
+  // P = 256: N ≤ 8 goes on paths, 64 and 255 are full passes.
+  const auto metric = lab.metric("sensitivity-n", {"n=2,8,64,255", "subsets=12"});
   Context full = lab.context;
   full.incremental = false;
   const MetricOutput a = metric->evaluate(lab.context, lab.batch(attr));
@@ -253,13 +277,16 @@ TEST_CASE("standard Sensitivity-N: small subsets on incremental paths equal full
 
 TEST_CASE("modulo Sensitivity-N (App. F.5): correct steps equal the white pixels perturbed") {
   const Lab lab("single-color-modulo");
-  const auto metric = lab.metric("sensitivity-n", {"n=64,256,1024", "subsets=20"});
+  const auto metric = lab.metric("sensitivity-n", {"n=64,256,1023", "subsets=20"});
   CHECK(metric->variants().front().name == "mean-modulo");
   const MetricOutput out = metric->evaluate(lab.context, lab.batch(lab.sample.gt));
   REQUIRE(out.curves.size() == 3);
   CHECK(out.curves[0].y == doctest::Approx(1.0).epsilon(1e-9));
   CHECK(out.curves[1].y == doctest::Approx(1.0).epsilon(1e-9));
-  CHECK(out.curves[2].y == 0.0);  // every order has perturbed everything: constant
+  CHECK(row_value(out, lab.sample.id) > 0.5);
+  // At N = H·W every order has perturbed everything (constant vectors): outside the set.
+  CHECK_THROWS_WITH_AS(lab.metric("sensitivity-n", {"n=64,1024"})->evaluate(lab.context, lab.batch(lab.sample.gt)),
+                       doctest::Contains("expected N < H*W"), lab::Error);
   // A constant map has no association at all.
   const lab::Tensor constant(lab.sample.gt.shape(), 1.0f);
   CHECK(row_value(metric->evaluate(lab.context, lab.batch(constant)), lab.sample.id) == 0.0);

@@ -152,3 +152,33 @@ TEST_CASE("a pass runs its steps in order; layers of one geometry share primitiv
   CHECK(y.values() == expected.values());
   CHECK(y.values() != a->forward(clipped).values());  // b ran with its own weights
 }
+
+TEST_CASE("softmax keeps tiny probabilities (denormal floats) instead of flushing them to 0") {
+  // Logits 0, −97, −100, −120 and −200: the probabilities e^{−97}/Σ ≈ 7.47e-43 and e^{−100}/Σ
+  // ≈ 3.72e-44 are float32 denormals (below 1.18e-38), e^{−120} and e^{−200} underflow even
+  // there (the smallest denormal is 1.4e-45) and are 0.
+  const Tensor x({2, 5}, {0.0f, -97.0f, -100.0f, -120.0f, -200.0f, -97.0f, 0.0f, 0.0f, -100.0f, 3.0f});
+  const Tensor y = lab::Softmax().forward(x);
+  for (int64_t n = 0; n < 2; ++n) {
+    double top = -INFINITY, sum = 0.0;
+    for (int64_t j = 0; j < 5; ++j) top = std::max(top, double(x[n * 5 + j]));
+    for (int64_t j = 0; j < 5; ++j) sum += std::exp(double(x[n * 5 + j]) - top);
+    for (int64_t j = 0; j < 5; ++j) {
+      const double expected = std::exp(double(x[n * 5 + j]) - top) / sum;
+      CAPTURE(n);
+      CAPTURE(j);
+      // The float nearest the exact value, denormals included: exact up to the half-ulp of
+      // rounding (1.4e-45 absolute below 1.18e-38, 2^-24 relative above).
+      CHECK(y[n * 5 + j] == static_cast<float>(expected));
+    }
+  }
+  CHECK(y[1] > 7.4e-43f);
+  CHECK(y[1] < 7.5e-43f);
+  CHECK(y[2] > 0.0f);
+  // The gradient through a tiny probability is kept too: ∂p_1/∂z_1 = p_1 (1 − p_1) ≈ p_1.
+  Tensor dy({2, 5}, 0.0f);
+  dy[1] = 1.0f;
+  const Tensor dx = lab::Softmax().backward_data(x, y, dy);
+  CHECK(dx[1] == doctest::Approx(double(y[1])).epsilon(1e-2));
+  CHECK(dx[1] > 0.0f);
+}
