@@ -146,13 +146,13 @@ lab::Tensor one_hot(const lab::Tensor& output, const TargetFn& target, int64_t b
   return seed;
 }
 
-int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t chunk, const InputFn& inputs,
+int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t max_batch, const InputFn& inputs,
                      const TargetFn& target, const ConsumeFn& consume) {
   LAB_CHECK(backprop.net != nullptr, "run_backprop without a network");
-  LAB_CHECK(chunk >= 1, "chunk {}", chunk);
+  LAB_CHECK(max_batch >= 1, "batch {}", max_batch);
   int64_t evaluations = 0;
-  for (int64_t begin = 0; begin < count; begin += chunk) {
-    const int64_t end = std::min(count, begin + chunk);
+  for (int64_t begin = 0; begin < count; begin += max_batch) {
+    const int64_t end = std::min(count, begin + max_batch);
     const lab::Trace trace = backprop.net->trace(inputs(begin, end));
     LAB_CHECK(trace.input().batch() == end - begin, "input function made {} inputs for [{}, {})",
               trace.input().batch(), begin, end);
@@ -175,13 +175,13 @@ int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t chunk, con
 }
 
 Signal backprop_batch(const Backprop& backprop, const lab::Tensor& x, const std::vector<int64_t>& target,
-                      int64_t chunk) {
+                      int64_t max_batch) {
   Signal out;
   out.output.resize(static_cast<size_t>(x.batch()));
   std::vector<lab::Tensor> parts;
   auto target_of = [&](int64_t i) { return target[static_cast<size_t>(i)]; };
   out.evaluations = run_backprop(
-      backprop, x.batch(), chunk, [&](int64_t b, int64_t e) { return x.slice(b, e); }, target_of,
+      backprop, x.batch(), max_batch, [&](int64_t b, int64_t e) { return x.slice(b, e); }, target_of,
       [&](int64_t begin, const lab::Trace& trace, const lab::Tensor& signal) {
         const lab::Tensor& y = trace.output();
         for (int64_t n = 0; n < y.batch(); ++n)
@@ -192,17 +192,17 @@ Signal backprop_batch(const Backprop& backprop, const lab::Tensor& x, const std:
   return out;
 }
 
-int64_t chunk_for_memory(const lab::Network& net, int64_t bytes) {
+int64_t batch_for_memory(const lab::Network& net, int64_t bytes) {
   int64_t per_sample = lab::numel(net.input_shape());
   for (size_t i = 0; i < net.size(); ++i) per_sample += lab::numel(net.shape_after(i, 1));
   per_sample *= static_cast<int64_t>(sizeof(float));
   return std::clamp<int64_t>(bytes / std::max<int64_t>(per_sample, 1), 1, 256);
 }
 
-std::vector<double> output_at(const lab::Network& net, const lab::Tensor& x, const TargetFn& target, int64_t chunk) {
+std::vector<double> output_at(const lab::Network& net, const lab::Tensor& x, const TargetFn& target, int64_t max_batch) {
   std::vector<double> out(static_cast<size_t>(x.batch()));
-  for (int64_t begin = 0; begin < x.batch(); begin += chunk) {
-    const int64_t end = std::min(x.batch(), begin + chunk);
+  for (int64_t begin = 0; begin < x.batch(); begin += max_batch) {
+    const int64_t end = std::min(x.batch(), begin + max_batch);
     const lab::Tensor y = net.forward(x.slice(begin, end));
     for (int64_t n = 0; n < y.batch(); ++n) out[static_cast<size_t>(begin + n)] = y.sample(n)[target(begin + n)];
   }

@@ -11,7 +11,7 @@
 ///   input channel, or one value for all, in network input units), or a file: a .npy of shape
 ///   C×H×W (network units) or a .png read through Context::to_input.
 /// - run_backprop(): forward+backward of output[target] for a long virtual batch of inputs made
-///   chunk by chunk, never more than Context::chunk inputs per network call, consumed in order
+///   chunk by chunk, never more than Context::batch inputs per network call, consumed in order
 ///   (so per-sample sums are accumulated in a fixed order whatever the chunk size).
 /// - Seeds: sample n of a batch draws from lab::Rng(batch.seeds[n], stream), so its map depends
 ///   on its own seed only, never on which batch it came in or on the thread count.
@@ -106,7 +106,7 @@ struct Backprop {
 /// Runs trace + backward over `count` inputs, at most `chunk` per network call, calling `consume`
 /// on consecutive chunks in order. Returns the network evaluations spent (2 per input, plus 1 per
 /// reference input traced).
-int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t chunk, const InputFn& inputs,
+int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t max_batch, const InputFn& inputs,
                      const TargetFn& target, const ConsumeFn& consume);
 
 /// One batch through run_backprop(): the whole backward signal and output[target] per input.
@@ -116,14 +116,14 @@ struct Signal {
   int64_t evaluations = 0;
 };
 Signal backprop_batch(const Backprop& backprop, const lab::Tensor& x, const std::vector<int64_t>& target,
-                      int64_t chunk);
+                      int64_t max_batch);
 
 /// The largest chunk whose traces (every activation of a forward pass, the input included) fit in
-/// `bytes`, clamped to 1..256: a default for Context::chunk that bounds memory at any image size.
-int64_t chunk_for_memory(const lab::Network& net, int64_t bytes);
+/// `bytes`, clamped to 1..256: a default for Context::batch that bounds memory at any image size.
+int64_t batch_for_memory(const lab::Network& net, int64_t bytes);
 
 /// output[target] per sample of a batch, evaluated in chunks (1 evaluation per input).
-std::vector<double> output_at(const lab::Network& net, const lab::Tensor& x, const TargetFn& target, int64_t chunk);
+std::vector<double> output_at(const lab::Network& net, const lab::Tensor& x, const TargetFn& target, int64_t max_batch);
 
 /// A seed shaped like `output`: sample n holds scale_n at unit target(begin + n), zero elsewhere,
 /// with scale_n = 1, or output[n][target] when `times_output`.

@@ -14,7 +14,7 @@ constexpr uint64_t kDataStream = 0x6465657073686170ull;  // "deepshap"
 // DeepLIFT of every input against `reference`: 1×C×H×W (shared) or N×C×H×W (one per input).
 // Adds (x − x') ⊙ m into attr and f_t(x') into reference_output (per sample).
 int64_t deeplift_pass(const lab::Network& net, const lab::PreparedRules& rules, const Batch& batch,
-                      const lab::Tensor& reference, int64_t chunk, lab::Tensor& attr, std::vector<double>& fx,
+                      const lab::Tensor& reference, int64_t max_batch, lab::Tensor& attr, std::vector<double>& fx,
                       std::vector<double>& reference_output) {
   const lab::Tensor& x = batch.x;
   const int64_t m = x.sample_numel();
@@ -37,7 +37,7 @@ int64_t deeplift_pass(const lab::Network& net, const lab::PreparedRules& rules, 
   // The reference outputs f_t(x') come from the same traces the rescale rule uses.
   const lab::Tensor shared_out = shared ? shared_trace.output() : lab::Tensor();
   evaluations += run_backprop(
-      bp, x.batch(), chunk, [&](int64_t b, int64_t e) { return x.slice(b, e); }, target,
+      bp, x.batch(), max_batch, [&](int64_t b, int64_t e) { return x.slice(b, e); }, target,
       [&](int64_t begin, const lab::Trace& trace, const lab::Tensor& mult) {
         for (int64_t k = 0; k < mult.batch(); ++k) {
           const int64_t s = begin + k;
@@ -82,7 +82,7 @@ Result DeepLift::attribute(const Context& context, const Batch& batch) const {
   Result r;
   r.attr = lab::Tensor(batch.x.shape(), 0.0f);
   std::vector<double> fx(static_cast<size_t>(batch.x.batch())), fr(fx.size(), 0.0);
-  r.evaluations = deeplift_pass(net, rules, batch, reference, context.chunk, r.attr, fx, fr);
+  r.evaluations = deeplift_pass(net, rules, batch, reference, context.batch, r.attr, fx, fr);
   r.convergence_delta = deltas(r.attr, fx, fr);
   return r;
 }
@@ -147,7 +147,7 @@ Result DeepShap::attribute(const Context& context, const Batch& batch) const {
   int64_t count = 1;
   if (params_.baselines.data_count == 0) {
     const lab::Tensor reference = params_.baselines.fixed.resolve(context, x.sample_shape());
-    r.evaluations = deeplift_pass(net, rules, batch, reference, context.chunk, r.attr, fx, fr);
+    r.evaluations = deeplift_pass(net, rules, batch, reference, context.batch, r.attr, fx, fr);
   } else {
     const lab::Tensor& data = context.reference_inputs;
     if (data.empty() || data.sample_shape() != x.sample_shape())
@@ -179,7 +179,7 @@ Result DeepShap::attribute(const Context& context, const Batch& batch) const {
         const float* src = data.sample(pick[static_cast<size_t>(s)][static_cast<size_t>(k)]);
         std::copy(src, src + x.sample_numel(), reference.sample(s));
       }
-      r.evaluations += deeplift_pass(net, rules, batch, reference, context.chunk, r.attr, fx, fr);
+      r.evaluations += deeplift_pass(net, rules, batch, reference, context.batch, r.attr, fx, fr);
     }
   }
   const float inv = 1.0f / static_cast<float>(count);

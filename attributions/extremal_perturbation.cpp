@@ -392,7 +392,7 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
       }
     });
     r.evaluations += run_backprop(
-        bp, n, context.chunk, [&](int64_t b, int64_t e) { return inputs.slice(b, e); },
+        bp, n, context.batch, [&](int64_t b, int64_t e) { return inputs.slice(b, e); },
         [&](int64_t i) { return batch.target[static_cast<size_t>(i)]; },
         [&](int64_t begin, const lab::Trace&, const lab::Tensor& signal) {
           std::copy(signal.values().begin(), signal.values().end(), grad.data() + begin * numel);

@@ -39,7 +39,7 @@
 ///   push the whole mask out of that band in its first steps and never sees the reward.
 /// The map is the mask of the last iteration (in [0, 1], positive only), spread evenly over the
 /// input channels. The images of a batch are optimised together: one forward+backward call (in
-/// chunks of Context::chunk) per iteration for the whole batch.
+/// chunks of Context::batch) per iteration for the whole batch.
 /// Defaults: area 0.1 and Gaussian blur of σ = 21 (App. F.2, G.2), levels 8, step 7, mask-sigma 21,
 /// 800 iterations (TorchRay's); these spatial scales are for 224×224 images. Cost: 2 evaluations
 /// per iteration per sample; the mask and its gradient add about a tenth of that at 224×224

@@ -67,7 +67,7 @@ Result GradCam::attribute(const Context& context, const Batch& batch) const {
   Backprop bp{.net = &net, .to_layer = index};
   Result r;
   r.evaluations = run_backprop(
-      bp, n, context.chunk, [&](int64_t b, int64_t e) { return x.slice(b, e); },
+      bp, n, context.batch, [&](int64_t b, int64_t e) { return x.slice(b, e); },
       [&](int64_t i) { return batch.target[static_cast<size_t>(i)]; },
       [&](int64_t begin, const lab::Trace& trace, const lab::Tensor& grad) {
         const lab::Tensor& acts = trace.after(index);

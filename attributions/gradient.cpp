@@ -30,7 +30,7 @@ Result single_pass(const Context& context, const Batch& batch, Output output, co
     rules = lab::prepare(net, lab::make_composite(composite, composite_params));
     bp.rules = &rules;
   }
-  Signal s = backprop_batch(bp, batch.x, batch.target, context.chunk);
+  Signal s = backprop_batch(bp, batch.x, batch.target, context.batch);
   Result r;
   r.attr = std::move(s.signal);
   r.evaluations = s.evaluations / 2 * evaluations_per_input(composite);

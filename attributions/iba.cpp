@@ -139,7 +139,7 @@ uint64_t statistics_key(const Iba::Params& params, Bottleneck& b, const lab::Ten
 
 /// Per-element mean and std over the reference inputs (Welford, in input order) and the active
 /// elements.
-void estimate(const Iba::Params& params, Bottleneck& b, const lab::Tensor& ref, int64_t chunk,
+void estimate(const Iba::Params& params, Bottleneck& b, const lab::Tensor& ref, int64_t max_batch,
               Iba::Statistics& stats) {
   std::vector<double>& mean = stats.mean;
   std::vector<double>& std = stats.std;
@@ -148,8 +148,8 @@ void estimate(const Iba::Params& params, Bottleneck& b, const lab::Tensor& ref, 
   std::vector<double> m(e, 0.0), s(e, 0.0);
   std::vector<int64_t> nonzero(e, 0);
   int64_t count = 0;
-  for (int64_t begin = 0; begin < ref.batch(); begin += chunk) {
-    const int64_t end = std::min(ref.batch(), begin + chunk);
+  for (int64_t begin = 0; begin < ref.batch(); begin += max_batch) {
+    const int64_t end = std::min(ref.batch(), begin + max_batch);
     const lab::Tensor r = b.net.forward_range(0, b.layer + 1, ref.slice(begin, end));
     b.evaluations += end - begin;
     for (int64_t n = 0; n < r.batch(); ++n) {
@@ -176,7 +176,7 @@ void estimate(const Iba::Params& params, Bottleneck& b, const lab::Tensor& ref, 
 void attach_statistics(const Iba& iba, const Iba::Params& params, Bottleneck& b, const Context& context) {
   const lab::Tensor& ref = context.reference_inputs;
   const uint64_t key = statistics_key(params, b, ref);
-  const auto stats = iba.statistics(key, [&](Iba::Statistics& s) { estimate(params, b, ref, context.chunk, s); });
+  const auto stats = iba.statistics(key, [&](Iba::Statistics& s) { estimate(params, b, ref, context.batch, s); });
   b.mean = stats->mean;
   b.std = stats->std;
   b.active = stats->active;
@@ -194,7 +194,7 @@ struct StepResult {
 StepResult bottleneck_step(const Iba::Params& params, Bottleneck& b, const Smoother& smoother, const lab::Tensor& r,
                            const std::vector<double>& reference_output, const std::vector<int64_t>& target,
                            const std::vector<std::vector<double>>& alpha,
-                           const std::function<void(int64_t, int64_t, float*)>& noise, int64_t chunk) {
+                           const std::function<void(int64_t, int64_t, float*)>& noise, int64_t max_batch) {
   const int64_t n = r.batch(), e = b.elements, k_samples = params.samples;
   const size_t es = static_cast<size_t>(e);
   StepResult out;
@@ -230,8 +230,8 @@ StepResult bottleneck_step(const Iba::Params& params, Bottleneck& b, const Smoot
   // Virtual batch entry v = s·samples + k: sample s with its k-th noise draw.
   const int64_t total = n * k_samples;
   const lab::Shape layer_shape{1, b.channels, b.h, b.w};
-  for (int64_t begin = 0; begin < total; begin += chunk) {
-    const int64_t end = std::min(total, begin + chunk);
+  for (int64_t begin = 0; begin < total; begin += max_batch) {
+    const int64_t end = std::min(total, begin + max_batch);
     lab::Tensor z({end - begin, b.channels, b.h, b.w});
     std::vector<float> eps(static_cast<size_t>((end - begin) * e));
     parallel_items(begin, end, [&](int64_t v) {
@@ -298,11 +298,11 @@ StepResult bottleneck_step(const Iba::Params& params, Bottleneck& b, const Smoot
 
 /// f_t(R) per sample from the layer activations (squared-error loss only).
 std::vector<double> outputs_from_layer(Bottleneck& b, const lab::Tensor& r, const std::vector<int64_t>& target,
-                                       int64_t chunk) {
+                                       int64_t max_batch) {
   std::vector<double> out(static_cast<size_t>(r.batch()), 0.0);
   if (b.cross_entropy) return out;
-  for (int64_t begin = 0; begin < r.batch(); begin += chunk) {
-    const int64_t end = std::min(r.batch(), begin + chunk);
+  for (int64_t begin = 0; begin < r.batch(); begin += max_batch) {
+    const int64_t end = std::min(r.batch(), begin + max_batch);
     const lab::Tensor y = b.net.forward_range(b.layer + 1, b.net.size(), r.slice(begin, end));
     b.evaluations += end - begin;
     for (int64_t n = begin; n < end; ++n) out[static_cast<size_t>(n)] = y.sample(n - begin)[target[static_cast<size_t>(n)]];
@@ -310,10 +310,10 @@ std::vector<double> outputs_from_layer(Bottleneck& b, const lab::Tensor& r, cons
   return out;
 }
 
-lab::Tensor layer_activations(Bottleneck& b, const lab::Tensor& x, int64_t chunk) {
+lab::Tensor layer_activations(Bottleneck& b, const lab::Tensor& x, int64_t max_batch) {
   std::vector<lab::Tensor> parts;
-  for (int64_t begin = 0; begin < x.batch(); begin += chunk) {
-    const int64_t end = std::min(x.batch(), begin + chunk);
+  for (int64_t begin = 0; begin < x.batch(); begin += max_batch) {
+    const int64_t end = std::min(x.batch(), begin + max_batch);
     parts.push_back(b.net.forward_range(0, b.layer + 1, x.slice(begin, end)));
     b.evaluations += end - begin;
   }
@@ -383,13 +383,13 @@ Iba::Objective Iba::objective(const Context& context, const lab::Tensor& x1, int
   LAB_CHECK(x1.batch() == 1 && static_cast<int64_t>(alpha.size()) == b.elements &&
                 static_cast<int64_t>(noise.size()) == params_.samples * b.elements,
             "objective of one sample");
-  const lab::Tensor r = layer_activations(b, x1, context.chunk);
+  const lab::Tensor r = layer_activations(b, x1, context.batch);
   const std::vector<int64_t> targets{target};
-  const std::vector<double> reference = outputs_from_layer(b, r, targets, context.chunk);
+  const std::vector<double> reference = outputs_from_layer(b, r, targets, context.batch);
   const StepResult step = bottleneck_step(
       params_, b, smoother, r, reference, targets, {alpha},
       [&](int64_t, int64_t k, float* out) { std::copy_n(noise.data() + k * b.elements, b.elements, out); },
-      context.chunk);
+      context.batch);
   return {step.loss[0], step.grad[0]};
 }
 
@@ -401,8 +401,8 @@ Result Iba::attribute(const Context& context, const Batch& batch) const {
   attach_statistics(*this, params_, b, context);
   const Smoother smoother(params_.smooth_sigma, b.h, b.w);
   const int64_t n = x.batch(), e = b.elements;
-  const lab::Tensor r = layer_activations(b, x, context.chunk);
-  const std::vector<double> reference = outputs_from_layer(b, r, batch.target, context.chunk);
+  const lab::Tensor r = layer_activations(b, x, context.batch);
+  const std::vector<double> reference = outputs_from_layer(b, r, batch.target, context.batch);
 
   std::vector<std::vector<double>> alpha(static_cast<size_t>(n), std::vector<double>(static_cast<size_t>(e), params_.init_alpha));
   std::vector<Adam> adam(static_cast<size_t>(n), Adam(static_cast<size_t>(e), params_.lr));
@@ -413,7 +413,7 @@ Result Iba::attribute(const Context& context, const Batch& batch) const {
       Draws draws(lab::Rng(lab::derive_seed(batch.seeds[static_cast<size_t>(s)], draw), kIbaStream).engine());
       for (int64_t i = 0; i < e; ++i) out[i] = static_cast<float>(draws.normal());
     };
-    step = bottleneck_step(params_, b, smoother, r, reference, batch.target, alpha, noise, context.chunk);
+    step = bottleneck_step(params_, b, smoother, r, reference, batch.target, alpha, noise, context.batch);
     parallel_items(0, n, [&](int64_t s) { adam[s].step(alpha[s], step.grad[s]); });
   }
 

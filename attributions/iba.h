@@ -30,7 +30,7 @@
 /// accumulator.layers.7 for multi-color-sum, accumulator.layers.11 for modulo). Defaults: β = 20
 /// (App. F.2, G.2; the authors' default is 10), 10 iterations, 10 samples, lr 1, init-alpha 5,
 /// smooth-sigma 1, min-std 0.01, active-threshold 0.01 (the authors'). All samples and noise draws
-/// of a batch go through the network together, in chunks of Context::chunk; noise is drawn from
+/// of a batch go through the network together, in chunks of Context::batch; noise is drawn from
 /// each sample's seed. Cost: a forward of the reference inputs and of the batch to the layer, then
 /// 2 × samples evaluations per iteration per sample (forward from the layer and backward to it).
 /// The statistics are kept for later calls with the same network, layer and reference inputs

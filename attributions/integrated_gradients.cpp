@@ -85,9 +85,9 @@ int64_t IntegratedGradients::exact_integral(const Context& context, const Batch&
     std::vector<float> logit_tangent;
   };
   std::vector<std::vector<Region>> regions(static_cast<size_t>(n));
-  for (int64_t begin = 0; begin < n; begin += context.chunk) {
+  for (int64_t begin = 0; begin < n; begin += context.batch) {
     std::vector<int64_t> active;
-    for (int64_t s = begin; s < std::min(n, begin + context.chunk); ++s) active.push_back(s);
+    for (int64_t s = begin; s < std::min(n, begin + context.batch); ++s) active.push_back(s);
     std::vector<double> alpha(active.size(), 0.0);
     for (int64_t round = 0; !active.empty(); ++round) {
       if (round >= kMaxRegions)
@@ -129,8 +129,8 @@ int64_t IntegratedGradients::exact_integral(const Context& context, const Batch&
   for (const auto& list : regions)
     for (const Region& r : list) all.push_back(&r);
   const int64_t total = static_cast<int64_t>(all.size());
-  for (int64_t begin = 0; begin < total; begin += context.chunk) {
-    const int64_t end = std::min(total, begin + context.chunk);
+  for (int64_t begin = 0; begin < total; begin += context.batch) {
+    const int64_t end = std::min(total, begin + context.batch);
     lab::Shape shape = x.shape();
     shape[0] = end - begin;
     lab::Tensor mid(shape);
@@ -179,7 +179,7 @@ Result IntegratedGradients::attribute(const Context& context, const Batch& batch
       r.attr[s * m + j] = static_cast<float>((static_cast<double>(x[s * m + j]) - base[j]) * integral[static_cast<size_t>(s * m + j)]);
 
   auto sample_target = [&](int64_t s) { return batch.target[static_cast<size_t>(s)]; };
-  const std::vector<double> fx = output_at(net, x, sample_target, context.chunk);
+  const std::vector<double> fx = output_at(net, x, sample_target, context.batch);
   const lab::Tensor fb = net.forward(base);
   r.evaluations += n + 1;
   r.convergence_delta.resize(static_cast<size_t>(n));
@@ -211,7 +211,7 @@ int64_t IntegratedGradients::quadrature_integral(const Context& context, const B
   };
   auto target = [&](int64_t i) { return batch.target[static_cast<size_t>(i / steps)]; };
   Backprop bp{.net = &net};
-  return run_backprop(bp, n * steps, context.chunk, path, target,
+  return run_backprop(bp, n * steps, context.batch, path, target,
                       [&](int64_t begin, const lab::Trace&, const lab::Tensor& grad) {
                         for (int64_t b = 0; b < grad.batch(); ++b) {
                           const int64_t i = begin + b;

@@ -133,7 +133,7 @@ Result KernelShap::attribute(const Context& context, const Batch& batch) const {
     }
   });
   Result r;
-  const auto f = evaluate_coalitions(net, x, baseline, segments, coalitions, batch.target, context.chunk,
+  const auto f = evaluate_coalitions(net, x, baseline, segments, coalitions, batch.target, context.batch,
                                      r.evaluations);
 
   std::vector<std::vector<double>> phi(static_cast<size_t>(n));

@@ -84,7 +84,7 @@ Result Lime::attribute(const Context& context, const Batch& batch) const {
     for (size_t i = static_cast<size_t>(m); i < c.z.size(); ++i) c.z[i] = draws.bernoulli(0.5);
   });
   Result r;
-  const auto f = evaluate_coalitions(net, x, baseline, segments, coalitions, batch.target, context.chunk,
+  const auto f = evaluate_coalitions(net, x, baseline, segments, coalitions, batch.target, context.batch,
                                      r.evaluations);
 
   std::vector<std::vector<double>> beta(static_cast<size_t>(n));

@@ -38,7 +38,7 @@ struct Context {
   /// mean/std; may be empty when no method needs it.
   lab::Tensor reference_inputs;
   /// Execution knob: the largest batch of inputs per network call (bounds memory).
-  int64_t chunk = 32;
+  int64_t batch = 32;
   /// Converts an 8-bit image (CV_8UC3 RGB or CV_8UC1) to a C×H×W network input, for baselines
   /// given as PNG files (`-p baseline=path.png`); may be empty, and then only .npy files are read.
   std::function<lab::Tensor(const cv::Mat&)> to_input;

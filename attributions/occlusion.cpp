@@ -103,7 +103,7 @@ Result Occlusion::attribute(const Context& context, const Batch& batch) const {
   std::vector<double> f(static_cast<size_t>(n * per_sample));
   Result r;
   r.evaluations = run_forward(
-      net, n * per_sample, context.chunk,
+      net, n * per_sample, context.batch,
       [&](int64_t begin, int64_t end) {
         lab::Shape shape{end - begin};
         const lab::Shape s = x.sample_shape();

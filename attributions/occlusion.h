@@ -21,7 +21,7 @@
 ///   "Occlusion*", Section 4.3), R,G,B, or a file (common.h).
 /// - `output`: logit (default: the layer before the softmax, as Zeiler & Fergus measure it,
 ///   App. G.2) or probability.
-/// Cost: 1 + (number of windows) evaluations per sample, in chunks of Context::chunk.
+/// Cost: 1 + (number of windows) evaluations per sample, in chunks of Context::batch.
 /// Tested in test_perturbation_occlusion.cpp: on a linear model f = w·x + β the map equals the
 /// closed form attr_i = (1/n_i) Σ_{P ∋ i} Σ_{j ∈ P} w_j (x_j − b_j) for several window/stride
 /// shapes (including clipped border windows) and for `auto`; the window counts equal Captum's

@@ -57,12 +57,12 @@ void Sgd::step(std::vector<double>& theta, const std::vector<double>& grad) {
   started_ = true;
 }
 
-int64_t run_forward(const lab::Network& net, int64_t count, int64_t chunk, const InputFn& inputs,
+int64_t run_forward(const lab::Network& net, int64_t count, int64_t max_batch, const InputFn& inputs,
                     const TargetFn& target, const OutputsFn& consume) {
-  LAB_CHECK(chunk >= 1, "chunk {}", chunk);
+  LAB_CHECK(max_batch >= 1, "batch {}", max_batch);
   std::vector<double> outputs;
-  for (int64_t begin = 0; begin < count; begin += chunk) {
-    const int64_t end = std::min(count, begin + chunk);
+  for (int64_t begin = 0; begin < count; begin += max_batch) {
+    const int64_t end = std::min(count, begin + max_batch);
     const lab::Tensor y = net.forward(inputs(begin, end));
     LAB_CHECK(y.batch() == end - begin, "input function made {} inputs for [{}, {})", y.batch(), begin, end);
     const int64_t units = y.sample_numel();
@@ -101,7 +101,7 @@ std::vector<std::vector<double>> evaluate_coalitions(const lab::Network& net, co
                                                      const lab::Tensor& baseline,
                                                      const std::vector<Segments>& segments,
                                                      const std::vector<Coalitions>& coalitions,
-                                                     const std::vector<int64_t>& target, int64_t chunk,
+                                                     const std::vector<int64_t>& target, int64_t max_batch,
                                                      int64_t& evaluations) {
   const int64_t n = x.batch();
   LAB_CHECK(static_cast<int64_t>(segments.size()) == n && static_cast<int64_t>(coalitions.size()) == n,
@@ -119,7 +119,7 @@ std::vector<std::vector<double>> evaluate_coalitions(const lab::Network& net, co
   const int64_t numel = x.sample_numel();
   const int64_t channels = x.dim(1);
   evaluations += run_forward(
-      net, total, chunk,
+      net, total, max_batch,
       [&](int64_t begin, int64_t end) {
         lab::Shape shape{end - begin};
         shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());

@@ -6,7 +6,7 @@
 ///
 /// A perturbation method explains sample n by f_t on many perturbed copies of x_n. All copies of
 /// all samples of a batch form one virtual batch (sample 0's copies, then sample 1's, ...), made
-/// and evaluated chunk by chunk, never more than Context::chunk inputs per network call; outputs
+/// and evaluated chunk by chunk, never more than Context::batch inputs per network call; outputs
 /// arrive in order, so whatever a method sums over them it sums in the same order for any chunk
 /// size. Building a chunk's inputs (the work around the call) runs on TBB; the network call
 /// itself runs alone on oneDNN's threads.
@@ -80,7 +80,7 @@ using OutputsFn = std::function<void(int64_t begin, const std::vector<double>& o
 /// Forward passes over `count` inputs made by `inputs`, at most `chunk` per network call, handing
 /// output[target(i)] of each to `consume` chunk by chunk, in order. Returns the evaluations spent
 /// (one per input).
-int64_t run_forward(const lab::Network& net, int64_t count, int64_t chunk, const InputFn& inputs,
+int64_t run_forward(const lab::Network& net, int64_t count, int64_t max_batch, const InputFn& inputs,
                     const TargetFn& target, const OutputsFn& consume);
 
 /// Runs `body(i)` for i in [begin, end) on TBB workers (each i must write only its own data).
@@ -107,7 +107,7 @@ std::vector<std::vector<double>> evaluate_coalitions(const lab::Network& net, co
                                                      const lab::Tensor& baseline,
                                                      const std::vector<Segments>& segments,
                                                      const std::vector<Coalitions>& coalitions,
-                                                     const std::vector<int64_t>& target, int64_t chunk,
+                                                     const std::vector<int64_t>& target, int64_t max_batch,
                                                      int64_t& evaluations);
 
 /// N×H×W maps holding, at each pixel, the value of its superpixel: map[n](p) = values[n][labels(p)].

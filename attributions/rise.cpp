@@ -76,7 +76,7 @@ Result Rise::attribute(const Context& context, const Batch& batch) const {
   std::vector<std::vector<double>> sum(static_cast<size_t>(n), std::vector<double>(static_cast<size_t>(plane), 0.0));
   Result r;
   r.evaluations = run_forward(
-      net, n * per_sample, context.chunk,
+      net, n * per_sample, context.batch,
       [&](int64_t begin, int64_t end) {
         lab::Shape shape{end - begin};
         const lab::Shape s = x.sample_shape();

@@ -78,7 +78,7 @@ Result SmoothGrad::attribute(const Context& context, const Batch& batch) const {
   // Copy k of sample s draws its noise from its own stream, seeded by lab::derive_seed(seed_s, k), so
   // copies are made in parallel (TBB, no network calls) and never depend on the grouping.
   const int64_t total = n * samples;
-  const int64_t group = std::max<int64_t>(1, context.chunk);
+  const int64_t group = std::max<int64_t>(1, context.batch);
   for (int64_t begin = 0; begin < total; begin += group) {
     const int64_t end = std::min(total, begin + group);
     Batch noisy;

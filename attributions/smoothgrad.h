@@ -11,7 +11,7 @@
 /// noisy copy of sample n has the derived seed lab::derive_seed(seed_n, k): its noise comes from that
 /// seed's stream (lab::Rng) and it is explained with that seed (for stochastic base methods), so
 /// copies are independent of batching and thread count. Noisy copies are explained in batches of
-/// at most Context::chunk inputs, so memory stays bounded.
+/// at most Context::batch inputs, so memory stays bounded.
 /// Cost: n times the base method. Tested in test_gradient_methods.cpp: with noise=0 it equals the
 /// base method; it equals the hand-computed average over the same noise on a linear model.
 #pragma once

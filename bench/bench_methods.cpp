@@ -13,9 +13,9 @@
 // network call: otherwise the page faults of re-mapping large activations (tens of MB at 224×224)
 // dominate and scatter the timings of every method alike.
 //
-// Usage: bench_methods [--images N] [--chunk C] [--threads T] [--quick] [--filter TEXT]
+// Usage: bench_methods [--images N] [--batch B] [--threads T] [--quick] [--filter TEXT]
 //   --images N   images per batch (default 4)
-//   --chunk C    inputs per network call (default 4; images × steps should be a multiple of it, so
+//   --batch B    inputs per network call (default 4; images × steps should be a multiple of it, so
 //                that every timed network call has a shape prepared by the warm-up)
 //   --threads T  oneDNN/TBB threads (default 1)
 //   --quick      IG with 10 steps and SmoothGrad with 10 samples (ratios are unchanged)
@@ -79,15 +79,15 @@ lab::Options options_of(const std::vector<std::string>& items) { return lab::Opt
 }  // namespace
 
 int main(int argc, char** argv) try {
-  int64_t images = 4, chunk = 4;
+  int64_t images = 4, per_call = 4;
   int threads = 1;
   bool quick = false;
   std::string filter;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--images") == 0 && i + 1 < argc) {
       images = std::stoll(argv[++i]);
-    } else if (std::strcmp(argv[i], "--chunk") == 0 && i + 1 < argc) {
-      chunk = std::stoll(argv[++i]);
+    } else if (std::strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
+      per_call = std::stoll(argv[++i]);
     } else if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
       threads = std::stoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
@@ -95,27 +95,27 @@ int main(int argc, char** argv) try {
     } else if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else {
-      fmt::print(stderr, "usage: bench_methods [--images N] [--chunk C] [--threads T] [--quick] [--filter TEXT]\n");
+      fmt::print(stderr, "usage: bench_methods [--images N] [--batch B] [--threads T] [--quick] [--filter TEXT]\n");
       return 1;
     }
   }
-  if (images < 1 || chunk < 1) lab::fail_parameter("--images and --chunk must be at least 1");
+  if (images < 1 || per_call < 1) lab::fail_parameter("--images and --batch must be at least 1");
   lab::prepare_process(argv);
   lab::Runtime::get().set_threads(threads);
-  const bench::Model model(chunk);
+  const bench::Model model(per_call);
   const lab::Network& net = model.net;
   const attributions::Context& context = model.context;
   std::vector<lab::Tensor> xs;
   const attributions::Batch batch = model.batch(images, xs);
 
-  // One forward+backward of output[target] per image, batched at the chunk size.
-  std::vector<lab::Tensor> chunk_inputs;
-  for (int64_t i = 0; i < chunk; ++i) chunk_inputs.push_back(xs[static_cast<size_t>(i % images)]);
-  const lab::Tensor chunk_x = lab::Tensor::stack(chunk_inputs);
+  // One forward+backward of output[target] per image, batched at the batch size.
+  std::vector<lab::Tensor> call_inputs;
+  for (int64_t i = 0; i < per_call; ++i) call_inputs.push_back(xs[static_cast<size_t>(i % images)]);
+  const lab::Tensor call_x = lab::Tensor::stack(call_inputs);
   auto pass = [&] {
-    const lab::Trace t = net.trace(chunk_x);
+    const lab::Trace t = net.trace(call_x);
     lab::Tensor seed(t.output().shape(), 0.0f);
-    for (int64_t n = 0; n < chunk; ++n) seed[n * seed.sample_numel()] = 1.0f;
+    for (int64_t n = 0; n < per_call; ++n) seed[n * seed.sample_numel()] = 1.0f;
     (void)net.gradient(t, seed);
   };
   for (int i = 0; i < 3; ++i) pass();
@@ -140,7 +140,7 @@ int main(int argc, char** argv) try {
       {"constant", {}, {}},
   };
 
-  fmt::print("multi-color-sum 224x224, {} image(s) per batch, chunk {}, {} thread(s){}\n", images, chunk,
+  fmt::print("multi-color-sum 224x224, {} image(s) per batch, batch {}, {} thread(s){}\n", images, per_call,
              lab::Runtime::get().threads(), quick ? ", quick settings" : "");
   struct Row {
     std::string label;
@@ -159,7 +159,7 @@ int main(int argc, char** argv) try {
     const auto method = attributions::make_method(e.name, p);
     attributions::Result r;
     const bool long_run = e.name == "integrated-gradients" || e.name == "smoothgrad";
-    Row row{label, {}, median_time(pass, 3).cpu / static_cast<double>(chunk)};
+    Row row{label, {}, median_time(pass, 3).cpu / static_cast<double>(per_call)};
     row.t = median_time([&] { r = method->attribute(context, batch); }, long_run ? 1 : 3);
     row.t.cpu /= static_cast<double>(images);
     row.t.wall /= static_cast<double>(images);

@@ -20,7 +20,7 @@ struct Model {
   attributions::Context context;  ///< points at `net`: a Model is built in place, never copied
 
   /// The model, its background and default layers, `chunk` inputs per network call.
-  explicit Model(int64_t chunk) {
+  explicit Model(int64_t max_batch) {
     lab::Options options("-o");
     options.set("size", "224");
     env = datasets::make_environment("multi-color-sum", options);
@@ -28,7 +28,7 @@ struct Model {
     context.net = &net;
     context.background = env->background();
     context.layers = env->default_layers();
-    context.chunk = chunk;
+    context.batch = max_batch;
   }
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

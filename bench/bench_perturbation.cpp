@@ -2,7 +2,7 @@
 // image, network evaluations per image, and the evaluation rate (evaluations per second) of each
 // method as a ratio to the model's own batched rate measured in the same run, just before and
 // just after the method (their mean, so that a machine whose speed drifts during a long method
-// biases neither side): the forward rate on batches of Context::chunk for the perturbation
+// biases neither side): the forward rate on batches of Context::batch for the perturbation
 // methods, the forward+backward rate on batches of the images (2 evaluations per pass) for the
 // optimisation methods, which send one such batch per iteration. A ratio near 1 means the method spends its
 // time in the network. IBA's evaluations run only the layers after its bottleneck, so its ratio
@@ -91,10 +91,10 @@ int main(int argc, char** argv) try {
     for (int64_t i = 0; i < n; ++i) parts.push_back(xs[static_cast<size_t>(i % images)]);
     return lab::Tensor::stack(parts);
   };
-  const lab::Tensor chunk = batch_of(context.chunk);
+  const lab::Tensor max_batch = batch_of(context.batch);
   const lab::Tensor whole = batch_of(images);
   auto forward_rate = [&] {
-    return static_cast<double>(context.chunk) / median_seconds([&] { (void)net.forward(chunk); }, 3, 1.0);
+    return static_cast<double>(context.batch) / median_seconds([&] { (void)net.forward(max_batch); }, 3, 1.0);
   };
   auto backprop_rate = [&] {
     const double t = median_seconds(
@@ -107,12 +107,12 @@ int main(int argc, char** argv) try {
         3, 1.0);
     return 2.0 * static_cast<double>(images) / t;
   };
-  fmt::print("multi-color-sum 224x224, {} image(s) per batch, chunk {}, {} thread(s){}\n", images, context.chunk,
+  fmt::print("multi-color-sum 224x224, {} image(s) per batch, batch {}, {} thread(s){}\n", images, context.batch,
              lab::Runtime::get().threads(), quick ? ", quick settings" : "");
   fmt::print("reference rates, the mean of one measured before and one after each method: forward on\n"
              "batches of {} (perturbation methods),\n"
              "forward+backward on batches of {} counted as 2 evaluations (optimisation methods)\n\n",
-             context.chunk, images);
+             context.batch, images);
   std::fflush(stdout);
 
   const std::vector<Entry> entries = {

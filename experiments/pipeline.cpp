@@ -50,7 +50,7 @@ AttributeStage::AttributeStage(const datasets::DataDir& data, const lab::Network
   context_.layers = env.default_layers();
   const int64_t reference = std::min(setup_.reference, data_.size());
   if (reference > 0) context_.reference_inputs = data_.inputs(0, reference);
-  context_.chunk = setup_.batch > 0 ? setup_.batch : attributions::chunk_for_memory(net_, kBatchMemory);
+  context_.batch = setup_.batch > 0 ? setup_.batch : attributions::batch_for_memory(net_, kBatchMemory);
   context_.to_input = [&env](const cv::Mat& image) { return env.to_input(image); };
 }
 

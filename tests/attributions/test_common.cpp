@@ -83,9 +83,9 @@ TEST_CASE("run_backprop gives the same signal for every chunk size") {
   attributions::Backprop bp{.net = &net, .seed_with_output = true};
   const attributions::Signal whole = attributions::backprop_batch(bp, x, target, 64);
   const lab::Tensor y = net.forward(x);
-  for (int64_t chunk : {1, 2, 3, 7}) {
-    CAPTURE(chunk);
-    const attributions::Signal s = attributions::backprop_batch(bp, x, target, chunk);
+  for (int64_t max_batch : {1, 2, 3, 7}) {
+    CAPTURE(max_batch);
+    const attributions::Signal s = attributions::backprop_batch(bp, x, target, max_batch);
     CHECK(s.signal.values() == whole.signal.values());
     CHECK(s.output == whole.output);
     CHECK(s.evaluations == 14);

@@ -140,7 +140,7 @@ TEST_CASE("IG completeness on multi-color-sum: 50 fixed nodes miss the detector 
   networks::MultiColorSumParams mp;
   mp.size = 8;
   const lab::Network net = networks::build_multi_color_sum(mp);
-  Context context{.net = &net, .background = {20, 20, 20}, .chunk = 256};
+  Context context{.net = &net, .background = {20, 20, 20}, .batch = 256};
   const lab::Tensor x = fixtures::colour_images(1, 8, 4, 7);
   const int64_t label = fixtures::dominant_colour(x, 0, 4);
   const Batch batch = batch_of(x, {label});
@@ -189,7 +189,7 @@ TEST_CASE("IG with quadrature=exact is the path integral: the midpoint rule conv
   networks::MultiColorSumParams mp;
   mp.size = 4;
   const lab::Network net = networks::build_multi_color_sum(mp);
-  Context context{.net = &net, .background = {20, 20, 20}, .chunk = 4096};
+  Context context{.net = &net, .background = {20, 20, 20}, .batch = 4096};
   const lab::Tensor x = fixtures::colour_images(2, 4, 4, 11);
   const Batch batch = batch_of(x, {fixtures::dominant_colour(x, 0, 4), fixtures::dominant_colour(x, 1, 4)});
   const Result exact = run("integrated-gradients", {"quadrature=exact", "output=logit"}, context, batch);
@@ -207,7 +207,7 @@ TEST_CASE("IG with quadrature=exact is the path integral: the midpoint rule conv
   const int threads = lab::Runtime::get().threads();
   lab::Runtime::get().set_threads(2);
   Context small = context;
-  small.chunk = 1;
+  small.batch = 1;
   const Result chunked = run("integrated-gradients", {"quadrature=exact", "output=logit"}, small, batch);
   lab::Runtime::get().set_threads(threads);
   CHECK(chunked.attr.values() == exact.attr.values());
@@ -217,13 +217,13 @@ TEST_CASE("IG with quadrature=exact is the path integral: the midpoint rule conv
   odd.add("flatten", std::make_shared<lab::Flatten>());
   odd.add("inner", std::make_shared<lab::Softmax>());
   odd.add("output", std::make_shared<lab::Softmax>());
-  CHECK_THROWS_WITH_AS(run("integrated-gradients", {"quadrature=exact"}, Context{.net = &odd, .chunk = 4}, batch),
+  CHECK_THROWS_WITH_AS(run("integrated-gradients", {"quadrature=exact"}, Context{.net = &odd, .batch = 4}, batch),
                        doctest::Contains("quadrature=exact"), lab::Error);
 }
 
 TEST_CASE("IG on the modulo network: the sawtooth breaks 50-step completeness; the gap closes with more steps") {
   EnvData d = env_data("single-color-modulo", 3, 3);
-  d.context.chunk = 512;
+  d.context.batch = 512;
   for (const std::string quadrature : {"riemann-middle", "trapezoid"}) {
     CAPTURE(quadrature);
     std::vector<double> worst;

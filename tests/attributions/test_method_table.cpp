@@ -248,7 +248,7 @@ TEST_CASE("every registered method at its defaults: maps shaped like the input, 
   t.context.layers = {{"gradcam", "features.1"}, {"iba", "features.3"}};
   for (const auto& info : attributions::registry()) {
     CAPTURE(info.name);
-    t.context.chunk = 256;
+    t.context.batch = 256;
     const Result first = run(info.name, {}, t.context, t.batch);
     REQUIRE(first.attr.shape() == t.batch.x.shape());
     CHECK(first.attr.all_finite());
@@ -262,7 +262,7 @@ TEST_CASE("every registered method at its defaults: maps shaped like the input, 
     // One input per network call: the same maps and evaluations. Bit for bit where every sum is
     // exact (integer inputs); inputs between pixel values (paths, noise, masks, blur) may round
     // differently in a batched call, so the bound is float rounding of the largest value.
-    t.context.chunk = 1;
+    t.context.batch = 1;
     const Result single = run(info.name, {}, t.context, t.batch);
     CHECK(single.evaluations == first.evaluations);
     REQUIRE(single.attr.shape() == first.attr.shape());
@@ -275,7 +275,7 @@ TEST_CASE("every registered method at its defaults: maps shaped like the input, 
     // The documented defaults given as -p give the same maps, bit for bit (same seeds, same chunk).
     std::vector<std::string> items;
     for (const auto& param : info.params) items.push_back(param.name + "=" + param.default_text());
-    t.context.chunk = 256;
+    t.context.batch = 256;
     CHECK(run(info.name, items, t.context, t.batch).attr.values() == first.attr.values());
   }
 }
@@ -356,13 +356,13 @@ TEST_CASE("same maps for batch size 1 and 32, any chunk size, and 1 or 2 threads
   for (const auto& [name, settings] : cases) {
     CAPTURE(name);
     CAPTURE(settings.size());
-    context.chunk = 32;
+    context.batch = 32;
     lab::Runtime::get().set_threads(2);
     const Result whole = run(name, settings, context, batch);
     REQUIRE(whole.attr.shape() == batch.x.shape());
     CHECK(whole.attr.all_finite());
     // One sample per call, small chunks: every sample's map is the same, bit for bit.
-    context.chunk = 5;
+    context.batch = 5;
     for (int64_t s = 0; s < 32; s += 7) {
       Batch one;
       one.x = batch.x.slice(s, s + 1);
@@ -375,7 +375,7 @@ TEST_CASE("same maps for batch size 1 and 32, any chunk size, and 1 or 2 threads
         CHECK(single.convergence_delta[0] == doctest::Approx(whole.convergence_delta[static_cast<size_t>(s)]).epsilon(1e-9));
     }
     lab::Runtime::get().set_threads(1);
-    context.chunk = 32;
+    context.batch = 32;
     const Result one_thread = run(name, settings, context, batch);
     CHECK(one_thread.attr.values() == whole.attr.values());
   }

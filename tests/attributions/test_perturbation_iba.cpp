@@ -16,7 +16,7 @@ SmallSetup small_setup(bool softmax) {
   std::mt19937 rng(3);
   s.context.net = &s.net;
   s.context.reference_inputs = lab::Tensor({12, 2, 6, 6}, ptest::random_values(12 * 72, rng, -1.0f, 1.0f));
-  s.context.chunk = 4;
+  s.context.batch = 4;
   s.x = lab::Tensor({1, 2, 6, 6}, ptest::random_values(72, rng, -1.0f, 1.0f));
   return s;
 }

@@ -58,7 +58,7 @@ TEST_CASE("KernelSHAP with every coalition enumerated equals the brute-force Sha
     const lab::Network net = ptest::random_convnet({2, 6, 10}, 3, 21, softmax);
     attributions::Context context;
     context.net = &net;
-    context.chunk = 8;
+    context.batch = 8;
     std::mt19937 rng(4);
     const lab::Tensor x({2, 2, 6, 10}, ptest::random_values(240, rng, -1.0f, 2.0f));
     const cv::Mat labels = strips(6, 10, m);
@@ -86,7 +86,7 @@ TEST_CASE("KernelSHAP: sampled coalitions converge towards the Shapley values, l
   const lab::Network net = ptest::random_convnet({1, 4, 16}, 2, 8, false);
   attributions::Context context;
   context.net = &net;
-  context.chunk = 64;
+  context.batch = 64;
   std::mt19937 rng(9);
   const lab::Tensor x({1, 1, 4, 16}, ptest::random_values(64, rng, 0.0f, 3.0f));
   const cv::Mat labels = strips(4, 16, m);

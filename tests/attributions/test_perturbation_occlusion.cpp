@@ -92,7 +92,7 @@ TEST_CASE("occlusion on a linear model equals its closed form") {
   const lab::Network net = ptest::linear_network({3, 11, 12}, w, {0.25f});
   attributions::Context context;
   context.net = &net;
-  context.chunk = 16;
+  context.batch = 16;
   lab::Tensor x({2, 3, 11, 12}, ptest::random_values(static_cast<size_t>(2 * n), rng, 0.0f, 4.0f));
   const attributions::Batch batch{x, {0, 0}, {}, {}};
   const std::vector<float> base_values = {0.5f, -1.0f, 2.0f};
@@ -189,7 +189,7 @@ TEST_CASE("occlusion: a spy network sees the input, then each window replaced by
   net.add("linear", std::make_shared<lab::Linear>(lab::Tensor({1, 20}, 1.0f), lab::Tensor({1}, 0.0f)));
   attributions::Context context;
   context.net = &net;
-  context.chunk = 3;
+  context.batch = 3;
   lab::Tensor x({2, 1, 4, 5});
   for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(i + 1);
   const auto method = ptest::make("occlusion", {{"window", "1,2,3"}, {"strides", "1,2,2"}, {"baseline", "-7"}});

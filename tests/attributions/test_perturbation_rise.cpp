@@ -67,7 +67,7 @@ TEST_CASE("RISE on a linear model approximates w ⊙ x up to a constant factor")
   const lab::Network net = ptest::linear_network({c, h, w}, weights, {0.0f});
   attributions::Context context;
   context.net = &net;
-  context.chunk = 256;
+  context.batch = 256;
   const auto method = ptest::make("rise", {{"masks", "4000"}});
   const attributions::Result r = method->attribute(context, {lab::Tensor({1, c, h, w}, x), {0}, {11}, {}});
   CHECK(r.evaluations == 4000);
@@ -91,7 +91,7 @@ TEST_CASE("RISE equals its definition, 1/(N·p) Σ_i f(M_i ⊙ x + (1 − M_i) �
   const lab::Network net = ptest::linear_network({c, h, w}, weights, {0.5f});
   attributions::Context context;
   context.net = &net;
-  context.chunk = 64;
+  context.batch = 64;
   attributions::Rise::Params params;
   params.masks = masks;
   params.p = 0.3;

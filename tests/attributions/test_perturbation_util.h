@@ -156,7 +156,7 @@ inline void check_invariance(const std::function<std::unique_ptr<attributions::M
   lab::Runtime& rt = lab::Runtime::get();
   const int before = rt.threads();
   rt.set_threads(1);
-  context.chunk = chunks.front();
+  context.batch = chunks.front();
   const attributions::Result one = make()->attribute(context, batch);
   rt.set_threads(2);
   const attributions::Result two = make()->attribute(context, batch);
@@ -167,7 +167,7 @@ inline void check_invariance(const std::function<std::unique_ptr<attributions::M
   for (float v : one.attr.values()) scale = std::max(scale, std::abs(v));
   for (size_t k = 1; k < chunks.size(); ++k) {
     CAPTURE(chunks[k]);
-    context.chunk = chunks[k];
+    context.batch = chunks[k];
     const attributions::Result other = make()->attribute(context, batch);
     CHECK(other.evaluations == one.evaluations);
     REQUIRE(other.attr.shape() == one.attr.shape());
