@@ -3,6 +3,7 @@
 224×224, the paper's size) from Python against the same C++ work timed inside the extension
 (no numpy conversion, no Python call), and against `attrlab predict` on a data directory of the
 same images (a whole process: start-up, reading and decoding the PNGs, building the network).
+Python and C++ calls alternate, so that a change of the machine's load hits both alike.
 
 Run by hand, never by the test suite (timings depend on the machine and its load):
     PYTHONPATH=build/python /usr/bin/python3 bench/bench_python.py [--binary build/attrlab] [--runs 30]
@@ -44,8 +45,15 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1, 64):
             x = data.inputs[:n].copy()
-            py = median_seconds(lambda: model.forward(x), args.runs)
-            cpp = _attrlab.forward_seconds(model._model, x, args.runs)
+            # Interleaved, so that a change of the machine's load hits both alike.
+            model.forward(x)
+            py_times, cpp_times = [], []
+            for _ in range(args.runs):
+                t0 = time.perf_counter()
+                model.forward(x)
+                py_times.append(time.perf_counter() - t0)
+                cpp_times.append(_attrlab.forward_seconds(model._model, x, 1))
+            py, cpp = sorted(py_times)[args.runs // 2], sorted(cpp_times)[args.runs // 2]
             cli = float("nan")
             if os.path.exists(args.binary):
                 sub = attrlab.Environment("multi-color-sum", size=args.size).generate(n, seed=0)

@@ -62,7 +62,8 @@ std::string shape_text(const py::array& a) {
   return lab::to_string(shape);
 }
 
-// A float32 array of rank `ranks` (any of them) as a tensor; anything else is refused naming `what`.
+// A float32 array of rank `ranks` (any of them), every value finite, as a tensor; anything else
+// is refused naming `what`.
 lab::Tensor to_tensor(const py::handle& object, const std::string& what, std::vector<int> ranks, const char* layout) {
   if (!py::isinstance<py::array>(object))
     lab::fail("{}: expected a numpy float32 array {}, got {}", what, layout, std::string(py::str(py::type::of(object).attr("__name__"))));
@@ -76,6 +77,7 @@ lab::Tensor to_tensor(const py::handle& object, const std::string& what, std::ve
   lab::Shape shape(c.shape(), c.shape() + c.ndim());
   lab::Tensor t(shape);
   if (t.numel() > 0) std::memcpy(t.data(), c.data(), static_cast<size_t>(t.numel()) * sizeof(float));
+  if (!t.all_finite()) lab::fail("{}: holds NaN or Inf", what);
   return t;
 }
 

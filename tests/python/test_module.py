@@ -320,6 +320,8 @@ def test_bad_arrays_and_targets_raise(multi):
         model.forward(x[0])
     with pytest.raises(attrlab.Error, match="list"):
         model.forward(x.tolist())
+    with pytest.raises(attrlab.Error, match="x: holds NaN or Inf"):
+        model.gradient(np.where(x > 100, np.inf, x).astype(np.float32), 0)
     with pytest.raises(attrlab.Error, match="target 9 is not an output unit"):
         model.gradient(x, 9)
     with pytest.raises(attrlab.Error, match="target -1 is not an output unit"):

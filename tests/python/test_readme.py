@@ -23,6 +23,6 @@ def test_from_python_example_runs():
     lines = out.getvalue().splitlines()
     # A header and a row for each of the three methods, with the three columns.
     assert lines[0].split()[0] == "method" and "gt/f1-positive" in lines[0] and "insertion/auc" in lines[0]
-    assert [l.split()[0] for l in lines[1:]] == ["gradient_x_input", "saliency", "integrated-gradients"]
+    assert [l.split()[0] for l in lines[1:]] == ["gradient_x_input", "saliency", "guided-backprop"]
     for line in lines[1:]:
         assert all(0.0 <= float(v) <= 1.0 for v in line.split()[1:])
