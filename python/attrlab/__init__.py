@@ -510,8 +510,9 @@ def evaluate(maps, data, metrics=("gt",), *, model=None, target="label", seed=0,
     Metric parameters come as keywords (`pixels_per_step=4`) or in `params`; a key no chosen
     metric knows raises attrlab.Error. target: "label" (default), "predicted", a unit or one per
     sample (for maps given as arrays, the unit they explain). seed: sample i is scored with a seed
-    derived from (seed, "metrics", i), as `attrlab run` scores. unit, batch: samples per metric
-    call and perturbed inputs per network call (never change a result).
+    derived from (seed, "metrics", i), as `attrlab run` scores; the metrics' own `seed` parameter,
+    which this keyword does not set, goes in `params={"seed": ...}`. unit, batch: samples per
+    metric call and perturbed inputs per network call (never change a result).
     """
     if not isinstance(data, Dataset):
         raise Error(f"data: expected an attrlab.Dataset (Environment.generate or read_data), got {type(data).__name__}")
