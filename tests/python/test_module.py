@@ -351,3 +351,16 @@ def test_bad_arrays_and_targets_raise(multi):
         attrlab.attribute(model, multi, "label", lambda model, x, t: x[:1])
     with pytest.raises(attrlab.Error, match="no such data directory"):
         attrlab.read_data("/nonexistent/attrlab-data")
+
+
+def test_a_pth_file_naming_build_python_makes_it_importable(tmp_path):
+    """What scripts/setup.sh installs: a .pth file holding the absolute path of build/python."""
+    import subprocess
+    import sys
+    build_python = os.path.dirname(os.path.dirname(os.path.abspath(attrlab.__file__)))
+    (tmp_path / "attrlab.pth").write_text(build_python + "\n")
+    code = f"import site; site.addsitedir({str(tmp_path)!r}); import attrlab; print(attrlab.__file__)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == os.path.join(build_python, "attrlab", "__init__.py")
