@@ -11,6 +11,7 @@
 #include <pybind11/stl.h>
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -594,6 +595,12 @@ std::string metrics_json() {
 PYBIND11_MODULE(_attrlab, m) {
   m.doc() = "attrlab's libraries for Python (use the package `attrlab`, not this module)";
   m.attr("__version__") = ATTRLAB_VERSION;
+  // The heap settings lab::prepare_process gives the attrlab command (lab/core/runtime.h): glibc
+  // keeps freed blocks for the next network call instead of unmapping them, whose page faults
+  // otherwise cost more than the network math on large images. (Its other setting, libgomp's
+  // spin count, is set by the package before this module loads libgomp.)
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   static py::exception<lab::Error> error(m, "Error", PyExc_ValueError);
   py::register_exception_translator([](std::exception_ptr p) {
     try {

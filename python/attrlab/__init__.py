@@ -24,7 +24,13 @@ import os
 
 import numpy as np
 
-from . import _attrlab
+# As the attrlab command does (lab/core/runtime.h, prepare_process): oneDNN's OpenMP workers stop
+# spinning soon after a network call. libgomp reads this when the extension loads it, just below;
+# a value set by the user is kept.
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "10000"
+
+from . import _attrlab  # noqa: E402
 
 __all__ = [
     "Error", "environments", "methods", "metrics", "rules", "Environment", "Dataset", "Model",
