@@ -40,18 +40,24 @@ TargetMode TargetMode::parse(const std::string& text, int64_t units, const std::
 
 json TargetMode::to_json() const { return mode == "unit" ? json(unit) : json(mode); }
 
+attributions::Context method_context(const datasets::Environment& env, const lab::Network& net, lab::Tensor reference,
+                                     int64_t batch) {
+  attributions::Context context;
+  context.net = &net;
+  context.background = env.background();
+  context.layers = env.default_layers();
+  context.reference_inputs = std::move(reference);
+  context.batch = batch > 0 ? batch : attributions::batch_for_memory(net, kBatchMemory);
+  context.to_input = [&env](const cv::Mat& image) { return env.to_input(image); };
+  return context;
+}
+
 AttributeStage::AttributeStage(const datasets::DataDir& data, const lab::Network& net,
                                const attributions::Method& method, AttributeSetup setup)
     : data_(data), net_(net), method_(method), setup_(std::move(setup)) {
   label_ = setup_.label.empty() ? method_.name() : setup_.label;
-  const datasets::Environment& env = data_.env();
-  context_.net = &net_;
-  context_.background = env.background();
-  context_.layers = env.default_layers();
   const int64_t reference = std::min(setup_.reference, data_.size());
-  if (reference > 0) context_.reference_inputs = data_.inputs(0, reference);
-  context_.batch = setup_.batch > 0 ? setup_.batch : attributions::batch_for_memory(net_, kBatchMemory);
-  context_.to_input = [&env](const cv::Mat& image) { return env.to_input(image); };
+  context_ = method_context(data_.env(), net_, reference > 0 ? data_.inputs(0, reference) : lab::Tensor(), setup_.batch);
 }
 
 AttributedUnit AttributeStage::run(int64_t begin, int64_t end) const {

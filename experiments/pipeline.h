@@ -68,6 +68,13 @@ struct AttributedUnit {
   nlohmann::json samples;       ///< the maps.json entries of these samples
 };
 
+/// The method context of `env`'s task on `net`: the true background, the paper's hook layers,
+/// `reference` as the reference inputs, at most `batch` inputs per network call (0: what fits in
+/// 1 GiB of activations) and PNG baselines converted by `env`. The attribute stage's context; the
+/// Python module builds the same one for inputs given in memory. `env` and `net` must outlive it.
+attributions::Context method_context(const datasets::Environment& env, const lab::Network& net, lab::Tensor reference,
+                                     int64_t batch);
+
 /// One method bound to a data directory and its network.
 class AttributeStage {
  public:

@@ -11,7 +11,7 @@ packages=(
   libeigen3-dev libdnnl-dev libopencv-dev libopencv-contrib-dev libfmt-dev doctest-dev libtbb-dev
   libvlfeat-dev nlohmann-json3-dev libcli11-dev libplplot-dev plplot-driver-cairo
   libonnx-dev libprotobuf-dev
-  python3-numpy python3-torch python3-pytest
+  pybind11-dev python3-dev python3-numpy python3-pytest python3-torch
 )
 
 missing=()
@@ -29,5 +29,11 @@ if ((${#missing[@]} > 0)); then
   apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}"
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3
 cmake --build build -j"$(nproc)"
+
+# Debian's python3 imports attrlab from build/python (the package and its extension) through a
+# .pth file in its site directory.
+site=$(/usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])')
+mkdir -p "$site"
+echo "$(pwd)/build/python" > "$site/attrlab.pth"
