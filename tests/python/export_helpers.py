@@ -1,6 +1,6 @@
 """Shared by the Python export tests (imported by them, so it does not clash with other conftest.py files): the attrlab binary (ATTRLAB_BINARY, set by ctest,
-else build/attrlab) and the repository's python/ folder on sys.path (attrlab.torch needs only
-numpy and torch)."""
+else build/attrlab). The package (attrlab.torch among it) comes from build/python, which ctest
+puts on PYTHONPATH."""
 
 import os
 import subprocess
@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(os.environ.get("ATTRLAB_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(ROOT / "python"))
 
 
 def attrlab_binary():

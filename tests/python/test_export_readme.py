@@ -1,7 +1,7 @@
 """The README's PyTorch example ("From Python": export, load, torch.autograd, score), run verbatim:
 its code blocks between `<!-- example: torch -->` and `<!-- /example -->` run in order in an empty
 directory (sh blocks with bash -e, python blocks with this interpreter), with attrlab on PATH and
-python/ on PYTHONPATH, as the README states. The torch-written gradient × input must then score
+import attrlab working (build/python on PYTHONPATH, as ctest sets it), as the README states. The torch-written gradient × input must then score
 what the built-in input-x-gradient scores."""
 
 import csv
@@ -30,7 +30,6 @@ def example_blocks():
 def test_readme_torch_example_runs_and_scores_like_input_x_gradient(tmp_path):
     env = dict(os.environ)
     env["PATH"] = str(Path(attrlab_binary()).parent) + os.pathsep + env.get("PATH", "")
-    env["PYTHONPATH"] = str(ROOT / "python") + os.pathsep + env.get("PYTHONPATH", "")
     for lang, code in example_blocks():
         command = ["bash", "-e", "-c", code] if lang == "sh" else [sys.executable, "-c", code]
         r = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
