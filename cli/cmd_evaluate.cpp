@@ -14,6 +14,7 @@
 #include "cli/listing.h"
 #include "experiments/metrics/metric.h"
 #include "lab/core/error.h"
+#include "lab/io/outputs.h"
 
 namespace cli {
 
@@ -48,6 +49,12 @@ void print_summary(const experiments::Evaluation& e) {
 }
 
 void run_evaluate(const EvaluateArgs& args) {
+  std::vector<lab::NamedPath> outputs = {{"--out", args.out}, {"--out's record", experiments::record_path(args.out)}};
+  if (!args.curves.empty()) outputs.push_back({"--curves", args.curves});
+  std::vector<lab::NamedPath> inputs = {{"--data", args.data}};
+  for (const std::string& m : args.maps) inputs.push_back({"--maps", m});
+  lab::check_distinct(outputs, inputs);
+  for (const lab::NamedPath& o : outputs) lab::check_output_file(o);
   experiments::EvaluateRequest request;
   request.data = args.data;
   request.maps.assign(args.maps.begin(), args.maps.end());

@@ -8,6 +8,7 @@
 #include "datasets/predict.h"
 #include "cli/commands.h"
 #include "lab/core/error.h"
+#include "lab/io/outputs.h"
 
 namespace cli {
 
@@ -21,6 +22,8 @@ struct PredictArgs {
 
 void run_predict(const PredictArgs& args) {
   if (args.batch < 1) lab::fail_parameter("--batch must be at least 1, got {}", args.batch);
+  lab::check_distinct({{"--out", args.out}}, {{"--data", args.data}});
+  lab::check_output_file({"--out", args.out});
   const datasets::DataDir data = datasets::DataDir::open(args.data);
   const datasets::Predictions p = datasets::predict(data, args.batch);
   datasets::write_predictions_csv(data, p, args.out);
