@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "attributions/common.h"
 #include "datasets/data_dir.h"
 #include "experiments/table.h"
 #include "lab/core/error.h"
@@ -90,14 +91,23 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
       if (env && *env != data.env().name())
         lab::fail("{}: maps made for environment {}, the data at {} is {}", json.string(), env->dump(),
                   data.path().string(), data.env().name());
-      if (set.record.contains("samples") && set.record["samples"].is_array()) {
+      if (set.record.contains("samples") && !set.record["samples"].is_array())
+        lab::fail("{}: samples = {}; expected a list of {{\"id\": ...}}", json.string(), set.record["samples"].type_name());
+      if (set.record.contains("samples")) {
         listed = true;
         for (const nlohmann::json& s : set.record["samples"]) {
           if (!s.is_object() || !s.contains("id") || !s["id"].is_string())
             lab::fail("{}: every entry of \"samples\" needs a string \"id\"", json.string());
           const std::string id = s["id"].get<std::string>();
           expected.insert(id);
-          if (s.contains("target") && s["target"].is_number_integer()) set.target[id] = s["target"].get<int64_t>();
+          // Maps are read from <id>.npy: a "map" naming another file would be ignored, so it is refused.
+          if (s.contains("map") && s["map"] != nlohmann::json(id + ".npy"))
+            lab::fail("{}: sample {}: map = {}; maps are read from <id>.npy, expected \"{}.npy\"", json.string(), id,
+                      s["map"].dump(), id);
+          if (s.contains("target") && !s["target"].is_number_integer())
+            lab::fail("{}: sample {}: target = {}; expected an integer (the output explained)", json.string(), id,
+                      s["target"].dump());
+          if (s.contains("target")) set.target[id] = s["target"].get<int64_t>();
         }
       }
     }
@@ -139,6 +149,9 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
         set.rejected.emplace_back(dir / (id + ".npy"), reason);
       }
     }
+    if (set.samples.empty() && set.rejected.empty())
+      lab::fail("--maps {}: holds no map of the data's samples (<id>.npy){}; expected a maps directory", dir.string(),
+                fs::exists(dir / "manifest.json") ? " and is a data directory" : "");
     sets.push_back(std::move(set));
   }
 
@@ -197,6 +210,7 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
   const std::vector<MapSet> sets = scan_maps(data, request.maps, result.rejected);
 
   const lab::Network net = env.build_network();
+  attributions::check_chunk_memory(net, request.max_chunk, fmt::format("--batch {}", request.max_chunk));
   Context context;
   context.net = &net;
   context.env = env.name();

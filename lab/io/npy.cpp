@@ -12,6 +12,7 @@
 
 #include "lab/core/error.h"
 #include "lab/io/files.h"
+#include "lab/io/outputs.h"
 
 namespace lab {
 
@@ -24,6 +25,19 @@ constexpr size_t kMagicSize = 6;
 constexpr size_t kAlignment = 64;
 constexpr const char* kF32 = "<f4";
 constexpr const char* kU8 = "|u1";
+
+/// `text` with control and non-ASCII bytes escaped (\xNN): messages stay printable, one line
+/// and valid UTF-8 (they go into JSON records), whatever bytes a header holds.
+std::string escaped(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (std::isprint(static_cast<unsigned char>(c)) && static_cast<unsigned char>(c) < 0x80)
+      out += c;
+    else
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+  }
+  return out;
+}
 
 struct Header {
   NpyInfo info;
@@ -59,7 +73,7 @@ class DictParser {
         if (shape) malformed("'shape' given twice");
         shape = parse_shape();
       } else {
-        malformed("unexpected key '" + key + "'");
+        malformed("unexpected key '" + escaped(key) + "'");
       }
       skip_space();
       if (peek(',')) {
@@ -77,7 +91,7 @@ class DictParser {
     if (!shape) malformed("no 'shape' key");
     if (*fortran_order) fail("{}: fortran_order is True; expected a C-order array (fortran_order False)", file_);
     if (*descr != kF32 && *descr != kU8)
-      fail("{}: unsupported dtype '{}'; expected '<f4' (float32) or '|u1' (uint8)", file_, *descr);
+      fail("{}: unsupported dtype '{}'; expected '<f4' (float32) or '|u1' (uint8)", file_, escaped(*descr));
     return NpyInfo{.dtype = *descr, .shape = *shape};
   }
 
@@ -89,13 +103,7 @@ class DictParser {
   /// The header with control bytes escaped, cut to 200 characters.
   std::string quoted() const {
     constexpr size_t kMax = 200;
-    std::string out;
-    for (char c : text_.substr(0, kMax)) {
-      if (std::isprint(static_cast<unsigned char>(c)))
-        out += c;
-      else
-        out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-    }
+    const std::string out = escaped(text_.substr(0, kMax));
     return text_.size() > kMax ? out + "..." : out;
   }
 
@@ -185,6 +193,7 @@ std::ifstream open_for_read(const std::filesystem::path& path) {
   const auto status = std::filesystem::status(path, ec);
   if (!std::filesystem::exists(status)) fail("{}: no such file", path.string());
   if (std::filesystem::is_directory(status)) fail("{}: is a directory, expected a .npy file", path.string());
+  check_input_file(path);  // a FIFO or a device would hang or never end
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open for reading: {}", path.string(), std::strerror(errno));
   return in;
