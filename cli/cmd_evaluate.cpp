@@ -71,7 +71,8 @@ void run_evaluate(const EvaluateArgs& args) {
   fmt::print(stderr, "evaluate: wrote {} rows to {} and {}{}\n", e.rows.size(), args.out,
              experiments::record_path(args.out).string(), curves ? " and curves to " + args.curves : "");
   if (!e.rejected.empty())
-    lab::fail("{} map file(s) rejected and not scored (listed above); the other maps were scored", e.rejected.size());
+    lab::fail("{}: rejected; {} map file(s) rejected and not scored in all (listed above), the other maps were scored",
+              e.rejected.front().file.string(), e.rejected.size());
 }
 
 }  // namespace

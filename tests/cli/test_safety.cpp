@@ -199,7 +199,7 @@ TEST_CASE("thread counts: bounded and numbers only, from --threads and ATTRLAB_T
     CHECK(o.code == 1);
     check_one_error_line(o, "--threads");
   }
-  for (const std::string& value : {"100000", "abc", "4x", "-2", "99999999999999999999"}) {
+  for (const std::string value : {"100000", "abc", "4x", "-2", "99999999999999999999"}) {
     CAPTURE(value);
     const auto o = run("summary --env multi-color-sum", "ATTRLAB_THREADS=" + value);
     CHECK(o.code == 1);
