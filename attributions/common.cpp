@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <memory>
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 #include "lab/core/hash.h"
 #include "lab/io/image.h"
 #include "lab/io/npy.h"
+#include "lab/io/outputs.h"
 
 namespace attributions {
 
@@ -192,11 +194,21 @@ Signal backprop_batch(const Backprop& backprop, const lab::Tensor& x, const std:
   return out;
 }
 
-int64_t batch_for_memory(const lab::Network& net, int64_t bytes) {
+int64_t trace_bytes(const lab::Network& net) {
   int64_t per_sample = lab::numel(net.input_shape());
   for (size_t i = 0; i < net.size(); ++i) per_sample += lab::numel(net.shape_after(i, 1));
-  per_sample *= static_cast<int64_t>(sizeof(float));
-  return std::clamp<int64_t>(bytes / std::max<int64_t>(per_sample, 1), 1, 256);
+  return per_sample * static_cast<int64_t>(sizeof(float));
+}
+
+int64_t batch_for_memory(const lab::Network& net, int64_t bytes) {
+  return std::clamp<int64_t>(bytes / std::max<int64_t>(trace_bytes(net), 1), 1, 256);
+}
+
+void check_batch_memory(const lab::Network& net, int64_t max_batch, const std::string& flag) {
+  const double bytes = 2.0 * static_cast<double>(max_batch) * static_cast<double>(trace_bytes(net));
+  lab::check_memory(bytes >= 1.8e19 ? std::numeric_limits<uint64_t>::max() : static_cast<uint64_t>(bytes),
+                    fmt::format("{}: network calls of {} inputs of {} floats of traces each", flag, max_batch,
+                                trace_bytes(net) / static_cast<int64_t>(sizeof(float))));
 }
 
 std::vector<double> output_at(const lab::Network& net, const lab::Tensor& x, const TargetFn& target, int64_t max_batch) {

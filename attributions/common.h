@@ -121,6 +121,12 @@ Signal backprop_batch(const Backprop& backprop, const lab::Tensor& x, const std:
 /// The largest chunk whose traces (every activation of a forward pass, the input included) fit in
 /// `bytes`, clamped to 1..256: a default for Context::batch that bounds memory at any image size.
 int64_t batch_for_memory(const lab::Network& net, int64_t bytes);
+/// Bytes of one input's traces: every activation of a forward pass, the input included (float32).
+int64_t trace_bytes(const lab::Network& net);
+/// Refuses (lab::Error(kUsage), lab::check_memory) network calls of `max_batch` inputs whose
+/// traces, kept for the backward pass and its gradients (twice the traces), exceed the available
+/// memory; `flag` names the setting ("--batch 100000").
+void check_batch_memory(const lab::Network& net, int64_t max_batch, const std::string& flag);
 
 /// output[target] per sample of a batch, evaluated in chunks (1 evaluation per input).
 std::vector<double> output_at(const lab::Network& net, const lab::Tensor& x, const TargetFn& target, int64_t max_batch);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "attributions/common.h"
 #include "attributions/method.h"
 #include "cli/commands.h"
 #include "cli/listing.h"
@@ -16,6 +17,7 @@
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 #include "lab/io/files.h"
+#include "lab/io/outputs.h"
 
 namespace cli {
 
@@ -33,6 +35,7 @@ struct AttributeArgs {
   int64_t reference = 16;
   int64_t limit = 0;
   std::string out;
+  bool force = false;
 };
 
 void run_attribute(const AttributeArgs& args) {
@@ -41,11 +44,19 @@ void run_attribute(const AttributeArgs& args) {
   if (args.reference < 0) lab::fail_parameter("--reference must be at least 0, got {}", args.reference);
   if (args.limit < 0) lab::fail_parameter("--limit must be at least 0, got {}", args.limit);
   const uint64_t seed = parse_seed(args.seed);
+  lab::check_distinct({{"--out", args.out}}, {{"--data", args.data}});
+  lab::check_output_dir({"--out", args.out}, "maps.json", args.force);
   lab::Options params = lab::Options::parse(args.params, "-p");
   const std::unique_ptr<attributions::Method> method = attributions::make_method(args.method, params);
 
   const datasets::DataDir data = datasets::DataDir::open(args.data);
   const lab::Network net = data.env().build_network();
+  const int64_t count = args.limit > 0 ? std::min(args.limit, data.size()) : data.size();
+  if (args.batch > 0) attributions::check_batch_memory(net, args.batch, fmt::format("--batch {}", args.batch));
+  // A unit's inputs, maps and the method's copies of them (about four of each).
+  lab::check_memory(static_cast<uint64_t>(std::min(args.unit, count)) * 4 * 2 *
+                        static_cast<uint64_t>(lab::numel(data.env().input_shape())) * sizeof(float),
+                    fmt::format("--unit {}", args.unit));
   experiments::AttributeSetup setup;
   setup.label = args.label;
   setup.target = experiments::TargetMode::parse(args.target, lab::numel(net.output_shape(1)), "--target");
@@ -53,7 +64,6 @@ void run_attribute(const AttributeArgs& args) {
   setup.reference = args.reference;
   setup.batch = args.batch;
   const experiments::AttributeStage stage(data, net, *method, setup);
-  const int64_t count = args.limit > 0 ? std::min(args.limit, data.size()) : data.size();
 
   lab::StagedDir staged(args.out);
   nlohmann::json samples = nlohmann::json::array();
@@ -107,7 +117,8 @@ void register_attribute(CLI::App& app) {
                   "Reference inputs given to the method (the first K samples: DeepSHAP data:K baselines, IBA statistics)")
       ->capture_default_str();
   cmd->add_option("--limit", args->limit, "Attribute only the first N samples (0 = all)")->capture_default_str();
-  cmd->add_option("--out", args->out, "Output maps directory (replaced atomically when complete)")->required();
+  cmd->add_option("--out", args->out, "Output maps directory (new or empty; appears when complete)")->required();
+  cmd->add_flag("--force", args->force, "Replace --out if it is a maps directory attrlab wrote");
   cmd->callback([args] { run_attribute(*args); });
 }
 

@@ -16,6 +16,7 @@
 #include "experiments/metrics/metric.h"
 #include "experiments/progress.h"
 #include "lab/core/error.h"
+#include "lab/io/outputs.h"
 
 namespace cli {
 
@@ -54,6 +55,12 @@ void print_summary(const experiments::Evaluation& e) {
 }
 
 void run_evaluate(const EvaluateArgs& args) {
+  std::vector<lab::NamedPath> outputs = {{"--out", args.out}, {"--out's record", experiments::record_path(args.out)}};
+  if (!args.curves.empty()) outputs.push_back({"--curves", args.curves});
+  std::vector<lab::NamedPath> inputs = {{"--data", args.data}};
+  for (const std::string& m : args.maps) inputs.push_back({"--maps", m});
+  lab::check_distinct(outputs, inputs);
+  for (const lab::NamedPath& o : outputs) lab::check_output_file(o);
   experiments::EvaluateRequest request;
   request.data = args.data;
   request.maps.assign(args.maps.begin(), args.maps.end());
@@ -89,7 +96,8 @@ void run_evaluate(const EvaluateArgs& args) {
   fmt::print(stderr, "evaluate: wrote {} rows to {} and {}{}\n", e.rows.size(), args.out,
              experiments::record_path(args.out).string(), curves ? " and curves to " + args.curves : "");
   if (!e.rejected.empty())
-    lab::fail("{} map file(s) rejected and not scored (listed above); the other maps were scored", e.rejected.size());
+    lab::fail("{}: rejected; {} map file(s) rejected and not scored in all (listed above), the other maps were scored",
+              e.rejected.front().file.string(), e.rejected.size());
 }
 
 }  // namespace

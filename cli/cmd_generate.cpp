@@ -14,6 +14,7 @@
 #include "cli/listing.h"
 #include "lab/core/error.h"
 #include "lab/core/options.h"
+#include "lab/io/outputs.h"
 
 namespace cli {
 
@@ -25,11 +26,13 @@ struct GenerateArgs {
   int64_t count = 0;
   std::string seed = "0";
   std::string out;
+  bool force = false;
 };
 
 void run_generate(const GenerateArgs& args) {
   if (args.count < 1) lab::fail_parameter("--count must be at least 1, got {}", args.count);
   const uint64_t seed = parse_seed(args.seed);
+  lab::check_output_dir({"--out", args.out}, "manifest.json", args.force);
   lab::Options options = lab::Options::parse(args.options, "-o");
   const std::unique_ptr<datasets::Environment> env = datasets::make_environment(args.env, options);
   datasets::write_data_dir(*env, args.count, seed, args.out, args.count >= 100);
@@ -51,7 +54,8 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--count", args->count, "Number of samples (>= 1)")->required();
   cmd->add_option("--seed", args->seed, "Data seed, 0..2^64-1; sample i depends only on (options, seed, i)")
       ->capture_default_str();
-  cmd->add_option("--out", args->out, "Output data directory (replaced atomically when complete)")->required();
+  cmd->add_option("--out", args->out, "Output data directory (new or empty; appears when complete)")->required();
+  cmd->add_flag("--force", args->force, "Replace --out if it is a data directory attrlab generated");
   cmd->callback([args] { run_generate(*args); });
 }
 

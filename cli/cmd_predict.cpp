@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/network_source.h"
 #include "lab/core/error.h"
+#include "lab/io/outputs.h"
 
 namespace cli {
 
@@ -24,7 +25,9 @@ struct PredictArgs {
 
 void run_predict(const PredictArgs& args) {
   if (args.batch < 1) lab::fail_parameter("--batch must be at least 1, got {}", args.batch);
+  lab::check_output_file({"--out", args.out});
   if (!args.inputs.empty()) {
+    lab::check_distinct({{"--out", args.out}}, {{"--inputs", args.inputs}});
     const auto env = args.source.environment();
     const lab::Tensor x = datasets::read_inputs_npy(*env, args.inputs);
     const datasets::Predictions p = datasets::predict_inputs(*env, x, args.batch);
@@ -34,6 +37,7 @@ void run_predict(const PredictArgs& args) {
   }
   if (args.source.data.empty()) throw CLI::RequiredError("--data (or --inputs)");
   if (!args.source.env.empty()) throw CLI::ValidationError("--env", "needs --inputs (--data names its own environment)");
+  lab::check_distinct({{"--out", args.out}}, {{"--data", args.source.data}});
   const datasets::DataDir data = datasets::DataDir::open(args.source.data);
   const datasets::Predictions p = datasets::predict(data, args.batch);
   datasets::write_predictions_csv(data, p, args.out);

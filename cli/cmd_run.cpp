@@ -2,6 +2,7 @@
 // (experiments/config.h, experiments/run.h).
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "lab/core/schema.h"
 #include "cli/commands.h"
 #include "lab/core/error.h"
+#include "lab/io/outputs.h"
 
 namespace cli {
 
@@ -25,6 +27,7 @@ struct RunArgs {
   bool paper_scale = false;
   bool rebuild = false;
   std::string stage = "all";
+  bool force = false;
   std::string out;
 };
 
@@ -49,9 +52,12 @@ void run_run(const RunArgs& args) {
     return;
   }
   if (args.rebuild) {
-    if (!args.experiment.empty() || !args.overrides.empty() || args.resume || args.paper_scale)
+    if (!args.experiment.empty() || !args.overrides.empty() || args.resume || args.paper_scale || args.force)
       lab::fail_parameter("run --rebuild takes only --out RUN_DIR");
     if (args.out.empty()) lab::fail_parameter("run --rebuild: --out RUN_DIR is required");
+    if (!std::filesystem::is_directory(args.out))
+      lab::fail("--out {}: no run directory ({})", args.out, lab::describe_file_type(args.out));
+    const lab::DirLock lock(args.out, "--out");
     const experiments::ReportFiles files = experiments::rebuild_report(args.out);
     fmt::print("run: report rebuilt at {} (and {})\n", files.html.string(), files.markdown.string());
     return;
@@ -72,6 +78,7 @@ void run_run(const RunArgs& args) {
   experiments::RunOptions options;
   options.out = args.out;
   options.resume = args.resume;
+  options.force = args.force;
   options.quiet = args.quiet;
   options.source = args.experiment;
   options.overrides = applied;
@@ -107,6 +114,8 @@ void register_run(CLI::App& app) {
                   "all, or data: stop after writing config.json and the data (for outside tools; then --resume)")
       ->check(CLI::IsMember({"all", "data"}))
       ->capture_default_str();
+  cmd->add_flag("--force", args->force,
+                "Start the run in --out again: remove its files first (only a run directory attrlab wrote)");
   cmd->add_flag("--list", args->list, "List the experiment settings and the shipped experiments, and exit");
   cmd->add_flag("--rebuild", args->rebuild,
                 "Write the tables, figures and report of the finished run in --out again from its files");

@@ -1,6 +1,6 @@
 // attrlab: the command-line entry point. One top-level catch turns every error into a one-line
 // message and an exit code: 1 for what the user typed (an unknown flag, a bad option or parameter
-// value, an unknown name, a bad config key), 2 for a bad input file (missing, malformed, bad shape
+// value, an unknown name, a bad config key, an unusable path), 2 for a bad input file (missing, malformed, bad shape
 // or data), 4 for an internal error.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
+#include "lab/io/outputs.h"
 
 namespace {
 
@@ -34,14 +35,18 @@ constexpr Register kCommands[] = {
 
 int main(int argc, char** argv) {
   lab::prepare_process(argv);
+  lab::install_interrupt_cleanup();  // before any other thread starts
   CLI::App app{"attrlab: a laboratory for testing feature-attribution methods against known truth"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("attrlab ") + ATTRLAB_VERSION);
-  int threads = 0;
-  app.add_option("--threads", threads, "Threads for oneDNN and TBB (default: ATTRLAB_THREADS or all cores)")
-      ->check(CLI::PositiveNumber);
+  std::string threads;
+  app.add_option("--threads", threads,
+                 "Threads for oneDNN and TBB, at most 4 × the cores (default: ATTRLAB_THREADS or all cores)");
   app.parse_complete_callback([&] {
-    if (threads > 0) lab::Runtime::get().set_threads(threads);
+    // Parsed first so that a bad value is named before ATTRLAB_THREADS is read.
+    const int n = threads.empty() ? 0 : lab::parse_threads(threads, "--threads " + threads);
+    lab::Runtime& runtime = lab::Runtime::get();  // reads and checks ATTRLAB_THREADS
+    if (n > 0) runtime.set_threads(n);
   });
   for (Register add : kCommands) add(app);
   try {

@@ -13,6 +13,7 @@ set_target_properties(DNNL::dnnl PROPERTIES
   IMPORTED_LOCATION "${DNNL_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${DNNL_INCLUDE_DIR}")
 find_package(OpenCV 4.6 REQUIRED COMPONENTS core imgproc imgcodecs ximgproc dnn)
+find_package(PNG REQUIRED)  # lab/io/image.cpp decodes with its own error handlers
 find_package(fmt 9 REQUIRED)
 find_package(TBB REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)

@@ -14,6 +14,7 @@
 #include "lab/io/files.h"
 #include "lab/io/image.h"
 #include "lab/io/npy.h"
+#include "lab/io/outputs.h"
 
 namespace fs = std::filesystem;
 
@@ -70,6 +71,26 @@ struct ManifestReader {
       for (const auto& e : v) ok = ok && e.is_number_integer();
     if (!ok) lab::fail("{}: {}.{} must be a list of integers, got {}", file, where, key, v.dump());
     return v.get<std::vector<int64_t>>();
+  }
+  /// Refuses a key of `object` outside `known` (a field nobody reads would be ignored).
+  void only_known(const nlohmann::json& object, std::initializer_list<const char*> known, const std::string& where) const {
+    if (!object.is_object()) lab::fail("{}: {} must be a JSON object, got {}", file, where, object.type_name());
+    for (const auto& [key, value] : object.items()) {
+      bool ok = false;
+      for (const char* k : known) ok = ok || key == k;
+      if (ok) continue;
+      std::string names;
+      for (const char* k : known) names += (names.empty() ? "" : ", ") + std::string(k);
+      lab::fail("{}: {} has an unknown field \"{}\"; known: {}", file, where, key, names);
+    }
+  }
+  std::vector<double> numbers(const nlohmann::json& object, const std::string& key, const std::string& where) const {
+    const nlohmann::json& v = field(object, key, where);
+    bool ok = v.is_array();
+    if (ok)
+      for (const auto& e : v) ok = ok && e.is_number();
+    if (!ok) lab::fail("{}: {}.{} must be a list of numbers, got {}", file, where, key, v.dump());
+    return v.get<std::vector<double>>();
   }
   // A path inside the data directory: relative and without "..".
   std::string relative_path(const nlohmann::json& object, const std::string& key, const std::string& where) const {
@@ -135,6 +156,9 @@ std::string combine_fingerprint(const std::string& env, const nlohmann::json& op
 
 void write_data_dir(const Environment& env, int64_t count, uint64_t seed, const fs::path& out, bool progress) {
   if (count < 1) lab::fail_parameter("--count must be at least 1, got {}", count);
+  // The manifest is held in memory until written: about 4 KiB per sample as JSON.
+  lab::check_memory(static_cast<uint64_t>(count) * 4096,
+                    fmt::format("count {} (the manifest of every sample is built in memory)", count));
   lab::StagedDir staged(out);
   const fs::path root = staged.path();
   for (const char* sub : {"images", "gt", "patches"}) {
@@ -191,6 +215,9 @@ DataDir DataDir::open(const fs::path& dir) {
   const ManifestReader r{manifest_path.string()};
   const nlohmann::json& m = d.manifest_;
 
+  r.only_known(m, {"format", "version", "env", "options", "seed", "count", "image-shape", "classes", "background", "samples"},
+               "the manifest");
+  r.string(m, "version", "the manifest");
   const int64_t format = r.integer(m, "format", "the manifest");
   if (format != kDataFormat) lab::fail("{}: format {} is not supported; expected {}", r.file, format, kDataFormat);
   const std::string env_name = r.string(m, "env", "the manifest");
@@ -212,6 +239,14 @@ DataDir DataDir::open(const fs::path& dir) {
   const int64_t classes = r.integer(m, "classes", "the manifest");
   if (classes != env.num_classes())
     lab::fail("{}: classes = {} does not match the options' {}", r.file, classes, env.num_classes());
+  const std::vector<double> background = r.numbers(m, "background", "the manifest");
+  const std::vector<float> env_background = env.background();
+  bool same_background = background.size() == env_background.size();
+  for (size_t k = 0; same_background && k < background.size(); ++k)
+    same_background = static_cast<float>(background[k]) == env_background[k];
+  if (!same_background)
+    lab::fail("{}: background {} does not match the options' {}", r.file, m["background"].dump(),
+              nlohmann::json(env_background).dump());
   const nlohmann::json& samples = r.field(m, "samples", "the manifest");
   if (!samples.is_array() || samples.empty())
     lab::fail("{}: samples must be a non-empty list, got {}", r.file, samples.is_array() ? "[]" : samples.type_name());
@@ -223,6 +258,7 @@ DataDir DataDir::open(const fs::path& dir) {
   for (size_t i = 0; i < samples.size(); ++i) {
     const nlohmann::json& s = samples[i];
     const std::string where = fmt::format("samples[{}]", i);
+    r.only_known(s, {"id", "image", "gt", "gt-smooth", "patches", "label", "counts", "layout"}, where);
     const std::string id = r.string(s, "id", where);
     if (!ids.insert(id).second) lab::fail("{}: {}: id \"{}\" appears twice", r.file, where, id);
     for (const char* key : {"image", "gt", "gt-smooth", "patches"}) r.relative_path(s, key, where);
@@ -232,6 +268,17 @@ DataDir DataDir::open(const fs::path& dir) {
     const std::vector<int64_t> c = r.integers(s, "counts", where);
     if (static_cast<int64_t>(c.size()) != env.num_counts())
       lab::fail("{}: {}.counts has {} entries; expected {}", r.file, where, c.size(), env.num_counts());
+    const nlohmann::json& layout = r.field(s, "layout", where);
+    if (!layout.is_array()) lab::fail("{}: {}.layout must be a list of patches, got {}", r.file, where, layout.dump());
+    for (size_t k = 0; k < layout.size(); ++k) {
+      const std::string patch = fmt::format("{}.layout[{}]", where, k);
+      r.only_known(layout[k], {"shape", "size", "box", "class"}, patch);
+      r.string(layout[k], "shape", patch);
+      r.integer(layout[k], "size", patch);
+      r.integer(layout[k], "class", patch);
+      if (r.integers(layout[k], "box", patch).size() != 4)
+        lab::fail("{}: {}.box must be [x, y, width, height], got {}", r.file, patch, layout[k]["box"].dump());
+    }
   }
 
   const int64_t side = env.image_size();

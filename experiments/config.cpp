@@ -230,7 +230,11 @@ namespace {
 json resolve_recursive(const json& config, const fs::path& base_dir, const std::string& origin,
                        std::set<std::string>& seen) {
   if (!config.is_object()) lab::fail("{}: an experiment definition must be a JSON object", origin);
-  if (!seen.insert(origin).second) lab::fail("{}: 'extends' forms a cycle", origin);
+  // A file is known by its resolved path, so "./a.json" and "a.json" are one config.
+  std::error_code ec;
+  const bool shipped_origin = origin.rfind("experiments/configs/", 0) == 0;
+  const std::string key = shipped_origin ? origin : fs::weakly_canonical(fs::absolute(origin), ec).string();
+  if (!seen.insert(key).second) lab::fail("{}: 'extends' forms a cycle (it reaches {} again)", origin, origin);
   if (!config.contains("extends")) return config;
   const json& parent_ref = config.at("extends");
   if (!parent_ref.is_string()) lab::fail("{}: 'extends' must be a name or a path, got {}", origin, parent_ref.dump());
@@ -387,6 +391,10 @@ json finalize(const json& input) {
     if (!model.contains("options")) model["options"] = json::object();
     if (!model["options"].is_object())
       lab::fail_parameter("experiment model '{}': options must be an object", model.value("label", ""));
+    if (model["options"].contains("size") && model["options"]["size"] != config["size"])
+      lab::fail_parameter("experiment model '{}': options.size = {} would be ignored; the image size of every model "
+                          "is the experiment's size ({}): set size instead",
+                          model.value("label", ""), model["options"]["size"].dump(), config["size"].dump());
     model["options"]["size"] = config["size"];
     const std::string label = model["label"];
     if (!model_labels.insert(label).second) lab::fail_parameter("experiment model label '{}' given twice", label);

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "attributions/common.h"
 #include "datasets/data_dir.h"
 #include "experiments/maps.h"
 #include "experiments/pipeline.h"
@@ -65,14 +66,23 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
       check_made_for(json, set.record, data);
       set.fingerprint = set.record.contains("data-manifest") && set.record["data-manifest"].is_object() &&
                         set.record["data-manifest"].contains("fingerprint");
-      if (set.record.contains("samples") && set.record["samples"].is_array()) {
+      if (set.record.contains("samples") && !set.record["samples"].is_array())
+        lab::fail("{}: samples = {}; expected a list of {{\"id\": ...}}", json.string(), set.record["samples"].type_name());
+      if (set.record.contains("samples")) {
         listed = true;
         for (const nlohmann::json& s : set.record["samples"]) {
           if (!s.is_object() || !s.contains("id") || !s["id"].is_string())
             lab::fail("{}: every entry of \"samples\" needs a string \"id\"", json.string());
           const std::string id = s["id"].get<std::string>();
           expected.insert(id);
-          if (s.contains("target") && s["target"].is_number_integer()) set.target[id] = s["target"].get<int64_t>();
+          // Maps are read from <id>.npy: a "map" naming another file would be ignored, so it is refused.
+          if (s.contains("map") && s["map"] != nlohmann::json(id + ".npy"))
+            lab::fail("{}: sample {}: map = {}; maps are read from <id>.npy, expected \"{}.npy\"", json.string(), id,
+                      s["map"].dump(), id);
+          if (s.contains("target") && !s["target"].is_number_integer())
+            lab::fail("{}: sample {}: target = {}; expected an integer (the output explained)", json.string(), id,
+                      s["target"].dump());
+          if (s.contains("target")) set.target[id] = s["target"].get<int64_t>();
         }
       }
     }
@@ -115,6 +125,9 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
         set.rejected.emplace_back(dir / (id + ".npy"), reason);
       }
     }
+    if (set.samples.empty() && set.rejected.empty())
+      lab::fail("--maps {}: holds no map of the data's samples (<id>.npy){}; expected a maps directory", dir.string(),
+                fs::exists(dir / "manifest.json") ? " and is a data directory" : "");
     sets.push_back(std::move(set));
   }
 
@@ -160,6 +173,7 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
                         set.samples.end());
 
   const lab::Network net = env.build_network();
+  attributions::check_batch_memory(net, request.batch, fmt::format("--batch {}", request.batch));
   const ScoreStage stage(data, net, std::move(metrics), request.seed, request.unit, request.batch);
   const size_t unit = static_cast<size_t>(request.unit);
   if (progress) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <tuple>
 
 #include "attributions/method.h"
@@ -21,6 +22,7 @@
 #include "lab/core/error.h"
 #include "lab/io/files.h"
 #include "lab/io/npy.h"
+#include "lab/io/outputs.h"
 
 namespace experiments {
 
@@ -167,20 +169,47 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
                  {"overrides", options.overrides},
                  {"seeds", seeds_record(e)},
                  {"config", resolved}};
+  // The lock comes first, so that a second run into RUN_DIR is refused for that reason alone.
+  std::optional<lab::DirLock> lock;
+  const fs::file_status out_status = fs::status(out, ec);
+  if (fs::exists(out_status) && !fs::is_directory(out_status))
+    lab::fail_usage("--out {}: is {}; expected a run directory", out.string(), lab::describe_file_type(out));
+  if (fs::exists(out_status)) {
+    lock.emplace(out, "--out");
+    lab::sweep_stale_temps(out, true);  // temporaries of an earlier run that was killed
+  }
+  if (options.resume && options.force) lab::fail_usage("run: --resume and --force exclude each other");
+  if (fs::exists(config_path) && options.force) {
+    // attrlab's own run directory (it has config.json): start again, keeping only the lock.
+    std::vector<fs::path> earlier;
+    for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+      if (it->path().filename() != lab::DirLock::kFileName) earlier.push_back(it->path());
+    for (const fs::path& p : earlier)
+      if (!ec) fs::remove_all(p, ec);
+    if (ec) lab::fail("--out {}: cannot remove the earlier run: {}", out.string(), ec.message());
+  }
+  const auto holds_files = [&] {
+    for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+      if (it->path().filename() != lab::DirLock::kFileName) return true;
+    return false;
+  };
   if (fs::exists(config_path)) {
     if (!options.resume)
-      lab::fail("{}: already holds a run; pass --resume to continue it, or choose another --out", out.string());
+      lab::fail_usage("--out {}: already holds a run; pass --resume to continue it, --force to start it again, or "
+                      "choose another --out",
+                      out.string());
     const json old = lab::read_json(config_path);
     if (!old.contains("config") || old.at("config") != resolved)
       lab::fail("{}: --resume with a different configuration (first difference at '{}'); use a new --out",
                 config_path.string(), old.contains("config") ? first_difference(old.at("config"), resolved, "") : "config");
-  } else if (fs::exists(out) && !fs::is_directory(out)) {
-    lab::fail("--out {}: exists and is not a directory", out.string());
-  } else if (fs::exists(out) && !fs::is_empty(out, ec) && !options.resume) {
-    lab::fail("--out {}: the directory exists and is not empty; choose a new one", out.string());
+  } else if (fs::exists(out_status) && holds_files()) {
+    lab::fail_usage("--out {}: the directory exists, holds files and no run of attrlab (no config.json); choose "
+                    "a new one",
+                    out.string());
   }
   fs::create_directories(out, ec);
   if (ec) lab::fail("--out {}: cannot create the directory: {}", out.string(), ec.message());
+  if (!lock) lock.emplace(out, "--out");
   lab::write_json(config_path, record);
 
   // Models: data, network and the score stage of their metrics.

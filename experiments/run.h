@@ -52,6 +52,7 @@ namespace experiments {
 struct RunOptions {
   std::filesystem::path out;            ///< RUN_DIR
   bool resume = false;                  ///< keep finished units of an earlier run in RUN_DIR
+  bool force = false;                   ///< start an earlier run in RUN_DIR again, removing its files
   bool quiet = false;                   ///< no progress bar
   std::string source;                   ///< how the experiment was named (shipped name or path)
   std::vector<std::string> overrides;   ///< the -o items, as given

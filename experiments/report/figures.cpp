@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "lab/core/error.h"
+#include "lab/io/outputs.h"
 
 namespace experiments {
 
@@ -92,14 +93,13 @@ void diverging_cmap1(plstream& pls) {
 
 /// Runs `draw` once per device (PNG, SVG) into STEM.png / STEM.svg via temporary files.
 std::vector<fs::path> render(const fs::path& stem, int width, int height, const std::function<void(Canvas&)>& draw) {
-  static std::atomic<uint64_t> counter{0};
   std::vector<fs::path> written;
   std::error_code ec;
   if (!stem.parent_path().empty()) fs::create_directories(stem.parent_path(), ec);
   for (const auto& [device, ext] : {std::pair{"pngcairo", ".png"}, std::pair{"svgcairo", ".svg"}}) {
     const fs::path final_path = fs::path(stem.string() + ext);
-    const fs::path temp = fs::path(stem.string() + "." + std::to_string(::getpid()) + "-" +
-                                   std::to_string(counter++) + ext + ".tmp");
+    const fs::path temp = lab::temp_path_beside(final_path);
+    const lab::TempRegistration registration(temp);
     {
       plstream pls;
       pls.sdev(device);
@@ -118,7 +118,11 @@ std::vector<fs::path> render(const fs::path& stem, int width, int height, const 
     }
     if (!fs::exists(temp)) lab::fail("{}: PLplot ({}) wrote no file", final_path.string(), device);
     fs::rename(temp, final_path, ec);
-    if (ec) lab::fail("{}: cannot rename {}: {}", final_path.string(), temp.string(), ec.message());
+    if (ec) {
+      std::error_code ignored;
+      fs::remove(temp, ignored);
+      lab::fail("{}: cannot rename {}: {}", final_path.string(), temp.string(), ec.message());
+    }
     written.push_back(final_path);
   }
   return written;

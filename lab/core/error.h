@@ -16,6 +16,7 @@ namespace lab {
 /// What went wrong, for the CLI's exit code.
 enum class ErrorKind {
   kParameter = 1,  ///< what the user typed: an unknown name, an impossible value (as a usage error)
+  kUsage = 1,      ///< a command-line flag, value or path that cannot be used (e.g. an --out that is a device)
   kInput = 2,      ///< a missing or malformed file, a bad shape, NaN/Inf in data
 };
 
@@ -34,6 +35,12 @@ class Error : public std::runtime_error {
 template <typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
   throw Error(fmt::format(format, std::forward<Args>(args)...), ErrorKind::kInput);
+}
+
+/// Throws lab::Error(kUsage) formatted with fmt.
+template <typename... Args>
+[[noreturn]] void fail_usage(fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(fmt::format(format, std::forward<Args>(args)...), ErrorKind::kUsage);
 }
 
 /// Throws lab::Error(kParameter) formatted with fmt.

@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <tbb/global_control.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -19,17 +20,32 @@ struct Runtime::TbbLimit {
   tbb::global_control control;
 };
 
+namespace {
+
+int cores() {
+  const int n = static_cast<int>(std::thread::hardware_concurrency());
+  return n < 1 ? 1 : n;
+}
+
+}  // namespace
+
+int max_threads() { return 4 * cores(); }
+
+int parse_threads(const std::string& text, const std::string& source) {
+  int n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec == std::errc::invalid_argument || end != text.data() + text.size() || n < 1)
+    fail_usage("{}: expected a positive integer (threads), at most {} (4 × the {} cores)", source, max_threads(),
+               cores());
+  if (ec == std::errc::result_out_of_range || n > max_threads())
+    fail_usage("{}: too many threads; at most {} (4 × the {} cores)", source, max_threads(), cores());
+  return n;
+}
+
 Runtime::Runtime() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
-  int n = static_cast<int>(std::thread::hardware_concurrency());
-  if (const char* env = std::getenv("ATTRLAB_THREADS")) {
-    try {
-      n = std::stoi(env);
-    } catch (const std::exception&) {
-      fail_parameter("ATTRLAB_THREADS={}: expected a positive integer", env);
-    }
-    if (n < 1) fail_parameter("ATTRLAB_THREADS={}: expected a positive integer", env);
-  }
-  set_threads(n < 1 ? 1 : n);
+  int n = cores();
+  if (const char* env = std::getenv("ATTRLAB_THREADS")) n = parse_threads(env, std::string("ATTRLAB_THREADS=") + env);
+  set_threads(n);
 }
 
 Runtime& Runtime::get() {
@@ -38,7 +54,8 @@ Runtime& Runtime::get() {
 }
 
 void Runtime::set_threads(int n) {
-  if (n < 1) fail_parameter("--threads must be a positive integer, got {}", n);
+  if (n < 1 || n > max_threads())
+    fail_usage("--threads {}: expected a positive integer, at most {} (4 × the {} cores)", n, max_threads(), cores());
   threads_ = n;
   omp_set_num_threads(n);
   tbb_limit_.reset();

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -23,7 +24,8 @@ class Runtime {
   dnnl::engine& engine() { return engine_; }
   dnnl::stream& stream() { return stream_; }
 
-  /// Sets both pools to `n` threads (n >= 1).
+  /// Sets both pools to `n` threads, 1 <= n <= max_threads() (more end in the OpenMP runtime's
+  /// crash, never in speed); outside that throws lab::Error(kUsage).
   void set_threads(int n);
   int threads() const { return threads_; }
 
@@ -35,6 +37,12 @@ class Runtime {
   int threads_ = 1;
   std::unique_ptr<TbbLimit> tbb_limit_;
 };
+
+/// The largest thread count accepted: 4 × the cores.
+int max_threads();
+/// A thread count as typed (`--threads 8`, `ATTRLAB_THREADS=8`); anything but an integer in
+/// 1..max_threads() throws lab::Error(kUsage) naming `source` (the flag or variable and value).
+int parse_threads(const std::string& text, const std::string& source);
 
 /// Sets up the process for long runs of batched network calls; called first thing in `main` of
 /// `attrlab` and of the benchmarks. Two settings:

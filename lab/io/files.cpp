@@ -9,19 +9,13 @@
 #include <sstream>
 
 #include "lab/core/error.h"
+#include "lab/io/outputs.h"
 
 namespace lab {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-/// "name" -> "name.PID-N.tmp" beside it; N makes concurrent writers in one process distinct.
-fs::path temp_beside(const fs::path& path) {
-  static std::atomic<uint64_t> counter{0};
-  return path.parent_path() /
-         (path.filename().string() + "." + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".tmp");
-}
 
 /// Creates the directory that will hold `path`, if missing.
 void make_parent(const fs::path& path) {
@@ -47,9 +41,14 @@ void write_atomic(const fs::path& path, const std::function<void(std::ostream&)>
   if (!path.has_filename() || path.filename() == "." || path.filename() == "..")
     fail("'{}': expected the path of a file", path.string());
   std::error_code ec;
-  if (fs::is_directory(path, ec)) fail("{}: is a directory, expected a file", path.string());
+  const fs::file_status status = fs::symlink_status(path, ec);
+  if (fs::is_directory(status)) fail("{}: is a directory, expected a file", path.string());
+  // Only a regular file is ever replaced (lab/io/outputs.h); a device, FIFO or link is left alone.
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    fail("{}: is {}; refusing to replace it with a file", path.string(), describe_file_type(path));
   make_parent(path);
-  const fs::path temp = temp_beside(path);
+  const fs::path temp = temp_path_beside(path);
+  const TempRegistration registration(temp);
   try {
     {
       std::ofstream out(temp, std::ios::binary | std::ios::trunc);
@@ -74,9 +73,8 @@ void write_text_atomic(const fs::path& path, const std::string& text) {
 
 std::string read_text(const fs::path& path) {
   std::error_code ec;
-  const fs::file_status status = fs::status(path, ec);
-  if (!fs::exists(status)) fail("{}: no such file", path.string());
-  if (fs::is_directory(status)) fail("{}: is a directory, expected a file", path.string());
+  if (fs::is_directory(path, ec)) fail("{}: is a directory, expected a file", path.string());
+  check_input_file(path);  // a FIFO or a device would hang or never end
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open for reading: {}", path.string(), std::strerror(errno));
   std::ostringstream text;
@@ -106,8 +104,11 @@ void write_json(const fs::path& path, const nlohmann::json& value) {
 
 StagedDir::StagedDir(fs::path final_path) : final_(file_name_of(final_path, "directory")) {
   temp_ = final_.parent_path() / (final_.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  registration_ = std::make_unique<TempRegistration>(temp_);
+  // Leftovers of earlier processes that died before committing (this pid's own is one of them).
+  sweep_stale_temps(final_.parent_path().empty() ? fs::path(".") : final_.parent_path(), false,
+                    final_.filename().string());
   std::error_code ec;
-  // A leftover of an earlier process that had this pid and died before committing.
   fs::remove_all(temp_, ec);
   if (ec) fail("{}: cannot remove stale {}: {}", final_.string(), temp_.string(), ec.message());
   fs::create_directories(temp_, ec);
@@ -130,15 +131,19 @@ void StagedDir::commit() {
     // Move the old directory aside first so that DIR is missing only between two renames.
     const fs::path old = final_.parent_path() / (final_.filename().string() + ".old-" + std::to_string(::getpid()));
     fs::remove_all(old, ec);
-    fs::rename(final_, old, ec);
-    if (ec) fail("{}: cannot move the old directory aside: {}", final_.string(), ec.message());
-    fs::rename(temp_, final_, ec);
-    if (ec) {
-      std::error_code restore;
-      fs::rename(old, final_, restore);
-      fail("{}: cannot rename {} to it: {}", final_.string(), temp_.filename().string(), ec.message());
+    {
+      // An interrupt waits for both renames: DIR is never left missing by one.
+      const CleanupPause pause;
+      fs::rename(final_, old, ec);
+      if (ec) fail("{}: cannot move the old directory aside: {}", final_.string(), ec.message());
+      fs::rename(temp_, final_, ec);
+      if (ec) {
+        std::error_code restore;
+        fs::rename(old, final_, restore);
+        fail("{}: cannot rename {} to it: {}", final_.string(), temp_.filename().string(), ec.message());
+      }
+      committed_ = true;
     }
-    committed_ = true;
     fs::remove_all(old, ec);
     if (ec) fail("{}: committed, but cannot remove the old directory {}: {}", final_.string(), old.string(),
                  ec.message());

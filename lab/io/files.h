@@ -4,12 +4,15 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 namespace lab {
+
+class TempRegistration;
 
 /// Writes via `write` into a temporary file beside `path`, then renames it over `path`.
 /// On any exception the temporary file is removed and `path` is untouched.
@@ -26,7 +29,9 @@ void write_json(const std::filesystem::path& path, const nlohmann::json& value);
 
 /// A directory that appears under its final name only when complete: files are written into a
 /// temporary sibling ("DIR.tmp-PID"), and commit() renames it to DIR (replacing an old DIR).
-/// Destroyed without commit(), the temporary directory is removed.
+/// Destroyed without commit(), the temporary directory is removed; it is registered for removal
+/// on SIGINT/SIGTERM too, and stale temporaries of DIR left by dead processes are swept first
+/// (lab/io/outputs.h). The caller checks DIR with check_output_dir() before any work.
 class StagedDir {
  public:
   explicit StagedDir(std::filesystem::path final_path);
@@ -41,6 +46,7 @@ class StagedDir {
  private:
   std::filesystem::path final_;
   std::filesystem::path temp_;
+  std::unique_ptr<TempRegistration> registration_;
   bool committed_ = false;
 };
 

@@ -5,11 +5,14 @@
 #include <string>
 #include <vector>
 
+#include <png.h>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "lab/core/error.h"
 #include "lab/io/files.h"
+#include "lab/io/outputs.h"
 
 namespace lab {
 
@@ -39,6 +42,85 @@ void check_8bit(const cv::Mat& image, const char* where) {
          cv::typeToString(image.type()));
 }
 
+/// libpng reports through these: an error ends the decode with its message kept (never printed,
+/// so that attrlab's one-line error is the only output); warnings are dropped.
+struct PngSource {
+  const unsigned char* data = nullptr;
+  size_t size = 0;
+  size_t pos = 0;
+  std::string error;
+};
+
+void png_on_error(png_structp png, png_const_charp message) {
+  static_cast<PngSource*>(png_get_error_ptr(png))->error = message;
+  png_longjmp(png, 1);
+}
+
+void png_on_warning(png_structp, png_const_charp) {}
+
+void png_on_read(png_structp png, png_bytep out, size_t n) {
+  PngSource* source = static_cast<PngSource*>(png_get_io_ptr(png));
+  if (n > source->size - source->pos) png_error(png, "unexpected end of file");
+  std::memcpy(out, source->data + source->pos, n);
+  source->pos += n;
+}
+
+/// The decoded image as a file holds it: 8-bit, 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA)
+/// channels, palette expanded to RGB(A), gray below 8 bits expanded, no gamma applied.
+struct PngPixels {
+  int width = 0, height = 0, channels = 0, bit_depth = 0;
+  std::vector<unsigned char> bytes;
+};
+
+/// Decodes with libpng's own error handlers (OpenCV's decoder lets libpng print "libpng error:"
+/// lines). Returns false with `source.error` set when libpng refuses the file. Every object
+/// whose state changes after setjmp lives outside this frame.
+bool decode_png(PngSource& source, PngPixels& pixels, std::vector<png_bytep>& rows, const std::string& file) {
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, png_on_error, png_on_warning);
+  if (png == nullptr) fail("{}: cannot decode PNG: out of memory", file);
+  png_infop info = png_create_info_struct(png);
+  if (info == nullptr) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    fail("{}: cannot decode PNG: out of memory", file);
+  }
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
+  png_set_read_fn(png, &source, png_on_read);
+  png_read_info(png, info);
+  pixels.width = static_cast<int>(png_get_image_width(png, info));
+  pixels.height = static_cast<int>(png_get_image_height(png, info));
+  pixels.bit_depth = png_get_bit_depth(png, info);
+  const int color_type = png_get_color_type(png, info);
+  if (pixels.bit_depth == 16) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return true;  // refused by the caller, naming the depth
+  }
+  if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color_type == PNG_COLOR_TYPE_GRAY && pixels.bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  pixels.channels = png_get_channels(png, info);
+  pixels.bit_depth = png_get_bit_depth(png, info);
+  const size_t stride = png_get_rowbytes(png, info);
+  try {
+    check_memory(static_cast<uint64_t>(stride) * static_cast<uint64_t>(pixels.height),
+                 fmt::format("{}: a {}×{} PNG", file, pixels.width, pixels.height));
+    pixels.bytes.resize(stride * static_cast<size_t>(pixels.height));
+    rows.resize(static_cast<size_t>(pixels.height));
+  } catch (...) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw;
+  }
+  for (size_t y = 0; y < rows.size(); ++y) rows[y] = pixels.bytes.data() + y * stride;
+  png_read_image(png, rows.data());
+  png_read_end(png, nullptr);
+  png_destroy_read_struct(&png, &info, nullptr);
+  return true;
+}
+
 }  // namespace
 
 cv::Mat read_png(const std::filesystem::path& path, int channels) {
@@ -49,21 +131,20 @@ cv::Mat read_png(const std::filesystem::path& path, int channels) {
     fail("{}: not a PNG file (bad signature)", file);
   // A cut-off file lacks the final chunk; saying so beats libpng's generic complaint.
   if (bytes.rfind("IEND") == std::string::npos) fail("{}: truncated PNG (no IEND chunk)", file);
-  const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1,
-                       const_cast<char*>(bytes.data()));  // imdecode only reads the buffer
-  cv::Mat image;
-  try {
-    image = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& e) {
-    fail("{}: cannot decode PNG: {}", file, e.msg);
-  }
-  if (image.empty()) fail("{}: cannot decode PNG (corrupt or truncated)", file);
-  if (image.depth() != CV_8U) fail("{}: {}-bit PNG; expected 8-bit", file, image.elemSize1() * 8);
-  if (image.channels() != channels)
-    fail("{}: PNG has {} channels; expected {}", file, describe_channels(image.channels()),
-         describe_channels(channels));
-  if (channels == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
-  return image;
+  PngSource source;
+  source.data = reinterpret_cast<const unsigned char*>(bytes.data());
+  source.size = bytes.size();
+  PngPixels pixels;
+  std::vector<png_bytep> rows;
+  if (!decode_png(source, pixels, rows, file)) fail("{}: cannot decode PNG: {}", file, source.error);
+  if (pixels.bit_depth != 8) fail("{}: {}-bit PNG; expected 8-bit", file, pixels.bit_depth);
+  if (pixels.channels != channels)
+    fail("{}: PNG has {} channels; expected {}", file, describe_channels(pixels.channels), describe_channels(channels));
+  cv::Mat image(pixels.height, pixels.width, channels == 3 ? CV_8UC3 : CV_8UC1);
+  const size_t stride = static_cast<size_t>(pixels.width) * static_cast<size_t>(channels);
+  for (int y = 0; y < pixels.height; ++y)
+    std::memcpy(image.ptr<uchar>(y), pixels.bytes.data() + static_cast<size_t>(y) * stride, stride);
+  return image;  // RGB order, as in the file
 }
 
 void write_png(const std::filesystem::path& path, const cv::Mat& image) {

@@ -12,6 +12,7 @@
 
 #include "lab/core/error.h"
 #include "lab/io/files.h"
+#include "lab/io/outputs.h"
 
 namespace lab {
 
@@ -84,6 +85,19 @@ float half_to_float(uint16_t h) {
   return std::bit_cast<float>(bits);
 }
 
+/// `text` with control and non-ASCII bytes escaped (\xNN): messages stay printable, one line
+/// and valid UTF-8 (they go into JSON records), whatever bytes a header holds.
+std::string escaped(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (std::isprint(static_cast<unsigned char>(c)) && static_cast<unsigned char>(c) < 0x80)
+      out += c;
+    else
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+  }
+  return out;
+}
+
 struct Header {
   NpyInfo info;
   uint64_t data_offset = 0;  ///< bytes before the array data
@@ -118,7 +132,7 @@ class DictParser {
         if (shape) malformed("'shape' given twice");
         shape = parse_shape();
       } else {
-        malformed("unexpected key '" + key + "'");
+        malformed("unexpected key '" + escaped(key) + "'");
       }
       skip_space();
       if (peek(',')) {
@@ -138,7 +152,7 @@ class DictParser {
     if (*descr != kF32 && *descr != kU8 && *descr != kF16 && *descr != kF64)
       fail("{}: unsupported dtype '{}' ({}); expected '<f4' (float32), '<f2' or '<f8' (float16/64, converted where "
            "maps are read), or '|u1' (uint8)",
-           file_, *descr, dtype_name(*descr));
+           file_, escaped(*descr), dtype_name(*descr));
     return NpyInfo{.dtype = *descr, .shape = *shape};
   }
 
@@ -150,13 +164,7 @@ class DictParser {
   /// The header with control bytes escaped, cut to 200 characters.
   std::string quoted() const {
     constexpr size_t kMax = 200;
-    std::string out;
-    for (char c : text_.substr(0, kMax)) {
-      if (std::isprint(static_cast<unsigned char>(c)))
-        out += c;
-      else
-        out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-    }
+    const std::string out = escaped(text_.substr(0, kMax));
     return text_.size() > kMax ? out + "..." : out;
   }
 
@@ -246,6 +254,7 @@ std::ifstream open_for_read(const std::filesystem::path& path) {
   const auto status = std::filesystem::status(path, ec);
   if (!std::filesystem::exists(status)) fail("{}: no such file", path.string());
   if (std::filesystem::is_directory(status)) fail("{}: is a directory, expected a .npy file", path.string());
+  check_input_file(path);  // a FIFO or a device would hang or never end
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open for reading: {}", path.string(), std::strerror(errno));
   return in;

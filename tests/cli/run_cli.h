@@ -40,11 +40,12 @@ inline std::filesystem::path scratch() {
   return dir;
 }
 
-/// Runs `attrlab ARGS` (ARGS is shell-quoted by the caller).
-inline Outcome run(const std::string& args) {
+/// Runs `attrlab ARGS` (ARGS is shell-quoted by the caller), with `env` ("NAME=value ...") added
+/// to its environment.
+inline Outcome run(const std::string& args, const std::string& env = "") {
   const auto out = scratch() / "stdout.txt";
   const auto err = scratch() / "stderr.txt";
-  const std::string cmd = binary() + " " + args + " >" + out.string() + " 2>" + err.string() + " </dev/null";
+  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + binary() + " " + args + " >" + out.string() + " 2>" + err.string() + " </dev/null";
   const int status = std::system(cmd.c_str());
   Outcome o;
   o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

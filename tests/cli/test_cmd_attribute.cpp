@@ -96,7 +96,7 @@ TEST_CASE("attrlab attribute writes one float32 C×H×W map per sample and maps.
     CHECK(lab::read_npy(std::filesystem::path(maps) / file).values() == lab::read_npy(std::filesystem::path(again) / file).values());
   }
   // A fixed target unit and a method without completeness.
-  const auto fixed = run("attribute --data " + data + " --method saliency --target 2 --limit 2 --out " + again);
+  const auto fixed = run("attribute --data " + data + " --method saliency --target 2 --limit 2 --force --out " + again);
   REQUIRE(fixed.code == 0);
   const nlohmann::json r2 = lab::read_json(std::filesystem::path(again) / "maps.json");
   CHECK(r2["target"] == 2);

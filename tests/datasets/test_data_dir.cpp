@@ -216,6 +216,17 @@ TEST_CASE("malformed data directories are refused, naming the file and what is w
         {[](nlohmann::json& m) { m["samples"][1]["image"] = "../elsewhere.png"; }, "must be a path relative to"},
         {[](nlohmann::json& m) { m["samples"][1]["gt"] = "/etc/passwd"; }, "must be a path relative to"},
         {[](nlohmann::json& m) { m["samples"][4].erase("patches"); }, "samples[4] has no field \"patches\""},
+        // Fields nobody would read, and lax types, are refused by name.
+        {[](nlohmann::json& m) { m["colour"] = 1; }, "the manifest has an unknown field \"colour\""},
+        {[](nlohmann::json& m) { m["samples"][3]["gt_smooth"] = "gt/x.npy"; }, "samples[3] has an unknown field \"gt_smooth\""},
+        {[](nlohmann::json& m) { m["version"] = 1; }, "version must be a string, got 1"},
+        {[](nlohmann::json& m) { m["background"] = "white"; }, "background must be a list of numbers"},
+        {[](nlohmann::json& m) { m["background"][0] = 12345.5; }, "does not match the options'"},
+        {[](nlohmann::json& m) { m["samples"][0]["layout"] = 3; }, "samples[0].layout must be a list of patches"},
+        {[](nlohmann::json& m) { m["samples"][0]["layout"][0]["size"] = "7"; }, "samples[0].layout[0].size must be an integer"},
+        {[](nlohmann::json& m) { m["samples"][0]["layout"][0]["box"] = {1, 2}; }, "samples[0].layout[0].box must be [x, y, width, height]"},
+        {[](nlohmann::json& m) { m["samples"][0]["layout"][0]["area"] = 9; }, "samples[0].layout[0] has an unknown field \"area\""},
+        {[](nlohmann::json& m) { m["count"] = 6.0; }, "count must be an integer, got 6.0"},
     };
     for (const auto& [edit, expected] : cases) {
       const std::string message = open_error(good, bad, [&](const fs::path& d) { edit_manifest(d, edit); });

@@ -293,6 +293,22 @@ TEST_CASE("evaluate refuses bad requests before scoring") {
     lab::write_json(maps / "maps.json", {{"method", "x"}, {"data-manifest", {{"env", "single-color-modulo"}}}});
     CHECK_THROWS_AS(evaluate_maps(request, nullptr), lab::Error);
   }
+  SUBCASE("maps.json fields that would be ignored are refused by name") {
+    lab::write_json(maps / "maps.json", {{"samples", {{{"id", data.id(0)}, {"map", "other.npy"}}}}});
+    CHECK_THROWS_WITH_AS(evaluate_maps(request, nullptr), doctest::Contains("map = \"other.npy\""), lab::Error);
+    lab::write_json(maps / "maps.json", {{"samples", {{{"id", data.id(0)}, {"target", "2"}}}}});
+    CHECK_THROWS_WITH_AS(evaluate_maps(request, nullptr), doctest::Contains("target = \"2\""), lab::Error);
+    lab::write_json(maps / "maps.json", {{"samples", {{"id", data.id(0)}}}});
+    CHECK_THROWS_WITH_AS(evaluate_maps(request, nullptr), doctest::Contains("expected a list"), lab::Error);
+    // The name attrlab writes is accepted.
+    lab::write_json(maps / "maps.json", {{"samples", {{{"id", data.id(0)}, {"map", data.id(0) + ".npy"}}}}});
+    CHECK(evaluate_maps(request, nullptr).rejected.empty());
+  }
+  SUBCASE("a directory without maps (the data directory) is an error, not zero rows") {
+    request.maps = {data_dir};
+    CHECK_THROWS_WITH_AS(evaluate_maps(request, nullptr), doctest::Contains("holds no map of the data's samples"),
+                         lab::Error);
+  }
   SUBCASE("maps.json lists a sample without a file") {
     lab::write_json(maps / "maps.json", {{"method", "x"}, {"samples", {{{"id", data.id(0)}}, {{"id", data.id(1)}}}}});
     const Evaluation e = evaluate_maps(request, nullptr);

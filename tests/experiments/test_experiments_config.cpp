@@ -73,6 +73,24 @@ TEST_CASE("extends: a chain of files down to a shipped definition; cycles are re
   CHECK_THROWS_WITH_AS(experiments::load_config((dir.path / "lost.json").string()),
                        doctest::Contains("no-such-experiment"), lab::Error);
   CHECK_THROWS_AS(experiments::load_config("no-such-experiment"), lab::Error);
+
+  // A file that extends itself, however the path is spelled ("./self.json" grows a "./" per level).
+  write(dir.path / "self.json", R"({"extends": "./self.json"})");
+  CHECK_THROWS_WITH_AS(experiments::load_config((dir.path / "self.json").string()), doctest::Contains("forms a cycle"),
+                       lab::Error);
+  write(dir.path / "loop.json", json({{"extends", "../" + dir.path.filename().string() + "/loop.json"}}).dump());
+  CHECK_THROWS_WITH_AS(experiments::load_config((dir.path / "loop.json").string()), doctest::Contains("forms a cycle"),
+                       lab::Error);
+}
+
+TEST_CASE("finalize: a model's own size, which the experiment's size would replace, is refused by name") {
+  json c = minimal();
+  c["models"][0]["options"]["size"] = 64;
+  CHECK_THROWS_WITH_AS(finalize(c), doctest::Contains("options.size = 64 would be ignored"), lab::Error);
+  // The same size as the experiment's is no conflict.
+  json same = minimal();
+  same["models"][0]["options"]["size"] = 32;
+  CHECK(finalize(same).at("models").at(0).at("options").at("size") == 32);
 }
 
 TEST_CASE("overrides: dotted keys, list elements by label or index, values typed like what they replace") {

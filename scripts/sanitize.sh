@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# AddressSanitizer + UndefinedBehaviorSanitizer build in build-sanitize/, then the whole test
+# suite (every doctest executable, the end-to-end tests of the attrlab binary and the fuzz test)
+# under it. Any sanitizer report fails the test that triggered it, and so this script.
+#
+#   bash scripts/sanitize.sh            # configure, build, run every test
+#   bash scripts/sanitize.sh lab cli    # only these suites (ctest names; test_NAME is built)
+#   JOBS=2 bash scripts/sanitize.sh     # parallel build jobs (default: all cores)
+#   ATTRLAB_FUZZ_SECONDS=30 bash scripts/sanitize.sh   # shorter fuzzing
+#
+# Leak checking is on; the suppressions in scripts/sanitize.supp name the one-time allocations
+# of the OpenMP and oneDNN runtimes that live until the process ends.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="$root/build-sanitize"
+jobs="${JOBS:-$(nproc)}"
+flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+
+launcher=()
+if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" \
+  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+  -DATTRLAB_BUILD_BENCH=OFF -DPython3_EXECUTABLE=/usr/bin/python3 >/dev/null
+suites=("$@")
+if ((${#suites[@]})); then
+  targets=()
+  for s in "${suites[@]}"; do targets+=("test_$s"); done
+  case " ${suites[*]} " in *" cli "* | *" fuzz "*) targets+=(attrlab) ;; esac
+  nice cmake --build "$build" -j "$jobs" --target "${targets[@]}"
+else
+  nice cmake --build "$build" -j "$jobs"
+fi
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=99:strict_string_checks=1:detect_stack_use_after_return=0"
+export LSAN_OPTIONS="suppressions=$root/scripts/sanitize.supp:print_suppressions=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=98"
+# The sanitizers are several times slower: give every test the time it needs.
+if ((${#suites[@]})); then
+  regex="^($(IFS='|'; echo "${suites[*]}"))\$"
+  ctest --test-dir "$build" --output-on-failure --timeout 3600 -R "$regex"
+  echo "sanitize: the suites ${suites[*]} passed under AddressSanitizer and UndefinedBehaviorSanitizer"
+else
+  ctest --test-dir "$build" --output-on-failure --timeout 3600
+  echo "sanitize: every test passed under AddressSanitizer and UndefinedBehaviorSanitizer"
+fi
