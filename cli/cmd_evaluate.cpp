@@ -3,6 +3,7 @@
 // CSV (+ .json record) and optionally the curves CSV (experiments/evaluate.h, README
 // "Evaluation metrics").
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -77,7 +78,8 @@ void run_evaluate(const EvaluateArgs& args) {
   const experiments::Evaluation e = experiments::run_evaluate(
       request, args.out, curves, [&](int64_t units, const std::string& method) {
         if (units >= 0) {
-          progress = std::make_unique<experiments::Progress>(units, !args.quiet);
+          // Only on a terminal: a log or a pipe gets the summary alone.
+          progress = std::make_unique<experiments::Progress>(units, !args.quiet && ::isatty(::fileno(stderr)) == 1);
         } else {
           progress->start(method);
           progress->advance();

@@ -215,7 +215,7 @@ DataDir DataDir::open(const fs::path& dir) {
   const ManifestReader r{manifest_path.string()};
   const nlohmann::json& m = d.manifest_;
 
-  r.only_known(m, {"format", "version", "env", "options", "seed", "count", "image-shape", "classes", "background", "samples"},
+  r.only_known(m, {"format", "version", "env", "options", "seed", "count", "image-shape", "classes", "background", "fingerprint", "samples"},
                "the manifest");
   r.string(m, "version", "the manifest");
   const int64_t format = r.integer(m, "format", "the manifest");
@@ -229,7 +229,8 @@ DataDir DataDir::open(const fs::path& dir) {
   try {
     d.env_ = environment_from_json(env_name, options);
   } catch (const lab::Error& e) {
-    throw lab::Error(fmt::format("{}: env {} with the manifest's options: {}", r.file, env_name, e.what()), e.kind());
+    throw lab::Error(fmt::format("{}: env {} with the manifest's options: {}", r.file, env_name, e.what()),
+                     lab::ErrorKind::kInput);  // a bad file, whatever the option's own kind
   }
   const Environment& env = *d.env_;
   const lab::Shape shape = r.integers(m, "image-shape", "the manifest");

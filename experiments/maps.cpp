@@ -19,6 +19,9 @@ void check_made_for(const fs::path& json, const nlohmann::json& record, const da
   if (!made.is_object()) lab::fail("{}: \"data-manifest\" must be a JSON object", json.string());
   const auto differs = [&](const char* key, const nlohmann::json& ours) {
     if (!made.contains(key) || made[key] == ours) return;
+    if (made[key].type() != ours.type() && !(made[key].is_number_integer() && ours.is_number_integer()))
+      lab::fail("{}: data-manifest.{} = {}; expected a {} like the data's", json.string(), key, made[key].dump(),
+                ours.type_name());
     lab::fail_parameter("{}: the maps were made for data with {} {}, but the data at {} have {} {}", json.string(), key,
                         made[key].dump(), data.path().string(), key, ours.dump());
   };

@@ -33,6 +33,7 @@
 #include "attributions/common.h"
 #include "attributions/method.h"
 #include "datasets/data_dir.h"
+#include "datasets/export.h"
 #include "datasets/environment.h"
 #include "experiments/config.h"
 #include "experiments/metrics/metric.h"
@@ -679,7 +680,12 @@ PYBIND11_MODULE(_attrlab, m) {
       .def_property_readonly("input_shape", [](const Model& mo) { return mo.net->input_shape(); })
       .def_property_readonly("outputs", [](const Model& mo) { return lab::numel(mo.net->output_shape(1)); })
       .def_property_readonly("softmax", [](const Model& mo) { return attributions::ends_with_softmax(*mo.net); })
-      .def("summary", &model_summary);
+      .def("summary", &model_summary)
+      .def("export", [](const Model& mo, const std::string& format, const std::string& path) {
+        const datasets::ExportFormat f = datasets::export_format(format);
+        py::gil_scoped_release release;
+        datasets::export_network(*mo.env, f, path);
+      }, py::arg("format"), py::arg("path"));
 
   m.def("forward_seconds", &forward_seconds, py::arg("model"), py::arg("x"), py::arg("runs"));
   m.def("attribute_data", &attribute_data);

@@ -340,6 +340,11 @@ class Model:
         """The text `attrlab summary` prints: layers, shapes, parameters, totals."""
         return self._model.summary()
 
+    def export(self, path, format="onnx"):
+        """Writes the exact network to `path` as `attrlab export` does: format "onnx" (opset 13)
+        or "torch" (an .npz archive for attrlab.torch.load)."""
+        self._model.export(str(format), os.fspath(path))
+
     def __repr__(self):
         return f"<attrlab.Model of {self.env.name}, input {self.input_shape}, {self.outputs} outputs>"
 

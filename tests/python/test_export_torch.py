@@ -115,3 +115,16 @@ def test_layers_are_named_and_the_archive_is_checked(exported, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not an attrlab network archive"):
         attrlab.torch.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("fmt, suffix", [("onnx", "onnx"), ("torch", "npz")])
+def test_model_export_writes_the_bytes_attrlab_export_writes(cli, tmp_path, fmt, suffix):
+    import attrlab
+
+    model = attrlab.Environment("multi-color-sum", size=32, ude=False, accumulator="uniform").model()
+    model.export(tmp_path / f"python.{suffix}", format=fmt)
+    cli("export", "--env", "multi-color-sum", "-o", "size=32", "-o", "ude=false", "-o", "accumulator=uniform",
+        "--format", fmt, "--out", tmp_path / f"cli.{suffix}")
+    assert (tmp_path / f"python.{suffix}").read_bytes() == (tmp_path / f"cli.{suffix}").read_bytes()
+    with pytest.raises(ValueError, match="onnx"):
+        model.export(tmp_path / "x.bin", format="tflite")

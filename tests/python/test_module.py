@@ -301,8 +301,9 @@ def test_parameter_errors_carry_the_cli_message(multi, multi_dir, tmp_path):
     with pytest.raises(attrlab.Error) as e:
         attrlab.Environment("no-such-env")
     assert str(e.value) == message
-    message = cli_error("evaluate", "--data", multi_dir, "--maps", tmp_path, "--metric", "gt", "-p", "no-key=1",
-                        "--out", tmp_path / "r.csv")
+    (tmp_path / "maps").mkdir()
+    message = cli_error("evaluate", "--data", multi_dir, "--maps", tmp_path / "maps", "--metric", "gt", "-p",
+                        "no-key=1", "--out", tmp_path / "r.csv")
     with pytest.raises(attrlab.Error) as e:
         attrlab.evaluate(multi.inputs.sum(axis=1), multi, metrics=["gt"], no_key=1)
     assert str(e.value) == message
