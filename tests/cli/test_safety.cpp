@@ -22,6 +22,7 @@
 #include "lab/core/error.h"
 #include "lab/io/files.h"
 #include "run_cli.h"
+#include "tests/scratch.h"
 
 using clitest::run;
 namespace fs = std::filesystem;
@@ -56,18 +57,7 @@ void check_one_error_line(const clitest::Outcome& o, const std::string& named) {
   CHECK(o.err.find(named) != std::string::npos);
 }
 
-/// Every path below `dir` whose name marks a temporary ("*.tmp", "*.tmp-PID", "*.old-PID").
-std::vector<std::string> temporaries(const fs::path& dir) {
-  std::vector<std::string> found;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.ends_with(".tmp") || name.find(".tmp-") != std::string::npos || name.find(".old-") != std::string::npos)
-      found.push_back(it->path().string());
-  }
-  return found;
-}
+using testdir::temporaries;
 
 /// Starts `attrlab ARGS...` in the background (output to `log`); returns its pid.
 pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {

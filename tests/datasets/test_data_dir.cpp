@@ -13,6 +13,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "tests/scratch.h"
 #include "datasets/data_dir.h"
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
@@ -25,19 +26,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("attrlab-test-datadir-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct TempDir : testdir::Scratch {
+  TempDir() : testdir::Scratch("datadir") {}
+  const std::filesystem::path& path = dir;
 };
 
 std::unique_ptr<datasets::Environment> make(const std::string& name, const std::vector<std::string>& items) {
@@ -310,9 +301,9 @@ TEST_CASE("malformed data directories are refused, naming the file and what is w
     // Opening refuses these files by the fingerprint; without one (an older manifest) the values
     // are still checked when loaded.
     CHECK_THROWS_WITH_AS(datasets::DataDir::open(bad), doctest::Contains("does not match the files"), lab::Error);
-    nlohmann::json manifest = lab::read_json(bad / "manifest.json");
-    manifest.erase("fingerprint");
-    lab::write_json(bad / "manifest.json", manifest);
+    nlohmann::json older = lab::read_json(bad / "manifest.json");
+    older.erase("fingerprint");
+    lab::write_json(bad / "manifest.json", older);
     const datasets::DataDir data = datasets::DataDir::open(bad);
     CHECK_THROWS_WITH_AS(data.gt(0), doctest::Contains(((bad / "gt" / "000000.npy").string()).c_str()), lab::Error);
     CHECK_THROWS_WITH_AS(data.gt(0), doctest::Contains("differs from the pixel ground truth"), lab::Error);

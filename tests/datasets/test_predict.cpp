@@ -8,6 +8,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "tests/scratch.h"
 #include "datasets/data_dir.h"
 #include "datasets/multi_color_sum.h"
 #include "datasets/predict.h"
@@ -20,18 +21,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("attrlab-test-predict-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct TempDir : testdir::Scratch {
+  TempDir() : testdir::Scratch("predict") {}
+  const std::filesystem::path& path = dir;
 };
 
 datasets::DataDir generate(const fs::path& dir, const std::string& name, const std::vector<std::string>& items,

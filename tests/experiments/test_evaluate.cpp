@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 
+#include "tests/scratch.h"
 #include "datasets/data_dir.h"
 #include "experiments/evaluate.h"
 #include "experiments/table.h"
@@ -22,16 +23,9 @@ using namespace experiments;
 
 namespace {
 
-/// A temporary directory removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("attrlab-metrics-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : testdir::Scratch {
+  TempDir() : testdir::Scratch("evaluate") {}
+  const std::filesystem::path& path = dir;
 };
 
 /// Three multi-color-sum samples at 16×16.

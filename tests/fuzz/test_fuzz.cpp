@@ -33,6 +33,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/scratch.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -106,17 +108,7 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   return files;
 }
 
-std::vector<std::string> temporaries(const fs::path& dir) {
-  std::vector<std::string> found;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.ends_with(".tmp") || name.find(".tmp-") != std::string::npos || name.find(".old-") != std::string::npos)
-      found.push_back(it->path().string());
-  }
-  return found;
-}
+using testdir::temporaries;
 
 // ---- mutations ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "tests/scratch.h"
 #include "lab/core/error.h"
 #include "lab/io/files.h"
 
@@ -19,13 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct FilesScratch {
-  fs::path dir;
-  FilesScratch() : dir(fs::temp_directory_path() / ("attrlab-test-files-" + std::to_string(::getpid()))) {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~FilesScratch() { fs::remove_all(dir); }
+struct FilesScratch : testdir::Scratch {
+  FilesScratch() : testdir::Scratch("files") {}
 };
 
 std::string slurp(const fs::path& path) {

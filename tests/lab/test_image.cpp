@@ -14,6 +14,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "tests/scratch.h"
 #include "lab/core/error.h"
 #include "lab/io/files.h"
 #include "lab/io/image.h"
@@ -22,13 +23,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct ImageScratch {
-  fs::path dir;
-  ImageScratch() : dir(fs::temp_directory_path() / ("attrlab-test-image-" + std::to_string(::getpid()))) {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~ImageScratch() { fs::remove_all(dir); }
+struct ImageScratch : testdir::Scratch {
+  ImageScratch() : testdir::Scratch("image") {}
 };
 
 std::string error_of(const std::function<void()>& call) {

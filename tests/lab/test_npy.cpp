@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/scratch.h"
 #include "lab/core/error.h"
 #include "lab/io/files.h"
 #include "lab/io/npy.h"
@@ -23,14 +24,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh directory for one test case, removed afterwards.
-struct NpyScratch {
-  fs::path dir;
-  NpyScratch() : dir(fs::temp_directory_path() / ("attrlab-test-npy-" + std::to_string(::getpid()))) {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~NpyScratch() { fs::remove_all(dir); }
+struct NpyScratch : testdir::Scratch {
+  NpyScratch() : testdir::Scratch("npy") {}
 };
 
 void write_bytes(const fs::path& path, const std::string& bytes) {

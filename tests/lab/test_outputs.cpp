@@ -16,6 +16,7 @@
 #include <iterator>
 #include <string>
 
+#include "tests/scratch.h"
 #include "lab/core/error.h"
 #include "lab/io/files.h"
 #include "lab/io/npy.h"
@@ -25,13 +26,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Scratch {
-  fs::path dir;
-  Scratch() : dir(fs::temp_directory_path() / ("attrlab-test-outputs-" + std::to_string(::getpid()))) {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~Scratch() { fs::remove_all(dir); }
+struct Scratch : testdir::Scratch {
+  Scratch() : testdir::Scratch("outputs") {}
 };
 
 std::string slurp(const fs::path& path) {
