@@ -15,7 +15,7 @@ import pytest
 
 from export_helpers import ROOT, attrlab_binary
 
-pytest.importorskip("torch")
+import torch  # noqa: E402,F401  (python3-torch, installed by scripts/setup.sh)
 
 
 def example_blocks():

@@ -13,7 +13,7 @@ import pytest
 
 from export_helpers import cli  # noqa: F401  (the fixture; also puts python/ on sys.path)
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (python3-torch, installed by scripts/setup.sh)
 import attrlab.torch  # noqa: E402
 
 SETTINGS = [
