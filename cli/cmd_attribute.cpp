@@ -65,6 +65,7 @@ void run_attribute(const AttributeArgs& args) {
   setup.batch = args.batch;
   const experiments::AttributeStage stage(data, net, *method, setup);
 
+  const auto lock = lab::lock_output_dir({"--out", args.out}, "maps.json", args.force);
   lab::StagedDir staged(args.out);
   nlohmann::json samples = nlohmann::json::array();
   int64_t evaluations = 0;

@@ -36,6 +36,8 @@ struct EvaluateArgs {
   int64_t unit = 16;
   int64_t batch = 256;
   bool quiet = false;
+  bool resume = false;
+  bool force = false;
 };
 
 void print_summary(const experiments::Evaluation& e) {
@@ -58,10 +60,12 @@ void print_summary(const experiments::Evaluation& e) {
 void run_evaluate(const EvaluateArgs& args) {
   std::vector<lab::NamedPath> outputs = {{"--out", args.out}, {"--out's record", experiments::record_path(args.out)}};
   if (!args.curves.empty()) outputs.push_back({"--curves", args.curves});
+  outputs.push_back({"--out's unit directory", experiments::unit_dir(args.out)});
   std::vector<lab::NamedPath> inputs = {{"--data", args.data}};
   for (const std::string& m : args.maps) inputs.push_back({"--maps", m});
   lab::check_distinct(outputs, inputs);
-  for (const lab::NamedPath& o : outputs) lab::check_output_file(o);
+  for (const lab::NamedPath& o : outputs)
+    if (o.path != experiments::unit_dir(args.out)) lab::check_output_file(o);
   experiments::EvaluateRequest request;
   request.data = args.data;
   request.maps.assign(args.maps.begin(), args.maps.end());
@@ -80,11 +84,14 @@ void run_evaluate(const EvaluateArgs& args) {
         if (units >= 0) {
           // Only on a terminal: a log or a pipe gets the summary alone.
           progress = std::make_unique<experiments::Progress>(units, !args.quiet && ::isatty(::fileno(stderr)) == 1);
+        } else if (units == experiments::kUnitKept) {
+          progress->skip(1);
         } else {
           progress->start(method);
           progress->advance();
         }
-      });
+      },
+      {args.resume, args.force});
   if (progress) progress->finish();
   print_summary(e);
   for (const experiments::Evaluation::Conversion& c : e.conversions)
@@ -123,6 +130,9 @@ void register_evaluate(CLI::App& app) {
   cmd->add_option("--limit", args->limit, "Score only the first N samples of the data (a quick look)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--quiet", args->quiet, "No progress bar on stderr");
+  cmd->add_flag("--resume", args->resume,
+                "Continue an interrupted evaluation of the same --out (its finished units are kept in OUT.units/)");
+  cmd->add_flag("--force", args->force, "Start an interrupted evaluation of the same --out again");
   cmd->add_option("--unit", args->unit, "Samples per metric call (execution only; results do not change)")
       ->capture_default_str();
   cmd->add_option("--batch", args->batch, "Largest number of perturbed inputs per network call (execution only)")

@@ -35,6 +35,7 @@ void run_generate(const GenerateArgs& args) {
   lab::check_output_dir({"--out", args.out}, "manifest.json", args.force);
   lab::Options options = lab::Options::parse(args.options, "-o");
   const std::unique_ptr<datasets::Environment> env = datasets::make_environment(args.env, options);
+  const auto lock = lab::lock_output_dir({"--out", args.out}, "manifest.json", args.force);
   datasets::write_data_dir(*env, args.count, seed, args.out, args.count >= 100);
   fmt::print(stderr, "generate: wrote {} {} samples (seed {}) to {}\n", args.count, env->name(), seed, args.out);
 }

@@ -15,6 +15,7 @@
 #include "lab/core/error.h"
 #include "lab/io/files.h"
 #include "lab/io/npy.h"
+#include "lab/io/outputs.h"
 
 namespace experiments {
 
@@ -152,7 +153,8 @@ std::vector<MapSet> scan_maps(const datasets::DataDir& data, const std::vector<f
 
 }  // namespace
 
-Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves, const UnitObserver& progress) {
+Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves, const UnitObserver& progress,
+                         const UnitFiles* units) {
   if (request.maps.empty()) lab::fail_parameter("give at least one --maps directory");
   if (request.metrics.empty()) lab::fail_parameter("give at least one --metric");
   if (request.unit < 1) lab::fail_parameter("--unit must be at least 1, got {}", request.unit);
@@ -177,18 +179,32 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
   const ScoreStage stage(data, net, std::move(metrics), request.seed, request.unit, request.batch);
   const size_t unit = static_cast<size_t>(request.unit);
   if (progress) {
-    int64_t units = 0;
-    for (const MapSet& set : sets) units += static_cast<int64_t>((set.samples.size() + unit - 1) / unit);
-    progress(units, "");
+    int64_t count = 0;
+    for (const MapSet& set : sets) count += static_cast<int64_t>((set.samples.size() + unit - 1) / unit);
+    progress(count, "");
   }
+  if (units && units->prepare) units->prepare();
 
   const lab::Shape input = env.input_shape();
   const int64_t h = input[1], w = input[2];
   nlohmann::json methods = nlohmann::json::array();
-  for (const MapSet& set : sets) {
+  for (size_t s = 0; s < sets.size(); ++s) {
+    const MapSet& set = sets[s];
     std::vector<ResultRow> rows;
     for (size_t begin = 0; begin < set.samples.size(); begin += unit) {
       const size_t end = std::min(set.samples.size(), begin + unit);
+      // A unit an earlier, interrupted evaluation finished: its rows and curves read back.
+      const fs::path stem = units ? units->dir / "units" / fmt::format("{:03}-{:05}", s, begin / unit) : fs::path();
+      if (units && fs::exists(fs::path(stem.string() + ".done"))) {
+        const fs::path rows_path = stem.string() + ".rows.csv", curves_path = stem.string() + ".curves.csv";
+        const std::vector<ResultRow> kept = parse_result_csv(lab::read_text(rows_path), rows_path.string());
+        const std::vector<CurveRow> points = parse_curve_csv(lab::read_text(curves_path), curves_path.string());
+        if (curves && !points.empty()) curves(points);
+        rows.insert(rows.end(), kept.begin(), kept.end());
+        result.units.push_back(stem);
+        if (progress) progress(kUnitKept, set.method);
+        continue;
+      }
       const std::vector<int64_t> samples(set.samples.begin() + static_cast<std::ptrdiff_t>(begin),
                                          set.samples.begin() + static_cast<std::ptrdiff_t>(end));
       std::vector<lab::Tensor> attrs;
@@ -206,9 +222,18 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
       LAB_CHECK(attr.shape() == (lab::Shape{static_cast<int64_t>(samples.size()), h, w}), "maps {}",
                 lab::to_string(attr.shape()));
       Scores scores = stage.score(model, set.method, samples, attr, target);
+      if (units) {
+        std::string rows_text = result_csv_header(), curves_text = curve_csv_header();
+        for (const ResultRow& r : scores.rows) rows_text += to_csv_line(r);
+        for (const CurveRow& c : scores.curves) curves_text += to_csv_line(c);
+        lab::write_text_atomic(stem.string() + ".rows.csv", rows_text);
+        lab::write_text_atomic(stem.string() + ".curves.csv", curves_text);
+        lab::write_json(stem.string() + ".done", {{"method", set.method}, {"samples", samples.size()}});
+        result.units.push_back(stem);
+      }
       if (curves && !scores.curves.empty()) curves(scores.curves);
       rows.insert(rows.end(), scores.rows.begin(), scores.rows.end());
-      if (progress) progress(-1, set.method);
+      if (progress) progress(kUnitScored, set.method);
     }
     // Per metric: the per-sample rows in data order, then its "all" rows.
     const std::vector<ResultRow> summary = stage.aggregate(model, set.method, rows);
@@ -266,28 +291,100 @@ fs::path record_path(const fs::path& results) {
   return p;
 }
 
+fs::path unit_dir(const fs::path& results) { return fs::path(results.string() + ".units"); }
+
+namespace {
+
+/// What an evaluation computes, as request.json of its unit directory records it: a resumed
+/// evaluation must ask for the same.
+nlohmann::json request_record(const EvaluateRequest& request) {
+  const datasets::DataDir data = datasets::DataDir::open(request.data);
+  nlohmann::json maps = nlohmann::json::array();
+  for (const fs::path& m : request.maps) maps.push_back(fs::absolute(m).lexically_normal().string());
+  return {{"attrlab-version", ATTRLAB_VERSION},
+          {"data", fs::absolute(request.data).lexically_normal().string()},
+          {"fingerprint", data.fingerprint()},
+          {"maps", maps},
+          {"metrics", request.metrics},
+          {"params", request.params},
+          {"model", request.model},
+          {"seed", request.seed},
+          {"limit", request.limit},
+          {"unit", request.unit}};
+}
+
+}  // namespace
+
 Evaluation run_evaluate(const EvaluateRequest& request, const fs::path& results, const std::optional<fs::path>& curves,
-                        const UnitObserver& progress) {
-  Evaluation evaluation;
+                        const UnitObserver& progress, const EvaluateResume& how) {
+  if (curves && fs::absolute(*curves) == fs::absolute(results)) lab::fail_parameter("--curves and --out name the same file");
+  if (how.resume && how.force) lab::fail_usage("evaluate: --resume and --force exclude each other");
+  const fs::path work = unit_dir(results);
+  const fs::path request_path = work / "request.json";
+  std::optional<lab::DirLock> lock;
+  std::error_code ec;
+  const fs::file_status status = fs::symlink_status(work, ec);
+  if (fs::exists(status)) {
+    if (!fs::is_directory(status))
+      lab::fail_usage("--out {}: its unit directory {} is {}; expected a directory attrlab wrote", results.string(),
+                      work.string(), lab::describe_file_type(work));
+    // The lock comes first, so that a second evaluate into RESULTS is refused for that reason alone.
+    lock.emplace(work, "--out");
+    lab::sweep_stale_temps(work, true);  // temporaries of an evaluation that was killed
+    if (!fs::is_regular_file(fs::symlink_status(request_path, ec))) {
+      for (auto it = fs::directory_iterator(work, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+        if (it->path().filename() != lab::DirLock::kFileName)
+          lab::fail_usage("--out {}: {} holds files but no request.json, so attrlab did not write it; remove it or "
+                          "choose another --out",
+                          results.string(), work.string());
+    } else if (how.force) {
+      std::vector<fs::path> earlier;
+      for (auto it = fs::directory_iterator(work, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+        if (it->path().filename() != lab::DirLock::kFileName) earlier.push_back(it->path());
+      for (const fs::path& p : earlier)
+        if (!ec) fs::remove_all(p, ec);
+      if (ec) lab::fail("{}: cannot remove the earlier evaluation: {}", work.string(), ec.message());
+    } else if (!how.resume) {
+      lab::fail_usage("--out {}: an interrupted evaluation of it is kept in {}; pass --resume to continue it, --force "
+                      "to start again",
+                      results.string(), work.string());
+    } else {
+      const nlohmann::json old = lab::read_json(request_path);
+      const nlohmann::json now = request_record(request);
+      for (const auto& [key, value] : now.items())
+        if (!old.contains(key) || old.at(key) != value)
+          lab::fail_usage("--resume: {} records another evaluation ({} = {}, now {}); use --force to start again",
+                          request_path.string(), key, old.contains(key) ? old.at(key).dump() : "missing", value.dump());
+    }
+  }
+  UnitFiles units;
+  units.dir = work;
+  units.prepare = [&] {
+    fs::create_directories(work / "units", ec);
+    if (ec) lab::fail("{}: cannot create the unit directory: {}", work.string(), ec.message());
+    if (!lock) lock.emplace(work, "--out");
+    if (!fs::exists(request_path)) lab::write_json(request_path, request_record(request));
+  };
+
+  const Evaluation evaluation = evaluate_maps(request, nullptr, progress, &units);
   if (curves) {
-    if (fs::absolute(*curves) == fs::absolute(results)) lab::fail_parameter("--curves and --out name the same file");
+    // Copied from the unit files in unit order: memory never holds every curve.
+    const std::string header = curve_csv_header();
     lab::write_atomic(*curves, [&](std::ostream& os) {
-      os << curve_csv_header();
-      evaluation = evaluate_maps(
-          request,
-          [&](const std::vector<CurveRow>& points) {
-            for (const CurveRow& p : points) os << to_csv_line(p);
-          },
-          progress);
+      os << header;
+      for (const fs::path& stem : evaluation.units) {
+        const std::string text = lab::read_text(stem.string() + ".curves.csv");
+        LAB_CHECK(text.compare(0, header.size(), header) == 0, "{}.curves.csv without its header", stem.string());
+        os.write(text.data() + header.size(), static_cast<std::streamsize>(text.size() - header.size()));
+      }
     });
-  } else {
-    evaluation = evaluate_maps(request, nullptr, progress);
   }
   lab::write_atomic(results, [&](std::ostream& os) {
     os << result_csv_header();
     for (const ResultRow& r : evaluation.rows) os << to_csv_line(r);
   });
   lab::write_json(record_path(results), evaluation.record);
+  fs::remove_all(work, ec);  // everything it kept is in the files now
   return evaluation;
 }
 

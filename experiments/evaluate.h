@@ -28,7 +28,18 @@
 /// (path, env, seed, count), model, seed, every metric with resolved params and variant
 /// directions, every method with its maps directory, maps.json parameters and counts of scored
 /// and rejected maps, and the rejected files with reasons. All files are written atomically.
-/// Tested in tests/experiments/test_evaluate.cpp.
+///
+/// Resume (run_evaluate, as `attrlab run` resumes). The work unit is (method, `unit` consecutive
+/// scored samples). While it works, the command keeps each finished unit in the unit directory
+/// beside the results, RESULTS.units/ (unit_dir): request.json (what is evaluated: the data's
+/// path and fingerprint, the maps directories, metrics, parameters, model, seed, limit, unit),
+/// attrlab.lock (a second evaluate into the same RESULTS is refused), and units/<method>-<unit>
+/// .rows.csv, .curves.csv and .done (written last, so an interrupted unit is simply redone).
+/// When every file is written the unit directory is removed. A killed evaluate leaves the unit
+/// directory and no temporary; `resume` keeps its finished units (after checking that
+/// request.json is the same) and scores the rest, and the rows of kept units are read back, so
+/// results, record and curves are byte-identical to those of an uninterrupted evaluation.
+/// Tested in tests/experiments/test_evaluate.cpp and tests/cli/test_interrupt_resume.cpp.
 #pragma once
 
 #include <cstdint>
@@ -78,28 +89,52 @@ struct Evaluation {
     int64_t files = 0;
   };
   std::vector<Conversion> conversions;
+  /// With UnitFiles: the files of every unit (DIR/units/<method>-<unit>, without extension) in
+  /// the order of the rows.
+  std::vector<std::filesystem::path> units;
   /// Direction of each (metric, variant), for summaries.
   std::vector<std::pair<std::string, Variant>> variants;
 };
 
 /// Receives the curve points of each scored unit as they are produced.
 using CurveSink = std::function<void(const std::vector<CurveRow>& points)>;
-/// Called once before scoring with the number of units, then after every scored unit with the
-/// unit's method; may be empty.
+/// Called once before scoring with the number of units (≥ 0), then after every scored unit with
+/// -1 and the unit's method, or -2 for a unit kept from an interrupted evaluation; may be empty.
 using UnitObserver = std::function<void(int64_t units, const std::string& method)>;
+constexpr int64_t kUnitScored = -1;
+constexpr int64_t kUnitKept = -2;
+
+/// Where evaluate_maps keeps its finished units (DIR/units/<method>-<unit>.rows.csv,
+/// .curves.csv, .done) and reads back those an earlier process finished.
+struct UnitFiles {
+  std::filesystem::path dir;
+  /// Called once, after every check and before the first unit is read or written.
+  std::function<void()> prepare;
+};
+
+/// How run_evaluate treats the unit directory of an interrupted evaluation of the same RESULTS.
+struct EvaluateResume {
+  bool resume = false;  ///< keep its finished units (the request must be the same)
+  bool force = false;   ///< start again, removing it
+};
 
 /// Scores every accepted map with every metric; curves go to `curves` (may be empty). Bad data,
 /// unknown metrics or parameters throw lab::Error before anything is scored; bad maps are
 /// collected in Evaluation::rejected.
 Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves,
-                         const UnitObserver& progress = nullptr);
+                         const UnitObserver& progress = nullptr, const UnitFiles* units = nullptr);
 
-/// The whole command: evaluates, then writes `results` (and its .json record) and, if given,
-/// `curves`, each atomically. Returns the evaluation (rejected maps included) for the summary.
+/// The whole command: evaluates (keeping finished units in unit_dir(results), see "Resume"),
+/// then writes `results` (and its .json record) and, if given, `curves`, each atomically, and
+/// removes the unit directory. A unit directory of an earlier evaluation is refused (exit 1)
+/// unless `how` says to resume or restart it. Returns the evaluation (rejected maps included).
 Evaluation run_evaluate(const EvaluateRequest& request, const std::filesystem::path& results,
-                        const std::optional<std::filesystem::path>& curves, const UnitObserver& progress = nullptr);
+                        const std::optional<std::filesystem::path>& curves, const UnitObserver& progress = nullptr,
+                        const EvaluateResume& how = {});
 
 /// The .json record path of a results CSV: the same path with extension ".json".
 std::filesystem::path record_path(const std::filesystem::path& results);
+/// The unit directory of a results CSV: the same path with ".units" appended.
+std::filesystem::path unit_dir(const std::filesystem::path& results);
 
 }  // namespace experiments

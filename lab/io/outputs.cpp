@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <signal.h>
@@ -321,6 +322,56 @@ DirLock::DirLock(const fs::path& dir, std::string_view flag) {
 
 DirLock::~DirLock() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+fs::path PathLock::file_of(const fs::path& path) {
+  fs::path p = path;
+  if (!p.has_filename()) p = p.parent_path();  // "DIR/"
+  return p.parent_path() / (p.filename().string() + ".attrlab.lock");
+}
+
+PathLock::PathLock(const NamedPath& out) : file_(file_of(out.path)) {
+  std::error_code ec;
+  if (!file_.parent_path().empty()) fs::create_directories(file_.parent_path(), ec);
+  if (ec) fail_usage("{} {}: cannot create {}: {}", out.flag, out.path.string(), file_.parent_path().string(), ec.message());
+  registration_ = std::make_unique<TempRegistration>(file_);
+  // The holder removes the file when done: a lock taken on a file that was removed meanwhile
+  // locks nothing, so it is taken again on the file now there.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+      fail_usage("{} {}: cannot create the lock file {}: {}", out.flag, out.path.string(), file_.string(),
+                 std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      ::close(fd_);
+      fd_ = -1;
+      registration_.reset();  // the file is the other command's
+      if (err == EWOULDBLOCK)
+        fail_usage("{} {}: another attrlab command is writing it (it holds {}); wait for it to end or choose another {}",
+                   out.flag, out.path.string(), file_.string(), out.flag);
+      fail_usage("{} {}: cannot lock {}: {}", out.flag, out.path.string(), file_.string(), std::strerror(err));
+    }
+    struct stat held {}, named {};
+    if (::fstat(fd_, &held) == 0 && ::stat(file_.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+        held.st_dev == named.st_dev)
+      return;
+    ::close(fd_);
+    fd_ = -1;
+  }
+  fail_usage("{} {}: cannot take the lock {} (it keeps being replaced)", out.flag, out.path.string(), file_.string());
+}
+
+PathLock::~PathLock() {
+  if (fd_ < 0) return;
+  ::unlink(file_.c_str());  // while held: no other command holds a lock on this file
+  ::close(fd_);
+}
+
+std::unique_ptr<PathLock> lock_output_dir(const NamedPath& out, std::string_view marker, bool force) {
+  auto lock = std::make_unique<PathLock>(out);
+  check_output_dir(out, marker, force);
+  return lock;
 }
 
 uint64_t available_memory() {

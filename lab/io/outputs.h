@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,6 +105,31 @@ class DirLock {
  private:
   int fd_ = -1;
 };
+
+/// An exclusive lock on an output path that need not exist yet (a directory that appears only
+/// when complete, lab::StagedDir): flock on "NAME.attrlab.lock" beside it, created (with missing
+/// parent directories) by the constructor and removed when the lock is released — also, as a
+/// registered temporary, on SIGINT/SIGTERM. A second holder is refused with lab::Error(kUsage)
+/// naming the flag and the path.
+class PathLock {
+ public:
+  explicit PathLock(const NamedPath& out);
+  ~PathLock();
+  PathLock(const PathLock&) = delete;
+  PathLock& operator=(const PathLock&) = delete;
+  /// The lock file of `path`.
+  static std::filesystem::path file_of(const std::filesystem::path& path);
+
+ private:
+  std::filesystem::path file_;
+  std::unique_ptr<TempRegistration> registration_;
+  int fd_ = -1;
+};
+
+/// Right before a command writes the directory `out` (lab::StagedDir): takes its PathLock, so that
+/// a second command writing the same --out at once exits 1 naming it, then checks it again with
+/// check_output_dir (another command may have completed it since the first check).
+[[nodiscard]] std::unique_ptr<PathLock> lock_output_dir(const NamedPath& out, std::string_view marker, bool force);
 
 /// MemAvailable of /proc/meminfo in bytes, or 0 when unknown.
 uint64_t available_memory();
