@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "experiments/metrics/metric.h"
 #include "lab/core/error.h"
@@ -88,11 +89,30 @@ MapsFromFiles::MapsFromFiles(fs::path dir, const datasets::DataDir& data)
   std::error_code ec;
   if (!fs::is_directory(dir_, ec)) lab::fail("{}: no such maps directory", dir_.string());
   const fs::path json = dir_ / "maps.json";
-  if (fs::exists(json)) check_made_for(json, lab::read_json(json), data);
+  if (fs::exists(json)) {
+    const nlohmann::json record = lab::read_json(json);
+    check_made_for(json, record, data);
+    fingerprinted_ = record.is_object() && record.contains("data-manifest") && record["data-manifest"].is_object() &&
+                     record["data-manifest"].contains("fingerprint");
+  }
+  std::set<std::string> ids;
+  for (int64_t i = 0; i < data.size(); ++i) ids.insert(data.id(i));
+  int64_t others = 0;
+  std::string first;
+  for (auto it = fs::directory_iterator(dir_, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const fs::path& p = it->path();
+    if (p.extension() != ".npy" || ids.count(p.stem().string()) > 0) continue;
+    if (others++ == 0 || p.filename().string() < first) first = p.filename().string();
+  }
+  if (others > 0)
+    lab::fail("{}: holds {} .npy file(s) that are not sample ids of the {} samples of {} (e.g. {}); expected exactly "
+              "one map per sample, maps of other data are not scored",
+              dir_.string(), others, data.size(), data.path().string(), first);
   for (int64_t i = 0; i < data.size(); ++i) {
     const fs::path file = dir_ / (data.id(i) + ".npy");
-    std::string reason;
-    if (!read_map_channels(file, input_, reason)) lab::fail("{}: {}", file.string(), reason);
+    std::string reason, from;
+    if (!read_map_channels(file, input_, reason, &from)) lab::fail("{}: {}", file.string(), reason);
+    if (!from.empty()) ++conversions_[from];
   }
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -38,8 +39,9 @@ std::optional<lab::Tensor> read_map(const std::filesystem::path& file, const lab
 
 /// A method whose maps are files made by another tool: DIR/<id>.npy for the samples it is asked
 /// for (attributions::Batch::ids). Constructing it checks DIR/maps.json against the data and
-/// every sample's file, so a run refuses bad outside maps before any work; a file that changes
-/// afterwards fails when read. It spends no network evaluation.
+/// every sample's file (and that DIR holds no .npy file of another sample id: maps of other data),
+/// so a run refuses bad outside maps before any work; a file that changes afterwards fails when
+/// read. It spends no network evaluation.
 class MapsFromFiles final : public attributions::Method {
  public:
   MapsFromFiles(std::filesystem::path dir, const datasets::DataDir& data);
@@ -47,9 +49,18 @@ class MapsFromFiles final : public attributions::Method {
   nlohmann::json params() const override;
   attributions::Result attribute(const attributions::Context& context, const attributions::Batch& batch) const override;
 
+  const std::filesystem::path& dir() const { return dir_; }
+  /// DIR/maps.json named the data's fingerprint (checked equal); false: matched to the data by
+  /// sample ids, count and shapes only.
+  bool fingerprinted() const { return fingerprinted_; }
+  /// dtype ("float16", "float64") → how many of the files were converted from it to float32.
+  const std::map<std::string, int64_t>& conversions() const { return conversions_; }
+
  private:
   std::filesystem::path dir_;
   lab::Shape input_;
+  bool fingerprinted_ = false;
+  std::map<std::string, int64_t> conversions_;
 };
 
 }  // namespace experiments

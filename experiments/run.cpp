@@ -237,7 +237,15 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
       if (!e.methods[k].runs_on(e.models[m].label)) continue;
       const attributions::Method* method = methods[k].get();
       if (!method) {
-        outside[{m, k}] = std::make_unique<MapsFromFiles>(outside_maps_dir(e, e.methods[k], e.models[m]), *states[m].data);
+        auto maps = std::make_unique<MapsFromFiles>(outside_maps_dir(e, e.methods[k], e.models[m]), *states[m].data);
+        // Said once per directory, whatever --quiet: what the check could and could not establish.
+        if (!maps->fingerprinted())
+          fmt::print(stderr, "attrlab run: {}: no data fingerprint (no maps.json, or one without it); matched to the "
+                     "data by sample ids, count and shapes only\n", maps->dir().string());
+        for (const auto& [dtype, files] : maps->conversions())
+          fmt::print(stderr, "attrlab run: {}: {} map file(s) of dtype {} converted to float32\n", maps->dir().string(),
+                     files, dtype);
+        outside[{m, k}] = std::move(maps);
         method = outside[{m, k}].get();
       }
       const AttributeSetup setup{e.methods[k].label, TargetMode{e.target, -1}, static_cast<uint64_t>(e.seed),

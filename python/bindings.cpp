@@ -38,6 +38,7 @@
 #include "experiments/config.h"
 #include "experiments/metrics/metric.h"
 #include "experiments/pipeline.h"
+#include "experiments/run.h"
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 #include "lab/core/schema.h"
@@ -593,6 +594,47 @@ std::string metrics_json() {
 
 }  // namespace
 
+/// `attrlab run EXPERIMENT -o ITEMS... --out OUT` with outside methods appended to the
+/// experiment's methods as {"name": label, "maps": dir} (README, "Methods from outside the lab").
+/// Returns the summary and the resolved configuration (JSON text).
+py::dict run_experiment(const std::string& experiment, const std::vector<std::string>& overrides,
+                        const std::vector<std::pair<std::string, std::string>>& outside, const std::string& out,
+                        const std::string& stage, bool resume, bool force, bool quiet) {
+  nlohmann::json config = experiments::load_config(experiment);
+  experiments::apply_overrides(config, overrides);
+  if (!outside.empty()) {
+    nlohmann::json& methods = config["methods"];
+    if (methods.is_null()) methods = nlohmann::json::array();
+    if (!methods.is_array()) lab::fail_parameter("{}: methods must be a list", experiment);
+    for (const auto& [label, dir] : outside) methods.push_back({{"name", label}, {"maps", dir}});
+  }
+  const nlohmann::json resolved = experiments::finalize(config);
+  experiments::RunOptions options;
+  options.out = out;
+  options.resume = resume;
+  options.force = force;
+  options.quiet = quiet;
+  options.source = experiment;
+  options.overrides = overrides;
+  options.stage = stage;
+  experiments::RunSummary summary;
+  {
+    py::gil_scoped_release release;
+    summary = experiments::run_experiment(resolved, options);
+  }
+  std::vector<std::string> data;
+  for (const std::filesystem::path& d : summary.data) data.push_back(d.string());
+  py::dict result;
+  result["config"] = resolved.dump();
+  result["data"] = data;
+  result["units"] = summary.units;
+  result["skipped"] = summary.skipped;
+  result["results"] = summary.results.string();
+  result["report_md"] = summary.report_md.string();
+  result["report_html"] = summary.report_html.string();
+  return result;
+}
+
 PYBIND11_MODULE(_attrlab, m) {
   m.doc() = "attrlab's libraries for Python (use the package `attrlab`, not this module)";
   m.attr("__version__") = ATTRLAB_VERSION;
@@ -696,4 +738,5 @@ PYBIND11_MODULE(_attrlab, m) {
         return Entry{std::move(method), std::move(maps), std::move(target), std::move(delta)};
       }));
   m.def("score", &score);
+  m.def("run_experiment", &run_experiment);
 }

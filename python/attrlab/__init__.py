@@ -34,7 +34,7 @@ from . import _attrlab  # noqa: E402
 
 __all__ = [
     "Error", "environments", "methods", "metrics", "rules", "Environment", "Dataset", "Model",
-    "read_data", "write_data", "attribute", "evaluate", "Results",
+    "read_data", "write_data", "attribute", "evaluate", "Results", "run",
 ]
 
 #: Every error of the lab: bad input, an unknown name, a parameter out of range. A ValueError.
@@ -559,3 +559,118 @@ def evaluate(maps, data, metrics=("gt",), *, model=None, target="label", seed=0,
                           for k, v in out[table].items()}
     results["directions"] = dict(out["directions"])
     return results
+
+
+# ------------------------------------------------------------------------------------------------
+# Experiments
+
+
+def _override(key, value):
+    """The `-o KEY=TEXT` item of a Python value: strings as they are, anything else as JSON."""
+    key = str(key).replace("_", "-")
+    if isinstance(value, str):
+        return f"{key}={value}"
+    if isinstance(value, os.PathLike):
+        return f"{key}={os.fspath(value)}"
+    if isinstance(value, np.generic):
+        value = value.item()
+    try:
+        return f"{key}={json.dumps(value)}"
+    except TypeError:
+        raise Error(f"options {key}={value!r}: a {type(value).__name__} is not a setting value "
+                    "(give a string, a number, a bool, or a list or dict of those)") from None
+
+
+def _save_npy(path, array):
+    """np.save into a temporary beside `path` (NAME.PID-N.tmp, swept if the process dies), then renamed."""
+    temp = f"{path}.{os.getpid()}-0.tmp"
+    try:
+        with open(temp, "wb") as f:
+            np.save(f, array)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+def _write_outside_maps(name, fn, data_dir, maps_dir, target, unit):
+    """fn's maps of every sample of `data_dir` in the outside-maps layout: maps_dir/<id>.npy
+    (float32, as fn returned them) and maps.json naming the data's fingerprint."""
+    data = read_data(data_dir)
+    model = data.env.model()
+    os.makedirs(maps_dir, exist_ok=True)
+    ids, labels = data.ids, data.labels
+    samples = []
+    for begin in range(0, len(data), unit):
+        end = min(len(data), begin + unit)
+        x = data.inputs[begin:end]
+        if target == "label":
+            targets = [int(t) for t in data.targets[begin:end]]
+        else:
+            targets = _resolve_targets(model, x, target)
+        maps = attribute(model, x, targets, fn, label=name)
+        for k in range(end - begin):
+            _save_npy(os.path.join(maps_dir, f"{ids[begin + k]}.npy"), maps[k])
+            samples.append({"id": str(ids[begin + k]), "map": f"{ids[begin + k]}.npy",
+                            "label": int(labels[begin + k]), "target": int(targets[k])})
+    manifest = data.manifest
+    made_for = {"env": data.env.name, "seed": data.seed, "count": len(data)}
+    if "fingerprint" in manifest:
+        made_for["fingerprint"] = manifest["fingerprint"]
+    record = {"method": name, "data-manifest": made_for, "samples": samples}
+    temp = os.path.join(maps_dir, f"maps.json.{os.getpid()}-0.tmp")
+    with open(temp, "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    os.replace(temp, os.path.join(maps_dir, "maps.json"))
+
+
+def run(experiment, *, out, extra_methods=None, options=None, maps=None, resume=False, force=False, quiet=False):
+    """Runs an experiment as `attrlab run EXPERIMENT -o K=V ... --out OUT` does, with methods
+    written in Python joining it; returns a dict {"results", "report_html", "report_md", "data",
+    "units", "skipped", "maps"}.
+
+    experiment: a shipped name ("unseen-data-effect", see `attrlab run --list`) or a JSON config
+    file. options: {dotted key: value} as `-o` takes them (`{"count": 8, "methods.IG.params.steps":
+    16}`; a list or dict value, e.g. "methods", is given as JSON). extra_methods: {name: fn} with
+    fn(model, x, target) -> maps as attribute() takes Python methods. With them, in one call: the
+    experiment's data stage (`--stage data`), fn on every sample of every model's data directory
+    (called once per `unit` samples, explaining the experiment's `target`), the maps written in the
+    layout of outside methods — maps/<name>/<model>/<id>.npy (float32) and maps.json naming the
+    data's fingerprint, `maps` defaulting to OUT/outside-maps — and the experiment run on
+    (`--resume`) with each name as a method {"name": name, "maps": DIR}: scored, tabled, ranked
+    and correlated like a built-in method. resume, force, quiet: as `attrlab run`'s flags.
+    """
+    if isinstance(out, os.PathLike):
+        out = os.fspath(out)
+    if not isinstance(out, str) or not out:
+        raise Error("out: the run directory is required")
+    if isinstance(experiment, os.PathLike):
+        experiment = os.fspath(experiment)
+    items = [_override(k, v) for k, v in (options or {}).items()]
+    extra = dict(extra_methods or {})
+    for name, fn in extra.items():
+        if not isinstance(name, str) or not name:
+            raise Error(f"extra_methods: a method name must be a non-empty string, got {name!r}")
+        if not callable(fn):
+            raise Error(f"extra_methods {name}: expected a function fn(model, x, target) -> maps, "
+                        f"got {type(fn).__name__}")
+    if not extra:
+        summary = _attrlab.run_experiment(experiment, items, [], out, "all", resume, force, quiet)
+        summary["maps"] = {}
+        summary.pop("config")
+        return summary
+    root = os.path.abspath(os.fspath(maps) if maps is not None else os.path.join(out, "outside-maps"))
+    outside = [(name, os.path.join(root, name)) for name in extra]
+    data = _attrlab.run_experiment(experiment, items, outside, out, "data", resume, force, quiet)
+    config = json.loads(data["config"])
+    for name, fn in extra.items():
+        for data_dir in data["data"]:
+            model = os.path.basename(os.path.normpath(data_dir))
+            _write_outside_maps(name, fn, data_dir, os.path.join(root, name, model), config["target"],
+                                int(config["unit"]))
+    summary = _attrlab.run_experiment(experiment, items, outside, out, "all", True, False, quiet)
+    summary.pop("config")
+    summary["maps"] = dict(outside)
+    return summary
