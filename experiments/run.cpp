@@ -207,6 +207,16 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
                     "a new one",
                     out.string());
   }
+  // A run directory this call creates is removed again if the run fails before its first unit
+  // (outside maps of other data, say): a refused run leaves nothing behind.
+  struct RemoveIfRefused {
+    fs::path dir;
+    bool armed = false;
+    ~RemoveIfRefused() {
+      std::error_code ignored;
+      if (armed) fs::remove_all(dir, ignored);
+    }
+  } created{out, !fs::exists(out_status)};
   fs::create_directories(out, ec);
   if (ec) lab::fail("--out {}: cannot create the directory: {}", out.string(), ec.message());
   if (!lock) lock.emplace(out, "--out");
@@ -224,7 +234,10 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   }
   RunSummary summary;
   for (const ModelState& s : states) summary.data.push_back(s.data->path());
-  if (options.stage == "data") return summary;
+  if (options.stage == "data") {
+    created.armed = false;
+    return summary;
+  }
 
   // Methods, and their attribute stage on every model they run on. An outside method reads its
   // maps from files, checked against each model's data here, before any unit runs.
@@ -252,6 +265,8 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
                                  e.reference, e.batch};
       stages[{m, k}] = std::make_unique<AttributeStage>(*states[m].data, states[m].net, *method, setup);
     }
+
+  created.armed = false;
 
   // Units, in the order their rows appear in results.csv.
   std::vector<Unit> units;

@@ -237,7 +237,10 @@ TEST_CASE("an outside method's maps join unseen-data-effect: --stage data, maps 
     const auto refused = run("run " + (dir / "exp.json").string() + " --quiet --out " + again.string());
     CHECK(refused.code == 1);
     CHECK(refused.err.find("fnv1a64:0000000000000000") != std::string::npos);
-    CHECK_FALSE(fs::exists(again / "results.csv"));
+    const std::string data_fingerprint = lab::read_json(out / "data" / "with-ude" / "manifest.json")["fingerprint"];
+    CHECK(refused.err.find(data_fingerprint) != std::string::npos);  // the data's, the same config's
+    CHECK_FALSE(fs::exists(again));  // the run directory it created is gone again
+    CHECK(clitest::slurp(mine / "with-ude" / "000000.npy").size() > 0);  // the maps are untouched
   }
 }
 
