@@ -213,6 +213,33 @@ TEST_CASE("DirLock: one holder at a time, named in the refusal") {
   CHECK(error_of([&] { lab::DirLock again(s.dir, "--out"); }).empty());
 }
 
+TEST_CASE("PathLock: a new output path locked beside it, one holder at a time, the lock file removed after") {
+  Scratch s;
+  const fs::path out = s.dir / "new" / "data";  // neither exists yet
+  const fs::path file = s.dir / "new" / "data.attrlab.lock";
+  CHECK(lab::PathLock::file_of(out) == file);
+  CHECK(lab::PathLock::file_of(fs::path(out.string() + "/")) == file);
+  {
+    const lab::PathLock first({"--out", out});
+    CHECK(fs::is_regular_file(file));
+    CHECK_FALSE(fs::exists(out));
+    CHECK(error_of([&] { lab::PathLock second({"--out", out}); }) ==
+          "--out " + out.string() + ": another attrlab command is writing it (it holds " + file.string() +
+              "); wait for it to end or choose another --out");
+    CHECK(fs::is_regular_file(file));  // the refused one leaves the holder's file alone
+    // lock_output_dir: the lock first, then the output checked again.
+    CHECK(error_of([&] { auto lock = lab::lock_output_dir({"--out", out}, "manifest.json", false); })
+              .find("another attrlab command") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(file));
+  fs::create_directories(out);
+  std::ofstream(out / "manifest.json") << "{}";
+  CHECK(error_of([&] { auto lock = lab::lock_output_dir({"--out", out}, "manifest.json", false); }) ==
+        "--out " + out.string() + ": already exists; pass --force to replace it, or choose a new path");
+  CHECK_FALSE(fs::exists(file));
+  CHECK(error_of([&] { auto lock = lab::lock_output_dir({"--out", out}, "manifest.json", true); }).empty());
+}
+
 TEST_CASE("check_memory refuses an estimate above the limit, naming both") {
   ::setenv("ATTRLAB_MEMORY_LIMIT", "1048576", 1);
   CHECK(error_of([] { lab::check_memory(1048576, "--count 1"); }).empty());
