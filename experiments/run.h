@@ -21,7 +21,9 @@
 /// stage as `attrlab attribute`), saves the maps, goes through the score stage (every metric of
 /// the model) and writes its rows; the `.done` marker is written last, so an interrupted unit is
 /// simply redone. Before anything is written, check_experiment() builds every environment,
-/// method and metric and checks the report's studies, so a bad name fails at once.
+/// method and metric and checks the report's studies, so a bad name fails at once; outside
+/// methods' maps are checked against the data once it exists, and a run refused then (maps of
+/// other data) removes the RUN_DIR it created.
 /// `--resume` keeps finished units (after checking that RUN_DIR/config.json holds the same
 /// resolved config) and recomputes the rest; the rows of the units computed in this process stay
 /// in memory (those kept from an earlier run are read from their unit files) and flow, in config
