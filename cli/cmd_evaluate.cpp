@@ -79,12 +79,15 @@ void run_evaluate(const EvaluateArgs& args) {
   const std::optional<std::filesystem::path> curves =
       args.curves.empty() ? std::nullopt : std::optional<std::filesystem::path>(args.curves);
   std::unique_ptr<experiments::Progress> progress;
+  int64_t total = 0, kept = 0;
   const experiments::Evaluation e = experiments::run_evaluate(
       request, args.out, curves, [&](int64_t units, const std::string& method) {
         if (units >= 0) {
+          total = units;
           // Only on a terminal: a log or a pipe gets the summary alone.
           progress = std::make_unique<experiments::Progress>(units, !args.quiet && ::isatty(::fileno(stderr)) == 1);
         } else if (units == experiments::kUnitKept) {
+          ++kept;
           progress->skip(1);
         } else {
           progress->start(method);
@@ -93,6 +96,9 @@ void run_evaluate(const EvaluateArgs& args) {
       },
       {args.resume, args.force});
   if (progress) progress->finish();
+  if (kept > 0)
+    fmt::print(stderr, "evaluate: {} of {} units kept from the interrupted evaluation in {}\n", kept, total,
+               experiments::unit_dir(args.out).string());
   print_summary(e);
   for (const experiments::Evaluation::Conversion& c : e.conversions)
     fmt::print(stderr, "evaluate: {}: {} map file(s) of dtype {} converted to float32\n", c.dir.string(), c.files,

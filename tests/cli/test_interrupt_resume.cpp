@@ -157,6 +157,8 @@ TEST_CASE("evaluate killed by SIGINT and by SIGTERM, then resumed: byte-identica
   const auto finished = run(resume_text);
   INFO(finished.err);
   REQUIRE(finished.code == 0);
+  CHECK(finished.err.find("evaluate: " + std::to_string(kept2) + " of 10 units kept from the interrupted evaluation") !=
+        std::string::npos);
   CHECK(lab::read_text(out) == lab::read_text(ref));
   CHECK(lab::read_text(curves) == lab::read_text(ref_curves));
   CHECK(lab::read_text(dir / "out.json") == lab::read_text(dir / "ref.json"));
