@@ -3,7 +3,8 @@
 // another attrlab version), then the attrlab binary loading them: listed by `methods`, used by
 // `attribute` and by a faithfulness-test config's "plugins", whose rows, tables and maps equal
 // those of the built-in input-x-gradient; files that are no plug-in are refused in one line.
-// Needs ATTRLAB_BUILD_DIR, ATTRLAB_CMAKE and ATTRLAB_CXX (set by tests/CMakeLists.txt).
+// Needs ATTRLAB_BUILD_DIR, ATTRLAB_CMAKE and ATTRLAB_CXX (set by tests/CMakeLists.txt), and for
+// the Python module's attrlab.load_plugin() ATTRLAB_PYTHON and ATTRLAB_PYTHONPATH.
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -260,4 +261,44 @@ TEST_CASE("files that are not plug-ins are refused in one line, exit 2") {
   const auto not_list = run("run " + quote(config) + " --out " + quote(in.scratch.dir / "never"));
   CHECK(not_list.code == 1);
   CHECK(not_list.err.find("'plugins' must be a list of strings") != std::string::npos);
+}
+
+TEST_CASE("attrlab.load_plugin makes the plug-in's method usable from Python") {
+  const char* python = std::getenv("ATTRLAB_PYTHON");
+  const char* python_path = std::getenv("ATTRLAB_PYTHONPATH");
+  if (!python || !python_path) return;  // built without the Python module (ATTRLAB_BUILD_PYTHON=OFF)
+  const Installed& in = installed();
+  const fs::path script = in.scratch.dir / "load_plugin.py";
+  write(script, R"(import sys
+import numpy as np
+import attrlab
+assert attrlab.load_plugin(sys.argv[1]) == ["gradient-times-input"]
+assert attrlab.load_plugin(sys.argv[1]) == ["gradient-times-input"]  # loaded once
+assert "gradient-times-input" in [m["name"] for m in attrlab.methods()]
+env = attrlab.Environment("multi-color-sum", size=32)
+data = env.generate(3, seed=2)
+model = env.model()
+ours = attrlab.attribute(model, data, "label", "gradient-times-input")
+builtin = attrlab.attribute(model, data, "label", "input-x-gradient")
+assert np.array_equal(ours, builtin) and np.abs(builtin).sum() > 0
+for bad in (sys.argv[2], sys.argv[3]):
+    try:
+        attrlab.load_plugin(bad)
+        raise SystemExit("no error for " + bad)
+    except attrlab.Error as e:
+        print(e)
+print("ok")
+)");
+  const fs::path log = in.scratch.dir / "python.log";
+  const int status = std::system(("env PYTHONPATH=" + quote(python_path) + " PYTHONDONTWRITEBYTECODE=1 " +
+                                  quote(python) + " " + quote(script) + " " + quote(in.example) + " " +
+                                  quote(in.other_version) + " " + quote(in.scratch.dir / "missing.so") + " >" +
+                                  quote(log) + " 2>&1")
+                                     .c_str());
+  const std::string out = slurp(log);
+  CAPTURE(out);
+  CHECK(status == 0);
+  CHECK(out.find(in.other_version.string() + ": built against attrlab 0.0.1 (") != std::string::npos);
+  CHECK(out.find("missing.so: no plug-in file (missing)") != std::string::npos);
+  CHECK(out.ends_with("ok\n"));
 }
