@@ -25,7 +25,8 @@
 /// - `paper-scale`: {dotted key: value}, the overrides `attrlab run --paper-scale` applies before
 ///   the user's `-o` (the paper's 224×224 images, more of them, full optimisation budgets).
 /// - `plugins`: [path], C++ plug-ins (attributions/plugin.h) whose methods the config may name;
-///   a path is relative to the file that lists it. check_experiment() loads them.
+///   a path is relative to the file that lists it (given with `-o plugins=...`, to the working
+///   directory). check_experiment() loads them.
 ///
 /// Overrides. `-o key=value` sets the value at a dotted path: object members by name, array
 /// elements by index or by their `label` ("methods.IG*.params.steps=16"). The value is read
