@@ -85,9 +85,17 @@ struct Installed {
   }
 };
 
+// Built once; a failure is reported by every test case without building again.
 const Installed& installed() {
-  static const Installed once;
-  return once;
+  static std::string failure;
+  if (!failure.empty()) throw std::runtime_error(failure);
+  try {
+    static const Installed once;
+    return once;
+  } catch (const std::exception& e) {
+    failure = e.what();
+    throw;
+  }
 }
 
 // `methods NAME --json`'s entry, without its name and summary.
