@@ -7,7 +7,10 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
+#include "attributions/plugin.h"
 #include "cli/commands.h"
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
@@ -42,11 +45,18 @@ int main(int argc, char** argv) {
   std::string threads;
   app.add_option("--threads", threads,
                  "Threads for oneDNN and TBB, at most 4 × the cores (default: ATTRLAB_THREADS or all cores)");
+  std::vector<std::string> plugins;
+  app.add_option("--plugin", plugins,
+                 "Load attribution methods from a plug-in (a shared library built with ATTRLAB_PLUGIN; "
+                 "repeatable)")
+      ->allow_extra_args(false);
   app.parse_complete_callback([&] {
     // Parsed first so that a bad value is named before ATTRLAB_THREADS is read.
     const int n = threads.empty() ? 0 : lab::parse_threads(threads, "--threads " + threads);
     lab::Runtime& runtime = lab::Runtime::get();  // reads and checks ATTRLAB_THREADS
     if (n > 0) runtime.set_threads(n);
+    // Before any subcommand runs, so that every command makes and lists the plug-ins' methods.
+    for (const std::string& path : plugins) attributions::load_plugin(path);
   });
   for (Register add : kCommands) add(app);
   try {

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "attributions/method.h"
+#include "attributions/plugin.h"
 #include "datasets/environment.h"
 #include "experiments/metrics/metric.h"
 #include "experiments/report/report.h"
@@ -27,7 +28,7 @@ namespace {
 
 /// The keys besides the scalar settings (Settings::schema()).
 const std::vector<std::string> kListKeys = {"select", "models-select", "models", "methods", "metrics", "report",
-                                            "paper-scale"};
+                                            "paper-scale", "plugins"};
 
 /// Every top-level key, "extends" first.
 const std::vector<std::string>& top_keys() {
@@ -46,7 +47,7 @@ const json& defaults() {
     json out = Settings::schema().to_json(Settings{});
     out.erase("name");
     const json lists = json::parse(R"({"select": [], "models-select": [], "models": [], "methods": [],
-                                       "metrics": [], "report": {}, "paper-scale": {}})");
+                                       "metrics": [], "report": {}, "paper-scale": {}, "plugins": []})");
     out.update(lists);
     return out;
   }();
@@ -227,9 +228,19 @@ json merge(const json& under, const json& over) {
 
 namespace {
 
-json resolve_recursive(const json& config, const fs::path& base_dir, const std::string& origin,
+// A definition's "plugins" are paths relative to its own file: made absolute here, before the
+// definition is merged with others.
+json with_absolute_plugins(json config, const fs::path& base_dir) {
+  if (config.contains("plugins") && config.at("plugins").is_array())
+    for (json& p : config.at("plugins"))
+      if (p.is_string()) p = (base_dir / p.get<std::string>()).lexically_normal().string();
+  return config;
+}
+
+json resolve_recursive(const json& input, const fs::path& base_dir, const std::string& origin,
                        std::set<std::string>& seen) {
-  if (!config.is_object()) lab::fail("{}: an experiment definition must be a JSON object", origin);
+  if (!input.is_object()) lab::fail("{}: an experiment definition must be a JSON object", origin);
+  const json config = with_absolute_plugins(input, fs::absolute(base_dir));
   // A file is known by its resolved path, so "./a.json" and "a.json" are one config.
   std::error_code ec;
   const bool shipped_origin = origin.rfind("experiments/configs/", 0) == 0;
@@ -374,6 +385,7 @@ json finalize(const json& input) {
   for (const auto& [key, value] : typed.items()) config[key] = value;
   check_type(config, "report", config["report"].is_object(), "an object");
   check_type(config, "paper-scale", config["paper-scale"].is_object(), "an object of dotted keys and values");
+  string_list(config["plugins"], "plugins");
 
   // Models: each gets the run's size.
   json models = json::array();
@@ -517,6 +529,7 @@ Experiment Experiment::from_json(const json& resolved) {
   for (const json& m : resolved.at("metrics"))
     e.metrics.push_back({m.at("name"), m.at("params"), m.at("models").get<std::vector<std::string>>()});
   e.report = resolved.at("report");
+  e.plugins = resolved.value("plugins", std::vector<std::string>{});
   return e;
 }
 
@@ -544,6 +557,7 @@ std::vector<std::unique_ptr<Metric>> make_model_metrics(const Experiment& experi
 
 void check_experiment(const Experiment& experiment) {
   std::map<std::string, std::map<std::string, std::vector<std::string>>> variants;  // model → metric → variants
+  for (const std::string& plugin : experiment.plugins) attributions::load_plugin(plugin);
   for (const ModelSpec& model : experiment.models) {
     make_model_environment(model);
     for (const auto& metric : make_model_metrics(experiment, model))

@@ -24,6 +24,9 @@
 ///   models, methods and metrics are checked by finalize(), their variants by check_experiment().
 /// - `paper-scale`: {dotted key: value}, the overrides `attrlab run --paper-scale` applies before
 ///   the user's `-o` (the paper's 224×224 images, more of them, full optimisation budgets).
+/// - `plugins`: [path], C++ plug-ins (attributions/plugin.h) whose methods the config may name;
+///   a path is relative to the file that lists it (given with `-o plugins=...`, to the working
+///   directory). check_experiment() loads them.
 ///
 /// Overrides. `-o key=value` sets the value at a dotted path: object members by name, array
 /// elements by index or by their `label` ("methods.IG*.params.steps=16"). The value is read
@@ -134,14 +137,16 @@ struct Experiment : Settings {
   std::vector<MethodSpec> methods;
   std::vector<MetricSpec> metrics;
   nlohmann::json report;
+  std::vector<std::string> plugins;  ///< plug-in paths (absolute when read from a file)
   nlohmann::json resolved;  ///< the whole resolved config
 
   /// Reads a finalize()d config.
   static Experiment from_json(const nlohmann::json& resolved);
 };
 
-/// Builds every environment, method and metric of `experiment` and checks each report study's
-/// metric variants, so a bad name or parameter is refused before a run writes anything.
+/// Loads the experiment's plug-ins, builds every environment, method and metric of `experiment`
+/// and checks each report study's metric variants, so a bad name or parameter is refused before a
+/// run writes anything.
 void check_experiment(const Experiment& experiment);
 
 /// The environment of a model, with its options.

@@ -32,6 +32,7 @@
 
 #include "attributions/common.h"
 #include "attributions/method.h"
+#include "attributions/plugin.h"
 #include "datasets/data_dir.h"
 #include "datasets/export.h"
 #include "datasets/environment.h"
@@ -659,6 +660,7 @@ PYBIND11_MODULE(_attrlab, m) {
   m.def("methods_json", &methods_json);
   m.def("metrics_json", &metrics_json);
   m.def("composite_names", &lab::composite_names);
+  m.def("load_plugin", &attributions::load_plugin, py::arg("path"));
   m.def("sample_seed", &experiments::sample_seed, py::arg("seed"), py::arg("label"), py::arg("index"));
 
   py::class_<Env>(m, "Env")

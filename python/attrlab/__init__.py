@@ -34,7 +34,7 @@ from . import _attrlab  # noqa: E402
 
 __all__ = [
     "Error", "environments", "methods", "metrics", "rules", "Environment", "Dataset", "Model",
-    "read_data", "write_data", "attribute", "evaluate", "Results", "run",
+    "read_data", "write_data", "attribute", "evaluate", "Results", "run", "load_plugin",
 ]
 
 #: Every error of the lab: bad input, an unknown name, a parameter out of range. A ValueError.
@@ -64,6 +64,14 @@ def metrics():
 def rules():
     """Names of the runtime's propagation-rule composites (Model.backward's `rule`)."""
     return list(_attrlab.composite_names())
+
+
+def load_plugin(path):
+    """Loads a C++ plug-in (a shared library built with ATTRLAB_PLUGIN, README "Writing a C++
+    plug-in") and returns the names of the methods it registered; they are then listed by
+    methods() and made by attribute() like the built-in ones. The same file again is loaded once.
+    A file that is no plug-in, or one built against another attrlab, raises attrlab.Error."""
+    return list(_attrlab.load_plugin(os.fspath(path)))
 
 
 # ------------------------------------------------------------------------------------------------
