@@ -32,6 +32,14 @@
 /// this on the lab's networks, and agreement to float rounding on random networks with padding,
 /// strides and groups.
 ///
+/// A step may write many pixels far apart (Insertion/Deletion with several pixels per step in
+/// attribution order): only the state after the step is observed, so such a step is written pixel
+/// by pixel — each pixel a sub-step with its own small windows, the layers after the prefix run
+/// only after the last — when a cost model (multiply-adds and copied floats of the windows plus
+/// a per-sub-step overhead) finds that cheaper than the step's bounding rectangle. A coarse curve
+/// so never costs more than the one-pixel curve. A step whose rectangle is the whole map runs as
+/// a full forward pass.
+///
 /// Execution knobs (Params) bound the chunk length and memory and keep tiny layer calls on one
 /// thread; they never change a result.
 #pragma once
@@ -72,6 +80,10 @@ class PathEvaluator {
     int64_t max_elements = int64_t{1} << 24;
     /// false: evaluate every step with a full forward pass (the reference way).
     bool incremental = true;
+    /// Incremental only: a step whose pixels lie far apart runs pixel by pixel when the cost
+    /// model finds that cheaper, a whole-map step as a full pass (false: every step as one
+    /// rectangle of windows).
+    bool split_steps = true;
     /// A layer call on fewer input floats than this runs on one OpenMP thread: for the tiny
     /// window batches, synchronising a thread team costs more than it saves (and much more on a
     /// loaded machine). 0 disables; the result does not depend on it.
@@ -84,16 +96,20 @@ class PathEvaluator {
   PathEvaluator(const lab::Network& net, size_t end);
   ~PathEvaluator();
 
+  /// What a run did (for benchmarks and tests; results never depend on it).
+  struct Stats {
+    int64_t sub_steps = 0;  ///< prefix evaluations: the steps, or their sub-steps when split
+  };
   /// (steps + 1) × K outputs (each output flattened to K values): row 0 for the start input,
   /// row k after step k. A path that does not fit the network throws lab::Error.
-  lab::Tensor run(const PerturbationPath& path) const;
+  lab::Tensor run(const PerturbationPath& path, Stats* stats = nullptr) const;
   /// Number of leading layers evaluated incrementally (Conv2d/ReLU before the first other layer).
   size_t spatial_layers() const { return spatial_; }
 
  private:
   struct Chunk;
   lab::Tensor run_full(const PerturbationPath& path) const;
-  lab::Tensor run_incremental(const PerturbationPath& path) const;
+  lab::Tensor run_incremental(const PerturbationPath& path, Stats* stats) const;
   const lab::Network& net_;
   size_t end_;
   Params params_;

@@ -149,6 +149,68 @@ TEST_CASE("restore steps undo earlier steps exactly as full recomputation does")
   CHECK_THROWS_AS(PathEvaluator(net, net.size()).run(path), lab::Error);
 }
 
+TEST_CASE("steps of far-apart pixels run pixel by pixel, bit-identical to full recomputation on the designed networks") {
+  // 64×64, 1/64 of the pixels per step in attribution order (the default Insertion/Deletion
+  // curve): a step's pixels are scattered, so the engine writes them pixel by pixel.
+  lab::Options options = lab::Options::parse({"size=64"}, "-o");
+  const auto env = datasets::make_environment("multi-color-sum", options);
+  const lab::Network net = env->build_network();
+  const datasets::Sample sample = env->generate(3, 0);
+  const lab::Tensor x = env->to_input(sample.image);
+  const int64_t hw = sample.gt.numel();
+  PerturbationPath path;
+  path.start = x;
+  path.source = lab::Tensor(x.shape(), 0.0f);
+  path.order.resize(static_cast<size_t>(hw));
+  std::iota(path.order.begin(), path.order.end(), 0);
+  std::mt19937 rng(5);
+  std::shuffle(path.order.begin(), path.order.end(), rng);
+  std::stable_sort(path.order.begin(), path.order.end(), [&](int64_t a, int64_t b) { return sample.gt[a] > sample.gt[b]; });
+  for (const int64_t per_step : {int64_t{1}, int64_t{7}, hw / 64, hw / 4, hw}) {
+    CAPTURE(per_step);
+    path.step_ends = experiments::uniform_steps(hw, per_step);
+    path.restore.clear();
+    if (per_step == 7)  // every third step undoes its pixels: restore sub-steps must restore
+      for (int64_t k = 0; k < path.steps(); ++k) path.restore.push_back(k % 3 == 2);
+    PathEvaluator::Params knobs;
+    PathEvaluator::Stats split_stats, whole_stats, full_stats;
+    const lab::Tensor split = PathEvaluator(net, net.size(), knobs).run(path, &split_stats);
+    knobs.split_steps = false;
+    const lab::Tensor whole = PathEvaluator(net, net.size(), knobs).run(path, &whole_stats);
+    knobs.incremental = false;
+    const lab::Tensor full = PathEvaluator(net, net.size(), knobs).run(path, &full_stats);
+    REQUIRE(split.shape() == full.shape());
+    CHECK(split.values() == full.values());
+    CHECK(whole.values() == full.values());
+    CHECK(whole_stats.sub_steps == path.steps());
+    CHECK(full_stats.sub_steps == path.steps());
+    CHECK(split_stats.sub_steps >= path.steps());
+    CHECK(split_stats.sub_steps <= hw);
+    // 64 pixels far apart per step: pixel by pixel; one pixel per step: nothing to split; the
+    // whole map in one step: one full pass.
+    if (per_step == hw / 64) CHECK(split_stats.sub_steps > 4 * path.steps());
+    if (per_step == 1) CHECK(split_stats.sub_steps == path.steps());
+    if (per_step == hw) CHECK(split_stats.sub_steps == 1);
+  }
+}
+
+TEST_CASE("split steps agree with full recomputation on a random convnet with padding, strides and groups") {
+  const lab::Network net = testnets::random_convnet(9, true, true);
+  for (const int64_t per_step : {int64_t{5}, int64_t{40}}) {
+    for (const int64_t chunk : {int64_t{3}, int64_t{256}}) {
+      CAPTURE(per_step);
+      CAPTURE(chunk);
+      const PerturbationPath path = random_path(net.input_shape(), per_step, 21 + static_cast<unsigned>(per_step));
+      PathEvaluator::Params knobs;
+      knobs.max_batch = chunk;
+      PathEvaluator::Stats stats;
+      const lab::Tensor split = PathEvaluator(net, net.size(), knobs).run(path, &stats);
+      knobs.incremental = false;
+      check_close(split, PathEvaluator(net, net.size(), knobs).run(path));
+    }
+  }
+}
+
 TEST_CASE("a path that does not fit the network is refused") {
   const lab::Network net = testnets::random_convnet(1);
   PerturbationPath path = random_path(net.input_shape(), 1, 2);
