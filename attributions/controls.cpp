@@ -104,7 +104,10 @@ MethodInfo GroundTruthMap::info() {
 
 namespace {
 
-const lab::ParamSpec base_spec{.help = "the method whose maps are post-processed, by name (its -p keys alongside)"};
+// A function, not a global: the registry may be built during static initialisation.
+lab::ParamSpec base_spec() {
+  return {.help = "the method whose maps are post-processed, by name (its -p keys alongside)"};
+}
 
 template <const char* self>
 void check_base(const PostProcessed::Params& p, const std::string& flag) {
@@ -118,7 +121,7 @@ constexpr char kBinarised[] = "binarised";
 
 const lab::Schema<PostProcessed::Params>& PostProcessed::BlurParams::schema() {
   static const auto s = lab::Schema<Params>()
-                            .field("base", &Params::base, base_spec)
+                            .field("base", &Params::base, base_spec())
                             .field("blur-sigma", &Params::blur_sigma,
                                    {.range = lab::above(0), .help = "Gaussian standard deviation in pixels",
                                     .source = "coherency Sec. 4.4 (blurred sparse maps); sigma 5 of its Sec. 4.1"})
@@ -128,7 +131,7 @@ const lab::Schema<PostProcessed::Params>& PostProcessed::BlurParams::schema() {
 
 const lab::Schema<PostProcessed::Params>& PostProcessed::BinariseParams::schema() {
   static const auto s = lab::Schema<Params>()
-                            .field("base", &Params::base, base_spec)
+                            .field("base", &Params::base, base_spec())
                             .field("binarise-percentile", &Params::binarise_percentile,
                                    {.range = lab::between(0, 100),
                                     .help = "1 where the map is at or above this percentile of it, else 0",

@@ -76,13 +76,19 @@ std::vector<Variant> ConfidenceChange::variants() const {
 
 std::optional<double> ConfidenceChange::value(double y, double masked) const {
   switch (kind_) {
-    case Kind::kAverageDrop:
-      if (y == 0.0) return std::nullopt;
-      return 100.0 * std::max(0.0, y - masked) / y;
+    case Kind::kAverageDrop: {
+      const double drop = std::max(0.0, y - masked);
+      if (drop == 0.0) return 0.0;  // also y = 0: nothing can drop
+      if (y <= 0.0) return std::nullopt;  // a logit at or below 0: the ratio has no meaning
+      return 100.0 * drop / y;
+    }
     case Kind::kIncrease: return masked > y ? 100.0 : 0.0;
-    case Kind::kAverageGain:
-      if (params_.output == OutputKind::kProbability && y >= 1.0) return std::nullopt;
-      return 100.0 * std::max(0.0, masked - y) / (1.0 - y);
+    case Kind::kAverageGain: {
+      const double gain = std::max(0.0, masked - y);
+      if (gain == 0.0) return 0.0;  // also y = 1: nothing can be gained
+      if (y >= 1.0) return std::nullopt;  // a logit at or above 1: the ratio has no meaning
+      return 100.0 * gain / (1.0 - y);
+    }
   }
   return std::nullopt;
 }

@@ -11,8 +11,9 @@
 ///   average-drop           AD = 100 · max(0, y − y') / y                     lower-is-better
 ///   increase-in-confidence IC = 100 · 1[y' > y]                              higher-is-better
 ///   average-gain           AG = 100 · max(0, y' − y) / (1 − y)               higher-is-better
-/// (per sample; the mean over samples is the papers' percentage). AD is undefined for y = 0 and
-/// AG for y = 1 (probability): such a sample has no row.
+/// (per sample; the mean over samples is the papers' percentage). Where nothing can drop
+/// (y' ≥ y, also y = 0) AD = 0, and where nothing is gained (y' ≤ y, also y = 1) AG = 0; with
+/// output=logit a drop from y ≤ 0 or a gain from y ≥ 1 has no meaningful ratio and gives no row.
 /// Masks (`maps`): real = the map min–max scaled per image, m = (S − min S)/(max S − min S), the
 /// CAM convention the false-sense paper describes (a constant map gives m = 1: it ranks no pixel
 /// below another); binarised = 1 where S ≥ the map's `percentile`-th percentile (linear
