@@ -44,7 +44,7 @@ const lab::Schema<ConfidenceChange::Params>& ConfidenceChange::Params::schema() 
                   .help = "maps=binarised: keep pixels at or above this percentile of the map",
                   .source = "coherency Sec. 4.5, Table 3: 50th percentile"})
           .choice("output", &Params::output, {{OutputKind::kProbability, "probability"}, {OutputKind::kLogit, "logit"}},
-                  {.help = "score F(.)_c: the target's probability, or its logit",
+                  {.help = "score F(.)c: the target's probability, or its logit",
                    .source = "coherency eq. 1; false-sense Sec. 4.1 (class probabilities)"});
   return s;
 }

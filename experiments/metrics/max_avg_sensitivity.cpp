@@ -13,11 +13,11 @@ const lab::Schema<MaxAvgSensitivity::Params>& MaxAvgSensitivity::Params::schema(
       lab::Schema<Params>()
           .field("samples", &Params::samples,
                  {.range = lab::at_least(1), .help = "Monte-Carlo draws x' in the ball, each re-explained",
-                  .source = "Quantus nr_samples = 200 (false-sense Sec. 5.3 uses Quantus)"})
+                  .source = "Quantus: 200 samples (false-sense Sec. 5.3 uses Quantus)"})
           .field("radius", &Params::radius,
                  {.range = lab::above(0),
                   .help = "L-inf radius of the ball as a share of the input maximum (255 RGB, 1 modulo)",
-                  .source = "Yeh et al. 2019; Quantus lower_bound = 0.2"})
+                  .source = "Yeh et al. 2019; Quantus: bound 0.2"})
           .field("normalise", &Params::normalise,
                  {.help = "divide each map by its max |value| before the norm", .source = "Quantus normalise = True"})
           .field("seed", &Params::seed,

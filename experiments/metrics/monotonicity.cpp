@@ -12,10 +12,10 @@ const lab::Schema<Monotonicity::Params>& Monotonicity::Params::schema() {
       lab::Schema<Params>()
           .field("pixels-per-step", &Params::pixels_per_step,
                  {.range = lab::at_least(1),
-                  .help = "pixels per set m_i (K = ceil(H*W / pixels-per-step) sets)",
-                  .source = "false-sense Sec. 4.1; Quantus features_in_step = 1"})
+                  .help = "pixels per set m(i) (K = ceil(H*W / pixels-per-step) sets)",
+                  .source = "false-sense Sec. 4.1; Quantus: one feature per step"})
           .choice("output", &Params::output, {{OutputKind::kProbability, "probability"}, {OutputKind::kLogit, "logit"}},
-                  {.help = "f(.)_c: the target's probability, or its logit", .source = "false-sense Sec. 4.1"});
+                  {.help = "f(.)c: the target's probability, or its logit", .source = "false-sense Sec. 4.1"});
   return s;
 }
 

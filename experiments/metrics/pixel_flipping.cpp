@@ -35,7 +35,7 @@ const lab::Schema<PixelFlipping::Params>& PixelFlipping::Params::schema() {
                  {.range = lab::above(0), .help = "upper end of replacement=noise", .derived = "the input maximum"})
           .choice("output", &Params::output, {{OutputKind::kLogit, "logit"}, {OutputKind::kProbability, "probability"}},
                   {.help = "score read: the target logit, or its probability",
-                   .source = "unified study Sec. 6.2: the predicted score f(x)_t"})
+                   .source = "unified study Sec. 6.2: the predicted score f(x)t"})
           .choice("indicator", &Params::indicator,
                   {{FlipIndicator::kScore, "score"}, {FlipIndicator::kAccuracy, "accuracy"}},
                   {.help = "curve of the target score, or of 1[predicted label = target]",
