@@ -54,6 +54,8 @@ struct Batch {
   std::vector<cv::Mat> segments;
   /// Optional sample ids (the data directory's), for methods whose maps come from files.
   std::vector<std::string> ids;
+  /// Optional N×H×W pixel ground truth (signed: +1, −1, 0), for the `ground-truth` control.
+  lab::Tensor gt;
 };
 
 struct Result {

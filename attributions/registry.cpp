@@ -46,6 +46,10 @@ std::vector<MethodInfo>& methods() {
       Iba::info(),
       RandomMap::info(),
       ConstantMap::info(),
+      FakeCam::info(),
+      GroundTruthMap::info(),
+      PostProcessed::blurred_info(),
+      PostProcessed::binarised_info(),
   };
   return table;
 }

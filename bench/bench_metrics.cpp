@@ -14,9 +14,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <memory>
+#include <vector>
 
 #include "datasets/environment.h"
 #include "experiments/engine/incremental.h"
+#include "attributions/method.h"
 #include "experiments/metrics/insertion_deletion.h"
 #include "lab/core/runtime.h"
 
@@ -141,6 +144,43 @@ int main(int argc, char** argv) {
                  path.steps(), t_split, stats.sub_steps, t_split / one_pixel, t_whole, t_whole / one_pixel, t_full,
                  t_full / one_pixel, t_whole / t_split, unequal_fine, max_diff);
     }
+  }
+
+  // The metrics of the unified, coherency and false-sense papers, each at its defaults, against
+  // one full forward pass per network input it evaluates (a forward measured here, batched
+  // `per_call` at a time on copies of the image, times the inputs the metric evaluates).
+  const int64_t copies = std::min<int64_t>(per_call, 64);
+  const lab::Tensor stacked = lab::Tensor::stack(std::vector<lab::Tensor>(static_cast<size_t>(copies), x.reshaped(x.sample_shape())));
+  const double forward = seconds_of([&] { (void)net.forward(stacked); }) / static_cast<double>(copies);
+  fmt::print("one full forward pass: {:.4f} s (batched {} at a time)\n", forward, copies);
+  const std::unique_ptr<attributions::Method> saliency = [] {
+    lab::Options none("-p");
+    return attributions::make_method("saliency", none);
+  }();
+  const attributions::Context method_context{.net = &net};
+  context.explain = [&](const lab::Tensor& xs, const std::string&, int64_t target, const std::vector<uint64_t>& seeds) {
+    attributions::Batch b;
+    b.x = xs;
+    b.target.assign(static_cast<size_t>(xs.batch()), target);
+    b.seeds = seeds;
+    return saliency->attribute(method_context, b).attr;
+  };
+  struct Row {
+    const char* metric;
+    int64_t inputs;  ///< network inputs a full forward per step evaluates (re-explanations: forward + backward)
+  };
+  const Row rows[] = {{"pixel-flipping", hw + 1},        {"reference-pixel-flipping", hw / 2 + 1},
+                      {"monotonicity", hw},              {"average-drop", 2},
+                      {"increase-in-confidence", 2},     {"average-gain", 2},
+                      {"max-sensitivity", 2 * 200},      {"avg-sensitivity", 2 * 200}};
+  for (const Row& r : rows) {
+    lab::Options none("-p");
+    const std::unique_ptr<experiments::Metric> metric = experiments::make_metric(r.metric, none, experiments::MetricSetup::of(*env));
+    experiments::MetricOutput out;
+    const double took = seconds_of([&] { out = metric->evaluate(context, batch); });
+    const double full = forward * static_cast<double>(r.inputs);
+    fmt::print("{:24s}: {:8.3f} s per image; full forward per step {:9.2f} s ({} inputs); ratio {:7.1f}x; value {:.6g}\n",
+               r.metric, took, full, r.inputs, full / took, out.rows.front().value);
   }
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "attributions/common.h"
+#include "attributions/method.h"
 #include "datasets/data_dir.h"
 #include "experiments/maps.h"
 #include "experiments/pipeline.h"
@@ -190,6 +191,31 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
   nlohmann::json methods = nlohmann::json::array();
   for (size_t s = 0; s < sets.size(); ++s) {
     const MapSet& set = sets[s];
+    // The method that made the maps, when maps.json names a registry method with its parameters:
+    // the metrics that re-explain perturbed inputs (max-/avg-sensitivity) need it. Other maps
+    // are scored without it, and those metrics refuse them.
+    std::unique_ptr<attributions::Method> remade;
+    std::unique_ptr<AttributeStage> remade_stage;
+    Explainer explain;
+    const nlohmann::json& rec = set.record;
+    if (rec.is_object() && rec.contains("method") && rec["method"].is_string() && rec.contains("params") &&
+        rec["params"].is_object()) {
+      try {
+        lab::Options options = lab::Options::from_json(rec["params"], "-p");
+        remade = attributions::make_method(rec["method"].get<std::string>(), options);
+      } catch (const lab::Error&) {
+        remade.reset();
+      }
+      if (remade) {
+        AttributeSetup setup;
+        setup.label = set.method;
+        if (rec.contains("context") && rec["context"].is_object() && rec["context"].contains("reference-inputs") &&
+            rec["context"]["reference-inputs"].is_number_integer())
+          setup.reference = rec["context"]["reference-inputs"].get<int64_t>();
+        remade_stage = std::make_unique<AttributeStage>(data, net, *remade, setup);
+        explain = remade_stage->explainer();
+      }
+    }
     std::vector<ResultRow> rows;
     for (size_t begin = 0; begin < set.samples.size(); begin += unit) {
       const size_t end = std::min(set.samples.size(), begin + unit);
@@ -221,7 +247,7 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
       const lab::Tensor attr = lab::Tensor::stack(attrs);
       LAB_CHECK(attr.shape() == (lab::Shape{static_cast<int64_t>(samples.size()), h, w}), "maps {}",
                 lab::to_string(attr.shape()));
-      Scores scores = stage.score(model, set.method, samples, attr, target);
+      Scores scores = stage.score(model, set.method, samples, attr, target, explain);
       if (units) {
         std::string rows_text = result_csv_header(), curves_text = curve_csv_header();
         for (const ResultRow& r : scores.rows) rows_text += to_csv_line(r);

@@ -58,6 +58,26 @@ AttributeStage::AttributeStage(const datasets::DataDir& data, const lab::Network
   label_ = setup_.label.empty() ? method_.name() : setup_.label;
   const int64_t reference = std::min(setup_.reference, data_.size());
   context_ = method_context(data_.env(), net_, reference > 0 ? data_.inputs(0, reference) : lab::Tensor(), setup_.batch);
+  for (int64_t i = 0; i < data_.size(); ++i) index_[data_.id(i)] = i;
+}
+
+Explainer AttributeStage::explainer() const {
+  return [this](const lab::Tensor& x, const std::string& id, int64_t target, const std::vector<uint64_t>& seeds) {
+    const auto it = index_.find(id);
+    LAB_CHECK(it != index_.end(), "no sample {} in the data", id);
+    const int64_t m = x.batch();
+    attributions::Batch batch;
+    batch.x = x;
+    batch.target.assign(static_cast<size_t>(m), target);
+    batch.seeds = seeds;
+    cv::Mat segments;
+    data_.patches(it->second).convertTo(segments, CV_32S);
+    batch.segments.assign(static_cast<size_t>(m), segments);
+    batch.ids.assign(static_cast<size_t>(m), id);
+    const lab::Tensor gt = data_.gt(it->second, false);
+    batch.gt = lab::Tensor::stack(std::vector<lab::Tensor>(static_cast<size_t>(m), gt));
+    return method_.attribute(context_, batch).attr;
+  };
 }
 
 AttributedUnit AttributeStage::run(int64_t begin, int64_t end) const {
@@ -83,6 +103,9 @@ AttributedUnit AttributeStage::run(int64_t begin, int64_t end) const {
     batch.target.assign(static_cast<size_t>(end - begin), setup_.target.unit);
   }
   batch.ids = u.ids;
+  std::vector<lab::Tensor> gts;
+  for (int64_t i = begin; i < end; ++i) gts.push_back(data_.gt(i, false));
+  batch.gt = lab::Tensor::stack(gts);
   u.result = method_.attribute(context_, batch);
   if (u.result.attr.shape() != batch.x.shape())
     lab::fail("method '{}' returned maps of shape {} for inputs {}", label_, lab::to_string(u.result.attr.shape()),
@@ -154,14 +177,16 @@ ScoreStage::ScoreStage(const datasets::DataDir& data, const lab::Network& net,
 }
 
 Scores ScoreStage::score(const std::string& model, const std::string& method, int64_t begin, int64_t end,
-                         const lab::Tensor& attr, const std::vector<int64_t>& target) const {
+                         const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain) const {
   std::vector<int64_t> samples(static_cast<size_t>(end - begin));
   std::iota(samples.begin(), samples.end(), begin);
-  return score(model, method, samples, attr, target);
+  return score(model, method, samples, attr, target, explain);
 }
 
 Scores ScoreStage::score(const std::string& model, const std::string& method, const std::vector<int64_t>& samples,
-                         const lab::Tensor& attr, const std::vector<int64_t>& target) const {
+                         const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain) const {
+  Context context = context_;
+  context.explain = explain;
   Batch scored;
   std::vector<lab::Tensor> xs;
   for (const int64_t i : samples) xs.push_back(data_.input(i));
@@ -181,7 +206,7 @@ Scores ScoreStage::score(const std::string& model, const std::string& method, co
   Scores out;
   for (const auto& metric : metrics_) {
     const auto started = std::chrono::steady_clock::now();
-    const MetricOutput output = metric->evaluate_samples(context_, scored);
+    const MetricOutput output = metric->evaluate_samples(context, scored);
     out.metric_seconds[metric->name()] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     for (const MetricRow& r : output.rows) out.rows.push_back({model, r.sample, method, metric->name(), r.variant, r.value});
     // Group the points into curves (sample, variant), keeping their order, then resample.

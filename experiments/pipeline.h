@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -91,6 +92,9 @@ class AttributeStage {
   /// The maps.json record of maps in `maps_dir` (its final place) holding `samples`.
   nlohmann::json record(const std::filesystem::path& maps_dir, const nlohmann::json& samples,
                         int64_t evaluations) const;
+  /// Re-explains perturbed copies of a data sample with this stage's method (its context, the
+  /// sample's segments and ground truth), for the metrics that need the method (Context::explain).
+  Explainer explainer() const;
   /// Rows of metric "method", variant "completeness-gap" (methods with completeness; else none).
   std::vector<ResultRow> gap_rows(const std::string& model, const AttributedUnit& unit) const;
 
@@ -104,6 +108,7 @@ class AttributeStage {
   AttributeSetup setup_;
   std::string label_;
   attributions::Context context_;
+  std::map<std::string, int64_t> index_;  ///< sample id → data index
 };
 
 /// Typed rows and curve points of one scored unit, and the seconds each metric took.
@@ -121,12 +126,13 @@ class ScoreStage {
   ScoreStage(const datasets::DataDir& data, const lab::Network& net, std::vector<std::unique_ptr<Metric>> metrics,
              uint64_t seed, int64_t unit, int64_t batch);
 
-  /// Scores the maps `attr` (N×C×H×W or N×H×W) of samples [begin, end) explaining `target`.
+  /// Scores the maps `attr` (N×C×H×W or N×H×W) of samples [begin, end) explaining `target`;
+  /// `explain` re-explains inputs with the method that made the maps, when it is known.
   Scores score(const std::string& model, const std::string& method, int64_t begin, int64_t end,
-               const lab::Tensor& attr, const std::vector<int64_t>& target) const;
+               const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain = {}) const;
   /// The same for the data samples `samples` (indices, any order; N = samples.size()).
   Scores score(const std::string& model, const std::string& method, const std::vector<int64_t>& samples,
-               const lab::Tensor& attr, const std::vector<int64_t>& target) const;
+               const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain = {}) const;
   /// The metrics' own summary rows (sample "all") of the per-sample rows of one (model, method),
   /// and the mean completeness gap.
   std::vector<ResultRow> aggregate(const std::string& model, const std::string& method,

@@ -117,7 +117,9 @@ UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSp
   const auto attributed = std::chrono::steady_clock::now();
   if (e.save_maps) stage.save_maps(maps, out / "maps" / state.spec->label / spec.slug);
   const std::string& model = state.spec->label;
-  Scores scores = state.scores->score(model, spec.label, unit.begin, unit.end, maps.result.attr, maps.batch.target);
+  // Maps read from files cannot be re-made for perturbed inputs: no explainer for them.
+  Scores scores = state.scores->score(model, spec.label, unit.begin, unit.end, maps.result.attr, maps.batch.target,
+                                      spec.maps.empty() ? stage.explainer() : Explainer());
 
   UnitResult r;
   r.rows = stage.gap_rows(model, maps);

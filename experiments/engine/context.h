@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "lab/core/tensor.h"
 #include "lab/nn/network.h"
 
 namespace datasets {
@@ -17,6 +18,12 @@ class Environment;
 }
 
 namespace experiments {
+
+/// Re-explains perturbed copies of one scored sample with the method whose maps are scored:
+/// `x` (M×C×H×W copies of the sample `id`), the sample's target and one seed per copy → M×C×H×W
+/// maps. The robustness metrics (max-sensitivity, avg-sensitivity) need it.
+using Explainer = std::function<lab::Tensor(const lab::Tensor& x, const std::string& id, int64_t target,
+                                            const std::vector<uint64_t>& seeds)>;
 
 /// What the caller knows about the model and the task (filled from the data directory).
 struct Context {
@@ -39,6 +46,9 @@ struct Context {
   /// false evaluates every perturbed input with a full forward pass (the reference way; the same
   /// results on the designed networks).
   bool incremental = true;
+  /// The method that made the maps being scored, when it is known (`attrlab run`; `attrlab
+  /// evaluate` for maps whose maps.json names a registry method); empty otherwise.
+  Explainer explain;
 };
 
 /// What the registry resolves a metric's data-dependent defaults from (the `derived` defaults of

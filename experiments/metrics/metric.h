@@ -19,6 +19,13 @@
 /// - "faithfulness-test"  Definition 2.1 / eq. 2 at threshold γ (faithfulness.h)
 /// - "insertion", "deletion"  App. G.4, and the modulo variant of App. F.4 (insertion_deletion.h)
 /// - "sensitivity-n"      App. G.5, and the modulo variant of App. F.5 (sensitivity_n.h)
+/// - "pixel-flipping", "reference-pixel-flipping"  the unified study (pixel_flipping.h,
+///   reference_pixel_flipping.h)
+/// - "average-drop", "increase-in-confidence", "average-gain"  (confidence_change.h)
+/// - "monotonicity" (monotonicity.h), "max-sensitivity", "avg-sensitivity"
+///   (max_avg_sensitivity.h: they re-explain inputs through Context::explain)
+/// - "complexity", "effective-complexity", "sparseness" (complexity.h), "pointing-game"
+///   (pointing_game.h)
 ///
 /// Settings come from `-p key=value` into each metric's Params, declared once in its
 /// `Params::schema()` (lab/core/schema.h): parsing, validation, the params() record and the
@@ -115,7 +122,7 @@ class Metric {
  public:
   virtual ~Metric() = default;
   virtual std::string name() const = 0;
-  /// "ground-truth" or "perturbation".
+  /// "ground-truth", "perturbation", "robustness" or "complexity".
   virtual std::string family() const = 0;
   /// Every parameter with its resolved value.
   virtual nlohmann::json params() const = 0;
@@ -143,7 +150,7 @@ class Metric {
 /// One registry entry: what `attrlab metrics` lists and how the metric is made.
 struct MetricInfo {
   std::string name;
-  std::string family;   ///< "ground-truth" or "perturbation"
+  std::string family;   ///< "ground-truth", "perturbation", "robustness" or "complexity"
   std::string summary;  ///< one line, with the paper section it comes from
   std::string source;   ///< the paper (and section or equation) that defines the metric
   /// Every variant the metric can write (under any parameters), with its direction.

@@ -6,6 +6,13 @@
 #include "experiments/metrics/insertion_deletion.h"
 #include "experiments/metrics/metric.h"
 #include "experiments/metrics/sensitivity_n.h"
+#include "experiments/metrics/pixel_flipping.h"
+#include "experiments/metrics/reference_pixel_flipping.h"
+#include "experiments/metrics/confidence_change.h"
+#include "experiments/metrics/monotonicity.h"
+#include "experiments/metrics/max_avg_sensitivity.h"
+#include "experiments/metrics/complexity.h"
+#include "experiments/metrics/pointing_game.h"
 #include "lab/core/error.h"
 
 namespace experiments {
@@ -19,6 +26,24 @@ MetricInfo insertion_deletion_info(std::string name, std::string summary) {
                                         InsertionDeletion::all_variants(kind),
                                         [](InsertionDeletion::Params p) -> std::unique_ptr<Metric> {
                                           return std::make_unique<InsertionDeletion>(kind, std::move(p));
+                                        });
+}
+
+template <ConfidenceChange::Kind kind>
+MetricInfo confidence_info(std::string name, std::string summary, std::string source) {
+  return metric_info<ConfidenceChange>(std::move(name), "perturbation", std::move(summary), std::move(source),
+                                       ConfidenceChange::all_variants(kind),
+                                       [](ConfidenceChange::Params p) -> std::unique_ptr<Metric> {
+                                         return std::make_unique<ConfidenceChange>(kind, p);
+                                       });
+}
+
+template <MaxAvgSensitivity::Kind kind>
+MetricInfo sensitivity_info(std::string name, std::string summary, std::string source) {
+  return metric_info<MaxAvgSensitivity>(std::move(name), "robustness", std::move(summary), std::move(source),
+                                        MaxAvgSensitivity::all_variants(),
+                                        [](MaxAvgSensitivity::Params p) -> std::unique_ptr<Metric> {
+                                          return std::make_unique<MaxAvgSensitivity>(kind, p);
                                         });
 }
 
@@ -39,6 +64,44 @@ std::vector<MetricInfo>& table() {
                                 "Pearson of output change vs summed attribution over N (G.5; modulo F.5)",
                                 "Ancona et al. 2018; paper App. G.5, modulo App. F.5",
                                 SensitivityN::all_variants()),
+      metric_info<PixelFlipping>("pixel-flipping", "perturbation",
+                                 "AUC of the target logit flipping pixels most-relevant-first (or random: the control)",
+                                 "Samek et al. 2016; unified study Sec. 6.2, App. E", PixelFlipping::all_variants()),
+      metric_info<ReferencePixelFlipping>("reference-pixel-flipping", "perturbation",
+                                          "AUC flipping a random n of the top N pixels (expected Dice n/N)",
+                                          "unified study Sec. 6.2.3, Proposition 1, App. F",
+                                          ReferencePixelFlipping::all_variants()),
+      confidence_info<ConfidenceChange::Kind::kAverageDrop>(
+          "average-drop", "100 max(0, y - y')/y, y' the score of x times the (min-max or binarised) map",
+          "Chattopadhyay et al. 2018; coherency eq. 1, Sec. 4.5; false-sense Sec. 4.1"),
+      confidence_info<ConfidenceChange::Kind::kIncrease>(
+          "increase-in-confidence", "100 [y' > y], y' the score of x times the (min-max or binarised) map",
+          "Chattopadhyay et al. 2018; coherency eq. 2; false-sense Sec. 4.1 (AI)"),
+      confidence_info<ConfidenceChange::Kind::kAverageGain>(
+          "average-gain", "100 max(0, y' - y)/(1 - y), y' the score of x times the map",
+          "Zhang et al. 2023; false-sense Sec. 4.1 (AG)"),
+      metric_info<Monotonicity>("monotonicity", "perturbation",
+                                "Pearson of each pixel set's saliency with the score of x keeping only that set",
+                                "Arya et al. 2019, Nguyen and Martinez 2020; false-sense Sec. 4.1",
+                                Monotonicity::all_variants()),
+      sensitivity_info<MaxAvgSensitivity::Kind::kMax>(
+          "max-sensitivity", "max over draws x' in an L-inf ball of ||S(x) - S(x')||, x' re-explained by the method",
+          "Yeh et al. 2019; false-sense Sec. 4.2 (MS)"),
+      sensitivity_info<MaxAvgSensitivity::Kind::kAverage>(
+          "avg-sensitivity", "mean over draws x' in an L-inf ball of ||S(x) - S(x')||, x' re-explained by the method",
+          "Bhatt et al. 2020; false-sense Sec. 4.2 (AS)"),
+      metric_info<Complexity>("complexity", "complexity", "entropy -sum p ln p of p = |S|/sum|S|",
+                              "Bhatt et al. 2020; false-sense Sec. 4.3", Complexity::all_variants()),
+      metric_info<EffectiveComplexity>("effective-complexity", "complexity",
+                                       "number of pixels whose max-normalised |S| exceeds eps",
+                                       "Nguyen and Martinez 2020; false-sense Sec. 4.3",
+                                       EffectiveComplexity::all_variants()),
+      metric_info<Sparseness>("sparseness", "complexity", "Gini index of |S| (one-hot: 1 - 1/P)",
+                              "Chalasani et al. 2020; false-sense Sec. 4.3", Sparseness::all_variants()),
+      metric_info<PointingGame>("pointing-game", "ground-truth",
+                                "1 when the map's maximum lies within tolerance pixels of the GT region",
+                                "Zhang et al. 2018; unified study Sec. 6.1; coherency Sec. 3",
+                                PointingGame::all_variants()),
   };
   return metrics;
 }

@@ -111,6 +111,9 @@ SmallTask small_task(int64_t samples, lab::Network net) {
     t.batch.seeds.push_back(1000 + static_cast<uint64_t>(s));
     t.batch.segments.push_back(cv::Mat(8, 8, CV_32S, cv::Scalar(static_cast<int>(s % 2))));
   }
+  // A signed pixel ground truth per sample, for the `ground-truth` control.
+  t.batch.gt = lab::Tensor({samples, 8, 8}, 0.0f);
+  for (int64_t j = 0; j < t.batch.gt.numel(); ++j) t.batch.gt[j] = static_cast<float>((j * 5 + j / 64) % 3) - 1.0f;
   return t;
 }
 
@@ -369,6 +372,7 @@ TEST_CASE("same maps for batch size 1 and 32, any chunk size, and 1 or 2 threads
       one.target = {batch.target[static_cast<size_t>(s)]};
       one.seeds = {batch.seeds[static_cast<size_t>(s)]};
       one.segments = {batch.segments[static_cast<size_t>(s)]};
+      one.gt = batch.gt.slice(s, s + 1);
       const Result single = run(name, settings, context, one);
       for (int64_t j = 0; j < single.attr.numel(); ++j) REQUIRE(single.attr[j] == whole.attr.sample(s)[j]);
       if (!whole.convergence_delta.empty())

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "attributions/method.h"
 #include "datasets/environment.h"
 #include "experiments/metrics/metric.h"
 #include "lab/core/error.h"
@@ -26,6 +27,7 @@ struct Data {
   lab::Network net;
   Context context;
   Batch batch;
+  std::unique_ptr<attributions::Method> method;
 
   explicit Data(const std::string& name) {
     lab::Options options = lab::Options::parse({"size=16"}, "-o");
@@ -36,6 +38,16 @@ struct Data {
     context.background = env->background();
     context.input_max = env->image_channels() == 3 ? 255.0f : 1.0f;
     context.predicted_label = [this](const float* row) { return env->predicted_label(row); };
+    // The metrics that re-explain perturbed inputs get a method: the gradient (saliency).
+    lab::Options none("-p");
+    method = attributions::make_method("saliency", none);
+    context.explain = [this](const lab::Tensor& x, const std::string&, int64_t target, const std::vector<uint64_t>& seeds) {
+      attributions::Batch b;
+      b.x = x;
+      b.target.assign(static_cast<size_t>(x.batch()), target);
+      b.seeds = seeds;
+      return method->attribute(attributions::Context{.net = &net}, b).attr;
+    };
     std::mt19937 rng(11);
     std::vector<lab::Tensor> xs, attrs, gts, smooths;
     for (int64_t i = 0; i < 2; ++i) {

@@ -1,0 +1,60 @@
+#include "experiments/metrics/monotonicity.h"
+
+#include <algorithm>
+
+#include "experiments/engine/incremental.h"
+#include "experiments/rank.h"
+
+namespace experiments {
+
+const lab::Schema<Monotonicity::Params>& Monotonicity::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .field("pixels-per-step", &Params::pixels_per_step,
+                 {.range = lab::at_least(1),
+                  .help = "pixels per set m(i) (K = ceil(H*W / pixels-per-step) sets)",
+                  .source = "false-sense Sec. 4.1; Quantus: one feature per step"})
+          .choice("output", &Params::output, {{OutputKind::kProbability, "probability"}, {OutputKind::kLogit, "logit"}},
+                  {.help = "f(.)c: the target's probability, or its logit", .source = "false-sense Sec. 4.1"});
+  return s;
+}
+
+Monotonicity::Monotonicity(Params params) : params_(params) { Params::schema().validate(params_); }
+
+MetricOutput Monotonicity::evaluate_batch(const Context& context, const Batch& batch) const {
+  MetricOutput out;
+  const lab::Network& net = *context.net;
+  const OutputReader reader(net, params_.output);
+  const PathEvaluator evaluator = path_evaluator(context, reader.end());
+  const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
+  const int64_t step = params_.pixels_per_step;
+  const int64_t sets = (hw + step - 1) / step;
+  for (int64_t i = 0; i < batch.size(); ++i) {
+    const size_t si = static_cast<size_t>(i);
+    const float* attr = batch.attr.data() + i * hw;
+    const lab::Tensor image = batch.x.slice(i, i + 1).reshaped(batch.x.sample_shape());
+    // Increasing attribution: attribution_order reversed, ties kept by ascending index.
+    std::vector<int64_t> order(static_cast<size_t>(hw));
+    for (int64_t p = 0; p < hw; ++p) order[static_cast<size_t>(p)] = p;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return attr[a] < attr[b]; });
+    std::vector<double> saliency(static_cast<size_t>(sets));
+    const lab::Tensor zero(image.shape(), 0.0f);
+    const lab::Tensor y = evaluate_subsets(
+        net, evaluator, reader.end(), zero, image, sets,
+        [&](int64_t q, std::vector<int64_t>& pixels) {
+          const auto from = order.begin() + q * step, to = order.begin() + std::min(hw, (q + 1) * step);
+          pixels.assign(from, to);
+          double sum = 0.0;
+          for (int64_t p : pixels) sum += attr[p];
+          saliency[static_cast<size_t>(q)] = sum;
+        },
+        context.incremental ? hw / 32 : 0, context.batch);
+    const int64_t k = y.sample_numel();
+    std::vector<double> score(static_cast<size_t>(sets));
+    for (int64_t q = 0; q < sets; ++q) score[static_cast<size_t>(q)] = reader.score(y.sample(q), k, batch.target[si]);
+    out.rows.push_back({batch.ids[si], "pearson", pearson(saliency, score)});
+  }
+  return out;
+}
+
+}  // namespace experiments

@@ -1,0 +1,46 @@
+/// @file monotonicity.h
+/// @brief Monotonicity as saliency-false-sense-of-explainability states it (Sec. 4.1; Arya et
+/// al. 2019, Nguyen and Martínez 2020): metric "monotonicity".
+///
+///   Monotonicity = Corr_{i ∈ 1..K}( m_i , f(x ⊙ m_i)_c )
+/// The pixels are sorted by increasing channel-summed attribution (ties by ascending pixel index)
+/// and cut into K = ⌈P / pixels-per-step⌉ consecutive sets; m_i is the i-th set, its saliency the
+/// sum of the attribution over the set, and x ⊙ m_i the input keeping only the pixels of set i
+/// (all channels; every other pixel 0). Corr is Pearson's r (the paper's), over the K sets;
+/// 0 when either vector is constant (as in sensitivity-n). f is the target's probability
+/// (default) or logit. Row "pearson", higher-is-better: a map whose larger values mark pixels
+/// that on their own raise the score more is more monotonic.
+/// Network evaluation: each x ⊙ m_i differs from the all-zero image in set i only, so sets of at
+/// most P/32 pixels run on one incremental path from the zero image (set, read, restore: exact,
+/// no full forward pass each); larger sets as batched full passes (engine/perturbation.h).
+/// Tested in tests/experiments/test_metrics_fidelity.cpp.
+#pragma once
+
+#include "experiments/engine/perturbation.h"
+#include "experiments/metrics/metric.h"
+
+namespace experiments {
+
+class Monotonicity final : public Metric {
+ public:
+  struct Params {
+    int64_t pixels_per_step = 1;
+    OutputKind output = OutputKind::kProbability;
+    static const lab::Schema<Params>& schema();
+  };
+
+  explicit Monotonicity(Params params);
+  std::string name() const override { return "monotonicity"; }
+  std::string family() const override { return "perturbation"; }
+  nlohmann::json params() const override { return Params::schema().to_json(params_); }
+  std::vector<Variant> variants() const override { return all_variants(); }
+  static std::vector<Variant> all_variants() { return {{"pearson", Direction::kHigherIsBetter}}; }
+
+ protected:
+  MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
+
+ private:
+  Params params_;
+};
+
+}  // namespace experiments

@@ -1,0 +1,120 @@
+#include "experiments/metrics/pixel_flipping.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "experiments/metrics/insertion_deletion.h"
+#include "lab/core/error.h"
+#include "lab/core/random.h"
+
+namespace experiments {
+
+lab::Tensor flip_replacement(FlipReplacement kind, double high, const lab::Tensor& image, uint64_t sample_seed,
+                             uint64_t seed) {
+  const lab::Shape shape = image.rank() == 4 ? image.sample_shape() : image.shape();
+  lab::Tensor out(shape, 0.0f);
+  if (kind == FlipReplacement::kNoise) {
+    if (!(high > 0.0)) lab::fail_parameter("-p noise-high={} must be above 0", high);
+    lab::Rng rng(lab::derive_seed(sample_seed, seed), 0);
+    for (float& v : out.values()) v = static_cast<float>(rng.uniform(0.0, high));
+  }
+  return out;
+}
+
+const lab::Schema<PixelFlipping::Params>& PixelFlipping::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .choice("order", &Params::order, {{FlipOrder::kAttribution, "attribution"}, {FlipOrder::kRandom, "random"}},
+                  {.help = "attribution: most relevant first; random: the random-masking control",
+                   .source = "unified study Sec. 6.2, Fig. 4"})
+          .choice("replacement", &Params::replacement,
+                  {{FlipReplacement::kZero, "zero"}, {FlipReplacement::kNoise, "noise"}},
+                  {.help = "value of a flipped pixel: zero, or uniform noise in [0, noise-high)",
+                   .source = "unified study Sec. 6.2.3, Fig. 4 (zeros and random-noise baselines)"})
+          .field("noise-high", &Params::noise_high,
+                 {.range = lab::above(0), .help = "upper end of replacement=noise", .derived = "the input maximum"})
+          .choice("output", &Params::output, {{OutputKind::kLogit, "logit"}, {OutputKind::kProbability, "probability"}},
+                  {.help = "score read: the target logit, or its probability",
+                   .source = "unified study Sec. 6.2: the predicted score f(x)t"})
+          .choice("indicator", &Params::indicator,
+                  {{FlipIndicator::kScore, "score"}, {FlipIndicator::kAccuracy, "accuracy"}},
+                  {.help = "curve of the target score, or of 1[predicted label = target]",
+                   .source = "unified study Sec. 6.2.1, App. E"})
+          .field("pixels-per-step", &Params::pixels_per_step,
+                 {.range = lab::at_least(1), .help = "pixels flipped per step", .source = "Samek et al. 2016"})
+          .field("seed", &Params::seed,
+                 {.range = lab::at_least(0), .help = "with each sample's seed, selects the random order and noise"});
+  return s;
+}
+
+PixelFlipping::PixelFlipping(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
+
+std::string PixelFlipping::variant() const {
+  std::string v = "auc";
+  if (params_.indicator == FlipIndicator::kAccuracy) v += "-accuracy";
+  if (params_.order == FlipOrder::kRandom) v += "-random";
+  return v;
+}
+
+std::vector<Variant> PixelFlipping::all_variants() {
+  return {{"auc", Direction::kLowerIsBetter},
+          {"auc-accuracy", Direction::kLowerIsBetter},
+          {"auc-random", Direction::kLowerIsBetter},
+          {"auc-accuracy-random", Direction::kLowerIsBetter}};
+}
+
+std::vector<CurvePoint> PixelFlipping::curve(const Context& context, const lab::Tensor& x, const float* attr,
+                                             int64_t target, const std::string& id, uint64_t seed) const {
+  const lab::Network& net = *context.net;
+  const lab::Tensor image = x.rank() == 4 ? x.reshaped(x.sample_shape()) : x;
+  const int64_t hw = image.dim(1) * image.dim(2);
+  const OutputReader reader(net, params_.output);
+  const bool accuracy = params_.indicator == FlipIndicator::kAccuracy;
+  const PathEvaluator evaluator = path_evaluator(context, accuracy ? net.size() : reader.end());
+
+  PerturbationPath path;
+  path.start = image;
+  path.source = flip_replacement(params_.replacement, params_.noise_high.value_or(context.input_max), image, seed,
+                                 params_.seed);
+  if (params_.order == FlipOrder::kAttribution) {
+    path.order = attribution_order(attr, hw);
+  } else {
+    path.order.resize(static_cast<size_t>(hw));
+    std::iota(path.order.begin(), path.order.end(), int64_t{0});
+    lab::Rng rng(lab::derive_seed(seed, params_.seed), 1);
+    for (int64_t i = hw - 1; i > 0; --i)
+      std::swap(path.order[static_cast<size_t>(i)], path.order[static_cast<size_t>(rng.uniform_int(0, i))]);
+  }
+  path.step_ends = uniform_steps(hw, params_.pixels_per_step);
+  const lab::Tensor outputs = evaluator.run(path);
+  const int64_t k = outputs.dim(1);
+  std::vector<CurvePoint> points;
+  const std::string v = variant();
+  for (int64_t s = 0; s <= path.steps(); ++s) {
+    const double fraction = s == 0 ? 0.0 : static_cast<double>(path.step_ends[static_cast<size_t>(s - 1)]) / hw;
+    const double y = accuracy ? (predicted_label(context, outputs.sample(s), k) == target ? 1.0 : 0.0)
+                              : reader.score(outputs.sample(s), k, target);
+    points.push_back({id, v, fraction, y});
+  }
+  return points;
+}
+
+MetricOutput PixelFlipping::evaluate_batch(const Context& context, const Batch& batch) const {
+  MetricOutput out;
+  const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
+  for (int64_t i = 0; i < batch.size(); ++i) {
+    const size_t si = static_cast<size_t>(i);
+    std::vector<CurvePoint> points = curve(context, batch.x.slice(i, i + 1), batch.attr.data() + i * hw,
+                                           batch.target[si], batch.ids[si], batch.seeds[si]);
+    std::vector<double> xs, ys;
+    for (const CurvePoint& p : points) {
+      xs.push_back(p.x);
+      ys.push_back(p.y);
+    }
+    out.rows.push_back({batch.ids[si], variant(), trapezoid_auc(xs, ys)});
+    out.curves.insert(out.curves.end(), points.begin(), points.end());
+  }
+  return out;
+}
+
+}  // namespace experiments

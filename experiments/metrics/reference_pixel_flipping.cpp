@@ -1,0 +1,81 @@
+#include "experiments/metrics/reference_pixel_flipping.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "experiments/metrics/insertion_deletion.h"
+#include "lab/core/error.h"
+#include "lab/core/random.h"
+
+namespace experiments {
+
+std::vector<int64_t> reference_order(const float* attr, int64_t n, int64_t reference, lab::Rng& rng) {
+  LAB_CHECK(reference >= 1 && reference <= n, "reference {} of {} pixels", reference, n);
+  std::vector<int64_t> order = attribution_order(attr, n);
+  order.resize(static_cast<size_t>(reference));
+  for (int64_t i = reference - 1; i > 0; --i)
+    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(rng.uniform_int(0, i))]);
+  return order;
+}
+
+const lab::Schema<ReferencePixelFlipping::Params>& ReferencePixelFlipping::Params::schema() {
+  static const auto s =
+      lab::Schema<Params>()
+          .field("reference", &Params::reference,
+                 {.range = [] {
+                   lab::Range r = lab::between(0, 1);
+                   r.min_open = true;
+                   return r;
+                 }(),
+                  .help = "N/P: share of the most relevant pixels the flipped ones are drawn from",
+                  .source = "unified study Sec. 6.2.3, Fig. 6: N = 15k..30k of 50k pixels"})
+          .choice("replacement", &Params::replacement,
+                  {{FlipReplacement::kZero, "zero"}, {FlipReplacement::kNoise, "noise"}},
+                  {.help = "value of a flipped pixel: zero, or uniform noise in [0, noise-high)",
+                   .source = "unified study Fig. 4, 6"})
+          .field("noise-high", &Params::noise_high,
+                 {.range = lab::above(0), .help = "upper end of replacement=noise", .derived = "the input maximum"})
+          .choice("output", &Params::output, {{OutputKind::kLogit, "logit"}, {OutputKind::kProbability, "probability"}},
+                  {.help = "score read: the target logit, or its probability", .source = "unified study Fig. 6(b)"})
+          .field("pixels-per-step", &Params::pixels_per_step,
+                 {.range = lab::at_least(1), .help = "step of n, the number of flipped pixels"})
+          .field("seed", &Params::seed,
+                 {.range = lab::at_least(0), .help = "with each sample's seed, selects the random subsets and noise"});
+  return s;
+}
+
+ReferencePixelFlipping::ReferencePixelFlipping(Params params) : params_(std::move(params)) {
+  Params::schema().validate(params_);
+}
+
+MetricOutput ReferencePixelFlipping::evaluate_batch(const Context& context, const Batch& batch) const {
+  MetricOutput out;
+  const lab::Network& net = *context.net;
+  const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
+  const int64_t reference = std::clamp<int64_t>(std::llround(params_.reference * static_cast<double>(hw)), 1, hw);
+  const OutputReader reader(net, params_.output);
+  const PathEvaluator evaluator = path_evaluator(context, reader.end());
+  for (int64_t i = 0; i < batch.size(); ++i) {
+    const size_t si = static_cast<size_t>(i);
+    const lab::Tensor image = batch.x.slice(i, i + 1).reshaped(batch.x.sample_shape());
+    lab::Rng rng(lab::derive_seed(batch.seeds[si], params_.seed), 2);
+    PerturbationPath path;
+    path.start = image;
+    path.source = flip_replacement(params_.replacement, params_.noise_high.value_or(context.input_max), image,
+                                   batch.seeds[si], params_.seed);
+    path.order = reference_order(batch.attr.data() + i * hw, hw, reference, rng);
+    path.step_ends = uniform_steps(reference, params_.pixels_per_step);
+    const lab::Tensor outputs = evaluator.run(path);
+    const int64_t k = outputs.dim(1);
+    std::vector<double> xs, ys;
+    for (int64_t s = 0; s <= path.steps(); ++s) {
+      xs.push_back(s == 0 ? 0.0 : static_cast<double>(path.step_ends[static_cast<size_t>(s - 1)]) / hw);
+      ys.push_back(reader.score(outputs.sample(s), k, batch.target[si]));
+      out.curves.push_back({batch.ids[si], "auc", xs.back(), ys.back()});
+    }
+    out.rows.push_back({batch.ids[si], "auc", trapezoid_auc(xs, ys)});
+  }
+  return out;
+}
+
+}  // namespace experiments
