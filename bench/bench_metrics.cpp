@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
              slow_total, slow_total / fast_total);
 
   // Coarse curves (several pixels per step, e.g. the 64-step curve) must never cost more than
-  // the one-pixel curve: the engine splits a step of far-apart pixels into tiles. Deletion path,
+  // the one-pixel curve: the engine writes a step of far-apart pixels pixel by pixel. Deletion path,
   // same order; "whole" evaluates each step as one rectangle (the engine without splitting),
   // "full" a full forward pass per step.
   {
