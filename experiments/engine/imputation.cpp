@@ -24,11 +24,11 @@ const lab::Schema<ImputationParams>& ImputationParams::schema() {
 }
 
 void ImputationParams::resolve(const MetricSetup& setup) {
-  if (!noise && setup.input_max) noise = 0.01 * *setup.input_max;
+  if (!noise && setup.input_max) noise = *setup.input_max / 100.0;  // 0.01 x the maximum, correctly rounded
 }
 
 double ImputationParams::sigma(const Context& context) const {
-  return noise.value_or(0.01 * static_cast<double>(context.input_max));
+  return noise.value_or(static_cast<double>(context.input_max) / 100.0);
 }
 
 double road_weight(int dy, int dx) {
