@@ -19,6 +19,8 @@
 /// - "faithfulness-test"  Definition 2.1 / eq. 2 at threshold γ (faithfulness.h)
 /// - "insertion", "deletion"  App. G.4, and the modulo variant of App. F.4 (insertion_deletion.h)
 /// - "sensitivity-n"      App. G.5, and the modulo variant of App. F.5 (sensitivity_n.h)
+/// - "soundness", "completeness"  Gao et al. 2024, Alg. 3/4, with exact values from the GT (soundness.h, completeness.h)
+/// - "road"               Rong et al. 2022, noisy linear imputation, MoRF/LeRF (road.h)
 ///
 /// Settings come from `-p key=value` into each metric's Params, declared once in its
 /// `Params::schema()` (lab/core/schema.h): parsing, validation, the params() record and the
