@@ -8,7 +8,11 @@
 ///   background): in the designed networks this is exact absence — a background pixel contributes
 ///   nothing to any count — so no imputation is needed and nothing leaks out of the distribution.
 ///   The inputs of a schedule are nested (each keeps or removes a prefix of the attribution
-///   order), so they form one PerturbationPath evaluated incrementally (engine/incremental.h).
+///   order), so they form one PerturbationPath (engine/incremental.h), evaluated incrementally
+///   when its steps change small regions (the steps' bounding rectangles cover on average at
+///   most a quarter of the image) and with a full batched forward pass per step otherwise — the
+///   incremental path gains nothing when a step's pixels spread over the whole image (as 1% of the
+///   pixels by attribution order usually do). The choice depends on the path only.
 /// - road: the paper's choice for real data (Sec. 4.2: "linear imputation (Rong et al., 2022) is
 ///   used ... to mitigate OOD effects"): removed pixels are filled by noisy linear imputation
 ///   (engine/imputation.h). Each input is then its own image: full forward passes, batched
