@@ -30,16 +30,17 @@ const lab::Schema<Soundness::Params>& Soundness::Params::schema() {
                    .source = "Alg. 3 lines 16-22"})
           .field("guard", &Params::guard,
                  {.help = "on: a step whose indicator is <= guard-level marks nothing false (reference code)",
-                  .source = "reference code's cls_result_start; not in Alg. 3"})
+                  .source = "reference code (its cls-result-start); not in Alg. 3"})
           .field("guard-level", &Params::guard_level,
                  {.help = "guard=on: the indicator level at or below which no increment is marked false",
-                  .source = "reference code's cls_result_start"})
+                  .source = "reference code (its cls-result-start)"})
           .field("stabilizer", &Params::stabilizer,
                  {.range = lab::at_least(0), .help = "added to the ratio's denominator (reference code: 1e-6)",
                   .source = "Alg. 3 line 22"})
           .choice("indicator", &Params::indicator, indicator_names(),
                   {.help = "per-sample performance rho: target probability, logit, or prediction kept (0/1)",
-                   .source = "Alg. 3 (accuracy); reference code's prediction-score mode"})
+                   .source = "Alg. 3 (accuracy); reference code's prediction-score mode",
+                   .derived = "correct on single-color-modulo data, else probability"})
           .choice("removal", &Params::removal, removal_names(),
                   {.help = "removed pixels take the true background, or ROAD's noisy linear imputation",
                    .source = "Sec. 4.2; Rong et al. 2022"})
@@ -53,6 +54,11 @@ const lab::Schema<Soundness::Params>& Soundness::Params::schema() {
                               "a number <= mask-first = " + lab::option_text(p.mask_first));
           });
   return s;
+}
+
+void Soundness::Params::resolve(const MetricSetup& setup) {
+  imputation.resolve(setup);
+  if (!indicator) indicator = setup.env == "single-color-modulo" ? Indicator::kCorrect : Indicator::kProbability;
 }
 
 Soundness::Soundness(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
@@ -105,7 +111,7 @@ MetricOutput Soundness::evaluate_batch(const Context& context, const Batch& batc
     const float* attr = batch.attr.data() + i * hw;
     const std::vector<double> eta = positive_normalised(attr, hw);
     const std::vector<int64_t> order = attribution_order(attr, hw);
-    const IndicatorValues rho = indicator_along(context, params_.removal, params_.imputation, params_.indicator,
+    const IndicatorValues rho = indicator_along(context, params_.removal, params_.imputation, params_.indicator.value_or(Indicator::kProbability),
                                                 batch.x.slice(i, i + 1), order, kept, true, batch.target[si],
                                                 batch.seeds[si]);
 

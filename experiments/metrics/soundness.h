@@ -67,12 +67,13 @@ class Soundness final : public Metric {
     bool guard = false;
     double guard_level = 0.0;
     double stabilizer = 0.0;
-    Indicator indicator = Indicator::kProbability;
+    /// Unset: correct on single-color-modulo data (one output, no probability), else probability.
+    std::optional<Indicator> indicator;
     RemovalKind removal = RemovalKind::kBackground;
     ImputationParams imputation;
     Predictive predictive = Predictive::kPositive;
     static const lab::Schema<Params>& schema();
-    void resolve(const MetricSetup& setup) { imputation.resolve(setup); }
+    void resolve(const MetricSetup& setup);
   };
 
   explicit Soundness(Params params);
