@@ -26,6 +26,8 @@
 ///   (max_avg_sensitivity.h: they re-explain inputs through Context::explain)
 /// - "complexity", "effective-complexity", "sparseness" (complexity.h), "pointing-game"
 ///   (pointing_game.h)
+/// - "soundness", "completeness"  Gao et al. 2024, Alg. 3/4, with exact values from the GT (soundness.h, completeness.h)
+/// - "road"               Rong et al. 2022, noisy linear imputation, MoRF/LeRF (road.h)
 ///
 /// Settings come from `-p key=value` into each metric's Params, declared once in its
 /// `Params::schema()` (lab/core/schema.h): parsing, validation, the params() record and the

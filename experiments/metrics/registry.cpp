@@ -13,6 +13,9 @@
 #include "experiments/metrics/max_avg_sensitivity.h"
 #include "experiments/metrics/complexity.h"
 #include "experiments/metrics/pointing_game.h"
+#include "experiments/metrics/soundness.h"
+#include "experiments/metrics/completeness.h"
+#include "experiments/metrics/road.h"
 #include "lab/core/error.h"
 
 namespace experiments {
@@ -102,6 +105,9 @@ std::vector<MetricInfo>& table() {
                                 "1 when the map's maximum lies within tolerance pixels of the GT region",
                                 "Zhang et al. 2018; unified study Sec. 6.1; coherency Sec. 3",
                                 PointingGame::all_variants()),
+      metric_info<Soundness>("soundness", "perturbation", "attributed mass kept after dropping false increments, LeRF schedule (Alg. 3); exact |A n I|/|A| from GT", "Gao et al. 2024, Definition 4.8, Theorem 4.11, Alg. 1, Alg. 3 (App. E)", Soundness::all_variants()),
+      metric_info<Completeness>("completeness", "perturbation", "indicator drop after removing pixels above t x max (Alg. 4); exact |A n I|/|I| from GT", "Gao et al. 2024, Definition 4.9, Theorem 4.12, Alg. 2, Alg. 4 (App. F)", Completeness::all_variants()),
+      metric_info<Road>("road", "perturbation", "target score after noisy linear imputation of MoRF/LeRF pixels", "Rong et al. 2022, Sec. 4 (ROAD); Gao et al. 2024 Sec. 5.2", Road::all_variants()),
   };
   return metrics;
 }
