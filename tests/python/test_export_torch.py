@@ -1,4 +1,4 @@
-"""The PyTorch export is the exact network (issue 15, Export): attrlab.torch.load of the archive
+"""The PyTorch export is the exact network (the ONNX/PyTorch export): attrlab.torch.load of the archive
 `attrlab export --format torch` writes reproduces attrlab's logits to 1e-5 (relative to the
 logit scale) and torch.autograd's input gradients equal attrlab's signed `saliency` maps to 1e-4
 (relative to the largest gradient), for multi-color-sum (ude on and off, uniform and non-uniform
