@@ -9,6 +9,7 @@
 namespace attributions {
 
 void require_piecewise_linear(const lab::Network& net, const char* what) {
+  if (!net.is_chain()) lab::fail_parameter("{}: needs a chain of layers, not a graph network", what);
   for (size_t i = 0; i < net.size(); ++i) {
     const lab::LayerKind kind = net.layer(i).kind();
     if (kind != lab::LayerKind::kConv2d && kind != lab::LayerKind::kLinear && kind != lab::LayerKind::kReLU &&
@@ -67,7 +68,7 @@ RegionStep next_region(const lab::Network& net, const lab::Tensor& base, const l
         }
         break;
       }
-      case lab::LayerKind::kSoftmax:
+      default:
         require_piecewise_linear(net, "next_region");
         break;
     }

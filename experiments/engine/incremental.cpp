@@ -99,7 +99,7 @@ PathEvaluator::PathEvaluator(const lab::Network& net, size_t end, Params params)
     : net_(net), end_(end), params_(params) {
   params_.validate();
   LAB_CHECK(end <= net.size(), "end {} beyond {} layers", end, net.size());
-  if (net.input_shape().size() != 3) return;
+  if (net.input_shape().size() != 3 || !net.is_chain()) return;
   while (spatial_ < end_) {
     const lab::Layer& layer = net.layer(spatial_);
     if (layer.kind() == lab::LayerKind::kConv2d) {

@@ -22,6 +22,28 @@ bool ends_in_softmax(const Network& network) {
   return network.size() > 0 && network.layer(network.size() - 1).kind() == LayerKind::kSoftmax;
 }
 
+// A network ending in a softmax exports its logits too, so the softmax must read the node before it.
+void require_exportable(const Network& network) {
+  if (network.size() == 0) fail("cannot export an empty network");
+  const size_t last = network.size() - 1;
+  if (network.layer(last).kind() == LayerKind::kSoftmax && network.inputs(last) != std::vector<size_t>{last})
+    fail("cannot export '{}': a final softmax must read the node before it (its logits)", network.name(last));
+}
+
+// The name of the first node that applies the same layer object as node i (itself if none).
+const std::string& first_user(const Network& network, size_t i) {
+  for (size_t j = 0; j < i; ++j)
+    if (network.layer_ptr(j) == network.layer_ptr(i)) return network.name(j);
+  return network.name(i);
+}
+
+void add_float(onnx::NodeProto& node, const std::string& name, float value) {
+  onnx::AttributeProto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(value);
+}
+
 std::string metadata_value(const nlohmann::json& value) {
   return value.is_string() ? value.get<std::string>() : value.dump();
 }
@@ -60,7 +82,7 @@ void set_batch_type(onnx::ValueInfoProto& info, const std::string& name, const S
 }
 
 onnx::ModelProto onnx_model(const Network& network, const nlohmann::json& metadata) {
-  if (network.size() == 0) fail("cannot export an empty network");
+  require_exportable(network);
   onnx::ModelProto model;
   model.set_ir_version(kOnnxIrVersion);
   model.set_producer_name("attrlab");
@@ -92,14 +114,13 @@ onnx::ModelProto onnx_model(const Network& network, const nlohmann::json& metada
     return network.name(i);
   };
 
-  std::string x = "input";
   for (size_t i = 0; i < network.size(); ++i) {
     const Layer& layer = network.layer(i);
     const std::string& name = network.name(i);
     const std::string y = tensor_name(i);
     onnx::NodeProto& node = *graph.add_node();
     node.set_name(name);
-    node.add_input(x);
+    for (size_t a : network.inputs(i)) node.add_input(a == 0 ? std::string("input") : tensor_name(a - 1));
     switch (layer.kind()) {
       case LayerKind::kConv2d: {
         const auto& conv = static_cast<const Conv2d&>(layer);
@@ -141,9 +162,37 @@ onnx::ModelProto onnx_model(const Network& network, const nlohmann::json& metada
         node.set_op_type("Flatten");
         add_int(node, "axis", 1);
         break;
+      case LayerKind::kMaxPool2d: {
+        const MaxPool2dParams& p = static_cast<const MaxPool2d&>(layer).params();
+        node.set_op_type("MaxPool");
+        add_ints(node, "kernel_shape", {p.kernel_h, p.kernel_w});
+        add_ints(node, "strides", {p.stride_h, p.stride_w});
+        add_ints(node, "pads", {p.pad_h, p.pad_w, p.pad_h, p.pad_w});
+        break;
+      }
+      case LayerKind::kBatchNorm: {
+        const auto& bn = static_cast<const BatchNorm&>(layer);
+        node.set_op_type("BatchNormalization");
+        for (const auto& [suffix, t] : {std::pair<const char*, const Tensor*>{".weight", &bn.gamma()}, {".bias", &bn.beta()},
+                                        {".running_mean", &bn.mean()}, {".running_var", &bn.var()}}) {
+          node.add_input(name + suffix);
+          add_initializer(graph, name + suffix, *t);
+        }
+        add_float(node, "epsilon", static_cast<float>(bn.eps()));
+        break;
+      }
+      case LayerKind::kAdd:
+        node.set_op_type(network.inputs(i).size() == 2 ? "Add" : "Sum");
+        break;
+      case LayerKind::kConcat:
+        node.set_op_type("Concat");
+        add_int(node, "axis", 1);
+        break;
+      case LayerKind::kMultiply:
+        node.set_op_type("Mul");
+        break;
     }
     node.add_output(y);
-    x = y;
   }
   if (softmax) {
     set_batch_type(*graph.add_output(), "logits", sample_out);
@@ -159,8 +208,18 @@ onnx::ModelProto onnx_model(const Network& network, const nlohmann::json& metada
   return model;
 }
 
-nlohmann::json layer_json(const Layer& layer, const std::string& name) {
+nlohmann::json layer_json(const Network& network, size_t i) {
+  const Layer& layer = network.layer(i);
+  const std::string& name = network.name(i);
   nlohmann::json j = {{"name", name}, {"kind", kind_name(layer.kind())}};
+  // Graph networks only (a chain's record is unchanged): the nodes read, "input" for the input,
+  // and the first node applying the same layer object, whose module the loader reuses.
+  if (!network.is_chain()) {
+    nlohmann::json inputs = nlohmann::json::array();
+    for (size_t a : network.inputs(i)) inputs.push_back(a == 0 ? std::string("input") : network.name(a - 1));
+    j["inputs"] = std::move(inputs);
+  }
+  if (first_user(network, i) != name) j["shares"] = first_user(network, i);
   switch (layer.kind()) {
     case LayerKind::kConv2d: {
       const auto& conv = static_cast<const Conv2d&>(layer);
@@ -187,7 +246,25 @@ nlohmann::json layer_json(const Layer& layer, const std::string& name) {
     case LayerKind::kFlatten:
       j["start-dim"] = 1;
       break;
+    case LayerKind::kMaxPool2d: {
+      const MaxPool2dParams& p = static_cast<const MaxPool2d&>(layer).params();
+      j["kernel"] = {p.kernel_h, p.kernel_w};
+      j["stride"] = {p.stride_h, p.stride_w};
+      j["padding"] = {p.pad_h, p.pad_w};
+      break;
+    }
+    case LayerKind::kBatchNorm: {
+      const auto& bn = static_cast<const BatchNorm&>(layer);
+      j["channels"] = bn.channels();
+      j["eps"] = bn.eps();
+      break;
+    }
+    case LayerKind::kConcat:
+      j["dim"] = 1;
+      break;
     case LayerKind::kReLU:
+    case LayerKind::kAdd:
+    case LayerKind::kMultiply:
       break;
   }
   return j;
@@ -222,9 +299,9 @@ void check_onnx(const std::filesystem::path& path) {
 }
 
 nlohmann::json architecture_json(const Network& network, const nlohmann::json& metadata) {
-  if (network.size() == 0) fail("cannot export an empty network");
+  require_exportable(network);
   nlohmann::json layers = nlohmann::json::array();
-  for (size_t i = 0; i < network.size(); ++i) layers.push_back(layer_json(network.layer(i), network.name(i)));
+  for (size_t i = 0; i < network.size(); ++i) layers.push_back(layer_json(network, i));
   return {{"format", "attrlab-network"},
           {"version", 1},
           {"attrlab-version", ATTRLAB_VERSION},
@@ -239,6 +316,14 @@ void export_torch(const Network& network, const std::filesystem::path& path, con
   members.push_back({"architecture.json", architecture_json(network, metadata).dump(2) + "\n"});
   for (size_t i = 0; i < network.size(); ++i) {
     const Layer& layer = network.layer(i);
+    if (layer.kind() == LayerKind::kBatchNorm) {
+      const auto& bn = static_cast<const BatchNorm&>(layer);
+      members.push_back({network.name(i) + ".weight.npy", npy_bytes(bn.gamma())});
+      members.push_back({network.name(i) + ".bias.npy", npy_bytes(bn.beta())});
+      members.push_back({network.name(i) + ".running_mean.npy", npy_bytes(bn.mean())});
+      members.push_back({network.name(i) + ".running_var.npy", npy_bytes(bn.var())});
+      continue;
+    }
     if (layer.kind() != LayerKind::kConv2d && layer.kind() != LayerKind::kLinear) continue;
     const Weights& w = static_cast<const AffineLayer&>(layer).weights();
     members.push_back({network.name(i) + ".weight.npy", npy_bytes(w.weight)});

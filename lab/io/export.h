@@ -12,6 +12,16 @@
 /// | ReLU      | Relu                                              | ReLU                        |
 /// | Softmax   | Softmax (axis = 1, on N×K)                        | Softmax(dim=1)              |
 /// | Flatten   | Flatten (axis = 1)                                | Flatten(1)                  |
+/// | MaxPool2d | MaxPool (kernel_shape, strides, pads)             | MaxPool2d                   |
+/// | BatchNorm | BatchNormalization (epsilon; γ, β, mean, var)     | attrlab.torch.BatchNorm     |
+/// | Add       | Add (2 inputs) or Sum (more)                      | attrlab.torch.Add           |
+/// | Concat    | Concat (axis = 1)                                 | attrlab.torch.Concat        |
+/// | Multiply  | Mul                                               | attrlab.torch.Multiply      |
+///
+/// Graph networks: ONNX nodes read their inputs' tensors by name; the archive's layer records of a
+/// graph add "inputs" (node names, "input" for the network input) and, for a node applying the
+/// same layer object as an earlier node, "shares" (that node's name; the loader reuses its module).
+/// A chain's records have neither. A final softmax must read the node before it (its "logits").
 ///
 /// ONNX graph: input "input" (batch × C × H × W, the batch dimension symbolic, "batch"); every
 /// layer's output tensor is named after the layer ("accumulator.layers.5"), except the graph
@@ -23,7 +33,8 @@
 /// PyTorch archive (.npz, lab/io/npz.h): "architecture.json" (format "attrlab-network", version 1,
 /// input-shape, output, metadata and per layer its name, kind and hyper-parameters) and per affine
 /// layer "<layer>.weight.npy" and "<layer>.bias.npy" (absent without bias), shaped as torch.nn
-/// stores them (Conv2d: out × in/groups × kh × kw; Linear: out × in).
+/// stores them (Conv2d: out × in/groups × kh × kw; Linear: out × in); a batch-norm stores γ, β,
+/// "<layer>.running_mean.npy" and "<layer>.running_var.npy".
 /// Tested in tests/datasets/test_export.cpp (checker, OpenCV's ONNX importer against the runtime
 /// on both environments) and tests/python/test_export_torch.py (logits and input gradients).
 #pragma once

@@ -44,7 +44,8 @@ memory::desc plain_md(const Shape& shape) { return memory::desc(memory::dims(sha
 enum class Op {
   kConvForward, kConvForwardNoBias, kConvBackwardData,
   kInnerForward, kInnerForwardNoBias, kInnerBackwardData,
-  kReluForward, kReluBackward, kCopy
+  kReluForward, kReluBackward, kCopy,
+  kPoolForwardInference, kPoolForwardTraining, kPoolBackward
 };
 
 struct Key {
@@ -132,6 +133,11 @@ std::string kind_name(LayerKind kind) {
     case LayerKind::kReLU: return "relu";
     case LayerKind::kSoftmax: return "softmax";
     case LayerKind::kFlatten: return "flatten";
+    case LayerKind::kMaxPool2d: return "max-pool2d";
+    case LayerKind::kBatchNorm: return "batch-norm";
+    case LayerKind::kAdd: return "add";
+    case LayerKind::kConcat: return "concat";
+    case LayerKind::kMultiply: return "multiply";
   }
   return "?";
 }
@@ -149,8 +155,17 @@ Tensor Layer::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) 
   LAB_CHECK(y.shape() == out && dy.shape() == out, "{} backward: output {} and signal {} for input {}",
             kind_name(kind()), to_string(y.shape()), to_string(dy.shape()), to_string(x.shape()));
   Tensor dx(x.shape());
+  const int64_t ws_numel = workspace_numel(x.shape());
   Pass pass;
-  add_backward_data(pass, x.shape(), x.data(), y.data(), dy.data(), dx.data());
+  if (ws_numel == 0) {
+    add_backward_data(pass, x.shape(), x.data(), y.data(), dy.data(), dx.data());
+    pass.run();
+    return dx;
+  }
+  std::vector<float> ws(static_cast<size_t>(ws_numel));
+  Tensor y_again(out);
+  add_forward_keep(pass, x.shape(), x.data(), y_again.data(), ws.data());
+  add_backward_keep(pass, x.shape(), x.data(), y.data(), dy.data(), dx.data(), ws.data());
   pass.run();
   return dx;
 }
@@ -444,6 +459,315 @@ void Flatten::add_forward(Pass& pass, const Shape& in, const float* x, float* y)
 void Flatten::add_backward_data(Pass& pass, const Shape& in, const float*, const float*, const float* dy,
                                 float* dx) const {
   pass.steps().add(activation(Op::kCopy, {numel(in)}), {{DNNL_ARG_FROM, dy}, {DNNL_ARG_TO, dx}});
+}
+
+// ---------------------------------------------------------------------------------------------
+// MaxPool2d: oneDNN max pooling on nchw; the training forward writes the workspace (the argmax of
+// each window), which the backward reads.
+
+void MaxPool2dParams::validate() const {
+  require(kernel_h > 0 && kernel_w > 0, "max-pool2d kernel", "positive", fmt::format("{}x{}", kernel_h, kernel_w));
+  require(stride_h > 0 && stride_w > 0, "max-pool2d stride", "positive", fmt::format("{}x{}", stride_h, stride_w));
+  require(pad_h >= 0 && pad_w >= 0 && pad_h < kernel_h && pad_w < kernel_w, "max-pool2d padding",
+          "non-negative and smaller than the kernel", fmt::format("{}x{}", pad_h, pad_w));
+}
+
+MaxPool2d::MaxPool2d(MaxPool2dParams params) : params_(params) { params_.validate(); }
+
+Shape MaxPool2d::output_shape(const Shape& in) const {
+  const auto& p = params_;
+  if (in.size() != 4) fail("max-pool2d expects N×C×H×W input, got {}", to_string(in));
+  if (in[2] + 2 * p.pad_h < p.kernel_h || in[3] + 2 * p.pad_w < p.kernel_w)
+    fail("max-pool2d kernel {}x{} larger than padded input {}", p.kernel_h, p.kernel_w, to_string(in));
+  return {in[0], in[1], (in[2] + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1,
+          (in[3] + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1};
+}
+
+namespace {
+
+const Described& pool(Op op, const MaxPool2dParams& p, const Shape& in, const Shape& out) {
+  const Key key{op, {in[0], in[1], in[2], in[3], p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w}};
+  return described(key, [&]() -> Described {
+    const memory::desc src = plain_md(in), dst = plain_md(out);
+    const memory::dims strides{p.stride_h, p.stride_w}, kernel{p.kernel_h, p.kernel_w}, pad_l{p.pad_h, p.pad_w};
+    // Right padding so that the last window lands exactly on the output size.
+    const memory::dims pad_r{(out[2] - 1) * p.stride_h + p.kernel_h - in[2] - p.pad_h,
+                             (out[3] - 1) * p.stride_w + p.kernel_w - in[3] - p.pad_w};
+    auto& eng = Runtime::get().engine();
+    using namespace dnnl;
+    const auto forward = [&](prop_kind kind) {
+      return pooling_forward::primitive_desc(
+          pooling_forward::desc(kind, algorithm::pooling_max, src, dst, strides, kernel, pad_l, pad_r), eng);
+    };
+    switch (op) {
+      case Op::kPoolForwardInference:
+        return {pooling_forward(forward(prop_kind::forward_inference)), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}};
+      case Op::kPoolForwardTraining: {
+        const auto fpd = forward(prop_kind::forward_training);
+        return {pooling_forward(fpd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_WORKSPACE, fpd.workspace_desc()}}};
+      }
+      default: {
+        const auto fpd = forward(prop_kind::forward_training);
+        const pooling_backward::primitive_desc bpd(
+            pooling_backward::desc(algorithm::pooling_max, src, dst, strides, kernel, pad_l, pad_r), eng, fpd);
+        return {pooling_backward(bpd),
+                {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WORKSPACE, fpd.workspace_desc()}, {DNNL_ARG_DIFF_SRC, src}}};
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void MaxPool2d::add_forward(Pass& pass, const Shape& in, const float* x, float* y) const {
+  pass.steps().add(pool(Op::kPoolForwardInference, params_, in, output_shape(in)), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
+}
+
+void MaxPool2d::add_backward_data(Pass&, const Shape&, const float*, const float*, const float*, float*) const {
+  LAB_CHECK(false, "max-pool2d backward needs the workspace of its training forward (add_backward_keep)");
+}
+
+int64_t MaxPool2d::workspace_numel(const Shape& in) const {
+  const Described& d = pool(Op::kPoolForwardTraining, params_, in, output_shape(in));
+  for (const auto& [arg, md] : d.args)
+    if (arg == DNNL_ARG_WORKSPACE) return static_cast<int64_t>((md.get_size() + sizeof(float) - 1) / sizeof(float));
+  return 0;
+}
+
+void MaxPool2d::add_forward_keep(Pass& pass, const Shape& in, const float* x, float* y, float* ws) const {
+  pass.steps().add(pool(Op::kPoolForwardTraining, params_, in, output_shape(in)),
+                   {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}, {DNNL_ARG_WORKSPACE, ws}});
+}
+
+void MaxPool2d::add_backward_keep(Pass& pass, const Shape& in, const float*, const float*, const float* dy, float* dx,
+                                  const float* ws) const {
+  LAB_CHECK(ws != nullptr, "max-pool2d backward without a workspace");
+  pass.steps().add(pool(Op::kPoolBackward, params_, in, output_shape(in)),
+                   {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WORKSPACE, ws}, {DNNL_ARG_DIFF_SRC, dx}});
+}
+
+std::string MaxPool2d::describe() const {
+  const auto& p = params_;
+  return fmt::format("k{}x{} s{}x{} p{}x{}", p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w);
+}
+
+// ---------------------------------------------------------------------------------------------
+// BatchNorm: per-channel y = a x + b on the host.
+
+namespace {
+
+// a = γ/√(σ² + eps), b = β − a μ, in double, rounded once.
+Weights batch_norm_affine(const Tensor& gamma, const Tensor& beta, const Tensor& mean, const Tensor& var, double eps) {
+  const int64_t c = gamma.numel();
+  if (gamma.rank() != 1 || c < 1) fail_parameter("batch-norm gamma must be (C), got {}", to_string(gamma.shape()));
+  for (const auto& [name, t] : {std::pair<const char*, const Tensor*>{"beta", &beta}, {"mean", &mean}, {"var", &var}})
+    if (t->shape() != gamma.shape())
+      fail_parameter("batch-norm {} shape {} does not match gamma's {}", name, to_string(t->shape()), to_string(gamma.shape()));
+  require(eps > 0, "batch-norm eps", "positive", std::to_string(eps));
+  Weights w{Tensor({c}), Tensor({c})};
+  for (int64_t k = 0; k < c; ++k) {
+    require(var[k] >= 0, "batch-norm var", "non-negative", std::to_string(var[k]));
+    const double a = static_cast<double>(gamma[k]) / std::sqrt(static_cast<double>(var[k]) + eps);
+    w.weight[k] = static_cast<float>(a);
+    w.bias[k] = static_cast<float>(static_cast<double>(beta[k]) - a * static_cast<double>(mean[k]));
+  }
+  return w;
+}
+
+}  // namespace
+
+BatchNorm::BatchNorm(Tensor gamma, Tensor beta, Tensor mean, Tensor var, double eps)
+    : AffineLayer(batch_norm_affine(gamma, beta, mean, var, eps)),
+      gamma_(std::move(gamma)), beta_(std::move(beta)), mean_(std::move(mean)), var_(std::move(var)), eps_(eps) {}
+
+Shape BatchNorm::output_shape(const Shape& in) const {
+  if (in.size() < 2 || in[1] != channels()) fail("batch-norm expects N×{}×… input, got {}", channels(), to_string(in));
+  return in;
+}
+
+void BatchNorm::add_apply(Pass& pass, const Weights& w, const Shape& in, const float* x, bool use_bias, float* z) const {
+  const int64_t n = in[0], c = channels(), inner = numel(in) / (in[0] * channels());
+  const float* a = w.weight.data();
+  const float* b = use_bias && !w.bias.empty() ? w.bias.data() : nullptr;
+  pass.add_host([=] {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < c; ++k) {
+        const int64_t o = (i * c + k) * inner;
+        for (int64_t j = 0; j < inner; ++j) z[o + j] = a[k] * x[o + j] + (b ? b[k] : 0.0f);
+      }
+  });
+}
+
+void BatchNorm::add_apply_transpose(Pass& pass, const Weights& w, const Shape& in, const float* s, float* c_out) const {
+  const int64_t n = in[0], c = channels(), inner = numel(in) / (in[0] * channels());
+  const float* a = w.weight.data();
+  pass.add_host([=] {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < c; ++k) {
+        const int64_t o = (i * c + k) * inner;
+        for (int64_t j = 0; j < inner; ++j) c_out[o + j] = a[k] * s[o + j];
+      }
+  });
+}
+
+std::string BatchNorm::describe() const { return fmt::format("{} eps {}", channels(), eps_); }
+
+// ---------------------------------------------------------------------------------------------
+// Merge layers, on the host.
+
+Tensor Merge::forward(const std::vector<Tensor>& xs) const {
+  std::vector<Shape> shapes;
+  std::vector<const float*> ptrs;
+  for (const Tensor& x : xs) {
+    shapes.push_back(x.shape());
+    ptrs.push_back(x.data());
+  }
+  Tensor y(merged_shape(shapes));
+  Pass pass;
+  add_merge_forward(pass, shapes, ptrs, y.data());
+  pass.run();
+  return y;
+}
+
+std::vector<Tensor> Merge::backward_data(const std::vector<Tensor>& xs, const Tensor& dy) const {
+  std::vector<Shape> shapes;
+  std::vector<const float*> ptrs;
+  std::vector<Tensor> dxs;
+  std::vector<float*> outs;
+  for (const Tensor& x : xs) {
+    shapes.push_back(x.shape());
+    ptrs.push_back(x.data());
+  }
+  LAB_CHECK(dy.shape() == merged_shape(shapes), "{} backward signal {}", kind_name(kind()), to_string(dy.shape()));
+  for (const Tensor& x : xs) dxs.emplace_back(x.shape());
+  for (Tensor& d : dxs) outs.push_back(d.data());
+  Pass pass;
+  add_merge_backward(pass, shapes, ptrs, dy.data(), outs);
+  pass.run();
+  return dxs;
+}
+
+Shape Merge::output_shape(const Shape&) const {
+  LAB_CHECK(false, "{} takes several inputs (merged_shape)", kind_name(kind()));
+  return {};
+}
+void Merge::add_forward(Pass&, const Shape&, const float*, float*) const {
+  LAB_CHECK(false, "{} takes several inputs (add_merge_forward)", kind_name(kind()));
+}
+void Merge::add_backward_data(Pass&, const Shape&, const float*, const float*, const float*, float*) const {
+  LAB_CHECK(false, "{} takes several inputs (add_merge_backward)", kind_name(kind()));
+}
+
+namespace {
+
+void require_same_shapes(const char* what, const std::vector<Shape>& in, size_t min_inputs, size_t max_inputs) {
+  if (in.size() < min_inputs || in.size() > max_inputs)
+    fail("{} takes {} inputs, got {}", what,
+         min_inputs == max_inputs ? std::to_string(min_inputs) : fmt::format("at least {}", min_inputs), in.size());
+  for (const Shape& s : in)
+    if (s != in[0]) fail("{} inputs must have one shape, got {} and {}", what, to_string(in[0]), to_string(s));
+}
+
+}  // namespace
+
+Shape Add::merged_shape(const std::vector<Shape>& in) const {
+  require_same_shapes("add", in, 2, std::numeric_limits<size_t>::max());
+  return in[0];
+}
+
+void Add::add_merge_forward(Pass& pass, const std::vector<Shape>& in, const std::vector<const float*>& xs, float* y) const {
+  const int64_t n = numel(in[0]);
+  pass.add_host([n, xs, y] {
+    std::copy(xs[0], xs[0] + n, y);
+    for (size_t k = 1; k < xs.size(); ++k)
+      for (int64_t i = 0; i < n; ++i) y[i] += xs[k][i];
+  });
+}
+
+void Add::add_merge_backward(Pass& pass, const std::vector<Shape>& in, const std::vector<const float*>&, const float* dy,
+                             const std::vector<float*>& dxs) const {
+  const int64_t n = numel(in[0]);
+  pass.add_host([n, dy, dxs] {
+    for (float* dx : dxs) std::copy(dy, dy + n, dx);
+  });
+}
+
+Shape Concat::merged_shape(const std::vector<Shape>& in) const {
+  if (in.size() < 2) fail("concat takes at least 2 inputs, got {}", in.size());
+  Shape out = in[0];
+  if (out.size() < 2) fail("concat expects inputs of rank ≥ 2, got {}", to_string(out));
+  for (size_t k = 1; k < in.size(); ++k) {
+    Shape a = in[k], b = in[0];
+    if (a.size() != b.size()) fail("concat inputs {} and {} differ in rank", to_string(in[0]), to_string(in[k]));
+    a[1] = b[1] = 0;
+    if (a != b) fail("concat inputs {} and {} differ outside dimension 1", to_string(in[0]), to_string(in[k]));
+    out[1] += in[k][1];
+  }
+  return out;
+}
+
+namespace {
+
+// Copies between the inputs' rows and the concatenated rows: sample i of input k is one block of
+// sample_numel(k) floats at offset Σ_{j<k} sample_numel(j) in sample i of the output.
+void concat_copy(const std::vector<Shape>& in, const std::vector<float*>& parts, float* whole, bool to_whole) {
+  const int64_t batch = in[0][0];
+  int64_t row = 0;
+  for (const Shape& s : in) row += numel(s) / batch;
+  int64_t offset = 0;
+  for (size_t k = 0; k < in.size(); ++k) {
+    const int64_t len = numel(in[k]) / batch;
+    for (int64_t i = 0; i < batch; ++i) {
+      float* w = whole + i * row + offset;
+      float* p = parts[k] + i * len;
+      if (to_whole)
+        std::copy(p, p + len, w);
+      else
+        std::copy(w, w + len, p);
+    }
+    offset += len;
+  }
+}
+
+}  // namespace
+
+void Concat::add_merge_forward(Pass& pass, const std::vector<Shape>& in, const std::vector<const float*>& xs,
+                               float* y) const {
+  std::vector<float*> parts;
+  for (const float* x : xs) parts.push_back(const_cast<float*>(x));  // read only: to_whole copies from them
+  pass.add_host([in, parts, y] { concat_copy(in, parts, y, true); });
+}
+
+void Concat::add_merge_backward(Pass& pass, const std::vector<Shape>& in, const std::vector<const float*>&,
+                                const float* dy, const std::vector<float*>& dxs) const {
+  pass.add_host([in, dxs, dy] { concat_copy(in, dxs, const_cast<float*>(dy), false); });
+}
+
+Shape Multiply::merged_shape(const std::vector<Shape>& in) const {
+  require_same_shapes("multiply", in, 2, 2);
+  return in[0];
+}
+
+void Multiply::add_merge_forward(Pass& pass, const std::vector<Shape>& in, const std::vector<const float*>& xs,
+                                 float* y) const {
+  const int64_t n = numel(in[0]);
+  const float *a = xs[0], *g = xs[1];
+  pass.add_host([=] {
+    for (int64_t i = 0; i < n; ++i) y[i] = a[i] * g[i];
+  });
+}
+
+void Multiply::add_merge_backward(Pass& pass, const std::vector<Shape>& in, const std::vector<const float*>& xs,
+                                  const float* dy, const std::vector<float*>& dxs) const {
+  const int64_t n = numel(in[0]);
+  const float *a = xs[0], *g = xs[1];
+  float *da = dxs[0], *dg = dxs[1];
+  pass.add_host([=] {
+    for (int64_t i = 0; i < n; ++i) {
+      da[i] = dy[i] * g[i];
+      dg[i] = dy[i] * a[i];
+    }
+  });
 }
 
 }  // namespace lab

@@ -1,5 +1,6 @@
 /// @file layers.h
-/// @brief The layers a network is made of: Conv2d, Linear, ReLU, Softmax, Flatten, each on oneDNN.
+/// @brief The layers a network is made of: Conv2d, Linear, ReLU, Softmax, Flatten, MaxPool2d,
+/// BatchNorm, and the merge layers Add, Concat, Multiply that join several nodes of a graph.
 ///
 /// Each layer states its shapes (output_shape) and implements forward and backward-data on whole
 /// batches. Layers are immutable once built. The work is described, then run: a layer adds its
@@ -7,13 +8,16 @@
 /// order and waits once. The primitives come from one process-wide cache, described once per
 /// primitive kind and shapes and shared by every layer. Affine layers (Conv2d, Linear) also run
 /// with *other* weights of the same shape (apply / apply_transpose), which is how the LRP rules
-/// use their positive and negative weight copies without touching the network.
-/// Tested against finite differences in test_layers.cpp.
+/// use their positive and negative weight copies without touching the network. MaxPool2d keeps
+/// oneDNN's workspace (the argmax of each window) from a training forward for its backward.
+/// Merge layers take several inputs (Merge below). Tested against finite differences in
+/// test_layers.cpp and test_graph.cpp.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "lab/core/tensor.h"
 
@@ -43,8 +47,8 @@ class Pass {
   std::unique_ptr<Steps> steps_;
 };
 
-enum class LayerKind { kConv2d, kLinear, kReLU, kSoftmax, kFlatten };
-/// "conv2d", "linear", "relu", "softmax", "flatten".
+enum class LayerKind { kConv2d, kLinear, kReLU, kSoftmax, kFlatten, kMaxPool2d, kBatchNorm, kAdd, kConcat, kMultiply };
+/// "conv2d", "linear", "relu", "softmax", "flatten", "max-pool2d", "batch-norm", "add", "concat", "multiply".
 std::string kind_name(LayerKind kind);
 
 class Layer {
@@ -61,10 +65,26 @@ class Layer {
   virtual int64_t parameter_count() const { return 0; }
   /// One line of hyper-parameters, e.g. "3->12 k1x1 s1 p0 g1".
   virtual std::string describe() const = 0;
+  /// Merge layers (Add, Concat, Multiply) take several inputs and the Merge interface instead.
+  virtual bool is_merge() const { return false; }
+
+  /// Floats of state a training forward keeps for the backward (MaxPool2d's workspace); 0 for
+  /// layers whose backward needs only x and y.
+  virtual int64_t workspace_numel(const Shape&) const { return 0; }
+  /// Like add_forward, also filling `workspace` (workspace_numel(input) floats).
+  virtual void add_forward_keep(Pass& pass, const Shape& input, const float* x, float* y, float*) const {
+    add_forward(pass, input, x, y);
+  }
+  /// Like add_backward_data, with the workspace add_forward_keep filled.
+  virtual void add_backward_keep(Pass& pass, const Shape& input, const float* x, const float* y, const float* dy,
+                                 float* dx, const float*) const {
+    add_backward_data(pass, input, x, y, dy, dx);
+  }
 
   /// y = layer(x) for a whole batch (one pass).
   Tensor forward(const Tensor& x) const;
-  /// dL/dx from dL/dy; `x` is the layer's input, `y` its output (as returned by forward).
+  /// dL/dx from dL/dy; `x` is the layer's input, `y` its output (as returned by forward). A layer
+  /// with a workspace recomputes it from x.
   Tensor backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) const;
 };
 
@@ -180,6 +200,127 @@ class Flatten final : public Layer {
   void add_backward_data(Pass& pass, const Shape& input, const float* x, const float* y, const float* dy,
                          float* dx) const override;
   std::string describe() const override { return ""; }
+};
+
+/// Max-pooling over kh×kw windows of an N×C×H×W input (padding never wins: oneDNN pads with −∞).
+/// The backward routes each window's gradient to its argmax recorded in oneDNN's workspace: to
+/// the *first* maximum in the window's row-major order when several inputs tie (never split);
+/// an input that is the argmax of overlapping windows receives the sum. The workspace comes from
+/// the training forward (add_forward_keep, which Network::trace uses); add_forward runs oneDNN's
+/// inference forward, which keeps none (the values are the same: a max is exact).
+struct MaxPool2dParams {
+  int64_t kernel_h = 2, kernel_w = 2;
+  int64_t stride_h = 2, stride_w = 2;
+  int64_t pad_h = 0, pad_w = 0;
+  /// Throws lab::Error naming the field if a value is impossible (pad < kernel).
+  void validate() const;
+};
+
+class MaxPool2d final : public Layer {
+ public:
+  explicit MaxPool2d(MaxPool2dParams params);
+  LayerKind kind() const override { return LayerKind::kMaxPool2d; }
+  const MaxPool2dParams& params() const { return params_; }
+  Shape output_shape(const Shape& input) const override;
+  void add_forward(Pass& pass, const Shape& input, const float* x, float* y) const override;
+  /// Refuses (LAB_CHECK): the backward needs the workspace, see add_backward_keep.
+  void add_backward_data(Pass& pass, const Shape& input, const float* x, const float* y, const float* dy,
+                         float* dx) const override;
+  int64_t workspace_numel(const Shape& input) const override;
+  void add_forward_keep(Pass& pass, const Shape& input, const float* x, float* y, float* workspace) const override;
+  void add_backward_keep(Pass& pass, const Shape& input, const float* x, const float* y, const float* dy, float* dx,
+                         const float* workspace) const override;
+  std::string describe() const override;
+
+ private:
+  MaxPool2dParams params_;
+};
+
+/// Batch normalisation at inference (Ioffe & Szegedy 2015, eq. in Alg. 1 with the running
+/// statistics): y = γ (x − μ)/√(σ² + eps) + β per channel (dimension 1) of an N×C×… input. It is
+/// affine, y = a x + b with a = γ/√(σ² + eps), b = β − a μ (computed once in double and rounded
+/// to float): weights() holds a (C) as the weight and b (C) as the bias, so the LRP rules and
+/// the canonizer (canonize.h) treat it as any affine layer. Computed on the host.
+class BatchNorm final : public AffineLayer {
+ public:
+  /// gamma, beta, mean, var: (C) each; var ≥ 0, eps > 0.
+  BatchNorm(Tensor gamma, Tensor beta, Tensor mean, Tensor var, double eps = 1e-5);
+  LayerKind kind() const override { return LayerKind::kBatchNorm; }
+  int64_t channels() const { return gamma_.numel(); }
+  const Tensor& gamma() const { return gamma_; }
+  const Tensor& beta() const { return beta_; }
+  const Tensor& mean() const { return mean_; }
+  const Tensor& var() const { return var_; }
+  double eps() const { return eps_; }
+  Shape output_shape(const Shape& input) const override;
+  void add_apply(Pass& pass, const Weights& w, const Shape& input, const float* x, bool use_bias,
+                 float* z) const override;
+  void add_apply_transpose(Pass& pass, const Weights& w, const Shape& input, const float* s,
+                           float* c) const override;
+  int64_t parameter_count() const override { return 2 * channels(); }
+  std::string describe() const override;
+
+ private:
+  Tensor gamma_, beta_, mean_, var_;
+  double eps_;
+};
+
+/// A layer of several inputs: a graph node that joins branches. The single-input interface of
+/// Layer is refused (LAB_CHECK); Network calls these instead. Computed on the host, in input order.
+class Merge : public Layer {
+ public:
+  bool is_merge() const final { return true; }
+  /// Output shape for the inputs' shapes; throws lab::Error if they do not fit together.
+  virtual Shape merged_shape(const std::vector<Shape>& inputs) const = 0;
+  virtual void add_merge_forward(Pass& pass, const std::vector<Shape>& inputs, const std::vector<const float*>& xs,
+                                 float* y) const = 0;
+  /// dL/dx_k from dL/dy for every input k (written, not accumulated).
+  virtual void add_merge_backward(Pass& pass, const std::vector<Shape>& inputs, const std::vector<const float*>& xs,
+                                  const float* dy, const std::vector<float*>& dxs) const = 0;
+
+  Tensor forward(const std::vector<Tensor>& xs) const;
+  std::vector<Tensor> backward_data(const std::vector<Tensor>& xs, const Tensor& dy) const;
+
+  Shape output_shape(const Shape& input) const final;
+  void add_forward(Pass&, const Shape&, const float*, float*) const final;
+  void add_backward_data(Pass&, const Shape&, const float*, const float*, const float*, float*) const final;
+};
+
+/// y = Σ_k x_k (a residual sum), two or more inputs of one shape, summed in input order.
+class Add final : public Merge {
+ public:
+  LayerKind kind() const override { return LayerKind::kAdd; }
+  Shape merged_shape(const std::vector<Shape>& inputs) const override;
+  void add_merge_forward(Pass& pass, const std::vector<Shape>& inputs, const std::vector<const float*>& xs,
+                         float* y) const override;
+  void add_merge_backward(Pass& pass, const std::vector<Shape>& inputs, const std::vector<const float*>& xs,
+                          const float* dy, const std::vector<float*>& dxs) const override;
+  std::string describe() const override { return ""; }
+};
+
+/// Concatenation along dimension 1 (channels, or features of N×K), inputs in order.
+class Concat final : public Merge {
+ public:
+  LayerKind kind() const override { return LayerKind::kConcat; }
+  Shape merged_shape(const std::vector<Shape>& inputs) const override;
+  void add_merge_forward(Pass& pass, const std::vector<Shape>& inputs, const std::vector<const float*>& xs,
+                         float* y) const override;
+  void add_merge_backward(Pass& pass, const std::vector<Shape>& inputs, const std::vector<const float*>& xs,
+                          const float* dy, const std::vector<float*>& dxs) const override;
+  std::string describe() const override { return "dim 1"; }
+};
+
+/// y = x₀ ⊙ x₁ (gating), exactly two inputs of one shape: input 0 is the signal, input 1 the gate
+/// (the LRP rules give all relevance to the signal, Arras et al. 2017).
+class Multiply final : public Merge {
+ public:
+  LayerKind kind() const override { return LayerKind::kMultiply; }
+  Shape merged_shape(const std::vector<Shape>& inputs) const override;
+  void add_merge_forward(Pass& pass, const std::vector<Shape>& inputs, const std::vector<const float*>& xs,
+                         float* y) const override;
+  void add_merge_backward(Pass& pass, const std::vector<Shape>& inputs, const std::vector<const float*>& xs,
+                          const float* dy, const std::vector<float*>& dxs) const override;
+  std::string describe() const override { return "signal ⊙ gate"; }
 };
 
 }  // namespace lab

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <ranges>
 
 #include "lab/core/error.h"
 #include "lab/core/quadrature.h"
@@ -186,6 +187,95 @@ Tensor rescale_softmax(const Tensor& x, const Tensor& xr, const Tensor& s, int n
   return out;
 }
 
+// DeepLIFT rescale on max-pooling. The multiplier of a window is its average Jacobian along the
+// segment u(t) = x' + t (x − x'), t ∈ [0, 1]: max_j u_j(t) is the upper envelope of the lines
+// x'_j + t Δ_j, so input j's multiplier is the length of the t-interval on which it is the argmax
+// (exactly, by walking the envelope), and Σ_j m_j Δ_j = max x − max x' (summation-to-delta holds
+// per window). As for the softmax, this reduces to Δy/Δx for a window of one input.
+Tensor rescale_max_pool(const MaxPool2dParams& p, const Tensor& x, const Tensor& xr, const Tensor& s) {
+  const int64_t channels = x.dim(1), h = x.dim(2), w = x.dim(3), oh = s.dim(2), ow = s.dim(3);
+  Tensor out(x.shape(), 0.0f);
+  std::vector<int64_t> idx;
+  std::vector<double> base, slope;
+  for (int64_t n = 0; n < x.batch(); ++n) {
+    const float* xs = x.sample(n);
+    const float* rs = reference_row(xr, n);
+    const float* ss = s.sample(n);
+    float* os = out.sample(n);
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          idx.clear();
+          base.clear();
+          slope.clear();
+          for (int64_t a = i * p.stride_h - p.pad_h, ae = a + p.kernel_h; a < ae; ++a)
+            for (int64_t b = j * p.stride_w - p.pad_w, be = b + p.kernel_w; b < be; ++b) {
+              if (a < 0 || a >= h || b < 0 || b >= w) continue;
+              const int64_t e = (c * h + a) * w + b;
+              idx.push_back(e);
+              base.push_back(rs[e]);
+              slope.push_back(static_cast<double>(xs[e]) - rs[e]);
+            }
+          const double signal = ss[(c * oh + i) * ow + j];
+          // The argmax at t = 0: the largest x', then the steepest line, then the first.
+          size_t cur = 0;
+          for (size_t k = 1; k < idx.size(); ++k)
+            if (base[k] > base[cur] || (base[k] == base[cur] && slope[k] > slope[cur])) cur = k;
+          double t = 0.0;
+          while (t < 1.0) {
+            // The first steeper line to overtake the current one.
+            size_t next = cur;
+            double when = 1.0;
+            for (size_t k = 0; k < idx.size(); ++k) {
+              if (slope[k] <= slope[cur]) continue;
+              const double at = std::max(t, (base[cur] - base[k]) / (slope[k] - slope[cur]));
+              if (at < when || (at == when && next != cur && slope[k] > slope[next])) {
+                when = at;
+                next = k;
+              }
+            }
+            os[idx[cur]] += static_cast<float>(signal * (when - t));
+            t = when;
+            cur = next;
+          }
+        }
+  }
+  return out;
+}
+
+// DeepLIFT on y = a ⊙ g: Δy = Δa (g + g')/2 + Δg (a + a')/2 exactly (the Shapley split of a
+// product of two), so the multipliers are (g + g')/2 and (a + a')/2.
+std::vector<Tensor> rescale_multiply(const Tensor& a, const Tensor& g, const Tensor& ar, const Tensor& gr,
+                                     const Tensor& s) {
+  std::vector<Tensor> out{Tensor(a.shape()), Tensor(g.shape())};
+  const int64_t k = a.sample_numel();
+  for (int64_t n = 0; n < a.batch(); ++n) {
+    const float *an = a.sample(n), *gn = g.sample(n), *arn = reference_row(ar, n), *grn = reference_row(gr, n);
+    const float* sn = s.sample(n);
+    float *da = out[0].sample(n), *dg = out[1].sample(n);
+    for (int64_t j = 0; j < k; ++j) {
+      da[j] = sn[j] * 0.5f * (gn[j] + grn[j]);
+      dg[j] = sn[j] * 0.5f * (an[j] + arn[j]);
+    }
+  }
+  return out;
+}
+
+// LRP on a sum y = Σ_k x_k: R_k = x_k ⊙ R / stab(y) (the sum as a linear layer of unit weights
+// under LRP-ε), so Σ_k R_k = R · y / stab(y): relevance is split in proportion to each input's
+// contribution and conserved up to ε, never copied to every input.
+std::vector<Tensor> lrp_add(const std::vector<const Tensor*>& xs, const Tensor& y, const Tensor& r, float eps) {
+  Tensor q(y.shape());
+  lrp_quotient(y.data(), r.data(), q.data(), q.numel(), eps);
+  std::vector<Tensor> out;
+  for (const Tensor* x : xs) {
+    Tensor c = q;
+    scale_by(c.data(), x->data(), 1.0f, c.numel());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 // Runs a chain of layer steps as one pass: step k maps the previous result (first: `input`) to
 // values of shapes[k]. Intermediate results live in two scratch buffers used in turn, left
 // uninitialised (every step writes its whole output): the stream is in order, so step k has
@@ -216,11 +306,75 @@ Network::Network(Shape input_shape) : input_shape_(std::move(input_shape)) {}
 
 void Network::add(std::string name, std::shared_ptr<const Layer> layer) {
   LAB_CHECK(layer != nullptr, "null layer {}", name);
+  if (layer->is_merge()) fail_parameter("{} node '{}' needs its inputs named", kind_name(layer->kind()), name);
   if (std::find(names_.begin(), names_.end(), name) != names_.end())
     fail_parameter("layer name '{}' used twice", name);
+  inputs_.push_back({layers_.size()});
   names_.push_back(std::move(name));
   layers_.push_back(std::move(layer));
   gradient_rules_.layers.push_back(PreparedRule{Rule::gradient(), {}, {}});
+}
+
+void Network::add(std::string name, std::shared_ptr<const Layer> layer, const std::vector<std::string>& inputs) {
+  LAB_CHECK(layer != nullptr, "null layer {}", name);
+  if (name == "input") fail_parameter("node name 'input' is reserved for the network input");
+  if (std::find(names_.begin(), names_.end(), name) != names_.end())
+    fail_parameter("layer name '{}' used twice", name);
+  const size_t need = layer->is_merge() ? 2 : 1;
+  if (inputs.size() < need || (!layer->is_merge() && inputs.size() > 1))
+    fail_parameter("{} node '{}' takes {} input{}, got {}", kind_name(layer->kind()), name,
+                   layer->is_merge() ? "2 or more" : "1", layer->is_merge() ? "s" : "", inputs.size());
+  std::vector<size_t> acts;
+  for (const std::string& in : inputs) {
+    if (in == "input") {
+      acts.push_back(0);
+      continue;
+    }
+    auto it = std::find(names_.begin(), names_.end(), in);
+    if (it == names_.end()) fail_parameter("node '{}': input '{}' is not an earlier node (or 'input')", name, in);
+    acts.push_back(static_cast<size_t>(it - names_.begin()) + 1);
+  }
+  // Shapes must fit now, not at the first forward.
+  if (!input_shape_.empty()) {
+    const std::vector<Shape> shapes = act_shapes(1);
+    std::vector<Shape> in_shapes;
+    for (size_t a : acts) in_shapes.push_back(shapes[a]);
+    if (layer->is_merge())
+      static_cast<const Merge&>(*layer).merged_shape(in_shapes);
+    else
+      layer->output_shape(in_shapes[0]);
+  }
+  if (!(acts.size() == 1 && acts[0] == layers_.size())) chain_ = false;
+  inputs_.push_back(std::move(acts));
+  names_.push_back(std::move(name));
+  layers_.push_back(std::move(layer));
+  gradient_rules_.layers.push_back(PreparedRule{Rule::gradient(), {}, {}});
+}
+
+bool Network::is_cut(size_t act) const {
+  LAB_CHECK(act <= layers_.size(), "activation {} of {} nodes", act, layers_.size());
+  for (size_t j = act; j < layers_.size(); ++j)
+    for (size_t a : inputs_[j])
+      if (a < act) return false;
+  return true;
+}
+
+std::vector<Shape> Network::act_shapes(int64_t batch) const {
+  std::vector<Shape> shapes;
+  shapes.reserve(layers_.size() + 1);
+  Shape s{batch};
+  s.insert(s.end(), input_shape_.begin(), input_shape_.end());
+  shapes.push_back(std::move(s));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (layers_[i]->is_merge()) {
+      std::vector<Shape> in;
+      for (size_t a : inputs_[i]) in.push_back(shapes[a]);
+      shapes.push_back(static_cast<const Merge&>(*layers_[i]).merged_shape(in));
+    } else {
+      shapes.push_back(layers_[i]->output_shape(shapes[inputs_[i][0]]));
+    }
+  }
+  return shapes;
 }
 
 size_t Network::index_of(const std::string& name) const {
@@ -232,6 +386,7 @@ size_t Network::index_of(const std::string& name) const {
 }
 
 Shape Network::shape_after(size_t i, int64_t batch) const {
+  if (!chain_) return act_shapes(batch).at(std::min(i, layers_.size() - 1) + 1);
   Shape s{batch};
   s.insert(s.end(), input_shape_.begin(), input_shape_.end());
   for (size_t k = 0; k <= i && k < layers_.size(); ++k) s = layers_[k]->output_shape(s);
@@ -263,6 +418,33 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
   LAB_CHECK(begin <= end && end <= layers_.size(), "layer range [{}, {})", begin, end);
   check_input(input, begin);
   if (begin == end) return input;
+  if (!chain_) {
+    if (!is_cut(begin))
+      fail_parameter("the graph cannot be continued from '{}' alone: a later node reads an earlier one",
+                     begin == 0 ? std::string("input") : names_[begin - 1]);
+    // acts[begin..end] only; the rest stay empty.
+    std::vector<Tensor> acts(end + 1);
+    const std::vector<Shape> shapes = act_shapes(input.batch());
+    acts[begin] = input;
+    for (size_t i = begin; i < end; ++i) acts[i + 1] = Tensor(shapes[i + 1]);
+    Pass pass;
+    for (size_t i = begin; i < end; ++i) {
+      if (layers_[i]->is_merge()) {
+        std::vector<Shape> in;
+        std::vector<const float*> xs;
+        for (size_t a : inputs_[i]) {
+          in.push_back(shapes[a]);
+          xs.push_back(acts[a].data());
+        }
+        static_cast<const Merge&>(*layers_[i]).add_merge_forward(pass, in, xs, acts[i + 1].data());
+      } else {
+        const size_t a = inputs_[i][0];
+        layers_[i]->add_forward(pass, shapes[a], acts[a].data(), acts[i + 1].data());
+      }
+    }
+    pass.run();
+    return std::move(acts[end]);
+  }
   std::vector<Shape> shapes;
   for (size_t i = begin; i < end; ++i) shapes.push_back(layers_[i]->output_shape(i == begin ? input.shape() : shapes.back()));
   return chain(input, shapes, [&](Pass& pass, size_t k, const float* x, float* y) {
@@ -282,10 +464,29 @@ Trace Network::trace(const Tensor& x) const {
   Trace t;
   t.acts.reserve(layers_.size() + 1);
   t.acts.push_back(x);
-  for (const auto& l : layers_) t.acts.emplace_back(l->output_shape(t.acts.back().shape()));
+  for (const Shape& s : act_shapes(x.batch()) | std::views::drop(1)) t.acts.emplace_back(s);
+  t.workspaces.resize(layers_.size());
   Pass pass;
-  for (size_t i = 0; i < layers_.size(); ++i)
-    layers_[i]->add_forward(pass, t.acts[i].shape(), t.acts[i].data(), t.acts[i + 1].data());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (layers_[i]->is_merge()) {
+      std::vector<Shape> in;
+      std::vector<const float*> xs;
+      for (size_t a : inputs_[i]) {
+        in.push_back(t.acts[a].shape());
+        xs.push_back(t.acts[a].data());
+      }
+      static_cast<const Merge&>(*layers_[i]).add_merge_forward(pass, in, xs, t.acts[i + 1].data());
+      continue;
+    }
+    const Tensor& in = t.acts[inputs_[i][0]];
+    const int64_t ws = layers_[i]->workspace_numel(in.shape());
+    if (ws == 0) {
+      layers_[i]->add_forward(pass, in.shape(), in.data(), t.acts[i + 1].data());
+    } else {
+      t.workspaces[i].resize(static_cast<size_t>(ws));
+      layers_[i]->add_forward_keep(pass, in.shape(), in.data(), t.acts[i + 1].data(), t.workspaces[i].data());
+    }
+  }
   pass.run();
   return t;
 }
@@ -307,12 +508,31 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
   }
   const size_t stop = to_layer ? *to_layer + 1 : 0;
   LAB_CHECK(stop <= layers_.size(), "to_layer {} out of range", stop);
+  if (!chain_) return backward_graph(trace, seed, rules, stop, reference);
+  // Workspaces of the layers that keep one (max-pool), recomputed if the trace lacks them.
+  std::vector<std::vector<float>> own_ws;
+  std::vector<const float*> ws(layers_.size(), nullptr);
+  for (size_t i = stop; i < layers_.size(); ++i) {
+    const int64_t n = layers_[i]->workspace_numel(trace.acts[i].shape());
+    if (n == 0) continue;
+    if (i < trace.workspaces.size() && static_cast<int64_t>(trace.workspaces[i].size()) >= n) {
+      ws[i] = trace.workspaces[i].data();
+      continue;
+    }
+    own_ws.emplace_back(static_cast<size_t>(n));
+    Tensor scratch(trace.acts[i + 1].shape());
+    Pass pass;
+    layers_[i]->add_forward_keep(pass, trace.acts[i].shape(), trace.acts[i].data(), scratch.data(), own_ws.back().data());
+    pass.run();
+    ws[i] = own_ws.back().data();
+  }
   // Whether layer i carries the signal by its own backward-data under its rule (else the host does).
   const auto by_backward_data = [&](size_t i) {
     const RuleKind kind = rules.layers[i].rule.kind;
     const LayerKind layer = layers_[i]->kind();
     return kind == RuleKind::kGradient || kind == RuleKind::kGuided ||
-           (kind == RuleKind::kRescale && layer != LayerKind::kReLU && layer != LayerKind::kSoftmax);
+           (kind == RuleKind::kRescale && layer != LayerKind::kReLU && layer != LayerKind::kSoftmax &&
+            layer != LayerKind::kMaxPool2d);
   };
   Tensor s = seed;
   for (size_t top = layers_.size(); top-- > stop;) {
@@ -332,8 +552,12 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
       for (size_t i = top + 1; i-- > bottom;) shapes.push_back(trace.acts[i].shape());
       s = chain(s, shapes, [&](Pass& pass, size_t k, const float* dy, float* dx) {
         const size_t i = top - k;
-        layers_[i]->add_backward_data(pass, trace.acts[i].shape(), trace.acts[i].data(), trace.acts[i + 1].data(),
-                                      dy, dx);
+        if (ws[i])
+          layers_[i]->add_backward_keep(pass, trace.acts[i].shape(), trace.acts[i].data(), trace.acts[i + 1].data(), dy,
+                                        dx, ws[i]);
+        else
+          layers_[i]->add_backward_data(pass, trace.acts[i].shape(), trace.acts[i].data(), trace.acts[i + 1].data(),
+                                        dy, dx);
       });
       top = bottom;
       continue;
@@ -351,6 +575,8 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
       case RuleKind::kRescale:
         if (layer.kind() == LayerKind::kReLU)
           s = rescale_relu(x, y, reference->acts[top], reference->acts[top + 1], std::move(s));
+        else if (layer.kind() == LayerKind::kMaxPool2d)
+          s = rescale_max_pool(static_cast<const MaxPool2d&>(layer).params(), x, reference->acts[top], s);
         else
           s = rescale_softmax(x, reference->acts[top], s, p.rule.quadrature);
         break;
@@ -360,6 +586,91 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
     }
   }
   return s;
+}
+
+Tensor Network::backward_graph(const Trace& trace, const Tensor& seed, const PreparedRules& rules, size_t stop,
+                               const Trace* reference) const {
+  // sig[a]: the signal at acts[a], summed over the consumers processed so far (empty: none yet).
+  std::vector<Tensor> sig(layers_.size() + 1);
+  sig.back() = seed;
+  const auto accumulate = [&](size_t a, Tensor t) {
+    if (sig[a].empty()) {
+      sig[a] = std::move(t);
+      return;
+    }
+    float* d = sig[a].data();
+    const float* v = t.data();
+    for (int64_t k = 0; k < t.numel(); ++k) d[k] += v[k];
+  };
+  for (size_t i = layers_.size(); i-- > stop;) {
+    if (sig[i + 1].empty()) continue;  // no consumer carried a signal here
+    Tensor s = std::move(sig[i + 1]);
+    sig[i + 1] = Tensor();
+    const Layer& layer = *layers_[i];
+    const PreparedRule& p = rules.layers[i];
+    const Tensor& y = trace.acts[i + 1];
+    if (layer.is_merge()) {
+      const auto& merge = static_cast<const Merge&>(layer);
+      std::vector<const Tensor*> xs;
+      for (size_t a : inputs_[i]) xs.push_back(&trace.acts[a]);
+      std::vector<Tensor> out;
+      if (layer.kind() == LayerKind::kAdd && p.rule.kind == RuleKind::kLrp) {
+        out = lrp_add(xs, y, s, static_cast<float>(p.rule.epsilon));
+      } else if (layer.kind() == LayerKind::kMultiply && p.rule.kind == RuleKind::kPass) {
+        out.push_back(std::move(s));
+        out.emplace_back(xs[1]->shape(), 0.0f);
+      } else if (layer.kind() == LayerKind::kMultiply && p.rule.kind == RuleKind::kRescale) {
+        out = rescale_multiply(*xs[0], *xs[1], reference->acts[inputs_[i][0]], reference->acts[inputs_[i][1]], s);
+      } else {
+        std::vector<Tensor> in;
+        for (const Tensor* x : xs) in.push_back(*x);
+        out = merge.backward_data(in, s);
+      }
+      for (size_t k = 0; k < out.size(); ++k) accumulate(inputs_[i][k], std::move(out[k]));
+      continue;
+    }
+    const size_t a = inputs_[i][0];
+    const Tensor& x = trace.acts[a];
+    switch (p.rule.kind) {
+      case RuleKind::kGuided:
+        for (float& v : s.values()) v = std::max(v, 0.0f);
+        [[fallthrough]];
+      case RuleKind::kGradient: {
+        if (i < trace.workspaces.size() && !trace.workspaces[i].empty()) {
+          Tensor dx(x.shape());
+          Pass pass;
+          layer.add_backward_keep(pass, x.shape(), x.data(), y.data(), s.data(), dx.data(), trace.workspaces[i].data());
+          pass.run();
+          s = std::move(dx);
+        } else {
+          s = layer.backward_data(x, y, s);  // recomputes a missing workspace
+        }
+        break;
+      }
+      case RuleKind::kPass:
+        s.reshape(x.shape());
+        break;
+      case RuleKind::kDeconv:
+        for (float& v : s.values()) v = std::max(v, 0.0f);
+        break;
+      case RuleKind::kLrp:
+        s = lrp(static_cast<const AffineLayer&>(layer), p, x, y, std::move(s));
+        break;
+      case RuleKind::kRescale:
+        if (layer.kind() == LayerKind::kReLU)
+          s = rescale_relu(x, y, reference->acts[a], reference->acts[i + 1], std::move(s));
+        else if (layer.kind() == LayerKind::kMaxPool2d)
+          s = rescale_max_pool(static_cast<const MaxPool2d&>(layer).params(), x, reference->acts[a], s);
+        else if (layer.kind() == LayerKind::kSoftmax)
+          s = rescale_softmax(x, reference->acts[a], s, p.rule.quadrature);
+        else
+          s = layer.backward_data(x, y, s);  // linear layers: the multiplier is the derivative
+        break;
+    }
+    accumulate(a, std::move(s));
+  }
+  if (sig[stop].empty()) return Tensor(trace.acts[stop].shape(), 0.0f);
+  return std::move(sig[stop]);
 }
 
 Tensor Network::gradient(const Trace& trace, const Tensor& seed, std::optional<size_t> to_layer) const {

@@ -1,10 +1,19 @@
 /// @file network.h
-/// @brief A sequential network of named layers, with batched forward, recorded forward
-/// (a Trace), forward from a named layer, and backward under propagation rules.
+/// @brief A network of named nodes: a directed acyclic graph in topological order, with batched
+/// forward, recorded forward (a Trace), forward from a named node, and backward under
+/// propagation rules.
 ///
-/// Names follow the paper's implementation ("accumulator.layers.5") so methods address layers
-/// as the paper does. Layers are shared and immutable; copying a Network is cheap. Inputs are
-/// N×C×H×W (or N×K) batches of the network's input shape. Tested in test_network.cpp.
+/// Node i applies one layer to the outputs of earlier nodes (or the network input); its inputs
+/// are indices into Trace::acts (0 = the network input, j + 1 = node j's output). add(name, layer)
+/// appends a node reading the previous node's output, so a network built only with it is the
+/// chain it always was (and runs the chain's code: the same primitives, buffers and bytes).
+/// Graph nodes: merge layers (Add, Concat, Multiply) read several nodes; one layer object may be
+/// applied at several nodes (a shared module): everything recorded and every rule is per node,
+/// i.e. per application (DeepLIFT's multipliers of a ReLU used twice come from each use's own
+/// input and reference). The last node is the output. Names follow the paper's implementation
+/// ("accumulator.layers.5") so methods address layers as the paper does. Layers are shared and
+/// immutable; copying a Network is cheap. Inputs are N×C×H×W (or N×K) batches of the network's
+/// input shape. Tested in test_network.cpp and test_graph.cpp.
 #pragma once
 
 #include <memory>
@@ -17,9 +26,13 @@
 
 namespace lab {
 
-/// Every activation of one forward pass: acts[0] is the input, acts[i + 1] the output of layer i.
+/// Every activation of one forward pass: acts[0] is the input, acts[i + 1] the output of node i.
 struct Trace {
   std::vector<Tensor> acts;
+  /// Per node, the state its training forward kept for the backward (MaxPool2d's argmax
+  /// workspace); empty for other layers. A trace assembled by hand may leave it empty: the
+  /// backward then recomputes it from acts.
+  std::vector<std::vector<float>> workspaces;
   const Tensor& input() const { return acts.front(); }
   const Tensor& output() const { return acts.back(); }
   /// Output of layer i.
@@ -31,9 +44,23 @@ class Network {
   /// `input_shape` is one sample's shape: C×H×W (or K).
   explicit Network(Shape input_shape = {});
 
+  /// Appends a node applying `layer` to the previous node's output (the network input for the first).
   void add(std::string name, std::shared_ptr<const Layer> layer);
+  /// Appends a node applying `layer` to the outputs of the named earlier nodes ("input": the
+  /// network input), in order; a merge layer takes two or more, any other layer one. A name not
+  /// yet added, or a count the layer does not take, throws lab::Error.
+  void add(std::string name, std::shared_ptr<const Layer> layer, const std::vector<std::string>& inputs);
 
   size_t size() const { return layers_.size(); }
+  /// Node i's inputs as indices into Trace::acts (0 = the network input, j + 1 = node j).
+  const std::vector<size_t>& inputs(size_t i) const { return inputs_.at(i); }
+  /// The layer object of node i, shared with every node that applies the same object.
+  const std::shared_ptr<const Layer>& layer_ptr(size_t i) const { return layers_.at(i); }
+  /// True if every node reads only the previous node's output (a plain chain of layers).
+  bool is_chain() const { return chain_; }
+  /// True if activation `act` (0 = the input, j + 1 = node j's output) is the only one of
+  /// acts[0..act] that nodes after it read: the network can be continued from it alone.
+  bool is_cut(size_t act) const;
   const Layer& layer(size_t i) const { return *layers_.at(i); }
   const std::string& name(size_t i) const { return names_.at(i); }
   /// Index of a named layer; an unknown name throws lab::Error listing the layer names.
@@ -48,14 +75,17 @@ class Network {
   Tensor forward(const Tensor& x) const;
   /// Forward keeping every activation.
   Trace trace(const Tensor& x) const;
-  /// Runs layers [begin, end) on `input` (the output of layer begin-1, or the network input).
+  /// Runs nodes [begin, end) on `input` (the output of node begin-1, or the network input); in a
+  /// graph, acts[begin] must be a cut (is_cut(begin)), else lab::Error.
   Tensor forward_range(size_t begin, size_t end, const Tensor& input) const;
   /// Continues from the output of layer `layer` (given as `activation`) to the network output.
   Tensor forward_from(const std::string& layer, const Tensor& activation) const;
 
   /// Carries `seed` (shaped like the output) back under `rules`, down to the input
-  /// (to_layer empty) or to the output of layer *to_layer. `reference` is the trace of the
-  /// reference input, required when a rule is rescale (DeepLIFT).
+  /// (to_layer empty) or to the output of node *to_layer. `reference` is the trace of the
+  /// reference input, required when a rule is rescale (DeepLIFT). In a graph, the signals of a
+  /// node's consumers are summed (in node order) before the node is processed; stopping at a
+  /// node gives the complete signal at its output (every consumer comes after it).
   Tensor backward(const Trace& trace, const Tensor& seed, const PreparedRules& rules,
                   std::optional<size_t> to_layer = std::nullopt, const Trace* reference = nullptr) const;
   /// Plain gradient of sum(seed ⊙ output) w.r.t. the input (or a layer's output).
@@ -63,9 +93,15 @@ class Network {
 
  private:
   void check_input(const Tensor& x, size_t first_layer) const;
+  /// Shapes of every activation (acts order) for a batch.
+  std::vector<Shape> act_shapes(int64_t batch) const;
+  Tensor backward_graph(const Trace& trace, const Tensor& seed, const PreparedRules& rules, size_t stop,
+                        const Trace* reference) const;
   Shape input_shape_;
   std::vector<std::string> names_;
   std::vector<std::shared_ptr<const Layer>> layers_;
+  std::vector<std::vector<size_t>> inputs_;
+  bool chain_ = true;
   PreparedRules gradient_rules_;
 };
 

@@ -82,12 +82,19 @@ std::vector<std::string> composite_names() {
 Composite make_composite(const std::string& name, const CompositeParams& params) {
   params.validate();
   Composite c{.name = name};
-  auto lrp = [&c](const Rule& conv, const Rule& linear) {
+  auto lrp = [&c, &params](const Rule& conv, const Rule& linear) {
     c.by_kind[LayerKind::kConv2d] = conv;
     c.by_kind[LayerKind::kLinear] = linear;
     c.by_kind[LayerKind::kReLU] = Rule::pass();
     c.by_kind[LayerKind::kSoftmax] = Rule::pass();
     c.by_kind[LayerKind::kFlatten] = Rule::pass();
+    // Graph nodes (rules.h): batch-norm and the sum take LRP-ε (the sum's split), max-pooling
+    // and concatenation route relevance like the gradient, a product gives it to its signal.
+    c.by_kind[LayerKind::kBatchNorm] = Rule::epsilon_rule(params.epsilon);
+    c.by_kind[LayerKind::kAdd] = Rule::epsilon_rule(params.epsilon);
+    c.by_kind[LayerKind::kMaxPool2d] = Rule::gradient();
+    c.by_kind[LayerKind::kConcat] = Rule::gradient();
+    c.by_kind[LayerKind::kMultiply] = Rule::pass();
   };
   if (name == "gradient") {
   } else if (name == "guided-backprop") {
@@ -105,6 +112,8 @@ Composite make_composite(const std::string& name, const CompositeParams& params)
   } else if (name == "deeplift-rescale") {
     c.by_kind[LayerKind::kReLU] = Rule::rescale();
     c.by_kind[LayerKind::kSoftmax] = Rule::rescale();
+    c.by_kind[LayerKind::kMaxPool2d] = Rule::rescale();
+    c.by_kind[LayerKind::kMultiply] = Rule::rescale();
   } else {
     std::string list;
     for (const auto& n : composite_names()) list += (list.empty() ? "" : ", ") + n;
@@ -117,10 +126,17 @@ PreparedRules prepare(const Network& net, const Composite& composite) {
   PreparedRules prepared;
   for (size_t i = 0; i < net.size(); ++i) {
     const LayerKind kind = net.layer(i).kind();
+    // Layers LRP treats as affine: their own weights, or a batch-norm's per-channel scale.
+    const bool affine = is_affine(kind) || kind == LayerKind::kBatchNorm;
+    // Layers whose every rule but rescale is the gradient: max-pool (winner takes all) and concat.
+    const bool routing = kind == LayerKind::kMaxPool2d || kind == LayerKind::kConcat;
     PreparedRule p{composite.resolve(net, i), {}, {}};
     switch (p.rule.kind) {
       case RuleKind::kLrp:
-        if (!is_affine(kind)) {
+        if (kind == LayerKind::kAdd) break;  // the proportional split, network.cpp
+        if (routing) {
+          p.rule = Rule::gradient();
+        } else if (!affine) {
           p.rule = Rule::pass();
         } else {
           const auto& w = static_cast<const AffineLayer&>(net.layer(i)).weights();
@@ -135,15 +151,21 @@ PreparedRules prepare(const Network& net, const Composite& composite) {
         }
         break;
       case RuleKind::kPass:
-        if (is_affine(kind))
+        if (affine)
           fail_parameter("rule 'pass' cannot carry a signal through {} layer '{}'", kind_name(kind), net.name(i));
+        if (kind == LayerKind::kAdd)
+          fail_parameter("rule 'pass' on add node '{}' would copy the whole signal to every input; give it an LRP "
+                         "rule (the proportional split) or the gradient", net.name(i));
+        if (routing) p.rule = Rule::gradient();
         break;
       case RuleKind::kGuided:
       case RuleKind::kDeconv:
         if (kind != LayerKind::kReLU) p.rule = Rule::gradient();
         break;
       case RuleKind::kRescale:
-        if (kind == LayerKind::kReLU || kind == LayerKind::kSoftmax) prepared.needs_reference = true;
+        if (kind == LayerKind::kReLU || kind == LayerKind::kSoftmax || kind == LayerKind::kMaxPool2d ||
+            kind == LayerKind::kMultiply)
+          prepared.needs_reference = true;
         break;
       case RuleKind::kGradient:
         break;

@@ -16,6 +16,23 @@
 /// input; for Softmax, whose inputs interact, the multiplier generalises to the average Jacobian
 /// along the segment from the reference to the input, which reduces to Δy/Δx for a scalar
 /// non-linearity and keeps summation-to-delta; it is evaluated by Gauss–Legendre quadrature).
+/// Graph nodes (network.h) take these rules:
+///   add:        gradient, guided, deconv, rescale: the signal goes whole to every input (the
+///               derivative of a sum; for DeepLIFT the multiplier of a sum is exactly 1). Any LRP
+///               rule: the proportional split R_k = x_k ⊙ R / stab(Σ_j x_j) with the rule's ε,
+///               i.e. the sum as a linear layer of unit weights under LRP-ε; Σ_k R_k = R up to ε
+///               (never the copy that doubles relevance at a residual sum). 'pass' is refused.
+///   multiply:   gradient: the product rule; rescale: multipliers (g + g')/2 for the signal and
+///               (a + a')/2 for the gate (exact: Δ(a g) = Δa (g+g')/2 + Δg (a+a')/2); LRP and
+///               pass: all relevance to input 0, the signal, none to the gate (Arras et al. 2017).
+///   concat:     every rule slices the signal back to the inputs.
+///   max-pool2d: rescale: the window's average Jacobian along the segment from the reference,
+///               exact (the interval each input is the argmax), so summation-to-delta holds;
+///               every other rule: the gradient (winner takes all: to the recorded argmax).
+///   batch-norm: affine per channel: LRP rules act on it like on a convolution, the gradient and
+///               rescale (its exact multiplier) use backward-data; 'pass' is refused.
+/// The LRP composites give batch-norm and add LRP-ε (their `epsilon`), max-pool and concat the
+/// gradient, multiply pass; deeplift-rescale gives max-pool and multiply rescale.
 /// A Composite maps layer kind, "first affine layer" and layer names to rules; prepare()
 /// resolves it for one network and makes the signed weight copies once. The network is never
 /// modified. Each rule is checked against a dense-matrix reference in test_rules.cpp.

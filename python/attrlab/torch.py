@@ -50,16 +50,24 @@ class Network(nn.Module):
         self.image_divisor = metadata.get("image-divisor")
         self.has_softmax = len(layers) > 0 and isinstance(layers[-1], nn.Softmax)
 
-    def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
+    def _run(self, x, count):
+        # A graph archive names each node's inputs; a chain reads the previous node.
+        specs = self.architecture["layers"]
+        if not any("inputs" in s for s in specs):
+            for layer in self.layers[:count]:
+                x = layer(x)
+            return x
+        values = {"input": x}
+        for spec, layer in zip(specs[:count], self.layers[:count]):
+            x = layer(*[values[n] for n in spec["inputs"]])
+            values[spec["name"]] = x
         return x
 
+    def forward(self, x):
+        return self._run(x, len(self.layers))
+
     def logits(self, x):
-        body = self.layers[:-1] if self.has_softmax else self.layers
-        for layer in body:
-            x = layer(x)
-        return x
+        return self._run(x, len(self.layers) - 1 if self.has_softmax else len(self.layers))
 
     def layer(self, name):
         try:
@@ -81,6 +89,38 @@ class Network(nn.Module):
             raise ValueError("this archive records no image-divisor (export it with `attrlab export`)")
         x = images.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(self.image_divisor)
         return torch.from_numpy(np.ascontiguousarray(x))
+
+
+class BatchNorm(nn.modules.batchnorm._BatchNorm):
+    """attrlab's ``batch-norm`` node (inference): per channel (dimension 1) of an input of any rank ≥ 2."""
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"batch-norm expects N×C×… input, got {input.dim()} dimensions")
+
+
+class Add(nn.Module):
+    """attrlab's ``add`` node: the sum of its inputs, in order."""
+
+    def forward(self, *xs):
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y
+
+
+class Concat(nn.Module):
+    """attrlab's ``concat`` node: concatenation along dimension 1."""
+
+    def forward(self, *xs):
+        return torch.cat(xs, dim=1)
+
+
+class Multiply(nn.Module):
+    """attrlab's ``multiply`` node: signal ⊙ gate."""
+
+    def forward(self, signal, gate):
+        return signal * gate
 
 
 def _layer(spec, arrays, path):
@@ -109,7 +149,22 @@ def _layer(spec, arrays, path):
         return nn.Softmax(dim=spec.get("dim", 1))
     if kind == "flatten":
         return nn.Flatten(spec.get("start-dim", 1))
-    raise ValueError(f"{path}: layer '{name}' has unknown kind '{kind}'; expected conv2d, linear, relu, softmax, flatten")
+    if kind == "max-pool2d":
+        return nn.MaxPool2d(tuple(spec["kernel"]), stride=tuple(spec["stride"]), padding=tuple(spec["padding"]))
+    if kind == "batch-norm":
+        bn = weights(BatchNorm(spec["channels"], eps=spec["eps"]))
+        with torch.no_grad():
+            bn.running_mean.copy_(torch.from_numpy(arrays[f"{name}.running_mean"]))
+            bn.running_var.copy_(torch.from_numpy(arrays[f"{name}.running_var"]))
+        return bn
+    if kind == "add":
+        return Add()
+    if kind == "concat":
+        return Concat()
+    if kind == "multiply":
+        return Multiply()
+    raise ValueError(f"{path}: layer '{name}' has unknown kind '{kind}'; expected conv2d, linear, relu, softmax, "
+                     "flatten, max-pool2d, batch-norm, add, concat, multiply")
 
 
 def load(path):
@@ -130,7 +185,11 @@ def load(path):
         if a.dtype != np.float32:
             raise ValueError(f"{path}: {key} has dtype {a.dtype}; expected float32")
     specs = architecture["layers"]
-    model = Network(architecture, [_layer(s, arrays, path) for s in specs], [s["name"] for s in specs])
+    modules = {}
+    for s in specs:
+        # A node that applies the same layer object as an earlier one gets that node's module.
+        modules[s["name"]] = modules[s["shares"]] if "shares" in s else _layer(s, arrays, path)
+    model = Network(architecture, [modules[s["name"]] for s in specs], [s["name"] for s in specs])
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -193,3 +193,76 @@ TEST_CASE("export metadata: the image divisor is the environment's own conversio
   datasets::export_network(*modulo, datasets::ExportFormat::kOnnx, file);
   CHECK(lab::read_text(file) == lab::onnx_model_bytes(modulo->build_network(), m));
 }
+
+TEST_CASE("graph export: every node type, a shared module and a final softmax reach ONNX and the archive") {
+  std::mt19937 rng(61);
+  auto tensor = [&](lab::Shape shape, float lo, float hi) {
+    lab::Tensor t(std::move(shape));
+    std::uniform_real_distribution<float> u(lo, hi);
+    for (float& v : t.values()) v = u(rng);
+    return t;
+  };
+  auto conv = [&](int64_t in, int64_t out) {
+    return std::make_shared<lab::Conv2d>(
+        lab::Conv2dParams{.in_channels = in, .out_channels = out, .kernel_h = 3, .kernel_w = 3, .pad_h = 1, .pad_w = 1},
+        tensor({out, in, 3, 3}, -1, 1), tensor({out}, -0.1f, 0.1f));
+  };
+  const auto relu = std::make_shared<lab::ReLU>();
+  lab::Network net({2, 8, 8});
+  net.add("c1", conv(2, 4));
+  net.add("bn", std::make_shared<lab::BatchNorm>(tensor({4}, 0.5f, 2), tensor({4}, -1, 1), tensor({4}, -1, 1),
+                                                 tensor({4}, 0.1f, 1), 1e-3));
+  net.add("a", relu);
+  net.add("c2", conv(4, 4));
+  net.add("a2", relu);  // the same ReLU object
+  net.add("gated", std::make_shared<lab::Multiply>(), {"a2", "a"});
+  net.add("sum3", std::make_shared<lab::Add>(), {"gated", "a", "c1"});
+  net.add("sum2", std::make_shared<lab::Add>(), {"sum3", "c2"});
+  net.add("pool", std::make_shared<lab::MaxPool2d>(lab::MaxPool2dParams{}));
+  net.add("side", std::make_shared<lab::MaxPool2d>(lab::MaxPool2dParams{.kernel_h = 3, .kernel_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1}),
+          {"a"});
+  net.add("both", std::make_shared<lab::Concat>(), {"pool", "side"});
+  net.add("flatten", std::make_shared<lab::Flatten>());
+  net.add("fc", std::make_shared<lab::Linear>(tensor({3, 128}, -1, 1), tensor({3}, -0.1f, 0.1f)));
+  net.add("softmax", std::make_shared<lab::Softmax>());
+  REQUIRE_FALSE(net.is_chain());
+
+  const fs::path file = scratch() / "graph.onnx";
+  lab::export_onnx(net, file);
+  REQUIRE_NOTHROW(lab::check_onnx(file));
+  const lab::Tensor x = tensor({5, 2, 8, 8}, -1, 1);
+  const lab::Tensor logits = net.forward_range(0, net.size() - 1, x);
+  cv::dnn::Net onnx = cv::dnn::readNetFromONNX(file.string());
+  onnx.setInput(to_blob(x), "input");
+  std::vector<cv::Mat> outs;
+  onnx.forward(outs, std::vector<std::string>{"logits", "probabilities"});
+  REQUIRE(outs.size() == 2);
+  const auto [diff, scale] = compare(outs[0], logits);
+  INFO("max |logit difference| " << diff << " on logits up to " << scale);
+  CHECK(diff <= 1e-5 * std::max(1.0, scale));
+  CHECK(compare(outs[1], net.forward(x)).first <= 1e-6);
+
+  // The archive holds BatchNorm's four tensors (γ, β, running mean and variance, as torch names them).
+  lab::export_torch(net, scratch() / "graph.npz");
+  lab::write_npy(scratch() / "graph-x.npy", x);
+  lab::write_npy(scratch() / "graph-p.npy", net.forward(x));
+  CHECK(fs::file_size(scratch() / "graph.npz") > 0);
+  const nlohmann::json arch = lab::architecture_json(net);
+  const auto& layers = arch["layers"];
+  CHECK(layers[5]["inputs"] == nlohmann::json::array({"a2", "a"}));
+  CHECK(layers[6]["inputs"] == nlohmann::json::array({"gated", "a", "c1"}));
+  CHECK(layers[0]["inputs"] == nlohmann::json::array({"input"}));
+  CHECK(layers[4]["shares"] == "a");
+  CHECK_FALSE(layers[2].contains("shares"));
+  CHECK(layers[1]["kind"] == "batch-norm");
+  CHECK(layers[9]["padding"] == nlohmann::json::array({1, 1}));
+  // A chain's record has neither field (its archive is unchanged).
+  const lab::Network chain = make_env("single-color-modulo", {"size=32"})->build_network();
+  for (const auto& l : lab::architecture_json(chain)["layers"]) CHECK_FALSE((l.contains("inputs") || l.contains("shares")));
+  // A final softmax that does not read the node before it has no logits to name.
+  lab::Network odd({3});
+  odd.add("l", std::make_shared<lab::Linear>(tensor({3, 3}, -1, 1), lab::Tensor()));
+  odd.add("r", std::make_shared<lab::ReLU>());
+  odd.add("softmax", std::make_shared<lab::Softmax>(), {"l"});
+  CHECK_THROWS_WITH_AS(lab::onnx_model_bytes(odd), doctest::Contains("must read the node before it"), lab::Error);
+}
