@@ -29,6 +29,7 @@ constexpr Register kCommands[] = {
     cli::register_metrics,
     cli::register_evaluate,
     cli::register_export,
+    cli::register_merge,
 };
 
 }  // namespace
