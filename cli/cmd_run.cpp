@@ -29,6 +29,7 @@ struct RunArgs {
   std::string stage = "all";
   bool force = false;
   std::string shard;
+  CLI::Option* shard_option = nullptr;  // given at all (an empty K/N is refused, not ignored)
   bool mpi = false;
   std::string out;
 };
@@ -55,7 +56,7 @@ void run_run(const RunArgs& args) {
   }
   if (args.rebuild) {
     if (!args.experiment.empty() || !args.overrides.empty() || args.resume || args.paper_scale || args.force ||
-        !args.shard.empty() || args.mpi)
+        args.shard_option->count() > 0 || args.mpi)
       lab::fail_parameter("run --rebuild takes only --out RUN_DIR");
     if (args.out.empty()) lab::fail_parameter("run --rebuild: --out RUN_DIR is required");
     if (!std::filesystem::is_directory(args.out))
@@ -67,9 +68,10 @@ void run_run(const RunArgs& args) {
   }
   if (args.experiment.empty()) lab::fail_parameter("run: name a shipped experiment or a config file (see run --list)");
   if (args.out.empty()) lab::fail_parameter("run: --out RUN_DIR is required");
+  const bool sharded = args.shard_option->count() > 0;
   const auto [shard_index, shard_count] =
-      args.shard.empty() ? std::pair<int64_t, int64_t>{0, 0} : experiments::parse_shard(args.shard);
-  if (!args.shard.empty() && args.mpi)
+      sharded ? experiments::parse_shard(args.shard) : std::pair<int64_t, int64_t>{0, 0};
+  if (sharded && args.mpi)
     lab::fail_parameter("run: --shard and --mpi exclude each other (with --mpi the ranks share the units)");
   nlohmann::json config = experiments::load_config(args.experiment);
   std::vector<std::string> applied;
@@ -135,7 +137,7 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--list", args->list, "List the experiment settings and the shipped experiments, and exit");
   cmd->add_flag("--rebuild", args->rebuild,
                 "Write the tables, figures and report of the finished run in --out again from its files");
-  cmd->add_option("--shard", args->shard,
+  args->shard_option = cmd->add_option("--shard", args->shard,
                   "K/N: run only shard K of N (0 <= K < N; units i with i % N == K); join the shards with attrlab merge");
   cmd->add_flag("--mpi", args->mpi, "Under mpirun: the ranks share the units, rank 0 writes --out");
   cmd->add_option("--out", args->out, "Run directory (created; must be new or empty unless --resume)");

@@ -116,7 +116,7 @@ fs::path outside_maps_dir(const Experiment& e, const MethodSpec& spec, const Mod
 
 /// Computes one unit through the attribute and score stages, and writes its files (.done last).
 UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSpec& spec, const AttributeStage& stage,
-                    const Unit& unit, const fs::path& out, int64_t grid_rows) {
+                    const Unit& unit, const fs::path& out, int64_t grid_rows, int rank) {
   const auto started = std::chrono::steady_clock::now();
   const AttributedUnit maps = stage.run(unit.begin, unit.end);
   const auto attributed = std::chrono::steady_clock::now();
@@ -137,12 +137,13 @@ UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSp
   for (const CurveRow& c : r.curves) curves_text += to_csv_line(c);
   lab::write_text_atomic(out / (unit.stem.string() + ".rows.csv"), rows_text);
   lab::write_text_atomic(out / (unit.stem.string() + ".curves.csv"), curves_text);
-  lab::write_json(out / (unit.stem.string() + ".done"),
-                  {{"model", model}, {"method", spec.label}, {"begin", unit.begin}, {"end", unit.end},
-                   {"samples", r.samples},
-                   {"evaluations", r.evaluations},
-                   {"method-seconds", std::chrono::duration<double>(attributed - started).count()},
-                   {"metric-seconds", scores.metric_seconds}});
+  json done = {{"model", model}, {"method", spec.label}, {"begin", unit.begin}, {"end", unit.end},
+               {"samples", r.samples},
+               {"evaluations", r.evaluations},
+               {"method-seconds", std::chrono::duration<double>(attributed - started).count()},
+               {"metric-seconds", scores.metric_seconds}};
+  if (rank >= 0) done["rank"] = rank;  // the MPI rank that computed it
+  lab::write_json(out / (unit.stem.string() + ".done"), done);
   return r;
 }
 
@@ -221,6 +222,10 @@ struct ScratchDir {
     fs::remove_all(path, ec);
   }
 };
+
+std::string version_text(const json& version) {
+  return version.is_string() ? version.get<std::string>() : version.dump();
+}
 
 std::string shard_text(const json& shard) {
   return fmt::format("{}/{}", shard.at("index").get<int64_t>(), shard.at("count").get<int64_t>());
@@ -424,7 +429,7 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
       if (!mine(i) || done[i]) continue;
       progress.start(u.label);
       UnitResult r = run_unit(e, states[u.model], e.methods[u.method], *stages.at({u.model, u.method}), u, root,
-                              e.save_maps && !worker && !sharded ? grid_rows(e.report) : 0);
+                              e.save_maps && !worker && !sharded ? grid_rows(e.report) : 0, session ? rank : -1);
       if (worker) {
         const std::vector<fs::path> files = unit_files(e, u, r.samples);
         session->send(pack_unit(i, files, root));
@@ -546,7 +551,7 @@ RunSummary merge_runs(const std::vector<fs::path>& dirs, const RunOptions& optio
       const json& first = records.front();
       if (record.at("attrlab-version") != first.at("attrlab-version"))
         lab::fail("{}: made by attrlab {}, {} by attrlab {}; merge only shards of one run", dir.string(),
-                  record.at("attrlab-version").dump(), dirs[0].string(), first.at("attrlab-version").dump());
+                  version_text(record.at("attrlab-version")), dirs[0].string(), version_text(first.at("attrlab-version")));
       if (record.at("config") != first.at("config"))
         lab::fail("{}: another configuration than {} (first difference at '{}'); merge only shards of one run",
                   dir.string(), dirs[0].string(), first_difference(first.at("config"), record.at("config"), ""));

@@ -36,8 +36,11 @@
 /// variant "completeness-gap" (Σ attribution − (f(x) − f(baseline))). The network evaluations
 /// each unit's method spent are in costs.csv (model,method,first,last,evaluations): a cost that
 /// depends on how images are grouped, so it stays out of results.csv.
+/// Shards (--shard K/N, merge_runs) and MPI ranks (--mpi, cluster.h) split the units round-robin
+/// by index; joined, they give the same files as one process.
 /// Tested in tests/experiments/test_experiments_run.cpp (tiny runs of every shipped experiment,
-/// resume, determinism).
+/// resume, determinism) and tests/cli/test_cmd_run_shard.cpp (3 shards + merge and 4 MPI ranks
+/// against a 1-process run, byte for byte; merge's refusals).
 #pragma once
 
 #include <cstdint>
