@@ -159,27 +159,26 @@ TEST_CASE("an interrupted shard continues with --resume; merge names it until it
                          "units done); continue it with --shard 2/3 --resume") != std::string::npos);
   CHECK_FALSE(fs::exists(merged));
 
-  SUBCASE("the shard's directory is continued only as that shard") {
-    const auto whole = run("run " + kStudy + " --resume --out " + shard2.string());
-    CHECK(whole.code == 1);
-    CHECK(whole.err == "attrlab: error: --out " + shard2.string() + ": holds shard 2/3; continue it with --shard 2/3 --resume\n");
-    const auto other = run("run " + kStudy + " --shard 1/3 --resume --out " + shard2.string());
-    CHECK(other.code == 1);
-    CHECK(other.err.find("holds shard 2/3") != std::string::npos);
-    const auto fresh = run("run " + kStudy + " --shard 2/3 --out " + shard2.string());
-    CHECK(fresh.code == 1);
-    CHECK(fresh.err.find("pass --resume") != std::string::npos);
-  }
-  SUBCASE("--resume recomputes the two units and the merge is byte-identical") {
-    const auto resumed = run("run " + kStudy + " --shard 2/3 --resume --out " + shard2.string());
-    INFO(resumed.err);
-    REQUIRE(resumed.code == 0);
-    CHECK(resumed.out.find("shard 2/3: 4 units (2 kept from the earlier run)") != std::string::npos);
-    const auto joined = run("merge" + shard_dirs(dir, {0, 1, 2}) + " --out " + merged.string());
-    INFO(joined.err);
-    REQUIRE(joined.code == 0);
-    CHECK(differences(single, merged) == std::vector<std::string>{});
-  }
+  // The shard's directory is continued only as that shard.
+  const auto whole = run("run " + kStudy + " --resume --out " + shard2.string());
+  CHECK(whole.code == 1);
+  CHECK(whole.err == "attrlab: error: --out " + shard2.string() + ": holds shard 2/3; continue it with --shard 2/3 --resume\n");
+  const auto other = run("run " + kStudy + " --shard 1/3 --resume --out " + shard2.string());
+  CHECK(other.code == 1);
+  CHECK(other.err.find("holds shard 2/3") != std::string::npos);
+  const auto fresh = run("run " + kStudy + " --shard 2/3 --out " + shard2.string());
+  CHECK(fresh.code == 1);
+  CHECK(fresh.err.find("pass --resume") != std::string::npos);
+
+  // --resume recomputes the two units, and the merge is byte-identical.
+  const auto resumed = run("run " + kStudy + " --shard 2/3 --resume --out " + shard2.string());
+  INFO(resumed.err);
+  REQUIRE(resumed.code == 0);
+  CHECK(resumed.out.find("shard 2/3: 4 units (2 kept from the earlier run)") != std::string::npos);
+  const auto joined = run("merge" + shard_dirs(dir, {0, 1, 2}) + " --out " + merged.string());
+  INFO(joined.err);
+  REQUIRE(joined.code == 0);
+  CHECK(differences(single, merged) == std::vector<std::string>{});
 }
 
 TEST_CASE("merge refuses other configs, seeds, versions, missing or duplicate units in one line, writing nothing") {
