@@ -8,7 +8,8 @@
 ///   data/<model>/                the model's data directory (datasets/data_dir.h)
 ///   maps/<model>/<method>/       <id>.npy (float32 C×H×W) and maps.json: the `attribute` layout
 ///   units/<model>/<method>/<unit>.rows.csv, .curves.csv, .done   one finished work unit (.done
-///                                records its network evaluations and the seconds spent per step)
+///                                records its network evaluations and the seconds spent per step;
+///                                under --mpi, the rank that computed it)
 ///   results.csv                  model,sample,method,metric,variant,value (per sample, then one
 ///                                "all" row per variant from the metric's own aggregation)
 ///   curves.csv                   model,sample,method,metric,variant,x,y (curves of more than 101

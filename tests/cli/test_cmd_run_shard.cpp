@@ -285,6 +285,15 @@ TEST_CASE("4 MPI ranks on 2 cores give a run byte-identical to a 1-process run; 
   REQUIRE(std::system((mpirun + " --resume --out " + out.string() + " >" + log.string() + " 2>&1").c_str()) == 0);
   CHECK(lab::read_text(log).find("run: 12 units (10 kept from the earlier run)") != std::string::npos);
   CHECK(differences(single, out) == std::vector<std::string>{});
+
+  // Refused on rank 0 (a finished run without --resume): one line of attrlab's, every rank ends.
+  CHECK(std::system((mpirun + " --out " + out.string() + " >" + log.string() + " 2>&1").c_str()) != 0);
+  const std::string text = lab::read_text(log);
+  size_t errors = 0;
+  for (size_t at = text.find("attrlab: error: "); at != std::string::npos; at = text.find("attrlab: error: ", at + 1)) ++errors;
+  CHECK(errors == 1);
+  CHECK(text.find("attrlab: error: --out " + out.string() + ": already holds a run") != std::string::npos);
+  CHECK(differences(single, out) == std::vector<std::string>{});
 }
 #else
 TEST_CASE("without MPI, --mpi is refused in one line") {
