@@ -103,8 +103,8 @@ void run_run(const RunArgs& args) {
     return;
   }
   if (summary.shard) {
-    fmt::print("run: shard {}: {} units ({} kept from the earlier run) in {}; join the shards with attrlab merge\n",
-               args.shard, summary.units, summary.skipped, args.out);
+    fmt::print("run: shard {}/{}: {} units ({} kept from the earlier run) in {}; join the shards with attrlab merge\n",
+               shard_index, shard_count, summary.units, summary.skipped, args.out);
     return;
   }
   fmt::print("run: {} units ({} kept from the earlier run); results in {}\n", summary.units, summary.skipped,
