@@ -28,6 +28,9 @@ struct RunArgs {
   bool rebuild = false;
   std::string stage = "all";
   bool force = false;
+  std::string shard;
+  CLI::Option* shard_option = nullptr;  // given at all (an empty K/N is refused, not ignored)
+  bool mpi = false;
   std::string out;
 };
 
@@ -52,7 +55,8 @@ void run_run(const RunArgs& args) {
     return;
   }
   if (args.rebuild) {
-    if (!args.experiment.empty() || !args.overrides.empty() || args.resume || args.paper_scale || args.force)
+    if (!args.experiment.empty() || !args.overrides.empty() || args.resume || args.paper_scale || args.force ||
+        args.shard_option->count() > 0 || args.mpi)
       lab::fail_parameter("run --rebuild takes only --out RUN_DIR");
     if (args.out.empty()) lab::fail_parameter("run --rebuild: --out RUN_DIR is required");
     if (!std::filesystem::is_directory(args.out))
@@ -64,6 +68,11 @@ void run_run(const RunArgs& args) {
   }
   if (args.experiment.empty()) lab::fail_parameter("run: name a shipped experiment or a config file (see run --list)");
   if (args.out.empty()) lab::fail_parameter("run: --out RUN_DIR is required");
+  const bool sharded = args.shard_option->count() > 0;
+  const auto [shard_index, shard_count] =
+      sharded ? experiments::parse_shard(args.shard) : std::pair<int64_t, int64_t>{0, 0};
+  if (sharded && args.mpi)
+    lab::fail_parameter("run: --shard and --mpi exclude each other (with --mpi the ranks share the units)");
   nlohmann::json config = experiments::load_config(args.experiment);
   std::vector<std::string> applied;
   if (args.paper_scale) {
@@ -83,10 +92,19 @@ void run_run(const RunArgs& args) {
   options.source = args.experiment;
   options.overrides = applied;
   options.stage = args.stage;
+  options.shard_index = shard_index;
+  options.shard_count = shard_count;
+  options.mpi = args.mpi;
   const experiments::RunSummary summary = experiments::run_experiment(resolved, options);
+  if (summary.worker) return;  // rank 0 of the MPI job reports
   if (args.stage == "data") {
     for (const std::filesystem::path& dir : summary.data) fmt::print("run: data in {}\n", dir.string());
     fmt::print("run: stopped after the data (--stage data); continue with --resume and the same config\n");
+    return;
+  }
+  if (summary.shard) {
+    fmt::print("run: shard {}/{}: {} units ({} kept from the earlier run) in {}; join the shards with attrlab merge\n",
+               shard_index, shard_count, summary.units, summary.skipped, args.out);
     return;
   }
   fmt::print("run: {} units ({} kept from the earlier run); results in {}\n", summary.units, summary.skipped,
@@ -119,6 +137,9 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--list", args->list, "List the experiment settings and the shipped experiments, and exit");
   cmd->add_flag("--rebuild", args->rebuild,
                 "Write the tables, figures and report of the finished run in --out again from its files");
+  args->shard_option = cmd->add_option("--shard", args->shard,
+                  "K/N: run only shard K of N (0 <= K < N; units i with i % N == K); join the shards with attrlab merge");
+  cmd->add_flag("--mpi", args->mpi, "Under mpirun: the ranks share the units, rank 0 writes --out");
   cmd->add_option("--out", args->out, "Run directory (created; must be new or empty unless --resume)");
   cmd->callback([args] { run_run(*args); });
 }

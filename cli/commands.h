@@ -22,6 +22,7 @@ void register_run(CLI::App& app);
 void register_metrics(CLI::App& app);
 void register_evaluate(CLI::App& app);
 void register_export(CLI::App& app);
+void register_merge(CLI::App& app);
 
 /// Splits repeated "-o key=value" style options: CLI11 stores them as a vector of strings.
 using KeyValues = std::vector<std::string>;

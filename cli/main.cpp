@@ -32,6 +32,7 @@ constexpr Register kCommands[] = {
     cli::register_metrics,
     cli::register_evaluate,
     cli::register_export,
+    cli::register_merge,
 };
 
 }  // namespace

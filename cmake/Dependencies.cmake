@@ -36,3 +36,7 @@ pkg_check_modules(PLPLOT REQUIRED IMPORTED_TARGET plplot-c++)
 # ONNX export (lab/io/export.cpp): Debian's libonnx-dev, whose targets need protobuf's.
 find_package(Protobuf REQUIRED)
 find_package(ONNX 1.12 REQUIRED)
+
+# MPI (attrlab run --mpi; experiments/cluster.h): optional, built only when found. Debian's
+# openmpi-bin and libopenmpi-dev, which scripts/setup.sh installs.
+find_package(MPI COMPONENTS CXX)

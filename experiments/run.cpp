@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -12,6 +16,7 @@
 #include "attributions/method.h"
 #include "datasets/data_dir.h"
 #include "datasets/environment.h"
+#include "experiments/cluster.h"
 #include "experiments/config.h"
 #include "experiments/maps.h"
 #include "experiments/metrics/metric.h"
@@ -111,7 +116,7 @@ fs::path outside_maps_dir(const Experiment& e, const MethodSpec& spec, const Mod
 
 /// Computes one unit through the attribute and score stages, and writes its files (.done last).
 UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSpec& spec, const AttributeStage& stage,
-                    const Unit& unit, const fs::path& out, int64_t grid_rows) {
+                    const Unit& unit, const fs::path& out, int64_t grid_rows, int rank) {
   const auto started = std::chrono::steady_clock::now();
   const AttributedUnit maps = stage.run(unit.begin, unit.end);
   const auto attributed = std::chrono::steady_clock::now();
@@ -134,12 +139,13 @@ UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSp
   for (const CurveRow& c : r.curves) curves_text += to_csv_line(c);
   lab::write_text_atomic(out / (unit.stem.string() + ".rows.csv"), rows_text);
   lab::write_text_atomic(out / (unit.stem.string() + ".curves.csv"), curves_text);
-  lab::write_json(out / (unit.stem.string() + ".done"),
-                  {{"model", model}, {"method", spec.label}, {"begin", unit.begin}, {"end", unit.end},
-                   {"samples", r.samples},
-                   {"evaluations", r.evaluations},
-                   {"method-seconds", std::chrono::duration<double>(attributed - started).count()},
-                   {"metric-seconds", scores.metric_seconds}});
+  json done = {{"model", model}, {"method", spec.label}, {"begin", unit.begin}, {"end", unit.end},
+               {"samples", r.samples},
+               {"evaluations", r.evaluations},
+               {"method-seconds", std::chrono::duration<double>(attributed - started).count()},
+               {"metric-seconds", scores.metric_seconds}};
+  if (rank >= 0) done["rank"] = rank;  // the MPI rank that computed it
+  lab::write_json(out / (unit.stem.string() + ".done"), done);
   return r;
 }
 
@@ -156,14 +162,109 @@ UnitResult read_unit(const Unit& unit, const fs::path& out) {
   return r;
 }
 
+std::vector<Unit> make_units(const Experiment& e) {
+  std::vector<Unit> units;
+  for (size_t m = 0; m < e.models.size(); ++m)
+    for (size_t k = 0; k < e.methods.size(); ++k) {
+      if (!e.methods[k].runs_on(e.models[m].label)) continue;
+      for (int64_t b = 0; b < e.count; b += e.unit) {
+        Unit u{m, k, b, std::min(e.count, b + e.unit), {}, {}};
+        u.stem = fs::path("units") / e.models[m].label / e.methods[k].slug / fmt::format("{:05}", b / e.unit);
+        u.label = fmt::format("{} / {}: images {}-{}", e.models[m].label, e.methods[k].label, u.begin, u.end - 1);
+        units.push_back(std::move(u));
+      }
+    }
+  return units;
+}
+
+/// The files of a finished unit, relative to the run directory, its .done marker last.
+std::vector<fs::path> unit_files(const Experiment& e, const Unit& unit, const json& samples) {
+  std::vector<fs::path> files = {unit.stem.string() + ".rows.csv", unit.stem.string() + ".curves.csv"};
+  if (e.save_maps)
+    for (const json& s : samples)
+      files.push_back(fs::path("maps") / e.models[unit.model].label / e.methods[unit.method].slug /
+                      s.at("map").get<std::string>());
+  files.push_back(unit.stem.string() + ".done");
+  return files;
+}
+
+/// One finished unit as an MPI message: its index and its files (binary CBOR).
+std::string pack_unit(size_t index, const std::vector<fs::path>& files, const fs::path& root) {
+  json message = {{"unit", index}, {"files", json::array()}};
+  for (const fs::path& f : files) {
+    const std::string bytes = lab::read_text(root / f);
+    message["files"].push_back({f.string(), json::binary(std::vector<uint8_t>(bytes.begin(), bytes.end()))});
+  }
+  const std::vector<uint8_t> cbor = json::to_cbor(message);
+  return std::string(cbor.begin(), cbor.end());
+}
+
+/// Writes the files of a packed unit into `out` (in their order: .done last); returns its index.
+size_t unpack_unit(const std::string& bytes, const fs::path& out) {
+  const json message = json::from_cbor(bytes);
+  for (const json& f : message.at("files")) {
+    const fs::path rel = f.at(0).get<std::string>();
+    LAB_CHECK(rel.is_relative() && rel.lexically_normal().string().rfind("..", 0) != 0, "unit file {}", rel.string());
+    const std::vector<uint8_t>& data = f.at(1).get_binary();
+    lab::write_text_atomic(out / rel, std::string(data.begin(), data.end()));
+  }
+  return message.at("unit").get<size_t>();
+}
+
+/// A scratch directory of this process, removed when it goes (or on an interrupt).
+struct ScratchDir {
+  fs::path path;
+  std::optional<lab::TempRegistration> registration;
+  explicit ScratchDir(fs::path p) : path(std::move(p)) {
+    registration.emplace(path);
+    fs::create_directories(path);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string version_text(const json& version) {
+  return version.is_string() ? version.get<std::string>() : version.dump();
+}
+
+std::string shard_text(const json& shard) {
+  return fmt::format("{}/{}", shard.at("index").get<int64_t>(), shard.at("count").get<int64_t>());
+}
+
 }  // namespace
+
+std::pair<int64_t, int64_t> parse_shard(const std::string& text) {
+  const auto number = [](std::string_view digits, int64_t& value) {
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    return !digits.empty() && ec == std::errc() && end == digits.data() + digits.size() && digits[0] != '-' &&
+           digits[0] != '+';
+  };
+  const size_t slash = text.find('/');
+  int64_t k = -1, n = -1;
+  if (slash == std::string::npos || !number(std::string_view(text).substr(0, slash), k) ||
+      !number(std::string_view(text).substr(slash + 1), n) || n < 1 || k < 0 || k >= n)
+    lab::fail_parameter("--shard {}: expected K/N, shard K of N counted from 0 (0 <= K < N, e.g. 0/4 ... 3/4)", text);
+  return {k, n};
+}
 
 RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   const Experiment e = Experiment::from_json(resolved);
   const fs::path out = options.out;
   if (out.empty()) lab::fail_parameter("--out: the run directory is required");
-  // Every environment, method, metric and report study is checked before anything is written.
-  check_experiment(e);
+  const bool sharded = options.shard_count > 0;
+  if (sharded && (options.shard_index < 0 || options.shard_index >= options.shard_count))
+    lab::fail_parameter("--shard {}/{}: expected 0 <= K < N", options.shard_index, options.shard_count);
+  if (sharded && options.mpi)
+    lab::fail_usage("run: --shard and --mpi exclude each other (with --mpi the ranks share the units)");
+  if (options.resume && options.force) lab::fail_usage("run: --resume and --force exclude each other");
+  std::unique_ptr<cluster::Session> session;
+  if (options.mpi) session = std::make_unique<cluster::Session>();
+  const int rank = session ? session->rank() : 0;
+  const int ranks = session ? session->size() : 1;
+  const bool worker = rank > 0;  // an MPI rank that sends its units to rank 0 and writes no RUN_DIR
+
   std::error_code ec;
   const fs::path config_path = out / "config.json";
   json record = {{"attrlab-version", ATTRLAB_VERSION},
@@ -171,44 +272,58 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
                  {"overrides", options.overrides},
                  {"seeds", seeds_record(e)},
                  {"config", resolved}};
-  // The lock comes first, so that a second run into RUN_DIR is refused for that reason alone.
+  if (sharded) record["shard"] = {{"index", options.shard_index}, {"count", options.shard_count}};
   std::optional<lab::DirLock> lock;
-  const fs::file_status out_status = fs::status(out, ec);
-  if (fs::exists(out_status) && !fs::is_directory(out_status))
-    lab::fail_usage("--out {}: is {}; expected a run directory", out.string(), lab::describe_file_type(out));
-  if (fs::exists(out_status)) {
-    lock.emplace(out, "--out");
-    lab::sweep_stale_temps(out, true);  // temporaries of an earlier run that was killed
-  }
-  if (options.resume && options.force) lab::fail_usage("run: --resume and --force exclude each other");
-  if (fs::exists(config_path) && options.force) {
-    // attrlab's own run directory (it has config.json): start again, keeping only the lock.
-    std::vector<fs::path> earlier;
-    for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
-      if (it->path().filename() != lab::DirLock::kFileName) earlier.push_back(it->path());
-    for (const fs::path& p : earlier)
-      if (!ec) fs::remove_all(p, ec);
-    if (ec) lab::fail("--out {}: cannot remove the earlier run: {}", out.string(), ec.message());
-  }
-  const auto holds_files = [&] {
-    for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
-      if (it->path().filename() != lab::DirLock::kFileName) return true;
-    return false;
-  };
-  if (fs::exists(config_path)) {
-    if (!options.resume)
-      lab::fail_usage("--out {}: already holds a run; pass --resume to continue it, --force to start it again, or "
-                      "choose another --out",
+  // RUN_DIR is prepared by the one process that writes it.
+  const auto prepare_out = [&] {
+    // Every environment, method, metric and report study is checked before anything is written.
+    check_experiment(e);
+    // The lock comes first, so that a second run into RUN_DIR is refused for that reason alone.
+    const fs::file_status out_status = fs::status(out, ec);
+    if (fs::exists(out_status) && !fs::is_directory(out_status))
+      lab::fail_usage("--out {}: is {}; expected a run directory", out.string(), lab::describe_file_type(out));
+    if (fs::exists(out_status)) {
+      lock.emplace(out, "--out");
+      lab::sweep_stale_temps(out, true);  // temporaries of an earlier run that was killed
+    }
+    if (fs::exists(config_path) && options.force) {
+      // attrlab's own run directory (it has config.json): start again, keeping only the lock.
+      std::vector<fs::path> earlier;
+      for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+        if (it->path().filename() != lab::DirLock::kFileName) earlier.push_back(it->path());
+      for (const fs::path& p : earlier)
+        if (!ec) fs::remove_all(p, ec);
+      if (ec) lab::fail("--out {}: cannot remove the earlier run: {}", out.string(), ec.message());
+    }
+    const auto holds_files = [&] {
+      for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+        if (it->path().filename() != lab::DirLock::kFileName) return true;
+      return false;
+    };
+    if (fs::exists(config_path)) {
+      if (!options.resume)
+        lab::fail_usage("--out {}: already holds a run; pass --resume to continue it, --force to start it again, or "
+                        "choose another --out",
+                        out.string());
+      const json old = lab::read_json(config_path);
+      const json old_shard = old.value("shard", json()), new_shard = record.value("shard", json());
+      if (old_shard != new_shard)
+        lab::fail_usage("--out {}: holds {}; continue it with {}", out.string(),
+                        old_shard.is_null() ? "a whole run" : "shard " + shard_text(old_shard),
+                        old_shard.is_null() ? "--resume and no --shard" : "--shard " + shard_text(old_shard) + " --resume");
+      if (!old.contains("config") || old.at("config") != resolved)
+        lab::fail("{}: --resume with a different configuration (first difference at '{}'); use a new --out",
+                  config_path.string(), old.contains("config") ? first_difference(old.at("config"), resolved, "") : "config");
+    } else if (fs::exists(out_status) && holds_files()) {
+      lab::fail_usage("--out {}: the directory exists, holds files and no run of attrlab (no config.json); choose "
+                      "a new one",
                       out.string());
-    const json old = lab::read_json(config_path);
-    if (!old.contains("config") || old.at("config") != resolved)
-      lab::fail("{}: --resume with a different configuration (first difference at '{}'); use a new --out",
-                config_path.string(), old.contains("config") ? first_difference(old.at("config"), resolved, "") : "config");
-  } else if (fs::exists(out_status) && holds_files()) {
-    lab::fail_usage("--out {}: the directory exists, holds files and no run of attrlab (no config.json); choose "
-                    "a new one",
-                    out.string());
-  }
+    }
+    fs::create_directories(out, ec);
+    if (ec) lab::fail("--out {}: cannot create the directory: {}", out.string(), ec.message());
+    if (!lock) lock.emplace(out, "--out");
+    lab::write_json(config_path, record);
+  };
   // A run directory this call creates is removed again if the run fails before its first unit
   // (outside maps of other data, say): a refused run leaves nothing behind.
   struct RemoveIfRefused {
@@ -218,23 +333,52 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
       std::error_code ignored;
       if (armed) fs::remove_all(dir, ignored);
     }
-  } created{out, !fs::exists(out_status)};
-  fs::create_directories(out, ec);
-  if (ec) lab::fail("--out {}: cannot create the directory: {}", out.string(), ec.message());
-  if (!lock) lock.emplace(out, "--out");
-  lab::write_json(config_path, record);
+  } created{out, !worker && !fs::exists(out, ec)};
+  if (!session) {
+    prepare_out();
+  } else {
+    // Rank 0 prepares RUN_DIR and tells the others whether it could ("0") or the exit code.
+    std::string status = "0";
+    if (rank == 0) {
+      try {
+        prepare_out();
+      } catch (const lab::Error& err) {
+        status = std::to_string(static_cast<int>(err.kind()));
+        session->broadcast(status);
+        throw;
+      } catch (const std::exception&) {
+        status = "4";
+        session->broadcast(status);
+        throw;
+      }
+    }
+    session->broadcast(status);
+    if (status != "0") {  // rank 0 reports the error
+      session.reset();
+      std::exit(std::stoi(status));
+    }
+    if (worker) check_experiment(e);
+  }
+  // The other ranks generate the data (the same bytes: a function of config and seed) in a
+  // scratch directory, where their units are written before they go to rank 0.
+  std::optional<ScratchDir> scratch;
+  if (worker) scratch.emplace(fs::temp_directory_path() / fmt::format("attrlab-rank{}-{}", rank, ::getpid()));
+  const fs::path root = worker ? scratch->path : out;
+  const bool quiet = options.quiet || worker;
 
   // Models: data, network and the score stage of their metrics.
   std::vector<ModelState> states(e.models.size());
   for (size_t m = 0; m < e.models.size(); ++m) {
     ModelState& s = states[m];
     s.spec = &e.models[m];
-    s.data = prepare_data(e, e.models[m], out / "data" / e.models[m].label, options.resume, options.quiet);
+    s.data = prepare_data(e, e.models[m], root / "data" / e.models[m].label, options.resume && !worker, quiet);
     s.net = s.data->env().build_network();
     s.scores = std::make_unique<ScoreStage>(*s.data, s.net, make_model_metrics(e, e.models[m]),
                                               static_cast<uint64_t>(e.seed), e.unit, e.batch);
   }
   RunSummary summary;
+  summary.worker = worker;
+  summary.shard = sharded;
   for (const ModelState& s : states) summary.data.push_back(s.data->path());
   if (options.stage == "data") {
     created.armed = false;
@@ -270,39 +414,75 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
 
   created.armed = false;
 
-  // Units, in the order their rows appear in results.csv.
-  std::vector<Unit> units;
-  for (size_t m = 0; m < e.models.size(); ++m)
-    for (size_t k = 0; k < e.methods.size(); ++k) {
-      if (!e.methods[k].runs_on(e.models[m].label)) continue;
-      for (int64_t b = 0; b < e.count; b += e.unit) {
-        Unit u{m, k, b, std::min(e.count, b + e.unit), {}, {}};
-        u.stem = fs::path("units") / e.models[m].label / e.methods[k].slug / fmt::format("{:05}", b / e.unit);
-        u.label = fmt::format("{} / {}: images {}-{}", e.models[m].label, e.methods[k].label, u.begin, u.end - 1);
-        units.push_back(std::move(u));
-      }
-    }
-  summary.units = static_cast<int64_t>(units.size());
-  std::vector<bool> done(units.size(), false);
-  for (size_t i = 0; i < units.size(); ++i) done[i] = options.resume && fs::exists(out / (units[i].stem.string() + ".done"));
-  summary.skipped = std::count(done.begin(), done.end(), true);
-
-  // Rows of the units computed here stay in memory; those of an earlier run are read back.
-  std::vector<UnitResult> results(units.size());
-  Progress progress(summary.units, !options.quiet);
-  if (summary.skipped > 0) progress.skip(summary.skipped);
+  // Units, in the order their rows appear in results.csv. This process computes the units i
+  // with i % N == K: shard K of N (--shard), rank K of N (--mpi), or all of them. Round-robin
+  // over that order gives every shard a share of every model and method, so their costs balance.
+  const std::vector<Unit> units = make_units(e);
+  const auto mine = [&](size_t i) {
+    if (sharded) return static_cast<int64_t>(i % static_cast<size_t>(options.shard_count)) == options.shard_index;
+    return static_cast<int>(i % static_cast<size_t>(ranks)) == rank;
+  };
+  std::string done_flags(units.size(), '0');
+  if (!worker)
+    for (size_t i = 0; i < units.size(); ++i)
+      if (options.resume && fs::exists(out / (units[i].stem.string() + ".done"))) done_flags[i] = '1';
+  if (session) session->broadcast(done_flags);
+  std::vector<bool> done(units.size());
+  for (size_t i = 0; i < units.size(); ++i) done[i] = done_flags[i] == '1';
+  int64_t expected = 0;  // units rank 0 receives from the other ranks
   for (size_t i = 0; i < units.size(); ++i) {
-    const Unit& u = units[i];
-    if (done[i]) {
-      results[i] = read_unit(u, out);
-      continue;
-    }
-    progress.start(u.label);
-    results[i] = run_unit(e, states[u.model], e.methods[u.method], *stages.at({u.model, u.method}), u, out,
-                          e.save_maps ? grid_rows(e.report) : 0);
+    const bool counted = sharded ? mine(i) : true;
+    summary.units += counted ? 1 : 0;
+    summary.skipped += counted && done[i] ? 1 : 0;
+    if (session && rank == 0 && !mine(i) && !done[i]) ++expected;
+  }
+
+  // Rows of the units computed here stay in memory; those of an earlier run (or of another
+  // rank) are read back from their files.
+  std::vector<UnitResult> results(units.size());
+  std::vector<bool> in_memory(units.size(), false);
+  Progress progress(summary.units, !quiet);
+  if (summary.skipped > 0) progress.skip(summary.skipped);
+  const auto receive = [&](const std::string& message) {
+    done[unpack_unit(message, out)] = true;
+    --expected;
     progress.advance();
+  };
+  try {
+    for (size_t i = 0; i < units.size(); ++i) {
+      const Unit& u = units[i];
+      if (!mine(i) || done[i]) continue;
+      progress.start(u.label);
+      UnitResult r = run_unit(e, states[u.model], e.methods[u.method], *stages.at({u.model, u.method}), u, root,
+                              e.save_maps && !worker && !sharded ? grid_rows(e.report) : 0, session ? rank : -1);
+      if (worker) {
+        const std::vector<fs::path> files = unit_files(e, u, r.samples);
+        session->send(pack_unit(i, files, root));
+        for (const fs::path& f : files) fs::remove(root / f, ec);
+      } else {
+        results[i] = std::move(r);
+        in_memory[i] = true;
+      }
+      ++summary.computed;
+      progress.advance();
+      std::string message;
+      while (session && rank == 0 && session->poll(message)) receive(message);
+    }
+    if (worker) {
+      session->flush();
+      return summary;
+    }
+    while (session && expected > 0) receive(session->receive());
+  } catch (const std::exception& err) {
+    // One rank's error ends them all (the others would wait for it forever).
+    if (!session) throw;
+    const auto* lab_error = dynamic_cast<const lab::Error*>(&err);
+    fmt::print(stderr, "attrlab: {}error: {}\n", lab_error ? "" : "internal ", err.what());
+    session->abort(lab_error ? static_cast<int>(lab_error->kind()) : 4);
   }
   progress.finish();
+  // A shard's units wait for `attrlab merge`; it writes no report of its own.
+  if (sharded) return summary;
 
   // results.csv and curves.csv in unit order, then the metrics' own aggregates per (model,
   // method, metric). Within each (model, method), rows are ordered by sample (stable, so each
@@ -314,7 +494,7 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   std::map<std::tuple<std::string, std::string, int64_t>, lab::Tensor> grid_maps;  // (model, method, index) → map
   for (size_t i = 0; i < units.size(); ++i) {
     const Unit& u = units[i];
-    UnitResult& r = results[i];
+    UnitResult r = in_memory[i] ? std::move(results[i]) : read_unit(u, out);
     all_rows.insert(all_rows.end(), r.rows.begin(), r.rows.end());
     all_curves.insert(all_curves.end(), r.curves.begin(), r.curves.end());
     inputs.costs.push_back({e.models[u.model].label, e.methods[u.method].label, u.begin, u.end - 1, r.evaluations});
@@ -369,6 +549,145 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   summary.report_md = files.markdown;
   summary.report_html = files.html;
   return summary;
+}
+
+
+RunSummary merge_runs(const std::vector<fs::path>& dirs, const RunOptions& options) {
+  if (dirs.empty()) lab::fail_parameter("merge: name the shard directories to join (RUN_DIR...)");
+  const fs::path out = options.out;
+  if (out.empty()) lab::fail_parameter("merge: --out RUN_DIR is required");
+  std::error_code ec;
+  // Every shard: a run directory of the same attrlab version, configuration and seeds, no shard
+  // given twice, and not being written while it is read.
+  std::vector<json> records;
+  std::vector<std::unique_ptr<lab::DirLock>> locks;
+  for (size_t j = 0; j < dirs.size(); ++j) {
+    const fs::path& dir = dirs[j];
+    if (!fs::is_directory(dir, ec))
+      lab::fail("{}: is {}; expected the run directory of a shard", dir.string(), lab::describe_file_type(dir));
+    if (!fs::exists(dir / "config.json"))
+      lab::fail("{}: no config.json; expected the run directory of a shard (attrlab run --shard K/N)", dir.string());
+    for (size_t i = 0; i < j; ++i)
+      if (fs::equivalent(dirs[i], dir, ec)) lab::fail("{}: given twice (also as {})", dir.string(), dirs[i].string());
+    json record = lab::read_json(dir / "config.json");
+    if (!record.contains("config") || !record.contains("seeds") || !record.contains("attrlab-version"))
+      lab::fail("{}: expected \"attrlab-version\", \"seeds\" and \"config\" in config.json", dir.string());
+    if (j > 0) {
+      const json& first = records.front();
+      if (record.at("attrlab-version") != first.at("attrlab-version"))
+        lab::fail("{}: made by attrlab {}, {} by attrlab {}; merge only shards of one run", dir.string(),
+                  version_text(record.at("attrlab-version")), dirs[0].string(), version_text(first.at("attrlab-version")));
+      if (record.at("config") != first.at("config"))
+        lab::fail("{}: another configuration than {} (first difference at '{}'); merge only shards of one run",
+                  dir.string(), dirs[0].string(), first_difference(first.at("config"), record.at("config"), ""));
+      if (record.at("seeds") != first.at("seeds"))
+        lab::fail("{}: other seeds than {}; merge only shards of one run", dir.string(), dirs[0].string());
+    }
+    if (record.contains("shard"))
+      for (size_t i = 0; i < j; ++i)
+        if (records[i].value("shard", json()) == record.at("shard"))
+          lab::fail("{}: shard {} again (also {}); give each shard once", dir.string(), shard_text(record.at("shard")),
+                    dirs[i].string());
+    records.push_back(std::move(record));
+    locks.push_back(std::make_unique<lab::DirLock>(dir, "merge"));
+  }
+  const json& resolved = records.front().at("config");
+  const Experiment e = Experiment::from_json(resolved);
+  check_experiment(e);
+
+  // Every unit finished in exactly one directory, with all its files.
+  const std::vector<Unit> units = make_units(e);
+  std::vector<size_t> owner(units.size(), dirs.size());
+  for (size_t i = 0; i < units.size(); ++i) {
+    for (size_t j = 0; j < dirs.size(); ++j) {
+      if (!fs::exists(dirs[j] / (units[i].stem.string() + ".done"))) continue;
+      if (owner[i] != dirs.size())
+        lab::fail("{}: unit '{}' is also in {}; give each shard once", dirs[j].string(), units[i].label,
+                  dirs[owner[i]].string());
+      owner[i] = j;
+    }
+    if (owner[i] != dirs.size()) continue;
+    for (size_t j = 0; j < dirs.size(); ++j) {
+      const json shard = records[j].value("shard", json());
+      if (shard.is_null()) continue;
+      const auto k = shard.at("index").get<size_t>(), n = shard.at("count").get<size_t>();
+      if (i % n != k) continue;
+      size_t finished = 0, total = 0;
+      for (size_t u = k; u < units.size(); u += n) {
+        ++total;
+        finished += fs::exists(dirs[j] / (units[u].stem.string() + ".done")) ? 1 : 0;
+      }
+      lab::fail("{}: shard {} has not finished unit '{}' ({} of its {} units done); continue it with --shard {} --resume",
+                dirs[j].string(), shard_text(shard), units[i].label, finished, total, shard_text(shard));
+    }
+    const json shard = records.front().value("shard", json());
+    if (!shard.is_null())
+      lab::fail("{}: no directory holds unit '{}' (shard {}/{} is missing)", dirs.front().string(), units[i].label,
+                i % shard.at("count").get<size_t>(), shard.at("count").get<size_t>());
+    lab::fail("{}: no directory holds unit '{}'", dirs.front().string(), units[i].label);
+  }
+  std::vector<std::vector<fs::path>> files(units.size());
+  for (size_t i = 0; i < units.size(); ++i) {
+    const fs::path& dir = dirs[owner[i]];
+    const UnitResult r = read_unit(units[i], dir);  // parses its rows and curves
+    files[i] = unit_files(e, units[i], r.samples);
+    for (const fs::path& f : files[i])
+      if (!fs::is_regular_file(dir / f, ec))
+        lab::fail("{}: unit '{}' lacks {}", dir.string(), units[i].label, f.string());
+  }
+  for (const ModelSpec& model : e.models)
+    if (!fs::is_regular_file(dirs.front() / "data" / model.label / "manifest.json", ec))
+      lab::fail("{}: no data directory data/{}", dirs.front().string(), model.label);
+
+  // --out: a new directory (or an empty one). Refused before anything is written.
+  const fs::file_status out_status = fs::status(out, ec);
+  if (fs::exists(out_status) && !fs::is_directory(out_status))
+    lab::fail_usage("--out {}: is {}; expected a new run directory", out.string(), lab::describe_file_type(out));
+  if (fs::exists(out_status))
+    for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+      if (it->path().filename() != lab::DirLock::kFileName)
+        lab::fail_usage("--out {}: the directory exists and holds files; merge writes a new run directory", out.string());
+  const bool created = !fs::exists(out_status);
+  json record = records.front();
+  record.erase("shard");
+  try {
+    fs::create_directories(out, ec);
+    if (ec) lab::fail_usage("--out {}: cannot create the directory: {}", out.string(), ec.message());
+    {
+      const lab::DirLock lock(out, "--out");
+      lab::write_json(out / "config.json", record);
+      // The data are the same in every shard (config and seed decide them): the first one's.
+      for (const ModelSpec& model : e.models) {
+        const fs::path to = out / "data" / model.label;
+        fs::create_directories(to.parent_path());
+        fs::copy(dirs.front() / "data" / model.label, to, fs::copy_options::recursive, ec);
+        if (ec) lab::fail("{}: cannot copy {}: {}", out.string(), (dirs.front() / "data" / model.label).string(), ec.message());
+      }
+      for (size_t i = 0; i < units.size(); ++i)
+        for (const fs::path& f : files[i])
+          lab::write_text_atomic(out / f, lab::read_text(dirs[owner[i]] / f));
+    }
+    // Every unit is done: the run continued in --out computes nothing and writes maps.json,
+    // results.csv, curves.csv, costs.csv, the tables, figures and report as one process would.
+    RunOptions resume;
+    resume.out = out;
+    resume.resume = true;
+    resume.quiet = true;
+    resume.source = record.value("source", std::string());
+    resume.overrides = record.value("overrides", std::vector<std::string>());
+    RunSummary summary = run_experiment(resolved, resume);
+    summary.skipped = 0;
+    return summary;
+  } catch (...) {
+    // Nothing is left of a merge that failed half-way.
+    if (created) {
+      fs::remove_all(out, ec);
+    } else {
+      for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+        if (it->path().filename() != lab::DirLock::kFileName) fs::remove_all(it->path(), ec);
+    }
+    throw;
+  }
 }
 
 }  // namespace experiments

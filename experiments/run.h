@@ -8,7 +8,8 @@
 ///   data/<model>/                the model's data directory (datasets/data_dir.h)
 ///   maps/<model>/<method>/       <id>.npy (float32 C×H×W) and maps.json: the `attribute` layout
 ///   units/<model>/<method>/<unit>.rows.csv, .curves.csv, .done   one finished work unit (.done
-///                                records its network evaluations and the seconds spent per step)
+///                                records its network evaluations and the seconds spent per step;
+///                                under --mpi, the rank that computed it)
 ///   results.csv                  model,sample,method,metric,variant,value (per sample, then one
 ///                                "all" row per variant from the metric's own aggregation)
 ///   curves.csv                   model,sample,method,metric,variant,x,y (curves of more than 101
@@ -38,13 +39,17 @@
 /// variant "completeness-gap" (Σ attribution − (f(x) − f(baseline))). The network evaluations
 /// each unit's method spent are in costs.csv (model,method,first,last,evaluations): a cost that
 /// depends on how images are grouped, so it stays out of results.csv.
+/// Shards (--shard K/N, merge_runs) and MPI ranks (--mpi, cluster.h) split the units round-robin
+/// by index; joined, they give the same files as one process.
 /// Tested in tests/experiments/test_experiments_run.cpp (tiny runs of every shipped experiment,
-/// resume, determinism).
+/// resume, determinism) and tests/cli/test_cmd_run_shard.cpp (3 shards + merge and 4 MPI ranks
+/// against a 1-process run, byte for byte; merge's refusals).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -61,6 +66,16 @@ struct RunOptions {
   /// "all", or "data": stop once config.json and the data directories are written, so that an
   /// outside tool can explain them; a later --resume with the same config does the rest.
   std::string stage = "all";
+  /// --shard K/N (shard_count > 0): only the units i with i % N == K (units in results.csv
+  /// order: model, method, images), round-robin so that every shard gets a share of every model
+  /// and method and their costs balance. RUN_DIR then holds config.json (with "shard": {"index",
+  /// "count"}), data/, the maps and units/ files of those units, and no results or report:
+  /// merge_runs() joins the shards. --resume continues a shard like a run.
+  int64_t shard_index = 0;
+  int64_t shard_count = 0;
+  /// Under mpirun: rank K of N computes the units i with i % N == K and sends their files to
+  /// rank 0, which alone writes RUN_DIR (cluster.h). --resume works as without it.
+  bool mpi = false;
 };
 
 struct RunSummary {
@@ -70,7 +85,21 @@ struct RunSummary {
   std::filesystem::path report_md;
   std::filesystem::path report_html;
   std::vector<std::filesystem::path> data;  ///< the data directories, one per model
+  int64_t computed = 0;  ///< units this process computed
+  bool shard = false;    ///< a shard (--shard): no results or report yet
+  bool worker = false;   ///< an MPI rank other than 0: it wrote nothing
 };
+
+/// "K/N" (0 <= K < N, decimal digits only) → {K, N}; anything else is refused naming --shard.
+std::pair<int64_t, int64_t> parse_shard(const std::string& text);
+
+/// `attrlab merge`: joins the run directories of the shards of one run into `options.out` (a
+/// new directory), which then holds what one process would have written: results.csv,
+/// curves.csv, costs.csv, tables, figures and report byte-identical to a 1-process run's (the
+/// maps.json records name their own run directory). The shards must share attrlab version,
+/// configuration and seeds, and hold every unit exactly once; otherwise one lab::Error(kInput)
+/// names the directory and nothing is written. The data are copied from the first shard.
+RunSummary merge_runs(const std::vector<std::filesystem::path>& dirs, const RunOptions& options);
 
 /// Runs the finalize()d configuration `resolved` (config.h) as described above.
 RunSummary run_experiment(const nlohmann::json& resolved, const RunOptions& options);

@@ -11,6 +11,7 @@ packages=(
   libeigen3-dev libdnnl-dev libopencv-dev libopencv-contrib-dev libfmt-dev doctest-dev libtbb-dev
   libvlfeat-dev nlohmann-json3-dev libcli11-dev libplplot-dev plplot-driver-cairo
   libonnx-dev libprotobuf-dev libpng-dev
+  openmpi-bin libopenmpi-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch
 )
 
