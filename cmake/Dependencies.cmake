@@ -36,3 +36,9 @@ pkg_check_modules(PLPLOT REQUIRED IMPORTED_TARGET plplot-c++)
 # ONNX export (lab/io/export.cpp): Debian's libonnx-dev, whose targets need protobuf's.
 find_package(Protobuf REQUIRED)
 find_package(ONNX 1.12 REQUIRED)
+
+# cmark-gfm (report.md → report.html, GitHub tables): Debian's libcmark-gfm-dev and
+# libcmark-gfm-extensions-dev; the pkg-config file links both libraries.
+pkg_check_modules(CMARK_GFM REQUIRED IMPORTED_TARGET libcmark-gfm)
+find_path(CMARK_GFM_EXTENSIONS_INCLUDE_DIR cmark-gfm-core-extensions.h REQUIRED)
+find_library(CMARK_GFM_EXTENSIONS_LIBRARY NAMES cmark-gfm-extensions REQUIRED)

@@ -12,6 +12,7 @@ packages=(
   libvlfeat-dev nlohmann-json3-dev libcli11-dev libplplot-dev plplot-driver-cairo
   libonnx-dev libprotobuf-dev libpng-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch
+  libcmark-gfm-dev libcmark-gfm-extensions-dev chromium
 )
 
 missing=()
