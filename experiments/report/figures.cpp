@@ -342,7 +342,7 @@ std::vector<fs::path> draw_map_grid(const MapGrid& grid, const fs::path& stem) {
   const int columns = 2 + static_cast<int>(grid.methods.size());
   const int rows = static_cast<int>(grid.rows.size());
   LAB_CHECK(rows > 0, "map grid without rows");
-  const int cell = 112, gap = 8, left = 84, top = 48, header = 44, right = 16;
+  const int cell = 112, gap = 8, left = 84, top = 48, header = 52, right = 16;
   const int bar_column = per_row ? 96 : 0;  // the row's vertical colour bar and its labels
   const int bottom = per_row ? 66 : 92;
   const int width = std::max(left + columns * (cell + gap) + bar_column + right, 40 + 8 * static_cast<int>(grid.title.size()));
@@ -356,7 +356,7 @@ std::vector<fs::path> draw_map_grid(const MapGrid& grid, const fs::path& stem) {
       const double x = left + c * (cell + gap) + cell / 2.0;
       const auto lines = two_lines(titles[static_cast<size_t>(c)], 14);
       for (size_t l = 0; l < lines.size(); ++l)
-        cv.text(x, top + header - 8 - 14.0 * static_cast<double>(lines.size() - 1 - l), lines[l], 0.5, 0.0, 0.85);
+        cv.text(x, top + header - 11 - 14.0 * static_cast<double>(lines.size() - 1 - l), lines[l], 0.5, 0.0, 0.85);
     }
     for (int r = 0; r < rows; ++r) {
       const MapGridRow& row = grid.rows[static_cast<size_t>(r)];

@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "run_cli.h"
-#include "scratch.h"
+#include "tests/scratch.h"
 
 namespace fs = std::filesystem;
 
