@@ -4,7 +4,8 @@
 /// Every figure is written twice from the same drawing code, as STEM.png and STEM.svg, each to a
 /// temporary name renamed when complete. House style (STYLE.md): white background, dark axes and
 /// text, colour-blind-safe series colours each with its own marker (see Series styles), a
-/// legend, axis labels with units, and for signed maps the paper's diverging red–white–blue colour map, symmetric around zero (PLplot cmap1 built with plscmap1l).
+/// legend, axis labels with units, and for signed maps the paper's diverging red–white–blue
+/// colour map, symmetric around zero (PLplot cmap1 built with plscmap1l).
 ///
 /// Figures:
 /// - draw_map_grid: the paper's Fig. 2 grid — per row one sample: input | ground truth | one map
