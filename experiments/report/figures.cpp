@@ -377,7 +377,19 @@ std::vector<fs::path> draw_map_grid(const MapGrid& grid, const fs::path& stem) {
           std::vector<double> shown(raw.values().begin(), raw.values().end());
           if (c > 1) {
             if (per_row) {
-              for (double& v : shown) v = std::isfinite(v) ? std::clamp(v / scale, -1.0, 1.0) : 0.0;
+              // A map far below the row's scale (own scale < s/20) would show white: it is
+              // magnified by a power of ten, printed in its cell.
+              const double own = row_scale({raw});
+              double gain = 1.0;
+              if (own > 0.0 && own < scale / 20.0) gain = std::pow(10.0, std::round(std::log10(scale / own)));
+              for (double& v : shown) v = std::isfinite(v) ? std::clamp(v * gain / scale, -1.0, 1.0) : 0.0;
+              if (gain > 1.0) {
+                diverging_cmap1(pls);
+                draw_values(pls, shown, h, w, -1.0, 1.0);
+                frame(pls);
+                cv.text(x0 + cell - 4, y0 + 14, fmt::format("×{:g}", gain), 1.0, 0.0, 0.7);
+                continue;
+              }
             } else {
               const lab::Tensor normalised = normalise_for_display(raw);
               shown.assign(normalised.values().begin(), normalised.values().end());

@@ -13,7 +13,9 @@
 ///   negative part over |min|), so red = +1, white = 0, blue = −1 for every map, with one colour
 ///   bar below; kRow gives each row one common symmetric scale ±s (s the 99th percentile of the
 ///   row's non-zero |values|, larger values saturate) with its own colour bar at the row's end, so
-///   the maps of a row compare in magnitude. The report draws one grid per method family.
+///   the maps of a row compare in magnitude; a map whose own 99th percentile is below s/20 (it
+///   would show white) is magnified by the nearest power of ten, printed in its cell ("×100").
+///   The report draws one grid per method family.
 /// - draw_violins: violin plots (Gaussian kernel density, Silverman bandwidth, cut at the data's
 ///   min and max) with bars at the maximum, mean and minimum, as in the paper's Fig. 17 and 23; an
 ///   optional dashed reference line (the faithfulness threshold γ) labelled outside the panel.

@@ -353,7 +353,8 @@ class ReportBuilder {
       add_figure(s, draw_map_grid(grid, in_.run_dir / "figures" / (stem + "-" + family)),
                  fmt::format("{}{} methods on the first {} images of {}: input, ground truth (red +1, blue −1) and each "
                              "method's map (channels summed), every map of a row on that row's common symmetric scale "
-                             "(colour bar: ±99th percentile of the row's non-zero |attribution|; larger values saturate).",
+                             "(colour bar: ±99th percentile of the row's non-zero |attribution|; larger values saturate; a map "
+                             "far below it is magnified by the power of ten printed in its cell).",
                              static_cast<char>(std::toupper(static_cast<unsigned char>(family[0]))), family.substr(1),
                              grid.rows.size(), model));
     }
