@@ -79,6 +79,10 @@ class Method {
 struct MethodInfo {
   std::string name;
   std::string summary;  ///< one line, with the paper it comes from
+  /// The family reports group methods by: "gradient", "propagation", "perturbation",
+  /// "optimisation" or "control" (registry.cpp sets it; methods added with add_method() may leave
+  /// it empty, shown as "other").
+  std::string family;
   std::vector<lab::ParamDoc> params;  ///< from the method's Params::schema()
   /// Reads the method's parameters from `-p` options (each read key is consumed).
   std::function<std::unique_ptr<Method>(lab::Options&)> make;

@@ -25,31 +25,37 @@ namespace attributions {
 
 namespace {
 
+/// The entry with its family set (see MethodInfo::family).
+MethodInfo in_family(std::string family, MethodInfo info) {
+  info.family = std::move(family);
+  return info;
+}
+
 std::vector<MethodInfo>& methods() {
   static std::vector<MethodInfo> table = {
-      Saliency::info(),
-      InputXGradient::info(),
-      IntegratedGradients::info(),
-      SmoothGrad::info(),
-      ReluComposite::guided_backprop_info(),
-      ReluComposite::deconvnet_info(),
-      Lrp::info(),
-      DeepLift::info(),
-      DeepShap::info(),
-      GradCam::gradcam_info(),
-      GradCam::gradcam_plus_plus_info(),
-      Occlusion::info(),
-      Lime::info(),
-      KernelShap::info(),
-      Rise::info(),
-      ExtremalPerturbation::info(),
-      Iba::info(),
-      RandomMap::info(),
-      ConstantMap::info(),
-      FakeCam::info(),
-      GroundTruthMap::info(),
-      PostProcessed::blurred_info(),
-      PostProcessed::binarised_info(),
+      in_family("gradient", Saliency::info()),
+      in_family("gradient", InputXGradient::info()),
+      in_family("gradient", IntegratedGradients::info()),
+      in_family("gradient", SmoothGrad::info()),
+      in_family("propagation", ReluComposite::guided_backprop_info()),
+      in_family("propagation", ReluComposite::deconvnet_info()),
+      in_family("propagation", Lrp::info()),
+      in_family("propagation", DeepLift::info()),
+      in_family("propagation", DeepShap::info()),
+      in_family("gradient", GradCam::gradcam_info()),
+      in_family("gradient", GradCam::gradcam_plus_plus_info()),
+      in_family("perturbation", Occlusion::info()),
+      in_family("perturbation", Lime::info()),
+      in_family("perturbation", KernelShap::info()),
+      in_family("perturbation", Rise::info()),
+      in_family("optimisation", ExtremalPerturbation::info()),
+      in_family("optimisation", Iba::info()),
+      in_family("control", RandomMap::info()),
+      in_family("control", ConstantMap::info()),
+      in_family("control", FakeCam::info()),
+      in_family("control", GroundTruthMap::info()),
+      in_family("control", PostProcessed::blurred_info()),
+      in_family("control", PostProcessed::binarised_info()),
   };
   return table;
 }

@@ -40,3 +40,9 @@ find_package(ONNX 1.12 REQUIRED)
 # MPI (attrlab run --mpi; experiments/cluster.h): optional, built only when found. Debian's
 # openmpi-bin and libopenmpi-dev, which scripts/setup.sh installs.
 find_package(MPI COMPONENTS CXX)
+
+# cmark-gfm (report.md → report.html, GitHub tables): Debian's libcmark-gfm-dev and
+# libcmark-gfm-extensions-dev; the pkg-config file links both libraries.
+pkg_check_modules(CMARK_GFM REQUIRED IMPORTED_TARGET libcmark-gfm)
+find_path(CMARK_GFM_EXTENSIONS_INCLUDE_DIR cmark-gfm-core-extensions.h REQUIRED)
+find_library(CMARK_GFM_EXTENSIONS_LIBRARY NAMES cmark-gfm-extensions REQUIRED)

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
+#include <random>
 
 #include "lab/core/error.h"
 
@@ -107,6 +109,57 @@ std::vector<RankCorrelation> rank_correlations(const std::vector<MethodScores>& 
     out.push_back(std::move(r));
   }
   return out;
+}
+
+}  // namespace experiments
+
+namespace experiments {
+
+BootstrapInterval bootstrap(int64_t n, const std::function<double(const std::vector<int64_t>&)>& statistic, int resamples,
+                            uint64_t seed, double level) {
+  if (n < 1) lab::fail_parameter("bootstrap: needs at least 1 image, got {}", n);
+  if (resamples < 1) lab::fail_parameter("bootstrap: resamples must be at least 1, got {}", resamples);
+  if (!(level > 0.0 && level < 1.0)) lab::fail_parameter("bootstrap: level must be in (0, 1), got {}", level);
+  BootstrapInterval out;
+  out.resamples = resamples;
+  out.level = level;
+  std::vector<int64_t> images(static_cast<size_t>(n));
+  std::iota(images.begin(), images.end(), int64_t{0});
+  out.value = statistic(images);
+  std::mt19937_64 rng(seed);
+  std::vector<double> values(static_cast<size_t>(resamples));
+  for (double& v : values) {
+    // Rejection: draws at or above the largest multiple of n are redrawn, so x mod n is exactly uniform.
+    const uint64_t range = static_cast<uint64_t>(n);
+    const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % range;
+    for (int64_t& i : images) {
+      uint64_t x = rng();
+      while (x >= limit) x = rng();
+      i = static_cast<int64_t>(x % range);
+    }
+    v = statistic(images);
+  }
+  std::sort(values.begin(), values.end());
+  auto quantile = [&](double q) {
+    const double pos = q * static_cast<double>(values.size() - 1);
+    const size_t i = static_cast<size_t>(std::floor(pos));
+    const size_t j = std::min(i + 1, values.size() - 1);
+    return values[i] + (pos - static_cast<double>(i)) * (values[j] - values[i]);
+  };
+  out.lo = quantile((1.0 - level) / 2.0);
+  out.hi = quantile((1.0 + level) / 2.0);
+  return out;
+}
+
+std::vector<double> resampled_means(const std::vector<std::vector<double>>& per_image, const std::vector<int64_t>& images) {
+  std::vector<double> means;
+  means.reserve(per_image.size());
+  for (const std::vector<double>& values : per_image) {
+    double sum = 0.0;
+    for (int64_t i : images) sum += values.at(static_cast<size_t>(i));
+    means.push_back(sum / static_cast<double>(images.size()));
+  }
+  return means;
 }
 
 }  // namespace experiments

@@ -14,6 +14,8 @@
 /// Tested in tests/experiments/test_rank.cpp against textbook examples with ties.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -67,5 +69,32 @@ struct RankCorrelation {
 /// `reference` (the ground-truth F1 in the paper: overall GT for the modulo task, positive GT
 /// for multi-color-sum).
 std::vector<RankCorrelation> rank_correlations(const std::vector<MethodScores>& scores, const MethodScores& reference);
+
+}  // namespace experiments
+
+namespace experiments {
+
+/// A statistic over images with its bootstrap percentile interval.
+struct BootstrapInterval {
+  double value = 0.0;  ///< the statistic on all images
+  double lo = 0.0;     ///< lower end of the percentile interval
+  double hi = 0.0;     ///< upper end
+  int resamples = 0;
+  double level = 0.95;
+};
+
+/// The percentile bootstrap over images (Efron & Tibshirani 1993, ch. 13): `statistic` is
+/// evaluated on all n images (indices 0..n−1) for `value`, then on `resamples` resamples of n
+/// indices drawn uniformly with replacement; lo and hi are the (1 − level)/2 and (1 + level)/2
+/// quantiles of the resampled values (linear interpolation between order statistics, the
+/// "type 7" rule). Deterministic: the draws come from std::mt19937_64 seeded with `seed`, each
+/// index a 64-bit draw modulo n after rejecting draws above the largest multiple of n (no library
+/// distribution, whose algorithm varies), so every platform gives the same interval. Needs n ≥ 1 and resamples ≥ 1 (else lab::Error).
+/// Tested in test_rank.cpp: identical rankings give [1, 1]; a hand-enumerated two-image case.
+BootstrapInterval bootstrap(int64_t n, const std::function<double(const std::vector<int64_t>& images)>& statistic,
+                            int resamples, uint64_t seed, double level = 0.95);
+
+/// The per-method means over the resampled `images` of `per_image` (methods × images).
+std::vector<double> resampled_means(const std::vector<std::vector<double>>& per_image, const std::vector<int64_t>& images);
 
 }  // namespace experiments

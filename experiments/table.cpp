@@ -65,7 +65,8 @@ std::string pad(const std::string& s, size_t width, Align align) {
 std::string md_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '|') out += "\\|";
+    if (c == '|' || c == '\\' || c == '`' || c == '*' || c == '_' || c == '[' || c == ']' || c == '<' || c == '>')
+      out += std::string("\\") + c;
     else if (c == '\n') out += ' ';
     else out += c;
   }
@@ -164,7 +165,7 @@ std::string to_markdown(const Table& table) {
   for (const auto& row : table.rows)
     for (size_t c = 0; c < n; ++c) width[c] = std::max(width[c], display_width(md_escape(row[c])));
   std::string out;
-  if (!table.title.empty()) out += "### " + table.title + "\n\n";
+  if (!table.title.empty()) out += "### " + md_escape(table.title) + "\n\n";
   auto line = [&](const std::vector<std::string>& cells) {
     out += "|";
     for (size_t c = 0; c < n; ++c) out += " " + pad(md_escape(cells[c]), width[c], align_of(c)) + " |";
@@ -181,7 +182,7 @@ std::string to_markdown(const Table& table) {
   }
   out += "\n";
   for (const auto& row : table.rows) line(row);
-  if (!table.caption.empty()) out += "\n*" + table.caption + "*\n";
+  if (!table.caption.empty()) out += "\n*" + md_escape(table.caption) + "*\n";
   return out;
 }
 
@@ -221,13 +222,16 @@ std::string to_html(const Table& table) {
   for (size_t c = 0; c < table.columns.size(); ++c)
     out += fmt::format("<th style=\"text-align:{}\">{}</th>", align_of(c), html_escape(table.columns[c]));
   out += "</tr></thead>\n<tbody>\n";
-  for (const auto& row : table.rows) {
+  const size_t body = table.rows.size() - std::min(table.footer_rows, table.rows.size());
+  for (size_t r = 0; r < table.rows.size(); ++r) {
+    const auto& row = table.rows[r];
+    if (r == body) out += "</tbody>\n<tfoot>\n";
     out += "<tr>";
     for (size_t c = 0; c < row.size(); ++c)
       out += fmt::format("<td style=\"text-align:{}\">{}</td>", align_of(c), html_escape(row[c]));
     out += "</tr>\n";
   }
-  out += "</tbody>\n</table>\n";
+  out += body < table.rows.size() ? "</tfoot>\n</table>\n" : "</tbody>\n</table>\n";
   if (!table.caption.empty()) out += "<p class=\"caption\">" + html_escape(table.caption) + "</p>\n";
   return out;
 }

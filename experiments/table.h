@@ -68,17 +68,21 @@ struct Table {
   std::vector<std::string> columns;
   std::vector<Align> align;  ///< per column; missing entries are left-aligned
   std::vector<std::vector<std::string>> rows;
+  /// How many of the last rows are summaries (Spearman's ρ, differences): HTML puts them in a
+  /// <tfoot>, which sorting by a column leaves in place.
+  size_t footer_rows = 0;
 
   /// Appends a row; its size must equal columns.size() (LAB_CHECK).
   void add(std::vector<std::string> row);
 };
 
 /// GitHub-flavoured Markdown: "### title", a blank line, the pipe table with columns padded to
-/// equal width ('|' in cells escaped), then the caption in italics if any.
+/// equal width, then the caption in italics if any. In cells, title and caption the characters
+/// CommonMark reads as markup (| \\ ` * _ [ ] < >) are backslash-escaped, so "IG*" shows as typed.
 std::string to_markdown(const Table& table);
 /// Header plus rows, every cell quoted (csv_quote), '\n' line ends.
 std::string to_csv(const Table& table);
-/// An HTML <table> with <caption> (cells escaped).
+/// An HTML <table> with <caption> (cells escaped), the last `footer_rows` rows in a <tfoot>.
 std::string to_html(const Table& table);
 /// Escapes &, <, >, ".
 std::string html_escape(const std::string& text);

@@ -13,6 +13,7 @@ packages=(
   libonnx-dev libprotobuf-dev libpng-dev
   openmpi-bin libopenmpi-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch
+  libcmark-gfm-dev libcmark-gfm-extensions-dev chromium
 )
 
 missing=()

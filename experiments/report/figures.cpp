@@ -9,6 +9,9 @@
 #include <functional>
 #include <map>
 #include <numeric>
+#include <tuple>
+
+#include <fmt/format.h>
 
 #include "lab/core/error.h"
 #include "lab/io/outputs.h"
@@ -25,8 +28,9 @@ constexpr int kInk = 1;
 constexpr int kGrid = 2;     // light grey guide lines
 constexpr int kMid = 3;      // mid grey outlines
 constexpr int kFill = 4;     // per-use fill colour (set with alpha before each fill)
-constexpr int kSeries0 = 5;  // first of the eight Okabe–Ito colours
-constexpr int kColors = kSeries0 + 8;
+constexpr int kSeries0 = 5;  // first of the 17 series colours (series_palette())
+constexpr int kSeriesColors = 17;
+constexpr int kColors = kSeries0 + kSeriesColors;
 // PLplot's default character height grows with the page; the cairo devices draw at 72 dpi
 // (0.3528 mm per pixel), so a fixed height in mm gives the same 13-pixel text on every figure.
 constexpr double kCharMm = 13 * 0.3528;
@@ -74,7 +78,7 @@ void house_colors(plstream& pls) {
   pls.scol0(kGrid, 225, 225, 225);
   pls.scol0(kMid, 120, 120, 120);
   pls.scol0(kFill, 128, 128, 128);
-  const auto& palette = okabe_ito();
+  const auto& palette = series_palette();
   for (size_t i = 0; i < palette.size(); ++i)
     pls.scol0(kSeries0 + static_cast<int>(i), palette[i][0], palette[i][1], palette[i][2]);
 }
@@ -206,10 +210,21 @@ std::vector<std::string> two_lines(const std::string& label, size_t max_chars) {
   return {label};
 }
 
-/// Series style i: colour i mod 8, line style 1 + (i / 8) mod 8.
+/// Series style i: colour i mod 17, solid line (the marker tells styles apart further).
 void series_style(plstream& pls, size_t i) {
-  pls.col0(kSeries0 + static_cast<int>(i % 8));
-  pls.lsty(1 + static_cast<int>((i / 8) % 8));
+  pls.col0(kSeries0 + static_cast<int>(i % kSeriesColors));
+  pls.lsty(1);
+}
+
+const std::string& series_marker(size_t i) { return series_markers()[i % series_markers().size()]; }
+
+/// Draws style i's marker at world (x, y).
+void draw_marker(plstream& pls, size_t i, double x, double y, double scale = 0.9) {
+  series_style(pls, i);
+  pls.schr(kCharMm, scale);
+  PLFLT px = x, py = y;
+  pls.string(1, &px, &py, series_marker(i).c_str());
+  pls.schr(kCharMm, 1.0);
 }
 
 /// "Nice" axis limits around [lo, hi].
@@ -224,6 +239,35 @@ std::pair<double, double> padded(double lo, double hi) {
 }
 
 }  // namespace
+
+const std::vector<std::array<int, 3>>& series_palette() {
+  static const std::vector<std::array<int, 3>> palette = [] {
+    // Okabe–Ito's yellow, faint on white, goes last.
+    std::vector<std::array<int, 3>> p(okabe_ito().begin(), okabe_ito().end() - 1);
+    const std::vector<std::array<int, 3>> muted = {{204, 102, 119}, {51, 34, 136}, {221, 204, 119}, {17, 119, 51}, {136, 204, 238},
+                                                   {136, 34, 85},   {68, 170, 153}, {153, 153, 51},  {170, 68, 153}};
+    p.insert(p.end(), muted.begin(), muted.end());
+    p.push_back(okabe_ito().back());
+    return p;
+  }();
+  return palette;
+}
+
+const std::vector<std::string>& series_markers() {
+  static const std::vector<std::string> markers = {"●", "■", "▲", "◆", "▼", "★", "○", "□", "△", "◇", "▽", "☆"};
+  return markers;
+}
+
+double row_scale(const std::vector<lab::Tensor>& maps) {
+  std::vector<float> magnitudes;
+  for (const lab::Tensor& m : maps)
+    for (float v : m.values())
+      if (std::isfinite(v) && v != 0.0f) magnitudes.push_back(std::abs(v));
+  if (magnitudes.empty()) return 1.0;
+  const size_t rank = static_cast<size_t>(std::ceil(0.99 * static_cast<double>(magnitudes.size())));
+  std::nth_element(magnitudes.begin(), magnitudes.begin() + static_cast<std::ptrdiff_t>(rank - 1), magnitudes.end());
+  return magnitudes[rank - 1];
+}
 
 const std::vector<std::array<int, 3>>& okabe_ito() {
   static const std::vector<std::array<int, 3>> palette = {
@@ -294,11 +338,14 @@ std::vector<double> kernel_density(const std::vector<double>& values, const std:
 }
 
 std::vector<fs::path> draw_map_grid(const MapGrid& grid, const fs::path& stem) {
+  const bool per_row = grid.scale == MapGrid::Scale::kRow;
   const int columns = 2 + static_cast<int>(grid.methods.size());
   const int rows = static_cast<int>(grid.rows.size());
   LAB_CHECK(rows > 0, "map grid without rows");
-  const int cell = 112, gap = 8, left = 84, top = 48, header = 44, bottom = 92, right = 16;
-  const int width = left + columns * (cell + gap) + right;
+  const int cell = 112, gap = 8, left = 84, top = 48, header = 52, right = 16;
+  const int bar_column = per_row ? 96 : 0;  // the row's vertical colour bar and its labels
+  const int bottom = per_row ? 66 : 92;
+  const int width = std::max(left + columns * (cell + gap) + bar_column + right, 40 + 8 * static_cast<int>(grid.title.size()));
   const int height = top + header + rows * (cell + gap) + bottom;
   return render(stem, width, height, [&](Canvas& cv) {
     plstream& pls = cv.pls;
@@ -309,14 +356,15 @@ std::vector<fs::path> draw_map_grid(const MapGrid& grid, const fs::path& stem) {
       const double x = left + c * (cell + gap) + cell / 2.0;
       const auto lines = two_lines(titles[static_cast<size_t>(c)], 14);
       for (size_t l = 0; l < lines.size(); ++l)
-        cv.text(x, top + header - 8 - 14.0 * static_cast<double>(lines.size() - 1 - l), lines[l], 0.5, 0.0, 0.8);
+        cv.text(x, top + header - 11 - 14.0 * static_cast<double>(lines.size() - 1 - l), lines[l], 0.5, 0.0, 0.85);
     }
     for (int r = 0; r < rows; ++r) {
       const MapGridRow& row = grid.rows[static_cast<size_t>(r)];
       const double y0 = top + header + r * (cell + gap);
       const auto label_lines = two_lines(row.label, 8);
       for (size_t l = 0; l < label_lines.size(); ++l)
-        cv.text(left - 8, y0 + cell / 2.0 + 14.0 * static_cast<double>(l), label_lines[l], 1.0, 0.0, 0.75);
+        cv.text(left - 8, y0 + cell / 2.0 + 14.0 * static_cast<double>(l), label_lines[l], 1.0, 0.0, 0.8);
+      const double scale = per_row ? row_scale(row.maps) : 1.0;
       for (int c = 0; c < columns; ++c) {
         const double x0 = left + c * (cell + gap);
         cv.viewport(x0, y0, x0 + cell, y0 + cell);
@@ -326,12 +374,53 @@ std::vector<fs::path> draw_map_grid(const MapGrid& grid, const fs::path& stem) {
         } else {
           const lab::Tensor& raw = c == 1 ? row.gt : row.maps.at(static_cast<size_t>(c - 2));
           LAB_CHECK(raw.numel() == h * w, "map grid: map of {} values for a {}x{} image", raw.numel(), h, w);
-          const lab::Tensor shown = c == 1 ? raw : normalise_for_display(raw);
+          std::vector<double> shown(raw.values().begin(), raw.values().end());
+          if (c > 1) {
+            if (per_row) {
+              // A map far below the row's scale (own scale < s/20) would show white: it is
+              // magnified by a power of ten, printed in its cell.
+              const double own = row_scale({raw});
+              double gain = 1.0;
+              if (own > 0.0 && own < scale / 20.0) gain = std::pow(10.0, std::round(std::log10(scale / own)));
+              for (double& v : shown) v = std::isfinite(v) ? std::clamp(v * gain / scale, -1.0, 1.0) : 0.0;
+              if (gain > 1.0) {
+                diverging_cmap1(pls);
+                draw_values(pls, shown, h, w, -1.0, 1.0);
+                frame(pls);
+                cv.text(x0 + cell - 4, y0 + 14, fmt::format("×{:g}", gain), 1.0, 0.0, 0.7);
+                continue;
+              }
+            } else {
+              const lab::Tensor normalised = normalise_for_display(raw);
+              shown.assign(normalised.values().begin(), normalised.values().end());
+            }
+          }
           diverging_cmap1(pls);
-          draw_values(pls, std::vector<double>(shown.values().begin(), shown.values().end()), h, w, -1.0, 1.0);
+          draw_values(pls, shown, h, w, -1.0, 1.0);
         }
         frame(pls);
       }
+      if (per_row) {
+        // The row's colour bar: −s at the bottom, +s at the top.
+        const double bx = left + columns * (cell + gap) + 4, bw = 14;
+        cv.viewport(bx, y0, bx + bw, y0 + cell);
+        std::vector<double> ramp(2 * 256);
+        for (size_t i = 0; i < 256; ++i)
+          for (size_t j = 0; j < 2; ++j) ramp[i * 2 + j] = 1.0 - 2.0 * static_cast<double>(i) / 255.0;
+        diverging_cmap1(pls);
+        draw_values(pls, ramp, 256, 2, -1.0, 1.0);
+        frame(pls, kInk);
+        const std::string s_text = fmt::format("{:.2g}", scale);
+        cv.text(bx + bw + 5, y0 + 9, "+" + s_text, 0.0, 0.0, 0.75);
+        cv.text(bx + bw + 5, y0 + cell / 2.0 + 4, "0", 0.0, 0.0, 0.75);
+        cv.text(bx + bw + 5, y0 + cell, "-" + s_text, 0.0, 0.0, 0.75);
+      }
+    }
+    if (per_row) {
+      cv.text(width / 2.0, height - bottom + 22, "Each row: one colour scale for all its maps", 0.5, 0.0, 0.75);
+      cv.text(width / 2.0, height - bottom + 38, "(bar: ±99th percentile of |attribution|, saturated beyond)", 0.5, 0.0, 0.75);
+      cv.text(width / 2.0, height - bottom + 54, "Ground truth: +1 red, −1 blue", 0.5, 0.0, 0.75);
+      return;
     }
     // Colour bar: the scale of every map and of the ground truth.
     const double bar_w = std::min(360.0, width - 2.0 * left), bar_x = (width - bar_w) / 2.0;
@@ -363,9 +452,9 @@ std::vector<fs::path> draw_violins(const ViolinFigure& figure, const fs::path& s
   const int panel_w = std::max(260, 20 + 28 * static_cast<int>(groups));
   const int panel_h = 230;
   const int label_h = 24 + 7 * static_cast<int>(longest);
-  const int left = 60, top = 50, gap_x = 60, title_h = 26;
+  const int left = 60, top = 50, gap_x = 110, title_h = 26;
   const int cell_h = title_h + panel_h + label_h;
-  const int width = left + cols * panel_w + (cols - 1) * gap_x + 30;
+  const int width = left + cols * panel_w + (cols - 1) * gap_x + 70;
   const int height = top + rows * cell_h + 10;
   return render(stem, width, height, [&](Canvas& cv) {
     plstream& pls = cv.pls;
@@ -392,10 +481,11 @@ std::vector<fs::path> draw_violins(const ViolinFigure& figure, const fs::path& s
         pls.lsty(2);
         pls.join(0.4, panel.reference, m + 0.6, panel.reference);
         pls.lsty(1);
-        pls.schr(kCharMm, 0.75);
-        pls.ptex(0.5, panel.reference + (ymax - ymin) * 0.02, 1.0, 0.0, 0.0,
-                 plain("γ = " + std::to_string(panel.reference).substr(0, 4)).c_str());
-        pls.schr(kCharMm, 1.0);
+        // Labelled right of the panel, where no violin is drawn.
+        const double y_px = y0 + panel_h * (1.0 - (panel.reference - ymin) / (ymax - ymin));
+        cv.text(x0 + panel_w + 4, y_px + 4, fmt::format("γ = {:g}", panel.reference), 0.0, 0.0, 0.75);
+        cv.viewport(x0, y0, x0 + panel_w, y0 + panel_h);
+        pls.wind(0.4, m + 0.6, ymin, ymax);
       }
       for (size_t g = 0; g < panel.groups.size(); ++g) {
         const auto& values = panel.groups[g].values;
@@ -404,7 +494,8 @@ std::vector<fs::path> draw_violins(const ViolinFigure& figure, const fs::path& s
         const auto [vmin_it, vmax_it] = std::minmax_element(values.begin(), values.end());
         const double vmin = *vmin_it, vmax = *vmax_it;
         const double mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
-        const auto& color = okabe_ito()[g % 8];
+        const int style = panel.groups[g].style >= 0 ? panel.groups[g].style : static_cast<int>(g);
+        const auto& color = series_palette()[static_cast<size_t>(style) % series_palette().size()];
         if (vmax - vmin > 1e-9) {
           std::vector<double> at(81);
           for (size_t i = 0; i < at.size(); ++i) at[i] = vmin + (vmax - vmin) * static_cast<double>(i) / 80.0;
@@ -453,14 +544,34 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
   LAB_CHECK(n_panels > 0, "curve figure without panels");
   const int cols = std::min(figure.columns, n_panels);
   const int rows = (n_panels + cols - 1) / cols;
-  std::vector<std::string> labels;  // one style per label, the same in every panel
+  // One style per label, the same in every panel: the series' own style, else the order of first
+  // appearance. The legend lists the labels in style order.
+  std::vector<std::pair<int, std::string>> legend;
+  std::map<std::string, int> style_of;
   for (const auto& p : figure.panels)
     for (const auto& s : p.series)
-      if (std::find(labels.begin(), labels.end(), s.label) == labels.end()) labels.push_back(s.label);
-  const int panel_w = 400, panel_h = 280, left = 96, top = 50, gap_x = 104, gap_y = 90, legend_w = 190;
+      if (!style_of.count(s.label)) {
+        const int style = s.style >= 0 ? s.style : static_cast<int>(style_of.size());
+        style_of[s.label] = style;
+        legend.push_back({style, s.label});
+      }
+  std::stable_sort(legend.begin(), legend.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Shared y ranges of the panels of one y_group.
+  std::map<std::string, std::pair<double, double>> group_range;
+  for (const auto& p : figure.panels) {
+    if (p.y_group.empty()) continue;
+    auto& [lo, hi] = group_range.try_emplace(p.y_group, INFINITY, -INFINITY).first->second;
+    for (const auto& s : p.series)
+      for (double y : s.y)
+        if (std::isfinite(y)) {
+          lo = std::min(lo, y);
+          hi = std::max(hi, y);
+        }
+  }
+  const int panel_w = cols > 2 ? 320 : 400, panel_h = 250, left = 96, top = 50, gap_x = 104, gap_y = 90, legend_w = 200;
   const int width = std::max(left + cols * panel_w + (cols - 1) * gap_x + 30 + legend_w,
                              40 + 9 * static_cast<int>(figure.title.size()));
-  const int height = std::max(top + rows * (panel_h + gap_y) + 10, top + 40 + 22 * static_cast<int>(labels.size()));
+  const int height = std::max(top + rows * (panel_h + gap_y) + 10, top + 40 + 22 * static_cast<int>(legend.size()));
   return render(stem, width, height, [&](Canvas& cv) {
     plstream& pls = cv.pls;
     cv.text(width / 2.0, 30, figure.title, 0.5, 0.0, 1.1);
@@ -478,6 +589,7 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
           ylo = std::min(ylo, s.y[i]);
           yhi = std::max(yhi, s.y[i]);
         }
+      if (!panel.y_group.empty()) std::tie(ylo, yhi) = group_range.at(panel.y_group);
       if (!(xhi > xlo)) {
         xlo = std::isfinite(xlo) ? xlo - 0.5 : 0.0;
         xhi = xlo + 1.0;
@@ -488,8 +600,9 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
       pls.wind(xlo, xhi, ymin, ymax);
       pls.col0(kGrid);
       pls.box("g", 0.0, 0, "g", 0.0, 0);
-      for (const auto& s : panel.series) {
-        const size_t style = static_cast<size_t>(std::find(labels.begin(), labels.end(), s.label) - labels.begin());
+      for (size_t n = 0; n < panel.series.size(); ++n) {
+        const Series& s = panel.series[n];
+        const size_t style = static_cast<size_t>(style_of.at(s.label));
         std::vector<PLFLT> px, py;
         for (size_t i = 0; i < s.x.size(); ++i) {
           if (!std::isfinite(s.y[i])) continue;
@@ -501,7 +614,15 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
         pls.width(1.6);
         pls.line(static_cast<PLINT>(px.size()), px.data(), py.data());
         pls.width(1.0);
-        pls.lsty(1);
+        // Markers at 6 places along x, shifted per series so that coinciding lines still show
+        // every method's marker.
+        const double shift = static_cast<double>(n) / static_cast<double>(std::max<size_t>(panel.series.size(), 1));
+        for (int m = 0; m < 6; ++m) {
+          const double at = xlo + (xhi - xlo) * (static_cast<double>(m) + 0.15 + 0.7 * shift) / 6.0;
+          const size_t j = static_cast<size_t>(std::lower_bound(px.begin(), px.end(), at) - px.begin());
+          if (j >= px.size()) continue;
+          draw_marker(pls, style, px[j], py[j]);
+        }
       }
       // Fixed-point tick labels with as many decimals as the tick spacing needs (PLplot would
       // otherwise factor out a power of ten into a label that collides with the title).
@@ -518,21 +639,22 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
       pls.mtex("b", 3.2, 0.5, 0.5, plain(panel.x_label).c_str());
       pls.mtex("l", 2.2 + 0.62 * (decimals + 2), 0.5, 0.5, plain(panel.y_label).c_str());
     }
-    // One legend for all panels, right of them.
+    // One legend for all panels, right of them: line and marker per method.
     const double lx = width - legend_w - 10, ly = top + 30;
     cv.text(lx, ly - 4, "Method", 0.0, 0.0, 0.85);
     cv.viewport(0, 0, width, height);
     pls.wind(0.0, width, 0.0, height);
-    for (size_t i = 0; i < labels.size(); ++i) {
+    for (size_t i = 0; i < legend.size(); ++i) {
+      const size_t style = static_cast<size_t>(legend[i].first);
       const double y = height - (ly + 22.0 * static_cast<double>(i + 1));
-      series_style(pls, i);
+      series_style(pls, style);
       pls.width(2.0);
       pls.join(lx, y, lx + 34, y);
       pls.width(1.0);
-      pls.lsty(1);
+      draw_marker(pls, style, lx + 17, y);
       pls.col0(kInk);
       pls.schr(kCharMm, 0.8);
-      pls.ptex(lx + 42, y - 4, 1.0, 0.0, 0.0, plain(labels[i]).c_str());
+      pls.ptex(lx + 42, y - 4, 1.0, 0.0, 0.0, plain(legend[i].second).c_str());
       pls.schr(kCharMm, 1.0);
     }
   });

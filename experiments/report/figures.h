@@ -3,19 +3,29 @@
 ///
 /// Every figure is written twice from the same drawing code, as STEM.png and STEM.svg, each to a
 /// temporary name renamed when complete. House style (STYLE.md): white background, dark axes and
-/// text, the Okabe–Ito colour-blind-safe palette for series (with line styles once its eight
-/// colours are used up), a legend, axis labels with units, and for signed maps the paper's
-/// diverging red–white–blue colour map, symmetric around zero (PLplot cmap1 built with plscmap1l).
+/// text, colour-blind-safe series colours each with its own marker (see Series styles), a
+/// legend, axis labels with units, and for signed maps the paper's diverging red–white–blue
+/// colour map, symmetric around zero (PLplot cmap1 built with plscmap1l).
 ///
 /// Figures:
 /// - draw_map_grid: the paper's Fig. 2 grid — per row one sample: input | ground truth | one map
-///   per method. Maps are shown after eq. 17 (positive part over its max, negative part over
-///   |min|), so red = +1, white = 0, blue = −1 for every map; a colour bar explains the scale.
+///   per method. Two scales: kEq17 shows every map after eq. 17 (positive part over its max,
+///   negative part over |min|), so red = +1, white = 0, blue = −1 for every map, with one colour
+///   bar below; kRow gives each row one common symmetric scale ±s (s the 99th percentile of the
+///   row's non-zero |values|, larger values saturate) with its own colour bar at the row's end, so
+///   the maps of a row compare in magnitude; a map whose own 99th percentile is below s/20 (it
+///   would show white) is magnified by the nearest power of ten, printed in its cell ("×100").
+///   The report draws one grid per method family.
 /// - draw_violins: violin plots (Gaussian kernel density, Silverman bandwidth, cut at the data's
 ///   min and max) with bars at the maximum, mean and minimum, as in the paper's Fig. 17 and 23; an
-///   optional dashed reference line (the faithfulness threshold γ).
+///   optional dashed reference line (the faithfulness threshold γ) labelled outside the panel.
 /// - draw_curves: line plots of mean curves per method (Insertion/Deletion: Fig. 9; Sensitivity-N:
-///   Fig. 18, 20, 21), linear or logarithmic x.
+///   Fig. 18, 20, 21), linear or logarithmic x, each line with its method's colour and marker;
+///   panels with the same `y_group` share the y range (small multiples).
+/// Series styles: style i is colour series_palette()[i mod 17] with marker
+/// series_markers()[i mod 12], so 17 methods get distinct colours and every pair (colour, marker)
+/// is distinct for the first 204; the report gives each method its index in the experiment, so a
+/// method looks the same in every figure.
 /// Tested in test_report_figures.cpp (files exist, PNG decodes to the requested size, the map
 /// colours at known pixels are the colour map's).
 #pragma once
@@ -34,6 +44,11 @@ namespace experiments {
 /// The Okabe–Ito palette in the order series use it (blue, vermillion, bluish green, reddish
 /// purple, orange, sky blue, black, yellow).
 const std::vector<std::array<int, 3>>& okabe_ito();
+/// The series colours: the Okabe–Ito seven but yellow, Paul Tol's "muted" nine, then Okabe–Ito's
+/// yellow (all colour-blind safe; the yellow, faint on white, comes last).
+const std::vector<std::array<int, 3>>& series_palette();
+/// The series markers (Unicode geometric shapes drawn at points along each line).
+const std::vector<std::string>& series_markers();
 /// The diverging map's colour (RGB 0..255) at value v in [−1, 1]: blue (−1), white (0), red (+1),
 /// piecewise linear through the control points used for cmap1.
 std::array<int, 3> diverging_color(double v);
@@ -47,7 +62,9 @@ struct MapGridRow {
 };
 
 struct MapGrid {
+  enum class Scale { kEq17, kRow };
   std::string title;
+  Scale scale = Scale::kEq17;
   std::vector<std::string> methods;  ///< column titles after "Input" and "Ground truth"
   std::vector<MapGridRow> rows;
 };
@@ -56,6 +73,7 @@ struct MapGrid {
 struct Distribution {
   std::string label;
   std::vector<double> values;
+  int style = -1;  ///< series style (colour); −1: the group's position
 };
 
 /// One panel of violins.
@@ -77,6 +95,7 @@ struct Series {
   std::string label;
   std::vector<double> x;
   std::vector<double> y;
+  int style = -1;  ///< series style (colour and marker); −1: order of first appearance in the figure
 };
 
 struct CurvePanel {
@@ -84,6 +103,7 @@ struct CurvePanel {
   std::string x_label;
   std::string y_label;
   bool log_x = false;
+  std::string y_group;  ///< panels with the same non-empty group share their y range
   std::vector<Series> series;
 };
 
@@ -98,6 +118,9 @@ std::vector<std::filesystem::path> draw_map_grid(const MapGrid& grid, const std:
 std::vector<std::filesystem::path> draw_violins(const ViolinFigure& figure, const std::filesystem::path& stem);
 std::vector<std::filesystem::path> draw_curves(const CurveFigure& figure, const std::filesystem::path& stem);
 
+/// The common scale s of a kRow map-grid row: the 99th percentile (nearest rank) of the non-zero
+/// finite |values| of all `maps`; 1 when there are none.
+double row_scale(const std::vector<lab::Tensor>& maps);
 /// Eq. 17 on one H×W map (positive part / max⁺, negative part / |min⁻|).
 lab::Tensor normalise_for_display(const lab::Tensor& map);
 /// Gaussian kernel density of `values` at `at` (Silverman's rule of thumb; a degenerate sample

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <iterator>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -13,6 +15,7 @@
 #include "datasets/data_dir.h"
 #include "experiments/rank.h"
 #include "experiments/report/figures.h"
+#include "experiments/report/html.h"
 #include "lab/core/error.h"
 #include "lab/io/files.h"
 #include "lab/io/npy.h"
@@ -46,8 +49,12 @@ class Rows {
   explicit Rows(const std::vector<ResultRow>& rows) {
     for (const ResultRow& r : rows) {
       const std::string key = r.model + '\x1f' + r.method + '\x1f' + r.metric + '\x1f' + r.variant;
-      if (r.sample == kAllSamples) summary_[key] = r.value;
-      else samples_[key].push_back(r.value);
+      if (r.sample == kAllSamples) {
+        summary_[key] = r.value;
+      } else {
+        samples_[key].push_back(r.value);
+        by_sample_[key][r.sample] = r.value;
+      }
     }
   }
   /// The summary ("all") value, NaN if absent.
@@ -61,6 +68,13 @@ class Rows {
     const auto it = samples_.find(key(model, method, metric, variant));
     return it == samples_.end() ? std::vector<double>{} : it->second;
   }
+  /// Sample id → value (no "all" row).
+  const std::map<std::string, double>& by_sample(const std::string& model, const std::string& method,
+                                                 const std::string& metric, const std::string& variant) const {
+    static const std::map<std::string, double> kNone;
+    const auto it = by_sample_.find(key(model, method, metric, variant));
+    return it == by_sample_.end() ? kNone : it->second;
+  }
 
  private:
   static std::string key(const std::string& a, const std::string& b, const std::string& c, const std::string& d) {
@@ -68,7 +82,16 @@ class Rows {
   }
   std::map<std::string, double> summary_;
   std::map<std::string, std::vector<double>> samples_;
+  std::map<std::string, std::map<std::string, double>> by_sample_;
 };
+
+/// The bootstrap over images behind every interval of the report: resamples and confidence.
+constexpr int kBootstrapResamples = 1000;
+constexpr double kBootstrapLevel = 0.95;
+
+std::string interval_text(const BootstrapInterval& b) {
+  return fmt::format("[{}, {}]", fixed(b.lo, 2), fixed(b.hi, 2));
+}
 
 /// A metric variant as a study names it.
 struct Measure {
@@ -137,8 +160,9 @@ class ReportBuilder {
     sections.push_back(settings_section());
     files_.markdown = in_.run_dir / "report.md";
     files_.html = in_.run_dir / "report.html";
-    lab::write_text_atomic(files_.markdown, markdown(sections));
-    lab::write_text_atomic(files_.html, html(sections));
+    const std::string markdown_text = markdown(sections);
+    lab::write_text_atomic(files_.markdown, markdown_text);
+    lab::write_text_atomic(files_.html, html(sections, markdown_text));
     return files_;
   }
 
@@ -176,6 +200,35 @@ class ReportBuilder {
   Direction direction(const Measure& m) const {
     const auto it = in_.directions.find(m.metric + "/" + m.variant);
     return it == in_.directions.end() ? Direction::kHigherIsBetter : it->second;
+  }
+
+  /// A method label's family (attributions::MethodInfo::family); "other" for an outside method.
+  std::string family_of(const std::string& label) const {
+    for (const MethodSpec& m : e_.methods)
+      if (m.label == label)
+        for (const attributions::MethodInfo& info : attributions::registry())
+          if (info.name == m.name && !info.family.empty()) return info.family;
+    return "other";
+  }
+
+  /// `methods` grouped by family, families in the order of kFamilies, methods in their order.
+  std::vector<std::pair<std::string, std::vector<std::string>>> by_family(const std::vector<std::string>& methods) const {
+    static const std::vector<std::string> kFamilies = {"gradient", "propagation", "perturbation", "optimisation", "control", "other"};
+    std::vector<std::pair<std::string, std::vector<std::string>>> out;
+    for (const std::string& family : kFamilies) {
+      std::vector<std::string> members;
+      for (const std::string& m : methods)
+        if (family_of(m) == family) members.push_back(m);
+      if (!members.empty()) out.push_back({family, members});
+    }
+    return out;
+  }
+
+  /// A method's series style: its position in the experiment, the same in every figure.
+  int style_of(const std::string& label) const {
+    for (size_t i = 0; i < e_.methods.size(); ++i)
+      if (e_.methods[i].label == label) return static_cast<int>(i);
+    return static_cast<int>(e_.methods.size());
   }
 
   std::string model_text(const std::string& model) const {
@@ -237,28 +290,39 @@ class ReportBuilder {
     return false;
   }
 
-  /// Panels of mean curves for every measure among `measures` on `model` that has curves; each
-  /// titled by the measure's label.
+  /// Panels of mean curves for every measure among `measures` on `model` that has curves, as
+  /// small multiples: one panel per (measure, method family), at most 8 lines each (a family of
+  /// more is split), titled "label — family"; panels of one measure share their y range.
   std::vector<CurvePanel> curve_panels(const std::string& model, const std::vector<std::string>& methods,
                                        const std::vector<Measure>& measures, const std::string& suffix) const {
     std::vector<CurvePanel> panels;
-    for (const Measure& m : measures) {
-      CurvePanel p;
-      const bool counts = counts_x(m);
-      const bool modulo = m.variant.find("modulo") != std::string::npos;
-      p.title = m.label + suffix;
-      p.log_x = counts;
-      p.x_label = counts ? "N (pixels perturbed, log scale)" : "fraction of pixels perturbed";
-      p.y_label = counts ? "correlation" : (modulo ? "correct steps / GT pixels" : "target probability");
-      for (const std::string& method : methods) {
-        Series s = mean_curve(model, method, m.metric, m.variant);
-        if (!s.x.empty()) p.series.push_back(std::move(s));
+    for (const auto& [family, members] : by_family(methods)) {
+      for (size_t part = 0; part * 8 < members.size(); ++part) {
+        const std::vector<std::string> chunk(members.begin() + static_cast<std::ptrdiff_t>(part * 8),
+                                             members.begin() + static_cast<std::ptrdiff_t>(std::min(members.size(), part * 8 + 8)));
+        for (const Measure& m : measures) {
+          CurvePanel p;
+          const bool counts = counts_x(m);
+          const bool modulo = m.variant.find("modulo") != std::string::npos;
+          p.title = m.label + suffix + " — " + family + (members.size() > 8 ? fmt::format(" ({})", part + 1) : "");
+          p.y_group = m.label + suffix;
+          p.log_x = counts;
+          p.x_label = counts ? "N (pixels perturbed, log scale)" : "fraction of pixels perturbed";
+          p.y_label = counts ? "correlation" : (modulo ? "correct steps / GT pixels" : "target probability");
+          for (const std::string& method : chunk) {
+            Series s = mean_curve(model, method, m.metric, m.variant);
+            s.style = style_of(method);
+            if (!s.x.empty()) p.series.push_back(std::move(s));
+          }
+          if (!p.series.empty()) panels.push_back(std::move(p));
+        }
       }
-      if (!p.series.empty()) panels.push_back(std::move(p));
     }
     return panels;
   }
 
+  /// One map grid per method family: rows are the first `rows` images, each row with the input,
+  /// its ground truth and the family's maps on one common scale with its colour bar.
   void map_grid(Section& s, const std::string& model, const std::vector<std::string>& methods, int64_t rows,
                 const std::string& stem) {
     if (rows <= 0) return;
@@ -269,25 +333,31 @@ class ReportBuilder {
       return;
     }
     const datasets::DataDir data = datasets::DataDir::open(in_.run_dir / "data" / model);
-    MapGrid grid;
-    grid.title = fmt::format("{}: input, ground truth and attribution maps", model);
-    grid.methods = methods;
-    for (int64_t i = 0; i < std::min<int64_t>(rows, data.size()); ++i) {
-      MapGridRow row;
-      row.label = fmt::format("{} (label {})", data.id(i), data.label(i));
-      row.input = data.image(i);
-      row.gt = data.gt(i, false);
-      for (const std::string& method : methods) {
-        const lab::Tensor map = in_.map(model, method, i);
-        lab::Tensor batched = map.reshaped({1, map.dim(0), map.dim(1), map.dim(2)});
-        row.maps.push_back(attributions::reduce_channels(batched).reshaped({map.dim(1), map.dim(2)}));
+    for (const auto& [family, members] : by_family(methods)) {
+      MapGrid grid;
+      grid.title = fmt::format("{}: {} methods", model, family);
+      grid.scale = MapGrid::Scale::kRow;
+      grid.methods = members;
+      for (int64_t i = 0; i < std::min<int64_t>(rows, data.size()); ++i) {
+        MapGridRow row;
+        row.label = fmt::format("{} (label {})", data.id(i), data.label(i));
+        row.input = data.image(i);
+        row.gt = data.gt(i, false);
+        for (const std::string& method : members) {
+          const lab::Tensor map = in_.map(model, method, i);
+          lab::Tensor batched = map.reshaped({1, map.dim(0), map.dim(1), map.dim(2)});
+          row.maps.push_back(attributions::reduce_channels(batched).reshaped({map.dim(1), map.dim(2)}));
+        }
+        grid.rows.push_back(std::move(row));
       }
-      grid.rows.push_back(std::move(row));
+      add_figure(s, draw_map_grid(grid, in_.run_dir / "figures" / (stem + "-" + family)),
+                 fmt::format("{}{} methods on the first {} images of {}: input, ground truth (red +1, blue −1) and each "
+                             "method's map (channels summed), every map of a row on that row's common symmetric scale "
+                             "(colour bar: ±99th percentile of the row's non-zero |attribution|; larger values saturate; a map "
+                             "far below it is magnified by the power of ten printed in its cell).",
+                             static_cast<char>(std::toupper(static_cast<unsigned char>(family[0]))), family.substr(1),
+                             grid.rows.size(), model));
     }
-    add_figure(s, draw_map_grid(grid, in_.run_dir / "figures" / stem),
-               fmt::format("Input, ground truth (red +1, blue −1) and each method's map on the first {} images of {}, "
-                           "each map scaled by eq. 17 (as in the paper's Fig. 2).",
-                           grid.rows.size(), model));
   }
 
   // ---- studies -----------------------------------------------------------------------------
@@ -439,13 +509,68 @@ class ReportBuilder {
         panel.y_label = fmt::format("{} (fraction)", q == std::string("f1") ? "F1" : q);
         if (std::string(q) == "f1") panel.reference = gammas.empty() ? -1.0 : gammas.front();
         for (const std::string& method : methods)
-          panel.groups.push_back({method, rows_.values(model, method, gt_metric, variant(q, method, k))});
+          panel.groups.push_back({method, rows_.values(model, method, gt_metric, variant(q, method, k)), style_of(method)});
         violins.panels.push_back(std::move(panel));
       }
     add_figure(s, draw_violins(violins, in_.run_dir / "figures" / (stem + "-violins")),
                "Per-image precision, recall and F1 (violins: kernel density; bars: maximum, mean, minimum; "
                "dashed: γ), as in the paper's Fig. 17 and 23.");
     map_grid(s, model, methods, study.value("grid-rows", int64_t{0}), stem + "-maps");
+  }
+
+  /// Per-image values of each measure in `measures` for `methods` on `model`, over the images
+  /// every (method, measure) has a value for, in sample order: [measure][method][image]. Methods
+  /// without any value are left out of `kept` (their indices into `methods`).
+  std::vector<std::vector<std::vector<double>>> per_image(const std::string& model, const std::vector<std::string>& methods,
+                                                          const std::vector<Measure>& measures, std::vector<size_t>& kept) const {
+    kept.clear();
+    std::set<std::string> common;
+    bool first = true;
+    for (size_t i = 0; i < methods.size(); ++i) {
+      bool has = true;
+      for (const Measure& m : measures) has = has && !rows_.by_sample(model, methods[i], m.metric, m.variant).empty();
+      if (!has) continue;
+      kept.push_back(i);
+      for (const Measure& m : measures) {
+        std::set<std::string> ids;
+        for (const auto& [id, v] : rows_.by_sample(model, methods[i], m.metric, m.variant))
+          if (!std::isnan(v)) ids.insert(id);
+        if (first) common = ids;
+        else {
+          std::set<std::string> both;
+          std::set_intersection(common.begin(), common.end(), ids.begin(), ids.end(), std::inserter(both, both.end()));
+          common = std::move(both);
+        }
+        first = false;
+      }
+    }
+    std::vector<std::vector<std::vector<double>>> out(measures.size());
+    for (size_t k = 0; k < measures.size(); ++k)
+      for (size_t i : kept) {
+        const auto& values = rows_.by_sample(model, methods[i], measures[k].metric, measures[k].variant);
+        std::vector<double> row;
+        for (const std::string& id : common) row.push_back(values.at(id));
+        out[k].push_back(std::move(row));
+      }
+    return out;
+  }
+
+  /// Spearman's ρ between the ranking of the methods by their mean `reference` and by their mean
+  /// `compare` over the images, with its bootstrap interval over images (per_image() layout for
+  /// one measure each). When `fixed_ranks` is given it is the second ranking (the paper's).
+  BootstrapInterval rho_interval(const std::vector<std::vector<double>>& reference, Direction reference_direction,
+                                 const std::vector<std::vector<double>>* compare, Direction compare_direction,
+                                 const std::vector<double>* fixed_ranks) const {
+    const int64_t images = reference.empty() ? 0 : static_cast<int64_t>(reference.front().size());
+    if (reference.size() < 2 || images < 1) return {kNaN, kNaN, kNaN, 0, kBootstrapLevel};
+    return bootstrap(
+        images,
+        [&](const std::vector<int64_t>& idx) {
+          const std::vector<double> a = ranking(resampled_means(reference, idx), reference_direction);
+          if (fixed_ranks != nullptr) return spearman(a, *fixed_ranks);
+          return spearman(a, ranking(resampled_means(*compare, idx), compare_direction));
+        },
+        kBootstrapResamples, static_cast<uint64_t>(e_.seed), kBootstrapLevel);
   }
 
   /// Our ranking of `methods` under `m` on `model` (NaN values get NaN ranks and are left out).
@@ -583,14 +708,44 @@ class ReportBuilder {
         text += fmt::format("The largest disagreement is {}: rank {} by {} but {} by {}. ", methods[at], rank_text(ours[0][at]),
                             reference.label, rank_text(ours[k + 1][at]), compare[k].label);
     }
+    // Agreement with the paper's ranking, per metric, with its bootstrap interval over images.
+    Table agreement;
     if (!paper_ranks.empty()) {
-      std::vector<std::string> agreement;
-      for (size_t k = 0; k < all.size(); ++k) agreement.push_back(fmt::format("{} {}", all[k].label, fixed(rho(ours[k], theirs[k]), 2)));
-      text += "Spearman ρ between our ranking and the paper's, per metric: " + join(agreement) + ".";
+      std::vector<size_t> kept;
+      const auto per = per_image(model, methods, all, kept);
+      agreement.id = stem + "-agreement";
+      agreement.title = fmt::format("Agreement of our rankings with the paper's on {}", model);
+      agreement.columns = {"Metric", "Spearman ρ, ours vs paper", "95% bootstrap interval", "Methods", "Images"};
+      agreement.align = {Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight};
+      std::vector<std::string> parts;
+      for (size_t k = 0; k < all.size(); ++k) {
+        std::vector<std::vector<double>> values_k;
+        std::vector<double> paper_k;
+        for (size_t j = 0; j < kept.size(); ++j)
+          if (!std::isnan(theirs[k][kept[j]])) {
+            values_k.push_back(per[k][j]);
+            paper_k.push_back(theirs[k][kept[j]]);
+          }
+        const BootstrapInterval b = rho_interval(values_k, direction(all[k]), nullptr, direction(all[k]), &paper_k);
+        const size_t images = values_k.empty() ? 0 : values_k.front().size();
+        agreement.add({all[k].label, fixed(b.value, 2), std::isnan(b.lo) ? "n/a" : interval_text(b),
+                       fmt::format("{}", values_k.size()), fmt::format("{}", images)});
+        parts.push_back(fmt::format("{} {} {}", all[k].label, fixed(b.value, 2), std::isnan(b.lo) ? "" : interval_text(b)));
+      }
+      agreement.caption = fmt::format(
+          "Spearman's ρ between our ranking of the methods (by their mean over images) and the paper's ranking, per "
+          "metric; the interval is the 95% percentile bootstrap over images ({} resamples of the images with "
+          "replacement, the methods re-ranked on each, seeded with the run's seed {}). An interval that excludes 0 "
+          "means the agreement (or disagreement) is not an accident of these images.",
+          kBootstrapResamples, e_.seed);
+      text += "Spearman ρ between our ranking and the paper's, per metric, with 95% bootstrap intervals over images: " +
+              join(parts) + ".";
     }
+    table.footer_rows = 2;
     add_paragraph(s, text);
     add_table(s, values);
     add_table(s, table);
+    if (!agreement.columns.empty()) add_table(s, agreement);
 
     std::vector<Measure> paths, sens;
     for (const Measure& m : compare) (counts_x(m) ? sens : paths).push_back(m);
@@ -606,7 +761,7 @@ class ReportBuilder {
     }
     panels = curve_panels(model, methods, sens, "");
     if (!panels.empty()) {
-      CurveFigure f{fmt::format("Sensitivity-N on {} (mean over images)", model), 1, panels};
+      CurveFigure f{fmt::format("Sensitivity-N on {} (mean over images)", model), 2, panels};
       add_figure(s, draw_curves(f, in_.run_dir / "figures" / (stem + "-sensitivity-n")),
                  "Mean Sensitivity-N curves: Pearson's ρ between the output change and the summed attribution of N "
                  "perturbed pixels (modulo task: correct steps), per method against N (the paper's Fig. 18, 20, 21).");
@@ -624,12 +779,12 @@ class ReportBuilder {
     table.title = study.value("table-title", "Spearman's rank correlation with the ground-truth ranking, ours and the paper's");
     table.columns = {study.value("row-header", "Model")};
     for (const Measure& m : compare)
-      for (const char* w : {"ours", "paper", "diff."}) table.columns.push_back(fmt::format("{} ({})", m.label, w));
+      for (const char* w : {"ours", "95% interval", "paper", "diff."}) table.columns.push_back(fmt::format("{} ({})", m.label, w));
     table.align.assign(table.columns.size(), Align::kRight);
     table.align[0] = Align::kLeft;
     std::vector<std::vector<double>> our(study.at("rows").size());
-    std::vector<std::string> row_labels;
-    std::vector<CurvePanel> panels;
+    std::vector<std::string> row_labels, inside, outside;
+    std::vector<std::vector<CurvePanel>> model_panels;
     for (size_t r = 0; r < study.at("rows").size(); ++r) {
       const json& spec = study.at("rows").at(r);
       const std::string model = spec.at("model"), label = spec.at("label");
@@ -638,11 +793,21 @@ class ReportBuilder {
       const std::vector<double> ref = ranks_of(model, methods, reference);
       std::vector<std::string> row = {label};
       const std::vector<double> p = paper.value(label, std::vector<double>{});
+      std::vector<Measure> measured = {reference};
+      measured.insert(measured.end(), compare.begin(), compare.end());
+      std::vector<size_t> kept;
+      const auto per = per_image(model, methods, measured, kept);
       for (size_t k = 0; k < compare.size(); ++k) {
         const double v = rho(ref, ranks_of(model, methods, compare[k]));
         our[r].push_back(v);
         const double pk = k < p.size() ? p[k] : kNaN;
+        const BootstrapInterval b = rho_interval(per[0], direction(reference), &per[k + 1], direction(compare[k]), nullptr);
         row.push_back(fixed(v, 2));
+        row.push_back(std::isnan(b.lo) ? "n/a" : interval_text(b));
+        if (!std::isnan(pk) && !std::isnan(b.lo))
+          (pk >= b.lo && pk <= b.hi ? inside : outside)
+              .push_back(fmt::format("{} {} (paper {}, ours {} {})", label, compare[k].label, fixed(pk, 2), fixed(v, 2),
+                                     interval_text(b)));
         row.push_back(fixed(pk, 2));
         row.push_back(std::isnan(pk) ? "" : signed_fixed(v - pk, 2));
       }
@@ -652,10 +817,25 @@ class ReportBuilder {
       for (const json& wanted : study.value("curves", json::array()))
         for (const Measure& m : compare)
           if (m.label == wanted) drawn.push_back(m);
-      for (CurvePanel& p2 : curve_panels(model, methods, drawn, " (" + model + ")")) panels.push_back(std::move(p2));
+      model_panels.push_back(curve_panels(model, methods, drawn, " (" + model + ")"));
+      for (CurvePanel& p2 : model_panels.back()) p2.y_group = p2.y_group.substr(0, p2.y_group.find(" ("));
+    }
+    // Families as rows, the models side by side.
+    std::vector<CurvePanel> panels;
+    for (size_t i = 0;; ++i) {
+      bool any = false;
+      for (const auto& list : model_panels)
+        if (i < list.size()) {
+          panels.push_back(list[i]);
+          any = true;
+        }
+      if (!any) break;
     }
     table.caption = fmt::format("Spearman's ρ between each metric's ranking of the methods and their {} ranking (the "
-                                "paper's Table 2).", reference.label);
+                                "paper's Table 2). The interval is the 95% percentile bootstrap over images ({} "
+                                "resamples of the images with replacement, both rankings recomputed from the "
+                                "resampled means, seeded with the run's seed {}).",
+                                reference.label, kBootstrapResamples, e_.seed);
     std::string text = "Spearman's ρ with the ground-truth ranking: ";
     std::vector<std::string> per_row;
     for (size_t r = 0; r < our.size(); ++r) {
@@ -677,10 +857,14 @@ class ReportBuilder {
       else if (holds.empty()) text += fmt::format("Here it holds for none of them: {}.", join(fails));
       else text += fmt::format("Here it holds for {}, but not for {}.", join(holds), join(fails));
     }
+    if (!inside.empty() || !outside.empty())
+      text += fmt::format(" The paper's value lies inside our 95% bootstrap interval for {} of {} entries{}.", inside.size(),
+                          inside.size() + outside.size(), outside.empty() ? "" : "; outside it for " + join(outside, "; ", "; "));
     add_paragraph(s, text);
     add_table(s, table);
     if (!panels.empty()) {
-      CurveFigure f{"Insertion with and without the unseen-data effect (mean over images)", 2, panels};
+      CurveFigure f{"Insertion with and without the unseen-data effect (mean over images)",
+                    static_cast<int>(std::max<size_t>(1, model_panels.size())), panels};
       add_figure(s, draw_curves(f, in_.run_dir / "figures" / fmt::format("study{}-insertion", index)),
                  "Mean Insertion curves in both settings (the paper's Fig. 9).");
     }
@@ -826,7 +1010,7 @@ class ReportBuilder {
 
   /// The description, then how the run was made (from config.json).
   std::string header_text() const {
-    std::string out = e_.description;
+    std::string out = markdown_escape(e_.description);
     if (in_.record.is_object()) {
       const json& record = in_.record;
       std::string command = "attrlab run " + record.value("source", e_.name);
@@ -837,16 +1021,20 @@ class ReportBuilder {
     return out;
   }
 
+  /// CommonMark: generated text is escaped (markdown_escape), so labels such as "IG*" show as
+  /// typed; a figure is an image paragraph followed by its caption paragraph (html.h makes the
+  /// pair a numbered <figure>).
   std::string markdown(const std::vector<Section>& sections) const {
-    std::string out = fmt::format("# Report: {}\n\n{}\n\n", e_.name, header_text());
+    std::string out = fmt::format("# Report: {}\n\n{}\n\n", markdown_escape(e_.name), header_text());
     for (const Section& s : sections) {
-      out += "## " + s.title + "\n\n";
+      out += "## " + markdown_escape(s.title) + "\n\n";
       for (const Block& b : s.blocks) {
         switch (b.kind) {
-          case Block::Kind::kParagraph: out += b.text + "\n\n"; break;
+          case Block::Kind::kParagraph: out += markdown_escape(b.text) + "\n\n"; break;
           case Block::Kind::kTable: out += to_markdown(b.table) + "\n"; break;
           case Block::Kind::kFigure:
-            out += fmt::format("![{}]({})\n\n*{}* ([SVG]({}))\n\n", b.text, b.figure.generic_string(), b.text,
+            out += fmt::format("![{}]({})\n\n{} ([SVG]({}))\n\n", markdown_escape(b.figure.stem().string()),
+                               b.figure.generic_string(), markdown_escape(b.text),
                                fs::path(b.figure).replace_extension(".svg").generic_string());
             break;
         }
@@ -855,32 +1043,15 @@ class ReportBuilder {
     return out;
   }
 
-  std::string html(const std::vector<Section>& sections) const {
-    std::string out =
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Report: " + html_escape(e_.name) +
-        "</title>\n<style>\nbody{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;"
-        "background:#fff;line-height:1.45}\ntable{border-collapse:collapse;margin:1em 0;font-size:0.9em}\n"
-        "th,td{border:1px solid #ccc;padding:3px 8px}\nth{background:#f2f2f2}\ncaption{font-weight:bold;"
-        "text-align:left;padding:4px 0}\n.caption{font-style:italic;font-size:0.9em;color:#444}\nimg{max-width:100%;"
-        "border:1px solid #eee}\nfigure{margin:1.5em 0}\nfigcaption{font-style:italic;font-size:0.9em;color:#444}\n"
-        "</style>\n</head>\n<body>\n";
-    out += "<h1>Report: " + html_escape(e_.name) + "</h1>\n<p>" + html_escape(header_text()) + "</p>\n";
-    for (const Section& s : sections) {
-      out += "<h2>" + html_escape(s.title) + "</h2>\n";
-      for (const Block& b : s.blocks) {
-        switch (b.kind) {
-          case Block::Kind::kParagraph: out += "<p>" + html_escape(b.text) + "</p>\n"; break;
-          case Block::Kind::kTable: out += to_html(b.table); break;
-          case Block::Kind::kFigure:
-            out += "<figure><img alt=\"" + html_escape(b.text) + "\" src=\"data:image/png;base64," +
-                   base64(lab::read_text(in_.run_dir / b.figure)) + "\"><figcaption>" + html_escape(b.text) +
-                   "</figcaption></figure>\n";
-            break;
-        }
-      }
-    }
-    out += "</body>\n</html>\n";
-    return out;
+  /// report.md rendered by cmark-gfm (html.h), figures inlined, summary rows in <tfoot>.
+  std::string html(const std::vector<Section>& sections, const std::string& markdown_text) const {
+    HtmlPage page;
+    page.title = "Report: " + e_.name;
+    page.base = in_.run_dir;
+    for (const Section& s : sections)
+      for (const Block& b : s.blocks)
+        if (b.kind == Block::Kind::kTable) page.footer_rows.push_back(b.table.footer_rows);
+    return markdown_to_html(markdown_text, page);
   }
 
   const ReportInputs& in_;

@@ -26,16 +26,25 @@
 ///   `compare` ([{"metric", "variant", "label"}]); `methods` (labels, in the paper's row order;
 ///   default all); `paper` ({"ranks": {method: [reference, compare...]}, "correlation": [...],
 ///   "note"}). Table: per method our rank and the paper's for each metric, then the Spearman
-///   row with differences. Figures: mean Insertion/Deletion curves and Sensitivity-N curves.
+///   row with differences (summary rows: Table::footer_rows); with the paper's ranks, a table of
+///   the agreement per metric: ρ between our ranking and the paper's with its 95% percentile
+///   bootstrap interval over images (rank.h bootstrap(), 1000 resamples, the run's seed).
+///   Figures: mean Insertion/Deletion curves and Sensitivity-N curves, a panel per (measure,
+///   method family).
 /// - "spearman" (Table 2): `rows` ([{"label", "model"}]); `reference`, `compare`, `methods` as
 ///   above; `paper` ({row label: [ρ per compared metric]}); `curves` (labels of compared measures
-///   whose mean curves are drawn for every row). Table: ρ ours | paper | difference.
+///   whose mean curves are drawn for every row). Table: ρ ours | its 95% bootstrap interval over
+///   images (both rankings recomputed on each resample) | paper | difference; the paragraph
+///   counts the paper's values inside our intervals.
 /// No metric name is written in the report's code: each study names its metrics, a curve is
 /// drawn over N on a log scale when its x runs beyond 1 (a pixel count) and over the fraction
 /// perturbed otherwise, and panels carry the measure's label.
 /// - "auc" (Table 4): `model`; `compare` (the AUC variants); `paper` ({method: [values]}).
 ///   Table: mean AUC ours | paper | difference per method.
-/// - `grid-rows` (faithfulness, rankings): the first N images shown with every method's map.
+/// - `grid-rows` (faithfulness, rankings): the first N images shown with every method's map, one
+///   grid per method family (attributions::MethodInfo::family) on a common scale per row.
+/// report.md is CommonMark with every generated text escaped (markdown_escape); report.html is
+/// rendered from it (html.h: contents, numbered figures inlined, sortable tables).
 /// The keys of each kind are declared once (study_kinds()); finalize() refuses an unknown kind,
 /// key, model, method or metric by name, and check_experiment() an unknown variant, before a run
 /// starts.

@@ -71,3 +71,58 @@ TEST_CASE("directions: a lower-is-better metric agreeing with the ground truth c
         std::vector<double>{0.3, 0.1});
   CHECK_THROWS_AS(collect_scores(rows, {"c"}, "deletion", "auc", Direction::kLowerIsBetter), lab::Error);
 }
+
+TEST_CASE("bootstrap over images: identical rankings on every image give rho = 1 with interval [1, 1]") {
+  // Three methods, five images; every image orders them A > B > C, as the paper's ranking does.
+  const std::vector<std::vector<double>> per_image = {{0.9, 0.8, 0.7, 0.95, 0.6}, {0.5, 0.4, 0.3, 0.6, 0.2}, {0.1, 0.0, 0.05, 0.2, 0.1}};
+  const std::vector<double> paper = {1, 2, 3};
+  const BootstrapInterval b = bootstrap(
+      5, [&](const std::vector<int64_t>& images) { return spearman(ranking(resampled_means(per_image, images), Direction::kHigherIsBetter), paper); },
+      1000, 7);
+  CHECK(b.value == 1.0);
+  CHECK(b.lo == 1.0);
+  CHECK(b.hi == 1.0);
+  CHECK(b.resamples == 1000);
+}
+
+TEST_CASE("bootstrap over images: a two-image case enumerated by hand") {
+  // Image 0 orders A > B > C, image 1 the reverse. On both images the means tie (ρ = 0); a
+  // resample of image 0 twice gives ρ = +1 (probability 1/4), of image 1 twice ρ = −1 (1/4), one
+  // of each ρ = 0 (1/2). So the 95% interval is [−1, 1] and the central 40% one [0, 0].
+  const std::vector<std::vector<double>> per_image = {{3, 1}, {2, 2}, {1, 3}};
+  const std::vector<double> paper = {1, 2, 3};
+  int plus = 0, minus = 0, zero = 0;
+  auto rho = [&](const std::vector<int64_t>& images) {
+    const double r = spearman(ranking(resampled_means(per_image, images), Direction::kHigherIsBetter), paper);
+    if (r > 0.5) ++plus;
+    else if (r < -0.5) ++minus;
+    else ++zero;
+    return r;
+  };
+  const BootstrapInterval b = bootstrap(2, rho, 4000, 11);
+  CHECK(b.value == 0.0);
+  CHECK(b.lo == -1.0);
+  CHECK(b.hi == 1.0);
+  // The draws are uniform: 1/4, 1/2, 1/4 of the 4000 resamples (plus the full-sample call).
+  CHECK(plus == doctest::Approx(1000).epsilon(0.1));
+  CHECK(minus == doctest::Approx(1000).epsilon(0.1));
+  CHECK(zero - 1 == doctest::Approx(2000).epsilon(0.1));
+  const BootstrapInterval central = bootstrap(2, rho, 4000, 11, 0.4);
+  CHECK(central.lo == 0.0);
+  CHECK(central.hi == 0.0);
+  // Deterministic: the same seed gives the same interval; the percentile rule interpolates.
+  const BootstrapInterval again = bootstrap(2, rho, 4000, 11);
+  CHECK(again.lo == b.lo);
+  CHECK(again.hi == b.hi);
+  const BootstrapInterval mean = bootstrap(
+      4, [](const std::vector<int64_t>& images) {
+        double s = 0.0;
+        for (int64_t i : images) s += static_cast<double>(i);
+        return s / static_cast<double>(images.size());
+      },
+      3, 5, 0.5);
+  CHECK(mean.value == 1.5);
+  CHECK(mean.lo <= mean.hi);
+  CHECK_THROWS_AS(bootstrap(0, rho, 10, 1), lab::Error);
+  CHECK_THROWS_AS(bootstrap(2, rho, 0, 1), lab::Error);
+}

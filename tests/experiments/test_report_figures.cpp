@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <opencv2/imgcodecs.hpp>
 
 #include "experiments/report/figures.h"
@@ -174,4 +175,43 @@ TEST_CASE("curve resampling: exact on a piecewise-linear curve, short curves unc
   resample_curve(sx, sy, 101);
   CHECK(sx == std::vector<double>{1, 2, 4});
   CHECK(sy == std::vector<double>{0.1, 0.2, 0.3});
+}
+
+TEST_CASE("map grid on a common row scale: the row's largest map saturates, the others keep their ratio") {
+  // Two maps of 3 and −2 everywhere: s = 3 (the 99th percentile of |values|), so the first shows
+  // +1 and the second −2/3 of the scale, not −1 as eq. 17 would.
+  CHECK(row_scale({lab::Tensor({4, 4}, 3.0f), lab::Tensor({4, 4}, -2.0f)}) == 3.0);
+  CHECK(row_scale({lab::Tensor({4, 4}, 0.0f)}) == 1.0);  // nothing to scale
+  std::vector<float> ramp(100);
+  for (size_t i = 0; i < ramp.size(); ++i) ramp[i] = static_cast<float>(i + 1);  // 1..100
+  CHECK(row_scale({lab::Tensor({10, 10}, ramp)}) == 99.0);                       // nearest rank 99 of 100
+
+  TempDir dir("grid-row");
+  MapGrid grid;
+  grid.title = "grid";
+  grid.scale = MapGrid::Scale::kRow;
+  grid.methods = {"Plus", "Minus"};
+  MapGridRow row;
+  row.label = "000000 (label 1)";
+  row.input = cv::Mat(16, 16, CV_8UC3, cv::Scalar(20, 200, 40));
+  row.gt = lab::Tensor({16, 16}, 0.0f);
+  row.maps = {lab::Tensor({16, 16}, 3.0f), lab::Tensor({16, 16}, -2.0f)};
+  grid.rows = {row};
+  const cv::Mat png = check_files(draw_map_grid(grid, dir.path / "grid"));
+  const int cell_area = 100 * 100;
+  CHECK(count_rgb(png, diverging_color(1.0)) > cell_area);
+  CHECK(count_near(png, diverging_color(-2.0 / 3.0), 4) > cell_area);
+  CHECK(count_rgb(png, diverging_color(-1.0)) < cell_area / 10);  // only the colour bar's end
+}
+
+TEST_CASE("series styles: 17 distinct colours, 12 markers, every (colour, marker) pair of 19 methods distinct") {
+  const auto& palette = series_palette();
+  REQUIRE(palette.size() == 17);
+  CHECK(palette.front() == okabe_ito().front());
+  for (size_t i = 0; i < palette.size(); ++i)
+    for (size_t j = i + 1; j < palette.size(); ++j) CHECK(palette[i] != palette[j]);
+  REQUIRE(series_markers().size() == 12);
+  std::set<std::pair<size_t, size_t>> pairs;
+  for (size_t i = 0; i < 19; ++i) pairs.insert({i % palette.size(), i % series_markers().size()});
+  CHECK(pairs.size() == 19);
 }
