@@ -1,9 +1,12 @@
 #include "datasets/environment.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "datasets/multi_color_sum.h"
 #include "datasets/single_color_modulo.h"
+#include "datasets/traps.h"
 #include "lab/core/error.h"
 
 namespace datasets {
@@ -26,14 +29,19 @@ std::vector<int64_t> Environment::count_pixels(const cv::Mat& image) const {
 }
 
 const std::vector<EnvironmentInfo>& environments() {
-  static const std::vector<EnvironmentInfo> table = {
+  static const std::vector<EnvironmentInfo> table = [] {
+    std::vector<EnvironmentInfo> t = {
       environment_info<MultiColorSumEnvironment>(
           "multi-color-sum", "RGB patches of N_C colours; the label is the colour with the most pixels",
           "Section 3, App. G"),
       environment_info<SingleColorModuloEnvironment>(
           "single-color-modulo", "gray Bézier patches of white pixels; the label is their number mod N",
           "App. D, E, F"),
-  };
+    };
+    for (EnvironmentInfo& e : trap_environment_infos()) t.push_back(std::move(e));
+    std::sort(t.begin(), t.end(), [](const EnvironmentInfo& a, const EnvironmentInfo& b) { return a.name < b.name; });
+    return t;
+  }();
   return table;
 }
 

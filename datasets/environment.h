@@ -13,6 +13,8 @@
 ///   colour, label = the colour with the most pixels; signed ground truth.
 /// - "single-color-modulo" (App. F.1, datasets/single_color_modulo.h): gray, Bézier
 ///   patches of white pixels, label = (number of white pixels) mod N.
+/// - the trap zoo (datasets/traps.h): "residual", "reused-relu", "max-pool", "batch-norm",
+///   "saturation", "interaction", "position": gray, label = a designed integer score.
 ///
 /// Ground truth. The *pixel* ground truth is the paper's: for multi-color-sum +1 on pixels of the
 /// winning colour, -1 on pixels of the other target colours, 0 on background; for
@@ -98,8 +100,9 @@ class Environment {
   /// channels, or with a pixel that is neither background nor a class colour, throws lab::Error
   /// saying where.
   virtual cv::Mat pixel_classes(const cv::Mat& image) const = 0;
-  /// Pixel count per class (num_counts() entries), from pixel_classes (no network).
-  std::vector<int64_t> count_pixels(const cv::Mat& image) const;
+  /// Pixel count per class (num_counts() entries), from pixel_classes (no network). The traps
+  /// (datasets/traps.h) override it with their designed score, which is not a pixel count.
+  virtual std::vector<int64_t> count_pixels(const cv::Mat& image) const;
   /// The label that follows from counts; throws lab::Error if none does (a tie).
   virtual int64_t label_from_counts(const std::vector<int64_t>& counts) const = 0;
   /// Pixel ground truth of an image with its label (see the file comment).

@@ -12,6 +12,13 @@ void Model::add(std::string name, std::shared_ptr<const lab::Layer> layer, std::
   LAB_CHECK(roles.size() == network.size());
 }
 
+void Model::add(std::string name, std::shared_ptr<const lab::Layer> layer, std::string role,
+                const std::vector<std::string>& inputs) {
+  network.add(std::move(name), std::move(layer), inputs);
+  roles.push_back(std::move(role));
+  LAB_CHECK(roles.size() == network.size());
+}
+
 DenseStage::DenseStage(int64_t in_, int64_t out_, std::string role_)
     : in(in_), out(out_), weight(static_cast<size_t>(in_ * out_), 0.0f), bias(static_cast<size_t>(out_), 0.0f),
       role(std::move(role_)) {

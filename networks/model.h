@@ -31,6 +31,9 @@ struct Model {
 
   explicit Model(lab::Shape input_shape) : network(std::move(input_shape)) {}
   void add(std::string name, std::shared_ptr<const lab::Layer> layer, std::string role);
+  /// A graph node reading the named earlier nodes ("input": the network input), see lab::Network::add.
+  void add(std::string name, std::shared_ptr<const lab::Layer> layer, std::string role,
+           const std::vector<std::string>& inputs);
 };
 
 /// y = W x + b on `in` channels, `out` outputs, with a sentence saying what y holds.

@@ -3,6 +3,7 @@
 #include "lab/core/error.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
+#include "networks/traps.h"
 
 namespace networks {
 
@@ -30,9 +31,22 @@ ModelInfo make_modulo(lab::Options& options) {
                                             single_color_modulo_paper_layers);
 }
 
+ModelInfo make_trap_model(const char* env, lab::Options& options) {
+  const TrapParams p = TrapParams::schema().read(options);
+  return {env, TrapParams::schema().to_json(p), TrapParams::schema().names(), make_trap(env, p),
+          trap_paper_layers(env)};
+}
+
 // Sorted by name.
 constexpr Entry kModels[] = {
+    {"batch-norm", [](lab::Options& o) { return make_trap_model("batch-norm", o); }},
+    {"interaction", [](lab::Options& o) { return make_trap_model("interaction", o); }},
+    {"max-pool", [](lab::Options& o) { return make_trap_model("max-pool", o); }},
     {"multi-color-sum", make_multi},
+    {"position", [](lab::Options& o) { return make_trap_model("position", o); }},
+    {"residual", [](lab::Options& o) { return make_trap_model("residual", o); }},
+    {"reused-relu", [](lab::Options& o) { return make_trap_model("reused-relu", o); }},
+    {"saturation", [](lab::Options& o) { return make_trap_model("saturation", o); }},
     {"single-color-modulo", make_modulo},
 };
 

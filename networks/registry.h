@@ -2,7 +2,7 @@
 /// @brief Environment name → model builder: the one table the CLI and experiments look models up in.
 ///
 /// An explicit table (no self-registration, which static linking would drop). Names are the
-/// environments': "multi-color-sum", "single-color-modulo". Tested in test_registry.cpp.
+/// environments': "multi-color-sum", "single-color-modulo" and the trap zoo's (networks/traps.h). Tested in test_registry.cpp.
 #pragma once
 
 #include <map>

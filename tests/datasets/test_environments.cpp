@@ -253,9 +253,12 @@ TEST_CASE("impossible options are refused with a clear message, never changed") 
   CHECK(make("single-color-modulo", {"size=64", "max-count=1000"})->options()["patch-max"] == 15);
   CHECK(refusal("single-color-modulo", {"size=64", "max-count=1000", "patch-max=16"})
             .find("can hold 1024 white pixels, more than the 1000 the modulo network counts") != std::string::npos);
-  CHECK(refusal("nonexistent", {}).find("--env nonexistent: unknown environment; expected one of multi-color-sum, "
-                                        "single-color-modulo") != std::string::npos);
-  CHECK(datasets::environment_names() == std::vector<std::string>{"multi-color-sum", "single-color-modulo"});
+  CHECK(refusal("nonexistent", {}).find("--env nonexistent: unknown environment; expected one of batch-norm, "
+                                        "interaction, max-pool, multi-color-sum, position, residual, reused-relu, "
+                                        "saturation, single-color-modulo") != std::string::npos);
+  CHECK(datasets::environment_names() ==
+        std::vector<std::string>{"batch-norm", "interaction", "max-pool", "multi-color-sum", "position", "residual",
+                                 "reused-relu", "saturation", "single-color-modulo"});
 }
 
 TEST_CASE("every registered environment: documented defaults read back, records every key, refuses out-of-range values") {

@@ -97,6 +97,14 @@ TEST_CASE("ONNX export: onnx::checker passes; OpenCV's importer reproduces attrl
       {"multi-color-sum", {"size=48", "ude=on", "colors=3", "seed=5"}},
       {"single-color-modulo", {"size=32", "accumulator=nonuniform", "modulus=7"}},
       {"single-color-modulo", {"size=32", "accumulator=uniform"}},
+      // The trap zoo (datasets/traps.h): residual sums, a shared ReLU, max-pool, batch-norm.
+      {"residual", {"size=32"}},
+      {"reused-relu", {"size=32"}},
+      {"max-pool", {"size=32"}},
+      {"batch-norm", {"size=32"}},
+      {"saturation", {"size=32"}},
+      {"interaction", {"size=32"}},
+      {"position", {"size=32"}},
   };
   int index = 0;
   for (const Setting& s : settings) {

@@ -5,11 +5,15 @@
 #include "networks/registry.h"
 #include "networks/summary.h"
 
-TEST_CASE("the registry knows both environments and refuses others, listing them") {
-  CHECK(networks::model_names() == std::vector<std::string>{"multi-color-sum", "single-color-modulo"});
+TEST_CASE("the registry knows every environment and refuses others, listing them") {
+  const std::vector<std::string> names = {"batch-norm", "interaction", "max-pool",   "multi-color-sum",    "position",
+                                          "residual",   "reused-relu", "saturation", "single-color-modulo"};
+  CHECK(networks::model_names() == names);
   lab::Options none;
   CHECK_THROWS_WITH_AS(networks::build_model("mnist", none),
-                       doctest::Contains("known: multi-color-sum, single-color-modulo"), lab::Error);
+                       doctest::Contains("known: batch-norm, interaction, max-pool, multi-color-sum, position, "
+                                         "residual, reused-relu, saturation, single-color-modulo"),
+                       lab::Error);
   lab::Options o = lab::Options::parse({"size=32", "colors=3", "unknown=1"}, "-o");
   const lab::Network net = networks::build_model("multi-color-sum", o);
   CHECK(net.output_shape() == lab::Shape{1, 3});
