@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -21,6 +22,12 @@ bool constant(const std::vector<double>& values) {
   return true;
 }
 
+void check_measure(const std::vector<ResultRow>& rows, const std::string& model, const MetricVariant& measure) {
+  for (const ResultRow& r : rows)
+    if (r.model == model && r.metric == measure.metric && r.variant == measure.variant) return;
+  lab::fail_parameter("meta-evaluation: no rows of {}/{} for model '{}'", measure.metric, measure.variant, model);
+}
+
 double oriented(double value, Direction direction) { return direction == Direction::kLowerIsBetter ? -value : value; }
 
 CorrelationMatrix pairwise(const std::vector<ResultRow>& rows, const std::string& model,
@@ -32,6 +39,7 @@ CorrelationMatrix pairwise(const std::vector<ResultRow>& rows, const std::string
   out.methods = methods;
   for (const MetricVariant& m : measures) out.measures.push_back(m.name());
   const size_t k = measures.size();
+  for (const MetricVariant& m : measures) check_measure(rows, model, m);
   for (const std::string& method : methods) {
     std::vector<ImageScores> scores;
     for (const MetricVariant& m : measures) scores.push_back(image_scores(rows, model, method, m));
@@ -69,19 +77,13 @@ std::string coefficient_name(Coefficient coefficient) {
 ImageScores image_scores(const std::vector<ResultRow>& rows, const std::string& model, const std::string& method,
                          const MetricVariant& measure) {
   ImageScores out;
-  bool any = false;
   for (const ResultRow& r : rows) {
     if (r.model != model || r.method != method || r.metric != measure.metric || r.variant != measure.variant ||
-        r.sample == kAllSamples)
+        r.sample == kAllSamples || !std::isfinite(r.value))
       continue;
-    any = true;
-    if (!std::isfinite(r.value)) continue;
     out.samples.push_back(r.sample);
     out.values.push_back(r.value);
   }
-  if (!any)
-    lab::fail_parameter("meta-evaluation: no per-image rows of {}/{} for model '{}' and method '{}'", measure.metric,
-                        measure.variant, model, method);
   return out;
 }
 
@@ -153,72 +155,96 @@ TruthAgreement agreement_with_truth(const std::vector<ResultRow>& rows, const st
   if (methods.size() < 2)
     lab::fail_parameter("agreement with the truth on model '{}': needs at least 2 methods, got {}", model,
                         methods.size());
+  check_measure(rows, model, reference);
+  for (const MetricVariant& m : measures) check_measure(rows, model, m);
   TruthAgreement out;
   out.model = model;
   out.methods = methods;
   out.reference = reference.name();
-  std::vector<ImageScores> truth;
-  for (const std::string& method : methods) truth.push_back(image_scores(rows, model, method, reference));
+  using ScoreMap = std::map<std::string, double>;
   auto table = [](const ImageScores& s) {
-    std::map<std::string, double> m;
+    ScoreMap m;
     for (size_t i = 0; i < s.samples.size(); ++i) m.emplace(s.samples[i], s.values[i]);
     return m;
   };
-  // The reference means over all images every method scores under it (the truth's ranking).
+  std::vector<std::string> order;  // sample ids in row order
   {
-    std::vector<std::map<std::string, double>> tables;
-    for (const auto& t : truth) tables.push_back(table(t));
-    std::vector<std::vector<double>> per_image(methods.size());
-    for (const std::string& sample : truth.front().samples) {
-      bool all = true;
-      for (const auto& t : tables) all = all && t.count(sample) > 0;
-      if (!all) continue;
-      for (size_t m = 0; m < methods.size(); ++m) per_image[m].push_back(tables[m].at(sample));
+    std::set<std::string> seen;
+    for (const ResultRow& r : rows)
+      if (r.model == model && r.sample != kAllSamples && seen.insert(r.sample).second) order.push_back(r.sample);
+  }
+  std::vector<ScoreMap> truth;
+  for (const std::string& method : methods) truth.push_back(table(image_scores(rows, model, method, reference)));
+  // The methods scored under `tables` and the reference (and `extra`), and the images all of them share.
+  auto common = [&](const std::vector<const std::vector<ScoreMap>*>& tables, std::vector<size_t>& kept) {
+    kept.clear();
+    for (size_t m = 0; m < methods.size(); ++m) {
+      bool scored = true;
+      for (const auto* t : tables) scored = scored && !(*t)[m].empty();
+      if (scored) kept.push_back(m);
     }
-    if (per_image.front().empty())
+    std::vector<std::string> images;
+    for (const std::string& sample : order) {
+      bool all = !kept.empty();
+      for (size_t m : kept)
+        for (const auto* t : tables) all = all && (*t)[m].count(sample) > 0;
+      if (all) images.push_back(sample);
+    }
+    return images;
+  };
+  auto matrix = [&](const std::vector<ScoreMap>& t, const std::vector<size_t>& kept, const std::vector<std::string>& images) {
+    std::vector<std::vector<double>> out(kept.size());
+    for (size_t i = 0; i < kept.size(); ++i)
+      for (const std::string& sample : images) out[i].push_back(t[kept[i]].at(sample));
+    return out;
+  };
+  auto spread = [&](const std::vector<double>& values, const std::vector<size_t>& kept) {
+    std::vector<double> full(methods.size(), kNaN);
+    for (size_t i = 0; i < kept.size(); ++i) full[kept[i]] = values[i];
+    return full;
+  };
+  auto indices = [](size_t n) {
+    std::vector<int64_t> all(n);
+    for (size_t i = 0; i < n; ++i) all[i] = static_cast<int64_t>(i);
+    return all;
+  };
+  {
+    std::vector<size_t> kept;
+    const auto images = common({&truth}, kept);
+    if (images.empty())
       lab::fail_parameter("agreement with the truth on model '{}': no image scored by every method under {}", model,
                           reference.name());
-    std::vector<int64_t> all(per_image.front().size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
-    out.reference_means = resampled_means(per_image, all);
-    out.reference_ranking = ranking(out.reference_means, reference.direction);
+    const auto means = resampled_means(matrix(truth, kept, images), indices(images.size()));
+    out.reference_means = spread(means, kept);
+    out.reference_ranking = spread(ranking(means, reference.direction), kept);
   }
-  for (size_t q = 0; q < measures.size(); ++q) {
-    const MetricVariant& measure = measures[q];
-    std::vector<std::map<std::string, double>> mine, ref;
-    for (size_t m = 0; m < methods.size(); ++m) {
-      mine.push_back(table(image_scores(rows, model, methods[m], measure)));
-      ref.push_back(table(truth[m]));
-    }
-    // Images every method scores under both measures, in the reference's row order.
-    std::vector<std::vector<double>> scores(methods.size()), reference_scores(methods.size());
-    for (const std::string& sample : truth.front().samples) {
-      bool all = true;
-      for (size_t m = 0; m < methods.size(); ++m) all = all && mine[m].count(sample) > 0 && ref[m].count(sample) > 0;
-      if (!all) continue;
-      for (size_t m = 0; m < methods.size(); ++m) {
-        scores[m].push_back(mine[m].at(sample));
-        reference_scores[m].push_back(ref[m].at(sample));
-      }
-    }
-    const int64_t n = static_cast<int64_t>(scores.front().size());
-    if (n == 0)
-      lab::fail_parameter("agreement with the truth on model '{}': no image scored by every method under both {} and {}",
-                          model, measure.name(), reference.name());
+  for (const MetricVariant& measure : measures) {
+    std::vector<ScoreMap> mine;
+    for (const std::string& method : methods) mine.push_back(table(image_scores(rows, model, method, measure)));
+    std::vector<size_t> kept;
+    const auto images = common({&mine, &truth}, kept);
     Agreement a;
     a.measure = measure.name();
-    a.images = n;
-    std::vector<int64_t> all(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
-    a.means = resampled_means(scores, all);
-    a.ranking = ranking(a.means, measure.direction);
+    a.images = static_cast<int64_t>(images.size());
+    a.methods = static_cast<int64_t>(kept.size());
+    a.means.assign(methods.size(), kNaN);
+    a.ranking.assign(methods.size(), kNaN);
+    a.rho = {kNaN, kNaN, kNaN, 0, level};
+    if (kept.size() < 2 || images.empty()) {
+      out.measures.push_back(std::move(a));
+      continue;
+    }
+    const auto scores = matrix(mine, kept, images), reference_scores = matrix(truth, kept, images);
+    const auto means = resampled_means(scores, indices(images.size()));
+    a.means = spread(means, kept);
+    a.ranking = spread(ranking(means, measure.direction), kept);
     // Every measure draws the same resamples (the same seed), as the report's other intervals do:
     // a measure's interval does not depend on which others are listed with it.
     a.rho = bootstrap(
-        n,
-        [&](const std::vector<int64_t>& images) {
-          return spearman(ranking(resampled_means(scores, images), measure.direction),
-                          ranking(resampled_means(reference_scores, images), reference.direction));
+        a.images,
+        [&](const std::vector<int64_t>& idx) {
+          return spearman(ranking(resampled_means(scores, idx), measure.direction),
+                          ranking(resampled_means(reference_scores, idx), reference.direction));
         },
         resamples, seed, level);
     out.measures.push_back(std::move(a));

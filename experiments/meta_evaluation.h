@@ -27,6 +27,7 @@
 /// internal_consistency(): the configurations of one metric (several measures), Spearman only,
 /// per pair the mean over methods of ρ across images (paper Table 1).
 /// reliability(): every pair of measures, per method and the mean over methods (paper Table 2).
+/// A measure with no row at all on the model is refused (lab::Error naming it): a misspelt variant.
 /// agreement_with_truth(): per measure, the methods ranked by their mean score over the images
 /// (rank 1 = best in the measure's direction, ties averaged), Spearman's ρ against the ranking by
 /// the reference measure (the ground-truth F1) and its percentile bootstrap interval over images
@@ -68,7 +69,8 @@ struct PairCorrelation {
 };
 
 /// The per-image scores of `measure` for (model, method), in row order: sample ids and values
-/// (finite values only). No row at all throws lab::Error naming the measure, model and method.
+/// (finite values only; none where the metric is undefined for every image, e.g. complexity of
+/// an all-zero map).
 struct ImageScores {
   std::vector<std::string> samples;
   std::vector<double> values;
@@ -107,10 +109,11 @@ CorrelationMatrix reliability(const std::vector<ResultRow>& rows, const std::str
 /// One measure's agreement with the reference ranking.
 struct Agreement {
   std::string measure;
-  std::vector<double> means;    ///< per method, over the common images
-  std::vector<double> ranking;  ///< 1 = best
-  BootstrapInterval rho;        ///< Spearman's ρ with the reference ranking and its interval
-  int64_t images = 0;
+  std::vector<double> means;    ///< per method, over the common images; NaN for a method left out
+  std::vector<double> ranking;  ///< 1 = best (among the methods kept); NaN for a method left out
+  BootstrapInterval rho;        ///< Spearman's ρ with the reference ranking and its interval (NaN: undefined)
+  int64_t images = 0;           ///< images every kept method scores under both measures
+  int64_t methods = 0;          ///< methods kept: those with a score under both measures
 };
 
 struct TruthAgreement {
@@ -122,8 +125,10 @@ struct TruthAgreement {
   std::vector<Agreement> measures;
 };
 
-/// Agreement with the truth on one model: see the file comment. Needs ≥ 2 methods and, per
-/// measure, ≥ 1 image every method scores under it and the reference (else lab::Error).
+/// Agreement with the truth on one model: see the file comment. A method without any finite
+/// score under a measure is left out of that measure's comparison (both rankings are then over
+/// the methods kept); with fewer than 2 methods or no common image the measure's ρ is NaN. Needs
+/// ≥ 2 methods, and rows of every measure on the model (else lab::Error naming it).
 TruthAgreement agreement_with_truth(const std::vector<ResultRow>& rows, const std::string& model,
                                     const std::vector<std::string>& methods, const std::vector<MetricVariant>& measures,
                                     const MetricVariant& reference, int resamples, uint64_t seed, double level = 0.95);

@@ -676,7 +676,8 @@ std::vector<fs::path> draw_heatmap(const Heatmap& figure, const fs::path& stem) 
   const int bar_area = 120;
   const int right = std::max(bar_area, slant - (k - 1) * cell / 2);
   const int bottom = figure.note.empty() ? 24 : 48;
-  const int width = std::max(left + k * cell + right, 40 + 8 * static_cast<int>(figure.title.size()));
+  const int width = std::max({left + k * cell + right, 40 + 9 * static_cast<int>(figure.title.size()),
+                              40 + 7 * static_cast<int>(figure.note.size())});
   const int height = top + k * cell + bottom;
   return render(stem, width, height, [&](Canvas& cv) {
     plstream& pls = cv.pls;
@@ -691,7 +692,9 @@ std::vector<fs::path> draw_heatmap(const Heatmap& figure, const fs::path& stem) 
         const double x0 = left + c * cell;
         cv.viewport(x0, y0, x0 + cell, y0 + cell);
         diverging_cmap1(pls);
-        draw_values(pls, {std::isfinite(v) ? std::clamp(v, -1.0, 1.0) : 0.0}, 1, 1, -1.0, 1.0);
+        // A 2×2 block of the one value: plimagefr draws nothing for a single point.
+        const double shown = std::isfinite(v) ? std::clamp(v, -1.0, 1.0) : 0.0;
+        draw_values(pls, {shown, shown, shown, shown}, 2, 2, -1.0, 1.0);
         frame(pls, kGrid);
         const bool dark = std::isfinite(v) && std::abs(v) > 0.55;
         cv.text(x0 + cell / 2.0, y0 + cell / 2.0 + 5, std::isfinite(v) ? fmt::format("{:.2f}", v) : "n/a", 0.5, 0.0,

@@ -970,6 +970,7 @@ class ReportBuilder {
     for (const std::string& model : models) {
       ag.columns.push_back(model + " ρ");
       ag.columns.push_back(model + " 95% interval");
+      ag.columns.push_back(model + " methods");
     }
     ag.align.assign(ag.columns.size(), Align::kRight);
     ag.align[0] = Align::kLeft;
@@ -980,24 +981,29 @@ class ReportBuilder {
     for (size_t k = 0; k < measures.size(); ++k) {
       std::vector<std::string> row = {measures[k].name()};
       for (const TruthAgreement& t : truth) {
-        row.push_back(fixed(t.measures[k].rho.value, 2));
-        row.push_back(interval_text(t.measures[k].rho));
+        const Agreement& a = t.measures[k];
+        row.push_back(fixed(a.rho.value, 2));
+        row.push_back(std::isnan(a.rho.lo) ? "n/a" : interval_text(a.rho));
+        row.push_back(std::to_string(a.methods));
       }
       ag.add(row);
     }
     ag.caption = fmt::format("Methods ranked by their mean score over the images (rank 1 = best in the metric's direction), "
-                             "ρ against their ranking by {}; the interval is the 95% percentile bootstrap over images "
+                             "ρ against their ranking by {} (over the methods the metric scores: a complexity metric has no "
+                             "value for an all-zero map); the interval is the 95% percentile bootstrap over images "
                              "({} resamples, both rankings recomputed from the resampled means, seed {}).",
                              reference.label, kBootstrapResamples, e_.seed);
     for (const TruthAgreement& t : truth) {
-      std::vector<std::string> agree, oppose, unsure;
+      std::vector<std::string> agree, oppose, unsure, undefined;
       for (const Agreement& a : t.measures) {
         const std::string d = fmt::format("{} ({})", a.measure, fixed(a.rho.value, 2));
-        (a.rho.lo > 0.0 ? agree : a.rho.hi < 0.0 ? oppose : unsure).push_back(d);
+        if (std::isnan(a.rho.lo)) undefined.push_back(a.measure);
+        else (a.rho.lo > 0.0 ? agree : a.rho.hi < 0.0 ? oppose : unsure).push_back(d);
       }
       findings.push_back(fmt::format("Against the truth on {} ({} methods): ranking like {} with the whole interval above 0: "
-                                     "{}; below 0: {}; interval containing 0: {}.",
-                                     t.model, t.methods.size(), reference.label, join(agree), join(oppose), join(unsure)));
+                                     "{}; below 0: {}; interval containing 0: {}{}.",
+                                     t.model, t.methods.size(), reference.label, join(agree), join(oppose), join(unsure),
+                                     undefined.empty() ? "" : "; undefined (fewer than 2 methods scored): " + join(undefined)));
     }
     add_paragraph(s, "The coherency paper judges metrics only by each other: whether configurations of one metric agree "
                      "(internal consistency) and whether two metrics agree on which explanation is better (inter-metric "

@@ -240,7 +240,7 @@ TEST_CASE("resume: deleted units are recomputed and results.csv comes out byte-i
 TEST_CASE("metric-coherency at a tiny scale: internal consistency, reliability matrix and heat map, agreement with the truth") {
   TempDir dir("coherency");
   std::vector<std::string> o = tiny("metric-coherency");
-  o.push_back("count=3");
+  o.front() = "count=3";
   const json resolved = resolve("metric-coherency", o);
   run(resolved, dir.path);
   const std::string md = lab::read_text(dir.path / "report.md");
