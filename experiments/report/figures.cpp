@@ -59,12 +59,13 @@ struct Canvas {
     pls.vpor(x0 / width, x1 / width, 1.0 - y1 / height, 1.0 - y0 / height);
   }
   /// Text at pixel (x, y) of the whole figure; angle in degrees (0 = horizontal, 90 = upwards).
-  void text(double x, double y, const std::string& s, double just = 0.5, double angle = 0.0, double scale = 1.0) const {
+  void text(double x, double y, const std::string& s, double just = 0.5, double angle = 0.0, double scale = 1.0,
+            int color = kInk) const {
     pls.vpor(0.0, 1.0, 0.0, 1.0);
     pls.wind(0.0, width, 0.0, height);
     pls.schr(kCharMm, scale);
     const double a = angle * M_PI / 180.0;
-    pls.col0(kInk);
+    pls.col0(color);
     pls.ptex(x, height - y, std::cos(a), std::sin(a), just, plain(s).c_str());
     pls.schr(kCharMm, 1.0);
   }
@@ -657,6 +658,67 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
       pls.ptex(lx + 42, y - 4, 1.0, 0.0, 0.0, plain(legend[i].second).c_str());
       pls.schr(kCharMm, 1.0);
     }
+  });
+}
+
+std::vector<fs::path> draw_heatmap(const Heatmap& figure, const fs::path& stem) {
+  const int k = static_cast<int>(figure.labels.size());
+  LAB_CHECK(k > 0, "heat map without labels");
+  LAB_CHECK(static_cast<int>(figure.values.size()) == k, "heat map: {} rows for {} labels", figure.values.size(), k);
+  for (const auto& row : figure.values)
+    LAB_CHECK(static_cast<int>(row.size()) == k, "heat map: a row of {} values for {} labels", row.size(), k);
+  size_t longest = 0;
+  for (const std::string& l : figure.labels) longest = std::max(longest, l.size());
+  const int cell = 60, char_w = 7;
+  const int left = 24 + char_w * static_cast<int>(longest);
+  const int slant = static_cast<int>(0.72 * char_w * static_cast<double>(longest));  // 45° labels' height and overhang
+  const int top = 56 + slant;
+  const int bar_area = 120;
+  const int right = std::max(bar_area, slant - (k - 1) * cell / 2);
+  const int bottom = figure.note.empty() ? 24 : 48;
+  const int width = std::max({left + k * cell + right, 40 + 9 * static_cast<int>(figure.title.size()),
+                              40 + 7 * static_cast<int>(figure.note.size())});
+  const int height = top + k * cell + bottom;
+  return render(stem, width, height, [&](Canvas& cv) {
+    plstream& pls = cv.pls;
+    cv.text(width / 2.0, 28, figure.title, 0.5, 0.0, 1.1);
+    for (int c = 0; c < k; ++c)
+      cv.text(left + c * cell + cell / 2.0, top - 8, figure.labels[static_cast<size_t>(c)], 0.0, 45.0, 0.85);
+    for (int r = 0; r < k; ++r) {
+      const double y0 = top + r * cell;
+      cv.text(left - 8, y0 + cell / 2.0 + 4, figure.labels[static_cast<size_t>(r)], 1.0, 0.0, 0.85);
+      for (int c = 0; c < k; ++c) {
+        const double v = figure.values[static_cast<size_t>(r)][static_cast<size_t>(c)];
+        const double x0 = left + c * cell;
+        cv.viewport(x0, y0, x0 + cell, y0 + cell);
+        diverging_cmap1(pls);
+        // A 2×2 block of the one value: plimagefr draws nothing for a single point.
+        const double shown = std::isfinite(v) ? std::clamp(v, -1.0, 1.0) : 0.0;
+        draw_values(pls, {shown, shown, shown, shown}, 2, 2, -1.0, 1.0);
+        frame(pls, kGrid);
+        const bool dark = std::isfinite(v) && std::abs(v) > 0.55;
+        cv.text(x0 + cell / 2.0, y0 + cell / 2.0 + 5, std::isfinite(v) ? fmt::format("{:.2f}", v) : "n/a", 0.5, 0.0,
+                0.9, std::isfinite(v) ? (dark ? kBackground : kInk) : kMid);
+      }
+    }
+    cv.viewport(left, top, left + k * cell, top + k * cell);
+    pls.wind(0.0, 1.0, 0.0, 1.0);
+    frame(pls, kInk);
+    // The colour bar: +1 at the top, −1 at the bottom.
+    const double bx = left + k * cell + 28, bw = 16, bh = std::max(160.0, k * cell * 0.8);
+    const double by = top + (k * cell - bh) / 2.0;
+    cv.viewport(bx, by, bx + bw, by + bh);
+    std::vector<double> ramp(2 * 256);
+    for (size_t i = 0; i < 256; ++i)
+      for (size_t j = 0; j < 2; ++j) ramp[i * 2 + j] = 1.0 - 2.0 * static_cast<double>(i) / 255.0;
+    diverging_cmap1(pls);
+    draw_values(pls, ramp, 256, 2, -1.0, 1.0);
+    frame(pls, kInk);
+    for (double tick : {1.0, 0.5, 0.0, -0.5, -1.0})
+      cv.text(bx + bw + 6, by + (1.0 - tick) / 2.0 * bh + 4, tick > 0 ? fmt::format("+{:g}", tick) : fmt::format("{:g}", tick),
+              0.0, 0.0, 0.8);
+    if (!figure.bar_label.empty()) cv.text(bx + bw / 2.0, by - 10, figure.bar_label, 0.5, 0.0, 0.8);
+    if (!figure.note.empty()) cv.text(width / 2.0, height - 16, figure.note, 0.5, 0.0, 0.8);
   });
 }
 

@@ -19,6 +19,7 @@
 /// - draw_violins: violin plots (Gaussian kernel density, Silverman bandwidth, cut at the data's
 ///   min and max) with bars at the maximum, mean and minimum, as in the paper's Fig. 17 and 23; an
 ///   optional dashed reference line (the faithfulness threshold γ) labelled outside the panel.
+/// - draw_heatmap: a correlation matrix as coloured cells with their values and a colour bar.
 /// - draw_curves: line plots of mean curves per method (Insertion/Deletion: Fig. 9; Sensitivity-N:
 ///   Fig. 18, 20, 21), linear or logarithmic x, each line with its method's colour and marker;
 ///   panels with the same `y_group` share the y range (small multiples).
@@ -113,10 +114,23 @@ struct CurveFigure {
   std::vector<CurvePanel> panels;
 };
 
+/// A square matrix of correlations in [−1, 1] (the inter-metric reliability matrix): each cell
+/// coloured by the diverging map (blue −1, white 0, red +1) with its value printed, NaN cells
+/// white with a grey "n/a"; row labels on the left, column labels above (slanted), and a vertical colour
+/// bar from −1 to +1 on the right.
+struct Heatmap {
+  std::string title;
+  std::vector<std::string> labels;         ///< rows and columns
+  std::vector<std::vector<double>> values; ///< labels.size() squared
+  std::string bar_label;                   ///< under the colour bar ("Spearman's ρ")
+  std::string note;                        ///< one line under the matrix; may be empty
+};
+
 /// Each writes STEM.png and STEM.svg and returns the two paths.
 std::vector<std::filesystem::path> draw_map_grid(const MapGrid& grid, const std::filesystem::path& stem);
 std::vector<std::filesystem::path> draw_violins(const ViolinFigure& figure, const std::filesystem::path& stem);
 std::vector<std::filesystem::path> draw_curves(const CurveFigure& figure, const std::filesystem::path& stem);
+std::vector<std::filesystem::path> draw_heatmap(const Heatmap& figure, const std::filesystem::path& stem);
 
 /// The common scale s of a kRow map-grid row: the 99th percentile (nearest rank) of the non-zero
 /// finite |values| of all `maps`; 1 when there are none.

@@ -13,6 +13,7 @@
 
 #include "attributions/method.h"
 #include "datasets/data_dir.h"
+#include "experiments/meta_evaluation.h"
 #include "experiments/rank.h"
 #include "experiments/report/figures.h"
 #include "experiments/report/html.h"
@@ -153,7 +154,8 @@ class ReportBuilder {
       else if (kind == "rankings") rankings(study, index, s);
       else if (kind == "spearman") spearman_study(study, index, s);
       else if (kind == "auc") auc(study, index, s);
-      else lab::fail_parameter("report study '{}': unknown kind '{}'; known: faithfulness, rankings, spearman, auc",
+      else if (kind == "coherency") coherency(study, index, s);
+      else lab::fail_parameter("report study '{}': unknown kind '{}'; known: faithfulness, rankings, spearman, auc, coherency",
                                s.title, kind);
       sections.push_back(std::move(s));
     }
@@ -870,6 +872,154 @@ class ReportBuilder {
     }
   }
 
+  MetricVariant variant_of(const Measure& m) const { return {m.label, m.metric, m.variant, direction(m)}; }
+
+  /// Meta-evaluation of the metrics (meta_evaluation.h): internal consistency of each metric's
+  /// configurations, the inter-metric reliability matrix per model (CSV tables and a heat map),
+  /// and each metric's agreement with the ground-truth ranking of the methods.
+  void coherency(const json& study, int index, Section& s) {
+    const Measure reference = measure_of(study.at("reference"));
+    std::vector<MetricVariant> measures;
+    for (const json& c : study.at("compare")) measures.push_back(variant_of(measure_of(c)));
+    const std::string stem = fmt::format("study{}", index);
+    std::vector<std::string> models;
+    for (const json& r : study.at("rows")) models.push_back(r.at("model"));
+    std::vector<std::string> findings;
+
+    // Internal consistency.
+    Table ic;
+    ic.id = stem + "-internal-consistency";
+    ic.title = "Internal consistency: Spearman's ρ across images between configurations of one metric";
+    ic.columns = {"Model", "Metric", "Configuration A", "Configuration B", "ρ (mean over methods)", "Methods"};
+    ic.align = {Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight};
+    ic.caption = "Per method, Spearman's ρ between the per-image scores of two configurations (each turned "
+                 "higher-is-better), then the mean over the methods where it is defined (a configuration constant "
+                 "over the images has none); the paper's Table 1.";
+    std::vector<std::string> ic_text;
+    for (const std::string& model : models) {
+      const std::vector<std::string> methods = methods_of(study, model);
+      for (const json& group : study.value("consistency", json::array())) {
+        std::vector<MetricVariant> configs;
+        for (const json& c : group.at("configs")) configs.push_back(variant_of(measure_of(c)));
+        const CorrelationMatrix m = internal_consistency(in_.rows, model, methods, configs);
+        double lowest = kNaN;
+        std::string lowest_pair;
+        for (size_t i = 0; i < configs.size(); ++i)
+          for (size_t j = i + 1; j < configs.size(); ++j) {
+            ic.add({model, group.at("label"), m.measures[i], m.measures[j], fixed(m.mean[i][j], 2),
+                    std::to_string(m.count[i][j])});
+            if (std::isfinite(m.mean[i][j]) && !(m.mean[i][j] >= lowest)) {
+              lowest = m.mean[i][j];
+              lowest_pair = m.measures[i] + " vs " + m.measures[j];
+            }
+          }
+        if (!lowest_pair.empty())
+          ic_text.push_back(fmt::format("{} on {}: lowest ρ {} ({})", group.at("label").get<std::string>(), model,
+                                        fixed(lowest, 2), lowest_pair));
+      }
+    }
+    if (!ic_text.empty()) findings.push_back("Internal consistency — " + join(ic_text, "; ", "; ") + ".");
+
+    // Inter-metric reliability, one matrix per model.
+    std::vector<std::pair<Table, Table>> reliability_tables;
+    std::vector<std::pair<std::vector<fs::path>, std::string>> figures;
+    for (size_t r = 0; r < models.size(); ++r) {
+      const std::string& model = models[r];
+      const std::vector<std::string> methods = methods_of(study, model);
+      const CorrelationMatrix m = reliability(in_.rows, model, methods, measures);
+      const std::string id = fmt::format("{}-reliability-{}", stem, slugify(model));
+      Table square = correlation_square_table(m, id, fmt::format("Inter-metric reliability on {} (mean over methods)", model));
+      square.caption = "Per method, Spearman's ρ between the per-image scores of two metrics (the point-biserial r when "
+                       "exactly one is binary), both turned higher-is-better, then the mean over methods: +1 = the two "
+                       "metrics order the images alike, −1 = opposite notions of a good explanation (the paper's Table 2). "
+                       "Every method's value is in tables/" + id + "-per-method.csv.";
+      Table lines = correlation_long_table(m, id + "-per-method", fmt::format("Inter-metric reliability on {}, per method", model));
+      lines.caption = "Every method and pair: the coefficient used, its value (nan: undefined, a score constant over the "
+                      "images) and the images both metrics scored; the \"mean\" lines count the methods averaged.";
+      reliability_tables.push_back({square, lines});
+      Heatmap h;
+      h.title = fmt::format("Inter-metric reliability on {} (mean over {} methods)", model, methods.size());
+      h.labels = m.measures;
+      h.values = m.mean;
+      for (size_t i = 0; i < h.values.size(); ++i) h.values[i][i] = m.count[i][i] > 0 ? 1.0 : kNaN;
+      h.bar_label = "ρ";
+      h.note = "Spearman's ρ (point-biserial r for a binary metric), both metrics oriented higher-is-better";
+      figures.push_back({draw_heatmap(h, in_.run_dir / "figures" / id),
+                         fmt::format("Inter-metric reliability on {}: red = two metrics agree on which explanation of an "
+                                     "image is better, blue = they disagree.", model)});
+      double best = kNaN, worst = kNaN;
+      std::string best_pair, worst_pair;
+      for (size_t i = 0; i < m.measures.size(); ++i)
+        for (size_t j = i + 1; j < m.measures.size(); ++j) {
+          const double v = m.mean[i][j];
+          if (!std::isfinite(v)) continue;
+          if (!(v <= best)) best = v, best_pair = m.measures[i] + " & " + m.measures[j];
+          if (!(v >= worst)) worst = v, worst_pair = m.measures[i] + " & " + m.measures[j];
+        }
+      if (!best_pair.empty())
+        findings.push_back(fmt::format("Reliability on {}: the most coherent pair is {} (ρ {}), the least {} (ρ {}).", model,
+                                       best_pair, fixed(best, 2), worst_pair, fixed(worst, 2)));
+    }
+
+    // Agreement with the truth.
+    Table ag;
+    ag.id = stem + "-agreement-with-truth";
+    ag.title = fmt::format("Agreement with the truth: Spearman's ρ between each metric's ranking of the methods and the {} ranking",
+                           reference.label);
+    ag.columns = {"Metric"};
+    for (const std::string& model : models) {
+      ag.columns.push_back(model + " ρ");
+      ag.columns.push_back(model + " 95% interval");
+      ag.columns.push_back(model + " methods");
+    }
+    ag.align.assign(ag.columns.size(), Align::kRight);
+    ag.align[0] = Align::kLeft;
+    std::vector<TruthAgreement> truth;
+    for (const std::string& model : models)
+      truth.push_back(agreement_with_truth(in_.rows, model, methods_of(study, model), measures, variant_of(reference),
+                                           kBootstrapResamples, static_cast<uint64_t>(e_.seed), kBootstrapLevel));
+    for (size_t k = 0; k < measures.size(); ++k) {
+      std::vector<std::string> row = {measures[k].name()};
+      for (const TruthAgreement& t : truth) {
+        const Agreement& a = t.measures[k];
+        row.push_back(fixed(a.rho.value, 2));
+        row.push_back(std::isnan(a.rho.lo) ? "n/a" : interval_text(a.rho));
+        row.push_back(std::to_string(a.methods));
+      }
+      ag.add(row);
+    }
+    ag.caption = fmt::format("Methods ranked by their mean score over the images (rank 1 = best in the metric's direction), "
+                             "ρ against their ranking by {} (over the methods the metric scores: a complexity metric has no "
+                             "value for an all-zero map); the interval is the 95% percentile bootstrap over images "
+                             "({} resamples, both rankings recomputed from the resampled means, seed {}).",
+                             reference.label, kBootstrapResamples, e_.seed);
+    for (const TruthAgreement& t : truth) {
+      std::vector<std::string> agree, oppose, unsure, undefined;
+      for (const Agreement& a : t.measures) {
+        const std::string d = fmt::format("{} ({})", a.measure, fixed(a.rho.value, 2));
+        if (std::isnan(a.rho.lo)) undefined.push_back(a.measure);
+        else (a.rho.lo > 0.0 ? agree : a.rho.hi < 0.0 ? oppose : unsure).push_back(d);
+      }
+      findings.push_back(fmt::format("Against the truth on {} ({} methods): ranking like {} with the whole interval above 0: "
+                                     "{}; below 0: {}; interval containing 0: {}{}.",
+                                     t.model, t.methods.size(), reference.label, join(agree), join(oppose), join(unsure),
+                                     undefined.empty() ? "" : "; undefined (fewer than 2 methods scored): " + join(undefined)));
+    }
+    add_paragraph(s, "The coherency paper judges metrics only by each other: whether configurations of one metric agree "
+                     "(internal consistency) and whether two metrics agree on which explanation is better (inter-metric "
+                     "reliability). With the designed ground truth we can also ask whether a metric ranks the methods as "
+                     "the truth does. " + join(findings, " ", " "));
+    if (!ic.rows.empty()) add_table(s, ic);
+    for (size_t r = 0; r < reliability_tables.size(); ++r) {
+      add_table(s, reliability_tables[r].first);
+      add_figure(s, figures[r].first, figures[r].second);
+      // Per method and pair: too long to read in the report, kept as a data file.
+      const Table& lines = reliability_tables[r].second;
+      lab::write_text_atomic(in_.run_dir / "tables" / (lines.id + ".csv"), to_csv(lines));
+    }
+    add_table(s, ag);
+  }
+
   void auc(const json& study, int index, Section& s) {
     const std::string model = study.at("model");
     const std::vector<std::string> methods = methods_of(study, model);
@@ -1094,6 +1244,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& study_kinds
       {"rankings", {"model", "reference", "compare", "methods", "paper", "grid-rows"}},
       {"spearman", {"rows", "reference", "compare", "methods", "paper", "table-title", "row-header", "claim", "curves"}},
       {"auc", {"model", "compare", "methods", "paper"}},
+      {"coherency", {"rows", "reference", "compare", "consistency", "methods"}},
   };
   return kinds;
 }
@@ -1112,6 +1263,10 @@ std::vector<const json*> measures_of(const json& study) {
   if (study.contains("reference")) out.push_back(&study.at("reference"));
   if (study.contains("compare") && study.at("compare").is_array())
     for (const json& c : study.at("compare")) out.push_back(&c);
+  if (study.contains("consistency") && study.at("consistency").is_array())
+    for (const json& group : study.at("consistency"))
+      if (group.is_object() && group.contains("configs") && group.at("configs").is_array())
+        for (const json& c : group.at("configs")) out.push_back(&c);
   return out;
 }
 
@@ -1170,6 +1325,15 @@ void check_studies(const json& report, const std::vector<std::string>& models, c
     for (const std::string& m : named)
       if (std::find(methods.begin(), methods.end(), m) == methods.end())
         lab::fail_parameter("{}: no method '{}'; methods: {}", name, m, list_text(methods));
+    if (kind == "coherency") {
+      for (const char* key : {"rows", "reference", "compare"})
+        if (!study.contains(key)) lab::fail_parameter("{}: needs \"{}\"", name, key);
+      for (const json& group : study.value("consistency", json::array()))
+        if (!group.is_object() || !group.contains("label") || !group.at("label").is_string() || !group.contains("configs") ||
+            !group.at("configs").is_array() || group.at("configs").size() < 2 || group.size() != 2)
+          lab::fail_parameter("{}: each consistency group must be {{\"label\": ..., \"configs\": [two or more measures]}}, got {}",
+                              name, group.dump());
+    }
     if (kind == "faithfulness" && (!study.contains("metric") || !study.at("metric").is_string()))
       lab::fail_parameter("{}: needs \"metric\", the ground-truth metric it reads", name);
     std::vector<std::string> registered;

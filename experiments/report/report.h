@@ -41,6 +41,13 @@
 /// perturbed otherwise, and panels carry the measure's label.
 /// - "auc" (Table 4): `model`; `compare` (the AUC variants); `paper` ({method: [values]}).
 ///   Table: mean AUC ours | paper | difference per method.
+/// - "coherency" (coherency paper, Sections 3.4, 4.2, 4.3; meta_evaluation.h): `rows`
+///   ([{"label", "model"}]); `reference` (the ground-truth measure); `compare` (the measures);
+///   `consistency` ([{"label", "configs": [measures]}]: configurations of one metric); `methods`.
+///   Tables: internal consistency (mean over methods of ρ across images per configuration pair);
+///   per model the inter-metric reliability matrix (mean over methods), with every method's
+///   coefficient in tables/studyK-reliability-MODEL-per-method.csv and a heat map; the agreement
+///   of each measure's method ranking with the reference ranking, ρ and its bootstrap interval.
 /// - `grid-rows` (faithfulness, rankings): the first N images shown with every method's map, one
 ///   grid per method family (attributions::MethodInfo::family) on a common scale per row.
 /// report.md is CommonMark with every generated text escaped (markdown_escape); report.html is

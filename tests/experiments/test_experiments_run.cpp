@@ -236,3 +236,31 @@ TEST_CASE("resume: deleted units are recomputed and results.csv comes out byte-i
     CHECK(lab::read_text(fresh.path / "results.csv") == results);
   }
 }
+
+TEST_CASE("metric-coherency at a tiny scale: internal consistency, reliability matrix and heat map, agreement with the truth") {
+  TempDir dir("coherency");
+  std::vector<std::string> o = tiny("metric-coherency");
+  o.front() = "count=3";
+  const json resolved = resolve("metric-coherency", o);
+  run(resolved, dir.path);
+  const std::string md = lab::read_text(dir.path / "report.md");
+  for (const json& study : resolved.at("report").at("studies"))
+    CHECK_MESSAGE(md.find(study.at("title").get<std::string>()) != std::string::npos, study.at("title"));
+  for (const char* file : {"study1-internal-consistency.csv", "study1-reliability-multi-color-sum.csv",
+                           "study1-reliability-multi-color-sum-per-method.csv", "study1-agreement-with-truth.csv",
+                           "study2-reliability-single-color-modulo.csv", "study2-agreement-with-truth.csv"})
+    CHECK_MESSAGE(fs::exists(dir.path / "tables" / file), file);
+  for (const char* file : {"study1-reliability-multi-color-sum.png", "study1-reliability-multi-color-sum.svg",
+                           "study2-reliability-single-color-modulo.png"})
+    CHECK_MESSAGE(fs::exists(dir.path / "figures" / file), file);
+  const std::string ic = lab::read_text(dir.path / "tables" / "study1-internal-consistency.csv");
+  CHECK(ic.find("\"real-valued map\",\"binarised map\"") != std::string::npos);
+  // The per-method matrix names the point-biserial for the Pointing Game where its hits differ.
+  const std::string lines = lab::read_text(dir.path / "tables" / "study1-reliability-multi-color-sum-per-method.csv");
+  CHECK(lines.find("\"Insertion\",\"Deletion\"") != std::string::npos);
+  const std::string truth = lab::read_text(dir.path / "tables" / "study1-agreement-with-truth.csv");
+  CHECK(truth.find("\"Pointing Game\"") != std::string::npos);
+  CHECK(truth.find("\"multi-color-sum 95% interval\"") != std::string::npos);
+  // The ground-truth map ranks first under the truth; the report says what each metric does.
+  CHECK(md.find("Against the truth on multi-color-sum (10 methods)") != std::string::npos);
+}
