@@ -99,7 +99,7 @@ void register_attribute(CLI::App& app) {
   auto args = std::make_shared<AttributeArgs>();
   CLI::App* cmd = app.add_subcommand(
       "attribute", "Attribution maps of one method for every sample of a data directory (MAPS/<id>.npy, MAPS/maps.json)");
-  cmd->footer(names_footer(attributions::registry(), "Methods", "methods"));
+  cmd->footer([] { return names_footer(attributions::registry(), "Methods", "methods"); });
   cmd->add_option("--data", args->data, "Data directory (from attrlab generate)")->required();
   cmd->add_option("--method", args->method, "Attribution method (attrlab methods lists them)")->required();
   cmd->add_option("--label", args->label,

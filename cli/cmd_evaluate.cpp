@@ -121,7 +121,7 @@ void register_evaluate(CLI::App& app) {
   auto args = std::make_shared<EvaluateArgs>();
   CLI::App* cmd = app.add_subcommand(
       "evaluate", "Score attribution maps (MAPS/<id>.npy, any origin) on a data directory with evaluation metrics");
-  cmd->footer(names_footer(experiments::registry(), "Metrics", "metrics"));
+  cmd->footer([] { return names_footer(experiments::registry(), "Metrics", "metrics"); });
   cmd->add_option("--data", args->data, "Data directory (from attrlab generate)")->required();
   cmd->add_option("--maps", args->maps, "Maps directory of one method (repeatable): <id>.npy, optional maps.json")
       ->required();

@@ -47,7 +47,7 @@ void register_generate(CLI::App& app) {
   std::string names;
   for (const std::string& n : datasets::environment_names()) names += (names.empty() ? "" : ", ") + n;
   CLI::App* cmd = app.add_subcommand("generate", "Generate a data directory: images, ground truth, manifest");
-  cmd->footer(names_footer(datasets::environments(), "Environments", "envs"));
+  cmd->footer([] { return names_footer(datasets::environments(), "Environments", "envs"); });
   cmd->add_option("--env", args->env, "Environment: " + names)->required();
   cmd->add_option("-o", args->options,
                   "Option key=value (repeatable): the model's and the data's, e.g. -o size=64 -o patch-max=20 "

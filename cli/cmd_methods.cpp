@@ -24,13 +24,14 @@ void run_methods(const MethodsArgs& args) {
   const auto shown = select_entries(attributions::registry(), args.name, "method");
   if (args.json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const auto* m : shown) out.push_back({{"name", m->name}, {"summary", m->summary}, {"params", params_json(m->params)}});
+    for (const auto* m : shown) out.push_back({{"name", m->name}, {"family", m->family}, {"summary", m->summary}, {"params", params_json(m->params)}});
     fmt::print("{}\n", out.dump(2));
     return;
   }
   const size_t width = setting_width(shown);
   for (const auto* m : shown) {
-    fmt::print("{}\n  {}\n", m->name, m->summary);
+    // A plug-in's method may have no family.
+    fmt::print("{}{}\n  {}\n", m->name, m->family.empty() ? "" : " (" + m->family + ")", m->summary);
     print_params(m->params, width);
   }
 }
@@ -41,7 +42,7 @@ void register_methods(CLI::App& app) {
   auto args = std::make_shared<MethodsArgs>();
   CLI::App* cmd = app.add_subcommand("methods", "List the attribution methods with their parameters and defaults");
   cmd->add_option("name", args->name, "Show only this method");
-  cmd->add_flag("--json", args->json, "Print the list as JSON (name, summary, params with name/default/help)");
+  cmd->add_flag("--json", args->json, "Print the list as JSON (name, family, summary, params with name/default/help)");
   cmd->callback([args] { run_methods(*args); });
 }
 

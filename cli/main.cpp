@@ -35,6 +35,19 @@ constexpr Register kCommands[] = {
     cli::register_merge,
 };
 
+// The values of every `--plugin PATH` / `--plugin=PATH` before the subcommand.
+std::vector<std::string> plugin_arguments(int argc, char** argv) {
+  std::vector<std::string> paths;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--plugin" && i + 1 < argc) paths.emplace_back(argv[++i]);
+    else if (arg.rfind("--plugin=", 0) == 0) paths.push_back(arg.substr(9));
+    else if (arg == "--threads") ++i;  // the one other global option with a value
+    else if (arg.empty() || arg[0] != '-') break;  // the subcommand
+  }
+  return paths;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,6 +77,16 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help and --version exit 0; every usage error exits 1 (CLI11's own codes are not ours).
+    // Help is called for before the parse completes: load the plug-ins named so far, so that the
+    // help's list of methods names theirs too.
+    if (dynamic_cast<const CLI::CallForHelp*>(&e) || dynamic_cast<const CLI::CallForAllHelp*>(&e)) {
+      try {
+        for (const std::string& path : plugin_arguments(argc, argv)) attributions::load_plugin(path);
+      } catch (const lab::Error& error) {
+        std::fprintf(stderr, "attrlab: error: %s\n", error.what());
+        return static_cast<int>(error.kind());
+      }
+    }
     return app.exit(e) == 0 ? 0 : 1;
   } catch (const lab::Error& e) {
     std::fprintf(stderr, "attrlab: error: %s\n", e.what());

@@ -574,7 +574,7 @@ std::string environments_json() {
 std::string methods_json() {
   json out = json::array();
   for (const auto& m : attributions::registry())
-    out.push_back({{"name", m.name}, {"summary", m.summary}, {"params", lab::docs_json(m.params)}});
+    out.push_back({{"name", m.name}, {"family", m.family}, {"summary", m.summary}, {"params", lab::docs_json(m.params)}});
   return out.dump();
 }
 

@@ -243,10 +243,12 @@ std::pair<double, double> padded(double lo, double hi) {
 
 const std::vector<std::array<int, 3>>& series_palette() {
   static const std::vector<std::array<int, 3>> palette = [] {
-    // Okabe–Ito's yellow, faint on white, goes last.
+    // Okabe–Ito's yellow, faint on white, goes last. Tol's muted colours follow in the order that
+    // keeps each as far (CIELAB ΔE) from the ones before it as possible, the pale sand last: the
+    // eighth style (a full panel) is then indigo, not a rose beside Okabe–Ito's reddish purple.
     std::vector<std::array<int, 3>> p(okabe_ito().begin(), okabe_ito().end() - 1);
-    const std::vector<std::array<int, 3>> muted = {{204, 102, 119}, {51, 34, 136}, {221, 204, 119}, {17, 119, 51}, {136, 204, 238},
-                                                   {136, 34, 85},   {68, 170, 153}, {153, 153, 51},  {170, 68, 153}};
+    const std::vector<std::array<int, 3>> muted = {{51, 34, 136},  {136, 34, 85},   {153, 153, 51},  {170, 68, 153}, {17, 119, 51},
+                                                   {204, 102, 119}, {68, 170, 153}, {136, 204, 238}, {221, 204, 119}};
     p.insert(p.end(), muted.begin(), muted.end());
     p.push_back(okabe_ito().back());
     return p;

@@ -1,13 +1,19 @@
 // Runs the built attrlab binary (path in ATTRLAB_BINARY, set by ctest) and captures its output.
 #pragma once
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace clitest {
 
@@ -52,6 +58,43 @@ inline Outcome run(const std::string& args, const std::string& env = "") {
   o.out = slurp(out);
   o.err = slurp(err);
   return o;
+}
+
+/// Starts `attrlab ARGS...` in the background (output to `log`); returns its pid.
+inline pid_t spawn(const std::vector<std::string>& args, const std::filesystem::path& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> argv;
+    const std::string path = binary();
+    argv.push_back(const_cast<char*>(path.c_str()));
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(path.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+/// Waits (up to `seconds`, polling every 10 ms) until `ready()` holds; its last answer.
+template <typename Ready>
+bool wait_for(Ready ready, double seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return ready();
+}
+
+/// Sends `sig` to `pid` and waits for it; true when it ended by that signal.
+inline bool kill_and_wait(pid_t pid, int sig) {
+  ::kill(pid, sig);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == sig;
 }
 
 }  // namespace clitest

@@ -13,7 +13,8 @@ using clitest::run;
 TEST_CASE("attrlab methods lists methods, parameters and defaults") {
   const auto text = run("methods");
   REQUIRE(text.code == 0);
-  for (const char* expected : {"integrated-gradients", "-p steps=50", "-p baseline=zero", "deepshap", "gradcam-plus-plus",
+  for (const char* expected : {"integrated-gradients (gradient)", "lrp (propagation)", "occlusion (perturbation)",
+                               "extremal-perturbation (optimisation)", "fake-cam (control)", "-p steps=50", "-p baseline=zero", "deepshap", "gradcam-plus-plus",
                                "-p composite=lrp-epsilon", "random", "constant"})
     CHECK(text.out.find(expected) != std::string::npos);
   const auto json = run("methods lrp --json");
@@ -21,6 +22,7 @@ TEST_CASE("attrlab methods lists methods, parameters and defaults") {
   const nlohmann::json list = nlohmann::json::parse(json.out);
   REQUIRE(list.size() == 1);
   CHECK(list[0]["name"] == "lrp");
+  CHECK(list[0]["family"] == "propagation");
   CHECK(list[0]["params"][0]["name"] == "composite");
   CHECK(list[0]["params"][0]["default"] == "lrp-epsilon");
   const auto unknown = run("methods no-such-method");

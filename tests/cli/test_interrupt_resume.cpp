@@ -24,38 +24,12 @@
 #include "tests/scratch.h"
 
 using clitest::run;
+using clitest::spawn;
+using clitest::wait_for;
+using clitest::kill_and_wait;
 namespace fs = std::filesystem;
 
 namespace {
-
-/// Starts `attrlab ARGS...` in the background (output to `log`); returns its pid.
-pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<char*> argv;
-    const std::string binary = clitest::binary();
-    argv.push_back(const_cast<char*>(binary.c_str()));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(binary.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-/// Waits (up to `seconds`) until `ready()` holds.
-template <typename Ready>
-bool wait_for(Ready ready, double seconds) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < until) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return ready();
-}
 
 /// Finished units kept in an evaluation's unit directory.
 int64_t done_units(const fs::path& work) {
@@ -64,14 +38,6 @@ int64_t done_units(const fs::path& work) {
   for (auto it = fs::directory_iterator(work / "units", ec); !ec && it != fs::directory_iterator(); it.increment(ec))
     if (it->path().extension() == ".done") ++n;
   return n;
-}
-
-/// Sends `sig` to `pid` and waits for it; true when it ended by that signal.
-bool kill_and_wait(pid_t pid, int sig) {
-  ::kill(pid, sig);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == sig;
 }
 
 /// The sample column of a results CSV, without "all".

@@ -25,6 +25,8 @@
 #include "tests/scratch.h"
 
 using clitest::run;
+using clitest::spawn;
+using clitest::wait_for;
 namespace fs = std::filesystem;
 
 namespace {
@@ -58,35 +60,6 @@ void check_one_error_line(const clitest::Outcome& o, const std::string& named) {
 }
 
 using testdir::temporaries;
-
-/// Starts `attrlab ARGS...` in the background (output to `log`); returns its pid.
-pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<char*> argv;
-    const std::string binary = clitest::binary();
-    argv.push_back(const_cast<char*>(binary.c_str()));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(binary.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-/// Waits (up to `seconds`) until `ready()` holds.
-template <typename Ready>
-bool wait_for(Ready ready, double seconds) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < until) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return ready();
-}
 
 int exit_of(lab::ErrorKind kind) { return static_cast<int>(kind); }
 

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -214,4 +215,24 @@ TEST_CASE("series styles: 17 distinct colours, 12 markers, every (colour, marker
   std::set<std::pair<size_t, size_t>> pairs;
   for (size_t i = 0; i < 19; ++i) pairs.insert({i % palette.size(), i % series_markers().size()});
   CHECK(pairs.size() == 19);
+  // The 8 styles of a full panel are far apart in CIELAB (ΔE*76 ≥ 25; Okabe–Ito's reddish purple
+  // and Tol's rose, 21 apart, once sat in one panel).
+  auto lab = [](const std::array<int, 3>& rgb) {
+    auto linear = [](int c) {
+      const double u = c / 255.0;
+      return u > 0.04045 ? std::pow((u + 0.055) / 1.055, 2.4) : u / 12.92;
+    };
+    const double r = linear(rgb[0]), g = linear(rgb[1]), b = linear(rgb[2]);
+    const double x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047, y = 0.2126 * r + 0.7152 * g + 0.0722 * b,
+                 z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
+    auto f = [](double t) { return t > 0.008856 ? std::cbrt(t) : 7.787 * t + 16.0 / 116.0; };
+    return std::array<double, 3>{116.0 * f(y) - 16.0, 500.0 * (f(x) - f(y)), 200.0 * (f(y) - f(z))};
+  };
+  double closest = 1e9;
+  for (size_t i = 0; i < 8; ++i)
+    for (size_t j = i + 1; j < 8; ++j) {
+      const auto a = lab(palette[i]), b = lab(palette[j]);
+      closest = std::min(closest, std::hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]));
+    }
+  CHECK(closest >= 25.0);
 }

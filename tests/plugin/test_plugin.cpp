@@ -145,11 +145,16 @@ TEST_CASE("attrlab --plugin lists the plug-in's method with the built-in method'
   const auto all = run(flag + " methods");
   REQUIRE(all.code == 0);
   CHECK(all.out.find("\ngradient-times-input\n  input times gradient") != std::string::npos);
-  CHECK(all.out.find("\ninput-x-gradient\n") != std::string::npos);
+  CHECK(all.out.find("\ninput-x-gradient (gradient)\n") != std::string::npos);
   CHECK(method_params(flag, "gradient-times-input") == method_params("", "input-x-gradient"));
   // Without the flag the method is unknown (exit 1); the same file twice is loaded once.
   CHECK(run("methods gradient-times-input").code == 1);
   CHECK(run(flag + " " + flag + " methods gradient-times-input").code == 0);
+  // The --help of the commands that take a method name lists the plug-in's method too.
+  const auto help = run(flag + " attribute --help");
+  REQUIRE(help.code == 0);
+  CHECK(help.out.find("gradient-times-input") != std::string::npos);
+  CHECK(run("attribute --help").out.find("gradient-times-input") == std::string::npos);
 }
 
 TEST_CASE("attrlab attribute with the plug-in's method writes the built-in method's maps") {
