@@ -133,6 +133,21 @@ const lab::Schema<DeepShap::Params>& DeepShap::Params::schema() {
   return s;
 }
 
+std::vector<int64_t> DeepShap::draw_baselines(uint64_t seed, int64_t available, int64_t count) {
+  // A seeded draw without replacement: the first `count` of a partial shuffle.
+  std::vector<int64_t> order(static_cast<size_t>(available));
+  std::iota(order.begin(), order.end(), 0);
+  if (count < available) {
+    std::mt19937_64 rng = lab::Rng(seed, kDataStream).engine();
+    for (int64_t i = 0; i < count; ++i) {
+      std::uniform_int_distribution<int64_t> u(i, available - 1);
+      std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(u(rng))]);
+    }
+  }
+  order.resize(static_cast<size_t>(std::min(count, available)));
+  return order;
+}
+
 DeepShap::DeepShap(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 Result DeepShap::attribute(const Context& context, const Batch& batch) const {
@@ -158,21 +173,9 @@ Result DeepShap::attribute(const Context& context, const Batch& batch) const {
     count = params_.baselines.data_count < 0 ? available : params_.baselines.data_count;
     if (count > available)
       lab::fail_parameter("-p baselines=data:{}: only {} reference inputs are available", count, available);
-    // Each sample's K baselines: a seeded draw without replacement (the first K of a shuffle).
     std::vector<std::vector<int64_t>> pick(static_cast<size_t>(n));
-    for (int64_t s = 0; s < n; ++s) {
-      std::vector<int64_t> order(static_cast<size_t>(available));
-      std::iota(order.begin(), order.end(), 0);
-      if (count < available) {
-        std::mt19937_64 rng = lab::Rng(batch.seeds[static_cast<size_t>(s)], kDataStream).engine();
-        for (int64_t i = 0; i < count; ++i) {
-          std::uniform_int_distribution<int64_t> u(i, available - 1);
-          std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(u(rng))]);
-        }
-      }
-      order.resize(static_cast<size_t>(count));
-      pick[static_cast<size_t>(s)] = std::move(order);
-    }
+    for (int64_t s = 0; s < n; ++s)
+      pick[static_cast<size_t>(s)] = draw_baselines(batch.seeds[static_cast<size_t>(s)], available, count);
     for (int64_t k = 0; k < count; ++k) {
       lab::Tensor reference(x.shape());
       for (int64_t s = 0; s < n; ++s) {

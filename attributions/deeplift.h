@@ -70,6 +70,10 @@ class DeepShap final : public Method {
   nlohmann::json params() const override { return Params::schema().to_json(params_); }
   Result attribute(const Context& context, const Batch& batch) const override;
   static MethodInfo info();
+  /// The reference inputs (indices into `available` ones) that `-p baselines=data:K` uses for
+  /// the sample explained with `seed`: the first K of a seeded partial shuffle (all of them, in
+  /// order, when K ≥ available). The invariant metric re-draws them to check summation-to-delta.
+  static std::vector<int64_t> draw_baselines(uint64_t seed, int64_t available, int64_t count);
 
  private:
   Params params_;

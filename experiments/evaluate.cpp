@@ -197,6 +197,7 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
     std::unique_ptr<attributions::Method> remade;
     std::unique_ptr<AttributeStage> remade_stage;
     Explainer explain;
+    ScoredMethod scored;  // the same record for the invariant metric
     const nlohmann::json& rec = set.record;
     if (rec.is_object() && rec.contains("method") && rec["method"].is_string() && rec.contains("params") &&
         rec["params"].is_object()) {
@@ -212,8 +213,10 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
         if (rec.contains("context") && rec["context"].is_object() && rec["context"].contains("reference-inputs") &&
             rec["context"]["reference-inputs"].is_number_integer())
           setup.reference = rec["context"]["reference-inputs"].get<int64_t>();
+        if (rec.contains("seed") && rec["seed"].is_number_unsigned()) setup.seed = rec["seed"].get<uint64_t>();
         remade_stage = std::make_unique<AttributeStage>(data, net, *remade, setup);
         explain = remade_stage->explainer();
+        scored = remade_stage->scored_method();
       }
     }
     std::vector<ResultRow> rows;
@@ -247,7 +250,7 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
       const lab::Tensor attr = lab::Tensor::stack(attrs);
       LAB_CHECK(attr.shape() == (lab::Shape{static_cast<int64_t>(samples.size()), h, w}), "maps {}",
                 lab::to_string(attr.shape()));
-      Scores scores = stage.score(model, set.method, samples, attr, target, explain);
+      Scores scores = stage.score(model, set.method, samples, attr, target, explain, scored);
       if (units) {
         std::string rows_text = result_csv_header(), curves_text = curve_csv_header();
         for (const ResultRow& r : scores.rows) rows_text += to_csv_line(r);

@@ -80,6 +80,19 @@ Explainer AttributeStage::explainer() const {
   };
 }
 
+ScoredMethod AttributeStage::scored_method() const {
+  ScoredMethod m;
+  m.name = method_.name();
+  m.params = method_.params();
+  m.context = &context_;
+  m.seed = [this](const std::string& id) {
+    const auto it = index_.find(id);
+    LAB_CHECK(it != index_.end(), "no sample {} in the data", id);
+    return sample_seed(setup_.seed, label_, it->second);
+  };
+  return m;
+}
+
 AttributedUnit AttributeStage::run(int64_t begin, int64_t end) const {
   const datasets::Environment& env = data_.env();
   AttributedUnit u;
@@ -177,16 +190,19 @@ ScoreStage::ScoreStage(const datasets::DataDir& data, const lab::Network& net,
 }
 
 Scores ScoreStage::score(const std::string& model, const std::string& method, int64_t begin, int64_t end,
-                         const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain) const {
+                         const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain,
+                         const ScoredMethod& method_record) const {
   std::vector<int64_t> samples(static_cast<size_t>(end - begin));
   std::iota(samples.begin(), samples.end(), begin);
-  return score(model, method, samples, attr, target, explain);
+  return score(model, method, samples, attr, target, explain, method_record);
 }
 
 Scores ScoreStage::score(const std::string& model, const std::string& method, const std::vector<int64_t>& samples,
-                         const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain) const {
+                         const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain,
+                         const ScoredMethod& method_record) const {
   Context context = context_;
   context.explain = explain;
+  context.method = method_record;
   Batch scored;
   std::vector<lab::Tensor> xs;
   for (const int64_t i : samples) xs.push_back(data_.input(i));

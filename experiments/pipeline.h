@@ -95,6 +95,8 @@ class AttributeStage {
   /// Re-explains perturbed copies of a data sample with this stage's method (its context, the
   /// sample's segments and ground truth), for the metrics that need the method (Context::explain).
   Explainer explainer() const;
+  /// This stage's method as metrics see it (Context::method): name, params, context, seeds.
+  ScoredMethod scored_method() const;
   /// Rows of metric "method", variant "completeness-gap" (methods with completeness; else none).
   std::vector<ResultRow> gap_rows(const std::string& model, const AttributedUnit& unit) const;
 
@@ -129,10 +131,12 @@ class ScoreStage {
   /// Scores the maps `attr` (N×C×H×W or N×H×W) of samples [begin, end) explaining `target`;
   /// `explain` re-explains inputs with the method that made the maps, when it is known.
   Scores score(const std::string& model, const std::string& method, int64_t begin, int64_t end,
-               const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain = {}) const;
+               const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain = {},
+               const ScoredMethod& method_record = {}) const;
   /// The same for the data samples `samples` (indices, any order; N = samples.size()).
   Scores score(const std::string& model, const std::string& method, const std::vector<int64_t>& samples,
-               const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain = {}) const;
+               const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain = {},
+               const ScoredMethod& method_record = {}) const;
   /// The metrics' own summary rows (sample "all") of the per-sample rows of one (model, method),
   /// and the mean completeness gap.
   std::vector<ResultRow> aggregate(const std::string& model, const std::string& method,

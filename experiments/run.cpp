@@ -124,7 +124,8 @@ UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSp
   const std::string& model = state.spec->label;
   // Maps read from files cannot be re-made for perturbed inputs: no explainer for them.
   Scores scores = state.scores->score(model, spec.label, unit.begin, unit.end, maps.result.attr, maps.batch.target,
-                                      spec.maps.empty() ? stage.explainer() : Explainer());
+                                      spec.maps.empty() ? stage.explainer() : Explainer(),
+                                      spec.maps.empty() ? stage.scored_method() : ScoredMethod());
 
   UnitResult r;
   r.rows = stage.gap_rows(model, maps);

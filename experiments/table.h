@@ -71,6 +71,9 @@ struct Table {
   /// How many of the last rows are summaries (Spearman's ρ, differences): HTML puts them in a
   /// <tfoot>, which sorting by a column leaves in place.
   size_t footer_rows = 0;
+  /// Optional HTML class per body cell (row, column; "" or missing = none): report.html colours
+  /// cells of class "pass" green, "fail" red and "na" grey. Markdown and CSV ignore it.
+  std::vector<std::vector<std::string>> cell_classes;
 
   /// Appends a row; its size must equal columns.size() (LAB_CHECK).
   void add(std::vector<std::string> row);

@@ -10,9 +10,14 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "lab/core/tensor.h"
 #include "lab/nn/network.h"
 
+namespace attributions {
+struct Context;
+}
 namespace datasets {
 class Environment;
 }
@@ -24,6 +29,18 @@ namespace experiments {
 /// maps. The robustness metrics (max-sensitivity, avg-sensitivity) need it.
 using Explainer = std::function<lab::Tensor(const lab::Tensor& x, const std::string& id, int64_t target,
                                             const std::vector<uint64_t>& seeds)>;
+
+/// The registered method whose maps are scored, as it ran: what a metric needs to re-derive the
+/// identity the method promises (the invariant metric: its baseline, quadrature, references).
+struct ScoredMethod {
+  std::string name;        ///< registry name ("integrated-gradients"); empty: not known
+  nlohmann::json params;   ///< its params() record (resolved parameters)
+  /// The method context it explained with (background, reference inputs, PNG conversion); must
+  /// outlive the scoring. Null when not known.
+  const attributions::Context* context = nullptr;
+  /// The seed it explained sample `id` with (DeepSHAP's per-sample draw of data baselines).
+  std::function<uint64_t(const std::string& id)> seed;
+};
 
 /// What the caller knows about the model and the task (filled from the data directory).
 struct Context {
@@ -49,6 +66,8 @@ struct Context {
   /// The method that made the maps being scored, when it is known (`attrlab run`; `attrlab
   /// evaluate` for maps whose maps.json names a registry method); empty otherwise.
   Explainer explain;
+  /// The same method as a record (name, parameters, context), when it is known; else empty.
+  ScoredMethod method;
 };
 
 /// What the registry resolves a metric's data-dependent defaults from (the `derived` defaults of

@@ -27,7 +27,7 @@
 /// - "complexity", "effective-complexity", "sparseness" (complexity.h), "pointing-game"
 ///   (pointing_game.h)
 /// - "soundness", "completeness"  Gao et al. 2024, Alg. 3/4, with exact values from the GT (soundness.h, completeness.h)
-/// - "road"               Rong et al. 2022, noisy linear imputation, MoRF/LeRF (road.h)
+/// - "road"               Rong et al. 2022, noisy linear imputation, MoRF/LeRF (road.h); "invariant" (invariant.h)
 ///
 /// Settings come from `-p key=value` into each metric's Params, declared once in its
 /// `Params::schema()` (lab/core/schema.h): parsing, validation, the params() record and the
@@ -124,7 +124,7 @@ class Metric {
  public:
   virtual ~Metric() = default;
   virtual std::string name() const = 0;
-  /// "ground-truth", "perturbation", "robustness" or "complexity".
+  /// "ground-truth", "perturbation", "robustness", "complexity" or "axiom" (invariant.h).
   virtual std::string family() const = 0;
   /// Every parameter with its resolved value.
   virtual nlohmann::json params() const = 0;
@@ -152,7 +152,7 @@ class Metric {
 /// One registry entry: what `attrlab metrics` lists and how the metric is made.
 struct MetricInfo {
   std::string name;
-  std::string family;   ///< "ground-truth", "perturbation", "robustness" or "complexity"
+  std::string family;   ///< "ground-truth", "perturbation", "robustness", "complexity" or "axiom"
   std::string summary;  ///< one line, with the paper section it comes from
   std::string source;   ///< the paper (and section or equation) that defines the metric
   /// Every variant the metric can write (under any parameters), with its direction.

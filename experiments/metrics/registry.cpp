@@ -16,6 +16,7 @@
 #include "experiments/metrics/soundness.h"
 #include "experiments/metrics/completeness.h"
 #include "experiments/metrics/road.h"
+#include "experiments/metrics/invariant.h"
 #include "lab/core/error.h"
 
 namespace experiments {
@@ -108,6 +109,7 @@ std::vector<MetricInfo>& table() {
       metric_info<Soundness>("soundness", "perturbation", "attributed mass kept after dropping false increments, LeRF schedule (Alg. 3); exact |A n I|/|A| from GT", "Gao et al. 2024, Definition 4.8, Theorem 4.11, Alg. 1, Alg. 3 (App. E)", Soundness::all_variants()),
       metric_info<Completeness>("completeness", "perturbation", "indicator drop after removing pixels above t x max (Alg. 4); exact |A n I|/|I| from GT", "Gao et al. 2024, Definition 4.9, Theorem 4.12, Alg. 2, Alg. 4 (App. F)", Completeness::all_variants()),
       metric_info<Road>("road", "perturbation", "target score after noisy linear imputation of MoRF/LeRF pixels", "Rong et al. 2022, Sec. 4 (ROAD); Gao et al. 2024 Sec. 5.2", Road::all_variants()),
+      metric_info<Invariant>("invariant", "axiom", "relative violation of the sum a method promises (IG completeness, DeepLIFT/DeepSHAP summation-to-delta, LRP conservation), pass under a tolerance", "Sundararajan et al. 2017 Prop. 1; Shrikumar et al. 2017 eq. 1; Bach et al. 2015 eq. 2", Invariant::all_variants()),
   };
   return metrics;
 }

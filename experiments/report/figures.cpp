@@ -345,7 +345,12 @@ std::vector<fs::path> draw_map_grid(const MapGrid& grid, const fs::path& stem) {
   const int columns = 2 + static_cast<int>(grid.methods.size());
   const int rows = static_cast<int>(grid.rows.size());
   LAB_CHECK(rows > 0, "map grid without rows");
-  const int cell = 112, gap = 8, left = 84, top = 48, header = 52, right = 16;
+  const int cell = 112, gap = 8, top = 48, header = 52, right = 16;
+  // Room for the row labels: 84 px, or more for a label line longer than 9 characters.
+  size_t label_chars = 0;
+  for (const MapGridRow& row : grid.rows)
+    for (const std::string& line : two_lines(row.label, 8)) label_chars = std::max(label_chars, line.size());
+  const int left = std::max(84, 12 + 8 * static_cast<int>(label_chars));
   const int bar_column = per_row ? 96 : 0;  // the row's vertical colour bar and its labels
   const int bottom = per_row ? 66 : 92;
   const int width = std::max(left + columns * (cell + gap) + bar_column + right, 40 + 8 * static_cast<int>(grid.title.size()));

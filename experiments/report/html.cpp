@@ -5,6 +5,7 @@
 #include <cmark-gfm.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -118,6 +119,37 @@ std::string number_headings(const std::string& html) {
   return out;
 }
 
+/// Adds class="C" to the body cells of the k-th table whose class is given in classes[k][row][column].
+std::string table_cell_classes(const std::string& html, const std::vector<std::vector<std::vector<std::string>>>& classes) {
+  std::string out;
+  size_t pos = 0;
+  for (size_t k = 0; k < classes.size(); ++k) {
+    const size_t open = html.find("<tbody>", pos);
+    if (open == std::string::npos) break;
+    const size_t close = html.find("</tbody>", open);
+    LAB_CHECK(close != std::string::npos, "rendered table without </tbody>");
+    out += html.substr(pos, open - pos);
+    pos = open;
+    size_t row_start = html.find("<tr>", pos);
+    for (size_t r = 0; row_start != std::string::npos && row_start < close; ++r) {
+      const size_t row_end = std::min(close, html.find("</tr>", row_start));
+      size_t cell = html.find("<td", row_start);
+      for (size_t c = 0; cell != std::string::npos && cell < row_end; ++c) {
+        const std::string cls = r < classes[k].size() && c < classes[k][r].size() ? classes[k][r][c] : "";
+        out += html.substr(pos, cell + 3 - pos);
+        if (!cls.empty()) out += " class=\"" + cls + "\"";
+        pos = cell + 3;
+        cell = html.find("<td", pos);
+      }
+      row_start = html.find("<tr>", row_end);
+    }
+    out += html.substr(pos, close - pos);
+    pos = close;
+  }
+  out += html.substr(pos);
+  return out;
+}
+
 /// Moves the last footer_rows[k] rows of the k-th table body into a <tfoot>.
 std::string table_footers(const std::string& html, const std::vector<size_t>& footer_rows) {
   std::string out;
@@ -174,6 +206,9 @@ th{background:#f2f2f2;cursor:pointer;user-select:none}
 th[aria-sort=ascending]::after{content:" \25B2";font-size:0.7em}
 th[aria-sort=descending]::after{content:" \25BC";font-size:0.7em}
 tfoot td{background:#fafafa;font-style:italic}
+td.pass{background:#c9efc9}
+td.fail{background:#f7c6c6}
+td.na{background:#e8e8e8;color:#666}
 code{background:#f4f4f4;padding:0 3px;border-radius:3px}
 img{max-width:100%;border:1px solid #eee}
 figure{margin:1.5em 0}
@@ -248,7 +283,8 @@ std::string markdown_to_html(const std::string& markdown, const HtmlPage& page) 
 
   make_figures(root.get(), page, extensions);
   const std::vector<Heading> list = headings(root.get());
-  std::string body = table_footers(number_headings(render_node(root.get(), extensions)), page.footer_rows);
+  std::string body = table_footers(table_cell_classes(number_headings(render_node(root.get(), extensions)), page.cell_classes),
+                                   page.footer_rows);
   // The table of contents goes after the title and the first paragraph (what the run was).
   const size_t first_p = body.find("</p>");
   const std::string contents = toc(list);

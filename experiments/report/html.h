@@ -11,6 +11,7 @@
 ///   `<figcaption>` is the paragraph that follows it ("Figure N." prepended);
 /// - the last `footer_rows[k]` rows of the k-th table go into a `<tfoot>` (summary rows such as
 ///   Spearman's ρ, which sorting leaves below the methods);
+/// - body cells get the classes of `cell_classes` (pass: green, fail: red, na: grey);
 /// - a small inline script (no external resources) sorts a table by the column whose header is
 ///   clicked: numerically when every cell of the column starts with a number (a leading '−' or
 ///   '-' is a minus sign; "n/a" and empty cells sort last), as text otherwise; a second click
@@ -29,6 +30,8 @@ struct HtmlPage {
   std::string title;                    ///< <title>
   std::filesystem::path base;           ///< the directory figure paths are relative to
   std::vector<size_t> footer_rows;      ///< per table in page order; missing entries are 0
+  /// Per table in page order: a class per body cell (Table::cell_classes); missing = none.
+  std::vector<std::vector<std::vector<std::string>>> cell_classes;
 };
 
 /// The complete page (<!DOCTYPE html> … </html>) for `markdown`.

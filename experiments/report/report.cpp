@@ -14,6 +14,7 @@
 #include "attributions/method.h"
 #include "datasets/data_dir.h"
 #include "experiments/meta_evaluation.h"
+#include "experiments/metrics/invariant.h"
 #include "experiments/rank.h"
 #include "experiments/report/figures.h"
 #include "experiments/report/html.h"
@@ -155,7 +156,8 @@ class ReportBuilder {
       else if (kind == "spearman") spearman_study(study, index, s);
       else if (kind == "auc") auc(study, index, s);
       else if (kind == "coherency") coherency(study, index, s);
-      else lab::fail_parameter("report study '{}': unknown kind '{}'; known: faithfulness, rankings, spearman, auc, coherency",
+      else if (kind == "trap-zoo") trap_zoo(study, index, s);
+      else lab::fail_parameter("report study '{}': unknown kind '{}'; known: faithfulness, rankings, spearman, auc, coherency, trap-zoo",
                                s.title, kind);
       sections.push_back(std::move(s));
     }
@@ -363,6 +365,125 @@ class ReportBuilder {
   }
 
   // ---- studies -----------------------------------------------------------------------------
+
+  /// The trap zoo (README, "The trap zoo"; metric invariant, invariant.h): a table method × trap
+  /// whose cell is green when the method's promised identity held on every image of the trap, red
+  /// when it broke on some, grey when the method promises none, each with the mean GT F1; a table
+  /// of the largest relative violation per cell; one figure, a row per trap (its first image:
+  /// input, ground truth, every method's map).
+  void trap_zoo(const json& study, int index, Section& s) {
+    const std::string metric = study.at("metric");
+    const json& reference = study.at("reference");
+    const std::string ref_metric = reference.at("metric"), ref_variant = reference.at("variant");
+    const std::string ref_label = reference.value("label", ref_variant);
+    std::vector<std::string> traps, trap_labels;
+    for (const json& r : study.at("rows")) {
+      traps.push_back(r.at("model"));
+      trap_labels.push_back(r.value("label", r.at("model").get<std::string>()));
+    }
+    const std::vector<std::string> methods = methods_of(study, traps.front());
+    auto promise = [&](const std::string& label) {
+      for (const MethodSpec& m : e_.methods)
+        if (m.label == label) return Invariant::promise_of(m.name);
+      return std::string("none");
+    };
+
+    Table t;
+    t.id = fmt::format("study{}-trap-zoo", index);
+    t.title = s.title;
+    t.columns = {"Method", "Promise"};
+    t.columns.insert(t.columns.end(), trap_labels.begin(), trap_labels.end());
+    t.align = {Align::kLeft, Align::kLeft};
+    Table v;
+    v.id = fmt::format("study{}-trap-zoo-violations", index);
+    v.title = "Largest relative violation |S − Δ| / max(|f(x)|, |f(x')|) over the images (allowed: tolerance + IG's quadrature bound)";
+    v.columns = t.columns;
+    v.align = t.align;
+    std::vector<std::string> kept, broken;  // "method on trap"
+    int64_t promised = 0, holds = 0;
+    for (const std::string& method : methods) {
+      const std::string p = promise(method);
+      std::vector<std::string> row = {method, p == "none" ? "—" : p}, vrow = row, classes = {"", ""};
+      bool all_kept = p != "none";
+      for (size_t k = 0; k < traps.size(); ++k) {
+        const double f1 = rows_.mean(traps[k], method, ref_metric, ref_variant);
+        const std::vector<double> pass = rows_.values(traps[k], method, metric, "pass");
+        const std::vector<double> viol = rows_.values(traps[k], method, metric, "violation");
+        const std::vector<double> allowed = rows_.values(traps[k], method, metric, "allowed");
+        const std::string f1_text = "F1 " + fixed(f1, 2);
+        if (pass.empty()) {
+          row.push_back("n/a · " + f1_text);
+          vrow.push_back("n/a");
+          classes.push_back("na");
+          continue;
+        }
+        ++promised;
+        int64_t failed = 0;
+        for (double x : pass) failed += x < 0.5;
+        const double worst = *std::max_element(viol.begin(), viol.end());
+        const double bound = *std::max_element(allowed.begin(), allowed.end());
+        vrow.push_back(fmt::format("{:.1e} (≤ {:.1e})", worst, bound));
+        if (failed == 0) {
+          ++holds;
+          row.push_back("✓ " + f1_text);
+          classes.push_back("pass");
+        } else {
+          all_kept = false;
+          row.push_back(fmt::format("✗ {}/{} · {}", failed, pass.size(), f1_text));
+          classes.push_back("fail");
+          broken.push_back(fmt::format("{} on {} ({}/{} images, violation up to {})", method, trap_labels[k], failed,
+                                       pass.size(), fixed(worst, 2)));
+        }
+      }
+      if (all_kept) kept.push_back(method);
+      t.add(row);
+      v.add(vrow);
+      t.cell_classes.push_back(classes);
+    }
+    t.caption = fmt::format(
+        "Per method and trap: ✓ (green) the identity the method promises held on every one of the {} images, within "
+        "the tolerance of metric {} (plus, for IG, the error bound of its quadrature); ✗ (red) it broke on the images "
+        "counted (images broken / images); n/a (grey) the method promises no such identity. F1 = {}, the mean over the "
+        "images against the exact per-pixel ground truth.",
+        e_.count, metric, ref_label);
+    add_table(s, std::move(t));
+    add_table(s, std::move(v));
+
+    std::string text = fmt::format(
+        "Every method on the {} traps ({} images of {}×{} each). Of the {} (method, trap) cells with a promise, {} "
+        "keep it on every image. ",
+        traps.size(), e_.count, e_.size, e_.size, promised, holds);
+    text += kept.empty() ? "No method keeps its promise on every trap. "
+                         : fmt::format("Kept on every trap: {}. ", join(kept));
+    text += broken.empty() ? "No promise breaks on any trap: the runtime avoids the traps."
+                           : fmt::format("Broken: {}.", join(broken, "; ", "; "));
+    add_paragraph(s, text);
+
+    // One map per cell: a row per trap (its first image), a column per method.
+    if (!e_.save_maps || study.value("grid-rows", int64_t{0}) < 1) return;
+    MapGrid grid;
+    grid.title = "The trap zoo: each trap's first image and every method's map";
+    grid.scale = MapGrid::Scale::kEq17;
+    grid.methods = methods;
+    for (size_t k = 0; k < traps.size(); ++k) {
+      const datasets::DataDir data = datasets::DataDir::open(in_.run_dir / "data" / traps[k]);
+      MapGridRow row;
+      row.label = fmt::format("{} (score {})", trap_labels[k], data.label(0));
+      row.input = data.image(0);
+      row.gt = data.gt(0, false);
+      for (const std::string& method : methods) {
+        const lab::Tensor map = in_.map(traps[k], method, 0);
+        lab::Tensor batched = map.reshaped({1, map.dim(0), map.dim(1), map.dim(2)});
+        row.maps.push_back(attributions::reduce_channels(batched).reshaped({map.dim(1), map.dim(2)}));
+      }
+      grid.rows.push_back(std::move(row));
+    }
+    add_figure(s, draw_map_grid(grid, in_.run_dir / "figures" / fmt::format("study{}-trap-zoo-maps", index)),
+               "One map per (trap, method): each trap's first image (its score), its exact ground truth (each pixel's "
+               "contribution) and every method's map (channels summed), each normalised by eq. 17 (positive part over "
+               "its maximum, negative part over |minimum|: red +1, white 0, blue −1), so the figure shows where each "
+               "map puts its mass; the magnitudes are the table's.");
+  }
 
   void faithfulness(const json& study, int index, Section& s) {
     const std::string model = study.at("model");
@@ -1200,7 +1321,10 @@ class ReportBuilder {
     page.base = in_.run_dir;
     for (const Section& s : sections)
       for (const Block& b : s.blocks)
-        if (b.kind == Block::Kind::kTable) page.footer_rows.push_back(b.table.footer_rows);
+        if (b.kind == Block::Kind::kTable) {
+          page.footer_rows.push_back(b.table.footer_rows);
+          page.cell_classes.push_back(b.table.cell_classes);
+        }
     return markdown_to_html(markdown_text, page);
   }
 
@@ -1245,6 +1369,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& study_kinds
       {"spearman", {"rows", "reference", "compare", "methods", "paper", "table-title", "row-header", "claim", "curves"}},
       {"auc", {"model", "compare", "methods", "paper"}},
       {"coherency", {"rows", "reference", "compare", "consistency", "methods"}},
+      {"trap-zoo", {"rows", "metric", "reference", "methods", "grid-rows"}},
   };
   return kinds;
 }

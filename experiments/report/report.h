@@ -48,6 +48,12 @@
 ///   per model the inter-metric reliability matrix (mean over methods), with every method's
 ///   coefficient in tables/studyK-reliability-MODEL-per-method.csv and a heat map; the agreement
 ///   of each measure's method ranking with the reference ranking, ρ and its bootstrap interval.
+/// - "trap-zoo" (README, "The trap zoo"): `rows` ([{"label", "model"}]: the traps); `metric` (the
+///   invariant metric: its "pass", "violation", "allowed" rows); `reference` (the GT F1 measure);
+///   `methods`; `grid-rows` (≥ 1: draw the figure). Tables: method × trap, each cell ✓ (HTML
+///   green) when the promise held on every image, ✗ (red) with the images where it broke, n/a
+///   (grey) without a promise, with the mean GT F1; the largest violation and what was allowed.
+///   Figure: one map per (trap, method), each trap's first image, maps normalised by eq. 17.
 /// - `grid-rows` (faithfulness, rankings): the first N images shown with every method's map, one
 ///   grid per method family (attributions::MethodInfo::family) on a common scale per row.
 /// report.md is CommonMark with every generated text escaped (markdown_escape); report.html is

@@ -48,6 +48,10 @@ struct Data {
       b.seeds = seeds;
       return method->attribute(attributions::Context{.net = &net}, b).attr;
     };
+    // The method that made the maps, for the invariant metric: DeepLIFT (summation-to-delta).
+    lab::Options deeplift_params("-p");
+    context.method.name = "deeplift";
+    context.method.params = attributions::make_method("deeplift", deeplift_params)->params();
     std::mt19937 rng(11);
     std::vector<lab::Tensor> xs, attrs, gts, smooths;
     for (int64_t i = 0; i < 2; ++i) {
