@@ -258,6 +258,18 @@ TEST_CASE("metric-coherency at a tiny scale: internal consistency, reliability m
     CHECK_MESSAGE(fs::exists(dir.path / "figures" / file), file);
   const std::string ic = lab::read_text(dir.path / "tables" / "study1-internal-consistency.csv");
   CHECK(ic.find("\"real-valued map\",\"binarised map\"") != std::string::npos);
+  // Baselines and granularities, each configuration a labelled metrics entry (the paper's Table 1).
+  CHECK(ic.find("\"Insertion\",\"zero, 1 px/step\",\"blur, 64 px/step\"") != std::string::npos);
+  CHECK(ic.find("\"Deletion\",\"zero, 64 px/step\",\"noise, 64 px/step\"") != std::string::npos);
+  CHECK(ic.find("\"ROAD MoRF\",\"noisy imputation, 9 fractions\",\"noiseless, 9 fractions\"") != std::string::npos);
+  const std::string ic2 = lab::read_text(dir.path / "tables" / "study2-internal-consistency.csv");
+  CHECK(ic2.find("\"Pixel flipping\",\"zero, 16 px/step\",\"noise, 16 px/step\"") != std::string::npos);
+  CHECK(ic2.find("\"ROAD LeRF\",\"9 fractions\",\"4 fractions\"") != std::string::npos);
+  // A configuration restricted to one model has rows there only.
+  const std::string results = lab::read_text(dir.path / "results.csv");
+  CHECK(results.find("\"multi-color-sum\",\"000000\",\"GT map\",\"insertion-blur-coarse\"") != std::string::npos);
+  CHECK(results.find("\"single-color-modulo\",\"000000\",\"GT map\",\"insertion-blur-coarse\"") == std::string::npos);
+  CHECK(results.find("\"single-color-modulo\",\"000000\",\"GT map\",\"road-coarse\"") != std::string::npos);
   // The per-method matrix names the point-biserial for the Pointing Game where its hits differ.
   const std::string lines = lab::read_text(dir.path / "tables" / "study1-reliability-multi-color-sum-per-method.csv");
   CHECK(lines.find("\"Insertion\",\"Deletion\"") != std::string::npos);
@@ -269,23 +281,25 @@ TEST_CASE("metric-coherency at a tiny scale: internal consistency, reliability m
 }
 
 TEST_CASE("metric labels flow through rows, curves, units, resume, shards and the consistency tables") {
-  // Three configurations of Deletion: zero replacement one pixel per step (the default), noise
-  // replacement, and 64 pixels per step. Every row and curve carries the entry's label.
+  // Three configurations of Deletion: the probability one pixel per step (the default), the
+  // logit, and 64 pixels per step. Every row and curve carries the entry's label. (Noise
+  // replacement would not do: multi-color-sum's network ignores colours it was not designed for,
+  // so its areas equal the zero replacement's.)
   json config = json::parse(R"json({
     "name": "labels", "count": 4, "size": 32, "unit": 1,
     "models": [{"label": "m", "env": "multi-color-sum", "options": {}}],
     "methods": [{"label": "Saliency", "name": "saliency"}, {"label": "Random", "name": "random"},
                 {"label": "GT map", "name": "ground-truth"}],
     "metrics": [{"name": "gt"}, {"name": "deletion"},
-                {"name": "deletion", "label": "deletion-noise", "params": {"replacement": "noise"}},
+                {"name": "deletion", "label": "deletion-logit", "params": {"output": "logit"}},
                 {"name": "deletion", "label": "deletion-coarse", "params": {"pixels-per-step": 64}}],
     "report": {"studies": [{"kind": "coherency", "title": "Labels", "rows": [{"label": "m", "model": "m"}],
       "reference": {"metric": "gt", "variant": "f1-overall"},
       "compare": [{"metric": "deletion", "variant": "auc", "label": "Deletion"},
-                  {"metric": "deletion-noise", "variant": "auc", "label": "Deletion (noise)"}],
+                  {"metric": "deletion-logit", "variant": "auc", "label": "Deletion (logit)"}],
       "consistency": [{"label": "Deletion", "configs": [
         {"metric": "deletion", "variant": "auc", "label": "zero"},
-        {"metric": "deletion-noise", "variant": "auc", "label": "noise"},
+        {"metric": "deletion-logit", "variant": "auc", "label": "logit"},
         {"metric": "deletion-coarse", "variant": "auc", "label": "64 px/step"}]}]}]}
   })json");
   const json resolved = finalize(config);
@@ -295,7 +309,7 @@ TEST_CASE("metric labels flow through rows, curves, units, resume, shards and th
   const std::string curves = lab::read_text(dir.path / "curves.csv");
   const auto rows = parse_result_csv(results, "results.csv");
   const auto points = parse_curve_csv(curves, "curves.csv");
-  const std::vector<std::string> labels = {"deletion", "deletion-noise", "deletion-coarse"};
+  const std::vector<std::string> labels = {"deletion", "deletion-logit", "deletion-coarse"};
   std::map<std::string, std::map<std::string, double>> value;  // label → method/sample → auc
   for (const ResultRow& r : rows)
     if (r.variant == "auc") value[r.metric][r.method + "/" + r.sample] = r.value;
@@ -304,24 +318,24 @@ TEST_CASE("metric labels flow through rows, curves, units, resume, shards and th
     CAPTURE(label);
     CHECK(value[label].size() == 3 * (4 + 1));  // 3 methods × (4 images + "all")
   }
-  // The parameters went with the labels: noise and coarse steps change the areas.
-  int differ_noise = 0, differ_coarse = 0;
+  // The parameters went with the labels: the logit and coarse steps change the areas.
+  int differ_logit = 0, differ_coarse = 0;
   for (const auto& [key, v] : value["deletion"]) {
-    differ_noise += v != value["deletion-noise"].at(key);
+    differ_logit += v != value["deletion-logit"].at(key);
     differ_coarse += v != value["deletion-coarse"].at(key);
   }
-  CHECK(differ_noise > 0);
+  CHECK(differ_logit > 0);
   CHECK(differ_coarse > 0);
   // Curves: 1024 one-pixel steps resampled to 101 points, 64-pixel steps give 17.
   std::map<std::string, int64_t> curve_points;
   for (const CurveRow& c : points)
     if (c.method == "Saliency" && c.sample == "000000") ++curve_points[c.metric];
   CHECK(curve_points["deletion"] == 101);
-  CHECK(curve_points["deletion-noise"] == 101);
+  CHECK(curve_points["deletion-logit"] == 101);
   CHECK(curve_points["deletion-coarse"] == 17);
   // The unit files hold the labels (what --resume and merge read back).
   const std::string unit_rows = lab::read_text(dir.path / "units" / "m" / "saliency" / "00001.rows.csv");
-  CHECK(unit_rows.find("\"deletion-noise\"") != std::string::npos);
+  CHECK(unit_rows.find("\"deletion-logit\"") != std::string::npos);
   CHECK(unit_rows.find("\"deletion-coarse\"") != std::string::npos);
   CHECK(lab::read_json(dir.path / "units" / "m" / "saliency" / "00001.done").at("metric-seconds").contains("deletion-coarse"));
 
@@ -331,10 +345,10 @@ TEST_CASE("metric labels flow through rows, curves, units, resume, shards and th
   const CorrelationMatrix m = internal_consistency(
       rows, "m", {"Saliency", "Random", "GT map"},
       {{"zero", "deletion", "auc", Direction::kLowerIsBetter},
-       {"noise", "deletion-noise", "auc", Direction::kLowerIsBetter},
+       {"logit", "deletion-logit", "auc", Direction::kLowerIsBetter},
        {"64 px/step", "deletion-coarse", "auc", Direction::kLowerIsBetter}});
   REQUIRE(std::isfinite(m.mean[0][1]));
-  CHECK(ic.find(fmt::format("\"m\",\"Deletion\",\"zero\",\"noise\",\"{}\"", fixed(m.mean[0][1], 2))) != std::string::npos);
+  CHECK(ic.find(fmt::format("\"m\",\"Deletion\",\"zero\",\"logit\",\"{}\"", fixed(m.mean[0][1], 2))) != std::string::npos);
   CHECK(ic.find(fmt::format("\"m\",\"Deletion\",\"zero\",\"64 px/step\",\"{}\"", fixed(m.mean[0][2], 2))) != std::string::npos);
 
   SUBCASE("resume reads the labelled rows back: byte-identical files") {
@@ -367,9 +381,9 @@ TEST_CASE("metric labels flow through rows, curves, units, resume, shards and th
   }
   SUBCASE("a resumed run with a label changed is refused, naming it") {
     json renamed = config;
-    renamed["metrics"][2]["label"] = "deletion-uniform";
-    renamed["report"]["studies"][0]["compare"][1]["metric"] = "deletion-uniform";
-    renamed["report"]["studies"][0]["consistency"][0]["configs"][1]["metric"] = "deletion-uniform";
+    renamed["metrics"][2]["label"] = "deletion-raw";
+    renamed["report"]["studies"][0]["compare"][1]["metric"] = "deletion-raw";
+    renamed["report"]["studies"][0]["consistency"][0]["configs"][1]["metric"] = "deletion-raw";
     CHECK_THROWS_WITH_AS(run(finalize(renamed), dir.path, true), doctest::Contains("metrics.2.label"), lab::Error);
   }
 }
