@@ -194,6 +194,9 @@ TEST_CASE("every metric: the listing names its paper and the section, equation o
   // (or the rule deriving it) per parameter, a summary stating what is computed.
   const std::vector<std::string> places = {"Sec. ", "eq. ", "Eq. ", "Alg. ", "App. ", "Definition ", "Proposition ", "Table "};
   for (const MetricInfo& info : registry()) {
+    // The README's example of an outside metric (test_metrics_example.cpp registers it when that
+    // test runs first) cites no paper; every built-in metric does.
+    if (info.name == "mass-on-gt") continue;
     CAPTURE(info.name);
     CHECK_FALSE(info.summary.empty());
     CHECK(std::any_of(places.begin(), places.end(),
