@@ -482,25 +482,48 @@ json finalize(const json& input) {
   config["methods"] = methods;
   const std::vector<std::string> all_methods(labels.begin(), labels.end());
 
+  // Metrics: each is known by its label (its name when it has none): the `metric` column of its
+  // rows, what studies name. Labels are unique and never another metric's name, so two
+  // configurations of one metric stay apart and no row is taken for another metric's.
   json metrics = json::array();
   std::set<std::string> metric_names;
+  std::set<std::string> registered = {"method"};  // "method": the rows of the methods' completeness gaps
+  for (const MetricInfo& info : registry()) registered.insert(info.name);
   for (const json& m : config["metrics"]) {
     if (!m.is_object() || !m.contains("name") || !m["name"].is_string())
       lab::fail_parameter("each experiment metric must be {{\"name\": ..., \"params\": {{...}}}}, got {}", m.dump());
     for (const auto& [key, value] : m.items()) {
-      if (key != "name" && key != "params" && key != "models")
-        lab::fail_parameter("experiment metric '{}': unknown key '{}'; known: name, params, models", m.value("name", ""),
-                            key);
+      if (key != "name" && key != "label" && key != "params" && key != "models")
+        lab::fail_parameter("experiment metric '{}': unknown key '{}'; known: name, label, params, models",
+                            m.value("name", ""), key);
+    }
+    const std::string name = m["name"];
+    if (m.contains("label")) {
+      const json& label = m["label"];
+      const bool word = label.is_string() && lab::is_key_spelling(label.get<std::string>()) &&
+                        label.get<std::string>().find('.') == std::string::npos;
+      if (!word)
+        lab::fail_parameter("experiment metric '{}': label = {}; expected lower-case words joined by '-' "
+                            "(e.g. \"{}-blur\")",
+                            name, label.dump(), name);
+      if (label.get<std::string>() != name && registered.count(label.get<std::string>()))
+        lab::fail_parameter("experiment metric '{}': label '{}' is the name of another metric; choose a label no "
+                            "metric is named",
+                            name, label.get<std::string>());
     }
     json metric = m;
+    const std::string label = metric.value("label", name);
     if (!metric.contains("params")) metric["params"] = json::object();
     if (!metric.contains("models")) metric["models"] = json::array();
-    for (const std::string& model : string_list(metric["models"], "metrics." + metric.value("name", "") + ".models")) {
+    for (const std::string& model : string_list(metric["models"], "metrics." + label + ".models")) {
       if (!model_labels.count(model))
-        lab::fail_parameter("experiment metric '{}': no model '{}'", metric.value("name", ""), model);
+        lab::fail_parameter("experiment metric '{}': no model '{}'", label, model);
     }
+    if (!metric_names.insert(label).second)
+      lab::fail_parameter("experiment metric label '{}' given twice; give each configuration of a metric its own "
+                          "\"label\"",
+                          label);
     metrics.push_back(metric);
-    metric_names.insert(metric.value("name", ""));
   }
   config["metrics"] = metrics;
   check_studies(config["report"], std::vector<std::string>(model_labels.begin(), model_labels.end()), all_methods,
@@ -527,7 +550,8 @@ Experiment Experiment::from_json(const json& resolved) {
     e.methods.push_back(std::move(s));
   }
   for (const json& m : resolved.at("metrics"))
-    e.metrics.push_back({m.at("name"), m.at("params"), m.at("models").get<std::vector<std::string>>()});
+    e.metrics.push_back({m.at("name"), m.value("label", m.at("name").get<std::string>()), m.at("params"),
+                         m.at("models").get<std::vector<std::string>>()});
   e.report = resolved.at("report");
   e.plugins = resolved.value("plugins", std::vector<std::string>{});
   return e;
@@ -548,9 +572,10 @@ std::vector<std::unique_ptr<Metric>> make_model_metrics(const Experiment& experi
   const MetricSetup setup = MetricSetup::of(*make_model_environment(model));
   for (const MetricSpec& ms : experiment.metrics) {
     if (!ms.runs_on(model.label)) continue;
-    lab::Options params = lab::Options::from_json(ms.params, "-p metrics." + ms.name + ".params");
+    lab::Options params = lab::Options::from_json(ms.params, "-p metrics." + ms.label + ".params");
     out.push_back(make_metric(ms.name, params, setup));
     params.finish();
+    if (ms.label != ms.name) out.back()->set_label(ms.label);
   }
   return out;
 }
@@ -561,7 +586,7 @@ void check_experiment(const Experiment& experiment) {
   for (const ModelSpec& model : experiment.models) {
     make_model_environment(model);
     for (const auto& metric : make_model_metrics(experiment, model))
-      for (const Variant& v : metric->variants()) variants[model.label][metric->name()].push_back(v.name);
+      for (const Variant& v : metric->variants()) variants[model.label][metric->label()].push_back(v.name);
   }
   for (const MethodSpec& method : experiment.methods)
     if (method.maps.empty()) make_spec_method(method);  // outside maps are checked with the data (run.cpp)

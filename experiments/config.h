@@ -19,7 +19,10 @@
 /// - `models`: [{label, env, options}], each an environment (datasets/environment.h).
 /// - `methods`: [{label, name, params, models?}], each an attribution method with its `-p`
 ///   parameters; `models` restricts it to some model labels.
-/// - `metrics`: [{name, params, models?}], each a metric with its `-p` parameters.
+/// - `metrics`: [{name, label?, params, models?}], each a metric with its `-p` parameters. `label`
+///   (lower-case words joined by '-') names the entry in results rows, curves and studies instead
+///   of `name`, so one metric can be listed under several configurations ("deletion-blur"); labels
+///   (a name when no label is given) are unique, and a label is never another metric's name.
 /// - `report`: {studies: [...]} read by experiments/report (report.h); every study's kind, keys,
 ///   models, methods and metrics are checked by finalize(), their variants by check_experiment().
 /// - `paper-scale`: {dotted key: value}, the overrides `attrlab run --paper-scale` applies before
@@ -125,7 +128,8 @@ struct MethodSpec {
 
 /// One metric of a resolved config.
 struct MetricSpec {
-  std::string name;
+  std::string name;   ///< registry name ("deletion")
+  std::string label;  ///< the `metric` column of its rows ("deletion-blur"); the name when none is given
   nlohmann::json params;
   std::vector<std::string> models;
   bool runs_on(const std::string& model) const;

@@ -268,9 +268,9 @@ Evaluation evaluate_maps(const EvaluateRequest& request, const CurveSink& curves
     const std::vector<ResultRow> summary = stage.aggregate(model, set.method, rows);
     for (const auto& metric : stage.metrics()) {
       for (const ResultRow& r : rows)
-        if (r.metric == metric->name()) result.rows.push_back(r);
+        if (r.metric == metric->label()) result.rows.push_back(r);
       for (const ResultRow& r : summary)
-        if (r.metric == metric->name()) result.rows.push_back(r);
+        if (r.metric == metric->label()) result.rows.push_back(r);
     }
     if (!set.fingerprint) result.unfingerprinted.push_back(set.dir);
     for (const auto& [dtype, files] : set.converted) result.conversions.push_back({set.dir, dtype, files});

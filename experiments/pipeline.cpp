@@ -223,8 +223,8 @@ Scores ScoreStage::score(const std::string& model, const std::string& method, co
   for (const auto& metric : metrics_) {
     const auto started = std::chrono::steady_clock::now();
     const MetricOutput output = metric->evaluate_samples(context, scored);
-    out.metric_seconds[metric->name()] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    for (const MetricRow& r : output.rows) out.rows.push_back({model, r.sample, method, metric->name(), r.variant, r.value});
+    out.metric_seconds[metric->label()] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    for (const MetricRow& r : output.rows) out.rows.push_back({model, r.sample, method, metric->label(), r.variant, r.value});
     // Group the points into curves (sample, variant), keeping their order, then resample.
     std::vector<std::pair<std::string, std::string>> keys;
     std::map<std::pair<std::string, std::string>, std::pair<std::vector<double>, std::vector<double>>> curves;
@@ -242,7 +242,7 @@ Scores ScoreStage::score(const std::string& model, const std::string& method, co
     for (const auto& key : keys) {
       const auto& [x, y] = curves.at(key);
       for (size_t i = 0; i < x.size(); ++i)
-        out.curves.push_back({model, key.first, method, metric->name(), key.second, x[i], y[i]});
+        out.curves.push_back({model, key.first, method, metric->label(), key.second, x[i], y[i]});
     }
   }
   return out;
@@ -262,9 +262,9 @@ std::vector<ResultRow> ScoreStage::aggregate(const std::string& model, const std
   for (const auto& metric : metrics_) {
     std::vector<MetricRow> mine;
     for (const ResultRow& r : rows)
-      if (r.model == model && r.method == method && r.metric == metric->name()) mine.push_back({r.sample, r.variant, r.value});
+      if (r.model == model && r.method == method && r.metric == metric->label()) mine.push_back({r.sample, r.variant, r.value});
     for (const MetricRow& a : metric->aggregate(mine))
-      out.push_back({model, kAllSamples, method, metric->name(), a.variant, a.value});
+      out.push_back({model, kAllSamples, method, metric->label(), a.variant, a.value});
   }
   return out;
 }

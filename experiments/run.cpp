@@ -543,7 +543,7 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   };
   for (size_t m = 0; m < e.models.size(); ++m) {
     for (const auto& metric : states[m].scores->metrics())
-      for (const Variant& v : metric->variants()) inputs.directions[metric->name() + "/" + v.name] = v.direction;
+      for (const Variant& v : metric->variants()) inputs.directions[metric->label() + "/" + v.name] = v.direction;
   }
   const ReportFiles files = write_report(inputs);
   summary.results = files.results;

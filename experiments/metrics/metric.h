@@ -144,9 +144,17 @@ class Metric {
   /// Direction of a variant; an unknown variant throws lab::Error.
   Direction direction(const std::string& variant) const;
 
+  /// The `metric` column of its result rows and curves: the experiment config's `label` of this
+  /// entry (config.h), so that configurations of one metric stay apart; name() when none is set.
+  std::string label() const { return label_.empty() ? name() : label_; }
+  void set_label(std::string label) { label_ = std::move(label); }
+
  protected:
   /// Scores one batch whose attr is already N×H×W and normalised.
   virtual MetricOutput evaluate_batch(const Context& context, const Batch& batch) const = 0;
+
+ private:
+  std::string label_;
 };
 
 /// One registry entry: what `attrlab metrics` lists and how the metric is made.

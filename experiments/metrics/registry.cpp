@@ -26,7 +26,7 @@ namespace {
 template <InsertionDeletion::Kind kind>
 MetricInfo insertion_deletion_info(std::string name, std::string summary) {
   return metric_info<InsertionDeletion>(std::move(name), "perturbation", std::move(summary),
-                                        "Samek et al. 2016; paper App. G.4, modulo App. F.4",
+                                        "Petsiuk et al. 2018 (after Samek et al. 2016); AttributionLab paper App. G.4, modulo App. F.4; coherency Sec. 3.3, 4.2",
                                         InsertionDeletion::all_variants(kind),
                                         [](InsertionDeletion::Params p) -> std::unique_ptr<Metric> {
                                           return std::make_unique<InsertionDeletion>(kind, std::move(p));
@@ -56,17 +56,17 @@ std::vector<MetricInfo>& table() {
   static std::vector<MetricInfo> metrics = {
       metric_info<GroundTruthMetric>("gt", "ground-truth",
                                      "soft precision/recall/F1 vs positive/negative/overall GT, eq. 17 maps (Sec. 4, F.3, G.3)",
-                                     "paper Sec. 4, eq. 17, App. F.3, G.3", GroundTruthMetric::all_variants()),
+                                     "AttributionLab paper Sec. 4, eq. 17, App. F.3, G.3", GroundTruthMetric::all_variants()),
       metric_info<FaithfulnessTest>("faithfulness-test", "ground-truth",
                                     "pass/fail of Definition 2.1 / eq. 2: mean F1 >= gamma (Sec. 2, 4)",
-                                    "paper Definition 2.1, eq. 2", FaithfulnessTest::all_variants()),
+                                    "AttributionLab paper Definition 2.1, eq. 2", FaithfulnessTest::all_variants()),
       insertion_deletion_info<Kind::kInsertion>(
           "insertion", "AUC of the target score while inserting pixels by attribution (G.4; modulo F.4)"),
       insertion_deletion_info<Kind::kDeletion>(
           "deletion", "AUC of the target score while deleting pixels by attribution (G.4; modulo F.4)"),
       metric_info<SensitivityN>("sensitivity-n", "perturbation",
                                 "Pearson of output change vs summed attribution over N (G.5; modulo F.5)",
-                                "Ancona et al. 2018; paper App. G.5, modulo App. F.5",
+                                "Ancona et al. 2018; AttributionLab paper App. G.5, modulo App. F.5",
                                 SensitivityN::all_variants()),
       metric_info<PixelFlipping>("pixel-flipping", "perturbation",
                                  "AUC of the target logit flipping pixels most-relevant-first (or random: the control)",
@@ -83,28 +83,28 @@ std::vector<MetricInfo>& table() {
           "Chattopadhyay et al. 2018; coherency eq. 2; false-sense Sec. 4.1 (AI)"),
       confidence_info<ConfidenceChange::Kind::kAverageGain>(
           "average-gain", "100 max(0, y' - y)/(1 - y), y' the score of x times the map",
-          "Zhang et al. 2023; false-sense Sec. 4.1 (AG)"),
+          "Zhang et al. 2023; false-sense Sec. 4.1, Average Gain (AG)"),
       metric_info<Monotonicity>("monotonicity", "perturbation",
                                 "Pearson of each pixel set's saliency with the score of x keeping only that set",
-                                "Arya et al. 2019, Nguyen and Martinez 2020; false-sense Sec. 4.1",
+                                "Arya et al. 2019, Nguyen and Martinez 2020; false-sense Sec. 4.1, Monotonicity := Corr(m(i), f(x * m(i))c)",
                                 Monotonicity::all_variants()),
       sensitivity_info<MaxAvgSensitivity::Kind::kMax>(
           "max-sensitivity", "max over draws x' in an L-inf ball of ||S(x) - S(x')||, x' re-explained by the method",
-          "Yeh et al. 2019; false-sense Sec. 4.2 (MS)"),
+          "Yeh et al. 2019; false-sense Sec. 4.2, MS := max over ||x' - x|| <= eps of ||S(x) - S(x')||"),
       sensitivity_info<MaxAvgSensitivity::Kind::kAverage>(
           "avg-sensitivity", "mean over draws x' in an L-inf ball of ||S(x) - S(x')||, x' re-explained by the method",
-          "Bhatt et al. 2020; false-sense Sec. 4.2 (AS)"),
+          "Bhatt et al. 2020; false-sense Sec. 4.2, AS := integral of ||S(x) - S(x')|| p(x') dx', p uniform in the eps-ball"),
       metric_info<Complexity>("complexity", "complexity", "entropy -sum p ln p of p = |S|/sum|S|",
-                              "Bhatt et al. 2020; false-sense Sec. 4.3", Complexity::all_variants()),
+                              "Bhatt et al. 2020; false-sense Sec. 4.3, Complexity := -sum p ln p", Complexity::all_variants()),
       metric_info<EffectiveComplexity>("effective-complexity", "complexity",
                                        "number of pixels whose max-normalised |S| exceeds eps",
-                                       "Nguyen and Martinez 2020; false-sense Sec. 4.3",
+                                       "Nguyen and Martinez 2020; false-sense Sec. 4.3, EC := argmin over k of |M(k)|",
                                        EffectiveComplexity::all_variants()),
       metric_info<Sparseness>("sparseness", "complexity", "Gini index of |S| (one-hot: 1 - 1/P)",
-                              "Chalasani et al. 2020; false-sense Sec. 4.3", Sparseness::all_variants()),
+                              "Chalasani et al. 2020 (Gini index); false-sense Sec. 4.3, Sec. 5.3 and Table 3", Sparseness::all_variants()),
       metric_info<PointingGame>("pointing-game", "ground-truth",
                                 "1 when the map's maximum lies within tolerance pixels of the GT region",
-                                "Zhang et al. 2018; unified study Sec. 6.1; coherency Sec. 3",
+                                "Zhang et al. 2018; unified study Sec. 6.1, App. C (r = hits / samples); coherency Sec. 3.3",
                                 PointingGame::all_variants()),
       metric_info<Soundness>("soundness", "perturbation", "attributed mass kept after dropping false increments, LeRF schedule (Alg. 3); exact |A n I|/|A| from GT", "Gao et al. 2024, Definition 4.8, Theorem 4.11, Alg. 1, Alg. 3 (App. E)", Soundness::all_variants()),
       metric_info<Completeness>("completeness", "perturbation", "indicator drop after removing pixels above t x max (Alg. 4); exact |A n I|/|I| from GT", "Gao et al. 2024, Definition 4.9, Theorem 4.12, Alg. 2, Alg. 4 (App. F)", Completeness::all_variants()),

@@ -1266,7 +1266,9 @@ class ReportBuilder {
                          ATTRLAB_VERSION, e_.seed, e_.count, e_.size, e_.size, e_.target == "label" ? "designed labels" : "predicted labels",
                          [&] {
                            std::vector<std::string> names;
-                           for (const MetricSpec& m : e_.metrics) names.push_back(m.name + (m.params.empty() ? "" : " " + m.params.dump()));
+                           for (const MetricSpec& m : e_.metrics)
+                             names.push_back((m.label == m.name ? m.name : m.label + " (" + m.name + ")") +
+                                             (m.params.empty() ? "" : " " + m.params.dump()));
                            return join(names, ", ", ", ");
                          }());
     s.blocks.push_back(p);
@@ -1464,6 +1466,8 @@ void check_studies(const json& report, const std::vector<std::string>& models, c
     std::vector<std::string> registered;
     for (const MetricInfo& info : registry()) registered.push_back(info.name);
     auto check_metric = [&](const std::string& metric) {
+      // An experiment metric's label (config.h) names it as well as a registry name does.
+      if (std::find(metrics.begin(), metrics.end(), metric) != metrics.end()) return;
       if (std::find(registered.begin(), registered.end(), metric) == registered.end())
         lab::fail_parameter("{}: unknown metric '{}'; known: {}", name, metric, list_text(registered));
       if (std::find(metrics.begin(), metrics.end(), metric) == metrics.end())
@@ -1541,7 +1545,7 @@ ReportFiles rebuild_report(const fs::path& run_dir) {
   }
   for (const ModelSpec& model : e.models)
     for (const auto& metric : make_model_metrics(e, model))
-      for (const Variant& v : metric->variants()) in.directions[metric->name() + "/" + v.name] = v.direction;
+      for (const Variant& v : metric->variants()) in.directions[metric->label() + "/" + v.name] = v.direction;
   in.map = [&e, run_dir](const std::string& model, const std::string& method, int64_t index) {
     const datasets::DataDir data = datasets::DataDir::open(run_dir / "data" / model);
     std::string slug;

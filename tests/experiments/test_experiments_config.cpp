@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "experiments/config.h"
+#include "experiments/metrics/metric.h"
 #include "lab/core/schema.h"
 #include "lab/core/error.h"
 
@@ -320,4 +321,66 @@ TEST_CASE("report studies are checked by name before anything runs") {
   metric["metrics"][0]["name"] = "gtt";
   CHECK_THROWS_WITH_AS(experiments::check_experiment(experiments::Experiment::from_json(finalize(metric))),
                        doctest::Contains("gtt"), lab::Error);
+}
+
+TEST_CASE("metric labels: configurations of one metric, each named by its label") {
+  json c = minimal();
+  c["metrics"] = json::parse(R"([{"name": "gt"}, {"name": "deletion"},
+      {"name": "deletion", "label": "deletion-noise", "params": {"replacement": "noise"}},
+      {"name": "deletion", "label": "deletion-coarse", "params": {"pixels-per-step": 8}}])");
+  c["report"] = {{"studies", json::array({json::parse(R"({"kind": "coherency", "title": "C",
+      "rows": [{"label": "m", "model": "m"}], "reference": {"metric": "gt", "variant": "f1-overall"},
+      "compare": [{"metric": "deletion", "variant": "auc", "label": "Deletion"}],
+      "consistency": [{"label": "Deletion", "configs": [
+        {"metric": "deletion", "variant": "auc"}, {"metric": "deletion-noise", "variant": "auc"},
+        {"metric": "deletion-coarse", "variant": "auc"}]}]})")})}};
+  const json r = finalize(c);
+  CHECK(r.at("metrics").at(1).contains("label") == false);  // the resolved config keeps what was written
+  CHECK(r.at("metrics").at(2).at("label") == "deletion-noise");
+  const experiments::Experiment e = experiments::Experiment::from_json(r);
+  REQUIRE(e.metrics.size() == 4);
+  CHECK(e.metrics[1].name == "deletion");
+  CHECK(e.metrics[1].label == "deletion");
+  CHECK(e.metrics[2].name == "deletion");
+  CHECK(e.metrics[2].label == "deletion-noise");
+  experiments::check_experiment(e);  // the study's variants are found under the labels
+  const auto made = experiments::make_model_metrics(e, e.models.at(0));
+  REQUIRE(made.size() == 4);
+  CHECK(made[1]->label() == "deletion");
+  CHECK(made[2]->name() == "deletion");
+  CHECK(made[2]->label() == "deletion-noise");
+  CHECK(made[2]->params().at("replacement") == "noise");
+  CHECK(made[3]->label() == "deletion-coarse");
+  CHECK(made[3]->params().at("pixels-per-step") == 8);
+
+  // -o reaches a configuration by its label.
+  json o = c;
+  apply_overrides(o, {"metrics.deletion-noise.params.noise-high=0.5"});
+  CHECK(finalize(o).at("metrics").at(2).at("params").at("noise-high") == 0.5);
+  CHECK(finalize(o).at("metrics").at(3).at("params").contains("noise-high") == false);
+
+  auto refused = [&](const std::string& entry, const std::string& message) {
+    json bad = c;
+    bad["metrics"].push_back(json::parse(entry));
+    CAPTURE(entry);
+    CHECK_THROWS_WITH_AS(finalize(bad), doctest::Contains(message.c_str()), lab::Error);
+  };
+  refused(R"({"name": "deletion", "label": "deletion-noise"})", "metric label 'deletion-noise' given twice");
+  refused(R"({"name": "deletion"})", "metric label 'deletion' given twice");
+  refused(R"({"name": "insertion", "label": "deletion"})", "label 'deletion' is the name of another metric");
+  refused(R"({"name": "deletion", "label": "insertion"})", "label 'insertion' is the name of another metric");
+  refused(R"({"name": "deletion", "label": "method"})", "label 'method' is the name of another metric");
+  refused(R"({"name": "deletion", "label": "Deletion Blur"})", "label = \"Deletion Blur\"; expected lower-case words");
+  refused(R"({"name": "deletion", "label": "deletion_blur"})", "expected lower-case words joined by '-'");
+  refused(R"({"name": "deletion", "label": ""})", "expected lower-case words");
+  refused(R"({"name": "deletion", "label": 3})", "expected lower-case words");
+  refused(R"({"name": "deletion", "lable": "x"})", "unknown key 'lable'; known: name, label, params, models");
+  // Its own name is a valid label (the same as none).
+  json own = minimal();
+  own["metrics"] = json::parse(R"([{"name": "gt", "label": "gt"}])");
+  CHECK(experiments::Experiment::from_json(finalize(own)).metrics.at(0).label == "gt");
+  // A study naming a label no metric has is refused.
+  json missing = c;
+  missing["report"]["studies"][0]["consistency"][0]["configs"][1]["metric"] = "deletion-blur";
+  CHECK_THROWS_WITH_AS(finalize(missing), doctest::Contains("unknown metric 'deletion-blur'"), lab::Error);
 }

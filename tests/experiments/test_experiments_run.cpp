@@ -6,12 +6,15 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "experiments/config.h"
+#include "experiments/meta_evaluation.h"
 #include "experiments/run.h"
 #include "experiments/table.h"
 #include "lab/core/error.h"
@@ -94,12 +97,12 @@ void check_outputs(const json& resolved, const fs::path& out) {
         std::set<std::string> samples;
         int summary = 0;
         for (const ResultRow& r : rows) {
-          if (r.model != model.label || r.method != method.label || r.metric != metric.name) continue;
+          if (r.model != model.label || r.method != method.label || r.metric != metric.label) continue;
           if (r.sample == "all") ++summary;
           else samples.insert(r.sample);
           CHECK(std::isfinite(r.value));
         }
-        CAPTURE(metric.name);
+        CAPTURE(metric.label);
         CHECK(samples == std::set<std::string>{"000000", "000001"});
         CHECK(summary > 0);
       }
@@ -111,7 +114,7 @@ void check_outputs(const json& resolved, const fs::path& out) {
   for (const MetricSpec& metric : e.metrics) {
     if (metric.name == "gt") continue;
     bool found = false;
-    for (const CurveRow& c : curves) found = found || c.metric == metric.name;
+    for (const CurveRow& c : curves) found = found || c.metric == metric.label;
     CHECK_MESSAGE(found, "no curve of " << metric.name);
   }
   // Tables (CSV and Markdown), figures (PNG and SVG), reports.
@@ -255,6 +258,18 @@ TEST_CASE("metric-coherency at a tiny scale: internal consistency, reliability m
     CHECK_MESSAGE(fs::exists(dir.path / "figures" / file), file);
   const std::string ic = lab::read_text(dir.path / "tables" / "study1-internal-consistency.csv");
   CHECK(ic.find("\"real-valued map\",\"binarised map\"") != std::string::npos);
+  // Baselines and granularities, each configuration a labelled metrics entry (the paper's Table 1).
+  CHECK(ic.find("\"Insertion\",\"zero, 1 px/step\",\"blur, 64 px/step\"") != std::string::npos);
+  CHECK(ic.find("\"Deletion\",\"zero, 64 px/step\",\"noise, 64 px/step\"") != std::string::npos);
+  CHECK(ic.find("\"ROAD MoRF\",\"noisy imputation, 9 fractions\",\"noiseless, 9 fractions\"") != std::string::npos);
+  const std::string ic2 = lab::read_text(dir.path / "tables" / "study2-internal-consistency.csv");
+  CHECK(ic2.find("\"Pixel flipping\",\"zero, 16 px/step\",\"noise, 16 px/step\"") != std::string::npos);
+  CHECK(ic2.find("\"ROAD LeRF\",\"9 fractions\",\"4 fractions\"") != std::string::npos);
+  // A configuration restricted to one model has rows there only.
+  const std::string results = lab::read_text(dir.path / "results.csv");
+  CHECK(results.find("\"multi-color-sum\",\"000000\",\"GT map\",\"insertion-blur-coarse\"") != std::string::npos);
+  CHECK(results.find("\"single-color-modulo\",\"000000\",\"GT map\",\"insertion-blur-coarse\"") == std::string::npos);
+  CHECK(results.find("\"single-color-modulo\",\"000000\",\"GT map\",\"road-coarse\"") != std::string::npos);
   // The per-method matrix names the point-biserial for the Pointing Game where its hits differ.
   const std::string lines = lab::read_text(dir.path / "tables" / "study1-reliability-multi-color-sum-per-method.csv");
   CHECK(lines.find("\"Insertion\",\"Deletion\"") != std::string::npos);
@@ -263,4 +278,112 @@ TEST_CASE("metric-coherency at a tiny scale: internal consistency, reliability m
   CHECK(truth.find("\"multi-color-sum 95% interval\"") != std::string::npos);
   // The ground-truth map ranks first under the truth; the report says what each metric does.
   CHECK(md.find("Against the truth on multi-color-sum (10 methods)") != std::string::npos);
+}
+
+TEST_CASE("metric labels flow through rows, curves, units, resume, shards and the consistency tables") {
+  // Three configurations of Deletion: the probability one pixel per step (the default), the
+  // logit, and 64 pixels per step. Every row and curve carries the entry's label. (Noise
+  // replacement would not do: multi-color-sum's network ignores colours it was not designed for,
+  // so its areas equal the zero replacement's.)
+  json config = json::parse(R"json({
+    "name": "labels", "count": 4, "size": 32, "unit": 1,
+    "models": [{"label": "m", "env": "multi-color-sum", "options": {}}],
+    "methods": [{"label": "Saliency", "name": "saliency"}, {"label": "Random", "name": "random"},
+                {"label": "GT map", "name": "ground-truth"}],
+    "metrics": [{"name": "gt"}, {"name": "deletion"},
+                {"name": "deletion", "label": "deletion-logit", "params": {"output": "logit"}},
+                {"name": "deletion", "label": "deletion-coarse", "params": {"pixels-per-step": 64}}],
+    "report": {"studies": [{"kind": "coherency", "title": "Labels", "rows": [{"label": "m", "model": "m"}],
+      "reference": {"metric": "gt", "variant": "f1-overall"},
+      "compare": [{"metric": "deletion", "variant": "auc", "label": "Deletion"},
+                  {"metric": "deletion-logit", "variant": "auc", "label": "Deletion (logit)"}],
+      "consistency": [{"label": "Deletion", "configs": [
+        {"metric": "deletion", "variant": "auc", "label": "zero"},
+        {"metric": "deletion-logit", "variant": "auc", "label": "logit"},
+        {"metric": "deletion-coarse", "variant": "auc", "label": "64 px/step"}]}]}]}
+  })json");
+  const json resolved = finalize(config);
+  TempDir dir("labels");
+  run(resolved, dir.path);
+  const std::string results = lab::read_text(dir.path / "results.csv");
+  const std::string curves = lab::read_text(dir.path / "curves.csv");
+  const auto rows = parse_result_csv(results, "results.csv");
+  const auto points = parse_curve_csv(curves, "curves.csv");
+  const std::vector<std::string> labels = {"deletion", "deletion-logit", "deletion-coarse"};
+  std::map<std::string, std::map<std::string, double>> value;  // label → method/sample → auc
+  for (const ResultRow& r : rows)
+    if (r.variant == "auc") value[r.metric][r.method + "/" + r.sample] = r.value;
+  CHECK(value.size() == 3);
+  for (const std::string& label : labels) {
+    CAPTURE(label);
+    CHECK(value[label].size() == 3 * (4 + 1));  // 3 methods × (4 images + "all")
+  }
+  // The parameters went with the labels: the logit and coarse steps change the areas.
+  int differ_logit = 0, differ_coarse = 0;
+  for (const auto& [key, v] : value["deletion"]) {
+    differ_logit += v != value["deletion-logit"].at(key);
+    differ_coarse += v != value["deletion-coarse"].at(key);
+  }
+  CHECK(differ_logit > 0);
+  CHECK(differ_coarse > 0);
+  // Curves: 1024 one-pixel steps resampled to 101 points, 64-pixel steps give 17.
+  std::map<std::string, int64_t> curve_points;
+  for (const CurveRow& c : points)
+    if (c.method == "Saliency" && c.sample == "000000") ++curve_points[c.metric];
+  CHECK(curve_points["deletion"] == 101);
+  CHECK(curve_points["deletion-logit"] == 101);
+  CHECK(curve_points["deletion-coarse"] == 17);
+  // The unit files hold the labels (what --resume and merge read back).
+  const std::string unit_rows = lab::read_text(dir.path / "units" / "m" / "saliency" / "00001.rows.csv");
+  CHECK(unit_rows.find("\"deletion-logit\"") != std::string::npos);
+  CHECK(unit_rows.find("\"deletion-coarse\"") != std::string::npos);
+  CHECK(lab::read_json(dir.path / "units" / "m" / "saliency" / "00001.done").at("metric-seconds").contains("deletion-coarse"));
+
+  // Internal consistency under the labels, both oriented lower-is-better (Deletion's direction):
+  // a label whose direction were lost would be taken as higher-is-better and flip the sign.
+  const std::string ic = lab::read_text(dir.path / "tables" / "study1-internal-consistency.csv");
+  const CorrelationMatrix m = internal_consistency(
+      rows, "m", {"Saliency", "Random", "GT map"},
+      {{"zero", "deletion", "auc", Direction::kLowerIsBetter},
+       {"logit", "deletion-logit", "auc", Direction::kLowerIsBetter},
+       {"64 px/step", "deletion-coarse", "auc", Direction::kLowerIsBetter}});
+  REQUIRE(std::isfinite(m.mean[0][1]));
+  CHECK(ic.find(fmt::format("\"m\",\"Deletion\",\"zero\",\"logit\",\"{}\"", fixed(m.mean[0][1], 2))) != std::string::npos);
+  CHECK(ic.find(fmt::format("\"m\",\"Deletion\",\"zero\",\"64 px/step\",\"{}\"", fixed(m.mean[0][2], 2))) != std::string::npos);
+
+  SUBCASE("resume reads the labelled rows back: byte-identical files") {
+    fs::remove(dir.path / "units" / "m" / "random" / "00002.done");
+    fs::remove(dir.path / "results.csv");
+    fs::remove(dir.path / "curves.csv");
+    const RunSummary again = run(resolved, dir.path, true);
+    CHECK(again.skipped == 3 * 4 - 1);
+    CHECK(lab::read_text(dir.path / "results.csv") == results);
+    CHECK(lab::read_text(dir.path / "curves.csv") == curves);
+    CHECK(lab::read_text(dir.path / "tables" / "study1-internal-consistency.csv") == ic);
+  }
+  SUBCASE("two shards merged give the same files") {
+    TempDir a("labels-shard0"), b("labels-shard1"), merged("labels-merged");
+    for (auto [shard, out] : {std::pair<int64_t, fs::path>{0, a.path}, {1, b.path}}) {
+      RunOptions options;
+      options.out = out;
+      options.quiet = true;
+      options.source = "labels";
+      options.shard_index = shard;
+      options.shard_count = 2;
+      run_experiment(resolved, options);
+    }
+    RunOptions options;
+    options.out = merged.path;
+    options.quiet = true;
+    merge_runs({a.path, b.path}, options);
+    CHECK(lab::read_text(merged.path / "results.csv") == results);
+    CHECK(lab::read_text(merged.path / "curves.csv") == curves);
+  }
+  SUBCASE("a resumed run with a label changed is refused, naming it") {
+    json renamed = config;
+    renamed["metrics"][2]["label"] = "deletion-raw";
+    renamed["report"]["studies"][0]["compare"][1]["metric"] = "deletion-raw";
+    renamed["report"]["studies"][0]["consistency"][0]["configs"][1]["metric"] = "deletion-raw";
+    CHECK_THROWS_WITH_AS(run(finalize(renamed), dir.path, true), doctest::Contains("metrics.2.label"), lab::Error);
+  }
 }

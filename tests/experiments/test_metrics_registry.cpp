@@ -192,3 +192,24 @@ TEST_CASE("every metric: each variant it writes is listed, with its direction") 
     }
   }
 }
+
+TEST_CASE("every metric: the listing names its paper and the section, equation or algorithm; every parameter documented") {
+  // What `attrlab metrics` prints: a source that points into a paper, one help line and a default
+  // (or the rule deriving it) per parameter, a summary stating what is computed.
+  const std::vector<std::string> places = {"Sec. ", "eq. ", "Eq. ", "Alg. ", "App. ", "Definition ", "Proposition ", "Table "};
+  for (const MetricInfo& info : registry()) {
+    // The README's example of an outside metric (test_metrics_example.cpp registers it when that
+    // test runs first) cites no paper; every built-in metric does.
+    if (info.name == "mass-on-gt") continue;
+    CAPTURE(info.name);
+    CHECK_FALSE(info.summary.empty());
+    CHECK(std::any_of(places.begin(), places.end(),
+                      [&](const std::string& p) { return info.source.find(p) != std::string::npos; }));
+    for (const lab::ParamDoc& p : info.params) {
+      CAPTURE(p.name);
+      CHECK(lab::is_key_spelling(p.name));
+      CHECK_FALSE(p.info.help.empty());
+      CHECK((!p.default_value.is_null() || !p.info.derived.empty()));
+    }
+  }
+}
