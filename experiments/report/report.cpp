@@ -1751,7 +1751,7 @@ class ReportBuilder {
         (fooled ? holds_under : fails_under).push_back(fmt::format("{} on {}", compare[k].label, model));
         parts.push_back(fmt::format("on {}, {} ranks {} of {} under {} and beats {} on {} of {} images, but scores {} {} against {}'s {}",
                                     model, fake, rank_text(r), methods.size(), compare[k].label, versus, percent_text(share), n,
-                                    reference.label, fixed(fake_f1, 2), versus, fixed(versus_f1, 2)));
+                                    reference.label, fixed(fake_f1, 3), versus, fixed(versus_f1, 3)));
       }
       parts.push_back(fmt::format("under {} itself {} ranks {} of {}", reference.label, fake, rank_text(ranks.back()[fi]), methods.size()));
       for (const Measure& m : all) {
