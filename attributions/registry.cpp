@@ -15,6 +15,7 @@
 #include "attributions/integrated_gradients.h"
 #include "attributions/kernelshap.h"
 #include "attributions/lime.h"
+#include "attributions/map_edits.h"
 #include "attributions/occlusion.h"
 #include "attributions/rise.h"
 #include "attributions/smoothgrad.h"
@@ -56,6 +57,8 @@ std::vector<MethodInfo>& methods() {
       in_family("control", GroundTruthMap::info()),
       in_family("control", PostProcessed::blurred_info()),
       in_family("control", PostProcessed::binarised_info()),
+      in_family("control", EditedMap::info()),
+      in_family("control", IsolatedMap::info()),
   };
   return table;
 }

@@ -482,9 +482,15 @@ std::vector<fs::path> draw_violins(const ViolinFigure& figure, const fs::path& s
       cv.text(x0 + panel_w / 2.0, y0 - 8, panel.title, 0.5, 0.0, 0.9);
       cv.viewport(x0, y0, x0 + panel_w, y0 + panel_h);
       pls.wind(0.4, m + 0.6, ymin, ymax);
+      // Tick spacing: 0.2 on fractions; on other ranges (percentages) the 1-2-5 step giving about 5 ticks.
+      double step = 0.2;
+      if (ymax - ymin > 2.0) {
+        const double raw = (ymax - ymin) / 5.0, p10 = std::pow(10.0, std::floor(std::log10(raw)));
+        step = raw / p10 < 1.5 ? p10 : raw / p10 < 3.5 ? 2.0 * p10 : raw / p10 < 7.5 ? 5.0 * p10 : 10.0 * p10;
+      }
       pls.col0(kGrid);
-      for (double y = std::ceil(ymin * 5.0) / 5.0; y <= ymax; y += 0.2) pls.join(0.4, y, m + 0.6, y);
-      if (panel.reference >= ymin && panel.reference <= ymax) {
+      for (double y = std::ceil(ymin / step) * step; y <= ymax; y += step) pls.join(0.4, y, m + 0.6, y);
+      if (panel.reference >= 0.0 && panel.reference >= ymin && panel.reference <= ymax) {
         pls.col0(kMid);
         pls.lsty(2);
         pls.join(0.4, panel.reference, m + 0.6, panel.reference);
@@ -535,7 +541,7 @@ std::vector<fs::path> draw_violins(const ViolinFigure& figure, const fs::path& s
         pls.width(1.0);
       }
       pls.col0(kInk);
-      pls.box("bc", 0.0, 0, "bcnstv", 0.2, 2);
+      pls.box("bc", 0.0, 0, "bcnstv", step, 2);
       pls.mtex("l", 3.8, 0.5, 0.5, plain(panel.y_label).c_str());
       pls.schr(kCharMm, 0.8);
       for (size_t g = 0; g < panel.groups.size(); ++g) {
@@ -602,12 +608,27 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
         xlo = std::isfinite(xlo) ? xlo - 0.5 : 0.0;
         xhi = xlo + 1.0;
       }
+      if (panel.points && !panel.diagonal) std::tie(xlo, xhi) = padded(xlo, xhi);  // markers inside the frame
+      if (panel.diagonal) {  // one range on both axes, so that y = x is the diagonal
+        xlo = ylo = std::min(xlo, ylo);
+        xhi = yhi = std::max(xhi, yhi);
+        std::tie(xlo, xhi) = padded(xlo, xhi);
+      }
       const auto [ymin, ymax] = padded(ylo, yhi);
       cv.text(x0 + panel_w / 2.0, y0 - 8, panel.title, 0.5, 0.0, 0.9);
       cv.viewport(x0, y0, x0 + panel_w, y0 + panel_h);
       pls.wind(xlo, xhi, ymin, ymax);
       pls.col0(kGrid);
       pls.box("g", 0.0, 0, "g", 0.0, 0);
+      if (panel.diagonal) {
+        const double lo = std::max(xlo, ymin), hi = std::min(xhi, ymax);
+        if (hi > lo) {
+          pls.col0(kMid);
+          pls.lsty(2);
+          pls.join(lo, lo, hi, hi);
+          pls.lsty(1);
+        }
+      }
       for (size_t n = 0; n < panel.series.size(); ++n) {
         const Series& s = panel.series[n];
         const size_t style = static_cast<size_t>(style_of.at(s.label));
@@ -618,6 +639,10 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
           py.push_back(s.y[i]);
         }
         if (px.empty()) continue;
+        if (panel.points) {
+          for (size_t j = 0; j < px.size(); ++j) draw_marker(pls, style, px[j], py[j], 1.0);
+          continue;
+        }
         series_style(pls, style);
         pls.width(1.6);
         pls.line(static_cast<PLINT>(px.size()), px.data(), py.data());

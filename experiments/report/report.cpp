@@ -157,7 +157,10 @@ class ReportBuilder {
       else if (kind == "auc") auc(study, index, s);
       else if (kind == "coherency") coherency(study, index, s);
       else if (kind == "trap-zoo") trap_zoo(study, index, s);
-      else lab::fail_parameter("report study '{}': unknown kind '{}'; known: faithfulness, rankings, spearman, auc, coherency, trap-zoo",
+      else if (kind == "soundness-completeness") soundness_completeness(study, index, s);
+      else if (kind == "unified-metrics") unified_metrics(study, index, s);
+      else if (kind == "false-sense") false_sense(study, index, s);
+      else lab::fail_parameter("report study '{}': unknown kind '{}'; known: faithfulness, rankings, spearman, auc, coherency, trap-zoo, soundness-completeness, unified-metrics, false-sense",
                                s.title, kind);
       sections.push_back(std::move(s));
     }
@@ -1279,6 +1282,628 @@ class ReportBuilder {
     return s;
   }
 
+  // ---- the metric papers' studies, judged by the truth ---------------------------------------
+
+  /// The measure under `key` of a study.
+  static Measure measure_at(const json& study, const char* key) { return measure_of(study.at(key)); }
+
+  /// Per-image values of (model, method, measure), by sample id (NaN values left out).
+  std::map<std::string, double> image_values(const std::string& model, const std::string& method, const Measure& m) const {
+    std::map<std::string, double> out;
+    for (const auto& [id, v] : rows_.by_sample(model, method, m.metric, m.variant))
+      if (!std::isnan(v)) out[id] = v;
+    return out;
+  }
+
+  /// Whether score a is strictly better than b under `m`'s direction.
+  bool better(const Measure& m, double a, double b) const {
+    return direction(m) == Direction::kHigherIsBetter ? a > b : a < b;
+  }
+
+  /// The share of the images both have where `a` scores strictly better than `b` under `m`, and
+  /// the number of those images.
+  std::pair<double, int64_t> share_better(const std::string& model, const std::string& a, const std::string& b,
+                                          const Measure& m) const {
+    const auto va = image_values(model, a, m), vb = image_values(model, b, m);
+    int64_t wins = 0, n = 0;
+    for (const auto& [id, x] : va) {
+      const auto it = vb.find(id);
+      if (it == vb.end()) continue;
+      ++n;
+      wins += better(m, x, it->second) ? 1 : 0;
+    }
+    return {n == 0 ? kNaN : static_cast<double>(wins) / static_cast<double>(n), n};
+  }
+
+  static std::string percent_text(double share) {
+    return std::isnan(share) ? "n/a" : fmt::format("{}%", static_cast<int64_t>(std::llround(100.0 * share)));
+  }
+
+  /// Symmetric Hausdorff distance between two curves as point sets in (x, y).
+  static double hausdorff(const Series& a, const Series& b) {
+    if (a.x.empty() || b.x.empty()) return kNaN;
+    auto directed = [](const Series& p, const Series& q) {
+      double worst = 0.0;
+      for (size_t i = 0; i < p.x.size(); ++i) {
+        double best = INFINITY;
+        for (size_t j = 0; j < q.x.size(); ++j) best = std::min(best, std::hypot(p.x[i] - q.x[j], p.y[i] - q.y[j]));
+        worst = std::max(worst, best);
+      }
+      return worst;
+    };
+    return std::max(directed(a, b), directed(b, a));
+  }
+
+  /// The area under a mean curve from its first x up to `x_end` (trapezoid, the last segment
+  /// cut by linear interpolation).
+  static double area_until(const Series& s, double x_end) {
+    double area = 0.0;
+    for (size_t i = 1; i < s.x.size(); ++i) {
+      if (s.x[i - 1] >= x_end) break;
+      const double x1 = std::min(s.x[i], x_end);
+      const double y1 = s.x[i] <= x_end ? s.y[i]
+                                        : s.y[i - 1] + (s.y[i] - s.y[i - 1]) * (x1 - s.x[i - 1]) / (s.x[i] - s.x[i - 1]);
+      area += 0.5 * (s.y[i - 1] + y1) * (x1 - s.x[i - 1]);
+    }
+    return area;
+  }
+
+  static double mean_of(const std::vector<double>& v) {
+    double sum = 0.0;
+    int64_t n = 0;
+    for (double x : v)
+      if (!std::isnan(x)) {
+        sum += x;
+        ++n;
+      }
+    return n == 0 ? kNaN : sum / static_cast<double>(n);
+  }
+
+  static double sd_of(const std::vector<double>& v) {
+    const double m = mean_of(v);
+    double sum = 0.0;
+    int64_t n = 0;
+    for (double x : v)
+      if (!std::isnan(x)) {
+        sum += (x - m) * (x - m);
+        ++n;
+      }
+    return n < 2 ? 0.0 : std::sqrt(sum / static_cast<double>(n - 1));
+  }
+
+  /// Soundness and completeness (Gao et al. 2024): the estimators against the exact values per
+  /// (method, image) on each row's model, and the Remove / Introduce edits' minimal Hausdorff
+  /// distances (their Table 1) beside what the exact values say the edits changed.
+  void soundness_completeness(const json& study, int index, Section& s) {
+    const double tolerance = study.value("tolerance", 0.05);
+    const std::vector<std::pair<Measure, Measure>> pairs = {
+        {measure_at(study, "soundness"), measure_at(study, "soundness-exact")},
+        {measure_at(study, "completeness"), measure_at(study, "completeness-exact")}};
+    const std::string stem = fmt::format("study{}", index);
+    std::string text;
+
+    // (1) Estimators against the exact values.
+    Table est;
+    est.id = stem + "-estimators";
+    est.title = "Estimators against the exact values from the designed ground truth (mean over images)";
+    est.columns = {"Model", "Assumption 4.10", "Method"};
+    for (const auto& [e, x] : pairs) {
+      est.columns.push_back(e.label);
+      est.columns.push_back(x.label);
+      est.columns.push_back(fmt::format("|{} − exact|", e.label));
+    }
+    est.align.assign(est.columns.size(), Align::kRight);
+    for (int i = 0; i < 3; ++i) est.align[static_cast<size_t>(i)] = Align::kLeft;
+    Table summary;
+    summary.id = stem + "-estimator-error";
+    summary.title = fmt::format("Estimator error per model over every (method, image) pair (tolerance {})", fixed(tolerance, 2));
+    summary.columns = {"Model", "Assumption 4.10", "Measure", "pairs", "mean |estimate − exact|",
+                       fmt::format("within {}", fixed(tolerance, 2)), "ρ (method ranking)"};
+    summary.align.assign(summary.columns.size(), Align::kRight);
+    for (int i = 0; i < 3; ++i) summary.align[static_cast<size_t>(i)] = Align::kLeft;
+    CurveFigure scatter;
+    scatter.title = "Per-image estimate against the exact value (dashed: estimate = exact)";
+    scatter.columns = 2;
+    std::vector<std::string> findings;
+    double holds_mae = kNaN, fails_mae = kNaN;
+    for (const json& row : study.at("rows")) {
+      const std::string model = row.at("model"), assumption = row.value("assumption", "");
+      const std::vector<std::string> methods = methods_of(study, model);
+      for (const auto& [e, x] : pairs) {
+        std::vector<double> errors, mean_est, mean_exact;
+        CurvePanel panel;
+        panel.title = fmt::format("{} — {} (assumption {})", e.label, model, assumption);
+        panel.x_label = x.label;
+        panel.y_label = e.label;
+        panel.points = true;
+        panel.diagonal = true;
+        for (const std::string& method : methods) {
+          const auto ve = image_values(model, method, e), vx = image_values(model, method, x);
+          Series points;
+          points.label = method;
+          points.style = style_of(method);
+          for (const auto& [id, a] : ve) {
+            const auto it = vx.find(id);
+            if (it == vx.end()) continue;
+            errors.push_back(std::abs(a - it->second));
+            points.x.push_back(it->second);
+            points.y.push_back(a);
+          }
+          mean_est.push_back(rows_.mean(model, method, e.metric, e.variant));
+          mean_exact.push_back(rows_.mean(model, method, x.metric, x.variant));
+          if (!points.x.empty()) panel.series.push_back(std::move(points));
+        }
+        if (!panel.series.empty()) scatter.panels.push_back(std::move(panel));
+        int64_t within = 0;
+        for (double d : errors) within += d <= tolerance ? 1 : 0;
+        const double mae = mean_of(errors);
+        const double share = errors.empty() ? kNaN : static_cast<double>(within) / static_cast<double>(errors.size());
+        const double r = rho(ranking(mean_est, Direction::kHigherIsBetter), ranking(mean_exact, Direction::kHigherIsBetter));
+        if (assumption == "holds") holds_mae = std::isnan(holds_mae) ? mae : std::max(holds_mae, mae);
+        if (assumption == "fails") fails_mae = std::isnan(fails_mae) ? mae : std::max(fails_mae, mae);
+        summary.add({model, assumption, e.label, fmt::format("{}", errors.size()), fixed(mae, 3), percent_text(share), fixed(r, 2)});
+        findings.push_back(fmt::format("on {} (assumption {}) the {} estimate is off the exact value by {} on average and "
+                                       "within {} on {} of {} (method, image) pairs, ranking the methods at ρ = {} with the exact ranking",
+                                       model, assumption, e.label, fixed(mae, 3), fixed(tolerance, 2), percent_text(share),
+                                       errors.size(), fixed(r, 2)));
+      }
+      for (const std::string& method : methods) {
+        std::vector<std::string> cells = {model, assumption, method};
+        for (const auto& [e, x] : pairs) {
+          const auto ve = image_values(model, method, e), vx = image_values(model, method, x);
+          std::vector<double> d;
+          for (const auto& [id, a] : ve)
+            if (vx.count(id)) d.push_back(std::abs(a - vx.at(id)));
+          cells.push_back(fixed(rows_.mean(model, method, e.metric, e.variant), 3));
+          cells.push_back(fixed(rows_.mean(model, method, x.metric, x.variant), 3));
+          cells.push_back(fixed(mean_of(d), 3));
+        }
+        est.add(cells);
+      }
+    }
+    est.caption = "Soundness: Alg. 3's estimate (mean q_i over the schedule) and the exact |A_inc ∩ I|_η / |A_inc|_η at the "
+                  "same steps; completeness: Alg. 4's Δs normalised by the whole image's Δs, and the exact |A_t ∩ I|_φ / |I|_φ "
+                  "at the same thresholds (soundness.h, completeness.h).";
+    summary.caption = "ρ: Spearman's rank correlation between the methods ranked by the mean estimate and by the mean exact value.";
+    // The claim, from the error table: the estimators track the exact values where the
+    // assumption holds and not where it fails.
+    text += "The paper's claim (Theorems 4.11 and 4.12, Sec. 4.2–4.3): under Assumption 4.10 (\"if ρ(f(F1)) < ρ(f(F2)) "
+            "then |I∩F1|φ < |I∩F2|φ\"), Alg. 3 measures soundness and Alg. 4 orders maps by completeness. ";
+    for (const json& row : study.at("rows"))
+      text += fmt::format("On {} the assumption {}: {} ", row.at("model").get<std::string>(), row.value("assumption", ""),
+                          row.value("why", ""));
+    text += "Measured: " + join(findings, "; ", "; ") + ". ";
+    text += fmt::format("When the truth is known, the claim {}: the largest mean error is {} where the assumption holds "
+                        "against {} where it fails.",
+                        !std::isnan(holds_mae) && !std::isnan(fails_mae) && holds_mae <= tolerance && fails_mae > tolerance
+                            ? "holds, and only under its assumption"
+                        : !std::isnan(holds_mae) && holds_mae <= tolerance ? "holds where the assumption holds"
+                                                                          : "does not hold on our networks",
+                        fixed(holds_mae, 3), fixed(fails_mae, 3));
+
+    // (2) The edits: minimal Hausdorff distances per measure (Table 1) and the exact changes.
+    if (study.contains("edits")) {
+      const std::string model = study.at("edits-model");
+      std::vector<Measure> curves;
+      for (const json& c : study.at("edit-curves")) curves.push_back(measure_of(c));
+      const json paper = study.value("paper", json::object());
+      std::map<std::string, std::vector<double>> distances;  // by measure label
+      Table edits;
+      edits.id = stem + "-edits-hausdorff";
+      edits.title = fmt::format("Minimal Hausdorff distance between the scaled mean curves of the original, Remove and Introduce maps on {} (Table 1)", model);
+      edits.columns = {"Original", "Scheme"};
+      for (const Measure& m : curves) edits.columns.push_back(m.label);
+      edits.align.assign(edits.columns.size(), Align::kRight);
+      edits.align[0] = edits.align[1] = Align::kLeft;
+      Table truth;
+      truth.id = stem + "-edits-truth";
+      truth.title = fmt::format("What each edit changed, by the exact values and by the metrics (edited − original, mean over images, {})", model);
+      truth.columns = {"Edit", pairs[0].second.label, pairs[1].second.label, pairs[0].first.label, pairs[1].first.label};
+      for (const Measure& m : curves)
+        if (m.metric != pairs[0].first.metric && m.metric != pairs[1].first.metric) truth.columns.push_back(m.label);
+      truth.align.assign(truth.columns.size(), Align::kRight);
+      truth.align[0] = Align::kLeft;
+      CurveFigure figure;
+      figure.title = fmt::format("Mean curves of original, Remove (R) and Introduce (I) maps on {}", model);
+      figure.columns = static_cast<int>(curves.size());
+      std::map<std::string, std::vector<const json*>> by_original;
+      std::vector<std::string> originals;
+      for (const json& e : study.at("edits")) {
+        const std::string o = e.at("original");
+        if (!by_original.count(o)) originals.push_back(o);
+        by_original[o].push_back(&e);
+      }
+      int remove_lowers_completeness = 0, remove_keeps_soundness = 0, introduce_lowers_soundness = 0, n_edits = 0;
+      std::map<std::string, std::pair<double, double>> y_range;
+      for (const Measure& m : curves) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (const json& e : study.at("edits"))
+          for (const char* key : {"original", "remove", "introduce"})
+            for (double y : mean_curve(model, e.at(key), m.metric, m.variant).y) {
+              lo = std::min(lo, y);
+              hi = std::max(hi, y);
+            }
+        y_range[m.label] = {lo, hi};
+      }
+      for (const std::string& original : originals) {
+        for (const Measure& m : curves) {
+          CurvePanel panel;
+          panel.title = fmt::format("{} — {}", m.label, original);
+          panel.y_group = m.label;
+          panel.x_label = counts_x(m) ? "N" : (m.metric == pairs[1].first.metric ? "attribution threshold t" : m.metric == pairs[0].first.metric ? "kept fraction" : "fraction of pixels removed");
+          panel.y_label = m.label;
+          auto add = [&](const std::string& label) {
+            Series c = mean_curve(model, label, m.metric, m.variant);
+            c.style = style_of(label);
+            if (!c.x.empty()) panel.series.push_back(std::move(c));
+          };
+          add(original);
+          for (const json* e : by_original[original]) {
+            add(e->at("remove"));
+            add(e->at("introduce"));
+          }
+          if (!panel.series.empty()) figure.panels.push_back(std::move(panel));
+        }
+        for (const json* e : by_original[original]) {
+          const std::string scheme = e->value("scheme", ""), rem = e->at("remove"), intro = e->at("introduce");
+          std::vector<std::string> cells = {original, scheme};
+          for (const Measure& m : curves) {
+            // y scaled to [0, 1] over every curve of the edits under this measure, so that the
+            // distances of measures in different units (a probability near 1/4, a logit
+            // difference, a ratio) compare.
+            const auto [lo, hi] = y_range[m.label];
+            auto scaled = [&, lo = lo, hi = hi](Series c) {
+              for (double& y : c.y) y = hi > lo ? (y - lo) / (hi - lo) : 0.0;
+              return c;
+            };
+            const Series a = scaled(mean_curve(model, original, m.metric, m.variant)),
+                         r = scaled(mean_curve(model, rem, m.metric, m.variant)),
+                         i = scaled(mean_curve(model, intro, m.metric, m.variant));
+            const double d = std::min({hausdorff(a, r), hausdorff(a, i), hausdorff(r, i)});
+            distances[m.label].push_back(d);
+            cells.push_back(fixed(d, 3));
+          }
+          edits.add(cells);
+          for (const auto& [label, edited] : {std::pair{std::string("Remove"), rem}, std::pair{std::string("Introduce"), intro}}) {
+            std::vector<std::string> row = {fmt::format("{} ({}, {})", original, label, scheme)};
+            auto delta = [&](const Measure& m) {
+              return rows_.mean(model, edited, m.metric, m.variant) - rows_.mean(model, original, m.metric, m.variant);
+            };
+            const double ds = delta(pairs[0].second), dc = delta(pairs[1].second);
+            row.push_back(signed_fixed(ds, 3));
+            row.push_back(signed_fixed(dc, 3));
+            row.push_back(signed_fixed(delta(pairs[0].first), 3));
+            row.push_back(signed_fixed(delta(pairs[1].first), 3));
+            for (const Measure& m : curves)
+              if (m.metric != pairs[0].first.metric && m.metric != pairs[1].first.metric) {
+                // The row value of the curve's metric (its mean over the curve).
+                row.push_back(signed_fixed(delta(m), 3));
+              }
+            truth.add(row);
+            if (label == "Remove") {
+              ++n_edits;
+              remove_lowers_completeness += dc < -1e-9 ? 1 : 0;
+              remove_keeps_soundness += ds > -0.01 ? 1 : 0;
+            } else {
+              introduce_lowers_soundness += ds < -1e-9 ? 1 : 0;
+            }
+          }
+        }
+      }
+      std::vector<std::string> mean_row = {"mean ± sd", ""}, paper_row = {"paper (Table 1)", ""};
+      std::vector<std::string> parts;
+      double value_based = INFINITY, order_based = -INFINITY;
+      for (const Measure& m : curves) {
+        const double mu = mean_of(distances[m.label]);
+        mean_row.push_back(fmt::format("{} ± {}", fixed(mu, 3), fixed(sd_of(distances[m.label]), 3)));
+        const double p = paper.contains(m.label) ? paper.at(m.label).get<double>() : kNaN;
+        paper_row.push_back(fixed(p, 3));
+        parts.push_back(fmt::format("{} {} (paper {})", m.label, fixed(mu, 3), fixed(p, 3)));
+        if (m.metric == pairs[0].first.metric || m.metric == pairs[1].first.metric) value_based = std::min(value_based, mu);
+        else order_based = std::max(order_based, mu);
+      }
+      edits.add(mean_row);
+      edits.add(paper_row);
+      edits.footer_rows = 2;
+      edits.caption = "Per original map and edit scheme (App. G.3 Table 3), the smallest of the three Hausdorff distances "
+                      "between the mean curves of original, Remove and Introduce (curves as point sets in (x, y), x in [0, 1], "
+                      "y scaled to [0, 1] over all the edits' curves of the metric, so that metrics in different units "
+                      "compare; the paper's curves are accuracies, already in [0, 1]); near 0 means the metric cannot tell "
+                      "two of them apart. Mean ± sd over the rows, as the paper averages over schemes and methods.";
+      truth.caption = "Exact columns: what the edit did to the map's true soundness and completeness. A metric detects an "
+                      "edit when its value moves; ROAD and Deletion rows are their mean over the curve (lower is better).";
+      text += fmt::format(" The edits (Sec. 5.2, Table 1: \"the Hausdorff distances for Completeness and Soundness metrics are "
+                          "significantly greater than zero ... the order-based metrics, ROAD and Deletion, demonstrate overlaps\"): "
+                          "mean minimal Hausdorff distance {}. When the truth is known the claim {}: the smallest distance of "
+                          "the value-based metrics is {} against the largest of the order-based ones {}. By the exact values, "
+                          "Remove lowered the true completeness in {} of {} edits and kept the true soundness (within 0.01) in {}; "
+                          "Introduce lowered the true soundness in {} of {}.",
+                          join(parts, "; ", "; "), value_based > order_based ? "holds" : "does not hold", fixed(value_based, 3),
+                          fixed(order_based, 3), remove_lowers_completeness, n_edits, remove_keeps_soundness,
+                          introduce_lowers_soundness, n_edits);
+      add_paragraph(s, text);
+      add_table(s, summary);
+      add_table(s, est);
+      if (!scatter.panels.empty())
+        add_figure(s, draw_curves(scatter, in_.run_dir / "figures" / (stem + "-estimate-vs-exact")),
+                   "Each point one (method, image): the estimator's value against the exact value from the ground truth; on "
+                   "the dashed line the estimate is exact.");
+      add_table(s, edits);
+      add_table(s, truth);
+      if (!figure.panels.empty())
+        add_figure(s, draw_curves(figure, in_.run_dir / "figures" / (stem + "-edits")),
+                   "Mean curves of each original map (row) and its Remove / Introduce edits under each metric (column), as "
+                   "the paper's Fig. 7; panels of one metric share the y range.");
+      return;
+    }
+    add_paragraph(s, text);
+    add_table(s, summary);
+    add_table(s, est);
+    if (!scatter.panels.empty())
+      add_figure(s, draw_curves(scatter, in_.run_dir / "figures" / (stem + "-estimate-vs-exact")),
+                 "Each point one (method, image): the estimator's value against the exact value; on the dashed line the estimate is exact.");
+  }
+
+  /// The unified paper's Sec. 5 and 6.2: pixel flipping against reference pixel flipping, the
+  /// pixel-isolation confound (content-free isolated masks against a good map) and the Pointing
+  /// Game against the ground truth, on each row's model.
+  void unified_metrics(const json& study, int index, Section& s) {
+    const Measure pf = measure_at(study, "pixel-flipping"), rpf = measure_at(study, "reference-pixel-flipping"),
+                  pg = measure_at(study, "pointing-game"), reference = measure_at(study, "reference");
+    const std::string good = study.at("good");
+    const std::vector<std::string> isolated = study.at("isolated").get<std::vector<std::string>>();
+    const double pg_hit = study.value("pointing-hit", 0.9), f1_low = study.value("f1-low", 0.5);
+    const std::string stem = fmt::format("study{}", index);
+    std::vector<std::string> confound, reference_text, pointing, fastest;
+    bool isolation_claim = false, reference_claim = true, pointing_claim = false;
+
+    Table iso;
+    iso.id = stem + "-isolation";
+    iso.title = fmt::format("The pixel-isolation confound: content-free isolated masks against {} under {}", good, pf.label);
+    iso.columns = {"Model", "Mask", fmt::format("{} ({})", pf.label, direction(pf) == Direction::kHigherIsBetter ? "↑" : "↓"),
+                   fmt::format("{} of {}", pf.label, good), fmt::format("beats {} on", good), reference.label,
+                   fmt::format("{} of {}", reference.label, good)};
+    iso.align.assign(iso.columns.size(), Align::kRight);
+    iso.align[0] = iso.align[1] = Align::kLeft;
+    Table refs;
+    refs.id = stem + "-reference-pixel-flipping";
+    refs.title = "Pixel flipping in the method's order against reference pixel flipping (a random n of its top N)";
+    refs.columns = {"Model", "Method", "area, own order on [0, N/P]", "area, reference order on [0, N/P]", "reference faster",
+                    fmt::format("{} ({})", pf.label, direction(pf) == Direction::kHigherIsBetter ? "↑" : "↓"), reference.label};
+    refs.align.assign(refs.columns.size(), Align::kRight);
+    refs.align[0] = refs.align[1] = Align::kLeft;
+    Table points;
+    points.id = stem + "-pointing-game";
+    points.title = fmt::format("{} against {}", pg.label, reference.label);
+    points.columns = {"Model", "Method", pg.label, reference.label};
+    points.align.assign(points.columns.size(), Align::kRight);
+    points.align[0] = points.align[1] = Align::kLeft;
+    CurveFigure curves;
+    curves.title = "Mean pixel-flipping curves: each method's order and the reference order (random n of its top N)";
+    curves.columns = 2;
+    CurveFigure scatter;
+    scatter.title = fmt::format("{} against {} (one point per method)", pg.label, reference.label);
+    scatter.columns = 2;
+
+    for (const json& row : study.at("rows")) {
+      const std::string model = row.at("model");
+      const std::vector<std::string> methods = methods_of(study, model);
+      // Isolation confound.
+      const double good_pf = rows_.mean(model, good, pf.metric, pf.variant), good_f1 = rows_.mean(model, good, reference.metric, reference.variant);
+      for (const std::string& mask : isolated) {
+        const auto [share, n] = share_better(model, mask, good, pf);
+        const double v = rows_.mean(model, mask, pf.metric, pf.variant);
+        iso.add({model, mask, fixed(v, 4), fixed(good_pf, 4), fmt::format("{} of {} images", percent_text(share), n),
+                 fixed(rows_.mean(model, mask, reference.metric, reference.variant), 2), fixed(good_f1, 2)});
+        isolation_claim = isolation_claim || share > 0.5;
+        confound.push_back(fmt::format("on {} the {} mask beats {} under {} on {} of {} images ({} {} against {}) while its "
+                                       "{} is {} against {}",
+                                       model, mask, good, pf.label, percent_text(share), n, pf.label, fixed(v, 4),
+                                       fixed(good_pf, 4), reference.label,
+                                       fixed(rows_.mean(model, mask, reference.metric, reference.variant), 2), fixed(good_f1, 2)));
+      }
+      {
+        std::string best;
+        double best_v = kNaN;
+        for (const std::string& method : methods) {
+          const double v = rows_.mean(model, method, pf.metric, pf.variant);
+          if (!std::isnan(v) && (std::isnan(best_v) || better(pf, v, best_v))) {
+            best_v = v;
+            best = method;
+          }
+        }
+        fastest.push_back(fmt::format("on {} the fastest decay is {}'s ({} {}{})", model, best, pf.label, fixed(best_v, 4),
+                                      best == good ? "" : fmt::format(", {} {}", good, fixed(good_pf, 4))));
+      }
+      // Reference pixel flipping against the method's own order, over the same x range.
+      std::vector<std::string> group(methods.begin(), methods.end());
+      int faster = 0, compared = 0;
+      for (const std::string& method : methods) {
+        const Series own = mean_curve(model, method, pf.metric, pf.variant), ref = mean_curve(model, method, rpf.metric, rpf.variant);
+        if (own.x.empty() || ref.x.empty()) continue;
+        const double end = ref.x.back();
+        const double a_own = area_until(own, end), a_ref = area_until(ref, end);
+        const bool ref_faster = a_ref < a_own;
+        ++compared;
+        faster += ref_faster ? 1 : 0;
+        refs.add({model, method, fixed(a_own, 5), fixed(a_ref, 5), ref_faster ? "yes" : "no", fixed(rows_.mean(model, method, pf.metric, pf.variant), 4),
+                  fixed(rows_.mean(model, method, reference.metric, reference.variant), 2)});
+      }
+      reference_claim = reference_claim && compared > 0 && faster == compared;
+      reference_text.push_back(fmt::format("on {} the reference order decays faster than the method's own order for {} of {} methods",
+                                           model, faster, compared));
+      // Curves: a panel per (order, chunk of at most 8 methods).
+      for (size_t part = 0; part * 8 < methods.size(); ++part) {
+        const std::vector<std::string> chunk(methods.begin() + static_cast<std::ptrdiff_t>(part * 8),
+                                             methods.begin() + static_cast<std::ptrdiff_t>(std::min(methods.size(), part * 8 + 8)));
+        for (const Measure& m : {pf, rpf}) {
+          CurvePanel p;
+          p.title = fmt::format("{} — {}{}", m.label, model, methods.size() > 8 ? fmt::format(" ({})", part + 1) : "");
+          p.y_group = model;
+          p.x_label = "fraction of pixels flipped";
+          p.y_label = "target logit";
+          for (const std::string& method : chunk) {
+            Series c = mean_curve(model, method, m.metric, m.variant);
+            c.style = style_of(method);
+            if (!c.x.empty()) p.series.push_back(std::move(c));
+          }
+          if (!p.series.empty()) curves.panels.push_back(std::move(p));
+        }
+      }
+      // Pointing game against the truth.
+      std::vector<double> hits, f1s;
+      std::vector<std::string> fooled;
+      CurvePanel sp;
+      sp.title = model;
+      sp.x_label = reference.label;
+      sp.y_label = pg.label + " (hit rate)";
+      sp.points = true;
+      for (const std::string& method : methods) {
+        const double h = rows_.mean(model, method, pg.metric, pg.variant), f = rows_.mean(model, method, reference.metric, reference.variant);
+        points.add({model, method, fixed(h, 2), fixed(f, 2)});
+        hits.push_back(h);
+        f1s.push_back(f);
+        if (h >= pg_hit && f < f1_low) fooled.push_back(fmt::format("{} (hit rate {}, {} {})", method, fixed(h, 2), reference.label, fixed(f, 2)));
+        Series pt;
+        pt.label = method;
+        pt.style = style_of(method);
+        pt.x = {f};
+        pt.y = {h};
+        if (!std::isnan(h) && !std::isnan(f)) sp.series.push_back(std::move(pt));
+      }
+      if (!sp.series.empty()) scatter.panels.push_back(std::move(sp));
+      const double r = rho(ranking(hits, Direction::kHigherIsBetter), ranking(f1s, Direction::kHigherIsBetter));
+      pointing_claim = pointing_claim || !fooled.empty() || r < 0.5;
+      pointing.push_back(fmt::format("on {} its method ranking agrees with the {} ranking at ρ = {}, and {} method(s) hit at "
+                                     "least {} of the time with {} below {}{}",
+                                     model, reference.label, fixed(r, 2), fooled.size(), fixed(pg_hit, 2), reference.label,
+                                     fixed(f1_low, 2), fooled.empty() ? "" : ": " + join(fooled)));
+    }
+    std::string text =
+        "The paper's claims. Sec. 6.2.3 (Fig. 4): \"random masking has a quite fast decay compared with explanation-based "
+        "masking\", and methods whose masked pixels are isolated outperform those whose pixels adjoin. Fig. 6: \"all referenced "
+        "masking results outperform these two ingredients\" (a random n of the method's top N decays faster than the method's "
+        "own order). Sec. 5 (Table 3): the Pointing Game measures plausibility, not faithfulness, so a faithful map can score "
+        "low and a high score says little. ";
+    text += "Measured: " + join(confound, "; ", "; ") + ". ";
+    text += fmt::format("When the truth is known the isolation claim {}: {}. ",
+                        isolation_claim ? "holds (an isolated mask beats the good map on most images)" : "does not hold",
+                        join(fastest, "; ", "; "));
+    text += "Reference pixel flipping: " + join(reference_text, "; ", "; ") +
+            fmt::format("; the Fig. 6 claim {}. ", reference_claim ? "holds" : "does not hold for every method");
+    text += "Pointing Game: " + join(pointing, "; ", "; ") +
+            fmt::format("; the claim that it does not measure faithfulness {}.", pointing_claim ? "holds" : "is not borne out here");
+    add_paragraph(s, text);
+    add_table(s, iso);
+    add_table(s, refs);
+    if (!curves.panels.empty())
+      add_figure(s, draw_curves(curves, in_.run_dir / "figures" / (stem + "-pixel-flipping")),
+                 "Mean target logit while pixels are flipped to zero: left in each method's order (most relevant first), right "
+                 "in the reference order (a random n of its top N, n = 0 … N); panels of one model share the y range.");
+    add_table(s, points);
+    if (!scatter.panels.empty())
+      add_figure(s, draw_curves(scatter, in_.run_dir / "figures" / (stem + "-pointing-game")),
+                 fmt::format("Each method's {} hit rate against its {} (one point per method).", pg.label, reference.label));
+  }
+
+  /// The false-sense paper's Sec. 5.2 (Table 1): uninformed maps (Fake-CAM, random) against real
+  /// methods under the fidelity metrics and under the ground truth.
+  void false_sense(const json& study, int index, Section& s) {
+    const Measure reference = measure_at(study, "reference");
+    std::vector<Measure> compare;
+    for (const json& c : study.at("compare")) compare.push_back(measure_of(c));
+    const std::vector<std::string> uninformed = study.at("uninformed").get<std::vector<std::string>>();
+    const std::string versus = study.at("versus");
+    const std::string stem = fmt::format("study{}", index);
+    std::vector<std::string> parts, holds_under, fails_under;
+    Table scores;
+    scores.id = stem + "-scores";
+    scores.title = "Mean scores and ranks (1 = best) of real and uninformed maps";
+    scores.columns = {"Model", "Method"};
+    std::vector<Measure> all = compare;
+    all.push_back(reference);
+    for (const Measure& m : all) {
+      scores.columns.push_back(fmt::format("{} ({})", m.label, direction(m) == Direction::kHigherIsBetter ? "↑" : "↓"));
+      scores.columns.push_back("rank");
+    }
+    scores.align.assign(scores.columns.size(), Align::kRight);
+    scores.align[0] = scores.align[1] = Align::kLeft;
+    Table wins;
+    wins.id = stem + "-uninformed-wins";
+    wins.title = fmt::format("Share of images on which an uninformed map scores strictly better than {}", versus);
+    wins.columns = {"Model", "Uninformed map"};
+    for (const Measure& m : all) wins.columns.push_back(m.label);
+    wins.align.assign(wins.columns.size(), Align::kRight);
+    wins.align[0] = wins.align[1] = Align::kLeft;
+    ViolinFigure violins;
+    violins.title = "Per-image scores of real and uninformed maps";
+    violins.columns = 3;
+    const size_t top = study.value("top", size_t{2});
+    for (const json& row : study.at("rows")) {
+      const std::string model = row.at("model");
+      const std::vector<std::string> methods = methods_of(study, model);
+      std::vector<std::vector<double>> ranks;
+      for (const Measure& m : all) ranks.push_back(ranks_of(model, methods, m));
+      for (size_t i = 0; i < methods.size(); ++i) {
+        std::vector<std::string> cells = {model, methods[i]};
+        for (size_t k = 0; k < all.size(); ++k) {
+          cells.push_back(fixed(rows_.mean(model, methods[i], all[k].metric, all[k].variant), 3));
+          cells.push_back(rank_text(ranks[k][i]));
+        }
+        scores.add(cells);
+      }
+      for (const std::string& u : uninformed) {
+        std::vector<std::string> cells = {model, u};
+        for (const Measure& m : all) {
+          const auto [share, n] = share_better(model, u, versus, m);
+          cells.push_back(fmt::format("{} of {}", percent_text(share), n));
+        }
+        wins.add(cells);
+      }
+      // The claim is about the first uninformed map (Fake-CAM): its rank under each metric.
+      const std::string fake = uninformed.front();
+      const auto it = std::find(methods.begin(), methods.end(), fake);
+      if (it == methods.end()) continue;
+      const size_t fi = static_cast<size_t>(it - methods.begin());
+      const double fake_f1 = rows_.mean(model, fake, reference.metric, reference.variant),
+                   versus_f1 = rows_.mean(model, versus, reference.metric, reference.variant);
+      for (size_t k = 0; k < compare.size(); ++k) {
+        const auto [share, n] = share_better(model, fake, versus, compare[k]);
+        const double r = ranks[k][fi];
+        const bool fooled = !std::isnan(r) && r <= static_cast<double>(top);
+        (fooled ? holds_under : fails_under).push_back(fmt::format("{} on {}", compare[k].label, model));
+        parts.push_back(fmt::format("on {}, {} ranks {} of {} under {} and beats {} on {} of {} images, but scores {} {} against {}'s {}",
+                                    model, fake, rank_text(r), methods.size(), compare[k].label, versus, percent_text(share), n,
+                                    reference.label, fixed(fake_f1, 3), versus, fixed(versus_f1, 3)));
+      }
+      parts.push_back(fmt::format("under {} itself {} ranks {} of {}", reference.label, fake, rank_text(ranks.back()[fi]), methods.size()));
+      for (const Measure& m : all) {
+        ViolinPanel panel;
+        panel.title = fmt::format("{} — {}", m.label, model);
+        panel.y_label = fmt::format("{} ({})", m.label, direction(m) == Direction::kHigherIsBetter ? "higher is better" : "lower is better");
+        for (const std::string& method : methods)
+          panel.groups.push_back({method, rows_.values(model, method, m.metric, m.variant), style_of(method)});
+        violins.panels.push_back(std::move(panel));
+      }
+    }
+    std::string text = fmt::format(
+        "The paper's claim (Sec. 5.2, Table 1): \"Fake-CAM ranks in the top two for AI/AD/Monotonicity\", an entirely "
+        "uninformed map scored as one of the best by fidelity metrics, while AG and Insertion are not fooled. Measured: {}. "
+        "When the truth is known, the uninformed map is in the top {} under {} and not under {}; ",
+        join(parts, "; ", "; "), top, join(holds_under), join(fails_under));
+    text += holds_under.empty() ? "the claim does not hold on our networks."
+                                : fmt::format("the claim holds under {}, which reward a map the ground truth scores as uninformed.",
+                                              join(holds_under));
+    add_paragraph(s, text);
+    add_table(s, scores);
+    add_table(s, wins);
+    if (!violins.panels.empty())
+      add_figure(s, draw_violins(violins, in_.run_dir / "figures" / (stem + "-scores")),
+                 "Per-image scores (violins: kernel density; bars: maximum, mean, minimum) of each method under each fidelity "
+                 "metric and under the ground truth.");
+  }
+
+
   // ---- rendering ---------------------------------------------------------------------------
 
   /// The description, then how the run was made (from config.json).
@@ -1372,6 +1997,11 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& study_kinds
       {"auc", {"model", "compare", "methods", "paper"}},
       {"coherency", {"rows", "reference", "compare", "consistency", "methods"}},
       {"trap-zoo", {"rows", "metric", "reference", "methods", "grid-rows"}},
+      {"soundness-completeness", {"rows", "soundness", "soundness-exact", "completeness", "completeness-exact", "methods",
+                                  "tolerance", "edits-model", "edits", "edit-curves", "paper"}},
+      {"unified-metrics", {"rows", "pixel-flipping", "reference-pixel-flipping", "pointing-game", "reference", "good",
+                           "isolated", "methods", "pointing-hit", "f1-low"}},
+      {"false-sense", {"rows", "compare", "reference", "uninformed", "versus", "methods", "top"}},
   };
   return kinds;
 }
@@ -1390,6 +2020,11 @@ std::vector<const json*> measures_of(const json& study) {
   if (study.contains("reference")) out.push_back(&study.at("reference"));
   if (study.contains("compare") && study.at("compare").is_array())
     for (const json& c : study.at("compare")) out.push_back(&c);
+  for (const char* key : {"soundness", "soundness-exact", "completeness", "completeness-exact", "pixel-flipping",
+                          "reference-pixel-flipping", "pointing-game"})
+    if (study.contains(key)) out.push_back(&study.at(key));
+  if (study.contains("edit-curves") && study.at("edit-curves").is_array())
+    for (const json& c : study.at("edit-curves")) out.push_back(&c);
   if (study.contains("consistency") && study.at("consistency").is_array())
     for (const json& group : study.at("consistency"))
       if (group.is_object() && group.contains("configs") && group.at("configs").is_array())
@@ -1401,6 +2036,7 @@ std::vector<const json*> measures_of(const json& study) {
 std::vector<std::string> models_of(const json& study) {
   std::vector<std::string> out;
   if (study.contains("model") && study.at("model").is_string()) out.push_back(study.at("model"));
+  if (study.contains("edits-model") && study.at("edits-model").is_string()) out.push_back(study.at("edits-model"));
   if (study.contains("rows") && study.at("rows").is_array())
     for (const json& r : study.at("rows"))
       if (r.is_object() && r.contains("model") && r.at("model").is_string()) out.push_back(r.at("model"));
@@ -1445,6 +2081,14 @@ void check_studies(const json& report, const std::vector<std::string>& models, c
     add_labels(study.value("smooth", json::array()));
     for (const json& pair : study.value("pairs", json::array())) add_labels(pair);
     if (study.contains("group") && study.at("group").is_object()) add_labels(study.at("group").value("methods", json::array()));
+    add_labels(study.value("isolated", json::array()));
+    add_labels(study.value("uninformed", json::array()));
+    for (const char* key : {"good", "versus"})
+      if (study.contains(key) && study.at(key).is_string()) named.push_back(study.at(key));
+    for (const json& e : study.value("edits", json::array()))
+      if (e.is_object())
+        for (const char* key : {"original", "remove", "introduce"})
+          if (e.contains(key) && e.at(key).is_string()) named.push_back(e.at(key));
     const json paper = study.value("paper", json());
     if (kind == "faithfulness" && paper.is_array())
       for (const json& p : paper)
@@ -1502,6 +2146,11 @@ void check_study_variants(const json& report,
       const auto by_model = variants.find(model);
       if (by_model == variants.end()) continue;  // left out by models-select
       for (const json* m : measures_of(study)) {
+        // The edits' curves are read on the edits' model only.
+        bool edit_curve = false;
+        if (study.contains("edit-curves") && study.at("edit-curves").is_array())
+          for (const json& c : study.at("edit-curves")) edit_curve = edit_curve || &c == m;
+        if (edit_curve && study.value("edits-model", model) != model) continue;
         const std::string metric = m->at("metric"), variant = m->at("variant");
         const auto by_metric = by_model->second.find(metric);
         if (by_metric == by_model->second.end())

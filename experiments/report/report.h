@@ -54,6 +54,27 @@
 ///   green) when the promise held on every image, ✗ (red) with the images where it broke, n/a
 ///   (grey) without a promise, with the mean GT F1; the largest violation and what was allowed.
 ///   Figure: one map per (trap, method), each trap's first image, maps normalised by eq. 17.
+/// - "soundness-completeness" (Gao et al. 2024, Theorems 4.11–4.12, Table 1): `rows` ([{"model",
+///   "assumption": "holds"|"fails", "why"}]), the measures `soundness`, `soundness-exact`,
+///   `completeness`, `completeness-exact`, `methods`, `tolerance` (0.05), `edits-model`, `edits`
+///   ([{"original", "scheme", "remove", "introduce"}], method labels), `edit-curves` (measures whose
+///   curves are compared), `paper` ({measure label: Table 1's distance}). Tables: estimator error per
+///   model and measure (mean |estimate − exact| over (method, image) pairs, share within the
+///   tolerance, ρ of the method rankings), per-method means, the edits' minimal Hausdorff distance
+///   between the mean curves of original, Remove and Introduce (y scaled to [0, 1] per measure over
+///   the edits' curves), and what each edit did to the exact values and to each metric. Figures:
+///   estimate against exact per image (dashed y = x); the edits' mean curves.
+/// - "unified-metrics" (unified study, Sec. 5, 6.2.3, Fig. 4, 6, Table 3): `rows`, the measures
+///   `pixel-flipping`, `reference-pixel-flipping`, `pointing-game`, `reference` (GT F1), `good`
+///   (the map the isolated masks are held against), `isolated` (labels), `methods`, `pointing-hit`
+///   (0.9), `f1-low` (0.5). Tables: isolated masks against `good` (share of images won), own order
+///   against reference order (area over [0, N/P] of the mean curves), Pointing Game against GT F1.
+///   Figures: mean curves of both orders; Pointing Game against GT F1 per method.
+/// - "false-sense" (false-sense paper, Sec. 5.2, Table 1): `rows`, `compare` (the fidelity
+///   measures), `reference` (GT F1), `uninformed` (labels; the first is the claim's subject),
+///   `versus` (the real method of the per-image comparison), `methods`, `top` (2). Tables: means and
+///   ranks; share of images on which each uninformed map beats `versus`. Figure: violins.
+///   Each of the three ends its paragraph with a verdict computed from these tables.
 /// - `grid-rows` (faithfulness, rankings): the first N images shown with every method's map, one
 ///   grid per method family (attributions::MethodInfo::family) on a common scale per row.
 /// report.md is CommonMark with every generated text escaped (markdown_escape); report.html is

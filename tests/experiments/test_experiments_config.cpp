@@ -175,7 +175,8 @@ TEST_CASE("every shipped experiment resolves, and count and size override it") {
   const auto shipped = experiments::runnable_configs();
   std::vector<std::string> names;
   for (const auto* c : shipped) names.push_back(c->name);
-  CHECK(names == std::vector<std::string>{"faithfulness-test", "metric-coherency", "single-color-modulo", "trap-zoo", "unseen-data-effect"});
+  CHECK(names == std::vector<std::string>{"faithfulness-test", "false-sense", "metric-coherency", "single-color-modulo",
+                                         "soundness-completeness", "trap-zoo", "unified-metrics", "unseen-data-effect"});
   for (const auto* c : shipped) {
     CAPTURE(c->name);
     CHECK_FALSE(c->description.empty());

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <cctype>
 #include <map>
 #include <set>
 #include <sstream>
@@ -386,4 +387,172 @@ TEST_CASE("metric labels flow through rows, curves, units, resume, shards and th
     renamed["report"]["studies"][0]["consistency"][0]["configs"][1]["metric"] = "deletion-raw";
     CHECK_THROWS_WITH_AS(run(finalize(renamed), dir.path, true), doctest::Contains("metrics.2.label"), lab::Error);
   }
+}
+namespace {
+
+/// The rows of a table CSV (header first), each split into its fields.
+std::vector<std::vector<std::string>> table_rows(const fs::path& csv) {
+  std::vector<std::vector<std::string>> out;
+  std::istringstream lines(lab::read_text(csv));
+  std::string line;
+  while (std::getline(lines, line))
+    if (!line.empty()) out.push_back(csv_split(line));
+  return out;
+}
+
+/// report.md with the Markdown escapes of generated text undone, to search for sentences.
+std::string report_text(const fs::path& run) {
+  std::string md = lab::read_text(run / "report.md"), out;
+  for (size_t i = 0; i < md.size(); ++i) {
+    if (md[i] == '\\' && i + 1 < md.size() && std::ispunct(static_cast<unsigned char>(md[i + 1]))) continue;
+    out += md[i];
+  }
+  return out;
+}
+
+/// tiny() at 16×16 (seconds on a loaded machine), IG inside the edits with 4 steps too.
+std::vector<std::string> tiny16(const std::string& name) {
+  std::vector<std::string> o = tiny(name);
+  for (std::string& item : o)
+    if (item == "size=32") item = "size=16";
+  for (const json& m : load_config(name).at("methods"))
+    if (m.value("name", "") == "edited" && m.at("params").value("base", "") == "integrated-gradients")
+      o.push_back("methods." + m.at("label").get<std::string>() + ".params.steps=4");
+  return o;
+}
+
+void check_files(const fs::path& run, const std::vector<std::string>& tables, const std::vector<std::string>& figures) {
+  for (const std::string& t : tables) {
+    CHECK_MESSAGE(fs::exists(run / "tables" / (t + ".csv")), t);
+    CHECK_MESSAGE(fs::exists(run / "tables" / (t + ".md")), t);
+  }
+  for (const std::string& f : figures) {
+    CHECK_MESSAGE(fs::file_size(run / "figures" / (f + ".png")) > 1000, f);
+    CHECK_MESSAGE(fs::exists(run / "figures" / (f + ".svg")), f);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("soundness-completeness at a tiny scale: estimators against the exact values, the edits, verdicts from the tables") {
+  TempDir dir("soundness-completeness");
+  // One pixel per soundness step at 16×16 (the config's schedule is set for 32×32).
+  std::vector<std::string> o = tiny16("soundness-completeness");
+  for (const char* m : {"0", "2"}) {
+    o.push_back(fmt::format("metrics.{}.params.mask-first=0.99609375", m));
+    o.push_back(fmt::format("metrics.{}.params.mask-step=0.00390625", m));
+  }
+  const json resolved = resolve("soundness-completeness", o);
+  run(resolved, dir.path);
+  const std::string md = report_text(dir.path);
+  CHECK(md.find(resolved.at("report").at("studies").at(0).at("title").get<std::string>()) != std::string::npos);
+  check_files(dir.path, {"study1-estimator-error", "study1-estimators", "study1-edits-hausdorff", "study1-edits-truth"},
+              {"study1-estimate-vs-exact", "study1-edits"});
+  // Each error row is a sentence of the paragraph, and the verdict follows from the rows.
+  const auto rows = table_rows(dir.path / "tables" / "study1-estimator-error.csv");
+  REQUIRE(rows.size() == 5);
+  double holds = 0.0, fails = 0.0;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    CHECK_MESSAGE(md.find(fmt::format("on {} (assumption {}) the {} estimate is off the exact value by {} on average and within "
+                                      "0.05 on {} of {} (method, image) pairs",
+                                      r[0], r[1], r[2], r[4], r[5], r[3])) != std::string::npos,
+                  r[2]);
+    (r[1] == "holds" ? holds : fails) = std::max(r[1] == "holds" ? holds : fails, std::stod(r[4]));
+  }
+  // With one pixel per step the estimators are exact where the assumption holds (tested in
+  // test_metrics_soundness.cpp), and off where it fails.
+  CHECK(holds <= 0.05);
+  CHECK(fails > 0.05);
+  CHECK(md.find(fmt::format("the claim holds, and only under its assumption: the largest mean error is {} where the assumption "
+                            "holds against {} where it fails",
+                            fixed(holds, 3), fixed(fails, 3))) != std::string::npos);
+  // Table 1: the mean row of the Hausdorff table and the verdict sentence agree.
+  const auto h = table_rows(dir.path / "tables" / "study1-edits-hausdorff.csv");
+  REQUIRE(h.size() == 9);  // header, 6 edits, mean, paper
+  CHECK(h[7][0] == "mean ± sd");
+  CHECK(h[8][2] == "0.503");
+  std::vector<double> mu;
+  for (size_t k = 2; k < h[7].size(); ++k) mu.push_back(std::stod(h[7][k].substr(0, h[7][k].find(' '))));
+  const double value_based = std::min(mu[0], mu[1]), order_based = std::max(mu[2], mu[3]);
+  CHECK(md.find(fmt::format("mean minimal Hausdorff distance Completeness {} (paper 0.503)", h[7][2].substr(0, h[7][2].find(' ')))) !=
+        std::string::npos);
+  CHECK(md.find(fmt::format("the claim {}: the smallest distance of the value-based metrics is {}",
+                            value_based > order_based ? "holds" : "does not hold", fixed(value_based, 3))) != std::string::npos);
+  // The truth table: Remove on the ground-truth map never lowers its exact soundness.
+  const auto t = table_rows(dir.path / "tables" / "study1-edits-truth.csv");
+  for (const auto& r : t)
+    if (r[0].rfind("GT map (Remove", 0) == 0) CHECK(std::stod(r[1]) == 0.0);
+}
+
+TEST_CASE("unified-metrics at a tiny scale: pixel isolation, reference pixel flipping, Pointing Game, verdicts from the tables") {
+  TempDir dir("unified-metrics");
+  const json resolved = resolve("unified-metrics", tiny16("unified-metrics"));
+  run(resolved, dir.path);
+  const std::string md = report_text(dir.path);
+  CHECK(md.find(resolved.at("report").at("studies").at(0).at("title").get<std::string>()) != std::string::npos);
+  check_files(dir.path, {"study1-isolation", "study1-reference-pixel-flipping", "study1-pointing-game"},
+              {"study1-pixel-flipping", "study1-pointing-game"});
+  const auto iso = table_rows(dir.path / "tables" / "study1-isolation.csv");
+  REQUIRE(iso.size() == 5);  // header, 2 models × {Random, Isolated}
+  bool any_majority = false;
+  for (size_t i = 1; i < iso.size(); ++i) {
+    const auto& r = iso[i];
+    CHECK_MESSAGE(md.find(fmt::format("on {} the {} mask beats GT map under Pixel flipping AUC on {} ({} {} against {})", r[0],
+                                      r[1], r[4], "Pixel flipping AUC", r[2], r[3])) != std::string::npos,
+                  r[1]);
+    any_majority = any_majority || std::stod(r[4].substr(0, r[4].find('%'))) > 50.0;
+  }
+  CHECK(md.find(any_majority ? "the isolation claim holds" : "the isolation claim does not hold") != std::string::npos);
+  const auto refs = table_rows(dir.path / "tables" / "study1-reference-pixel-flipping.csv");
+  std::map<std::string, std::pair<int, int>> faster;
+  for (size_t i = 1; i < refs.size(); ++i) {
+    ++faster[refs[i][0]].second;
+    faster[refs[i][0]].first += refs[i][4] == "yes" ? 1 : 0;
+  }
+  for (const auto& [model, count] : faster)
+    CHECK(md.find(fmt::format("on {} the reference order decays faster than the method's own order for {} of {} methods", model,
+                              count.first, count.second)) != std::string::npos);
+  // The ground-truth map hits with tolerance 0 and has F1 1 on the positive ground truth.
+  for (const auto& r : table_rows(dir.path / "tables" / "study1-pointing-game.csv"))
+    if (r[1] == "GT map") {
+      CHECK(r[2] == "1.00");
+      CHECK(r[3] == "1.00");
+    }
+}
+
+TEST_CASE("false-sense at a tiny scale: Fake-CAM and random against real methods, verdicts from the tables") {
+  TempDir dir("false-sense");
+  const json resolved = resolve("false-sense", tiny16("false-sense"));
+  run(resolved, dir.path);
+  const std::string md = report_text(dir.path);
+  CHECK(md.find(resolved.at("report").at("studies").at(0).at("title").get<std::string>()) != std::string::npos);
+  check_files(dir.path, {"study1-scores", "study1-uninformed-wins"}, {"study1-scores"});
+  const auto scores = table_rows(dir.path / "tables" / "study1-scores.csv");
+  const auto wins = table_rows(dir.path / "tables" / "study1-uninformed-wins.csv");
+  REQUIRE(scores.size() == 9);  // header, 8 methods
+  std::vector<std::string> fake, gradcam;
+  for (const auto& r : scores) {
+    if (r[1] == "Fake-CAM") fake = r;
+    if (r[1] == "GradCAM") gradcam = r;
+  }
+  REQUIRE(!fake.empty());
+  REQUIRE(wins.at(1).at(1) == "Fake-CAM");
+  const std::vector<std::string> labels = {"Average Drop", "Increase in Confidence", "Average Gain", "Monotonicity"};
+  std::vector<std::string> top, rest;
+  for (size_t k = 0; k < labels.size(); ++k) {
+    const std::string rank = fake[3 + 2 * k];
+    CHECK_MESSAGE(md.find(fmt::format("on multi-color-sum, Fake-CAM ranks {} of 8 under {} and beats GradCAM on {} images, but "
+                                      "scores GT F1 (positive) {} against GradCAM's {}",
+                                      rank, labels[k], wins[1][2 + k], fake[10], gradcam[10])) != std::string::npos,
+                  labels[k]);
+    (std::stod(rank) <= 2.0 ? top : rest).push_back(labels[k] + " on multi-color-sum");
+  }
+  // The ground truth is not fooled: the uninformed maps never beat the ground-truth map on F1.
+  double gt_f1 = 0.0;
+  for (const auto& r : scores)
+    if (r[1] == "GT map") gt_f1 = std::stod(r[10]);
+  CHECK(std::stod(fake[10]) < gt_f1);
+  CHECK(md.find(fmt::format("the uninformed map is in the top 2 under {}", top.empty() ? std::string("none") : top.front())) !=
+        std::string::npos);
 }
