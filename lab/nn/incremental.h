@@ -30,9 +30,10 @@
 ///
 /// Exactness: every output element is computed by the same layer on the same input values as
 /// in a full forward pass. On the designed networks (integer and dyadic weights) the curves are
-/// bit-identical to full recomputation; tests/experiments/test_metrics_incremental.cpp checks
-/// this on the lab's networks, and agreement to float rounding on random networks with padding,
-/// strides and groups.
+/// bit-identical to full recomputation; tests/experiments/test_metrics_incremental.cpp (paths)
+/// and tests/attributions/test_perturbation_occlusion.cpp (local changes) check this on the
+/// lab's networks, tests/lab/test_incremental.cpp agreement to float rounding on random networks
+/// with padding, strides and groups (both forms, any chunking, a graph network's fall-back).
 ///
 /// A step may write many pixels far apart (Insertion/Deletion with several pixels per step in
 /// attribution order): only the state after the step is observed, so such a step is written pixel
