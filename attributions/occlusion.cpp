@@ -4,6 +4,7 @@
 
 #include "attributions/perturbation.h"
 #include "lab/core/error.h"
+#include "lab/nn/incremental.h"
 
 namespace attributions {
 
@@ -98,29 +99,49 @@ Result Occlusion::attribute(const Context& context, const Batch& batch) const {
         for (int64_t xx = p.x; xx < std::min(p.x + window[2], dims[2]); ++xx) body(c * plane + y * dims[2] + xx);
   };
 
-  // Virtual input v: sample v / per_sample; k = v % per_sample is the unoccluded input (k = 0)
-  // or window k − 1.
+  // f[v], virtual input v: sample v / per_sample; k = v % per_sample is the unoccluded input
+  // (k = 0) or window k − 1.
   std::vector<double> f(static_cast<size_t>(n * per_sample));
   Result r;
-  r.evaluations = run_forward(
-      net, n * per_sample, context.batch,
-      [&](int64_t begin, int64_t end) {
-        lab::Shape shape{end - begin};
-        const lab::Shape s = x.sample_shape();
-        shape.insert(shape.end(), s.begin(), s.end());
-        lab::Tensor inputs(shape);
-        parallel_items(begin, end, [&](int64_t v) {
-          float* dst = inputs.data() + (v - begin) * numel;
-          std::copy(x.sample(v / per_sample), x.sample(v / per_sample) + numel, dst);
-          const int64_t k = v % per_sample;
-          if (k > 0) for_window(positions[static_cast<size_t>(k - 1)], [&](int64_t i) { dst[i] = baseline[i]; });
+  lab::PathEvaluator::Params knobs;
+  knobs.max_elements = std::max<int64_t>(1, context.batch) * numel;
+  const lab::PathEvaluator engine(net, net.size(), knobs);
+  if (incremental_ && engine.spatial_layers() > 0) {
+    // Each window is a local change of x_n: one reference per sample, its windows batched.
+    lab::LocalChanges changes;
+    changes.source = baseline;
+    for (const Position& p : positions)
+      changes.boxes.push_back({p.c, std::min(p.c + window[0], dims[0]), p.y, std::min(p.y + window[1], dims[1]), p.x,
+                               std::min(p.x + window[2], dims[2])});
+    for (int64_t s = 0; s < n; ++s) {
+      changes.reference = x.slice(s, s + 1);
+      const lab::Tensor y = engine.run(changes);
+      const int64_t units = y.dim(1), t = batch.target[static_cast<size_t>(s)];
+      LAB_CHECK(t >= 0 && t < units, "target {} outside {} output units", t, units);
+      for (int64_t k = 0; k < per_sample; ++k) f[static_cast<size_t>(s * per_sample + k)] = y[k * units + t];
+    }
+    r.evaluations = n * per_sample;
+  } else {
+    r.evaluations = run_forward(
+        net, n * per_sample, context.batch,
+        [&](int64_t begin, int64_t end) {
+          lab::Shape shape{end - begin};
+          const lab::Shape s = x.sample_shape();
+          shape.insert(shape.end(), s.begin(), s.end());
+          lab::Tensor inputs(shape);
+          parallel_items(begin, end, [&](int64_t v) {
+            float* dst = inputs.data() + (v - begin) * numel;
+            std::copy(x.sample(v / per_sample), x.sample(v / per_sample) + numel, dst);
+            const int64_t k = v % per_sample;
+            if (k > 0) for_window(positions[static_cast<size_t>(k - 1)], [&](int64_t i) { dst[i] = baseline[i]; });
+          });
+          return inputs;
+        },
+        [&](int64_t v) { return batch.target[static_cast<size_t>(v / per_sample)]; },
+        [&](int64_t begin, const std::vector<double>& outputs) {
+          std::copy(outputs.begin(), outputs.end(), f.begin() + begin);
         });
-        return inputs;
-      },
-      [&](int64_t v) { return batch.target[static_cast<size_t>(v / per_sample)]; },
-      [&](int64_t begin, const std::vector<double>& outputs) {
-        std::copy(outputs.begin(), outputs.end(), f.begin() + begin);
-      });
+  }
 
   std::vector<int64_t> covered(static_cast<size_t>(numel), 0);
   for (const Position& p : positions) for_window(p, [&](int64_t i) { ++covered[static_cast<size_t>(i)]; });

@@ -21,14 +21,24 @@
 ///   "Occlusion*", Section 4.3), R,G,B, or a file (common.h).
 /// - `output`: logit (default: the layer before the softmax, as Zeiler & Fergus measure it,
 ///   App. G.2) or probability.
-/// Cost: 1 + (number of windows) evaluations per sample, in chunks of Context::batch.
+/// Cost: 1 + (number of windows) evaluations per sample. Each occluded input differs from x_n only
+/// inside its window, so on a chain network the evaluations run on the incremental engine
+/// (lab/nn/incremental.h, LocalChanges): the activations of x_n are computed once and each window
+/// recomputes only its receptive field through the leading Conv2d/ReLU layers, batched over
+/// window positions in chunks holding no more floats than Context::batch full inputs; a window
+/// whose receptive field costs as much as a full pass, and every window on a graph network (or a
+/// network without leading convolutions), runs as full forward passes in chunks of
+/// Context::batch inputs, all samples' windows in one virtual batch (the reference way,
+/// set_incremental(false)). Both give the same map up to the order in which a window's
+/// convolution sums (bit-identical on the designed networks at 64×64; see the README).
 /// Tested in test_perturbation_occlusion.cpp: on a linear model f = w·x + β the map equals the
 /// closed form attr_i = (1/n_i) Σ_{P ∋ i} Σ_{j ∈ P} w_j (x_j − b_j) for several window/stride
 /// shapes (including clipped border windows) and for `auto`; the window counts equal Captum's
 /// ⌈(D − w)/s⌉ + 1 and every pixel of a ground-truth patch at the border is covered; a spy network sees exactly the expected
 /// occluded inputs, never more than `chunk` at a time; Occlusion* on multi-color-sum equals the
 /// designed closed form (each window's drop = logit_scale × its winning pixels); the map does not
-/// depend on the chunk size or the thread count.
+/// depend on the chunk size or the thread count; the incremental map equals the full-forward one
+/// (strides that do not divide the size, RGB and gray, a graph network that falls back).
 #pragma once
 
 #include <optional>
@@ -61,9 +71,13 @@ class Occlusion final : public Method {
   /// Throws lab::Error if the window does not fit or a stride exceeds the window.
   static std::vector<int64_t> window_counts(const std::vector<int64_t>& window, const std::vector<int64_t>& strides,
                                             const lab::Shape& sample_shape);
+  /// Execution only (not a parameter): false evaluates every window with a full forward pass,
+  /// the reference the incremental engine is compared with in tests and benchmarks.
+  void set_incremental(bool incremental) { incremental_ = incremental; }
 
  private:
   Params params_;
+  bool incremental_ = true;
 };
 
 }  // namespace attributions

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -19,10 +20,11 @@ struct Model {
   lab::Network net;
   attributions::Context context;  ///< points at `net`: a Model is built in place, never copied
 
-  /// The model, its background and default layers, `chunk` inputs per network call.
-  explicit Model(int64_t max_batch) {
+  /// The model (`size`×`size` images), its background and default layers, `max_batch` inputs per
+  /// network call.
+  explicit Model(int64_t max_batch, int64_t size = 224) {
     lab::Options options("-o");
-    options.set("size", "224");
+    options.set("size", std::to_string(size));
     env = datasets::make_environment("multi-color-sum", options);
     net = env->build_network();
     context.net = &net;

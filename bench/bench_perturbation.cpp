@@ -8,14 +8,24 @@
 // time in the network. IBA's evaluations run only the layers after its bottleneck, so its ratio
 // exceeds 1.
 //
+// Then Occlusion on the incremental engine (lab/nn/incremental.h) against the full-forward
+// implementation (Occlusion::set_incremental(false)), both measured in the same run, one after
+// the other, on the same images at 64×64 and 224×224 (default window 5 and stride 3, the paper's
+// setting): evaluations per image, seconds per image of each, their ratio, and the largest
+// difference between the two maps (absolute, and relative to the map's largest |value|). With
+// --quick the 224×224 row uses windows and strides of 16 (196 windows) so the full-forward side
+// stays short.
+//
 // Usage: bench_perturbation [--images N] [--quick] [--method NAME]
 //   --images N     images per batch (default 2)
 //   --quick        fewer samples/iterations per method (rates are unchanged; times shrink)
-//   --method NAME  only the rows of this method (repeatable)
+//   --method NAME  only the rows of this method (repeatable); occlusion-engine names the
+//                  engine-against-full-forward rows
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -24,9 +34,11 @@
 #include "attributions/common.h"
 #include "bench/bench_model.h"
 #include "attributions/method.h"
+#include "attributions/occlusion.h"
 #include "datasets/environment.h"
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
+#include "lab/nn/incremental.h"
 
 namespace {
 
@@ -116,7 +128,7 @@ int main(int argc, char** argv) try {
   std::fflush(stdout);
 
   const std::vector<Entry> entries = {
-      {"occlusion", {}, {{"strides", "3,12,12"}}, false},
+      {"occlusion", {}, {{"window", "3,12,12"}, {"strides", "3,12,12"}}, false},
       {"lime", {}, {{"samples", "100"}}, false},
       {"lime", {{"segmentation", "oracle"}}, {{"segmentation", "oracle"}, {"samples", "100"}}, false},
       {"kernelshap", {}, {{"samples", "100"}}, false},
@@ -142,6 +154,58 @@ int main(int argc, char** argv) try {
     fmt::print("{:<36} {:>10.3f} {:>12} {:>10.2f} {:>12.2f} {:>8.2f}\n", label, t / static_cast<double>(images),
                r.evaluations / images, rate, reference, rate / reference);
     std::fflush(stdout);
+  }
+
+  if (only.empty() || std::find(only.begin(), only.end(), "occlusion-engine") != only.end()) {
+    fmt::print("\nocclusion: incremental engine vs full forward, same run, {} image(s), batch {}\n", images,
+               context.batch);
+    fmt::print("{:<9} {:<14} {:>11} {:>11} {:>11} {:>11} {:>7} {:>10} {:>10}\n", "size", "strides", "evals/image",
+               "windowed", "full s/img", "incr s/img", "ratio", "max |d|", "max |d|/|m|");
+    for (const int64_t size : {int64_t{64}, int64_t{224}}) {
+      bench::Model small(context.batch, size);
+      std::vector<lab::Tensor> inputs;
+      const attributions::Batch b = small.batch(images, inputs);
+      const bool coarse = quick && size == 224;
+      const std::string strides = coarse ? "3,16,16" : "3,3,3";
+      lab::Options p("-p");
+      p.set("strides", strides);
+      if (coarse) p.set("window", strides);
+      const auto made = attributions::make_method("occlusion", p);
+      auto& occlusion = dynamic_cast<attributions::Occlusion&>(*made);
+      occlusion.set_incremental(true);
+      (void)occlusion.attribute(small.context, b);  // warm-up (primitive caches)
+      auto t0 = Clock::now();
+      const attributions::Result inc = occlusion.attribute(small.context, b);
+      const double t_inc = seconds_since(t0);
+      occlusion.set_incremental(false);
+      t0 = Clock::now();
+      const attributions::Result full = occlusion.attribute(small.context, b);
+      const double t_full = seconds_since(t0);
+      double worst = 0, scale = 0;
+      for (int64_t i = 0; i < full.attr.numel(); ++i) {
+        worst = std::max(worst, static_cast<double>(std::abs(inc.attr[i] - full.attr[i])));
+        scale = std::max(scale, static_cast<double>(std::abs(full.attr[i])));
+      }
+      // Windows the engine evaluated on their receptive field (the rest ran as full passes).
+      const lab::Network explained = attributions::explained_network(small.net, attributions::Output::kLogit);
+      const lab::PathEvaluator engine(explained, explained.size());
+      lab::LocalChanges changes;
+      changes.reference = inputs.front();
+      changes.source = lab::Tensor(inputs.front().shape(), 0.0f);
+      const std::vector<int64_t> window = occlusion.window_for(3), step = occlusion.strides_for(3);
+      const std::vector<int64_t> counts = attributions::Occlusion::window_counts(window, step, {3, size, size});
+      for (int64_t y = 0; y < counts[1]; ++y)
+        for (int64_t x = 0; x < counts[2]; ++x)
+          changes.boxes.push_back({0, 3, y * step[1], std::min(y * step[1] + window[1], size), x * step[2],
+                                   std::min(x * step[2] + window[2], size)});
+      lab::PathEvaluator::Stats stats;
+      (void)engine.run(changes, &stats);
+      fmt::print("{:<9} {:<14} {:>11} {:>11} {:>11.3f} {:>11.3f} {:>7.1f} {:>10.2e} {:>10.2e}\n",
+                 fmt::format("{}x{}", size, size), strides, inc.evaluations / images, stats.sub_steps,
+                 t_full / static_cast<double>(images), t_inc / static_cast<double>(images), t_full / t_inc, worst,
+                 scale > 0 ? worst / scale : 0.0);
+      std::fflush(stdout);
+    }
   }
   return 0;
 } catch (const lab::Error& e) {

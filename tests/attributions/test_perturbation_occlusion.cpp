@@ -193,6 +193,9 @@ TEST_CASE("occlusion: a spy network sees the input, then each window replaced by
   lab::Tensor x({2, 1, 4, 5});
   for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(i + 1);
   const auto method = ptest::make("occlusion", {{"window", "1,2,3"}, {"strides", "1,2,2"}, {"baseline", "-7"}});
+  // The full-forward way: on the incremental engine the spy (a ReLU by its kind) would see only
+  // the windows' receptive fields (that way is compared with this one below).
+  dynamic_cast<attributions::Occlusion&>(*method).set_incremental(false);
   const attributions::Result r = method->attribute(context, {x, {0, 0}, {}, {}});
   // Windows: rows {0, 2} × columns {0, 2}: 4 per sample, plus the unoccluded input.
   CHECK(r.evaluations == 10);
@@ -241,4 +244,74 @@ TEST_CASE("occlusion: the same map for any chunk size and thread count") {
   ptest::EnvBatch e = ptest::env_batch("multi-color-sum", 32, {2, 3});
   ptest::check_invariance([] { return ptest::make("occlusion", {{"output", "probability"}}); }, e.context, e.batch,
                           {256, 1, 7}, 0.0);
+}
+
+namespace {
+
+/// Occlusion maps on the incremental engine and with a full forward pass per window.
+std::pair<attributions::Result, attributions::Result> both_ways(
+    const attributions::Context& context, const attributions::Batch& batch,
+    const std::vector<std::pair<std::string, std::string>>& params) {
+  const auto incremental = ptest::make("occlusion", params);
+  const auto full = ptest::make("occlusion", params);
+  auto* occlusion = dynamic_cast<attributions::Occlusion*>(full.get());
+  REQUIRE(occlusion != nullptr);
+  occlusion->set_incremental(false);
+  return {incremental->attribute(context, batch), full->attribute(context, batch)};
+}
+
+}  // namespace
+
+TEST_CASE("incremental occlusion is bit-identical to full-forward occlusion on the designed networks") {
+  // Sizes and windows where the stride does not divide (D − w)/s: the last window of each axis is
+  // clipped at the border and must still be evaluated; RGB, a window over one channel of RGB, gray.
+  struct Case {
+    const char* env;
+    int64_t size;
+    std::vector<std::pair<std::string, std::string>> params;
+  };
+  for (const Case& c : {Case{"multi-color-sum", 64, {}},
+                        Case{"multi-color-sum", 32, {{"window", "1,4,4"}, {"strides", "1,3,3"}, {"output", "probability"}}},
+                        Case{"multi-color-sum", 32, {{"window", "3,6,7"}, {"strides", "2,5,4"}, {"baseline", "background"}}},
+                        Case{"single-color-modulo", 64, {{"window", "1,7,7"}, {"strides", "1,4,4"}}}}) {
+    CAPTURE(c.env);
+    CAPTURE(c.size);
+    ptest::EnvBatch e = ptest::env_batch(c.env, c.size, {0, 1});
+    e.context.batch = 50;
+    const auto [inc, full] = both_ways(e.context, e.batch, c.params);
+    CHECK(inc.evaluations == full.evaluations);
+    REQUIRE(inc.attr.shape() == full.attr.shape());
+    CHECK(inc.attr.values() == full.attr.values());
+    // The windows change the output: the map is not trivially zero.
+    CHECK(std::any_of(inc.attr.values().begin(), inc.attr.values().end(), [](float v) { return v != 0.0f; }));
+  }
+}
+
+TEST_CASE("incremental occlusion agrees with full-forward occlusion on a random convnet, and a graph network falls back") {
+  // Random float weights: a window's convolution may sum in another order than the full map's
+  // (oneDNN blocks a crop differently), so f agrees to float rounding (a few ulp of f) and the
+  // drops f(x) − f(x^P) to that absolute error; relative to the map's scale well below 1e-5.
+  for (const bool softmax : {false, true}) {
+    CAPTURE(softmax);
+    const lab::Network net = ptest::random_convnet({3, 17, 19}, 4, 3, softmax);
+    attributions::Context context;
+    context.net = &net;
+    context.batch = 16;
+    std::mt19937 rng(4);
+    lab::Tensor x({2, 3, 17, 19}, ptest::random_values(2 * 3 * 17 * 19, rng, 0.0f, 1.0f));
+    const auto [inc, full] = both_ways(context, {x, {1, 3}, {}, {}}, {{"window", "2,5,4"}, {"strides", "1,3,3"}});
+    CHECK(inc.evaluations == full.evaluations);
+    float scale = 0, worst = 0;
+    for (int64_t i = 0; i < full.attr.numel(); ++i) {
+      scale = std::max(scale, std::abs(full.attr[i]));
+      worst = std::max(worst, std::abs(inc.attr[i] - full.attr[i]));
+    }
+    CHECK(scale > 0);
+    CHECK(worst <= 1e-5f * scale);
+  }
+  // residual: a graph network, evaluated with full forward passes either way.
+  ptest::EnvBatch e = ptest::env_batch("residual", 32, {0, 1});
+  const auto [inc, full] = both_ways(e.context, e.batch, {});
+  CHECK(inc.evaluations == full.evaluations);
+  CHECK(inc.attr.values() == full.attr.values());
 }

@@ -1,15 +1,16 @@
-#include "experiments/engine/incremental.h"
+#include "lab/nn/incremental.h"
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
 
 #include <omp.h>
+#include <tbb/parallel_for.h>
 
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 
-namespace experiments {
+namespace lab {
 
 std::vector<int64_t> uniform_steps(int64_t pixels, int64_t per_step) {
   LAB_CHECK(pixels >= 0 && per_step >= 1, "pixels {} per_step {}", pixels, per_step);
@@ -184,6 +185,44 @@ struct Plan {
 /// a full evaluation of the prefix, mostly per-step bookkeeping rather than arithmetic.
 constexpr double kSubStepOverhead = 65536.0;
 
+/// Dimensions of every level of the spatial prefix (level 0 the input) and geometry of its layers.
+void describe_prefix(const lab::Network& net, size_t spatial,
+                     const std::vector<std::shared_ptr<const lab::Conv2d>>& crop_convs, const lab::Shape& image,
+                     std::vector<Dims>& dims, std::vector<Geometry>& geo) {
+  dims.assign(spatial + 1, Dims{});
+  geo.assign(spatial, Geometry{});
+  dims[0] = {image[0], image[1], image[2]};
+  for (size_t l = 0; l < spatial; ++l) {
+    const lab::Shape s = net.shape_after(l, 1);
+    dims[l + 1] = {s[1], s[2], s[3]};
+    if (crop_convs[l]) {
+      const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(net.layer(l)).params();
+      geo[l] = {p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, true,
+                p.in_channels / p.groups * p.kernel_h * p.kernel_w};
+    }
+  }
+}
+
+/// The cost model: the work of one sub-step whose input change is the rectangle `in` —
+/// multiply-adds of the window convolutions plus the floats copied into their crops.
+double prefix_work(const Rect& in, const std::vector<Dims>& dims, const std::vector<Geometry>& geo) {
+  double work = kSubStepOverhead;
+  Rect r = in;
+  for (size_t l = 0; l < geo.size() && !r.empty(); ++l) {
+    const Geometry& g = geo[l];
+    const Rect o = g.conv ? propagate(r, g, dims[l + 1]) : r;
+    if (o.empty()) break;
+    const double out = static_cast<double>(dims[l + 1].c * o.height() * o.width());
+    if (g.conv)
+      work += static_cast<double>(dims[l].c * ((o.height() - 1) * g.sh + g.kh) * ((o.width() - 1) * g.sw + g.kw)) +
+              out * static_cast<double>(g.macs);
+    else
+      work += out;
+    r = o;
+  }
+  return work;
+}
+
 lab::Tensor flatten_rows(lab::Tensor t) {
   const int64_t n = t.dim(0);
   t.reshape({n, t.numel() / n});
@@ -194,7 +233,7 @@ lab::Tensor flatten_rows(lab::Tensor t) {
 
 lab::Tensor PathEvaluator::run(const PerturbationPath& path, Stats* stats) const {
   if (params_.incremental) return run_incremental(path, stats);
-  if (stats) stats->sub_steps = path.steps();
+  if (stats) *stats = {.sub_steps = path.steps(), .full_passes = path.steps()};
   return run_full(path);
 }
 
@@ -223,40 +262,10 @@ lab::Tensor PathEvaluator::run_incremental(const PerturbationPath& path, Stats* 
   lab::Shape image;
   check_path(net_, path, image);
   const size_t levels = spatial_ + 1;
-
-  // Dimensions and geometry of every level of the spatial prefix.
-  std::vector<Dims> dims(levels);
-  std::vector<Geometry> geo(spatial_);
-  dims[0] = {image[0], image[1], image[2]};
-  for (size_t l = 0; l < spatial_; ++l) {
-    const lab::Shape s = net_.shape_after(l, 1);
-    dims[l + 1] = {s[1], s[2], s[3]};
-    if (crop_convs_[l]) {
-      const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(net_.layer(l)).params();
-      geo[l] = {p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, true,
-                p.in_channels / p.groups * p.kernel_h * p.kernel_w};
-    }
-  }
-
-  // The cost model: the work of one sub-step whose input change is the rectangle `in` —
-  // multiply-adds of the window convolutions plus the floats copied into their crops.
-  auto window_work = [&](const Rect& in) {
-    double work = kSubStepOverhead;
-    Rect r = in;
-    for (size_t l = 0; l < spatial_ && !r.empty(); ++l) {
-      const Geometry& g = geo[l];
-      const Rect o = g.conv ? propagate(r, g, dims[l + 1]) : r;
-      if (o.empty()) break;
-      const double out = static_cast<double>(dims[l + 1].c * o.height() * o.width());
-      if (g.conv)
-        work += static_cast<double>(dims[l].c * ((o.height() - 1) * g.sh + g.kh) * ((o.width() - 1) * g.sw + g.kw)) +
-                out * static_cast<double>(g.macs);
-      else
-        work += out;
-      r = o;
-    }
-    return work;
-  };
+  std::vector<Dims> dims;
+  std::vector<Geometry> geo;
+  describe_prefix(net_, spatial_, crop_convs_, image, dims, geo);
+  auto window_work = [&](const Rect& in) { return prefix_work(in, dims, geo); };
   const int64_t steps = path.steps();
   const int64_t height = dims[0].h, width = dims[0].w;
 
@@ -289,7 +298,7 @@ lab::Tensor PathEvaluator::run_incremental(const PerturbationPath& path, Stats* 
     }
   }
 
-  if (stats) stats->sub_steps = plan.steps();
+  if (stats) *stats = {.sub_steps = plan.steps(), .full_passes = 0};
 
   // Running activations of the current input, levels 0..spatial_ (each 1×C×H×W).
   std::vector<lab::Tensor> acts(levels);
@@ -390,6 +399,7 @@ lab::Tensor PathEvaluator::run_incremental(const PerturbationPath& path, Stats* 
         LAB_CHECK(y.dim(1) == k_out, "output {} vs {}", y.dim(1), k_out);
         std::copy(y.data(), y.data() + emitted * k_out, out.data() + row * k_out);
         row += emitted;
+        if (stats) stats->full_passes += emitted;
       }
       for (size_t l = 0; l < spatial_; ++l) acts[l + 1] = net_.layer(l).forward(acts[l]);
       t0 += t;
@@ -494,4 +504,276 @@ lab::Tensor PathEvaluator::run_incremental(const PerturbationPath& path, Stats* 
   return out;
 }
 
-}  // namespace experiments
+// ---------------------------------------------------------------------------------------------
+// Independent local changes of one reference input.
+
+namespace {
+
+void check_changes(const lab::Network& net, const LocalChanges& changes, lab::Shape& image) {
+  image = net.input_shape();
+  if (image.size() != 3) lab::fail("local changes need a network on C×H×W images, got input {}", lab::to_string(image));
+  for (const lab::Tensor* t : {&changes.reference, &changes.source}) {
+    lab::Shape s = t->shape();
+    if (s.size() == 4 && s[0] == 1) s.erase(s.begin());
+    if (s != image)
+      lab::fail("local-change image of shape {} does not match the network input {}", lab::to_string(t->shape()),
+                lab::to_string(image));
+  }
+  for (const LocalChanges::Box& b : changes.boxes)
+    if (b.c0 < 0 || b.c1 > image[0] || b.c0 >= b.c1 || b.y0 < 0 || b.y1 > image[1] || b.y0 >= b.y1 || b.x0 < 0 ||
+        b.x1 > image[2] || b.x0 >= b.x1)
+      lab::fail("local-change box [{},{})×[{},{})×[{},{}) is empty or outside the {} input", b.c0, b.c1, b.y0, b.y1,
+                b.x0, b.x1, lab::to_string(image));
+}
+
+/// Writes `source` inside `box` into the C×H×W `dst` (the input with the change).
+void apply_box(const LocalChanges::Box& box, const float* source, const Dims& d, float* dst) {
+  for (int64_t c = box.c0; c < box.c1; ++c)
+    for (int64_t y = box.y0; y < box.y1; ++y) {
+      const int64_t o = (c * d.h + y) * d.w + box.x0;
+      std::memcpy(dst + o, source + o, static_cast<size_t>(box.x1 - box.x0) * sizeof(float));
+    }
+}
+
+/// Runs body(i) for i in [0, n) on TBB workers when `parallel` (each i writes only its own data).
+template <class Body>
+void for_items(int64_t n, bool parallel, const Body& body) {
+  if (!parallel || n < 2) {
+    for (int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  tbb::parallel_for(int64_t{0}, n, [&](int64_t i) { body(i); });
+}
+
+/// Copy work (floats) above which crops and overlays are built on TBB workers.
+constexpr int64_t kParallelCopy = int64_t{1} << 15;
+
+}  // namespace
+
+lab::Tensor PathEvaluator::run(const LocalChanges& changes, Stats* stats) const {
+  lab::Shape image;
+  check_changes(net_, changes, image);
+  if (params_.incremental && spatial_ > 0) return run_local_incremental(changes, stats);
+  std::vector<int64_t> all(static_cast<size_t>(changes.variants()));
+  for (size_t v = 0; v < all.size(); ++v) all[v] = static_cast<int64_t>(v);
+  const lab::Tensor first =
+      flatten_rows(net_.forward_range(0, end_, changes.reference.reshaped({1, image[0], image[1], image[2]})));
+  lab::Tensor out({changes.variants() + 1, first.dim(1)});
+  std::copy(first.data(), first.data() + first.dim(1), out.data());
+  run_local_full(changes, all, out);
+  if (stats) *stats = {.sub_steps = 0, .full_passes = changes.variants()};
+  return out;
+}
+
+void PathEvaluator::run_local_full(const LocalChanges& changes, const std::vector<int64_t>& variants,
+                                   lab::Tensor& out) const {
+  const lab::Shape image = net_.input_shape();
+  const Dims d{image[0], image[1], image[2]};
+  const int64_t per = d.numel(), k_out = out.dim(1), count = static_cast<int64_t>(variants.size());
+  const int64_t chunk = std::max<int64_t>(1, std::min(params_.max_batch, params_.max_elements / per));
+  for (int64_t i0 = 0; i0 < count; i0 += chunk) {
+    const int64_t n = std::min(chunk, count - i0);
+    lab::Tensor batch({n, d.c, d.h, d.w});
+    for_items(n, n * per >= kParallelCopy, [&](int64_t i) {
+      float* dst = batch.sample(i);
+      std::memcpy(dst, changes.reference.data(), static_cast<size_t>(per) * sizeof(float));
+      apply_box(changes.boxes[static_cast<size_t>(variants[static_cast<size_t>(i0 + i)])], changes.source.data(), d,
+                dst);
+    });
+    const lab::Tensor y = flatten_rows(net_.forward_range(0, end_, batch));
+    LAB_CHECK(y.dim(1) == k_out, "output {} vs {}", y.dim(1), k_out);
+    for (int64_t i = 0; i < n; ++i)
+      std::copy(y.data() + i * k_out, y.data() + (i + 1) * k_out,
+                out.data() + (1 + variants[static_cast<size_t>(i0 + i)]) * k_out);
+  }
+}
+
+lab::Tensor PathEvaluator::run_local_incremental(const LocalChanges& changes, Stats* stats) const {
+  const lab::Shape image = net_.input_shape();
+  const size_t levels = spatial_ + 1;
+  std::vector<Dims> dims;
+  std::vector<Geometry> geo;
+  describe_prefix(net_, spatial_, crop_convs_, image, dims, geo);
+  const Dims& tail_dims = dims[spatial_];
+
+  // The reference's activations through the prefix, and its output (row 0).
+  std::vector<lab::Tensor> acts(levels);
+  acts[0] = changes.reference.reshaped({1, dims[0].c, dims[0].h, dims[0].w});
+  for (size_t l = 0; l < spatial_; ++l) acts[l + 1] = net_.layer(l).forward(acts[l]);
+  const lab::Tensor first = flatten_rows(net_.forward_range(spatial_, end_, acts[spatial_]));
+  const int64_t k_out = first.dim(1);
+  lab::Tensor out({changes.variants() + 1, k_out});
+  std::copy(first.data(), first.data() + k_out, out.data());
+
+  // The cost model decides per variant: windows, or a full pass when they cost at least as much.
+  const Rect whole{0, dims[0].h, 0, dims[0].w};
+  const double full_work = prefix_work(whole, dims, geo);
+  auto input_rect = [&](const LocalChanges::Box& b) { return Rect{b.y0, b.y1, b.x0, b.x1}; };
+  auto size_class = [&](const Rect& in) {
+    return static_cast<int>(std::bit_width(static_cast<uint64_t>(std::max(in.height(), in.width()) - 1)));
+  };
+  std::vector<int64_t> full, local;
+  for (int64_t v = 0; v < changes.variants(); ++v) {
+    const Rect r = input_rect(changes.boxes[static_cast<size_t>(v)]);
+    (prefix_work(r, dims, geo) < full_work ? local : full).push_back(v);
+  }
+  // Variants of one size class share a chunk (so its fixed window shape stays tight); the order
+  // within a class is kept.
+  std::stable_sort(local.begin(), local.end(), [&](int64_t a, int64_t b) {
+    return size_class(input_rect(changes.boxes[static_cast<size_t>(a)])) <
+           size_class(input_rect(changes.boxes[static_cast<size_t>(b)]));
+  });
+  if (!full.empty()) run_local_full(changes, full, out);
+  if (stats) *stats = {.sub_steps = static_cast<int64_t>(local.size()), .full_passes = static_cast<int64_t>(full.size())};
+
+  auto level_rects = [&](int64_t v) {
+    std::vector<Rect> r(levels);
+    r[0] = input_rect(changes.boxes[static_cast<size_t>(v)]);
+    for (size_t l = 0; l < spatial_; ++l) r[l + 1] = geo[l].conv ? propagate(r[l], geo[l], dims[l + 1]) : r[l];
+    return r;
+  };
+  // Floats held per variant of a chunk with window shapes `wh`, `ww` per level.
+  auto variant_cost = [&](const std::vector<int64_t>& wh, const std::vector<int64_t>& ww) {
+    int64_t per = tail_dims.numel();
+    for (size_t l = 0; l < spatial_; ++l) {
+      const int64_t ch = geo[l].conv ? (wh[l + 1] - 1) * geo[l].sh + geo[l].kh : wh[l + 1];
+      const int64_t cw = geo[l].conv ? (ww[l + 1] - 1) * geo[l].sw + geo[l].kw : ww[l + 1];
+      per += dims[l].c * ch * cw + dims[l + 1].c * wh[l + 1] * ww[l + 1];
+    }
+    return per;
+  };
+
+  std::vector<Chunk::Windows> win(levels);
+  std::vector<std::vector<Rect>> rects;
+  const int64_t count = static_cast<int64_t>(local.size());
+  for (int64_t i0 = 0; i0 < count;) {
+    rects.clear();
+    std::vector<int64_t> wh(levels, 1), ww(levels, 1);
+    int chunk_class = -1;
+    while (i0 + static_cast<int64_t>(rects.size()) < count && static_cast<int64_t>(rects.size()) < params_.max_batch) {
+      const int64_t v = local[static_cast<size_t>(i0) + rects.size()];
+      std::vector<Rect> r = level_rects(v);
+      const int cls = size_class(r[0]);
+      if (!rects.empty() && cls != chunk_class) break;
+      std::vector<int64_t> nh = wh, nw = ww;
+      for (size_t m = 1; m < levels; ++m) {
+        nh[m] = std::max(nh[m], r[m].height());
+        nw[m] = std::max(nw[m], r[m].width());
+      }
+      if (!rects.empty() && (static_cast<int64_t>(rects.size()) + 1) * variant_cost(nh, nw) > params_.max_elements)
+        break;
+      wh = std::move(nh);
+      ww = std::move(nw);
+      chunk_class = cls;
+      rects.push_back(std::move(r));
+    }
+    const int64_t t = static_cast<int64_t>(rects.size());
+    const LocalChanges::Box* boxes = changes.boxes.data();
+    const int64_t* ids = local.data() + i0;
+
+    // Window placement: fixed shape per level, moved inside the map, containing the rectangle (a
+    // change that reaches no position of a level keeps the window at the origin: its values are
+    // computed exactly all the same).
+    for (size_t m = 1; m < levels; ++m) {
+      Chunk::Windows& w = win[m];
+      w.h = wh[m];
+      w.w = ww[m];
+      w.y.assign(static_cast<size_t>(t), 0);
+      w.x.assign(static_cast<size_t>(t), 0);
+      for (int64_t i = 0; i < t; ++i) {
+        const Rect& r = rects[static_cast<size_t>(i)][m];
+        if (r.empty()) continue;
+        w.y[static_cast<size_t>(i)] = std::min(r.y0, dims[m].h - w.h);
+        w.x[static_cast<size_t>(i)] = std::min(r.x0, dims[m].w - w.w);
+      }
+    }
+
+    // Overlays variant i's change at level m onto `dst`, a region of level m of `rh`×`rw`
+    // positions at (ry, rx) in level-m coordinates (all channels): at the input its box from
+    // `source`, deeper its window.
+    auto overlay = [&](size_t m, int64_t i, int64_t ry, int64_t rx, int64_t rh, int64_t rw, float* dst) {
+      const Dims& d = dims[m];
+      if (m == 0) {
+        const LocalChanges::Box& b = boxes[ids[i]];
+        const int64_t ya = std::max(b.y0, ry), yb = std::min(b.y1, ry + rh);
+        const int64_t xa = std::max(b.x0, rx), xb = std::min(b.x1, rx + rw);
+        if (ya >= yb || xa >= xb) return;
+        const float* src = changes.source.data();
+        for (int64_t c = b.c0; c < b.c1; ++c)
+          for (int64_t y = ya; y < yb; ++y)
+            std::memcpy(dst + (c * rh + y - ry) * rw + xa - rx, src + (c * d.h + y) * d.w + xa,
+                        static_cast<size_t>(xb - xa) * sizeof(float));
+        return;
+      }
+      const Chunk::Windows& w = win[m];
+      const int64_t wy = w.y[static_cast<size_t>(i)], wx = w.x[static_cast<size_t>(i)];
+      const int64_t ya = std::max(wy, ry), yb = std::min(wy + w.h, ry + rh);
+      const int64_t xa = std::max(wx, rx), xb = std::min(wx + w.w, rx + rw);
+      if (ya >= yb || xa >= xb) return;
+      const float* src = w.out.sample(i);
+      for (int64_t c = 0; c < d.c; ++c)
+        for (int64_t y = ya; y < yb; ++y)
+          std::memcpy(dst + (c * rh + y - ry) * rw + xa - rx, src + (c * w.h + y - wy) * w.w + xa - wx,
+                      static_cast<size_t>(xb - xa) * sizeof(float));
+    };
+
+    for (size_t l = 0; l < spatial_; ++l) {
+      Chunk::Windows& w = win[l + 1];
+      if (!geo[l].conv && l > 0) {
+        // A ReLU after a spatial layer: its windows are the previous layer's (same rectangles).
+        w.out = win[l].out;
+        for (float& v : w.out.values()) v = std::max(v, 0.0f);
+        continue;
+      }
+      const Geometry& g = geo[l];
+      const Dims& d = dims[l];
+      const int64_t ch = g.conv ? (w.h - 1) * g.sh + g.kh : w.h;
+      const int64_t cw = g.conv ? (w.w - 1) * g.sw + g.kw : w.w;
+      lab::Tensor crops({t, d.c, ch, cw}, 0.0f);
+      for_items(t, crops.numel() >= kParallelCopy, [&](int64_t i) {
+        // Crop origin in level-l coordinates; rows/columns outside the map stay 0 (padding).
+        const int64_t cy = w.y[static_cast<size_t>(i)] * g.sh - g.ph;
+        const int64_t cx = w.x[static_cast<size_t>(i)] * g.sw - g.pw;
+        const int64_t ya = std::max<int64_t>(0, -cy), yb = std::min(ch, d.h - cy);
+        const int64_t xa = std::max<int64_t>(0, -cx), xb = std::min(cw, d.w - cx);
+        if (ya >= yb || xa >= xb) return;
+        const float* src = acts[l].data();
+        float* dst = crops.sample(i);
+        for (int64_t c = 0; c < d.c; ++c)
+          for (int64_t y = ya; y < yb; ++y)
+            std::memcpy(dst + (c * ch + y) * cw + xa, src + (c * d.h + cy + y) * d.w + cx + xa,
+                        static_cast<size_t>(xb - xa) * sizeof(float));
+        overlay(l, i, cy, cx, ch, cw, dst);
+      });
+      if (g.conv) {
+        const ThreadScope serial(crops.numel() < params_.serial_below, 1);
+        w.out = crop_convs_[l]->forward(crops);
+      } else {
+        for (float& v : crops.values()) v = std::max(v, 0.0f);
+        w.out = std::move(crops);
+      }
+      LAB_CHECK(w.out.shape() == (lab::Shape{t, dims[l + 1].c, w.h, w.w}), "window of layer {}: {}", l,
+                lab::to_string(w.out.shape()));
+    }
+
+    // The rest of the network on the reference's prefix output with each variant's last window.
+    lab::Tensor tail({t, tail_dims.c, tail_dims.h, tail_dims.w});
+    for_items(t, tail.numel() >= kParallelCopy, [&](int64_t i) {
+      float* dst = tail.sample(i);
+      std::memcpy(dst, acts[spatial_].data(), static_cast<size_t>(tail_dims.numel()) * sizeof(float));
+      overlay(spatial_, i, 0, 0, tail_dims.h, tail_dims.w, dst);
+    });
+    lab::Tensor y;
+    {
+      const ThreadScope serial(tail.numel() < params_.serial_below, 1);
+      y = flatten_rows(net_.forward_range(spatial_, end_, tail));
+    }
+    LAB_CHECK(y.dim(1) == k_out, "tail output {} vs {}", y.dim(1), k_out);
+    for (int64_t i = 0; i < t; ++i)
+      std::copy(y.data() + i * k_out, y.data() + (i + 1) * k_out, out.data() + (1 + ids[i]) * k_out);
+    i0 += t;
+  }
+  return out;
+}
+
+}  // namespace lab
