@@ -349,5 +349,5 @@ int main(int argc, char** argv) try {
   return 0;
 } catch (const lab::Error& e) {
   fmt::print(stderr, "bench_study: error: {}\n", e.what());
-  return 2;
+  return static_cast<int>(e.kind());
 }
