@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
+#include <mutex>
 
 #include "experiments/engine/incremental.h"
 #include "experiments/rank.h"
 #include "lab/core/error.h"
+#include "lab/core/hash.h"
 
 namespace experiments {
 
@@ -53,7 +56,43 @@ void SensitivityN::Params::resolve(const MetricSetup& setup) {
   if (!n && setup.pixels) n = log_schedule(*setup.pixels, points);
 }
 
-SensitivityN::SensitivityN(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
+/// The target scores of one image's subsets, in the order (N, replicate), per network.
+struct SensitivityN::ScoreCache {
+  struct Entry {
+    uint64_t key = 0;             ///< image, replacement, seed, target, schedule, output read
+    /// The layers evaluated: the same objects (alive) are the same network.
+    std::vector<std::weak_ptr<const lab::Layer>> layers;
+    std::vector<float> base;      ///< the unperturbed output row (compared exactly)
+    std::vector<double> scores;   ///< f(x_S) of every subset
+
+    bool matches(uint64_t k, const lab::Network& net, const std::vector<float>& b) const {
+      if (k != key || b != base) return false;
+      for (size_t i = 0; i < layers.size(); ++i) {
+        const std::shared_ptr<const lab::Layer> layer = layers[i].lock();
+        if (!layer || layer.get() != net.layer_ptr(i).get()) return false;
+      }
+      return true;
+    }
+  };
+  std::mutex mutex;
+  std::deque<std::shared_ptr<const Entry>> entries;  ///< oldest first
+
+  std::shared_ptr<const Entry> find(uint64_t key, const lab::Network& net, const std::vector<float>& base) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& e : entries)
+      if (e->matches(key, net, base)) return e;
+    return nullptr;
+  }
+  void add(std::shared_ptr<const Entry> entry) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (entries.size() >= kCachedImages) entries.pop_front();
+    entries.push_back(std::move(entry));
+  }
+};
+
+SensitivityN::SensitivityN(Params params) : params_(std::move(params)), cache_(std::make_shared<ScoreCache>()) {
+  Params::schema().validate(params_);
+}
 
 std::string SensitivityN::variant() const {
   return params_.perturbation.modulo() ? "mean-modulo" : "mean";
@@ -109,20 +148,46 @@ std::vector<CurvePoint> SensitivityN::standard_curve(const Context& context, con
   const int64_t subsets = params_.subsets;
   const int64_t total = static_cast<int64_t>(ns.size()) * subsets;
   std::vector<double> change(static_cast<size_t>(total)), attr_sum(static_cast<size_t>(total));
-  // Subsets are drawn in the order (N, replicate); the engine evaluates small ones (N ≤ P/32)
-  // on one incremental path and the others in batched full passes.
-  const lab::Tensor y = evaluate_subsets(
-      net, evaluator, reader.end(), image, replacement, total,
-      [&](int64_t q, std::vector<int64_t>& subset) {
-        const int64_t n = ns[static_cast<size_t>(q / subsets)];
-        draw_front(pixels, n, rng);
-        subset.assign(pixels.begin(), pixels.begin() + n);
-        double sum = 0.0;
-        for (int64_t p : subset) sum += attr[p];
-        attr_sum[static_cast<size_t>(q)] = sum;
-      },
-      context.incremental ? hw / 32 : 0, context.batch);
-  for (int64_t q = 0; q < total; ++q) change[static_cast<size_t>(q)] = base_score - reader.score(y.sample(q), k, target);
+  const uint64_t rng_seed = lab::derive_seed(seed, params_.perturbation.seed);
+  const auto draw = [&](int64_t q, std::vector<int64_t>& subset) {
+    const int64_t n = ns[static_cast<size_t>(q / subsets)];
+    draw_front(pixels, n, rng);
+    subset.assign(pixels.begin(), pixels.begin() + n);
+    double sum = 0.0;
+    for (int64_t p : subset) sum += attr[p];
+    attr_sum[static_cast<size_t>(q)] = sum;
+  };
+
+  // What the subsets' outputs depend on: everything but the map.
+  uint64_t key = lab::fnv1a(image.data(), static_cast<size_t>(image.numel()) * sizeof(float));
+  key = lab::fnv1a(image.shape().data(), image.shape().size() * sizeof(int64_t), key);
+  key = lab::fnv1a(replacement.data(), static_cast<size_t>(replacement.numel()) * sizeof(float), key);
+  key = lab::fnv1a(ns.data(), ns.size() * sizeof(int64_t), key);
+  const uint64_t fields[5] = {rng_seed, static_cast<uint64_t>(target), static_cast<uint64_t>(subsets),
+                              static_cast<uint64_t>(reader.end()), static_cast<uint64_t>(params_.perturbation.output)};
+  key = lab::fnv1a(fields, sizeof(fields), key);
+  std::vector<float> base_row(base.data(), base.data() + base.numel());
+  std::shared_ptr<const ScoreCache::Entry> cached = cache_->find(key, net, base_row);
+  if (cached) {
+    // The same draws in the same order, for the attribution sums alone.
+    std::vector<int64_t> subset;
+    for (int64_t q = 0; q < total; ++q) draw(q, subset);
+  } else {
+    // Subsets are drawn in the order (N, replicate); the engine evaluates small ones (N ≤ P/32)
+    // on one incremental path and the others in batched full passes.
+    const lab::Tensor y = evaluate_subsets(net, evaluator, reader.end(), image, replacement, total, draw,
+                                           context.incremental ? hw / 32 : 0, context.batch);
+    auto entry = std::make_shared<ScoreCache::Entry>();
+    entry->key = key;
+    for (size_t i = 0; i < reader.end(); ++i) entry->layers.push_back(net.layer_ptr(i));
+    entry->base = std::move(base_row);
+    entry->scores.resize(static_cast<size_t>(total));
+    for (int64_t q = 0; q < total; ++q) entry->scores[static_cast<size_t>(q)] = reader.score(y.sample(q), k, target);
+    cache_->add(entry);
+    cached = std::move(entry);
+  }
+  for (int64_t q = 0; q < total; ++q)
+    change[static_cast<size_t>(q)] = base_score - cached->scores[static_cast<size_t>(q)];
 
   std::vector<CurvePoint> points;
   for (size_t s = 0; s < ns.size(); ++s) {

@@ -24,6 +24,13 @@
 /// is correct when the predicted label changes. For each N, ρ between the number of correct
 /// steps among the first N and the summed attribution of those N pixels, over the orders.
 ///
+/// Map-independent work is done once per image: the subsets, the replacement and so the network
+/// outputs of the perturbed copies depend on the image, its seed, the target and the parameters,
+/// never on the map. The standard mode keeps the target scores of the last images it evaluated
+/// (keyed by the network's layer objects, the image, the replacement, the unperturbed output, the
+/// seed, the target and the schedule; at most kCachedImages images), so the maps of every further
+/// method of the same image cost only the subsets' redraw and attribution sums, with the same values.
+///
 /// ρ of two vectors of which one is constant (e.g. a constant map) is undefined; it is reported
 /// as 0, no linear association being measurable.
 /// Rows: variant "mean" (standard) or "mean-modulo" (modulo) = the mean of ρ over the schedule,
@@ -37,6 +44,8 @@
 /// schedule stays below P at every size and an explicit N = P is refused.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -66,6 +75,9 @@ class SensitivityN final : public Metric {
     void resolve(const MetricSetup& setup);
   };
 
+  /// Images whose subset scores are kept for the maps of further methods (standard mode).
+  static constexpr size_t kCachedImages = 256;
+
   explicit SensitivityN(Params params);
   std::string name() const override { return "sensitivity-n"; }
   std::string family() const override { return "perturbation"; }
@@ -87,6 +99,8 @@ class SensitivityN final : public Metric {
   std::vector<CurvePoint> modulo_curve(const Context& context, const PathEvaluator& evaluator, const lab::Tensor& x,
                                        const float* attr, const std::string& id, uint64_t seed) const;
   Params params_;
+  struct ScoreCache;
+  std::shared_ptr<ScoreCache> cache_;  ///< shared by copies: its entries are keyed by content
 };
 
 }  // namespace experiments

@@ -266,13 +266,64 @@ TEST_CASE("standard Sensitivity-N: small subsets on incremental paths equal full
   for (float& v : attr.values()) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
   // P = 256: N ≤ 8 goes on paths, 64 and 255 are full passes.
   const auto metric = lab.metric("sensitivity-n", {"n=2,8,64,255", "subsets=12"});
+  // A second metric object: the first keeps the image's subset outputs for further maps.
+  const auto fresh = lab.metric("sensitivity-n", {"n=2,8,64,255", "subsets=12"});
   Context full = lab.context;
   full.incremental = false;
   const MetricOutput a = metric->evaluate(lab.context, lab.batch(attr));
-  const MetricOutput b = metric->evaluate(full, lab.batch(attr));
+  const MetricOutput b = fresh->evaluate(full, lab.batch(attr));
   REQUIRE(a.curves.size() == 4);
   for (size_t i = 0; i < 4; ++i) CHECK(a.curves[i].y == b.curves[i].y);
   CHECK(a.curves[0].y != 0.0);  // the default (0, 0, 0) replacement moves the output
+}
+
+TEST_CASE("standard Sensitivity-N: further maps of an image reuse its subset outputs with the same values") {
+  const Lab lab("multi-color-sum", 1, 16);
+  const std::vector<std::string> params = {"n=2,8,64,200", "subsets=10"};
+  std::mt19937 rng(9);
+  std::vector<lab::Tensor> maps;
+  for (int m = 0; m < 3; ++m) {
+    lab::Tensor attr(lab.sample.gt.shape());
+    for (float& v : attr.values()) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+    maps.push_back(attr);
+  }
+  maps.push_back(positive_part(lab.sample.gt));
+  // One metric object scores every map (as a run scores every method of a model); each result
+  // equals that of a metric object that never saw the image.
+  const auto shared = lab.metric("sensitivity-n", params);
+  for (const lab::Tensor& attr : maps) {
+    const MetricOutput a = shared->evaluate(lab.context, lab.batch(attr));
+    const MetricOutput b = lab.metric("sensitivity-n", params)->evaluate(lab.context, lab.batch(attr));
+    REQUIRE(a.curves.size() == b.curves.size());
+    for (size_t i = 0; i < a.curves.size(); ++i) CHECK(a.curves[i].y == b.curves[i].y);
+    CHECK(row_value(a, lab.sample.id) == row_value(b, lab.sample.id));
+  }
+  // Another target, another seed, other parameters: scored afresh, not from the kept outputs.
+  Batch other_seed = lab.batch(maps[3]);
+  other_seed.seeds = {8};
+  Batch other_target = lab.batch(maps[3]);
+  other_target.target = {(other_target.target[0] + 1) % lab.net.output_shape(1)[1]};
+  for (const Batch& batch : {other_seed, other_target}) {
+    const MetricOutput a = shared->evaluate(lab.context, batch);
+    const MetricOutput b = lab.metric("sensitivity-n", params)->evaluate(lab.context, batch);
+    for (size_t i = 0; i < a.curves.size(); ++i) CHECK(a.curves[i].y == b.curves[i].y);
+  }
+  // The model without the unseen-data effect answers the unperturbed image alike but its
+  // perturbed copies differently: the same metric object on that network gives its own values.
+  lab::Options options = lab::Options::parse({"size=16", "ude=false", "accumulator=uniform"}, "-o");
+  const auto env = datasets::make_environment("multi-color-sum", options);
+  const lab::Network other = env->build_network();
+  Context context = lab.context;
+  context.net = &other;
+  const MetricOutput a = shared->evaluate(context, lab.batch(maps[0]));
+  const MetricOutput b = lab.metric("sensitivity-n", params)->evaluate(context, lab.batch(maps[0]));
+  const MetricOutput before = shared->evaluate(lab.context, lab.batch(maps[0]));
+  bool differs = false;
+  for (size_t i = 0; i < a.curves.size(); ++i) {
+    CHECK(a.curves[i].y == b.curves[i].y);
+    differs = differs || a.curves[i].y != before.curves[i].y;
+  }
+  CHECK(differs);
 }
 
 TEST_CASE("modulo Sensitivity-N (App. F.5): correct steps equal the white pixels perturbed") {
