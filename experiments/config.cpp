@@ -487,6 +487,7 @@ json finalize(const json& input) {
   // configurations of one metric stay apart and no row is taken for another metric's.
   json metrics = json::array();
   std::set<std::string> metric_names;
+  std::map<std::string, std::vector<std::string>> models_of_label;
   std::set<std::string> registered = {"method"};  // "method": the rows of the methods' completeness gaps
   for (const MetricInfo& info : registry()) registered.insert(info.name);
   for (const json& m : config["metrics"]) {
@@ -519,10 +520,20 @@ json finalize(const json& input) {
       if (!model_labels.count(model))
         lab::fail_parameter("experiment metric '{}': no model '{}'", label, model);
     }
-    if (!metric_names.insert(label).second)
-      lab::fail_parameter("experiment metric label '{}' given twice; give each configuration of a metric its own "
-                          "\"label\"",
+    // One label may be given twice only for disjoint sets of models (each entry then scores its
+    // own models, and every model's rows still have one configuration per label).
+    const std::vector<std::string> on = string_list(metric["models"], "metrics." + label + ".models");
+    std::vector<std::string>& taken = models_of_label[label];
+    const bool clash = !metric_names.insert(label).second &&
+                       (on.empty() || taken.empty() ||
+                        std::any_of(on.begin(), on.end(), [&](const std::string& x) {
+                          return std::find(taken.begin(), taken.end(), x) != taken.end();
+                        }));
+    if (clash)
+      lab::fail_parameter("experiment metric label '{}' given twice for one model; give each configuration of a "
+                          "metric its own \"label\"",
                           label);
+    taken.insert(taken.end(), on.begin(), on.end());
     metrics.push_back(metric);
   }
   config["metrics"] = metrics;
