@@ -1880,7 +1880,7 @@ class ReportBuilder {
       for (const Measure& m : all) {
         ViolinPanel panel;
         panel.title = fmt::format("{} — {}", m.label, model);
-        panel.y_label = fmt::format("{} ({})", m.label, direction(m) == Direction::kHigherIsBetter ? "higher is better" : "lower is better");
+        panel.y_label = direction(m) == Direction::kHigherIsBetter ? "higher is better" : "lower is better";  // the title names the metric
         for (const std::string& method : methods)
           panel.groups.push_back({method, rows_.values(model, method, m.metric, m.variant), style_of(method)});
         violins.panels.push_back(std::move(panel));
