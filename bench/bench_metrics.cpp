@@ -217,15 +217,15 @@ int main(int argc, char** argv) {
     experiments::MetricOutput out;
     const double total = seconds_of([&] { out = metric->evaluate(context, batch); });
     const int64_t inputs = static_cast<int64_t>(out.curves.size());
-    lab::Tensor copies({inputs, 3, 224, 224});
-    for (int64_t q = 0; q < inputs; ++q) std::copy(x.data(), x.data() + 3 * hw, copies.sample(q));
-    const double forward = seconds_of([&] {
+    lab::Tensor road_inputs({inputs, 3, 224, 224});
+    for (int64_t q = 0; q < inputs; ++q) std::copy(x.data(), x.data() + 3 * hw, road_inputs.sample(q));
+    const double road_forward = seconds_of([&] {
       for (int64_t begin = 0; begin < inputs; begin += per_call)
-        (void)net.forward(copies.slice(begin, std::min(inputs, begin + per_call)));
+        (void)net.forward(road_inputs.slice(begin, std::min(inputs, begin + per_call)));
     });
     fmt::print("{:12s}: {:7.3f} s per image ({} imputed inputs); their full forward passes alone {:7.3f} s; "
                "cost ratio {:5.2f}; combined = {:.6f}\n",
-               "road", total, inputs, forward, total / forward, out.rows[2].value);
+               "road", total, inputs, road_forward, total / road_forward, out.rows[2].value);
   }
   return 0;
 }

@@ -85,6 +85,22 @@ class ThreadScope {
 
 }  // namespace
 
+namespace {
+
+/// Copies the ch×cw crop at (cy, cx) of every channel of the level-`d` map `src` into `dst`
+/// (zero-initialised); rows and columns outside the map stay 0 (padding).
+void copy_crop(const float* src, const Dims& d, int64_t cy, int64_t cx, int64_t ch, int64_t cw, float* dst) {
+  const int64_t ya = std::max<int64_t>(0, -cy), yb = std::min(ch, d.h - cy);
+  const int64_t xa = std::max<int64_t>(0, -cx), xb = std::min(cw, d.w - cx);
+  if (ya >= yb || xa >= xb) return;
+  for (int64_t c = 0; c < d.c; ++c)
+    for (int64_t y = ya; y < yb; ++y)
+      std::memcpy(dst + (c * ch + y) * cw + xa, src + (c * d.h + cy + y) * d.w + cx + xa,
+                  static_cast<size_t>(xb - xa) * sizeof(float));
+}
+
+}  // namespace
+
 struct PathEvaluator::Chunk {
   /// Output windows of one spatial layer for the steps of a chunk.
   struct Windows {
@@ -119,6 +135,15 @@ PathEvaluator::PathEvaluator(const lab::Network& net, size_t end, Params params)
 }
 
 PathEvaluator::~PathEvaluator() = default;
+
+lab::Tensor PathEvaluator::window_output(size_t l, lab::Tensor crops) const {
+  if (crop_convs_[l]) {
+    const ThreadScope serial(crops.numel() < params_.serial_below, 1);
+    return crop_convs_[l]->forward(crops);
+  }
+  for (float& v : crops.values()) v = std::max(v, 0.0f);
+  return crops;
+}
 
 namespace {
 
@@ -456,26 +481,11 @@ lab::Tensor PathEvaluator::run_incremental(const PerturbationPath& path, Stats* 
       lab::Tensor crops({t, d.c, ch, cw}, 0.0f);
       for (int64_t i = 0; i < t; ++i) {
         write_back(l, i);
-        // Crop origin in level-l coordinates; rows/columns outside the map stay 0 (padding).
         const int64_t cy = w.y[static_cast<size_t>(i)] * g.sh - g.ph;
         const int64_t cx = w.x[static_cast<size_t>(i)] * g.sw - g.pw;
-        const int64_t ya = std::max<int64_t>(0, -cy), yb = std::min(ch, d.h - cy);
-        const int64_t xa = std::max<int64_t>(0, -cx), xb = std::min(cw, d.w - cx);
-        if (ya >= yb || xa >= xb) continue;
-        const float* src = acts[l].data();
-        float* dst = crops.sample(i);
-        for (int64_t c = 0; c < d.c; ++c)
-          for (int64_t y = ya; y < yb; ++y)
-            std::memcpy(dst + (c * ch + y) * cw + xa, src + (c * d.h + cy + y) * d.w + cx + xa,
-                        static_cast<size_t>(xb - xa) * sizeof(float));
+        copy_crop(acts[l].data(), d, cy, cx, ch, cw, crops.sample(i));
       }
-      if (g.conv) {
-        const ThreadScope serial(crops.numel() < params_.serial_below, 1);
-        w.out = crop_convs_[l]->forward(crops);
-      } else {
-        for (float& v : crops.values()) v = std::max(v, 0.0f);
-        w.out = std::move(crops);
-      }
+      w.out = window_output(l, std::move(crops));
       LAB_CHECK(w.out.shape() == (lab::Shape{t, dims[l + 1].c, w.h, w.w}), "window of layer {}: {}", l,
                 lab::to_string(w.out.shape()));
     }
@@ -731,27 +741,13 @@ lab::Tensor PathEvaluator::run_local_incremental(const LocalChanges& changes, St
       const int64_t cw = g.conv ? (w.w - 1) * g.sw + g.kw : w.w;
       lab::Tensor crops({t, d.c, ch, cw}, 0.0f);
       for_items(t, crops.numel() >= kParallelCopy, [&](int64_t i) {
-        // Crop origin in level-l coordinates; rows/columns outside the map stay 0 (padding).
         const int64_t cy = w.y[static_cast<size_t>(i)] * g.sh - g.ph;
         const int64_t cx = w.x[static_cast<size_t>(i)] * g.sw - g.pw;
-        const int64_t ya = std::max<int64_t>(0, -cy), yb = std::min(ch, d.h - cy);
-        const int64_t xa = std::max<int64_t>(0, -cx), xb = std::min(cw, d.w - cx);
-        if (ya >= yb || xa >= xb) return;
-        const float* src = acts[l].data();
         float* dst = crops.sample(i);
-        for (int64_t c = 0; c < d.c; ++c)
-          for (int64_t y = ya; y < yb; ++y)
-            std::memcpy(dst + (c * ch + y) * cw + xa, src + (c * d.h + cy + y) * d.w + cx + xa,
-                        static_cast<size_t>(xb - xa) * sizeof(float));
+        copy_crop(acts[l].data(), d, cy, cx, ch, cw, dst);
         overlay(l, i, cy, cx, ch, cw, dst);
       });
-      if (g.conv) {
-        const ThreadScope serial(crops.numel() < params_.serial_below, 1);
-        w.out = crop_convs_[l]->forward(crops);
-      } else {
-        for (float& v : crops.values()) v = std::max(v, 0.0f);
-        w.out = std::move(crops);
-      }
+      w.out = window_output(l, std::move(crops));
       LAB_CHECK(w.out.shape() == (lab::Shape{t, dims[l + 1].c, w.h, w.w}), "window of layer {}: {}", l,
                 lab::to_string(w.out.shape()));
     }

@@ -144,6 +144,8 @@ class PathEvaluator {
   lab::Tensor run_incremental(const PerturbationPath& path, Stats* stats) const;
   void run_local_full(const LocalChanges& changes, const std::vector<int64_t>& variants, lab::Tensor& out) const;
   lab::Tensor run_local_incremental(const LocalChanges& changes, Stats* stats) const;
+  /// Spatial layer `l` on a batch of crops: the padding-free convolution, or the ReLU in place.
+  lab::Tensor window_output(size_t l, lab::Tensor crops) const;
   const lab::Network& net_;
   size_t end_;
   Params params_;
