@@ -6,9 +6,8 @@
 #include <vector>
 
 #include <png.h>
+#include <zlib.h>
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "lab/core/error.h"
 #include "lab/io/files.h"
@@ -121,6 +120,61 @@ bool decode_png(PngSource& source, PngPixels& pixels, std::vector<png_bytep>& ro
   return true;
 }
 
+/// The encoded file, filled by libpng through png_on_write.
+struct PngSink {
+  std::vector<unsigned char> bytes;
+  std::string error;
+};
+
+void png_on_write(png_structp png, png_bytep data, size_t n) {
+  std::vector<unsigned char>& bytes = static_cast<PngSink*>(png_get_io_ptr(png))->bytes;
+  bytes.insert(bytes.end(), data, data + n);
+}
+
+void png_on_flush(png_structp) {}
+
+void png_on_write_error(png_structp png, png_const_charp message) {
+  static_cast<PngSink*>(png_get_error_ptr(png))->error = message;
+  png_longjmp(png, 1);
+}
+
+/// Encodes an 8-bit gray or RGB image with the settings OpenCV's PNG writer (cv::imencode) uses
+/// by default, so that files are byte-identical to those attrlab wrote through OpenCV: the SUB
+/// filter on every row, zlib level 1 (Z_BEST_SPEED) with the Z_RLE strategy, no ancillary
+/// chunks. Returns false with `sink.error` set when libpng fails.
+bool encode_png(const cv::Mat& image, PngSink& sink) {
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, png_on_write_error, png_on_warning);
+  if (png == nullptr) {
+    sink.error = "out of memory";
+    return false;
+  }
+  png_infop info = png_create_info_struct(png);
+  if (info == nullptr) {
+    png_destroy_write_struct(&png, nullptr);
+    sink.error = "out of memory";
+    return false;
+  }
+  // Filled before setjmp: nothing that changes after it lives in this frame.
+  std::vector<png_bytep> rows(static_cast<size_t>(image.rows));
+  for (int y = 0; y < image.rows; ++y) rows[static_cast<size_t>(y)] = const_cast<png_bytep>(image.ptr<uchar>(y));
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    return false;
+  }
+  png_set_write_fn(png, &sink, png_on_write, png_on_flush);
+  png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
+  png_set_compression_level(png, Z_BEST_SPEED);
+  png_set_compression_strategy(png, Z_RLE);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(image.cols), static_cast<png_uint_32>(image.rows), 8,
+               image.channels() == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  png_write_image(png, rows.data());
+  png_write_end(png, info);
+  png_destroy_write_struct(&png, &info);
+  return true;
+}
+
 }  // namespace
 
 cv::Mat read_png(const std::filesystem::path& path, int channels) {
@@ -148,16 +202,12 @@ cv::Mat read_png(const std::filesystem::path& path, int channels) {
 }
 
 void write_png(const std::filesystem::path& path, const cv::Mat& image) {
-  check_8bit(image, path.string().c_str());
-  cv::Mat bgr;
-  if (image.channels() == 3)
-    cv::cvtColor(image, bgr, cv::COLOR_RGB2BGR);
-  else
-    bgr = image;
-  std::vector<uchar> encoded;
-  if (!cv::imencode(".png", bgr, encoded)) fail("{}: PNG encoding failed", path.string());
+  const std::string file = path.string();
+  check_8bit(image, file.c_str());
+  PngSink sink;
+  if (!encode_png(image, sink)) fail("{}: PNG encoding failed: {}", file, sink.error);
   write_atomic(path, [&](std::ostream& out) {
-    out.write(reinterpret_cast<const char*>(encoded.data()), static_cast<std::streamsize>(encoded.size()));
+    out.write(reinterpret_cast<const char*>(sink.bytes.data()), static_cast<std::streamsize>(sink.bytes.size()));
   });
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "tests/scratch.h"
 #include "lab/core/error.h"
@@ -68,6 +69,33 @@ TEST_CASE("write_png then read_png keeps every byte of RGB and gray images") {
     REQUIRE_FALSE(roi.isContinuous());
     lab::write_png(scratch.dir / "roi.png", roi);
     CHECK(same_bytes(lab::read_png(scratch.dir / "roi.png", 3), roi));
+  }
+}
+
+TEST_CASE("write_png writes the bytes OpenCV's PNG encoder writes with its default settings") {
+  // Files attrlab wrote before its writer moved from cv::imencode to libpng stay byte-identical
+  // (golden files, figures and images of earlier runs compare equal).
+  ImageScratch scratch;
+  const auto opencv_bytes = [](const cv::Mat& rgb_or_gray) {
+    cv::Mat bgr = rgb_or_gray.clone();
+    if (bgr.channels() == 3) cv::cvtColor(rgb_or_gray, bgr, cv::COLOR_RGB2BGR);
+    std::vector<uchar> encoded;
+    REQUIRE(cv::imencode(".png", bgr, encoded));
+    return std::string(encoded.begin(), encoded.end());
+  };
+  // Patterned (filters and RLE matter), flat and noisy images, gray and RGB, odd sizes.
+  cv::Mat noisy(37, 53, CV_8UC3);
+  cv::randu(noisy, 0, 256);
+  cv::Mat noisy_gray(64, 33, CV_8UC1);
+  cv::randu(noisy_gray, 0, 256);
+  const std::vector<cv::Mat> images = {pattern(7, 5, CV_8UC3), pattern(31, 64, CV_8UC1),
+                                       cv::Mat(16, 16, CV_8UC3, cv::Scalar(0, 255, 0)), noisy, noisy_gray,
+                                       pattern(1, 1, CV_8UC1)};
+  for (size_t i = 0; i < images.size(); ++i) {
+    CAPTURE(i);
+    const fs::path path = scratch.dir / ("image" + std::to_string(i) + ".png");
+    lab::write_png(path, images[i]);
+    CHECK(lab::read_text(path) == opencv_bytes(images[i]));
   }
 }
 
