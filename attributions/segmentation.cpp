@@ -5,9 +5,12 @@
 #include <limits>
 #include <unordered_map>
 
+#include <dlfcn.h>
+
+#include <filesystem>
+#include <stdexcept>
+
 #include <opencv2/imgproc.hpp>
-#include <opencv2/ximgproc/segmentation.hpp>
-#include <opencv2/ximgproc/slic.hpp>
 #include <tbb/parallel_for.h>
 
 extern "C" {
@@ -15,6 +18,7 @@ extern "C" {
 }
 
 #include "attributions/perturbation.h"
+#include "attributions/segmentation_ximgproc.h"
 #include "lab/core/error.h"
 
 namespace attributions {
@@ -113,22 +117,47 @@ Segments quickshift(const SegmentationParams& p, const cv::Mat& rgb) {
   return relabel(labels);
 }
 
+/// libattrlab_ximgproc.so (segmentation_ximgproc.h), opened once per process from the directory
+/// of the library holding this code; a missing module is an internal error (a broken build or
+/// installation, exit code 4) naming its path.
+struct Ximgproc {
+  AttrlabXimgprocFelzenszwalb felzenszwalb = nullptr;
+  AttrlabXimgprocSlic slic = nullptr;
+};
+
+const Ximgproc& ximgproc() {
+  static const Ximgproc module = [] {
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&segment_image), &self) == 0 || self.dli_fname == nullptr)
+      throw std::runtime_error("cannot locate libattrlab_attributions.so to load libattrlab_ximgproc.so beside it");
+    const std::string path = (std::filesystem::path(self.dli_fname).parent_path() / "libattrlab_ximgproc.so").string();
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) {
+      const char* e = dlerror();
+      throw std::runtime_error(fmt::format("{}: cannot load OpenCV's segmentations (felzenszwalb, slic): {}", path,
+                                           e ? e : "unknown error"));
+    }
+    Ximgproc m;
+    m.felzenszwalb = reinterpret_cast<AttrlabXimgprocFelzenszwalb>(dlsym(handle, "attrlab_ximgproc_felzenszwalb"));
+    m.slic = reinterpret_cast<AttrlabXimgprocSlic>(dlsym(handle, "attrlab_ximgproc_slic"));
+    if (m.felzenszwalb == nullptr || m.slic == nullptr)
+      throw std::runtime_error(fmt::format("{}: not attrlab's ximgproc module (a function is missing)", path));
+    return m;  // the module stays loaded until the process ends
+  }();
+  return module;
+}
+
 Segments felzenszwalb(const SegmentationParams& p, const cv::Mat& rgb) {
-  auto gs = cv::ximgproc::segmentation::createGraphSegmentation(p.sigma, static_cast<float>(p.scale),
-                                                               static_cast<int>(p.min_size));
   cv::Mat labels;
-  gs->processImage(rgb, labels);
+  ximgproc().felzenszwalb(rgb, p.sigma, static_cast<float>(p.scale), static_cast<int>(p.min_size), labels);
   return relabel(labels);
 }
 
 Segments slic(const SegmentationParams& p, const cv::Mat& rgb) {
   const cv::Mat lab = to_lab(rgb);
-  auto sp = cv::ximgproc::createSuperpixelSLIC(lab, cv::ximgproc::SLIC, static_cast<int>(p.region_size),
-                                               static_cast<float>(p.compactness));
-  sp->iterate(static_cast<int>(p.iterations));
-  if (p.min_size_percent > 0) sp->enforceLabelConnectivity(static_cast<int>(p.min_size_percent));
   cv::Mat labels;
-  sp->getLabels(labels);
+  ximgproc().slic(lab, static_cast<int>(p.region_size), static_cast<float>(p.compactness),
+                  static_cast<int>(p.iterations), static_cast<int>(p.min_size_percent), labels);
   return relabel(labels);
 }
 

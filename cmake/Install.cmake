@@ -1,6 +1,8 @@
 # `cmake --install build [--prefix DIR]` (DIR defaults to CMAKE_INSTALL_PREFIX, /usr/local):
-# - DIR/bin/attrlab, the command;
-# - DIR/lib/libattrlab_{lab,networks,datasets,attributions,experiments}.so, the shared libraries;
+# - DIR/bin/attrlab, the command, and DIR/lib/libattrlab_cli.so, the module it loads
+#   (cli/launcher.cpp);
+# - DIR/lib/libattrlab_{lab,networks,datasets,attributions,experiments}.so, the shared libraries,
+#   and libattrlab_ximgproc.so, the module attributions opens for two segmentations;
 # - DIR/include/attrlab/<folder>/*.h, their headers (included as "attributions/method.h", as in
 #   the tree);
 # - DIR/lib/cmake/attrlab/, the CMake package: another project does `find_package(attrlab)` and
@@ -20,11 +22,15 @@ set_target_properties(attrlab_package PROPERTIES EXPORT_NAME attrlab)
 add_library(attrlab::attrlab ALIAS attrlab_package)
 
 # Installed files find each other: the command its libraries in ../lib, the libraries each other.
-set_target_properties(${attrlab_libraries} PROPERTIES INSTALL_RPATH "$ORIGIN")
+set_target_properties(${attrlab_libraries} attrlab_cli PROPERTIES INSTALL_RPATH "$ORIGIN")
 file(RELATIVE_PATH bin_to_lib "/${CMAKE_INSTALL_BINDIR}" "/${CMAKE_INSTALL_LIBDIR}")
 set_target_properties(attrlab PROPERTIES INSTALL_RPATH "$ORIGIN/${bin_to_lib}")
 
 install(TARGETS attrlab RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS attrlab_cli LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+# The ximgproc module sits beside libattrlab_attributions.so, where it is looked for
+# (attributions/segmentation_ximgproc.h).
+install(TARGETS attrlab_ximgproc LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS ${attrlab_libraries} attrlab_package EXPORT attrlab-targets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 foreach(folder lab networks datasets attributions experiments)
