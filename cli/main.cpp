@@ -50,7 +50,9 @@ std::vector<std::string> plugin_arguments(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// The command's entry point, called by the executable (cli/launcher.cpp) once it has loaded this
+// library.
+extern "C" int attrlab_main(int argc, char** argv) {
   lab::prepare_process(argv);
   lab::install_interrupt_cleanup();  // before any other thread starts
   CLI::App app{"attrlab: a laboratory for testing feature-attribution methods against known truth"};
