@@ -55,9 +55,9 @@ int parse_threads(const std::string& text, const std::string& source);
 ///   the work that follows every network call (masks, blending, gradients of the mask), and the
 ///   two pools oversubscribe the cores: extremal perturbation, which alternates the two every
 ///   iteration, ran 15% slower (bench/bench_perturbation.cpp). libgomp reads GOMP_SPINCOUNT only
-///   when it is loaded, so when neither it nor OMP_WAIT_POLICY is set, the process sets
-///   GOMP_SPINCOUNT=10000 and executes itself again (/proc/self/exe, same arguments); if that
-///   fails it goes on unchanged. A value set by the user is kept.
+///   when it is loaded: unless it or OMP_WAIT_POLICY is set, sets GOMP_SPINCOUNT=10000 and runs
+///   the program again (execv /proc/self/exe; on failure goes on). The attrlab executable (cli/
+///   launcher.cpp) and Python package set it before libgomp loads, so never re-run; benchmarks do.
 void prepare_process(char** argv);
 
 }  // namespace lab
