@@ -2,8 +2,8 @@
 /// @brief 8-bit PNG images (read and written with libpng, held as cv::Mat) and their conversion
 /// to network input tensors.
 ///
-/// Images are cv::Mat of CV_8UC1 (gray) or CV_8UC3 in **RGB** order (OpenCV's BGR is converted
-/// at the file boundary). A missing or undecodable file, or one with the wrong number of
+/// Images are cv::Mat of CV_8UC1 (gray) or CV_8UC3 in **RGB** order (as in the file, not OpenCV's
+/// usual BGR). A missing or undecodable file, or one with the wrong number of
 /// channels, throws lab::Error naming the file.
 #pragma once
 
