@@ -293,7 +293,8 @@ Shape with_batch(Shape s, int64_t batch) {
 // the order they run; a negative entry marks a step that must run on the whole batch): the steps
 // [lo, hi) from the first whose working set exceeds the budget to the last before a whole-batch
 // step (or the last that exceeds it) run in sub-batches of `size` samples (as many as fit in the
-// budget, at least 1); the others run on the whole batch. size == batch: no sub-batches.
+// budget, at least the runtime's threads); the others run on the whole batch. size == batch: no
+// sub-batches.
 struct SubBatches {
   int64_t size;
   size_t lo = 0, hi = 0;
@@ -313,8 +314,10 @@ SubBatches plan_sub_batches(const std::vector<int64_t>& bytes, int64_t batch) {
   if (hi == lo) return plan;
   int64_t largest = 0;
   for (size_t k = lo; k < hi; ++k) largest = std::max(largest, bytes[k]);
+  // At least one sample per thread: oneDNN gives each thread whole samples of a batch, and
+  // splits one sample over the threads only with synchronisation inside each primitive.
   const int64_t per = std::max<int64_t>(1, largest / batch);
-  plan.size = std::clamp<int64_t>(budget / per, 1, batch);
+  plan.size = std::clamp<int64_t>(budget / per, std::min<int64_t>(Runtime::get().threads(), batch), batch);
   if (plan.size < batch) {
     plan.lo = lo;
     plan.hi = hi;

@@ -18,11 +18,14 @@
 /// Sub-batches. A large batch streams every layer's activations through memory (at 224×224 a
 /// layer of 60 channels holds 12 MB per image). forward, forward_range, trace and the
 /// backward-data chains of backward therefore run the layers whose activations exceed the cache
-/// budget (sub_batch_budget()) in sub-batches of as many samples as fit, each through every such
+/// budget (sub_batch_budget()) in sub-batches of as many samples as fit (at least one per
+/// thread: oneDNN hands each thread whole samples), each through every such
 /// layer before the next, so a layer reads what the previous one wrote while it is still in
 /// cache; the smaller layers after (or before) them run once on the whole batch. oneDNN's
-/// primitives compute each sample on its own, so the bytes do not depend on the split (tested:
-/// a batch of 37 against 37 single-sample calls, byte for byte).
+/// convolution, pooling and elementwise primitives compute each sample alike at every batch
+/// size, so the bytes do not depend on the split (tested: a batch of 37 against 37
+/// single-sample calls, byte for byte); Linear layers, whose oneDNN kernel depends on the
+/// number of rows, always run on the whole batch.
 #pragma once
 
 #include <cstdint>

@@ -86,8 +86,8 @@ TEST_CASE("sub-batches: a batch of 37 gives the bytes of 37 single-image calls (
   // size, so Linear runs on the whole batch): a chain with a max-pool (its workspace keeps the
   // trace on the whole batch) and a graph with a residual sum; and random_convnet, whose Linear
   // head makes its results depend on the batch size already without sub-batches, so it is
-  // compared with the whole batch. Cache budgets that split every layer into sub-batches of 1 or
-  // 5 (37 = 7·5 + 2), only the larger layers, none, and the default.
+  // compared with the whole batch. Cache budgets that split every layer into sub-batches of one
+  // sample per thread or of 5 (37 = 7·5 + 2), only the larger layers, none, and the default.
   std::mt19937 rng(5);
   using P = lab::Conv2dParams;
   std::vector<lab::Network> nets;
