@@ -1,24 +1,58 @@
-// Runtime throughput: forward and forward+backward of the multi-color-sum model (colour detector
-// + accumulator + head) at 224×224 for batches 1, 16 and 64, each printed as a ratio to a bare
-// oneDNN matmul measured in the same run (GFLOP/s of the network ÷ GFLOP/s of the matmul).
-// Absolute times depend on the machine; the ratios say how close the runtime gets to the
-// library's peak on this machine.
+// Runtime throughput against the machine's rooflines: the batched forward (Network::forward) and
+// forward+backward (Network::trace, then Network::gradient of one logit per image) of each
+// environment's model at 224×224, each as a fraction of its roofline, both rooflines measured on
+// this machine in the same run.
+//
+// Rooflines (measured first, each the median of repeated runs at the runtime's thread count):
+// - FLOP peak: a 2048×2048×2048 f32 oneDNN matmul, 2·n³ FLOP per run.
+// - Memory bandwidth: STREAM-like kernels over buffers of 512 MiB each (several times every cache
+//   level of this machine, whose L3 is 260 MiB), one contiguous slice per thread, threads =
+//   the runtime's threads: copy a = b (8 bytes per element) and triad a = b + s·c (12 bytes per
+//   element, the write-allocate read not counted, as in STREAM). The larger of the two is the peak.
+//
+// Roofline time of a pass = max(FLOP / FLOP peak, bytes / bandwidth peak), fraction = roofline
+// time ÷ measured time (1.0 = at the roofline). Counted per image:
+// - FLOP: 2 × the multiply-adds of every convolution and linear layer (bias, ReLU, softmax and
+//   copies not counted); forward+backward counts twice the forward (backward-data of each
+//   affine layer has the forward's multiply-adds; no weight gradients are computed).
+// - bytes, the minimal traffic: what any implementation has to move between memory and the
+//   cores, i.e. the network input read once and the output written once (forward), plus the
+//   seed read and the input gradient written (forward+backward), plus the parameters read once
+//   per call (divided over the batch). Activations are not counted: a fused pass can keep them in
+//   cache. The "act GB/s" column shows, for comparison, the traffic of running layer by layer
+//   through memory: every activation written once and read once by each node that reads it
+//   (forward+backward: the trace writes them all, the backward reads each layer's input and
+//   output and writes its gradient).
+//
+// Each row is measured twice, in the same run: with the runtime's sub-batches (lab/nn/network.h,
+// the default) and with every layer on the whole batch (`--no-sub-batch` in the "mode" column:
+// lab::set_sub_batch_budget(0), which only this benchmark sets). The outputs of both are the same
+// bytes (tests/lab/test_network.cpp). Timings on a loaded machine measure the other processes
+// too: run it on a quiet one.
+//
+// Usage: bench_runtime [--batches 1,32,64] [--fb-batches 1,32] [--size 224] [--seconds S]
 #include <fmt/core.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <functional>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "lab/core/runtime.h"
 #include "networks/multi_color_sum.h"
+#include "networks/single_color_modulo.h"
 
 namespace {
 
-double seconds_of(const std::function<void()>& work, int min_runs, double min_seconds) {
+double min_seconds = 1.0;
+
+double seconds_of(const std::function<void()>& work, int min_runs) {
   using clock = std::chrono::steady_clock;
-  work();  // warm-up: primitive creation, first-touch
+  work();  // warm-up: primitive creation, first touch
   std::vector<double> times;
   const auto start = clock::now();
   while (static_cast<int>(times.size()) < min_runs ||
@@ -31,19 +65,6 @@ double seconds_of(const std::function<void()>& work, int min_runs, double min_se
   return times[times.size() / 2];  // median
 }
 
-// Multiply-adds ×2 of every affine layer for one input.
-double network_flops(const lab::Network& net) {
-  double flops = 0;
-  for (size_t i = 0; i < net.size(); ++i) {
-    const lab::Layer& l = net.layer(i);
-    if (l.kind() != lab::LayerKind::kConv2d && l.kind() != lab::LayerKind::kLinear) continue;
-    const auto& w = static_cast<const lab::AffineLayer&>(l).weights().weight;
-    const double macs_per_output = static_cast<double>(w.numel() / w.dim(0));
-    flops += 2.0 * macs_per_output * static_cast<double>(lab::numel(net.shape_after(i, 1)));
-  }
-  return flops;
-}
-
 double matmul_gflops(int64_t n) {
   using namespace dnnl;
   auto& rt = lab::Runtime::get();
@@ -51,37 +72,172 @@ double matmul_gflops(int64_t n) {
   std::vector<float> a(static_cast<size_t>(n * n), 0.5f), b(a), c(a.size());
   memory ma(md, rt.engine(), a.data()), mb(md, rt.engine(), b.data()), mc(md, rt.engine(), c.data());
   matmul mm(matmul::primitive_desc(matmul::desc(md, md, md), rt.engine()));
-  const double s = seconds_of([&] { mm.execute(rt.stream(), {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}}); rt.stream().wait(); }, 5, 1.0);
-  return 2.0 * n * n * n / s / 1e9;
+  const double s = seconds_of([&] {
+    mm.execute(rt.stream(), {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+    rt.stream().wait();
+  }, 5);
+  return 2.0 * static_cast<double>(n) * n * n / s / 1e9;
+}
+
+// STREAM-like copy and triad over `n` floats per buffer, `threads` threads each on its own slice
+// (first touched by that thread). Returns {copy GB/s, triad GB/s}.
+std::pair<double, double> stream_gbps(size_t n, int threads) {
+  std::unique_ptr<float[]> a(new float[n]), b(new float[n]), c(new float[n]);
+  const auto parallel = [&](const std::function<void(size_t, size_t)>& body) {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] { body(n * t / threads, n * (t + 1) / threads); });
+    for (auto& th : pool) th.join();
+  };
+  parallel([&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) a[i] = 0.0f, b[i] = 1.0f, c[i] = 2.0f;
+  });
+  const double copy = seconds_of([&] {
+    parallel([&](size_t lo, size_t hi) { std::memcpy(a.get() + lo, b.get() + lo, (hi - lo) * sizeof(float)); });
+  }, 5);
+  const double triad = seconds_of([&] {
+    parallel([&](size_t lo, size_t hi) {
+      float* __restrict pa = a.get();
+      const float* __restrict pb = b.get();
+      const float* __restrict pc = c.get();
+      for (size_t i = lo; i < hi; ++i) pa[i] = pb[i] + 3.0f * pc[i];
+    });
+  }, 5);
+  volatile float sink = a[n / 2];  // keeps the stores
+  (void)sink;
+  return {8.0 * static_cast<double>(n) / copy / 1e9, 12.0 * static_cast<double>(n) / triad / 1e9};
+}
+
+struct Counts {
+  double flops = 0;        // forward, per image
+  double params = 0;       // bytes of parameters
+  double in = 0, out = 0;  // bytes per image of the network input and output
+  double acts_fwd = 0;     // bytes per image moved layer by layer (forward)
+  double acts_fb = 0;      // the same for trace + backward
+};
+
+Counts count(const lab::Network& net) {
+  Counts c;
+  std::vector<double> size;  // bytes per image of each activation (acts order)
+  lab::Shape in{1};
+  in.insert(in.end(), net.input_shape().begin(), net.input_shape().end());
+  size.push_back(4.0 * static_cast<double>(lab::numel(in)));  // acts[0]
+  for (size_t i = 0; i < net.size(); ++i) size.push_back(4.0 * static_cast<double>(lab::numel(net.shape_after(i, 1))));
+  c.in = size.front();
+  c.out = size.back();
+  for (size_t i = 0; i < net.size(); ++i) {
+    const lab::Layer& l = net.layer(i);
+    c.params += 4.0 * static_cast<double>(l.parameter_count());
+    double reads = 0;
+    for (size_t a : net.inputs(i)) reads += size[a];
+    c.acts_fwd += reads + size[i + 1];
+    // trace: the same; backward: reads dy, x and y, writes dx.
+    c.acts_fb += reads + size[i + 1] + 2 * size[i + 1] + 2 * reads;
+    if (l.kind() != lab::LayerKind::kConv2d && l.kind() != lab::LayerKind::kLinear) continue;
+    const auto& w = static_cast<const lab::AffineLayer&>(l).weights().weight;
+    const double macs_per_output = static_cast<double>(w.numel() / w.dim(0));
+    c.flops += 2.0 * macs_per_output * static_cast<double>(lab::numel(net.shape_after(i, 1)));
+  }
+  return c;
+}
+
+std::vector<int64_t> parse_list(const std::string& text) {
+  std::vector<int64_t> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = text.find(',', pos);
+    out.push_back(std::stoll(text.substr(pos, comma - pos)));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
 }
 
 }  // namespace
 
-int main(int, char** argv) {
+int main(int argc, char** argv) {
   lab::prepare_process(argv);
-  const lab::Network net = networks::build_multi_color_sum(networks::MultiColorSumParams{});
-  const double flops = network_flops(net);
-  const double peak = matmul_gflops(1024);
-  fmt::print("threads: {}\n", lab::Runtime::get().threads());
-  fmt::print("bare oneDNN matmul 1024³: {:.1f} GFLOP/s (reference)\n", peak);
-  fmt::print("multi-color-sum 224×224: {} layers, {:.1f} MFLOP per image forward\n\n", net.size(), flops / 1e6);
-  fmt::print("{:>6}  {:>14}  {:>10}  {:>16}  {:>10}\n", "batch", "fwd img/s", "fwd ratio", "fwd+bwd img/s", "f+b ratio");
-  for (int64_t batch : {1, 16, 64}) {
-    lab::Tensor x({batch, 3, 224, 224}, 20.0f);
-    for (int64_t i = 0; i < x.numel(); i += 7) x[i] = 255.0f;
-    const double fwd = seconds_of([&] { (void)net.forward(x); }, 3, 1.0);
-    const double fwd_bwd = seconds_of([&] {
-      const lab::Trace t = net.trace(x);
-      lab::Tensor seed(t.output().shape(), 0.0f);
-      for (int64_t n = 0; n < batch; ++n) seed[n * seed.dim(1)] = 1.0f;
-      (void)net.gradient(t, seed);
-    }, 3, 1.0);
-    // A backward-data pass costs about as much as the forward: count 2× the forward FLOPs.
-    const double fwd_gflops = flops * batch / fwd / 1e9;
-    const double fb_gflops = 2 * flops * batch / fwd_bwd / 1e9;
-    fmt::print("{:>6}  {:>14.1f}  {:>10.3f}  {:>16.1f}  {:>10.3f}\n", batch, batch / fwd, fwd_gflops / peak,
-               batch / fwd_bwd, fb_gflops / peak);
+  std::vector<int64_t> batches{1, 32, 64}, fb_batches{1, 32};
+  int64_t size = 224;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--batches") batches = parse_list(argv[i + 1]);
+    else if (flag == "--fb-batches") fb_batches = parse_list(argv[i + 1]);
+    else if (flag == "--size") size = std::stoll(argv[i + 1]);
+    else if (flag == "--seconds") min_seconds = std::stod(argv[i + 1]);
+    else {
+      fmt::print(stderr, "bench_runtime: unknown flag {}\n", flag);
+      return 1;
+    }
   }
-  fmt::print("\nratio = achieved GFLOP/s ÷ bare matmul GFLOP/s in this run (1.0 = matmul speed).\n");
+  const int threads = lab::Runtime::get().threads();
+  const double peak_gflops = matmul_gflops(2048);
+  const auto [copy_gbps, triad_gbps] = stream_gbps(size_t{128} << 20, threads);
+  const double peak_gbps = std::max(copy_gbps, triad_gbps);
+  fmt::print("threads: {}; sub-batch cache budget: {} KiB\n", threads, lab::sub_batch_budget() / 1024);
+  fmt::print("FLOP roofline: oneDNN f32 matmul 2048³: {:.1f} GFLOP/s\n", peak_gflops);
+  fmt::print("memory roofline: copy {:.1f} GB/s, triad {:.1f} GB/s (3 × 512 MiB buffers): {:.1f} GB/s\n\n", copy_gbps,
+             triad_gbps, peak_gbps);
+
+  struct Env {
+    std::string name;
+    lab::Network net;
+  };
+  std::vector<Env> envs;
+  for (bool ude : {true, false}) {
+    networks::MultiColorSumParams p;
+    p.size = size;
+    p.ude = ude;
+    envs.push_back({ude ? "multi-color-sum" : "multi-color-sum ude=false", networks::build_multi_color_sum(p)});
+  }
+  {
+    networks::SingleColorModuloParams p;
+    p.size = size;
+    envs.push_back({"single-color-modulo", networks::build_single_color_modulo(p)});
+  }
+
+  fmt::print("{:<26} {:>5} {:<13} {:<4} {:>8} {:>8} {:>7} {:>8} {:>8}\n", "env", "batch", "mode", "pass", "ms/image",
+             "GFLOP/s", "GB/s", "act GB/s", "fraction");
+  for (const Env& env : envs) {
+    const Counts c = count(env.net);
+    const auto row = [&](int64_t batch, bool fb, bool sub, double seconds) {
+      const double b = static_cast<double>(batch);
+      const double flops = (fb ? 2 : 1) * c.flops * b;
+      const double bytes = (fb ? 2 : 1) * (c.in + c.out) * b + c.params;
+      const double acts = (fb ? c.acts_fb : c.acts_fwd) * b;
+      const double roof = std::max(flops / (peak_gflops * 1e9), bytes / (peak_gbps * 1e9));
+      fmt::print("{:<26} {:>5} {:<13} {:<4} {:>8.2f} {:>8.1f} {:>7.2f} {:>8.1f} {:>8.2f}\n", env.name, batch,
+                 sub ? "sub-batches" : "--no-sub-batch", fb ? "f+b" : "fwd", seconds * 1e3 / b, flops / seconds / 1e9,
+                 bytes / seconds / 1e9, acts / seconds / 1e9, roof / seconds);
+      std::fflush(stdout);
+    };
+    for (bool fb : {false, true}) {
+      for (int64_t batch : fb ? fb_batches : batches) {
+        lab::Shape shape{batch};
+        shape.insert(shape.end(), env.net.input_shape().begin(), env.net.input_shape().end());
+        lab::Tensor x(shape, 20.0f);
+        for (int64_t i = 0; i < x.numel(); i += 7) x[i] = env.net.input_shape()[0] == 1 ? 1.0f : 255.0f;
+        const auto work = [&] {
+          if (!fb) {
+            (void)env.net.forward(x);
+            return;
+          }
+          const lab::Trace t = env.net.trace(x);
+          lab::Tensor seed(t.output().shape(), 0.0f);
+          for (int64_t n = 0; n < batch; ++n) seed[n * seed.dim(1)] = 1.0f;
+          (void)env.net.gradient(t, seed);
+        };
+        for (bool sub : {true, false}) {
+          if (!sub && batch == 1) continue;  // one image: nothing to split
+          lab::set_sub_batch_budget(sub ? -1 : 0);
+          row(batch, fb, sub, seconds_of(work, 3));
+        }
+        lab::set_sub_batch_budget(-1);
+      }
+    }
+  }
+  fmt::print("\nfraction = roofline time ÷ measured time, roofline time = max(FLOP ÷ FLOP peak, bytes ÷ bandwidth);\n"
+             "GB/s: the minimal traffic (input, output, parameters; f+b also seed and input gradient) per second;\n"
+             "act GB/s: the traffic of streaming every activation through memory layer by layer.\n");
   return 0;
 }

@@ -1,12 +1,17 @@
 #include "lab/nn/network.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <fstream>
 #include <memory>
 #include <ranges>
 
 #include "lab/core/error.h"
 #include "lab/core/quadrature.h"
+#include "lab/core/runtime.h"
 #include "lab/core/simd.h"
 
 namespace lab {
@@ -276,31 +281,165 @@ std::vector<Tensor> lrp_add(const std::vector<const Tensor*>& xs, const Tensor& 
   return out;
 }
 
-// Runs a chain of layer steps as one pass: step k maps the previous result (first: `input`) to
-// values of shapes[k]. Intermediate results live in two scratch buffers used in turn, left
-// uninitialised (every step writes its whole output): the stream is in order, so step k has
-// finished reading a buffer before step k + 2 overwrites it. The last step writes the returned
-// tensor; the scratch is freed only after the pass has waited.
-template <class AddStep>
-Tensor chain(const Tensor& input, const std::vector<Shape>& shapes, AddStep add_step) {
+// Samples of the activations of shape s (the batch is dimension 0).
+int64_t per_sample(const Shape& s) { return numel(s) / s[0]; }
+
+Shape with_batch(Shape s, int64_t batch) {
+  s[0] = batch;
+  return s;
+}
+
+// The sub-batching of steps whose whole-batch working sets are `bytes` (one entry per step, in
+// the order they run; a negative entry marks a step that must run on the whole batch): the steps
+// [lo, hi) from the first whose working set exceeds the budget to the last before a whole-batch
+// step (or the last that exceeds it) run in sub-batches of `size` samples (as many as fit in the
+// budget, at least the runtime's threads); the others run on the whole batch. size == batch: no
+// sub-batches.
+struct SubBatches {
+  int64_t size;
+  size_t lo = 0, hi = 0;
+};
+
+SubBatches plan_sub_batches(const std::vector<int64_t>& bytes, int64_t batch) {
+  const int64_t budget = sub_batch_budget();
+  SubBatches plan{batch};
+  if (budget <= 0 || batch < 2) return plan;
+  size_t lo = 0;
+  while (lo < bytes.size() && bytes[lo] <= budget) ++lo;
+  size_t hi = lo, end = lo;
+  while (end < bytes.size() && bytes[end] >= 0) {
+    if (bytes[end] > budget) hi = end + 1;
+    ++end;
+  }
+  if (hi == lo) return plan;
   int64_t largest = 0;
-  for (size_t k = 0; k + 1 < shapes.size(); ++k) largest = std::max(largest, numel(shapes[k]));
-  std::unique_ptr<float[]> scratch[2];
-  if (shapes.size() > 1) scratch[0] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(largest));
-  if (shapes.size() > 2) scratch[1] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(largest));
-  Tensor out(shapes.back());
-  Pass pass;
-  const float* in = input.data();
-  for (size_t k = 0; k < shapes.size(); ++k) {
-    float* result = k + 1 == shapes.size() ? out.data() : scratch[k % 2].get();
-    add_step(pass, k, in, result);
+  for (size_t k = lo; k < hi; ++k) largest = std::max(largest, bytes[k]);
+  // At least one sample per thread: oneDNN gives each thread whole samples of a batch, and
+  // splits one sample over the threads only with synchronisation inside each primitive.
+  const int64_t per = std::max<int64_t>(1, largest / batch);
+  plan.size = std::clamp<int64_t>(budget / per, std::min<int64_t>(Runtime::get().threads(), batch), batch);
+  if (plan.size < batch) {
+    plan.lo = lo;
+    plan.hi = hi;
+  }
+  return plan;
+}
+
+// Whether a layer's results for one sample depend on the batch size: oneDNN's inner product
+// (Linear) picks its GEMM kernel, and so its summation order, by the number of rows, so it runs
+// on the whole batch; convolutions, pooling and elementwise layers compute each sample alike at
+// every batch size (tests/lab/test_network.cpp).
+bool batch_invariant(const Layer& layer) { return layer.kind() != LayerKind::kLinear; }
+
+// Two scratch buffers used in turn by the steps of a chain, left uninitialised (every step writes
+// its whole output). They only grow, and are freed with the object, after the pass has waited.
+struct Scratch {
+  std::unique_ptr<float[]> buf[2];
+  int64_t size[2] = {0, 0};
+  float* get(int i, int64_t n) {
+    if (size[i] < n) {
+      LAB_CHECK(!buf[i], "scratch grown while in use");
+      buf[i] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n));
+      size[i] = n;
+    }
+    return buf[i].get();
+  }
+};
+
+// Adds steps [first, last) of a chain to `pass`: step k maps a buffer of shapes[k] to one of
+// shapes[k + 1]; the first reads `in`, the last writes `out`, the others write scratch buffers
+// in turn. The stream is in order, so step k has finished reading a buffer before step k + 2
+// overwrites it, also across calls that share `scratch`. add_step(pass, k, b0, in_shape, x, y)
+// adds step k for the samples starting at b0.
+template <class AddStep>
+void add_chain(Pass& pass, const std::vector<Shape>& shapes, size_t first, size_t last, int64_t b0, const float* in,
+               float* out, Scratch& scratch, AddStep& add_step) {
+  int64_t largest = 0;
+  for (size_t k = first + 1; k < last; ++k) largest = std::max(largest, numel(shapes[k]));
+  for (size_t k = first; k < last; ++k) {
+    float* result = k + 1 == last ? out : scratch.get(static_cast<int>((k - first) % 2), largest);
+    add_step(pass, k, b0, shapes[k], in, result);
     in = result;
   }
+}
+
+// Runs a chain of layer steps as one pass: step k maps the previous result (first: `input`) to
+// values of shapes[k] (whole batch); `bytes[k]` is step k's whole-batch working set. The steps
+// whose working set exceeds the cache budget run in sub-batches (plan_sub_batches), each
+// sub-batch through all of them before the next; the output of the last of them is gathered in a
+// whole-batch buffer for the steps after it. Scratch is freed only after the pass has waited.
+template <class AddStep>
+Tensor chain(const Tensor& input, const std::vector<Shape>& out_shapes, const std::vector<int64_t>& bytes,
+             AddStep add_step) {
+  std::vector<Shape> shapes{input.shape()};
+  shapes.insert(shapes.end(), out_shapes.begin(), out_shapes.end());
+  const size_t steps = out_shapes.size();
+  const int64_t batch = input.batch();
+  const SubBatches plan = plan_sub_batches(bytes, batch);
+  Tensor out(shapes.back());
+  Scratch before, inside, after;
+  std::unique_ptr<float[]> gather[2];  // whole-batch inputs and outputs of the sub-batched steps
+  Pass pass;
+  if (plan.size == batch) {
+    add_chain(pass, shapes, 0, steps, 0, input.data(), out.data(), before, add_step);
+    pass.run();
+    return out;
+  }
+  const auto whole = [&](int i, size_t at) -> float* {
+    if (at == steps) return out.data();
+    gather[i] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(numel(shapes[at])));
+    return gather[i].get();
+  };
+  const float* lo_in = input.data();
+  if (plan.lo > 0) {
+    float* a = whole(0, plan.lo);
+    add_chain(pass, shapes, 0, plan.lo, 0, input.data(), a, before, add_step);
+    lo_in = a;
+  }
+  float* hi_out = whole(1, plan.hi);
+  for (int64_t b0 = 0; b0 < batch; b0 += plan.size) {
+    const int64_t b = std::min(plan.size, batch - b0);
+    std::vector<Shape> sub(shapes.size());
+    for (size_t k = plan.lo; k <= plan.hi; ++k) sub[k] = with_batch(shapes[k], b);
+    add_chain(pass, sub, plan.lo, plan.hi, b0, lo_in + b0 * per_sample(shapes[plan.lo]),
+              hi_out + b0 * per_sample(shapes[plan.hi]), inside, add_step);
+  }
+  if (plan.hi < steps) add_chain(pass, shapes, plan.hi, steps, 0, hi_out, out.data(), after, add_step);
   pass.run();
   return out;
 }
 
 }  // namespace
+
+namespace {
+
+std::atomic<int64_t> budget_set{-1};
+
+// The L2 cache of one core in bytes: sysconf, else sysfs ("2048K"), else 1 MiB.
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+    const long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (n > 0) return static_cast<int64_t>(n);
+    std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index2/size");
+    int64_t v = 0;
+    char unit = 0;
+    if (in >> v && v > 0) {
+      in >> unit;
+      return v * (unit == 'K' ? 1024 : unit == 'M' ? 1024 * 1024 : 1);
+    }
+    return int64_t{1} << 20;
+  }();
+  return bytes;
+}
+
+}  // namespace
+
+int64_t sub_batch_budget() {
+  const int64_t set = budget_set.load();
+  return set >= 0 ? set : l2_cache_bytes() * Runtime::get().threads();
+}
+
+void set_sub_batch_budget(int64_t bytes) { budget_set.store(bytes < 0 ? -1 : bytes); }
 
 Network::Network(Shape input_shape) : input_shape_(std::move(input_shape)) {}
 
@@ -427,28 +566,19 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     const std::vector<Shape> shapes = act_shapes(input.batch());
     acts[begin] = input;
     for (size_t i = begin; i < end; ++i) acts[i + 1] = Tensor(shapes[i + 1]);
-    Pass pass;
-    for (size_t i = begin; i < end; ++i) {
-      if (layers_[i]->is_merge()) {
-        std::vector<Shape> in;
-        std::vector<const float*> xs;
-        for (size_t a : inputs_[i]) {
-          in.push_back(shapes[a]);
-          xs.push_back(acts[a].data());
-        }
-        static_cast<const Merge&>(*layers_[i]).add_merge_forward(pass, in, xs, acts[i + 1].data());
-      } else {
-        const size_t a = inputs_[i][0];
-        layers_[i]->add_forward(pass, shapes[a], acts[a].data(), acts[i + 1].data());
-      }
-    }
-    pass.run();
+    run_nodes(acts, begin, end, nullptr);
     return std::move(acts[end]);
   }
   std::vector<Shape> shapes;
-  for (size_t i = begin; i < end; ++i) shapes.push_back(layers_[i]->output_shape(i == begin ? input.shape() : shapes.back()));
-  return chain(input, shapes, [&](Pass& pass, size_t k, const float* x, float* y) {
-    layers_[begin + k]->add_forward(pass, k == 0 ? input.shape() : shapes[k - 1], x, y);
+  std::vector<int64_t> bytes;
+  for (size_t i = begin; i < end; ++i) {
+    const Shape in = i == begin ? input.shape() : shapes.back();
+    shapes.push_back(layers_[i]->output_shape(in));
+    bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(sizeof(float)) * (numel(in) + numel(shapes.back()))
+                                                 : -1);
+  }
+  return chain(input, shapes, bytes, [&](Pass& pass, size_t k, int64_t, const Shape& in, const float* x, float* y) {
+    layers_[begin + k]->add_forward(pass, in, x, y);
   });
 }
 
@@ -459,6 +589,57 @@ Tensor Network::forward_from(const std::string& layer, const Tensor& activation)
   return forward_range(i + 1, layers_.size(), activation);
 }
 
+void Network::run_nodes(std::vector<Tensor>& acts, size_t begin, size_t end,
+                        std::vector<std::vector<float>>* workspaces) const {
+  const int64_t batch = acts[begin].batch();
+  const auto keeps = [&](size_t i) {
+    return workspaces && !layers_[i]->is_merge() && layers_[i]->workspace_numel(acts[inputs_[i][0]].shape()) > 0;
+  };
+  // Working set of each node: its inputs and output. A workspace is not split: with one, the
+  // nodes run on the whole batch.
+  std::vector<int64_t> bytes;
+  bool split = true;
+  for (size_t i = begin; i < end; ++i) {
+    int64_t n = acts[i + 1].numel();
+    for (size_t a : inputs_[i]) n += acts[a].numel();
+    bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(sizeof(float)) * n : -1);
+    split = split && !keeps(i);
+  }
+  if (!split) std::fill(bytes.begin(), bytes.end(), 0);
+  const SubBatches plan = plan_sub_batches(bytes, batch);
+  Pass pass;
+  const auto add_node = [&](size_t i, int64_t b0, int64_t b) {
+    const auto at = [&](size_t a) { return acts[a].data() + b0 * acts[a].sample_numel(); };
+    float* y = acts[i + 1].data() + b0 * acts[i + 1].sample_numel();
+    if (layers_[i]->is_merge()) {
+      std::vector<Shape> in;
+      std::vector<const float*> xs;
+      for (size_t a : inputs_[i]) {
+        in.push_back(with_batch(acts[a].shape(), b));
+        xs.push_back(at(a));
+      }
+      static_cast<const Merge&>(*layers_[i]).add_merge_forward(pass, in, xs, y);
+      return;
+    }
+    const size_t a = inputs_[i][0];
+    const Shape in = with_batch(acts[a].shape(), b);
+    if (!keeps(i)) {
+      layers_[i]->add_forward(pass, in, at(a), y);
+      return;
+    }
+    std::vector<float>& ws = (*workspaces)[i];
+    ws.resize(static_cast<size_t>(layers_[i]->workspace_numel(in)));
+    layers_[i]->add_forward_keep(pass, in, at(a), y, ws.data());
+  };
+  const size_t lo = begin + plan.lo, hi = begin + plan.hi;
+  for (size_t i = begin; i < lo; ++i) add_node(i, 0, batch);
+  if (plan.size < batch)
+    for (int64_t b0 = 0; b0 < batch; b0 += plan.size)
+      for (size_t i = lo; i < hi; ++i) add_node(i, b0, std::min(plan.size, batch - b0));
+  for (size_t i = std::max(lo, hi); i < end; ++i) add_node(i, 0, batch);
+  pass.run();
+}
+
 Trace Network::trace(const Tensor& x) const {
   check_input(x, 0);
   Trace t;
@@ -466,28 +647,7 @@ Trace Network::trace(const Tensor& x) const {
   t.acts.push_back(x);
   for (const Shape& s : act_shapes(x.batch()) | std::views::drop(1)) t.acts.emplace_back(s);
   t.workspaces.resize(layers_.size());
-  Pass pass;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    if (layers_[i]->is_merge()) {
-      std::vector<Shape> in;
-      std::vector<const float*> xs;
-      for (size_t a : inputs_[i]) {
-        in.push_back(t.acts[a].shape());
-        xs.push_back(t.acts[a].data());
-      }
-      static_cast<const Merge&>(*layers_[i]).add_merge_forward(pass, in, xs, t.acts[i + 1].data());
-      continue;
-    }
-    const Tensor& in = t.acts[inputs_[i][0]];
-    const int64_t ws = layers_[i]->workspace_numel(in.shape());
-    if (ws == 0) {
-      layers_[i]->add_forward(pass, in.shape(), in.data(), t.acts[i + 1].data());
-    } else {
-      t.workspaces[i].resize(static_cast<size_t>(ws));
-      layers_[i]->add_forward_keep(pass, in.shape(), in.data(), t.acts[i + 1].data(), t.workspaces[i].data());
-    }
-  }
-  pass.run();
+  run_nodes(t.acts, 0, layers_.size(), &t.workspaces);
   return t;
 }
 
@@ -549,15 +709,25 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
       while (bottom > stop && by_backward_data(bottom - 1) && rules.layers[bottom - 1].rule.kind != RuleKind::kGuided)
         --bottom;
       std::vector<Shape> shapes;
-      for (size_t i = top + 1; i-- > bottom;) shapes.push_back(trace.acts[i].shape());
-      s = chain(s, shapes, [&](Pass& pass, size_t k, const float* dy, float* dx) {
+      std::vector<int64_t> bytes;  // dy, dx, x and y of each layer (none: a workspace cannot be split)
+      bool split = true;
+      for (size_t i = top + 1; i-- > bottom;) {
+        shapes.push_back(trace.acts[i].shape());
+        bytes.push_back(batch_invariant(*layers_[i])
+                            ? static_cast<int64_t>(2 * sizeof(float)) * (trace.acts[i].numel() + trace.acts[i + 1].numel())
+                            : -1);
+        split = split && ws[i] == nullptr;
+      }
+      if (!split) std::fill(bytes.begin(), bytes.end(), 0);
+      s = chain(s, shapes, bytes, [&](Pass& pass, size_t k, int64_t b0, const Shape& dy_shape, const float* dy, float* dx) {
         const size_t i = top - k;
+        const Shape in = with_batch(trace.acts[i].shape(), dy_shape[0]);
+        const float* xi = trace.acts[i].data() + b0 * trace.acts[i].sample_numel();
+        const float* yi = trace.acts[i + 1].data() + b0 * trace.acts[i + 1].sample_numel();
         if (ws[i])
-          layers_[i]->add_backward_keep(pass, trace.acts[i].shape(), trace.acts[i].data(), trace.acts[i + 1].data(), dy,
-                                        dx, ws[i]);
+          layers_[i]->add_backward_keep(pass, in, xi, yi, dy, dx, ws[i]);
         else
-          layers_[i]->add_backward_data(pass, trace.acts[i].shape(), trace.acts[i].data(), trace.acts[i + 1].data(),
-                                        dy, dx);
+          layers_[i]->add_backward_data(pass, in, xi, yi, dy, dx);
       });
       top = bottom;
       continue;

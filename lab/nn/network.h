@@ -14,8 +14,21 @@
 /// ("accumulator.layers.5") so methods address layers as the paper does. Layers are shared and
 /// immutable; copying a Network is cheap. Inputs are N×C×H×W (or N×K) batches of the network's
 /// input shape. Tested in test_network.cpp and test_graph.cpp.
+///
+/// Sub-batches. A large batch streams every layer's activations through memory (at 224×224 a
+/// layer of 60 channels holds 12 MB per image). forward, forward_range, trace and the
+/// backward-data chains of backward therefore run the layers whose activations exceed the cache
+/// budget (sub_batch_budget()) in sub-batches of as many samples as fit (at least one per
+/// thread: oneDNN hands each thread whole samples), each through every such
+/// layer before the next, so a layer reads what the previous one wrote while it is still in
+/// cache; the smaller layers after (or before) them run once on the whole batch. oneDNN's
+/// convolution, pooling and elementwise primitives compute each sample alike at every batch
+/// size, so the bytes do not depend on the split (tested: a batch of 37 against 37
+/// single-sample calls, byte for byte); Linear layers, whose oneDNN kernel depends on the
+/// number of rows, always run on the whole batch.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +38,15 @@
 #include "lab/nn/rules.h"
 
 namespace lab {
+
+/// The cache budget of sub-batching in bytes: the L2 cache of one core (sysconf, else
+/// /sys/devices/system/cpu/cpu0/cache/index2/size, else 1 MiB) times the runtime's threads,
+/// unless set_sub_batch_budget chose another. 0 means no sub-batches.
+int64_t sub_batch_budget();
+/// Sets the budget (bytes ≥ 0; 0 runs every layer on the whole batch, as before sub-batching);
+/// a negative value restores the default. The results are the same bytes at every budget: the
+/// setting exists so that bench_runtime can measure both ways in one run.
+void set_sub_batch_budget(int64_t bytes);
 
 /// Every activation of one forward pass: acts[0] is the input, acts[i + 1] the output of node i.
 struct Trace {
@@ -95,6 +117,11 @@ class Network {
   void check_input(const Tensor& x, size_t first_layer) const;
   /// Shapes of every activation (acts order) for a batch.
   std::vector<Shape> act_shapes(int64_t batch) const;
+  /// Runs nodes [begin, end) into acts (every activation a whole-batch tensor, acts[a] for a
+  /// input of these nodes filled), in sub-batches where the activations are large; fills
+  /// `workspaces` (if given) for the layers that keep one.
+  void run_nodes(std::vector<Tensor>& acts, size_t begin, size_t end,
+                 std::vector<std::vector<float>>* workspaces) const;
   Tensor backward_graph(const Trace& trace, const Tensor& seed, const PreparedRules& rules, size_t stop,
                         const Trace* reference) const;
   Shape input_shape_;

@@ -80,3 +80,93 @@ TEST_CASE("1 thread and 2 threads give identical bytes") {
     CHECK(std::memcmp(one[i].data(), two[i].data(), sizeof(float) * one[i].numel()) == 0);
   }
 }
+
+TEST_CASE("sub-batches: a batch of 37 gives the bytes of 37 single-image calls (forward, trace, backward)") {
+  // Convolutional networks without Linear layers (oneDNN's inner product depends on the batch
+  // size, so Linear runs on the whole batch): a chain with a max-pool (its workspace keeps the
+  // trace on the whole batch) and a graph with a residual sum; and random_convnet, whose Linear
+  // head makes its results depend on the batch size already without sub-batches, so it is
+  // compared with the whole batch. Cache budgets that split every layer into sub-batches of one
+  // sample per thread or of 5 (37 = 7·5 + 2), only the larger layers, none, and the default.
+  std::mt19937 rng(5);
+  using P = lab::Conv2dParams;
+  std::vector<lab::Network> nets;
+  {
+    lab::Network pooled({2, 8, 8});
+    pooled.add("c0", testnets::random_conv(P{.in_channels = 2, .out_channels = 4, .kernel_h = 3, .kernel_w = 3, .pad_h = 1, .pad_w = 1}, rng));
+    pooled.add("r0", std::make_shared<lab::ReLU>());
+    pooled.add("pool", std::make_shared<lab::MaxPool2d>(lab::MaxPool2dParams{}));
+    pooled.add("c1", testnets::random_conv(P{.in_channels = 4, .out_channels = 3, .kernel_h = 4, .kernel_w = 4}, rng));
+    pooled.add("flat", std::make_shared<lab::Flatten>());
+    nets.push_back(pooled);
+    lab::Network graph({2, 8, 8});
+    graph.add("c0", testnets::random_conv(P{.in_channels = 2, .out_channels = 4, .kernel_h = 3, .kernel_w = 3, .pad_h = 1, .pad_w = 1}, rng));
+    graph.add("r0", std::make_shared<lab::ReLU>());
+    graph.add("c1", testnets::random_conv(P{.in_channels = 4, .out_channels = 4, .kernel_h = 3, .kernel_w = 3, .pad_h = 1, .pad_w = 1}, rng));
+    graph.add("sum", std::make_shared<lab::Add>(), {"c1", "r0"});
+    graph.add("r1", std::make_shared<lab::ReLU>());
+    graph.add("c2", testnets::random_conv(P{.in_channels = 4, .out_channels = 3, .kernel_h = 8, .kernel_w = 8}, rng));
+    graph.add("flat", std::make_shared<lab::Flatten>());
+    nets.push_back(graph);
+    lab::Network chain({2, 8, 8});
+    chain.add("c0", testnets::random_conv(P{.in_channels = 2, .out_channels = 4, .kernel_h = 3, .kernel_w = 3, .pad_h = 1, .pad_w = 1}, rng));
+    chain.add("r0", std::make_shared<lab::ReLU>());
+    chain.add("c1", testnets::random_conv(P{.in_channels = 4, .out_channels = 4, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2, .groups = 2}, rng));
+    chain.add("r1", std::make_shared<lab::ReLU>());
+    chain.add("c2", testnets::random_conv(P{.in_channels = 4, .out_channels = 3, .kernel_h = 4, .kernel_w = 4}, rng));
+    chain.add("flat", std::make_shared<lab::Flatten>());
+    chain.add("softmax", std::make_shared<lab::Softmax>());
+    nets.push_back(chain);
+  }
+  nets.push_back(testnets::random_convnet(5, true, true));
+  const int64_t batch = 37;
+  const Tensor x = testnets::random_tensor({batch, 2, 8, 8}, rng);
+  // Per sample: input 2×8×8 and the first layer's 4×8×8 output.
+  const int64_t first_layer = static_cast<int64_t>(sizeof(float)) * (128 + 256);
+  const auto same = [](const float* a, const float* b, int64_t n) { return std::memcmp(a, b, sizeof(float) * n) == 0; };
+  for (size_t k = 0; k < nets.size(); ++k) {
+    CAPTURE(k);
+    const lab::Network& net = nets[k];
+    const bool has_linear = k + 1 == nets.size();
+    const Tensor seed = testnets::random_tensor(net.output_shape(batch), rng);
+    const auto lrp = lab::prepare(net, lab::make_composite("lrp-epsilon-plus"));
+    struct Result {
+      Tensor forward;
+      lab::Trace trace;
+      Tensor gradient, relevance;
+    };
+    const auto run = [&](const Tensor& in, const Tensor& s) {
+      Result r{net.forward(in), net.trace(in), {}, {}};
+      r.gradient = net.gradient(r.trace, s);
+      r.relevance = net.backward(r.trace, s, lrp);
+      return r;
+    };
+    lab::set_sub_batch_budget(0);
+    std::vector<Result> singles;
+    if (has_linear) {
+      const Result whole = run(x, seed);
+      for (int64_t n = 0; n < batch; ++n) {
+        Result r{whole.forward.slice(n, n + 1), {}, whole.gradient.slice(n, n + 1), whole.relevance.slice(n, n + 1)};
+        for (const Tensor& a : whole.trace.acts) r.trace.acts.push_back(a.slice(n, n + 1));
+        singles.push_back(std::move(r));
+      }
+    } else {
+      for (int64_t n = 0; n < batch; ++n) singles.push_back(run(x.slice(n, n + 1), seed.slice(n, n + 1)));
+    }
+    for (const int64_t budget : std::vector<int64_t>{1, 5 * first_layer, 20000, 0, -1}) {
+      CAPTURE(budget);
+      lab::set_sub_batch_budget(budget);
+      const Result all = run(x, seed);
+      for (int64_t n = 0; n < batch; ++n) {
+        const Result& one = singles[static_cast<size_t>(n)];
+        REQUIRE(same(one.forward.data(), all.forward.sample(n), one.forward.numel()));
+        for (size_t a = 0; a < one.trace.acts.size(); ++a)
+          REQUIRE(same(one.trace.acts[a].data(), all.trace.acts[a].sample(n), one.trace.acts[a].numel()));
+        REQUIRE(same(one.gradient.data(), all.gradient.sample(n), one.gradient.numel()));
+        REQUIRE(same(one.relevance.data(), all.relevance.sample(n), one.relevance.numel()));
+      }
+    }
+    lab::set_sub_batch_budget(-1);
+  }
+  CHECK(lab::sub_batch_budget() > 0);
+}
