@@ -8,6 +8,7 @@
 #include "lab/core/error.h"
 #include "lab/core/quadrature.h"
 #include "lab/core/simd.h"
+#include "lab/core/storage.h"
 
 namespace lab {
 
@@ -67,7 +68,7 @@ const Tensor* part_of(const Tensor& x, Part part, std::vector<Tensor>& owned) {
   count_signs(in, n, below, above);
   if ((positive ? above : below) == 0) return nullptr;
   if ((positive ? below : above) == 0) return &x;
-  Tensor out(x.shape());
+  Tensor out = uninitialized(x.shape());
   float* o = out.data();
   if (positive)
     for (int64_t i = 0; i < n; ++i) o[i] = std::max(in[i], 0.0f);
@@ -115,7 +116,7 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
       zs.reserve(parts.size());
       Pass pass;
       for (size_t t = 0; t < parts.size(); ++t) {
-        zs.emplace_back(y.shape());
+        zs.push_back(uninitialized(y.shape()));
         layer.add_apply(pass, *weights[t], x.shape(), parts[t]->data(), t == 0 && group.bias, zs.back().data());
       }
       pass.run();
@@ -127,7 +128,7 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
       }
       zp = &z;
     }
-    Tensor s = in_place ? std::move(relevance) : Tensor(zp->shape());
+    Tensor s = in_place ? std::move(relevance) : uninitialized(zp->shape());
     lrp_quotient(zp->data(), in_place ? s.data() : relevance.data(), s.data(), s.numel(), eps);
     const float coef = static_cast<float>(group.coefficient);
     // c_t = W_tᵀ s for every term in one pass, then accumulated on the host in term order.
@@ -135,7 +136,7 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
     cs.reserve(parts.size());
     Pass pass;
     for (size_t t = 0; t < parts.size(); ++t) {
-      cs.emplace_back(x.shape());
+      cs.push_back(uninitialized(x.shape()));
       layer.add_apply_transpose(pass, *weights[t], x.shape(), s.data(), cs.back().data());
     }
     pass.run();
@@ -247,7 +248,7 @@ Tensor rescale_max_pool(const MaxPool2dParams& p, const Tensor& x, const Tensor&
 // product of two), so the multipliers are (g + g')/2 and (a + a')/2.
 std::vector<Tensor> rescale_multiply(const Tensor& a, const Tensor& g, const Tensor& ar, const Tensor& gr,
                                      const Tensor& s) {
-  std::vector<Tensor> out{Tensor(a.shape()), Tensor(g.shape())};
+  std::vector<Tensor> out{uninitialized(a.shape()), uninitialized(g.shape())};
   const int64_t k = a.sample_numel();
   for (int64_t n = 0; n < a.batch(); ++n) {
     const float *an = a.sample(n), *gn = g.sample(n), *arn = reference_row(ar, n), *grn = reference_row(gr, n);
@@ -265,7 +266,7 @@ std::vector<Tensor> rescale_multiply(const Tensor& a, const Tensor& g, const Ten
 // under LRP-ε), so Σ_k R_k = R · y / stab(y): relevance is split in proportion to each input's
 // contribution and conserved up to ε, never copied to every input.
 std::vector<Tensor> lrp_add(const std::vector<const Tensor*>& xs, const Tensor& y, const Tensor& r, float eps) {
-  Tensor q(y.shape());
+  Tensor q = uninitialized(y.shape());
   lrp_quotient(y.data(), r.data(), q.data(), q.numel(), eps);
   std::vector<Tensor> out;
   for (const Tensor* x : xs) {
@@ -280,23 +281,26 @@ std::vector<Tensor> lrp_add(const std::vector<const Tensor*>& xs, const Tensor& 
 // values of shapes[k]. Intermediate results live in two scratch buffers used in turn, left
 // uninitialised (every step writes its whole output): the stream is in order, so step k has
 // finished reading a buffer before step k + 2 overwrites it. The last step writes the returned
-// tensor; the scratch is freed only after the pass has waited.
+// tensor; the scratch goes back to the storage cache (lab/core/storage.h) only after the pass
+// has waited.
 template <class AddStep>
 Tensor chain(const Tensor& input, const std::vector<Shape>& shapes, AddStep add_step) {
   int64_t largest = 0;
   for (size_t k = 0; k + 1 < shapes.size(); ++k) largest = std::max(largest, numel(shapes[k]));
-  std::unique_ptr<float[]> scratch[2];
-  if (shapes.size() > 1) scratch[0] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(largest));
-  if (shapes.size() > 2) scratch[1] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(largest));
-  Tensor out(shapes.back());
+  Tensor scratch[2];
+  if (shapes.size() > 1) scratch[0] = uninitialized({largest});
+  if (shapes.size() > 2) scratch[1] = uninitialized({largest});
+  Tensor out = uninitialized(shapes.back());
   Pass pass;
   const float* in = input.data();
   for (size_t k = 0; k < shapes.size(); ++k) {
-    float* result = k + 1 == shapes.size() ? out.data() : scratch[k % 2].get();
+    float* result = k + 1 == shapes.size() ? out.data() : scratch[k % 2].data();
     add_step(pass, k, in, result);
     in = result;
   }
   pass.run();
+  recycle(scratch[0]);
+  recycle(scratch[1]);
   return out;
 }
 
@@ -426,7 +430,7 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     std::vector<Tensor> acts(end + 1);
     const std::vector<Shape> shapes = act_shapes(input.batch());
     acts[begin] = input;
-    for (size_t i = begin; i < end; ++i) acts[i + 1] = Tensor(shapes[i + 1]);
+    for (size_t i = begin; i < end; ++i) acts[i + 1] = uninitialized(shapes[i + 1]);
     Pass pass;
     for (size_t i = begin; i < end; ++i) {
       if (layers_[i]->is_merge()) {
@@ -443,7 +447,9 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
       }
     }
     pass.run();
-    return std::move(acts[end]);
+    Tensor out = std::move(acts[end]);
+    recycle(acts);
+    return out;
   }
   std::vector<Shape> shapes;
   for (size_t i = begin; i < end; ++i) shapes.push_back(layers_[i]->output_shape(i == begin ? input.shape() : shapes.back()));
@@ -463,8 +469,9 @@ Trace Network::trace(const Tensor& x) const {
   check_input(x, 0);
   Trace t;
   t.acts.reserve(layers_.size() + 1);
-  t.acts.push_back(x);
-  for (const Shape& s : act_shapes(x.batch()) | std::views::drop(1)) t.acts.emplace_back(s);
+  t.acts.push_back(uninitialized(x.shape()));
+  std::copy(x.values().begin(), x.values().end(), t.acts.back().values().begin());
+  for (const Shape& s : act_shapes(x.batch()) | std::views::drop(1)) t.acts.push_back(uninitialized(s));
   t.workspaces.resize(layers_.size());
   Pass pass;
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -520,7 +527,7 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
       continue;
     }
     own_ws.emplace_back(static_cast<size_t>(n));
-    Tensor scratch(trace.acts[i + 1].shape());
+    Tensor scratch = uninitialized(trace.acts[i + 1].shape());
     Pass pass;
     layers_[i]->add_forward_keep(pass, trace.acts[i].shape(), trace.acts[i].data(), scratch.data(), own_ws.back().data());
     pass.run();
@@ -637,7 +644,7 @@ Tensor Network::backward_graph(const Trace& trace, const Tensor& seed, const Pre
         [[fallthrough]];
       case RuleKind::kGradient: {
         if (i < trace.workspaces.size() && !trace.workspaces[i].empty()) {
-          Tensor dx(x.shape());
+          Tensor dx = uninitialized(x.shape());
           Pass pass;
           layer.add_backward_keep(pass, x.shape(), x.data(), y.data(), s.data(), dx.data(), trace.workspaces[i].data());
           pass.run();
