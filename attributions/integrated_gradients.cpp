@@ -157,9 +157,11 @@ int64_t IntegratedGradients::exact_integral(const Context& context, const Batch&
       const float* g = grad.sample(i - begin);
       for (int64_t j = 0; j < m; ++j) acc[j] += g[j];
     }
-    lab::recycle(mid);
-    lab::recycle(trace.acts);
-    lab::recycle(grad);
+    if (end < total) {  // for the next chunk (lab/core/storage.h)
+      lab::recycle(mid);
+      lab::recycle(trace.acts);
+      lab::recycle(grad);
+    }
   }
   return evaluations;
 }

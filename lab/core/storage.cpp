@@ -15,14 +15,12 @@ namespace {
 
 struct Block {
   std::vector<float> values;
-  uint64_t stamp = 0;  // the request count when it came in
 };
 
 struct Cache {
   std::mutex mutex;
   std::vector<Block> blocks;  // oldest first
   size_t bytes = 0;
-  uint64_t requests = 0;
 };
 
 Cache& cache() {
@@ -36,33 +34,24 @@ Cache& cache() {
 
 bool large(size_t n) { return n * sizeof(float) >= kRecycledBytes; }
 
-// A cached block of exactly n floats holding whatever it held, or an empty vector. Blocks gone
-// stale are dropped (freed after the lock is released).
+// A cached block of exactly n floats holding whatever it held; else an empty vector, and the
+// cache is emptied (its blocks are freed after the lock is released, so the heap can serve the
+// fresh block from them).
 std::vector<float> take(size_t n) {
   Cache& c = cache();
   std::vector<float> found;
   std::vector<Block> dropped;
-  dropped.reserve(kRecycledBlocks + 1);
   std::lock_guard lock(c.mutex);
-  ++c.requests;
   for (size_t i = c.blocks.size(); i-- > 0;) {  // the newest first
     if (c.blocks[i].values.size() != n) continue;
     found = std::move(c.blocks[i].values);
     c.blocks.erase(c.blocks.begin() + static_cast<std::ptrdiff_t>(i));
     c.bytes -= n * sizeof(float);
-    break;
+    return found;
   }
-  size_t kept = 0;
-  for (size_t i = 0; i < c.blocks.size(); ++i) {
-    if (c.requests - c.blocks[i].stamp > kStaleAfter) {
-      c.bytes -= c.blocks[i].values.size() * sizeof(float);
-      dropped.push_back(std::move(c.blocks[i]));
-    } else {
-      if (kept != i) c.blocks[kept] = std::move(c.blocks[i]);
-      ++kept;
-    }
-  }
-  c.blocks.resize(kept);
+  dropped.swap(c.blocks);
+  c.blocks.reserve(kRecycledBlocks + 1);
+  c.bytes = 0;
   return found;  // `dropped` is freed after `lock` is released (reverse order of declaration)
 }
 
@@ -101,7 +90,7 @@ void recycle(Tensor& t) {
     bytes -= c.blocks[drop++].values.size() * sizeof(float);
   for (size_t i = 0; i < drop; ++i) dropped.push_back(std::move(c.blocks[i]));
   c.blocks.erase(c.blocks.begin(), c.blocks.begin() + static_cast<std::ptrdiff_t>(drop));
-  c.blocks.push_back(Block{std::move(values), c.requests});
+  c.blocks.push_back(Block{std::move(values)});
   c.bytes = bytes;
 }
 

@@ -7,9 +7,12 @@
 /// released. `recycle` hands the storage of a large tensor (at least kRecycledBytes) that the
 /// caller is done with to a small process-wide cache; `uninitialized` takes a block of exactly
 /// the requested size from it, values left as they were, and otherwise makes a fresh one. The
-/// cache holds at most kRecycledBlocks blocks and kRecycledTotal bytes (the oldest leave first),
-/// and a block not taken within kStaleAfter later requests goes back to the heap, so blocks of
-/// sizes the work no longer asks for do not pile up. Thread-safe. Tested in test_tensor.cpp.
+/// cache holds at most kRecycledBlocks blocks and kRecycledTotal bytes (the oldest leave first).
+/// A request for a size the cache does not hold empties it: the shapes of the work changed, and
+/// the heap serves the fresh block from the memory of the dropped ones instead of growing (which
+/// would cost new page faults). Work that repeats its shapes chunk after chunk (IG's path
+/// points, SmoothGrad's samples, the perturbation batches) takes every block back.
+/// Thread-safe. Tested in test_tensor.cpp.
 ///
 /// With the environment variable ATTRLAB_POISON=1, every tensor made by `uninitialized` is
 /// filled with NaN: a check that no unwritten element reaches a result (the tests and the maps
@@ -28,7 +31,6 @@ namespace lab {
 inline constexpr size_t kRecycledBytes = size_t{1} << 20;
 inline constexpr size_t kRecycledBlocks = 64;
 inline constexpr size_t kRecycledTotal = size_t{2} << 30;
-inline constexpr uint64_t kStaleAfter = 64;
 
 /// A tensor of `shape` whose values are unspecified: only for results whose every element is
 /// written before any is read (a layer's output, a gradient, a buffer filled in full).

@@ -281,26 +281,23 @@ std::vector<Tensor> lrp_add(const std::vector<const Tensor*>& xs, const Tensor& 
 // values of shapes[k]. Intermediate results live in two scratch buffers used in turn, left
 // uninitialised (every step writes its whole output): the stream is in order, so step k has
 // finished reading a buffer before step k + 2 overwrites it. The last step writes the returned
-// tensor; the scratch goes back to the storage cache (lab/core/storage.h) only after the pass
-// has waited.
+// tensor; the scratch is freed only after the pass has waited.
 template <class AddStep>
 Tensor chain(const Tensor& input, const std::vector<Shape>& shapes, AddStep add_step) {
   int64_t largest = 0;
   for (size_t k = 0; k + 1 < shapes.size(); ++k) largest = std::max(largest, numel(shapes[k]));
-  Tensor scratch[2];
-  if (shapes.size() > 1) scratch[0] = uninitialized({largest});
-  if (shapes.size() > 2) scratch[1] = uninitialized({largest});
+  std::unique_ptr<float[]> scratch[2];
+  if (shapes.size() > 1) scratch[0] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(largest));
+  if (shapes.size() > 2) scratch[1] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(largest));
   Tensor out = uninitialized(shapes.back());
   Pass pass;
   const float* in = input.data();
   for (size_t k = 0; k < shapes.size(); ++k) {
-    float* result = k + 1 == shapes.size() ? out.data() : scratch[k % 2].data();
+    float* result = k + 1 == shapes.size() ? out.data() : scratch[k % 2].get();
     add_step(pass, k, in, result);
     in = result;
   }
   pass.run();
-  recycle(scratch[0]);
-  recycle(scratch[1]);
   return out;
 }
 
