@@ -158,6 +158,7 @@ int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t max_batch,
     const int64_t end = std::min(count, begin + max_batch);
     lab::Tensor in = inputs(begin, end);
     lab::Trace trace = backprop.net->trace(in);
+    lab::recycle(in);  // the trace holds its copy; the gradient, or the next chunk's inputs, take the block
     LAB_CHECK(trace.input().batch() == end - begin, "input function made {} inputs for [{}, {})",
               trace.input().batch(), begin, end);
     const lab::Tensor seed = one_hot(trace.output(), target, begin, backprop.seed_with_output);
@@ -175,7 +176,6 @@ int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t max_batch,
     evaluations += 2 * (end - begin);
     consume(begin, trace, signal);
     if (end < count) {  // the next chunk's inputs, activations and gradient take these blocks (lab/core/storage.h)
-      lab::recycle(in);
       lab::recycle(trace.acts);
       lab::recycle(signal);
     }
