@@ -10,6 +10,7 @@
 
 #include "lab/core/error.h"
 #include "lab/core/hash.h"
+#include "lab/core/storage.h"
 #include "lab/io/image.h"
 #include "lab/io/npy.h"
 #include "lab/io/outputs.h"
@@ -155,7 +156,9 @@ int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t max_batch,
   int64_t evaluations = 0;
   for (int64_t begin = 0; begin < count; begin += max_batch) {
     const int64_t end = std::min(count, begin + max_batch);
-    const lab::Trace trace = backprop.net->trace(inputs(begin, end));
+    lab::Tensor in = inputs(begin, end);
+    lab::Trace trace = backprop.net->trace(in);
+    lab::recycle(in);  // the trace holds its copy; the gradient, or the next chunk's inputs, take the block
     LAB_CHECK(trace.input().batch() == end - begin, "input function made {} inputs for [{}, {})",
               trace.input().batch(), begin, end);
     const lab::Tensor seed = one_hot(trace.output(), target, begin, backprop.seed_with_output);
@@ -172,6 +175,10 @@ int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t max_batch,
     }
     evaluations += 2 * (end - begin);
     consume(begin, trace, signal);
+    if (end < count) {  // the next chunk's inputs, activations and gradient take these blocks (lab/core/storage.h)
+      lab::recycle(trace.acts);
+      lab::recycle(signal);
+    }
   }
   return evaluations;
 }
@@ -247,7 +254,7 @@ void check_batch(const Context& context, const Batch& batch, bool needs_seeds) {
 lab::Tensor upsample_bilinear(const lab::Tensor& maps, int64_t height, int64_t width) {
   LAB_CHECK(maps.rank() == 3, "upsample_bilinear expects N×h×w maps, got {}", lab::to_string(maps.shape()));
   const int64_t n = maps.dim(0), h = maps.dim(1), w = maps.dim(2);
-  lab::Tensor out({n, height, width});
+  lab::Tensor out = lab::uninitialized({n, height, width});
   for (int64_t i = 0; i < n; ++i) {
     const cv::Mat src(static_cast<int>(h), static_cast<int>(w), CV_32F, const_cast<float*>(maps.sample(i)));
     cv::Mat dst(static_cast<int>(height), static_cast<int>(width), CV_32F, out.sample(i));
@@ -264,7 +271,7 @@ lab::Tensor upsample_bilinear(const lab::Tensor& maps, int64_t height, int64_t w
 lab::Tensor spread_over_channels(const lab::Tensor& maps, int64_t channels) {
   LAB_CHECK(maps.rank() == 3 && channels >= 1, "spread_over_channels: maps {}", lab::to_string(maps.shape()));
   const int64_t n = maps.dim(0), plane = maps.dim(1) * maps.dim(2);
-  lab::Tensor out({n, channels, maps.dim(1), maps.dim(2)});
+  lab::Tensor out = lab::uninitialized({n, channels, maps.dim(1), maps.dim(2)});
   const float share = 1.0f / static_cast<float>(channels);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t c = 0; c < channels; ++c)

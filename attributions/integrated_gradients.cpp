@@ -6,6 +6,7 @@
 
 #include "lab/core/error.h"
 #include "lab/core/quadrature.h"
+#include "lab/core/storage.h"
 #include "attributions/linear_regions.h"
 
 namespace attributions {
@@ -97,7 +98,7 @@ int64_t IntegratedGradients::exact_integral(const Context& context, const Batch&
       const int64_t count = static_cast<int64_t>(active.size());
       lab::Shape shape = x.shape();
       shape[0] = count;
-      lab::Tensor ends(shape);
+      lab::Tensor ends = lab::uninitialized(shape);
       for (int64_t i = 0; i < count; ++i)
         std::copy(x.sample(active[static_cast<size_t>(i)]), x.sample(active[static_cast<size_t>(i)]) + m, ends.sample(i));
       const RegionStep step = next_region(net, base, ends, alpha);
@@ -133,12 +134,12 @@ int64_t IntegratedGradients::exact_integral(const Context& context, const Batch&
     const int64_t end = std::min(total, begin + context.batch);
     lab::Shape shape = x.shape();
     shape[0] = end - begin;
-    lab::Tensor mid(shape);
+    lab::Tensor mid = lab::uninitialized(shape);
     for (int64_t i = begin; i < end; ++i) {
       const Region& r = *all[static_cast<size_t>(i)];
       point_on_path(base.data(), x.sample(r.sample), static_cast<float>(0.5 * (r.a + r.b)), mid.sample(i - begin), m);
     }
-    const lab::Trace trace = net.trace(mid);
+    lab::Trace trace = net.trace(mid);
     lab::Tensor seed(trace.output().shape());
     for (int64_t i = begin; i < end; ++i) {
       const Region& r = *all[static_cast<size_t>(i)];
@@ -149,12 +150,17 @@ int64_t IntegratedGradients::exact_integral(const Context& context, const Batch&
       else
         seed.sample(i - begin)[t] = static_cast<float>(r.b - r.a);
     }
-    const lab::Tensor grad = net.gradient(trace, seed);
+    lab::Tensor grad = net.gradient(trace, seed);
     evaluations += 2 * (end - begin);
     for (int64_t i = begin; i < end; ++i) {
       double* acc = integral.data() + all[static_cast<size_t>(i)]->sample * m;
       const float* g = grad.sample(i - begin);
       for (int64_t j = 0; j < m; ++j) acc[j] += g[j];
+    }
+    if (end < total) {  // for the next chunk (lab/core/storage.h)
+      lab::recycle(mid);
+      lab::recycle(trace.acts);
+      lab::recycle(grad);
     }
   }
   return evaluations;
@@ -173,7 +179,7 @@ Result IntegratedGradients::attribute(const Context& context, const Batch& batch
   else
     r.evaluations = quadrature_integral(context, batch, base, integral);
 
-  r.attr = lab::Tensor(x.shape());
+  r.attr = lab::uninitialized(x.shape());
   for (int64_t s = 0; s < n; ++s)
     for (int64_t j = 0; j < m; ++j)
       r.attr[s * m + j] = static_cast<float>((static_cast<double>(x[s * m + j]) - base[j]) * integral[static_cast<size_t>(s * m + j)]);
@@ -202,7 +208,7 @@ int64_t IntegratedGradients::quadrature_integral(const Context& context, const B
   auto path = [&](int64_t begin, int64_t end) {
     lab::Shape shape = x.shape();
     shape[0] = end - begin;
-    lab::Tensor out(shape);
+    lab::Tensor out = lab::uninitialized(shape);
     for (int64_t i = begin; i < end; ++i) {
       point_on_path(base.data(), x.sample(i / steps), static_cast<float>(q.nodes[static_cast<size_t>(i % steps)]),
                     out.sample(i - begin), m);

@@ -4,6 +4,7 @@
 
 #include "attributions/perturbation.h"
 #include "lab/core/error.h"
+#include "lab/core/storage.h"
 #include "lab/nn/incremental.h"
 
 namespace attributions {
@@ -128,7 +129,7 @@ Result Occlusion::attribute(const Context& context, const Batch& batch) const {
           lab::Shape shape{end - begin};
           const lab::Shape s = x.sample_shape();
           shape.insert(shape.end(), s.begin(), s.end());
-          lab::Tensor inputs(shape);
+          lab::Tensor inputs = lab::uninitialized(shape);
           parallel_items(begin, end, [&](int64_t v) {
             float* dst = inputs.data() + (v - begin) * numel;
             std::copy(x.sample(v / per_sample), x.sample(v / per_sample) + numel, dst);

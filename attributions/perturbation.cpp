@@ -7,6 +7,7 @@
 #include <tbb/parallel_for.h>
 
 #include "lab/core/error.h"
+#include "lab/core/storage.h"
 
 namespace attributions {
 
@@ -123,7 +124,7 @@ std::vector<std::vector<double>> evaluate_coalitions(const lab::Network& net, co
       [&](int64_t begin, int64_t end) {
         lab::Shape shape{end - begin};
         shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
-        lab::Tensor inputs(shape);
+        lab::Tensor inputs = lab::uninitialized(shape);
         parallel_items(begin, end, [&](int64_t v) {
           const int64_t s = owner(v);
           fill_coalition(x.sample(s), baseline.data(), segments[s].labels, coalitions[s].row(v - first[s]), channels,

@@ -13,6 +13,7 @@
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 #include "lab/core/runtime.h"
+#include "lab/core/storage.h"
 
 namespace lab {
 
@@ -143,7 +144,7 @@ std::string kind_name(LayerKind kind) {
 }
 
 Tensor Layer::forward(const Tensor& x) const {
-  Tensor y(output_shape(x.shape()));
+  Tensor y = uninitialized(output_shape(x.shape()));
   Pass pass;
   add_forward(pass, x.shape(), x.data(), y.data());
   pass.run();
@@ -154,7 +155,7 @@ Tensor Layer::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) 
   const Shape out = output_shape(x.shape());
   LAB_CHECK(y.shape() == out && dy.shape() == out, "{} backward: output {} and signal {} for input {}",
             kind_name(kind()), to_string(y.shape()), to_string(dy.shape()), to_string(x.shape()));
-  Tensor dx(x.shape());
+  Tensor dx = uninitialized(x.shape());
   const int64_t ws_numel = workspace_numel(x.shape());
   Pass pass;
   if (ws_numel == 0) {
@@ -163,7 +164,7 @@ Tensor Layer::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) 
     return dx;
   }
   std::vector<float> ws(static_cast<size_t>(ws_numel));
-  Tensor y_again(out);
+  Tensor y_again = uninitialized(out);
   add_forward_keep(pass, x.shape(), x.data(), y_again.data(), ws.data());
   add_backward_keep(pass, x.shape(), x.data(), y.data(), dy.data(), dx.data(), ws.data());
   pass.run();
@@ -171,7 +172,7 @@ Tensor Layer::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy) 
 }
 
 Tensor AffineLayer::apply(const Weights& w, const Tensor& x, bool use_bias) const {
-  Tensor z(output_shape(x.shape()));
+  Tensor z = uninitialized(output_shape(x.shape()));
   Pass pass;
   add_apply(pass, w, x.shape(), x.data(), use_bias, z.data());
   pass.run();
@@ -181,7 +182,7 @@ Tensor AffineLayer::apply(const Weights& w, const Tensor& x, bool use_bias) cons
 Tensor AffineLayer::apply_transpose(const Weights& w, const Tensor& s, const Shape& input_shape) const {
   LAB_CHECK(s.shape() == output_shape(input_shape), "{} backward signal {} for input {}", kind_name(kind()),
             to_string(s.shape()), to_string(input_shape));
-  Tensor c(input_shape);
+  Tensor c = uninitialized(input_shape);
   Pass pass;
   add_apply_transpose(pass, w, input_shape, s.data(), c.data());
   pass.run();
@@ -622,7 +623,7 @@ Tensor Merge::forward(const std::vector<Tensor>& xs) const {
     shapes.push_back(x.shape());
     ptrs.push_back(x.data());
   }
-  Tensor y(merged_shape(shapes));
+  Tensor y = uninitialized(merged_shape(shapes));
   Pass pass;
   add_merge_forward(pass, shapes, ptrs, y.data());
   pass.run();
@@ -639,7 +640,7 @@ std::vector<Tensor> Merge::backward_data(const std::vector<Tensor>& xs, const Te
     ptrs.push_back(x.data());
   }
   LAB_CHECK(dy.shape() == merged_shape(shapes), "{} backward signal {}", kind_name(kind()), to_string(dy.shape()));
-  for (const Tensor& x : xs) dxs.emplace_back(x.shape());
+  for (const Tensor& x : xs) dxs.push_back(uninitialized(x.shape()));
   for (Tensor& d : dxs) outs.push_back(d.data());
   Pass pass;
   add_merge_backward(pass, shapes, ptrs, dy.data(), outs);

@@ -13,6 +13,7 @@
 #include "lab/core/quadrature.h"
 #include "lab/core/runtime.h"
 #include "lab/core/simd.h"
+#include "lab/core/storage.h"
 
 namespace lab {
 
@@ -72,7 +73,7 @@ const Tensor* part_of(const Tensor& x, Part part, std::vector<Tensor>& owned) {
   count_signs(in, n, below, above);
   if ((positive ? above : below) == 0) return nullptr;
   if ((positive ? below : above) == 0) return &x;
-  Tensor out(x.shape());
+  Tensor out = uninitialized(x.shape());
   float* o = out.data();
   if (positive)
     for (int64_t i = 0; i < n; ++i) o[i] = std::max(in[i], 0.0f);
@@ -120,7 +121,7 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
       zs.reserve(parts.size());
       Pass pass;
       for (size_t t = 0; t < parts.size(); ++t) {
-        zs.emplace_back(y.shape());
+        zs.push_back(uninitialized(y.shape()));
         layer.add_apply(pass, *weights[t], x.shape(), parts[t]->data(), t == 0 && group.bias, zs.back().data());
       }
       pass.run();
@@ -132,7 +133,7 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
       }
       zp = &z;
     }
-    Tensor s = in_place ? std::move(relevance) : Tensor(zp->shape());
+    Tensor s = in_place ? std::move(relevance) : uninitialized(zp->shape());
     lrp_quotient(zp->data(), in_place ? s.data() : relevance.data(), s.data(), s.numel(), eps);
     const float coef = static_cast<float>(group.coefficient);
     // c_t = W_tᵀ s for every term in one pass, then accumulated on the host in term order.
@@ -140,7 +141,7 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
     cs.reserve(parts.size());
     Pass pass;
     for (size_t t = 0; t < parts.size(); ++t) {
-      cs.emplace_back(x.shape());
+      cs.push_back(uninitialized(x.shape()));
       layer.add_apply_transpose(pass, *weights[t], x.shape(), s.data(), cs.back().data());
     }
     pass.run();
@@ -252,7 +253,7 @@ Tensor rescale_max_pool(const MaxPool2dParams& p, const Tensor& x, const Tensor&
 // product of two), so the multipliers are (g + g')/2 and (a + a')/2.
 std::vector<Tensor> rescale_multiply(const Tensor& a, const Tensor& g, const Tensor& ar, const Tensor& gr,
                                      const Tensor& s) {
-  std::vector<Tensor> out{Tensor(a.shape()), Tensor(g.shape())};
+  std::vector<Tensor> out{uninitialized(a.shape()), uninitialized(g.shape())};
   const int64_t k = a.sample_numel();
   for (int64_t n = 0; n < a.batch(); ++n) {
     const float *an = a.sample(n), *gn = g.sample(n), *arn = reference_row(ar, n), *grn = reference_row(gr, n);
@@ -270,7 +271,7 @@ std::vector<Tensor> rescale_multiply(const Tensor& a, const Tensor& g, const Ten
 // under LRP-ε), so Σ_k R_k = R · y / stab(y): relevance is split in proportion to each input's
 // contribution and conserved up to ε, never copied to every input.
 std::vector<Tensor> lrp_add(const std::vector<const Tensor*>& xs, const Tensor& y, const Tensor& r, float eps) {
-  Tensor q(y.shape());
+  Tensor q = uninitialized(y.shape());
   lrp_quotient(y.data(), r.data(), q.data(), q.numel(), eps);
   std::vector<Tensor> out;
   for (const Tensor* x : xs) {
@@ -376,7 +377,7 @@ Tensor chain(const Tensor& input, const std::vector<Shape>& out_shapes, const st
   const size_t steps = out_shapes.size();
   const int64_t batch = input.batch();
   const SubBatches plan = plan_sub_batches(bytes, batch);
-  Tensor out(shapes.back());
+  Tensor out = uninitialized(shapes.back());
   Scratch before, inside, after;
   std::unique_ptr<float[]> gather[2];  // whole-batch inputs and outputs of the sub-batched steps
   Pass pass;
@@ -565,9 +566,11 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     std::vector<Tensor> acts(end + 1);
     const std::vector<Shape> shapes = act_shapes(input.batch());
     acts[begin] = input;
-    for (size_t i = begin; i < end; ++i) acts[i + 1] = Tensor(shapes[i + 1]);
+    for (size_t i = begin; i < end; ++i) acts[i + 1] = uninitialized(shapes[i + 1]);
     run_nodes(acts, begin, end, nullptr);
-    return std::move(acts[end]);
+    Tensor out = std::move(acts[end]);
+    recycle(acts);
+    return out;
   }
   std::vector<Shape> shapes;
   std::vector<int64_t> bytes;
@@ -644,8 +647,9 @@ Trace Network::trace(const Tensor& x) const {
   check_input(x, 0);
   Trace t;
   t.acts.reserve(layers_.size() + 1);
-  t.acts.push_back(x);
-  for (const Shape& s : act_shapes(x.batch()) | std::views::drop(1)) t.acts.emplace_back(s);
+  t.acts.push_back(uninitialized(x.shape()));
+  std::copy(x.values().begin(), x.values().end(), t.acts.back().values().begin());
+  for (const Shape& s : act_shapes(x.batch()) | std::views::drop(1)) t.acts.push_back(uninitialized(s));
   t.workspaces.resize(layers_.size());
   run_nodes(t.acts, 0, layers_.size(), &t.workspaces);
   return t;
@@ -680,7 +684,7 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
       continue;
     }
     own_ws.emplace_back(static_cast<size_t>(n));
-    Tensor scratch(trace.acts[i + 1].shape());
+    Tensor scratch = uninitialized(trace.acts[i + 1].shape());
     Pass pass;
     layers_[i]->add_forward_keep(pass, trace.acts[i].shape(), trace.acts[i].data(), scratch.data(), own_ws.back().data());
     pass.run();
@@ -807,7 +811,7 @@ Tensor Network::backward_graph(const Trace& trace, const Tensor& seed, const Pre
         [[fallthrough]];
       case RuleKind::kGradient: {
         if (i < trace.workspaces.size() && !trace.workspaces[i].empty()) {
-          Tensor dx(x.shape());
+          Tensor dx = uninitialized(x.shape());
           Pass pass;
           layer.add_backward_keep(pass, x.shape(), x.data(), y.data(), s.data(), dx.data(), trace.workspaces[i].data());
           pass.run();

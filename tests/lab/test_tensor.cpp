@@ -1,11 +1,15 @@
 // lab::Tensor (lab/core/tensor.h): row-major N×C×H×W indexing, slices, stacks and
-// concatenations as copies in batch order, reshapes that keep the values, the finiteness check.
+// concatenations as copies in batch order, reshapes that keep the values, the finiteness check;
+// uninitialised tensors and the storage cache (lab/core/storage.h).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <numeric>
 
+#include "lab/core/storage.h"
 #include "lab/core/tensor.h"
 
 namespace {
@@ -69,4 +73,47 @@ TEST_CASE("tensor: fill and the finiteness check") {
   t.fill(2.0f);
   CHECK(t.all_finite());
   CHECK(t.values() == std::vector<float>(9, 2.0f));
+}
+
+TEST_CASE("storage: a recycled block comes back for a tensor of its size; another size empties the cache") {
+  // 2 × 512 × 512 floats = 2 MiB, above kRecycledBytes; the test runs on one thread.
+  const lab::Shape big{2, 1, 512, 512};
+  REQUIRE(static_cast<size_t>(lab::numel(big)) * sizeof(float) >= lab::kRecycledBytes);
+  const bool poisoned = std::getenv("ATTRLAB_POISON") != nullptr;
+
+  lab::Tensor a = iota(big);
+  const float* block = a.data();
+  lab::recycle(a);
+  CHECK(a.empty());
+  CHECK(a.shape().empty());
+  CHECK(lab::recycled_blocks() >= 1);
+  const size_t held = lab::recycled_blocks();
+  CHECK(lab::recycled_bytes() >= static_cast<size_t>(lab::numel(big)) * sizeof(float));
+
+  // Its own size takes it, with the old values (no zero-fill).
+  lab::Tensor b = lab::uninitialized(big);
+  CHECK(b.shape() == big);
+  CHECK(b.data() == block);
+  CHECK(lab::recycled_blocks() == held - 1);
+  if (poisoned)
+    CHECK(std::isnan(b[12345]));
+  else
+    CHECK(b[12345] == 12345.0f);
+
+  // Small tensors are never cached.
+  lab::Tensor small = iota({4});
+  lab::recycle(small);
+  CHECK(small.empty());
+  CHECK(lab::recycled_blocks() == held - 1);
+  CHECK(lab::uninitialized({4}).numel() == 4);
+
+  // A size the cache does not hold empties it; a fresh large tensor is zero, as the heap gives it.
+  lab::recycle(b);
+  CHECK(lab::recycled_blocks() == held);
+  const lab::Tensor other = lab::uninitialized({3, 1, 512, 512});
+  CHECK(other.shape() == lab::Shape{3, 1, 512, 512});
+  CHECK(lab::recycled_blocks() == 0);
+  CHECK(lab::recycled_bytes() == 0);
+  const lab::Tensor fresh = lab::uninitialized(big);
+  if (!poisoned) CHECK(std::all_of(fresh.data(), fresh.data() + fresh.numel(), [](float v) { return v == 0.0f; }));
 }
