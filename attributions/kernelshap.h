@@ -20,7 +20,8 @@
 /// sample leaves it singular). Every pixel of superpixel k gets φ_k, spread evenly over the input
 /// channels. Parameters as LIME's (segmentation keys, baseline, output) plus `samples` (2048,
 /// near the shap package's 2M + 2048 for few superpixels) and `paired` (on).
-/// Cost: 2 + (2^M − 2 or `samples`) evaluations per sample, in chunks of Context::batch.
+/// Cost: one evaluation per distinct coalition, at most 2 + (2^M − 2 or `samples`) per sample, in
+/// chunks of Context::batch (a coalition drawn again reuses its value).
 /// Tested in test_perturbation_kernelshap.cpp: with all coalitions enumerated it equals the
 /// Shapley values computed by brute force over all subsets (v(S) from the network) on nonlinear
 /// models with five superpixels, with and without softmax; with sampling the error falls as the

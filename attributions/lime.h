@@ -18,7 +18,8 @@
 /// for switched-off superpixels (zero | background | R,G,B | file; Captum's default is zero);
 /// `output` probability (default: LIME explains class probabilities) | logit.
 /// Random draws: per sample from Batch::seeds (lab::Rng, lab/core/random.h), so a map depends only on its
-/// sample and seed. Cost: `samples` evaluations per sample, in chunks of Context::batch.
+/// sample and seed. Cost: one evaluation per distinct coalition, at most `samples` (and 2^M) per
+/// sample, in chunks of Context::batch (a coalition drawn again reuses its value).
 /// Tested in test_perturbation_lime.cpp: weighted_ridge is exact on additive data without
 /// penalty and equals the normal equations with one; with the `oracle` segmentation on the
 /// multi-color-sum network the unpenalised logit surrogate is exactly logit_scale × the winning

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <string_view>
+#include <unordered_map>
 
 #include <tbb/parallel_for.h>
 
 #include "lab/core/error.h"
 #include "lab/core/storage.h"
+#include "lab/nn/layers.h"
 
 namespace attributions {
 
@@ -58,13 +61,18 @@ void Sgd::step(std::vector<double>& theta, const std::vector<double>& grad) {
   started_ = true;
 }
 
-int64_t run_forward(const lab::Network& net, int64_t count, int64_t max_batch, const InputFn& inputs,
-                    const TargetFn& target, const OutputsFn& consume) {
+namespace {
+
+/// run_forward of layers [first, net.size()): `inputs` makes activations of node first − 1 (the
+/// network input for first = 0).
+int64_t forward_chunks(const lab::Network& net, size_t first, int64_t count, int64_t max_batch, const InputFn& inputs,
+                       const TargetFn& target, const OutputsFn& consume) {
   LAB_CHECK(max_batch >= 1, "batch {}", max_batch);
   std::vector<double> outputs;
   for (int64_t begin = 0; begin < count; begin += max_batch) {
     const int64_t end = std::min(count, begin + max_batch);
-    const lab::Tensor y = net.forward(inputs(begin, end));
+    const lab::Tensor chunk = inputs(begin, end);
+    const lab::Tensor y = first == 0 ? net.forward(chunk) : net.forward_range(first, net.size(), chunk);
     LAB_CHECK(y.batch() == end - begin, "input function made {} inputs for [{}, {})", y.batch(), begin, end);
     const int64_t units = y.sample_numel();
     outputs.resize(static_cast<size_t>(end - begin));
@@ -76,6 +84,55 @@ int64_t run_forward(const lab::Network& net, int64_t count, int64_t max_batch, c
     consume(begin, outputs);
   }
   return count;
+}
+
+/// Whether node l reads only node l − 1's output (the input for l = 0) and computes each pixel's
+/// values from that pixel's values alone: a ReLU, a BatchNorm, or a 1×1 Conv2d of stride 1
+/// without padding.
+bool pointwise(const lab::Network& net, size_t l) {
+  if (net.inputs(l) != std::vector<size_t>{l}) return false;
+  const lab::Layer& layer = net.layer(l);
+  switch (layer.kind()) {
+    case lab::LayerKind::kReLU:
+    case lab::LayerKind::kBatchNorm:
+      return true;
+    case lab::LayerKind::kConv2d: {
+      const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(layer).params();
+      return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
+    }
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+int64_t run_forward(const lab::Network& net, int64_t count, int64_t max_batch, const InputFn& inputs,
+                    const TargetFn& target, const OutputsFn& consume) {
+  return forward_chunks(net, 0, count, max_batch, inputs, target, consume);
+}
+
+size_t coalition_cut(const lab::Network& net) {
+  if (net.input_shape().size() != 3) return 0;
+  size_t prefix = 0;
+  while (prefix < net.size() && pointwise(net, prefix)) ++prefix;
+  // Per pixel: a value filled in costs about as much as 4 multiply-adds of a 1×1 conv.
+  const auto channels = [&](size_t act) { return act == 0 ? net.input_shape()[0] : net.shape_after(act - 1)[1]; };
+  size_t best = 0;
+  int64_t best_cost = 0;
+  for (size_t act = 0; act <= std::min(prefix, net.size() - 1); ++act) {
+    int64_t cost = 4 * channels(act);
+    for (size_t l = act; l < prefix; ++l)
+      if (net.layer(l).kind() == lab::LayerKind::kConv2d) {
+        const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(net.layer(l)).params();
+        cost += p.in_channels / p.groups * p.out_channels;
+      }
+    if (act == 0 || cost <= best_cost) {  // ties: the later activation, fewer layers per coalition
+      best = act;
+      best_cost = cost;
+    }
+  }
+  return net.is_cut(best) ? best : 0;
 }
 
 void parallel_items(int64_t begin, int64_t end, const std::function<void(int64_t)>& body) {
@@ -92,9 +149,14 @@ void fill_coalition(const float* x, const float* baseline, const cv::Mat& labels
                     int64_t channels, float* out) {
   const int64_t plane = static_cast<int64_t>(labels.rows) * labels.cols;
   const int32_t* label = labels.ptr<int32_t>(0);
+  // Which pixels keep x, looked up once for all channels.
+  thread_local std::vector<uint8_t> keep;
+  keep.resize(static_cast<size_t>(plane));
+  for (int64_t p = 0; p < plane; ++p) keep[static_cast<size_t>(p)] = z[label[p]];
   for (int64_t c = 0; c < channels; ++c) {
     const int64_t offset = c * plane;
-    for (int64_t p = 0; p < plane; ++p) out[offset + p] = z[label[p]] ? x[offset + p] : baseline[offset + p];
+    for (int64_t p = 0; p < plane; ++p)
+      out[offset + p] = keep[static_cast<size_t>(p)] ? x[offset + p] : baseline[offset + p];
   }
 }
 
@@ -107,39 +169,70 @@ std::vector<std::vector<double>> evaluate_coalitions(const lab::Network& net, co
   const int64_t n = x.batch();
   LAB_CHECK(static_cast<int64_t>(segments.size()) == n && static_cast<int64_t>(coalitions.size()) == n,
             "segments/coalitions per sample");
-  // Virtual input v belongs to sample owner[v] as its coalition v − first[owner[v]].
+  // Each sample's distinct coalitions, in order of first appearance: distinct[s] holds the row of
+  // each, slot[s][i] the distinct coalition that row i repeats. Equal rows make equal inputs, and a
+  // sample's output does not depend on the other inputs of its network call, so a repeated row
+  // takes the value its first appearance was given, bit for bit.
+  std::vector<std::vector<int64_t>> distinct(static_cast<size_t>(n)), slot(static_cast<size_t>(n));
+  parallel_items(0, n, [&](int64_t s) {
+    const Coalitions& c = coalitions[static_cast<size_t>(s)];
+    const auto bytes = static_cast<size_t>(c.features);
+    std::unordered_map<std::string_view, int64_t> seen;
+    seen.reserve(static_cast<size_t>(c.count()));
+    auto& d = distinct[static_cast<size_t>(s)];
+    auto& sl = slot[static_cast<size_t>(s)];
+    sl.resize(static_cast<size_t>(c.count()));
+    for (int64_t i = 0; i < c.count(); ++i) {
+      const std::string_view row(reinterpret_cast<const char*>(c.row(i)), bytes);
+      const auto [it, fresh] = seen.try_emplace(row, static_cast<int64_t>(d.size()));
+      if (fresh) d.push_back(i);
+      sl[static_cast<size_t>(i)] = it->second;
+    }
+  });
+  // Virtual input v belongs to sample owner[v] as its distinct coalition v − first[owner[v]].
   std::vector<int64_t> first(static_cast<size_t>(n) + 1, 0);
-  for (int64_t s = 0; s < n; ++s) first[s + 1] = first[s] + coalitions[s].count();
+  for (int64_t s = 0; s < n; ++s) first[s + 1] = first[s] + static_cast<int64_t>(distinct[s].size());
   const int64_t total = first[n];
   auto owner = [&](int64_t v) {
     return static_cast<int64_t>(std::upper_bound(first.begin(), first.end(), v) - first.begin()) - 1;
   };
-  std::vector<std::vector<double>> out(static_cast<size_t>(n));
-  for (int64_t s = 0; s < n; ++s) out[s].resize(static_cast<size_t>(coalitions[s].count()));
-  const lab::Shape sample_shape = x.sample_shape();
-  const int64_t numel = x.sample_numel();
-  const int64_t channels = x.dim(1);
-  evaluations += run_forward(
-      net, total, max_batch,
+  std::vector<double> values(static_cast<size_t>(total));
+  // The inputs are assembled at activation `cut`, from x and the baseline carried through the
+  // pixel-wise layers before it (once per sample, not once per coalition).
+  const size_t cut = total > 0 ? coalition_cut(net) : 0;
+  const lab::Shape x_shape = x.sample_shape();
+  lab::Shape baseline_shape{1};
+  baseline_shape.insert(baseline_shape.end(), x_shape.begin(), x_shape.end());
+  const lab::Tensor from = cut == 0 ? x : net.forward_range(0, cut, x);
+  const lab::Tensor base = cut == 0 ? baseline : net.forward_range(0, cut, baseline.reshaped(baseline_shape));
+  LAB_CHECK(from.rank() == 4 && from.dim(2) == x.dim(2) && from.dim(3) == x.dim(3), "coalitions cut at a {} activation",
+            lab::to_string(from.shape()));
+  const lab::Shape sample_shape = from.sample_shape();
+  const int64_t numel = from.sample_numel();
+  const int64_t channels = from.dim(1);
+  evaluations += forward_chunks(
+      net, cut, total, max_batch,
       [&](int64_t begin, int64_t end) {
         lab::Shape shape{end - begin};
         shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
         lab::Tensor inputs = lab::uninitialized(shape);
         parallel_items(begin, end, [&](int64_t v) {
           const int64_t s = owner(v);
-          fill_coalition(x.sample(s), baseline.data(), segments[s].labels, coalitions[s].row(v - first[s]), channels,
+          fill_coalition(from.sample(s), base.data(), segments[s].labels,
+                         coalitions[s].row(distinct[s][static_cast<size_t>(v - first[s])]), channels,
                          inputs.data() + (v - begin) * numel);
         });
         return inputs;
       },
       [&](int64_t v) { return target[static_cast<size_t>(owner(v))]; },
       [&](int64_t begin, const std::vector<double>& outputs) {
-        for (size_t i = 0; i < outputs.size(); ++i) {
-          const int64_t v = begin + static_cast<int64_t>(i);
-          const int64_t s = owner(v);
-          out[s][static_cast<size_t>(v - first[s])] = outputs[i];
-        }
+        std::copy(outputs.begin(), outputs.end(), values.begin() + begin);
       });
+  std::vector<std::vector<double>> out(static_cast<size_t>(n));
+  for (int64_t s = 0; s < n; ++s) {
+    out[s].resize(static_cast<size_t>(coalitions[s].count()));
+    for (size_t i = 0; i < out[s].size(); ++i) out[s][i] = values[static_cast<size_t>(first[s] + slot[s][i])];
+  }
   return out;
 }
 

@@ -100,9 +100,27 @@ struct Coalitions {
 void fill_coalition(const float* x, const float* baseline, const cv::Mat& labels, const uint8_t* z,
                     int64_t channels, float* out);
 
+/// The activation at which evaluate_coalitions assembles its inputs (0 = the network input): a
+/// coalition input takes each pixel's values from x or from the baseline, so through leading
+/// layers that compute every pixel from that pixel alone (ReLU, BatchNorm, 1×1 Conv2d of stride
+/// 1 without padding; a chain) the activation of a coalition input is, pixel by pixel, that of x
+/// or that of the baseline. Among the activations of that prefix the one is taken whose filling
+/// (4 per channel) plus the remaining prefix's multiply-adds (per pixel) cost least; 0 when the
+/// input is not C×H×W or no layer qualifies. Multi-color-sum's colour detector (every layer
+/// before the accumulator, >90% of a forward pass) is such a prefix.
+size_t coalition_cut(const lab::Network& net);
+
 /// f_t of every coalition of every sample: result[n][i] is output[target[n]] for x_n with
-/// coalition i of coalitions[n]. One virtual batch over the whole batch (see the file comment);
-/// `evaluations` is increased by the network evaluations spent.
+/// coalition i of coalitions[n]. One virtual batch over the whole batch (see the file comment)
+/// holding each sample's distinct coalitions once: a row that repeats an earlier row of the same
+/// sample takes its value (the same input, evaluated in another chunk), so with few superpixels
+/// (2^M rows at most) far fewer inputs are evaluated than drawn. `evaluations` is
+/// increased by the network evaluations spent: the distinct coalitions. x_n and the baseline go
+/// through the layers before coalition_cut(net) once; each coalition is filled in at that
+/// activation and only the layers after it run per coalition. Every value is computed by the
+/// same layers on the same values as in a full pass of each coalition alone: on the lab's designed
+/// networks (integer and dyadic weights) the outputs are bit-identical to those passes, on others
+/// equal to float rounding (as an input's output in chunks of other sizes).
 std::vector<std::vector<double>> evaluate_coalitions(const lab::Network& net, const lab::Tensor& x,
                                                      const lab::Tensor& baseline,
                                                      const std::vector<Segments>& segments,

@@ -10,6 +10,8 @@
 #include <numeric>
 #include <utility>
 
+#include <time.h>
+
 #include <opencv2/core.hpp>
 
 #include "attributions/common.h"
@@ -189,6 +191,12 @@ ScoreStage::ScoreStage(const datasets::DataDir& data, const lab::Network& net,
   context_.batch = batch;
 }
 
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
 Scores ScoreStage::score(const std::string& model, const std::string& method, int64_t begin, int64_t end,
                          const lab::Tensor& attr, const std::vector<int64_t>& target, const Explainer& explain,
                          const ScoredMethod& method_record) const {
@@ -222,8 +230,10 @@ Scores ScoreStage::score(const std::string& model, const std::string& method, co
   Scores out;
   for (const auto& metric : metrics_) {
     const auto started = std::chrono::steady_clock::now();
+    const double cpu_started = process_cpu_seconds();
     const MetricOutput output = metric->evaluate_samples(context, scored);
     out.metric_seconds[metric->label()] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    out.metric_cpu_seconds[metric->label()] = process_cpu_seconds() - cpu_started;
     for (const MetricRow& r : output.rows) out.rows.push_back({model, r.sample, method, metric->label(), r.variant, r.value});
     // Group the points into curves (sample, variant), keeping their order, then resample.
     std::vector<std::pair<std::string, std::string>> keys;

@@ -117,8 +117,12 @@ class AttributeStage {
 struct Scores {
   std::vector<ResultRow> rows;    ///< per-sample rows (no "all" rows)
   std::vector<CurveRow> curves;   ///< curves of more than 101 points resampled (resample_curve)
-  nlohmann::json metric_seconds = nlohmann::json::object();
+  nlohmann::json metric_seconds = nlohmann::json::object();      ///< wall seconds per metric label
+  nlohmann::json metric_cpu_seconds = nlohmann::json::object();  ///< CPU seconds of the process (all threads)
 };
+
+/// CPU seconds the process has used so far, all threads together (CLOCK_PROCESS_CPUTIME_ID).
+double process_cpu_seconds();
 
 /// Metrics bound to a data directory and its network.
 class ScoreStage {

@@ -118,8 +118,10 @@ fs::path outside_maps_dir(const Experiment& e, const MethodSpec& spec, const Mod
 UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSpec& spec, const AttributeStage& stage,
                     const Unit& unit, const fs::path& out, int64_t grid_rows, int rank) {
   const auto started = std::chrono::steady_clock::now();
+  const double cpu_started = process_cpu_seconds();
   const AttributedUnit maps = stage.run(unit.begin, unit.end);
   const auto attributed = std::chrono::steady_clock::now();
+  const double cpu_attributed = process_cpu_seconds();
   if (e.save_maps) stage.save_maps(maps, out / "maps" / state.spec->label / spec.slug);
   const std::string& model = state.spec->label;
   // Maps read from files cannot be re-made for perturbed inputs: no explainer for them.
@@ -144,7 +146,9 @@ UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSp
                {"samples", r.samples},
                {"evaluations", r.evaluations},
                {"method-seconds", std::chrono::duration<double>(attributed - started).count()},
-               {"metric-seconds", scores.metric_seconds}};
+               {"metric-seconds", scores.metric_seconds},
+               {"method-cpu-seconds", cpu_attributed - cpu_started},
+               {"metric-cpu-seconds", scores.metric_cpu_seconds}};
   if (rank >= 0) done["rank"] = rank;  // the MPI rank that computed it
   lab::write_json(out / (unit.stem.string() + ".done"), done);
   return r;

@@ -10,7 +10,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh
+# Only what the main job needs: the attrlab command and the Python module (scripts/test.sh
+# builds the test suites and benchmarks too).
+bash scripts/setup.sh attrlab _attrlab
 
 scale=default
 for arg in "$@"; do

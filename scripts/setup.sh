@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the missing Debian 12 build dependencies (only those missing), then configures and
-# builds attrlab (Release) into build/. Safe to run again: nothing is installed twice and the
-# build is incremental. Runs as root, without questions.
+# builds attrlab (Release) into build/: every target, or only the targets given as arguments.
+# Safe to run again: nothing is installed twice and the build is incremental. Runs as root,
+# without questions.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,7 +33,9 @@ if ((${#missing[@]} > 0)); then
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3
-cmake --build build -j"$(nproc)"
+# Arguments name the targets to build (scripts/main.sh: the command and the Python module);
+# without any, everything is built, the test suites and benchmarks included.
+cmake --build build -j"$(nproc)" ${1:+--target "$@"}
 
 # Debian's python3 imports attrlab from build/python (the package and its extension) through a
 # .pth file in its site directory.

@@ -72,7 +72,9 @@ TEST_CASE("LIME with the oracle segmentation on multi-color-sum: the winning pat
     const auto method = ptest::make("lime", {{"segmentation", "oracle"}, {"output", "logit"}, {"alpha", "0"},
                                              {"baseline", "background"}, {"samples", "200"}});
     const attributions::Result r = method->attribute(e.context, e.batch);
-    CHECK(r.evaluations == 400);
+    // 200 coalitions drawn per sample over 5 segments (4 patches and the background): at most
+    // 2^5 distinct ones, each evaluated once.
+    CHECK(r.evaluations <= 2 * 32);
     for (size_t s = 0; s < 2; ++s) {
       CAPTURE(s);
       const std::vector<double> beta = segment_values(e, s, r.attr);
