@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -155,6 +156,11 @@ std::string signed_fixed(double value, int decimals) {
 void Table::add(std::vector<std::string> row) {
   LAB_CHECK(row.size() == columns.size(), "table {}: row of {} cells, {} columns", id, row.size(), columns.size());
   rows.push_back(std::move(row));
+}
+
+void Table::align_labels(size_t labels) {
+  align.assign(columns.size(), Align::kRight);
+  std::fill_n(align.begin(), std::min(labels, align.size()), Align::kLeft);
 }
 
 std::string to_markdown(const Table& table) {

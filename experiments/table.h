@@ -77,6 +77,9 @@ struct Table {
 
   /// Appends a row; its size must equal columns.size() (LAB_CHECK).
   void add(std::vector<std::string> row);
+  /// Aligns the first `labels` columns left (names) and the others right (numbers); call once the
+  /// columns are set.
+  void align_labels(size_t labels);
 };
 
 /// GitHub-flavoured Markdown: "### title", a blank line, the pipe table with columns padded to

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <numbers>
 #include <numeric>
 #include <tuple>
 
@@ -226,6 +227,48 @@ void draw_marker(plstream& pls, size_t i, double x, double y, double scale = 0.9
   PLFLT px = x, py = y;
   pls.string(1, &px, &py, series_marker(i).c_str());
   pls.schr(kCharMm, 1.0);
+}
+
+/// One marker of a scatter panel: style and world position.
+struct ScatterPoint {
+  size_t style;
+  double x, y;
+};
+
+/// Draws a scatter panel's markers. Markers of different series that fall on the same spot would
+/// hide each other (two methods with the same value), so each such group is drawn on a small circle
+/// around the spot, with a thin grey spoke from the spot to each marker; markers of one series on
+/// one spot are drawn once (they hide nothing), a lone marker stays where it is. `ux`, `uy`: world
+/// units per pixel of the panel.
+void draw_scatter(plstream& pls, const std::vector<ScatterPoint>& points, double ux, double uy) {
+  constexpr double kSame = 3.0, kMarker = 11.0;  // pixels: "the same spot", a marker's width
+  std::vector<bool> taken(points.size(), false);
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (taken[i]) continue;
+    std::vector<size_t> members = {i};  // first point of each style on i's spot, in input order
+    for (size_t j = i + 1; j < points.size(); ++j) {
+      if (taken[j] || std::hypot((points[j].x - points[i].x) / ux, (points[j].y - points[i].y) / uy) >= kSame) continue;
+      taken[j] = true;
+      if (std::none_of(members.begin(), members.end(), [&](size_t m) { return points[m].style == points[j].style; }))
+        members.push_back(j);
+    }
+    const ScatterPoint& spot = points[i];
+    if (members.size() == 1) {
+      draw_marker(pls, spot.style, spot.x, spot.y, 1.0);
+      continue;
+    }
+    const double n = static_cast<double>(members.size());
+    const double radius = std::max(kMarker, n * kMarker / (2.0 * std::numbers::pi));
+    for (size_t k = 0; k < members.size(); ++k) {
+      const double angle = std::numbers::pi / 2.0 + 2.0 * std::numbers::pi * static_cast<double>(k) / n;
+      const double x = spot.x + radius * std::cos(angle) * ux, y = spot.y + radius * std::sin(angle) * uy;
+      pls.col0(kMid);
+      pls.width(0.6);
+      pls.join(spot.x, spot.y, x, y);
+      pls.width(1.0);
+      draw_marker(pls, points[members[k]].style, x, y, 1.0);
+    }
+  }
 }
 
 /// "Nice" axis limits around [lo, hi].
@@ -629,6 +672,7 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
           pls.lsty(1);
         }
       }
+      std::vector<ScatterPoint> scatter;
       for (size_t n = 0; n < panel.series.size(); ++n) {
         const Series& s = panel.series[n];
         const size_t style = static_cast<size_t>(style_of.at(s.label));
@@ -640,7 +684,7 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
         }
         if (px.empty()) continue;
         if (panel.points) {
-          for (size_t j = 0; j < px.size(); ++j) draw_marker(pls, style, px[j], py[j], 1.0);
+          for (size_t j = 0; j < px.size(); ++j) scatter.push_back({style, px[j], py[j]});
           continue;
         }
         series_style(pls, style);
@@ -657,6 +701,7 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
           draw_marker(pls, style, px[j], py[j]);
         }
       }
+      draw_scatter(pls, scatter, (xhi - xlo) / panel_w, (ymax - ymin) / panel_h);
       // Fixed-point tick labels with as many decimals as the tick spacing needs (PLplot would
       // otherwise factor out a power of ten into a label that collides with the title).
       auto decimals_for = [](double range) {

@@ -23,7 +23,8 @@
 /// - draw_curves: line plots of mean curves per method (Insertion/Deletion: Fig. 9; Sensitivity-N:
 ///   Fig. 18, 20, 21), linear or logarithmic x, each line with its method's colour and marker;
 ///   panels with the same `y_group` share the y range (small multiples). A panel with `points`
-///   is a scatter (every point its series' marker, no line), with `diagonal` a dashed y = x.
+///   is a scatter (every point its series' marker, no line; markers of different series on one spot
+///   are spread on a small circle around it, joined to it by grey spokes), with `diagonal` a dashed y = x.
 /// Series styles: style i is colour series_palette()[i mod 17] with marker
 /// series_markers()[i mod 12], so 17 methods get distinct colours and every pair (colour, marker)
 /// is distinct for the first 204; the report gives each method its index in the experiment, so a

@@ -513,8 +513,7 @@ class ReportBuilder {
     prf.columns = {"Method"};
     for (const std::string& k : kinds)
       for (const char* q : {"Precision", "Recall", "F1"}) prf.columns.push_back(fmt::format("{} ({})", q, k));
-    prf.align.assign(prf.columns.size(), Align::kRight);
-    prf.align[0] = Align::kLeft;
+    prf.align_labels(1);
     for (const std::string& method : methods) {
       std::vector<std::string> row = {method + (is_smooth(method, "positive") ? " †" : "")};
       for (const std::string& k : kinds)
@@ -536,8 +535,7 @@ class ReportBuilder {
       for (double g : gammas) test.columns.push_back(fmt::format("γ={} ({})", fixed(g, 1), k));
     }
     test.columns.push_back("Paper's verdicts (agree?)");
-    test.align.assign(test.columns.size(), Align::kRight);
-    test.align[0] = Align::kLeft;
+    test.align_labels(1);
     test.align.back() = Align::kLeft;
     int agree = 0, stated = 0;
     std::vector<std::string> disagreements;
@@ -749,8 +747,7 @@ class ReportBuilder {
     values.columns = {"Method"};
     for (const Measure& m : all)
       values.columns.push_back(fmt::format("{} ({})", m.label, direction(m) == Direction::kHigherIsBetter ? "↑" : "↓"));
-    values.align.assign(values.columns.size(), Align::kRight);
-    values.align[0] = Align::kLeft;
+    values.align_labels(1);
     for (const std::string& method : methods) {
       std::vector<std::string> row = {method};
       for (const Measure& m : all) row.push_back(fixed(rows_.mean(model, method, m.metric, m.variant), 4));
@@ -767,8 +764,7 @@ class ReportBuilder {
       table.columns.push_back(m.label + " (ours)");
       table.columns.push_back(m.label + " (paper)");
     }
-    table.align.assign(table.columns.size(), Align::kRight);
-    table.align[0] = Align::kLeft;
+    table.align_labels(1);
     std::vector<std::vector<double>> theirs(all.size(), std::vector<double>(methods.size(), kNaN));
     for (size_t i = 0; i < methods.size(); ++i) {
       std::vector<std::string> row = {methods[i]};
@@ -906,8 +902,7 @@ class ReportBuilder {
     table.columns = {study.value("row-header", "Model")};
     for (const Measure& m : compare)
       for (const char* w : {"ours", "95% interval", "paper", "diff."}) table.columns.push_back(fmt::format("{} ({})", m.label, w));
-    table.align.assign(table.columns.size(), Align::kRight);
-    table.align[0] = Align::kLeft;
+    table.align_labels(1);
     std::vector<std::vector<double>> our(study.at("rows").size());
     std::vector<std::string> row_labels, inside, outside;
     std::vector<std::vector<CurvePanel>> model_panels;
@@ -1096,8 +1091,7 @@ class ReportBuilder {
       ag.columns.push_back(model + " 95% interval");
       ag.columns.push_back(model + " methods");
     }
-    ag.align.assign(ag.columns.size(), Align::kRight);
-    ag.align[0] = Align::kLeft;
+    ag.align_labels(1);
     std::vector<TruthAgreement> truth;
     for (const std::string& model : models)
       truth.push_back(agreement_with_truth(in_.rows, model, methods_of(study, model), measures, variant_of(reference),
@@ -1158,8 +1152,7 @@ class ReportBuilder {
     for (const Measure& m : compare)
       for (const char* w : {"ours", "paper", "diff."})
         table.columns.push_back(fmt::format("{} {} ({})", m.label, direction(m) == Direction::kHigherIsBetter ? "↑" : "↓", w));
-    table.align.assign(table.columns.size(), Align::kRight);
-    table.align[0] = Align::kLeft;
+    table.align_labels(1);
     std::vector<std::string> text_parts;
     for (const std::string& method : methods) {
       std::vector<std::string> row = {method};
@@ -1392,15 +1385,13 @@ class ReportBuilder {
       est.columns.push_back(x.label);
       est.columns.push_back(fmt::format("|{} − exact|", e.label));
     }
-    est.align.assign(est.columns.size(), Align::kRight);
-    for (int i = 0; i < 3; ++i) est.align[static_cast<size_t>(i)] = Align::kLeft;
+    est.align_labels(3);
     Table summary;
     summary.id = stem + "-estimator-error";
     summary.title = fmt::format("Estimator error per model over every (method, image) pair (tolerance {})", fixed(tolerance, 2));
     summary.columns = {"Model", "Assumption 4.10", "Measure", "pairs", "mean |estimate − exact|",
                        fmt::format("within {}", fixed(tolerance, 2)), "ρ (method ranking)"};
-    summary.align.assign(summary.columns.size(), Align::kRight);
-    for (int i = 0; i < 3; ++i) summary.align[static_cast<size_t>(i)] = Align::kLeft;
+    summary.align_labels(3);
     CurveFigure scatter;
     scatter.title = "Per-image estimate against the exact value (dashed: estimate = exact)";
     scatter.columns = 2;
@@ -1493,16 +1484,14 @@ class ReportBuilder {
       edits.title = fmt::format("Minimal Hausdorff distance between the scaled mean curves of the original, Remove and Introduce maps on {} (Table 1)", model);
       edits.columns = {"Original", "Scheme"};
       for (const Measure& m : curves) edits.columns.push_back(m.label);
-      edits.align.assign(edits.columns.size(), Align::kRight);
-      edits.align[0] = edits.align[1] = Align::kLeft;
+      edits.align_labels(2);
       Table truth;
       truth.id = stem + "-edits-truth";
       truth.title = fmt::format("What each edit changed, by the exact values and by the metrics (edited − original, mean over images, {})", model);
       truth.columns = {"Edit", pairs[0].second.label, pairs[1].second.label, pairs[0].first.label, pairs[1].first.label};
       for (const Measure& m : curves)
         if (m.metric != pairs[0].first.metric && m.metric != pairs[1].first.metric) truth.columns.push_back(m.label);
-      truth.align.assign(truth.columns.size(), Align::kRight);
-      truth.align[0] = Align::kLeft;
+      truth.align_labels(1);
       CurveFigure figure;
       figure.title = fmt::format("Mean curves of original, Remove (R) and Introduce (I) maps on {}", model);
       figure.columns = static_cast<int>(curves.size());
@@ -1663,21 +1652,18 @@ class ReportBuilder {
     iso.columns = {"Model", "Mask", fmt::format("{} ({})", pf.label, direction(pf) == Direction::kHigherIsBetter ? "↑" : "↓"),
                    fmt::format("{} of {}", pf.label, good), fmt::format("beats {} on", good), reference.label,
                    fmt::format("{} of {}", reference.label, good)};
-    iso.align.assign(iso.columns.size(), Align::kRight);
-    iso.align[0] = iso.align[1] = Align::kLeft;
+    iso.align_labels(2);
     Table refs;
     refs.id = stem + "-reference-pixel-flipping";
     refs.title = "Pixel flipping in the method's order against reference pixel flipping (a random n of its top N)";
     refs.columns = {"Model", "Method", "area, own order on [0, N/P]", "area, reference order on [0, N/P]", "reference faster",
                     fmt::format("{} ({})", pf.label, direction(pf) == Direction::kHigherIsBetter ? "↑" : "↓"), reference.label};
-    refs.align.assign(refs.columns.size(), Align::kRight);
-    refs.align[0] = refs.align[1] = Align::kLeft;
+    refs.align_labels(2);
     Table points;
     points.id = stem + "-pointing-game";
     points.title = fmt::format("{} against {}", pg.label, reference.label);
     points.columns = {"Model", "Method", pg.label, reference.label};
-    points.align.assign(points.columns.size(), Align::kRight);
-    points.align[0] = points.align[1] = Align::kLeft;
+    points.align_labels(2);
     CurveFigure curves;
     curves.title = "Mean pixel-flipping curves: each method's order and the reference order (random n of its top N)";
     curves.columns = 2;
@@ -1826,15 +1812,13 @@ class ReportBuilder {
       scores.columns.push_back(fmt::format("{} ({})", m.label, direction(m) == Direction::kHigherIsBetter ? "↑" : "↓"));
       scores.columns.push_back("rank");
     }
-    scores.align.assign(scores.columns.size(), Align::kRight);
-    scores.align[0] = scores.align[1] = Align::kLeft;
+    scores.align_labels(2);
     Table wins;
     wins.id = stem + "-uninformed-wins";
     wins.title = fmt::format("Share of images on which an uninformed map scores strictly better than {}", versus);
     wins.columns = {"Model", "Uninformed map"};
     for (const Measure& m : all) wins.columns.push_back(m.label);
-    wins.align.assign(wins.columns.size(), Align::kRight);
-    wins.align[0] = wins.align[1] = Align::kLeft;
+    wins.align_labels(2);
     ViolinFigure violins;
     violins.title = "Per-image scores of real and uninformed maps";
     violins.columns = 3;
