@@ -266,7 +266,8 @@ TEST_CASE("graph export: every node type, a shared module and a final softmax re
   CHECK(layers[9]["padding"] == nlohmann::json::array({1, 1}));
   // A chain's record has neither field (its archive is unchanged).
   const lab::Network chain = make_env("single-color-modulo", {"size=32"})->build_network();
-  for (const auto& l : lab::architecture_json(chain)["layers"]) CHECK_FALSE((l.contains("inputs") || l.contains("shares")));
+  const nlohmann::json chain_record = lab::architecture_json(chain);  // a range-for over a temporary's member would dangle
+  for (const auto& l : chain_record["layers"]) CHECK_FALSE((l.contains("inputs") || l.contains("shares")));
   // A final softmax that does not read the node before it has no logits to name.
   lab::Network odd({3});
   odd.add("l", std::make_shared<lab::Linear>(tensor({3, 3}, -1, 1), lab::Tensor()));
