@@ -415,7 +415,8 @@ std::vector<std::string> tiny16(const std::string& name) {
   std::vector<std::string> o = tiny(name);
   for (std::string& item : o)
     if (item == "size=32") item = "size=16";
-  for (const json& m : load_config(name).at("methods"))
+  const json config = load_config(name);  // a range-for over a temporary's member would dangle
+  for (const json& m : config.at("methods"))
     if (m.value("name", "") == "edited" && m.at("params").value("base", "") == "integrated-gradients")
       o.push_back("methods." + m.at("label").get<std::string>() + ".params.steps=4");
   return o;
