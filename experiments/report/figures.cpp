@@ -657,7 +657,16 @@ std::vector<fs::path> draw_curves(const CurveFigure& figure, const fs::path& ste
         xhi = yhi = std::max(xhi, yhi);
         std::tie(xlo, xhi) = padded(xlo, xhi);
       }
-      const auto [ymin, ymax] = padded(ylo, yhi);
+      auto [ymin, ymax] = padded(ylo, yhi);
+      if (panel.points) {  // room inside the frame for markers spread around a shared spot (draw_scatter)
+        const double px = 24.0;
+        double grow_x = (xhi - xlo) * px / (panel_w - 2 * px), grow_y = (ymax - ymin) * px / (panel_h - 2 * px);
+        if (panel.diagonal) grow_x = grow_y = std::max(grow_x, grow_y);  // the axes keep one range
+        xlo -= grow_x;
+        xhi += grow_x;
+        ymin -= grow_y;
+        ymax += grow_y;
+      }
       cv.text(x0 + panel_w / 2.0, y0 - 8, panel.title, 0.5, 0.0, 0.9);
       cv.viewport(x0, y0, x0 + panel_w, y0 + panel_h);
       pls.wind(xlo, xhi, ymin, ymax);
