@@ -358,9 +358,12 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
       }
     }
     session->broadcast(status);
-    if (status != "0") {  // rank 0 reports the error
+    if (status != "0") {
+      // Rank 0 reports the error and its exit code is the job's. The other ranks end quietly
+      // with 0: mpirun kills every rank as soon as one exits non-zero, and a worker exiting
+      // first with rank 0's code could kill rank 0 before it printed its line.
       session.reset();
-      std::exit(std::stoi(status));
+      std::exit(0);
     }
     if (worker) check_experiment(e);
   }

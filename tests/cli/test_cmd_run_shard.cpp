@@ -6,6 +6,7 @@
 // seeds or versions, and missing or duplicate units, in one line naming the directory, exit 2,
 // writing nothing; bad --shard values exit 1.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -265,7 +266,18 @@ TEST_CASE("4 MPI ranks on 2 cores give a run byte-identical to a 1-process run; 
   const fs::path out = scratch() / "mpi";
   // One thread per rank (ATTRLAB_THREADS), no core binding, more ranks than cores; root needs
   // --allow-run-as-root.
-  const std::string mpirun = std::string(ATTRLAB_MPIEXEC) +
+  // Under scripts/sanitize.sh the ranks run without leak checking (every other check stays on):
+  // Open MPI's MCA components, unloaded at MPI_Finalize, leave allocations that LeakSanitizer
+  // reports from `<unknown module>`, which no suppression can name.
+  std::string asan_env;
+  if (const char* asan = std::getenv("ASAN_OPTIONS")) {
+    std::string options = asan;
+    if (const size_t at = options.find("detect_leaks=1"); at != std::string::npos) {
+      options.replace(at, 14, "detect_leaks=0");
+      asan_env = "ASAN_OPTIONS='" + options + "' ";
+    }
+  }
+  const std::string mpirun = asan_env + std::string(ATTRLAB_MPIEXEC) +
                              " --allow-run-as-root --oversubscribe --bind-to none -n 4 -x ATTRLAB_THREADS=1 -x "
                              "OMP_NUM_THREADS=1 " +
                              clitest::binary() + " run " + kStudy + " --mpi";
@@ -287,7 +299,10 @@ TEST_CASE("4 MPI ranks on 2 cores give a run byte-identical to a 1-process run; 
   CHECK(differences(single, out) == std::vector<std::string>{});
 
   // Refused on rank 0 (a finished run without --resume): one line of attrlab's, every rank ends.
-  CHECK(std::system((mpirun + " --out " + out.string() + " >" + log.string() + " 2>&1").c_str()) != 0);
+  // The job's exit code is rank 0's (1, a usage error): the other ranks end with 0.
+  const int refused = std::system((mpirun + " --out " + out.string() + " >" + log.string() + " 2>&1").c_str());
+  CHECK(WIFEXITED(refused));
+  CHECK(WEXITSTATUS(refused) == 1);
   const std::string text = lab::read_text(log);
   size_t errors = 0;
   for (size_t at = text.find("attrlab: error: "); at != std::string::npos; at = text.find("attrlab: error: ", at + 1)) ++errors;
