@@ -2,17 +2,12 @@
 
 #include <cmath>
 
+#include "datasets/gray.h"
 #include "lab/core/error.h"
 
 namespace datasets {
 
 namespace {
-
-void check_image(const cv::Mat& image, int64_t size) {
-  if (image.type() != CV_8UC1 || image.rows != size || image.cols != size)
-    lab::fail("image is {}x{} with {} channel(s) of {} bits; expected {}x{} gray (1 channel of 8 bits)", image.cols,
-              image.rows, image.channels(), image.elemSize1() * 8, size, size);
-}
 
 // ⌊√v⌋ for v >= 0, exact.
 int64_t isqrt(int64_t v) {
@@ -87,16 +82,11 @@ lab::Network SingleColorModuloEnvironment::build_network() const {
 lab::Shape SingleColorModuloEnvironment::input_shape() const { return {1, params_.model.size, params_.model.size}; }
 
 lab::Tensor SingleColorModuloEnvironment::to_input(const cv::Mat& image) const {
-  check_image(image, params_.model.size);
-  lab::Tensor x({1, params_.model.size, params_.model.size});
-  for (int y = 0; y < image.rows; ++y)
-    for (int xx = 0; xx < image.cols; ++xx)
-      x[static_cast<int64_t>(y) * image.cols + xx] = static_cast<float>(image.at<uint8_t>(y, xx)) / 255.0f;
-  return x;
+  return gray_input(image, params_.model.size);
 }
 
 int64_t SingleColorModuloEnvironment::predicted_label(const float* output_row) const {
-  return static_cast<int64_t>(std::lround(output_row[0]));
+  return rounded_label(output_row);
 }
 
 std::map<std::string, std::string> SingleColorModuloEnvironment::default_layers() const {
@@ -104,7 +94,7 @@ std::map<std::string, std::string> SingleColorModuloEnvironment::default_layers(
 }
 
 cv::Mat SingleColorModuloEnvironment::pixel_classes(const cv::Mat& image) const {
-  check_image(image, params_.model.size);
+  check_gray_image(image, params_.model.size);
   cv::Mat classes(image.rows, image.cols, CV_32SC1, cv::Scalar(-1));
   for (int y = 0; y < image.rows; ++y)
     for (int x = 0; x < image.cols; ++x) {

@@ -2,17 +2,12 @@
 
 #include <cmath>
 
+#include "datasets/gray.h"
 #include "lab/core/error.h"
 
 namespace datasets {
 
 namespace {
-
-void check_image(const cv::Mat& image, int64_t size) {
-  if (image.type() != CV_8UC1 || image.rows != size || image.cols != size)
-    lab::fail("image is {}x{} with {} channel(s) of {} bits; expected {}x{} gray (1 channel of 8 bits)", image.cols,
-              image.rows, image.channels(), image.elemSize1() * 8, size, size);
-}
 
 // 1 on white pixels, 0 on black ones; another value throws naming the pixel.
 cv::Mat white_map(const cv::Mat& image) {
@@ -83,16 +78,11 @@ Sample TrapEnvironment::generate(uint64_t seed, int64_t index) const {
 lab::Network TrapEnvironment::build_network() const { return networks::make_trap(trap_, params_.model).network; }
 
 lab::Tensor TrapEnvironment::to_input(const cv::Mat& image) const {
-  check_image(image, params_.model.size);
-  lab::Tensor x(input_shape());
-  for (int y = 0; y < image.rows; ++y)
-    for (int xx = 0; xx < image.cols; ++xx)
-      x[static_cast<int64_t>(y) * image.cols + xx] = static_cast<float>(image.at<uint8_t>(y, xx)) / 255.0f;
-  return x;
+  return gray_input(image, params_.model.size);
 }
 
 int64_t TrapEnvironment::predicted_label(const float* output_row) const {
-  return static_cast<int64_t>(std::lround(output_row[0]));
+  return rounded_label(output_row);
 }
 
 std::map<std::string, std::string> TrapEnvironment::default_layers() const {
@@ -100,7 +90,7 @@ std::map<std::string, std::string> TrapEnvironment::default_layers() const {
 }
 
 cv::Mat TrapEnvironment::pixel_classes(const cv::Mat& image) const {
-  check_image(image, params_.model.size);
+  check_gray_image(image, params_.model.size);
   const cv::Mat w = white_map(image);
   cv::Mat classes(image.rows, image.cols, CV_32SC1, cv::Scalar(-1));
   classes.setTo(0, w == 1);
@@ -117,7 +107,7 @@ int64_t TrapEnvironment::label_from_counts(const std::vector<int64_t>& counts) c
 }
 
 int64_t TrapEnvironment::score(const cv::Mat& image) const {
-  check_image(image, params_.model.size);
+  check_gray_image(image, params_.model.size);
   const lab::Tensor gt = ground_truth(image, 0);
   double total = 0.0;  // the ground truth sums to the score (up to the rounding of thirds)
   for (int64_t i = 0; i < gt.numel(); ++i) total += gt[i];
@@ -125,7 +115,7 @@ int64_t TrapEnvironment::score(const cv::Mat& image) const {
 }
 
 lab::Tensor TrapEnvironment::ground_truth(const cv::Mat& image, int64_t) const {
-  check_image(image, params_.model.size);
+  check_gray_image(image, params_.model.size);
   const cv::Mat w = white_map(image);
   const int side = image.rows;
   lab::Tensor gt({params_.model.size, params_.model.size});
