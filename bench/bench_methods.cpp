@@ -22,8 +22,6 @@
 //   --filter T   only the methods whose row label contains T
 #include <fmt/core.h>
 
-#include <time.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -40,33 +38,8 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-struct Timing {
-  double cpu = 0;   ///< CPU seconds
-  double wall = 0;  ///< wall-clock seconds
-};
-
-/// Median CPU and wall seconds of `work` over `runs` runs (no warm-up here).
-Timing median_time(const std::function<void()>& work, int runs) {
-  std::vector<double> cpu, wall;
-  for (int i = 0; i < runs; ++i) {
-    const double c0 = cpu_seconds();
-    const auto t0 = Clock::now();
-    work();
-    wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    cpu.push_back(cpu_seconds() - c0);
-  }
-  std::sort(cpu.begin(), cpu.end());
-  std::sort(wall.begin(), wall.end());
-  return {cpu[cpu.size() / 2], wall[wall.size() / 2]};
-}
+using bench::median_time;
+using bench::Timing;
 
 struct Entry {
   std::string name;

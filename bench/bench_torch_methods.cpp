@@ -11,8 +11,6 @@
 //   bench_torch_methods --out DIR [--size S] [--images N] [--threads T] [--only ROW,ROW]
 #include <fmt/core.h>
 
-#include <time.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -26,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attributions/method.h"
+#include "bench/bench_model.h"
 #include "datasets/environment.h"
 #include "experiments/metrics/insertion_deletion.h"
 #include "lab/core/error.h"
@@ -35,38 +34,15 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-struct Timing {
-  double wall = 0;  ///< wall-clock seconds
-  double cpu = 0;   ///< CPU seconds of the process (every thread)
-};
-
 /// Median wall and CPU seconds of `work` after one warm-up call: at least 3 runs, more while
 /// under 2 s; work that takes over a second is timed once after the warm-up.
-Timing seconds_of(const std::function<void()>& work) {
-  const auto w0 = Clock::now();
+bench::Timing seconds_of(const std::function<void()>& work) {
+  const auto w0 = std::chrono::steady_clock::now();
   work();
-  const bool long_run = std::chrono::duration<double>(Clock::now() - w0).count() > 1.0;
-  std::vector<double> wall, cpu;
-  const auto start = Clock::now();
-  while (wall.empty() || (!long_run && (wall.size() < 3 || (wall.size() < 15 && std::chrono::duration<double>(
-                                                                                     Clock::now() - start).count() < 2.0)))) {
-    const double c0 = cpu_seconds();
-    const auto t0 = Clock::now();
-    work();
-    wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    cpu.push_back(cpu_seconds() - c0);
-  }
-  std::sort(wall.begin(), wall.end());
-  std::sort(cpu.begin(), cpu.end());
-  return {wall[wall.size() / 2], cpu[cpu.size() / 2]};
+  const bool long_run = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count() > 1.0;
+  return bench::median_time(work, [long_run](size_t runs, double seconds) {
+    return !long_run && (runs < 3 || (runs < 15 && seconds < 2.0));
+  });
 }
 
 struct Row {
@@ -96,37 +72,25 @@ int main(int argc, char** argv) {
     if (out.empty()) lab::fail_parameter("--out DIR is required");
     std::filesystem::create_directories(out);
 
-    lab::Options options = lab::Options::parse({"size=" + std::to_string(size)}, "-o");
-    const auto env = datasets::make_environment("multi-color-sum", options);
-    const lab::Network net = env->build_network();
+    // The model at `size` (32 inputs per network call), the images (data seed 1), their designed
+    // targets and patches.
+    const bench::Model model(32, size);
+    const auto& env = model.env;
+    const lab::Network& net = model.net;
+    const attributions::Context& context = model.context;
     const lab::Shape in = env->input_shape();
     const int64_t plane = in[1] * in[2];
-
-    // The images (data seed 1), their designed targets and patches.
-    attributions::Batch batch;
     std::vector<lab::Tensor> xs;
+    const attributions::Batch batch = model.batch(images, xs);
     lab::Tensor targets({images}), segments({images, in[1], in[2]});
     for (int64_t i = 0; i < images; ++i) {
-      const datasets::Sample s = env->generate(1, i);
-      xs.push_back(env->to_input(s.image));
-      batch.target.push_back(env->target_output(s.label));
-      batch.seeds.push_back(static_cast<uint64_t>(i));
-      cv::Mat seg;
-      s.patches.convertTo(seg, CV_32S);
-      batch.segments.push_back(seg);
-      targets[i] = static_cast<float>(batch.target.back());
+      targets[i] = static_cast<float>(batch.target[static_cast<size_t>(i)]);
+      const cv::Mat& seg = batch.segments[static_cast<size_t>(i)];
       for (int64_t p = 0; p < plane; ++p) segments[i * plane + p] = static_cast<float>(seg.at<int32_t>(static_cast<int>(p)));
     }
-    batch.x = lab::Tensor::stack(xs);
     lab::write_npy(out / "inputs.npy", batch.x);
     lab::write_npy(out / "targets.npy", targets);
     lab::write_npy(out / "segments.npy", segments);
-
-    attributions::Context context;
-    context.net = &net;
-    context.background = env->background();
-    context.layers = env->default_layers();
-    context.batch = 32;
 
     // The curves order pixels by a map of distinct values (a fixed permutation per image), so the
     // order has no ties and both frameworks perturb the same pixels at every step.
@@ -168,7 +132,7 @@ int main(int argc, char** argv) {
                              {"batch", context.batch}};
     for (const Row& row : rows) {
       if (!only.empty() && ("," + only + ",").find("," + row.name + ",") == std::string::npos) continue;
-      Timing seconds;
+      bench::Timing seconds;
       int64_t evaluations = 0;
       if (!row.method.empty()) {
         lab::Options p = lab::Options::parse(row.params, "-p");
