@@ -101,6 +101,10 @@ struct Backprop {
   InputFn reference_inputs;
   /// Called with each chunk's reference trace when reference_inputs is set (e.g. to read f(x')).
   std::function<void(int64_t begin, const lab::Trace& reference)> on_reference;
+  /// Also hand the last chunk's activations and gradient to lab::recycle (every chunk's but the
+  /// last always are): for a caller that runs the same shapes again right after, such as an
+  /// optimisation's next iteration, whose first chunk then takes the blocks back.
+  bool recycle_last = false;
 };
 
 /// Runs trace + backward over `count` inputs, at most `chunk` per network call, calling `consume`

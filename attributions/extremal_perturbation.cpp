@@ -13,6 +13,7 @@
 #include "attributions/perturbation.h"
 #include "lab/core/error.h"
 #include "lab/core/simd.h"
+#include "lab/core/storage.h"
 
 namespace attributions {
 
@@ -149,9 +150,9 @@ void BasicSmoothMask<T>::columns(int64_t ix, int64_t& u0, int64_t& t0, int64_t& 
 }
 
 template <typename T>
-std::vector<T> BasicSmoothMask<T>::exponentials(const std::vector<double>& p) const {
+void BasicSmoothMask<T>::exponentials(const std::vector<double>& p, std::vector<T>& table) const {
   const int64_t classes = static_cast<int64_t>(weights_.size());
-  std::vector<T> table(p.size() * weights_.size());
+  table.resize(p.size() * weights_.size());
   const T c = static_cast<T>(kColdness);
   tbb::parallel_for(int64_t{0}, grid_h_, [&](int64_t iy) {
     T* row = &table[static_cast<size_t>(iy * grid_w_ * classes)];
@@ -161,17 +162,28 @@ std::vector<T> BasicSmoothMask<T>::exponentials(const std::vector<double>& p) co
     cv::Mat m(1, static_cast<int>(grid_w_ * classes), cv_depth<T>(), row);
     cv::exp(m, m);
   });
-  return table;
 }
 
 template <typename T>
 std::vector<T> BasicSmoothMask<T>::generate(const std::vector<double>& p, State* state) const {
+  State own;
+  std::vector<T> mask;
+  generate(p, state ? *state : own, mask);
+  return mask;
+}
+
+template <typename T>
+void BasicSmoothMask<T>::generate(const std::vector<double>& p, State& state, std::vector<T>& mask) const {
   LAB_CHECK(static_cast<int64_t>(p.size()) == grid_h_ * grid_w_, "{} mask parameters", p.size());
   for (double v : p) LAB_CHECK(v >= 0.0 && v <= 1.0, "mask parameter {} outside [0, 1]", v);
   const size_t pixels = static_cast<size_t>(out_h_ * out_w_);
-  std::vector<T> num(pixels), den(pixels);
+  std::vector<T>& num = state.num;
+  std::vector<T>& den = state.den;
+  num.assign(pixels, T(0));
+  den.resize(pixels);  // every value is set before the taps are added
   const int64_t bands = ceil_div(out_h_, step_), classes = static_cast<int64_t>(weights_.size());
-  std::vector<T> table = exponentials(p);
+  exponentials(p, state.table);
+  const std::vector<T>& table = state.table;
   tbb::parallel_for(int64_t{0}, bands, [&](int64_t b) {
     const int64_t uy0 = b * step_, rows = std::min(step_, out_h_ - uy0);
     for (int64_t uy = uy0; uy < uy0 + rows; ++uy)
@@ -194,31 +206,39 @@ std::vector<T> BasicSmoothMask<T>::generate(const std::vector<double>& p, State*
       }
     }
   });
-  std::vector<T> mask(pixels);
-  if (state) {
-    state->p = p;
-    state->unclamped.resize(pixels);
-  }
+  mask.resize(pixels);
+  state.p = p;
+  state.unclamped.resize(pixels);
   for (size_t u = 0; u < pixels; ++u) {
     const T v = num[u] / den[u];
-    if (state) state->unclamped[u] = v;
+    state.unclamped[u] = v;
     mask[u] = std::clamp(v, T(0), T(1));
   }
-  if (state) {
-    state->den = std::move(den);
-    state->table = std::move(table);
-  }
-  return mask;
 }
 
 template <typename T>
 std::vector<double> BasicSmoothMask<T>::backward(const State& state, const std::vector<T>& grad_mask) const {
+  std::vector<T> g, h;
+  std::vector<double> grad;
+  backward(state, grad_mask, g, h, grad);
+  return grad;
+}
+
+template <typename T>
+void BasicSmoothMask<T>::backward(State& state, const std::vector<T>& grad_mask, std::vector<double>& grad) const {
+  backward(state, grad_mask, state.g, state.h, grad);
+}
+
+template <typename T>
+void BasicSmoothMask<T>::backward(const State& state, const std::vector<T>& grad_mask, std::vector<T>& g,
+                                  std::vector<T>& h, std::vector<double>& grad) const {
   const size_t pixels = static_cast<size_t>(out_h_ * out_w_);
   LAB_CHECK(grad_mask.size() == pixels && state.unclamped.size() == pixels, "mask gradient of {} values", grad_mask.size());
   // ∂ smax/∂a_k = E_k/D · (1 + c(a_k − smax)), ∂a_k/∂p_j = w_k, so with G = g/D (0 where the
   // clamp holds) and H = G·(1 − c·smax): ∂/∂p_j = Σ E·w·H + c·p_j·Σ E·w²·G over j's patch.
   const T c = static_cast<T>(kColdness);
-  std::vector<T> g(pixels), h(pixels);
+  g.resize(pixels);
+  h.resize(pixels);
   for (size_t u = 0; u < pixels; ++u) {
     const T v = state.unclamped[u];
     const bool live = grad_mask[u] != T(0) && v >= T(0) && v <= T(1);
@@ -226,7 +246,7 @@ std::vector<double> BasicSmoothMask<T>::backward(const State& state, const std::
     h[u] = g[u] * (T(1) - c * v);
   }
   const int64_t bands = ceil_div(out_h_, step_), classes = static_cast<int64_t>(weights_.size());
-  std::vector<double> grad(state.p.size(), 0.0);
+  grad.assign(state.p.size(), 0.0);
   tbb::parallel_for(int64_t{0}, grid_h_, [&](int64_t iy) {
     std::vector<T> acc1(static_cast<size_t>(span_)), acc2(static_cast<size_t>(span_));
     for (int64_t ix = 0; ix < grid_w_; ++ix) {
@@ -253,7 +273,6 @@ std::vector<double> BasicSmoothMask<T>::backward(const State& state, const std::
       grad[static_cast<size_t>(j)] = s1 + kColdness * state.p[static_cast<size_t>(j)] * s2;
     }
   });
-  return grad;
 }
 
 template class BasicSmoothMask<float>;
@@ -264,15 +283,26 @@ double area_loss(const std::vector<T>& mask, double area, std::type_identity_t<s
   const size_t n = mask.size();
   const size_t zeros = static_cast<size_t>(static_cast<double>(n) * (1.0 - area));
   // Which values the sorted reference r_a pairs with 0: the `zeros` smallest, ties by position.
+  // With v the zeros-th smallest value, they are every value below v and the first values equal
+  // to v (by position) up to the count: v is selected on a copy of the values alone.
   std::vector<uint8_t> one(n, 1);
   if (zeros > 0) {
-    std::vector<uint32_t> order(n);
-    std::iota(order.begin(), order.end(), 0u);
-    const auto before = [&](uint32_t a, uint32_t b) { return mask[a] < mask[b] || (mask[a] == mask[b] && a < b); };
-    if (zeros < n) std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(zeros), order.end(), before);
-    for (size_t r = 0; r < zeros; ++r) one[order[r]] = 0;
+    std::vector<T> values(mask);
+    std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(zeros - 1), values.end());
+    const T v = values[zeros - 1];
+    size_t below = 0;
+    for (size_t i = 0; i < n; ++i) below += mask[i] < v ? 1 : 0;
+    size_t equal = zeros - below;  // how many values equal to v are selected, the first ones
+    for (size_t i = 0; i < n; ++i) {
+      if (mask[i] < v) {
+        one[i] = 0;
+      } else if (mask[i] == v && equal > 0) {
+        one[i] = 0;
+        --equal;
+      }
+    }
   }
-  if (grad) grad->assign(n, T(0));
+  if (grad) grad->resize(n);
   double loss = 0;
   for (size_t i = 0; i < n; ++i) {
     const double d = static_cast<double>(mask[i]) - static_cast<double>(one[i]);
@@ -352,8 +382,11 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
   for (float& v : inv_unit) v = 1.0f / v;
   std::vector<std::vector<double>> p(static_cast<size_t>(n), std::vector<double>(np, 1.0));
   std::vector<Sgd> sgd(static_cast<size_t>(n), Sgd(np, params_.lr, params_.momentum, params_.momentum));
-  std::vector<std::vector<float>> full(static_cast<size_t>(n));
+  // Per sample, kept across iterations: the mask, the generator's state and scratch, the mask's
+  // gradient and the parameters' gradient.
+  std::vector<std::vector<float>> full(static_cast<size_t>(n)), g_mask(static_cast<size_t>(n));
   std::vector<SmoothMask::State> state(static_cast<size_t>(n));
+  std::vector<std::vector<double>> g_p(static_cast<size_t>(n));
   lab::Tensor inputs(x.shape()), grad(x.shape());
   Backprop bp{.net = &net};
   double lambda = params_.area_weight;
@@ -372,10 +405,10 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
   };
   for (int64_t t = 0; t < params_.iterations; ++t) {
     const bool flip = params_.jitter && t % 2 == 0;
-    for (int64_t s = 0; s < n; ++s) {
-      full[s] = generator.generate(p[s], &state[s]);
+    parallel_items(0, n, [&](int64_t s) {
+      generator.generate(p[s], state[s], full[s]);
       for (size_t u = 0; u < full[s].size(); ++u) full[s][u] = std::min(1.0f, full[s][u] * inv_unit[u]);
-    }
+    });
     parallel_items(0, n * height, [&](int64_t row) {
       const int64_t s = row / height, y = row % height;
       const auto& pyr = pyramid[s];
@@ -391,15 +424,23 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
         }
       }
     });
+    bp.recycle_last = t + 1 < params_.iterations;  // the next iteration takes this one's blocks
     r.evaluations += run_backprop(
-        bp, n, context.batch, [&](int64_t b, int64_t e) { return inputs.slice(b, e); },
+        bp, n, context.batch,
+        [&](int64_t b, int64_t e) {
+          lab::Shape shape = inputs.shape();
+          shape[0] = e - b;
+          lab::Tensor chunk = lab::uninitialized(std::move(shape));
+          std::copy(inputs.sample(b), inputs.sample(b) + (e - b) * numel, chunk.data());
+          return chunk;
+        },
         [&](int64_t i) { return batch.target[static_cast<size_t>(i)]; },
         [&](int64_t begin, const lab::Trace&, const lab::Tensor& signal) {
           std::copy(signal.values().begin(), signal.values().end(), grad.data() + begin * numel);
         });
     parallel_items(0, n, [&](int64_t s) {
       // ∂E/∂m = −∂f/∂m + λ ∂R/∂m on the full mask; the image occupies its centre.
-      std::vector<float> g_full;
+      std::vector<float>& g_full = g_mask[s];
       area_loss(full[s], params_.area, &g_full);
       const float scale = static_cast<float>(lambda);
       for (float& v : g_full) v *= scale;
@@ -422,8 +463,8 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
       // Through m = min(1, S/S(1)): no gradient where the ratio exceeds 1, else scaled by 1/S(1).
       for (size_t u = 0; u < g_full.size(); ++u)
         g_full[u] = static_cast<double>(state[s].unclamped[u]) * inv_unit[u] > 1.0 ? 0.0f : g_full[u] * inv_unit[u];
-      const std::vector<double> g_p = generator.backward(state[s], g_full);
-      sgd[s].step(p[s], g_p);
+      generator.backward(state[s], g_full, g_p[s]);
+      sgd[s].step(p[s], g_p[s]);
       for (double& v : p[s]) v = std::clamp(v, 0.0, 1.0);
     });
     lambda *= params_.area_weight_growth;

@@ -117,20 +117,28 @@ class BasicSmoothMask {
   int64_t out_w() const { return out_w_; }
   /// Top-left offset of the image inside the full mask.
   int64_t margin() const { return margin_; }
-  /// What the backward pass needs of a forward pass.
+  /// What the backward pass needs of a forward pass, and the scratch of both passes (kept so
+  /// that an optimisation reusing one State allocates nothing per iteration).
   struct State {
     std::vector<double> p;
     std::vector<T> unclamped, den;  ///< the smooth max before clamping, and Σ E, per pixel
     std::vector<T> table;           ///< E per parameter and distinct weight
+    std::vector<T> num, g, h;       ///< scratch: Σ a·E (forward), G and H (backward), per pixel
   };
   /// Full mask, clamped to [0, 1]; `state` (if given) receives what `backward` needs.
   std::vector<T> generate(const std::vector<double>& p, State* state = nullptr) const;
+  /// The same into `mask`, reusing the buffers of `state` and `mask`.
+  void generate(const std::vector<double>& p, State& state, std::vector<T>& mask) const;
   /// Gradient w.r.t. p of a loss whose gradient w.r.t. the full clamped mask is `grad_mask`.
   std::vector<double> backward(const State& state, const std::vector<T>& grad_mask) const;
+  /// The same into `grad`, with the scratch of `state`.
+  void backward(State& state, const std::vector<T>& grad_mask, std::vector<double>& grad) const;
 
  private:
+  void backward(const State& state, const std::vector<T>& grad_mask, std::vector<T>& g, std::vector<T>& h,
+                std::vector<double>& grad) const;
   /// E = exp(c(p_j·w − 1)) for every parameter j and distinct weight w: table[j·classes + k].
-  std::vector<T> exponentials(const std::vector<double>& p) const;
+  void exponentials(const std::vector<double>& p, std::vector<T>& table) const;
   /// Columns [t0, t1) of the patch that land inside the mask for parameter column ix; u0 is the
   /// mask column of t = 0.
   void columns(int64_t ix, int64_t& u0, int64_t& t0, int64_t& t1) const;

@@ -3,6 +3,8 @@
 // chunk/thread invariance.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <numeric>
 
 #include "attributions/extremal_perturbation.h"
 #include "test_perturbation_util.h"
@@ -80,6 +82,20 @@ TEST_CASE("smooth masks: shape, range, and the analytic gradient against central
   CHECK(mask_gap < 1e-5);
   CHECK(grad_gap < 1e-4 * grad_scale);
 
+  // The buffer-reusing calls the method makes per iteration give the same bytes as fresh calls,
+  // whatever the State and buffers held before (another mask, its gradient).
+  attributions::SmoothMask::State reused;
+  std::vector<float> reused_mask(3, 2.0f), g_f(g.begin(), g.end());
+  std::vector<double> reused_grad(5, 7.0);
+  single.generate(std::vector<double>(p.size(), 1.0), reused, reused_mask);
+  single.backward(reused, std::vector<float>(mask_f.size(), 0.5f), reused_grad);
+  single.generate(p, reused, reused_mask);
+  single.backward(reused, g_f, reused_grad);
+  REQUIRE(reused_mask.size() == mask_f.size());
+  CHECK(std::memcmp(reused_mask.data(), mask_f.data(), mask_f.size() * sizeof(float)) == 0);
+  REQUIRE(reused_grad.size() == grad_f.size());
+  CHECK(std::memcmp(reused_grad.data(), grad_f.data(), grad_f.size() * sizeof(double)) == 0);
+
   CHECK_THROWS_WITH_AS(attributions::SmoothMask(32, 32, 7, 1.0), doctest::Contains("mask-sigma"), lab::Error);
 }
 
@@ -101,6 +117,44 @@ TEST_CASE("area loss: zero at its reference vector, and its gradient against cen
     const double up = attributions::area_loss(q, area, nullptr);
     q[i] -= 2e-7;
     CHECK(grad[i] == doctest::Approx((up - attributions::area_loss(q, area, nullptr)) / 2e-7).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("area loss: the same bytes as pairing a stable sort with the reference vector, ties included") {
+  // The definition: sort the values stably (ties by position), pair the first (1 − a)|m| with 0
+  // and the rest with 1. Masks with many exact ties (0, 1 and a few levels, as clamped masks
+  // have) and with distinct values; the loss and every gradient value must be equal bit for bit.
+  std::mt19937 rng(11);
+  for (const size_t n : {size_t{1}, size_t{7}, size_t{100}, size_t{6761}}) {
+    for (const double area : {0.1, 0.5, 0.97}) {
+      for (const int levels : {2, 5, 0}) {
+        std::vector<float> m(n);
+        for (float& v : m) {
+          const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+          v = levels > 0 ? static_cast<float>(std::floor(u * levels) / (levels - 1 > 0 ? levels - 1 : 1)) : static_cast<float>(u);
+          v = std::min(v, 1.0f);
+        }
+        std::vector<uint32_t> order(n);
+        std::iota(order.begin(), order.end(), 0u);
+        std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return m[a] < m[b]; });
+        const size_t zeros = static_cast<size_t>(static_cast<double>(n) * (1.0 - area));
+        std::vector<double> ref(n, 1.0);
+        for (size_t r = 0; r < zeros; ++r) ref[order[r]] = 0.0;
+        double loss = 0;
+        std::vector<float> expected(n);
+        for (size_t i = 0; i < n; ++i) {
+          const double d = static_cast<double>(m[i]) - ref[i];
+          loss += d * d;
+          expected[i] = static_cast<float>(2.0 * d / static_cast<double>(n));
+        }
+        std::vector<float> grad(3, 5.0f);  // a used buffer: every value must be overwritten
+        CAPTURE(n);
+        CAPTURE(area);
+        CAPTURE(levels);
+        CHECK(attributions::area_loss(m, area, &grad) == loss / static_cast<double>(n));
+        CHECK(std::memcmp(grad.data(), expected.data(), n * sizeof(float)) == 0);
+      }
+    }
   }
 }
 
