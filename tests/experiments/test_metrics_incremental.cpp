@@ -99,3 +99,54 @@ TEST_CASE("steps of far-apart pixels run pixel by pixel, bit-identical to full r
   }
 }
 
+
+TEST_CASE("paths from the activation after the pixel-wise layers equal paths from the input and full passes") {
+  // Multi-color-sum's colour detector (its first 10 layers) is pixel-wise: the evaluator starts
+  // its paths there. Deletion and insertion orders, single- and many-pixel steps, restore steps.
+  for (const int64_t size : {int64_t{16}, int64_t{32}}) {
+    CAPTURE(size);
+    lab::Options options = lab::Options::parse({"size=" + std::to_string(size)}, "-o");
+    const auto env = datasets::make_environment("multi-color-sum", options);
+    const lab::Network net = env->build_network();
+    const datasets::Sample sample = env->generate(4, 1);
+    const lab::Tensor x = env->to_input(sample.image);
+    const int64_t hw = sample.gt.numel();
+    PerturbationPath path;
+    path.start = x;
+    path.source = lab::Tensor(x.shape(), 0.0f);
+    path.order.resize(static_cast<size_t>(hw));
+    std::iota(path.order.begin(), path.order.end(), 0);
+    std::mt19937 rng(11);
+    std::shuffle(path.order.begin(), path.order.end(), rng);
+    for (const int64_t per_step : {int64_t{1}, int64_t{5}, hw / 8}) {
+      CAPTURE(per_step);
+      path.step_ends = experiments::uniform_steps(hw, per_step);
+      path.restore.clear();
+      if (per_step == 5)
+        for (int64_t k = 0; k < path.steps(); ++k) path.restore.push_back(k % 4 == 3);
+      for (const bool insertion : {false, true}) {
+        CAPTURE(insertion);
+        PerturbationPath p = path;
+        if (insertion) std::swap(p.start, p.source);
+        PathEvaluator::Params knobs;
+        knobs.max_batch = 37;
+        const PathEvaluator at_cut(net, net.size(), knobs);
+        CHECK(at_cut.path_cut() == 10);
+        knobs.assemble_at_cut = false;
+        const PathEvaluator at_input(net, net.size(), knobs);
+        CHECK(at_input.path_cut() == 0);
+        knobs.incremental = false;
+        const PathEvaluator full(net, net.size(), knobs);
+        const lab::Tensor a = at_cut.run(p), b = at_input.run(p), c = full.run(p);
+        REQUIRE(a.shape() == c.shape());
+        CHECK(a.values() == b.values());
+        CHECK(a.values() == c.values());
+        // The output before the softmax too (end < size).
+        const PathEvaluator logits(net, net.size() - 1, PathEvaluator::Params{});
+        knobs.assemble_at_cut = true;
+        const lab::Tensor d = logits.run(p), e = PathEvaluator(net, net.size() - 1, knobs).run(p);
+        CHECK(d.values() == e.values());
+      }
+    }
+  }
+}
