@@ -77,7 +77,12 @@ TEST_CASE("steps of far-apart pixels run pixel by pixel, bit-identical to full r
     path.restore.clear();
     if (per_step == 7)  // every third step undoes its pixels: restore sub-steps must restore
       for (int64_t k = 0; k < path.steps(); ++k) path.restore.push_back(k % 3 == 2);
+    // From the input: the split is weighed against the steps' rectangles through the colour
+    // detector too (from the cut, where those layers cost nothing per step, a scattered step's
+    // whole-map rectangle is a cheap full pass and the cost model takes it).
     PathEvaluator::Params knobs;
+    knobs.assemble_at_cut = false;
+    CHECK(PathEvaluator(net, net.size(), knobs).run(path).values() == PathEvaluator(net, net.size()).run(path).values());
     PathEvaluator::Stats split_stats, whole_stats, full_stats;
     const lab::Tensor split = PathEvaluator(net, net.size(), knobs).run(path, &split_stats);
     knobs.split_steps = false;
