@@ -21,7 +21,7 @@
 /// instead of one full pass); larger subsets are full passes, batched, assembled after the
 /// network's leading pixel-wise layers (the image and the replacement go through them once). The
 /// size limit between the two is the engine's cost model (subset_path_limit in
-/// engine/perturbation.h): at 224×224 on multi-color-sum it is N ≤ LIMIT.
+/// engine/perturbation.h): at 224×224 on multi-color-sum it is N ≤ 83 (README: Speed).
 /// modulo mode (App. F.5): `subsets` random orders of all pixels; along each order the pixels are
 /// perturbed one at a time (cumulatively, evaluated incrementally with PathEvaluator) and a step
 /// is correct when the predicted label changes. For each N, ρ between the number of correct
