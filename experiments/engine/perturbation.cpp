@@ -152,8 +152,9 @@ PathEvaluator path_evaluator(const Context& context, size_t end) {
 namespace {
 
 /// The most floats a batch of full-pass subsets holds (1 GiB): at the cut an input may have many
-/// more channels than the image (multi-color-sum's detector output at 224×224: 256 inputs would
-/// take several GiB).
+/// more channels than the image (multi-color-sum's detector with 12 colours and 64 redundant
+/// channels at 224×224: 256 inputs would take 3.9 GiB; the default 4 + 2 channels, 0.3 GiB).
+/// The batch size never changes a result.
 constexpr int64_t kSubsetBatchFloats = int64_t{1} << 28;
 
 }  // namespace
