@@ -10,6 +10,7 @@
 
 #include "lab/core/error.h"
 #include "lab/core/storage.h"
+#include "lab/nn/incremental.h"
 #include "lab/nn/layers.h"
 
 namespace attributions {
@@ -86,25 +87,6 @@ int64_t forward_chunks(const lab::Network& net, size_t first, int64_t count, int
   return count;
 }
 
-/// Whether node l reads only node l − 1's output (the input for l = 0) and computes each pixel's
-/// values from that pixel's values alone: a ReLU, a BatchNorm, or a 1×1 Conv2d of stride 1
-/// without padding.
-bool pointwise(const lab::Network& net, size_t l) {
-  if (net.inputs(l) != std::vector<size_t>{l}) return false;
-  const lab::Layer& layer = net.layer(l);
-  switch (layer.kind()) {
-    case lab::LayerKind::kReLU:
-    case lab::LayerKind::kBatchNorm:
-      return true;
-    case lab::LayerKind::kConv2d: {
-      const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(layer).params();
-      return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
-    }
-    default:
-      return false;
-  }
-}
-
 }  // namespace
 
 int64_t run_forward(const lab::Network& net, int64_t count, int64_t max_batch, const InputFn& inputs,
@@ -112,28 +94,7 @@ int64_t run_forward(const lab::Network& net, int64_t count, int64_t max_batch, c
   return forward_chunks(net, 0, count, max_batch, inputs, target, consume);
 }
 
-size_t coalition_cut(const lab::Network& net) {
-  if (net.input_shape().size() != 3) return 0;
-  size_t prefix = 0;
-  while (prefix < net.size() && pointwise(net, prefix)) ++prefix;
-  // Per pixel: a value filled in costs about as much as 4 multiply-adds of a 1×1 conv.
-  const auto channels = [&](size_t act) { return act == 0 ? net.input_shape()[0] : net.shape_after(act - 1)[1]; };
-  size_t best = 0;
-  int64_t best_cost = 0;
-  for (size_t act = 0; act <= std::min(prefix, net.size() - 1); ++act) {
-    int64_t cost = 4 * channels(act);
-    for (size_t l = act; l < prefix; ++l)
-      if (net.layer(l).kind() == lab::LayerKind::kConv2d) {
-        const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(net.layer(l)).params();
-        cost += p.in_channels / p.groups * p.out_channels;
-      }
-    if (act == 0 || cost <= best_cost) {  // ties: the later activation, fewer layers per coalition
-      best = act;
-      best_cost = cost;
-    }
-  }
-  return net.is_cut(best) ? best : 0;
-}
+size_t coalition_cut(const lab::Network& net) { return lab::pixelwise_cut(net); }
 
 void parallel_items(int64_t begin, int64_t end, const std::function<void(int64_t)>& body) {
   tbb::parallel_for(begin, end, [&](int64_t i) { body(i); });

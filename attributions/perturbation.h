@@ -101,13 +101,9 @@ void fill_coalition(const float* x, const float* baseline, const cv::Mat& labels
                     int64_t channels, float* out);
 
 /// The activation at which evaluate_coalitions assembles its inputs (0 = the network input): a
-/// coalition input takes each pixel's values from x or from the baseline, so through leading
-/// layers that compute every pixel from that pixel alone (ReLU, BatchNorm, 1×1 Conv2d of stride
-/// 1 without padding; a chain) the activation of a coalition input is, pixel by pixel, that of x
-/// or that of the baseline. Among the activations of that prefix the one is taken whose filling
-/// (4 per channel) plus the remaining prefix's multiply-adds (per pixel) cost least; 0 when the
-/// input is not C×H×W or no layer qualifies. Multi-color-sum's colour detector (every layer
-/// before the accumulator, >90% of a forward pass) is such a prefix.
+/// coalition input takes each pixel's values from x or from the baseline, so after the leading
+/// pixel-wise layers it is, pixel by pixel, the activation of one or the other: lab::pixelwise_cut
+/// (lab/nn/incremental.h).
 size_t coalition_cut(const lab::Network& net);
 
 /// f_t of every coalition of every sample: result[n][i] is output[target[n]] for x_n with

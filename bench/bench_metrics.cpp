@@ -1,4 +1,6 @@
-// Usage: bench_metrics [PROBE [BATCH]] (default 256 probed steps, the batch of Context).
+// Usage: bench_metrics [PROBE [BATCH [sensitivity-n|curves]]] (default 256 probed steps, the batch
+// of Context; sensitivity-n: only the Sensitivity-N section; curves: only the full-resolution
+// Insertion and Deletion curves).
 // Full-resolution Insertion and Deletion curves (one pixel per step: 50,176 steps + the start
 // each at 224×224) for one multi-color-sum image, evaluated incrementally (the metric as users
 // run it), against the way without incremental evaluation: every step a full forward pass,
@@ -13,6 +15,7 @@
 // (results compared); road (2 × 9 imputed inputs) against the full forward passes of its
 // inputs alone (the imputation is the extra cost). Each ratio is measured in the same run.
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,6 +23,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "datasets/environment.h"
@@ -28,6 +32,7 @@
 #include "experiments/metrics/completeness.h"
 #include "experiments/metrics/insertion_deletion.h"
 #include "experiments/metrics/road.h"
+#include "experiments/metrics/sensitivity_n.h"
 #include "experiments/metrics/soundness.h"
 #include "lab/core/runtime.h"
 
@@ -39,12 +44,99 @@ double seconds_of(const std::function<void()>& work) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+/// Sensitivity-N's first map of an image at the paper's parameters (16 log-spaced N on
+/// [1, 224·224), 100 subsets each, the (0, 0, 0) replacement): the engine's subset evaluation
+/// as the metric ran it before (N ≤ P/32 on one incremental path, the others full forward passes
+/// of the whole input) against its current plan (the cost model's path limit, the others
+/// assembled after the leading pixel-wise layers), on the same subsets in the same run, outputs
+/// compared bit for bit; then each part alone and the current plan at other path limits.
+void sensitivity_n_section(const lab::Network& net, const lab::Tensor& x, int64_t per_call) {
+  const lab::Tensor image = x.reshaped(x.sample_shape());
+  const int64_t hw = image.dim(1) * image.dim(2);
+  const lab::Tensor zero(image.shape(), 0.0f);
+  const std::vector<int64_t> ns = experiments::log_schedule(hw, 16);
+  const int64_t per_n = 100;
+  // The subsets, drawn as the metric draws them (partial Fisher–Yates from one stream).
+  std::vector<std::vector<int64_t>> subsets;
+  {
+    lab::Rng rng(lab::derive_seed(0, 0), 1);
+    std::vector<int64_t> pixels(static_cast<size_t>(hw));
+    for (int64_t p = 0; p < hw; ++p) pixels[static_cast<size_t>(p)] = p;
+    for (const int64_t n : ns)
+      for (int64_t r = 0; r < per_n; ++r) {
+        for (int64_t i = 0; i < n; ++i)
+          std::swap(pixels[static_cast<size_t>(i)], pixels[static_cast<size_t>(rng.uniform_int(i, hw - 1))]);
+        subsets.emplace_back(pixels.begin(), pixels.begin() + n);
+      }
+  }
+  const size_t end = experiments::OutputReader(net, experiments::OutputKind::kProbability).end();
+  experiments::Context context;
+  context.net = &net;
+  context.batch = per_call;
+  const experiments::PathEvaluator evaluator = experiments::path_evaluator(context, end);
+  experiments::PathEvaluator::Params knobs;
+  knobs.max_batch = per_call;
+  knobs.assemble_at_cut = false;
+  const experiments::PathEvaluator evaluator_before(net, end, knobs);
+  // Evaluates the subsets with indices in [from, to) under `plan` (paths from the input when the
+  // plan does not assemble at the cut, as before).
+  const auto run = [&](const experiments::SubsetPlan& plan, size_t from, size_t to, experiments::SubsetStats* stats,
+                       lab::Tensor* y) {
+    return seconds_of([&] {
+      lab::Tensor out = experiments::evaluate_subsets(
+          net, plan.assemble_at_cut ? evaluator : evaluator_before, end, image, zero, static_cast<int64_t>(to - from),
+          [&](int64_t q, std::vector<int64_t>& pixels) { pixels = subsets[from + static_cast<size_t>(q)]; }, plan, stats);
+      if (y) *y = std::move(out);
+    });
+  };
+  experiments::SubsetPlan before = experiments::subset_plan(context);
+  before.path_below = hw / 32;
+  before.assemble_at_cut = false;
+  const experiments::SubsetPlan now = experiments::subset_plan(context);
+  fmt::print("sensitivity-n: N = {}; {} subsets of {} pixels in all\n", fmt::join(ns, ","), subsets.size(), [&] {
+    int64_t total = 0;
+    for (const auto& s : subsets) total += static_cast<int64_t>(s.size());
+    return total;
+  }());
+  for (int repeat = 0; repeat < 2; ++repeat) {
+    lab::Tensor y_before, y_now;
+    experiments::SubsetStats s_before, s_now;
+    const double t_before = run(before, 0, subsets.size(), &s_before, &y_before);
+    const double t_now = run(now, 0, subsets.size(), &s_now, &y_now);
+    int64_t unequal = 0;
+    for (int64_t i = 0; i < y_now.numel(); ++i) unequal += y_now[i] != y_before[i];
+    fmt::print("sensitivity-n first map: before {:.3f} s ({} on the path (N <= {}), {} full passes from the input); "
+               "now {:.3f} s ({} on the path (N <= {}), {} full passes from activation {}); {:.1f}x; outputs unequal: {}\n",
+               t_before, s_before.on_path, s_before.path_below, s_before.full, t_now, s_now.on_path, s_now.path_below,
+               s_now.full, s_now.cut, t_before / t_now, unequal);
+  }
+  // The parts: subsets in the order of N, so each N's 100 subsets are a range.
+  for (size_t i = 0; i < ns.size(); ++i) {
+    const size_t from = i * per_n, to = from + per_n;
+    experiments::SubsetPlan path = now, path_before = before, full = now, plain = before;
+    path.path_below = hw;
+    path_before.path_below = hw;
+    full.path_below = 0;
+    plain.path_below = 0;
+    // Paths of the large N (2N steps per subset) take minutes: timed up to the old limit only.
+    const bool small = ns[i] <= hw / 32;
+    const double t_path_before = small ? run(path_before, from, to, nullptr, nullptr) : NAN;
+    const double t_path = small ? run(path, from, to, nullptr, nullptr) : NAN;
+    const double t_full = run(full, from, to, nullptr, nullptr);
+    const double t_plain = run(plain, from, to, nullptr, nullptr);
+    fmt::print("  N = {:5d}, 100 subsets: on a path from the input {:.4f} s, from the cut {:.4f} s; full passes from "
+               "the input {:.4f} s, from the cut {:.4f} s\n",
+               ns[i], t_path_before, t_path, t_plain, t_full);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   lab::prepare_process(argv);
   const int64_t probe = argc > 1 ? std::atoll(argv[1]) : 256;
   const int64_t per_call = argc > 2 ? std::atoll(argv[2]) : experiments::Context{}.batch;
+  const std::string only = argc > 3 ? argv[3] : "";
   lab::Options options = lab::Options::parse({"size=224"}, "-o");
   const auto env = datasets::make_environment("multi-color-sum", options);
   const lab::Network net = env->build_network();
@@ -71,6 +163,8 @@ int main(int argc, char** argv) {
   batch.seeds = {0};
 
   fmt::print("threads {}, image 224x224, {} steps per curve, batch {}\n", lab::Runtime::get().threads(), hw, per_call);
+  if (only.empty() || only == "sensitivity-n") sensitivity_n_section(net, x, per_call);
+  if (only == "sensitivity-n") return 0;
   double fast_total = 0.0, slow_total = 0.0;
   for (const auto kind : {experiments::InsertionDeletion::Kind::kInsertion, experiments::InsertionDeletion::Kind::kDeletion}) {
     const experiments::InsertionDeletion metric(kind, {});
@@ -101,11 +195,28 @@ int main(int argc, char** argv) {
     fmt::print("{:9s}: incremental {:8.3f} s ({} points, AUC {:.6f}); full forward {:9.1f} s (extrapolated from {} steps); "
                "ratio {:7.1f}x; mismatches on probed steps: {}\n",
                metric.name(), fast, out.curves.size(), out.rows.front().value, slow, probe, slow / fast, mismatches);
+
+    // Before paths started after the pixel-wise layers: the same whole path from the input.
+    experiments::PathEvaluator::Params knobs;
+    knobs.max_batch = per_call;
+    knobs.assemble_at_cut = false;
+    const experiments::PathEvaluator from_input(net, reader.end(), knobs);
+    path.step_ends = experiments::uniform_steps(hw, 1);
+    const experiments::PathEvaluator at_cut = metric.evaluator(context);
+    lab::Tensor before_out, now_out;
+    const double before = seconds_of([&] { before_out = from_input.run(path); });
+    const double now = seconds_of([&] { now_out = at_cut.run(path); });
+    int64_t unequal = 0;
+    for (int64_t i = 0; i < now_out.numel(); ++i) unequal += now_out[i] != before_out[i];
+    fmt::print("{:9s}: the path from the input (before) {:.3f} s, from activation {} (now) {:.3f} s: {:.2f}x; "
+               "outputs unequal: {}\n",
+               metric.name(), before, at_cut.path_cut(), now, before / now, unequal);
     fast_total += fast;
     slow_total += slow;
   }
   fmt::print("both curves: incremental {:.3f} s, full forward {:.1f} s, ratio {:.1f}x (target >= 100x)\n", fast_total,
              slow_total, slow_total / fast_total);
+  if (only == "curves") return 0;
 
   // Coarse curves (several pixels per step, e.g. the 64-step curve) must never cost more than
   // the one-pixel curve: the engine writes a step of far-apart pixels pixel by pixel. Deletion path,

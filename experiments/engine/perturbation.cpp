@@ -10,6 +10,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "lab/core/error.h"
+#include "lab/core/storage.h"
 
 namespace experiments {
 
@@ -148,13 +149,46 @@ PathEvaluator path_evaluator(const Context& context, size_t end) {
   return PathEvaluator(*context.net, end, knobs);
 }
 
+namespace {
+
+/// The most floats a batch of full-pass subsets holds (1 GiB): at the cut an input may have many
+/// more channels than the image (multi-color-sum's detector with 12 colours and 64 redundant
+/// channels at 224×224: 256 inputs would take 3.9 GiB; the default 4 + 2 channels, 0.3 GiB).
+/// The batch size never changes a result.
+constexpr int64_t kSubsetBatchFloats = int64_t{1} << 28;
+
+}  // namespace
+
+SubsetPlan subset_plan(const Context& context) {
+  return {.incremental = context.incremental, .max_batch = context.batch};
+}
+
+int64_t subset_path_limit(const lab::Network& net, const PathEvaluator& evaluator, size_t end, size_t cut) {
+  // A subset as a full pass: its activation at `cut` filled in (a copied float counts as one
+  // unit, as in the path's cost model) and layers [cut, end) run. On a path: 2N one-pixel steps.
+  const lab::Shape at = cut == 0 ? net.input_shape() : net.shape_after(cut - 1, 1);
+  double filled = 1.0;
+  for (size_t d = cut == 0 ? 0 : 1; d < at.size(); ++d) filled *= static_cast<double>(at[d]);
+  const double full = filled + lab::layer_work(net, cut, end);
+  const double step = evaluator.pixel_step_work();
+  if (!std::isfinite(step)) return 0;
+  return static_cast<int64_t>(std::floor(full / (2.0 * step)));
+}
+
 lab::Tensor evaluate_subsets(const lab::Network& net, const PathEvaluator& evaluator, size_t end,
                              const lab::Tensor& start, const lab::Tensor& source, int64_t count,
-                             const SubsetSource& subset, int64_t incremental_below, int64_t max_batch) {
+                             const SubsetSource& subset, const SubsetPlan& plan, SubsetStats* stats) {
   LAB_CHECK(start.rank() == 3 && source.shape() == start.shape(), "subsets of {} from {}", lab::to_string(start.shape()),
             lab::to_string(source.shape()));
-  const int64_t c = start.dim(0), hw = start.dim(1) * start.dim(2), per = c * hw;
-  const int64_t chunk = std::max<int64_t>(1, max_batch);
+  const int64_t hw = start.dim(1) * start.dim(2);
+  const int64_t chunk = std::max<int64_t>(1, plan.max_batch);
+  // Full passes start at activation `cut` (0: the input), from `from` with pixels of `base`.
+  size_t cut = plan.incremental && plan.assemble_at_cut ? lab::pixelwise_cut(net) : 0;
+  if (cut >= end) cut = 0;
+  const int64_t path_below =
+      !plan.incremental ? 0 : plan.path_below >= 0 ? plan.path_below : subset_path_limit(net, evaluator, end, cut);
+  if (stats) *stats = {.cut = cut, .path_below = path_below};
+  lab::Tensor from, base;
   std::vector<std::vector<float>> rows(static_cast<size_t>(count));
 
   // Small subsets share one path: perturbed pixel by pixel, read, then restored pixel by pixel.
@@ -167,40 +201,58 @@ lab::Tensor evaluate_subsets(const lab::Network& net, const PathEvaluator& evalu
     path.step_ends.push_back(static_cast<int64_t>(path.order.size()));
     path.restore.push_back(restore);
   };
-  // Large subsets: full forward passes, `chunk` inputs per call.
+  // Large subsets: full passes from `cut`, `chunk` inputs per call.
   lab::Tensor batch;
   std::vector<int64_t> batch_q;
   auto flush = [&] {
     if (batch_q.empty()) return;
     const int64_t n = static_cast<int64_t>(batch_q.size());
-    const lab::Tensor y = net.forward_range(0, end, n == batch.dim(0) ? batch : batch.slice(0, n));
+    lab::Tensor y = net.forward_range(cut, end, n == batch.dim(0) ? batch : batch.slice(0, n));
     for (int64_t i = 0; i < n; ++i)
       rows[static_cast<size_t>(batch_q[static_cast<size_t>(i)])].assign(y.sample(i), y.sample(i) + y.sample_numel());
     batch_q.clear();
+    lab::recycle(y);
   };
 
   std::vector<int64_t> pixels;
   for (int64_t q = 0; q < count; ++q) {
     pixels.clear();
     subset(q, pixels);
-    if (static_cast<int64_t>(pixels.size()) <= incremental_below) {
+    if (static_cast<int64_t>(pixels.size()) <= path_below) {
       for (int64_t p : pixels) add_step(p, 0);
       read_at.emplace_back(q, path.steps());
       for (int64_t p : pixels) add_step(p, 1);
+      if (stats) ++stats->on_path;
       continue;
     }
-    if (batch.empty()) batch = lab::Tensor({std::min(chunk, count - q), c, start.dim(1), start.dim(2)});
+    if (from.empty()) {
+      const lab::Tensor x = start.reshaped({1, start.dim(0), start.dim(1), start.dim(2)});
+      const lab::Tensor s = source.reshaped(x.shape());
+      from = cut == 0 ? x : net.forward_range(0, cut, x);
+      base = cut == 0 ? s : net.forward_range(0, cut, s);
+      LAB_CHECK(from.rank() == 4 && from.dim(2) * from.dim(3) == hw, "subsets assembled at a {} activation",
+                lab::to_string(from.shape()));
+    }
+    const int64_t channels = from.dim(1), per = from.sample_numel();
+    if (batch.empty()) {
+      lab::Shape shape = from.shape();
+      shape[0] = std::min({chunk, std::max<int64_t>(1, kSubsetBatchFloats / per), count - q});
+      batch = lab::uninitialized(shape);
+    }
     float* dst = batch.sample(static_cast<int64_t>(batch_q.size()));
-    std::memcpy(dst, start.data(), static_cast<size_t>(per) * sizeof(float));
+    std::memcpy(dst, from.data(), static_cast<size_t>(per) * sizeof(float));
+    const float* src = base.data();
     for (int64_t p : pixels)
-      for (int64_t ch = 0; ch < c; ++ch) dst[ch * hw + p] = source[ch * hw + p];
+      for (int64_t ch = 0; ch < channels; ++ch) dst[ch * hw + p] = src[ch * hw + p];
     batch_q.push_back(q);
+    if (stats) ++stats->full;
     if (static_cast<int64_t>(batch_q.size()) == batch.dim(0)) {
       flush();
-      batch = lab::Tensor();
+      lab::recycle(batch);
     }
   }
   flush();
+  if (!batch.empty()) lab::recycle(batch);
   if (!read_at.empty()) {
     const lab::Tensor y = evaluator.run(path);
     for (const auto& [q, step] : read_at)

@@ -108,14 +108,45 @@ PathEvaluator path_evaluator(const Context& context, size_t end);
 /// increasing q).
 using SubsetSource = std::function<void(int64_t q, std::vector<int64_t>& pixels)>;
 
+/// How evaluate_subsets groups its network evaluations; no choice changes a result on the
+/// designed networks (integer and dyadic weights), on others only to float rounding.
+struct SubsetPlan {
+  /// false: every subset a full forward pass of the whole perturbed input (the reference way);
+  /// the two fields below are then unused.
+  bool incremental = true;
+  /// Subsets of at most this many pixels go on one incremental path (each perturbed pixel by
+  /// pixel, read, then restored: 2N cheap steps); -1: subset_path_limit()'s cost model.
+  int64_t path_below = -1;
+  /// The other subsets' inputs are assembled after the network's leading pixel-wise layers
+  /// (lab::pixelwise_cut): the start and the source go through them once, each subset
+  /// takes its pixels' activations from the source's, and only the later layers run per subset.
+  bool assemble_at_cut = true;
+  /// The most inputs per network call (Context::batch).
+  int64_t max_batch = 256;
+};
+
+/// The plan of a context: incremental and the batch from its execution knobs.
+SubsetPlan subset_plan(const Context& context);
+
+/// The largest subset size that costs less on an incremental path (2N one-pixel sub-steps) than
+/// as a full pass from `cut` (the activation assembled, layers [cut, end) run), by the cost model
+/// in perturbation.cpp.
+int64_t subset_path_limit(const lab::Network& net, const PathEvaluator& evaluator, size_t end, size_t cut);
+
+/// What evaluate_subsets did (for benchmarks and tests; results never depend on it).
+struct SubsetStats {
+  int64_t on_path = 0;     ///< subsets evaluated on the incremental path
+  int64_t full = 0;        ///< subsets evaluated as full passes
+  size_t cut = 0;          ///< the activation the full passes started from (0 = the input)
+  int64_t path_below = 0;  ///< the size limit used for the path
+};
+
 /// Outputs of the evaluator's layers on `count` independently perturbed copies of `start`
 /// (C×H×W): copy q takes the pixels `subset(q)` (all channels) from `source`. Row q of the
-/// count × K result. Subsets of at most `incremental_below` pixels are evaluated on one
-/// incremental path (each perturbed pixel by pixel, read, then restored: 2N cheap steps instead
-/// of one full pass; give 0 to evaluate none so); the others as full forward passes batched
-/// `max_batch` at a time. The grouping never changes a result.
+/// count × K result, grouped as `plan` says (full passes batched `max_batch` at a time). The
+/// grouping never changes a result on the designed networks.
 lab::Tensor evaluate_subsets(const lab::Network& net, const PathEvaluator& evaluator, size_t end,
                              const lab::Tensor& start, const lab::Tensor& source, int64_t count,
-                             const SubsetSource& subset, int64_t incremental_below, int64_t max_batch);
+                             const SubsetSource& subset, const SubsetPlan& plan, SubsetStats* stats = nullptr);
 
 }  // namespace experiments

@@ -48,7 +48,7 @@ MetricOutput Monotonicity::evaluate_batch(const Context& context, const Batch& b
           for (int64_t p : pixels) sum += attr[p];
           saliency[static_cast<size_t>(q)] = sum;
         },
-        context.incremental ? hw / 32 : 0, context.batch);
+        subset_plan(context));
     const int64_t k = y.sample_numel();
     std::vector<double> score(static_cast<size_t>(sets));
     for (int64_t q = 0; q < sets; ++q) score[static_cast<size_t>(q)] = reader.score(y.sample(q), k, batch.target[si]);

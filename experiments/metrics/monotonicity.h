@@ -10,9 +10,10 @@
 /// 0 when either vector is constant (as in sensitivity-n). f is the target's probability
 /// (default) or logit. Row "pearson", higher-is-better: a map whose larger values mark pixels
 /// that on their own raise the score more is more monotonic.
-/// Network evaluation: each x ⊙ m_i differs from the all-zero image in set i only, so sets of at
-/// most P/32 pixels run on one incremental path from the zero image (set, read, restore: exact,
-/// no full forward pass each); larger sets as batched full passes (engine/perturbation.h).
+/// Network evaluation: each x ⊙ m_i differs from the all-zero image in set i only, so small sets
+/// run on one incremental path from the zero image (set, read, restore: exact, no full forward
+/// pass each); larger sets as batched full passes from the activation after the leading
+/// pixel-wise layers (engine/perturbation.h, evaluate_subsets and its cost model).
 /// Tested in tests/experiments/test_metrics_fidelity.cpp.
 #pragma once
 

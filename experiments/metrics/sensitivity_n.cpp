@@ -173,10 +173,10 @@ std::vector<CurvePoint> SensitivityN::standard_curve(const Context& context, con
     std::vector<int64_t> subset;
     for (int64_t q = 0; q < total; ++q) draw(q, subset);
   } else {
-    // Subsets are drawn in the order (N, replicate); the engine evaluates small ones (N ≤ P/32)
-    // on one incremental path and the others in batched full passes.
-    const lab::Tensor y = evaluate_subsets(net, evaluator, reader.end(), image, replacement, total, draw,
-                                           context.incremental ? hw / 32 : 0, context.batch);
+    // Subsets are drawn in the order (N, replicate); the engine evaluates the small ones on one
+    // incremental path and the others in batched full passes (subset_plan, its cost model).
+    const lab::Tensor y =
+        evaluate_subsets(net, evaluator, reader.end(), image, replacement, total, draw, subset_plan(context));
     auto entry = std::make_shared<ScoreCache::Entry>();
     entry->key = key;
     for (size_t i = 0; i < reader.end(); ++i) entry->layers.push_back(net.layer_ptr(i));

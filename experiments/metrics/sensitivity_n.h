@@ -16,9 +16,12 @@
 /// the replacement values (perturbation.h, default (0, 0, 0)). Pearson's ρ between the output
 /// change f(x) − f(x_S) of the target score (probability or logit) and the summed attribution
 /// Σ_{j∈S} a_j of the channel-summed map. The subsets of different N are independent. Small
-/// subsets (N ≤ P/32) are evaluated incrementally on one path per sample: each subset's pixels
-/// are perturbed one per step, the output read, and the pixels restored one per step (2N cheap
-/// steps instead of one full pass); larger subsets are full forward passes, batched.
+/// subsets are evaluated incrementally on one path per sample: each subset's pixels are
+/// perturbed one per step, the output read, and the pixels restored one per step (2N cheap steps
+/// instead of one full pass); larger subsets are full passes, batched, assembled after the
+/// network's leading pixel-wise layers (the image and the replacement go through them once). The
+/// size limit between the two is the engine's cost model (subset_path_limit in
+/// engine/perturbation.h): at 224×224 on multi-color-sum it is N ≤ 83 (README: Speed).
 /// modulo mode (App. F.5): `subsets` random orders of all pixels; along each order the pixels are
 /// perturbed one at a time (cumulatively, evaluated incrementally with PathEvaluator) and a step
 /// is correct when the predicted label changes. For each N, ρ between the number of correct

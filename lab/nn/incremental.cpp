@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <limits>
 
 #include <omp.h>
 #include <tbb/parallel_for.h>
@@ -117,6 +118,19 @@ PathEvaluator::PathEvaluator(const lab::Network& net, size_t end, Params params)
   params_.validate();
   LAB_CHECK(end <= net.size(), "end {} beyond {} layers", end, net.size());
   if (net.input_shape().size() != 3 || !net.is_chain()) return;
+  if (params_.incremental && params_.assemble_at_cut) {
+    const size_t cut = pixelwise_cut(net);
+    if (cut > 0 && cut < end_) {
+      const lab::Shape at = net.shape_after(cut - 1, 1);
+      auto tail = std::make_shared<lab::Network>(lab::Shape(at.begin() + 1, at.end()));
+      for (size_t l = cut; l < end_; ++l) tail->add(net.name(l), net.layer_ptr(l));
+      Params inner = params_;
+      inner.assemble_at_cut = false;
+      cut_ = cut;
+      from_cut_ = std::make_shared<const PathEvaluator>(*tail, end_ - cut, inner);
+      after_cut_ = std::move(tail);
+    }
+  }
   while (spatial_ < end_) {
     const lab::Layer& layer = net.layer(spatial_);
     if (layer.kind() == lab::LayerKind::kConv2d) {
@@ -248,6 +262,87 @@ double prefix_work(const Rect& in, const std::vector<Dims>& dims, const std::vec
   return work;
 }
 
+}  // namespace
+
+namespace {
+
+/// Whether node l reads only node l − 1's output (the input for l = 0) and computes each pixel's
+/// values from that pixel's values alone: a ReLU, a BatchNorm, or a 1×1 Conv2d of stride 1
+/// without padding.
+bool pointwise(const lab::Network& net, size_t l) {
+  if (net.inputs(l) != std::vector<size_t>{l}) return false;
+  const lab::Layer& layer = net.layer(l);
+  switch (layer.kind()) {
+    case lab::LayerKind::kReLU:
+    case lab::LayerKind::kBatchNorm:
+      return true;
+    case lab::LayerKind::kConv2d: {
+      const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(layer).params();
+      return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
+    }
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+size_t pixelwise_cut(const lab::Network& net) {
+  if (net.input_shape().size() != 3) return 0;
+  size_t prefix = 0;
+  while (prefix < net.size() && pointwise(net, prefix)) ++prefix;
+  // Per pixel: a value filled in costs about as much as 4 multiply-adds of a 1×1 conv.
+  const auto channels = [&](size_t act) { return act == 0 ? net.input_shape()[0] : net.shape_after(act - 1)[1]; };
+  size_t best = 0;
+  int64_t best_cost = 0;
+  for (size_t act = 0; act <= std::min(prefix, net.size() - 1); ++act) {
+    int64_t cost = 4 * channels(act);
+    for (size_t l = act; l < prefix; ++l)
+      if (net.layer(l).kind() == lab::LayerKind::kConv2d) {
+        const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(net.layer(l)).params();
+        cost += p.in_channels / p.groups * p.out_channels;
+      }
+    if (act == 0 || cost <= best_cost) {  // ties: the later activation, fewer layers per coalition
+      best = act;
+      best_cost = cost;
+    }
+  }
+  return net.is_cut(best) ? best : 0;
+}
+
+double layer_work(const lab::Network& net, size_t first, size_t end) {
+  double work = 0.0;
+  for (size_t l = first; l < end; ++l) {
+    const lab::Shape s = net.shape_after(l, 1);
+    double out = 1.0;
+    for (int64_t d : s) out *= static_cast<double>(d);
+    const lab::Layer& layer = net.layer(l);
+    if (layer.kind() == lab::LayerKind::kConv2d) {
+      const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(layer).params();
+      work += out * static_cast<double>(p.in_channels / p.groups * p.kernel_h * p.kernel_w);
+    } else if (layer.kind() == lab::LayerKind::kLinear) {
+      const lab::Shape in = l == 0 ? net.input_shape() : net.shape_after(l - 1, 1);
+      double fan_in = 1.0;
+      for (size_t d = l == 0 ? 0 : 1; d < in.size(); ++d) fan_in *= static_cast<double>(in[d]);
+      work += out * fan_in;
+    } else {
+      work += out;
+    }
+  }
+  return work;
+}
+
+double PathEvaluator::pixel_step_work() const {
+  if (from_cut_) return from_cut_->pixel_step_work();
+  if (!params_.incremental || spatial_ == 0) return std::numeric_limits<double>::infinity();
+  std::vector<Dims> dims;
+  std::vector<Geometry> geo;
+  describe_prefix(net_, spatial_, crop_convs_, net_.input_shape(), dims, geo);
+  return prefix_work({0, 1, 0, 1}, dims, geo) + layer_work(net_, spatial_, end_);
+}
+
+namespace {
+
 lab::Tensor flatten_rows(lab::Tensor t) {
   const int64_t n = t.dim(0);
   t.reshape({n, t.numel() / n});
@@ -257,6 +352,17 @@ lab::Tensor flatten_rows(lab::Tensor t) {
 }  // namespace
 
 lab::Tensor PathEvaluator::run(const PerturbationPath& path, Stats* stats) const {
+  if (from_cut_) {
+    // The same path between the start's and the source's activations at the cut: a pixel's
+    // activation there is its start's or its source's, whatever the other pixels hold.
+    lab::Shape image;
+    check_path(net_, path, image);
+    PerturbationPath at_cut = path;
+    const lab::Shape one{1, image[0], image[1], image[2]};
+    at_cut.start = net_.forward_range(0, cut_, path.start.reshaped(one));
+    at_cut.source = net_.forward_range(0, cut_, path.source.reshaped(one));
+    return from_cut_->run(at_cut, stats);
+  }
   if (params_.incremental) return run_incremental(path, stats);
   if (stats) *stats = {.sub_steps = path.steps(), .full_passes = path.steps()};
   return run_full(path);

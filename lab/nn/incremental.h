@@ -43,6 +43,12 @@
 /// so never costs more than the one-pixel curve. A step whose rectangle is the whole map runs as
 /// a full forward pass.
 ///
+/// Paths start after the network's leading pixel-wise layers (pixelwise_cut below; e.g.
+/// multi-color-sum's colour detector, its first 10 layers): the start and the source go through
+/// those layers once, and a step writes its pixels' activations there (a pixel's activation at
+/// the cut depends on that pixel's input values alone), so the windows begin at the first layer
+/// that mixes pixels. Params::assemble_at_cut = false starts from the input (same results).
+///
 /// Independent local changes (run(const LocalChanges&)): variant v equals the reference except
 /// inside its box. The reference's activations through the spatial prefix are computed once; a
 /// variant's window at layer l+1 is computed from a crop of the reference's level-l activation
@@ -97,6 +103,22 @@ struct LocalChanges {
   int64_t variants() const { return static_cast<int64_t>(boxes.size()); }
 };
 
+/// The activation after a network's leading pixel-wise layers at which perturbed inputs are
+/// best assembled (0 = the network input): an input that takes each pixel's values from one of
+/// two images has, through leading layers that compute every pixel from that pixel alone (ReLU,
+/// BatchNorm, 1×1 Conv2d of stride 1 without padding; a chain), pixel by pixel the activation of
+/// one image or the other there. Among the activations of that prefix the one is taken whose
+/// filling (4 per channel) plus the remaining prefix's multiply-adds (per pixel) cost least; 0
+/// when the input is not C×H×W or no layer qualifies. Multi-color-sum's colour detector (every
+/// layer before the accumulator, >90% of a forward pass) is such a prefix. Used by
+/// attributions::evaluate_coalitions, PathEvaluator and the metrics' subset evaluation.
+size_t pixelwise_cut(const lab::Network& net);
+
+/// Multiply-adds of layers [first, end) of a chain network for one input (a Conv2d or Linear:
+/// its output values times the multiply-adds of each; any other layer: its output values). The
+/// unit of PathEvaluator's cost model.
+double layer_work(const lab::Network& net, size_t first, size_t end);
+
 class PathEvaluator {
  public:
   struct Params {
@@ -114,6 +136,11 @@ class PathEvaluator {
     /// window batches, synchronising a thread team costs more than it saves (and much more on a
     /// loaded machine). 0 disables; the result does not depend on it.
     int64_t serial_below = int64_t{1} << 18;
+    /// Incremental paths only: start after the network's leading pixel-wise layers
+    /// (pixelwise_cut): the start and the source go through them once, and each step writes its
+    /// pixels' activations there, so those layers never run per step (false: from the input).
+    /// Local changes always start at the input (their boxes name input channels).
+    bool assemble_at_cut = true;
     void validate() const;
   };
 
@@ -137,6 +164,12 @@ class PathEvaluator {
   lab::Tensor run(const LocalChanges& changes, Stats* stats = nullptr) const;
   /// Number of leading layers evaluated incrementally (Conv2d/ReLU before the first other layer).
   size_t spatial_layers() const { return spatial_; }
+  /// The activation incremental paths start from (0: the input; see Params::assemble_at_cut).
+  size_t path_cut() const { return cut_; }
+  /// The cost model's work of one path step that changes one pixel (multiply-adds and copied
+  /// floats of its windows, the per-sub-step overhead, and layer_work of the layers after the
+  /// spatial prefix, which run for every step); +infinity when this evaluator runs full passes.
+  double pixel_step_work() const;
 
  private:
   struct Chunk;
@@ -152,6 +185,11 @@ class PathEvaluator {
   size_t spatial_ = 0;
   /// Per spatial layer: the padding-free copy of a Conv2d (null for ReLU).
   std::vector<std::shared_ptr<const lab::Conv2d>> crop_convs_;
+  /// Paths from activation cut_ > 0: the layers [cut_, end) as a network of their own (the same
+  /// layer objects) and the evaluator of its paths.
+  size_t cut_ = 0;
+  std::shared_ptr<const lab::Network> after_cut_;
+  std::shared_ptr<const PathEvaluator> from_cut_;
 };
 
 }  // namespace lab

@@ -277,6 +277,55 @@ TEST_CASE("standard Sensitivity-N: small subsets on incremental paths equal full
   CHECK(a.curves[0].y != 0.0);  // the default (0, 0, 0) replacement moves the output
 }
 
+TEST_CASE("evaluate_subsets: every plan gives the outputs of full forward passes of the whole input") {
+  // Incremental paths, full passes assembled after the colour detector (the cut) or from the
+  // input, any size limit between them: the reference (every subset a full pass of the input).
+  for (const int64_t size : {int64_t{16}, int64_t{32}}) {
+    CAPTURE(size);
+    const Lab lab("multi-color-sum", 3, size);
+    const lab::Tensor image = lab.env->to_input(lab.sample.image);
+    const int64_t hw = size * size;
+    std::vector<std::vector<int64_t>> subsets;
+    std::mt19937 rng(3);
+    std::vector<int64_t> pixels(static_cast<size_t>(hw));
+    for (int64_t p = 0; p < hw; ++p) pixels[static_cast<size_t>(p)] = p;
+    for (const int64_t n : {int64_t{1}, int64_t{2}, int64_t{5}, hw / 16, hw / 3, hw - 1})
+      for (int r = 0; r < 7; ++r) {
+        std::shuffle(pixels.begin(), pixels.end(), rng);
+        subsets.emplace_back(pixels.begin(), pixels.begin() + n);
+      }
+    const auto count = static_cast<int64_t>(subsets.size());
+    const auto draw = [&](int64_t q, std::vector<int64_t>& out) { out = subsets[static_cast<size_t>(q)]; };
+    for (const bool logit : {false, true}) {
+      CAPTURE(logit);
+      const size_t end = lab.net.size() - (logit ? 1 : 0);
+      for (const bool background : {false, true}) {
+        CAPTURE(background);
+        const lab::Tensor start = background ? lab::Tensor(image.shape(), 0.0f) : image;
+        const lab::Tensor source = background ? image : lab::Tensor(image.shape(), 0.0f);
+        const PathEvaluator evaluator(lab.net, end);
+        const lab::Tensor reference =
+            evaluate_subsets(lab.net, evaluator, end, start, source, count, draw, {.incremental = false, .max_batch = 9});
+        SubsetStats stats;
+        for (const int64_t below : {int64_t{-1}, int64_t{0}, int64_t{2}, hw / 32, hw})
+          for (const bool at_cut : {true, false}) {
+            CAPTURE(below);
+            CAPTURE(at_cut);
+            const lab::Tensor y = evaluate_subsets(lab.net, evaluator, end, start, source, count, draw,
+                                                   {.path_below = below, .assemble_at_cut = at_cut, .max_batch = 9}, &stats);
+            REQUIRE(y.shape() == reference.shape());
+            CHECK(y.values() == reference.values());
+            CHECK(stats.cut == (at_cut ? 10u : 0u));
+            CHECK(stats.on_path + stats.full == count);
+            if (below == 0) CHECK(stats.on_path == 0);
+            if (below == hw) CHECK(stats.full == 0);
+            if (below == -1) CHECK(stats.path_below == subset_path_limit(lab.net, evaluator, end, stats.cut));
+          }
+      }
+    }
+  }
+}
+
 TEST_CASE("standard Sensitivity-N: further maps of an image reuse its subset outputs with the same values") {
   const Lab lab("multi-color-sum", 1, 16);
   const std::vector<std::string> params = {"n=2,8,64,200", "subsets=10"};
