@@ -26,7 +26,8 @@
 //
 // Each row is measured in several modes, in the same run (the "mode" column):
 // - fwd: "tiles", the default forward path (lab::ForwardPath in lab/nn/network.h: runs of 1×1
-//   convolutions and ReLUs pixel tile by pixel tile); "layers", every layer its own primitive
+//   convolutions and ReLUs pixel tile by pixel tile); "tiles+post-op", tiles and the other
+//   ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
 //   convolution or linear layer fused as its eltwise post-op; "inference", layers with
 //   prop_kind::forward_inference primitives. All with the runtime's sub-batches.
@@ -243,6 +244,7 @@ int main(int argc, char** argv) {
         const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false};
         std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"layers", true, layers}};
         if (!fb) {
+          modes.push_back({"tiles+post-op", true, {.tiles = true, .relu_post_op = true}});
           modes.push_back({"relu-post-op", true, {.tiles = false, .relu_post_op = true}});
           modes.push_back({"inference", true, {.tiles = false, .inference = true}});
         }

@@ -126,7 +126,8 @@ class AffineLayer : public Layer {
 
 /// A variant of an affine layer's forward (Conv2d, Linear) that forward-only passes may run
 /// (Network::forward's chains, never a trace: the rules need the pre-activations a fused ReLU
-/// does not write). Tested byte for byte against the plain forward and ReLU in test_network.cpp.
+/// does not write). inference gives the plain forward's bytes; relu's post-op writes −0 where
+/// the ReLU layer writes +0 (a negative input), the same value (tests/lab/test_network.cpp).
 struct ForwardVariant {
   bool relu = false;       ///< the ReLU after the layer as the primitive's eltwise post-op
   bool inference = false;  ///< prop_kind::forward_inference instead of forward_training

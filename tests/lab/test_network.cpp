@@ -230,5 +230,36 @@ TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitive
     }
     lab::Runtime::get().set_threads(threads);
   }
+  // Signed zeros: oneDNN's ReLU primitive maps every x <= 0 (−0 included) to +0, as the tiles do
+  // (x >= 0 ? x : 0 would keep a −0 and fail here). oneDNN's ReLU post-op maps a negative x to
+  // x·0 = −0 (c1's −2 here): relu_post_op gives the same values, but zeros may carry the other
+  // sign (which a later affine layer with a bias or another input erases), so it is off by default.
+  lab::Network zeros({3, 9, 9});
+  zeros.add("c0", std::make_shared<lab::Conv2d>(one(3, 4), Tensor({4, 3, 1, 1}, -1.0f), Tensor()));
+  zeros.add("r0", std::make_shared<lab::ReLU>());
+  zeros.add("c1", std::make_shared<lab::Conv2d>(one(4, 2), Tensor({2, 4, 1, 1}, -0.5f), Tensor()));
+  zeros.add("r1", std::make_shared<lab::ReLU>());
+  Tensor z({2, 3, 9, 9}, 0.0f);
+  z[5] = -1.0f;
+  lab::set_forward_path({.tiles = false, .relu_post_op = false, .inference = false});
+  const lab::Trace zt = zeros.trace(z);
+  for (const bool tiles : {true, false}) {
+    CAPTURE(tiles);
+    lab::set_forward_path(tiles ? lab::ForwardPath{.tiles = true} : lab::ForwardPath{.tiles = false, .relu_post_op = true});
+    for (size_t end = 1; end <= zeros.size(); ++end) {
+      CAPTURE(end);
+      const Tensor part = zeros.forward_range(0, end, z);
+      const Tensor& want = zt.acts[end];
+      if (tiles) {
+        CHECK(std::memcmp(part.data(), want.data(), sizeof(float) * part.numel()) == 0);
+        continue;
+      }
+      for (int64_t i = 0; i < part.numel(); ++i) {
+        CAPTURE(i);
+        REQUIRE(part[i] == want[i]);  // bytes differ at most in the sign of a zero
+        if (std::memcmp(part.data() + i, want.data() + i, sizeof(float)) != 0) REQUIRE(part[i] == 0.0f);
+      }
+    }
+  }
   lab::set_forward_path(saved);
 }

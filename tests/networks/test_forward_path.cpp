@@ -1,6 +1,7 @@
 // Forward paths (lab/nn/network.h, ForwardPath): the environments' forward with pointwise tiles,
 // ReLU post-ops and inference primitives gives the bytes of the plain layer-by-layer forward
-// (memcmp), at the sizes the tests use, on designed images, on the same images moved off the
+// (memcmp; the −0 of a ReLU post-op never reaches these outputs: the next layers add biases or
+// other inputs), at the sizes the tests use, on designed images, on the same images moved off the
 // integers (as the attribution methods' interpolations and noise do), at 1 and 2 threads.
 #include <doctest/doctest.h>
 
