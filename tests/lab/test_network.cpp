@@ -5,6 +5,7 @@
 
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
+#include "forward_paths.h"
 #include "random_nets.h"
 
 using lab::Tensor;
@@ -199,37 +200,25 @@ TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitive
   x[7] = 0.0f;
   x[8] = -0.0f;
   const lab::ForwardPath saved = lab::forward_path();
-  lab::set_forward_path({.tiles = false, .relu_post_op = false, .inference = false});
+  lab::set_forward_path(testnets::kPlainPath);
   const Tensor plain = net.forward(x);
   const lab::Trace trace = net.trace(x);
   REQUIRE(std::memcmp(plain.data(), trace.output().data(), sizeof(float) * plain.numel()) == 0);
-  const int threads = lab::Runtime::get().threads();
-  for (const lab::ForwardPath path : {lab::ForwardPath{.tiles = true}, lab::ForwardPath{.tiles = false, .relu_post_op = true},
-                                      lab::ForwardPath{.tiles = false, .inference = true},
-                                      lab::ForwardPath{.tiles = true, .relu_post_op = true, .inference = true}}) {
-    CAPTURE(path.tiles);
-    CAPTURE(path.relu_post_op);
-    CAPTURE(path.inference);
-    lab::set_forward_path(path);
-    for (const int t : {1, 2}) {
-      CAPTURE(t);
-      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
-      const Tensor y = net.forward(x);
-      CHECK(std::memcmp(y.data(), plain.data(), sizeof(float) * y.numel()) == 0);
-      // Every layer's output from every cut, with and without sub-batches.
-      for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
-        lab::set_sub_batch_budget(budget);
-        for (size_t from = 0; from < net.size(); from += 3) {
-          CAPTURE(from);
-          const Tensor part = net.forward_range(from, net.size() - 2, trace.acts[from]);
-          const Tensor& want = trace.acts[net.size() - 2];
-          CHECK(std::memcmp(part.data(), want.data(), sizeof(float) * want.numel()) == 0);
-        }
+  testnets::for_each_forward_path([&] {
+    const Tensor y = net.forward(x);
+    CHECK(std::memcmp(y.data(), plain.data(), sizeof(float) * y.numel()) == 0);
+    // Every layer's output from every cut, with and without sub-batches.
+    for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
+      lab::set_sub_batch_budget(budget);
+      for (size_t from = 0; from < net.size(); from += 3) {
+        CAPTURE(from);
+        const Tensor part = net.forward_range(from, net.size() - 2, trace.acts[from]);
+        const Tensor& want = trace.acts[net.size() - 2];
+        CHECK(std::memcmp(part.data(), want.data(), sizeof(float) * want.numel()) == 0);
       }
-      lab::set_sub_batch_budget(-1);
     }
-    lab::Runtime::get().set_threads(threads);
-  }
+    lab::set_sub_batch_budget(-1);
+  });
   // Signed zeros: oneDNN's ReLU primitive maps every x <= 0 (−0 included) to +0, as the tiles do
   // (x >= 0 ? x : 0 would keep a −0 and fail here). oneDNN's ReLU post-op maps a negative x to
   // x·0 = −0 (c1's −2 here): relu_post_op gives the same values, but zeros may carry the other
@@ -241,7 +230,7 @@ TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitive
   zeros.add("r1", std::make_shared<lab::ReLU>());
   Tensor z({2, 3, 9, 9}, 0.0f);
   z[5] = -1.0f;
-  lab::set_forward_path({.tiles = false, .relu_post_op = false, .inference = false});
+  lab::set_forward_path(testnets::kPlainPath);
   const lab::Trace zt = zeros.trace(z);
   for (const bool tiles : {true, false}) {
     CAPTURE(tiles);

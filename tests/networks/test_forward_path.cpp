@@ -9,6 +9,7 @@
 #include <random>
 
 #include "images.h"
+#include "lab/forward_paths.h"
 #include "lab/core/runtime.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
@@ -63,36 +64,23 @@ TEST_CASE("forward paths give the bytes of the layer-by-layer forward on every e
                     with_off_grid(gray.x, rng)});
   }
   const lab::ForwardPath saved = lab::forward_path();
-  const int threads = lab::Runtime::get().threads();
   int64_t compared = 0;
   for (const Env& env : envs) {
     CAPTURE(env.name);
-    lab::set_forward_path({.tiles = false, .relu_post_op = false, .inference = false});
+    lab::set_forward_path(testnets::kPlainPath);
     const lab::Tensor plain = env.net.forward(env.x);
     const lab::Trace trace = env.net.trace(env.x);
     REQUIRE(std::memcmp(plain.data(), trace.output().data(), sizeof(float) * plain.numel()) == 0);
     // From a middle layer on, as forward_from runs it.
     const size_t from = env.net.size() / 2;
-    for (const lab::ForwardPath path : {lab::ForwardPath{.tiles = true},
-                                        lab::ForwardPath{.tiles = false, .relu_post_op = true},
-                                        lab::ForwardPath{.tiles = false, .inference = true},
-                                        lab::ForwardPath{.tiles = true, .relu_post_op = true, .inference = true}}) {
-      CAPTURE(path.tiles);
-      CAPTURE(path.relu_post_op);
-      CAPTURE(path.inference);
-      lab::set_forward_path(path);
-      for (const int t : {1, 2}) {
-        CAPTURE(t);
-        lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
-        const lab::Tensor y = env.net.forward(env.x);
-        REQUIRE(y.shape() == plain.shape());
-        CHECK(std::memcmp(y.data(), plain.data(), sizeof(float) * y.numel()) == 0);
-        const lab::Tensor rest = env.net.forward_range(from + 1, env.net.size(), trace.after(from));
-        CHECK(std::memcmp(rest.data(), plain.data(), sizeof(float) * y.numel()) == 0);
-        ++compared;
-      }
-      lab::Runtime::get().set_threads(threads);
-    }
+    testnets::for_each_forward_path([&] {
+      const lab::Tensor y = env.net.forward(env.x);
+      REQUIRE(y.shape() == plain.shape());
+      CHECK(std::memcmp(y.data(), plain.data(), sizeof(float) * y.numel()) == 0);
+      const lab::Tensor rest = env.net.forward_range(from + 1, env.net.size(), trace.after(from));
+      CHECK(std::memcmp(rest.data(), plain.data(), sizeof(float) * y.numel()) == 0);
+      ++compared;
+    });
   }
   lab::set_forward_path(saved);
   CHECK(compared == static_cast<int64_t>(envs.size()) * 8);
