@@ -24,11 +24,19 @@
 //   (forward+backward: the trace writes them all, the backward reads each layer's input and
 //   output and writes its gradient).
 //
-// Each row is measured twice, in the same run: with the runtime's sub-batches (lab/nn/network.h,
-// the default) and with every layer on the whole batch (`--no-sub-batch` in the "mode" column:
-// lab::set_sub_batch_budget(0), which only this benchmark sets). The outputs of both are the same
-// bytes (tests/lab/test_network.cpp). Timings on a loaded machine measure the other processes
-// too: run it on a quiet one.
+// Each row is measured in several modes, in the same run (the "mode" column):
+// - fwd: "tiles", the default forward path (lab::ForwardPath in lab/nn/network.h: runs of 1×1
+//   convolutions and ReLUs pixel tile by pixel tile); "tiles+post-op", tiles and the other
+//   ReLUs as post-ops (below); "layers", every layer its own primitive
+//   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
+//   convolution or linear layer fused as its eltwise post-op; "inference", layers with
+//   prop_kind::forward_inference primitives. All with the runtime's sub-batches.
+// - f+b: "layers" (a trace runs layer by layer whatever the forward path).
+// - both: "--no-sub-batch", layers with every layer on the whole batch
+//   (lab::set_sub_batch_budget(0)), the runtime before sub-batches.
+// Only this benchmark sets these. Every mode gives the same bytes (tests/lab/test_network.cpp,
+// tests/networks/test_forward_path.cpp). Timings on a loaded machine measure the other
+// processes too: run it on a quiet one.
 //
 // Usage: bench_runtime [--batches 1,32,64] [--fb-batches 1,32] [--size 224] [--seconds S]
 #include <fmt/core.h>
@@ -196,18 +204,18 @@ int main(int argc, char** argv) {
     envs.push_back({"single-color-modulo", networks::build_single_color_modulo(p)});
   }
 
-  fmt::print("{:<26} {:>5} {:<13} {:<4} {:>8} {:>8} {:>7} {:>8} {:>8}\n", "env", "batch", "mode", "pass", "ms/image",
+  fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8} {:>8} {:>7} {:>8} {:>8}\n", "env", "batch", "mode", "pass", "ms/image",
              "GFLOP/s", "GB/s", "act GB/s", "fraction");
   for (const Env& env : envs) {
     const Counts c = count(env.net);
-    const auto row = [&](int64_t batch, bool fb, bool sub, double seconds) {
+    const auto row = [&](int64_t batch, bool fb, const char* mode, double seconds) {
       const double b = static_cast<double>(batch);
       const double flops = (fb ? 2 : 1) * c.flops * b;
       const double bytes = (fb ? 2 : 1) * (c.in + c.out) * b + c.params;
       const double acts = (fb ? c.acts_fb : c.acts_fwd) * b;
       const double roof = std::max(flops / (peak_gflops * 1e9), bytes / (peak_gbps * 1e9));
-      fmt::print("{:<26} {:>5} {:<13} {:<4} {:>8.2f} {:>8.1f} {:>7.2f} {:>8.1f} {:>8.2f}\n", env.name, batch,
-                 sub ? "sub-batches" : "--no-sub-batch", fb ? "f+b" : "fwd", seconds * 1e3 / b, flops / seconds / 1e9,
+      fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8.2f} {:>8.1f} {:>7.2f} {:>8.1f} {:>8.2f}\n", env.name, batch,
+                 mode, fb ? "f+b" : "fwd", seconds * 1e3 / b, flops / seconds / 1e9,
                  bytes / seconds / 1e9, acts / seconds / 1e9, roof / seconds);
       std::fflush(stdout);
     };
@@ -227,12 +235,29 @@ int main(int argc, char** argv) {
           for (int64_t n = 0; n < batch; ++n) seed[n * seed.dim(1)] = 1.0f;
           (void)env.net.gradient(t, seed);
         };
-        for (bool sub : {true, false}) {
-          if (!sub && batch == 1) continue;  // one image: nothing to split
-          lab::set_sub_batch_budget(sub ? -1 : 0);
-          row(batch, fb, sub, seconds_of(work, 3));
+        // The forward paths (lab::ForwardPath) apply to fwd only: a trace always runs layer by layer.
+        struct Mode {
+          const char* name;
+          bool sub;
+          lab::ForwardPath path;
+        };
+        const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false};
+        std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"layers", true, layers}};
+        if (!fb) {
+          modes.push_back({"tiles+post-op", true, {.tiles = true, .relu_post_op = true}});
+          modes.push_back({"relu-post-op", true, {.tiles = false, .relu_post_op = true}});
+          modes.push_back({"inference", true, {.tiles = false, .inference = true}});
+        }
+        modes.push_back({"--no-sub-batch", false, layers});
+        for (const Mode& mode : modes) {
+          if (fb && std::string(mode.name) == "tiles") continue;  // the same as "layers"
+          if (!mode.sub && batch == 1) continue;  // one image: nothing to split
+          lab::set_sub_batch_budget(mode.sub ? -1 : 0);
+          lab::set_forward_path(mode.path);
+          row(batch, fb, mode.name, seconds_of(work, 3));
         }
         lab::set_sub_batch_budget(-1);
+        lab::set_forward_path({});
       }
     }
   }

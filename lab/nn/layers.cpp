@@ -3,6 +3,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -204,8 +205,22 @@ void Conv2dParams::validate() const {
 
 namespace {
 
-// The convolution `op` (forward with or without bias, backward-data) for input shape `in`.
-Described describe_conv(Op op, const Conv2dParams& p, const Shape& in, const Shape& out) {
+// The eltwise ReLU post-op of a forward variant (none without v.relu).
+dnnl::primitive_attr variant_attr(const ForwardVariant& v) {
+  dnnl::primitive_attr attr;
+  if (v.relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  return attr;
+}
+
+int64_t variant_code(const ForwardVariant& v) { return (v.relu ? 1 : 0) + (v.inference ? 2 : 0); }
+
+// The convolution `op` (forward with or without bias, backward-data) for input shape `in`; a
+// forward runs as variant `v` (the backward-data's hint is always the plain training forward).
+Described describe_conv(Op op, const Conv2dParams& p, const Shape& in, const Shape& out, const ForwardVariant& v) {
   const memory::desc src = plain_md(in), dst = plain_md(out);
   const memory::desc weights =
       p.groups == 1
@@ -220,23 +235,25 @@ Described describe_conv(Op op, const Conv2dParams& p, const Shape& in, const Sha
                            (out[3] - 1) * p.stride_w + p.kernel_w - in[3] - p.pad_w};
   auto& eng = Runtime::get().engine();
   using namespace dnnl;
-  const auto forward = [&](bool with_bias) {
+  const auto forward = [&](bool with_bias, const ForwardVariant& fv) {
+    const prop_kind kind = fv.inference ? prop_kind::forward_inference : prop_kind::forward_training;
     return convolution_forward::primitive_desc(
-        with_bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src,
-                                              weights, bias, dst, strides, pad_l, pad_r)
-                  : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src,
-                                              weights, dst, strides, pad_l, pad_r),
-        eng);
+        with_bias ? convolution_forward::desc(kind, algorithm::convolution_direct, src, weights, bias, dst, strides,
+                                              pad_l, pad_r)
+                  : convolution_forward::desc(kind, algorithm::convolution_direct, src, weights, dst, strides, pad_l,
+                                              pad_r),
+        variant_attr(fv), eng);
   };
   switch (op) {
     case Op::kConvForward:
-      return {convolution_forward(forward(true)),
+      return {convolution_forward(forward(true, v)),
               {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}}};
     case Op::kConvForwardNoBias:
-      return {convolution_forward(forward(false)), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}};
+      return {convolution_forward(forward(false, v)),
+              {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}};
     default: {
       const convolution_backward_data::desc bd(algorithm::convolution_direct, src, weights, dst, strides, pad_l, pad_r);
-      return {convolution_backward_data(convolution_backward_data::primitive_desc(bd, eng, forward(true))),
+      return {convolution_backward_data(convolution_backward_data::primitive_desc(bd, eng, forward(true, {}))),
               {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, src}}};
     }
   }
@@ -267,10 +284,10 @@ Shape Conv2d::output_shape(const Shape& in) const {
 
 namespace {
 
-const Described& conv(Op op, const Conv2dParams& p, const Shape& in, const Shape& out) {
+const Described& conv(Op op, const Conv2dParams& p, const Shape& in, const Shape& out, const ForwardVariant& v = {}) {
   const Key key{op, {in[0], in[1], in[2], in[3], p.out_channels, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w,
-                     p.pad_h, p.pad_w, p.groups}};
-  return described(key, [&] { return describe_conv(op, p, in, out); });
+                     p.pad_h, p.pad_w, p.groups, variant_code(v)}};
+  return described(key, [&] { return describe_conv(op, p, in, out, v); });
 }
 
 }  // namespace
@@ -280,6 +297,13 @@ void Conv2d::add_apply(Pass& pass, const Weights& w, const Shape& in, const floa
   const Described& d = conv(bias ? Op::kConvForward : Op::kConvForwardNoBias, params_, in, output_shape(in));
   pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_BIAS, w.bias.data()},
                        {DNNL_ARG_DST, z}});
+}
+
+void Conv2d::add_forward_variant(Pass& pass, const Shape& in, const float* x, float* y, const ForwardVariant& v) const {
+  const bool bias = !weights_.bias.empty();
+  const Described& d = conv(bias ? Op::kConvForward : Op::kConvForwardNoBias, params_, in, output_shape(in), v);
+  pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, weights_.weight.data()},
+                       {DNNL_ARG_BIAS, weights_.bias.data()}, {DNNL_ARG_DST, y}});
 }
 
 void Conv2d::add_apply_transpose(Pass& pass, const Weights& w, const Shape& in, const float* s, float* c) const {
@@ -312,21 +336,23 @@ Shape Linear::output_shape(const Shape& in) const {
 namespace {
 
 // The inner product `op` (forward with or without bias, backward-data) of N×in → N×out.
-const Described& inner(Op op, int64_t n, int64_t in, int64_t out) {
-  return described(Key{op, {n, in, out}}, [&]() -> Described {
+const Described& inner(Op op, int64_t n, int64_t in, int64_t out, const ForwardVariant& v = {}) {
+  return described(Key{op, {n, in, out, variant_code(v)}}, [&]() -> Described {
     const memory::desc src({n, in}, dt::f32, tag::nc), dst({n, out}, dt::f32, tag::nc);
     const memory::desc weights({out, in}, dt::f32, tag::oi), bias({out}, dt::f32, tag::a);
     auto& eng = Runtime::get().engine();
     using namespace dnnl;
     const inner_product_forward::primitive_desc fpd(
         inner_product_forward::desc(prop_kind::forward_training, src, weights, bias, dst), eng);
+    const prop_kind kind = v.inference ? prop_kind::forward_inference : prop_kind::forward_training;
     switch (op) {
       case Op::kInnerForward:
-        return {inner_product_forward(fpd),
+        return {inner_product_forward(inner_product_forward::primitive_desc(
+                    inner_product_forward::desc(kind, src, weights, bias, dst), variant_attr(v), eng)),
                 {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}}};
       case Op::kInnerForwardNoBias:
         return {inner_product_forward(inner_product_forward::primitive_desc(
-                    inner_product_forward::desc(prop_kind::forward_training, src, weights, dst), eng)),
+                    inner_product_forward::desc(kind, src, weights, dst), variant_attr(v), eng)),
                 {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}};
       default:
         return {inner_product_backward_data(inner_product_backward_data::primitive_desc(
@@ -344,6 +370,14 @@ void Linear::add_apply(Pass& pass, const Weights& w, const Shape& in, const floa
   const Described& d = inner(bias ? Op::kInnerForward : Op::kInnerForwardNoBias, in[0], in[1], out[1]);
   pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_BIAS, w.bias.data()},
                        {DNNL_ARG_DST, z}});
+}
+
+void Linear::add_forward_variant(Pass& pass, const Shape& in, const float* x, float* y, const ForwardVariant& v) const {
+  const bool bias = !weights_.bias.empty();
+  const Shape out = output_shape(in);
+  const Described& d = inner(bias ? Op::kInnerForward : Op::kInnerForwardNoBias, in[0], in[1], out[1], v);
+  pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, weights_.weight.data()},
+                       {DNNL_ARG_BIAS, weights_.bias.data()}, {DNNL_ARG_DST, y}});
 }
 
 void Linear::add_apply_transpose(Pass& pass, const Weights& w, const Shape& in, const float* s, float* c) const {
@@ -395,6 +429,90 @@ void ReLU::add_forward(Pass& pass, const Shape& in, const float* x, float* y) co
 void ReLU::add_backward_data(Pass& pass, const Shape& in, const float* x, const float*, const float* dy,
                              float* dx) const {
   pass.steps().add(activation(Op::kReluBackward, in), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_SRC, dx}});
+}
+
+bool is_pointwise(const Layer& layer) {
+  if (layer.kind() == LayerKind::kReLU) return true;
+  if (layer.kind() != LayerKind::kConv2d) return false;
+  const Conv2dParams& p = static_cast<const Conv2d&>(layer).params();
+  return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0 &&
+         p.groups == 1;
+}
+
+void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
+                       float* y, int64_t tile) {
+  LAB_CHECK(!run.empty() && input.size() == 4 && tile > 0, "pointwise run of {} layers on {}", run.size(),
+            to_string(input));
+  // The steps: a convolution (with the ReLU right after it, if any) or a ReLU on its own.
+  struct Step {
+    const Conv2d* conv = nullptr;
+    bool relu = false;
+    int64_t in = 0, out = 0;  // channels
+  };
+  std::vector<Step> steps;
+  int64_t channels = input[1], widest = input[1];
+  for (const Layer* layer : run) {
+    LAB_CHECK(is_pointwise(*layer), "{} in a pointwise run", kind_name(layer->kind()));
+    if (layer->kind() == LayerKind::kReLU) {
+      if (!steps.empty() && steps.back().conv != nullptr && !steps.back().relu) steps.back().relu = true;
+      else steps.push_back(Step{nullptr, true, channels, channels});
+      continue;
+    }
+    const auto* conv = static_cast<const Conv2d*>(layer);
+    LAB_CHECK(conv->params().in_channels == channels, "pointwise run: {} channels into {}", channels,
+              conv->describe());
+    steps.push_back(Step{conv, false, channels, conv->params().out_channels});
+    channels = conv->params().out_channels;
+    widest = std::max(widest, channels);
+  }
+  pass.add_host([=, steps = std::move(steps)] {
+    const int64_t batch = input[0], pixels = input[2] * input[3];
+    const int64_t tiles = (pixels + tile - 1) / tile, jobs = batch * tiles;
+    const int64_t in_channels = input[1], out_channels = steps.back().out;
+    std::atomic<int> failed{0};
+#pragma omp parallel
+    {
+      // Two tile buffers used in turn by the inner steps (the first reads x, the last writes y).
+      std::vector<float> buffer(static_cast<size_t>(2 * widest * tile));
+#pragma omp for schedule(static)
+      for (int64_t job = 0; job < jobs; ++job) {
+        const int64_t n = job / tiles, p0 = (job % tiles) * tile, width = std::min(tile, pixels - p0);
+        const float* a = x + (n * in_channels) * pixels + p0;
+        int64_t lda = pixels;
+        for (size_t k = 0; k < steps.size(); ++k) {
+          const Step& st = steps[k];
+          const bool last = k + 1 == steps.size();
+          float* b = last ? y + (n * out_channels) * pixels + p0 : buffer.data() + (k % 2) * widest * tile;
+          const int64_t ldb = last ? pixels : width;
+          if (st.conv != nullptr) {
+            const Weights& w = st.conv->weights();
+            if (dnnl_sgemm('N', 'N', st.out, width, st.in, 1.0f, w.weight.data(), st.in, a, lda, 0.0f, b, ldb) !=
+                dnnl_success)
+              failed = 1;
+            const float* bias = w.bias.empty() ? nullptr : w.bias.data();
+            for (int64_t c = 0; c < st.out; ++c) {
+              float* row = b + c * ldb;
+              if (bias != nullptr) {
+                const float add = bias[c];
+                for (int64_t i = 0; i < width; ++i) row[i] += add;
+              }
+              if (st.relu)
+                for (int64_t i = 0; i < width; ++i) row[i] = row[i] > 0.0f ? row[i] : 0.0f;
+            }
+          } else {
+            for (int64_t c = 0; c < st.out; ++c) {
+              const float* from = a + c * lda;
+              float* row = b + c * ldb;
+              for (int64_t i = 0; i < width; ++i) row[i] = from[i] > 0.0f ? from[i] : 0.0f;
+            }
+          }
+          a = b;
+          lda = ldb;
+        }
+      }
+    }
+    LAB_CHECK(failed == 0, "oneDNN sgemm failed in a pointwise run");
+  });
 }
 
 Shape Softmax::output_shape(const Shape& in) const {

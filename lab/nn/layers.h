@@ -124,6 +124,15 @@ class AffineLayer : public Layer {
   Weights weights_;
 };
 
+/// A variant of an affine layer's forward (Conv2d, Linear) that forward-only passes may run
+/// (Network::forward's chains, never a trace: the rules need the pre-activations a fused ReLU
+/// does not write). inference gives the plain forward's bytes; relu's post-op writes −0 where
+/// the ReLU layer writes +0 (a negative input), the same value (tests/lab/test_network.cpp).
+struct ForwardVariant {
+  bool relu = false;       ///< the ReLU after the layer as the primitive's eltwise post-op
+  bool inference = false;  ///< prop_kind::forward_inference instead of forward_training
+};
+
 struct Conv2dParams {
   int64_t in_channels = 1;
   int64_t out_channels = 1;
@@ -146,6 +155,8 @@ class Conv2d final : public AffineLayer {
                  float* z) const override;
   void add_apply_transpose(Pass& pass, const Weights& w, const Shape& input, const float* s,
                            float* c) const override;
+  /// add_forward as variant `v`: y = layer(x), or ReLU(layer(x)) with v.relu.
+  void add_forward_variant(Pass& pass, const Shape& input, const float* x, float* y, const ForwardVariant& v) const;
   std::string describe() const override;
 
  private:
@@ -164,6 +175,8 @@ class Linear final : public AffineLayer {
                  float* z) const override;
   void add_apply_transpose(Pass& pass, const Weights& w, const Shape& input, const float* s,
                            float* c) const override;
+  /// add_forward as variant `v`: y = layer(x), or ReLU(layer(x)) with v.relu.
+  void add_forward_variant(Pass& pass, const Shape& input, const float* x, float* y, const ForwardVariant& v) const;
   std::string describe() const override;
 };
 
@@ -177,6 +190,25 @@ class ReLU final : public Layer {
                          float* dx) const override;
   std::string describe() const override { return ""; }
 };
+
+/// True for a layer that maps every pixel alike and on its own: ReLU, and a Conv2d of a 1×1
+/// kernel, stride 1, no padding and one group (a product with an out×in matrix at each pixel).
+bool is_pointwise(const Layer& layer);
+
+/// Adds the pointwise layers `run` (is_pointwise, in order, applied one after the other) on x
+/// (shape `input`, N×C×H×W) to `pass`, writing their output y. The run goes tile by tile instead
+/// of layer by layer: `tile` pixels of one image through every layer while they are in cache, so
+/// only x and y travel to memory. A 1×1 convolution is one oneDNN sgemm on the tile (out×in
+/// weights times in×tile pixels), then its bias is added; a ReLU is max(x, 0) on the tile. The
+/// tiles are spread over the runtime's OpenMP threads, each sgemm on one thread.
+///
+/// Same bytes as the layer-by-layer forward (add_forward of every layer): oneDNN's gemm
+/// convolution of a 1×1 kernel on nchw is the same sgemm on a range of pixels (beta 0), with the
+/// bias then added to each result, and an sgemm sums each result over the in-channels in the same
+/// order whatever its pixel range; oneDNN's ReLU maps x to x > 0 ? x : +0 (NaN and −0 to +0), as
+/// here. Tested byte for byte in test_network.cpp (networks, odd tile sizes, one and many threads).
+void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
+                       float* y, int64_t tile);
 
 /// Softmax over dimension 1 of N×K, computed on the host in double and rounded once to float, so
 /// probabilities below float32's normal range stay the nearest denormal instead of 0 (oneDNN's

@@ -442,6 +442,19 @@ int64_t sub_batch_budget() {
 
 void set_sub_batch_budget(int64_t bytes) { budget_set.store(bytes < 0 ? -1 : bytes); }
 
+namespace {
+std::atomic<int> path_set{1};  // bits: 1 tiles, 2 relu_post_op, 4 inference
+}  // namespace
+
+ForwardPath forward_path() {
+  const int bits = path_set.load();
+  return ForwardPath{(bits & 1) != 0, (bits & 2) != 0, (bits & 4) != 0};
+}
+
+void set_forward_path(const ForwardPath& path) {
+  path_set.store((path.tiles ? 1 : 0) | (path.relu_post_op ? 2 : 0) | (path.inference ? 4 : 0));
+}
+
 Network::Network(Shape input_shape) : input_shape_(std::move(input_shape)) {}
 
 void Network::add(std::string name, std::shared_ptr<const Layer> layer) {
@@ -572,16 +585,69 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     recycle(acts);
     return out;
   }
+  // The steps of the chain: one layer each, or several fused (forward_path()).
+  struct Step {
+    size_t first, count;
+    bool tiles = false;  // a pointwise run of `tile` pixels per tile
+    int64_t tile = 0;
+    ForwardVariant variant;
+  };
+  const ForwardPath path = forward_path();
+  const auto affine = [&](size_t i) {
+    return layers_[i]->kind() == LayerKind::kConv2d || layers_[i]->kind() == LayerKind::kLinear;
+  };
+  std::vector<Step> steps;
   std::vector<Shape> shapes;
   std::vector<int64_t> bytes;
-  for (size_t i = begin; i < end; ++i) {
+  for (size_t i = begin; i < end;) {
     const Shape in = i == begin ? input.shape() : shapes.back();
-    shapes.push_back(layers_[i]->output_shape(in));
-    bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(sizeof(float)) * (numel(in) + numel(shapes.back()))
-                                                 : -1);
+    Step step{i, 1};
+    if (path.tiles && in.size() == 4 && is_pointwise(*layers_[i])) {
+      size_t j = i;
+      bool conv = false;
+      while (j < end && is_pointwise(*layers_[j])) conv |= layers_[j++]->kind() == LayerKind::kConv2d;
+      if (conv && j - i >= 2) {
+        step = Step{i, j - i, true};
+        // Tile pixels: two tile buffers of the widest adjacent pair of layers in a quarter of a
+        // core's L2 (the rest for the weights, sgemm's packed copies and the tiles of x and y).
+        int64_t pair = 0;
+        Shape s = in;
+        for (size_t k = i; k < j; ++k) {
+          const Shape next = layers_[k]->output_shape(s);
+          pair = std::max(pair, s[1] + next[1]);
+          s = next;
+        }
+        step.tile = std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
+      }
+    }
+    if (!step.tiles && affine(i)) {
+      step.variant.inference = path.inference;
+      if (path.relu_post_op && i + 1 < end && layers_[i + 1]->kind() == LayerKind::kReLU) {
+        step.variant.relu = true;
+        step.count = 2;
+      }
+    }
+    Shape out = in;
+    for (size_t k = i; k < i + step.count; ++k) out = layers_[k]->output_shape(out);
+    shapes.push_back(out);
+    bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(sizeof(float)) * (numel(in) + numel(out)) : -1);
+    steps.push_back(step);
+    i += step.count;
   }
   return chain(input, shapes, bytes, [&](Pass& pass, size_t k, int64_t, const Shape& in, const float* x, float* y) {
-    layers_[begin + k]->add_forward(pass, in, x, y);
+    const Step& step = steps[k];
+    const Layer& layer = *layers_[step.first];
+    if (step.tiles) {
+      std::vector<const Layer*> run;
+      for (size_t i = step.first; i < step.first + step.count; ++i) run.push_back(layers_[i].get());
+      add_pointwise_run(pass, run, in, x, y, step.tile);
+    } else if (layer.kind() == LayerKind::kConv2d) {
+      static_cast<const Conv2d&>(layer).add_forward_variant(pass, in, x, y, step.variant);
+    } else if (layer.kind() == LayerKind::kLinear) {
+      static_cast<const Linear&>(layer).add_forward_variant(pass, in, x, y, step.variant);
+    } else {
+      layer.add_forward(pass, in, x, y);
+    }
   });
 }
 

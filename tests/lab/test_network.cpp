@@ -5,6 +5,7 @@
 
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
+#include "forward_paths.h"
 #include "random_nets.h"
 
 using lab::Tensor;
@@ -169,4 +170,85 @@ TEST_CASE("sub-batches: a batch of 37 gives the bytes of 37 single-image calls (
     lab::set_sub_batch_budget(-1);
   }
   CHECK(lab::sub_batch_budget() > 0);
+}
+
+TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitives give the plain forward's bytes") {
+  // Runs of 1×1 convolutions and ReLUs of every kind add_pointwise_run handles: a leading ReLU,
+  // two ReLUs in a row, a convolution without bias, one to a single channel, one over 300
+  // in-channels; 70×61 pixels (several tiles and a remainder at any L2 size), cut by a 3×3
+  // convolution and followed by a Linear head (ReLU post-op on inner product).
+  std::mt19937 rng(11);
+  using P = lab::Conv2dParams;
+  const auto one = [](int64_t in, int64_t out) { return P{.in_channels = in, .out_channels = out}; };
+  lab::Network net({3, 70, 61});
+  net.add("r0", std::make_shared<lab::ReLU>());
+  net.add("c0", testnets::random_conv(one(3, 300), rng));
+  net.add("r1", std::make_shared<lab::ReLU>());
+  net.add("r2", std::make_shared<lab::ReLU>());
+  net.add("c1", testnets::random_conv(one(300, 7), rng, false));
+  net.add("c2", testnets::random_conv(one(7, 1), rng));
+  net.add("r3", std::make_shared<lab::ReLU>());
+  net.add("c3", testnets::random_conv(P{.in_channels = 1, .out_channels = 5, .kernel_h = 3, .kernel_w = 3}, rng));
+  net.add("c4", testnets::random_conv(one(5, 4), rng));
+  net.add("r4", std::make_shared<lab::ReLU>());
+  net.add("pool", std::make_shared<lab::MaxPool2d>(lab::MaxPool2dParams{.kernel_h = 4, .kernel_w = 4, .stride_h = 4, .stride_w = 4}));
+  net.add("flat", std::make_shared<lab::Flatten>());
+  net.add("fc", testnets::random_linear(4 * 17 * 14, 6, rng));
+  net.add("r5", std::make_shared<lab::ReLU>());
+  net.add("out", testnets::random_linear(6, 3, rng));
+  Tensor x = testnets::random_tensor({5, 3, 70, 61}, rng, -3.0f, 3.0f);
+  x[7] = 0.0f;
+  x[8] = -0.0f;
+  const lab::ForwardPath saved = lab::forward_path();
+  lab::set_forward_path(testnets::kPlainPath);
+  const Tensor plain = net.forward(x);
+  const lab::Trace trace = net.trace(x);
+  REQUIRE(std::memcmp(plain.data(), trace.output().data(), sizeof(float) * plain.numel()) == 0);
+  testnets::for_each_forward_path([&] {
+    const Tensor y = net.forward(x);
+    CHECK(std::memcmp(y.data(), plain.data(), sizeof(float) * y.numel()) == 0);
+    // Every layer's output from every cut, with and without sub-batches.
+    for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
+      lab::set_sub_batch_budget(budget);
+      for (size_t from = 0; from < net.size(); from += 3) {
+        CAPTURE(from);
+        const Tensor part = net.forward_range(from, net.size() - 2, trace.acts[from]);
+        const Tensor& want = trace.acts[net.size() - 2];
+        CHECK(std::memcmp(part.data(), want.data(), sizeof(float) * want.numel()) == 0);
+      }
+    }
+    lab::set_sub_batch_budget(-1);
+  });
+  // Signed zeros: oneDNN's ReLU primitive maps every x <= 0 (−0 included) to +0, as the tiles do
+  // (x >= 0 ? x : 0 would keep a −0 and fail here). oneDNN's ReLU post-op maps a negative x to
+  // x·0 = −0 (c1's −2 here): relu_post_op gives the same values, but zeros may carry the other
+  // sign (which a later affine layer with a bias or another input erases), so it is off by default.
+  lab::Network zeros({3, 9, 9});
+  zeros.add("c0", std::make_shared<lab::Conv2d>(one(3, 4), Tensor({4, 3, 1, 1}, -1.0f), Tensor()));
+  zeros.add("r0", std::make_shared<lab::ReLU>());
+  zeros.add("c1", std::make_shared<lab::Conv2d>(one(4, 2), Tensor({2, 4, 1, 1}, -0.5f), Tensor()));
+  zeros.add("r1", std::make_shared<lab::ReLU>());
+  Tensor z({2, 3, 9, 9}, 0.0f);
+  z[5] = -1.0f;
+  lab::set_forward_path(testnets::kPlainPath);
+  const lab::Trace zt = zeros.trace(z);
+  for (const bool tiles : {true, false}) {
+    CAPTURE(tiles);
+    lab::set_forward_path(tiles ? lab::ForwardPath{.tiles = true} : lab::ForwardPath{.tiles = false, .relu_post_op = true});
+    for (size_t end = 1; end <= zeros.size(); ++end) {
+      CAPTURE(end);
+      const Tensor part = zeros.forward_range(0, end, z);
+      const Tensor& want = zt.acts[end];
+      if (tiles) {
+        CHECK(std::memcmp(part.data(), want.data(), sizeof(float) * part.numel()) == 0);
+        continue;
+      }
+      for (int64_t i = 0; i < part.numel(); ++i) {
+        CAPTURE(i);
+        REQUIRE(part[i] == want[i]);  // bytes differ at most in the sign of a zero
+        if (std::memcmp(part.data() + i, want.data() + i, sizeof(float)) != 0) REQUIRE(part[i] == 0.0f);
+      }
+    }
+  }
+  lab::set_forward_path(saved);
 }

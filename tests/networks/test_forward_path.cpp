@@ -1,0 +1,87 @@
+// Forward paths (lab/nn/network.h, ForwardPath): the environments' forward with pointwise tiles,
+// ReLU post-ops and inference primitives gives the bytes of the plain layer-by-layer forward
+// (memcmp; the −0 of a ReLU post-op never reaches these outputs: the next layers add biases or
+// other inputs), at the sizes the tests use, on designed images, on the same images moved off the
+// integers (as the attribution methods' interpolations and noise do), at 1 and 2 threads.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <random>
+
+#include "images.h"
+#include "lab/forward_paths.h"
+#include "lab/core/runtime.h"
+#include "networks/multi_color_sum.h"
+#include "networks/single_color_modulo.h"
+
+namespace {
+
+struct Env {
+  std::string name;
+  lab::Network net;
+  lab::Tensor x;
+};
+
+// The designed images, then the same images scaled by a random factor in [0, 1) per pixel and
+// with uniform noise in [-8, 8) added (values off the integers, some out of [0, 255]).
+lab::Tensor with_off_grid(const lab::Tensor& designed, std::mt19937_64& rng) {
+  const int64_t n = designed.dim(0);
+  lab::Shape shape = designed.shape();
+  shape[0] = 2 * n;
+  lab::Tensor x(shape);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f), noise(-8.0f, 8.0f);
+  const int64_t half = designed.numel();
+  for (int64_t i = 0; i < half; ++i) {
+    x[i] = designed[i];
+    x[half + i] = designed[i] * unit(rng) + noise(rng);
+  }
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("forward paths give the bytes of the layer-by-layer forward on every environment") {
+  std::mt19937_64 rng(77);
+  std::vector<Env> envs;
+  for (const int64_t size : {32, 64, 224}) {
+    const int64_t images = size == 224 ? 2 : 3;
+    for (const char* accumulator : {"nonuniform", "uniform"}) {
+      for (const bool ude : {true, false}) {
+        networks::MultiColorSumParams p;
+        p.size = size;
+        p.accumulator = accumulator;
+        p.ude = ude;
+        p.seed = static_cast<uint64_t>(size);
+        const auto batch = testimg::color_batch(p.target_colors(), p.background, size, images, rng);
+        envs.push_back({fmt::format("multi-color-sum {} {} ude={}", size, accumulator, ude),
+                        networks::build_multi_color_sum(p), with_off_grid(batch.x, rng)});
+      }
+    }
+    networks::SingleColorModuloParams q;
+    q.size = size;
+    const auto gray = testimg::gray_batch(size, images, 4, size / 2, rng);
+    envs.push_back({fmt::format("single-color-modulo {}", size), networks::build_single_color_modulo(q),
+                    with_off_grid(gray.x, rng)});
+  }
+  const lab::ForwardPath saved = lab::forward_path();
+  int64_t compared = 0;
+  for (const Env& env : envs) {
+    CAPTURE(env.name);
+    lab::set_forward_path(testnets::kPlainPath);
+    const lab::Tensor plain = env.net.forward(env.x);
+    const lab::Trace trace = env.net.trace(env.x);
+    REQUIRE(std::memcmp(plain.data(), trace.output().data(), sizeof(float) * plain.numel()) == 0);
+    // From a middle layer on, as forward_from runs it.
+    const size_t from = env.net.size() / 2;
+    testnets::for_each_forward_path([&] {
+      const lab::Tensor y = env.net.forward(env.x);
+      REQUIRE(y.shape() == plain.shape());
+      CHECK(std::memcmp(y.data(), plain.data(), sizeof(float) * y.numel()) == 0);
+      const lab::Tensor rest = env.net.forward_range(from + 1, env.net.size(), trace.after(from));
+      CHECK(std::memcmp(rest.data(), plain.data(), sizeof(float) * y.numel()) == 0);
+      ++compared;
+    });
+  }
+  lab::set_forward_path(saved);
+  CHECK(compared == static_cast<int64_t>(envs.size()) * 8);
+}
