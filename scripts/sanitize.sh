@@ -26,7 +26,9 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" 
 suites=("$@")
 if ((${#suites[@]})); then
   targets=()
-  for s in "${suites[@]}"; do targets+=("test_$s"); done
+  for s in "${suites[@]}"; do
+    case "$s" in python) targets+=(_attrlab) ;; *) targets+=("test_$s") ;; esac  # python: pytest on the module
+  done
   case " ${suites[*]} " in *" cli "* | *" fuzz "*) targets+=(attrlab) ;; esac
   nice cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 else
