@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "experiments/config.h"
 #include "experiments/report/report.h"
@@ -31,6 +32,7 @@ struct RunArgs {
   std::string shard;
   CLI::Option* shard_option = nullptr;  // given at all (an empty K/N is refused, not ignored)
   bool mpi = false;
+  std::vector<std::string> reuse;
   std::string out;
 };
 
@@ -56,7 +58,7 @@ void run_run(const RunArgs& args) {
   }
   if (args.rebuild) {
     if (!args.experiment.empty() || !args.overrides.empty() || args.resume || args.paper_scale || args.force ||
-        args.shard_option->count() > 0 || args.mpi)
+        args.shard_option->count() > 0 || args.mpi || !args.reuse.empty())
       lab::fail_parameter("run --rebuild takes only --out RUN_DIR");
     if (args.out.empty()) lab::fail_parameter("run --rebuild: --out RUN_DIR is required");
     if (!std::filesystem::is_directory(args.out))
@@ -95,6 +97,7 @@ void run_run(const RunArgs& args) {
   options.shard_index = shard_index;
   options.shard_count = shard_count;
   options.mpi = args.mpi;
+  options.reuse.assign(args.reuse.begin(), args.reuse.end());
   const experiments::RunSummary summary = experiments::run_experiment(resolved, options);
   if (summary.worker) return;  // rank 0 of the MPI job reports
   if (args.stage == "data") {
@@ -107,7 +110,8 @@ void run_run(const RunArgs& args) {
                shard_index, shard_count, summary.units, summary.skipped, args.out);
     return;
   }
-  fmt::print("run: {} units ({} kept from the earlier run); results in {}\n", summary.units, summary.skipped,
+  fmt::print("run: {} units ({} kept from the earlier run{}); results in {}\n", summary.units, summary.skipped,
+             summary.reused > 0 ? fmt::format(", {} with maps from --reuse", summary.reused) : "",
              summary.results.string());
   fmt::print("run: report at {} (and {})\n", summary.report_html.string(), summary.report_md.string());
 }
@@ -140,6 +144,9 @@ void register_run(CLI::App& app) {
   args->shard_option = cmd->add_option("--shard", args->shard,
                   "K/N: run only shard K of N (0 <= K < N; units i with i % N == K); join the shards with attrlab merge");
   cmd->add_flag("--mpi", args->mpi, "Under mpirun: the ranks share the units, rank 0 writes --out");
+  cmd->add_option("--reuse", args->reuse,
+                  "RUN_DIR of an earlier run (repeatable): take its maps of the same method, data and settings "
+                  "instead of computing them (results unchanged)");
   cmd->add_option("--out", args->out, "Run directory (created; must be new or empty unless --resume)");
   cmd->callback([args] { run_run(*args); });
 }

@@ -95,7 +95,7 @@ ScoredMethod AttributeStage::scored_method() const {
   return m;
 }
 
-AttributedUnit AttributeStage::run(int64_t begin, int64_t end) const {
+AttributedUnit AttributeStage::prepare(int64_t begin, int64_t end) const {
   const datasets::Environment& env = data_.env();
   AttributedUnit u;
   u.begin = begin;
@@ -121,19 +121,45 @@ AttributedUnit AttributeStage::run(int64_t begin, int64_t end) const {
   std::vector<lab::Tensor> gts;
   for (int64_t i = begin; i < end; ++i) gts.push_back(data_.gt(i, false));
   batch.gt = lab::Tensor::stack(gts);
+  return u;
+}
+
+nlohmann::json AttributeStage::sample_entries(const AttributedUnit& u) const {
+  json samples = json::array();
+  for (int64_t k = 0; k < u.end - u.begin; ++k) {
+    const auto s = static_cast<size_t>(k);
+    json entry = {{"id", u.ids[s]}, {"map", u.ids[s] + ".npy"}, {"label", data_.label(u.begin + k)},
+                  {"target", u.batch.target[s]}};
+    if (!u.result.convergence_delta.empty()) entry["convergence-delta"] = u.result.convergence_delta[s];
+    samples.push_back(std::move(entry));
+  }
+  return samples;
+}
+
+AttributedUnit AttributeStage::run(int64_t begin, int64_t end) const {
+  AttributedUnit u = prepare(begin, end);
+  const attributions::Batch& batch = u.batch;
   u.result = method_.attribute(context_, batch);
   if (u.result.attr.shape() != batch.x.shape())
     lab::fail("method '{}' returned maps of shape {} for inputs {}", label_, lab::to_string(u.result.attr.shape()),
               lab::to_string(batch.x.shape()));
   if (!u.result.attr.all_finite())
     lab::fail("method '{}' returned NaN or Inf in samples {}..{}", label_, u.ids.front(), u.ids.back());
-  u.samples = json::array();
-  for (int64_t k = 0; k < end - begin; ++k) {
-    const auto s = static_cast<size_t>(k);
-    json entry = {{"id", u.ids[s]}, {"map", u.ids[s] + ".npy"}, {"label", data_.label(begin + k)}, {"target", batch.target[s]}};
-    if (!u.result.convergence_delta.empty()) entry["convergence-delta"] = u.result.convergence_delta[s];
-    u.samples.push_back(std::move(entry));
-  }
+  u.samples = sample_entries(u);
+  return u;
+}
+
+std::optional<AttributedUnit> AttributeStage::reuse(int64_t begin, int64_t end, ReusedUnit maps) const {
+  AttributedUnit u = prepare(begin, end);
+  if (maps.attr.shape() != u.batch.x.shape()) return std::nullopt;
+  u.result.attr = std::move(maps.attr);
+  u.result.evaluations = maps.evaluations;
+  for (const json& s : maps.samples)
+    if (s.contains("convergence-delta")) u.result.convergence_delta.push_back(s.at("convergence-delta").get<double>());
+  if (!u.result.convergence_delta.empty() && u.result.convergence_delta.size() != u.ids.size()) return std::nullopt;
+  u.samples = sample_entries(u);
+  // Ids, labels and targets as this run would record them, else the maps explain something else.
+  if (u.samples != maps.samples) return std::nullopt;
   return u;
 }
 

@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@
 #include "attributions/method.h"
 #include "datasets/data_dir.h"
 #include "experiments/metrics/metric.h"
+#include "experiments/reuse.h"
 #include "experiments/table.h"
 #include "lab/nn/network.h"
 
@@ -87,6 +89,10 @@ class AttributeStage {
   /// Explains samples [begin, end) in one method call; maps of the wrong shape or holding NaN or
   /// Inf throw lab::Error.
   AttributedUnit run(int64_t begin, int64_t end) const;
+  /// Samples [begin, end) with `maps` an earlier run made for them (reuse.h) instead of a method
+  /// call: the same unit as run() would give; none when the maps' entries (ids, labels, targets)
+  /// or shape are not what this stage records.
+  std::optional<AttributedUnit> reuse(int64_t begin, int64_t end, ReusedUnit maps) const;
   /// Writes <id>.npy (float32 C×H×W) for every sample of `unit` into `dir`.
   void save_maps(const AttributedUnit& unit, const std::filesystem::path& dir) const;
   /// The maps.json record of maps in `maps_dir` (its final place) holding `samples`.
@@ -104,6 +110,11 @@ class AttributeStage {
   const attributions::Context& context() const { return context_; }
 
  private:
+  /// Samples [begin, end) ready for the method: inputs, targets, seeds, segments, ground truth.
+  AttributedUnit prepare(int64_t begin, int64_t end) const;
+  /// The maps.json entries of `unit` (its ids, targets and completeness gaps).
+  nlohmann::json sample_entries(const AttributedUnit& unit) const;
+
   const datasets::DataDir& data_;
   const lab::Network& net_;
   const attributions::Method& method_;

@@ -23,6 +23,7 @@
 #include "experiments/pipeline.h"
 #include "experiments/progress.h"
 #include "experiments/report/report.h"
+#include "experiments/reuse.h"
 #include "experiments/table.h"
 #include "lab/core/error.h"
 #include "lab/io/files.h"
@@ -57,6 +58,7 @@ struct Unit {
 struct UnitResult {
   std::vector<ResultRow> rows;
   std::vector<CurveRow> curves;
+  bool reused = false;  ///< its maps came from an earlier run (--reuse)
   json samples = json::array();
   int64_t evaluations = 0;
   std::vector<lab::Tensor> grid_maps;  ///< C×H×W maps of the unit's images the report shows
@@ -116,10 +118,19 @@ fs::path outside_maps_dir(const Experiment& e, const MethodSpec& spec, const Mod
 
 /// Computes one unit through the attribute and score stages, and writes its files (.done last).
 UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSpec& spec, const AttributeStage& stage,
-                    const Unit& unit, const fs::path& out, int64_t grid_rows, int rank) {
+                    const Unit& unit, const fs::path& out, int64_t grid_rows, int rank,
+                    const std::optional<ReuseSource>& source) {
   const auto started = std::chrono::steady_clock::now();
   const double cpu_started = process_cpu_seconds();
-  const AttributedUnit maps = stage.run(unit.begin, unit.end);
+  // The maps of an earlier run (--reuse) when it finished this unit, else the method's.
+  std::optional<AttributedUnit> reused;
+  if (source) {
+    std::vector<std::string> ids;
+    for (int64_t i = unit.begin; i < unit.end; ++i) ids.push_back(state.data->id(i));
+    if (std::optional<ReusedUnit> files = MapReuse::unit(*source, unit.begin, unit.end, ids, state.data->env().input_shape()))
+      reused = stage.reuse(unit.begin, unit.end, std::move(*files));
+  }
+  const AttributedUnit maps = reused ? std::move(*reused) : stage.run(unit.begin, unit.end);
   const auto attributed = std::chrono::steady_clock::now();
   const double cpu_attributed = process_cpu_seconds();
   if (e.save_maps) stage.save_maps(maps, out / "maps" / state.spec->label / spec.slug);
@@ -130,6 +141,7 @@ UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSp
                                       spec.maps.empty() ? stage.scored_method() : ScoredMethod());
 
   UnitResult r;
+  r.reused = reused.has_value();
   r.rows = stage.gap_rows(model, maps);
   r.rows.insert(r.rows.end(), scores.rows.begin(), scores.rows.end());
   r.curves = std::move(scores.curves);
@@ -150,6 +162,7 @@ UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSp
                {"method-cpu-seconds", cpu_attributed - cpu_started},
                {"metric-cpu-seconds", scores.metric_cpu_seconds}};
   if (rank >= 0) done["rank"] = rank;  // the MPI rank that computed it
+  if (reused) done["maps-from"] = (source->run / "units" / source->model / source->slug).string();
   lab::write_json(out / (unit.stem.string() + ".done"), done);
   return r;
 }
@@ -264,6 +277,7 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   if (sharded && options.mpi)
     lab::fail_usage("run: --shard and --mpi exclude each other (with --mpi the ranks share the units)");
   if (options.resume && options.force) lab::fail_usage("run: --resume and --force exclude each other");
+  const MapReuse reuse(options.reuse);  // refuses a --reuse directory that holds no run, before anything is written
   std::unique_ptr<cluster::Session> session;
   if (options.mpi) session = std::make_unique<cluster::Session>();
   const int rank = session ? session->rank() : 0;
@@ -420,6 +434,21 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
       stages[{m, k}] = std::make_unique<AttributeStage>(*states[m].data, states[m].net, *method, setup);
     }
 
+  // --reuse: the earlier (model, method) with the same maps, per (model, method) of this run.
+  std::map<std::pair<size_t, size_t>, ReuseSource> sources;
+  if (!options.reuse.empty()) {
+    for (const auto& [key, stage] : stages) {
+      const json manifest = lab::read_json(states[key.first].data->path() / "manifest.json");
+      if (std::optional<ReuseSource> source = reuse.find(e, e.models[key.first], e.methods[key.second], manifest)) {
+        if (!quiet)
+          fmt::print(stderr, "attrlab run: maps of {} on {} are taken from {} where that run finished them\n",
+                     e.methods[key.second].label, e.models[key.first].label,
+                     (source->run / "maps" / source->model / source->slug).string());
+        sources.emplace(key, std::move(*source));
+      }
+    }
+  }
+
   created.armed = false;
 
   // Units, in the order their rows appear in results.csv. This process computes the units i
@@ -461,8 +490,11 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
       const Unit& u = units[i];
       if (!mine(i) || done[i]) continue;
       progress.start(u.label);
+      const auto source = sources.find({u.model, u.method});
       UnitResult r = run_unit(e, states[u.model], e.methods[u.method], *stages.at({u.model, u.method}), u, root,
-                              e.save_maps && !worker && !sharded ? grid_rows(e.report) : 0, session ? rank : -1);
+                              e.save_maps && !worker && !sharded ? grid_rows(e.report) : 0, session ? rank : -1,
+                              source == sources.end() ? std::nullopt : std::optional<ReuseSource>(source->second));
+      summary.reused += r.reused ? 1 : 0;
       if (worker) {
         const std::vector<fs::path> files = unit_files(e, u, r.samples);
         session->send(pack_unit(i, files, root));

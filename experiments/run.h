@@ -76,6 +76,9 @@ struct RunOptions {
   /// Under mpirun: rank K of N computes the units i with i % N == K and sends their files to
   /// rank 0, which alone writes RUN_DIR (cluster.h). --resume works as without it.
   bool mpi = false;
+  /// --reuse: earlier run directories whose maps of the same method, data and settings are
+  /// taken instead of computed, unit by unit (reuse.h); the results are the same.
+  std::vector<std::filesystem::path> reuse;
 };
 
 struct RunSummary {
@@ -86,6 +89,7 @@ struct RunSummary {
   std::filesystem::path report_html;
   std::vector<std::filesystem::path> data;  ///< the data directories, one per model
   int64_t computed = 0;  ///< units this process computed
+  int64_t reused = 0;    ///< of those, units whose maps came from an earlier run (--reuse)
   bool shard = false;    ///< a shard (--shard): no results or report yet
   bool worker = false;   ///< an MPI rank other than 0: it wrote nothing
 };

@@ -21,6 +21,7 @@
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
 #include "lab/io/files.h"
+#include "lab/io/npy.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -238,6 +239,82 @@ TEST_CASE("resume: deleted units are recomputed and results.csv comes out byte-i
     json resolved2 = resolve("unseen-data-effect", o2);
     run(resolved2, fresh.path);
     CHECK(lab::read_text(fresh.path / "results.csv") == results);
+  }
+}
+
+TEST_CASE("--reuse: a run takes an earlier run's maps of the same method, data and settings, with the same results") {
+  TempDir ude("reuse-ude"), plain("reuse-plain"), reused("reuse-reused"), altered("reuse-altered");
+  // unseen-data-effect's with-ude model is faithfulness-test's multi-color-sum (other label, same
+  // options once resolved); its without-ude model has other options, hence another network.
+  std::vector<std::string> o = tiny("unseen-data-effect");
+  o.front() = "count=4";
+  o.insert(o.end(), {"unit=2", "select=GradCAM,ExPerturb,IG,LIME"});
+  run(resolve("unseen-data-effect", o), ude.path);
+  // An earlier run still in progress: its second ExPerturb unit on with-ude is not finished.
+  fs::remove(ude.path / "units" / "with-ude" / "experturb" / "00001.done");
+
+  std::vector<std::string> f = tiny("faithfulness-test");
+  f.front() = "count=4";
+  f.insert(f.end(), {"unit=2", "select=GradCAM,ExPerturb,IG,IG*,LIME (quickshift)"});
+  const json resolved = resolve("faithfulness-test", f);
+  run(resolved, plain.path);
+  RunOptions options;
+  options.out = reused.path;
+  options.quiet = true;
+  options.source = "faithfulness-test";
+  options.reuse = {ude.path};
+  const RunSummary summary = run_experiment(resolved, options);
+  // GradCAM 2 units, IG 2, ExPerturb 1 (the finished one); IG* and LIME (quickshift), another
+  // label hence other sample seeds, are computed.
+  CHECK(summary.reused == 5);
+  for (const char* file : {"results.csv", "curves.csv", "costs.csv"})
+    CHECK(lab::read_text(reused.path / file) == lab::read_text(plain.path / file));
+  // maps.json records the same, but for the path of its own run's data manifest.
+  const auto record = [](const fs::path& run) {
+    json r = lab::read_json(run / "maps" / "multi-color-sum" / "experturb" / "maps.json");
+    r["data-manifest"].erase("path");
+    return r;
+  };
+  CHECK(record(reused.path) == record(plain.path));
+  const auto maps_from = [&](const fs::path& run, const std::string& method, int unit) {
+    const json done = lab::read_json(run / "units" / "multi-color-sum" / method / fmt::format("{:05}.done", unit));
+    return done.value("maps-from", std::string());
+  };
+  CHECK(maps_from(reused.path, "gradcam", 1) == (ude.path / "units" / "with-ude" / "gradcam").string());
+  CHECK(maps_from(reused.path, "experturb", 0) == (ude.path / "units" / "with-ude" / "experturb").string());
+  CHECK(maps_from(reused.path, "experturb", 1).empty());
+  CHECK(maps_from(reused.path, "ig-star", 0).empty());
+  CHECK(maps_from(reused.path, "lime-quickshift", 0).empty());
+
+  {
+    // The maps are read from the earlier run's files: a map changed in the earlier run shows up in the new one: it was taken, not recomputed.
+    const fs::path source = ude.path / "maps" / "with-ude" / "ig";
+    const json record = lab::read_json(source / "maps.json");
+    const std::string id = record.at("samples").at(0).at("id");
+    lab::Tensor map = lab::read_npy(source / (id + ".npy"));
+    map.fill(7.0f);
+    lab::write_npy(source / (id + ".npy"), map);
+    options.out = altered.path;
+    run_experiment(resolved, options);
+    CHECK(lab::read_npy(altered.path / "maps" / "multi-color-sum" / "ig" / (id + ".npy")).values() == map.values());
+  }
+  {
+    // Other settings are not reused.
+    TempDir other_dir("reuse-other");
+    std::vector<std::string> g = f;
+    g.back() = "select=GradCAM,IG";
+    g.push_back("seed=1");  // other data, other sample seeds
+    const json other = resolve("faithfulness-test", g);
+    options.out = other_dir.path;
+    CHECK(run_experiment(other, options).reused == 0);
+  }
+  {
+    // A directory that holds no run is refused, before anything is written.
+    TempDir refused("reuse-refused");
+    options.out = refused.path;
+    options.reuse = {plain.path / "maps"};
+    CHECK_THROWS_WITH_AS(run_experiment(resolved, options), doctest::Contains("--reuse"), lab::Error);
+    CHECK_FALSE(fs::exists(refused.path));
   }
 }
 
