@@ -177,6 +177,7 @@ UnitResult read_unit(const Unit& unit, const fs::path& out) {
   const json done = lab::read_json(out / (unit.stem.string() + ".done"));
   r.samples = done.value("samples", json::array());
   r.evaluations = done.value("evaluations", int64_t{0});
+  r.reused = done.contains("maps-from");
   return r;
 }
 
@@ -494,7 +495,6 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
       UnitResult r = run_unit(e, states[u.model], e.methods[u.method], *stages.at({u.model, u.method}), u, root,
                               e.save_maps && !worker && !sharded ? grid_rows(e.report) : 0, session ? rank : -1,
                               source == sources.end() ? std::nullopt : std::optional<ReuseSource>(source->second));
-      summary.reused += r.reused ? 1 : 0;
       if (worker) {
         const std::vector<fs::path> files = unit_files(e, u, r.samples);
         session->send(pack_unit(i, files, root));
@@ -535,6 +535,8 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   for (size_t i = 0; i < units.size(); ++i) {
     const Unit& u = units[i];
     UnitResult r = in_memory[i] ? std::move(results[i]) : read_unit(u, out);
+    // Units of this run (here or on another MPI rank) whose maps came from --reuse.
+    if (done_flags[i] != '1' && r.reused) ++summary.reused;
     all_rows.insert(all_rows.end(), r.rows.begin(), r.rows.end());
     all_curves.insert(all_curves.end(), r.curves.begin(), r.curves.end());
     inputs.costs.push_back({e.models[u.model].label, e.methods[u.method].label, u.begin, u.end - 1, r.evaluations});
