@@ -59,7 +59,12 @@ MapReuse::MapReuse(const std::vector<fs::path>& runs) {
     json record;
     try {
       record = lab::read_json(config);
-      runs_.push_back({dir, Experiment::from_json(record.at("config")), record.at("attrlab-version")});
+      Run run{dir, Experiment::from_json(record.at("config")), record.at("attrlab-version"), {}, {}};
+      for (const ModelSpec& model : run.experiment.models)
+        run.manifests.push_back(read_manifest(dir / "data" / model.label));
+      for (const MethodSpec& method : run.experiment.methods)
+        run.identities.push_back(method_identity(run.experiment, method));
+      runs_.push_back(std::move(run));
     } catch (const lab::Error&) {
       throw;
     } catch (const std::exception& err) {
@@ -74,19 +79,20 @@ std::optional<ReuseSource> MapReuse::find(const Experiment& e, const ModelSpec& 
   if (wanted.is_null() || manifest.is_null()) return std::nullopt;
   for (const Run& run : runs_) {
     if (run.version != json(ATTRLAB_VERSION) || !run.experiment.save_maps) continue;
-    for (const ModelSpec& theirs : run.experiment.models) {
-      if (theirs.env != model.env || read_manifest(run.dir / "data" / theirs.label) != manifest) continue;
-      for (const MethodSpec& candidate : run.experiment.methods)
-        if (candidate.runs_on(theirs.label) && candidate.label == method.label &&
-            method_identity(run.experiment, candidate) == wanted)
+    for (size_t m = 0; m < run.experiment.models.size(); ++m) {
+      const ModelSpec& theirs = run.experiment.models[m];
+      if (theirs.env != model.env || run.manifests[m] != manifest) continue;
+      for (size_t k = 0; k < run.experiment.methods.size(); ++k) {
+        const MethodSpec& candidate = run.experiment.methods[k];
+        if (candidate.runs_on(theirs.label) && run.identities[k] == wanted)
           return ReuseSource{run.dir, theirs.label, candidate.label, candidate.slug, run.experiment.unit};
+      }
     }
   }
   return std::nullopt;
 }
 
-std::optional<ReusedUnit> MapReuse::unit(const ReuseSource& source, int64_t begin, int64_t end,
-                                         const std::vector<std::string>& ids, const lab::Shape& shape) {
+std::optional<ReusedUnit> MapReuse::unit(const ReuseSource& source, int64_t begin, int64_t end) {
   if (source.unit <= 0 || begin % source.unit != 0) return std::nullopt;
   const fs::path done_path =
       source.run / "units" / source.model / source.slug / fmt::format("{:05}.done", begin / source.unit);
@@ -101,16 +107,12 @@ std::optional<ReusedUnit> MapReuse::unit(const ReuseSource& source, int64_t begi
     ReusedUnit u;
     u.samples = done.at("samples");
     u.evaluations = done.at("evaluations").get<int64_t>();
-    if (!u.samples.is_array() || u.samples.size() != ids.size()) return std::nullopt;
+    if (!u.samples.is_array() || static_cast<int64_t>(u.samples.size()) != end - begin) return std::nullopt;
     std::vector<lab::Tensor> attr;
-    for (size_t k = 0; k < ids.size(); ++k) {
-      const json& s = u.samples[k];
-      if (s.value("id", std::string()) != ids[k]) return std::nullopt;
+    for (const json& s : u.samples) {
       const fs::path file = maps / s.at("map").get<std::string>();
       if (!fs::is_regular_file(file, ec)) return std::nullopt;
-      lab::Tensor map = lab::read_npy(file);
-      if (map.shape() != shape) return std::nullopt;
-      attr.push_back(std::move(map));
+      attr.push_back(lab::read_npy(file));
     }
     u.attr = lab::Tensor::stack(attr);
     return u;

@@ -59,16 +59,17 @@ class MapReuse {
   std::optional<ReuseSource> find(const Experiment& e, const ModelSpec& model, const MethodSpec& method,
                                   const nlohmann::json& manifest) const;
 
-  /// The maps of images [begin, end) (ids `ids`) from `source`, when the earlier run finished
-  /// exactly that unit and kept its maps; `shape` is one map's C×H×W.
-  static std::optional<ReusedUnit> unit(const ReuseSource& source, int64_t begin, int64_t end,
-                                        const std::vector<std::string>& ids, const lab::Shape& shape);
+  /// The maps of images [begin, end) from `source`, when the earlier run finished exactly that
+  /// unit and kept its maps (AttributeStage::reuse checks them against this run's samples).
+  static std::optional<ReusedUnit> unit(const ReuseSource& source, int64_t begin, int64_t end);
 
  private:
   struct Run {
     std::filesystem::path dir;
     Experiment experiment;
     nlohmann::json version;
+    std::vector<nlohmann::json> manifests;   ///< per model: its data directory's manifest.json
+    std::vector<nlohmann::json> identities;  ///< per method: what its maps depend on
   };
   std::vector<Run> runs_;
 };

@@ -124,12 +124,9 @@ UnitResult run_unit(const Experiment& e, const ModelState& state, const MethodSp
   const double cpu_started = process_cpu_seconds();
   // The maps of an earlier run (--reuse) when it finished this unit, else the method's.
   std::optional<AttributedUnit> reused;
-  if (source) {
-    std::vector<std::string> ids;
-    for (int64_t i = unit.begin; i < unit.end; ++i) ids.push_back(state.data->id(i));
-    if (std::optional<ReusedUnit> files = MapReuse::unit(*source, unit.begin, unit.end, ids, state.data->env().input_shape()))
+  if (source)
+    if (std::optional<ReusedUnit> files = MapReuse::unit(*source, unit.begin, unit.end))
       reused = stage.reuse(unit.begin, unit.end, std::move(*files));
-  }
   const AttributedUnit maps = reused ? std::move(*reused) : stage.run(unit.begin, unit.end);
   const auto attributed = std::chrono::steady_clock::now();
   const double cpu_attributed = process_cpu_seconds();
@@ -438,8 +435,10 @@ RunSummary run_experiment(const json& resolved, const RunOptions& options) {
   // --reuse: the earlier (model, method) with the same maps, per (model, method) of this run.
   std::map<std::pair<size_t, size_t>, ReuseSource> sources;
   if (!options.reuse.empty()) {
+    std::vector<json> manifests;
+    for (const ModelState& s : states) manifests.push_back(lab::read_json(s.data->path() / "manifest.json"));
     for (const auto& [key, stage] : stages) {
-      const json manifest = lab::read_json(states[key.first].data->path() / "manifest.json");
+      const json& manifest = manifests[key.first];
       if (std::optional<ReuseSource> source = reuse.find(e, e.models[key.first], e.methods[key.second], manifest)) {
         if (!quiet)
           fmt::print(stderr, "attrlab run: maps of {} on {} are taken from {} where that run finished them\n",

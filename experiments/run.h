@@ -9,7 +9,8 @@
 ///   maps/<model>/<method>/       <id>.npy (float32 C×H×W) and maps.json: the `attribute` layout
 ///   units/<model>/<method>/<unit>.rows.csv, .curves.csv, .done   one finished work unit (.done
 ///                                records its network evaluations and the seconds spent per step;
-///                                under --mpi, the rank that computed it)
+///                                under --mpi, the rank that computed it; with --reuse, "maps-from"
+///                                when the maps came from an earlier run, reuse.h)
 ///   results.csv                  model,sample,method,metric,variant,value (per sample, then one
 ///                                "all" row per variant from the metric's own aggregation)
 ///   curves.csv                   model,sample,method,metric,variant,x,y (curves of more than 101
