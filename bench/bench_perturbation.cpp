@@ -16,11 +16,18 @@
 // --quick the 224×224 row uses windows and strides of 16 (196 windows) so the full-forward side
 // stays short.
 //
-// Usage: bench_perturbation [--images N] [--quick] [--method NAME]
+// Then the gradient methods with the tiled trace and backward (lab::ForwardPath::backprop_tiles)
+// against the layer-by-layer passes: ExPerturb (one call on the batch of images) and IG (50
+// steps), each run in turn with the tiles off and on, `--repeats` times (off, on, off, on, ...),
+// in the same process; median wall and CPU seconds per image of each, their ratios, and whether
+// the maps are the same bytes. With --quick ExPerturb runs 20 iterations instead of 800.
+//
+// Usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R]
 //   --images N     images per batch (default 2)
 //   --quick        fewer samples/iterations per method (rates are unchanged; times shrink)
 //   --method NAME  only the rows of this method (repeatable); occlusion-engine names the
-//                  engine-against-full-forward rows
+//                  engine-against-full-forward rows, backprop-tiles the tiled-backprop rows
+//   --repeats R    runs of each path in the backprop-tiles rows (default 3)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -39,6 +46,7 @@
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
 #include "lab/nn/incremental.h"
+#include "lab/nn/network.h"
 
 namespace {
 
@@ -72,6 +80,7 @@ int main(int argc, char** argv) try {
   lab::prepare_process(argv);
   int64_t images = 2;
   bool quick = false;
+  int repeats = 3;
   std::vector<std::string> only;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--images") == 0 && i + 1 < argc) {
@@ -80,8 +89,10 @@ int main(int argc, char** argv) try {
       quick = true;
     } else if (std::strcmp(argv[i], "--method") == 0 && i + 1 < argc) {
       only.emplace_back(argv[++i]);
+    } else if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
+      repeats = std::max(1, std::stoi(argv[++i]));
     } else {
-      fmt::print(stderr, "usage: bench_perturbation [--images N] [--quick] [--method NAME]\n");
+      fmt::print(stderr, "usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R]\n");
       return 1;
     }
   }
@@ -154,6 +165,60 @@ int main(int argc, char** argv) try {
     fmt::print("{:<36} {:>10.3f} {:>12} {:>10.2f} {:>12.2f} {:>8.2f}\n", label, t / static_cast<double>(images),
                r.evaluations / images, rate, reference, rate / reference);
     std::fflush(stdout);
+  }
+
+  if (only.empty() || std::find(only.begin(), only.end(), "backprop-tiles") != only.end()) {
+    fmt::print("\ngradient methods: layer-by-layer trace and backward (off) vs backprop tiles (on), same run,\n"
+               "{} image(s) in one call, {} run(s) of each in turn; medians per image\n",
+               images, repeats);
+    fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6}\n", "method", "off wall", "on wall", "off CPU",
+               "on CPU", "wall", "CPU", "same");
+    const std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> methods = {
+        {"extremal-perturbation", quick ? std::vector<std::pair<std::string, std::string>>{{"iterations", "20"}}
+                                        : std::vector<std::pair<std::string, std::string>>{}},
+        {"integrated-gradients", {}},
+    };
+    const lab::ForwardPath saved = lab::forward_path();
+    for (const auto& [name, params] : methods) {
+      lab::Options p("-p");
+      std::string label = name;
+      for (const auto& [k, v] : params) {
+        p.set(k, v);
+        label += " " + k + "=" + v;
+      }
+      const auto method = attributions::make_method(name, p);
+      std::vector<double> wall[2], cpu[2];
+      lab::Tensor maps[2];
+      bool same = true;
+      for (int rep = 0; rep < repeats; ++rep)
+        for (const int on : {0, 1}) {
+          lab::ForwardPath path = saved;
+          path.backprop_tiles = on == 1;
+          lab::set_forward_path(path);
+          const double c0 = bench::cpu_seconds();
+          const auto t0 = Clock::now();
+          const attributions::Result r = method->attribute(context, batch);
+          wall[on].push_back(seconds_since(t0) / static_cast<double>(images));
+          cpu[on].push_back((bench::cpu_seconds() - c0) / static_cast<double>(images));
+          if (maps[on].numel() == 0) maps[on] = r.attr;
+          same = same && r.attr.shape() == maps[0].shape() &&
+                 std::memcmp(r.attr.data(), maps[0].data(), sizeof(float) * r.attr.numel()) == 0;
+        }
+      lab::set_forward_path(saved);
+      const auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+      };
+      const double w0 = median(wall[0]), w1 = median(wall[1]), c0 = median(cpu[0]), c1 = median(cpu[1]);
+      fmt::print("{:<36} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>7.3f} {:>7.3f} {:>6}\n", label, w0, w1, c0, c1,
+                 w1 / w0, c1 / c0, same ? "yes" : "NO");
+      for (int on : {0, 1}) {
+        std::string runs;
+        for (size_t k = 0; k < wall[on].size(); ++k) runs += fmt::format(" {:.3f}/{:.3f}", wall[on][k], cpu[on][k]);
+        fmt::print("  {} wall/CPU s per image, in run order:{}\n", on ? "on " : "off", runs);
+      }
+      std::fflush(stdout);
+    }
   }
 
   if (only.empty() || std::find(only.begin(), only.end(), "occlusion-engine") != only.end()) {

@@ -31,7 +31,9 @@
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
 //   convolution or linear layer fused as its eltwise post-op; "inference", layers with
 //   prop_kind::forward_inference primitives. All with the runtime's sub-batches.
-// - f+b: "layers" (a trace runs layer by layer whatever the forward path).
+// - f+b: "tiles", the default path: trace and backward run the pointwise runs tile by tile
+//   (ForwardPath::backprop_tiles); "layers", every layer its own primitive in the trace and the
+//   backward, the path before backprop tiles.
 // - both: "--no-sub-batch", layers with every layer on the whole batch
 //   (lab::set_sub_batch_budget(0)), the runtime before sub-batches.
 // Only this benchmark sets these. Every mode gives the same bytes (tests/lab/test_network.cpp,
@@ -235,13 +237,13 @@ int main(int argc, char** argv) {
           for (int64_t n = 0; n < batch; ++n) seed[n * seed.dim(1)] = 1.0f;
           (void)env.net.gradient(t, seed);
         };
-        // The forward paths (lab::ForwardPath) apply to fwd only: a trace always runs layer by layer.
+        // tiles: the forward's pointwise tiles for fwd, backprop_tiles for f+b; layers: neither.
         struct Mode {
           const char* name;
           bool sub;
           lab::ForwardPath path;
         };
-        const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false};
+        const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false, .backprop_tiles = false};
         std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"layers", true, layers}};
         if (!fb) {
           modes.push_back({"tiles+post-op", true, {.tiles = true, .relu_post_op = true}});
@@ -250,7 +252,6 @@ int main(int argc, char** argv) {
         }
         modes.push_back({"--no-sub-batch", false, layers});
         for (const Mode& mode : modes) {
-          if (fb && std::string(mode.name) == "tiles") continue;  // the same as "layers"
           if (!mode.sub && batch == 1) continue;  // one image: nothing to split
           lab::set_sub_batch_budget(mode.sub ? -1 : 0);
           lab::set_forward_path(mode.path);

@@ -267,22 +267,9 @@ double prefix_work(const Rect& in, const std::vector<Dims>& dims, const std::vec
 namespace {
 
 /// Whether node l reads only node l − 1's output (the input for l = 0) and computes each pixel's
-/// values from that pixel's values alone: a ReLU, a BatchNorm, or a 1×1 Conv2d of stride 1
-/// without padding.
+/// values from that pixel's values alone (lab::is_per_pixel).
 bool pointwise(const lab::Network& net, size_t l) {
-  if (net.inputs(l) != std::vector<size_t>{l}) return false;
-  const lab::Layer& layer = net.layer(l);
-  switch (layer.kind()) {
-    case lab::LayerKind::kReLU:
-    case lab::LayerKind::kBatchNorm:
-      return true;
-    case lab::LayerKind::kConv2d: {
-      const lab::Conv2dParams& p = static_cast<const lab::Conv2d&>(layer).params();
-      return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
-    }
-    default:
-      return false;
-  }
+  return net.inputs(l) == std::vector<size_t>{l} && lab::is_per_pixel(net.layer(l));
 }
 
 }  // namespace

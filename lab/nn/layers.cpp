@@ -431,13 +431,93 @@ void ReLU::add_backward_data(Pass& pass, const Shape& in, const float* x, const 
   pass.steps().add(activation(Op::kReluBackward, in), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_SRC, dx}});
 }
 
-bool is_pointwise(const Layer& layer) {
-  if (layer.kind() == LayerKind::kReLU) return true;
-  if (layer.kind() != LayerKind::kConv2d) return false;
-  const Conv2dParams& p = static_cast<const Conv2d&>(layer).params();
-  return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0 &&
-         p.groups == 1;
+bool is_per_pixel(const Layer& layer) {
+  switch (layer.kind()) {
+    case LayerKind::kReLU:
+    case LayerKind::kBatchNorm:
+      return true;
+    case LayerKind::kConv2d: {
+      const Conv2dParams& p = static_cast<const Conv2d&>(layer).params();
+      return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
+    }
+    default:
+      return false;
+  }
 }
+
+bool is_pointwise(const Layer& layer) {
+  if (!is_per_pixel(layer)) return false;
+  return layer.kind() == LayerKind::kReLU ||
+         (layer.kind() == LayerKind::kConv2d && static_cast<const Conv2d&>(layer).params().groups == 1);
+}
+
+namespace {
+
+// One layer of a pointwise run: a convolution (nullptr: a ReLU) from `in` to `out` channels.
+struct PointwiseStep {
+  const Conv2d* conv = nullptr;
+  int64_t in = 0, out = 0;
+};
+
+// The steps of a pointwise run on `input` (one per layer) and the widest of their channels.
+std::vector<PointwiseStep> pointwise_steps(const std::vector<const Layer*>& run, const Shape& input,
+                                           int64_t& widest) {
+  LAB_CHECK(!run.empty() && input.size() == 4, "pointwise run of {} layers on {}", run.size(), to_string(input));
+  std::vector<PointwiseStep> steps;
+  int64_t channels = input[1];
+  widest = channels;
+  for (const Layer* layer : run) {
+    LAB_CHECK(is_pointwise(*layer), "{} in a pointwise run", kind_name(layer->kind()));
+    if (layer->kind() == LayerKind::kReLU) {
+      steps.push_back(PointwiseStep{nullptr, channels, channels});
+      continue;
+    }
+    const auto* conv = static_cast<const Conv2d*>(layer);
+    LAB_CHECK(conv->params().in_channels == channels, "pointwise run: {} channels into {}", channels,
+              conv->describe());
+    steps.push_back(PointwiseStep{conv, channels, conv->params().out_channels});
+    channels = conv->params().out_channels;
+    widest = std::max(widest, channels);
+  }
+  return steps;
+}
+
+// y (out×width, row stride ldy) = the convolution's weights (out×in) times x (in×width, row
+// stride ldx), plus the bias: the sgemm and bias of add_pointwise_run.
+bool conv_tile(const Conv2d& conv, int64_t in, int64_t out, int64_t width, const float* x, int64_t ldx, float* y,
+               int64_t ldy) {
+  const Weights& w = conv.weights();
+  if (dnnl_sgemm('N', 'N', out, width, in, 1.0f, w.weight.data(), in, x, ldx, 0.0f, y, ldy) != dnnl_success)
+    return false;
+  if (!w.bias.empty())
+    for (int64_t c = 0; c < out; ++c) {
+      float* row = y + c * ldy;
+      const float add = w.bias[static_cast<size_t>(c)];
+      for (int64_t i = 0; i < width; ++i) row[i] += add;
+    }
+  return true;
+}
+
+// Calls body(n, p0, width, buffer) for every tile of `tile` pixels (width: fewer for the last) of
+// every image n of a batch of `batch` images of `pixels` pixels, the tiles spread over the OpenMP
+// threads; buffer: `scratch` floats of the calling thread. body returns false if an sgemm failed.
+template <class Body>
+void for_each_tile(int64_t batch, int64_t pixels, int64_t tile, int64_t scratch, const Body& body) {
+  const int64_t tiles = (pixels + tile - 1) / tile, jobs = batch * tiles;
+  std::atomic<int> failed{0};
+#pragma omp parallel
+  {
+    std::vector<float> buffer(static_cast<size_t>(scratch));
+#pragma omp for schedule(static)
+    for (int64_t job = 0; job < jobs; ++job) {
+      const int64_t n = job / tiles, p0 = (job % tiles) * tile;
+      if (!body(n, p0, std::min(tile, pixels - p0), buffer.data())) failed = 1;
+    }
+  }
+  LAB_CHECK(failed == 0, "oneDNN sgemm failed in a pointwise run");
+}
+
+}  // namespace
 
 void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                        float* y, int64_t tile) {
@@ -466,52 +546,107 @@ void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const S
     widest = std::max(widest, channels);
   }
   pass.add_host([=, steps = std::move(steps)] {
-    const int64_t batch = input[0], pixels = input[2] * input[3];
-    const int64_t tiles = (pixels + tile - 1) / tile, jobs = batch * tiles;
+    const int64_t pixels = input[2] * input[3];
     const int64_t in_channels = input[1], out_channels = steps.back().out;
-    std::atomic<int> failed{0};
-#pragma omp parallel
-    {
-      // Two tile buffers used in turn by the inner steps (the first reads x, the last writes y).
-      std::vector<float> buffer(static_cast<size_t>(2 * widest * tile));
-#pragma omp for schedule(static)
-      for (int64_t job = 0; job < jobs; ++job) {
-        const int64_t n = job / tiles, p0 = (job % tiles) * tile, width = std::min(tile, pixels - p0);
-        const float* a = x + (n * in_channels) * pixels + p0;
-        int64_t lda = pixels;
-        for (size_t k = 0; k < steps.size(); ++k) {
-          const Step& st = steps[k];
-          const bool last = k + 1 == steps.size();
-          float* b = last ? y + (n * out_channels) * pixels + p0 : buffer.data() + (k % 2) * widest * tile;
-          const int64_t ldb = last ? pixels : width;
-          if (st.conv != nullptr) {
-            const Weights& w = st.conv->weights();
-            if (dnnl_sgemm('N', 'N', st.out, width, st.in, 1.0f, w.weight.data(), st.in, a, lda, 0.0f, b, ldb) !=
-                dnnl_success)
-              failed = 1;
-            const float* bias = w.bias.empty() ? nullptr : w.bias.data();
+    // Two tile buffers used in turn by the inner steps (the first reads x, the last writes y).
+    for_each_tile(input[0], pixels, tile, 2 * widest * tile, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
+      bool ok = true;
+      const float* a = x + (n * in_channels) * pixels + p0;
+      int64_t lda = pixels;
+      for (size_t k = 0; k < steps.size(); ++k) {
+        const Step& st = steps[k];
+        const bool last = k + 1 == steps.size();
+        float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * widest * tile;
+        const int64_t ldb = last ? pixels : width;
+        if (st.conv != nullptr) {
+          ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb) && ok;
+          if (st.relu)
             for (int64_t c = 0; c < st.out; ++c) {
               float* row = b + c * ldb;
-              if (bias != nullptr) {
-                const float add = bias[c];
-                for (int64_t i = 0; i < width; ++i) row[i] += add;
-              }
-              if (st.relu)
-                for (int64_t i = 0; i < width; ++i) row[i] = row[i] > 0.0f ? row[i] : 0.0f;
+              for (int64_t i = 0; i < width; ++i) row[i] = row[i] > 0.0f ? row[i] : 0.0f;
             }
-          } else {
-            for (int64_t c = 0; c < st.out; ++c) {
-              const float* from = a + c * lda;
-              float* row = b + c * ldb;
-              for (int64_t i = 0; i < width; ++i) row[i] = from[i] > 0.0f ? from[i] : 0.0f;
-            }
+        } else {
+          for (int64_t c = 0; c < st.out; ++c) {
+            const float* from = a + c * lda;
+            float* row = b + c * ldb;
+            for (int64_t i = 0; i < width; ++i) row[i] = from[i] > 0.0f ? from[i] : 0.0f;
           }
-          a = b;
-          lda = ldb;
         }
+        a = b;
+        lda = ldb;
       }
-    }
-    LAB_CHECK(failed == 0, "oneDNN sgemm failed in a pointwise run");
+      return ok;
+    });
+  });
+}
+
+void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
+                             const std::vector<float*>& outputs, int64_t tile) {
+  int64_t widest = 0;
+  std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
+  LAB_CHECK(outputs.size() == run.size() && tile > 0, "pointwise trace of {} layers into {} outputs", run.size(),
+            outputs.size());
+  pass.add_host([=, steps = std::move(steps)] {
+    const int64_t pixels = input[2] * input[3];
+    for_each_tile(input[0], pixels, tile, 0, [&](int64_t n, int64_t p0, int64_t width, float*) {
+      bool ok = true;
+      const float* a = x + n * input[1] * pixels + p0;
+      for (size_t k = 0; k < steps.size(); ++k) {
+        const PointwiseStep& st = steps[k];
+        float* b = outputs[k] + n * st.out * pixels + p0;
+        if (st.conv != nullptr) {
+          ok = conv_tile(*st.conv, st.in, st.out, width, a, pixels, b, pixels) && ok;
+        } else {
+          for (int64_t c = 0; c < st.out; ++c) {
+            const float* from = a + c * pixels;
+            float* row = b + c * pixels;
+            for (int64_t i = 0; i < width; ++i) row[i] = from[i] > 0.0f ? from[i] : 0.0f;
+          }
+        }
+        a = b;
+      }
+      return ok;
+    });
+  });
+}
+
+void add_pointwise_backward_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input,
+                                const std::vector<const float*>& inputs, const float* dy, float* dx, int64_t tile) {
+  int64_t widest = 0;
+  std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
+  LAB_CHECK(inputs.size() == run.size() && tile > 0, "pointwise backward of {} layers with {} inputs", run.size(),
+            inputs.size());
+  pass.add_host([=, steps = std::move(steps)] {
+    const int64_t pixels = input[2] * input[3];
+    const int64_t in_channels = input[1], out_channels = steps.back().out;
+    // Two tile buffers used in turn by the inner steps (the last reads dy, the first writes dx).
+    for_each_tile(input[0], pixels, tile, 2 * widest * tile, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
+      bool ok = true;
+      const float* g = dy + n * out_channels * pixels + p0;
+      int64_t ldg = pixels;
+      for (size_t k = steps.size(); k-- > 0;) {
+        const PointwiseStep& st = steps[k];
+        float* b = k == 0 ? dx + n * in_channels * pixels + p0 : buffer + (k % 2) * widest * tile;
+        const int64_t ldb = k == 0 ? pixels : width;
+        if (st.conv != nullptr) {
+          // dx (in×width) = weightsᵀ (in×out) · dy (out×width): the sgemm of oneDNN's 1×1
+          // backward-data on nchw (pre-transposed weights would change the bytes).
+          ok = dnnl_sgemm('T', 'N', st.in, width, st.out, 1.0f, st.conv->weights().weight.data(), st.in, g, ldg,
+                          0.0f, b, ldb) == dnnl_success && ok;
+        } else {
+          const float* xs = inputs[k] + n * st.in * pixels + p0;
+          for (int64_t c = 0; c < st.out; ++c) {
+            const float* from = g + c * ldg;
+            const float* xr = xs + c * pixels;
+            float* row = b + c * ldb;
+            for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (xr[i] > 0.0f ? 1.0f : 0.0f);
+          }
+        }
+        g = b;
+        ldg = ldb;
+      }
+      return ok;
+    });
   });
 }
 

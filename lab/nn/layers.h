@@ -191,8 +191,12 @@ class ReLU final : public Layer {
   std::string describe() const override { return ""; }
 };
 
-/// True for a layer that maps every pixel alike and on its own: ReLU, and a Conv2d of a 1×1
-/// kernel, stride 1, no padding and one group (a product with an out×in matrix at each pixel).
+/// True for a layer that computes each pixel's values from that pixel's values alone, every pixel
+/// alike: a ReLU, a BatchNorm, or a Conv2d of a 1×1 kernel, stride 1 and no padding (any groups).
+bool is_per_pixel(const Layer& layer);
+
+/// The per-pixel layers (is_per_pixel) that the tiled runs below compute: ReLU, and a per-pixel
+/// Conv2d of one group (a product with an out×in matrix at each pixel).
 bool is_pointwise(const Layer& layer);
 
 /// Adds the pointwise layers `run` (is_pointwise, in order, applied one after the other) on x
@@ -209,6 +213,23 @@ bool is_pointwise(const Layer& layer);
 /// here. Tested byte for byte in test_network.cpp (networks, odd tile sizes, one and many threads).
 void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                        float* y, int64_t tile);
+
+/// add_pointwise_run keeping every layer's output, for a trace: outputs[k] (N×C×H×W, the whole
+/// batch) receives run[k]'s output, written tile by tile; each layer reads its input tile while it
+/// is still in cache. Same bytes as add_forward of every layer (same sgemm, bias and ReLU as
+/// add_pointwise_run; a ReLU after a convolution reads the convolution's output tile).
+void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
+                             const std::vector<float*>& outputs, int64_t tile);
+
+/// The backward-data of the pointwise layers `run` (as in add_pointwise_run) tile by tile: dy is
+/// the signal at the run's output, dx receives it at the run's input; inputs[k] is run[k]'s input
+/// (read by a ReLU only), so only dy, dx and the ReLUs' inputs travel to memory. A ReLU passes
+/// dy · (x > 0 ? 1 : 0); a convolution is one sgemm with the transposed weights (in×out times
+/// out×tile, beta 0). Same bytes as add_backward_data of every layer: oneDNN's gemm convolution
+/// computes the backward-data of a 1×1 kernel on nchw as that sgemm over a range of pixels, and its
+/// ReLU's backward as that product. Tested byte for byte in test_network.cpp.
+void add_pointwise_backward_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input,
+                                const std::vector<const float*>& inputs, const float* dy, float* dx, int64_t tile);
 
 /// Softmax over dimension 1 of N×K, computed on the host in double and rounded once to float, so
 /// probabilities below float32's normal range stay the nearest denormal instead of 0 (oneDNN's

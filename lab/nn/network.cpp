@@ -443,16 +443,42 @@ int64_t sub_batch_budget() {
 void set_sub_batch_budget(int64_t bytes) { budget_set.store(bytes < 0 ? -1 : bytes); }
 
 namespace {
-std::atomic<int> path_set{1};  // bits: 1 tiles, 2 relu_post_op, 4 inference
+std::atomic<int> path_set{1 | 8};  // bits: 1 tiles, 2 relu_post_op, 4 inference, 8 backprop_tiles
+
+// Pixels per tile of a pointwise run through layers [first, last) on `in`: two tile buffers of
+// the widest adjacent pair of layers in a quarter of a core's L2 (the rest for the weights,
+// sgemm's packed copies and the tiles of x and y).
+int64_t pointwise_tile(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t last, Shape s) {
+  int64_t pair = 0;
+  for (size_t k = first; k < last; ++k) {
+    const Shape next = layers[k]->output_shape(s);
+    pair = std::max(pair, s[1] + next[1]);
+    s = next;
+  }
+  return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
+}
+
+// The end of the pointwise run that starts at layer `first` of [first, end) on an input of shape
+// `in`: the first layer after it, or `first` if there is no run of two or more pointwise layers
+// with a convolution among them (a tile by tile pass of ReLUs alone gains nothing).
+size_t pointwise_run_end(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t end,
+                         const Shape& in) {
+  if (in.size() != 4) return first;
+  size_t j = first;
+  bool conv = false;
+  while (j < end && is_pointwise(*layers[j])) conv |= layers[j++]->kind() == LayerKind::kConv2d;
+  return conv && j - first >= 2 ? j : first;
+}
 }  // namespace
 
 ForwardPath forward_path() {
   const int bits = path_set.load();
-  return ForwardPath{(bits & 1) != 0, (bits & 2) != 0, (bits & 4) != 0};
+  return ForwardPath{(bits & 1) != 0, (bits & 2) != 0, (bits & 4) != 0, (bits & 8) != 0};
 }
 
 void set_forward_path(const ForwardPath& path) {
-  path_set.store((path.tiles ? 1 : 0) | (path.relu_post_op ? 2 : 0) | (path.inference ? 4 : 0));
+  path_set.store((path.tiles ? 1 : 0) | (path.relu_post_op ? 2 : 0) | (path.inference ? 4 : 0) |
+                 (path.backprop_tiles ? 8 : 0));
 }
 
 Network::Network(Shape input_shape) : input_shape_(std::move(input_shape)) {}
@@ -602,23 +628,9 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
   for (size_t i = begin; i < end;) {
     const Shape in = i == begin ? input.shape() : shapes.back();
     Step step{i, 1};
-    if (path.tiles && in.size() == 4 && is_pointwise(*layers_[i])) {
-      size_t j = i;
-      bool conv = false;
-      while (j < end && is_pointwise(*layers_[j])) conv |= layers_[j++]->kind() == LayerKind::kConv2d;
-      if (conv && j - i >= 2) {
-        step = Step{i, j - i, true};
-        // Tile pixels: two tile buffers of the widest adjacent pair of layers in a quarter of a
-        // core's L2 (the rest for the weights, sgemm's packed copies and the tiles of x and y).
-        int64_t pair = 0;
-        Shape s = in;
-        for (size_t k = i; k < j; ++k) {
-          const Shape next = layers_[k]->output_shape(s);
-          pair = std::max(pair, s[1] + next[1]);
-          s = next;
-        }
-        step.tile = std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
-      }
+    if (path.tiles) {
+      const size_t j = pointwise_run_end(layers_, i, end, in);
+      if (j > i) step = Step{i, j - i, true, pointwise_tile(layers_, i, j, in)};
     }
     if (!step.tiles && affine(i)) {
       step.variant.inference = path.inference;
@@ -717,7 +729,33 @@ Trace Network::trace(const Tensor& x) const {
   std::copy(x.values().begin(), x.values().end(), t.acts.back().values().begin());
   for (const Shape& s : act_shapes(x.batch()) | std::views::drop(1)) t.acts.push_back(uninitialized(s));
   t.workspaces.resize(layers_.size());
-  run_nodes(t.acts, 0, layers_.size(), &t.workspaces);
+  if (!chain_ || !forward_path().backprop_tiles) {
+    run_nodes(t.acts, 0, layers_.size(), &t.workspaces);
+    return t;
+  }
+  // The pointwise runs tile by tile (every activation written from cache), the nodes between
+  // them as run_nodes does.
+  size_t done = 0;
+  for (size_t i = 0; i < layers_.size();) {
+    const size_t j = pointwise_run_end(layers_, i, layers_.size(), t.acts[i].shape());
+    if (j == i) {
+      ++i;
+      continue;
+    }
+    if (done < i) run_nodes(t.acts, done, i, &t.workspaces);
+    std::vector<const Layer*> run;
+    std::vector<float*> outputs;
+    for (size_t k = i; k < j; ++k) {
+      run.push_back(layers_[k].get());
+      outputs.push_back(t.acts[k + 1].data());
+    }
+    Pass pass;
+    add_pointwise_trace_run(pass, run, t.acts[i].shape(), t.acts[i].data(), outputs,
+                            pointwise_tile(layers_, i, j, t.acts[i].shape()));
+    pass.run();
+    done = i = j;
+  }
+  if (done < layers_.size()) run_nodes(t.acts, done, layers_.size(), &t.workspaces);
   return t;
 }
 
@@ -778,26 +816,56 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
       size_t bottom = top;
       while (bottom > stop && by_backward_data(bottom - 1) && rules.layers[bottom - 1].rule.kind != RuleKind::kGuided)
         --bottom;
+      // The steps, from the top down: one layer each, or a pointwise run (backprop_tiles) of
+      // layers [lo, hi] tile by tile.
+      struct Step {
+        size_t lo, hi;
+        int64_t tile = 0;  // > 0: a pointwise run
+      };
+      std::vector<Step> steps;
       std::vector<Shape> shapes;
       std::vector<int64_t> bytes;  // dy, dx, x and y of each layer (none: a workspace cannot be split)
       bool split = true;
+      const bool tiles = forward_path().backprop_tiles;
       for (size_t i = top + 1; i-- > bottom;) {
-        shapes.push_back(trace.acts[i].shape());
-        bytes.push_back(batch_invariant(*layers_[i])
-                            ? static_cast<int64_t>(2 * sizeof(float)) * (trace.acts[i].numel() + trace.acts[i + 1].numel())
-                            : -1);
-        split = split && ws[i] == nullptr;
+        Step step{i, i};
+        if (tiles) {
+          // The longest pointwise run ending at i, from the first pointwise layer below it.
+          size_t lo = i;
+          while (lo > bottom && is_pointwise(*layers_[lo - 1])) --lo;
+          for (; lo < i; ++lo)
+            if (pointwise_run_end(layers_, lo, i + 1, trace.acts[lo].shape()) == i + 1) break;
+          if (lo < i) step = Step{lo, i, pointwise_tile(layers_, lo, i + 1, trace.acts[lo].shape())};
+        }
+        int64_t values = trace.acts[step.lo].numel() + trace.acts[step.hi + 1].numel();
+        for (size_t k = step.lo; k <= step.hi; ++k) {
+          if (step.tile > 0 && layers_[k]->kind() == LayerKind::kReLU) values += trace.acts[k].numel();
+          split = split && ws[k] == nullptr;
+        }
+        shapes.push_back(trace.acts[step.lo].shape());
+        bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(2 * sizeof(float)) * values : -1);
+        steps.push_back(step);
+        i = step.lo;
       }
       if (!split) std::fill(bytes.begin(), bytes.end(), 0);
       s = chain(s, shapes, bytes, [&](Pass& pass, size_t k, int64_t b0, const Shape& dy_shape, const float* dy, float* dx) {
-        const size_t i = top - k;
+        const Step& step = steps[k];
+        const size_t i = step.lo;
         const Shape in = with_batch(trace.acts[i].shape(), dy_shape[0]);
-        const float* xi = trace.acts[i].data() + b0 * trace.acts[i].sample_numel();
-        const float* yi = trace.acts[i + 1].data() + b0 * trace.acts[i + 1].sample_numel();
-        if (ws[i])
-          layers_[i]->add_backward_keep(pass, in, xi, yi, dy, dx, ws[i]);
-        else
-          layers_[i]->add_backward_data(pass, in, xi, yi, dy, dx);
+        const auto at = [&](size_t a) { return trace.acts[a].data() + b0 * trace.acts[a].sample_numel(); };
+        if (step.tile > 0) {
+          std::vector<const Layer*> run;
+          std::vector<const float*> inputs;
+          for (size_t l = step.lo; l <= step.hi; ++l) {
+            run.push_back(layers_[l].get());
+            inputs.push_back(at(l));
+          }
+          add_pointwise_backward_run(pass, run, in, inputs, dy, dx, step.tile);
+        } else if (ws[i]) {
+          layers_[i]->add_backward_keep(pass, in, at(i), at(i + 1), dy, dx, ws[i]);
+        } else {
+          layers_[i]->add_backward_data(pass, in, at(i), at(i + 1), dy, dx);
+        }
       });
       top = bottom;
       continue;

@@ -48,22 +48,28 @@ int64_t sub_batch_budget();
 /// setting exists so that bench_runtime can measure both ways in one run.
 void set_sub_batch_budget(int64_t bytes);
 
-/// How forward-only passes (forward, forward_range, forward_from of a chain; never trace, whose
-/// rules need every activation) run their layers:
+/// How forward-only passes (forward, forward_range, forward_from of a chain) run their layers,
+/// and (backprop_tiles) how trace and backward of a chain run the pointwise layers:
 /// - tiles: a run of two or more pointwise layers (1×1 convolutions and ReLUs, is_pointwise)
 ///   goes pixel tile by pixel tile (add_pointwise_run), the tile sized to a quarter of a core's L2;
 /// - relu_post_op: a ReLU after a Conv2d or Linear runs as that primitive's eltwise post-op;
 /// - inference: Conv2d and Linear primitives of prop_kind::forward_inference.
-/// tiles and inference give the bytes of the plain layer-by-layer forward; relu_post_op gives
+/// - backprop_tiles: trace computes a run of two or more pointwise layers tile by tile, writing
+///   every activation from cache (add_pointwise_trace_run), and backward carries a signal through
+///   such a run tile by tile where every layer of it goes by backward-data (the gradient, guided
+///   and rescale rules of linear layers; add_pointwise_backward_run), so the signal's
+///   intermediate values never travel to memory.
+/// tiles, inference and backprop_tiles give the bytes of the plain layer-by-layer passes; relu_post_op gives
 /// the same values, but oneDNN's post-op ReLU writes −0 for a negative input where its ReLU
 /// primitive writes +0 (a later affine layer with a bias or a non-zero input erases the sign;
 /// the environments' outputs are the same bytes). Tested (memcmp) in tests/lab/test_network.cpp
-/// and tests/networks/test_forward_path.cpp. Default: tiles only. The setting exists so that
-/// bench_runtime can time each.
+/// and tests/networks/test_forward_path.cpp. Default: tiles and backprop_tiles. The setting
+/// exists so that bench_runtime can time each.
 struct ForwardPath {
   bool tiles = true;
   bool relu_post_op = false;
   bool inference = false;
+  bool backprop_tiles = true;
 };
 ForwardPath forward_path();
 void set_forward_path(const ForwardPath& path);

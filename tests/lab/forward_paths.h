@@ -11,8 +11,9 @@
 
 namespace testnets {
 
-/// The plain path: every layer its own primitive, as a trace runs.
-inline constexpr lab::ForwardPath kPlainPath{.tiles = false, .relu_post_op = false, .inference = false};
+/// The plain path: every layer its own primitive, in the forward, the trace and the backward.
+inline constexpr lab::ForwardPath kPlainPath{.tiles = false, .relu_post_op = false, .inference = false,
+                                             .backprop_tiles = false};
 
 /// Runs `body` under every other forward path (tiles; ReLU post-ops; inference primitives; all
 /// three), each at 1 and 2 threads, then restores the path and the thread count.

@@ -172,14 +172,17 @@ TEST_CASE("sub-batches: a batch of 37 gives the bytes of 37 single-image calls (
   CHECK(lab::sub_batch_budget() > 0);
 }
 
-TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitives give the plain forward's bytes") {
-  // Runs of 1×1 convolutions and ReLUs of every kind add_pointwise_run handles: a leading ReLU,
-  // two ReLUs in a row, a convolution without bias, one to a single channel, one over 300
-  // in-channels; 70×61 pixels (several tiles and a remainder at any L2 size), cut by a 3×3
-  // convolution and followed by a Linear head (ReLU post-op on inner product).
-  std::mt19937 rng(11);
+namespace {
+
+lab::Conv2dParams one_by_one(int64_t in, int64_t out) { return lab::Conv2dParams{.in_channels = in, .out_channels = out}; }
+
+// Runs of 1×1 convolutions and ReLUs of every kind add_pointwise_run handles: a leading ReLU,
+// two ReLUs in a row, a convolution without bias, one to a single channel, one over 300
+// in-channels; 70×61 pixels (several tiles and a remainder at any L2 size), cut by a 3×3
+// convolution and followed by a Linear head (ReLU post-op on inner product).
+lab::Network pointwise_net(std::mt19937& rng) {
   using P = lab::Conv2dParams;
-  const auto one = [](int64_t in, int64_t out) { return P{.in_channels = in, .out_channels = out}; };
+  const auto one = one_by_one;
   lab::Network net({3, 70, 61});
   net.add("r0", std::make_shared<lab::ReLU>());
   net.add("c0", testnets::random_conv(one(3, 300), rng));
@@ -196,6 +199,15 @@ TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitive
   net.add("fc", testnets::random_linear(4 * 17 * 14, 6, rng));
   net.add("r5", std::make_shared<lab::ReLU>());
   net.add("out", testnets::random_linear(6, 3, rng));
+  return net;
+}
+
+}  // namespace
+
+TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitives give the plain forward's bytes") {
+  std::mt19937 rng(11);
+  const auto one = one_by_one;
+  const lab::Network net = pointwise_net(rng);
   Tensor x = testnets::random_tensor({5, 3, 70, 61}, rng, -3.0f, 3.0f);
   x[7] = 0.0f;
   x[8] = -0.0f;
@@ -251,4 +263,84 @@ TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitive
     }
   }
   lab::set_forward_path(saved);
+}
+
+TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-layer passes") {
+  // The pointwise net, and a chain whose grouped 1×1 convolution (per pixel, but not a pointwise
+  // layer) cuts a run; the gradient, guided backprop (a clip at every ReLU: runs of a convolution
+  // and the ReLU after it) and DeepLIFT (rescale at the ReLUs: no runs), from the output to the
+  // input and to the output of every layer; signed zeros in the input; 1 and 2 threads, with and
+  // without sub-batches; the tiled backward on the tiled trace and on the plain one.
+  std::mt19937 rng(23);
+  std::vector<lab::Network> nets{pointwise_net(rng)};
+  {
+    lab::Network grouped({4, 33, 35});
+    grouped.add("c0", testnets::random_conv(one_by_one(4, 6), rng));
+    grouped.add("r0", std::make_shared<lab::ReLU>());
+    grouped.add("g1", testnets::random_conv(lab::Conv2dParams{.in_channels = 6, .out_channels = 3, .groups = 3}, rng));
+    grouped.add("r1", std::make_shared<lab::ReLU>());
+    grouped.add("c2", testnets::random_conv(one_by_one(3, 8), rng));
+    grouped.add("r2", std::make_shared<lab::ReLU>());
+    grouped.add("c3", testnets::random_conv(one_by_one(8, 2), rng, false));
+    grouped.add("flat", std::make_shared<lab::Flatten>());
+    nets.push_back(grouped);
+  }
+  const lab::ForwardPath saved = lab::forward_path();
+  const int threads = lab::Runtime::get().threads();
+  const auto same = [](const Tensor& a, const Tensor& b) {
+    return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
+  };
+  int64_t compared = 0;
+  for (const lab::Network& net : nets) {
+    CAPTURE(net.input_shape()[0]);
+    lab::Shape shape{4};
+    shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
+    Tensor x = testnets::random_tensor(shape, rng, -3.0f, 3.0f);
+    x[7] = 0.0f;
+    x[8] = -0.0f;
+    const Tensor reference_x = testnets::random_tensor(shape, rng, -1.0f, 1.0f);
+    const Tensor seed = testnets::random_tensor(net.output_shape(4), rng);
+    std::vector<lab::PreparedRules> rules;
+    for (const char* name : {"gradient", "guided-backprop", "deeplift-rescale"})
+      rules.push_back(lab::prepare(net, lab::make_composite(name)));
+    // Everything on the layer-by-layer passes first.
+    lab::set_forward_path(lab::ForwardPath{.tiles = true, .backprop_tiles = false});
+    const lab::Trace plain = net.trace(x);
+    const lab::Trace plain_ref = net.trace(reference_x);
+    std::vector<std::vector<Tensor>> want(rules.size());
+    for (size_t r = 0; r < rules.size(); ++r) {
+      want[r].push_back(net.backward(plain, seed, rules[r], std::nullopt, &plain_ref));
+      for (size_t l = 0; l + 1 < net.size(); ++l) want[r].push_back(net.backward(plain, seed, rules[r], l, &plain_ref));
+    }
+    lab::set_forward_path(lab::ForwardPath{.tiles = true, .backprop_tiles = true});
+    for (const int t : {1, 2}) {
+      CAPTURE(t);
+      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
+      for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
+        CAPTURE(budget);
+        lab::set_sub_batch_budget(budget);
+        const lab::Trace trace = net.trace(x);
+        const lab::Trace ref = net.trace(reference_x);
+        for (size_t a = 0; a < trace.acts.size(); ++a) {
+          CAPTURE(a);
+          REQUIRE(same(trace.acts[a], plain.acts[a]));
+          REQUIRE(same(ref.acts[a], plain_ref.acts[a]));
+        }
+        for (size_t r = 0; r < rules.size(); ++r) {
+          CAPTURE(r);
+          CHECK(same(net.backward(trace, seed, rules[r], std::nullopt, &ref), want[r][0]));
+          CHECK(same(net.backward(plain, seed, rules[r], std::nullopt, &plain_ref), want[r][0]));
+          for (size_t l = 0; l + 1 < net.size(); ++l) {
+            CAPTURE(l);
+            CHECK(same(net.backward(trace, seed, rules[r], l, &ref), want[r][l + 1]));
+          }
+          ++compared;
+        }
+      }
+    }
+    lab::Runtime::get().set_threads(threads);
+    lab::set_sub_batch_budget(-1);
+  }
+  lab::set_forward_path(saved);
+  CHECK(compared == 2 * 2 * 2 * 3);
 }

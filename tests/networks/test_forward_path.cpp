@@ -38,10 +38,9 @@ lab::Tensor with_off_grid(const lab::Tensor& designed, std::mt19937_64& rng) {
   return x;
 }
 
-}  // namespace
-
-TEST_CASE("forward paths give the bytes of the layer-by-layer forward on every environment") {
-  std::mt19937_64 rng(77);
+// multi-color-sum (both accumulators, ude on and off) and single-color-modulo at 32, 64 and 224,
+// each on designed images and the same images off the integers.
+std::vector<Env> environments(std::mt19937_64& rng) {
   std::vector<Env> envs;
   for (const int64_t size : {32, 64, 224}) {
     const int64_t images = size == 224 ? 2 : 3;
@@ -63,6 +62,14 @@ TEST_CASE("forward paths give the bytes of the layer-by-layer forward on every e
     envs.push_back({fmt::format("single-color-modulo {}", size), networks::build_single_color_modulo(q),
                     with_off_grid(gray.x, rng)});
   }
+  return envs;
+}
+
+}  // namespace
+
+TEST_CASE("forward paths give the bytes of the layer-by-layer forward on every environment") {
+  std::mt19937_64 rng(77);
+  const std::vector<Env> envs = environments(rng);
   const lab::ForwardPath saved = lab::forward_path();
   int64_t compared = 0;
   for (const Env& env : envs) {
@@ -84,4 +91,44 @@ TEST_CASE("forward paths give the bytes of the layer-by-layer forward on every e
   }
   lab::set_forward_path(saved);
   CHECK(compared == static_cast<int64_t>(envs.size()) * 8);
+}
+
+TEST_CASE("backprop tiles give the bytes of the layer-by-layer trace and backward on every environment") {
+  // The gradient of every output unit's random mix (as a method's seed) and guided backprop, to
+  // the input, on the trace of each path; at 1 and 2 threads.
+  std::mt19937_64 rng(78);
+  const std::vector<Env> envs = environments(rng);
+  const lab::ForwardPath saved = lab::forward_path();
+  const int threads = lab::Runtime::get().threads();
+  const auto same = [](const lab::Tensor& a, const lab::Tensor& b) {
+    return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
+  };
+  int64_t compared = 0;
+  for (const Env& env : envs) {
+    CAPTURE(env.name);
+    lab::Tensor seed(env.net.output_shape(env.x.dim(0)));
+    std::uniform_real_distribution<float> mix(-1.0f, 1.0f);
+    for (float& v : seed.values()) v = mix(rng);
+    const lab::PreparedRules guided = lab::prepare(env.net, lab::make_composite("guided-backprop"));
+    lab::set_forward_path(lab::ForwardPath{.backprop_tiles = false});
+    const lab::Trace plain = env.net.trace(env.x);
+    const lab::Tensor gradient = env.net.gradient(plain, seed);
+    const lab::Tensor guided_signal = env.net.backward(plain, seed, guided);
+    lab::set_forward_path(lab::ForwardPath{.backprop_tiles = true});
+    for (const int t : {1, 2}) {
+      CAPTURE(t);
+      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
+      const lab::Trace trace = env.net.trace(env.x);
+      for (size_t a = 0; a < trace.acts.size(); ++a) {
+        CAPTURE(a);
+        REQUIRE(same(trace.acts[a], plain.acts[a]));
+      }
+      CHECK(same(env.net.gradient(trace, seed), gradient));
+      CHECK(same(env.net.backward(trace, seed, guided), guided_signal));
+      ++compared;
+    }
+    lab::Runtime::get().set_threads(threads);
+  }
+  lab::set_forward_path(saved);
+  CHECK(compared == static_cast<int64_t>(envs.size()) * 2);
 }
