@@ -1,6 +1,13 @@
-// Usage: bench_metrics [PROBE [BATCH [sensitivity-n|curves]]] (default 256 probed steps, the batch
-// of Context; sensitivity-n: only the Sensitivity-N section; curves: only the full-resolution
-// Insertion and Deletion curves).
+// Usage: bench_metrics [PROBE [BATCH [sensitivity-n|curves|unit [REPEATS]]]] (default 256 probed
+// steps, the batch of Context; sensitivity-n: only the Sensitivity-N section; curves: only the
+// full-resolution Insertion and Deletion curves; unit: only the unit section below, REPEATS
+// rounds, default 3).
+// Unit: a work unit of 4 images at 224×224 (the paper-scale run's unit), scored by Insertion,
+// Deletion, Sensitivity-N (paper defaults) and pixel flipping with the samples one after the
+// other (Context::concurrent_samples = false, the way before) and as the engine spreads them
+// (concurrent on the TBB workers, one OpenMP thread each), interleaved in the same process,
+// REPEATS rounds: wall and CPU seconds of each (medians), the on-CPU seconds of the busiest thread
+// (the wall time with a free core per thread), outputs compared bit for bit.
 // Full-resolution Insertion and Deletion curves (one pixel per step: 50,176 steps + the start
 // each at 224×224) for one multi-color-sum image, evaluated incrementally (the metric as users
 // run it), against the way without incremental evaluation: every step a full forward pass,
@@ -17,11 +24,18 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +45,7 @@
 #include "attributions/method.h"
 #include "experiments/metrics/completeness.h"
 #include "experiments/metrics/insertion_deletion.h"
+#include "experiments/metrics/metric.h"
 #include "experiments/metrics/road.h"
 #include "experiments/metrics/sensitivity_n.h"
 #include "experiments/metrics/soundness.h"
@@ -132,6 +147,109 @@ void sensitivity_n_section(const lab::Network& net, const lab::Tensor& x, int64_
 
 }  // namespace
 
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+/// On-CPU seconds of each thread of the process so far, by thread id (/proc/self/task/*/schedstat).
+std::map<std::string, double> thread_seconds() {
+  std::map<std::string, double> out;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "schedstat");
+    double ns = 0.0;
+    if (in >> ns) out[task.path().filename().string()] = ns * 1e-9;
+  }
+  return out;
+}
+
+/// The largest growth of one thread's on-CPU seconds between two snapshots: the busiest thread,
+/// what the wall time would be with a free core per thread (a figure the machine's load hardly moves).
+double busiest_thread(const std::map<std::string, double>& before, const std::map<std::string, double>& after) {
+  double top = 0.0;
+  for (const auto& [id, t] : after) {
+    const auto it = before.find(id);
+    top = std::max(top, t - (it == before.end() ? 0.0 : it->second));
+  }
+  return top;
+}
+
+/// Whether two outputs agree bit for bit (rows and curves, in order).
+bool identical(const experiments::MetricOutput& a, const experiments::MetricOutput& b) {
+  if (a.rows.size() != b.rows.size() || a.curves.size() != b.curves.size()) return false;
+  for (size_t i = 0; i < a.rows.size(); ++i)
+    if (a.rows[i].sample != b.rows[i].sample || std::memcmp(&a.rows[i].value, &b.rows[i].value, sizeof(double)) != 0)
+      return false;
+  for (size_t i = 0; i < a.curves.size(); ++i)
+    if (a.curves[i].sample != b.curves[i].sample || std::memcmp(&a.curves[i].x, &b.curves[i].x, sizeof(double)) != 0 ||
+        std::memcmp(&a.curves[i].y, &b.curves[i].y, sizeof(double)) != 0)
+      return false;
+  return true;
+}
+
+/// The unit section (see the file comment): 4 multi-color-sum images at 224×224.
+void unit_section(const datasets::Environment& env, const lab::Network& net, int64_t per_call, int repeats) {
+  const int64_t n = 4, hw = 224 * 224;
+  experiments::Batch batch;
+  batch.x = lab::Tensor({n, 3, 224, 224});
+  batch.attr = lab::Tensor({n, 224, 224});
+  batch.gt = lab::Tensor({n, 224, 224});
+  for (int64_t i = 0; i < n; ++i) {
+    const datasets::Sample sample = env.generate(0, i);
+    const lab::Tensor x = env.to_input(sample.image);
+    std::memcpy(batch.x.sample(i), x.data(), static_cast<size_t>(x.numel()) * sizeof(float));
+    std::memcpy(batch.gt.sample(i), sample.gt.data(), static_cast<size_t>(hw) * sizeof(float));
+    // The ground truth plus a ripple of its own per image (not trivially ordered).
+    for (int64_t p = 0; p < hw; ++p)
+      batch.attr.sample(i)[p] = sample.gt[p] + 0.001f * static_cast<float>((p * 7919 + i * 104729) % 1000) / 1000.0f;
+    batch.ids.push_back(sample.id);
+    batch.target.push_back(env.target_output(sample.label));
+    batch.seeds.push_back(static_cast<uint64_t>(i));
+  }
+  experiments::Context context;
+  context.net = &net;
+  context.env = env.name();
+  context.background = env.background();
+  context.predicted_label = [&](const float* row) { return env.predicted_label(row); };
+  context.batch = per_call;
+  context.unit = n;
+  fmt::print("unit of {} images at 224x224, {} threads, {} rounds (serial and concurrent interleaved)\n", n,
+             lab::Runtime::get().threads(), repeats);
+  for (const std::string name : {"insertion", "deletion", "sensitivity-n", "pixel-flipping"}) {
+    std::vector<double> wall[2], cpu[2], busiest[2];
+    bool same = true;
+    experiments::MetricOutput first;
+    for (int r = 0; r < repeats; ++r)
+      for (const bool concurrent : {false, true}) {
+        // A fresh metric each time: Sensitivity-N's score cache would answer the later rounds.
+        lab::Options none("-p");
+        const auto metric = experiments::make_metric(name, none, experiments::MetricSetup::of(env));
+        context.concurrent_samples = concurrent;
+        experiments::MetricOutput out;
+        const auto threads0 = thread_seconds();
+        const double c0 = cpu_seconds();
+        const double w = seconds_of([&] { out = metric->evaluate(context, batch); });
+        cpu[concurrent].push_back(cpu_seconds() - c0);
+        busiest[concurrent].push_back(busiest_thread(threads0, thread_seconds()));
+        wall[concurrent].push_back(w);
+        if (r == 0 && !concurrent) first = std::move(out);
+        else same = same && identical(out, first);
+      }
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2.0;
+    };
+    fmt::print("{:15s} serial: wall {:.2f} s ({:.2f}), CPU {:.2f} s, busiest thread {:.2f} s; concurrent: wall {:.2f} s "
+               "({:.2f}), CPU {:.2f} s, busiest thread {:.2f} s; wall ratio {:.2f}x, busiest-thread ratio {:.2f}x; "
+               "outputs bit-identical: {}\n",
+               name, median(wall[0]), fmt::join(wall[0], "/"), median(cpu[0]), median(busiest[0]), median(wall[1]),
+               fmt::join(wall[1], "/"), median(cpu[1]), median(busiest[1]), median(wall[0]) / median(wall[1]),
+               median(busiest[0]) / median(busiest[1]), same ? "yes" : "NO");
+    std::fflush(stdout);
+  }
+}
+
 int main(int argc, char** argv) {
   lab::prepare_process(argv);
   const int64_t probe = argc > 1 ? std::atoll(argv[1]) : 256;
@@ -162,6 +280,10 @@ int main(int argc, char** argv) {
   batch.gt = sample.gt.reshaped({1, 224, 224});
   batch.seeds = {0};
 
+  if (only == "unit") {
+    unit_section(*env, net, per_call, argc > 4 ? std::atoi(argv[4]) : 3);
+    return 0;
+  }
   fmt::print("threads {}, image 224x224, {} steps per curve, batch {}\n", lab::Runtime::get().threads(), hw, per_call);
   if (only.empty() || only == "sensitivity-n") sensitivity_n_section(net, x, per_call);
   if (only == "sensitivity-n") return 0;

@@ -63,6 +63,10 @@ struct Context {
   /// false evaluates every perturbed input with a full forward pass (the reference way; the same
   /// results on the designed networks).
   bool incremental = true;
+  /// Execution knob: let the engine evaluate a unit's samples concurrently (for_samples in
+  /// perturbation.h decides when); false evaluates them one after the other (the reference way;
+  /// the same results, bit for bit).
+  bool concurrent_samples = true;
   /// The method that made the maps being scored, when it is known (`attrlab run`; `attrlab
   /// evaluate` for maps whose maps.json names a registry method); empty otherwise.
   Explainer explain;

@@ -8,8 +8,13 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <opencv2/imgproc.hpp>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
 
 #include "lab/core/error.h"
+#include "lab/core/runtime.h"
 #include "lab/core/storage.h"
 
 namespace experiments {
@@ -147,6 +152,27 @@ PathEvaluator path_evaluator(const Context& context, size_t end) {
   knobs.max_batch = context.batch;
   knobs.incremental = context.incremental;
   return PathEvaluator(*context.net, end, knobs);
+}
+
+void for_samples(const Context& context, int64_t n, const std::function<void(int64_t)>& body) {
+  const int threads = lab::Runtime::get().threads();
+  if (!context.concurrent_samples || !context.incremental || threads < 2 || n < 2) {
+    for (int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  // One sample per task: a worker takes the next sample when it finishes one, so uneven samples
+  // balance. isolate(): while a sample waits for the engine's own TBB loops (crops), its thread
+  // runs only that loop's pieces, never another sample in the middle of this one.
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, n, 1),
+      [&](const tbb::blocked_range<int64_t>& range) {
+        for (int64_t i = range.begin(); i < range.end(); ++i)
+          tbb::this_task_arena::isolate([&] {
+            const lab::OmpThreads one(true, 1);
+            body(i);
+          });
+      },
+      tbb::simple_partitioner());
 }
 
 namespace {

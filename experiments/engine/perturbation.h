@@ -5,7 +5,7 @@
 /// attribution, the per-sample random streams, and the batched evaluation of independent
 /// perturbations of one input. Metrics describe *what* to perturb; this engine decides how the
 /// network evaluations are grouped (incremental paths, chunks of full passes) and how many
-/// threads a call uses (incremental.h) — a metric never sets thread counts itself.
+/// threads a call uses (incremental.h, for_samples) — a metric never sets thread counts itself.
 ///
 /// Parameters (`-p`, shared by insertion, deletion and sensitivity-n; PerturbationParams::schema()):
 /// - mode = standard | modulo. standard: the output score of the target (App. G.4–G.5).
@@ -103,6 +103,17 @@ std::vector<int64_t> attribution_order(const float* attr, int64_t n);
 
 /// The evaluator of layers [0, end) with the context's execution knobs.
 PathEvaluator path_evaluator(const Context& context, size_t end);
+
+/// Runs body(i) for the samples i in [0, n) of a unit; each call must depend on and write only its
+/// own sample's data (its seed stream, its output slot). The engine decides how: when the context
+/// evaluates incrementally and allows concurrent samples (Context::concurrent_samples), the
+/// runtime has T ≥ 2 threads and n ≥ 2, the samples run concurrently on the T TBB workers, each
+/// sample's network calls on ONE OpenMP thread (lab::OmpThreads): an incremental path is
+/// thousands of small window calls, on which a team of threads mostly synchronises, so one
+/// thread per sample keeps every core busy without oversubscribing them. Otherwise one after the
+/// other, each call with the runtime's threads (full passes of large batches). Results never
+/// depend on the choice; it is the only place a metric's samples are spread over threads.
+void for_samples(const Context& context, int64_t n, const std::function<void(int64_t)>& body);
 
 /// Fills `pixels` with the pixel indices of independent perturbation q (called once per q, in
 /// increasing q).

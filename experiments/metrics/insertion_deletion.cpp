@@ -102,25 +102,29 @@ std::vector<CurvePoint> InsertionDeletion::curve(const Context& context, const P
 }
 
 MetricOutput InsertionDeletion::evaluate_batch(const Context& context, const Batch& batch) const {
-  MetricOutput out;
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
   if (params_.perturbation.modulo() && batch.gt.empty())
     lab::fail("metric {} in modulo mode needs the pixel ground truth", name());
   const PathEvaluator paths = evaluator(context, context.incremental);
-  for (int64_t i = 0; i < batch.size(); ++i) {
+  // Each sample's curve into its own slot (the engine may evaluate samples concurrently), then
+  // the slots in sample order.
+  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
+  for_samples(context, batch.size(), [&](int64_t i) {
     const size_t si = static_cast<size_t>(i);
     std::vector<CurvePoint> points =
         curve(context, paths, batch.x.slice(i, i + 1), batch.attr.data() + i * hw,
               batch.gt.empty() ? nullptr : batch.gt.data() + i * hw, batch.target[si], batch.ids[si], batch.seeds[si]);
-    if (points.empty()) continue;
+    if (points.empty()) return;
     std::vector<double> xs, ys;
     for (const CurvePoint& p : points) {
       xs.push_back(p.x);
       ys.push_back(p.y);
     }
-    out.rows.push_back({batch.ids[si], variant(), trapezoid_auc(xs, ys)});
-    out.curves.insert(out.curves.end(), points.begin(), points.end());
-  }
+    per_sample[si].rows.push_back({batch.ids[si], variant(), trapezoid_auc(xs, ys)});
+    per_sample[si].curves = std::move(points);
+  });
+  MetricOutput out;
+  for (MetricOutput& o : per_sample) out.append(std::move(o));
   return out;
 }
 

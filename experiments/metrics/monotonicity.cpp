@@ -29,8 +29,11 @@ MetricOutput Monotonicity::evaluate_batch(const Context& context, const Batch& b
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
   const int64_t step = params_.pixels_per_step;
   const int64_t sets = (hw + step - 1) / step;
-  for (int64_t i = 0; i < batch.size(); ++i) {
+  // Each sample in its own slot (the engine may evaluate samples concurrently), then in order.
+  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
+  for_samples(context, batch.size(), [&](int64_t i) {
     const size_t si = static_cast<size_t>(i);
+    MetricOutput& own = per_sample[si];
     const float* attr = batch.attr.data() + i * hw;
     const lab::Tensor image = batch.x.slice(i, i + 1).reshaped(batch.x.sample_shape());
     // Increasing attribution: attribution_order reversed, ties kept by ascending index.
@@ -52,8 +55,9 @@ MetricOutput Monotonicity::evaluate_batch(const Context& context, const Batch& b
     const int64_t k = y.sample_numel();
     std::vector<double> score(static_cast<size_t>(sets));
     for (int64_t q = 0; q < sets; ++q) score[static_cast<size_t>(q)] = reader.score(y.sample(q), k, batch.target[si]);
-    out.rows.push_back({batch.ids[si], "pearson", pearson(saliency, score)});
-  }
+    own.rows.push_back({batch.ids[si], "pearson", pearson(saliency, score)});
+  });
+  for (MetricOutput& o : per_sample) out.append(std::move(o));
   return out;
 }
 

@@ -102,7 +102,9 @@ std::vector<CurvePoint> PixelFlipping::curve(const Context& context, const lab::
 MetricOutput PixelFlipping::evaluate_batch(const Context& context, const Batch& batch) const {
   MetricOutput out;
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
-  for (int64_t i = 0; i < batch.size(); ++i) {
+  // Each sample in its own slot (the engine may evaluate samples concurrently), then in order.
+  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
+  for_samples(context, batch.size(), [&](int64_t i) {
     const size_t si = static_cast<size_t>(i);
     std::vector<CurvePoint> points = curve(context, batch.x.slice(i, i + 1), batch.attr.data() + i * hw,
                                            batch.target[si], batch.ids[si], batch.seeds[si]);
@@ -111,9 +113,10 @@ MetricOutput PixelFlipping::evaluate_batch(const Context& context, const Batch& 
       xs.push_back(p.x);
       ys.push_back(p.y);
     }
-    out.rows.push_back({batch.ids[si], variant(), trapezoid_auc(xs, ys)});
-    out.curves.insert(out.curves.end(), points.begin(), points.end());
-  }
+    per_sample[si].rows.push_back({batch.ids[si], variant(), trapezoid_auc(xs, ys)});
+    per_sample[si].curves = std::move(points);
+  });
+  for (MetricOutput& o : per_sample) out.append(std::move(o));
   return out;
 }
 

@@ -55,8 +55,11 @@ MetricOutput ReferencePixelFlipping::evaluate_batch(const Context& context, cons
   const int64_t reference = std::clamp<int64_t>(std::llround(params_.reference * static_cast<double>(hw)), 1, hw);
   const OutputReader reader(net, params_.output);
   const PathEvaluator evaluator = path_evaluator(context, reader.end());
-  for (int64_t i = 0; i < batch.size(); ++i) {
+  // Each sample in its own slot (the engine may evaluate samples concurrently), then in order.
+  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
+  for_samples(context, batch.size(), [&](int64_t i) {
     const size_t si = static_cast<size_t>(i);
+    MetricOutput& own = per_sample[si];
     const lab::Tensor image = batch.x.slice(i, i + 1).reshaped(batch.x.sample_shape());
     lab::Rng rng(lab::derive_seed(batch.seeds[si], params_.seed), 2);
     PerturbationPath path;
@@ -71,10 +74,11 @@ MetricOutput ReferencePixelFlipping::evaluate_batch(const Context& context, cons
     for (int64_t s = 0; s <= path.steps(); ++s) {
       xs.push_back(s == 0 ? 0.0 : static_cast<double>(path.step_ends[static_cast<size_t>(s - 1)]) / hw);
       ys.push_back(reader.score(outputs.sample(s), k, batch.target[si]));
-      out.curves.push_back({batch.ids[si], "auc", xs.back(), ys.back()});
+      own.curves.push_back({batch.ids[si], "auc", xs.back(), ys.back()});
     }
-    out.rows.push_back({batch.ids[si], "auc", trapezoid_auc(xs, ys)});
-  }
+    own.rows.push_back({batch.ids[si], "auc", trapezoid_auc(xs, ys)});
+  });
+  for (MetricOutput& o : per_sample) out.append(std::move(o));
   return out;
 }
 

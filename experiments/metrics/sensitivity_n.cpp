@@ -251,7 +251,10 @@ MetricOutput SensitivityN::evaluate_batch(const Context& context, const Batch& b
   const bool modulo = params_.perturbation.modulo();
   const size_t end = modulo ? context.net->size() : OutputReader(*context.net, params_.perturbation.output).end();
   const PathEvaluator evaluator = path_evaluator(context, end);
-  for (int64_t i = 0; i < batch.size(); ++i) {
+  // Each sample in its own slot (the engine may evaluate samples concurrently; each has its own
+  // random stream, and the score cache is locked), then the slots in sample order.
+  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
+  for_samples(context, batch.size(), [&](int64_t i) {
     const size_t si = static_cast<size_t>(i);
     const lab::Tensor x = batch.x.slice(i, i + 1);
     const float* attr = batch.attr.data() + i * hw;
@@ -261,9 +264,10 @@ MetricOutput SensitivityN::evaluate_batch(const Context& context, const Batch& b
     double mean = 0.0;
     for (const CurvePoint& p : points) mean += p.y;
     mean /= static_cast<double>(points.size());
-    out.rows.push_back({batch.ids[si], variant(), mean});
-    out.curves.insert(out.curves.end(), points.begin(), points.end());
-  }
+    per_sample[si].rows.push_back({batch.ids[si], variant(), mean});
+    per_sample[si].curves = std::move(points);
+  });
+  for (MetricOutput& o : per_sample) out.append(std::move(o));
   return out;
 }
 

@@ -42,7 +42,7 @@ int parse_threads(const std::string& text, const std::string& source) {
   return n;
 }
 
-Runtime::Runtime() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
+Runtime::Runtime() : engine_(dnnl::engine::kind::cpu, 0) {
   int n = cores();
   if (const char* env = std::getenv("ATTRLAB_THREADS")) n = parse_threads(env, std::string("ATTRLAB_THREADS=") + env);
   set_threads(n);
@@ -51,6 +51,20 @@ Runtime::Runtime() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
 Runtime& Runtime::get() {
   static Runtime runtime;
   return runtime;
+}
+
+dnnl::stream& Runtime::stream() {
+  thread_local dnnl::stream stream(engine_);
+  return stream;
+}
+
+OmpThreads::OmpThreads(bool active, int threads)
+    : saved_(omp_get_max_threads()), active_(active && threads < saved_) {
+  if (active_) omp_set_num_threads(threads);
+}
+
+OmpThreads::~OmpThreads() {
+  if (active_) omp_set_num_threads(saved_);
 }
 
 void Runtime::set_threads(int n) {

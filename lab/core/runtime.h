@@ -5,8 +5,15 @@
 /// oneDNN spreads each primitive over `threads()` OpenMP threads. TBB parallelises only the
 /// work *around* network calls (data generation, segmentation, per-sample metric arithmetic),
 /// never a network call itself, so the two pools never nest or oversubscribe the cores.
+/// One exception, decided by the perturbation engine alone (experiments/engine/perturbation.h,
+/// for_samples): the independent samples of a unit may run concurrently on TBB workers when
+/// their network calls are small, each worker's calls on ONE OpenMP thread (OmpThreads below),
+/// so the cores still carry one thread each. Network calls may therefore come from several
+/// threads at once: each thread has its own stream and its own scratch memory for the
+/// primitives (lab/nn/layers.cpp), and the primitive cache is locked.
 /// Results never depend on the thread count (tested in tests/lab/test_network.cpp and, for every
-/// method, in tests/attributions/test_method_table.cpp).
+/// method, in tests/attributions/test_method_table.cpp; the concurrent samples in
+/// tests/experiments/test_metrics_incremental.cpp).
 #pragma once
 
 #include <memory>
@@ -22,7 +29,8 @@ class Runtime {
   static Runtime& get();
 
   dnnl::engine& engine() { return engine_; }
-  dnnl::stream& stream() { return stream_; }
+  /// The calling thread's stream (in order; one per thread, so that threads never share one).
+  dnnl::stream& stream();
 
   /// Sets both pools to `n` threads, 1 <= n <= max_threads() (more end in the OpenMP runtime's
   /// crash, never in speed); outside that throws lab::Error(kUsage).
@@ -33,9 +41,23 @@ class Runtime {
   Runtime();
   struct TbbLimit;
   dnnl::engine engine_;
-  dnnl::stream stream_;
   int threads_ = 1;
   std::unique_ptr<TbbLimit> tbb_limit_;
+};
+
+/// Runs its scope's network calls on the calling thread with `threads` OpenMP threads (when
+/// `active` and fewer than the thread's current count), then restores the count. The setting is
+/// the calling thread's own: other threads keep theirs.
+class OmpThreads {
+ public:
+  OmpThreads(bool active, int threads);
+  ~OmpThreads();
+  OmpThreads(const OmpThreads&) = delete;
+  OmpThreads& operator=(const OmpThreads&) = delete;
+
+ private:
+  int saved_;
+  bool active_;
 };
 
 /// The largest thread count accepted: 4 × the cores.

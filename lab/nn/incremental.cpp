@@ -5,11 +5,11 @@
 #include <cstring>
 #include <limits>
 
-#include <omp.h>
 #include <tbb/parallel_for.h>
 
 #include "lab/core/error.h"
 #include "lab/core/options.h"
+#include "lab/core/runtime.h"
 
 namespace lab {
 
@@ -66,23 +66,6 @@ Rect propagate(const Rect& in, const Geometry& g, const Dims& out) {
   propagate_axis(in.x0, in.x1, g.kw, g.sw, g.pw, out.w, r.x0, r.x1);
   return r.empty() ? Rect{} : r;
 }
-
-/// Runs its scope's oneDNN calls on `threads` OpenMP threads (when `active`), then restores.
-class ThreadScope {
- public:
-  ThreadScope(bool active, int threads) : saved_(omp_get_max_threads()), active_(active && threads < saved_) {
-    if (active_) omp_set_num_threads(threads);
-  }
-  ~ThreadScope() {
-    if (active_) omp_set_num_threads(saved_);
-  }
-  ThreadScope(const ThreadScope&) = delete;
-  ThreadScope& operator=(const ThreadScope&) = delete;
-
- private:
-  int saved_;
-  bool active_;
-};
 
 }  // namespace
 
@@ -152,7 +135,7 @@ PathEvaluator::~PathEvaluator() = default;
 
 lab::Tensor PathEvaluator::window_output(size_t l, lab::Tensor crops) const {
   if (crop_convs_[l]) {
-    const ThreadScope serial(crops.numel() < params_.serial_below, 1);
+    const lab::OmpThreads serial(crops.numel() < params_.serial_below, 1);
     return crop_convs_[l]->forward(crops);
   }
   for (float& v : crops.values()) v = std::max(v, 0.0f);
@@ -594,7 +577,7 @@ lab::Tensor PathEvaluator::run_incremental(const PerturbationPath& path, Stats* 
     if (emitted > 0) {
       lab::Tensor y;
       {
-        const ThreadScope serial(tail.numel() < params_.serial_below, 1);
+        const lab::OmpThreads serial(tail.numel() < params_.serial_below, 1);
         y = flatten_rows(net_.forward_range(spatial_, end_, tail));
       }
       LAB_CHECK(y.dim(1) == k_out, "tail output {} vs {}", y.dim(1), k_out);
@@ -854,7 +837,7 @@ lab::Tensor PathEvaluator::run_local_incremental(const LocalChanges& changes, St
     });
     lab::Tensor y;
     {
-      const ThreadScope serial(tail.numel() < params_.serial_below, 1);
+      const lab::OmpThreads serial(tail.numel() < params_.serial_below, 1);
       y = flatten_rows(net_.forward_range(spatial_, end_, tail));
     }
     LAB_CHECK(y.dim(1) == k_out, "tail output {} vs {}", y.dim(1), k_out);

@@ -3,6 +3,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -42,6 +43,28 @@ memory::desc plain_md(const Shape& shape) { return memory::desc(memory::dims(sha
 // The primitive cache shared by every layer. A primitive is described once per kind and numbers
 // it depends on (shapes, strides, paddings) and holds no data, so every layer of the same
 // geometry, in every network, runs the same primitive; the buffers come with each step.
+// Primitives may run on several threads at once (the perturbation engine's concurrent samples,
+// lab/core/runtime.h): each is made with a user scratchpad, and a step gives it its thread's
+// scratch buffer (oneDNN's own scratchpad would be one per creating thread, shared by every
+// primitive made there, and is not safe to use from another thread).
+
+/// Primitive attributes with the scratchpad given at execution (scratch_buffer below).
+dnnl::primitive_attr scratch_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+/// The calling thread's scratch memory of at least `bytes` bytes (grown on demand, kept for the
+/// thread's later primitives: the steps of a thread run one after the other on its stream).
+void* scratch_buffer(size_t bytes) {
+  thread_local std::vector<std::byte> buffer;
+  if (buffer.size() < bytes) {
+    Runtime::get().stream().wait();  // a submitted primitive may still use the old buffer
+    buffer.assign(bytes, std::byte{0});
+  }
+  return buffer.data();
+}
 
 enum class Op {
   kConvForward, kConvForwardNoBias, kConvBackwardData,
@@ -69,7 +92,13 @@ const Described& described(const Key& key, Describe describe) {
   static std::map<Key, Described> cache;  // map nodes are stable: references stay valid
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, describe()).first;
+  if (it == cache.end()) {
+    Described d = describe();
+    const dnnl::primitive_desc_base pd(const_cast<dnnl_primitive_desc_t>(d.primitive.get_primitive_desc()), true);
+    const memory::desc scratch = pd.scratchpad_desc();
+    if (scratch.get_size() > 0) d.args.emplace_back(DNNL_ARG_SCRATCHPAD, scratch);
+    it = cache.emplace(key, std::move(d)).first;
+  }
   return it->second;
 }
 
@@ -93,6 +122,10 @@ struct Pass::Steps {
   void add(const Described& d, std::initializer_list<std::pair<int, const float*>> buffers) {
     std::unordered_map<int, memory> args;
     for (const auto& [arg, md] : d.args) {
+      if (arg == DNNL_ARG_SCRATCHPAD) {
+        args.emplace(arg, memory(md, Runtime::get().engine(), scratch_buffer(md.get_size())));
+        continue;
+      }
       const float* p = nullptr;
       for (const auto& [a, b] : buffers)
         if (a == arg) p = b;
@@ -207,7 +240,7 @@ namespace {
 
 // The eltwise ReLU post-op of a forward variant (none without v.relu).
 dnnl::primitive_attr variant_attr(const ForwardVariant& v) {
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = scratch_attr();
   if (v.relu) {
     dnnl::post_ops ops;
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
@@ -253,7 +286,7 @@ Described describe_conv(Op op, const Conv2dParams& p, const Shape& in, const Sha
               {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}};
     default: {
       const convolution_backward_data::desc bd(algorithm::convolution_direct, src, weights, dst, strides, pad_l, pad_r);
-      return {convolution_backward_data(convolution_backward_data::primitive_desc(bd, eng, forward(true, {}))),
+      return {convolution_backward_data(convolution_backward_data::primitive_desc(bd, scratch_attr(), eng, forward(true, {}))),
               {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, src}}};
     }
   }
@@ -356,7 +389,7 @@ const Described& inner(Op op, int64_t n, int64_t in, int64_t out, const ForwardV
                 {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}};
       default:
         return {inner_product_backward_data(inner_product_backward_data::primitive_desc(
-                    inner_product_backward_data::desc(src, weights, dst), eng, fpd)),
+                    inner_product_backward_data::desc(src, weights, dst), scratch_attr(), eng, fpd)),
                 {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, src}}};
     }
   });
@@ -405,17 +438,19 @@ const Described& activation(Op op, const Shape& shape) {
     switch (op) {
       case Op::kReluForward:
         return {eltwise_forward(eltwise_forward::primitive_desc(
-                    eltwise_forward::desc(prop_kind::forward_training, algorithm::eltwise_relu, md, 0.f, 0.f), eng)),
+                    eltwise_forward::desc(prop_kind::forward_training, algorithm::eltwise_relu, md, 0.f, 0.f),
+                    scratch_attr(), eng)),
                 {{DNNL_ARG_SRC, md}, {DNNL_ARG_DST, md}}};
       case Op::kReluBackward: {
         const eltwise_forward::primitive_desc fpd(
             eltwise_forward::desc(prop_kind::forward_training, algorithm::eltwise_relu, md, 0.f, 0.f), eng);
         return {eltwise_backward(eltwise_backward::primitive_desc(
-                    eltwise_backward::desc(algorithm::eltwise_relu, md, md, 0.f, 0.f), eng, fpd)),
+                    eltwise_backward::desc(algorithm::eltwise_relu, md, md, 0.f, 0.f), scratch_attr(), eng, fpd)),
                 {{DNNL_ARG_SRC, md}, {DNNL_ARG_DIFF_DST, md}, {DNNL_ARG_DIFF_SRC, md}}};
       }
       default:
-        return {reorder(reorder::primitive_desc(eng, md, eng, md)), {{DNNL_ARG_FROM, md}, {DNNL_ARG_TO, md}}};
+        return {reorder(reorder::primitive_desc(eng, md, eng, md, scratch_attr())),
+                {{DNNL_ARG_FROM, md}, {DNNL_ARG_TO, md}}};
     }
   });
 }
@@ -751,7 +786,8 @@ const Described& pool(Op op, const MaxPool2dParams& p, const Shape& in, const Sh
     using namespace dnnl;
     const auto forward = [&](prop_kind kind) {
       return pooling_forward::primitive_desc(
-          pooling_forward::desc(kind, algorithm::pooling_max, src, dst, strides, kernel, pad_l, pad_r), eng);
+          pooling_forward::desc(kind, algorithm::pooling_max, src, dst, strides, kernel, pad_l, pad_r), scratch_attr(),
+          eng);
     };
     switch (op) {
       case Op::kPoolForwardInference:
@@ -763,7 +799,8 @@ const Described& pool(Op op, const MaxPool2dParams& p, const Shape& in, const Sh
       default: {
         const auto fpd = forward(prop_kind::forward_training);
         const pooling_backward::primitive_desc bpd(
-            pooling_backward::desc(algorithm::pooling_max, src, dst, strides, kernel, pad_l, pad_r), eng, fpd);
+            pooling_backward::desc(algorithm::pooling_max, src, dst, strides, kernel, pad_l, pad_r), scratch_attr(), eng,
+            fpd);
         return {pooling_backward(bpd),
                 {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WORKSPACE, fpd.workspace_desc()}, {DNNL_ARG_DIFF_SRC, src}}};
       }
