@@ -26,13 +26,15 @@
 //
 // Each row is measured in several modes, in the same run (the "mode" column):
 // - fwd: "tiles", the default forward path (lab::ForwardPath in lab/nn/network.h: runs of 1×1
-//   convolutions and ReLUs pixel tile by pixel tile); "tiles+post-op", tiles and the other
+//   convolutions and ReLUs pixel tile by pixel tile, their products by lab::pointwise_gemm's
+//   kernel); "tiles-sgemm", tiles with every product a dnnl_sgemm, the tiles before the kernel
+//   (lab::set_pointwise_kernel(false)); "tiles+post-op", tiles and the other
 //   ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
 //   convolution or linear layer fused as its eltwise post-op; "inference", layers with
 //   prop_kind::forward_inference primitives. All with the runtime's sub-batches.
 // - f+b: "tiles", the default path: trace and backward run the pointwise runs tile by tile
-//   (ForwardPath::backprop_tiles); "layers", every layer its own primitive in the trace and the
+//   (ForwardPath::backprop_tiles); "tiles-sgemm", the same with dnnl_sgemm; "layers", every layer its own primitive in the trace and the
 //   backward, the path before backprop tiles.
 // - both: "--no-sub-batch", layers with every layer on the whole batch
 //   (lab::set_sub_batch_budget(0)), the runtime before sub-batches.
@@ -53,6 +55,7 @@
 #include <vector>
 
 #include "lab/core/runtime.h"
+#include "lab/nn/pointwise_gemm.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
 
@@ -242,9 +245,11 @@ int main(int argc, char** argv) {
           const char* name;
           bool sub;
           lab::ForwardPath path;
+          bool kernel = true;  // lab::pointwise_gemm's kernel; false: dnnl_sgemm
         };
         const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false, .backprop_tiles = false};
-        std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"layers", true, layers}};
+        std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"tiles-sgemm", true, {.tiles = true}, false},
+                                {"layers", true, layers}};
         if (!fb) {
           modes.push_back({"tiles+post-op", true, {.tiles = true, .relu_post_op = true}});
           modes.push_back({"relu-post-op", true, {.tiles = false, .relu_post_op = true}});
@@ -255,10 +260,12 @@ int main(int argc, char** argv) {
           if (!mode.sub && batch == 1) continue;  // one image: nothing to split
           lab::set_sub_batch_budget(mode.sub ? -1 : 0);
           lab::set_forward_path(mode.path);
+          lab::set_pointwise_kernel(mode.kernel);
           row(batch, fb, mode.name, seconds_of(work, 3));
         }
         lab::set_sub_batch_budget(-1);
         lab::set_forward_path({});
+        lab::set_pointwise_kernel(true);
       }
     }
   }

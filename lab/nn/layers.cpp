@@ -16,6 +16,7 @@
 #include "lab/core/options.h"
 #include "lab/core/runtime.h"
 #include "lab/core/storage.h"
+#include "lab/nn/pointwise_gemm.h"
 
 namespace lab {
 
@@ -518,19 +519,13 @@ std::vector<PointwiseStep> pointwise_steps(const std::vector<const Layer*>& run,
 }
 
 // y (out×width, row stride ldy) = the convolution's weights (out×in) times x (in×width, row
-// stride ldx), plus the bias: the sgemm and bias of add_pointwise_run.
+// stride ldx), plus the bias, then the ReLU if relu: the product, bias and ReLU of
+// add_pointwise_run (lab/nn/pointwise_gemm.h: the bytes of dnnl_sgemm and separate loops).
 bool conv_tile(const Conv2d& conv, int64_t in, int64_t out, int64_t width, const float* x, int64_t ldx, float* y,
-               int64_t ldy) {
+               int64_t ldy, bool relu) {
   const Weights& w = conv.weights();
-  if (dnnl_sgemm('N', 'N', out, width, in, 1.0f, w.weight.data(), in, x, ldx, 0.0f, y, ldy) != dnnl_success)
-    return false;
-  if (!w.bias.empty())
-    for (int64_t c = 0; c < out; ++c) {
-      float* row = y + c * ldy;
-      const float add = w.bias[static_cast<size_t>(c)];
-      for (int64_t i = 0; i < width; ++i) row[i] += add;
-    }
-  return true;
+  return pointwise_gemm(false, out, width, in, w.weight.data(), in, x, ldx, y, ldy,
+                        w.bias.empty() ? nullptr : w.bias.data(), relu);
 }
 
 // Calls body(n, p0, width, buffer) for every tile of `tile` pixels (width: fewer for the last) of
@@ -594,12 +589,7 @@ void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const S
         float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * widest * tile;
         const int64_t ldb = last ? pixels : width;
         if (st.conv != nullptr) {
-          ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb) && ok;
-          if (st.relu)
-            for (int64_t c = 0; c < st.out; ++c) {
-              float* row = b + c * ldb;
-              for (int64_t i = 0; i < width; ++i) row[i] = row[i] > 0.0f ? row[i] : 0.0f;
-            }
+          ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb, st.relu) && ok;
         } else {
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = a + c * lda;
@@ -630,7 +620,7 @@ void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, c
         const PointwiseStep& st = steps[k];
         float* b = outputs[k] + n * st.out * pixels + p0;
         if (st.conv != nullptr) {
-          ok = conv_tile(*st.conv, st.in, st.out, width, a, pixels, b, pixels) && ok;
+          ok = conv_tile(*st.conv, st.in, st.out, width, a, pixels, b, pixels, false) && ok;
         } else {
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = a + c * pixels;
@@ -665,9 +655,10 @@ void add_pointwise_backward_run(Pass& pass, const std::vector<const Layer*>& run
         const int64_t ldb = k == 0 ? pixels : width;
         if (st.conv != nullptr) {
           // dx (in×width) = weightsᵀ (in×out) · dy (out×width): the sgemm of oneDNN's 1×1
-          // backward-data on nchw (pre-transposed weights would change the bytes).
-          ok = dnnl_sgemm('T', 'N', st.in, width, st.out, 1.0f, st.conv->weights().weight.data(), st.in, g, ldg,
-                          0.0f, b, ldb) == dnnl_success && ok;
+          // backward-data on nchw (pre-transposed weights would change the bytes), by
+          // pointwise_gemm (its bytes).
+          ok = pointwise_gemm(true, st.in, width, st.out, st.conv->weights().weight.data(), st.in, g, ldg, b, ldb,
+                              nullptr, false) && ok;
         } else {
           const float* xs = inputs[k] + n * st.in * pixels + p0;
           for (int64_t c = 0; c < st.out; ++c) {

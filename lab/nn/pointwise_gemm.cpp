@@ -1,0 +1,126 @@
+#include "lab/nn/pointwise_gemm.h"
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include <immintrin.h>
+
+#include <atomic>
+
+namespace lab {
+
+namespace {
+
+std::atomic<bool> kernel_set{true};
+
+// oneDNN's AVX2 sgemm (its "nocopy" kernel for these shapes, in oneDNN's column-major terms
+// m = our columns n, n = our rows m) runs a main kernel on blocks of 16 columns × 6 rows: one
+// accumulator per element, zeroed, then one fused multiply-add per k in order; the remainders
+// (fewer than 16 columns, fewer than 6 rows) go through other kernels that keep two chains, even
+// and odd k, or take a gemv path for a single row or column. Measured against dnnl_sgemm over
+// m, k ≤ 64 and many n (tests/lab/test_pointwise_gemm.cpp).
+constexpr int64_t kRows = 6, kCols = 16, kMaxDepth = 64, kMaxRows = 64;
+
+bool avx2_sgemm() {
+  static const bool avx2 = dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx2;
+  return avx2;
+}
+
+// One block of 6 rows × 16 columns: acc = Σ_k op(w)(o + r, k) · x[k][p..p+16) by fused
+// multiply-adds in order of k from +0, then + bias, then the ReLU, stored to y.
+template <bool kTrans>
+__attribute__((target("avx2,fma"), always_inline)) inline void block(int64_t o, int64_t p, int64_t k, const float* w,
+                                                                     int64_t ldw, const float* x, int64_t ldx,
+                                                                     float* y, int64_t ldy, const float* bias,
+                                                                     bool relu) {
+  __m256 a[kRows][2];
+  for (int r = 0; r < kRows; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
+  const float* xp = x + p;
+  const int64_t step = kTrans ? 1 : ldw;  // between the weights of two rows
+  for (int64_t j = 0; j < k; ++j, xp += ldx) {
+    const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
+    const float* wj = kTrans ? w + j * ldw + o : w + o * ldw + j;
+#pragma GCC unroll 6
+    for (int r = 0; r < kRows; ++r) {
+      const __m256 wv = _mm256_broadcast_ss(wj + r * step);
+      a[r][0] = _mm256_fmadd_ps(wv, x0, a[r][0]);
+      a[r][1] = _mm256_fmadd_ps(wv, x1, a[r][1]);
+    }
+  }
+  const __m256 zero = _mm256_setzero_ps();
+#pragma GCC unroll 6
+  for (int r = 0; r < kRows; ++r) {
+    __m256 v0 = a[r][0], v1 = a[r][1];
+    if (bias != nullptr) {
+      const __m256 b = _mm256_broadcast_ss(bias + o + r);
+      v0 = _mm256_add_ps(v0, b);
+      v1 = _mm256_add_ps(v1, b);
+    }
+    if (relu) {  // v > 0 ? v : +0 (NaN and −0 to +0)
+      v0 = _mm256_and_ps(v0, _mm256_cmp_ps(v0, zero, _CMP_GT_OQ));
+      v1 = _mm256_and_ps(v1, _mm256_cmp_ps(v1, zero, _CMP_GT_OQ));
+    }
+    float* yr = y + (o + r) * ldy + p;
+    _mm256_storeu_ps(yr, v0);
+    _mm256_storeu_ps(yr + 8, v1);
+  }
+}
+
+// The blocks of rows [0, rows) × columns [0, cols), column strip by column strip (a strip of x,
+// k × 16 floats, stays in L1 across the strip's row blocks).
+template <bool kTrans>
+__attribute__((target("avx2,fma"))) void blocks(int64_t rows, int64_t cols, int64_t k, const float* w, int64_t ldw,
+                                                const float* x, int64_t ldx, float* y, int64_t ldy, const float* bias,
+                                                bool relu) {
+  for (int64_t p = 0; p < cols; p += kCols)
+    for (int64_t o = 0; o < rows; o += kRows) block<kTrans>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
+}
+
+// The sgemm on rows [r0, r1) × columns [c0, c1) of y, then the bias and the ReLU there.
+bool sgemm_part(bool trans, int64_t r0, int64_t r1, int64_t c0, int64_t c1, int64_t k, const float* w, int64_t ldw,
+                const float* x, int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
+  if (r1 <= r0 || c1 <= c0) return true;
+  const float* wr = trans ? w + r0 : w + r0 * ldw;
+  if (dnnl_sgemm(trans ? 'T' : 'N', 'N', r1 - r0, c1 - c0, k, 1.0f, wr, ldw, x + c0, ldx, 0.0f, y + r0 * ldy + c0,
+                 ldy) != dnnl_success)
+    return false;
+  for (int64_t r = r0; r < r1; ++r) {
+    float* row = y + r * ldy;
+    if (bias != nullptr) {
+      const float add = bias[r];
+      for (int64_t i = c0; i < c1; ++i) row[i] += add;
+    }
+    if (relu)
+      for (int64_t i = c0; i < c1; ++i) row[i] = row[i] > 0.0f ? row[i] : 0.0f;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool pointwise_kernel() { return kernel_set.load() && avx2_sgemm(); }
+
+void set_pointwise_kernel(bool on) { kernel_set.store(on); }
+
+bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
+                    int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
+  int64_t rows = 0, cols = 0;  // the part of the main kernel's blocks
+  if (m <= kMaxRows && k <= kMaxDepth && pointwise_kernel()) {
+    rows = m / kRows * kRows;
+    cols = n / kCols * kCols;
+    // One row or column left over: oneDNN's remainder kernel for it differs from its gemv for a
+    // lone row or column, so the last full block goes to the sgemm with it.
+    if (m - rows == 1) rows = rows >= kRows ? rows - kRows : 0;
+    if (n - cols == 1) cols = cols >= kCols ? cols - kCols : 0;
+    if (rows == 0 || cols == 0) rows = cols = 0;
+  }
+  if (rows > 0) {
+    if (trans) blocks<true>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
+    else blocks<false>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
+  }
+  // The edges: columns [cols, n) of the kernel's rows, then the rows below them (all of y if
+  // the kernel did not run).
+  return sgemm_part(trans, 0, rows, cols, n, k, w, ldw, x, ldx, y, ldy, bias, relu) &&
+         sgemm_part(trans, rows, m, 0, n, k, w, ldw, x, ldx, y, ldy, bias, relu);
+}
+
+}  // namespace lab

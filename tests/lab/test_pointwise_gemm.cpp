@@ -1,0 +1,123 @@
+// lab::pointwise_gemm (the pointwise tiles' products) against dnnl_sgemm followed by the bias and
+// ReLU loops, byte for byte: every depth 1..64, the networks' channel counts and odd ones, widths
+// below, at and off the 16-column blocks, row strides wider than the rows, both operand orders,
+// inputs with −0, infinities (∞·0 gives NaN) and NaN.
+#include <doctest/doctest.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "lab/nn/pointwise_gemm.h"
+
+namespace {
+
+// Calls f() on one thread of an OpenMP parallel region, as the tiles call the products (oneDNN
+// then runs the sgemm on the calling thread alone).
+template <class F>
+void in_parallel(const F& f) {
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp single
+    f();
+  }
+}
+
+struct Case {
+  bool trans;
+  int64_t m, n, k;
+};
+
+// Fills w, x with normal values, some exact zeros and −0 (the designed networks' weights are
+// mostly 0 and ±1), and x with a few ±∞ and NaN when `special`; compares the kernel with the
+// sgemm for every combination of bias and ReLU. Returns the number of mismatching outputs.
+int64_t mismatches(const Case& c, std::mt19937& rng, bool special) {
+  const int64_t ldx = c.n + 3, ldy = c.n + 5, ldw = c.trans ? c.m : c.k;
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> pick(0, 15);
+  std::vector<float> w(static_cast<size_t>(c.m * c.k)), x(static_cast<size_t>(c.k * ldx)),
+      bias(static_cast<size_t>(c.m));
+  for (float& v : w) {
+    const int p = pick(rng);
+    v = p == 0 ? 0.0f : p == 1 ? -0.0f : p == 2 ? 1.0f : p == 3 ? -1.0f : normal(rng);
+  }
+  for (float& v : x) {
+    const int p = pick(rng);
+    v = p == 0 ? -0.0f : p == 1 ? 0.0f : normal(rng);
+    if (special && pick(rng) == 0 && pick(rng) < 2) {
+      const int q = pick(rng) % 3;
+      v = q == 0 ? std::numeric_limits<float>::quiet_NaN()
+                 : q == 1 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+    }
+  }
+  for (float& v : bias) v = pick(rng) == 0 ? -0.0f : normal(rng);
+  int64_t bad = 0;
+  for (const bool with_bias : {false, true})
+    for (const bool relu : {false, true}) {
+      std::vector<float> want(static_cast<size_t>(c.m * ldy), 7.0f), got = want;
+      bool ok_want = false, ok_got = false;
+      in_parallel([&] {
+        ok_want = dnnl_sgemm(c.trans ? 'T' : 'N', 'N', c.m, c.n, c.k, 1.0f, w.data(), ldw, x.data(), ldx, 0.0f,
+                             want.data(), ldy) == dnnl_success;
+        for (int64_t r = 0; r < c.m; ++r) {
+          float* row = want.data() + r * ldy;
+          if (with_bias)
+            for (int64_t i = 0; i < c.n; ++i) row[i] += bias[static_cast<size_t>(r)];
+          if (relu)
+            for (int64_t i = 0; i < c.n; ++i) row[i] = row[i] > 0.0f ? row[i] : 0.0f;
+        }
+        ok_got = lab::pointwise_gemm(c.trans, c.m, c.n, c.k, w.data(), ldw, x.data(), ldx, got.data(), ldy,
+                                     with_bias ? bias.data() : nullptr, relu);
+      });
+      REQUIRE(ok_want);
+      REQUIRE(ok_got);
+      for (size_t i = 0; i < want.size(); ++i) bad += std::memcmp(&want[i], &got[i], sizeof(float)) != 0;
+    }
+  return bad;
+}
+
+}  // namespace
+
+TEST_CASE("pointwise_gemm: the bytes of dnnl_sgemm, bias and ReLU over the tiles' shapes") {
+  INFO("kernel in use: " << lab::pointwise_kernel());
+  std::mt19937 rng(11);
+  const std::vector<int64_t> rows{1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 15, 18, 19, 24, 30, 31, 45, 60, 61, 64};
+  const std::vector<int64_t> widths{1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 100, 352, 353};
+  int64_t bad = 0, cases = 0;
+  for (const bool trans : {false, true})
+    for (int64_t k = 1; k <= 64; ++k)
+      for (const int64_t m : rows)
+        for (const int64_t n : widths) {
+          const Case c{trans, m, n, k};
+          const int64_t b = mismatches(c, rng, (k + m + n) % 3 == 0);
+          if (b != 0) MESSAGE("trans " << trans << " m " << m << " n " << n << " k " << k << ": " << b << " outputs differ");
+          bad += b;
+          ++cases;
+        }
+  // Wide tiles (several of oneDNN's column blocks) and a depth past the kernel's limit (all sgemm).
+  for (const bool trans : {false, true})
+    for (const int64_t n : {4033, 5000, 9001})
+      for (const Case c : {Case{trans, 60, n, 3}, Case{trans, 30, n, 60}, Case{trans, 15, n, 30},
+                           Case{trans, 3, n, 15}, Case{trans, 61, n, 7}, Case{trans, 30, n, 65}}) {
+        bad += mismatches(c, rng, true);
+        ++cases;
+      }
+  CHECK(cases > 30000);
+  CHECK(bad == 0);
+}
+
+TEST_CASE("pointwise_gemm: off, it is dnnl_sgemm") {
+  const bool saved = lab::pointwise_kernel();
+  lab::set_pointwise_kernel(false);
+  CHECK_FALSE(lab::pointwise_kernel());
+  std::mt19937 rng(12);
+  int64_t bad = 0;
+  for (const bool trans : {false, true})
+    for (const Case c : {Case{trans, 60, 353, 3}, Case{trans, 15, 100, 30}, Case{trans, 7, 17, 60}})
+      bad += mismatches(c, rng, true);
+  lab::set_pointwise_kernel(true);
+  CHECK(lab::pointwise_kernel() == saved);
+  CHECK(bad == 0);
+}
