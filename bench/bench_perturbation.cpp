@@ -26,8 +26,10 @@
 //   --images N     images per batch (default 2)
 //   --quick        fewer samples/iterations per method (rates are unchanged; times shrink)
 //   --method NAME  only the rows of this method (repeatable); occlusion-engine names the
-//                  engine-against-full-forward rows, backprop-tiles the tiled-backprop rows
-//   --repeats R    runs of each path in the backprop-tiles rows (default 3)
+//                  engine-against-full-forward rows, backprop-tiles the tiled-backprop
+//                  rows, pointwise-kernel the same two methods with the tiles' products by
+//                  dnnl_sgemm against lab::pointwise_gemm's kernel (lab/nn/pointwise_gemm.h)
+//   --repeats R    runs of each path in the backprop-tiles and pointwise-kernel rows (default 3)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -47,6 +49,7 @@
 #include "lab/core/runtime.h"
 #include "lab/nn/incremental.h"
 #include "lab/nn/network.h"
+#include "lab/nn/pointwise_gemm.h"
 
 namespace {
 
@@ -167,10 +170,20 @@ int main(int argc, char** argv) try {
     std::fflush(stdout);
   }
 
-  if (only.empty() || std::find(only.begin(), only.end(), "backprop-tiles") != only.end()) {
-    fmt::print("\ngradient methods: layer-by-layer trace and backward (off) vs backprop tiles (on), same run,\n"
-               "{} image(s) in one call, {} run(s) of each in turn; medians per image\n",
-               images, repeats);
+  // kernel = false: backprop tiles off against on; true: the tiles' products by dnnl_sgemm (off)
+  // against lab::pointwise_gemm's kernel (on), backprop tiles on in both.
+  for (const bool kernel : {false, true}) {
+    if (!only.empty() &&
+        std::find(only.begin(), only.end(), kernel ? "pointwise-kernel" : "backprop-tiles") == only.end())
+      continue;
+    if (kernel)
+      fmt::print("\ngradient methods: backprop tiles with dnnl_sgemm (off) vs lab::pointwise_gemm's kernel (on),\n"
+                 "same run, {} image(s) in one call, {} run(s) of each in turn; medians per image\n",
+                 images, repeats);
+    else
+      fmt::print("\ngradient methods: layer-by-layer trace and backward (off) vs backprop tiles (on), same run,\n"
+                 "{} image(s) in one call, {} run(s) of each in turn; medians per image\n",
+                 images, repeats);
     fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6}\n", "method", "off wall", "on wall", "off CPU",
                "on CPU", "wall", "CPU", "same");
     const std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> methods = {
@@ -193,8 +206,9 @@ int main(int argc, char** argv) try {
       for (int rep = 0; rep < repeats; ++rep)
         for (const int on : {0, 1}) {
           lab::ForwardPath path = saved;
-          path.backprop_tiles = on == 1;
+          path.backprop_tiles = kernel || on == 1;
           lab::set_forward_path(path);
+          lab::set_pointwise_kernel(!kernel || on == 1);
           const double c0 = bench::cpu_seconds();
           const auto t0 = Clock::now();
           const attributions::Result r = method->attribute(context, batch);
@@ -205,6 +219,7 @@ int main(int argc, char** argv) try {
                  std::memcmp(r.attr.data(), maps[0].data(), sizeof(float) * r.attr.numel()) == 0;
         }
       lab::set_forward_path(saved);
+      lab::set_pointwise_kernel(true);
       const auto median = [](std::vector<double> v) {
         std::sort(v.begin(), v.end());
         return v[v.size() / 2];

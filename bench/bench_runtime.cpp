@@ -42,13 +42,19 @@
 // tests/networks/test_forward_path.cpp). Timings on a loaded machine measure the other
 // processes too: run it on a quiet one.
 //
+// --modes a,b,... keeps only those modes; --rounds R measures the kept modes R times in turn
+// (a row per mode per round, interleaved, so that old and new paths see the same load).
+// "cpu ms" is the median of the process CPU time (all threads, std::clock) per image.
+//
 // Usage: bench_runtime [--batches 1,32,64] [--fb-batches 1,32] [--size 224] [--seconds S]
+//                      [--modes tiles,tiles-sgemm] [--rounds 1]
 #include <fmt/core.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <thread>
@@ -62,19 +68,24 @@
 namespace {
 
 double min_seconds = 1.0;
+double last_cpu_seconds = 0.0;  // the CPU seconds (all threads) of seconds_of's median run
 
 double seconds_of(const std::function<void()>& work, int min_runs) {
   using clock = std::chrono::steady_clock;
   work();  // warm-up: primitive creation, first touch
-  std::vector<double> times;
+  std::vector<double> times, cpu;
   const auto start = clock::now();
   while (static_cast<int>(times.size()) < min_runs ||
          std::chrono::duration<double>(clock::now() - start).count() < min_seconds) {
     const auto t0 = clock::now();
+    const std::clock_t c0 = std::clock();
     work();
+    cpu.push_back(static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
     times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
   }
   std::sort(times.begin(), times.end());
+  std::sort(cpu.begin(), cpu.end());
+  last_cpu_seconds = cpu[cpu.size() / 2];
   return times[times.size() / 2];  // median
 }
 
@@ -171,6 +182,8 @@ std::vector<int64_t> parse_list(const std::string& text) {
 int main(int argc, char** argv) {
   lab::prepare_process(argv);
   std::vector<int64_t> batches{1, 32, 64}, fb_batches{1, 32};
+  std::vector<std::string> only_modes;
+  int rounds = 1;
   int64_t size = 224;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -178,6 +191,15 @@ int main(int argc, char** argv) {
     else if (flag == "--fb-batches") fb_batches = parse_list(argv[i + 1]);
     else if (flag == "--size") size = std::stoll(argv[i + 1]);
     else if (flag == "--seconds") min_seconds = std::stod(argv[i + 1]);
+    else if (flag == "--rounds") rounds = std::max(1, std::stoi(argv[i + 1]));
+    else if (flag == "--modes") {
+      const std::string list = argv[i + 1];
+      for (size_t pos = 0; pos <= list.size();) {
+        const size_t comma = std::min(list.find(',', pos), list.size());
+        only_modes.push_back(list.substr(pos, comma - pos));
+        pos = comma + 1;
+      }
+    }
     else {
       fmt::print(stderr, "bench_runtime: unknown flag {}\n", flag);
       return 1;
@@ -209,8 +231,8 @@ int main(int argc, char** argv) {
     envs.push_back({"single-color-modulo", networks::build_single_color_modulo(p)});
   }
 
-  fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8} {:>8} {:>7} {:>8} {:>8}\n", "env", "batch", "mode", "pass", "ms/image",
-             "GFLOP/s", "GB/s", "act GB/s", "fraction");
+  fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8}\n", "env", "batch", "mode", "pass", "ms/image",
+             "GFLOP/s", "GB/s", "act GB/s", "fraction", "cpu ms");
   for (const Env& env : envs) {
     const Counts c = count(env.net);
     const auto row = [&](int64_t batch, bool fb, const char* mode, double seconds) {
@@ -219,9 +241,9 @@ int main(int argc, char** argv) {
       const double bytes = (fb ? 2 : 1) * (c.in + c.out) * b + c.params;
       const double acts = (fb ? c.acts_fb : c.acts_fwd) * b;
       const double roof = std::max(flops / (peak_gflops * 1e9), bytes / (peak_gbps * 1e9));
-      fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8.2f} {:>8.1f} {:>7.2f} {:>8.1f} {:>8.2f}\n", env.name, batch,
+      fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8.2f} {:>8.1f} {:>7.2f} {:>8.1f} {:>8.2f} {:>8.2f}\n", env.name, batch,
                  mode, fb ? "f+b" : "fwd", seconds * 1e3 / b, flops / seconds / 1e9,
-                 bytes / seconds / 1e9, acts / seconds / 1e9, roof / seconds);
+                 bytes / seconds / 1e9, acts / seconds / 1e9, roof / seconds, last_cpu_seconds * 1e3 / b);
       std::fflush(stdout);
     };
     for (bool fb : {false, true}) {
@@ -256,13 +278,16 @@ int main(int argc, char** argv) {
           modes.push_back({"inference", true, {.tiles = false, .inference = true}});
         }
         modes.push_back({"--no-sub-batch", false, layers});
-        for (const Mode& mode : modes) {
-          if (!mode.sub && batch == 1) continue;  // one image: nothing to split
-          lab::set_sub_batch_budget(mode.sub ? -1 : 0);
-          lab::set_forward_path(mode.path);
-          lab::set_pointwise_kernel(mode.kernel);
-          row(batch, fb, mode.name, seconds_of(work, 3));
-        }
+        for (int round = 0; round < rounds; ++round)
+          for (const Mode& mode : modes) {
+            if (!mode.sub && batch == 1) continue;  // one image: nothing to split
+            if (!only_modes.empty() && std::find(only_modes.begin(), only_modes.end(), mode.name) == only_modes.end())
+              continue;
+            lab::set_sub_batch_budget(mode.sub ? -1 : 0);
+            lab::set_forward_path(mode.path);
+            lab::set_pointwise_kernel(mode.kernel);
+            row(batch, fb, mode.name, seconds_of(work, 3));
+          }
         lab::set_sub_batch_budget(-1);
         lab::set_forward_path({});
         lab::set_pointwise_kernel(true);
