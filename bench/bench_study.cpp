@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -478,7 +479,10 @@ int main(int argc, char** argv) try {
     if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
       threads = lab::parse_threads(argv[++i], "--threads");
     } else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) {
-      ranks = lab::parse_threads(argv[++i], "--ranks");
+      const std::string text = argv[++i];
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ranks);
+      if (text.empty() || ec != std::errc() || end != text.data() + text.size() || ranks < 1 || ranks > lab::max_threads())
+        lab::fail_usage("--ranks {}: expected a positive integer, at most {} (4 × the cores)", text, lab::max_threads());
     } else if (std::strcmp(argv[i], "--study") == 0 && i + 1 < argc) {
       studies.emplace_back(argv[++i]);
     } else if (std::strcmp(argv[i], "--compare") == 0 && i + 1 < argc) {
