@@ -433,8 +433,9 @@ void compare(const fs::path& run, const std::vector<StudyCost>& costs, const std
     cell.method += d.at("method-cpu-seconds").get<double>();
     for (const auto& [metric, t] : d.at("metric-cpu-seconds").items()) cell.metrics += t.get<double>();
   }
-  fmt::print("\n{}: the units of {} ({} of them; MPI ranks: {}) beside this projection, mean {} seconds per unit\n",
-             name, run.string(), done.size(), ranks, cpu ? "CPU" : "wall");
+  fmt::print("\n{}: the units of {} ({} of them; MPI ranks: {}) beside this projection, mean seconds per unit "
+             "(the run's: CPU; the projection's: {})\n",
+             name, run.string(), done.size(), ranks, cpu ? "CPU" : "wall, one process");
   fmt::print("  {:<15} {:<22} {:>9} {:>8} {:>9} {:>8} {:>9} {:>9} {:>7}\n", "model", "method", "run units", "method",
              "proj.", "metrics", "proj.", "unit", "proj.");
   const StudyCost& study = costs[s];
