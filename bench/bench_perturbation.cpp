@@ -16,18 +16,23 @@
 // --quick the 224×224 row uses windows and strides of 16 (196 windows) so the full-forward side
 // stays short.
 //
-// Then the gradient methods with the tiled trace and backward (lab::ForwardPath::backprop_tiles)
-// against the layer-by-layer passes: ExPerturb (one call on the batch of images) and IG (50
-// steps), each run in turn with the tiles off and on, `--repeats` times (off, on, off, on, ...),
-// in the same process; median wall and CPU seconds per image of each, their ratios, and whether
-// the maps are the same bytes. With --quick ExPerturb runs 20 iterations instead of 800.
+// Then the gradient methods with one switch of their passes off and on: ExPerturb (one call on
+// the batch of images) and IG (50 steps), each run in turn off and on, `--repeats` times (off,
+// on, off, on, ...), in the same process; median wall and CPU seconds per image of each, their
+// ratios, and whether the maps are the same bytes. Switches: backprop-tiles, the tiled trace and
+// backward (lab::ForwardPath::backprop_tiles, full traces) against the layer-by-layer passes;
+// gradient-trace, the gradient's trace (lab::trace_for_gradient: the pointwise runs' inner
+// activations left out and recomputed per tile in the backward) against the full trace, both
+// tiled, with the megabytes each trace of the images holds. With --quick ExPerturb runs 20
+// iterations instead of 800.
 //
 // Usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R]
 //   --images N     images per batch (default 2)
 //   --quick        fewer samples/iterations per method (rates are unchanged; times shrink)
 //   --method NAME  only the rows of this method (repeatable); occlusion-engine names the
-//                  engine-against-full-forward rows, backprop-tiles the tiled-backprop rows
-//   --repeats R    runs of each path in the backprop-tiles rows (default 3)
+//                  engine-against-full-forward rows, backprop-tiles the tiled-backprop rows,
+//                  gradient-trace the gradient's-trace rows
+//   --repeats R    runs of each path in the backprop-tiles and gradient-trace rows (default 3)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -45,6 +50,7 @@
 #include "datasets/environment.h"
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
+#include "lab/nn/gradient_trace.h"
 #include "lab/nn/incremental.h"
 #include "lab/nn/network.h"
 
@@ -122,7 +128,7 @@ int main(int argc, char** argv) try {
   auto backprop_rate = [&] {
     const double t = median_seconds(
         [&] {
-          const lab::Trace trace = net.trace(whole);
+          const lab::Trace trace = lab::trace_for_gradient(net, whole);
           lab::Tensor seed(trace.output().shape(), 0.0f);
           for (int64_t n = 0; n < images; ++n) seed[n * seed.sample_numel()] = 1.0f;
           (void)net.gradient(trace, seed);
@@ -167,10 +173,45 @@ int main(int argc, char** argv) try {
     std::fflush(stdout);
   }
 
-  if (only.empty() || std::find(only.begin(), only.end(), "backprop-tiles") != only.end()) {
-    fmt::print("\ngradient methods: layer-by-layer trace and backward (off) vs backprop tiles (on), same run,\n"
-               "{} image(s) in one call, {} run(s) of each in turn; medians per image\n",
-               images, repeats);
+  // The gradient methods with one switch of their passes off and on, in turn in one process.
+  struct Switch {
+    std::string name, title;
+    std::function<void(bool)> set;
+  };
+  const lab::ForwardPath saved = lab::forward_path();
+  const bool saved_lean = lab::gradient_traces_lean();
+  const std::vector<Switch> switches = {
+      {"backprop-tiles", "layer-by-layer trace and backward (off) vs backprop tiles (on), full traces",
+       [&](bool on) {
+         lab::ForwardPath path = saved;
+         path.backprop_tiles = on;
+         lab::set_forward_path(path);
+         lab::set_gradient_traces_lean(false);
+       }},
+      {"gradient-trace", "backprop tiles with the full trace (off) vs the gradient's trace (lab::trace_for_gradient, on)",
+       [&](bool on) {
+         lab::set_forward_path(saved);
+         lab::set_gradient_traces_lean(on);
+       }},
+  };
+  for (const Switch& sw : switches) {
+    if (!only.empty() && std::find(only.begin(), only.end(), sw.name) == only.end()) continue;
+    fmt::print("\ngradient methods: {}, same run,\n{} image(s) in one call, {} run(s) of each in turn; medians per image\n",
+               sw.title, images, repeats);
+    if (sw.name == "gradient-trace") {
+      // What a trace of the images holds, full and lean (the backward's largest memory).
+      const auto bytes = [](const lab::Trace& t) {
+        int64_t n = 0;
+        for (const lab::Tensor& a : t.acts) n += a.numel();
+        return static_cast<double>(n) * sizeof(float) / 1048576.0;
+      };
+      sw.set(false);
+      const double full = bytes(lab::trace_for_gradient(net, whole));
+      sw.set(true);
+      const double lean = bytes(lab::trace_for_gradient(net, whole));
+      fmt::print("trace of {} image(s): {:.1f} MB off, {:.1f} MB on ({:.1f} and {:.1f} MB per image)\n", images, full, lean,
+                 full / static_cast<double>(images), lean / static_cast<double>(images));
+    }
     fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6}\n", "method", "off wall", "on wall", "off CPU",
                "on CPU", "wall", "CPU", "same");
     const std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> methods = {
@@ -178,7 +219,6 @@ int main(int argc, char** argv) try {
                                         : std::vector<std::pair<std::string, std::string>>{}},
         {"integrated-gradients", {}},
     };
-    const lab::ForwardPath saved = lab::forward_path();
     for (const auto& [name, params] : methods) {
       lab::Options p("-p");
       std::string label = name;
@@ -192,9 +232,7 @@ int main(int argc, char** argv) try {
       bool same = true;
       for (int rep = 0; rep < repeats; ++rep)
         for (const int on : {0, 1}) {
-          lab::ForwardPath path = saved;
-          path.backprop_tiles = on == 1;
-          lab::set_forward_path(path);
+          sw.set(on == 1);
           const double c0 = bench::cpu_seconds();
           const auto t0 = Clock::now();
           const attributions::Result r = method->attribute(context, batch);
@@ -205,6 +243,7 @@ int main(int argc, char** argv) try {
                  std::memcmp(r.attr.data(), maps[0].data(), sizeof(float) * r.attr.numel()) == 0;
         }
       lab::set_forward_path(saved);
+      lab::set_gradient_traces_lean(saved_lean);
       const auto median = [](std::vector<double> v) {
         std::sort(v.begin(), v.end());
         return v[v.size() / 2];
