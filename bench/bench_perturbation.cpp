@@ -50,6 +50,7 @@
 #include "datasets/environment.h"
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
+#include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
 #include "lab/nn/incremental.h"
 #include "lab/nn/network.h"
@@ -203,17 +204,36 @@ int main(int argc, char** argv) try {
       const auto bytes = [](const lab::Trace& t) {
         int64_t n = 0;
         for (const lab::Tensor& a : t.acts) n += a.numel();
+        for (const std::vector<float>& w : t.workspaces) n += static_cast<int64_t>(w.size());
         return static_cast<double>(n) * sizeof(float) / 1048576.0;
       };
       sw.set(false);
       const double full = bytes(lab::trace_for_gradient(net, whole));
       sw.set(true);
       const double lean = bytes(lab::trace_for_gradient(net, whole));
-      fmt::print("trace of {} image(s): {:.1f} MB off, {:.1f} MB on ({:.1f} and {:.1f} MB per image)\n", images, full, lean,
+      fmt::print("trace of {} image(s), activations and workspaces: {:.1f} MB off, {:.1f} MB on ({:.1f} and {:.1f} MB per image)\n", images, full, lean,
                  full / static_cast<double>(images), lean / static_cast<double>(images));
     }
     fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6}\n", "method", "off wall", "on wall", "off CPU",
                "on CPU", "wall", "CPU", "same");
+    // Each row: a label, the work (returning the map or gradient compared across runs), and
+    // its runs per path (the pass alone is short: 10 times the repeats).
+    struct Row {
+      std::string label;
+      std::function<lab::Tensor()> work;
+      int runs;
+    };
+    std::vector<Row> rows;
+    rows.push_back({"trace + gradient (one logit)",
+                    [&] {
+                      lab::Trace trace = lab::trace_for_gradient(net, whole);
+                      lab::Tensor seed(trace.output().shape(), 0.0f);
+                      for (int64_t n = 0; n < images; ++n) seed[n * seed.sample_numel()] = 1.0f;
+                      lab::Tensor grad = net.gradient(trace, seed);
+                      lab::recycle(trace.acts);  // the next run takes the blocks, as in run_backprop
+                      return grad;
+                    },
+                    10 * repeats});
     const std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> methods = {
         {"extremal-perturbation", quick ? std::vector<std::pair<std::string, std::string>>{{"iterations", "20"}}
                                         : std::vector<std::pair<std::string, std::string>>{}},
@@ -226,21 +246,25 @@ int main(int argc, char** argv) try {
         p.set(k, v);
         label += " " + k + "=" + v;
       }
-      const auto method = attributions::make_method(name, p);
+      std::shared_ptr<const attributions::Method> method = attributions::make_method(name, p);
+      rows.push_back({label, [&context, &batch, method] { return method->attribute(context, batch).attr; }, repeats});
+    }
+    for (const Row& row : rows) {
+      const std::string& label = row.label;
       std::vector<double> wall[2], cpu[2];
       lab::Tensor maps[2];
       bool same = true;
-      for (int rep = 0; rep < repeats; ++rep)
+      for (int rep = 0; rep < row.runs; ++rep)
         for (const int on : {0, 1}) {
           sw.set(on == 1);
           const double c0 = bench::cpu_seconds();
           const auto t0 = Clock::now();
-          const attributions::Result r = method->attribute(context, batch);
+          const lab::Tensor attr = row.work();
           wall[on].push_back(seconds_since(t0) / static_cast<double>(images));
           cpu[on].push_back((bench::cpu_seconds() - c0) / static_cast<double>(images));
-          if (maps[on].numel() == 0) maps[on] = r.attr;
-          same = same && r.attr.shape() == maps[0].shape() &&
-                 std::memcmp(r.attr.data(), maps[0].data(), sizeof(float) * r.attr.numel()) == 0;
+          if (maps[on].numel() == 0) maps[on] = attr;
+          same = same && attr.shape() == maps[0].shape() &&
+                 std::memcmp(attr.data(), maps[0].data(), sizeof(float) * attr.numel()) == 0;
         }
       lab::set_forward_path(saved);
       lab::set_gradient_traces_lean(saved_lean);

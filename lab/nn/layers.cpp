@@ -16,6 +16,7 @@
 #include "lab/core/options.h"
 #include "lab/core/runtime.h"
 #include "lab/core/storage.h"
+#include "lab/nn/gradient_trace.h"
 
 namespace lab {
 
@@ -617,28 +618,40 @@ void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const S
 
 void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                              const std::vector<float*>& outputs, int64_t tile) {
+  add_pointwise_sign_trace_run(pass, run, input, x, outputs, std::vector<uint8_t*>(run.size(), nullptr), tile);
+}
+
+void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
+                                  const std::vector<float*>& outputs, const std::vector<uint8_t*>& masks, int64_t tile) {
   int64_t widest = 0;
   std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
-  LAB_CHECK(outputs.size() == run.size() && tile > 0, "pointwise trace of {} layers into {} outputs", run.size(),
-            outputs.size());
+  LAB_CHECK(outputs.size() == run.size() && masks.size() == run.size() && outputs.back() != nullptr && tile > 0,
+            "pointwise trace of {} layers into {} outputs", run.size(), outputs.size());
   pass.add_host([=, steps = std::move(steps)] {
     const int64_t pixels = input[2] * input[3];
-    for_each_tile(input[0], pixels, tile, 0, [&](int64_t n, int64_t p0, int64_t width, float*) {
+    // Two tile buffers used in turn by the layers whose output is left out.
+    for_each_tile(input[0], pixels, tile, 2 * widest * tile, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
       bool ok = true;
       const float* a = x + n * input[1] * pixels + p0;
+      int64_t lda = pixels;
       for (size_t k = 0; k < steps.size(); ++k) {
         const PointwiseStep& st = steps[k];
-        float* b = outputs[k] + n * st.out * pixels + p0;
+        float* b = outputs[k] ? outputs[k] + n * st.out * pixels + p0 : buffer + (k % 2) * widest * tile;
+        const int64_t ldb = outputs[k] ? pixels : width;
         if (st.conv != nullptr) {
-          ok = conv_tile(*st.conv, st.in, st.out, width, a, pixels, b, pixels) && ok;
+          ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb) && ok;
         } else {
+          uint8_t* mask = masks[k] ? masks[k] + n * st.in * pixels + p0 : nullptr;
           for (int64_t c = 0; c < st.out; ++c) {
-            const float* from = a + c * pixels;
-            float* row = b + c * pixels;
+            const float* from = a + c * lda;
+            float* row = b + c * ldb;
             for (int64_t i = 0; i < width; ++i) row[i] = from[i] > 0.0f ? from[i] : 0.0f;
+            if (mask)
+              for (int64_t i = 0; i < width; ++i) mask[c * pixels + i] = from[i] > 0.0f ? 1 : 0;
           }
         }
         a = b;
+        lda = ldb;
       }
       return ok;
     });
@@ -647,53 +660,26 @@ void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, c
 
 void add_pointwise_backward_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input,
                                 const std::vector<const float*>& inputs, const float* dy, float* dx, int64_t tile) {
+  add_pointwise_sign_backward_run(pass, run, input, inputs, std::vector<const uint8_t*>(run.size(), nullptr), dy, dx,
+                                  tile);
+}
+
+void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input,
+                                     const std::vector<const float*>& inputs, const std::vector<const uint8_t*>& masks,
+                                     const float* dy, float* dx, int64_t tile) {
   int64_t widest = 0;
   std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
-  LAB_CHECK(inputs.size() == run.size() && tile > 0 && inputs[0] != nullptr,
+  LAB_CHECK(inputs.size() == run.size() && masks.size() == run.size() && tile > 0,
             "pointwise backward of {} layers with {} inputs", run.size(), inputs.size());
-  // Omitted inner inputs (nullptr): the tile's forward is recomputed from the run's input up to
-  // the last ReLU, each layer's output kept in the tile buffer `kept` at offset[k] (stride width).
-  const bool recompute = std::any_of(inputs.begin() + 1, inputs.end(), [](const float* p) { return p == nullptr; });
-  size_t recomputed = 0;  // layers [0, recomputed) are recomputed
-  std::vector<int64_t> offset(steps.size(), 0);
-  int64_t kept = 0;
-  if (recompute) {
-    for (size_t k = 0; k < steps.size(); ++k)
-      if (steps[k].conv == nullptr) recomputed = k;
-    for (size_t k = 0; k < recomputed; ++k) {
-      offset[k] = kept;
-      kept += steps[k].out * tile;
-    }
-  }
-  pass.add_host([=, steps = std::move(steps), inputs = inputs] {
+  for (size_t k = 0; k < run.size(); ++k)
+    LAB_CHECK(steps[k].conv != nullptr || inputs[k] != nullptr || masks[k] != nullptr,
+              "pointwise backward: ReLU {} of the run without its input or its signs", k);
+  pass.add_host([=, steps = std::move(steps)] {
     const int64_t pixels = input[2] * input[3];
     const int64_t in_channels = input[1], out_channels = steps.back().out;
-    // Two tile buffers used in turn by the inner steps (the last reads dy, the first writes dx),
-    // then the recomputed outputs.
-    for_each_tile(input[0], pixels, tile, 2 * widest * tile + kept, [&](int64_t n, int64_t p0, int64_t width,
-                                                                         float* buffer) {
+    // Two tile buffers used in turn by the inner steps (the last reads dy, the first writes dx).
+    for_each_tile(input[0], pixels, tile, 2 * widest * tile, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
       bool ok = true;
-      // x of layer k at this tile: its row stride, and its start.
-      std::vector<const float*> xs(steps.size(), nullptr);
-      std::vector<int64_t> ldx(steps.size(), pixels);
-      for (size_t k = 0; k < steps.size(); ++k)
-        if (!recompute || k == 0) xs[k] = inputs[k] + n * steps[k].in * pixels + p0;
-      for (size_t k = 0; k < recomputed; ++k) {
-        // The trace's step: the same sgemm and bias, or ReLU, on the same input values.
-        const PointwiseStep& st = steps[k];
-        float* b = buffer + 2 * widest * tile + offset[k];
-        if (st.conv != nullptr) {
-          ok = conv_tile(*st.conv, st.in, st.out, width, xs[k], ldx[k], b, width) && ok;
-        } else {
-          for (int64_t c = 0; c < st.out; ++c) {
-            const float* from = xs[k] + c * ldx[k];
-            float* row = b + c * width;
-            for (int64_t i = 0; i < width; ++i) row[i] = from[i] > 0.0f ? from[i] : 0.0f;
-          }
-        }
-        xs[k + 1] = b;
-        ldx[k + 1] = width;
-      }
       const float* g = dy + n * out_channels * pixels + p0;
       int64_t ldg = pixels;
       for (size_t k = steps.size(); k-- > 0;) {
@@ -705,12 +691,22 @@ void add_pointwise_backward_run(Pass& pass, const std::vector<const Layer*>& run
           // backward-data on nchw (pre-transposed weights would change the bytes).
           ok = dnnl_sgemm('T', 'N', st.in, width, st.out, 1.0f, st.conv->weights().weight.data(), st.in, g, ldg,
                           0.0f, b, ldb) == dnnl_success && ok;
-        } else {
+        } else if (inputs[k] != nullptr) {
+          const float* xs = inputs[k] + n * st.in * pixels + p0;
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = g + c * ldg;
-            const float* xr = xs[k] + c * ldx[k];
+            const float* xr = xs + c * pixels;
             float* row = b + c * ldb;
             for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (xr[i] > 0.0f ? 1.0f : 0.0f);
+          }
+        } else {
+          // The same product, x > 0 read from the trace's signs.
+          const uint8_t* ms = masks[k] + n * st.in * pixels + p0;
+          for (int64_t c = 0; c < st.out; ++c) {
+            const float* from = g + c * ldg;
+            const uint8_t* mr = ms + c * pixels;
+            float* row = b + c * ldb;
+            for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (mr[i] != 0 ? 1.0f : 0.0f);
           }
         }
         g = b;

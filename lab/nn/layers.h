@@ -221,13 +221,13 @@ void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const S
 void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                              const std::vector<float*>& outputs, int64_t tile);
 
-/// The backward-data of the pointwise layers `run` (as in add_pointwise_run) tile by tile: dy is the signal at
-/// the run's output, dx receives it at its input; inputs[k] is run[k]'s input (read by a ReLU). An inner one may
-/// be nullptr (omitted from a trace): each tile then recomputes the run's forward from inputs[0] (the trace's
-/// steps, same bytes), so only dy, dx and inputs[0] travel to memory. A ReLU passes dy · (x > 0 ? 1 : 0); a
-/// convolution is one sgemm with the transposed weights (in×out times out×tile, beta 0). Same bytes as
-/// add_backward_data of every layer: oneDNN's gemm convolution computes the backward-data of a 1×1 kernel on nchw
-/// as that sgemm over a range of pixels, its ReLU's backward as that product. Tested in test_network.cpp (memcmp).
+/// The backward-data of the pointwise layers `run` (as in add_pointwise_run) tile by tile: dy is
+/// the signal at the run's output, dx receives it at the run's input; inputs[k] is run[k]'s input
+/// (read by a ReLU only), so only dy, dx and the ReLUs' inputs travel to memory. A ReLU passes
+/// dy · (x > 0 ? 1 : 0); a convolution is one sgemm with the transposed weights (in×out times
+/// out×tile, beta 0). Same bytes as add_backward_data of every layer: oneDNN's gemm convolution
+/// computes the backward-data of a 1×1 kernel on nchw as that sgemm over a range of pixels, and its
+/// ReLU's backward as that product. Tested byte for byte in test_network.cpp.
 void add_pointwise_backward_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input,
                                 const std::vector<const float*>& inputs, const float* dy, float* dx, int64_t tile);
 

@@ -460,22 +460,6 @@ int64_t pointwise_tile(const std::vector<std::shared_ptr<const Layer>>& layers, 
   return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
 }
 
-// Pixels per tile of a backward through the pointwise run [first, last) that recomputes the
-// forward (a trace_for_gradient trace): the two signal buffers of the widest layer and every
-// recomputed output in a quarter of a core's L2, as pointwise_tile.
-int64_t pointwise_recompute_tile(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t last,
-                                 Shape s) {
-  int64_t widest = s[1], kept = 0, sum = 0;
-  for (size_t k = first; k < last; ++k) {
-    if (layers[k]->kind() == LayerKind::kReLU) kept = sum;  // the outputs of the layers before the last ReLU
-    s = layers[k]->output_shape(s);
-    sum += s[1];
-    widest = std::max(widest, s[1]);
-  }
-  return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * (2 * widest + kept)) /
-                                   16 * 16);
-}
-
 // The end of the pointwise run that starts at layer `first` of [first, end) on an input of shape
 // `in`: the first layer after it, or `first` if there is no run of two or more pointwise layers
 // with a convolution among them (a tile by tile pass of ReLUs alone gains nothing).
@@ -787,31 +771,27 @@ Trace Network::trace(const Tensor& x) const {
     run_nodes(t.acts, 0, layers_.size(), &t.workspaces);
     return t;
   }
-  // The pointwise runs tile by tile (every activation written from cache; in a lean trace, each
-  // stretch between kept activations as the forward's run), the nodes between them as run_nodes does.
+  // The pointwise runs tile by tile (every activation kept written from cache; in a lean trace,
+  // the signs of each ReLU's omitted input), the nodes between them as run_nodes does.
   size_t done = 0;
   for (const auto& [i, j] : runs) {
     if (done < i) run_nodes(t.acts, done, i, &t.workspaces);
     Pass pass;
-    if (!keep) {
-      std::vector<const Layer*> run;
-      std::vector<float*> outputs;
-      for (size_t k = i; k < j; ++k) {
-        run.push_back(layers_[k].get());
-        outputs.push_back(t.acts[k + 1].data());
-      }
-      add_pointwise_trace_run(pass, run, shapes[i], t.acts[i].data(), outputs, pointwise_tile(layers_, i, j, shapes[i]));
-    } else {
-      for (size_t lo = i; lo < j;) {
-        size_t hi = lo + 1;
-        while (omit[hi]) ++hi;
-        std::vector<const Layer*> run;
-        for (size_t k = lo; k < hi; ++k) run.push_back(layers_[k].get());
-        add_pointwise_run(pass, run, shapes[lo], t.acts[lo].data(), t.acts[hi].data(),
-                          pointwise_tile(layers_, lo, hi, shapes[lo]));
-        lo = hi;
+    std::vector<const Layer*> run;
+    std::vector<float*> outputs;
+    std::vector<uint8_t*> masks;
+    for (size_t k = i; k < j; ++k) {
+      run.push_back(layers_[k].get());
+      outputs.push_back(omit[k + 1] ? nullptr : t.acts[k + 1].data());
+      masks.push_back(nullptr);
+      if (omit[k] && layers_[k]->kind() == LayerKind::kReLU) {
+        std::vector<float>& ws = t.workspaces[k];
+        ws.resize(static_cast<size_t>((numel(shapes[k]) + 3) / 4));
+        masks.back() = reinterpret_cast<uint8_t*>(ws.data());
       }
     }
+    add_pointwise_sign_trace_run(pass, run, shapes[i], t.acts[i].data(), outputs, masks,
+                                 pointwise_tile(layers_, i, j, shapes[i]));
     pass.run();
     done = j;
   }
@@ -840,7 +820,14 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
   const std::vector<Shape> shapes = act_shapes(seed.batch());  // (a hand-made trace may lack the input)
   // Activation a: the trace's, or, omitted by trace_for_gradient (inside a pointwise run, whose
   // input the trace keeps), recomputed by the layers below it from the nearest one kept: the
-  // same kernels on the same inputs as Network::trace, so the same bytes.
+  // same kernels on the same inputs as Network::trace, so the same bytes. signs(a): the bytes
+  // x > 0 of a ReLU's omitted input a, kept instead by trace_for_gradient (nullptr: none).
+  const auto signs = [&](size_t a) -> const uint8_t* {
+    if (!trace.acts[a].empty() || a >= trace.workspaces.size() || layers_[a]->kind() != LayerKind::kReLU ||
+        static_cast<int64_t>(trace.workspaces[a].size()) * 4 < numel(shapes[a]))
+      return nullptr;
+    return reinterpret_cast<const uint8_t*>(trace.workspaces[a].data());
+  };
   std::vector<Tensor> own(layers_.size() + 1);
   const std::function<const Tensor&(size_t)> act = [&](size_t a) -> const Tensor& {
     if (!trace.acts[a].empty() || a == 0) return trace.acts[a];
@@ -894,8 +881,7 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
       // layers [lo, hi] tile by tile.
       struct Step {
         size_t lo, hi;
-        int64_t tile = 0;        // > 0: a pointwise run
-        bool recompute = false;  // its inner activations omitted from the trace
+        int64_t tile = 0;  // > 0: a pointwise run
       };
       std::vector<Step> steps;
       std::vector<Shape> steps_in;
@@ -910,21 +896,22 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
           while (lo > bottom && is_pointwise(*layers_[lo - 1])) --lo;
           for (; lo < i; ++lo)
             if (pointwise_run_end(layers_, lo, i + 1, shapes[lo]) == i + 1) break;
-          if (lo < i) {
-            // An omitted inner activation: each tile recomputes the run's forward from its input.
-            step = Step{lo, i, pointwise_tile(layers_, lo, i + 1, shapes[lo])};
-            for (size_t k = lo + 1; k <= i; ++k) step.recompute = step.recompute || trace.acts[k].empty();
-            if (step.recompute) step.tile = pointwise_recompute_tile(layers_, lo, i + 1, shapes[lo]);
-          }
+          if (lo < i) step = Step{lo, i, pointwise_tile(layers_, lo, i + 1, shapes[lo])};
         }
         int64_t values = numel(shapes[step.lo]) + numel(shapes[step.hi + 1]);
         for (size_t k = step.lo; k <= step.hi; ++k) {
-          if (step.tile > 0 && !step.recompute && layers_[k]->kind() == LayerKind::kReLU) values += numel(shapes[k]);
+          if (step.tile > 0 && layers_[k]->kind() == LayerKind::kReLU)
+            values += signs(k) ? numel(shapes[k]) / 4 : numel(shapes[k]);
           split = split && ws[k] == nullptr;
         }
-        // The activations the step reads, recomputed here if the trace omitted them.
-        (void)act(step.lo);
-        if (step.tile == 0) (void)act(step.lo + 1);
+        // The activations the step reads (a tiled run: its ReLUs' inputs, or their signs),
+        // recomputed here if the trace omitted them.
+        if (step.tile == 0) {
+          (void)act(step.lo);
+          (void)act(step.lo + 1);
+        }
+        for (size_t k = step.lo; step.tile > 0 && k <= step.hi; ++k)
+          if (layers_[k]->kind() == LayerKind::kReLU && !signs(k)) (void)act(k);
         steps_in.push_back(shapes[step.lo]);
         bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(2 * sizeof(float)) * values : -1);
         steps.push_back(step);
@@ -939,11 +926,14 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
         if (step.tile > 0) {
           std::vector<const Layer*> run;
           std::vector<const float*> inputs;
+          std::vector<const uint8_t*> masks;
           for (size_t l = step.lo; l <= step.hi; ++l) {
             run.push_back(layers_[l].get());
-            inputs.push_back(l == step.lo || !step.recompute ? at(l) : nullptr);
+            const uint8_t* m = layers_[l]->kind() == LayerKind::kReLU ? signs(l) : nullptr;
+            masks.push_back(m ? m + b0 * per_sample(shapes[l]) : nullptr);
+            inputs.push_back(layers_[l]->kind() == LayerKind::kReLU && !m ? at(l) : nullptr);
           }
-          add_pointwise_backward_run(pass, run, in, inputs, dy, dx, step.tile);
+          add_pointwise_sign_backward_run(pass, run, in, inputs, masks, dy, dx, step.tile);
         } else if (ws[i]) {
           layers_[i]->add_backward_keep(pass, in, at(i), at(i + 1), dy, dx, ws[i]);
         } else {

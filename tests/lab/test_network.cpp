@@ -353,10 +353,10 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
 TEST_CASE("gradient traces: the inner activations of pointwise runs left out, the backward's bytes unchanged") {
   // trace_for_gradient omits exactly the outputs of the layers inside a pointwise run (not its
   // last), except the layers it is told to keep; every other activation is the full trace's bytes.
-  // The backward recomputes what it needs: the gradient (tile by tile), guided backprop and
-  // DeepLIFT (layer by layer where a rule cuts a run) to the input and to every layer's output
-  // (that layer kept, and not), give the full trace's bytes; 1 and 2 threads, with and without
-  // sub-batches.
+  // The gradient (tile by tile, from the ReLUs' signs), guided backprop and DeepLIFT (whose rules
+  // cut the runs: the omitted activations they read are recomputed) to the input and to every
+  // layer's output (that layer kept, and not) give the full trace's bytes; 1 and 2 threads, with
+  // and without sub-batches.
   std::mt19937 rng(29);
   struct Case {
     lab::Network net;
@@ -400,10 +400,19 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
         const lab::Trace lean = lab::trace_for_gradient(net, x);
         for (size_t a = 0; a < lean.acts.size(); ++a) {
           CAPTURE(a);
-          if (std::find(c.omitted.begin(), c.omitted.end(), a) != c.omitted.end())
+          if (std::find(c.omitted.begin(), c.omitted.end(), a) != c.omitted.end()) {
             CHECK(lean.acts[a].empty());
-          else
+            // A ReLU reading it keeps its signs: one byte per element, x > 0.
+            if (a < net.size() && net.layer(a).kind() == lab::LayerKind::kReLU) {
+              REQUIRE(static_cast<int64_t>(lean.workspaces[a].size()) * 4 >= full.acts[a].numel());
+              const auto* bytes = reinterpret_cast<const uint8_t*>(lean.workspaces[a].data());
+              int64_t wrong = 0;
+              for (int64_t e = 0; e < full.acts[a].numel(); ++e) wrong += bytes[e] != (full.acts[a][e] > 0.0f ? 1 : 0);
+              CHECK(wrong == 0);
+            }
+          } else {
             REQUIRE(same(lean.acts[a], full.acts[a]));
+          }
         }
         for (size_t r = 0; r < rules.size(); ++r) {
           CAPTURE(r);
