@@ -218,6 +218,20 @@ lab::Network grouped_net(std::mt19937& rng) {
   return grouped;
 }
 
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
+}
+
+// A batch of 4 inputs of `net` in [-3, 3), with a +0 and a −0.
+Tensor signed_zero_batch(const lab::Network& net, std::mt19937& rng) {
+  lab::Shape shape{4};
+  shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
+  Tensor x = testnets::random_tensor(shape, rng, -3.0f, 3.0f);
+  x[7] = 0.0f;
+  x[8] = -0.0f;
+  return x;
+}
+
 }  // namespace
 
 TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitives give the plain forward's bytes") {
@@ -292,18 +306,12 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
   nets.push_back(grouped_net(rng));
   const lab::ForwardPath saved = lab::forward_path();
   const int threads = lab::Runtime::get().threads();
-  const auto same = [](const Tensor& a, const Tensor& b) {
-    return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
-  };
+  const auto same = same_bytes;
   int64_t compared = 0;
   for (const lab::Network& net : nets) {
     CAPTURE(net.input_shape()[0]);
-    lab::Shape shape{4};
-    shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
-    Tensor x = testnets::random_tensor(shape, rng, -3.0f, 3.0f);
-    x[7] = 0.0f;
-    x[8] = -0.0f;
-    const Tensor reference_x = testnets::random_tensor(shape, rng, -1.0f, 1.0f);
+    const Tensor x = signed_zero_batch(net, rng);
+    const Tensor reference_x = testnets::random_tensor(x.shape(), rng, -1.0f, 1.0f);
     const Tensor seed = testnets::random_tensor(net.output_shape(4), rng);
     std::vector<lab::PreparedRules> rules;
     for (const char* name : {"gradient", "guided-backprop", "deeplift-rescale"})
@@ -368,19 +376,13 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
   const lab::ForwardPath saved = lab::forward_path();
   lab::set_forward_path(lab::ForwardPath{});
   const int threads = lab::Runtime::get().threads();
-  const auto same = [](const Tensor& a, const Tensor& b) {
-    return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
-  };
+  const auto same = same_bytes;
   int64_t compared = 0;
   for (const Case& c : cases) {
     const lab::Network& net = c.net;
     CAPTURE(net.input_shape()[0]);
-    lab::Shape shape{4};
-    shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
-    Tensor x = testnets::random_tensor(shape, rng, -3.0f, 3.0f);
-    x[7] = 0.0f;
-    x[8] = -0.0f;
-    const lab::Trace reference = net.trace(testnets::random_tensor(shape, rng, -1.0f, 1.0f));
+    const Tensor x = signed_zero_batch(net, rng);
+    const lab::Trace reference = net.trace(testnets::random_tensor(x.shape(), rng, -1.0f, 1.0f));
     const Tensor seed = testnets::random_tensor(net.output_shape(4), rng);
     std::vector<lab::PreparedRules> rules;
     for (const char* name : {"gradient", "guided-backprop", "deeplift-rescale"})
