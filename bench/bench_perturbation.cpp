@@ -19,7 +19,8 @@
 // Then the gradient methods with one switch of their passes off and on: ExPerturb (one call on
 // the batch of images) and IG (50 steps), each run in turn off and on, `--repeats` times (off,
 // on, off, on, ...), in the same process; median wall and CPU seconds per image of each, their
-// ratios, and whether the maps are the same bytes. Switches: backprop-tiles, the tiled trace and
+// ratios, whether the maps are the same bytes, and the median peak resident memory of a run above
+// the memory resident at its start (MB; Linux's VmHWM, reset before each run). Switches: backprop-tiles, the tiled trace and
 // backward (lab::ForwardPath::backprop_tiles, full traces) against the layer-by-layer passes;
 // gradient-trace, the gradient's trace (lab::trace_for_gradient: the pointwise runs' inner
 // activations left out and recomputed per tile in the backward) against the full trace, both
@@ -39,6 +40,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -60,6 +62,18 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+/// A field of /proc/self/status in MB ("VmRSS", "VmHWM"); 0 if it cannot be read.
+double status_mb(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;  // kB
+  return 0.0;
+}
+
+/// Resets the process's peak resident set (VmHWM) to the current one (Linux: clear_refs 5).
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 /// Median seconds of `work` over at least `runs` runs and `min_seconds`, after one warm-up.
 double median_seconds(const std::function<void()>& work, int runs, double min_seconds) {
@@ -214,8 +228,8 @@ int main(int argc, char** argv) try {
       fmt::print("trace of {} image(s), activations and workspaces: {:.1f} MB off, {:.1f} MB on ({:.1f} and {:.1f} MB per image)\n", images, full, lean,
                  full / static_cast<double>(images), lean / static_cast<double>(images));
     }
-    fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6}\n", "method", "off wall", "on wall", "off CPU",
-               "on CPU", "wall", "CPU", "same");
+    fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6} {:>8} {:>8}\n", "method", "off wall", "on wall",
+               "off CPU", "on CPU", "wall", "CPU", "same", "off peak", "on peak");
     // Each row: a label, the work (returning the map or gradient compared across runs), and
     // its runs per path (the pass alone is short: 10 times the repeats).
     struct Row {
@@ -251,17 +265,20 @@ int main(int argc, char** argv) try {
     }
     for (const Row& row : rows) {
       const std::string& label = row.label;
-      std::vector<double> wall[2], cpu[2];
+      std::vector<double> wall[2], cpu[2], peak[2];
       lab::Tensor maps[2];
       bool same = true;
       for (int rep = 0; rep < row.runs; ++rep)
         for (const int on : {0, 1}) {
           sw.set(on == 1);
+          reset_peak_rss();
+          const double rss0 = status_mb("VmRSS");
           const double c0 = bench::cpu_seconds();
           const auto t0 = Clock::now();
           const lab::Tensor attr = row.work();
           wall[on].push_back(seconds_since(t0) / static_cast<double>(images));
           cpu[on].push_back((bench::cpu_seconds() - c0) / static_cast<double>(images));
+          peak[on].push_back(status_mb("VmHWM") - rss0);
           if (maps[on].numel() == 0) maps[on] = attr;
           same = same && attr.shape() == maps[0].shape() &&
                  std::memcmp(attr.data(), maps[0].data(), sizeof(float) * attr.numel()) == 0;
@@ -273,8 +290,8 @@ int main(int argc, char** argv) try {
         return v[v.size() / 2];
       };
       const double w0 = median(wall[0]), w1 = median(wall[1]), c0 = median(cpu[0]), c1 = median(cpu[1]);
-      fmt::print("{:<36} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>7.3f} {:>7.3f} {:>6}\n", label, w0, w1, c0, c1,
-                 w1 / w0, c1 / c0, same ? "yes" : "NO");
+      fmt::print("{:<36} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>7.3f} {:>7.3f} {:>6} {:>8.0f} {:>8.0f}\n", label, w0,
+                 w1, c0, c1, w1 / w0, c1 / c0, same ? "yes" : "NO", median(peak[0]), median(peak[1]));
       for (int on : {0, 1}) {
         std::string runs;
         for (size_t k = 0; k < wall[on].size(); ++k) runs += fmt::format(" {:.3f}/{:.3f}", wall[on][k], cpu[on][k]);
