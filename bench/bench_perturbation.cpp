@@ -19,21 +19,22 @@
 // Then the gradient methods with one switch of their passes off and on: ExPerturb (one call on
 // the batch of images) and IG (50 steps), each run in turn off and on, `--repeats` times (off,
 // on, off, on, ...), in the same process; median wall and CPU seconds per image of each, their
-// ratios, whether the maps are the same bytes, and the median peak resident memory of a run above
-// the memory resident at its start (MB; Linux's VmHWM, reset before each run). Switches: backprop-tiles, the tiled trace and
+// ratios, whether the maps are the same bytes, and the process's peak resident memory so far (MB,
+// Linux's VmHWM; with --side, of one path alone). Switches: backprop-tiles, the tiled trace and
 // backward (lab::ForwardPath::backprop_tiles, full traces) against the layer-by-layer passes;
 // gradient-trace, the gradient's trace (lab::trace_for_gradient: the pointwise runs' inner
 // activations left out and recomputed per tile in the backward) against the full trace, both
 // tiled, with the megabytes each trace of the images holds. With --quick ExPerturb runs 20
 // iterations instead of 800.
 //
-// Usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R]
+// Usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R] [--side off|on]
 //   --images N     images per batch (default 2)
 //   --quick        fewer samples/iterations per method (rates are unchanged; times shrink)
 //   --method NAME  only the rows of this method (repeatable); occlusion-engine names the
 //                  engine-against-full-forward rows, backprop-tiles the tiled-backprop rows,
 //                  gradient-trace the gradient's-trace rows
 //   --repeats R    runs of each path in the backprop-tiles and gradient-trace rows (default 3)
+//   --side off|on  only that path in those rows (one process per path: its peak memory alone)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -72,9 +73,6 @@ double status_mb(const std::string& field) {
   return 0.0;
 }
 
-/// Resets the process's peak resident set (VmHWM) to the current one (Linux: clear_refs 5).
-void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
-
 /// Median seconds of `work` over at least `runs` runs and `min_seconds`, after one warm-up.
 double median_seconds(const std::function<void()>& work, int runs, double min_seconds) {
   work();
@@ -102,6 +100,7 @@ int main(int argc, char** argv) try {
   int64_t images = 2;
   bool quick = false;
   int repeats = 3;
+  int side = -1;  // --side off|on: only that path of the switch rows
   std::vector<std::string> only;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--images") == 0 && i + 1 < argc) {
@@ -110,10 +109,13 @@ int main(int argc, char** argv) try {
       quick = true;
     } else if (std::strcmp(argv[i], "--method") == 0 && i + 1 < argc) {
       only.emplace_back(argv[++i]);
+    } else if (std::strcmp(argv[i], "--side") == 0 && i + 1 < argc &&
+               (std::strcmp(argv[i + 1], "off") == 0 || std::strcmp(argv[i + 1], "on") == 0)) {
+      side = std::strcmp(argv[++i], "on") == 0 ? 1 : 0;
     } else if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
       repeats = std::max(1, std::stoi(argv[++i]));
     } else {
-      fmt::print(stderr, "usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R]\n");
+      fmt::print(stderr, "usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R] [--side off|on]\n");
       return 1;
     }
   }
@@ -221,15 +223,20 @@ int main(int argc, char** argv) try {
         for (const std::vector<float>& w : t.workspaces) n += static_cast<int64_t>(w.size());
         return static_cast<double>(n) * sizeof(float) / 1048576.0;
       };
-      sw.set(false);
-      const double full = bytes(lab::trace_for_gradient(net, whole));
-      sw.set(true);
-      const double lean = bytes(lab::trace_for_gradient(net, whole));
+      double full = 0, lean = 0;  // (with --side, only that side's, so as not to raise the other's peak)
+      if (side != 1) {
+        sw.set(false);
+        full = bytes(lab::trace_for_gradient(net, whole));
+      }
+      if (side != 0) {
+        sw.set(true);
+        lean = bytes(lab::trace_for_gradient(net, whole));
+      }
       fmt::print("trace of {} image(s), activations and workspaces: {:.1f} MB off, {:.1f} MB on ({:.1f} and {:.1f} MB per image)\n", images, full, lean,
                  full / static_cast<double>(images), lean / static_cast<double>(images));
     }
-    fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6} {:>8} {:>8}\n", "method", "off wall", "on wall",
-               "off CPU", "on CPU", "wall", "CPU", "same", "off peak", "on peak");
+    fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6} {:>8}\n", "method", "off wall", "on wall",
+               "off CPU", "on CPU", "wall", "CPU", "same", "peak MB");
     // Each row: a label, the work (returning the map or gradient compared across runs), and
     // its runs per path (the pass alone is short: 10 times the repeats).
     struct Row {
@@ -265,23 +272,22 @@ int main(int argc, char** argv) try {
     }
     for (const Row& row : rows) {
       const std::string& label = row.label;
-      std::vector<double> wall[2], cpu[2], peak[2];
+      std::vector<double> wall[2], cpu[2];
       lab::Tensor maps[2];
       bool same = true;
       for (int rep = 0; rep < row.runs; ++rep)
         for (const int on : {0, 1}) {
+          if (side >= 0 && on != side) continue;
           sw.set(on == 1);
-          reset_peak_rss();
-          const double rss0 = status_mb("VmRSS");
           const double c0 = bench::cpu_seconds();
           const auto t0 = Clock::now();
           const lab::Tensor attr = row.work();
           wall[on].push_back(seconds_since(t0) / static_cast<double>(images));
           cpu[on].push_back((bench::cpu_seconds() - c0) / static_cast<double>(images));
-          peak[on].push_back(status_mb("VmHWM") - rss0);
           if (maps[on].numel() == 0) maps[on] = attr;
-          same = same && attr.shape() == maps[0].shape() &&
-                 std::memcmp(attr.data(), maps[0].data(), sizeof(float) * attr.numel()) == 0;
+          const lab::Tensor& first = maps[0].numel() > 0 ? maps[0] : maps[1];
+          same = same && attr.shape() == first.shape() &&
+                 std::memcmp(attr.data(), first.data(), sizeof(float) * attr.numel()) == 0;
         }
       lab::set_forward_path(saved);
       lab::set_gradient_traces_lean(saved_lean);
@@ -289,9 +295,10 @@ int main(int argc, char** argv) try {
         std::sort(v.begin(), v.end());
         return v[v.size() / 2];
       };
-      const double w0 = median(wall[0]), w1 = median(wall[1]), c0 = median(cpu[0]), c1 = median(cpu[1]);
-      fmt::print("{:<36} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>7.3f} {:>7.3f} {:>6} {:>8.0f} {:>8.0f}\n", label, w0,
-                 w1, c0, c1, w1 / w0, c1 / c0, same ? "yes" : "NO", median(peak[0]), median(peak[1]));
+      const auto median_of = [&](const std::vector<double>& v) { return v.empty() ? 0.0 : median(v); };
+      const double w0 = median_of(wall[0]), w1 = median_of(wall[1]), c0 = median_of(cpu[0]), c1 = median_of(cpu[1]);
+      fmt::print("{:<36} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>7.3f} {:>7.3f} {:>6} {:>8.0f}\n", label, w0, w1, c0,
+                 c1, w1 / w0, c1 / c0, same ? "yes" : "NO", status_mb("VmHWM"));
       for (int on : {0, 1}) {
         std::string runs;
         for (size_t k = 0; k < wall[on].size(); ++k) runs += fmt::format(" {:.3f}/{:.3f}", wall[on][k], cpu[on][k]);
