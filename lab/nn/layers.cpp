@@ -625,8 +625,9 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
                                   const std::vector<float*>& outputs, const std::vector<uint8_t*>& masks, int64_t tile) {
   int64_t widest = 0;
   std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
-  LAB_CHECK(outputs.size() == run.size() && masks.size() == run.size() && outputs.back() != nullptr && tile > 0,
-            "pointwise trace of {} layers into {} outputs", run.size(), outputs.size());
+  LAB_CHECK(outputs.size() == run.size() && masks.size() == run.size() && outputs.back() != nullptr && tile > 0 &&
+                tile % 8 == 0,
+            "pointwise trace of {} layers into {} outputs, tile {}", run.size(), outputs.size(), tile);
   pass.add_host([=, steps = std::move(steps)] {
     const int64_t pixels = input[2] * input[3];
     // Two tile buffers used in turn by the layers whose output is left out.
@@ -641,13 +642,20 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
         if (st.conv != nullptr) {
           ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb) && ok;
         } else {
-          uint8_t* mask = masks[k] ? masks[k] + n * st.in * pixels + p0 : nullptr;
+          // The signs: bit i % 8 of byte i / 8 of the row; the tile starts at a whole byte.
+          const int64_t stride = sign_row_bytes(pixels);
+          uint8_t* mask = masks[k] ? masks[k] + n * st.in * stride + p0 / 8 : nullptr;
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = a + c * lda;
             float* row = b + c * ldb;
             for (int64_t i = 0; i < width; ++i) row[i] = from[i] > 0.0f ? from[i] : 0.0f;
-            if (mask)
-              for (int64_t i = 0; i < width; ++i) mask[c * pixels + i] = from[i] > 0.0f ? 1 : 0;
+            if (!mask) continue;
+            uint8_t* bits = mask + c * stride;
+            for (int64_t i = 0; i < width; i += 8) {
+              unsigned byte = 0;
+              for (int64_t j = 0; j < std::min<int64_t>(8, width - i); ++j) byte |= (from[i + j] > 0.0f ? 1u : 0u) << j;
+              bits[i / 8] = static_cast<uint8_t>(byte);
+            }
           }
         }
         a = b;
@@ -669,8 +677,8 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
                                      const float* dy, float* dx, int64_t tile) {
   int64_t widest = 0;
   std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
-  LAB_CHECK(inputs.size() == run.size() && masks.size() == run.size() && tile > 0,
-            "pointwise backward of {} layers with {} inputs", run.size(), inputs.size());
+  LAB_CHECK(inputs.size() == run.size() && masks.size() == run.size() && tile > 0 && tile % 8 == 0,
+            "pointwise backward of {} layers with {} inputs, tile {}", run.size(), inputs.size(), tile);
   for (size_t k = 0; k < run.size(); ++k)
     LAB_CHECK(steps[k].conv != nullptr || inputs[k] != nullptr || masks[k] != nullptr,
               "pointwise backward: ReLU {} of the run without its input or its signs", k);
@@ -701,12 +709,13 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
           }
         } else {
           // The same product, x > 0 read from the trace's signs.
-          const uint8_t* ms = masks[k] + n * st.in * pixels + p0;
+          const int64_t stride = sign_row_bytes(pixels);
+          const uint8_t* ms = masks[k] + n * st.in * stride + p0 / 8;
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = g + c * ldg;
-            const uint8_t* mr = ms + c * pixels;
+            const uint8_t* mr = ms + c * stride;
             float* row = b + c * ldb;
-            for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (mr[i] != 0 ? 1.0f : 0.0f);
+            for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (((mr[i >> 3] >> (i & 7)) & 1u) != 0 ? 1.0f : 0.0f);
           }
         }
         g = b;

@@ -460,6 +460,9 @@ int64_t pointwise_tile(const std::vector<std::shared_ptr<const Layer>>& layers, 
   return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
 }
 
+// Bytes of the signs of an N×C×H×W activation (add_pointwise_sign_trace_run's layout).
+int64_t sign_bytes(const Shape& s) { return s[0] * s[1] * sign_row_bytes(s[2] * s[3]); }
+
 // The end of the pointwise run that starts at layer `first` of [first, end) on an input of shape
 // `in`: the first layer after it, or `first` if there is no run of two or more pointwise layers
 // with a convolution among them (a tile by tile pass of ReLUs alone gains nothing).
@@ -786,7 +789,7 @@ Trace Network::trace(const Tensor& x) const {
       masks.push_back(nullptr);
       if (omit[k] && layers_[k]->kind() == LayerKind::kReLU) {
         std::vector<float>& ws = t.workspaces[k];
-        ws.resize(static_cast<size_t>((numel(shapes[k]) + 3) / 4));
+        ws.resize(static_cast<size_t>((sign_bytes(shapes[k]) + 3) / 4));
         masks.back() = reinterpret_cast<uint8_t*>(ws.data());
       }
     }
@@ -824,7 +827,7 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
   // x > 0 of a ReLU's omitted input a, kept instead by trace_for_gradient (nullptr: none).
   const auto signs = [&](size_t a) -> const uint8_t* {
     if (!trace.acts[a].empty() || a >= trace.workspaces.size() || layers_[a]->kind() != LayerKind::kReLU ||
-        static_cast<int64_t>(trace.workspaces[a].size()) * 4 < numel(shapes[a]))
+        static_cast<int64_t>(trace.workspaces[a].size()) * 4 < sign_bytes(shapes[a]))
       return nullptr;
     return reinterpret_cast<const uint8_t*>(trace.workspaces[a].data());
   };
@@ -901,7 +904,7 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
         int64_t values = numel(shapes[step.lo]) + numel(shapes[step.hi + 1]);
         for (size_t k = step.lo; k <= step.hi; ++k) {
           if (step.tile > 0 && layers_[k]->kind() == LayerKind::kReLU)
-            values += signs(k) ? numel(shapes[k]) / 4 : numel(shapes[k]);
+            values += signs(k) ? sign_bytes(shapes[k]) / 4 : numel(shapes[k]);
           split = split && ws[k] == nullptr;
         }
         // The activations the step reads (a tiled run: its ReLUs' inputs, or their signs),
@@ -930,7 +933,7 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
           for (size_t l = step.lo; l <= step.hi; ++l) {
             run.push_back(layers_[l].get());
             const uint8_t* m = layers_[l]->kind() == LayerKind::kReLU ? signs(l) : nullptr;
-            masks.push_back(m ? m + b0 * per_sample(shapes[l]) : nullptr);
+            masks.push_back(m ? m + b0 * (sign_bytes(shapes[l]) / shapes[l][0]) : nullptr);
             inputs.push_back(layers_[l]->kind() == LayerKind::kReLU && !m ? at(l) : nullptr);
           }
           add_pointwise_sign_backward_run(pass, run, in, inputs, masks, dy, dx, step.tile);
