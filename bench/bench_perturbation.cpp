@@ -16,16 +16,17 @@
 // --quick the 224×224 row uses windows and strides of 16 (196 windows) so the full-forward side
 // stays short.
 //
-// Then the gradient methods with one switch of their passes off and on: ExPerturb (one call on
-// the batch of images) and IG (50 steps), each run in turn off and on, `--repeats` times (off,
-// on, off, on, ...), in the same process; median wall and CPU seconds per image of each, their
-// ratios, whether the maps are the same bytes, and the process's peak resident memory so far (MB,
+// Then the gradient methods with one switch of their passes off and on: trace + gradient of one
+// logit per image on the batch of images (10 × `--repeats` runs each way), ExPerturb (one call on
+// the batch) and IG (50 steps), each run in turn off and on, `--repeats` times (off, on, off,
+// on, ...), in the same process; median wall and CPU seconds per image of each, their ratios,
+// whether the maps are the same bytes, and the process's peak resident memory so far (MB,
 // Linux's VmHWM; with --side, of one path alone). Switches: backprop-tiles, the tiled trace and
 // backward (lab::ForwardPath::backprop_tiles, full traces) against the layer-by-layer passes;
 // gradient-trace, the gradient's trace (lab::trace_for_gradient: the pointwise runs' inner
-// activations left out and recomputed per tile in the backward) against the full trace, both
-// tiled, with the megabytes each trace of the images holds. With --quick ExPerturb runs 20
-// iterations instead of 800.
+// activations left out, the ReLUs' sign bits kept) against the full trace, both tiled, with the
+// megabytes each trace of the images holds. With --quick ExPerturb runs 20 iterations instead
+// of 800.
 //
 // Usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R] [--side off|on]
 //   --images N     images per batch (default 2)
@@ -232,7 +233,9 @@ int main(int argc, char** argv) try {
         sw.set(true);
         lean = bytes(lab::trace_for_gradient(net, whole));
       }
-      fmt::print("trace of {} image(s), activations and workspaces: {:.1f} MB off, {:.1f} MB on ({:.1f} and {:.1f} MB per image)\n", images, full, lean,
+      fmt::print("trace of {} image(s), activations and workspaces: {:.1f} MB off, {:.1f} MB on ({:.1f} and {:.1f} MB "
+                 "per image)\n",
+                 images, full, lean,
                  full / static_cast<double>(images), lean / static_cast<double>(images));
     }
     fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6} {:>8}\n", "method", "off wall", "on wall",
