@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <functional>
 
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
@@ -218,6 +219,35 @@ lab::Network grouped_net(std::mt19937& rng) {
   return grouped;
 }
 
+// Each rule's backward of `seed` on `trace` to the input, then to the output of every layer but
+// the last.
+std::vector<std::vector<Tensor>> backward_to_every_layer(const lab::Network& net, const lab::Trace& trace,
+                                                         const Tensor& seed, const std::vector<lab::PreparedRules>& rules,
+                                                         const lab::Trace& reference) {
+  std::vector<std::vector<Tensor>> out(rules.size());
+  for (size_t r = 0; r < rules.size(); ++r) {
+    out[r].push_back(net.backward(trace, seed, rules[r], std::nullopt, &reference));
+    for (size_t l = 0; l + 1 < net.size(); ++l) out[r].push_back(net.backward(trace, seed, rules[r], l, &reference));
+  }
+  return out;
+}
+
+// Runs `body` at 1 and 2 threads, each with and without sub-batches; then restores both.
+void at_threads_and_budgets(const std::function<void()>& body) {
+  const int threads = lab::Runtime::get().threads();
+  for (const int t : {1, 2}) {
+    CAPTURE(t);
+    lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
+    for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
+      CAPTURE(budget);
+      lab::set_sub_batch_budget(budget);
+      body();
+    }
+  }
+  lab::Runtime::get().set_threads(threads);
+  lab::set_sub_batch_budget(-1);
+}
+
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
 }
@@ -305,7 +335,6 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
   std::vector<lab::Network> nets{pointwise_net(rng)};
   nets.push_back(grouped_net(rng));
   const lab::ForwardPath saved = lab::forward_path();
-  const int threads = lab::Runtime::get().threads();
   const auto same = same_bytes;
   int64_t compared = 0;
   for (const lab::Network& net : nets) {
@@ -320,39 +349,27 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
     lab::set_forward_path(lab::ForwardPath{.tiles = true, .backprop_tiles = false});
     const lab::Trace plain = net.trace(x);
     const lab::Trace plain_ref = net.trace(reference_x);
-    std::vector<std::vector<Tensor>> want(rules.size());
-    for (size_t r = 0; r < rules.size(); ++r) {
-      want[r].push_back(net.backward(plain, seed, rules[r], std::nullopt, &plain_ref));
-      for (size_t l = 0; l + 1 < net.size(); ++l) want[r].push_back(net.backward(plain, seed, rules[r], l, &plain_ref));
-    }
+    const std::vector<std::vector<Tensor>> want = backward_to_every_layer(net, plain, seed, rules, plain_ref);
     lab::set_forward_path(lab::ForwardPath{.tiles = true, .backprop_tiles = true});
-    for (const int t : {1, 2}) {
-      CAPTURE(t);
-      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
-      for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
-        CAPTURE(budget);
-        lab::set_sub_batch_budget(budget);
-        const lab::Trace trace = net.trace(x);
-        const lab::Trace ref = net.trace(reference_x);
-        for (size_t a = 0; a < trace.acts.size(); ++a) {
-          CAPTURE(a);
-          REQUIRE(same(trace.acts[a], plain.acts[a]));
-          REQUIRE(same(ref.acts[a], plain_ref.acts[a]));
-        }
-        for (size_t r = 0; r < rules.size(); ++r) {
-          CAPTURE(r);
-          CHECK(same(net.backward(trace, seed, rules[r], std::nullopt, &ref), want[r][0]));
-          CHECK(same(net.backward(plain, seed, rules[r], std::nullopt, &plain_ref), want[r][0]));
-          for (size_t l = 0; l + 1 < net.size(); ++l) {
-            CAPTURE(l);
-            CHECK(same(net.backward(trace, seed, rules[r], l, &ref), want[r][l + 1]));
-          }
-          ++compared;
-        }
+    at_threads_and_budgets([&] {
+      const lab::Trace trace = net.trace(x);
+      const lab::Trace ref = net.trace(reference_x);
+      for (size_t a = 0; a < trace.acts.size(); ++a) {
+        CAPTURE(a);
+        REQUIRE(same(trace.acts[a], plain.acts[a]));
+        REQUIRE(same(ref.acts[a], plain_ref.acts[a]));
       }
-    }
-    lab::Runtime::get().set_threads(threads);
-    lab::set_sub_batch_budget(-1);
+      for (size_t r = 0; r < rules.size(); ++r) {
+        CAPTURE(r);
+        CHECK(same(net.backward(trace, seed, rules[r], std::nullopt, &ref), want[r][0]));
+        CHECK(same(net.backward(plain, seed, rules[r], std::nullopt, &plain_ref), want[r][0]));
+        for (size_t l = 0; l + 1 < net.size(); ++l) {
+          CAPTURE(l);
+          CHECK(same(net.backward(trace, seed, rules[r], l, &ref), want[r][l + 1]));
+        }
+        ++compared;
+      }
+    });
   }
   lab::set_forward_path(saved);
   CHECK(compared == 2 * 2 * 2 * 3);
@@ -375,7 +392,6 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
   std::vector<Case> cases{{pointwise_net(rng), {1, 2, 3, 4, 5, 6, 9}}, {grouped_net(rng), {1, 4, 5, 6}}};
   const lab::ForwardPath saved = lab::forward_path();
   lab::set_forward_path(lab::ForwardPath{});
-  const int threads = lab::Runtime::get().threads();
   const auto same = same_bytes;
   int64_t compared = 0;
   for (const Case& c : cases) {
@@ -388,66 +404,54 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
     for (const char* name : {"gradient", "guided-backprop", "deeplift-rescale"})
       rules.push_back(lab::prepare(net, lab::make_composite(name)));
     const lab::Trace full = net.trace(x);
-    std::vector<std::vector<Tensor>> want(rules.size());
-    for (size_t r = 0; r < rules.size(); ++r) {
-      want[r].push_back(net.backward(full, seed, rules[r], std::nullopt, &reference));
-      for (size_t l = 0; l + 1 < net.size(); ++l) want[r].push_back(net.backward(full, seed, rules[r], l, &reference));
-    }
-    for (const int t : {1, 2}) {
-      CAPTURE(t);
-      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
-      for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
-        CAPTURE(budget);
-        lab::set_sub_batch_budget(budget);
-        const lab::Trace lean = lab::trace_for_gradient(net, x);
-        for (size_t a = 0; a < lean.acts.size(); ++a) {
-          CAPTURE(a);
-          if (std::find(c.omitted.begin(), c.omitted.end(), a) != c.omitted.end()) {
-            CHECK(lean.acts[a].empty());
-            // A ReLU reading it keeps its signs: bit p % 8 of byte p / 8 of each (n, c) row, x > 0.
-            if (a < net.size() && net.layer(a).kind() == lab::LayerKind::kReLU) {
-              const Tensor& v = full.acts[a];
-              const int64_t pixels = v.dim(2) * v.dim(3), stride = lab::sign_row_bytes(pixels);
-              REQUIRE(static_cast<int64_t>(lean.workspaces[a].size()) * 4 >= v.dim(0) * v.dim(1) * stride);
-              const auto* bytes = reinterpret_cast<const uint8_t*>(lean.workspaces[a].data());
-              int64_t wrong = 0;
-              for (int64_t row = 0; row < v.dim(0) * v.dim(1); ++row)
-                for (int64_t p = 0; p < pixels; ++p)
-                  wrong += ((bytes[row * stride + p / 8] >> (p % 8)) & 1) != (v[row * pixels + p] > 0.0f ? 1 : 0);
-              CHECK(wrong == 0);
-            }
-          } else {
-            REQUIRE(same(lean.acts[a], full.acts[a]));
+    const std::vector<std::vector<Tensor>> want = backward_to_every_layer(net, full, seed, rules, reference);
+    at_threads_and_budgets([&] {
+      const lab::Trace lean = lab::trace_for_gradient(net, x);
+      for (size_t a = 0; a < lean.acts.size(); ++a) {
+        CAPTURE(a);
+        if (std::find(c.omitted.begin(), c.omitted.end(), a) != c.omitted.end()) {
+          CHECK(lean.acts[a].empty());
+          // A ReLU reading it keeps its signs: bit p % 8 of byte p / 8 of each (n, c) row, x > 0.
+          if (a < net.size() && net.layer(a).kind() == lab::LayerKind::kReLU) {
+            const Tensor& v = full.acts[a];
+            const int64_t pixels = v.dim(2) * v.dim(3), stride = lab::sign_row_bytes(pixels);
+            REQUIRE(static_cast<int64_t>(lean.workspaces[a].size()) * 4 >= v.dim(0) * v.dim(1) * stride);
+            const auto* bytes = reinterpret_cast<const uint8_t*>(lean.workspaces[a].data());
+            int64_t wrong = 0;
+            for (int64_t row = 0; row < v.dim(0) * v.dim(1); ++row)
+              for (int64_t p = 0; p < pixels; ++p)
+                wrong += ((bytes[row * stride + p / 8] >> (p % 8)) & 1) != (v[row * pixels + p] > 0.0f ? 1 : 0);
+            CHECK(wrong == 0);
           }
-        }
-        for (size_t r = 0; r < rules.size(); ++r) {
-          CAPTURE(r);
-          CHECK(same(net.backward(lean, seed, rules[r], std::nullopt, &reference), want[r][0]));
-          for (size_t l = 0; l + 1 < net.size(); ++l) {
-            CAPTURE(l);
-            CHECK(same(net.backward(lean, seed, rules[r], l, &reference), want[r][l + 1]));
-          }
-          ++compared;
-        }
-        // A kept layer inside a run: its output is there, the run's other inner ones are not.
-        for (size_t l = 0; l + 1 < net.size(); ++l) {
-          CAPTURE(l);
-          const lab::Trace kept = lab::trace_for_gradient(net, x, {l});
-          for (size_t a = 0; a < kept.acts.size(); ++a) {
-            CAPTURE(a);
-            const bool omitted = a != l + 1 && std::find(c.omitted.begin(), c.omitted.end(), a) != c.omitted.end();
-            if (omitted)
-              CHECK(kept.acts[a].empty());
-            else
-              REQUIRE(same(kept.acts[a], full.acts[a]));
-          }
-          CHECK(same(net.gradient(kept, seed, l), want[0][l + 1]));
-          CHECK(same(net.gradient(kept, seed), want[0][0]));
+        } else {
+          REQUIRE(same(lean.acts[a], full.acts[a]));
         }
       }
-    }
-    lab::Runtime::get().set_threads(threads);
-    lab::set_sub_batch_budget(-1);
+      for (size_t r = 0; r < rules.size(); ++r) {
+        CAPTURE(r);
+        CHECK(same(net.backward(lean, seed, rules[r], std::nullopt, &reference), want[r][0]));
+        for (size_t l = 0; l + 1 < net.size(); ++l) {
+          CAPTURE(l);
+          CHECK(same(net.backward(lean, seed, rules[r], l, &reference), want[r][l + 1]));
+        }
+        ++compared;
+      }
+      // A kept layer inside a run: its output is there, the run's other inner ones are not.
+      for (size_t l = 0; l + 1 < net.size(); ++l) {
+        CAPTURE(l);
+        const lab::Trace kept = lab::trace_for_gradient(net, x, {l});
+        for (size_t a = 0; a < kept.acts.size(); ++a) {
+          CAPTURE(a);
+          const bool omitted = a != l + 1 && std::find(c.omitted.begin(), c.omitted.end(), a) != c.omitted.end();
+          if (omitted)
+            CHECK(kept.acts[a].empty());
+          else
+            REQUIRE(same(kept.acts[a], full.acts[a]));
+        }
+        CHECK(same(net.gradient(kept, seed, l), want[0][l + 1]));
+        CHECK(same(net.gradient(kept, seed), want[0][0]));
+      }
+    });
     // Off (set_gradient_traces_lean(false)) or without backprop tiles: the full trace.
     lab::set_gradient_traces_lean(false);
     const lab::Trace off = lab::trace_for_gradient(net, x);
