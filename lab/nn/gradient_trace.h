@@ -14,7 +14,8 @@
 /// the same product: the gradient is the same bytes as from Network::trace. A step of the
 /// backward that reads an omitted activation itself (a rule that cuts the run, a to_layer inside
 /// it) recomputes it from the run's input by the layers' forward, also the same bytes. Tested with
-/// memcmp in tests/lab/test_network.cpp and tests/networks/test_forward_path.cpp.
+/// memcmp in tests/lab/test_network.cpp, tests/networks/test_forward_path.cpp and (the methods'
+/// maps) tests/attributions/test_gradient_methods.cpp.
 #pragma once
 
 #include <cstddef>
