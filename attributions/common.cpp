@@ -14,6 +14,7 @@
 #include "lab/io/image.h"
 #include "lab/io/npy.h"
 #include "lab/io/outputs.h"
+#include "lab/nn/gradient_trace.h"
 
 namespace attributions {
 
@@ -157,7 +158,13 @@ int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t max_batch,
   for (int64_t begin = 0; begin < count; begin += max_batch) {
     const int64_t end = std::min(count, begin + max_batch);
     lab::Tensor in = inputs(begin, end);
-    lab::Trace trace = backprop.net->trace(in);
+    // The plain gradient needs no activation inside a pointwise run (lab/nn/gradient_trace.h); the
+    // consumers read the output and to_layer's output (GradCAM), which the trace keeps.
+    const bool plain = !backprop.rules && !backprop.reference_inputs;
+    lab::Trace trace = plain ? lab::trace_for_gradient(*backprop.net, in,
+                                                       backprop.to_layer ? std::vector<size_t>{*backprop.to_layer}
+                                                                         : std::vector<size_t>{})
+                             : backprop.net->trace(in);
     lab::recycle(in);  // the trace holds its copy; the gradient, or the next chunk's inputs, take the block
     LAB_CHECK(trace.input().batch() == end - begin, "input function made {} inputs for [{}, {})",
               trace.input().batch(), begin, end);

@@ -7,6 +7,7 @@
 #include "lab/core/error.h"
 #include "lab/core/quadrature.h"
 #include "lab/core/storage.h"
+#include "lab/nn/gradient_trace.h"
 #include "attributions/linear_regions.h"
 
 namespace attributions {
@@ -139,7 +140,7 @@ int64_t IntegratedGradients::exact_integral(const Context& context, const Batch&
       const Region& r = *all[static_cast<size_t>(i)];
       point_on_path(base.data(), x.sample(r.sample), static_cast<float>(0.5 * (r.a + r.b)), mid.sample(i - begin), m);
     }
-    lab::Trace trace = net.trace(mid);
+    lab::Trace trace = lab::trace_for_gradient(net, mid);  // read: the output
     lab::Tensor seed(trace.output().shape());
     for (int64_t i = begin; i < end; ++i) {
       const Region& r = *all[static_cast<size_t>(i)];

@@ -16,26 +16,35 @@
 // --quick the 224×224 row uses windows and strides of 16 (196 windows) so the full-forward side
 // stays short.
 //
-// Then the gradient methods with the tiled trace and backward (lab::ForwardPath::backprop_tiles)
-// against the layer-by-layer passes: ExPerturb (one call on the batch of images) and IG (50
-// steps), each run in turn with the tiles off and on, `--repeats` times (off, on, off, on, ...),
-// in the same process; median wall and CPU seconds per image of each, their ratios, and whether
-// the maps are the same bytes. With --quick ExPerturb runs 20 iterations instead of 800.
+// Then the gradient methods with one switch of their passes off and on: trace + gradient of one
+// logit per image on the batch of images (10 × `--repeats` runs each way), ExPerturb (one call on
+// the batch) and IG (50 steps), each run in turn off and on, `--repeats` times (off, on, off,
+// on, ...), in the same process; median wall and CPU seconds per image of each, their ratios,
+// whether the maps are the same bytes, and the process's peak resident memory so far (MB,
+// Linux's VmHWM; with --side, of one path alone). Switches: backprop-tiles, the tiled trace and
+// backward (lab::ForwardPath::backprop_tiles, full traces) against the layer-by-layer passes;
+// gradient-trace, the gradient's trace (lab::trace_for_gradient: the pointwise runs' inner
+// activations left out, the ReLUs' sign bits kept) against the full trace, both tiled, with the
+// megabytes each trace of the images holds. With --quick ExPerturb runs 20 iterations instead
+// of 800.
 //
-// Usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R]
+// Usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R] [--side off|on]
 //   --images N     images per batch (default 2)
 //   --quick        fewer samples/iterations per method (rates are unchanged; times shrink)
 //   --method NAME  only the rows of this method (repeatable); occlusion-engine names the
-//                  engine-against-full-forward rows, backprop-tiles the tiled-backprop
-//                  rows, pointwise-kernel the same two methods with the tiles' products by
-//                  dnnl_sgemm against lab::pointwise_gemm's kernel (lab/nn/pointwise_gemm.h)
-//   --repeats R    runs of each path in the backprop-tiles and pointwise-kernel rows (default 3)
+//                  engine-against-full-forward rows, backprop-tiles the tiled-backprop rows,
+//                  gradient-trace the gradient's-trace rows, pointwise-kernel the tiles'
+//                  products by dnnl_sgemm against lab::pointwise_gemm's kernel (lab/nn/pointwise_gemm.h)
+//   --repeats R    runs of each path in the backprop-tiles, gradient-trace and pointwise-kernel
+//                  rows (default 3)
+//   --side off|on  only that path in those rows (one process per path: its peak memory alone)
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -47,6 +56,8 @@
 #include "datasets/environment.h"
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
+#include "lab/core/storage.h"
+#include "lab/nn/gradient_trace.h"
 #include "lab/nn/incremental.h"
 #include "lab/nn/network.h"
 #include "lab/nn/pointwise_gemm.h"
@@ -56,6 +67,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+/// A field of /proc/self/status in MB ("VmRSS", "VmHWM"); 0 if it cannot be read.
+double status_mb(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;  // kB
+  return 0.0;
+}
 
 /// Median seconds of `work` over at least `runs` runs and `min_seconds`, after one warm-up.
 double median_seconds(const std::function<void()>& work, int runs, double min_seconds) {
@@ -84,6 +104,7 @@ int main(int argc, char** argv) try {
   int64_t images = 2;
   bool quick = false;
   int repeats = 3;
+  int side = -1;  // --side off|on: only that path of the switch rows
   std::vector<std::string> only;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--images") == 0 && i + 1 < argc) {
@@ -92,10 +113,13 @@ int main(int argc, char** argv) try {
       quick = true;
     } else if (std::strcmp(argv[i], "--method") == 0 && i + 1 < argc) {
       only.emplace_back(argv[++i]);
+    } else if (std::strcmp(argv[i], "--side") == 0 && i + 1 < argc &&
+               (std::strcmp(argv[i + 1], "off") == 0 || std::strcmp(argv[i + 1], "on") == 0)) {
+      side = std::strcmp(argv[++i], "on") == 0 ? 1 : 0;
     } else if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
       repeats = std::max(1, std::stoi(argv[++i]));
     } else {
-      fmt::print(stderr, "usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R]\n");
+      fmt::print(stderr, "usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R] [--side off|on]\n");
       return 1;
     }
   }
@@ -125,7 +149,7 @@ int main(int argc, char** argv) try {
   auto backprop_rate = [&] {
     const double t = median_seconds(
         [&] {
-          const lab::Trace trace = net.trace(whole);
+          const lab::Trace trace = lab::trace_for_gradient(net, whole);
           lab::Tensor seed(trace.output().shape(), 0.0f);
           for (int64_t n = 0; n < images; ++n) seed[n * seed.sample_numel()] = 1.0f;
           (void)net.gradient(trace, seed);
@@ -170,28 +194,86 @@ int main(int argc, char** argv) try {
     std::fflush(stdout);
   }
 
-  // kernel = false: backprop tiles off against on; true: the tiles' products by dnnl_sgemm (off)
-  // against lab::pointwise_gemm's kernel (on), backprop tiles on in both.
-  for (const bool kernel : {false, true}) {
-    if (!only.empty() &&
-        std::find(only.begin(), only.end(), kernel ? "pointwise-kernel" : "backprop-tiles") == only.end())
-      continue;
-    if (kernel)
-      fmt::print("\ngradient methods: backprop tiles with dnnl_sgemm (off) vs lab::pointwise_gemm's kernel (on),\n"
-                 "same run, {} image(s) in one call, {} run(s) of each in turn; medians per image\n",
-                 images, repeats);
-    else
-      fmt::print("\ngradient methods: layer-by-layer trace and backward (off) vs backprop tiles (on), same run,\n"
-                 "{} image(s) in one call, {} run(s) of each in turn; medians per image\n",
-                 images, repeats);
-    fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6}\n", "method", "off wall", "on wall", "off CPU",
-               "on CPU", "wall", "CPU", "same");
+  // The gradient methods with one switch of their passes off and on, in turn in one process.
+  struct Switch {
+    std::string name, title;
+    std::function<void(bool)> set;
+  };
+  const lab::ForwardPath saved = lab::forward_path();
+  const bool saved_lean = lab::gradient_traces_lean();
+  const std::vector<Switch> switches = {
+      {"backprop-tiles", "layer-by-layer trace and backward (off) vs backprop tiles (on), full traces",
+       [&](bool on) {
+         lab::ForwardPath path = saved;
+         path.backprop_tiles = on;
+         lab::set_forward_path(path);
+         lab::set_gradient_traces_lean(false);
+         lab::set_pointwise_kernel(true);
+       }},
+      {"gradient-trace", "backprop tiles with the full trace (off) vs the gradient's trace (lab::trace_for_gradient, on)",
+       [&](bool on) {
+         lab::set_forward_path(saved);
+         lab::set_gradient_traces_lean(on);
+         lab::set_pointwise_kernel(true);
+       }},
+      {"pointwise-kernel", "backprop tiles with the tiles' products by dnnl_sgemm (off) vs lab::pointwise_gemm's kernel (on)",
+       [&](bool on) {
+         lab::set_forward_path(saved);
+         lab::set_gradient_traces_lean(saved_lean);
+         lab::set_pointwise_kernel(on);
+       }},
+  };
+  for (const Switch& sw : switches) {
+    if (!only.empty() && std::find(only.begin(), only.end(), sw.name) == only.end()) continue;
+    fmt::print("\ngradient methods: {}, same run,\n{} image(s) in one call, {} run(s) of each in turn; medians per image\n",
+               sw.title, images, repeats);
+    if (sw.name == "gradient-trace") {
+      // What a trace of the images holds, full and lean (the backward's largest memory).
+      const auto bytes = [](const lab::Trace& t) {
+        int64_t n = 0;
+        for (const lab::Tensor& a : t.acts) n += a.numel();
+        for (const std::vector<float>& w : t.workspaces) n += static_cast<int64_t>(w.size());
+        return static_cast<double>(n) * sizeof(float) / 1048576.0;
+      };
+      double full = 0, lean = 0;  // (with --side, only that side's, so as not to raise the other's peak)
+      if (side != 1) {
+        sw.set(false);
+        full = bytes(lab::trace_for_gradient(net, whole));
+      }
+      if (side != 0) {
+        sw.set(true);
+        lean = bytes(lab::trace_for_gradient(net, whole));
+      }
+      fmt::print("trace of {} image(s), activations and workspaces: {:.1f} MB off, {:.1f} MB on ({:.1f} and {:.1f} MB "
+                 "per image)\n",
+                 images, full, lean,
+                 full / static_cast<double>(images), lean / static_cast<double>(images));
+    }
+    fmt::print("{:<36} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7} {:>6} {:>8}\n", "method", "off wall", "on wall",
+               "off CPU", "on CPU", "wall", "CPU", "same", "peak MB");
+    // Each row: a label, the work (returning the map or gradient compared across runs), and
+    // its runs per path (the pass alone is short: 10 times the repeats).
+    struct Row {
+      std::string label;
+      std::function<lab::Tensor()> work;
+      int runs;
+    };
+    std::vector<Row> rows;
+    rows.push_back({"trace + gradient (one logit)",
+                    [&] {
+                      lab::Trace trace = lab::trace_for_gradient(net, whole);
+                      lab::Tensor seed(trace.output().shape(), 0.0f);
+                      for (int64_t n = 0; n < images; ++n) seed[n * seed.sample_numel()] = 1.0f;
+                      lab::Tensor grad = net.gradient(trace, seed);
+                      lab::recycle(trace.acts);  // the next run takes the blocks, as in run_backprop
+                      return grad;
+                    },
+                    10 * repeats});
     const std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> methods = {
         {"extremal-perturbation", quick ? std::vector<std::pair<std::string, std::string>>{{"iterations", "20"}}
                                         : std::vector<std::pair<std::string, std::string>>{}},
         {"integrated-gradients", {}},
     };
-    const lab::ForwardPath saved = lab::forward_path();
     for (const auto& [name, params] : methods) {
       lab::Options p("-p");
       std::string label = name;
@@ -199,34 +281,39 @@ int main(int argc, char** argv) try {
         p.set(k, v);
         label += " " + k + "=" + v;
       }
-      const auto method = attributions::make_method(name, p);
+      std::shared_ptr<const attributions::Method> method = attributions::make_method(name, p);
+      rows.push_back({label, [&context, &batch, method] { return method->attribute(context, batch).attr; }, repeats});
+    }
+    for (const Row& row : rows) {
+      const std::string& label = row.label;
       std::vector<double> wall[2], cpu[2];
       lab::Tensor maps[2];
       bool same = true;
-      for (int rep = 0; rep < repeats; ++rep)
+      for (int rep = 0; rep < row.runs; ++rep)
         for (const int on : {0, 1}) {
-          lab::ForwardPath path = saved;
-          path.backprop_tiles = kernel || on == 1;
-          lab::set_forward_path(path);
-          lab::set_pointwise_kernel(!kernel || on == 1);
+          if (side >= 0 && on != side) continue;
+          sw.set(on == 1);
           const double c0 = bench::cpu_seconds();
           const auto t0 = Clock::now();
-          const attributions::Result r = method->attribute(context, batch);
+          const lab::Tensor attr = row.work();
           wall[on].push_back(seconds_since(t0) / static_cast<double>(images));
           cpu[on].push_back((bench::cpu_seconds() - c0) / static_cast<double>(images));
-          if (maps[on].numel() == 0) maps[on] = r.attr;
-          same = same && r.attr.shape() == maps[0].shape() &&
-                 std::memcmp(r.attr.data(), maps[0].data(), sizeof(float) * r.attr.numel()) == 0;
+          if (maps[on].numel() == 0) maps[on] = attr;
+          const lab::Tensor& first = maps[0].numel() > 0 ? maps[0] : maps[1];
+          same = same && attr.shape() == first.shape() &&
+                 std::memcmp(attr.data(), first.data(), sizeof(float) * attr.numel()) == 0;
         }
       lab::set_forward_path(saved);
       lab::set_pointwise_kernel(true);
+      lab::set_gradient_traces_lean(saved_lean);
       const auto median = [](std::vector<double> v) {
         std::sort(v.begin(), v.end());
         return v[v.size() / 2];
       };
-      const double w0 = median(wall[0]), w1 = median(wall[1]), c0 = median(cpu[0]), c1 = median(cpu[1]);
-      fmt::print("{:<36} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>7.3f} {:>7.3f} {:>6}\n", label, w0, w1, c0, c1,
-                 w1 / w0, c1 / c0, same ? "yes" : "NO");
+      const auto median_of = [&](const std::vector<double>& v) { return v.empty() ? 0.0 : median(v); };
+      const double w0 = median_of(wall[0]), w1 = median_of(wall[1]), c0 = median_of(cpu[0]), c1 = median_of(cpu[1]);
+      fmt::print("{:<36} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>7.3f} {:>7.3f} {:>6} {:>8.0f}\n", label, w0, w1, c0,
+                 c1, w1 / w0, c1 / c0, same ? "yes" : "NO", status_mb("VmHWM"));
       for (int on : {0, 1}) {
         std::string runs;
         for (size_t k = 0; k < wall[on].size(); ++k) runs += fmt::format(" {:.3f}/{:.3f}", wall[on][k], cpu[on][k]);

@@ -16,6 +16,7 @@
 #include "lab/core/options.h"
 #include "lab/core/runtime.h"
 #include "lab/core/storage.h"
+#include "lab/nn/gradient_trace.h"
 #include "lab/nn/pointwise_gemm.h"
 
 namespace lab {
@@ -607,28 +608,48 @@ void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const S
 
 void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                              const std::vector<float*>& outputs, int64_t tile) {
+  add_pointwise_sign_trace_run(pass, run, input, x, outputs, std::vector<uint8_t*>(run.size(), nullptr), tile);
+}
+
+void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
+                                  const std::vector<float*>& outputs, const std::vector<uint8_t*>& masks, int64_t tile) {
   int64_t widest = 0;
   std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
-  LAB_CHECK(outputs.size() == run.size() && tile > 0, "pointwise trace of {} layers into {} outputs", run.size(),
-            outputs.size());
+  LAB_CHECK(outputs.size() == run.size() && masks.size() == run.size() && outputs.back() != nullptr && tile > 0 &&
+                tile % 8 == 0,
+            "pointwise trace of {} layers into {} outputs, tile {}", run.size(), outputs.size(), tile);
   pass.add_host([=, steps = std::move(steps)] {
     const int64_t pixels = input[2] * input[3];
-    for_each_tile(input[0], pixels, tile, 0, [&](int64_t n, int64_t p0, int64_t width, float*) {
+    // Two tile buffers used in turn by the layers whose output is left out.
+    for_each_tile(input[0], pixels, tile, 2 * widest * tile, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
       bool ok = true;
       const float* a = x + n * input[1] * pixels + p0;
+      int64_t lda = pixels;
       for (size_t k = 0; k < steps.size(); ++k) {
         const PointwiseStep& st = steps[k];
-        float* b = outputs[k] + n * st.out * pixels + p0;
+        float* b = outputs[k] ? outputs[k] + n * st.out * pixels + p0 : buffer + (k % 2) * widest * tile;
+        const int64_t ldb = outputs[k] ? pixels : width;
         if (st.conv != nullptr) {
-          ok = conv_tile(*st.conv, st.in, st.out, width, a, pixels, b, pixels, false) && ok;
+          ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb, false) && ok;
         } else {
+          // The signs: bit i % 8 of byte i / 8 of the row; the tile starts at a whole byte.
+          const int64_t stride = sign_row_bytes(pixels);
+          uint8_t* mask = masks[k] ? masks[k] + n * st.in * stride + p0 / 8 : nullptr;
           for (int64_t c = 0; c < st.out; ++c) {
-            const float* from = a + c * pixels;
-            float* row = b + c * pixels;
+            const float* from = a + c * lda;
+            float* row = b + c * ldb;
             for (int64_t i = 0; i < width; ++i) row[i] = from[i] > 0.0f ? from[i] : 0.0f;
+            if (!mask) continue;
+            uint8_t* bits = mask + c * stride;
+            for (int64_t i = 0; i < width; i += 8) {
+              unsigned byte = 0;
+              for (int64_t j = 0; j < std::min<int64_t>(8, width - i); ++j) byte |= (from[i + j] > 0.0f ? 1u : 0u) << j;
+              bits[i / 8] = static_cast<uint8_t>(byte);
+            }
           }
         }
         a = b;
+        lda = ldb;
       }
       return ok;
     });
@@ -637,10 +658,20 @@ void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, c
 
 void add_pointwise_backward_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input,
                                 const std::vector<const float*>& inputs, const float* dy, float* dx, int64_t tile) {
+  add_pointwise_sign_backward_run(pass, run, input, inputs, std::vector<const uint8_t*>(run.size(), nullptr), dy, dx,
+                                  tile);
+}
+
+void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input,
+                                     const std::vector<const float*>& inputs, const std::vector<const uint8_t*>& masks,
+                                     const float* dy, float* dx, int64_t tile) {
   int64_t widest = 0;
   std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
-  LAB_CHECK(inputs.size() == run.size() && tile > 0, "pointwise backward of {} layers with {} inputs", run.size(),
-            inputs.size());
+  LAB_CHECK(inputs.size() == run.size() && masks.size() == run.size() && tile > 0 && tile % 8 == 0,
+            "pointwise backward of {} layers with {} inputs, tile {}", run.size(), inputs.size(), tile);
+  for (size_t k = 0; k < run.size(); ++k)
+    LAB_CHECK(steps[k].conv != nullptr || inputs[k] != nullptr || masks[k] != nullptr,
+              "pointwise backward: ReLU {} of the run without its input or its signs", k);
   pass.add_host([=, steps = std::move(steps)] {
     const int64_t pixels = input[2] * input[3];
     const int64_t in_channels = input[1], out_channels = steps.back().out;
@@ -659,13 +690,23 @@ void add_pointwise_backward_run(Pass& pass, const std::vector<const Layer*>& run
           // pointwise_gemm (its bytes).
           ok = pointwise_gemm(true, st.in, width, st.out, st.conv->weights().weight.data(), st.in, g, ldg, b, ldb,
                               nullptr, false) && ok;
-        } else {
+        } else if (inputs[k] != nullptr) {
           const float* xs = inputs[k] + n * st.in * pixels + p0;
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = g + c * ldg;
             const float* xr = xs + c * pixels;
             float* row = b + c * ldb;
             for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (xr[i] > 0.0f ? 1.0f : 0.0f);
+          }
+        } else {
+          // The same product, x > 0 read from the trace's signs.
+          const int64_t stride = sign_row_bytes(pixels);
+          const uint8_t* ms = masks[k] + n * st.in * stride + p0 / 8;
+          for (int64_t c = 0; c < st.out; ++c) {
+            const float* from = g + c * ldg;
+            const uint8_t* mr = ms + c * stride;
+            float* row = b + c * ldb;
+            for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (((mr[i >> 3] >> (i & 7)) & 1u) != 0 ? 1.0f : 0.0f);
           }
         }
         g = b;

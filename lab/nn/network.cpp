@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <ranges>
 
@@ -14,6 +15,7 @@
 #include "lab/core/runtime.h"
 #include "lab/core/simd.h"
 #include "lab/core/storage.h"
+#include "lab/nn/gradient_trace.h"
 
 namespace lab {
 
@@ -458,6 +460,9 @@ int64_t pointwise_tile(const std::vector<std::shared_ptr<const Layer>>& layers, 
   return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
 }
 
+// Bytes of the signs of an N×C×H×W activation (add_pointwise_sign_trace_run's layout).
+int64_t sign_bytes(const Shape& s) { return s[0] * s[1] * sign_row_bytes(s[2] * s[3]); }
+
 // The end of the pointwise run that starts at layer `first` of [first, end) on an input of shape
 // `in`: the first layer after it, or `first` if there is no run of two or more pointwise layers
 // with a convolution among them (a tile by tile pass of ReLUs alone gains nothing).
@@ -470,6 +475,25 @@ size_t pointwise_run_end(const std::vector<std::shared_ptr<const Layer>>& layers
   return conv && j - first >= 2 ? j : first;
 }
 }  // namespace
+
+namespace {
+std::atomic<bool> lean_set{true};
+// The layers whose outputs trace_for_gradient keeps, for the duration of its call to
+// Network::trace on this thread (nullptr: a full trace).
+thread_local const std::vector<size_t>* lean_keep = nullptr;
+}  // namespace
+
+bool gradient_traces_lean() { return lean_set.load(); }
+void set_gradient_traces_lean(bool on) { lean_set.store(on); }
+
+Trace trace_for_gradient(const Network& net, const Tensor& x, const std::vector<size_t>& keep) {
+  if (!gradient_traces_lean()) return net.trace(x);
+  struct Scope {
+    explicit Scope(const std::vector<size_t>* keep) { lean_keep = keep; }
+    ~Scope() { lean_keep = nullptr; }
+  } scope(&keep);
+  return net.trace(x);
+}
 
 ForwardPath forward_path() {
   const int bits = path_set.load();
@@ -723,37 +747,56 @@ void Network::run_nodes(std::vector<Tensor>& acts, size_t begin, size_t end,
 
 Trace Network::trace(const Tensor& x) const {
   check_input(x, 0);
-  Trace t;
-  t.acts.reserve(layers_.size() + 1);
-  t.acts.push_back(uninitialized(x.shape()));
-  std::copy(x.values().begin(), x.values().end(), t.acts.back().values().begin());
-  for (const Shape& s : act_shapes(x.batch()) | std::views::drop(1)) t.acts.push_back(uninitialized(s));
-  t.workspaces.resize(layers_.size());
-  if (!chain_ || !forward_path().backprop_tiles) {
-    run_nodes(t.acts, 0, layers_.size(), &t.workspaces);
-    return t;
-  }
-  // The pointwise runs tile by tile (every activation written from cache), the nodes between
-  // them as run_nodes does.
-  size_t done = 0;
-  for (size_t i = 0; i < layers_.size();) {
-    const size_t j = pointwise_run_end(layers_, i, layers_.size(), t.acts[i].shape());
+  const std::vector<size_t>* keep = lean_keep;
+  const bool tiles = chain_ && forward_path().backprop_tiles;
+  const std::vector<Shape> shapes = act_shapes(x.batch());
+  // The pointwise runs [first, end) that go tile by tile, and the activations a lean trace omits.
+  std::vector<std::pair<size_t, size_t>> runs;
+  std::vector<bool> omit(shapes.size(), false);
+  for (size_t i = 0; tiles && i < layers_.size();) {
+    const size_t j = pointwise_run_end(layers_, i, layers_.size(), shapes[i]);
     if (j == i) {
       ++i;
       continue;
     }
+    runs.emplace_back(i, j);
+    if (keep)
+      for (size_t k = i; k + 1 < j; ++k) omit[k + 1] = std::find(keep->begin(), keep->end(), k) == keep->end();
+    i = j;
+  }
+  Trace t;
+  t.acts.reserve(layers_.size() + 1);
+  t.acts.push_back(uninitialized(x.shape()));
+  std::copy(x.values().begin(), x.values().end(), t.acts.back().values().begin());
+  for (size_t a = 1; a < shapes.size(); ++a) t.acts.push_back(omit[a] ? Tensor() : uninitialized(shapes[a]));
+  t.workspaces.resize(layers_.size());
+  if (!tiles) {
+    run_nodes(t.acts, 0, layers_.size(), &t.workspaces);
+    return t;
+  }
+  // The pointwise runs tile by tile (every activation kept written from cache; in a lean trace,
+  // the signs of each ReLU's omitted input), the nodes between them as run_nodes does.
+  size_t done = 0;
+  for (const auto& [i, j] : runs) {
     if (done < i) run_nodes(t.acts, done, i, &t.workspaces);
+    Pass pass;
     std::vector<const Layer*> run;
     std::vector<float*> outputs;
+    std::vector<uint8_t*> masks;
     for (size_t k = i; k < j; ++k) {
       run.push_back(layers_[k].get());
-      outputs.push_back(t.acts[k + 1].data());
+      outputs.push_back(omit[k + 1] ? nullptr : t.acts[k + 1].data());
+      masks.push_back(nullptr);
+      if (omit[k] && layers_[k]->kind() == LayerKind::kReLU) {
+        std::vector<float>& ws = t.workspaces[k];
+        ws.resize(static_cast<size_t>((sign_bytes(shapes[k]) + 3) / 4));
+        masks.back() = reinterpret_cast<uint8_t*>(ws.data());
+      }
     }
-    Pass pass;
-    add_pointwise_trace_run(pass, run, t.acts[i].shape(), t.acts[i].data(), outputs,
-                            pointwise_tile(layers_, i, j, t.acts[i].shape()));
+    add_pointwise_sign_trace_run(pass, run, shapes[i], t.acts[i].data(), outputs, masks,
+                                 pointwise_tile(layers_, i, j, shapes[i]));
     pass.run();
-    done = i = j;
+    done = j;
   }
   if (done < layers_.size()) run_nodes(t.acts, done, layers_.size(), &t.workspaces);
   return t;
@@ -777,20 +820,43 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
   const size_t stop = to_layer ? *to_layer + 1 : 0;
   LAB_CHECK(stop <= layers_.size(), "to_layer {} out of range", stop);
   if (!chain_) return backward_graph(trace, seed, rules, stop, reference);
+  const std::vector<Shape> shapes = act_shapes(seed.batch());  // (a hand-made trace may lack the input)
+  // Activation a: the trace's, or, omitted by trace_for_gradient (inside a pointwise run, whose
+  // input the trace keeps), recomputed by the layers below it from the nearest one kept: the
+  // same kernels on the same inputs as Network::trace, so the same bytes. signs(a): the bytes
+  // x > 0 of a ReLU's omitted input a, kept instead by trace_for_gradient (nullptr: none).
+  const auto signs = [&](size_t a) -> const uint8_t* {
+    if (!trace.acts[a].empty() || a >= trace.workspaces.size() || layers_[a]->kind() != LayerKind::kReLU ||
+        static_cast<int64_t>(trace.workspaces[a].size()) * 4 < sign_bytes(shapes[a]))
+      return nullptr;
+    return reinterpret_cast<const uint8_t*>(trace.workspaces[a].data());
+  };
+  std::vector<Tensor> own(layers_.size() + 1);
+  const std::function<const Tensor&(size_t)> act = [&](size_t a) -> const Tensor& {
+    if (!trace.acts[a].empty() || a == 0) return trace.acts[a];
+    if (own[a].empty()) {
+      const Tensor& below = act(a - 1);
+      own[a] = uninitialized(shapes[a]);
+      Pass pass;
+      layers_[a - 1]->add_forward(pass, below.shape(), below.data(), own[a].data());
+      pass.run();
+    }
+    return own[a];
+  };
   // Workspaces of the layers that keep one (max-pool), recomputed if the trace lacks them.
   std::vector<std::vector<float>> own_ws;
   std::vector<const float*> ws(layers_.size(), nullptr);
   for (size_t i = stop; i < layers_.size(); ++i) {
-    const int64_t n = layers_[i]->workspace_numel(trace.acts[i].shape());
+    const int64_t n = layers_[i]->workspace_numel(shapes[i]);
     if (n == 0) continue;
     if (i < trace.workspaces.size() && static_cast<int64_t>(trace.workspaces[i].size()) >= n) {
       ws[i] = trace.workspaces[i].data();
       continue;
     }
     own_ws.emplace_back(static_cast<size_t>(n));
-    Tensor scratch = uninitialized(trace.acts[i + 1].shape());
+    Tensor scratch = uninitialized(shapes[i + 1]);
     Pass pass;
-    layers_[i]->add_forward_keep(pass, trace.acts[i].shape(), trace.acts[i].data(), scratch.data(), own_ws.back().data());
+    layers_[i]->add_forward_keep(pass, shapes[i], act(i).data(), scratch.data(), own_ws.back().data());
     pass.run();
     ws[i] = own_ws.back().data();
   }
@@ -805,8 +871,6 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
   Tensor s = seed;
   for (size_t top = layers_.size(); top-- > stop;) {
     const Layer& layer = *layers_[top];
-    const Tensor& x = trace.acts[top];
-    const Tensor& y = trace.acts[top + 1];
     const PreparedRule& p = rules.layers[top];
     if (by_backward_data(top)) {
       // The guided rule clips the incoming signal; then every layer down to the next one the host
@@ -823,7 +887,7 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
         int64_t tile = 0;  // > 0: a pointwise run
       };
       std::vector<Step> steps;
-      std::vector<Shape> shapes;
+      std::vector<Shape> steps_in;
       std::vector<int64_t> bytes;  // dy, dx, x and y of each layer (none: a workspace cannot be split)
       bool split = true;
       const bool tiles = forward_path().backprop_tiles;
@@ -834,33 +898,45 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
           size_t lo = i;
           while (lo > bottom && is_pointwise(*layers_[lo - 1])) --lo;
           for (; lo < i; ++lo)
-            if (pointwise_run_end(layers_, lo, i + 1, trace.acts[lo].shape()) == i + 1) break;
-          if (lo < i) step = Step{lo, i, pointwise_tile(layers_, lo, i + 1, trace.acts[lo].shape())};
+            if (pointwise_run_end(layers_, lo, i + 1, shapes[lo]) == i + 1) break;
+          if (lo < i) step = Step{lo, i, pointwise_tile(layers_, lo, i + 1, shapes[lo])};
         }
-        int64_t values = trace.acts[step.lo].numel() + trace.acts[step.hi + 1].numel();
+        int64_t values = numel(shapes[step.lo]) + numel(shapes[step.hi + 1]);
         for (size_t k = step.lo; k <= step.hi; ++k) {
-          if (step.tile > 0 && layers_[k]->kind() == LayerKind::kReLU) values += trace.acts[k].numel();
+          if (step.tile > 0 && layers_[k]->kind() == LayerKind::kReLU)
+            values += signs(k) ? sign_bytes(shapes[k]) / 4 : numel(shapes[k]);
           split = split && ws[k] == nullptr;
         }
-        shapes.push_back(trace.acts[step.lo].shape());
+        // The activations the step reads (a tiled run: its ReLUs' inputs, or their signs),
+        // recomputed here if the trace omitted them.
+        if (step.tile == 0) {
+          (void)act(step.lo);
+          (void)act(step.lo + 1);
+        }
+        for (size_t k = step.lo; step.tile > 0 && k <= step.hi; ++k)
+          if (layers_[k]->kind() == LayerKind::kReLU && !signs(k)) (void)act(k);
+        steps_in.push_back(shapes[step.lo]);
         bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(2 * sizeof(float)) * values : -1);
         steps.push_back(step);
         i = step.lo;
       }
       if (!split) std::fill(bytes.begin(), bytes.end(), 0);
-      s = chain(s, shapes, bytes, [&](Pass& pass, size_t k, int64_t b0, const Shape& dy_shape, const float* dy, float* dx) {
+      s = chain(s, steps_in, bytes, [&](Pass& pass, size_t k, int64_t b0, const Shape& dy_shape, const float* dy, float* dx) {
         const Step& step = steps[k];
         const size_t i = step.lo;
-        const Shape in = with_batch(trace.acts[i].shape(), dy_shape[0]);
-        const auto at = [&](size_t a) { return trace.acts[a].data() + b0 * trace.acts[a].sample_numel(); };
+        const Shape in = with_batch(shapes[i], dy_shape[0]);
+        const auto at = [&](size_t a) { return act(a).data() + b0 * act(a).sample_numel(); };
         if (step.tile > 0) {
           std::vector<const Layer*> run;
           std::vector<const float*> inputs;
+          std::vector<const uint8_t*> masks;
           for (size_t l = step.lo; l <= step.hi; ++l) {
             run.push_back(layers_[l].get());
-            inputs.push_back(at(l));
+            const uint8_t* m = layers_[l]->kind() == LayerKind::kReLU ? signs(l) : nullptr;
+            masks.push_back(m ? m + b0 * (sign_bytes(shapes[l]) / shapes[l][0]) : nullptr);
+            inputs.push_back(layers_[l]->kind() == LayerKind::kReLU && !m ? at(l) : nullptr);
           }
-          add_pointwise_backward_run(pass, run, in, inputs, dy, dx, step.tile);
+          add_pointwise_sign_backward_run(pass, run, in, inputs, masks, dy, dx, step.tile);
         } else if (ws[i]) {
           layers_[i]->add_backward_keep(pass, in, at(i), at(i + 1), dy, dx, ws[i]);
         } else {
@@ -872,21 +948,21 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
     }
     switch (p.rule.kind) {
       case RuleKind::kPass:
-        s.reshape(x.shape());
+        s.reshape(shapes[top]);
         break;
       case RuleKind::kDeconv:
         for (float& v : s.values()) v = std::max(v, 0.0f);
         break;
       case RuleKind::kLrp:
-        s = lrp(static_cast<const AffineLayer&>(layer), p, x, y, std::move(s));
+        s = lrp(static_cast<const AffineLayer&>(layer), p, act(top), act(top + 1), std::move(s));
         break;
       case RuleKind::kRescale:
         if (layer.kind() == LayerKind::kReLU)
-          s = rescale_relu(x, y, reference->acts[top], reference->acts[top + 1], std::move(s));
+          s = rescale_relu(act(top), act(top + 1), reference->acts[top], reference->acts[top + 1], std::move(s));
         else if (layer.kind() == LayerKind::kMaxPool2d)
-          s = rescale_max_pool(static_cast<const MaxPool2d&>(layer).params(), x, reference->acts[top], s);
+          s = rescale_max_pool(static_cast<const MaxPool2d&>(layer).params(), act(top), reference->acts[top], s);
         else
-          s = rescale_softmax(x, reference->acts[top], s, p.rule.quadrature);
+          s = rescale_softmax(act(top), reference->acts[top], s, p.rule.quadrature);
         break;
       case RuleKind::kGradient:
       case RuleKind::kGuided:

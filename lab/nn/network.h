@@ -74,12 +74,12 @@ struct ForwardPath {
 ForwardPath forward_path();
 void set_forward_path(const ForwardPath& path);
 
-/// Every activation of one forward pass: acts[0] is the input, acts[i + 1] the output of node i.
+/// Every activation of one forward pass: acts[0] is the input, acts[i + 1] node i's output (empty: left out, gradient_trace.h).
 struct Trace {
   std::vector<Tensor> acts;
-  /// Per node, the state its training forward kept for the backward (MaxPool2d's argmax
-  /// workspace); empty for other layers. A trace assembled by hand may leave it empty: the
-  /// backward then recomputes it from acts.
+  /// Per node, the state its forward kept for the backward (MaxPool2d's argmax workspace; in a
+  /// trace_for_gradient trace, the signs of a ReLU's omitted input); else empty. A trace assembled
+  /// by hand may leave it empty: the backward then recomputes it from acts.
   std::vector<std::vector<float>> workspaces;
   const Tensor& input() const { return acts.front(); }
   const Tensor& output() const { return acts.back(); }

@@ -2,7 +2,9 @@
 // networks, and the lab's designed networks (multi-color-sum, single-color-modulo).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <tuple>
 #include <opencv2/imgproc.hpp>
@@ -15,6 +17,7 @@
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
 #include "lab/io/npy.h"
+#include "lab/nn/gradient_trace.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
 
@@ -484,6 +487,32 @@ TEST_CASE("GradCAM at a layer whose activations are known by design gives the de
       }
     }
   }
+}
+
+TEST_CASE("the gradient's trace (lab::trace_for_gradient) gives the full trace's maps byte for byte") {
+  // The plain-gradient methods run on a trace without the colour detector's inner activations
+  // (the ReLUs' sign bits instead); GradCAM at a layer inside the detector's run keeps that
+  // layer. Each map against the one from the full trace (set_gradient_traces_lean(false)).
+  EnvData d = env_data("multi-color-sum", 3, 23);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> methods = {
+      {"saliency", {}},
+      {"input-x-gradient", {}},
+      {"integrated-gradients", {"steps=8"}},
+      {"gradcam", {"layer=detector.layers.3"}},
+      {"extremal-perturbation", {"iterations=3"}},
+  };
+  for (const auto& [method, p] : methods) {
+    CAPTURE(method);
+    lab::set_gradient_traces_lean(false);
+    const Result full = run(method, p, d.context, d.batch);
+    lab::set_gradient_traces_lean(true);
+    const Result lean = run(method, p, d.context, d.batch);
+    REQUIRE(lean.attr.shape() == full.attr.shape());
+    CHECK(std::memcmp(lean.attr.data(), full.attr.data(), sizeof(float) * full.attr.numel()) == 0);
+  }
+  // The trace of the same images does leave activations out.
+  const lab::Trace t = lab::trace_for_gradient(d.net, d.batch.x);
+  CHECK(std::count_if(t.acts.begin(), t.acts.end(), [](const lab::Tensor& a) { return a.empty(); }) > 0);
 }
 
 TEST_CASE("GradCAM uses the environment's layer by default and refuses layers without feature maps") {

@@ -2,9 +2,11 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <functional>
 
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
+#include "lab/nn/gradient_trace.h"
 #include "forward_paths.h"
 #include "random_nets.h"
 
@@ -202,6 +204,64 @@ lab::Network pointwise_net(std::mt19937& rng) {
   return net;
 }
 
+// A chain whose grouped 1×1 convolution (per pixel, but not a pointwise layer) cuts a run:
+// pointwise runs c0 r0 and r1 c2 r2 c3.
+lab::Network grouped_net(std::mt19937& rng) {
+  lab::Network grouped({4, 33, 35});
+  grouped.add("c0", testnets::random_conv(one_by_one(4, 6), rng));
+  grouped.add("r0", std::make_shared<lab::ReLU>());
+  grouped.add("g1", testnets::random_conv(lab::Conv2dParams{.in_channels = 6, .out_channels = 3, .groups = 3}, rng));
+  grouped.add("r1", std::make_shared<lab::ReLU>());
+  grouped.add("c2", testnets::random_conv(one_by_one(3, 8), rng));
+  grouped.add("r2", std::make_shared<lab::ReLU>());
+  grouped.add("c3", testnets::random_conv(one_by_one(8, 2), rng, false));
+  grouped.add("flat", std::make_shared<lab::Flatten>());
+  return grouped;
+}
+
+// Each rule's backward of `seed` on `trace` to the input, then to the output of every layer but
+// the last.
+std::vector<std::vector<Tensor>> backward_to_every_layer(const lab::Network& net, const lab::Trace& trace,
+                                                         const Tensor& seed, const std::vector<lab::PreparedRules>& rules,
+                                                         const lab::Trace& reference) {
+  std::vector<std::vector<Tensor>> out(rules.size());
+  for (size_t r = 0; r < rules.size(); ++r) {
+    out[r].push_back(net.backward(trace, seed, rules[r], std::nullopt, &reference));
+    for (size_t l = 0; l + 1 < net.size(); ++l) out[r].push_back(net.backward(trace, seed, rules[r], l, &reference));
+  }
+  return out;
+}
+
+// Runs `body` at 1 and 2 threads, each with and without sub-batches; then restores both.
+void at_threads_and_budgets(const std::function<void()>& body) {
+  const int threads = lab::Runtime::get().threads();
+  for (const int t : {1, 2}) {
+    CAPTURE(t);
+    lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
+    for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
+      CAPTURE(budget);
+      lab::set_sub_batch_budget(budget);
+      body();
+    }
+  }
+  lab::Runtime::get().set_threads(threads);
+  lab::set_sub_batch_budget(-1);
+}
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
+}
+
+// A batch of 4 inputs of `net` in [-3, 3), with a +0 and a −0.
+Tensor signed_zero_batch(const lab::Network& net, std::mt19937& rng) {
+  lab::Shape shape{4};
+  shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
+  Tensor x = testnets::random_tensor(shape, rng, -3.0f, 3.0f);
+  x[7] = 0.0f;
+  x[8] = -0.0f;
+  return x;
+}
+
 }  // namespace
 
 TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitives give the plain forward's bytes") {
@@ -273,32 +333,14 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
   // without sub-batches; the tiled backward on the tiled trace and on the plain one.
   std::mt19937 rng(23);
   std::vector<lab::Network> nets{pointwise_net(rng)};
-  {
-    lab::Network grouped({4, 33, 35});
-    grouped.add("c0", testnets::random_conv(one_by_one(4, 6), rng));
-    grouped.add("r0", std::make_shared<lab::ReLU>());
-    grouped.add("g1", testnets::random_conv(lab::Conv2dParams{.in_channels = 6, .out_channels = 3, .groups = 3}, rng));
-    grouped.add("r1", std::make_shared<lab::ReLU>());
-    grouped.add("c2", testnets::random_conv(one_by_one(3, 8), rng));
-    grouped.add("r2", std::make_shared<lab::ReLU>());
-    grouped.add("c3", testnets::random_conv(one_by_one(8, 2), rng, false));
-    grouped.add("flat", std::make_shared<lab::Flatten>());
-    nets.push_back(grouped);
-  }
+  nets.push_back(grouped_net(rng));
   const lab::ForwardPath saved = lab::forward_path();
-  const int threads = lab::Runtime::get().threads();
-  const auto same = [](const Tensor& a, const Tensor& b) {
-    return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
-  };
+  const auto same = same_bytes;
   int64_t compared = 0;
   for (const lab::Network& net : nets) {
     CAPTURE(net.input_shape()[0]);
-    lab::Shape shape{4};
-    shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
-    Tensor x = testnets::random_tensor(shape, rng, -3.0f, 3.0f);
-    x[7] = 0.0f;
-    x[8] = -0.0f;
-    const Tensor reference_x = testnets::random_tensor(shape, rng, -1.0f, 1.0f);
+    const Tensor x = signed_zero_batch(net, rng);
+    const Tensor reference_x = testnets::random_tensor(x.shape(), rng, -1.0f, 1.0f);
     const Tensor seed = testnets::random_tensor(net.output_shape(4), rng);
     std::vector<lab::PreparedRules> rules;
     for (const char* name : {"gradient", "guided-backprop", "deeplift-rescale"})
@@ -307,39 +349,121 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
     lab::set_forward_path(lab::ForwardPath{.tiles = true, .backprop_tiles = false});
     const lab::Trace plain = net.trace(x);
     const lab::Trace plain_ref = net.trace(reference_x);
-    std::vector<std::vector<Tensor>> want(rules.size());
-    for (size_t r = 0; r < rules.size(); ++r) {
-      want[r].push_back(net.backward(plain, seed, rules[r], std::nullopt, &plain_ref));
-      for (size_t l = 0; l + 1 < net.size(); ++l) want[r].push_back(net.backward(plain, seed, rules[r], l, &plain_ref));
-    }
+    const std::vector<std::vector<Tensor>> want = backward_to_every_layer(net, plain, seed, rules, plain_ref);
     lab::set_forward_path(lab::ForwardPath{.tiles = true, .backprop_tiles = true});
-    for (const int t : {1, 2}) {
-      CAPTURE(t);
-      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
-      for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
-        CAPTURE(budget);
-        lab::set_sub_batch_budget(budget);
-        const lab::Trace trace = net.trace(x);
-        const lab::Trace ref = net.trace(reference_x);
-        for (size_t a = 0; a < trace.acts.size(); ++a) {
-          CAPTURE(a);
-          REQUIRE(same(trace.acts[a], plain.acts[a]));
-          REQUIRE(same(ref.acts[a], plain_ref.acts[a]));
+    at_threads_and_budgets([&] {
+      const lab::Trace trace = net.trace(x);
+      const lab::Trace ref = net.trace(reference_x);
+      for (size_t a = 0; a < trace.acts.size(); ++a) {
+        CAPTURE(a);
+        REQUIRE(same(trace.acts[a], plain.acts[a]));
+        REQUIRE(same(ref.acts[a], plain_ref.acts[a]));
+      }
+      for (size_t r = 0; r < rules.size(); ++r) {
+        CAPTURE(r);
+        CHECK(same(net.backward(trace, seed, rules[r], std::nullopt, &ref), want[r][0]));
+        CHECK(same(net.backward(plain, seed, rules[r], std::nullopt, &plain_ref), want[r][0]));
+        for (size_t l = 0; l + 1 < net.size(); ++l) {
+          CAPTURE(l);
+          CHECK(same(net.backward(trace, seed, rules[r], l, &ref), want[r][l + 1]));
         }
-        for (size_t r = 0; r < rules.size(); ++r) {
-          CAPTURE(r);
-          CHECK(same(net.backward(trace, seed, rules[r], std::nullopt, &ref), want[r][0]));
-          CHECK(same(net.backward(plain, seed, rules[r], std::nullopt, &plain_ref), want[r][0]));
-          for (size_t l = 0; l + 1 < net.size(); ++l) {
-            CAPTURE(l);
-            CHECK(same(net.backward(trace, seed, rules[r], l, &ref), want[r][l + 1]));
+        ++compared;
+      }
+    });
+  }
+  lab::set_forward_path(saved);
+  CHECK(compared == 2 * 2 * 2 * 3);
+}
+
+TEST_CASE("gradient traces: the inner activations of pointwise runs left out, the backward's bytes unchanged") {
+  // trace_for_gradient omits exactly the outputs of the layers inside a pointwise run (not its
+  // last), except the layers it is told to keep; every other activation is the full trace's bytes.
+  // The gradient (tile by tile, from the ReLUs' signs), guided backprop and DeepLIFT (whose rules
+  // cut the runs: the omitted activations they read are recomputed) to the input and to every
+  // layer's output (that layer kept, and not) give the full trace's bytes; 1 and 2 threads, with
+  // and without sub-batches.
+  std::mt19937 rng(29);
+  struct Case {
+    lab::Network net;
+    std::vector<size_t> omitted;  // acts indices
+  };
+  // pointwise_net: runs r0 c0 r1 r2 c1 c2 r3 (layers 0-6) and c4 r4 (8-9); grouped_net: c0 r0
+  // (0-1) and r1 c2 r2 c3 (3-6).
+  std::vector<Case> cases{{pointwise_net(rng), {1, 2, 3, 4, 5, 6, 9}}, {grouped_net(rng), {1, 4, 5, 6}}};
+  const lab::ForwardPath saved = lab::forward_path();
+  lab::set_forward_path(lab::ForwardPath{});
+  const auto same = same_bytes;
+  int64_t compared = 0;
+  for (const Case& c : cases) {
+    const lab::Network& net = c.net;
+    CAPTURE(net.input_shape()[0]);
+    const Tensor x = signed_zero_batch(net, rng);
+    const lab::Trace reference = net.trace(testnets::random_tensor(x.shape(), rng, -1.0f, 1.0f));
+    const Tensor seed = testnets::random_tensor(net.output_shape(4), rng);
+    std::vector<lab::PreparedRules> rules;
+    for (const char* name : {"gradient", "guided-backprop", "deeplift-rescale"})
+      rules.push_back(lab::prepare(net, lab::make_composite(name)));
+    const lab::Trace full = net.trace(x);
+    const std::vector<std::vector<Tensor>> want = backward_to_every_layer(net, full, seed, rules, reference);
+    at_threads_and_budgets([&] {
+      const lab::Trace lean = lab::trace_for_gradient(net, x);
+      for (size_t a = 0; a < lean.acts.size(); ++a) {
+        CAPTURE(a);
+        if (std::find(c.omitted.begin(), c.omitted.end(), a) != c.omitted.end()) {
+          CHECK(lean.acts[a].empty());
+          // A ReLU reading it keeps its signs: bit p % 8 of byte p / 8 of each (n, c) row, x > 0.
+          if (a < net.size() && net.layer(a).kind() == lab::LayerKind::kReLU) {
+            const Tensor& v = full.acts[a];
+            const int64_t pixels = v.dim(2) * v.dim(3), stride = lab::sign_row_bytes(pixels);
+            REQUIRE(static_cast<int64_t>(lean.workspaces[a].size()) * 4 >= v.dim(0) * v.dim(1) * stride);
+            const auto* bytes = reinterpret_cast<const uint8_t*>(lean.workspaces[a].data());
+            int64_t wrong = 0;
+            for (int64_t row = 0; row < v.dim(0) * v.dim(1); ++row)
+              for (int64_t p = 0; p < pixels; ++p)
+                wrong += ((bytes[row * stride + p / 8] >> (p % 8)) & 1) != (v[row * pixels + p] > 0.0f ? 1 : 0);
+            CHECK(wrong == 0);
           }
-          ++compared;
+        } else {
+          REQUIRE(same(lean.acts[a], full.acts[a]));
         }
       }
+      for (size_t r = 0; r < rules.size(); ++r) {
+        CAPTURE(r);
+        CHECK(same(net.backward(lean, seed, rules[r], std::nullopt, &reference), want[r][0]));
+        for (size_t l = 0; l + 1 < net.size(); ++l) {
+          CAPTURE(l);
+          CHECK(same(net.backward(lean, seed, rules[r], l, &reference), want[r][l + 1]));
+        }
+        ++compared;
+      }
+      // A kept layer inside a run: its output is there, the run's other inner ones are not.
+      for (size_t l = 0; l + 1 < net.size(); ++l) {
+        CAPTURE(l);
+        const lab::Trace kept = lab::trace_for_gradient(net, x, {l});
+        for (size_t a = 0; a < kept.acts.size(); ++a) {
+          CAPTURE(a);
+          const bool omitted = a != l + 1 && std::find(c.omitted.begin(), c.omitted.end(), a) != c.omitted.end();
+          if (omitted)
+            CHECK(kept.acts[a].empty());
+          else
+            REQUIRE(same(kept.acts[a], full.acts[a]));
+        }
+        CHECK(same(net.gradient(kept, seed, l), want[0][l + 1]));
+        CHECK(same(net.gradient(kept, seed), want[0][0]));
+      }
+    });
+    // Off (set_gradient_traces_lean(false)) or without backprop tiles: the full trace.
+    lab::set_gradient_traces_lean(false);
+    const lab::Trace off = lab::trace_for_gradient(net, x);
+    lab::set_gradient_traces_lean(true);
+    lab::set_forward_path(lab::ForwardPath{.backprop_tiles = false});
+    const lab::Trace untiled = lab::trace_for_gradient(net, x);
+    lab::set_forward_path(lab::ForwardPath{});
+    for (size_t a = 0; a < full.acts.size(); ++a) {
+      CAPTURE(a);
+      CHECK(same(off.acts[a], full.acts[a]));
+      CHECK(same(untiled.acts[a], full.acts[a]));
     }
-    lab::Runtime::get().set_threads(threads);
-    lab::set_sub_batch_budget(-1);
   }
   lab::set_forward_path(saved);
   CHECK(compared == 2 * 2 * 2 * 3);

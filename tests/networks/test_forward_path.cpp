@@ -11,6 +11,7 @@
 #include "images.h"
 #include "lab/forward_paths.h"
 #include "lab/core/runtime.h"
+#include "lab/nn/gradient_trace.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
 
@@ -95,7 +96,8 @@ TEST_CASE("forward paths give the bytes of the layer-by-layer forward on every e
 
 TEST_CASE("backprop tiles give the bytes of the layer-by-layer trace and backward on every environment") {
   // The gradient of every output unit's random mix (as a method's seed) and guided backprop, to
-  // the input, on the trace of each path; at 1 and 2 threads.
+  // the input, on the trace of each path and (the gradient) on trace_for_gradient's; at 1 and 2
+  // threads.
   std::mt19937_64 rng(78);
   const std::vector<Env> envs = environments(rng);
   const lab::ForwardPath saved = lab::forward_path();
@@ -125,6 +127,22 @@ TEST_CASE("backprop tiles give the bytes of the layer-by-layer trace and backwar
       }
       CHECK(same(env.net.gradient(trace, seed), gradient));
       CHECK(same(env.net.backward(trace, seed, guided), guided_signal));
+      // The gradient's trace (lab/nn/gradient_trace.h): the detector's inner activations left
+      // out, recomputed tile by tile in the backward; with and without sub-batches.
+      for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
+        CAPTURE(budget);
+        lab::set_sub_batch_budget(budget);
+        const lab::Trace lean = lab::trace_for_gradient(env.net, env.x);
+        int64_t omitted = 0;
+        for (size_t a = 0; a < lean.acts.size(); ++a) {
+          CAPTURE(a);
+          if (lean.acts[a].empty()) ++omitted;
+          else REQUIRE(same(lean.acts[a], plain.acts[a]));
+        }
+        if (env.name.starts_with("multi-color-sum")) CHECK(omitted > 0);  // the colour detector's run
+        CHECK(same(env.net.gradient(lean, seed), gradient));
+      }
+      lab::set_sub_batch_budget(-1);
       ++compared;
     }
     lab::Runtime::get().set_threads(threads);
