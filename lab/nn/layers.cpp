@@ -2,6 +2,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <atomic>
@@ -519,6 +521,63 @@ std::vector<PointwiseStep> pointwise_steps(const std::vector<const Layer*>& run,
   return steps;
 }
 
+// The ReLU rows of the gradient's traces (lab/nn/gradient_trace.h). relu_signs: row[i] = from[i] >
+// 0 ? from[i] : 0 and, if bits, bit i % 8 of bits[i / 8] = (from[i] > 0) (the bits past `width`
+// in its last byte 0); times_signs: row[i] = from[i] · (bit i ? 1 : 0). With AVX2 eight values
+// at a time (the comparison's lane j is bit j, the same product), the same bytes as the scalar
+// loops (both in tests/lab/test_network.cpp's byte comparisons, −0 and NaN included).
+__attribute__((target("avx2"))) void relu_signs_avx2(const float* from, float* row, uint8_t* bits, int64_t width) {
+  const __m256 zero = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= width; i += 8) {
+    const __m256 v = _mm256_loadu_ps(from + i);
+    const __m256 positive = _mm256_cmp_ps(v, zero, _CMP_GT_OQ);
+    _mm256_storeu_ps(row + i, _mm256_and_ps(v, positive));
+    if (bits) bits[i / 8] = static_cast<uint8_t>(_mm256_movemask_ps(positive));
+  }
+  unsigned byte = 0;
+  for (int64_t j = i; j < width; ++j) {
+    row[j] = from[j] > 0.0f ? from[j] : 0.0f;
+    byte |= (from[j] > 0.0f ? 1u : 0u) << (j - i);
+  }
+  if (bits && i < width) bits[i / 8] = static_cast<uint8_t>(byte);
+}
+
+__attribute__((target("avx2"))) void times_signs_avx2(const float* from, const uint8_t* bits, float* row,
+                                                       int64_t width) {
+  const __m256i lanes = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= width; i += 8) {
+    const __m256i set = _mm256_and_si256(_mm256_set1_epi32(bits[i / 8]), lanes);
+    const __m256 factor = _mm256_blendv_ps(zero, one, _mm256_castsi256_ps(_mm256_cmpeq_epi32(set, lanes)));
+    _mm256_storeu_ps(row + i, _mm256_mul_ps(_mm256_loadu_ps(from + i), factor));
+  }
+  for (; i < width; ++i) row[i] = from[i] * (((bits[i >> 3] >> (i & 7)) & 1u) != 0 ? 1.0f : 0.0f);
+}
+
+bool has_avx2() {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2;
+}
+
+void relu_signs(const float* from, float* row, uint8_t* bits, int64_t width) {
+  if (has_avx2()) return relu_signs_avx2(from, row, bits, width);
+  for (int64_t i = 0; i < width; i += 8) {
+    unsigned byte = 0;
+    for (int64_t j = i; j < std::min<int64_t>(i + 8, width); ++j) {
+      row[j] = from[j] > 0.0f ? from[j] : 0.0f;
+      byte |= (from[j] > 0.0f ? 1u : 0u) << (j - i);
+    }
+    if (bits) bits[i / 8] = static_cast<uint8_t>(byte);
+  }
+}
+
+void times_signs(const float* from, const uint8_t* bits, float* row, int64_t width) {
+  if (has_avx2()) return times_signs_avx2(from, bits, row, width);
+  for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (((bits[i >> 3] >> (i & 7)) & 1u) != 0 ? 1.0f : 0.0f);
+}
+
 // y (out×width, row stride ldy) = the convolution's weights (out×in) times x (in×width, row
 // stride ldx), plus the bias, then the ReLU if relu: the product, bias and ReLU of
 // add_pointwise_run (lab/nn/pointwise_gemm.h: the bytes of dnnl_sgemm and separate loops).
@@ -638,14 +697,7 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = a + c * lda;
             float* row = b + c * ldb;
-            for (int64_t i = 0; i < width; ++i) row[i] = from[i] > 0.0f ? from[i] : 0.0f;
-            if (!mask) continue;
-            uint8_t* bits = mask + c * stride;
-            for (int64_t i = 0; i < width; i += 8) {
-              unsigned byte = 0;
-              for (int64_t j = 0; j < std::min<int64_t>(8, width - i); ++j) byte |= (from[i + j] > 0.0f ? 1u : 0u) << j;
-              bits[i / 8] = static_cast<uint8_t>(byte);
-            }
+            relu_signs(from, row, mask ? mask + c * stride : nullptr, width);
           }
         }
         a = b;
@@ -706,7 +758,7 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
             const float* from = g + c * ldg;
             const uint8_t* mr = ms + c * stride;
             float* row = b + c * ldb;
-            for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (((mr[i >> 3] >> (i & 7)) & 1u) != 0 ? 1.0f : 0.0f);
+            times_signs(from, mr, row, width);
           }
         }
         g = b;
