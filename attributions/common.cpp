@@ -182,10 +182,8 @@ int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t max_batch,
     }
     evaluations += 2 * (end - begin);
     consume(begin, trace, signal);
-    if (end < count || backprop.recycle_last) {  // the next chunk's inputs, activations and gradient take these blocks (lab/core/storage.h)
-      lab::recycle(trace.acts);
-      lab::recycle(signal);
-    }
+    lab::recycle(trace.acts);  // the next chunk's or call's inputs, activations and gradient take these blocks
+    lab::recycle(signal);
   }
   return evaluations;
 }

@@ -101,15 +101,14 @@ struct Backprop {
   InputFn reference_inputs;
   /// Called with each chunk's reference trace when reference_inputs is set (e.g. to read f(x')).
   std::function<void(int64_t begin, const lab::Trace& reference)> on_reference;
-  /// Also hand the last chunk's activations and gradient to lab::recycle (every chunk's but the
-  /// last always are): for a caller that runs the same shapes again right after, such as an
-  /// optimisation's next iteration, whose first chunk then takes the blocks back.
-  bool recycle_last = false;
 };
 
 /// Runs trace + backward over `count` inputs, at most `chunk` per network call, calling `consume`
 /// on consecutive chunks in order. Returns the network evaluations spent (2 per input, plus 1 per
-/// reference input traced).
+/// reference input traced). Each chunk's activations and gradient go to lab::recycle after
+/// `consume` (what it keeps, it moves out): the next chunk, or the next call of the same shapes
+/// (an optimisation's next iteration, the next image's call), takes the blocks back instead of
+/// zero-filling and faulting in fresh ones.
 int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t max_batch, const InputFn& inputs,
                      const TargetFn& target, const ConsumeFn& consume);
 

@@ -424,7 +424,6 @@ Result ExtremalPerturbation::attribute(const Context& context, const Batch& batc
         }
       }
     });
-    bp.recycle_last = t + 1 < params_.iterations;  // the next iteration takes this one's blocks
     r.evaluations += run_backprop(
         bp, n, context.batch,
         [&](int64_t b, int64_t e) {
