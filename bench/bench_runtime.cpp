@@ -33,9 +33,14 @@
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
 //   convolution or linear layer fused as its eltwise post-op; "inference", layers with
 //   prop_kind::forward_inference primitives. All with the runtime's sub-batches.
-// - f+b: "tiles", the default path: trace and backward run the pointwise runs tile by tile
-//   (ForwardPath::backprop_tiles); "tiles-sgemm", the same with dnnl_sgemm; "layers", every layer its own primitive in the trace and the
-//   backward, the path before backprop tiles.
+// - f+b: the gradient methods' pass (attributions::run_backprop): lab::trace_for_gradient, then
+//   the gradient, the trace's and the gradient's storage recycled for the next call
+//   (lab/core/storage.h; without it every call of a large batch faults in fresh pages). "tiles",
+//   the default path: trace and backward run the pointwise runs tile by tile
+//   (ForwardPath::backprop_tiles) and the trace keeps only the ReLUs' signs inside them
+//   (lab/nn/gradient_trace.h); "tiles-full", the same with the full trace
+//   (lab::set_gradient_traces_lean(false)); "tiles-sgemm", tiles with dnnl_sgemm; "layers", every
+//   layer its own primitive in the trace and the backward, the path before backprop tiles.
 // - both: "--no-sub-batch", layers with every layer on the whole batch
 //   (lab::set_sub_batch_budget(0)), the runtime before sub-batches.
 // Only this benchmark sets these. Every mode gives the same bytes (tests/lab/test_network.cpp,
@@ -61,6 +66,8 @@
 #include <vector>
 
 #include "lab/core/runtime.h"
+#include "lab/core/storage.h"
+#include "lab/nn/gradient_trace.h"
 #include "lab/nn/pointwise_gemm.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
@@ -257,10 +264,14 @@ int main(int argc, char** argv) {
             (void)env.net.forward(x);
             return;
           }
-          const lab::Trace t = env.net.trace(x);
+          // The gradient methods' pass (attributions::run_backprop): the gradient's trace, and
+          // its blocks and the gradient's handed back for the next call (lab/core/storage.h).
+          lab::Trace t = lab::trace_for_gradient(env.net, x);
           lab::Tensor seed(t.output().shape(), 0.0f);
           for (int64_t n = 0; n < batch; ++n) seed[n * seed.dim(1)] = 1.0f;
-          (void)env.net.gradient(t, seed);
+          lab::Tensor grad = env.net.gradient(t, seed);
+          lab::recycle(t.acts);
+          lab::recycle(grad);
         };
         // tiles: the forward's pointwise tiles for fwd, backprop_tiles for f+b; layers: neither.
         struct Mode {
@@ -268,10 +279,12 @@ int main(int argc, char** argv) {
           bool sub;
           lab::ForwardPath path;
           bool kernel = true;  // lab::pointwise_gemm's kernel; false: dnnl_sgemm
+          bool lean = true;    // f+b: the gradient's trace (lab::trace_for_gradient); false: the full trace
         };
         const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false, .backprop_tiles = false};
         std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"tiles-sgemm", true, {.tiles = true}, false},
                                 {"layers", true, layers}};
+        if (fb) modes.insert(modes.begin() + 1, Mode{"tiles-full", true, {.tiles = true}, true, false});
         if (!fb) {
           modes.push_back({"tiles+post-op", true, {.tiles = true, .relu_post_op = true}});
           modes.push_back({"relu-post-op", true, {.tiles = false, .relu_post_op = true}});
@@ -286,11 +299,13 @@ int main(int argc, char** argv) {
             lab::set_sub_batch_budget(mode.sub ? -1 : 0);
             lab::set_forward_path(mode.path);
             lab::set_pointwise_kernel(mode.kernel);
+            lab::set_gradient_traces_lean(mode.lean);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         lab::set_sub_batch_budget(-1);
         lab::set_forward_path({});
         lab::set_pointwise_kernel(true);
+        lab::set_gradient_traces_lean(true);
       }
     }
   }
