@@ -126,8 +126,8 @@ MethodInfo SmoothGrad::info() {
   }
   info.make = [](lab::Options& options) -> std::unique_ptr<Method> {
     Params p = Params::schema().read(options);
-    std::unique_ptr<Method> base = make_method(p.base, options);
-    return std::make_unique<SmoothGrad>(std::move(p), std::move(base));
+    std::unique_ptr<Method> inner = make_method(p.base, options);
+    return std::make_unique<SmoothGrad>(std::move(p), std::move(inner));
   };
   return info;
 }
