@@ -25,19 +25,18 @@
 /// lower-is-better. Curves: the same variant, one point per step.
 /// Parameters (Params::schema()): pixels-per-step ≥ 1 and the shared perturbation settings
 /// (engine/perturbation.h, nested).
-/// Network evaluation: PathEvaluator (engine/incremental.h), exact and batched.
+/// Network evaluation: PathEvaluator (engine/incremental.h), exact and batched; the curve and its
+/// AUC row come from curve.h.
 /// Tested in tests/experiments/test_metrics_perturbation.cpp: the modulo optimum from the
 /// image's pixel counts, hand-checked standard curves on a tiny network, incremental == full.
 #pragma once
 
 #include "experiments/engine/incremental.h"
-#include "experiments/metrics/metric.h"
 #include "experiments/engine/perturbation.h"
+#include "experiments/metrics/curve.h"
+#include "experiments/metrics/metric.h"
 
 namespace experiments {
-
-/// Trapezoid area under the points (x_i, y_i), x increasing.
-double trapezoid_auc(const std::vector<double>& x, const std::vector<double>& y);
 
 class InsertionDeletion final : public Metric {
  public:

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "experiments/engine/incremental.h"
+#include "experiments/metrics/curve.h"
 #include "experiments/rank.h"
 
 namespace experiments {
@@ -22,18 +23,14 @@ const lab::Schema<Monotonicity::Params>& Monotonicity::Params::schema() {
 Monotonicity::Monotonicity(Params params) : params_(params) { Params::schema().validate(params_); }
 
 MetricOutput Monotonicity::evaluate_batch(const Context& context, const Batch& batch) const {
-  MetricOutput out;
   const lab::Network& net = *context.net;
   const OutputReader reader(net, params_.output);
   const PathEvaluator evaluator = path_evaluator(context, reader.end());
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
   const int64_t step = params_.pixels_per_step;
   const int64_t sets = (hw + step - 1) / step;
-  // Each sample in its own slot (the engine may evaluate samples concurrently), then in order.
-  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
-  for_samples(context, batch.size(), [&](int64_t i) {
+  return score_samples(context, batch.size(), [&](int64_t i, MetricOutput& slot) {
     const size_t si = static_cast<size_t>(i);
-    MetricOutput& own = per_sample[si];
     const float* attr = batch.attr.data() + i * hw;
     const lab::Tensor image = batch.x.slice(i, i + 1).reshaped(batch.x.sample_shape());
     // Increasing attribution: attribution_order reversed, ties kept by ascending index.
@@ -55,10 +52,8 @@ MetricOutput Monotonicity::evaluate_batch(const Context& context, const Batch& b
     const int64_t k = y.sample_numel();
     std::vector<double> score(static_cast<size_t>(sets));
     for (int64_t q = 0; q < sets; ++q) score[static_cast<size_t>(q)] = reader.score(y.sample(q), k, batch.target[si]);
-    own.rows.push_back({batch.ids[si], "pearson", pearson(saliency, score)});
+    slot.rows.push_back({batch.ids[si], "pearson", pearson(saliency, score)});
   });
-  for (MetricOutput& o : per_sample) out.append(std::move(o));
-  return out;
 }
 
 }  // namespace experiments

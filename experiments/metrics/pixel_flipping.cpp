@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "experiments/metrics/insertion_deletion.h"
+#include "experiments/metrics/curve.h"
 #include "lab/core/error.h"
 #include "lab/core/random.h"
 
@@ -88,36 +88,19 @@ std::vector<CurvePoint> PixelFlipping::curve(const Context& context, const lab::
   path.step_ends = uniform_steps(hw, params_.pixels_per_step);
   const lab::Tensor outputs = evaluator.run(path);
   const int64_t k = outputs.dim(1);
-  std::vector<CurvePoint> points;
-  const std::string v = variant();
-  for (int64_t s = 0; s <= path.steps(); ++s) {
-    const double fraction = s == 0 ? 0.0 : static_cast<double>(path.step_ends[static_cast<size_t>(s - 1)]) / hw;
-    const double y = accuracy ? (predicted_label(context, outputs.sample(s), k) == target ? 1.0 : 0.0)
-                              : reader.score(outputs.sample(s), k, target);
-    points.push_back({id, v, fraction, y});
-  }
-  return points;
+  return path_curve(path, hw, id, variant(), [&](int64_t s) {
+    return accuracy ? (predicted_label(context, outputs.sample(s), k) == target ? 1.0 : 0.0)
+                    : reader.score(outputs.sample(s), k, target);
+  });
 }
 
 MetricOutput PixelFlipping::evaluate_batch(const Context& context, const Batch& batch) const {
-  MetricOutput out;
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
-  // Each sample in its own slot (the engine may evaluate samples concurrently), then in order.
-  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
-  for_samples(context, batch.size(), [&](int64_t i) {
+  return score_samples(context, batch.size(), [&](int64_t i, MetricOutput& slot) {
     const size_t si = static_cast<size_t>(i);
-    std::vector<CurvePoint> points = curve(context, batch.x.slice(i, i + 1), batch.attr.data() + i * hw,
-                                           batch.target[si], batch.ids[si], batch.seeds[si]);
-    std::vector<double> xs, ys;
-    for (const CurvePoint& p : points) {
-      xs.push_back(p.x);
-      ys.push_back(p.y);
-    }
-    per_sample[si].rows.push_back({batch.ids[si], variant(), trapezoid_auc(xs, ys)});
-    per_sample[si].curves = std::move(points);
+    add_auc_curve(slot, curve(context, batch.x.slice(i, i + 1), batch.attr.data() + i * hw, batch.target[si],
+                              batch.ids[si], batch.seeds[si]));
   });
-  for (MetricOutput& o : per_sample) out.append(std::move(o));
-  return out;
 }
 
 }  // namespace experiments

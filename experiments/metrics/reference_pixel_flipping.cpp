@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "experiments/metrics/insertion_deletion.h"
+#include "experiments/metrics/curve.h"
 #include "lab/core/error.h"
 #include "lab/core/random.h"
 
@@ -49,17 +49,13 @@ ReferencePixelFlipping::ReferencePixelFlipping(Params params) : params_(std::mov
 }
 
 MetricOutput ReferencePixelFlipping::evaluate_batch(const Context& context, const Batch& batch) const {
-  MetricOutput out;
   const lab::Network& net = *context.net;
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
   const int64_t reference = std::clamp<int64_t>(std::llround(params_.reference * static_cast<double>(hw)), 1, hw);
   const OutputReader reader(net, params_.output);
   const PathEvaluator evaluator = path_evaluator(context, reader.end());
-  // Each sample in its own slot (the engine may evaluate samples concurrently), then in order.
-  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
-  for_samples(context, batch.size(), [&](int64_t i) {
+  return score_samples(context, batch.size(), [&](int64_t i, MetricOutput& slot) {
     const size_t si = static_cast<size_t>(i);
-    MetricOutput& own = per_sample[si];
     const lab::Tensor image = batch.x.slice(i, i + 1).reshaped(batch.x.sample_shape());
     lab::Rng rng(lab::derive_seed(batch.seeds[si], params_.seed), 2);
     PerturbationPath path;
@@ -70,16 +66,10 @@ MetricOutput ReferencePixelFlipping::evaluate_batch(const Context& context, cons
     path.step_ends = uniform_steps(reference, params_.pixels_per_step);
     const lab::Tensor outputs = evaluator.run(path);
     const int64_t k = outputs.dim(1);
-    std::vector<double> xs, ys;
-    for (int64_t s = 0; s <= path.steps(); ++s) {
-      xs.push_back(s == 0 ? 0.0 : static_cast<double>(path.step_ends[static_cast<size_t>(s - 1)]) / hw);
-      ys.push_back(reader.score(outputs.sample(s), k, batch.target[si]));
-      own.curves.push_back({batch.ids[si], "auc", xs.back(), ys.back()});
-    }
-    own.rows.push_back({batch.ids[si], "auc", trapezoid_auc(xs, ys)});
+    add_auc_curve(slot, path_curve(path, hw, batch.ids[si], "auc", [&](int64_t s) {
+                    return reader.score(outputs.sample(s), k, batch.target[si]);
+                  }));
   });
-  for (MetricOutput& o : per_sample) out.append(std::move(o));
-  return out;
 }
 
 }  // namespace experiments
