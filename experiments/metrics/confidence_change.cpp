@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 
 namespace experiments {
@@ -43,9 +44,8 @@ const lab::Schema<ConfidenceChange::Params>& ConfidenceChange::Params::schema() 
                  {.range = lab::between(0, 100),
                   .help = "maps=binarised: keep pixels at or above this percentile of the map",
                   .source = "coherency Sec. 4.5, Table 3: 50th percentile"})
-          .choice("output", &Params::output, {{OutputKind::kProbability, "probability"}, {OutputKind::kLogit, "logit"}},
-                  {.help = "score F(.)c: the target's probability, or its logit",
-                   .source = "coherency eq. 1; false-sense Sec. 4.1 (class probabilities)"});
+          .with(score_output_param(&Params::output, "score F(.)c: the target's probability, or its logit",
+                                   "coherency eq. 1; false-sense Sec. 4.1 (class probabilities)"));
   return s;
 }
 

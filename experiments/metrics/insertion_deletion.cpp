@@ -1,6 +1,7 @@
 #include "experiments/metrics/insertion_deletion.h"
 
 #include "experiments/engine/incremental.h"
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 
 namespace experiments {
@@ -9,10 +10,9 @@ const lab::Schema<InsertionDeletion::Params>& InsertionDeletion::Params::schema(
   static const auto s =
       lab::Schema<Params>()
           .nested(&Params::perturbation, PerturbationParams::schema())
-          .field("pixels-per-step", &Params::pixels_per_step,
-                 {.range = lab::at_least(1),
-                  .help = "pixels perturbed per step (1: the full-resolution curve; modulo needs 1)",
-                  .source = "App. G.4; modulo App. F.4"})
+          .with(pixels_per_step_param(&Params::pixels_per_step,
+                                      "pixels perturbed per step (1: the full-resolution curve; modulo needs 1)",
+                                      "App. G.4; modulo App. F.4"))
           .check([](const Params& p, const std::string& flag) {
             if (p.perturbation.modulo() && p.pixels_per_step != 1)
               lab::fail_value(flag, "pixels-per-step", std::to_string(p.pixels_per_step),

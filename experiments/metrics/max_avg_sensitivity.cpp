@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 #include "lab/core/random.h"
 
@@ -20,8 +21,7 @@ const lab::Schema<MaxAvgSensitivity::Params>& MaxAvgSensitivity::Params::schema(
                   .source = "Yeh et al. 2019; Quantus: bound 0.2"})
           .field("normalise", &Params::normalise,
                  {.help = "divide each map by its max |value| before the norm", .source = "Quantus normalise = True"})
-          .field("seed", &Params::seed,
-                 {.range = lab::at_least(0), .help = "with each sample's seed, selects the perturbations"});
+          .with(seed_param(&Params::seed, "with each sample's seed, selects the perturbations"));
   return s;
 }
 

@@ -4,6 +4,7 @@
 
 #include "experiments/engine/incremental.h"
 #include "experiments/metrics/curve.h"
+#include "experiments/metrics/param_parts.h"
 #include "experiments/rank.h"
 
 namespace experiments {
@@ -11,12 +12,11 @@ namespace experiments {
 const lab::Schema<Monotonicity::Params>& Monotonicity::Params::schema() {
   static const auto s =
       lab::Schema<Params>()
-          .field("pixels-per-step", &Params::pixels_per_step,
-                 {.range = lab::at_least(1),
-                  .help = "pixels per set m(i) (K = ceil(H*W / pixels-per-step) sets)",
-                  .source = "false-sense Sec. 4.1; Quantus: one feature per step"})
-          .choice("output", &Params::output, {{OutputKind::kProbability, "probability"}, {OutputKind::kLogit, "logit"}},
-                  {.help = "f(.)c: the target's probability, or its logit", .source = "false-sense Sec. 4.1"});
+          .with(pixels_per_step_param(&Params::pixels_per_step,
+                                      "pixels per set m(i) (K = ceil(H*W / pixels-per-step) sets)",
+                                      "false-sense Sec. 4.1; Quantus: one feature per step"))
+          .with(score_output_param(&Params::output, "f(.)c: the target's probability, or its logit",
+                                   "false-sense Sec. 4.1"));
   return s;
 }
 

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "experiments/metrics/curve.h"
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 #include "lab/core/random.h"
 
@@ -27,23 +28,16 @@ const lab::Schema<PixelFlipping::Params>& PixelFlipping::Params::schema() {
           .choice("order", &Params::order, {{FlipOrder::kAttribution, "attribution"}, {FlipOrder::kRandom, "random"}},
                   {.help = "attribution: most relevant first; random: the random-masking control",
                    .source = "unified study Sec. 6.2, Fig. 4"})
-          .choice("replacement", &Params::replacement,
-                  {{FlipReplacement::kZero, "zero"}, {FlipReplacement::kNoise, "noise"}},
-                  {.help = "value of a flipped pixel: zero, or uniform noise in [0, noise-high)",
-                   .source = "unified study Sec. 6.2.3, Fig. 4 (zeros and random-noise baselines)"})
-          .field("noise-high", &Params::noise_high,
-                 {.range = lab::above(0), .help = "upper end of replacement=noise", .derived = "the input maximum"})
-          .choice("output", &Params::output, {{OutputKind::kLogit, "logit"}, {OutputKind::kProbability, "probability"}},
-                  {.help = "score read: the target logit, or its probability",
-                   .source = "unified study Sec. 6.2: the predicted score f(x)t"})
+          .with(flip_replacement_params(&Params::replacement, &Params::noise_high,
+                                        "unified study Sec. 6.2.3, Fig. 4 (zeros and random-noise baselines)"))
+          .with(score_output_param(&Params::output, "score read: the target logit, or its probability",
+                                   "unified study Sec. 6.2: the predicted score f(x)t"))
           .choice("indicator", &Params::indicator,
                   {{FlipIndicator::kScore, "score"}, {FlipIndicator::kAccuracy, "accuracy"}},
                   {.help = "curve of the target score, or of 1[predicted label = target]",
                    .source = "unified study Sec. 6.2.1, App. E"})
-          .field("pixels-per-step", &Params::pixels_per_step,
-                 {.range = lab::at_least(1), .help = "pixels flipped per step", .source = "Samek et al. 2016"})
-          .field("seed", &Params::seed,
-                 {.range = lab::at_least(0), .help = "with each sample's seed, selects the random order and noise"});
+          .with(pixels_per_step_param(&Params::pixels_per_step, "pixels flipped per step", "Samek et al. 2016"))
+          .with(seed_param(&Params::seed, "with each sample's seed, selects the random order and noise"));
   return s;
 }
 

@@ -22,6 +22,8 @@
 #pragma once
 
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "experiments/engine/incremental.h"
 #include "experiments/engine/perturbation.h"
@@ -38,6 +40,20 @@ enum class FlipIndicator { kScore, kAccuracy };
 /// the stream (sample_seed, seed).
 lab::Tensor flip_replacement(FlipReplacement kind, double high, const lab::Tensor& image, uint64_t sample_seed,
                              uint64_t seed);
+
+/// `-p replacement=zero|noise` and `-p noise-high=X|auto` of the flipping metrics: the kind and
+/// `high` of flip_replacement (auto: the data's input maximum, resolved when the metric is made).
+/// A schema part (lab::Schema::with); `source` is where the metric's paper uses them.
+template <class P>
+auto flip_replacement_params(FlipReplacement P::*replacement, std::optional<double> P::*noise_high,
+                             std::string source) {
+  return [replacement, noise_high, source = std::move(source)](lab::Schema<P>& s) {
+    s.choice("replacement", replacement, {{FlipReplacement::kZero, "zero"}, {FlipReplacement::kNoise, "noise"}},
+             {.help = "value of a flipped pixel: zero, or uniform noise in [0, noise-high)", .source = source});
+    s.field("noise-high", noise_high,
+            {.range = lab::above(0), .help = "upper end of replacement=noise", .derived = "the input maximum"});
+  };
+}
 
 class PixelFlipping final : public Metric {
  public:

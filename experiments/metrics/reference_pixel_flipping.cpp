@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "experiments/metrics/curve.h"
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 #include "lab/core/random.h"
 
@@ -29,18 +30,11 @@ const lab::Schema<ReferencePixelFlipping::Params>& ReferencePixelFlipping::Param
                  }(),
                   .help = "N/P: share of the most relevant pixels the flipped ones are drawn from",
                   .source = "unified study Sec. 6.2.3, Fig. 6: N = 15k..30k of 50k pixels"})
-          .choice("replacement", &Params::replacement,
-                  {{FlipReplacement::kZero, "zero"}, {FlipReplacement::kNoise, "noise"}},
-                  {.help = "value of a flipped pixel: zero, or uniform noise in [0, noise-high)",
-                   .source = "unified study Fig. 4, 6"})
-          .field("noise-high", &Params::noise_high,
-                 {.range = lab::above(0), .help = "upper end of replacement=noise", .derived = "the input maximum"})
-          .choice("output", &Params::output, {{OutputKind::kLogit, "logit"}, {OutputKind::kProbability, "probability"}},
-                  {.help = "score read: the target logit, or its probability", .source = "unified study Fig. 6(b)"})
-          .field("pixels-per-step", &Params::pixels_per_step,
-                 {.range = lab::at_least(1), .help = "step of n, the number of flipped pixels"})
-          .field("seed", &Params::seed,
-                 {.range = lab::at_least(0), .help = "with each sample's seed, selects the random subsets and noise"});
+          .with(flip_replacement_params(&Params::replacement, &Params::noise_high, "unified study Fig. 4, 6"))
+          .with(score_output_param(&Params::output, "score read: the target logit, or its probability",
+                                   "unified study Fig. 6(b)"))
+          .with(pixels_per_step_param(&Params::pixels_per_step, "step of n, the number of flipped pixels"))
+          .with(seed_param(&Params::seed, "with each sample's seed, selects the random subsets and noise"));
   return s;
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 
 namespace experiments {
@@ -13,8 +14,8 @@ const lab::Schema<Road::Params>& Road::Params::schema() {
           .field("fractions", &Params::fractions,
                  {.range = lab::between(0, 1), .help = "shares of the pixels removed (MoRF and LeRF), each below 1",
                   .source = "Rong et al. 2022: 10%, 20%, ..., 90%"})
-          .choice("output", &Params::output, {{OutputKind::kProbability, "probability"}, {OutputKind::kLogit, "logit"}},
-                  {.help = "the target's score after the softmax or before it", .source = "Rong et al. 2022 (confidence)"})
+          .with(score_output_param(&Params::output, "the target's score after the softmax or before it",
+                                   "Rong et al. 2022 (confidence)"))
           .nested(&Params::imputation, ImputationParams::schema())
           .check([](const Params& p, const std::string& flag) {
             if (p.fractions.empty()) lab::fail_value(flag, "fractions", "", "one or more numbers in [0, 1)");
