@@ -33,7 +33,8 @@ std::vector<float> percentile_mask(const float* attr, int64_t n, double percenti
   return m;
 }
 
-const lab::Schema<ConfidenceChange::Params>& ConfidenceChange::Params::schema() {
+const lab::Schema<ConfidenceChangeParams>& ConfidenceChangeParams::schema() {
+  using Params = ConfidenceChangeParams;
   static const auto s =
       lab::Schema<Params>()
           .choice("maps", &Params::maps,
@@ -49,9 +50,7 @@ const lab::Schema<ConfidenceChange::Params>& ConfidenceChange::Params::schema() 
   return s;
 }
 
-ConfidenceChange::ConfidenceChange(Kind kind, Params params) : kind_(kind), params_(params) {
-  Params::schema().validate(params_);
-}
+ConfidenceChange::ConfidenceChange(Kind kind, Params params) : MetricWith(std::move(params)), kind_(kind) {}
 
 std::string ConfidenceChange::name() const {
   switch (kind_) {

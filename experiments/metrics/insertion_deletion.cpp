@@ -6,7 +6,8 @@
 
 namespace experiments {
 
-const lab::Schema<InsertionDeletion::Params>& InsertionDeletion::Params::schema() {
+const lab::Schema<InsertionDeletionParams>& InsertionDeletionParams::schema() {
+  using Params = InsertionDeletionParams;
   static const auto s =
       lab::Schema<Params>()
           .nested(&Params::perturbation, PerturbationParams::schema())
@@ -21,9 +22,7 @@ const lab::Schema<InsertionDeletion::Params>& InsertionDeletion::Params::schema(
   return s;
 }
 
-InsertionDeletion::InsertionDeletion(Kind kind, Params params) : kind_(kind), params_(std::move(params)) {
-  Params::schema().validate(params_);
-}
+InsertionDeletion::InsertionDeletion(Kind kind, Params params) : MetricWith(std::move(params)), kind_(kind) {}
 
 std::string InsertionDeletion::variant() const {
   return params_.perturbation.modulo() ? "auc-modulo" : "auc";

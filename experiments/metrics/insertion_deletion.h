@@ -38,21 +38,22 @@
 
 namespace experiments {
 
-class InsertionDeletion final : public Metric {
+/// The settings of InsertionDeletion (`-p`; InsertionDeletion::Params).
+struct InsertionDeletionParams {
+  PerturbationParams perturbation;
+  /// Pixels perturbed per step, ≥ 1 (1 in modulo mode).
+  int64_t pixels_per_step = 1;
+  static const lab::Schema<InsertionDeletionParams>& schema();
+  void resolve(const MetricSetup& setup) { perturbation.resolve(setup); }
+};
+
+class InsertionDeletion final : public MetricWith<InsertionDeletionParams> {
  public:
   enum class Kind { kInsertion, kDeletion };
-  struct Params {
-    PerturbationParams perturbation;
-    /// Pixels perturbed per step, ≥ 1 (1 in modulo mode).
-    int64_t pixels_per_step = 1;
-    static const lab::Schema<Params>& schema();
-    void resolve(const MetricSetup& setup) { perturbation.resolve(setup); }
-  };
 
   InsertionDeletion(Kind kind, Params params);
   std::string name() const override { return kind_ == Kind::kInsertion ? "insertion" : "deletion"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
   /// Every variant of either mode (the registry's list).
   static std::vector<Variant> all_variants(Kind kind);
@@ -71,7 +72,6 @@ class InsertionDeletion final : public Metric {
  private:
   std::string variant() const;
   Kind kind_;
-  Params params_;
 };
 
 }  // namespace experiments

@@ -9,7 +9,8 @@
 
 namespace experiments {
 
-const lab::Schema<MaxAvgSensitivity::Params>& MaxAvgSensitivity::Params::schema() {
+const lab::Schema<MaxAvgSensitivityParams>& MaxAvgSensitivityParams::schema() {
+  using Params = MaxAvgSensitivityParams;
   static const auto s =
       lab::Schema<Params>()
           .field("samples", &Params::samples,
@@ -25,9 +26,7 @@ const lab::Schema<MaxAvgSensitivity::Params>& MaxAvgSensitivity::Params::schema(
   return s;
 }
 
-MaxAvgSensitivity::MaxAvgSensitivity(Kind kind, Params params) : kind_(kind), params_(params) {
-  Params::schema().validate(params_);
-}
+MaxAvgSensitivity::MaxAvgSensitivity(Kind kind, Params params) : MetricWith(std::move(params)), kind_(kind) {}
 
 namespace {
 

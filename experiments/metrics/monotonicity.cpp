@@ -9,7 +9,8 @@
 
 namespace experiments {
 
-const lab::Schema<Monotonicity::Params>& Monotonicity::Params::schema() {
+const lab::Schema<MonotonicityParams>& MonotonicityParams::schema() {
+  using Params = MonotonicityParams;
   static const auto s =
       lab::Schema<Params>()
           .with(pixels_per_step_param(&Params::pixels_per_step,
@@ -19,8 +20,6 @@ const lab::Schema<Monotonicity::Params>& Monotonicity::Params::schema() {
                                    "false-sense Sec. 4.1"));
   return s;
 }
-
-Monotonicity::Monotonicity(Params params) : params_(params) { Params::schema().validate(params_); }
 
 MetricOutput Monotonicity::evaluate_batch(const Context& context, const Batch& batch) const {
   const lab::Network& net = *context.net;

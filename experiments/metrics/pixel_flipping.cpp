@@ -22,7 +22,8 @@ lab::Tensor flip_replacement(FlipReplacement kind, double high, const lab::Tenso
   return out;
 }
 
-const lab::Schema<PixelFlipping::Params>& PixelFlipping::Params::schema() {
+const lab::Schema<PixelFlippingParams>& PixelFlippingParams::schema() {
+  using Params = PixelFlippingParams;
   static const auto s =
       lab::Schema<Params>()
           .choice("order", &Params::order, {{FlipOrder::kAttribution, "attribution"}, {FlipOrder::kRandom, "random"}},
@@ -40,8 +41,6 @@ const lab::Schema<PixelFlipping::Params>& PixelFlipping::Params::schema() {
           .with(seed_param(&Params::seed, "with each sample's seed, selects the random order and noise"));
   return s;
 }
-
-PixelFlipping::PixelFlipping(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::string PixelFlipping::variant() const {
   std::string v = "auc";

@@ -55,27 +55,27 @@ auto flip_replacement_params(FlipReplacement P::*replacement, std::optional<doub
   };
 }
 
-class PixelFlipping final : public Metric {
- public:
-  struct Params {
-    FlipOrder order = FlipOrder::kAttribution;
-    FlipReplacement replacement = FlipReplacement::kZero;
-    /// Unset: the data's input maximum (255 RGB, 1 modulo).
-    std::optional<double> noise_high;
-    OutputKind output = OutputKind::kLogit;
-    FlipIndicator indicator = FlipIndicator::kScore;
-    int64_t pixels_per_step = 1;
-    uint64_t seed = 0;
-    static const lab::Schema<Params>& schema();
-    void resolve(const MetricSetup& setup) {
-      if (!noise_high && setup.input_max) noise_high = *setup.input_max;
-    }
-  };
+/// The settings of PixelFlipping (`-p`; PixelFlipping::Params).
+struct PixelFlippingParams {
+  FlipOrder order = FlipOrder::kAttribution;
+  FlipReplacement replacement = FlipReplacement::kZero;
+  /// Unset: the data's input maximum (255 RGB, 1 modulo).
+  std::optional<double> noise_high;
+  OutputKind output = OutputKind::kLogit;
+  FlipIndicator indicator = FlipIndicator::kScore;
+  int64_t pixels_per_step = 1;
+  uint64_t seed = 0;
+  static const lab::Schema<PixelFlippingParams>& schema();
+  void resolve(const MetricSetup& setup) {
+    if (!noise_high && setup.input_max) noise_high = *setup.input_max;
+  }
+};
 
-  explicit PixelFlipping(Params params);
+class PixelFlipping final : public MetricWith<PixelFlippingParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "pixel-flipping"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return {{variant(), Direction::kLowerIsBetter}}; }
   static std::vector<Variant> all_variants();
   /// The curve of one sample (x: 1×C×H×W or C×H×W, attr: H×W).
@@ -87,7 +87,6 @@ class PixelFlipping final : public Metric {
 
  private:
   std::string variant() const;
-  Params params_;
 };
 
 }  // namespace experiments

@@ -8,20 +8,20 @@
 
 namespace experiments {
 
-const lab::Schema<PointingGame::Params>& PointingGame::Params::schema() {
+const lab::Schema<PointingGameParams>& PointingGameParams::schema() {
+  using Params = PointingGameParams;
   static const auto s =
       lab::Schema<Params>()
           .field("tolerance", &Params::tolerance,
                  {.range = lab::at_least(0),
                   .help = "a maximum point within this many pixels of the region hits",
                   .source = "Zhang et al. 2018: 15 pixels"})
-          .choice("region", &Params::region, {{Region::kPositive, "positive"}, {Region::kOverall, "overall"}},
+          .choice("region", &Params::region,
+                  {{PointingGameRegion::kPositive, "positive"}, {PointingGameRegion::kOverall, "overall"}},
                   {.help = "the ground-truth region: positive pixels, or every non-zero pixel",
                    .source = "unified study Sec. 6.1 (the object area)"});
   return s;
 }
-
-PointingGame::PointingGame(Params params) : params_(params) { Params::schema().validate(params_); }
 
 std::optional<double> PointingGame::hit(const float* attr, const float* gt, int64_t h, int64_t w) const {
   const int64_t hw = h * w;

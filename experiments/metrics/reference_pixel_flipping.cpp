@@ -19,7 +19,8 @@ std::vector<int64_t> reference_order(const float* attr, int64_t n, int64_t refer
   return order;
 }
 
-const lab::Schema<ReferencePixelFlipping::Params>& ReferencePixelFlipping::Params::schema() {
+const lab::Schema<ReferencePixelFlippingParams>& ReferencePixelFlippingParams::schema() {
+  using Params = ReferencePixelFlippingParams;
   static const auto s =
       lab::Schema<Params>()
           .field("reference", &Params::reference,
@@ -36,10 +37,6 @@ const lab::Schema<ReferencePixelFlipping::Params>& ReferencePixelFlipping::Param
           .with(pixels_per_step_param(&Params::pixels_per_step, "step of n, the number of flipped pixels"))
           .with(seed_param(&Params::seed, "with each sample's seed, selects the random subsets and noise"));
   return s;
-}
-
-ReferencePixelFlipping::ReferencePixelFlipping(Params params) : params_(std::move(params)) {
-  Params::schema().validate(params_);
 }
 
 MetricOutput ReferencePixelFlipping::evaluate_batch(const Context& context, const Batch& batch) const {

@@ -8,7 +8,8 @@
 
 namespace experiments {
 
-const lab::Schema<Road::Params>& Road::Params::schema() {
+const lab::Schema<RoadParams>& RoadParams::schema() {
+  using Params = RoadParams;
   static const auto s =
       lab::Schema<Params>()
           .field("fractions", &Params::fractions,
@@ -26,8 +27,6 @@ const lab::Schema<Road::Params>& Road::Params::schema() {
           });
   return s;
 }
-
-Road::Road(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::vector<Variant> Road::all_variants() {
   return {{"morf", Direction::kLowerIsBetter}, {"lerf", Direction::kHigherIsBetter}, {"combined", Direction::kHigherIsBetter}};

@@ -27,7 +27,8 @@ std::vector<int64_t> log_schedule(int64_t pixels, int64_t points) {
   return out;
 }
 
-const lab::Schema<SensitivityN::Params>& SensitivityN::Params::schema() {
+const lab::Schema<SensitivityNParams>& SensitivityNParams::schema() {
+  using Params = SensitivityNParams;
   static const auto s =
       lab::Schema<Params>()
           .nested(&Params::perturbation, PerturbationParams::schema())
@@ -52,7 +53,7 @@ const lab::Schema<SensitivityN::Params>& SensitivityN::Params::schema() {
   return s;
 }
 
-void SensitivityN::Params::resolve(const MetricSetup& setup) {
+void SensitivityNParams::resolve(const MetricSetup& setup) {
   perturbation.resolve(setup);
   if (!n && setup.pixels) n = log_schedule(*setup.pixels, points);
 }
@@ -91,9 +92,8 @@ struct SensitivityN::ScoreCache {
   }
 };
 
-SensitivityN::SensitivityN(Params params) : params_(std::move(params)), cache_(std::make_shared<ScoreCache>()) {
-  Params::schema().validate(params_);
-}
+SensitivityN::SensitivityN(Params params)
+    : MetricWith(std::move(params)), cache_(std::make_shared<ScoreCache>()) {}
 
 std::string SensitivityN::variant() const {
   return params_.perturbation.modulo() ? "mean-modulo" : "mean";
