@@ -29,16 +29,16 @@ const lab::Schema<PixelFlippingParams>& PixelFlippingParams::schema() {
           .choice("order", &Params::order, {{FlipOrder::kAttribution, "attribution"}, {FlipOrder::kRandom, "random"}},
                   {.help = "attribution: most relevant first; random: the random-masking control",
                    .source = "unified study Sec. 6.2, Fig. 4"})
-          .with(flip_replacement_params(&Params::replacement, &Params::noise_high,
-                                        "unified study Sec. 6.2.3, Fig. 4 (zeros and random-noise baselines)"))
-          .with(score_output_param(&Params::output, "score read: the target logit, or its probability",
-                                   "unified study Sec. 6.2: the predicted score f(x)t"))
+          .with(flip_replacement_params<Params>(&Params::replacement, &Params::noise_high,
+                                                "unified study Sec. 6.2.3, Fig. 4 (zeros and random-noise baselines)"))
+          .with(score_output_param<Params>(&Params::output, "score read: the target logit, or its probability",
+                                           "unified study Sec. 6.2: the predicted score f(x)t"))
           .choice("indicator", &Params::indicator,
                   {{FlipIndicator::kScore, "score"}, {FlipIndicator::kAccuracy, "accuracy"}},
                   {.help = "curve of the target score, or of 1[predicted label = target]",
                    .source = "unified study Sec. 6.2.1, App. E"})
-          .with(pixels_per_step_param(&Params::pixels_per_step, "pixels flipped per step", "Samek et al. 2016"))
-          .with(seed_param(&Params::seed, "with each sample's seed, selects the random order and noise"));
+          .with(pixels_per_step_param<Params>(&Params::pixels_per_step, "pixels flipped per step", "Samek et al. 2016"))
+          .with(seed_param<Params>(&Params::seed, "with each sample's seed, selects the random order and noise"));
   return s;
 }
 

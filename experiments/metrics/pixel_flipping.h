@@ -55,20 +55,27 @@ auto flip_replacement_params(FlipReplacement P::*replacement, std::optional<doub
   };
 }
 
-/// The settings of PixelFlipping (`-p`; PixelFlipping::Params).
-struct PixelFlippingParams {
-  FlipOrder order = FlipOrder::kAttribution;
+/// The settings both flipping metrics have (pixel-flipping, reference-pixel-flipping): the
+/// value a flipped pixel takes, the score read, the step and the random stream. Each metric's
+/// schema declares their keys in its own order, with its own help and sources (the parts take
+/// the metric's Params explicitly: `flip_replacement_params<Params>(&Params::replacement, ...)`).
+struct FlipSettings {
   FlipReplacement replacement = FlipReplacement::kZero;
   /// Unset: the data's input maximum (255 RGB, 1 modulo).
   std::optional<double> noise_high;
   OutputKind output = OutputKind::kLogit;
-  FlipIndicator indicator = FlipIndicator::kScore;
   int64_t pixels_per_step = 1;
   uint64_t seed = 0;
-  static const lab::Schema<PixelFlippingParams>& schema();
   void resolve(const MetricSetup& setup) {
     if (!noise_high && setup.input_max) noise_high = *setup.input_max;
   }
+};
+
+/// The settings of PixelFlipping (`-p`; PixelFlipping::Params).
+struct PixelFlippingParams : FlipSettings {
+  FlipOrder order = FlipOrder::kAttribution;
+  FlipIndicator indicator = FlipIndicator::kScore;
+  static const lab::Schema<PixelFlippingParams>& schema();
 };
 
 class PixelFlipping final : public MetricWith<PixelFlippingParams> {

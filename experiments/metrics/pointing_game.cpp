@@ -16,8 +16,7 @@ const lab::Schema<PointingGameParams>& PointingGameParams::schema() {
                  {.range = lab::at_least(0),
                   .help = "a maximum point within this many pixels of the region hits",
                   .source = "Zhang et al. 2018: 15 pixels"})
-          .choice("region", &Params::region,
-                  {{PointingGameRegion::kPositive, "positive"}, {PointingGameRegion::kOverall, "overall"}},
+          .choice("region", &Params::region, {{Region::kPositive, "positive"}, {Region::kOverall, "overall"}},
                   {.help = "the ground-truth region: positive pixels, or every non-zero pixel",
                    .source = "unified study Sec. 6.1 (the object area)"});
   return s;

@@ -17,19 +17,18 @@
 
 namespace experiments {
 
-/// The ground-truth region a map's maximum must point into (PointingGame::Region).
-enum class PointingGameRegion { kPositive, kOverall };
-
 /// The settings of PointingGame (`-p`; PointingGame::Params).
 struct PointingGameParams {
+  /// The ground-truth region a map's maximum must point into (PointingGame::Region).
+  enum class Region { kPositive, kOverall };
   double tolerance = 15.0;
-  PointingGameRegion region = PointingGameRegion::kPositive;
+  Region region = Region::kPositive;
   static const lab::Schema<PointingGameParams>& schema();
 };
 
 class PointingGame final : public MetricWith<PointingGameParams> {
  public:
-  using Region = PointingGameRegion;
+  using Region = Params::Region;
   using MetricWith::MetricWith;
   std::string name() const override { return "pointing-game"; }
   std::string family() const override { return "ground-truth"; }

@@ -31,11 +31,11 @@ const lab::Schema<ReferencePixelFlippingParams>& ReferencePixelFlippingParams::s
                  }(),
                   .help = "N/P: share of the most relevant pixels the flipped ones are drawn from",
                   .source = "unified study Sec. 6.2.3, Fig. 6: N = 15k..30k of 50k pixels"})
-          .with(flip_replacement_params(&Params::replacement, &Params::noise_high, "unified study Fig. 4, 6"))
-          .with(score_output_param(&Params::output, "score read: the target logit, or its probability",
-                                   "unified study Fig. 6(b)"))
-          .with(pixels_per_step_param(&Params::pixels_per_step, "step of n, the number of flipped pixels"))
-          .with(seed_param(&Params::seed, "with each sample's seed, selects the random subsets and noise"));
+          .with(flip_replacement_params<Params>(&Params::replacement, &Params::noise_high, "unified study Fig. 4, 6"))
+          .with(score_output_param<Params>(&Params::output, "score read: the target logit, or its probability",
+                                           "unified study Fig. 6(b)"))
+          .with(pixels_per_step_param<Params>(&Params::pixels_per_step, "step of n, the number of flipped pixels"))
+          .with(seed_param<Params>(&Params::seed, "with each sample's seed, selects the random subsets and noise"));
   return s;
 }
 

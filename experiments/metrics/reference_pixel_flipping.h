@@ -26,18 +26,10 @@ namespace experiments {
 std::vector<int64_t> reference_order(const float* attr, int64_t n, int64_t reference, lab::Rng& rng);
 
 /// The settings of ReferencePixelFlipping (`-p`; ReferencePixelFlipping::Params).
-struct ReferencePixelFlippingParams {
+struct ReferencePixelFlippingParams : FlipSettings {
   /// N / P: the share of pixels in the reference set, in (0, 1].
   double reference = 0.5;
-  FlipReplacement replacement = FlipReplacement::kZero;
-  std::optional<double> noise_high;
-  OutputKind output = OutputKind::kLogit;
-  int64_t pixels_per_step = 1;
-  uint64_t seed = 0;
   static const lab::Schema<ReferencePixelFlippingParams>& schema();
-  void resolve(const MetricSetup& setup) {
-    if (!noise_high && setup.input_max) noise_high = *setup.input_max;
-  }
 };
 
 class ReferencePixelFlipping final : public MetricWith<ReferencePixelFlippingParams> {
