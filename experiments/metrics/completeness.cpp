@@ -7,7 +7,8 @@
 
 namespace experiments {
 
-const lab::Schema<Completeness::Params>& Completeness::Params::schema() {
+const lab::Schema<CompletenessParams>& CompletenessParams::schema() {
+  using Params = CompletenessParams;
   static const auto s =
       lab::Schema<Params>()
           .field("thresholds", &Params::thresholds,
@@ -32,8 +33,6 @@ const lab::Schema<Completeness::Params>& Completeness::Params::schema() {
           });
   return s;
 }
-
-Completeness::Completeness(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::vector<Variant> Completeness::all_variants() {
   return {{"completeness", Direction::kHigherIsBetter},

@@ -36,23 +36,23 @@ namespace experiments {
 
 enum class ThresholdRule { kAbove, kAtOrAbove };
 
-class Completeness final : public Metric {
- public:
-  struct Params {
-    std::vector<double> thresholds = {0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1};
-    ThresholdRule removed = ThresholdRule::kAbove;
-    Indicator indicator = Indicator::kCorrect;
-    RemovalKind removal = RemovalKind::kBackground;
-    ImputationParams imputation;
-    Predictive predictive = Predictive::kPositive;
-    static const lab::Schema<Params>& schema();
-    void resolve(const MetricSetup& setup) { imputation.resolve(setup); }
-  };
+/// The settings of Completeness (`-p`; Completeness::Params).
+struct CompletenessParams {
+  std::vector<double> thresholds = {0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1};
+  ThresholdRule removed = ThresholdRule::kAbove;
+  Indicator indicator = Indicator::kCorrect;
+  RemovalKind removal = RemovalKind::kBackground;
+  ImputationParams imputation;
+  Predictive predictive = Predictive::kPositive;
+  static const lab::Schema<CompletenessParams>& schema();
+  void resolve(const MetricSetup& setup) { imputation.resolve(setup); }
+};
 
-  explicit Completeness(Params params);
+class Completeness final : public MetricWith<CompletenessParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "completeness"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
   static std::vector<Variant> all_variants();
 
@@ -62,9 +62,6 @@ class Completeness final : public Metric {
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
 }  // namespace experiments

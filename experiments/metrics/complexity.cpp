@@ -40,25 +40,26 @@ std::optional<double> gini_sparseness(const float* attr, int64_t n) {
   return g / (static_cast<double>(n) * total);
 }
 
-const lab::Schema<Complexity::Params>& Complexity::Params::schema() {
+const lab::Schema<ComplexityParams>& ComplexityParams::schema() {
+  using Params = ComplexityParams;
   static const lab::Schema<Params> s;
   return s;
 }
 
-const lab::Schema<Sparseness::Params>& Sparseness::Params::schema() {
+const lab::Schema<SparsenessParams>& SparsenessParams::schema() {
+  using Params = SparsenessParams;
   static const lab::Schema<Params> s;
   return s;
 }
 
-const lab::Schema<EffectiveComplexity::Params>& EffectiveComplexity::Params::schema() {
+const lab::Schema<EffectiveComplexityParams>& EffectiveComplexityParams::schema() {
+  using Params = EffectiveComplexityParams;
   static const auto s = lab::Schema<Params>().field(
       "eps", &Params::eps,
       {.range = lab::at_least(0), .help = "a feature counts when its max-normalised |attribution| exceeds eps",
        .source = "Nguyen and Martinez 2020; Quantus eps = 1e-5"});
   return s;
 }
-
-EffectiveComplexity::EffectiveComplexity(Params params) : params_(params) { Params::schema().validate(params_); }
 
 namespace {
 

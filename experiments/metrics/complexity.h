@@ -26,62 +26,56 @@ std::optional<double> entropy_complexity(const float* attr, int64_t n);
 double effective_complexity(const float* attr, int64_t n, double eps);
 std::optional<double> gini_sparseness(const float* attr, int64_t n);
 
-class Complexity final : public Metric {
+/// The settings of Complexity (`-p`; Complexity::Params).
+struct ComplexityParams {
+  static const lab::Schema<ComplexityParams>& schema();  ///< no parameters
+};
+
+class Complexity final : public MetricWith<ComplexityParams> {
  public:
-  struct Params {
-    static const lab::Schema<Params>& schema();  ///< no parameters
-  };
-  explicit Complexity(Params params) : params_(params) {}
+  using MetricWith::MetricWith;
   std::string name() const override { return "complexity"; }
   std::string family() const override { return "complexity"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return all_variants(); }
   static std::vector<Variant> all_variants() { return {{"value", Direction::kLowerIsBetter}}; }
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
-class EffectiveComplexity final : public Metric {
+/// The settings of EffectiveComplexity (`-p`; EffectiveComplexity::Params).
+struct EffectiveComplexityParams {
+  double eps = 1e-5;
+  static const lab::Schema<EffectiveComplexityParams>& schema();
+};
+
+class EffectiveComplexity final : public MetricWith<EffectiveComplexityParams> {
  public:
-  struct Params {
-    double eps = 1e-5;
-    static const lab::Schema<Params>& schema();
-  };
-  explicit EffectiveComplexity(Params params);
+  using MetricWith::MetricWith;
   std::string name() const override { return "effective-complexity"; }
   std::string family() const override { return "complexity"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return all_variants(); }
   static std::vector<Variant> all_variants() { return {{"value", Direction::kLowerIsBetter}}; }
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
-class Sparseness final : public Metric {
+/// The settings of Sparseness (`-p`; Sparseness::Params).
+struct SparsenessParams {
+  static const lab::Schema<SparsenessParams>& schema();  ///< no parameters
+};
+
+class Sparseness final : public MetricWith<SparsenessParams> {
  public:
-  struct Params {
-    static const lab::Schema<Params>& schema();  ///< no parameters
-  };
-  explicit Sparseness(Params params) : params_(params) {}
+  using MetricWith::MetricWith;
   std::string name() const override { return "sparseness"; }
   std::string family() const override { return "complexity"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return all_variants(); }
   static std::vector<Variant> all_variants() { return {{"value", Direction::kHigherIsBetter}}; }
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
 }  // namespace experiments

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 
 namespace experiments {
@@ -32,7 +33,8 @@ std::vector<float> percentile_mask(const float* attr, int64_t n, double percenti
   return m;
 }
 
-const lab::Schema<ConfidenceChange::Params>& ConfidenceChange::Params::schema() {
+const lab::Schema<ConfidenceChangeParams>& ConfidenceChangeParams::schema() {
+  using Params = ConfidenceChangeParams;
   static const auto s =
       lab::Schema<Params>()
           .choice("maps", &Params::maps,
@@ -43,15 +45,12 @@ const lab::Schema<ConfidenceChange::Params>& ConfidenceChange::Params::schema() 
                  {.range = lab::between(0, 100),
                   .help = "maps=binarised: keep pixels at or above this percentile of the map",
                   .source = "coherency Sec. 4.5, Table 3: 50th percentile"})
-          .choice("output", &Params::output, {{OutputKind::kProbability, "probability"}, {OutputKind::kLogit, "logit"}},
-                  {.help = "score F(.)c: the target's probability, or its logit",
-                   .source = "coherency eq. 1; false-sense Sec. 4.1 (class probabilities)"});
+          .with(score_output_param(&Params::output, "score F(.)c: the target's probability, or its logit",
+                                   "coherency eq. 1; false-sense Sec. 4.1 (class probabilities)"));
   return s;
 }
 
-ConfidenceChange::ConfidenceChange(Kind kind, Params params) : kind_(kind), params_(params) {
-  Params::schema().validate(params_);
-}
+ConfidenceChange::ConfidenceChange(Kind kind, Params params) : MetricWith(std::move(params)), kind_(kind) {}
 
 std::string ConfidenceChange::name() const {
   switch (kind_) {

@@ -39,20 +39,21 @@ std::vector<float> percentile_mask(const float* attr, int64_t n, double percenti
 /// The `percentile`-th percentile (0..100) of `n` values, numpy's default linear interpolation.
 double percentile_of(const float* values, int64_t n, double percentile);
 
-class ConfidenceChange final : public Metric {
+/// The settings of ConfidenceChange (`-p`; ConfidenceChange::Params).
+struct ConfidenceChangeParams {
+  ConfidenceMaps maps = ConfidenceMaps::kReal;
+  double percentile = 50.0;
+  OutputKind output = OutputKind::kProbability;
+  static const lab::Schema<ConfidenceChangeParams>& schema();
+};
+
+class ConfidenceChange final : public MetricWith<ConfidenceChangeParams> {
  public:
   enum class Kind { kAverageDrop, kIncrease, kAverageGain };
-  struct Params {
-    ConfidenceMaps maps = ConfidenceMaps::kReal;
-    double percentile = 50.0;
-    OutputKind output = OutputKind::kProbability;
-    static const lab::Schema<Params>& schema();
-  };
 
   ConfidenceChange(Kind kind, Params params);
   std::string name() const override;
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
   static std::vector<Variant> all_variants(Kind kind);
   /// The per-sample value (percent) of this metric from y = f_c(x) and y' = f_c(x ⊙ m); nullopt
@@ -64,7 +65,6 @@ class ConfidenceChange final : public Metric {
 
  private:
   Kind kind_;
-  Params params_;
 };
 
 }  // namespace experiments

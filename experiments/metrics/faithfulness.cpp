@@ -4,7 +4,8 @@
 
 namespace experiments {
 
-const lab::Schema<FaithfulnessTest::Params>& FaithfulnessTest::Params::schema() {
+const lab::Schema<FaithfulnessTestParams>& FaithfulnessTestParams::schema() {
+  using Params = FaithfulnessTestParams;
   static const auto s = lab::Schema<Params>()
                             .field("gamma", &Params::gamma,
                                    {.range = lab::between(0, 1),
@@ -13,8 +14,6 @@ const lab::Schema<FaithfulnessTest::Params>& FaithfulnessTest::Params::schema() 
                             .nested(&Params::gt, GroundTruthMetric::Params::schema());
   return s;
 }
-
-FaithfulnessTest::FaithfulnessTest(Params params) : params_(params) { Params::schema().validate(params_); }
 
 namespace {
 

@@ -28,20 +28,20 @@
 
 namespace experiments {
 
-class FaithfulnessTest final : public Metric {
- public:
-  struct Params {
-    /// Threshold γ of eq. 1–2, in [0, 1].
-    double gamma = 0.5;
-    /// Which ground truth F1 is measured on (gt.h's parameter).
-    GroundTruthMetric::Params gt;
-    static const lab::Schema<Params>& schema();
-  };
+/// The settings of FaithfulnessTest (`-p`; FaithfulnessTest::Params).
+struct FaithfulnessTestParams {
+  /// Threshold γ of eq. 1–2, in [0, 1].
+  double gamma = 0.5;
+  /// Which ground truth F1 is measured on (gt.h's parameter).
+  GroundTruthMetric::Params gt;
+  static const lab::Schema<FaithfulnessTestParams>& schema();
+};
 
-  explicit FaithfulnessTest(Params params);
+class FaithfulnessTest final : public MetricWith<FaithfulnessTestParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "faithfulness-test"; }
   std::string family() const override { return "ground-truth"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
   Normalisation normalisation() const override { return Normalisation::kEq17; }
   /// Mean F1 per kind, and pass = (mean F1 ≥ γ).
@@ -51,9 +51,6 @@ class FaithfulnessTest final : public Metric {
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
 /// One method's result on one model (mean F1 of one ground-truth kind over the model's data).

@@ -49,15 +49,14 @@ PrecisionRecall soft_precision_recall(const float* attr, const float* gt, int64_
   return out;
 }
 
-const lab::Schema<GroundTruthMetric::Params>& GroundTruthMetric::Params::schema() {
+const lab::Schema<GroundTruthMetricParams>& GroundTruthMetricParams::schema() {
+  using Params = GroundTruthMetricParams;
   static const auto s = lab::Schema<Params>().choice(
       "ground-truth", &Params::ground_truth,
       {{GtSource::kPixel, "pixel"}, {GtSource::kSmooth, "smooth"}, {GtSource::kBoth, "both"}},
       {.help = "which ground truth: per pixel, per patch region (smooth), or both", .source = "Sec. 4, App. F.3"});
   return s;
 }
-
-GroundTruthMetric::GroundTruthMetric(Params params) : params_(params) { Params::schema().validate(params_); }
 
 namespace {
 

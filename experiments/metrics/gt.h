@@ -55,18 +55,18 @@ struct PrecisionRecall {
 /// The soft scores of one sample: `attr` (already eq. 17–normalised) and `gt`, `n` pixels each.
 PrecisionRecall soft_precision_recall(const float* attr, const float* gt, int64_t n, GtKind kind);
 
-class GroundTruthMetric final : public Metric {
- public:
-  struct Params {
-    /// pixel (default), smooth, or both.
-    GtSource ground_truth = GtSource::kPixel;
-    static const lab::Schema<Params>& schema();
-  };
+/// The settings of GroundTruthMetric (`-p`; GroundTruthMetric::Params).
+struct GroundTruthMetricParams {
+  /// pixel (default), smooth, or both.
+  GtSource ground_truth = GtSource::kPixel;
+  static const lab::Schema<GroundTruthMetricParams>& schema();
+};
 
-  explicit GroundTruthMetric(Params params);
+class GroundTruthMetric final : public MetricWith<GroundTruthMetricParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "gt"; }
   std::string family() const override { return "ground-truth"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
   Normalisation normalisation() const override { return Normalisation::kEq17; }
   /// Every variant of any ground_truth (the registry's list).
@@ -74,9 +74,6 @@ class GroundTruthMetric final : public Metric {
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
 /// The ground truth tensors a source selects: {pixel}, {smooth} or both, each with its

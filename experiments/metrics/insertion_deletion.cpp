@@ -1,25 +1,19 @@
 #include "experiments/metrics/insertion_deletion.h"
 
 #include "experiments/engine/incremental.h"
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 
 namespace experiments {
 
-double trapezoid_auc(const std::vector<double>& x, const std::vector<double>& y) {
-  LAB_CHECK(x.size() == y.size(), "{} x for {} y", x.size(), y.size());
-  double area = 0.0;
-  for (size_t i = 1; i < x.size(); ++i) area += (x[i] - x[i - 1]) * (y[i] + y[i - 1]) / 2.0;
-  return area;
-}
-
-const lab::Schema<InsertionDeletion::Params>& InsertionDeletion::Params::schema() {
+const lab::Schema<InsertionDeletionParams>& InsertionDeletionParams::schema() {
+  using Params = InsertionDeletionParams;
   static const auto s =
       lab::Schema<Params>()
           .nested(&Params::perturbation, PerturbationParams::schema())
-          .field("pixels-per-step", &Params::pixels_per_step,
-                 {.range = lab::at_least(1),
-                  .help = "pixels perturbed per step (1: the full-resolution curve; modulo needs 1)",
-                  .source = "App. G.4; modulo App. F.4"})
+          .with(pixels_per_step_param(&Params::pixels_per_step,
+                                      "pixels perturbed per step (1: the full-resolution curve; modulo needs 1)",
+                                      "App. G.4; modulo App. F.4"))
           .check([](const Params& p, const std::string& flag) {
             if (p.perturbation.modulo() && p.pixels_per_step != 1)
               lab::fail_value(flag, "pixels-per-step", std::to_string(p.pixels_per_step),
@@ -28,9 +22,7 @@ const lab::Schema<InsertionDeletion::Params>& InsertionDeletion::Params::schema(
   return s;
 }
 
-InsertionDeletion::InsertionDeletion(Kind kind, Params params) : kind_(kind), params_(std::move(params)) {
-  Params::schema().validate(params_);
-}
+InsertionDeletion::InsertionDeletion(Kind kind, Params params) : MetricWith(std::move(params)), kind_(kind) {}
 
 std::string InsertionDeletion::variant() const {
   return params_.perturbation.modulo() ? "auc-modulo" : "auc";
@@ -77,28 +69,18 @@ std::vector<CurvePoint> InsertionDeletion::curve(const Context& context, const P
   const lab::Tensor outputs = evaluator.run(path);
   const int64_t k = outputs.dim(1);
 
-  std::vector<CurvePoint> points;
-  points.reserve(static_cast<size_t>(path.steps() + 1));
-  const std::string v = variant();
   int64_t correct = 0;
   int64_t previous_label = modulo ? predicted_label(context, outputs.sample(0), k) : 0;
-  for (int64_t s = 0; s <= path.steps(); ++s) {
-    const double fraction = s == 0 ? 0.0 : static_cast<double>(path.step_ends[static_cast<size_t>(s - 1)]) / hw;
-    double y = 0.0;
-    if (modulo) {
-      if (s > 0) {
-        const int64_t label = predicted_label(context, outputs.sample(s), k);
-        correct += label != previous_label;
-        previous_label = label;
-      }
-      const double share = static_cast<double>(correct) / static_cast<double>(gt_pixels);
-      y = kind_ == Kind::kInsertion ? share : 1.0 - share;
-    } else {
-      y = reader.score(outputs.sample(s), k, target);
+  return path_curve(path, hw, id, variant(), [&](int64_t s) -> double {
+    if (!modulo) return reader.score(outputs.sample(s), k, target);
+    if (s > 0) {
+      const int64_t label = predicted_label(context, outputs.sample(s), k);
+      correct += label != previous_label;
+      previous_label = label;
     }
-    points.push_back({id, v, fraction, y});
-  }
-  return points;
+    const double share = static_cast<double>(correct) / static_cast<double>(gt_pixels);
+    return kind_ == Kind::kInsertion ? share : 1.0 - share;
+  });
 }
 
 MetricOutput InsertionDeletion::evaluate_batch(const Context& context, const Batch& batch) const {
@@ -106,26 +88,12 @@ MetricOutput InsertionDeletion::evaluate_batch(const Context& context, const Bat
   if (params_.perturbation.modulo() && batch.gt.empty())
     lab::fail("metric {} in modulo mode needs the pixel ground truth", name());
   const PathEvaluator paths = evaluator(context, context.incremental);
-  // Each sample's curve into its own slot (the engine may evaluate samples concurrently), then
-  // the slots in sample order.
-  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
-  for_samples(context, batch.size(), [&](int64_t i) {
+  return score_samples(context, batch.size(), [&](int64_t i, MetricOutput& slot) {
     const size_t si = static_cast<size_t>(i);
-    std::vector<CurvePoint> points =
-        curve(context, paths, batch.x.slice(i, i + 1), batch.attr.data() + i * hw,
-              batch.gt.empty() ? nullptr : batch.gt.data() + i * hw, batch.target[si], batch.ids[si], batch.seeds[si]);
-    if (points.empty()) return;
-    std::vector<double> xs, ys;
-    for (const CurvePoint& p : points) {
-      xs.push_back(p.x);
-      ys.push_back(p.y);
-    }
-    per_sample[si].rows.push_back({batch.ids[si], variant(), trapezoid_auc(xs, ys)});
-    per_sample[si].curves = std::move(points);
+    add_auc_curve(slot, curve(context, paths, batch.x.slice(i, i + 1), batch.attr.data() + i * hw,
+                              batch.gt.empty() ? nullptr : batch.gt.data() + i * hw, batch.target[si],
+                              batch.ids[si], batch.seeds[si]));
   });
-  MetricOutput out;
-  for (MetricOutput& o : per_sample) out.append(std::move(o));
-  return out;
 }
 
 }  // namespace experiments

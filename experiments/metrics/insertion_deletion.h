@@ -25,35 +25,35 @@
 /// lower-is-better. Curves: the same variant, one point per step.
 /// Parameters (Params::schema()): pixels-per-step ≥ 1 and the shared perturbation settings
 /// (engine/perturbation.h, nested).
-/// Network evaluation: PathEvaluator (engine/incremental.h), exact and batched.
+/// Network evaluation: PathEvaluator (engine/incremental.h), exact and batched; the curve and its
+/// AUC row come from curve.h.
 /// Tested in tests/experiments/test_metrics_perturbation.cpp: the modulo optimum from the
 /// image's pixel counts, hand-checked standard curves on a tiny network, incremental == full.
 #pragma once
 
 #include "experiments/engine/incremental.h"
-#include "experiments/metrics/metric.h"
 #include "experiments/engine/perturbation.h"
+#include "experiments/metrics/curve.h"
+#include "experiments/metrics/metric.h"
 
 namespace experiments {
 
-/// Trapezoid area under the points (x_i, y_i), x increasing.
-double trapezoid_auc(const std::vector<double>& x, const std::vector<double>& y);
+/// The settings of InsertionDeletion (`-p`; InsertionDeletion::Params).
+struct InsertionDeletionParams {
+  PerturbationParams perturbation;
+  /// Pixels perturbed per step, ≥ 1 (1 in modulo mode).
+  int64_t pixels_per_step = 1;
+  static const lab::Schema<InsertionDeletionParams>& schema();
+  void resolve(const MetricSetup& setup) { perturbation.resolve(setup); }
+};
 
-class InsertionDeletion final : public Metric {
+class InsertionDeletion final : public MetricWith<InsertionDeletionParams> {
  public:
   enum class Kind { kInsertion, kDeletion };
-  struct Params {
-    PerturbationParams perturbation;
-    /// Pixels perturbed per step, ≥ 1 (1 in modulo mode).
-    int64_t pixels_per_step = 1;
-    static const lab::Schema<Params>& schema();
-    void resolve(const MetricSetup& setup) { perturbation.resolve(setup); }
-  };
 
   InsertionDeletion(Kind kind, Params params);
   std::string name() const override { return kind_ == Kind::kInsertion ? "insertion" : "deletion"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
   /// Every variant of either mode (the registry's list).
   static std::vector<Variant> all_variants(Kind kind);
@@ -72,7 +72,6 @@ class InsertionDeletion final : public Metric {
  private:
   std::string variant() const;
   Kind kind_;
-  Params params_;
 };
 
 }  // namespace experiments

@@ -41,7 +41,8 @@ std::string text_param(const nlohmann::json& params, const char* key, const std:
 
 }  // namespace
 
-const lab::Schema<Invariant::Params>& Invariant::Params::schema() {
+const lab::Schema<InvariantParams>& InvariantParams::schema() {
+  using Params = InvariantParams;
   static const auto s =
       lab::Schema<Params>()
           .choice("promise", &Params::promise, promise_names(),
@@ -60,8 +61,6 @@ const lab::Schema<Invariant::Params>& Invariant::Params::schema() {
                   .source = "float32 sums of ~10^3 terms; the issue's 1e-5"});
   return s;
 }
-
-Invariant::Invariant(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::vector<Variant> Invariant::all_variants() {
   return {{"violation", Direction::kLowerIsBetter},

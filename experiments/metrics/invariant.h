@@ -59,20 +59,20 @@ namespace experiments {
 
 enum class Promise { kAuto, kNone, kCompleteness, kSummationToDelta, kConservation };
 
-class Invariant final : public Metric {
- public:
-  struct Params {
-    Promise promise = Promise::kAuto;
-    attributions::Baseline baseline;
-    attributions::Output output = attributions::Output::kProbability;
-    double tolerance = 1e-5;
-    static const lab::Schema<Params>& schema();
-  };
+/// The settings of Invariant (`-p`; Invariant::Params).
+struct InvariantParams {
+  Promise promise = Promise::kAuto;
+  attributions::Baseline baseline;
+  attributions::Output output = attributions::Output::kProbability;
+  double tolerance = 1e-5;
+  static const lab::Schema<InvariantParams>& schema();
+};
 
-  explicit Invariant(Params params);
+class Invariant final : public MetricWith<InvariantParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "invariant"; }
   std::string family() const override { return "axiom"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return all_variants(); }
   static std::vector<Variant> all_variants();
 
@@ -84,9 +84,6 @@ class Invariant final : public Metric {
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
 }  // namespace experiments

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cmath>
 
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 #include "lab/core/random.h"
 
 namespace experiments {
 
-const lab::Schema<MaxAvgSensitivity::Params>& MaxAvgSensitivity::Params::schema() {
+const lab::Schema<MaxAvgSensitivityParams>& MaxAvgSensitivityParams::schema() {
+  using Params = MaxAvgSensitivityParams;
   static const auto s =
       lab::Schema<Params>()
           .field("samples", &Params::samples,
@@ -20,14 +22,11 @@ const lab::Schema<MaxAvgSensitivity::Params>& MaxAvgSensitivity::Params::schema(
                   .source = "Yeh et al. 2019; Quantus: bound 0.2"})
           .field("normalise", &Params::normalise,
                  {.help = "divide each map by its max |value| before the norm", .source = "Quantus normalise = True"})
-          .field("seed", &Params::seed,
-                 {.range = lab::at_least(0), .help = "with each sample's seed, selects the perturbations"});
+          .with(seed_param(&Params::seed, "with each sample's seed, selects the perturbations"));
   return s;
 }
 
-MaxAvgSensitivity::MaxAvgSensitivity(Kind kind, Params params) : kind_(kind), params_(params) {
-  Params::schema().validate(params_);
-}
+MaxAvgSensitivity::MaxAvgSensitivity(Kind kind, Params params) : MetricWith(std::move(params)), kind_(kind) {}
 
 namespace {
 

@@ -22,21 +22,22 @@
 
 namespace experiments {
 
-class MaxAvgSensitivity final : public Metric {
+/// The settings of MaxAvgSensitivity (`-p`; MaxAvgSensitivity::Params).
+struct MaxAvgSensitivityParams {
+  int64_t samples = 200;
+  double radius = 0.2;
+  bool normalise = true;
+  uint64_t seed = 0;
+  static const lab::Schema<MaxAvgSensitivityParams>& schema();
+};
+
+class MaxAvgSensitivity final : public MetricWith<MaxAvgSensitivityParams> {
  public:
   enum class Kind { kMax, kAverage };
-  struct Params {
-    int64_t samples = 200;
-    double radius = 0.2;
-    bool normalise = true;
-    uint64_t seed = 0;
-    static const lab::Schema<Params>& schema();
-  };
 
   MaxAvgSensitivity(Kind kind, Params params);
   std::string name() const override { return kind_ == Kind::kMax ? "max-sensitivity" : "avg-sensitivity"; }
   std::string family() const override { return "robustness"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return all_variants(); }
   static std::vector<Variant> all_variants() { return {{"value", Direction::kLowerIsBetter}}; }
 
@@ -45,7 +46,6 @@ class MaxAvgSensitivity final : public Metric {
 
  private:
   Kind kind_;
-  Params params_;
 };
 
 }  // namespace experiments

@@ -42,6 +42,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -155,6 +156,20 @@ class Metric {
 
  private:
   std::string label_;
+};
+
+/// The base of a metric whose settings are a struct P with `static const lab::Schema<P>&
+/// schema()`: it keeps them (checked against the schema when the metric is made), records them
+/// in params(), and names P as the metric's `Params` (what metric_info reads with).
+template <class P>
+class MetricWith : public Metric {
+ public:
+  using Params = P;
+  explicit MetricWith(P params) : params_(std::move(params)) { P::schema().validate(params_); }
+  nlohmann::json params() const override { return P::schema().to_json(params_); }
+
+ protected:
+  P params_;
 };
 
 /// One registry entry: what `attrlab metrics` lists and how the metric is made.

@@ -3,37 +3,33 @@
 #include <algorithm>
 
 #include "experiments/engine/incremental.h"
+#include "experiments/metrics/curve.h"
+#include "experiments/metrics/param_parts.h"
 #include "experiments/rank.h"
 
 namespace experiments {
 
-const lab::Schema<Monotonicity::Params>& Monotonicity::Params::schema() {
+const lab::Schema<MonotonicityParams>& MonotonicityParams::schema() {
+  using Params = MonotonicityParams;
   static const auto s =
       lab::Schema<Params>()
-          .field("pixels-per-step", &Params::pixels_per_step,
-                 {.range = lab::at_least(1),
-                  .help = "pixels per set m(i) (K = ceil(H*W / pixels-per-step) sets)",
-                  .source = "false-sense Sec. 4.1; Quantus: one feature per step"})
-          .choice("output", &Params::output, {{OutputKind::kProbability, "probability"}, {OutputKind::kLogit, "logit"}},
-                  {.help = "f(.)c: the target's probability, or its logit", .source = "false-sense Sec. 4.1"});
+          .with(pixels_per_step_param(&Params::pixels_per_step,
+                                      "pixels per set m(i) (K = ceil(H*W / pixels-per-step) sets)",
+                                      "false-sense Sec. 4.1; Quantus: one feature per step"))
+          .with(score_output_param(&Params::output, "f(.)c: the target's probability, or its logit",
+                                   "false-sense Sec. 4.1"));
   return s;
 }
 
-Monotonicity::Monotonicity(Params params) : params_(params) { Params::schema().validate(params_); }
-
 MetricOutput Monotonicity::evaluate_batch(const Context& context, const Batch& batch) const {
-  MetricOutput out;
   const lab::Network& net = *context.net;
   const OutputReader reader(net, params_.output);
   const PathEvaluator evaluator = path_evaluator(context, reader.end());
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
   const int64_t step = params_.pixels_per_step;
   const int64_t sets = (hw + step - 1) / step;
-  // Each sample in its own slot (the engine may evaluate samples concurrently), then in order.
-  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
-  for_samples(context, batch.size(), [&](int64_t i) {
+  return score_samples(context, batch.size(), [&](int64_t i, MetricOutput& slot) {
     const size_t si = static_cast<size_t>(i);
-    MetricOutput& own = per_sample[si];
     const float* attr = batch.attr.data() + i * hw;
     const lab::Tensor image = batch.x.slice(i, i + 1).reshaped(batch.x.sample_shape());
     // Increasing attribution: attribution_order reversed, ties kept by ascending index.
@@ -55,10 +51,8 @@ MetricOutput Monotonicity::evaluate_batch(const Context& context, const Batch& b
     const int64_t k = y.sample_numel();
     std::vector<double> score(static_cast<size_t>(sets));
     for (int64_t q = 0; q < sets; ++q) score[static_cast<size_t>(q)] = reader.score(y.sample(q), k, batch.target[si]);
-    own.rows.push_back({batch.ids[si], "pearson", pearson(saliency, score)});
+    slot.rows.push_back({batch.ids[si], "pearson", pearson(saliency, score)});
   });
-  for (MetricOutput& o : per_sample) out.append(std::move(o));
-  return out;
 }
 
 }  // namespace experiments

@@ -22,26 +22,23 @@
 
 namespace experiments {
 
-class Monotonicity final : public Metric {
- public:
-  struct Params {
-    int64_t pixels_per_step = 1;
-    OutputKind output = OutputKind::kProbability;
-    static const lab::Schema<Params>& schema();
-  };
+/// The settings of Monotonicity (`-p`; Monotonicity::Params).
+struct MonotonicityParams {
+  int64_t pixels_per_step = 1;
+  OutputKind output = OutputKind::kProbability;
+  static const lab::Schema<MonotonicityParams>& schema();
+};
 
-  explicit Monotonicity(Params params);
+class Monotonicity final : public MetricWith<MonotonicityParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "monotonicity"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return all_variants(); }
   static std::vector<Variant> all_variants() { return {{"pearson", Direction::kHigherIsBetter}}; }
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
 }  // namespace experiments

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
-#include "experiments/metrics/insertion_deletion.h"
+#include "experiments/metrics/curve.h"
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 #include "lab/core/random.h"
 
@@ -21,33 +22,25 @@ lab::Tensor flip_replacement(FlipReplacement kind, double high, const lab::Tenso
   return out;
 }
 
-const lab::Schema<PixelFlipping::Params>& PixelFlipping::Params::schema() {
+const lab::Schema<PixelFlippingParams>& PixelFlippingParams::schema() {
+  using Params = PixelFlippingParams;
   static const auto s =
       lab::Schema<Params>()
           .choice("order", &Params::order, {{FlipOrder::kAttribution, "attribution"}, {FlipOrder::kRandom, "random"}},
                   {.help = "attribution: most relevant first; random: the random-masking control",
                    .source = "unified study Sec. 6.2, Fig. 4"})
-          .choice("replacement", &Params::replacement,
-                  {{FlipReplacement::kZero, "zero"}, {FlipReplacement::kNoise, "noise"}},
-                  {.help = "value of a flipped pixel: zero, or uniform noise in [0, noise-high)",
-                   .source = "unified study Sec. 6.2.3, Fig. 4 (zeros and random-noise baselines)"})
-          .field("noise-high", &Params::noise_high,
-                 {.range = lab::above(0), .help = "upper end of replacement=noise", .derived = "the input maximum"})
-          .choice("output", &Params::output, {{OutputKind::kLogit, "logit"}, {OutputKind::kProbability, "probability"}},
-                  {.help = "score read: the target logit, or its probability",
-                   .source = "unified study Sec. 6.2: the predicted score f(x)t"})
+          .with(flip_replacement_params<Params>(&Params::replacement, &Params::noise_high,
+                                                "unified study Sec. 6.2.3, Fig. 4 (zeros and random-noise baselines)"))
+          .with(score_output_param<Params>(&Params::output, "score read: the target logit, or its probability",
+                                           "unified study Sec. 6.2: the predicted score f(x)t"))
           .choice("indicator", &Params::indicator,
                   {{FlipIndicator::kScore, "score"}, {FlipIndicator::kAccuracy, "accuracy"}},
                   {.help = "curve of the target score, or of 1[predicted label = target]",
                    .source = "unified study Sec. 6.2.1, App. E"})
-          .field("pixels-per-step", &Params::pixels_per_step,
-                 {.range = lab::at_least(1), .help = "pixels flipped per step", .source = "Samek et al. 2016"})
-          .field("seed", &Params::seed,
-                 {.range = lab::at_least(0), .help = "with each sample's seed, selects the random order and noise"});
+          .with(pixels_per_step_param<Params>(&Params::pixels_per_step, "pixels flipped per step", "Samek et al. 2016"))
+          .with(seed_param<Params>(&Params::seed, "with each sample's seed, selects the random order and noise"));
   return s;
 }
-
-PixelFlipping::PixelFlipping(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::string PixelFlipping::variant() const {
   std::string v = "auc";
@@ -88,36 +81,19 @@ std::vector<CurvePoint> PixelFlipping::curve(const Context& context, const lab::
   path.step_ends = uniform_steps(hw, params_.pixels_per_step);
   const lab::Tensor outputs = evaluator.run(path);
   const int64_t k = outputs.dim(1);
-  std::vector<CurvePoint> points;
-  const std::string v = variant();
-  for (int64_t s = 0; s <= path.steps(); ++s) {
-    const double fraction = s == 0 ? 0.0 : static_cast<double>(path.step_ends[static_cast<size_t>(s - 1)]) / hw;
-    const double y = accuracy ? (predicted_label(context, outputs.sample(s), k) == target ? 1.0 : 0.0)
-                              : reader.score(outputs.sample(s), k, target);
-    points.push_back({id, v, fraction, y});
-  }
-  return points;
+  return path_curve(path, hw, id, variant(), [&](int64_t s) {
+    return accuracy ? (predicted_label(context, outputs.sample(s), k) == target ? 1.0 : 0.0)
+                    : reader.score(outputs.sample(s), k, target);
+  });
 }
 
 MetricOutput PixelFlipping::evaluate_batch(const Context& context, const Batch& batch) const {
-  MetricOutput out;
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
-  // Each sample in its own slot (the engine may evaluate samples concurrently), then in order.
-  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
-  for_samples(context, batch.size(), [&](int64_t i) {
+  return score_samples(context, batch.size(), [&](int64_t i, MetricOutput& slot) {
     const size_t si = static_cast<size_t>(i);
-    std::vector<CurvePoint> points = curve(context, batch.x.slice(i, i + 1), batch.attr.data() + i * hw,
-                                           batch.target[si], batch.ids[si], batch.seeds[si]);
-    std::vector<double> xs, ys;
-    for (const CurvePoint& p : points) {
-      xs.push_back(p.x);
-      ys.push_back(p.y);
-    }
-    per_sample[si].rows.push_back({batch.ids[si], variant(), trapezoid_auc(xs, ys)});
-    per_sample[si].curves = std::move(points);
+    add_auc_curve(slot, curve(context, batch.x.slice(i, i + 1), batch.attr.data() + i * hw, batch.target[si],
+                              batch.ids[si], batch.seeds[si]));
   });
-  for (MetricOutput& o : per_sample) out.append(std::move(o));
-  return out;
 }
 
 }  // namespace experiments

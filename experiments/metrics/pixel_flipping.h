@@ -22,6 +22,8 @@
 #pragma once
 
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "experiments/engine/incremental.h"
 #include "experiments/engine/perturbation.h"
@@ -39,27 +41,48 @@ enum class FlipIndicator { kScore, kAccuracy };
 lab::Tensor flip_replacement(FlipReplacement kind, double high, const lab::Tensor& image, uint64_t sample_seed,
                              uint64_t seed);
 
-class PixelFlipping final : public Metric {
- public:
-  struct Params {
-    FlipOrder order = FlipOrder::kAttribution;
-    FlipReplacement replacement = FlipReplacement::kZero;
-    /// Unset: the data's input maximum (255 RGB, 1 modulo).
-    std::optional<double> noise_high;
-    OutputKind output = OutputKind::kLogit;
-    FlipIndicator indicator = FlipIndicator::kScore;
-    int64_t pixels_per_step = 1;
-    uint64_t seed = 0;
-    static const lab::Schema<Params>& schema();
-    void resolve(const MetricSetup& setup) {
-      if (!noise_high && setup.input_max) noise_high = *setup.input_max;
-    }
+/// `-p replacement=zero|noise` and `-p noise-high=X|auto` of the flipping metrics: the kind and
+/// `high` of flip_replacement (auto: the data's input maximum, resolved when the metric is made).
+/// A schema part (lab::Schema::with); `source` is where the metric's paper uses them.
+template <class P>
+auto flip_replacement_params(FlipReplacement P::*replacement, std::optional<double> P::*noise_high,
+                             std::string source) {
+  return [replacement, noise_high, source = std::move(source)](lab::Schema<P>& s) {
+    s.choice("replacement", replacement, {{FlipReplacement::kZero, "zero"}, {FlipReplacement::kNoise, "noise"}},
+             {.help = "value of a flipped pixel: zero, or uniform noise in [0, noise-high)", .source = source});
+    s.field("noise-high", noise_high,
+            {.range = lab::above(0), .help = "upper end of replacement=noise", .derived = "the input maximum"});
   };
+}
 
-  explicit PixelFlipping(Params params);
+/// The settings both flipping metrics have (pixel-flipping, reference-pixel-flipping): the
+/// value a flipped pixel takes, the score read, the step and the random stream. Each metric's
+/// schema declares their keys in its own order, with its own help and sources (the parts take
+/// the metric's Params explicitly: `flip_replacement_params<Params>(&Params::replacement, ...)`).
+struct FlipSettings {
+  FlipReplacement replacement = FlipReplacement::kZero;
+  /// Unset: the data's input maximum (255 RGB, 1 modulo).
+  std::optional<double> noise_high;
+  OutputKind output = OutputKind::kLogit;
+  int64_t pixels_per_step = 1;
+  uint64_t seed = 0;
+  void resolve(const MetricSetup& setup) {
+    if (!noise_high && setup.input_max) noise_high = *setup.input_max;
+  }
+};
+
+/// The settings of PixelFlipping (`-p`; PixelFlipping::Params).
+struct PixelFlippingParams : FlipSettings {
+  FlipOrder order = FlipOrder::kAttribution;
+  FlipIndicator indicator = FlipIndicator::kScore;
+  static const lab::Schema<PixelFlippingParams>& schema();
+};
+
+class PixelFlipping final : public MetricWith<PixelFlippingParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "pixel-flipping"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return {{variant(), Direction::kLowerIsBetter}}; }
   static std::vector<Variant> all_variants();
   /// The curve of one sample (x: 1×C×H×W or C×H×W, attr: H×W).
@@ -71,7 +94,6 @@ class PixelFlipping final : public Metric {
 
  private:
   std::string variant() const;
-  Params params_;
 };
 
 }  // namespace experiments

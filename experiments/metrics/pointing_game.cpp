@@ -8,7 +8,8 @@
 
 namespace experiments {
 
-const lab::Schema<PointingGame::Params>& PointingGame::Params::schema() {
+const lab::Schema<PointingGameParams>& PointingGameParams::schema() {
+  using Params = PointingGameParams;
   static const auto s =
       lab::Schema<Params>()
           .field("tolerance", &Params::tolerance,
@@ -20,8 +21,6 @@ const lab::Schema<PointingGame::Params>& PointingGame::Params::schema() {
                    .source = "unified study Sec. 6.1 (the object area)"});
   return s;
 }
-
-PointingGame::PointingGame(Params params) : params_(params) { Params::schema().validate(params_); }
 
 std::optional<double> PointingGame::hit(const float* attr, const float* gt, int64_t h, int64_t w) const {
   const int64_t hw = h * w;

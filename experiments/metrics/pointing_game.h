@@ -17,19 +17,21 @@
 
 namespace experiments {
 
-class PointingGame final : public Metric {
- public:
+/// The settings of PointingGame (`-p`; PointingGame::Params).
+struct PointingGameParams {
+  /// The ground-truth region a map's maximum must point into (PointingGame::Region).
   enum class Region { kPositive, kOverall };
-  struct Params {
-    double tolerance = 15.0;
-    Region region = Region::kPositive;
-    static const lab::Schema<Params>& schema();
-  };
+  double tolerance = 15.0;
+  Region region = Region::kPositive;
+  static const lab::Schema<PointingGameParams>& schema();
+};
 
-  explicit PointingGame(Params params);
+class PointingGame final : public MetricWith<PointingGameParams> {
+ public:
+  using Region = Params::Region;
+  using MetricWith::MetricWith;
   std::string name() const override { return "pointing-game"; }
   std::string family() const override { return "ground-truth"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return all_variants(); }
   static std::vector<Variant> all_variants() { return {{"hit", Direction::kHigherIsBetter}}; }
   /// The value of one H×W map against one H×W ground truth; nullopt for an empty region.
@@ -37,9 +39,6 @@ class PointingGame final : public Metric {
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
 }  // namespace experiments

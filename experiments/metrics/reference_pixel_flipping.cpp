@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "experiments/metrics/insertion_deletion.h"
+#include "experiments/metrics/curve.h"
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 #include "lab/core/random.h"
 
@@ -18,7 +19,8 @@ std::vector<int64_t> reference_order(const float* attr, int64_t n, int64_t refer
   return order;
 }
 
-const lab::Schema<ReferencePixelFlipping::Params>& ReferencePixelFlipping::Params::schema() {
+const lab::Schema<ReferencePixelFlippingParams>& ReferencePixelFlippingParams::schema() {
+  using Params = ReferencePixelFlippingParams;
   static const auto s =
       lab::Schema<Params>()
           .field("reference", &Params::reference,
@@ -29,37 +31,22 @@ const lab::Schema<ReferencePixelFlipping::Params>& ReferencePixelFlipping::Param
                  }(),
                   .help = "N/P: share of the most relevant pixels the flipped ones are drawn from",
                   .source = "unified study Sec. 6.2.3, Fig. 6: N = 15k..30k of 50k pixels"})
-          .choice("replacement", &Params::replacement,
-                  {{FlipReplacement::kZero, "zero"}, {FlipReplacement::kNoise, "noise"}},
-                  {.help = "value of a flipped pixel: zero, or uniform noise in [0, noise-high)",
-                   .source = "unified study Fig. 4, 6"})
-          .field("noise-high", &Params::noise_high,
-                 {.range = lab::above(0), .help = "upper end of replacement=noise", .derived = "the input maximum"})
-          .choice("output", &Params::output, {{OutputKind::kLogit, "logit"}, {OutputKind::kProbability, "probability"}},
-                  {.help = "score read: the target logit, or its probability", .source = "unified study Fig. 6(b)"})
-          .field("pixels-per-step", &Params::pixels_per_step,
-                 {.range = lab::at_least(1), .help = "step of n, the number of flipped pixels"})
-          .field("seed", &Params::seed,
-                 {.range = lab::at_least(0), .help = "with each sample's seed, selects the random subsets and noise"});
+          .with(flip_replacement_params<Params>(&Params::replacement, &Params::noise_high, "unified study Fig. 4, 6"))
+          .with(score_output_param<Params>(&Params::output, "score read: the target logit, or its probability",
+                                           "unified study Fig. 6(b)"))
+          .with(pixels_per_step_param<Params>(&Params::pixels_per_step, "step of n, the number of flipped pixels"))
+          .with(seed_param<Params>(&Params::seed, "with each sample's seed, selects the random subsets and noise"));
   return s;
 }
 
-ReferencePixelFlipping::ReferencePixelFlipping(Params params) : params_(std::move(params)) {
-  Params::schema().validate(params_);
-}
-
 MetricOutput ReferencePixelFlipping::evaluate_batch(const Context& context, const Batch& batch) const {
-  MetricOutput out;
   const lab::Network& net = *context.net;
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
   const int64_t reference = std::clamp<int64_t>(std::llround(params_.reference * static_cast<double>(hw)), 1, hw);
   const OutputReader reader(net, params_.output);
   const PathEvaluator evaluator = path_evaluator(context, reader.end());
-  // Each sample in its own slot (the engine may evaluate samples concurrently), then in order.
-  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
-  for_samples(context, batch.size(), [&](int64_t i) {
+  return score_samples(context, batch.size(), [&](int64_t i, MetricOutput& slot) {
     const size_t si = static_cast<size_t>(i);
-    MetricOutput& own = per_sample[si];
     const lab::Tensor image = batch.x.slice(i, i + 1).reshaped(batch.x.sample_shape());
     lab::Rng rng(lab::derive_seed(batch.seeds[si], params_.seed), 2);
     PerturbationPath path;
@@ -70,16 +57,10 @@ MetricOutput ReferencePixelFlipping::evaluate_batch(const Context& context, cons
     path.step_ends = uniform_steps(reference, params_.pixels_per_step);
     const lab::Tensor outputs = evaluator.run(path);
     const int64_t k = outputs.dim(1);
-    std::vector<double> xs, ys;
-    for (int64_t s = 0; s <= path.steps(); ++s) {
-      xs.push_back(s == 0 ? 0.0 : static_cast<double>(path.step_ends[static_cast<size_t>(s - 1)]) / hw);
-      ys.push_back(reader.score(outputs.sample(s), k, batch.target[si]));
-      own.curves.push_back({batch.ids[si], "auc", xs.back(), ys.back()});
-    }
-    own.rows.push_back({batch.ids[si], "auc", trapezoid_auc(xs, ys)});
+    add_auc_curve(slot, path_curve(path, hw, batch.ids[si], "auc", [&](int64_t s) {
+                    return reader.score(outputs.sample(s), k, batch.target[si]);
+                  }));
   });
-  for (MetricOutput& o : per_sample) out.append(std::move(o));
-  return out;
 }
 
 }  // namespace experiments

@@ -25,34 +25,23 @@ namespace experiments {
 /// the reference set.
 std::vector<int64_t> reference_order(const float* attr, int64_t n, int64_t reference, lab::Rng& rng);
 
-class ReferencePixelFlipping final : public Metric {
- public:
-  struct Params {
-    /// N / P: the share of pixels in the reference set, in (0, 1].
-    double reference = 0.5;
-    FlipReplacement replacement = FlipReplacement::kZero;
-    std::optional<double> noise_high;
-    OutputKind output = OutputKind::kLogit;
-    int64_t pixels_per_step = 1;
-    uint64_t seed = 0;
-    static const lab::Schema<Params>& schema();
-    void resolve(const MetricSetup& setup) {
-      if (!noise_high && setup.input_max) noise_high = *setup.input_max;
-    }
-  };
+/// The settings of ReferencePixelFlipping (`-p`; ReferencePixelFlipping::Params).
+struct ReferencePixelFlippingParams : FlipSettings {
+  /// N / P: the share of pixels in the reference set, in (0, 1].
+  double reference = 0.5;
+  static const lab::Schema<ReferencePixelFlippingParams>& schema();
+};
 
-  explicit ReferencePixelFlipping(Params params);
+class ReferencePixelFlipping final : public MetricWith<ReferencePixelFlippingParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "reference-pixel-flipping"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return all_variants(); }
   static std::vector<Variant> all_variants() { return {{"auc", Direction::kLowerIsBetter}}; }
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
 }  // namespace experiments

@@ -3,18 +3,20 @@
 #include <cmath>
 #include <cstring>
 
+#include "experiments/metrics/param_parts.h"
 #include "lab/core/error.h"
 
 namespace experiments {
 
-const lab::Schema<Road::Params>& Road::Params::schema() {
+const lab::Schema<RoadParams>& RoadParams::schema() {
+  using Params = RoadParams;
   static const auto s =
       lab::Schema<Params>()
           .field("fractions", &Params::fractions,
                  {.range = lab::between(0, 1), .help = "shares of the pixels removed (MoRF and LeRF), each below 1",
                   .source = "Rong et al. 2022: 10%, 20%, ..., 90%"})
-          .choice("output", &Params::output, {{OutputKind::kProbability, "probability"}, {OutputKind::kLogit, "logit"}},
-                  {.help = "the target's score after the softmax or before it", .source = "Rong et al. 2022 (confidence)"})
+          .with(score_output_param(&Params::output, "the target's score after the softmax or before it",
+                                   "Rong et al. 2022 (confidence)"))
           .nested(&Params::imputation, ImputationParams::schema())
           .check([](const Params& p, const std::string& flag) {
             if (p.fractions.empty()) lab::fail_value(flag, "fractions", "", "one or more numbers in [0, 1)");
@@ -25,8 +27,6 @@ const lab::Schema<Road::Params>& Road::Params::schema() {
           });
   return s;
 }
-
-Road::Road(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::vector<Variant> Road::all_variants() {
   return {{"morf", Direction::kLowerIsBetter}, {"lerf", Direction::kHigherIsBetter}, {"combined", Direction::kHigherIsBetter}};

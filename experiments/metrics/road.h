@@ -27,28 +27,25 @@
 
 namespace experiments {
 
-class Road final : public Metric {
- public:
-  struct Params {
-    std::vector<double> fractions = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
-    OutputKind output = OutputKind::kProbability;
-    ImputationParams imputation;
-    static const lab::Schema<Params>& schema();
-    void resolve(const MetricSetup& setup) { imputation.resolve(setup); }
-  };
+/// The settings of Road (`-p`; Road::Params).
+struct RoadParams {
+  std::vector<double> fractions = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+  OutputKind output = OutputKind::kProbability;
+  ImputationParams imputation;
+  static const lab::Schema<RoadParams>& schema();
+  void resolve(const MetricSetup& setup) { imputation.resolve(setup); }
+};
 
-  explicit Road(Params params);
+class Road final : public MetricWith<RoadParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "road"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return all_variants(); }
   static std::vector<Variant> all_variants();
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
 }  // namespace experiments

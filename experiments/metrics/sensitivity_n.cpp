@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "experiments/engine/incremental.h"
+#include "experiments/metrics/curve.h"
 #include "experiments/rank.h"
 #include "lab/core/error.h"
 #include "lab/core/hash.h"
@@ -26,7 +27,8 @@ std::vector<int64_t> log_schedule(int64_t pixels, int64_t points) {
   return out;
 }
 
-const lab::Schema<SensitivityN::Params>& SensitivityN::Params::schema() {
+const lab::Schema<SensitivityNParams>& SensitivityNParams::schema() {
+  using Params = SensitivityNParams;
   static const auto s =
       lab::Schema<Params>()
           .nested(&Params::perturbation, PerturbationParams::schema())
@@ -51,7 +53,7 @@ const lab::Schema<SensitivityN::Params>& SensitivityN::Params::schema() {
   return s;
 }
 
-void SensitivityN::Params::resolve(const MetricSetup& setup) {
+void SensitivityNParams::resolve(const MetricSetup& setup) {
   perturbation.resolve(setup);
   if (!n && setup.pixels) n = log_schedule(*setup.pixels, points);
 }
@@ -90,9 +92,8 @@ struct SensitivityN::ScoreCache {
   }
 };
 
-SensitivityN::SensitivityN(Params params) : params_(std::move(params)), cache_(std::make_shared<ScoreCache>()) {
-  Params::schema().validate(params_);
-}
+SensitivityN::SensitivityN(Params params)
+    : MetricWith(std::move(params)), cache_(std::make_shared<ScoreCache>()) {}
 
 std::string SensitivityN::variant() const {
   return params_.perturbation.modulo() ? "mean-modulo" : "mean";
@@ -246,15 +247,12 @@ std::vector<CurvePoint> SensitivityN::modulo_curve(const Context& context, const
 }
 
 MetricOutput SensitivityN::evaluate_batch(const Context& context, const Batch& batch) const {
-  MetricOutput out;
   const int64_t hw = batch.attr.dim(1) * batch.attr.dim(2);
   const bool modulo = params_.perturbation.modulo();
   const size_t end = modulo ? context.net->size() : OutputReader(*context.net, params_.perturbation.output).end();
   const PathEvaluator evaluator = path_evaluator(context, end);
-  // Each sample in its own slot (the engine may evaluate samples concurrently; each has its own
-  // random stream, and the score cache is locked), then the slots in sample order.
-  std::vector<MetricOutput> per_sample(static_cast<size_t>(batch.size()));
-  for_samples(context, batch.size(), [&](int64_t i) {
+  // Samples may run concurrently: each has its own random stream, and the score cache is locked.
+  return score_samples(context, batch.size(), [&](int64_t i, MetricOutput& slot) {
     const size_t si = static_cast<size_t>(i);
     const lab::Tensor x = batch.x.slice(i, i + 1);
     const float* attr = batch.attr.data() + i * hw;
@@ -264,11 +262,9 @@ MetricOutput SensitivityN::evaluate_batch(const Context& context, const Batch& b
     double mean = 0.0;
     for (const CurvePoint& p : points) mean += p.y;
     mean /= static_cast<double>(points.size());
-    per_sample[si].rows.push_back({batch.ids[si], variant(), mean});
-    per_sample[si].curves = std::move(points);
+    slot.rows.push_back({batch.ids[si], variant(), mean});
+    slot.curves = std::move(points);
   });
-  for (MetricOutput& o : per_sample) out.append(std::move(o));
-  return out;
 }
 
 }  // namespace experiments

@@ -62,29 +62,29 @@ namespace experiments {
 /// gives an empty schedule).
 std::vector<int64_t> log_schedule(int64_t pixels, int64_t points);
 
-class SensitivityN final : public Metric {
- public:
-  struct Params {
-    PerturbationParams perturbation;
-    /// The schedule, increasing values ≥ 1. Unset: log_schedule(H·W, points), resolved from the
-    /// data's image size (resolve(), else per batch).
-    std::optional<std::vector<int64_t>> n;
-    /// Points of the derived log-spaced schedule, ≥ 1.
-    int64_t points = 16;
-    /// Random subsets (standard) or orders (modulo) per N, ≥ 2.
-    int64_t subsets = 100;
-    static const lab::Schema<Params>& schema();
-    /// Fills the derived defaults from the data (mode, noise-high, the schedule).
-    void resolve(const MetricSetup& setup);
-  };
+/// The settings of SensitivityN (`-p`; SensitivityN::Params).
+struct SensitivityNParams {
+  PerturbationParams perturbation;
+  /// The schedule, increasing values ≥ 1. Unset: log_schedule(H·W, points), resolved from the
+  /// data's image size (resolve(), else per batch).
+  std::optional<std::vector<int64_t>> n;
+  /// Points of the derived log-spaced schedule, ≥ 1.
+  int64_t points = 16;
+  /// Random subsets (standard) or orders (modulo) per N, ≥ 2.
+  int64_t subsets = 100;
+  static const lab::Schema<SensitivityNParams>& schema();
+  /// Fills the derived defaults from the data (mode, noise-high, the schedule).
+  void resolve(const MetricSetup& setup);
+};
 
+class SensitivityN final : public MetricWith<SensitivityNParams> {
+ public:
   /// Images whose subset scores are kept for the maps of further methods (standard mode).
   static constexpr size_t kCachedImages = 256;
 
   explicit SensitivityN(Params params);
   std::string name() const override { return "sensitivity-n"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override;
   /// Every variant of either mode (the registry's list).
   static std::vector<Variant> all_variants();
@@ -101,7 +101,6 @@ class SensitivityN final : public Metric {
                                          uint64_t seed) const;
   std::vector<CurvePoint> modulo_curve(const Context& context, const PathEvaluator& evaluator, const lab::Tensor& x,
                                        const float* attr, const std::string& id, uint64_t seed) const;
-  Params params_;
   struct ScoreCache;
   std::shared_ptr<ScoreCache> cache_;  ///< shared by copies: its entries are keyed by content
 };

@@ -7,7 +7,8 @@
 
 namespace experiments {
 
-const lab::Schema<Soundness::Params>& Soundness::Params::schema() {
+const lab::Schema<SoundnessParams>& SoundnessParams::schema() {
+  using Params = SoundnessParams;
   static const auto s =
       lab::Schema<Params>()
           .field("mask-first", &Params::mask_first,
@@ -56,12 +57,10 @@ const lab::Schema<Soundness::Params>& Soundness::Params::schema() {
   return s;
 }
 
-void Soundness::Params::resolve(const MetricSetup& setup) {
+void SoundnessParams::resolve(const MetricSetup& setup) {
   imputation.resolve(setup);
   if (!indicator) indicator = setup.env == "single-color-modulo" ? Indicator::kCorrect : Indicator::kProbability;
 }
-
-Soundness::Soundness(Params params) : params_(std::move(params)) { Params::schema().validate(params_); }
 
 std::vector<Variant> Soundness::all_variants() {
   return {{"soundness", Direction::kHigherIsBetter}, {"soundness-exact", Direction::kHigherIsBetter}};

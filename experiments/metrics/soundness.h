@@ -53,33 +53,33 @@ namespace experiments {
 enum class FalseIf { kLess, kLessEqual };
 enum class UpdateOrder { kUpdateThenRatio, kRatioThenUpdate };
 
-class Soundness final : public Metric {
- public:
-  struct Params {
-    double mask_first = 0.99;
-    double mask_last = 0.01;
-    double mask_step = 0.01;
-    /// ε of Alg. 3: the least rise of the indicator that makes an increment true.
-    double epsilon = 0.01;
-    FalseIf false_if = FalseIf::kLess;
-    UpdateOrder update = UpdateOrder::kUpdateThenRatio;
-    /// Off: no guard (Alg. 3).
-    bool guard = false;
-    double guard_level = 0.0;
-    double stabilizer = 0.0;
-    /// Unset: correct on single-color-modulo data (one output, no probability), else probability.
-    std::optional<Indicator> indicator;
-    RemovalKind removal = RemovalKind::kBackground;
-    ImputationParams imputation;
-    Predictive predictive = Predictive::kPositive;
-    static const lab::Schema<Params>& schema();
-    void resolve(const MetricSetup& setup);
-  };
+/// The settings of Soundness (`-p`; Soundness::Params).
+struct SoundnessParams {
+  double mask_first = 0.99;
+  double mask_last = 0.01;
+  double mask_step = 0.01;
+  /// ε of Alg. 3: the least rise of the indicator that makes an increment true.
+  double epsilon = 0.01;
+  FalseIf false_if = FalseIf::kLess;
+  UpdateOrder update = UpdateOrder::kUpdateThenRatio;
+  /// Off: no guard (Alg. 3).
+  bool guard = false;
+  double guard_level = 0.0;
+  double stabilizer = 0.0;
+  /// Unset: correct on single-color-modulo data (one output, no probability), else probability.
+  std::optional<Indicator> indicator;
+  RemovalKind removal = RemovalKind::kBackground;
+  ImputationParams imputation;
+  Predictive predictive = Predictive::kPositive;
+  static const lab::Schema<SoundnessParams>& schema();
+  void resolve(const MetricSetup& setup);
+};
 
-  explicit Soundness(Params params);
+class Soundness final : public MetricWith<SoundnessParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "soundness"; }
   std::string family() const override { return "perturbation"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return all_variants(); }
   static std::vector<Variant> all_variants();
 
@@ -92,9 +92,6 @@ class Soundness final : public Metric {
 
  protected:
   MetricOutput evaluate_batch(const Context& context, const Batch& batch) const override;
-
- private:
-  Params params_;
 };
 
 }  // namespace experiments

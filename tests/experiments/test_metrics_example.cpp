@@ -20,23 +20,22 @@ using namespace experiments;
 ///   value = Σ_{j: a_j > floor, g_j > 0} a_j / Σ_{j: a_j > floor} a_j,
 /// i.e. how much of the attribution above `floor` falls on the pixels that raise the output
 /// (0 when no attribution exceeds the floor). Higher is better; in [0, 1].
-class MassOnGt final : public Metric {
- public:
-  struct Params {
-    /// Attribution at or below this value is not counted as mass, ≥ 0.
-    double floor = 0.0;
-    static const lab::Schema<Params>& schema() {
-      static const auto s = lab::Schema<Params>().field(
-          "floor", &Params::floor,
-          {.range = lab::at_least(0), .help = "attribution at or below this is not counted as mass"});
-      return s;
-    }
-  };
+struct MassOnGtParams {
+  /// Attribution at or below this value is not counted as mass, ≥ 0.
+  double floor = 0.0;
+  static const lab::Schema<MassOnGtParams>& schema() {
+    static const auto s = lab::Schema<MassOnGtParams>().field(
+        "floor", &MassOnGtParams::floor,
+        {.range = lab::at_least(0), .help = "attribution at or below this is not counted as mass"});
+    return s;
+  }
+};
 
-  explicit MassOnGt(Params params) : params_(params) { Params::schema().validate(params_); }
+class MassOnGt final : public MetricWith<MassOnGtParams> {
+ public:
+  using MetricWith::MetricWith;
   std::string name() const override { return "mass-on-gt"; }
   std::string family() const override { return "ground-truth"; }
-  nlohmann::json params() const override { return Params::schema().to_json(params_); }
   std::vector<Variant> variants() const override { return {{"share", Direction::kHigherIsBetter}}; }
 
  protected:
@@ -57,9 +56,6 @@ class MassOnGt final : public Metric {
     }
     return out;
   }
-
- private:
-  Params params_;
 };
 
 /// The registration line (once per process).
