@@ -158,10 +158,12 @@ int64_t run_backprop(const Backprop& backprop, int64_t count, int64_t max_batch,
   for (int64_t begin = 0; begin < count; begin += max_batch) {
     const int64_t end = std::min(count, begin + max_batch);
     lab::Tensor in = inputs(begin, end);
-    // The plain gradient needs no activation inside a pointwise run (lab/nn/gradient_trace.h); the
-    // consumers read the output and to_layer's output (GradCAM), which the trace keeps.
-    const bool plain = !backprop.rules && !backprop.reference_inputs;
-    lab::Trace trace = plain ? lab::trace_for_gradient(*backprop.net, in,
+    // A backward that reads only the ReLUs' signs (the plain gradient; rules such as guided and
+    // deconv, lab::reads_only_signs) needs no activation inside a pointwise run
+    // (lab/nn/gradient_trace.h); the consumers read the output and to_layer's output (GradCAM),
+    // which the trace keeps. LRP and rescale read the activations: the full trace.
+    const bool signs = !backprop.reference_inputs && (!backprop.rules || lab::reads_only_signs(*backprop.rules));
+    lab::Trace trace = signs ? lab::trace_for_gradient(*backprop.net, in,
                                                        backprop.to_layer ? std::vector<size_t>{*backprop.to_layer}
                                                                          : std::vector<size_t>{})
                              : backprop.net->trace(in);

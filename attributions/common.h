@@ -83,8 +83,8 @@ struct Baseline {
 using InputFn = std::function<lab::Tensor(int64_t begin, int64_t end)>;
 /// The output unit explained for input i of the virtual batch.
 using TargetFn = std::function<int64_t(int64_t i)>;
-/// Receives inputs [begin, begin + signal.batch()): their trace (for the plain gradient lab::trace_for_gradient's,
-/// keeping the output and to_layer's) and the backward signal (shaped like the input, or like to_layer's output).
+/// Receives inputs [begin, begin + signal.batch()): their trace (for the plain gradient and rules that read only
+/// signs, lab::reads_only_signs, lab::trace_for_gradient's, keeping the output and to_layer's) and the backward signal (shaped like the input, or like to_layer's output).
 using ConsumeFn = std::function<void(int64_t begin, const lab::Trace& trace, const lab::Tensor& signal)>;
 
 /// How a signal is carried back from output[target].

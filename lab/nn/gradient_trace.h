@@ -53,11 +53,28 @@ inline int64_t sign_row_bytes(int64_t pixels) { return (pixels + 7) / 8; }
 /// of the (n, c) row of sign_row_bytes(H·W) bytes. `tile` a multiple of 8 (each tile whole bytes).
 void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                                   const std::vector<float*>& outputs, const std::vector<uint8_t*>& masks, int64_t tile);
+/// How a ReLU of a tiled backward carries the signal dy (its rule, rules.h), element by element:
+/// - kGradient: dy · (x > 0 ? 1 : 0), the bytes of oneDNN's ReLU backward-data;
+/// - kGuided: max(dy, 0) · (x > 0 ? 1 : 0), the guided rule's clip (std::max(dy, 0.0f): −0 and NaN
+///   stay) followed by that product, the bytes of the clip then the ReLU's backward-data;
+/// - kDeconv: max(dy, 0), the deconv rule's clip; it reads neither x nor its signs.
+enum class ReluBackward : uint8_t { kGradient, kGuided, kDeconv };
+
 /// add_pointwise_backward_run (lab/nn/layers.h) where a ReLU whose input inputs[k] is null reads
 /// its input's signs from masks[k] (as add_pointwise_sign_trace_run wrote them): dy · (bit ? 1 : 0),
-/// the same product.
+/// the same product; and where each ReLU k carries the signal as modes[k] says (modes empty: every
+/// ReLU kGradient; a kDeconv ReLU needs neither inputs[k] nor masks[k]). A run of a single ReLU
+/// on an N×1×P×1 view of any activation is the guided or deconv rule of a lone ReLU
+/// (Network::backward).
 void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input,
                                      const std::vector<const float*>& inputs, const std::vector<const uint8_t*>& masks,
-                                     const float* dy, float* dx, int64_t tile);
+                                     const float* dy, float* dx, int64_t tile,
+                                     const std::vector<ReluBackward>& modes = {});
+
+/// Whether a backward under `rules` reads, of the activations inside the pointwise runs, only the
+/// ReLUs' signs, so that trace_for_gradient's trace serves it at no recomputation: every rule is
+/// gradient, guided, deconv or pass. LRP rules read the activations themselves, rescale those of
+/// the input and of a reference.
+bool reads_only_signs(const PreparedRules& rules);
 
 }  // namespace lab

@@ -17,6 +17,7 @@
 #include "lab/core/error.h"
 #include "lab/core/options.h"
 #include "lab/core/runtime.h"
+#include "lab/core/simd.h"
 #include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
 #include "lab/nn/pointwise_gemm.h"
@@ -523,47 +524,14 @@ std::vector<PointwiseStep> pointwise_steps(const std::vector<const Layer*>& run,
 
 // The ReLU rows of the gradient's traces (lab/nn/gradient_trace.h). relu_signs: row[i] = from[i] >
 // 0 ? from[i] : 0 and, if bits, bit i % 8 of bits[i / 8] = (from[i] > 0) (the bits past `width`
-// in its last byte 0); times_signs: row[i] = from[i] · (bit i ? 1 : 0). With AVX2 eight values
-// at a time (the comparison's lane j is bit j, the same product), the same bytes as the scalar
-// loops (both in tests/lab/test_network.cpp's byte comparisons, −0 and NaN included).
-__attribute__((target("avx2"))) void relu_signs_avx2(const float* from, float* row, uint8_t* bits, int64_t width) {
-  const __m256 zero = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= width; i += 8) {
-    const __m256 v = _mm256_loadu_ps(from + i);
-    const __m256 positive = _mm256_cmp_ps(v, zero, _CMP_GT_OQ);
-    _mm256_storeu_ps(row + i, _mm256_and_ps(v, positive));
-    if (bits) bits[i / 8] = static_cast<uint8_t>(_mm256_movemask_ps(positive));
-  }
-  unsigned byte = 0;
-  for (int64_t j = i; j < width; ++j) {
-    row[j] = from[j] > 0.0f ? from[j] : 0.0f;
-    byte |= (from[j] > 0.0f ? 1u : 0u) << (j - i);
-  }
-  if (bits && i < width) bits[i / 8] = static_cast<uint8_t>(byte);
-}
-
-__attribute__((target("avx2"))) void times_signs_avx2(const float* from, const uint8_t* bits, float* row,
-                                                       int64_t width) {
-  const __m256i lanes = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-  int64_t i = 0;
-  for (; i + 8 <= width; i += 8) {
-    const __m256i set = _mm256_and_si256(_mm256_set1_epi32(bits[i / 8]), lanes);
-    const __m256 factor = _mm256_blendv_ps(zero, one, _mm256_castsi256_ps(_mm256_cmpeq_epi32(set, lanes)));
-    _mm256_storeu_ps(row + i, _mm256_mul_ps(_mm256_loadu_ps(from + i), factor));
-  }
-  for (; i < width; ++i) row[i] = from[i] * (((bits[i >> 3] >> (i & 7)) & 1u) != 0 ? 1.0f : 0.0f);
-}
-
-bool has_avx2() {
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  return avx2;
-}
-
-void relu_signs(const float* from, float* row, uint8_t* bits, int64_t width) {
-  if (has_avx2()) return relu_signs_avx2(from, row, bits, width);
-  for (int64_t i = 0; i < width; i += 8) {
+// in its last byte 0); times_signs: row[i] = from[i] · (bit i ? 1 : 0), with Guided first
+// from[i] ↦ std::max(from[i], 0.0f) (the guided rule's clip; −0 and NaN stay, as
+// _mm256_max_ps(0, v) keeps its second operand). With AVX2 eight values at a time (the
+// comparison's lane j is bit j, the same product), the same bytes as the scalar loops, which do
+// the tails (both in tests/lab/test_network.cpp's byte comparisons, −0 and NaN included).
+// relu_signs_scalar does [i, width), i a multiple of 8, a byte of bits per 8 values.
+void relu_signs_scalar(const float* from, float* row, uint8_t* bits, int64_t i, int64_t width) {
+  for (; i < width; i += 8) {
     unsigned byte = 0;
     for (int64_t j = i; j < std::min<int64_t>(i + 8, width); ++j) {
       row[j] = from[j] > 0.0f ? from[j] : 0.0f;
@@ -573,9 +541,69 @@ void relu_signs(const float* from, float* row, uint8_t* bits, int64_t width) {
   }
 }
 
+template <bool Guided>
+void times_signs_scalar(const float* from, const uint8_t* bits, float* row, int64_t i, int64_t width) {
+  for (; i < width; ++i)
+    row[i] = (Guided ? std::max(from[i], 0.0f) : from[i]) * (((bits[i >> 3] >> (i & 7)) & 1u) != 0 ? 1.0f : 0.0f);
+}
+
+__attribute__((target("avx2"))) void relu_signs_avx2(const float* from, float* row, uint8_t* bits, int64_t width) {
+  const __m256 zero = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= width; i += 8) {
+    const __m256 v = _mm256_loadu_ps(from + i);
+    const __m256 positive = _mm256_cmp_ps(v, zero, _CMP_GT_OQ);
+    _mm256_storeu_ps(row + i, _mm256_and_ps(v, positive));
+    if (bits) bits[i / 8] = static_cast<uint8_t>(_mm256_movemask_ps(positive));
+  }
+  relu_signs_scalar(from, row, bits, i, width);
+}
+
+template <bool Guided>
+__attribute__((target("avx2"))) void times_signs_avx2(const float* from, const uint8_t* bits, float* row,
+                                                       int64_t width) {
+  const __m256i lanes = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= width; i += 8) {
+    const __m256i set = _mm256_and_si256(_mm256_set1_epi32(bits[i / 8]), lanes);
+    const __m256 factor = _mm256_blendv_ps(zero, one, _mm256_castsi256_ps(_mm256_cmpeq_epi32(set, lanes)));
+    __m256 v = _mm256_loadu_ps(from + i);
+    if constexpr (Guided) v = _mm256_max_ps(zero, v);  // zero > v ? zero : v, as std::max(v, 0.0f)
+    _mm256_storeu_ps(row + i, _mm256_mul_ps(v, factor));
+  }
+  times_signs_scalar<Guided>(from, bits, row, i, width);
+}
+
+bool has_avx2() {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2;
+}
+
+void relu_signs(const float* from, float* row, uint8_t* bits, int64_t width) {
+  if (has_avx2()) return relu_signs_avx2(from, row, bits, width);
+  relu_signs_scalar(from, row, bits, 0, width);
+}
+
+template <bool Guided>
 void times_signs(const float* from, const uint8_t* bits, float* row, int64_t width) {
-  if (has_avx2()) return times_signs_avx2(from, bits, row, width);
-  for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (((bits[i >> 3] >> (i & 7)) & 1u) != 0 ? 1.0f : 0.0f);
+  if (has_avx2()) return times_signs_avx2<Guided>(from, bits, row, width);
+  times_signs_scalar<Guided>(from, bits, row, 0, width);
+}
+
+// The other rows of a ReLU's backward by its rule (gradient_trace.h's ReluBackward): from the
+// input's values, dy · (x > 0 ? 1 : 0), after the guided clip in guided_times_positive; the
+// deconv rule's clip.
+LAB_VECTOR_CLONES void times_positive(const float* from, const float* x, float* row, int64_t width) {
+  for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (x[i] > 0.0f ? 1.0f : 0.0f);
+}
+
+LAB_VECTOR_CLONES void guided_times_positive(const float* from, const float* x, float* row, int64_t width) {
+  for (int64_t i = 0; i < width; ++i) row[i] = std::max(from[i], 0.0f) * (x[i] > 0.0f ? 1.0f : 0.0f);
+}
+
+LAB_VECTOR_CLONES void clip_positive(const float* from, float* row, int64_t width) {
+  for (int64_t i = 0; i < width; ++i) row[i] = std::max(from[i], 0.0f);
 }
 
 // y (out×width, row stride ldy) = the convolution's weights (out×in) times x (in×width, row
@@ -716,13 +744,18 @@ void add_pointwise_backward_run(Pass& pass, const std::vector<const Layer*>& run
 
 void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input,
                                      const std::vector<const float*>& inputs, const std::vector<const uint8_t*>& masks,
-                                     const float* dy, float* dx, int64_t tile) {
+                                     const float* dy, float* dx, int64_t tile,
+                                     const std::vector<ReluBackward>& modes) {
   int64_t widest = 0;
   std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
-  LAB_CHECK(inputs.size() == run.size() && masks.size() == run.size() && tile > 0 && tile % 8 == 0,
-            "pointwise backward of {} layers with {} inputs, tile {}", run.size(), inputs.size(), tile);
+  LAB_CHECK(inputs.size() == run.size() && masks.size() == run.size() &&
+                (modes.empty() || modes.size() == run.size()) && tile > 0 && tile % 8 == 0,
+            "pointwise backward of {} layers with {} inputs, {} modes, tile {}", run.size(), inputs.size(),
+            modes.size(), tile);
+  const auto mode = [modes](size_t k) { return modes.empty() ? ReluBackward::kGradient : modes[k]; };
   for (size_t k = 0; k < run.size(); ++k)
-    LAB_CHECK(steps[k].conv != nullptr || inputs[k] != nullptr || masks[k] != nullptr,
+    LAB_CHECK(steps[k].conv != nullptr || inputs[k] != nullptr || masks[k] != nullptr ||
+                  mode(k) == ReluBackward::kDeconv,
               "pointwise backward: ReLU {} of the run without its input or its signs", k);
   pass.add_host([=, steps = std::move(steps)] {
     const int64_t pixels = input[2] * input[3];
@@ -742,23 +775,29 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
           // pointwise_gemm (its bytes).
           ok = pointwise_gemm(true, st.in, width, st.out, st.conv->weights().weight.data(), st.in, g, ldg, b, ldb,
                               nullptr, false) && ok;
+        } else if (mode(k) == ReluBackward::kDeconv) {
+          for (int64_t c = 0; c < st.out; ++c) clip_positive(g + c * ldg, b + c * ldb, width);
         } else if (inputs[k] != nullptr) {
+          const bool guided = mode(k) == ReluBackward::kGuided;
           const float* xs = inputs[k] + n * st.in * pixels + p0;
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = g + c * ldg;
             const float* xr = xs + c * pixels;
             float* row = b + c * ldb;
-            for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (xr[i] > 0.0f ? 1.0f : 0.0f);
+            if (guided) guided_times_positive(from, xr, row, width);
+            else times_positive(from, xr, row, width);
           }
         } else {
           // The same product, x > 0 read from the trace's signs.
+          const bool guided = mode(k) == ReluBackward::kGuided;
           const int64_t stride = sign_row_bytes(pixels);
           const uint8_t* ms = masks[k] + n * st.in * stride + p0 / 8;
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = g + c * ldg;
             const uint8_t* mr = ms + c * stride;
             float* row = b + c * ldb;
-            times_signs(from, mr, row, width);
+            if (guided) times_signs<true>(from, mr, row, width);
+            else times_signs<false>(from, mr, row, width);
           }
         }
         g = b;

@@ -495,6 +495,14 @@ Trace trace_for_gradient(const Network& net, const Tensor& x, const std::vector<
   return net.trace(x);
 }
 
+bool reads_only_signs(const PreparedRules& rules) {
+  return std::ranges::all_of(rules.layers, [](const PreparedRule& p) {
+    const RuleKind kind = p.rule.kind;
+    return kind == RuleKind::kGradient || kind == RuleKind::kGuided || kind == RuleKind::kDeconv ||
+           kind == RuleKind::kPass;
+  });
+}
+
 ForwardPath forward_path() {
   const int bits = path_set.load();
   return ForwardPath{(bits & 1) != 0, (bits & 2) != 0, (bits & 4) != 0, (bits & 8) != 0};
@@ -860,11 +868,26 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
     pass.run();
     ws[i] = own_ws.back().data();
   }
-  // Whether layer i carries the signal by its own backward-data under its rule (else the host does).
+  // How ReLU i carries the signal under its rule: the gradient, guided and deconv rules are steps
+  // of the chain below (in a pointwise run, or alone), computed by add_pointwise_sign_backward_run
+  // except a lone ReLU under the gradient, which runs oneDNN's backward-data.
+  const auto relu_mode = [&](size_t i) {
+    const RuleKind kind = rules.layers[i].rule.kind;
+    return kind == RuleKind::kGuided ? ReluBackward::kGuided
+           : kind == RuleKind::kDeconv ? ReluBackward::kDeconv
+                                       : ReluBackward::kGradient;
+  };
+  // The guided rule on a layer other than a ReLU: the host clips the whole signal, then the
+  // layer's backward-data.
+  const auto clips_on_host = [&](size_t i) {
+    return rules.layers[i].rule.kind == RuleKind::kGuided && layers_[i]->kind() != LayerKind::kReLU;
+  };
+  // Whether layer i carries the signal in the chain of steps below under its rule (else the host does).
   const auto by_backward_data = [&](size_t i) {
     const RuleKind kind = rules.layers[i].rule.kind;
     const LayerKind layer = layers_[i]->kind();
     return kind == RuleKind::kGradient || kind == RuleKind::kGuided ||
+           (kind == RuleKind::kDeconv && layer == LayerKind::kReLU) ||
            (kind == RuleKind::kRescale && layer != LayerKind::kReLU && layer != LayerKind::kSoftmax &&
             layer != LayerKind::kMaxPool2d);
   };
@@ -873,13 +896,12 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
     const Layer& layer = *layers_[top];
     const PreparedRule& p = rules.layers[top];
     if (by_backward_data(top)) {
-      // The guided rule clips the incoming signal; then every layer down to the next one the host
-      // works on (or the next guided clip) runs its backward-data in one pass.
-      if (p.rule.kind == RuleKind::kGuided)
+      // Every layer down to the next one the host works on (or the next host clip) runs in one
+      // pass: backward-data, and the ReLUs' gradient, guided and deconv rules.
+      if (clips_on_host(top))
         for (float& v : s.values()) v = std::max(v, 0.0f);
       size_t bottom = top;
-      while (bottom > stop && by_backward_data(bottom - 1) && rules.layers[bottom - 1].rule.kind != RuleKind::kGuided)
-        --bottom;
+      while (bottom > stop && by_backward_data(bottom - 1) && !clips_on_host(bottom - 1)) --bottom;
       // The steps, from the top down: one layer each, or a pointwise run (backprop_tiles) of
       // layers [lo, hi] tile by tile.
       struct Step {
@@ -901,20 +923,27 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
             if (pointwise_run_end(layers_, lo, i + 1, shapes[lo]) == i + 1) break;
           if (lo < i) step = Step{lo, i, pointwise_tile(layers_, lo, i + 1, shapes[lo])};
         }
+        // A ReLU of the step that reads its input (or its signs): not under the deconv rule.
+        const auto reads_x = [&](size_t k) {
+          return layers_[k]->kind() == LayerKind::kReLU && relu_mode(k) != ReluBackward::kDeconv;
+        };
+        // A lone ReLU under the guided or deconv rule (see relu_mode).
+        const bool lone_rule = step.tile == 0 && layers_[i]->kind() == LayerKind::kReLU &&
+                               relu_mode(i) != ReluBackward::kGradient;
         int64_t values = numel(shapes[step.lo]) + numel(shapes[step.hi + 1]);
         for (size_t k = step.lo; k <= step.hi; ++k) {
-          if (step.tile > 0 && layers_[k]->kind() == LayerKind::kReLU)
-            values += signs(k) ? sign_bytes(shapes[k]) / 4 : numel(shapes[k]);
+          if ((step.tile > 0 || lone_rule) && reads_x(k))
+            values += step.tile > 0 && signs(k) ? sign_bytes(shapes[k]) / 4 : numel(shapes[k]);
           split = split && ws[k] == nullptr;
         }
-        // The activations the step reads (a tiled run: its ReLUs' inputs, or their signs),
-        // recomputed here if the trace omitted them.
-        if (step.tile == 0) {
+        // The activations the step reads (a tiled run or a lone guided ReLU: its ReLUs' inputs,
+        // or their signs), recomputed here if the trace omitted them.
+        if (step.tile == 0 && !lone_rule) {
           (void)act(step.lo);
           (void)act(step.lo + 1);
         }
-        for (size_t k = step.lo; step.tile > 0 && k <= step.hi; ++k)
-          if (layers_[k]->kind() == LayerKind::kReLU && !signs(k)) (void)act(k);
+        for (size_t k = step.lo; (step.tile > 0 || lone_rule) && k <= step.hi; ++k)
+          if (reads_x(k) && !(step.tile > 0 && signs(k))) (void)act(k);
         steps_in.push_back(shapes[step.lo]);
         bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(2 * sizeof(float)) * values : -1);
         steps.push_back(step);
@@ -926,17 +955,28 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
         const size_t i = step.lo;
         const Shape in = with_batch(shapes[i], dy_shape[0]);
         const auto at = [&](size_t a) { return act(a).data() + b0 * act(a).sample_numel(); };
+        const auto reads_x = [&](size_t l) {
+          return layers_[l]->kind() == LayerKind::kReLU && relu_mode(l) != ReluBackward::kDeconv;
+        };
         if (step.tile > 0) {
           std::vector<const Layer*> run;
           std::vector<const float*> inputs;
           std::vector<const uint8_t*> masks;
+          std::vector<ReluBackward> modes;
           for (size_t l = step.lo; l <= step.hi; ++l) {
             run.push_back(layers_[l].get());
-            const uint8_t* m = layers_[l]->kind() == LayerKind::kReLU ? signs(l) : nullptr;
+            const uint8_t* m = reads_x(l) ? signs(l) : nullptr;
             masks.push_back(m ? m + b0 * (sign_bytes(shapes[l]) / shapes[l][0]) : nullptr);
-            inputs.push_back(layers_[l]->kind() == LayerKind::kReLU && !m ? at(l) : nullptr);
+            inputs.push_back(reads_x(l) && !m ? at(l) : nullptr);
+            modes.push_back(relu_mode(l));
           }
-          add_pointwise_sign_backward_run(pass, run, in, inputs, masks, dy, dx, step.tile);
+          add_pointwise_sign_backward_run(pass, run, in, inputs, masks, dy, dx, step.tile, modes);
+        } else if (layers_[i]->kind() == LayerKind::kReLU && relu_mode(i) != ReluBackward::kGradient) {
+          // A lone ReLU under the guided or deconv rule: a run of that one ReLU on the signal
+          // viewed as N×1×P×1 (P values per sample), its input read as values.
+          const Shape view{in[0], 1, per_sample(in), 1};
+          add_pointwise_sign_backward_run(pass, {layers_[i].get()}, view, {reads_x(i) ? at(i) : nullptr}, {nullptr},
+                                          dy, dx, pointwise_tile(layers_, i, i + 1, view), {relu_mode(i)});
         } else if (ws[i]) {
           layers_[i]->add_backward_keep(pass, in, at(i), at(i + 1), dy, dx, ws[i]);
         } else {

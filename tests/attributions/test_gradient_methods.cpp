@@ -490,9 +490,11 @@ TEST_CASE("GradCAM at a layer whose activations are known by design gives the de
 }
 
 TEST_CASE("the gradient's trace (lab::trace_for_gradient) gives the full trace's maps byte for byte") {
-  // The plain-gradient methods run on a trace without the colour detector's inner activations
+  // The plain-gradient methods, and GuidedBP and Deconvnet (rules that read only the ReLUs'
+  // signs, lab::reads_only_signs), run on a trace without the colour detector's inner activations
   // (the ReLUs' sign bits instead); GradCAM at a layer inside the detector's run keeps that
-  // layer. Each map against the one from the full trace (set_gradient_traces_lean(false)).
+  // layer. Each map against the one from the full trace (set_gradient_traces_lean(false)), at 1
+  // and 2 threads.
   EnvData d = env_data("multi-color-sum", 3, 23);
   const std::vector<std::pair<std::string, std::vector<std::string>>> methods = {
       {"saliency", {}},
@@ -500,16 +502,24 @@ TEST_CASE("the gradient's trace (lab::trace_for_gradient) gives the full trace's
       {"integrated-gradients", {"steps=8"}},
       {"gradcam", {"layer=detector.layers.3"}},
       {"extremal-perturbation", {"iterations=3"}},
+      {"guided-backprop", {}},
+      {"deconvnet", {}},
   };
-  for (const auto& [method, p] : methods) {
-    CAPTURE(method);
-    lab::set_gradient_traces_lean(false);
-    const Result full = run(method, p, d.context, d.batch);
-    lab::set_gradient_traces_lean(true);
-    const Result lean = run(method, p, d.context, d.batch);
-    REQUIRE(lean.attr.shape() == full.attr.shape());
-    CHECK(std::memcmp(lean.attr.data(), full.attr.data(), sizeof(float) * full.attr.numel()) == 0);
+  const int threads = lab::Runtime::get().threads();
+  for (const int t : {1, 2}) {
+    CAPTURE(t);
+    lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
+    for (const auto& [method, p] : methods) {
+      CAPTURE(method);
+      lab::set_gradient_traces_lean(false);
+      const Result full = run(method, p, d.context, d.batch);
+      lab::set_gradient_traces_lean(true);
+      const Result lean = run(method, p, d.context, d.batch);
+      REQUIRE(lean.attr.shape() == full.attr.shape());
+      CHECK(std::memcmp(lean.attr.data(), full.attr.data(), sizeof(float) * full.attr.numel()) == 0);
+    }
   }
+  lab::Runtime::get().set_threads(threads);
   // The trace of the same images does leave activations out.
   const lab::Trace t = lab::trace_for_gradient(d.net, d.batch.x);
   CHECK(std::count_if(t.acts.begin(), t.acts.end(), [](const lab::Tensor& a) { return a.empty(); }) > 0);

@@ -1,8 +1,11 @@
 // Network: shapes, names, traces, partial forward, backward to a layer, batching and threads.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
@@ -343,7 +346,7 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
     const Tensor reference_x = testnets::random_tensor(x.shape(), rng, -1.0f, 1.0f);
     const Tensor seed = testnets::random_tensor(net.output_shape(4), rng);
     std::vector<lab::PreparedRules> rules;
-    for (const char* name : {"gradient", "guided-backprop", "deeplift-rescale"})
+    for (const char* name : {"gradient", "guided-backprop", "deeplift-rescale", "deconvnet"})
       rules.push_back(lab::prepare(net, lab::make_composite(name)));
     // Everything on the layer-by-layer passes first.
     lab::set_forward_path(lab::ForwardPath{.tiles = true, .backprop_tiles = false});
@@ -372,7 +375,7 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
     });
   }
   lab::set_forward_path(saved);
-  CHECK(compared == 2 * 2 * 2 * 3);
+  CHECK(compared == 2 * 2 * 2 * 4);
 }
 
 TEST_CASE("gradient traces: the inner activations of pointwise runs left out, the backward's bytes unchanged") {
@@ -380,8 +383,8 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
   // last), except the layers it is told to keep; every other activation is the full trace's bytes.
   // The gradient (tile by tile, from the ReLUs' signs), guided backprop and DeepLIFT (whose rules
   // cut the runs: the omitted activations they read are recomputed) to the input and to every
-  // layer's output (that layer kept, and not) give the full trace's bytes; 1 and 2 threads, with
-  // and without sub-batches.
+  // layer's output (that layer kept, and not) give the full trace's bytes, as does deconvnet
+  // (which reads no activation); 1 and 2 threads, with and without sub-batches.
   std::mt19937 rng(29);
   struct Case {
     lab::Network net;
@@ -401,7 +404,7 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
     const lab::Trace reference = net.trace(testnets::random_tensor(x.shape(), rng, -1.0f, 1.0f));
     const Tensor seed = testnets::random_tensor(net.output_shape(4), rng);
     std::vector<lab::PreparedRules> rules;
-    for (const char* name : {"gradient", "guided-backprop", "deeplift-rescale"})
+    for (const char* name : {"gradient", "guided-backprop", "deeplift-rescale", "deconvnet"})
       rules.push_back(lab::prepare(net, lab::make_composite(name)));
     const lab::Trace full = net.trace(x);
     const std::vector<std::vector<Tensor>> want = backward_to_every_layer(net, full, seed, rules, reference);
@@ -466,5 +469,100 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
     }
   }
   lab::set_forward_path(saved);
-  CHECK(compared == 2 * 2 * 2 * 3);
+  CHECK(compared == 2 * 2 * 2 * 4);
+}
+
+namespace {
+
+// The backward of a chain under the gradient, guided and deconv rules one layer at a time, as
+// Network::backward carried the guided and deconv rules before they were steps of its tiled runs:
+// the guided rule clips the signal (std::max(v, 0.0f)), then the layer's backward-data (a ReLU:
+// oneDNN's backward-data); the deconv rule clips, and nothing more; the gradient: backward-data.
+Tensor clip_then_backward_data(const lab::Network& net, const lab::Trace& full, Tensor s,
+                               const lab::PreparedRules& rules, size_t stop) {
+  for (size_t i = net.size(); i-- > stop;) {
+    const lab::RuleKind kind = rules.layers[i].rule.kind;
+    REQUIRE((kind == lab::RuleKind::kGradient || kind == lab::RuleKind::kGuided || kind == lab::RuleKind::kDeconv));
+    if (kind != lab::RuleKind::kGradient)
+      for (float& v : s.values()) v = std::max(v, 0.0f);
+    if (kind != lab::RuleKind::kDeconv) s = net.layer(i).backward_data(full.acts[i], full.acts[i + 1], s);
+  }
+  return s;
+}
+
+// A chain that is one pointwise run ending in a ReLU, so that a seed's −0 meets the guided and
+// deconv clips directly (from the trace's signs, in AVX2 vectors and a scalar tail of 9×11 pixels).
+lab::Network run_net(std::mt19937& rng) {
+  lab::Network net({3, 9, 11});
+  net.add("c0", testnets::random_conv(one_by_one(3, 5), rng));
+  net.add("r0", std::make_shared<lab::ReLU>());
+  net.add("c1", testnets::random_conv(one_by_one(5, 4), rng));
+  net.add("r1", std::make_shared<lab::ReLU>());
+  return net;
+}
+
+}  // namespace
+
+TEST_CASE("guided and deconv rules in the tiled backward: the bytes of the clip and backward-data layer by layer") {
+  // Network::backward carries a guided or deconv ReLU as a step of its chain (inside a pointwise
+  // run, from the trace's values or the gradient trace's signs; a lone ReLU, such as r5 after a
+  // Linear, as a run of one ReLU): each map, to the input and to the output of every layer, is
+  // the bytes of clipping the whole signal and running each layer's backward-data
+  // (clip_then_backward_data), on the full trace and on trace_for_gradient's, with backprop tiles
+  // and without, at 1 and 2 threads, with and without sub-batches. The seed holds +0, −0 and
+  // negative values and a NaN (the clip keeps −0 and NaN: std::max(v, 0.0f) returns v unless
+  // v < 0), which run_net's last ReLU clips (a NaN then reaches the input; a −0 only to_layer).
+  std::mt19937 rng(31);
+  std::vector<lab::Network> nets{pointwise_net(rng)};
+  nets.push_back(grouped_net(rng));
+  nets.push_back(run_net(rng));
+  const lab::ForwardPath saved = lab::forward_path();
+  const auto same = same_bytes;
+  int64_t compared = 0;
+  for (const lab::Network& net : nets) {
+    CAPTURE(net.input_shape()[0]);
+    const Tensor x = signed_zero_batch(net, rng);
+    Tensor seed = testnets::random_tensor(net.output_shape(4), rng);
+    for (int64_t i = 0; i < seed.numel(); i += 3) seed[i] = i % 2 == 0 ? -0.0f : 0.0f;
+    seed[1] = -std::abs(seed[1]) - 0.5f;
+    seed[4] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<lab::PreparedRules> rules;
+    for (const char* name : {"guided-backprop", "deconvnet", "gradient"})
+      rules.push_back(lab::prepare(net, lab::make_composite(name)));
+    CHECK(lab::reads_only_signs(rules[0]));
+    CHECK(lab::reads_only_signs(rules[1]));
+    lab::set_forward_path(lab::ForwardPath{});
+    const lab::Trace full = net.trace(x);
+    std::vector<std::vector<Tensor>> want(rules.size());
+    for (size_t r = 0; r < rules.size(); ++r)
+      for (size_t stop = 0; stop < net.size(); ++stop) want[r].push_back(clip_then_backward_data(net, full, seed, rules[r], stop));
+    for (const bool tiles : {true, false}) {
+      CAPTURE(tiles);
+      lab::set_forward_path(lab::ForwardPath{.backprop_tiles = tiles});
+      at_threads_and_budgets([&] {
+        for (const bool lean : {true, false}) {
+          CAPTURE(lean);
+          const lab::Trace trace = lean ? lab::trace_for_gradient(net, x) : net.trace(x);
+          for (size_t r = 0; r < rules.size(); ++r) {
+            CAPTURE(r);
+            CHECK(same(net.backward(trace, seed, rules[r]), want[r][0]));
+            for (size_t l = 0; l + 1 < net.size(); ++l) {
+              CAPTURE(l);
+              CHECK(same(net.backward(trace, seed, rules[r], l), want[r][l + 1]));
+            }
+            ++compared;
+          }
+        }
+      });
+    }
+  }
+  lab::set_forward_path(saved);
+  CHECK(compared == 3 * 2 * 4 * 2 * 3);
+  // LRP and rescale read the activations themselves.
+  std::mt19937 rng2(5);
+  const lab::Network net = grouped_net(rng2);
+  for (const char* name : {"lrp-epsilon", "lrp-zplus", "deeplift-rescale"}) {
+    CAPTURE(name);
+    CHECK_FALSE(lab::reads_only_signs(lab::prepare(net, lab::make_composite(name))));
+  }
 }

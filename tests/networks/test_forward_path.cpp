@@ -5,6 +5,7 @@
 // integers (as the attribution methods' interpolations and noise do), at 1 and 2 threads.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -94,9 +95,26 @@ TEST_CASE("forward paths give the bytes of the layer-by-layer forward on every e
   CHECK(compared == static_cast<int64_t>(envs.size()) * 8);
 }
 
+// Guided backprop or deconvnet of a chain one layer at a time, as Network::backward carried them
+// before their ReLUs were steps of its tiled runs: the rule's clip (std::max(v, 0.0f)) of the
+// whole signal at each ReLU, then (guided) oneDNN's ReLU backward-data; every other layer's
+// backward-data. A graph: Network::backward's graph path, which does that node by node.
+lab::Tensor clip_then_backward_data(const lab::Network& net, const lab::Trace& full, lab::Tensor s,
+                                    const lab::PreparedRules& rules) {
+  if (!net.is_chain()) return net.backward(full, s, rules);
+  for (size_t i = net.size(); i-- > 0;) {
+    const lab::RuleKind kind = rules.layers[i].rule.kind;
+    if (kind == lab::RuleKind::kGuided || kind == lab::RuleKind::kDeconv)
+      for (float& v : s.values()) v = std::max(v, 0.0f);
+    if (kind != lab::RuleKind::kDeconv) s = net.layer(i).backward_data(full.acts[i], full.acts[i + 1], s);
+  }
+  return s;
+}
+
 TEST_CASE("backprop tiles give the bytes of the layer-by-layer trace and backward on every environment") {
-  // The gradient of every output unit's random mix (as a method's seed) and guided backprop, to
-  // the input, on the trace of each path and (the gradient) on trace_for_gradient's; at 1 and 2
+  // The gradient of every output unit's random mix (as a method's seed), guided backprop and
+  // deconvnet, to the input, on the trace of each path and on trace_for_gradient's; guided
+  // backprop and deconvnet against their clip and backward-data layer by layer; at 1 and 2
   // threads.
   std::mt19937_64 rng(78);
   const std::vector<Env> envs = environments(rng);
@@ -115,7 +133,11 @@ TEST_CASE("backprop tiles give the bytes of the layer-by-layer trace and backwar
     lab::set_forward_path(lab::ForwardPath{.backprop_tiles = false});
     const lab::Trace plain = env.net.trace(env.x);
     const lab::Tensor gradient = env.net.gradient(plain, seed);
-    const lab::Tensor guided_signal = env.net.backward(plain, seed, guided);
+    const lab::Tensor guided_signal = clip_then_backward_data(env.net, plain, seed, guided);
+    const lab::PreparedRules deconv = lab::prepare(env.net, lab::make_composite("deconvnet"));
+    const lab::Tensor deconv_signal = clip_then_backward_data(env.net, plain, seed, deconv);
+    CHECK(same(env.net.backward(plain, seed, guided), guided_signal));
+    CHECK(same(env.net.backward(plain, seed, deconv), deconv_signal));
     lab::set_forward_path(lab::ForwardPath{.backprop_tiles = true});
     for (const int t : {1, 2}) {
       CAPTURE(t);
@@ -127,6 +149,7 @@ TEST_CASE("backprop tiles give the bytes of the layer-by-layer trace and backwar
       }
       CHECK(same(env.net.gradient(trace, seed), gradient));
       CHECK(same(env.net.backward(trace, seed, guided), guided_signal));
+      CHECK(same(env.net.backward(trace, seed, deconv), deconv_signal));
       // The gradient's trace (lab/nn/gradient_trace.h): the detector's inner activations left
       // out, recomputed tile by tile in the backward; with and without sub-batches.
       for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
@@ -141,6 +164,8 @@ TEST_CASE("backprop tiles give the bytes of the layer-by-layer trace and backwar
         }
         if (env.name.starts_with("multi-color-sum")) CHECK(omitted > 0);  // the colour detector's run
         CHECK(same(env.net.gradient(lean, seed), gradient));
+        CHECK(same(env.net.backward(lean, seed, guided), guided_signal));
+        CHECK(same(env.net.backward(lean, seed, deconv), deconv_signal));
       }
       lab::set_sub_batch_budget(-1);
       ++compared;
