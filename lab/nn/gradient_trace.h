@@ -11,7 +11,10 @@
 /// its inner activations, writes one bit per element of each ReLU's input (x > 0) from cache
 /// (add_pointwise_sign_trace_run); Network::backward multiplies by those bits where it would have
 /// compared the input (add_pointwise_sign_backward_run). The same kernels on the same inputs, and
-/// the same product: the gradient is the same bytes as from Network::trace. A step of the
+/// the same product: the gradient is the same bytes as from Network::trace. The guided rule
+/// (GuidedBP) reads the same bits after its clip, the deconv rule (Deconvnet) reads nothing: both
+/// are steps of the tiled backward too (ReluBackward), and run_backprop gives them this trace
+/// (reads_only_signs). A step of the
 /// backward that reads an omitted activation itself (a rule that cuts the run, a to_layer inside
 /// it) recomputes it from the run's input by the layers' forward, also the same bytes. Tested with
 /// memcmp in tests/lab/test_network.cpp, tests/networks/test_forward_path.cpp and (the methods'
