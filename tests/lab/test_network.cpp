@@ -222,6 +222,13 @@ lab::Network grouped_net(std::mt19937& rng) {
   return grouped;
 }
 
+// The chains of the backprop-tile tests: pointwise_net, then grouped_net.
+std::vector<lab::Network> tile_chains(std::mt19937& rng) {
+  std::vector<lab::Network> nets{pointwise_net(rng)};
+  nets.push_back(grouped_net(rng));
+  return nets;
+}
+
 // Each rule's backward of `seed` on `trace` to the input, then to the output of every layer but
 // the last.
 std::vector<std::vector<Tensor>> backward_to_every_layer(const lab::Network& net, const lab::Trace& trace,
@@ -335,8 +342,7 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
   // input and to the output of every layer; signed zeros in the input; 1 and 2 threads, with and
   // without sub-batches; the tiled backward on the tiled trace and on the plain one.
   std::mt19937 rng(23);
-  std::vector<lab::Network> nets{pointwise_net(rng)};
-  nets.push_back(grouped_net(rng));
+  const std::vector<lab::Network> nets = tile_chains(rng);
   const lab::ForwardPath saved = lab::forward_path();
   const auto same = same_bytes;
   int64_t compared = 0;
@@ -493,8 +499,8 @@ Tensor clip_then_backward_data(const lab::Network& net, const lab::Trace& full, 
 // A chain that is one pointwise run ending in a ReLU, so that a seed's −0 meets the guided and
 // deconv clips directly (from the trace's signs, in AVX2 vectors and a scalar tail of 9×11 pixels).
 lab::Network run_net(std::mt19937& rng) {
-  lab::Network net({3, 9, 11});
-  net.add("c0", testnets::random_conv(one_by_one(3, 5), rng));
+  lab::Network net({2, 9, 11});
+  net.add("c0", testnets::random_conv(one_by_one(2, 5), rng));
   net.add("r0", std::make_shared<lab::ReLU>());
   net.add("c1", testnets::random_conv(one_by_one(5, 4), rng));
   net.add("r1", std::make_shared<lab::ReLU>());
@@ -513,8 +519,7 @@ TEST_CASE("guided and deconv rules in the tiled backward: the bytes of the clip 
   // negative values and a NaN (the clip keeps −0 and NaN: std::max(v, 0.0f) returns v unless
   // v < 0), which run_net's last ReLU clips (a NaN then reaches the input; a −0 only to_layer).
   std::mt19937 rng(31);
-  std::vector<lab::Network> nets{pointwise_net(rng)};
-  nets.push_back(grouped_net(rng));
+  std::vector<lab::Network> nets = tile_chains(rng);
   nets.push_back(run_net(rng));
   const lab::ForwardPath saved = lab::forward_path();
   const auto same = same_bytes;
