@@ -522,7 +522,6 @@ TEST_CASE("guided and deconv rules in the tiled backward: the bytes of the clip 
   std::vector<lab::Network> nets = tile_chains(rng);
   nets.push_back(run_net(rng));
   const lab::ForwardPath saved = lab::forward_path();
-  const auto same = same_bytes;
   int64_t compared = 0;
   for (const lab::Network& net : nets) {
     CAPTURE(net.input_shape()[0]);
@@ -550,10 +549,10 @@ TEST_CASE("guided and deconv rules in the tiled backward: the bytes of the clip 
           const lab::Trace trace = lean ? lab::trace_for_gradient(net, x) : net.trace(x);
           for (size_t r = 0; r < rules.size(); ++r) {
             CAPTURE(r);
-            CHECK(same(net.backward(trace, seed, rules[r]), want[r][0]));
+            CHECK(same_bytes(net.backward(trace, seed, rules[r]), want[r][0]));
             for (size_t l = 0; l + 1 < net.size(); ++l) {
               CAPTURE(l);
-              CHECK(same(net.backward(trace, seed, rules[r], l), want[r][l + 1]));
+              CHECK(same_bytes(net.backward(trace, seed, rules[r], l), want[r][l + 1]));
             }
             ++compared;
           }
