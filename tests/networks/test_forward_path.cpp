@@ -12,6 +12,7 @@
 #include "lab/forward_paths.h"
 #include "lab/core/runtime.h"
 #include "lab/nn/gradient_trace.h"
+#include "lab/nn/patch_run.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
 
@@ -92,6 +93,46 @@ TEST_CASE("forward paths give the bytes of the layer-by-layer forward on every e
   }
   lab::set_forward_path(saved);
   CHECK(compared == static_cast<int64_t>(envs.size()) * 8);
+}
+
+TEST_CASE("patch runs give the bytes of the layer-by-layer forward on every environment at even batches") {
+  // Patch runs (lab/nn/patch_run.h, off by default): the accumulators' k×k stride-k convolutions
+  // with the pointwise layers after them, tile by tile. At the environments' batches here (4
+  // images at 224, 6 at 32 and 64) every activation of the forward, from the input to each layer,
+  // is the plain path's, at 1 and 2 threads, with and without sub-batches. (At odd batches
+  // oneDNN's own convolution sums some pixels in another order: see patch_run.h.)
+  std::mt19937_64 rng(79);
+  const std::vector<Env> envs = environments(rng);
+  const lab::ForwardPath saved = lab::forward_path();
+  const int threads = lab::Runtime::get().threads();
+  lab::set_patch_runs(true);
+  int64_t compared = 0;
+  for (const Env& env : envs) {
+    CAPTURE(env.name);
+    REQUIRE(env.x.dim(0) % 2 == 0);
+    lab::set_forward_path(testnets::kPlainPath);
+    const lab::Trace plain = env.net.trace(env.x);
+    lab::set_forward_path(lab::ForwardPath{.tiles = true});
+    for (const int t : {1, 2}) {
+      CAPTURE(t);
+      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
+      for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
+        CAPTURE(budget);
+        lab::set_sub_batch_budget(budget);
+        for (size_t end = 1; end <= env.net.size(); ++end) {
+          CAPTURE(end);
+          const lab::Tensor y = env.net.forward_range(0, end, env.x);
+          CHECK(std::memcmp(y.data(), plain.acts[end].data(), sizeof(float) * y.numel()) == 0);
+          ++compared;
+        }
+      }
+    }
+  }
+  lab::set_sub_batch_budget(-1);
+  lab::Runtime::get().set_threads(threads);
+  lab::set_patch_runs(false);
+  lab::set_forward_path(saved);
+  CHECK(compared > 0);
 }
 
 TEST_CASE("backprop tiles give the bytes of the layer-by-layer trace and backward on every environment") {
