@@ -19,8 +19,8 @@
 /// by the L2 size alone): the run's bytes are batch- and thread-invariant. oneDNN's gemm convolution is not: it splits the batch's pixels
 /// (N·OH·OW) between the threads it was created for and into blocks chosen by a cost model, and
 /// its sgemm sums a pixel in another order near a split that is not a multiple of 16 pixels. On
-/// the 2-core test machine the environments' patch convolutions give the run's bytes at even
-/// batches (2 to 64 tested) and other bytes, for some layers, at odd ones (the same image alone
+/// the 2-core test machine the environments' patch convolutions give the run's bytes on even
+/// (sub-)batches (2 to 64 tested) and other bytes, for some layers, on odd ones (the same image alone
 /// and in a batch of 5 differs in accumulator.layers.8 onwards at 224×224: the plain path's own
 /// batch dependence). A forward with patch runs would then differ from the trace at odd batches,
 /// so they stay off until the convolution itself runs this way everywhere (forward, trace, the

@@ -233,21 +233,7 @@ std::vector<std::vector<Tensor>> backward_to_every_layer(const lab::Network& net
   return out;
 }
 
-// Runs `body` at 1 and 2 threads, each with and without sub-batches; then restores both.
-void at_threads_and_budgets(const std::function<void()>& body) {
-  const int threads = lab::Runtime::get().threads();
-  for (const int t : {1, 2}) {
-    CAPTURE(t);
-    lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
-    for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
-      CAPTURE(budget);
-      lab::set_sub_batch_budget(budget);
-      body();
-    }
-  }
-  lab::Runtime::get().set_threads(threads);
-  lab::set_sub_batch_budget(-1);
-}
+using testnets::at_threads_and_budgets;
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
@@ -328,6 +314,13 @@ TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitive
 
 namespace {
 
+// The shape of a batch of `batch` inputs of `net`.
+lab::Shape batch_shape(const lab::Network& net, int64_t batch) {
+  lab::Shape shape{batch};
+  shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
+  return shape;
+}
+
 // A convolution with integer weights in [-3, 3] and (if bias) an integer bias in [-2, 2].
 std::shared_ptr<lab::Conv2d> integer_conv(lab::Conv2dParams p, std::mt19937& rng, bool bias = true) {
   std::uniform_int_distribution<int> w(-3, 3), c(-2, 2);
@@ -391,9 +384,7 @@ TEST_CASE("patch runs: exact on integer data, and the same bytes for an image in
   // batch, at 1 and 2 threads, with and without sub-batches (a wrong window, weight or channel
   // order would change values).
   for (const lab::Network& n : patch_nets(rng, integer_conv)) {
-    lab::Shape shape{5};
-    shape.insert(shape.end(), n.input_shape().begin(), n.input_shape().end());
-    Tensor x(shape);
+    Tensor x(batch_shape(n, 5));
     std::uniform_int_distribution<int> pixel(-4, 4);
     for (float& v : x.values()) v = static_cast<float>(pixel(rng));
     lab::set_forward_path(testnets::kPlainPath);
@@ -414,9 +405,7 @@ TEST_CASE("patch runs: exact on integer data, and the same bytes for an image in
   // Random real data: an image gives the same bytes alone and in a batch of 5, at 1 and 2
   // threads, with and without sub-batches, at every activation.
   for (const lab::Network& n : floats) {
-    lab::Shape shape{5};
-    shape.insert(shape.end(), n.input_shape().begin(), n.input_shape().end());
-    Tensor x = testnets::random_tensor(shape, rng, -3.0f, 3.0f);
+    Tensor x = testnets::random_tensor(batch_shape(n, 5), rng, -3.0f, 3.0f);
     x[7] = 0.0f;
     x[8] = -0.0f;
     lab::set_forward_path(lab::ForwardPath{.tiles = true});
@@ -426,8 +415,7 @@ TEST_CASE("patch runs: exact on integer data, and the same bytes for an image in
         const Tensor whole = n.forward_range(0, end, x);
         const int64_t per = whole.numel() / 5;
         for (int64_t i = 0; i < 5; ++i) {
-          shape[0] = 1;
-          Tensor one(shape);
+          Tensor one(batch_shape(n, 1));
           std::memcpy(one.data(), x.sample(i), sizeof(float) * one.numel());
           const Tensor alone = n.forward_range(0, end, one);
           CHECK(std::memcmp(alone.data(), whole.data() + i * per, sizeof(float) * per) == 0);

@@ -104,7 +104,6 @@ TEST_CASE("patch runs give the bytes of the layer-by-layer forward on every envi
   std::mt19937_64 rng(79);
   const std::vector<Env> envs = environments(rng);
   const lab::ForwardPath saved = lab::forward_path();
-  const int threads = lab::Runtime::get().threads();
   lab::set_patch_runs(true);
   int64_t compared = 0;
   for (const Env& env : envs) {
@@ -113,23 +112,15 @@ TEST_CASE("patch runs give the bytes of the layer-by-layer forward on every envi
     lab::set_forward_path(testnets::kPlainPath);
     const lab::Trace plain = env.net.trace(env.x);
     lab::set_forward_path(lab::ForwardPath{.tiles = true});
-    for (const int t : {1, 2}) {
-      CAPTURE(t);
-      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
-      for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
-        CAPTURE(budget);
-        lab::set_sub_batch_budget(budget);
-        for (size_t end = 1; end <= env.net.size(); ++end) {
-          CAPTURE(end);
-          const lab::Tensor y = env.net.forward_range(0, end, env.x);
-          CHECK(std::memcmp(y.data(), plain.acts[end].data(), sizeof(float) * y.numel()) == 0);
-          ++compared;
-        }
+    testnets::at_threads_and_budgets([&] {
+      for (size_t end = 1; end <= env.net.size(); ++end) {
+        CAPTURE(end);
+        const lab::Tensor y = env.net.forward_range(0, end, env.x);
+        CHECK(std::memcmp(y.data(), plain.acts[end].data(), sizeof(float) * y.numel()) == 0);
+        ++compared;
       }
-    }
+    });
   }
-  lab::set_sub_batch_budget(-1);
-  lab::Runtime::get().set_threads(threads);
   lab::set_patch_runs(false);
   lab::set_forward_path(saved);
   CHECK(compared > 0);
