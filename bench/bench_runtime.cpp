@@ -28,8 +28,10 @@
 // - fwd: "tiles", the default forward path (lab::ForwardPath in lab/nn/network.h: runs of 1×1
 //   convolutions and ReLUs pixel tile by pixel tile, their products by lab::pointwise_gemm's
 //   kernel); "tiles-sgemm", tiles with every product a dnnl_sgemm, the tiles before the kernel
-//   (lab::set_pointwise_kernel(false)); "tiles+post-op", tiles and the other
-//   ReLUs as post-ops (below); "layers", every layer its own primitive
+//   (lab::set_pointwise_kernel(false)); "tiles+patch", tiles with patch runs (the accumulators'
+//   k×k stride-k convolutions and the pointwise layers after them tile by tile,
+//   lab/nn/patch_run.h; off by default: the same bytes at even batches only); "tiles+post-op",
+//   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
 //   convolution or linear layer fused as its eltwise post-op; "inference", layers with
 //   prop_kind::forward_inference primitives. All with the runtime's sub-batches.
@@ -43,16 +45,18 @@
 //   layer its own primitive in the trace and the backward, the path before backprop tiles.
 // - both: "--no-sub-batch", layers with every layer on the whole batch
 //   (lab::set_sub_batch_budget(0)), the runtime before sub-batches.
-// Only this benchmark sets these. Every mode gives the same bytes (tests/lab/test_network.cpp,
-// tests/networks/test_forward_path.cpp). Timings on a loaded machine measure the other
-// processes too: run it on a quiet one.
+// Only this benchmark sets these. Every mode but tiles+patch gives the same bytes
+// (tests/lab/test_network.cpp, tests/networks/test_forward_path.cpp). Timings on a loaded
+// machine measure the other processes too: run it on a quiet one.
 //
-// --modes a,b,... keeps only those modes; --rounds R measures the kept modes R times in turn
-// (a row per mode per round, interleaved, so that old and new paths see the same load).
+// --envs a,b,... keeps only those environments (the env column's names); an empty --batches or
+// --fb-batches ("") skips that pass. --modes a,b,... keeps only those modes; --rounds R measures
+// the kept modes R times in turn (a row per mode per round, interleaved, so that old and new
+// paths see the same load).
 // "cpu ms" is the median of the process CPU time (all threads, std::clock) per image.
 //
 // Usage: bench_runtime [--batches 1,32,64] [--fb-batches 1,32] [--size 224] [--seconds S]
-//                      [--modes tiles,tiles-sgemm] [--rounds 1]
+//                      [--modes tiles,tiles-sgemm] [--rounds 1] [--envs single-color-modulo]
 #include <fmt/core.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -68,6 +72,7 @@
 #include "lab/core/runtime.h"
 #include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
+#include "lab/nn/patch_run.h"
 #include "lab/nn/pointwise_gemm.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
@@ -174,6 +179,7 @@ Counts count(const lab::Network& net) {
 
 std::vector<int64_t> parse_list(const std::string& text) {
   std::vector<int64_t> out;
+  if (text.empty()) return out;  // "" : none
   size_t pos = 0;
   while (pos <= text.size()) {
     const size_t comma = text.find(',', pos);
@@ -189,7 +195,7 @@ std::vector<int64_t> parse_list(const std::string& text) {
 int main(int argc, char** argv) {
   lab::prepare_process(argv);
   std::vector<int64_t> batches{1, 32, 64}, fb_batches{1, 32};
-  std::vector<std::string> only_modes;
+  std::vector<std::string> only_modes, only_envs;
   int rounds = 1;
   int64_t size = 224;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -199,11 +205,11 @@ int main(int argc, char** argv) {
     else if (flag == "--size") size = std::stoll(argv[i + 1]);
     else if (flag == "--seconds") min_seconds = std::stod(argv[i + 1]);
     else if (flag == "--rounds") rounds = std::max(1, std::stoi(argv[i + 1]));
-    else if (flag == "--modes") {
+    else if (flag == "--modes" || flag == "--envs") {
       const std::string list = argv[i + 1];
       for (size_t pos = 0; pos <= list.size();) {
         const size_t comma = std::min(list.find(',', pos), list.size());
-        only_modes.push_back(list.substr(pos, comma - pos));
+        (flag == "--modes" ? only_modes : only_envs).push_back(list.substr(pos, comma - pos));
         pos = comma + 1;
       }
     }
@@ -241,6 +247,7 @@ int main(int argc, char** argv) {
   fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8}\n", "env", "batch", "mode", "pass", "ms/image",
              "GFLOP/s", "GB/s", "act GB/s", "fraction", "cpu ms");
   for (const Env& env : envs) {
+    if (!only_envs.empty() && std::find(only_envs.begin(), only_envs.end(), env.name) == only_envs.end()) continue;
     const Counts c = count(env.net);
     const auto row = [&](int64_t batch, bool fb, const char* mode, double seconds) {
       const double b = static_cast<double>(batch);
@@ -280,12 +287,14 @@ int main(int argc, char** argv) {
           lab::ForwardPath path;
           bool kernel = true;  // lab::pointwise_gemm's kernel; false: dnnl_sgemm
           bool lean = true;    // f+b: the gradient's trace (lab::trace_for_gradient); false: the full trace
+          bool patch = false;  // fwd: patch runs (lab/nn/patch_run.h; off by default)
         };
         const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false, .backprop_tiles = false};
         std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"tiles-sgemm", true, {.tiles = true}, false},
                                 {"layers", true, layers}};
         if (fb) modes.insert(modes.begin() + 1, Mode{"tiles-full", true, {.tiles = true}, true, false});
         if (!fb) {
+          modes.insert(modes.begin() + 1, Mode{"tiles+patch", true, {.tiles = true}, true, true, true});
           modes.push_back({"tiles+post-op", true, {.tiles = true, .relu_post_op = true}});
           modes.push_back({"relu-post-op", true, {.tiles = false, .relu_post_op = true}});
           modes.push_back({"inference", true, {.tiles = false, .inference = true}});
@@ -300,12 +309,14 @@ int main(int argc, char** argv) {
             lab::set_forward_path(mode.path);
             lab::set_pointwise_kernel(mode.kernel);
             lab::set_gradient_traces_lean(mode.lean);
+            lab::set_patch_runs(mode.patch);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         lab::set_sub_batch_budget(-1);
         lab::set_forward_path({});
         lab::set_pointwise_kernel(true);
         lab::set_gradient_traces_lean(true);
+        lab::set_patch_runs(false);
       }
     }
   }

@@ -11,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "lab/core/simd.h"
 #include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
+#include "lab/nn/patch_run.h"
 #include "lab/nn/pointwise_gemm.h"
 
 namespace lab {
@@ -637,42 +639,82 @@ void for_each_tile(int64_t batch, int64_t pixels, int64_t tile, int64_t scratch,
 
 }  // namespace
 
-void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
-                       float* y, int64_t tile) {
-  LAB_CHECK(!run.empty() && input.size() == 4 && tile > 0, "pointwise run of {} layers on {}", run.size(),
-            to_string(input));
-  // The steps: a convolution (with the ReLU right after it, if any) or a ReLU on its own.
-  struct Step {
-    const Conv2d* conv = nullptr;
-    bool relu = false;
-    int64_t in = 0, out = 0;  // channels
-  };
-  std::vector<Step> steps;
-  int64_t channels = input[1], widest = input[1];
-  for (const Layer* layer : run) {
+namespace {
+
+// A step of a tiled forward run: a convolution (with the ReLU right after it, if any) or a ReLU on
+// its own.
+struct TileStep {
+  const Conv2d* conv = nullptr;
+  bool relu = false;
+  int64_t in = 0, out = 0;  // channels (a patch convolution: in = its column rows, in·kh·kw)
+};
+
+// Appends the steps of the pointwise layers run[first..] on `channels` input channels to `steps`
+// (a ReLU right after a convolution joins its step); widest: the most channels of any step.
+void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64_t channels,
+                       std::vector<TileStep>& steps, int64_t& widest) {
+  for (size_t k = first; k < run.size(); ++k) {
+    const Layer* layer = run[k];
     LAB_CHECK(is_pointwise(*layer), "{} in a pointwise run", kind_name(layer->kind()));
     if (layer->kind() == LayerKind::kReLU) {
       if (!steps.empty() && steps.back().conv != nullptr && !steps.back().relu) steps.back().relu = true;
-      else steps.push_back(Step{nullptr, true, channels, channels});
+      else steps.push_back(TileStep{nullptr, true, channels, channels});
       continue;
     }
     const auto* conv = static_cast<const Conv2d*>(layer);
     LAB_CHECK(conv->params().in_channels == channels, "pointwise run: {} channels into {}", channels,
               conv->describe());
-    steps.push_back(Step{conv, false, channels, conv->params().out_channels});
+    steps.push_back(TileStep{conv, false, channels, conv->params().out_channels});
     channels = conv->params().out_channels;
     widest = std::max(widest, channels);
   }
+}
+
+// The windows of a patch convolution (is_patch_conv) on one image of C×H×W, as oneDNN's im2col
+// lays them out: column row (c·kh + i)·kw + j, column p = oy·ow + ox holds x[c][oy·kh + i][ox·kw + j].
+struct PatchGeometry {
+  int64_t channels = 0, h = 0, w = 0, kh = 1, kw = 1, ow = 1;
+  int64_t rows() const { return channels * kh * kw; }
+  // Writes columns [p0, p0 + width) of image `image` (C×H×W floats) into col (rows × width).
+  void gather(const float* image, int64_t p0, int64_t width, float* col) const {
+    for (int64_t p = p0; p < p0 + width;) {
+      const int64_t oy = p / ow, ox0 = p % ow, len = std::min(ow - ox0, p0 + width - p);
+      for (int64_t c = 0; c < channels; ++c)
+        for (int64_t i = 0; i < kh; ++i) {
+          const float* src = image + (c * h + oy * kh + i) * w + ox0 * kw;
+          for (int64_t j = 0; j < kw; ++j) {
+            float* dst = col + ((c * kh + i) * kw + j) * width + (p - p0);
+            for (int64_t t = 0; t < len; ++t) dst[t] = src[t * kw + j];
+          }
+        }
+      p += len;
+    }
+  }
+};
+
+// Adds a tiled forward run to `pass`: `steps` on tiles of `pixels` output pixels of each of the
+// `batch` images; a tile's input is the first step's `in` channels of x (row stride `pixels`) or,
+// with a patch, the windows of its pixels (patch->gather); the last step writes y.
+void add_tiled_run(Pass& pass, std::vector<TileStep> steps, int64_t batch, int64_t pixels, int64_t in_numel,
+                   const std::optional<PatchGeometry>& patch, const float* x, float* y, int64_t tile,
+                   int64_t widest) {
   pass.add_host([=, steps = std::move(steps)] {
-    const int64_t pixels = input[2] * input[3];
-    const int64_t in_channels = input[1], out_channels = steps.back().out;
-    // Two tile buffers used in turn by the inner steps (the first reads x, the last writes y).
-    for_each_tile(input[0], pixels, tile, 2 * widest * tile, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
+    const int64_t in_channels = steps.front().in, out_channels = steps.back().out;
+    const int64_t col = patch ? patch->rows() * tile : 0;
+    // Two tile buffers used in turn by the inner steps (the first reads x or the column tile, the
+    // last writes y), then the column tile.
+    for_each_tile(batch, pixels, tile, 2 * widest * tile + col, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
       bool ok = true;
       const float* a = x + (n * in_channels) * pixels + p0;
       int64_t lda = pixels;
+      if (patch) {
+        float* columns = buffer + 2 * widest * tile;
+        patch->gather(x + n * in_numel, p0, width, columns);
+        a = columns;
+        lda = width;
+      }
       for (size_t k = 0; k < steps.size(); ++k) {
-        const Step& st = steps[k];
+        const TileStep& st = steps[k];
         const bool last = k + 1 == steps.size();
         float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * widest * tile;
         const int64_t ldb = last ? pixels : width;
@@ -692,6 +734,48 @@ void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const S
     });
   });
 }
+
+std::atomic<bool> patch_runs_set{false};
+
+}  // namespace
+
+void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
+                       float* y, int64_t tile) {
+  LAB_CHECK(!run.empty() && input.size() == 4 && tile > 0, "pointwise run of {} layers on {}", run.size(),
+            to_string(input));
+  std::vector<TileStep> steps;
+  int64_t widest = input[1];
+  append_tile_steps(run, 0, input[1], steps, widest);
+  add_tiled_run(pass, std::move(steps), input[0], input[2] * input[3], numel(input) / input[0], std::nullopt, x, y,
+                tile, widest);
+}
+
+bool is_patch_conv(const Layer& layer, const Shape& input) {
+  if (layer.kind() != LayerKind::kConv2d || input.size() != 4) return false;
+  const Conv2dParams& p = static_cast<const Conv2d&>(layer).params();
+  // At most 64 column rows: the depths lab::pointwise_gemm's kernel and its tests cover.
+  return p.groups == 1 && p.pad_h == 0 && p.pad_w == 0 && p.stride_h == p.kernel_h && p.stride_w == p.kernel_w &&
+         p.kernel_h * p.kernel_w > 1 && input[1] == p.in_channels && p.in_channels * p.kernel_h * p.kernel_w <= 64 &&
+         input[2] >= p.kernel_h && input[3] >= p.kernel_w;
+}
+
+void add_patch_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x, float* y,
+                   int64_t tile) {
+  LAB_CHECK(!run.empty() && tile > 0 && is_patch_conv(*run.front(), input), "patch run of {} layers on {}",
+            run.size(), to_string(input));
+  const auto& conv = static_cast<const Conv2d&>(*run.front());
+  const Conv2dParams& p = conv.params();
+  const Shape out = conv.output_shape(input);
+  const PatchGeometry patch{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, out[3]};
+  std::vector<TileStep> steps{TileStep{&conv, false, patch.rows(), p.out_channels}};
+  int64_t widest = p.out_channels;
+  append_tile_steps(run, 1, p.out_channels, steps, widest);
+  add_tiled_run(pass, std::move(steps), input[0], out[2] * out[3], numel(input) / input[0], patch, x, y, tile,
+                widest);
+}
+
+bool patch_runs() { return patch_runs_set.load(); }
+void set_patch_runs(bool on) { patch_runs_set.store(on); }
 
 void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                              const std::vector<float*>& outputs, int64_t tile) {

@@ -16,6 +16,7 @@
 #include "lab/core/simd.h"
 #include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
+#include "lab/nn/patch_run.h"
 
 namespace lab {
 
@@ -460,6 +461,23 @@ int64_t pointwise_tile(const std::vector<std::shared_ptr<const Layer>>& layers, 
   return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
 }
 
+// Output pixels per tile of a patch run through layers [first, last) on `in` (patch_run.h): as
+// pointwise_tile, the column tile (in·kh·kw rows) counted with the convolution's output.
+int64_t patch_tile(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t last, const Shape& in) {
+  const auto& p = static_cast<const Conv2d&>(*layers[first]).params();
+  const Shape out = layers[first]->output_shape(in);
+  int64_t pair = p.in_channels * p.kernel_h * p.kernel_w + out[1];
+  if (first + 1 < last) {
+    Shape s = out;
+    for (size_t k = first + 1; k < last; ++k) {
+      const Shape next = layers[k]->output_shape(s);
+      pair = std::max(pair, s[1] + next[1]);
+      s = next;
+    }
+  }
+  return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
+}
+
 // Bytes of the signs of an N×C×H×W activation (add_pointwise_sign_trace_run's layout).
 int64_t sign_bytes(const Shape& s) { return s[0] * s[1] * sign_row_bytes(s[2] * s[3]); }
 
@@ -649,6 +667,7 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     bool tiles = false;  // a pointwise run of `tile` pixels per tile
     int64_t tile = 0;
     ForwardVariant variant;
+    bool patch = false;  // with tiles: a patch run (its first layer a patch convolution)
   };
   const ForwardPath path = forward_path();
   const auto affine = [&](size_t i) {
@@ -663,6 +682,12 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     if (path.tiles) {
       const size_t j = pointwise_run_end(layers_, i, end, in);
       if (j > i) step = Step{i, j - i, true, pointwise_tile(layers_, i, j, in)};
+      else if (patch_runs() && is_patch_conv(*layers_[i], in)) {
+        // A patch convolution and the pointwise layers after it (patch_run.h).
+        size_t k = i + 1;
+        while (k < end && is_pointwise(*layers_[k])) ++k;
+        step = Step{i, k - i, true, patch_tile(layers_, i, k, in), {}, true};
+      }
     }
     if (!step.tiles && affine(i)) {
       step.variant.inference = path.inference;
@@ -684,7 +709,8 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     if (step.tiles) {
       std::vector<const Layer*> run;
       for (size_t i = step.first; i < step.first + step.count; ++i) run.push_back(layers_[i].get());
-      add_pointwise_run(pass, run, in, x, y, step.tile);
+      if (step.patch) add_patch_run(pass, run, in, x, y, step.tile);
+      else add_pointwise_run(pass, run, in, x, y, step.tile);
     } else if (layer.kind() == LayerKind::kConv2d) {
       static_cast<const Conv2d&>(layer).add_forward_variant(pass, in, x, y, step.variant);
     } else if (layer.kind() == LayerKind::kLinear) {

@@ -37,4 +37,20 @@ inline void for_each_forward_path(const std::function<void()>& body) {
   lab::set_forward_path(saved);
 }
 
+/// Runs `body` at 1 and 2 threads, each with and without sub-batches; then restores both.
+inline void at_threads_and_budgets(const std::function<void()>& body) {
+  const int threads = lab::Runtime::get().threads();
+  for (const int t : {1, 2}) {
+    CAPTURE(t);
+    lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
+    for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
+      CAPTURE(budget);
+      lab::set_sub_batch_budget(budget);
+      body();
+    }
+  }
+  lab::Runtime::get().set_threads(threads);
+  lab::set_sub_batch_budget(-1);
+}
+
 }  // namespace testnets

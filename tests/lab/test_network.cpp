@@ -10,6 +10,7 @@
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
 #include "lab/nn/gradient_trace.h"
+#include "lab/nn/patch_run.h"
 #include "forward_paths.h"
 #include "random_nets.h"
 
@@ -242,21 +243,7 @@ std::vector<std::vector<Tensor>> backward_to_every_layer(const lab::Network& net
   return out;
 }
 
-// Runs `body` at 1 and 2 threads, each with and without sub-batches; then restores both.
-void at_threads_and_budgets(const std::function<void()>& body) {
-  const int threads = lab::Runtime::get().threads();
-  for (const int t : {1, 2}) {
-    CAPTURE(t);
-    lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
-    for (const int64_t budget : {int64_t{0}, int64_t{-1}}) {
-      CAPTURE(budget);
-      lab::set_sub_batch_budget(budget);
-      body();
-    }
-  }
-  lab::Runtime::get().set_threads(threads);
-  lab::set_sub_batch_budget(-1);
-}
+using testnets::at_threads_and_budgets;
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
@@ -332,6 +319,121 @@ TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitive
       }
     }
   }
+  lab::set_forward_path(saved);
+}
+
+namespace {
+
+// The shape of a batch of `batch` inputs of `net`.
+lab::Shape batch_shape(const lab::Network& net, int64_t batch) {
+  lab::Shape shape{batch};
+  shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
+  return shape;
+}
+
+// A convolution with integer weights in [-3, 3] and (if bias) an integer bias in [-2, 2].
+std::shared_ptr<lab::Conv2d> integer_conv(lab::Conv2dParams p, std::mt19937& rng, bool bias = true) {
+  std::uniform_int_distribution<int> w(-3, 3), c(-2, 2);
+  Tensor weight({p.out_channels, p.in_channels / p.groups, p.kernel_h, p.kernel_w});
+  for (float& v : weight.values()) v = static_cast<float>(w(rng));
+  Tensor b = bias ? Tensor({p.out_channels}) : Tensor();
+  for (float& v : b.values()) v = static_cast<float>(c(rng));
+  return std::make_shared<lab::Conv2d>(p, std::move(weight), std::move(b));
+}
+
+// Patch convolutions (lab/nn/patch_run.h) of 3, 4 and 1 input channels: a 2×3 kernel on 71×58
+// (rows and columns left over), then a ReLU, a 1×1 convolution and a ReLU; a 4×4 kernel without
+// bias on 4 channels (64 column rows, the most the runs take) followed by a 1×1 convolution
+// without a ReLU between; a 2×2 kernel followed by nothing pointwise; then on one channel the
+// modulo accumulator's 7×7 blocks, down to one pixel per image (one column per tile). `conv`
+// makes each convolution.
+template <class MakeConv>
+std::vector<lab::Network> patch_nets(std::mt19937& rng, const MakeConv& conv) {
+  using P = lab::Conv2dParams;
+  lab::Network net({3, 71, 58});
+  net.add("p0", conv(P{.in_channels = 3, .out_channels = 10, .kernel_h = 2, .kernel_w = 3, .stride_h = 2, .stride_w = 3}, rng, true));
+  net.add("r0", std::make_shared<lab::ReLU>());
+  net.add("c1", conv(one_by_one(10, 4), rng, true));
+  net.add("r1", std::make_shared<lab::ReLU>());
+  net.add("p2", conv(P{.in_channels = 4, .out_channels = 7, .kernel_h = 4, .kernel_w = 4, .stride_h = 4, .stride_w = 4}, rng, false));
+  net.add("c3", conv(one_by_one(7, 3), rng, true));
+  net.add("r3", std::make_shared<lab::ReLU>());
+  net.add("p4", conv(P{.in_channels = 3, .out_channels = 5, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2}, rng, true));
+  lab::Network gray({1, 49, 53});
+  gray.add("p0", conv(P{.in_channels = 1, .out_channels = 8, .kernel_h = 7, .kernel_w = 7, .stride_h = 7, .stride_w = 7}, rng, false));
+  gray.add("r0", std::make_shared<lab::ReLU>());
+  gray.add("c1", conv(one_by_one(8, 1), rng, false));
+  gray.add("r1", std::make_shared<lab::ReLU>());
+  gray.add("p2", conv(P{.in_channels = 1, .out_channels = 8, .kernel_h = 7, .kernel_w = 7, .stride_h = 7, .stride_w = 7}, rng, true));
+  gray.add("r2", std::make_shared<lab::ReLU>());
+  gray.add("c3", conv(one_by_one(8, 1), rng, true));
+  return {net, gray};
+}
+
+}  // namespace
+
+TEST_CASE("patch runs: exact on integer data, and the same bytes for an image in any batch") {
+  std::mt19937 rng(13);
+  using P = lab::Conv2dParams;
+  const lab::ForwardPath saved = lab::forward_path();
+  lab::set_patch_runs(true);
+  // The layers taken as patch convolutions (and not a 1×1 one, a padded one, or one of 65 rows).
+  const std::vector<lab::Network> floats = patch_nets(rng, [](P p, std::mt19937& r, bool bias) {
+    return testnets::random_conv(p, r, bias);
+  });
+  const lab::Network& net = floats[0];
+  CHECK(lab::is_patch_conv(net.layer(0), {1, 3, 71, 58}));
+  CHECK(lab::is_patch_conv(net.layer(4), net.shape_after(3)));
+  CHECK(lab::is_patch_conv(net.layer(7), net.shape_after(6)));
+  CHECK(lab::is_patch_conv(floats[1].layer(4), floats[1].shape_after(3)));
+  CHECK_FALSE(lab::is_patch_conv(net.layer(2), net.shape_after(1)));
+  CHECK_FALSE(lab::is_patch_conv(*testnets::random_conv(P{.kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2, .pad_h = 1}, rng), {1, 1, 8, 8}));
+  CHECK_FALSE(lab::is_patch_conv(*testnets::random_conv(P{.in_channels = 65, .kernel_h = 1, .kernel_w = 2, .stride_h = 1, .stride_w = 2}, rng), {1, 65, 8, 8}));
+  // Integer weights, biases and inputs: every partial sum is exact, so any summation order gives
+  // the plain forward's bytes: every activation, from the input and from every cut, at an odd
+  // batch, at 1 and 2 threads, with and without sub-batches (a wrong window, weight or channel
+  // order would change values).
+  for (const lab::Network& n : patch_nets(rng, integer_conv)) {
+    Tensor x(batch_shape(n, 5));
+    std::uniform_int_distribution<int> pixel(-4, 4);
+    for (float& v : x.values()) v = static_cast<float>(pixel(rng));
+    lab::set_forward_path(testnets::kPlainPath);
+    const lab::Trace trace = n.trace(x);
+    lab::set_forward_path(lab::ForwardPath{.tiles = true});
+    int64_t compared = 0;
+    at_threads_and_budgets([&] {
+      for (size_t from = 0; from < n.size(); ++from)
+        for (size_t end = from + 1; end <= n.size(); ++end) {
+          CAPTURE(from);
+          CAPTURE(end);
+          CHECK(same_bytes(n.forward_range(from, end, trace.acts[from]), trace.acts[end]));
+          ++compared;
+        }
+    });
+    CHECK(compared == 4 * static_cast<int64_t>(n.size() * (n.size() + 1) / 2));
+  }
+  // Random real data: an image gives the same bytes alone and in a batch of 5, at 1 and 2
+  // threads, with and without sub-batches, at every activation.
+  for (const lab::Network& n : floats) {
+    Tensor x = testnets::random_tensor(batch_shape(n, 5), rng, -3.0f, 3.0f);
+    x[7] = 0.0f;
+    x[8] = -0.0f;
+    lab::set_forward_path(lab::ForwardPath{.tiles = true});
+    at_threads_and_budgets([&] {
+      for (size_t end = 1; end <= n.size(); ++end) {
+        CAPTURE(end);
+        const Tensor whole = n.forward_range(0, end, x);
+        const int64_t per = whole.numel() / 5;
+        for (int64_t i = 0; i < 5; ++i) {
+          Tensor one(batch_shape(n, 1));
+          std::memcpy(one.data(), x.sample(i), sizeof(float) * one.numel());
+          const Tensor alone = n.forward_range(0, end, one);
+          CHECK(std::memcmp(alone.data(), whole.data() + i * per, sizeof(float) * per) == 0);
+        }
+      }
+    });
+  }
+  lab::set_patch_runs(false);
   lab::set_forward_path(saved);
 }
 

@@ -13,6 +13,7 @@
 #include "lab/forward_paths.h"
 #include "lab/core/runtime.h"
 #include "lab/nn/gradient_trace.h"
+#include "lab/nn/patch_run.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
 
@@ -109,6 +110,37 @@ lab::Tensor clip_then_backward_data(const lab::Network& net, const lab::Trace& f
     if (kind != lab::RuleKind::kDeconv) s = net.layer(i).backward_data(full.acts[i], full.acts[i + 1], s);
   }
   return s;
+}
+
+TEST_CASE("patch runs give the bytes of the layer-by-layer forward on every environment at even batches") {
+  // Patch runs (lab/nn/patch_run.h, off by default): the accumulators' k×k stride-k convolutions
+  // with the pointwise layers after them, tile by tile. At the environments' batches here (4
+  // images at 224, 6 at 32 and 64) every activation of the forward, from the input to each layer,
+  // is the plain path's, at 1 and 2 threads, with and without sub-batches. (At odd batches
+  // oneDNN's own convolution sums some pixels in another order: see patch_run.h.)
+  std::mt19937_64 rng(79);
+  const std::vector<Env> envs = environments(rng);
+  const lab::ForwardPath saved = lab::forward_path();
+  lab::set_patch_runs(true);
+  int64_t compared = 0;
+  for (const Env& env : envs) {
+    CAPTURE(env.name);
+    REQUIRE(env.x.dim(0) % 2 == 0);
+    lab::set_forward_path(testnets::kPlainPath);
+    const lab::Trace plain = env.net.trace(env.x);
+    lab::set_forward_path(lab::ForwardPath{.tiles = true});
+    testnets::at_threads_and_budgets([&] {
+      for (size_t end = 1; end <= env.net.size(); ++end) {
+        CAPTURE(end);
+        const lab::Tensor y = env.net.forward_range(0, end, env.x);
+        CHECK(std::memcmp(y.data(), plain.acts[end].data(), sizeof(float) * y.numel()) == 0);
+        ++compared;
+      }
+    });
+  }
+  lab::set_patch_runs(false);
+  lab::set_forward_path(saved);
+  CHECK(compared > 0);
 }
 
 TEST_CASE("backprop tiles give the bytes of the layer-by-layer trace and backward on every environment") {
