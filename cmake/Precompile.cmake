@@ -31,8 +31,5 @@ set(ATTRLAB_PCH_COMMON
 function(attrlab_precompile target)
   if(ATTRLAB_PRECOMPILE_HEADERS)
     target_precompile_headers(${target} PRIVATE ${ATTRLAB_PCH_COMMON} ${ARGN})
-    # GCC 12 false positive on std::string's inlined copies (GCC bug 105329, as -Wno-restrict in
-    # Warnings.cmake), which it reports only when libstdc++ comes from a .gch.
-    target_compile_options(${target} PRIVATE -Wno-stringop-overflow)
   endif()
 endfunction()
