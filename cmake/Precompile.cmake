@@ -8,15 +8,15 @@
 # functions (parameter schemas, messages), which GCC inlines a little differently.
 #
 # ccache (4.7) does not cache a unit that uses a precompiled header unless its sloppiness includes
-# pch_defines,time_macros, so with a compiler launcher set (ccache, whose cache already makes
+# pch_defines,time_macros, so under ccache as the compiler launcher (whose cache already makes
 # rebuilds cheap) the default is off; -DATTRLAB_PRECOMPILE_HEADERS=ON|OFF decides either way.
-if(CMAKE_CXX_COMPILER_LAUNCHER)
+if(CMAKE_CXX_COMPILER_LAUNCHER MATCHES "ccache")
   set(_attrlab_pch_default OFF)
 else()
   set(_attrlab_pch_default ON)
 endif()
 option(ATTRLAB_PRECOMPILE_HEADERS
-  "Precompile the heavy external headers once per target (off by default under a compiler launcher such as ccache)"
+  "Precompile the heavy external headers once per target (off by default under ccache)"
   ${_attrlab_pch_default})
 
 # What every target's units include (directly or through lab/core/options.h, lab/core/error.h).
