@@ -3,7 +3,7 @@
 # cv::Mat; doctest in the test suites) are parsed once per target into a GCC .gch that each of its
 # units loads instead. A unit that includes nothing but them took 4.1 CPU seconds at -O3 and takes
 # 1.2 with the .gch; over the units of the main job's libraries the median saving is 1.5 s a unit
-# (README "Time of the main job"). Only PRIVATE: nothing reaches the installed package or a
+# (README "The cold build"). Only PRIVATE: nothing reaches the installed package or a
 # plug-in's build. The flags are unchanged; so is the code of everything but some string-building
 # functions (parameter schemas, messages), which GCC inlines a little differently.
 #

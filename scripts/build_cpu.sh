@@ -3,7 +3,7 @@
 # no ccache), builds the TARGETs (all without any) with every compile and link run under
 # /usr/bin/time, and prints the sum over the steps, the make's own time and the 10 dearest steps.
 # Each step's "wall user sys maxrss-KiB output" line is in DIR/build_cpu.log. CPU seconds hold on
-# a loaded machine far better than wall seconds (README "Time of the main job").
+# a loaded machine far better than wall seconds (README "The cold build").
 #   bash scripts/build_cpu.sh build-cpu attrlab _attrlab   # the main job's build
 #   bash scripts/build_cpu.sh build-cpu                    # then the rest of the tree
 # Extra configure options go in BUILD_CPU_CMAKE_ARGS (e.g. -DATTRLAB_PRECOMPILE_HEADERS=OFF).
