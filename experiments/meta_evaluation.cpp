@@ -193,10 +193,10 @@ TruthAgreement agreement_with_truth(const std::vector<ResultRow>& rows, const st
     return images;
   };
   auto matrix = [&](const std::vector<ScoreMap>& t, const std::vector<size_t>& kept, const std::vector<std::string>& images) {
-    std::vector<std::vector<double>> out(kept.size());
+    std::vector<std::vector<double>> rows_of(kept.size());
     for (size_t i = 0; i < kept.size(); ++i)
-      for (const std::string& sample : images) out[i].push_back(t[kept[i]].at(sample));
-    return out;
+      for (const std::string& sample : images) rows_of[i].push_back(t[kept[i]].at(sample));
+    return rows_of;
   };
   auto spread = [&](const std::vector<double>& values, const std::vector<size_t>& kept) {
     std::vector<double> full(methods.size(), kNaN);
