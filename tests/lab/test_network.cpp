@@ -609,6 +609,28 @@ lab::Network run_net(std::mt19937& rng) {
   return net;
 }
 
+// Checks that each rule's backward of `seed`, to the input and to the output of every layer but the
+// last, on trace_for_gradient's trace of x and on the full one, is the bytes of want[r] (as
+// backward_to_every_layer lays them out); returns the number of (trace, rules) pairs compared.
+int64_t check_on_both_traces(const lab::Network& net, const Tensor& x, const Tensor& seed,
+                             const std::vector<lab::PreparedRules>& rules, const std::vector<std::vector<Tensor>>& want) {
+  int64_t compared = 0;
+  for (const bool lean : {true, false}) {
+    CAPTURE(lean);
+    const lab::Trace trace = lean ? lab::trace_for_gradient(net, x) : net.trace(x);
+    for (size_t r = 0; r < rules.size(); ++r) {
+      CAPTURE(r);
+      CHECK(same_bytes(net.backward(trace, seed, rules[r]), want[r][0]));
+      for (size_t l = 0; l + 1 < net.size(); ++l) {
+        CAPTURE(l);
+        CHECK(same_bytes(net.backward(trace, seed, rules[r], l), want[r][l + 1]));
+      }
+      ++compared;
+    }
+  }
+  return compared;
+}
+
 }  // namespace
 
 TEST_CASE("guided and deconv rules in the tiled backward: the bytes of the clip and backward-data layer by layer") {
@@ -646,19 +668,7 @@ TEST_CASE("guided and deconv rules in the tiled backward: the bytes of the clip 
       CAPTURE(tiles);
       lab::set_forward_path(lab::ForwardPath{.backprop_tiles = tiles});
       at_threads_and_budgets([&] {
-        for (const bool lean : {true, false}) {
-          CAPTURE(lean);
-          const lab::Trace trace = lean ? lab::trace_for_gradient(net, x) : net.trace(x);
-          for (size_t r = 0; r < rules.size(); ++r) {
-            CAPTURE(r);
-            CHECK(same_bytes(net.backward(trace, seed, rules[r]), want[r][0]));
-            for (size_t l = 0; l + 1 < net.size(); ++l) {
-              CAPTURE(l);
-              CHECK(same_bytes(net.backward(trace, seed, rules[r], l), want[r][l + 1]));
-            }
-            ++compared;
-          }
-        }
+        compared += check_on_both_traces(net, x, seed, rules, want);
       });
     }
   }
@@ -700,19 +710,7 @@ TEST_CASE("LRP-epsilon in the tiled backward: the bytes of lrp() layer by layer"
     const std::vector<std::vector<Tensor>> want = backward_to_every_layer(net, full, seed, rules, full);
     lab::set_forward_path(lab::ForwardPath{.backprop_tiles = true});
     at_threads_and_budgets([&] {
-      for (const bool lean : {false, true}) {
-        CAPTURE(lean);
-        const lab::Trace trace = lean ? lab::trace_for_gradient(net, x) : net.trace(x);
-        for (size_t r = 0; r < rules.size(); ++r) {
-          CAPTURE(names[r]);
-          CHECK(same_bytes(net.backward(trace, seed, rules[r]), want[r][0]));
-          for (size_t l = 0; l + 1 < net.size(); ++l) {
-            CAPTURE(l);
-            CHECK(same_bytes(net.backward(trace, seed, rules[r], l), want[r][l + 1]));
-          }
-          ++compared;
-        }
-      }
+      compared += check_on_both_traces(net, x, seed, rules, want);
     });
   }
   lab::set_forward_path(saved);

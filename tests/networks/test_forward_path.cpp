@@ -68,6 +68,14 @@ std::vector<Env> environments(std::mt19937_64& rng) {
   return envs;
 }
 
+// A seed for env's batch: every output unit's random mix in [-1, 1), as a method's.
+lab::Tensor random_mix(const Env& env, std::mt19937_64& rng) {
+  lab::Tensor seed(env.net.output_shape(env.x.dim(0)));
+  std::uniform_real_distribution<float> mix(-1.0f, 1.0f);
+  for (float& v : seed.values()) v = mix(rng);
+  return seed;
+}
+
 }  // namespace
 
 TEST_CASE("forward paths give the bytes of the layer-by-layer forward on every environment") {
@@ -158,9 +166,7 @@ TEST_CASE("backprop tiles give the bytes of the layer-by-layer trace and backwar
   int64_t compared = 0;
   for (const Env& env : envs) {
     CAPTURE(env.name);
-    lab::Tensor seed(env.net.output_shape(env.x.dim(0)));
-    std::uniform_real_distribution<float> mix(-1.0f, 1.0f);
-    for (float& v : seed.values()) v = mix(rng);
+    const lab::Tensor seed = random_mix(env, rng);
     const lab::PreparedRules guided = lab::prepare(env.net, lab::make_composite("guided-backprop"));
     lab::set_forward_path(lab::ForwardPath{.backprop_tiles = false});
     const lab::Trace plain = env.net.trace(env.x);
@@ -222,9 +228,7 @@ TEST_CASE("LRP-epsilon through the detector's pointwise runs tile by tile gives 
   int64_t compared = 0;
   for (const Env& env : envs) {
     CAPTURE(env.name);
-    lab::Tensor seed(env.net.output_shape(env.x.dim(0)));
-    std::uniform_real_distribution<float> mix(-1.0f, 1.0f);
-    for (float& v : seed.values()) v = mix(rng);
+    const lab::Tensor seed = random_mix(env, rng);
     std::vector<lab::PreparedRules> rules;
     for (const char* name : names) rules.push_back(lab::prepare(env.net, lab::make_composite(name)));
     lab::set_forward_path(lab::ForwardPath{.backprop_tiles = false});
