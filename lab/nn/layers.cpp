@@ -23,6 +23,7 @@
 #include "lab/nn/gradient_trace.h"
 #include "lab/nn/patch_run.h"
 #include "lab/nn/pointwise_gemm.h"
+#include "lab/nn/tile_loop.h"
 
 namespace lab {
 
@@ -616,25 +617,6 @@ bool conv_tile(const Conv2d& conv, int64_t in, int64_t out, int64_t width, const
   const Weights& w = conv.weights();
   return pointwise_gemm(false, out, width, in, w.weight.data(), in, x, ldx, y, ldy,
                         w.bias.empty() ? nullptr : w.bias.data(), relu);
-}
-
-// Calls body(n, p0, width, buffer) for every tile of `tile` pixels (width: fewer for the last) of
-// every image n of a batch of `batch` images of `pixels` pixels, the tiles spread over the OpenMP
-// threads; buffer: `scratch` floats of the calling thread. body returns false if an sgemm failed.
-template <class Body>
-void for_each_tile(int64_t batch, int64_t pixels, int64_t tile, int64_t scratch, const Body& body) {
-  const int64_t tiles = (pixels + tile - 1) / tile, jobs = batch * tiles;
-  std::atomic<int> failed{0};
-#pragma omp parallel
-  {
-    std::vector<float> buffer(static_cast<size_t>(scratch));
-#pragma omp for schedule(static)
-    for (int64_t job = 0; job < jobs; ++job) {
-      const int64_t n = job / tiles, p0 = (job % tiles) * tile;
-      if (!body(n, p0, std::min(tile, pixels - p0), buffer.data())) failed = 1;
-    }
-  }
-  LAB_CHECK(failed == 0, "oneDNN sgemm failed in a pointwise run");
 }
 
 }  // namespace

@@ -17,6 +17,8 @@
 #include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
 #include "lab/nn/patch_run.h"
+#include "lab/nn/pointwise_gemm.h"
+#include "lab/nn/tile_loop.h"
 
 namespace lab {
 
@@ -159,6 +161,74 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
     }
   }
   return out.empty() ? Tensor(x.shape(), 0.0f) : out;
+}
+
+// Whether LRP under rule p on layer `layer` is a step of a tiled LRP run (Network::backward): a
+// ReLU under the pass rule, or a pointwise convolution under the plain rule of lrp() (one group of
+// one term, x and W whole, with the bias: LRP-ε), whose z is the recorded output.
+bool lrp_tiles(const Layer& layer, const PreparedRule& p) {
+  if (layer.kind() == LayerKind::kReLU) return p.rule.kind == RuleKind::kPass;
+  if (!is_pointwise(layer) || p.rule.kind != RuleKind::kLrp || p.rule.groups.size() != 1) return false;
+  const LrpGroup& g = p.rule.groups[0];
+  return g.bias && g.terms.size() == 1 && g.terms[0].input == Part::kAll && g.terms[0].weight == Part::kAll;
+}
+
+// A layer of a tiled LRP run: a 1×1 convolution (conv null: a ReLU, whose pass rule leaves the
+// relevance as it is) from `in` to `out` channels, its input x and output z (the whole batch).
+struct LrpTile {
+  const Conv2d* conv = nullptr;
+  int64_t in = 0, out = 0;
+  const float* x = nullptr;
+  const float* z = nullptr;
+  float eps = 0.0f, coef = 1.0f;
+};
+
+// Adds lrp() through the layers `run` (lrp_tiles, in forward order, on `batch` images of `pixels`
+// pixels) tile by tile: from the relevance dy at the run's output to dx at its input, per tile and
+// convolution from the top down s = R / stab(z) (lrp_quotient), c = Wᵀ s (lab::pointwise_gemm:
+// the bytes of oneDNN's 1×1 backward-data on nchw, as add_pointwise_backward_run) and R = c ⊙
+// (coef · x) (scale_by), while the tile is in cache: lrp()'s kernels on the same values, so its
+// bytes. Only dy, the convolutions' x and z and dx travel to memory.
+void add_lrp_run(Pass& pass, std::vector<LrpTile> run, int64_t batch, int64_t pixels, const float* dy, float* dx,
+                 int64_t tile) {
+  int64_t widest = 0;
+  size_t lowest = run.size();  // the lowest convolution: it writes dx (the ReLUs below it pass)
+  for (size_t k = 0; k < run.size(); ++k) {
+    widest = std::max({widest, run[k].in, run[k].out});
+    if (run[k].conv && lowest == run.size()) lowest = k;
+  }
+  LAB_CHECK(lowest < run.size() && tile > 0, "tiled LRP run of {} layers without a convolution", run.size());
+  pass.add_host([=, run = std::move(run)] {
+    const int64_t in_channels = run.front().in, out_channels = run.back().out;
+    for_each_tile(batch, pixels, tile, 2 * widest * tile, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
+      bool ok = true;
+      float* buffers[2] = {buffer, buffer + widest * tile};
+      const float* g = dy + n * out_channels * pixels + p0;
+      int64_t ldg = pixels;
+      int in_buffer = -1;  // which buffer holds g (-1: g is dy)
+      for (size_t k = run.size(); k-- > lowest;) {
+        const LrpTile& st = run[k];
+        if (!st.conv) continue;
+        // s = R / stab(z), in place where R is a tile buffer.
+        const int sb = in_buffer < 0 ? 0 : in_buffer;
+        float* s = buffers[sb];
+        const int64_t lds = in_buffer < 0 ? width : ldg;
+        const float* z = st.z + n * st.out * pixels + p0;
+        for (int64_t c = 0; c < st.out; ++c) lrp_quotient(z + c * pixels, g + c * ldg, s + c * lds, width, st.eps);
+        // c = Wᵀ s, then R_in = c ⊙ (coef · x).
+        float* out = k == lowest ? dx + n * in_channels * pixels + p0 : buffers[1 - sb];
+        const int64_t ldo = k == lowest ? pixels : width;
+        ok = pointwise_gemm(true, st.in, width, st.out, st.conv->weights().weight.data(), st.in, s, lds, out, ldo,
+                            nullptr, false) && ok;
+        const float* x = st.x + n * st.in * pixels + p0;
+        for (int64_t c = 0; c < st.in; ++c) scale_by(out + c * ldo, x + c * pixels, st.coef, width);
+        g = out;
+        ldg = ldo;
+        in_buffer = 1 - sb;
+      }
+      return ok;
+    });
+  });
 }
 
 // Reference activation for sample n: the reference batch is either 1 (broadcast) or N.
@@ -1011,6 +1081,36 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
       });
       top = bottom;
       continue;
+    }
+    if (forward_path().backprop_tiles && lrp_tiles(layer, p)) {
+      // LRP-ε through a pointwise run ending at `top` (its convolutions under LRP-ε, its ReLUs
+      // under the pass rule): the longest such run, tile by tile (add_lrp_run).
+      size_t lo = top;
+      while (lo > stop && lrp_tiles(*layers_[lo - 1], rules.layers[lo - 1])) --lo;
+      for (; lo < top; ++lo)
+        if (pointwise_run_end(layers_, lo, top + 1, shapes[lo]) == top + 1) break;
+      if (lo < top) {
+        std::vector<LrpTile> run;
+        for (size_t k = lo; k <= top; ++k) {
+          const Shape& in = shapes[k];
+          LrpTile t{nullptr, in[1], shapes[k + 1][1]};
+          if (layers_[k]->kind() == LayerKind::kConv2d) {
+            const PreparedRule& q = rules.layers[k];
+            t = LrpTile{&static_cast<const Conv2d&>(*layers_[k]), in[1], shapes[k + 1][1], act(k).data(),
+                        act(k + 1).data(), static_cast<float>(q.rule.epsilon),
+                        static_cast<float>(q.rule.groups[0].coefficient)};
+          }
+          run.push_back(t);
+        }
+        Tensor dx = uninitialized(shapes[lo]);
+        Pass pass;
+        add_lrp_run(pass, std::move(run), shapes[lo][0], shapes[lo][2] * shapes[lo][3], s.data(), dx.data(),
+                    pointwise_tile(layers_, lo, top + 1, shapes[lo]));
+        pass.run();
+        s = std::move(dx);
+        top = lo;
+        continue;
+      }
     }
     switch (p.rule.kind) {
       case RuleKind::kPass:

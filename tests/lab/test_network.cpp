@@ -609,6 +609,28 @@ lab::Network run_net(std::mt19937& rng) {
   return net;
 }
 
+// Checks that each rule's backward of `seed`, to the input and to the output of every layer but the
+// last, on trace_for_gradient's trace of x and on the full one, is the bytes of want[r] (as
+// backward_to_every_layer lays them out); returns the number of (trace, rules) pairs compared.
+int64_t check_on_both_traces(const lab::Network& net, const Tensor& x, const Tensor& seed,
+                             const std::vector<lab::PreparedRules>& rules, const std::vector<std::vector<Tensor>>& want) {
+  int64_t compared = 0;
+  for (const bool lean : {true, false}) {
+    CAPTURE(lean);
+    const lab::Trace trace = lean ? lab::trace_for_gradient(net, x) : net.trace(x);
+    for (size_t r = 0; r < rules.size(); ++r) {
+      CAPTURE(r);
+      CHECK(same_bytes(net.backward(trace, seed, rules[r]), want[r][0]));
+      for (size_t l = 0; l + 1 < net.size(); ++l) {
+        CAPTURE(l);
+        CHECK(same_bytes(net.backward(trace, seed, rules[r], l), want[r][l + 1]));
+      }
+      ++compared;
+    }
+  }
+  return compared;
+}
+
 }  // namespace
 
 TEST_CASE("guided and deconv rules in the tiled backward: the bytes of the clip and backward-data layer by layer") {
@@ -646,19 +668,7 @@ TEST_CASE("guided and deconv rules in the tiled backward: the bytes of the clip 
       CAPTURE(tiles);
       lab::set_forward_path(lab::ForwardPath{.backprop_tiles = tiles});
       at_threads_and_budgets([&] {
-        for (const bool lean : {true, false}) {
-          CAPTURE(lean);
-          const lab::Trace trace = lean ? lab::trace_for_gradient(net, x) : net.trace(x);
-          for (size_t r = 0; r < rules.size(); ++r) {
-            CAPTURE(r);
-            CHECK(same_bytes(net.backward(trace, seed, rules[r]), want[r][0]));
-            for (size_t l = 0; l + 1 < net.size(); ++l) {
-              CAPTURE(l);
-              CHECK(same_bytes(net.backward(trace, seed, rules[r], l), want[r][l + 1]));
-            }
-            ++compared;
-          }
-        }
+        compared += check_on_both_traces(net, x, seed, rules, want);
       });
     }
   }
@@ -671,4 +681,38 @@ TEST_CASE("guided and deconv rules in the tiled backward: the bytes of the clip 
     CAPTURE(name);
     CHECK_FALSE(lab::reads_only_signs(lab::prepare(net, lab::make_composite(name))));
   }
+}
+
+TEST_CASE("LRP-epsilon in the tiled backward: the bytes of lrp() layer by layer") {
+  // Network::backward takes LRP-ε through a pointwise run (1×1 convolutions under LRP-ε, ReLUs
+  // under the pass rule) tile by tile with backprop tiles (add_lrp_run); every LRP composite's
+  // map, to the input and to the output of every layer, is the bytes of the layer-by-layer
+  // backward (lrp() per convolution) without them: pointwise_net's run with a leading ReLU, two
+  // ReLUs in a row, a convolution without bias, one over 300 channels (sgemm past the kernel's
+  // depths), grouped_net's runs cut by a grouped convolution, run_net; the seed with +0 and −0;
+  // on the full trace and on trace_for_gradient's (its omitted activations recomputed); 1 and 2
+  // threads, with and without sub-batches.
+  std::mt19937 rng(37);
+  std::vector<lab::Network> nets = tile_chains(rng);
+  nets.push_back(run_net(rng));
+  const lab::ForwardPath saved = lab::forward_path();
+  const std::vector<const char*> names{"lrp-epsilon", "lrp-zplus", "lrp-alpha-beta", "lrp-epsilon-plus"};
+  int64_t compared = 0;
+  for (const lab::Network& net : nets) {
+    CAPTURE(net.input_shape()[0]);
+    const Tensor x = signed_zero_batch(net, rng);
+    Tensor seed = testnets::random_tensor(net.output_shape(4), rng);
+    for (int64_t i = 0; i < seed.numel(); i += 5) seed[i] = i % 2 == 0 ? -0.0f : 0.0f;
+    std::vector<lab::PreparedRules> rules;
+    for (const char* name : names) rules.push_back(lab::prepare(net, lab::make_composite(name)));
+    lab::set_forward_path(lab::ForwardPath{.backprop_tiles = false});
+    const lab::Trace full = net.trace(x);
+    const std::vector<std::vector<Tensor>> want = backward_to_every_layer(net, full, seed, rules, full);
+    lab::set_forward_path(lab::ForwardPath{.backprop_tiles = true});
+    at_threads_and_budgets([&] {
+      compared += check_on_both_traces(net, x, seed, rules, want);
+    });
+  }
+  lab::set_forward_path(saved);
+  CHECK(compared == 3 * 4 * 2 * 4);
 }
