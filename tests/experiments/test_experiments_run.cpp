@@ -289,8 +289,8 @@ TEST_CASE("--reuse: a run takes an earlier run's maps of the same method, data a
   {
     // The maps are read from the earlier run's files: a map changed in the earlier run shows up in the new one: it was taken, not recomputed.
     const fs::path source = ude.path / "maps" / "with-ude" / "ig";
-    const json record = lab::read_json(source / "maps.json");
-    const std::string id = record.at("samples").at(0).at("id");
+    const json manifest = lab::read_json(source / "maps.json");
+    const std::string id = manifest.at("samples").at(0).at("id");
     lab::Tensor map = lab::read_npy(source / (id + ".npy"));
     map.fill(7.0f);
     lab::write_npy(source / (id + ".npy"), map);
