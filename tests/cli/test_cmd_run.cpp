@@ -117,11 +117,11 @@ TEST_CASE("attrlab evaluate on a run's maps gives the run's rows and curves (one
   REQUIRE(evaluated.code == 0);
   // The run's lines of these metrics, in the run's order, are evaluate's lines (same header too).
   const auto lines = [](const std::string& text, bool keep_all) {
-    std::vector<std::string> out;
+    std::vector<std::string> kept;
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);)
-      if (keep_all || out.empty() || line.find("\"completeness-gap\"") == std::string::npos) out.push_back(line);
-    return out;
+      if (keep_all || kept.empty() || line.find("\"completeness-gap\"") == std::string::npos) kept.push_back(line);
+    return kept;
   };
   std::vector<std::string> from_run = lines(lab::read_text(out / "results.csv"), false);
   std::vector<std::string> from_evaluate = lines(lab::read_text(dir / "results.csv"), true);
