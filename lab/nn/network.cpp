@@ -518,17 +518,28 @@ void set_sub_batch_budget(int64_t bytes) { budget_set.store(bytes < 0 ? -1 : byt
 namespace {
 std::atomic<int> path_set{1 | 8};  // bits: 1 tiles, 2 relu_post_op, 4 inference, 8 backprop_tiles
 
-// Pixels per tile of a pointwise run through layers [first, last) on `in`: two tile buffers of
-// the widest adjacent pair of layers in a quarter of a core's L2 (the rest for the weights,
-// sgemm's packed copies and the tiles of x and y).
-int64_t pointwise_tile(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t last, Shape s) {
+// The most channels of a layer's input and output together through layers [first, last) on s
+// (0: no layer).
+int64_t widest_pair(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t last, Shape s) {
   int64_t pair = 0;
   for (size_t k = first; k < last; ++k) {
     const Shape next = layers[k]->output_shape(s);
     pair = std::max(pair, s[1] + next[1]);
     s = next;
   }
+  return pair;
+}
+
+// Pixels per tile (a multiple of 16, at least 64) such that `pair` channels of it fill a quarter of L2.
+int64_t tile_of_pair(int64_t pair) {
   return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
+}
+
+// Pixels per tile of a pointwise run through layers [first, last) on `in`: two tile buffers of
+// the widest adjacent pair of layers in a quarter of a core's L2 (the rest for the weights,
+// sgemm's packed copies and the tiles of x and y).
+int64_t pointwise_tile(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t last, Shape s) {
+  return tile_of_pair(widest_pair(layers, first, last, std::move(s)));
 }
 
 // Output pixels per tile of a patch run through layers [first, last) on `in` (patch_run.h): as
@@ -536,16 +547,8 @@ int64_t pointwise_tile(const std::vector<std::shared_ptr<const Layer>>& layers, 
 int64_t patch_tile(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t last, const Shape& in) {
   const auto& p = static_cast<const Conv2d&>(*layers[first]).params();
   const Shape out = layers[first]->output_shape(in);
-  int64_t pair = p.in_channels * p.kernel_h * p.kernel_w + out[1];
-  if (first + 1 < last) {
-    Shape s = out;
-    for (size_t k = first + 1; k < last; ++k) {
-      const Shape next = layers[k]->output_shape(s);
-      pair = std::max(pair, s[1] + next[1]);
-      s = next;
-    }
-  }
-  return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
+  return tile_of_pair(
+      std::max(p.in_channels * p.kernel_h * p.kernel_w + out[1], widest_pair(layers, first + 1, last, out)));
 }
 
 // Bytes of the signs of an N×C×H×W activation (add_pointwise_sign_trace_run's layout).
