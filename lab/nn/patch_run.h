@@ -44,7 +44,7 @@
 /// of the input a patch convolution gives the window of the whole output; a deep one the chains
 /// the test computes; exact on integer data against oneDNN; batch invariance) and
 /// tests/networks/test_forward_path.cpp (every environment: an image alone, in a batch of 5 and of
-/// 64, the forward, the traces and three rules' maps, 1 and 2 threads).
+/// 64, the forward, the traces and the gradient's and LRP-ε's maps, 1 and 2 threads).
 #pragma once
 
 #include <cstdint>

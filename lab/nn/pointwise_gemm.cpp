@@ -26,6 +26,15 @@ bool avx2_sgemm() {
   return avx2;
 }
 
+// v + bias[row] (no bias: v), then the ReLU v > 0 ? v : +0 (NaN and −0 to +0) if relu: the store
+// of both kernels below.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 bias_relu(__m256 v, const float* bias, int64_t row,
+                                                                           bool relu) {
+  if (bias != nullptr) v = _mm256_add_ps(v, _mm256_broadcast_ss(bias + row));
+  if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+  return v;
+}
+
 // One block of 6 rows × 16 columns: acc = Σ_k op(w)(o + r, k) · x[k][p..p+16) by fused
 // multiply-adds in order of k from +0, then + bias, then the ReLU, stored to y.
 template <bool kTrans>
@@ -47,19 +56,9 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block(int64_t o, 
       a[r][1] = _mm256_fmadd_ps(wv, x1, a[r][1]);
     }
   }
-  const __m256 zero = _mm256_setzero_ps();
 #pragma GCC unroll 6
   for (int r = 0; r < kRows; ++r) {
-    __m256 v0 = a[r][0], v1 = a[r][1];
-    if (bias != nullptr) {
-      const __m256 b = _mm256_broadcast_ss(bias + o + r);
-      v0 = _mm256_add_ps(v0, b);
-      v1 = _mm256_add_ps(v1, b);
-    }
-    if (relu) {  // v > 0 ? v : +0 (NaN and −0 to +0)
-      v0 = _mm256_and_ps(v0, _mm256_cmp_ps(v0, zero, _CMP_GT_OQ));
-      v1 = _mm256_and_ps(v1, _mm256_cmp_ps(v1, zero, _CMP_GT_OQ));
-    }
+    const __m256 v0 = bias_relu(a[r][0], bias, o + r, relu), v1 = bias_relu(a[r][1], bias, o + r, relu);
     float* yr = y + (o + r) * ldy + p;
     _mm256_storeu_ps(yr, v0);
     _mm256_storeu_ps(yr + 8, v1);
@@ -118,18 +117,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void chain_block(int64
       a[r][1] = _mm256_fmadd_ps(wv, x1, a[r][1]);
     }
   }
-  const __m256 zero = _mm256_setzero_ps();
   for (int r = 0; r < R; ++r) {
-    __m256 v0 = a[r][0], v1 = a[r][1];
-    if (bias != nullptr) {
-      const __m256 b = _mm256_broadcast_ss(bias + o + r);
-      v0 = _mm256_add_ps(v0, b);
-      v1 = _mm256_add_ps(v1, b);
-    }
-    if (relu) {  // v > 0 ? v : +0 (NaN and −0 to +0)
-      v0 = _mm256_and_ps(v0, _mm256_cmp_ps(v0, zero, _CMP_GT_OQ));
-      v1 = _mm256_and_ps(v1, _mm256_cmp_ps(v1, zero, _CMP_GT_OQ));
-    }
+    const __m256 v0 = bias_relu(a[r][0], bias, o + r, relu), v1 = bias_relu(a[r][1], bias, o + r, relu);
     float* yr = y + (o + r) * ldy + p;
     if (kMasked) {
       _mm256_maskstore_ps(yr, m0, v0);
