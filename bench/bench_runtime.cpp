@@ -27,10 +27,14 @@
 // Each row is measured in several modes, in the same run (the "mode" column):
 // - fwd: "tiles", the default forward path (lab::ForwardPath in lab/nn/network.h: runs of 1×1
 //   convolutions and ReLUs pixel tile by pixel tile, their products by lab::pointwise_gemm's
-//   kernel); "tiles-sgemm", tiles with every product a dnnl_sgemm, the tiles before the kernel
-//   (lab::set_pointwise_kernel(false)); "tiles+patch", tiles with patch runs (the accumulators'
-//   k×k stride-k convolutions and the pointwise layers after them tile by tile,
-//   lab/nn/patch_run.h; off by default: the same bytes at even batches only); "tiles+post-op",
+//   kernel; the accumulators' k×k stride-k convolutions with the pointwise layers after them as
+//   patch runs, lab/nn/patch_run.h); "tiles-sgemm", tiles with every product a dnnl_sgemm, the
+//   tiles before the kernel (lab::set_pointwise_kernel(false)); "tiles-onednn", tiles with the
+//   patch convolutions as oneDNN's gemm convolution and no patch runs, the default path before
+//   patch convolutions were computed one way, also with the small ReLUs and copies as oneDNN
+//   primitives and every tile loop on all threads (lab::set_onednn_forward(true): other bytes at
+//   odd batches, see lab/nn/patch_run.h); "tiles-whole", tiles with every step on the whole batch
+//   (lab::set_sub_batch_budget(0)); "tiles+post-op",
 //   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
 //   convolution or linear layer fused as its eltwise post-op; "inference", layers with
@@ -42,10 +46,11 @@
 //   (ForwardPath::backprop_tiles) and the trace keeps only the ReLUs' signs inside them
 //   (lab/nn/gradient_trace.h); "tiles-full", the same with the full trace
 //   (lab::set_gradient_traces_lean(false)); "tiles-sgemm", tiles with dnnl_sgemm; "layers", every
-//   layer its own primitive in the trace and the backward, the path before backprop tiles.
+//   layer its own primitive in the trace and the backward, the path before backprop tiles;
+//   "tiles-onednn" as for fwd.
 // - both: "--no-sub-batch", layers with every layer on the whole batch
 //   (lab::set_sub_batch_budget(0)), the runtime before sub-batches.
-// Only this benchmark sets these. Every mode but tiles+patch gives the same bytes
+// Only this benchmark sets these. Every mode but tiles-onednn gives the same bytes
 // (tests/lab/test_network.cpp, tests/networks/test_forward_path.cpp). Timings on a loaded
 // machine measure the other processes too: run it on a quiet one.
 //
@@ -287,14 +292,15 @@ int main(int argc, char** argv) {
           lab::ForwardPath path;
           bool kernel = true;  // lab::pointwise_gemm's kernel; false: dnnl_sgemm
           bool lean = true;    // f+b: the gradient's trace (lab::trace_for_gradient); false: the full trace
-          bool patch = false;  // fwd: patch runs (lab/nn/patch_run.h; off by default)
+          bool patch = true;   // false: lab::set_onednn_forward(true), the forward before (tiles-onednn)
         };
         const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false, .backprop_tiles = false};
         std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"tiles-sgemm", true, {.tiles = true}, false},
                                 {"layers", true, layers}};
-        if (fb) modes.insert(modes.begin() + 1, Mode{"tiles-full", true, {.tiles = true}, true, false});
+        modes.insert(modes.begin() + 1, Mode{"tiles-onednn", true, {.tiles = true}, true, true, false});
+        if (fb) modes.insert(modes.begin() + 2, Mode{"tiles-full", true, {.tiles = true}, true, false});
         if (!fb) {
-          modes.insert(modes.begin() + 1, Mode{"tiles+patch", true, {.tiles = true}, true, true, true});
+          modes.insert(modes.begin() + 2, Mode{"tiles-whole", false, {.tiles = true}});
           modes.push_back({"tiles+post-op", true, {.tiles = true, .relu_post_op = true}});
           modes.push_back({"relu-post-op", true, {.tiles = false, .relu_post_op = true}});
           modes.push_back({"inference", true, {.tiles = false, .inference = true}});
@@ -309,14 +315,14 @@ int main(int argc, char** argv) {
             lab::set_forward_path(mode.path);
             lab::set_pointwise_kernel(mode.kernel);
             lab::set_gradient_traces_lean(mode.lean);
-            lab::set_patch_runs(mode.patch);
+            lab::set_onednn_forward(!mode.patch);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         lab::set_sub_batch_budget(-1);
         lab::set_forward_path({});
         lab::set_pointwise_kernel(true);
         lab::set_gradient_traces_lean(true);
-        lab::set_patch_runs(false);
+        lab::set_onednn_forward(false);
       }
     }
   }

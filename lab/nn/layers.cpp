@@ -333,7 +333,11 @@ const Described& conv(Op op, const Conv2dParams& p, const Shape& in, const Shape
 
 }  // namespace
 
+// A patch convolution (patch_run.h) runs as add_patch_conv in every pass: the forward, the trace,
+// the rules' products z = W'x and the incremental engine's crops (with lab::set_onednn_forward(true),
+// a benchmark's comparison, as oneDNN's gemm convolution, as before).
 void Conv2d::add_apply(Pass& pass, const Weights& w, const Shape& in, const float* x, bool use_bias, float* z) const {
+  if (!onednn_forward() && is_patch_conv(*this, in)) return add_patch_conv(pass, *this, w, in, x, use_bias, false, z);
   const bool bias = use_bias && !w.bias.empty();
   const Described& d = conv(bias ? Op::kConvForward : Op::kConvForwardNoBias, params_, in, output_shape(in));
   pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_BIAS, w.bias.data()},
@@ -341,6 +345,9 @@ void Conv2d::add_apply(Pass& pass, const Weights& w, const Shape& in, const floa
 }
 
 void Conv2d::add_forward_variant(Pass& pass, const Shape& in, const float* x, float* y, const ForwardVariant& v) const {
+  // A patch convolution: its one way (a fused ReLU writes +0, as the ReLU layer).
+  if (!onednn_forward() && is_patch_conv(*this, in))
+    return add_patch_conv(pass, *this, weights_, in, x, true, v.relu, y);
   const bool bias = !weights_.bias.empty();
   const Described& d = conv(bias ? Op::kConvForward : Op::kConvForwardNoBias, params_, in, output_shape(in), v);
   pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, weights_.weight.data()},
@@ -465,12 +472,44 @@ const Described& activation(Op op, const Shape& shape) {
 
 }  // namespace
 
+namespace {
+
+// A ReLU or a flatten copy of at most this many floats runs as a host step on the calling thread:
+// its own OpenMP region (oneDNN's eltwise or reorder) costs more than the work (the ReLUs between
+// the Linear layers, single-color-modulo's head on a batch). The same bytes: oneDNN's ReLU writes
+// x > 0 ? x : +0 (−0 and NaN to +0) and its backward dy · (x <= 0 ? 0 : 1) (tests/lab/test_layers.cpp).
+constexpr int64_t kHostBelow = int64_t{1} << 16;
+
+LAB_VECTOR_CLONES void relu_row(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+// dx = dy · (x <= 0 ? 0 : 1): oneDNN's ReLU backward, which passes the signal where x is NaN.
+LAB_VECTOR_CLONES void relu_backward_row(const float* dy, const float* x, float* dx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (x[i] <= 0.0f ? 0.0f : 1.0f);
+}
+
+// row = from · (x > 0 ? 1 : 0): the tiled runs' gradient rule of a ReLU.
+LAB_VECTOR_CLONES void times_positive(const float* from, const float* x, float* row, int64_t width) {
+  for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (x[i] > 0.0f ? 1.0f : 0.0f);
+}
+
+}  // namespace
+
 void ReLU::add_forward(Pass& pass, const Shape& in, const float* x, float* y) const {
+  if (const int64_t n = numel(in); n <= kHostBelow && !onednn_forward()) {
+    pass.add_host([=] { relu_row(x, y, n); });
+    return;
+  }
   pass.steps().add(activation(Op::kReluForward, in), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
 }
 
 void ReLU::add_backward_data(Pass& pass, const Shape& in, const float* x, const float*, const float* dy,
                              float* dx) const {
+  if (const int64_t n = numel(in); n <= kHostBelow && !onednn_forward()) {
+    pass.add_host([=] { relu_backward_row(dy, x, dx, n); });
+    return;
+  }
   pass.steps().add(activation(Op::kReluBackward, in), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_SRC, dx}});
 }
 
@@ -595,12 +634,8 @@ void times_signs(const float* from, const uint8_t* bits, float* row, int64_t wid
 }
 
 // The other rows of a ReLU's backward by its rule (gradient_trace.h's ReluBackward): from the
-// input's values, dy · (x > 0 ? 1 : 0), after the guided clip in guided_times_positive; the
-// deconv rule's clip.
-LAB_VECTOR_CLONES void times_positive(const float* from, const float* x, float* row, int64_t width) {
-  for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (x[i] > 0.0f ? 1.0f : 0.0f);
-}
-
+// input's values, dy · (x > 0 ? 1 : 0) (times_positive, above), after the guided clip in
+// guided_times_positive; the deconv rule's clip.
 LAB_VECTOR_CLONES void guided_times_positive(const float* from, const float* x, float* row, int64_t width) {
   for (int64_t i = 0; i < width; ++i) row[i] = std::max(from[i], 0.0f) * (x[i] > 0.0f ? 1.0f : 0.0f);
 }
@@ -623,11 +658,13 @@ bool conv_tile(const Conv2d& conv, int64_t in, int64_t out, int64_t width, const
 
 namespace {
 
-// A step of a tiled forward run: a convolution (with the ReLU right after it, if any) or a ReLU on
-// its own.
+// A step of a tiled forward run: a convolution's product with out×in weights (with its bias and
+// the ReLU right after it, if any) or a ReLU on its own (weight null).
 struct TileStep {
-  const Conv2d* conv = nullptr;
+  const float* weight = nullptr;
+  const float* bias = nullptr;
   bool relu = false;
+  bool chain = false;       // the product by chain_gemm (a deep patch convolution), else pointwise_gemm
   int64_t in = 0, out = 0;  // channels (a patch convolution: in = its column rows, in·kh·kw)
 };
 
@@ -639,14 +676,16 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
     const Layer* layer = run[k];
     LAB_CHECK(is_pointwise(*layer), "{} in a pointwise run", kind_name(layer->kind()));
     if (layer->kind() == LayerKind::kReLU) {
-      if (!steps.empty() && steps.back().conv != nullptr && !steps.back().relu) steps.back().relu = true;
-      else steps.push_back(TileStep{nullptr, true, channels, channels});
+      if (!steps.empty() && steps.back().weight != nullptr && !steps.back().relu) steps.back().relu = true;
+      else steps.push_back(TileStep{nullptr, nullptr, true, false, channels, channels});
       continue;
     }
     const auto* conv = static_cast<const Conv2d*>(layer);
     LAB_CHECK(conv->params().in_channels == channels, "pointwise run: {} channels into {}", channels,
               conv->describe());
-    steps.push_back(TileStep{conv, false, channels, conv->params().out_channels});
+    const Weights& w = conv->weights();
+    steps.push_back(TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false, false, channels,
+                             conv->params().out_channels});
     channels = conv->params().out_channels;
     widest = std::max(widest, channels);
   }
@@ -657,58 +696,78 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
 struct PatchGeometry {
   int64_t channels = 0, h = 0, w = 0, kh = 1, kw = 1, ow = 1;
   int64_t rows() const { return channels * kh * kw; }
-  // Writes columns [p0, p0 + width) of image `image` (C×H×W floats) into col (rows × width).
-  void gather(const float* image, int64_t p0, int64_t width, float* col) const {
+  // Writes columns [p0, p0 + width) of image `image` (C×H×W floats) into col (rows × ld, ld ≥
+  // width), and zeros into its columns [width, ld).
+  void gather(const float* image, int64_t p0, int64_t width, int64_t ld, float* col) const {
     for (int64_t p = p0; p < p0 + width;) {
       const int64_t oy = p / ow, ox0 = p % ow, len = std::min(ow - ox0, p0 + width - p);
       for (int64_t c = 0; c < channels; ++c)
         for (int64_t i = 0; i < kh; ++i) {
           const float* src = image + (c * h + oy * kh + i) * w + ox0 * kw;
           for (int64_t j = 0; j < kw; ++j) {
-            float* dst = col + ((c * kh + i) * kw + j) * width + (p - p0);
+            float* dst = col + ((c * kh + i) * kw + j) * ld + (p - p0);
             for (int64_t t = 0; t < len; ++t) dst[t] = src[t * kw + j];
           }
         }
       p += len;
     }
+    if (ld > width)
+      for (int64_t r = 0; r < rows(); ++r) std::fill(col + r * ld + width, col + (r + 1) * ld, 0.0f);
   }
 };
 
+// The product of a tiled step with weights (a convolution; see TileStep) on `width` columns.
+bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda, float* b, int64_t ldb) {
+  if (st.chain) {
+    chain_gemm(st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu);
+    return true;
+  }
+  return pointwise_gemm(false, st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu);
+}
+
 // Adds a tiled forward run to `pass`: `steps` on tiles of `pixels` output pixels of each of the
-// `batch` images; a tile's input is the first step's `in` channels of x (row stride `pixels`) or,
-// with a patch, the windows of its pixels (patch->gather); the last step writes y.
+// `batch` images (a multiple of 16, but the image's last tile); a tile's input is the first step's
+// `in` channels of x (row stride `pixels`) or, with a patch, the windows of its pixels
+// (patch->gather); the last step writes y. A patch convolution (the first step, with a patch)
+// runs on its tile's columns padded with zeros to a multiple of 16 (the tile's width but at the
+// image's end): every pixel is then in a full block of 16 columns of its product, computed alike
+// wherever its tile and image start and end (patch_run.h).
 void add_tiled_run(Pass& pass, std::vector<TileStep> steps, int64_t batch, int64_t pixels, int64_t in_numel,
                    const std::optional<PatchGeometry>& patch, const float* x, float* y, int64_t tile,
                    int64_t widest) {
+  LAB_CHECK(tile % 16 == 0 || !patch, "patch run of tile {}", tile);
   pass.add_host([=, steps = std::move(steps)] {
     const int64_t in_channels = steps.front().in, out_channels = steps.back().out;
     const int64_t col = patch ? patch->rows() * tile : 0;
-    // Two tile buffers used in turn by the inner steps (the first reads x or the column tile, the
-    // last writes y), then the column tile.
+    // Two tile buffers used in turn by the steps (the first reads x or the column tile, the last
+    // writes y), then the column tile.
     for_each_tile(batch, pixels, tile, 2 * widest * tile + col, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
       bool ok = true;
       const float* a = x + (n * in_channels) * pixels + p0;
       int64_t lda = pixels;
+      size_t first = 0;
       if (patch) {
+        // The patch convolution into tile buffer 0 (out × padded), then y's columns if it is the
+        // run's only step.
+        const int64_t padded = (width + 15) / 16 * 16;
         float* columns = buffer + 2 * widest * tile;
-        patch->gather(x + n * in_numel, p0, width, columns);
-        a = columns;
-        lda = width;
+        patch->gather(x + n * in_numel, p0, width, padded, columns);
+        ok = tile_product(steps[0], padded, columns, padded, buffer, padded);
+        if (steps.size() == 1)
+          for (int64_t c = 0; c < out_channels; ++c)
+            std::copy(buffer + c * padded, buffer + c * padded + width, y + (n * out_channels + c) * pixels + p0);
+        a = buffer;
+        lda = padded;
+        first = 1;
       }
-      for (size_t k = 0; k < steps.size(); ++k) {
+      for (size_t k = first; k < steps.size(); ++k) {
         const TileStep& st = steps[k];
         const bool last = k + 1 == steps.size();
         float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * widest * tile;
         const int64_t ldb = last ? pixels : width;
-        if (st.conv != nullptr) {
-          ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb, st.relu) && ok;
-        } else {
-          for (int64_t c = 0; c < st.out; ++c) {
-            const float* from = a + c * lda;
-            float* row = b + c * ldb;
-            for (int64_t i = 0; i < width; ++i) row[i] = from[i] > 0.0f ? from[i] : 0.0f;
-          }
-        }
+        if (st.weight != nullptr) ok = tile_product(st, width, a, lda, b, ldb) && ok;
+        else
+          for (int64_t c = 0; c < st.out; ++c) relu_row(a + c * lda, b + c * ldb, width);
         a = b;
         lda = ldb;
       }
@@ -717,7 +776,7 @@ void add_tiled_run(Pass& pass, std::vector<TileStep> steps, int64_t batch, int64
   });
 }
 
-std::atomic<bool> patch_runs_set{false};
+std::atomic<bool> onednn_forward_set{false};
 
 }  // namespace
 
@@ -732,13 +791,32 @@ void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const S
                 tile, widest);
 }
 
+namespace {
+
+// Whether a patch convolution of `rows` column rows and `out` channels takes lab::chain_gemm (more
+// than 64 of either: beyond lab::pointwise_gemm's kernel), else lab::pointwise_gemm.
+bool chained(int64_t rows, int64_t out) { return rows > 64 || out > 64; }
+
+}  // namespace
+
 bool is_patch_conv(const Layer& layer, const Shape& input) {
   if (layer.kind() != LayerKind::kConv2d || input.size() != 4) return false;
   const Conv2dParams& p = static_cast<const Conv2d&>(layer).params();
-  // At most 64 column rows: the depths lab::pointwise_gemm's kernel and its tests cover.
   return p.groups == 1 && p.pad_h == 0 && p.pad_w == 0 && p.stride_h == p.kernel_h && p.stride_w == p.kernel_w &&
-         p.kernel_h * p.kernel_w > 1 && input[1] == p.in_channels && p.in_channels * p.kernel_h * p.kernel_w <= 64 &&
-         input[2] >= p.kernel_h && input[3] >= p.kernel_w;
+         p.kernel_h * p.kernel_w > 1 && input[1] == p.in_channels && input[2] >= p.kernel_h && input[3] >= p.kernel_w;
+}
+
+void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* x,
+                    bool use_bias, bool relu, float* y) {
+  LAB_CHECK(is_patch_conv(conv, input), "{} on {} is not a patch convolution", conv.describe(), to_string(input));
+  const Conv2dParams& p = conv.params();
+  const Shape out = conv.output_shape(input);
+  const PatchGeometry patch{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, out[3]};
+  const float* bias = use_bias && !w.bias.empty() ? w.bias.data() : nullptr;
+  std::vector<TileStep> steps{TileStep{w.weight.data(), bias, relu, chained(patch.rows(), p.out_channels),
+                                       patch.rows(), p.out_channels}};
+  add_tiled_run(pass, std::move(steps), input[0], out[2] * out[3], numel(input) / input[0], patch, x, y,
+                tile_of_pair(patch.rows() + p.out_channels), p.out_channels);
 }
 
 void add_patch_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x, float* y,
@@ -749,15 +827,17 @@ void add_patch_run(Pass& pass, const std::vector<const Layer*>& run, const Shape
   const Conv2dParams& p = conv.params();
   const Shape out = conv.output_shape(input);
   const PatchGeometry patch{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, out[3]};
-  std::vector<TileStep> steps{TileStep{&conv, false, patch.rows(), p.out_channels}};
+  const Weights& w = conv.weights();
+  std::vector<TileStep> steps{TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
+                                       chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels}};
   int64_t widest = p.out_channels;
   append_tile_steps(run, 1, p.out_channels, steps, widest);
   add_tiled_run(pass, std::move(steps), input[0], out[2] * out[3], numel(input) / input[0], patch, x, y, tile,
                 widest);
 }
 
-bool patch_runs() { return patch_runs_set.load(); }
-void set_patch_runs(bool on) { patch_runs_set.store(on); }
+bool onednn_forward() { return onednn_forward_set.load(); }
+void set_onednn_forward(bool on) { onednn_forward_set.store(on); }
 
 void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                              const std::vector<float*>& outputs, int64_t tile) {
@@ -931,11 +1011,19 @@ Shape Flatten::output_shape(const Shape& in) const {
 }
 
 void Flatten::add_forward(Pass& pass, const Shape& in, const float* x, float* y) const {
+  if (const int64_t n = numel(in); n <= kHostBelow && !onednn_forward()) {
+    pass.add_host([=] { std::copy(x, x + n, y); });
+    return;
+  }
   pass.steps().add(activation(Op::kCopy, {numel(output_shape(in))}), {{DNNL_ARG_FROM, x}, {DNNL_ARG_TO, y}});
 }
 
 void Flatten::add_backward_data(Pass& pass, const Shape& in, const float*, const float*, const float* dy,
                                 float* dx) const {
+  if (const int64_t n = numel(in); n <= kHostBelow && !onednn_forward()) {
+    pass.add_host([=] { std::copy(dy, dy + n, dx); });
+    return;
+  }
   pass.steps().add(activation(Op::kCopy, {numel(in)}), {{DNNL_ARG_FROM, dy}, {DNNL_ARG_TO, dx}});
 }
 

@@ -486,10 +486,9 @@ Tensor chain(const Tensor& input, const std::vector<Shape>& out_shapes, const st
 }  // namespace
 
 namespace {
-
 std::atomic<int64_t> budget_set{-1};
+}  // namespace
 
-// The L2 cache of one core in bytes: sysconf, else sysfs ("2048K"), else 1 MiB.
 int64_t l2_cache_bytes() {
   static const int64_t bytes = [] {
     const long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
@@ -506,7 +505,9 @@ int64_t l2_cache_bytes() {
   return bytes;
 }
 
-}  // namespace
+int64_t tile_of_pair(int64_t pair) {
+  return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
+}
 
 int64_t sub_batch_budget() {
   const int64_t set = budget_set.load();
@@ -528,11 +529,6 @@ int64_t widest_pair(const std::vector<std::shared_ptr<const Layer>>& layers, siz
     s = next;
   }
   return pair;
-}
-
-// Pixels per tile (a multiple of 16, at least 64) such that `pair` channels of it fill a quarter of L2.
-int64_t tile_of_pair(int64_t pair) {
-  return std::max<int64_t>(64, l2_cache_bytes() / 4 / (static_cast<int64_t>(sizeof(float)) * pair) / 16 * 16);
 }
 
 // Pixels per tile of a pointwise run through layers [first, last) on `in`: two tile buffers of
@@ -755,7 +751,7 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     if (path.tiles) {
       const size_t j = pointwise_run_end(layers_, i, end, in);
       if (j > i) step = Step{i, j - i, true, pointwise_tile(layers_, i, j, in)};
-      else if (patch_runs() && is_patch_conv(*layers_[i], in)) {
+      else if (!onednn_forward() && is_patch_conv(*layers_[i], in)) {
         // A patch convolution and the pointwise layers after it (patch_run.h).
         size_t k = i + 1;
         while (k < end && is_pointwise(*layers_[k])) ++k;

@@ -1,32 +1,50 @@
 /// @file patch_run.h
-/// @brief Patch runs: a convolution whose kernel equals its stride (non-overlapping windows, no
-/// padding, one group), with the pointwise layers after it, computed tile by tile in the forward.
-/// Off by default (set_patch_runs): not the bytes of the oneDNN convolution at every batch size.
+/// @brief Patch convolutions: a convolution whose kernel equals its stride (non-overlapping
+/// windows, no padding, one group) computed one way everywhere, on column tiles of each image;
+/// and patch runs, such a convolution with the pointwise layers after it tile by tile in the
+/// forward.
 ///
-/// Such a convolution (the accumulators' k×k stride-k blocks) is, on each output pixel, the
-/// product of its out×(in·k·k) weights with that pixel's window: oneDNN's gemm convolution copies
-/// the windows into a column matrix (im2col, rows (c, kh, kw), the weights' order) and runs sgemm
-/// on it, then adds the bias. On 1 to 6 input channels that copy, a scalar loop with bounds checks
-/// in oneDNN 2.6, is the largest part of single-color-modulo's forward. add_patch_run copies the
-/// windows of a tile of output pixels of one image into a cache-resident column tile (a strided
-/// gather) and computes the product with lab::pointwise_gemm (the bytes of dnnl_sgemm on the tile),
-/// the bias and a following ReLU in its store, then the pointwise layers after it (as
-/// add_pointwise_run) while the tile is in cache: only the input and the run's output travel to
-/// memory.
+/// Such a convolution (the accumulators' k×k stride-k blocks, the trap zoo's patch kernels) is,
+/// on each output pixel, the product of its out×(in·k·k) weights with that pixel's window.
+/// oneDNN's gemm convolution copies the windows into a column matrix (im2col, rows (c, kh, kw), the
+/// weights' order; in oneDNN 2.6 a scalar loop with bounds checks, the largest part of
+/// single-color-modulo's forward) and runs sgemm on it. It splits the batch's pixels (N·OH·OW)
+/// between the threads it was created for and into blocks picked by a cost model, and its sgemm
+/// sums a pixel in another order near a split: its bytes depended on the batch and the thread
+/// count (one single-color-modulo image at 224×224 alone and in a batch of 5 differed from
+/// accumulator.layers.8 on, and the trace of a batch of 64 between 1 and 2 threads).
 ///
-/// Bytes. The tiles start at multiples of 16 pixels of each image, so every value is computed by
-/// the same kernel whatever the batch and the thread count (the tile size is a multiple of 16 set
-/// by the L2 size alone): the run's bytes are batch- and thread-invariant. oneDNN's gemm convolution is not: it splits the batch's pixels
-/// (N·OH·OW) between the threads it was created for and into blocks chosen by a cost model, and
-/// its sgemm sums a pixel in another order near a split that is not a multiple of 16 pixels. On
-/// the 2-core test machine the environments' patch convolutions give the run's bytes on even
-/// (sub-)batches (2 to 64 tested) and other bytes, for some layers, on odd ones (the same image alone
-/// and in a batch of 5 differs in accumulator.layers.8 onwards at 224×224: the plain path's own
-/// batch dependence). A forward with patch runs would then differ from the trace at odd batches,
-/// so they stay off until the convolution itself runs this way everywhere (forward, trace, the
-/// LRP rules' apply), a change of bytes at odd batches. Declared here rather than in layers.h so
-/// that adding it rebuilt only lab/nn. Tested in tests/lab/test_network.cpp (exact on integer
-/// data, batch invariance) and tests/networks/test_forward_path.cpp (the environments).
+/// One way everywhere. Conv2d::add_apply and add_forward_variant run a patch convolution as
+/// add_patch_conv: per image, the windows of a tile of output pixels (a multiple of 16 pixels, the
+/// last tile of the image padded with zero columns to one) are copied into a cache-resident column
+/// tile (a strided gather, im2col's layout) and multiplied by lab::pointwise_gemm, so every pixel
+/// is in a full block of 16 columns of the product and is computed as oneDNN's AVX2 sgemm computes
+/// such a block: its main kernel's chain of fused multiply-adds for each block of 6 channels, its
+/// remainder kernel for the channels left over (lab/nn/pointwise_gemm.h). A convolution of more
+/// than 64 column rows or channels (beyond that kernel) takes lab::chain_gemm instead: one chain of
+/// fused multiply-adds per element. Either way an element's bytes are a function of its window,
+/// the weights and the bias alone: the same in the forward, the trace (Network::trace,
+/// trace_for_gradient), the rules' products with other weights (LRP's z = W⁺x, ...), a backward's
+/// recomputed activations and the incremental engine's crops (a crop's pixels sit elsewhere in
+/// their blocks), whatever the batch, the sub-batch, the tile and the thread count. Where oneDNN's
+/// sgemm ran its main kernel on a pixel (on this machine: even batches, but near the last pixels of
+/// a thread's share), these are its bytes; elsewhere (odd batches, a batch of 1 included) its
+/// remainder kernels summed in another order, so values there may differ in the last bits. On
+/// integer or dyadic data where every partial sum is exact (the designed images on the designed
+/// networks) every order gives the same values. The backward-data of a patch convolution stays
+/// oneDNN's (a per-image sgemm and col2im, found batch- and thread-invariant:
+/// tests/networks/test_forward_path.cpp).
+///
+/// Patch runs (the forward with ForwardPath::tiles): add_patch_run computes the convolution on the
+/// column tile as above, with the bias and a following ReLU in its store, then the pointwise
+/// layers after it (as add_pointwise_run: oneDNN's bytes of those layers, on the tile's own width)
+/// while the tile is in cache: only the input and the run's output travel to memory. It gives the
+/// bytes of add_patch_conv followed by each layer's own forward. Declared here rather than in
+/// layers.h so that adding it rebuilt only lab/nn. Tested in tests/lab/test_network.cpp (on crops
+/// of the input a patch convolution gives the window of the whole output; a deep one the chains
+/// the test computes; exact on integer data against oneDNN; batch invariance) and
+/// tests/networks/test_forward_path.cpp (every environment: an image alone, in a batch of 5 and of
+/// 64, the forward, the traces and the gradient's and LRP-ε's maps, 1 and 2 threads).
 #pragma once
 
 #include <cstdint>
@@ -40,16 +58,26 @@ namespace lab {
 /// on an N×C×H×W input: a patch convolution.
 bool is_patch_conv(const Layer& layer, const Shape& input);
 
+/// Adds z = conv with weights w (conv's shape) on x (shape `input`, is_patch_conv) to `pass`, + the
+/// bias of w if use_bias, then the ReLU `v > 0 ? v : +0` if relu: per image, tiles of output
+/// pixels gathered into column tiles and multiplied as above, spread over the runtime's OpenMP
+/// threads (each pixel's bytes independent of the batch, the tile, the crop and the threads).
+void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* x,
+                    bool use_bias, bool relu, float* y);
+
 /// Adds run[0] (a patch convolution, is_patch_conv) and the pointwise layers run[1..] (is_pointwise)
-/// on x (shape `input`) to `pass`, writing the run's output y: `tile` output pixels of one image at
-/// a time through every layer, the tiles spread over the runtime's OpenMP threads. The same values
-/// as add_forward of every layer, summed in dnnl_sgemm's order on each tile (see above).
+/// on x (shape `input`) to `pass`, writing the run's output y: `tile` output pixels (a multiple of
+/// 16) of one image at a time through every layer, the tiles spread over the runtime's OpenMP
+/// threads. The bytes of add_patch_conv followed by add_forward of every other layer.
 void add_patch_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x, float* y,
                    int64_t tile);
 
-/// Whether forward passes with ForwardPath::tiles run patch runs (default off: the convolution as
-/// its oneDNN primitive); on, bench_runtime's "tiles+patch" mode. See the note on bytes above.
-bool patch_runs();
-void set_patch_runs(bool on);
+/// Whether the layers run as before patch convolutions ran one way (default off). On, only for
+/// bench_runtime's "tiles-onednn" mode, to time both in one process: patch convolutions by
+/// oneDNN's gemm convolution (its bytes depend on the batch and the thread count, see above) and
+/// no patch runs in the forward; the small ReLUs and flatten copies (lab/nn/layers.cpp) by their
+/// oneDNN primitives; every tile loop on all the threads (lab/nn/tile_loop.h).
+bool onednn_forward();
+void set_onednn_forward(bool on);
 
 }  // namespace lab

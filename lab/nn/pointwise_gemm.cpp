@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <atomic>
+#include <cmath>
 
 namespace lab {
 
@@ -23,6 +24,15 @@ constexpr int64_t kRows = 6, kCols = 16, kMaxDepth = 64, kMaxRows = 64;
 bool avx2_sgemm() {
   static const bool avx2 = dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx2;
   return avx2;
+}
+
+// v + bias[row] (no bias: v), then the ReLU v > 0 ? v : +0 (NaN and −0 to +0) if relu: the store
+// of both kernels below.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 bias_relu(__m256 v, const float* bias, int64_t row,
+                                                                           bool relu) {
+  if (bias != nullptr) v = _mm256_add_ps(v, _mm256_broadcast_ss(bias + row));
+  if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+  return v;
 }
 
 // One block of 6 rows × 16 columns: acc = Σ_k op(w)(o + r, k) · x[k][p..p+16) by fused
@@ -46,19 +56,9 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block(int64_t o, 
       a[r][1] = _mm256_fmadd_ps(wv, x1, a[r][1]);
     }
   }
-  const __m256 zero = _mm256_setzero_ps();
 #pragma GCC unroll 6
   for (int r = 0; r < kRows; ++r) {
-    __m256 v0 = a[r][0], v1 = a[r][1];
-    if (bias != nullptr) {
-      const __m256 b = _mm256_broadcast_ss(bias + o + r);
-      v0 = _mm256_add_ps(v0, b);
-      v1 = _mm256_add_ps(v1, b);
-    }
-    if (relu) {  // v > 0 ? v : +0 (NaN and −0 to +0)
-      v0 = _mm256_and_ps(v0, _mm256_cmp_ps(v0, zero, _CMP_GT_OQ));
-      v1 = _mm256_and_ps(v1, _mm256_cmp_ps(v1, zero, _CMP_GT_OQ));
-    }
+    const __m256 v0 = bias_relu(a[r][0], bias, o + r, relu), v1 = bias_relu(a[r][1], bias, o + r, relu);
     float* yr = y + (o + r) * ldy + p;
     _mm256_storeu_ps(yr, v0);
     _mm256_storeu_ps(yr + 8, v1);
@@ -95,7 +95,91 @@ bool sgemm_part(bool trans, int64_t r0, int64_t r1, int64_t c0, int64_t c1, int6
   return true;
 }
 
+// chain_gemm's block of R rows (R <= 6) × 16 columns at row o, column p: acc = +0, one fused
+// multiply-add per j in order, then + bias, then the ReLU. Masked: only the columns whose lanes
+// are set in m0 (columns p..p+8) and m1 (p+8..p+16) are read and written.
+template <int R, bool kMasked>
+__attribute__((target("avx2,fma"), always_inline)) inline void chain_block(int64_t o, int64_t p, int64_t k,
+                                                                           const float* w, int64_t ldw, const float* x,
+                                                                           int64_t ldx, float* y, int64_t ldy,
+                                                                           const float* bias, bool relu, __m256i m0,
+                                                                           __m256i m1) {
+  __m256 a[R][2];
+  for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
+  const float* xp = x + p;
+  for (int64_t j = 0; j < k; ++j, xp += ldx) {
+    const __m256 x0 = kMasked ? _mm256_maskload_ps(xp, m0) : _mm256_loadu_ps(xp);
+    const __m256 x1 = kMasked ? _mm256_maskload_ps(xp + 8, m1) : _mm256_loadu_ps(xp + 8);
+    const float* wj = w + o * ldw + j;
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = _mm256_broadcast_ss(wj + r * ldw);
+      a[r][0] = _mm256_fmadd_ps(wv, x0, a[r][0]);
+      a[r][1] = _mm256_fmadd_ps(wv, x1, a[r][1]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const __m256 v0 = bias_relu(a[r][0], bias, o + r, relu), v1 = bias_relu(a[r][1], bias, o + r, relu);
+    float* yr = y + (o + r) * ldy + p;
+    if (kMasked) {
+      _mm256_maskstore_ps(yr, m0, v0);
+      _mm256_maskstore_ps(yr + 8, m1, v1);
+    } else {
+      _mm256_storeu_ps(yr, v0);
+      _mm256_storeu_ps(yr + 8, v1);
+    }
+  }
+}
+
+// The row blocks of chain_gemm on columns [p, p + 16) (masked: the lanes m0, m1 only).
+template <bool kMasked>
+__attribute__((target("avx2,fma"))) void chain_strip(int64_t m, int64_t p, int64_t k, const float* w, int64_t ldw,
+                                                     const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                     const float* bias, bool relu, __m256i m0, __m256i m1) {
+  int64_t o = 0;
+  for (; o + kRows <= m; o += kRows) chain_block<kRows, kMasked>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu, m0, m1);
+  switch (m - o) {
+    case 1: chain_block<1, kMasked>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu, m0, m1); break;
+    case 2: chain_block<2, kMasked>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu, m0, m1); break;
+    case 3: chain_block<3, kMasked>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu, m0, m1); break;
+    case 4: chain_block<4, kMasked>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu, m0, m1); break;
+    case 5: chain_block<5, kMasked>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu, m0, m1); break;
+    default: break;
+  }
+}
+
+__attribute__((target("avx2,fma"))) void chain_gemm_avx2(int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw,
+                                                         const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                         const float* bias, bool relu) {
+  const __m256i all = _mm256_set1_epi32(-1);
+  int64_t p = 0;
+  for (; p + kCols <= n; p += kCols) chain_strip<false>(m, p, k, w, ldw, x, ldx, y, ldy, bias, relu, all, all);
+  if (p < n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const int32_t left = static_cast<int32_t>(n - p);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lane);
+    chain_strip<true>(m, p, k, w, ldw, x, ldx, y, ldy, bias, relu, m0, m1);
+  }
+}
+
+bool avx2_fma() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
 }  // namespace
+
+void chain_gemm(int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x, int64_t ldx, float* y,
+                int64_t ldy, const float* bias, bool relu) {
+  if (avx2_fma()) return chain_gemm_avx2(m, n, k, w, ldw, x, ldx, y, ldy, bias, relu);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < n; ++p) {
+      float acc = 0.0f;
+      for (int64_t j = 0; j < k; ++j) acc = std::fma(w[i * ldw + j], x[j * ldx + p], acc);
+      if (bias != nullptr) acc = acc + bias[i];
+      y[i * ldy + p] = relu ? (acc > 0.0f ? acc : 0.0f) : acc;
+    }
+}
 
 bool pointwise_kernel() { return kernel_set.load() && avx2_sgemm(); }
 

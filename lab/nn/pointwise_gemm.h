@@ -1,7 +1,9 @@
 /// @file pointwise_gemm.h
 /// @brief The small matrix products of the pointwise tiles (add_pointwise_run, its trace and its
 /// backward in lab/nn/layers.cpp): a register-blocked kernel that gives the bytes of oneDNN's
-/// dnnl_sgemm for these shapes, with the bias and the ReLU fused into its store.
+/// dnnl_sgemm for these shapes, with the bias and the ReLU fused into its store; and the product
+/// of the deep patch convolutions (lab/nn/patch_run.h), whose every element is one chain of fused
+/// multiply-adds wherever it sits.
 #pragma once
 
 #include <cstdint>
@@ -26,5 +28,17 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
 /// "tiles-sgemm" mode). Same bytes either way (tests/lab/test_pointwise_gemm.cpp).
 bool pointwise_kernel();
 void set_pointwise_kernel(bool on);
+
+/// y (m×n, row stride ldy) = w (m×k, row stride ldw) · x (k×n, row stride ldx), then + bias[i] on
+/// row i (bias may be null), then the ReLU `v > 0 ? v : +0` if relu, every element by one chain:
+/// acc = +0, then acc = fma(w[i][j], x[j][p], acc) for j = 0, 1, ..., k − 1 (each a correctly
+/// rounded fused multiply-add), then acc + bias[i]. So an element's bytes depend on its row of w,
+/// its column of x and its bias alone: not on m, n, k's blocking, its position in y, the tile or
+/// the thread. With AVX2 and FMA: blocks of up to 6 rows × 16 columns, masked loads and stores at
+/// the right edge (lanes are independent); elsewhere the scalar loop with std::fma (the same
+/// operations). The product of the patch convolutions of more than 64 column rows or channels
+/// (patch_run.h), beyond pointwise_gemm's kernel. Any m, n, k ≥ 1.
+void chain_gemm(int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x, int64_t ldx, float* y,
+                int64_t ldy, const float* bias, bool relu);
 
 }  // namespace lab

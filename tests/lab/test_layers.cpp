@@ -1,7 +1,9 @@
 // Layers against naive reference loops (forward) and finite differences (backward-data).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "lab/core/error.h"
 #include "random_nets.h"
@@ -181,4 +183,37 @@ TEST_CASE("softmax keeps tiny probabilities (denormal floats) instead of flushin
   const Tensor dx = lab::Softmax().backward_data(x, y, dy);
   CHECK(dx[1] == doctest::Approx(double(y[1])).epsilon(1e-2));
   CHECK(dx[1] > 0.0f);
+}
+
+TEST_CASE("small ReLUs and flatten copies on the host give the bytes of oneDNN's primitives") {
+  // A ReLU or flatten of at most 2^16 floats runs as a host step (lab/nn/layers.cpp), a larger
+  // one as oneDNN's eltwise or reorder: the same values placed in a small tensor and at the start
+  // of a large one give the same bytes forward and backward, with −0, +0, ±∞, NaN, denormals and
+  // random values, x and the signal both (a NaN input passes the signal backward, as oneDNN's).
+  std::mt19937 rng(21);
+  const int64_t small = 1000, large = (int64_t{1} << 16) + 8;
+  const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, 1e-40f, -1e-40f, 1.0f, -1.0f};
+  Tensor xs = testnets::random_tensor({small, 1}, rng), dys = testnets::random_tensor({small, 1}, rng);
+  for (int64_t i = 0; i < 10; ++i)
+    for (int64_t j = 0; j < 10; ++j) {
+      xs[i * 10 + j] = special[i];
+      dys[i * 10 + j] = special[j];
+    }
+  Tensor xl = testnets::random_tensor({large, 1}, rng), dyl = testnets::random_tensor({large, 1}, rng);
+  std::copy(xs.values().begin(), xs.values().end(), xl.values().begin());
+  std::copy(dys.values().begin(), dys.values().end(), dyl.values().begin());
+  const auto same_start = [&](const Tensor& a, const Tensor& b) {
+    return std::memcmp(a.data(), b.data(), sizeof(float) * small) == 0;
+  };
+  const lab::ReLU relu;
+  const Tensor ys = relu.forward(xs), yl = relu.forward(xl);
+  CHECK(same_start(ys, yl));
+  CHECK(same_start(relu.backward_data(xs, ys, dys), relu.backward_data(xl, yl, dyl)));
+  CHECK(std::signbit(ys[10]) == false);  // −0 → +0
+  CHECK(ys[40] == 0.0f);                 // NaN → +0
+  const lab::Flatten flatten;
+  const Tensor xs4 = xs.reshaped({small / 10, 10, 1, 1}), xl4 = xl.reshaped({large / 8, 8, 1, 1});
+  CHECK(same_start(flatten.forward(xs4), flatten.forward(xl4)));
+  CHECK(same_start(flatten.backward_data(xs4, flatten.forward(xs4), dys.reshaped({small / 10, 10})),
+                   flatten.backward_data(xl4, flatten.forward(xl4), dyl.reshaped({large / 8, 8}))));
 }

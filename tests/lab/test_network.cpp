@@ -343,7 +343,7 @@ std::shared_ptr<lab::Conv2d> integer_conv(lab::Conv2dParams p, std::mt19937& rng
 
 // Patch convolutions (lab/nn/patch_run.h) of 3, 4 and 1 input channels: a 2×3 kernel on 71×58
 // (rows and columns left over), then a ReLU, a 1×1 convolution and a ReLU; a 4×4 kernel without
-// bias on 4 channels (64 column rows, the most the runs take) followed by a 1×1 convolution
+// bias on 4 channels (64 column rows) followed by a 1×1 convolution
 // without a ReLU between; a 2×2 kernel followed by nothing pointwise; then on one channel the
 // modulo accumulator's 7×7 blocks, down to one pixel per image (one column per tile). `conv`
 // makes each convolution.
@@ -372,12 +372,46 @@ std::vector<lab::Network> patch_nets(std::mt19937& rng, const MakeConv& conv) {
 
 }  // namespace
 
-TEST_CASE("patch runs: exact on integer data, and the same bytes for an image in any batch") {
+// A deep patch convolution (more than 64 column rows, lab::chain_gemm) by its definition
+// (lab/nn/patch_run.h): each output element is acc = +0, then acc = fma(weight, window value, acc)
+// over the window in the weights' order (c, kh, kw), then acc + bias; with weights w, the bias if
+// use_bias.
+Tensor patch_by_definition(const lab::Conv2d& conv, const lab::Weights& w, const Tensor& x, bool use_bias) {
+  const lab::Conv2dParams& p = conv.params();
+  Tensor y(conv.output_shape(x.shape()));
+  const int64_t h = x.dim(2), wd = x.dim(3), oh = y.dim(2), ow = y.dim(3);
+  for (int64_t n = 0; n < x.dim(0); ++n)
+    for (int64_t o = 0; o < p.out_channels; ++o)
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          float acc = 0.0f;
+          for (int64_t c = 0; c < p.in_channels; ++c)
+            for (int64_t i = 0; i < p.kernel_h; ++i)
+              for (int64_t j = 0; j < p.kernel_w; ++j)
+                acc = std::fma(w.weight[((o * p.in_channels + c) * p.kernel_h + i) * p.kernel_w + j],
+                               x[((n * p.in_channels + c) * h + oy * p.kernel_h + i) * wd + ox * p.kernel_w + j], acc);
+          if (use_bias && !w.bias.empty()) acc = acc + w.bias[o];
+          y[((n * p.out_channels + o) * oh + oy) * ow + ox] = acc;
+        }
+  return y;
+}
+
+// Rows [y0, y1) and columns [x0, x1) of every channel of an N×C×H×W tensor.
+Tensor crop(const Tensor& x, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+  Tensor out({x.dim(0), x.dim(1), y1 - y0, x1 - x0});
+  for (int64_t nc = 0; nc < x.dim(0) * x.dim(1); ++nc)
+    for (int64_t i = y0; i < y1; ++i)
+      std::memcpy(out.data() + (nc * (y1 - y0) + i - y0) * (x1 - x0), x.data() + (nc * x.dim(2) + i) * x.dim(3) + x0,
+                  sizeof(float) * (x1 - x0));
+  return out;
+}
+
+TEST_CASE("patch convolutions: each pixel computed alike wherever it sits, in every path and batch") {
   std::mt19937 rng(13);
   using P = lab::Conv2dParams;
   const lab::ForwardPath saved = lab::forward_path();
-  lab::set_patch_runs(true);
-  // The layers taken as patch convolutions (and not a 1×1 one, a padded one, or one of 65 rows).
+  // The layers taken as patch convolutions (and not a 1×1 one or a padded one; 130 column rows
+  // are one).
   const std::vector<lab::Network> floats = patch_nets(rng, [](P p, std::mt19937& r, bool bias) {
     return testnets::random_conv(p, r, bias);
   });
@@ -388,52 +422,102 @@ TEST_CASE("patch runs: exact on integer data, and the same bytes for an image in
   CHECK(lab::is_patch_conv(floats[1].layer(4), floats[1].shape_after(3)));
   CHECK_FALSE(lab::is_patch_conv(net.layer(2), net.shape_after(1)));
   CHECK_FALSE(lab::is_patch_conv(*testnets::random_conv(P{.kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2, .pad_h = 1}, rng), {1, 1, 8, 8}));
-  CHECK_FALSE(lab::is_patch_conv(*testnets::random_conv(P{.in_channels = 65, .kernel_h = 1, .kernel_w = 2, .stride_h = 1, .stride_w = 2}, rng), {1, 65, 8, 8}));
-  // Integer weights, biases and inputs: every partial sum is exact, so any summation order gives
-  // the plain forward's bytes: every activation, from the input and from every cut, at an odd
-  // batch, at 1 and 2 threads, with and without sub-batches (a wrong window, weight or channel
-  // order would change values).
+  CHECK(lab::is_patch_conv(*testnets::random_conv(P{.in_channels = 65, .kernel_h = 1, .kernel_w = 2, .stride_h = 1, .stride_w = 2}, rng), {1, 65, 8, 8}));
+  // Integer weights, biases and inputs: every partial sum is exact, so the values are those of
+  // oneDNN's gemm convolution (lab::set_onednn_forward(true)): every activation, from the input and
+  // from every cut, at an odd batch, on the tiles' path (patch runs) and the plain one, at 1 and
+  // 2 threads, with and without sub-batches (a wrong window, weight or channel order would change
+  // values).
   for (const lab::Network& n : patch_nets(rng, integer_conv)) {
     Tensor x(batch_shape(n, 5));
     std::uniform_int_distribution<int> pixel(-4, 4);
     for (float& v : x.values()) v = static_cast<float>(pixel(rng));
     lab::set_forward_path(testnets::kPlainPath);
-    const lab::Trace trace = n.trace(x);
-    lab::set_forward_path(lab::ForwardPath{.tiles = true});
+    lab::set_onednn_forward(true);
+    const lab::Trace onednn = n.trace(x);
+    lab::set_onednn_forward(false);
     int64_t compared = 0;
-    at_threads_and_budgets([&] {
-      for (size_t from = 0; from < n.size(); ++from)
-        for (size_t end = from + 1; end <= n.size(); ++end) {
-          CAPTURE(from);
-          CAPTURE(end);
-          CHECK(same_bytes(n.forward_range(from, end, trace.acts[from]), trace.acts[end]));
-          ++compared;
-        }
-    });
-    CHECK(compared == 4 * static_cast<int64_t>(n.size() * (n.size() + 1) / 2));
+    for (const lab::ForwardPath path : {lab::ForwardPath{.tiles = true}, testnets::kPlainPath}) {
+      lab::set_forward_path(path);
+      at_threads_and_budgets([&] {
+        for (size_t from = 0; from < n.size(); ++from)
+          for (size_t end = from + 1; end <= n.size(); ++end) {
+            CAPTURE(from);
+            CAPTURE(end);
+            CHECK(same_bytes(n.forward_range(from, end, onednn.acts[from]), onednn.acts[end]));
+            ++compared;
+          }
+      });
+    }
+    CHECK(compared == 8 * static_cast<int64_t>(n.size() * (n.size() + 1) / 2));
   }
-  // Random real data: an image gives the same bytes alone and in a batch of 5, at 1 and 2
-  // threads, with and without sub-batches, at every activation.
+  // A deep patch convolution (130 column rows: lab::chain_gemm) on random real data with signed
+  // zeros: the bytes of its definition, with its own and other weights, with and without the bias.
+  {
+    const auto deep = testnets::random_conv(P{.in_channels = 65, .out_channels = 9, .kernel_h = 1, .kernel_w = 2, .stride_h = 1, .stride_w = 2}, rng);
+    Tensor x = testnets::random_tensor({3, 65, 5, 38}, rng, -3.0f, 3.0f);
+    x[3] = -0.0f;
+    const lab::Weights other{testnets::random_tensor(deep->weights().weight.shape(), rng, -1.0f, 1.0f),
+                             testnets::random_tensor({9}, rng, -1.0f, 1.0f)};
+    at_threads_and_budgets([&] {
+      CHECK(same_bytes(deep->forward(x), patch_by_definition(*deep, deep->weights(), x, true)));
+      for (const bool bias : {true, false})
+        CHECK(same_bytes(deep->apply(other, x, bias), patch_by_definition(*deep, other, x, bias)));
+    });
+  }
+  // Random real data with signed zeros: every patch convolution computes each output pixel alike
+  // wherever it sits: on a crop of its input (a window of whole kernels, as the incremental
+  // engine's) the output is the same bytes as that window of the whole output, also with other
+  // weights with and without the bias (the LRP rules' z = W'x); the forward of the tiles (patch
+  // runs) to every layer and the trace give the same bytes (not from every cut: a lone 1×1
+  // convolution on one-pixel maps, oneDNN's, differs in the last bits from the same layer in a
+  // tile run, found here, not a patch convolution); an image gives the same bytes alone
+  // and in a batch of 5, at every activation; at 1 and 2 threads, with and without sub-batches.
   for (const lab::Network& n : floats) {
     Tensor x = testnets::random_tensor(batch_shape(n, 5), rng, -3.0f, 3.0f);
     x[7] = 0.0f;
     x[8] = -0.0f;
-    lab::set_forward_path(lab::ForwardPath{.tiles = true});
-    at_threads_and_budgets([&] {
-      for (size_t end = 1; end <= n.size(); ++end) {
-        CAPTURE(end);
-        const Tensor whole = n.forward_range(0, end, x);
-        const int64_t per = whole.numel() / 5;
-        for (int64_t i = 0; i < 5; ++i) {
-          Tensor one(batch_shape(n, 1));
-          std::memcpy(one.data(), x.sample(i), sizeof(float) * one.numel());
-          const Tensor alone = n.forward_range(0, end, one);
-          CHECK(std::memcmp(alone.data(), whole.data() + i * per, sizeof(float) * per) == 0);
+    for (const lab::ForwardPath path : {lab::ForwardPath{.tiles = true}, testnets::kPlainPath}) {
+      lab::set_forward_path(path);
+      at_threads_and_budgets([&] {
+        const lab::Trace trace = n.trace(x);
+        int64_t patches = 0;
+        for (size_t i = 0; i < n.size(); ++i) {
+          CAPTURE(i);
+          if (!lab::is_patch_conv(n.layer(i), trace.acts[i].shape())) continue;
+          ++patches;
+          const auto& conv = static_cast<const lab::Conv2d&>(n.layer(i));
+          const lab::Conv2dParams& p = conv.params();
+          const Tensor& in = trace.acts[i];
+          const Tensor& out = trace.acts[i + 1];
+          // Output rows [oy0, oh) and columns [ox0, ox1): all but the first row and column and
+          // the last column where there are more than 2.
+          const int64_t oh = out.dim(2), ow = out.dim(3);
+          const int64_t oy0 = oh > 2 ? 1 : 0, ox0 = ow > 2 ? 1 : 0, ox1 = ow > 2 ? ow - 1 : ow;
+          const Tensor part = crop(in, oy0 * p.kernel_h, oh * p.kernel_h, ox0 * p.kernel_w, ox1 * p.kernel_w);
+          CHECK(same_bytes(conv.forward(part), crop(out, oy0, oh, ox0, ox1)));
+          const lab::Weights other{testnets::random_tensor(conv.weights().weight.shape(), rng, -1.0f, 1.0f),
+                                   testnets::random_tensor({p.out_channels}, rng, -1.0f, 1.0f)};
+          for (const bool bias : {true, false})
+            CHECK(same_bytes(conv.apply(other, part, bias), crop(conv.apply(other, in, bias), oy0, oh, ox0, ox1)));
         }
-      }
-    });
+        CHECK(patches >= 2);
+        for (size_t end = 1; end <= n.size(); ++end) {
+          CAPTURE(end);
+          CHECK(same_bytes(n.forward_range(0, end, trace.acts[0]), trace.acts[end]));
+        }
+        for (int64_t i = 0; i < 5; ++i) {
+          CAPTURE(i);
+          const lab::Trace alone = n.trace(x.slice(i, i + 1));
+          for (size_t a = 1; a < trace.acts.size(); ++a) {
+            CAPTURE(a);
+            const int64_t per = trace.acts[a].sample_numel();
+            CHECK(std::memcmp(alone.acts[a].data(), trace.acts[a].sample(i), sizeof(float) * per) == 0);
+          }
+        }
+      });
+    }
   }
-  lab::set_patch_runs(false);
   lab::set_forward_path(saved);
 }
 
