@@ -11,15 +11,10 @@
 #
 # Under ccache as the compiler launcher (a developer's incremental build) the default is off:
 # an edit then recompiles its own file, not its whole batch. -DATTRLAB_UNITY_BUILD=ON|OFF
-# decides either way.
-if(CMAKE_CXX_COMPILER_LAUNCHER MATCHES "ccache")
-  set(_attrlab_unity_default OFF)
-else()
-  set(_attrlab_unity_default ON)
-endif()
+# decides either way (the default is cmake/Precompile.cmake's, included before).
 option(ATTRLAB_UNITY_BUILD
   "Compile each library's units in unity batches (off by default under ccache)"
-  ${_attrlab_unity_default})
+  ${ATTRLAB_COLD_BUILD_DEFAULT})
 
 # attrlab_unity(TARGET BATCH_SIZE [LAST source...]): unity batches of BATCH_SIZE units (0: one
 # batch) for TARGET when ATTRLAB_UNITY_BUILD is on. The LAST sources (paths relative to the
