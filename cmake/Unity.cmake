@@ -6,8 +6,9 @@
 # and Eigen's solvers in both LIME and KernelSHAP. A unity unit includes several .cpp files and
 # generates them once. The flags do not change, and -ffp-contract=off without -ffast-math
 # (cmake/Warnings.cmake) means that inlining across the former units cannot change a result:
-# the outputs are byte-identical (README "The cold build"). Each library's batch size is chosen
-# so that its batches cost about the same and keep both cores busy to the last link.
+# the outputs are byte-identical (README "The cold build"). The batch sizes follow the units' CPU
+# seconds measured one by one: batches of 15–40 s, none so large that one core idles long at the
+# end.
 #
 # Under ccache as the compiler launcher (a developer's incremental build) the default is off:
 # an edit then recompiles its own file, not its whole batch. -DATTRLAB_UNITY_BUILD=ON|OFF
@@ -42,7 +43,7 @@ endfunction()
 
 # Cold code at -O2. The units that parse options and configs, write reports and files, bind the
 # Python module or make the command line (none of them an inner loop of a network, a method or a
-# metric) took a third of the build's CPU at -O3; -O2 compiles them in less (README "The cold
+# metric) took over a quarter of the build's CPU at -O3; -O2 compiles them in less (README "The cold
 # build") and gives the same results (no option that changes floating-point arithmetic differs
 # between -O2 and -O3).
 #
