@@ -21,8 +21,6 @@ namespace {
 
 constexpr double kColdness = 20.0;  // of the smooth max (TorchRay's MaskGenerator)
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 /// The blur pyramid of one C×H×W image: level l (l = 0..L−1) blurred with σ_l = σ(1 − l/(L−1)).
 std::vector<std::vector<float>> blur_pyramid(const float* x, int64_t channels, int64_t height, int64_t width,
                                              int64_t levels, double sigma) {

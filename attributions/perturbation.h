@@ -25,6 +25,10 @@
 
 namespace attributions {
 
+/// ⌈a / b⌉ for a ≥ 0, b > 0: the cells or bands of size b that cover a length a (RISE's mask
+/// grid, the extremal perturbation's mask grid and bands).
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 /// Portable draws from a sample's stream (lab::Rng, lab/core/random.h): the algorithms are written out
 /// rather than taken from <random>'s distributions, which each standard library implements its
 /// own way, so the same seed gives the same map with any compiler.

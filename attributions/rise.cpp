@@ -14,8 +14,6 @@ namespace {
 constexpr uint64_t kRiseStream = 0x52495345;  // "RISE"
 constexpr int64_t kAutoCells = 7;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 }  // namespace
 
 const lab::Schema<Rise::Params>& Rise::Params::schema() {

@@ -10,14 +10,16 @@
 # ccache (4.7) does not cache a unit that uses a precompiled header unless its sloppiness includes
 # pch_defines,time_macros, so under ccache as the compiler launcher (whose cache already makes
 # rebuilds cheap) the default is off; -DATTRLAB_PRECOMPILE_HEADERS=ON|OFF decides either way.
+# ATTRLAB_COLD_BUILD_DEFAULT (off under ccache) is also the default of the unity builds
+# (cmake/Unity.cmake).
 if(CMAKE_CXX_COMPILER_LAUNCHER MATCHES "ccache")
-  set(_attrlab_pch_default OFF)
+  set(ATTRLAB_COLD_BUILD_DEFAULT OFF)
 else()
-  set(_attrlab_pch_default ON)
+  set(ATTRLAB_COLD_BUILD_DEFAULT ON)
 endif()
 option(ATTRLAB_PRECOMPILE_HEADERS
   "Precompile the heavy external headers once per target (off by default under ccache)"
-  ${_attrlab_pch_default})
+  ${ATTRLAB_COLD_BUILD_DEFAULT})
 
 # What every target's units include (directly or through lab/core/options.h, lab/core/error.h).
 set(ATTRLAB_PCH_COMMON

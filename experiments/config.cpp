@@ -54,8 +54,6 @@ const json& defaults() {
   return d;
 }
 
-std::string join(const std::vector<std::string>& items, const char* sep = ", ");
-
 /// "unknown KEY 'k'; known: ..." with the hyphenated hint for an underscore spelling.
 [[noreturn]] void fail_unknown(const std::string& what, const std::string& key, const std::vector<std::string>& known) {
   std::string hint;
@@ -63,7 +61,7 @@ std::string join(const std::vector<std::string>& items, const char* sep = ", ");
   std::replace(hyphenated.begin(), hyphenated.end(), '_', '-');
   if (hyphenated != key && std::find(known.begin(), known.end(), hyphenated) != known.end())
     hint = fmt::format(" (keys are spelled with '-': '{}')", hyphenated);
-  lab::fail_parameter("unknown {} '{}'{}; known: {}", what, key, hint, join(known));
+  lab::fail_parameter("unknown {} '{}'{}; known: {}", what, key, hint, fmt::join(known, ", "));
 }
 
 json parse_text(const std::string& text, const std::string& origin) {
@@ -84,12 +82,6 @@ std::vector<std::string> split_commas(const std::string& s) {
     if (p == std::string::npos) break;
     start = p + 1;
   }
-  return out;
-}
-
-std::string join(const std::vector<std::string>& items, const char* sep) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
   return out;
 }
 
@@ -267,7 +259,7 @@ json resolve_recursive(const json& input, const fs::path& base_dir, const std::s
     std::vector<std::string> names;
     for (const auto& c : shipped) names.push_back(c.name);
     lab::fail("{}: extends '{}', which is neither a shipped experiment ({}) nor a file", origin, parent,
-              join(names));
+              fmt::join(names, ", "));
   }
   json resolved_parent = resolve_recursive(parent_config, parent_dir, parent_origin, seen);
   json own = config;
@@ -299,7 +291,7 @@ json load_config(const std::string& name_or_path) {
   }
   std::vector<std::string> names;
   for (const ShippedConfig* c : runnable_configs()) names.push_back(c->name);
-  lab::fail_parameter("experiment '{}' is neither a shipped experiment ({}) nor a file", name_or_path, join(names));
+  lab::fail_parameter("experiment '{}' is neither a shipped experiment ({}) nor a file", name_or_path, fmt::join(names, ", "));
 }
 
 void apply_overrides(json& config, const std::vector<std::string>& items) {
@@ -341,7 +333,7 @@ void apply_overrides(json& config, const std::vector<std::string>& items) {
           for (const json& element : *node)
             if (element.is_object() && element.contains("label")) labels.push_back(element.value("label", ""));
           lab::fail_parameter("-o {}: no element '{}' in the list (labels: {}; or an index below {})", key, part,
-                              join(labels), node->size());
+                              fmt::join(labels, ", "), node->size());
         }
         if (last) {
           *next = typed_value(key, text, next);
@@ -417,7 +409,7 @@ json finalize(const json& input) {
   for (const std::string& s : models_select) {
     if (!model_labels.count(s))
       lab::fail_parameter("models-select: no model '{}'; models: {}", s,
-                          join(std::vector<std::string>(model_labels.begin(), model_labels.end())));
+                          fmt::join(model_labels, ", "));
   }
   if (models.empty()) lab::fail_parameter("experiment '{}' has no model", config["name"].get<std::string>());
   config["models"] = models;
@@ -476,7 +468,7 @@ json finalize(const json& input) {
   for (const std::string& s : select) {
     if (!labels.count(s))
       lab::fail_parameter("select: no method '{}'; methods: {}", s,
-                          join(std::vector<std::string>(labels.begin(), labels.end())));
+                          fmt::join(labels, ", "));
   }
   if (methods.empty()) lab::fail_parameter("experiment '{}' has no method", config["name"].get<std::string>());
   config["methods"] = methods;

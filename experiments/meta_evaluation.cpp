@@ -14,8 +14,6 @@ namespace experiments {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
 bool constant(const std::vector<double>& values) {
   for (double v : values)
     if (v != values.front()) return false;

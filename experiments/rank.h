@@ -16,12 +16,17 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "experiments/metrics/metric.h"
 
 namespace experiments {
+
+/// The value of a coefficient, rank or mean that is undefined (too few images, a constant
+/// vector, a method without rows), as the meta-evaluation and the report's tables write it.
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 /// Pearson's correlation coefficient r (0 when either vector is constant).
 double pearson(const std::vector<double>& x, const std::vector<double>& y);

@@ -41,11 +41,11 @@ size_t widx(int64_t o, int64_t ci, int64_t in_per_group, int64_t k, int64_t y, i
   return static_cast<size_t>(((o * in_per_group + ci) * k + y) * k + x);
 }
 
-std::string window(int64_t side) { return fmt::format("{}×{}", side, side); }
+std::string window_text(int64_t side) { return fmt::format("{}×{}", side, side); }
 
 std::string counts_role(int64_t covered, int64_t side) {
   if (side == 1) return "the count of each counted channel over the whole image";
-  return fmt::format("counts per {} window, {}×{} map", window(covered), side, side);
+  return fmt::format("counts per {} window, {}×{} map", window_text(covered), side, side);
 }
 
 }  // namespace
@@ -181,7 +181,7 @@ void append_accumulator(Model& model, const std::string& prefix, const Accumulat
     if (uniform) {
       model.add(layer_name(prefix, k_index++), conv,
                 fmt::format("stage {}: all-ones {}×{} stride {} conv: count of each counted channel per {} window{}",
-                            s + 1, k, k, k, window(covered), ude_note));
+                            s + 1, k, k, k, window_text(covered), ude_note));
       model.add(layer_name(prefix, k_index++), std::make_shared<lab::ReLU>(), counts_role(covered, side));
       continue;
     }
@@ -189,11 +189,11 @@ void append_accumulator(Model& model, const std::string& prefix, const Accumulat
               fmt::format("block {}: {}×{} stride {} conv, {} non-uniform kernels per counted channel{}", s + 1, k,
                           k, k, m_count, ude_note));
     model.add(layer_name(prefix, k_index++), std::make_shared<lab::ReLU>(),
-              fmt::format("weighted partial sums over {} windows, {}×{} map", window(covered), side, side));
+              fmt::format("weighted partial sums over {} windows, {}×{} map", window_text(covered), side, side));
     lab::Conv2dParams mp{.in_channels = out_channels, .out_channels = n_c, .groups = n_c};
     auto mix = std::make_shared<lab::Conv2d>(mp, lab::Tensor({n_c, m_count, 1, 1}, std::move(m)), lab::Tensor());
     model.add(layer_name(prefix, k_index++), mix,
-              fmt::format("block {}: 1×1 conv m_i (Σ_i w_ij m_i = 1): count per {} window", s + 1, window(covered)));
+              fmt::format("block {}: 1×1 conv m_i (Σ_i w_ij m_i = 1): count per {} window", s + 1, window_text(covered)));
     model.add(layer_name(prefix, k_index++), std::make_shared<lab::ReLU>(), counts_role(covered, side));
   }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CPU seconds of a cold build, unit by unit: configures DIR as scripts/setup.sh does (Release,
-# no ccache), builds the TARGETs (all without any) with every compile and link run under
-# /usr/bin/time, and prints the sum over the steps, the make's own time and the 10 dearest steps.
+# Ninja unless DIR was configured before, no ccache), builds the TARGETs (all without any) with
+# every compile and link run under /usr/bin/time, and prints the sum over the steps, the build's
+# own time and the 10 dearest steps.
 # Each step's "wall user sys maxrss-KiB output" line is in DIR/build_cpu.log. CPU seconds hold on
 # a loaded machine far better than wall seconds (README "The cold build").
 #   bash scripts/build_cpu.sh build-cpu attrlab _attrlab   # the main job's build
@@ -28,8 +29,10 @@ cd "$(dirname "$0")/.."
 dir=${1:?usage: scripts/build_cpu.sh DIR [TARGET...]}
 shift
 self="$(pwd)/scripts/build_cpu.sh"
+generator=()
+if [[ ! -f "$dir/CMakeCache.txt" ]]; then generator=(-G Ninja); fi
 # shellcheck disable=SC2086
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3 \
+cmake -S . -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3 \
   -DCMAKE_CXX_COMPILER_LAUNCHER="$self" -DCMAKE_CXX_LINKER_LAUNCHER="$self" \
   ${BUILD_CPU_CMAKE_ARGS:-} > /dev/null
 log="$(cd "$dir" && pwd)/build_cpu.log"

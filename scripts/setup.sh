@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake ninja-build pkg-config
   libeigen3-dev libdnnl-dev libopencv-dev libopencv-contrib-dev libfmt-dev doctest-dev libtbb-dev
   libvlfeat-dev nlohmann-json3-dev libcli11-dev libplplot-dev plplot-driver-cairo
   libonnx-dev libprotobuf-dev libpng-dev
@@ -32,7 +32,13 @@ if ((${#missing[@]} > 0)); then
   apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}"
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3
+# Ninja, not Make: Ninja compiles a library's units while the libraries it links are still being
+# compiled, where Make builds the libraries one after the other; with a few large unity units
+# per library (cmake/Unity.cmake) only that keeps both cores busy. A build/ configured before
+# keeps its generator.
+generator=()
+if [[ ! -f build/CMakeCache.txt ]]; then generator=(-G Ninja); fi
+cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3
 # Arguments name the targets to build (scripts/main.sh: the command and the Python module);
 # without any, everything is built, the test suites and benchmarks included.
 cmake --build build -j"$(nproc)" ${1:+--target "$@"}

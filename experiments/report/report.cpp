@@ -29,8 +29,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
 /// One piece of a report section, rendered to Markdown and HTML alike.
 struct Block {
   enum class Kind { kParagraph, kTable, kFigure };
