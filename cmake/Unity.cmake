@@ -41,14 +41,16 @@ function(attrlab_unity target batch)
   endif()
 endfunction()
 
-# Cold code at -O2. The units that parse options and configs, write reports and files, bind the
-# Python module or make the command line (none of them an inner loop of a network, a method or a
-# metric) took over a quarter of the build's CPU at -O3; -O2 compiles them in less (README "The cold
-# build") and gives the same results (no option that changes floating-point arithmetic differs
-# between -O2 and -O3).
+# Cold code at -O1. The units that parse options and configs, write reports and files, bind the
+# Python module, make the command line or build the designed networks and data (none of them an
+# inner loop of a network, a method or a metric) took over a third of the main job's build at
+# -O3; -O1 compiles them in about 0.75 of -O2's CPU time (README "The cold build") and gives the
+# same results: without -ffast-math, and with -ffp-contract=off (cmake/Warnings.cmake), no
+# optimisation level changes floating-point arithmetic.
+set(ATTRLAB_COLD_LEVEL -O1)
 #
 # attrlab_cold(TARGET source... [| source...]...): compiles these sources of the library TARGET
-# (paths relative to the current source directory) at -O2, into an object library
+# (paths relative to the current source directory) as cold code, into an object library
 # TARGET_cold whose objects TARGET links, with TARGET's include directories, definitions,
 # dependencies and warnings. Call it after TARGET's last target_link_libraries. Under unity
 # builds, each run of sources between two "|" is one unity batch, in the order given.
@@ -80,9 +82,15 @@ function(attrlab_cold target)
   attrlab_warnings(${cold})
   # After CMAKE_CXX_FLAGS_RELEASE's -O3 on the command line: the last -O counts. Other build
   # types keep their own level (Debug's -O0, RelWithDebInfo's -O2).
-  target_compile_options(${cold} PRIVATE $<$<CONFIG:Release>:-O2>)
+  attrlab_cold_level(${cold})
   target_sources(${target} PRIVATE $<TARGET_OBJECTS:${cold}>)
   if(ATTRLAB_UNITY_BUILD)
     set_target_properties(${cold} PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE GROUP)
   endif()
+endfunction()
+
+# attrlab_cold_level(TARGET): compiles TARGET's units as cold code (Release builds only; other
+# build types keep their own level).
+function(attrlab_cold_level target)
+  target_compile_options(${target} PRIVATE $<$<CONFIG:Release>:${ATTRLAB_COLD_LEVEL}>)
 endfunction()
