@@ -203,6 +203,57 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+void add_field(std::vector<SchemaField>& fields, SchemaField f) {
+  LAB_CHECK(is_key_spelling(f.doc.name), "parameter key '{}' must be lower-case words joined by '-'", f.doc.name);
+  for (const SchemaField& g : fields) LAB_CHECK(g.doc.name != f.doc.name, "parameter '{}' declared twice", f.doc.name);
+  fields.push_back(std::move(f));
+}
+
+namespace {
+
+void* member_of(void* p, const SchemaField& f) { return static_cast<char*>(p) + f.offset; }
+const void* member_of(const void* p, const SchemaField& f) { return static_cast<const char*>(p) + f.offset; }
+
+}  // namespace
+
+void read_fields(const std::vector<SchemaField>& fields, Options& options, void* p) {
+  for (const SchemaField& f : fields) {
+    const std::string* text = options.raw(f.doc.name);
+    if (text && !f.access->set(member_of(p, f), *text)) fail_value(options.flag(), f.doc.name, *text, f.doc.expected());
+  }
+}
+
+void validate_fields(const std::vector<SchemaField>& fields, const void* p, const std::string& flag) {
+  for (const SchemaField& f : fields) {
+    const nlohmann::json value = f.access->get(member_of(p, f));
+    if (value.is_null()) continue;
+    const std::string text = option_text(value);
+    if (!f.access->set(nullptr, text)) fail_value(flag, f.doc.name, text, f.doc.expected());
+  }
+}
+
+nlohmann::json fields_json(const std::vector<SchemaField>& fields, const void* p) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const SchemaField& f : fields) out[f.doc.name] = f.access->get(member_of(p, f));
+  return out;
+}
+
+std::vector<ParamDoc> fields_docs(const std::vector<SchemaField>& fields, const void* defaults) {
+  std::vector<ParamDoc> out;
+  for (const SchemaField& f : fields) {
+    ParamDoc d = f.doc;
+    d.default_value = f.access->get(member_of(defaults, f));
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::vector<std::string> field_names(const std::vector<SchemaField>& fields) {
+  std::vector<std::string> out;
+  for (const SchemaField& f : fields) out.push_back(f.doc.name);
+  return out;
+}
+
 }  // namespace schema_detail
 
 }  // namespace lab

@@ -28,9 +28,11 @@
 /// Tested in tests/lab/test_schema.cpp.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -195,11 +197,137 @@ bool parse_value(const std::string& text, const ParamSpec& info, T& out) {
   }
 }
 
-/// The typed JSON of a value.
+/// The type inside std::optional, or T itself.
 template <class T>
-nlohmann::json json_of(const T& value) {
-  return nlohmann::json(value);
+struct unwrap {
+  using type = T;
+};
+template <class T>
+struct unwrap<std::optional<T>> {
+  using type = T;
+};
+
+/// How one parameter's member is read from text and recorded, whatever struct holds it: made once
+/// per member type (and choice list, codec), so that each Params struct's schema adds no code of
+/// its own but the offsets of its members.
+struct Access {
+  /// Parses `text` into the member at `member` (nullptr: only whether the text fits); false when
+  /// it does not fit.
+  std::function<bool(void* member, const std::string& text)> set;
+  /// The member's typed JSON (null: an unresolved derived default).
+  std::function<nlohmann::json(const void* member)> get;
+};
+
+/// A member of type T (bool, number, string, a vector of those, or a std::optional of any).
+template <class T>
+std::shared_ptr<const Access> plain_access(const ParamSpec& info) {
+  using Plain = typename unwrap<T>::type;
+  auto a = std::make_shared<Access>();
+  a->set = [info](void* member, const std::string& text) {
+    if constexpr (is_optional<T>::value) {
+      if (text == "auto") {
+        if (member) *static_cast<T*>(member) = std::nullopt;
+        return true;
+      }
+    }
+    Plain value{};
+    if (!parse_value<Plain>(text, info, value)) return false;
+    if (member) *static_cast<T*>(member) = std::move(value);
+    return true;
+  };
+  a->get = [](const void* member) -> nlohmann::json {
+    const T& value = *static_cast<const T*>(member);
+    if constexpr (is_optional<T>::value) {
+      return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+    } else {
+      return nlohmann::json(value);
+    }
+  };
+  return a;
 }
+
+/// An enum member M (E or std::optional<E>) written as one of `names`.
+template <class E, class M>
+std::shared_ptr<const Access> choice_access(std::vector<std::pair<E, std::string>> names) {
+  constexpr bool optional = is_optional<M>::value;
+  auto a = std::make_shared<Access>();
+  a->set = [names](void* member, const std::string& text) {
+    if constexpr (optional) {
+      if (text == "auto") {
+        if (member) *static_cast<M*>(member) = std::nullopt;
+        return true;
+      }
+    }
+    for (const auto& [value, t] : names)
+      if (t == text) {
+        if (member) *static_cast<M*>(member) = value;
+        return true;
+      }
+    return false;
+  };
+  a->get = [names](const void* member) -> nlohmann::json {
+    const M& m = *static_cast<const M*>(member);
+    const E* value = nullptr;
+    if constexpr (optional) {
+      if (m) value = &*m;
+    } else {
+      value = &m;
+    }
+    if (value)
+      for (const auto& [v, t] : names)
+        if (v == *value) return t;
+    return nullptr;
+  };
+  return a;
+}
+
+/// A member of any other type T, read and recorded by `codec`.
+template <class T>
+std::shared_ptr<const Access> custom_access(const Codec<T>& codec) {
+  auto a = std::make_shared<Access>();
+  a->set = [parse = codec.parse](void* member, const std::string& text) {
+    std::optional<T> value = parse(text);
+    if (!value) return false;
+    if (member) *static_cast<T*>(member) = std::move(*value);
+    return true;
+  };
+  a->get = [show = codec.show](const void* member) { return show(*static_cast<const T*>(member)); };
+  return a;
+}
+
+/// The byte offset of `member` within P (P must be default-constructible, as every Params is).
+template <class P, class M>
+std::size_t offset_of(M P::*member) {
+  const P probe{};
+  return static_cast<std::size_t>(reinterpret_cast<const char*>(&(probe.*member)) -
+                                  reinterpret_cast<const char*>(&probe));
+}
+
+}  // namespace schema_detail
+
+/// One declared parameter: its documentation and how its member, `offset` bytes into the Params
+/// struct, is read and recorded.
+struct SchemaField {
+  ParamDoc doc;
+  std::size_t offset = 0;
+  std::shared_ptr<const schema_detail::Access> access;
+};
+
+namespace schema_detail {
+
+// The halves of Schema<P>'s operations that do not depend on P (schema.cpp); `p` is the P.
+
+/// Appends `f`, refusing a key that is not spelled as keys are or is declared twice.
+void add_field(std::vector<SchemaField>& fields, SchemaField f);
+/// Reads every field present in `options` (marking it read) onto `p`.
+void read_fields(const std::vector<SchemaField>& fields, Options& options, void* p);
+/// Checks every field's value against its declaration.
+void validate_fields(const std::vector<SchemaField>& fields, const void* p, const std::string& flag);
+/// {name: value, ...} in declaration order.
+nlohmann::json fields_json(const std::vector<SchemaField>& fields, const void* p);
+/// Every field's documentation, defaults taken from `defaults`.
+std::vector<ParamDoc> fields_docs(const std::vector<SchemaField>& fields, const void* defaults);
+std::vector<std::string> field_names(const std::vector<SchemaField>& fields);
 
 }  // namespace schema_detail
 
@@ -207,44 +335,21 @@ nlohmann::json json_of(const T& value) {
 template <class P>
 class Schema {
  public:
-  /// One declared parameter: its documentation and how to read, check and record it.
-  struct Field {
-    ParamDoc doc;
-    std::function<bool(P&, const std::string& text)> set;  ///< false: the text does not fit
-    std::function<nlohmann::json(const P&)> get;           ///< the resolved value
-  };
+  using Field = SchemaField;
   using Check = std::function<void(const P&, const std::string& flag)>;
 
   /// A member of type bool, integer, floating point, std::string (with `choices`: an enum), a
   /// std::vector of those (comma lists), or a std::optional of any of them (a derived default).
   template <class T>
   Schema& field(std::string name, T P::*member, ParamSpec info = {}) {
-    using Plain = typename unwrap<T>::type;
+    using Plain = typename schema_detail::unwrap<T>::type;
     Field f;
     f.doc.name = std::move(name);
     f.doc.type = schema_detail::type_of<Plain>();
     if (f.doc.type == ParamType::kString && !info.choices.empty()) f.doc.type = ParamType::kEnum;
+    f.access = schema_detail::plain_access<T>(info);
     f.doc.info = std::move(info);
-    const ParamSpec& doc_info = f.doc.info;
-    f.set = [member, doc_info](P& p, const std::string& text) {
-      if constexpr (schema_detail::is_optional<T>::value) {
-        if (text == "auto") {
-          p.*member = std::nullopt;
-          return true;
-        }
-      }
-      Plain value{};
-      if (!schema_detail::parse_value<Plain>(text, doc_info, value)) return false;
-      p.*member = std::move(value);
-      return true;
-    };
-    f.get = [member](const P& p) -> nlohmann::json {
-      if constexpr (schema_detail::is_optional<T>::value) {
-        return (p.*member) ? nlohmann::json(*(p.*member)) : nlohmann::json(nullptr);
-      } else {
-        return nlohmann::json(p.*member);
-      }
-    };
+    f.offset = schema_detail::offset_of(member);
     return add(std::move(f));
   }
 
@@ -258,7 +363,7 @@ class Schema {
   /// An enum member written as one of `names` ({value, "name"} pairs, in listing order).
   template <class E>
   Schema& choice(std::string name, E P::*member, std::vector<std::pair<E, std::string>> names, ParamSpec info = {}) {
-    return add_choice(std::move(name), member, std::move(names), std::move(info));
+    return add_choice<E>(std::move(name), member, std::move(names), std::move(info));
   }
 
   /// The same for a std::optional enum member: a default derived from the data (`auto` or
@@ -266,7 +371,7 @@ class Schema {
   template <class E>
   Schema& choice(std::string name, std::optional<E> P::*member, std::vector<std::pair<E, std::string>> names,
                  ParamSpec info = {}) {
-    return add_choice(std::move(name), member, std::move(names), std::move(info));
+    return add_choice<E>(std::move(name), member, std::move(names), std::move(info));
   }
 
   /// A member of any other type T, read and recorded by `codec`.
@@ -277,24 +382,17 @@ class Schema {
     f.doc.type = codec.type;
     if (info.expect.empty()) info.expect = codec.expect;
     f.doc.info = std::move(info);
-    f.set = [member, parse = codec.parse](P& p, const std::string& text) {
-      std::optional<T> value = parse(text);
-      if (!value) return false;
-      p.*member = std::move(*value);
-      return true;
-    };
-    f.get = [member, show = codec.show](const P& p) { return show(p.*member); };
+    f.access = schema_detail::custom_access<T>(codec);
+    f.offset = schema_detail::offset_of(member);
     return add(std::move(f));
   }
 
   /// Every field of `sub` (the schema of member `member`), flattened into this one, and its checks.
   template <class Q>
   Schema& nested(Q P::*member, const Schema<Q>& sub) {
-    for (const auto& g : sub.fields()) {
-      Field f;
-      f.doc = g.doc;
-      f.set = [member, set = g.set](P& p, const std::string& text) { return set(p.*member, text); };
-      f.get = [member, get = g.get](const P& p) { return get(p.*member); };
+    const std::size_t base = schema_detail::offset_of(member);
+    for (Field f : sub.fields()) {
+      f.offset += base;
       add(std::move(f));
     }
     for (const auto& c : sub.checks()) checks_.push_back([member, c](const P& p, const std::string& flag) { c(p.*member, flag); });
@@ -319,10 +417,7 @@ class Schema {
   /// Reads every declared key present in `options` (marking it read) onto `start`, then
   /// validates. Keys not declared stay unread; the caller's Options::finish() refuses them.
   P read(Options& options, P start = P{}) const {
-    for (const Field& f : fields_) {
-      const std::string* text = options.raw(f.doc.name);
-      if (text && !f.set(start, *text)) fail_value(options.flag(), f.doc.name, *text, f.doc.expected());
-    }
+    schema_detail::read_fields(fields_, options, &start);
     validate(start, options.flag());
     return start;
   }
@@ -337,96 +432,40 @@ class Schema {
 
   /// Checks every field's value against its declaration, then the cross-field checks.
   void validate(const P& p, const std::string& flag = "-p") const {
-    for (const Field& f : fields_) {
-      const nlohmann::json value = f.get(p);
-      if (value.is_null()) continue;
-      const std::string text = option_text(value);
-      P copy = p;
-      if (!f.set(copy, text)) fail_value(flag, f.doc.name, text, f.doc.expected());
-    }
+    schema_detail::validate_fields(fields_, &p, flag);
     for (const Check& c : checks_) c(p, flag);
   }
 
   /// {name: value, ...} in declaration order: the resolved-parameter record.
-  nlohmann::json to_json(const P& p) const {
-    nlohmann::json out = nlohmann::json::object();
-    for (const Field& f : fields_) out[f.doc.name] = f.get(p);
-    return out;
-  }
+  nlohmann::json to_json(const P& p) const { return schema_detail::fields_json(fields_, &p); }
 
   /// Every parameter's documentation, defaults taken from P{}.
   std::vector<ParamDoc> docs() const {
     const P defaults{};
-    std::vector<ParamDoc> out;
-    for (const Field& f : fields_) {
-      ParamDoc d = f.doc;
-      d.default_value = f.get(defaults);
-      out.push_back(std::move(d));
-    }
-    return out;
+    return schema_detail::fields_docs(fields_, &defaults);
   }
 
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const Field& f : fields_) out.push_back(f.doc.name);
-    return out;
-  }
+  std::vector<std::string> names() const { return schema_detail::field_names(fields_); }
 
   const std::vector<Field>& fields() const { return fields_; }
   const std::vector<Check>& checks() const { return checks_; }
 
  private:
-  template <class T>
-  struct unwrap {
-    using type = T;
-  };
-  template <class T>
-  struct unwrap<std::optional<T>> {
-    using type = T;
-  };
-
   /// A choice() field on member M, which is E or std::optional<E>.
   template <class E, class M>
   Schema& add_choice(std::string name, M P::*member, std::vector<std::pair<E, std::string>> names, ParamSpec info) {
-    constexpr bool optional = schema_detail::is_optional<M>::value;
     for (const auto& [value, text] : names) info.choices.push_back(text);
     Field f;
     f.doc.name = std::move(name);
     f.doc.type = ParamType::kEnum;
     f.doc.info = std::move(info);
-    f.set = [member, names](P& p, const std::string& text) {
-      if constexpr (optional) {
-        if (text == "auto") {
-          p.*member = std::nullopt;
-          return true;
-        }
-      }
-      for (const auto& [value, t] : names)
-        if (t == text) {
-          p.*member = value;
-          return true;
-        }
-      return false;
-    };
-    f.get = [member, names](const P& p) -> nlohmann::json {
-      const E* value = nullptr;
-      if constexpr (optional) {
-        if (p.*member) value = &*(p.*member);
-      } else {
-        value = &(p.*member);
-      }
-      if (value)
-        for (const auto& [v, t] : names)
-          if (v == *value) return t;
-      return nullptr;
-    };
+    f.access = schema_detail::choice_access<E, M>(std::move(names));
+    f.offset = schema_detail::offset_of(member);
     return add(std::move(f));
   }
 
   Schema& add(Field f) {
-    LAB_CHECK(is_key_spelling(f.doc.name), "parameter key '{}' must be lower-case words joined by '-'", f.doc.name);
-    for (const Field& g : fields_) LAB_CHECK(g.doc.name != f.doc.name, "parameter '{}' declared twice", f.doc.name);
-    fields_.push_back(std::move(f));
+    schema_detail::add_field(fields_, std::move(f));
     return *this;
   }
 
