@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -43,7 +44,11 @@ Table sample_table() {
 }  // namespace
 
 TEST_CASE("Markdown table writer matches the golden file") {
-  const fs::path golden = fs::path(__FILE__).parent_path() / "golden" / "table.md";
+  // ctest sets ATTRLAB_SOURCE_DIR; __FILE__ may be relative to the build directory (Ninja with
+  // ccache's base_dir), not to the test's working directory.
+  const char* source = std::getenv("ATTRLAB_SOURCE_DIR");
+  const fs::path golden = (source ? fs::path(source) / "tests" / "experiments" : fs::path(__FILE__).parent_path()) /
+                          "golden" / "table.md";
   CHECK(to_markdown(sample_table()) == read_file(golden));
 }
 
