@@ -12,6 +12,7 @@ namespace lab {
 namespace {
 
 std::atomic<bool> kernel_set{true};
+std::atomic<bool> edges_set{true};
 
 // oneDNN's AVX2 sgemm (its "nocopy" kernel for these shapes, in oneDNN's column-major terms
 // m = our columns n, n = our rows m) runs a main kernel on blocks of 16 columns × 6 rows: one
@@ -73,6 +74,81 @@ __attribute__((target("avx2,fma"))) void blocks(int64_t rows, int64_t cols, int6
                                                 bool relu) {
   for (int64_t p = 0; p < cols; p += kCols)
     for (int64_t o = 0; o < rows; o += kRows) block<kTrans>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
+}
+
+// oneDNN's AVX2 sgemm on exactly two rows of y (our m = 2, its n = 2) and at least two columns:
+// per element two chains of separately rounded products, even and odd k, e = e + w·x and o = o + w·x
+// from +0, then e + o, then + the last product if k is odd (found by comparing candidate orders
+// with dnnl_sgemm, −0, ∞ and NaN included; one column goes through another path). Rows r, r + 1
+// (op(w)'s), columns [c0, c1) of y, then + bias and the ReLU; lanes are independent, so the
+// columns past the last full 16 are masked.
+template <bool kMasked>
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 load_cols(const float* xp, __m256i mask) {
+  return kMasked ? _mm256_maskload_ps(xp, mask) : _mm256_loadu_ps(xp);
+}
+
+template <bool kMasked>
+__attribute__((target("avx2,fma"), always_inline)) inline void pair_block(bool trans, int64_t r, int64_t p, int64_t k,
+                                                                          const float* w, int64_t ldw, const float* x,
+                                                                          int64_t ldx, float* y, int64_t ldy,
+                                                                          const float* bias, bool relu, __m256i m0,
+                                                                          __m256i m1) {
+  __m256 e[2][2], o[2][2];
+  for (int i = 0; i < 2; ++i) e[i][0] = e[i][1] = o[i][0] = o[i][1] = _mm256_setzero_ps();
+  // op(w)(r + i, j) is at w + (r + i)·ri + j·rj.
+  const int64_t ri = trans ? 1 : ldw, rj = trans ? ldw : 1;
+  const float* xp = x + p;
+  int64_t j = 0;
+  for (; j + 1 < k; j += 2, xp += 2 * ldx) {
+    const __m256 xe0 = load_cols<kMasked>(xp, m0), xe1 = load_cols<kMasked>(xp + 8, m1);
+    const __m256 xo0 = load_cols<kMasked>(xp + ldx, m0), xo1 = load_cols<kMasked>(xp + ldx + 8, m1);
+    for (int i = 0; i < 2; ++i) {
+      const float* wi = w + (r + i) * ri + j * rj;
+      const __m256 we = _mm256_broadcast_ss(wi), wo = _mm256_broadcast_ss(wi + rj);
+      e[i][0] = _mm256_add_ps(e[i][0], _mm256_mul_ps(we, xe0));
+      e[i][1] = _mm256_add_ps(e[i][1], _mm256_mul_ps(we, xe1));
+      o[i][0] = _mm256_add_ps(o[i][0], _mm256_mul_ps(wo, xo0));
+      o[i][1] = _mm256_add_ps(o[i][1], _mm256_mul_ps(wo, xo1));
+    }
+  }
+  __m256 s[2][2];
+  for (int i = 0; i < 2; ++i)
+    for (int h = 0; h < 2; ++h) s[i][h] = _mm256_add_ps(e[i][h], o[i][h]);
+  if (j < k) {
+    const __m256 x0 = load_cols<kMasked>(xp, m0), x1 = load_cols<kMasked>(xp + 8, m1);
+    for (int i = 0; i < 2; ++i) {
+      const __m256 wl = _mm256_broadcast_ss(w + (r + i) * ri + j * rj);
+      s[i][0] = _mm256_add_ps(s[i][0], _mm256_mul_ps(wl, x0));
+      s[i][1] = _mm256_add_ps(s[i][1], _mm256_mul_ps(wl, x1));
+    }
+  }
+  for (int i = 0; i < 2; ++i) {
+    const __m256 v0 = bias_relu(s[i][0], bias, r + i, relu), v1 = bias_relu(s[i][1], bias, r + i, relu);
+    float* yr = y + (r + i) * ldy + p;
+    if (kMasked) {
+      _mm256_maskstore_ps(yr, m0, v0);
+      _mm256_maskstore_ps(yr + 8, m1, v1);
+    } else {
+      _mm256_storeu_ps(yr, v0);
+      _mm256_storeu_ps(yr + 8, v1);
+    }
+  }
+}
+
+// Rows r, r + 1 of y on columns [c0, c1) by pair_block.
+__attribute__((target("avx2,fma"))) void pair_rows(bool trans, int64_t r, int64_t c0, int64_t c1, int64_t k,
+                                                   const float* w, int64_t ldw, const float* x, int64_t ldx, float* y,
+                                                   int64_t ldy, const float* bias, bool relu) {
+  const __m256i all = _mm256_set1_epi32(-1);
+  int64_t p = c0;
+  for (; p + kCols <= c1; p += kCols) pair_block<false>(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu, all, all);
+  if (p < c1) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const int32_t left = static_cast<int32_t>(c1 - p);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lane);
+    pair_block<true>(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu, m0, m1);
+  }
 }
 
 // The sgemm on rows [r0, r1) × columns [c0, c1) of y, then the bias and the ReLU there.
@@ -185,6 +261,10 @@ bool pointwise_kernel() { return kernel_set.load() && avx2_sgemm(); }
 
 void set_pointwise_kernel(bool on) { kernel_set.store(on); }
 
+bool pointwise_edges() { return edges_set.load(); }
+
+void set_pointwise_edges(bool on) { edges_set.store(on); }
+
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
   int64_t rows = 0, cols = 0;  // the part of the main kernel's blocks
@@ -202,9 +282,23 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     else blocks<false>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
   }
   // The edges: columns [cols, n) of the kernel's rows, then the rows below them (all of y if
-  // the kernel did not run).
-  return sgemm_part(trans, 0, rows, cols, n, k, w, ldw, x, ldx, y, ldy, bias, relu) &&
-         sgemm_part(trans, rows, m, 0, n, k, w, ldw, x, ldx, y, ldy, bias, relu);
+  // the kernel did not run). Where the sgemm would run on one row alone (the whole product of one
+  // row: oneDNN's gemv, one fused multiply-add chain from +0 per element, as chain_gemm) or on two
+  // rows (pair_rows, on their full blocks of 16 columns), the kernel computes its bytes instead.
+  const bool edges = m <= kMaxRows && k <= kMaxDepth && pointwise_kernel() && pointwise_edges();
+  if (edges && m == 1 && (!trans || ldw == 1)) {
+    chain_gemm(1, n, k, w, trans ? 1 : ldw, x, ldx, y, ldy, bias, relu);
+    return true;
+  }
+  if (!sgemm_part(trans, 0, rows, cols, n, k, w, ldw, x, ldx, y, ldy, bias, relu)) return false;
+  int64_t pair = 0;  // pair_rows' columns: the full blocks of 16 (oneDNN's kernels for the others
+                     // order a NaN's sign otherwise), one block less if one column is left over
+  if (edges && m - rows == 2) {
+    pair = n / kCols * kCols;
+    if (n - pair == 1) pair = pair >= kCols ? pair - kCols : 0;
+  }
+  if (pair > 0) pair_rows(trans, rows, 0, pair, k, w, ldw, x, ldx, y, ldy, bias, relu);
+  return sgemm_part(trans, rows, m, pair, n, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
 }  // namespace lab

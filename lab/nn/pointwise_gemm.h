@@ -29,6 +29,15 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
 bool pointwise_kernel();
 void set_pointwise_kernel(bool on);
 
+/// Whether pointwise_gemm's kernel also computes, with the kernel, the two edges whose oneDNN
+/// bytes it reproduces (default on): a product of one row (oneDNN's gemv: one fused multiply-add
+/// chain from +0 per element, as chain_gemm) and the two rows left below the kernel's blocks of 6
+/// on their full blocks of 16 columns (two chains of separately rounded products, even and odd
+/// k, then their sum and the last product of an odd depth). Off: dnnl_sgemm there, as before
+/// (bench_runtime's "tiles-runs" mode). Same bytes either way (tests/lab/test_pointwise_gemm.cpp).
+bool pointwise_edges();
+void set_pointwise_edges(bool on);
+
 /// y (m×n, row stride ldy) = w (m×k, row stride ldw) · x (k×n, row stride ldx), then + bias[i] on
 /// row i (bias may be null), then the ReLU `v > 0 ? v : +0` if relu, every element by one chain:
 /// acc = +0, then acc = fma(w[i][j], x[j][p], acc) for j = 0, 1, ..., k − 1 (each a correctly
