@@ -223,11 +223,30 @@ __attribute__((target("avx2,fma"))) void chain_strip(int64_t m, int64_t p, int64
   }
 }
 
+// One row of chain_gemm on columns [p, p + 64): eight chains at once (one or two would wait for
+// each fused multiply-add's latency), each element the same chain as in chain_block.
+__attribute__((target("avx2,fma"), always_inline)) inline void chain_row64(int64_t p, int64_t k, const float* w,
+                                                                           const float* x, int64_t ldx, float* y,
+                                                                           const float* bias, bool relu) {
+  __m256 a[8];
+  for (int v = 0; v < 8; ++v) a[v] = _mm256_setzero_ps();
+  const float* xp = x + p;
+  for (int64_t j = 0; j < k; ++j, xp += ldx) {
+    const __m256 wv = _mm256_broadcast_ss(w + j);
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; ++v) a[v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 8 * v), a[v]);
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < 8; ++v) _mm256_storeu_ps(y + p + 8 * v, bias_relu(a[v], bias, 0, relu));
+}
+
 __attribute__((target("avx2,fma"))) void chain_gemm_avx2(int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw,
                                                          const float* x, int64_t ldx, float* y, int64_t ldy,
                                                          const float* bias, bool relu) {
   const __m256i all = _mm256_set1_epi32(-1);
   int64_t p = 0;
+  if (m == 1)
+    for (; p + 4 * kCols <= n; p += 4 * kCols) chain_row64(p, k, w, x, ldx, y, bias, relu);
   for (; p + kCols <= n; p += kCols) chain_strip<false>(m, p, k, w, ldw, x, ldx, y, ldy, bias, relu, all, all);
   if (p < n) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
