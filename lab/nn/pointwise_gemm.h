@@ -17,8 +17,10 @@ namespace lab {
 /// by the bias and the ReLU as separate loops. Where the kernel applies (pointwise_kernel()
 /// and m, k ≤ 64) it computes the blocks of 6 rows × 16 columns of y on which oneDNN's AVX2
 /// sgemm runs its main kernel (one fused multiply-add chain per element, k = 0, 1, ..., from
-/// +0), and calls dnnl_sgemm for the edges (whose kernels sum in another order); elsewhere it
-/// is dnnl_sgemm on the whole. Returns false if a dnnl_sgemm call failed.
+/// +0), and calls dnnl_sgemm for the edges (whose kernels sum in another order), but for the two
+/// edges whose order it reproduces (pointwise_edges() below: a product of one row, the two rows
+/// left below the blocks of 6); elsewhere it is dnnl_sgemm on the whole. Returns false if a
+/// dnnl_sgemm call failed.
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu);
 
