@@ -79,20 +79,12 @@ __attribute__((target("avx2,fma"))) void blocks(int64_t rows, int64_t cols, int6
 // oneDNN's AVX2 sgemm on exactly two rows of y (our m = 2, its n = 2) and at least two columns:
 // per element two chains of separately rounded products, even and odd k, e = e + w·x and o = o + w·x
 // from +0, then e + o, then + the last product if k is odd (found by comparing candidate orders
-// with dnnl_sgemm, −0, ∞ and NaN included; one column goes through another path). Rows r, r + 1
-// (op(w)'s), columns [c0, c1) of y, then + bias and the ReLU; lanes are independent, so the
-// columns past the last full 16 are masked.
-template <bool kMasked>
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 load_cols(const float* xp, __m256i mask) {
-  return kMasked ? _mm256_maskload_ps(xp, mask) : _mm256_loadu_ps(xp);
-}
-
-template <bool kMasked>
+// with dnnl_sgemm, −0, ∞ and NaN included; on its remainder columns, fewer than 16, it orders a
+// NaN's sign otherwise). Rows r, r + 1 (op(w)'s) on the 16 columns from p, then + bias and the ReLU.
 __attribute__((target("avx2,fma"), always_inline)) inline void pair_block(bool trans, int64_t r, int64_t p, int64_t k,
                                                                           const float* w, int64_t ldw, const float* x,
                                                                           int64_t ldx, float* y, int64_t ldy,
-                                                                          const float* bias, bool relu, __m256i m0,
-                                                                          __m256i m1) {
+                                                                          const float* bias, bool relu) {
   __m256 e[2][2], o[2][2];
   for (int i = 0; i < 2; ++i) e[i][0] = e[i][1] = o[i][0] = o[i][1] = _mm256_setzero_ps();
   // op(w)(r + i, j) is at w + (r + i)·ri + j·rj.
@@ -100,8 +92,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void pair_block(bool t
   const float* xp = x + p;
   int64_t j = 0;
   for (; j + 1 < k; j += 2, xp += 2 * ldx) {
-    const __m256 xe0 = load_cols<kMasked>(xp, m0), xe1 = load_cols<kMasked>(xp + 8, m1);
-    const __m256 xo0 = load_cols<kMasked>(xp + ldx, m0), xo1 = load_cols<kMasked>(xp + ldx + 8, m1);
+    const __m256 xe0 = _mm256_loadu_ps(xp), xe1 = _mm256_loadu_ps(xp + 8);
+    const __m256 xo0 = _mm256_loadu_ps(xp + ldx), xo1 = _mm256_loadu_ps(xp + ldx + 8);
     for (int i = 0; i < 2; ++i) {
       const float* wi = w + (r + i) * ri + j * rj;
       const __m256 we = _mm256_broadcast_ss(wi), wo = _mm256_broadcast_ss(wi + rj);
@@ -115,7 +107,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void pair_block(bool t
   for (int i = 0; i < 2; ++i)
     for (int h = 0; h < 2; ++h) s[i][h] = _mm256_add_ps(e[i][h], o[i][h]);
   if (j < k) {
-    const __m256 x0 = load_cols<kMasked>(xp, m0), x1 = load_cols<kMasked>(xp + 8, m1);
+    const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
     for (int i = 0; i < 2; ++i) {
       const __m256 wl = _mm256_broadcast_ss(w + (r + i) * ri + j * rj);
       s[i][0] = _mm256_add_ps(s[i][0], _mm256_mul_ps(wl, x0));
@@ -123,32 +115,17 @@ __attribute__((target("avx2,fma"), always_inline)) inline void pair_block(bool t
     }
   }
   for (int i = 0; i < 2; ++i) {
-    const __m256 v0 = bias_relu(s[i][0], bias, r + i, relu), v1 = bias_relu(s[i][1], bias, r + i, relu);
     float* yr = y + (r + i) * ldy + p;
-    if (kMasked) {
-      _mm256_maskstore_ps(yr, m0, v0);
-      _mm256_maskstore_ps(yr + 8, m1, v1);
-    } else {
-      _mm256_storeu_ps(yr, v0);
-      _mm256_storeu_ps(yr + 8, v1);
-    }
+    _mm256_storeu_ps(yr, bias_relu(s[i][0], bias, r + i, relu));
+    _mm256_storeu_ps(yr + 8, bias_relu(s[i][1], bias, r + i, relu));
   }
 }
 
-// Rows r, r + 1 of y on columns [c0, c1) by pair_block.
-__attribute__((target("avx2,fma"))) void pair_rows(bool trans, int64_t r, int64_t c0, int64_t c1, int64_t k,
-                                                   const float* w, int64_t ldw, const float* x, int64_t ldx, float* y,
-                                                   int64_t ldy, const float* bias, bool relu) {
-  const __m256i all = _mm256_set1_epi32(-1);
-  int64_t p = c0;
-  for (; p + kCols <= c1; p += kCols) pair_block<false>(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu, all, all);
-  if (p < c1) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const int32_t left = static_cast<int32_t>(c1 - p);
-    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
-    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lane);
-    pair_block<true>(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu, m0, m1);
-  }
+// Rows r, r + 1 of y on columns [0, cols) (a multiple of 16) by pair_block.
+__attribute__((target("avx2,fma"))) void pair_rows(bool trans, int64_t r, int64_t cols, int64_t k, const float* w,
+                                                   int64_t ldw, const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                   const float* bias, bool relu) {
+  for (int64_t p = 0; p < cols; p += kCols) pair_block(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
 // The sgemm on rows [r0, r1) × columns [c0, c1) of y, then the bias and the ReLU there.
@@ -316,7 +293,7 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     pair = n / kCols * kCols;
     if (n - pair == 1) pair = pair >= kCols ? pair - kCols : 0;
   }
-  if (pair > 0) pair_rows(trans, rows, 0, pair, k, w, ldw, x, ldx, y, ldy, bias, relu);
+  if (pair > 0) pair_rows(trans, rows, pair, k, w, ldw, x, ldx, y, ldy, bias, relu);
   return sgemm_part(trans, rows, m, pair, n, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
