@@ -33,7 +33,10 @@
 //   patch convolutions as oneDNN's gemm convolution and no patch runs, the default path before
 //   patch convolutions were computed one way, also with the small ReLUs and copies as oneDNN
 //   primitives and every tile loop on all threads (lab::set_onednn_forward(true): other bytes at
-//   odd batches, see lab/nn/patch_run.h); "tiles-whole", tiles with every step on the whole batch
+//   odd batches, see lab/nn/patch_run.h); "tiles-runs", tiles with one parallel region per tiled
+//   run (and per sub-batch) instead of one per sequence of runs (lab::set_tiled_sequences(false))
+//   and dnnl_sgemm for the products' one- and two-row edges (lab::set_pointwise_edges(false)), the
+//   default before both (same bytes); "tiles-whole", tiles with every step on the whole batch
 //   (lab::set_sub_batch_budget(0)); "tiles+post-op",
 //   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
@@ -293,11 +296,13 @@ int main(int argc, char** argv) {
           bool kernel = true;  // lab::pointwise_gemm's kernel; false: dnnl_sgemm
           bool lean = true;    // f+b: the gradient's trace (lab::trace_for_gradient); false: the full trace
           bool patch = true;   // false: lab::set_onednn_forward(true), the forward before (tiles-onednn)
+          bool fused = true;   // false: one region per tiled run and dnnl_sgemm on the products' edges (tiles-runs)
         };
         const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false, .backprop_tiles = false};
         std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"tiles-sgemm", true, {.tiles = true}, false},
                                 {"layers", true, layers}};
         modes.insert(modes.begin() + 1, Mode{"tiles-onednn", true, {.tiles = true}, true, true, false});
+        if (!fb) modes.insert(modes.begin() + 2, Mode{"tiles-runs", true, {.tiles = true}, true, true, true, false});
         if (fb) modes.insert(modes.begin() + 2, Mode{"tiles-full", true, {.tiles = true}, true, false});
         if (!fb) {
           modes.insert(modes.begin() + 2, Mode{"tiles-whole", false, {.tiles = true}});
@@ -316,6 +321,8 @@ int main(int argc, char** argv) {
             lab::set_pointwise_kernel(mode.kernel);
             lab::set_gradient_traces_lean(mode.lean);
             lab::set_onednn_forward(!mode.patch);
+            lab::set_tiled_sequences(mode.fused);
+            lab::set_pointwise_edges(mode.fused);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         lab::set_sub_batch_budget(-1);
@@ -323,6 +330,8 @@ int main(int argc, char** argv) {
         lab::set_pointwise_kernel(true);
         lab::set_gradient_traces_lean(true);
         lab::set_onednn_forward(false);
+        lab::set_tiled_sequences(true);
+        lab::set_pointwise_edges(true);
       }
     }
   }

@@ -1,6 +1,7 @@
 #include "lab/nn/layers.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
 
 #include <immintrin.h>
 
@@ -691,6 +692,32 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
   }
 }
 
+// d0[t] = src[2t], d1[t] = src[2t + 1] for t < len: the two columns of a 2-wide window row (a
+// copy: every bit kept). With AVX2 eight of each per step, the rest one at a time.
+__attribute__((target("avx2"))) void deinterleave_avx2(const float* src, float* d0, float* d1, int64_t len) {
+  int64_t t = 0;
+  for (; t + 8 <= len; t += 8) {
+    const __m256 a = _mm256_loadu_ps(src + 2 * t), b = _mm256_loadu_ps(src + 2 * t + 8);
+    // Within each 128-bit lane: a0 a2 b0 b2 | a4 a6 b4 b6; then the lanes' 64-bit halves in order.
+    const __m256d even = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88));
+    const __m256d odd = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD));
+    _mm256_storeu_ps(d0 + t, _mm256_castpd_ps(_mm256_permute4x64_pd(even, 0xD8)));
+    _mm256_storeu_ps(d1 + t, _mm256_castpd_ps(_mm256_permute4x64_pd(odd, 0xD8)));
+  }
+  for (; t < len; ++t) {
+    d0[t] = src[2 * t];
+    d1[t] = src[2 * t + 1];
+  }
+}
+
+void deinterleave(const float* src, float* d0, float* d1, int64_t len) {
+  if (has_avx2()) return deinterleave_avx2(src, d0, d1, len);
+  for (int64_t t = 0; t < len; ++t) {
+    d0[t] = src[2 * t];
+    d1[t] = src[2 * t + 1];
+  }
+}
+
 // The windows of a patch convolution (is_patch_conv) on one image of C×H×W, as oneDNN's im2col
 // lays them out: column row (c·kh + i)·kw + j, column p = oy·ow + ox holds x[c][oy·kh + i][ox·kw + j].
 struct PatchGeometry {
@@ -704,6 +731,11 @@ struct PatchGeometry {
       for (int64_t c = 0; c < channels; ++c)
         for (int64_t i = 0; i < kh; ++i) {
           const float* src = image + (c * h + oy * kh + i) * w + ox0 * kw;
+          float* dst0 = col + (c * kh + i) * kw * ld + (p - p0);
+          if (kw == 2) {
+            deinterleave(src, dst0, dst0 + ld, len);
+            continue;
+          }
           for (int64_t j = 0; j < kw; ++j) {
             float* dst = col + ((c * kh + i) * kw + j) * ld + (p - p0);
             for (int64_t t = 0; t < len; ++t) dst[t] = src[t * kw + j];
@@ -725,70 +757,94 @@ bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda
   return pointwise_gemm(false, st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu);
 }
 
-// Adds a tiled forward run to `pass`: `steps` on tiles of `pixels` output pixels of each of the
-// `batch` images (a multiple of 16, but the image's last tile); a tile's input is the first step's
-// `in` channels of x (row stride `pixels`) or, with a patch, the windows of its pixels
+// A tiled forward run: `steps` on tiles of `tile` output pixels of each of the `batch` images of
+// `pixels` pixels (a multiple of 16, but the image's last tile); a tile's input is the first
+// step's `in` channels of x (row stride `pixels`) or, with a patch, the windows of its pixels
 // (patch->gather); the last step writes y. A patch convolution (the first step, with a patch)
 // runs on its tile's columns padded with zeros to a multiple of 16 (the tile's width but at the
 // image's end): every pixel is then in a full block of 16 columns of its product, computed alike
 // wherever its tile and image start and end (patch_run.h).
-void add_tiled_run(Pass& pass, std::vector<TileStep> steps, int64_t batch, int64_t pixels, int64_t in_numel,
-                   const std::optional<PatchGeometry>& patch, const float* x, float* y, int64_t tile,
-                   int64_t widest) {
-  LAB_CHECK(tile % 16 == 0 || !patch, "patch run of tile {}", tile);
-  pass.add_host([=, steps = std::move(steps)] {
-    const int64_t in_channels = steps.front().in, out_channels = steps.back().out;
-    const int64_t col = patch ? patch->rows() * tile : 0;
-    // Two tile buffers used in turn by the steps (the first reads x or the column tile, the last
-    // writes y), then the column tile.
-    for_each_tile(batch, pixels, tile, 2 * widest * tile + col, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
-      bool ok = true;
-      const float* a = x + (n * in_channels) * pixels + p0;
-      int64_t lda = pixels;
-      size_t first = 0;
-      if (patch) {
-        // The patch convolution into tile buffer 0 (out × padded), then y's columns if it is the
-        // run's only step.
-        const int64_t padded = (width + 15) / 16 * 16;
-        float* columns = buffer + 2 * widest * tile;
-        patch->gather(x + n * in_numel, p0, width, padded, columns);
-        ok = tile_product(steps[0], padded, columns, padded, buffer, padded);
-        if (steps.size() == 1)
-          for (int64_t c = 0; c < out_channels; ++c)
-            std::copy(buffer + c * padded, buffer + c * padded + width, y + (n * out_channels + c) * pixels + p0);
-        a = buffer;
-        lda = padded;
-        first = 1;
-      }
-      for (size_t k = first; k < steps.size(); ++k) {
-        const TileStep& st = steps[k];
-        const bool last = k + 1 == steps.size();
-        float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * widest * tile;
-        const int64_t ldb = last ? pixels : width;
-        if (st.weight != nullptr) ok = tile_product(st, width, a, lda, b, ldb) && ok;
-        else
-          for (int64_t c = 0; c < st.out; ++c) relu_row(a + c * lda, b + c * ldb, width);
-        a = b;
-        lda = ldb;
-      }
-      return ok;
+struct TiledRun {
+  std::vector<TileStep> steps;
+  int64_t batch = 0, pixels = 0, in_numel = 0;  // in_numel: the input's floats per image
+  std::optional<PatchGeometry> patch;
+  int64_t tile = 0, widest = 0;
+  // Floats of a thread's tile buffers: two of the widest step (the first reads x or the column
+  // tile, the last writes y), then the column tile.
+  int64_t scratch() const { return 2 * widest * tile + (patch ? patch->rows() * tile : 0); }
+  int64_t out_numel() const { return steps.back().out * pixels; }
+  int64_t tiles() const { return (pixels + tile - 1) / tile; }
+};
+
+// Tile [p0, p0 + width) of image n of the run r from x to y (whole-batch pointers); buffer: the
+// run's scratch(). False if an sgemm failed.
+bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0, int64_t width, float* buffer) {
+  const std::vector<TileStep>& steps = r.steps;
+  const int64_t in_channels = steps.front().in, out_channels = steps.back().out, pixels = r.pixels;
+  bool ok = true;
+  const float* a = x + (n * in_channels) * pixels + p0;
+  int64_t lda = pixels;
+  size_t first = 0;
+  if (r.patch) {
+    // The patch convolution into tile buffer 0 (out × padded), then y's columns if it is the
+    // run's only step.
+    const int64_t padded = (width + 15) / 16 * 16;
+    float* columns = buffer + 2 * r.widest * r.tile;
+    r.patch->gather(x + n * r.in_numel, p0, width, padded, columns);
+    ok = tile_product(steps[0], padded, columns, padded, buffer, padded);
+    if (steps.size() == 1)
+      for (int64_t c = 0; c < out_channels; ++c)
+        std::copy(buffer + c * padded, buffer + c * padded + width, y + (n * out_channels + c) * pixels + p0);
+    a = buffer;
+    lda = padded;
+    first = 1;
+  }
+  for (size_t k = first; k < steps.size(); ++k) {
+    const TileStep& st = steps[k];
+    const bool last = k + 1 == steps.size();
+    float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * r.widest * r.tile;
+    const int64_t ldb = last ? pixels : width;
+    if (st.weight != nullptr) ok = tile_product(st, width, a, lda, b, ldb) && ok;
+    else
+      for (int64_t c = 0; c < st.out; ++c) relu_row(a + c * lda, b + c * ldb, width);
+    a = b;
+    lda = ldb;
+  }
+  return ok;
+}
+
+// add_tiled_sequence takes whole images per thread from this many images per thread on (fewer:
+// the threads would wait for each other at the end on unequal shares of images).
+constexpr int64_t kImagesPerThread = 4;
+
+// Adds the run r on x to `pass`: its tiles spread over the OpenMP threads (for_each_tile).
+void add_tiled_run(Pass& pass, TiledRun r, const float* x, float* y) {
+  LAB_CHECK(r.tile % 16 == 0 || !r.patch, "patch run of tile {}", r.tile);
+  pass.add_host([=, r = std::move(r)] {
+    for_each_tile(r.batch, r.pixels, r.tile, r.scratch(), [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
+      return run_tile(r, x, y, n, p0, width, buffer);
     });
   });
 }
 
+// The TiledRun of the pointwise layers `run` on `input` (add_pointwise_run).
+TiledRun pointwise_tiled_run(const std::vector<const Layer*>& run, const Shape& input, int64_t tile) {
+  LAB_CHECK(!run.empty() && input.size() == 4 && tile > 0, "pointwise run of {} layers on {}", run.size(),
+            to_string(input));
+  TiledRun r{.batch = input[0], .pixels = input[2] * input[3], .in_numel = numel(input) / input[0], .tile = tile,
+             .widest = input[1]};
+  append_tile_steps(run, 0, input[1], r.steps, r.widest);
+  return r;
+}
+
 std::atomic<bool> onednn_forward_set{false};
+std::atomic<bool> tiled_sequences_set{true};
 
 }  // namespace
 
 void add_pointwise_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                        float* y, int64_t tile) {
-  LAB_CHECK(!run.empty() && input.size() == 4 && tile > 0, "pointwise run of {} layers on {}", run.size(),
-            to_string(input));
-  std::vector<TileStep> steps;
-  int64_t widest = input[1];
-  append_tile_steps(run, 0, input[1], steps, widest);
-  add_tiled_run(pass, std::move(steps), input[0], input[2] * input[3], numel(input) / input[0], std::nullopt, x, y,
-                tile, widest);
+  add_tiled_run(pass, pointwise_tiled_run(run, input, tile), x, y);
 }
 
 namespace {
@@ -813,14 +869,15 @@ void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shap
   const Shape out = conv.output_shape(input);
   const PatchGeometry patch{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, out[3]};
   const float* bias = use_bias && !w.bias.empty() ? w.bias.data() : nullptr;
-  std::vector<TileStep> steps{TileStep{w.weight.data(), bias, relu, chained(patch.rows(), p.out_channels),
-                                       patch.rows(), p.out_channels}};
-  add_tiled_run(pass, std::move(steps), input[0], out[2] * out[3], numel(input) / input[0], patch, x, y,
-                tile_of_pair(patch.rows() + p.out_channels), p.out_channels);
+  TiledRun r{.steps = {TileStep{w.weight.data(), bias, relu, chained(patch.rows(), p.out_channels), patch.rows(),
+                                 p.out_channels}},
+             .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
+             .tile = tile_of_pair(patch.rows() + p.out_channels), .widest = p.out_channels};
+  add_tiled_run(pass, std::move(r), x, y);
 }
 
-void add_patch_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x, float* y,
-                   int64_t tile) {
+// The TiledRun of the patch run `run` on `input` (add_patch_run).
+TiledRun patch_tiled_run(const std::vector<const Layer*>& run, const Shape& input, int64_t tile) {
   LAB_CHECK(!run.empty() && tile > 0 && is_patch_conv(*run.front(), input), "patch run of {} layers on {}",
             run.size(), to_string(input));
   const auto& conv = static_cast<const Conv2d&>(*run.front());
@@ -828,13 +885,87 @@ void add_patch_run(Pass& pass, const std::vector<const Layer*>& run, const Shape
   const Shape out = conv.output_shape(input);
   const PatchGeometry patch{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, out[3]};
   const Weights& w = conv.weights();
-  std::vector<TileStep> steps{TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
-                                       chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels}};
-  int64_t widest = p.out_channels;
-  append_tile_steps(run, 1, p.out_channels, steps, widest);
-  add_tiled_run(pass, std::move(steps), input[0], out[2] * out[3], numel(input) / input[0], patch, x, y, tile,
-                widest);
+  TiledRun r{.steps = {TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
+                                chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels}},
+             .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
+             .tile = tile, .widest = p.out_channels};
+  append_tile_steps(run, 1, p.out_channels, r.steps, r.widest);
+  return r;
 }
+
+void add_patch_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x, float* y,
+                   int64_t tile) {
+  add_tiled_run(pass, patch_tiled_run(run, input, tile), x, y);
+}
+
+void add_tiled_sequence(Pass& pass, const std::vector<TiledRunSpec>& specs, const float* x, float* y) {
+  LAB_CHECK(!specs.empty(), "empty tiled sequence");
+  std::vector<TiledRun> runs;
+  for (const TiledRunSpec& s : specs) {
+    runs.push_back(s.patch ? patch_tiled_run(s.layers, s.input, s.tile) : pointwise_tiled_run(s.layers, s.input, s.tile));
+    LAB_CHECK(runs.back().tile % 16 == 0 || !runs.back().patch, "patch run of tile {}", s.tile);
+    LAB_CHECK(runs.size() == 1 || runs[runs.size() - 2].out_numel() == runs.back().in_numel,
+              "tiled sequence: {} floats per image into a run of {}", runs[runs.size() - 2].out_numel(),
+              runs.back().in_numel);
+  }
+  pass.add_host([=, runs = std::move(runs)] {
+    const int64_t batch = runs.front().batch;
+    int64_t scratch = 0, work = 0, inner = 0;
+    for (const TiledRun& r : runs) {
+      scratch = std::max(scratch, r.scratch());
+      work += batch * r.pixels * (r.scratch() / r.tile);
+    }
+    for (size_t i = 0; i + 1 < runs.size(); ++i) inner = std::max(inner, runs[i].out_numel());
+    // As for_each_tile: small work on the calling thread alone (the same bytes).
+    const bool serial = work < kSerialTileFloats;
+    const OmpThreads one(serial, 1);
+    const int threads = serial ? 1 : omp_get_max_threads();
+    const bool by_image = batch >= kImagesPerThread * threads;
+    // The runs' outputs but the last: per thread one image's (by image), else the whole batch's.
+    std::vector<std::unique_ptr<float[]>> between;
+    if (!by_image)
+      for (size_t i = 0; i + 1 < runs.size(); ++i)
+        between.push_back(std::make_unique_for_overwrite<float[]>(static_cast<size_t>(batch * runs[i].out_numel())));
+    std::atomic<int> failed{0};
+#pragma omp parallel if (!serial)
+    {
+      // Uninitialised: every step writes a tile buffer (and the column tile) before reading it,
+      // and every run writes its whole output before the next reads it.
+      const std::unique_ptr<float[]> buffer = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(scratch));
+      if (by_image) {
+        const std::unique_ptr<float[]> own = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(2 * inner));
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < batch; ++n) {
+          const float* in = x + n * runs.front().in_numel;
+          for (size_t i = 0; i < runs.size(); ++i) {
+            const TiledRun& r = runs[i];
+            float* out = i + 1 == runs.size() ? y + n * r.out_numel() : own.get() + (i % 2) * inner;
+            for (int64_t p0 = 0; p0 < r.pixels; p0 += r.tile)
+              if (!run_tile(r, in, out, 0, p0, std::min(r.tile, r.pixels - p0), buffer.get())) failed = 1;
+            in = out;
+          }
+        }
+      } else {
+        const float* in = x;
+        for (size_t i = 0; i < runs.size(); ++i) {
+          const TiledRun& r = runs[i];
+          float* out = i + 1 == runs.size() ? y : between[i].get();
+          const int64_t tiles = r.tiles();
+#pragma omp for schedule(static)
+          for (int64_t job = 0; job < batch * tiles; ++job) {
+            const int64_t n = job / tiles, p0 = (job % tiles) * r.tile;
+            if (!run_tile(r, in, out, n, p0, std::min(r.tile, r.pixels - p0), buffer.get())) failed = 1;
+          }
+          in = out;
+        }
+      }
+    }
+    LAB_CHECK(failed == 0, "oneDNN sgemm failed in a tiled sequence");
+  });
+}
+
+bool tiled_sequences() { return tiled_sequences_set.load() && !onednn_forward(); }
+void set_tiled_sequences(bool on) { tiled_sequences_set.store(on); }
 
 bool onednn_forward() { return onednn_forward_set.load(); }
 void set_onednn_forward(bool on) { onednn_forward_set.store(on); }

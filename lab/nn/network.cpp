@@ -772,10 +772,53 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     steps.push_back(step);
     i += step.count;
   }
+  // Consecutive tiled runs as one step, one parallel region (add_tiled_sequence, patch_run.h): its
+  // working set is one image per thread, so it is not split into sub-batches.
+  std::vector<std::vector<Step>> sequences(steps.size());
+  if (tiled_sequences()) {
+    std::vector<Step> merged;
+    std::vector<Shape> merged_shapes;
+    std::vector<int64_t> merged_bytes;
+    std::vector<std::vector<Step>> merged_sequences;
+    for (size_t k = 0; k < steps.size();) {
+      size_t e = k;
+      while (e < steps.size() && steps[e].tiles) ++e;
+      if (e - k >= 2) {
+        merged.push_back(Step{steps[k].first, steps[e - 1].first + steps[e - 1].count - steps[k].first, true});
+        merged_shapes.push_back(shapes[e - 1]);
+        merged_bytes.push_back(0);
+        merged_sequences.emplace_back(steps.begin() + static_cast<std::ptrdiff_t>(k),
+                                      steps.begin() + static_cast<std::ptrdiff_t>(e));
+        k = e;
+        continue;
+      }
+      merged.push_back(steps[k]);
+      merged_shapes.push_back(shapes[k]);
+      merged_bytes.push_back(bytes[k]);
+      merged_sequences.emplace_back();
+      ++k;
+    }
+    steps = std::move(merged);
+    shapes = std::move(merged_shapes);
+    bytes = std::move(merged_bytes);
+    sequences = std::move(merged_sequences);
+  }
   return chain(input, shapes, bytes, [&](Pass& pass, size_t k, int64_t, const Shape& in, const float* x, float* y) {
     const Step& step = steps[k];
     const Layer& layer = *layers_[step.first];
-    if (step.tiles) {
+    if (!sequences[k].empty()) {
+      std::vector<TiledRunSpec> runs;
+      Shape s = in;
+      for (const Step& sub : sequences[k]) {
+        TiledRunSpec r{{}, s, sub.tile, sub.patch};
+        for (size_t i = sub.first; i < sub.first + sub.count; ++i) {
+          r.layers.push_back(layers_[i].get());
+          s = layers_[i]->output_shape(s);
+        }
+        runs.push_back(std::move(r));
+      }
+      add_tiled_sequence(pass, runs, x, y);
+    } else if (step.tiles) {
       std::vector<const Layer*> run;
       for (size_t i = step.first; i < step.first + step.count; ++i) run.push_back(layers_[i].get());
       if (step.patch) add_patch_run(pass, run, in, x, y, step.tile);

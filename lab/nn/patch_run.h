@@ -72,6 +72,30 @@ void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shap
 void add_patch_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x, float* y,
                    int64_t tile);
 
+/// A run of a tiled sequence (add_tiled_sequence): the layers of a patch run (patch: as
+/// add_patch_run) or of a pointwise run (as add_pointwise_run), its input shape and its tile.
+struct TiledRunSpec {
+  std::vector<const Layer*> layers;
+  Shape input;
+  int64_t tile = 0;
+  bool patch = false;
+};
+
+/// Adds consecutive tiled runs, each reading the previous one's output (the first x, the last
+/// writing y), to `pass` as one OpenMP parallel region instead of one per run (and per sub-batch):
+/// with at least 4 images per thread each thread takes whole images through every run, so that
+/// an image's activations between the runs stay in its core's cache and the threads meet once;
+/// with fewer, the runs in turn, each run's tiles spread over the threads (a barrier between
+/// runs). Each tile is computed as add_patch_run or add_pointwise_run computes it, with the same
+/// tiles, so the same bytes whatever the batch and the threads (tests/lab/test_network.cpp).
+void add_tiled_sequence(Pass& pass, const std::vector<TiledRunSpec>& runs, const float* x, float* y);
+
+/// Whether Network::forward runs consecutive tiled runs of a chain as add_tiled_sequence (default
+/// on). Off: one add_patch_run or add_pointwise_run each, in sub-batches where the batch exceeds
+/// the cache budget, for bench_runtime's "tiles-runs" mode only (the same bytes).
+bool tiled_sequences();
+void set_tiled_sequences(bool on);
+
 /// Whether the layers run as before patch convolutions ran one way (default off). On, only for
 /// bench_runtime's "tiles-onednn" mode, to time both in one process: patch convolutions by
 /// oneDNN's gemm convolution (its bytes depend on the batch and the thread count, see above) and

@@ -12,6 +12,7 @@ namespace lab {
 namespace {
 
 std::atomic<bool> kernel_set{true};
+std::atomic<bool> edges_set{true};
 
 // oneDNN's AVX2 sgemm (its "nocopy" kernel for these shapes, in oneDNN's column-major terms
 // m = our columns n, n = our rows m) runs a main kernel on blocks of 16 columns × 6 rows: one
@@ -73,6 +74,58 @@ __attribute__((target("avx2,fma"))) void blocks(int64_t rows, int64_t cols, int6
                                                 bool relu) {
   for (int64_t p = 0; p < cols; p += kCols)
     for (int64_t o = 0; o < rows; o += kRows) block<kTrans>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
+}
+
+// oneDNN's AVX2 sgemm on exactly two rows of y (our m = 2, its n = 2) and at least two columns:
+// per element two chains of separately rounded products, even and odd k, e = e + w·x and o = o + w·x
+// from +0, then e + o, then + the last product if k is odd (found by comparing candidate orders
+// with dnnl_sgemm, −0, ∞ and NaN included; on its remainder columns, fewer than 16, it orders a
+// NaN's sign otherwise). Rows r, r + 1 (op(w)'s) on the 16 columns from p, then + bias and the ReLU.
+__attribute__((target("avx2,fma"), always_inline)) inline void pair_block(bool trans, int64_t r, int64_t p, int64_t k,
+                                                                          const float* w, int64_t ldw, const float* x,
+                                                                          int64_t ldx, float* y, int64_t ldy,
+                                                                          const float* bias, bool relu) {
+  __m256 e[2][2], o[2][2];
+  for (int i = 0; i < 2; ++i) e[i][0] = e[i][1] = o[i][0] = o[i][1] = _mm256_setzero_ps();
+  // op(w)(r + i, j) is at w + (r + i)·ri + j·rj.
+  const int64_t ri = trans ? 1 : ldw, rj = trans ? ldw : 1;
+  const float* xp = x + p;
+  int64_t j = 0;
+  for (; j + 1 < k; j += 2, xp += 2 * ldx) {
+    const __m256 xe0 = _mm256_loadu_ps(xp), xe1 = _mm256_loadu_ps(xp + 8);
+    const __m256 xo0 = _mm256_loadu_ps(xp + ldx), xo1 = _mm256_loadu_ps(xp + ldx + 8);
+    for (int i = 0; i < 2; ++i) {
+      const float* wi = w + (r + i) * ri + j * rj;
+      const __m256 we = _mm256_broadcast_ss(wi), wo = _mm256_broadcast_ss(wi + rj);
+      e[i][0] = _mm256_add_ps(e[i][0], _mm256_mul_ps(we, xe0));
+      e[i][1] = _mm256_add_ps(e[i][1], _mm256_mul_ps(we, xe1));
+      o[i][0] = _mm256_add_ps(o[i][0], _mm256_mul_ps(wo, xo0));
+      o[i][1] = _mm256_add_ps(o[i][1], _mm256_mul_ps(wo, xo1));
+    }
+  }
+  __m256 s[2][2];
+  for (int i = 0; i < 2; ++i)
+    for (int h = 0; h < 2; ++h) s[i][h] = _mm256_add_ps(e[i][h], o[i][h]);
+  if (j < k) {
+    const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
+    for (int i = 0; i < 2; ++i) {
+      const __m256 wl = _mm256_broadcast_ss(w + (r + i) * ri + j * rj);
+      s[i][0] = _mm256_add_ps(s[i][0], _mm256_mul_ps(wl, x0));
+      s[i][1] = _mm256_add_ps(s[i][1], _mm256_mul_ps(wl, x1));
+    }
+  }
+  for (int i = 0; i < 2; ++i) {
+    float* yr = y + (r + i) * ldy + p;
+    _mm256_storeu_ps(yr, bias_relu(s[i][0], bias, r + i, relu));
+    _mm256_storeu_ps(yr + 8, bias_relu(s[i][1], bias, r + i, relu));
+  }
+}
+
+// Rows r, r + 1 of y on columns [0, cols) (a multiple of 16) by pair_block.
+__attribute__((target("avx2,fma"))) void pair_rows(bool trans, int64_t r, int64_t cols, int64_t k, const float* w,
+                                                   int64_t ldw, const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                   const float* bias, bool relu) {
+  for (int64_t p = 0; p < cols; p += kCols) pair_block(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
 // The sgemm on rows [r0, r1) × columns [c0, c1) of y, then the bias and the ReLU there.
@@ -147,11 +200,30 @@ __attribute__((target("avx2,fma"))) void chain_strip(int64_t m, int64_t p, int64
   }
 }
 
+// One row of chain_gemm on columns [p, p + 64): eight chains at once (one or two would wait for
+// each fused multiply-add's latency), each element the same chain as in chain_block.
+__attribute__((target("avx2,fma"), always_inline)) inline void chain_row64(int64_t p, int64_t k, const float* w,
+                                                                           const float* x, int64_t ldx, float* y,
+                                                                           const float* bias, bool relu) {
+  __m256 a[8];
+  for (int v = 0; v < 8; ++v) a[v] = _mm256_setzero_ps();
+  const float* xp = x + p;
+  for (int64_t j = 0; j < k; ++j, xp += ldx) {
+    const __m256 wv = _mm256_broadcast_ss(w + j);
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; ++v) a[v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 8 * v), a[v]);
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < 8; ++v) _mm256_storeu_ps(y + p + 8 * v, bias_relu(a[v], bias, 0, relu));
+}
+
 __attribute__((target("avx2,fma"))) void chain_gemm_avx2(int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw,
                                                          const float* x, int64_t ldx, float* y, int64_t ldy,
                                                          const float* bias, bool relu) {
   const __m256i all = _mm256_set1_epi32(-1);
   int64_t p = 0;
+  if (m == 1)
+    for (; p + 4 * kCols <= n; p += 4 * kCols) chain_row64(p, k, w, x, ldx, y, bias, relu);
   for (; p + kCols <= n; p += kCols) chain_strip<false>(m, p, k, w, ldw, x, ldx, y, ldy, bias, relu, all, all);
   if (p < n) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -185,6 +257,10 @@ bool pointwise_kernel() { return kernel_set.load() && avx2_sgemm(); }
 
 void set_pointwise_kernel(bool on) { kernel_set.store(on); }
 
+bool pointwise_edges() { return edges_set.load(); }
+
+void set_pointwise_edges(bool on) { edges_set.store(on); }
+
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
   int64_t rows = 0, cols = 0;  // the part of the main kernel's blocks
@@ -202,9 +278,23 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     else blocks<false>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
   }
   // The edges: columns [cols, n) of the kernel's rows, then the rows below them (all of y if
-  // the kernel did not run).
-  return sgemm_part(trans, 0, rows, cols, n, k, w, ldw, x, ldx, y, ldy, bias, relu) &&
-         sgemm_part(trans, rows, m, 0, n, k, w, ldw, x, ldx, y, ldy, bias, relu);
+  // the kernel did not run). Where the sgemm would run on one row alone (the whole product of one
+  // row: oneDNN's gemv, one fused multiply-add chain from +0 per element, as chain_gemm) or on two
+  // rows (pair_rows, on their full blocks of 16 columns), the kernel computes its bytes instead.
+  const bool edges = m <= kMaxRows && k <= kMaxDepth && pointwise_kernel() && pointwise_edges();
+  if (edges && m == 1 && (!trans || ldw == 1)) {
+    chain_gemm(1, n, k, w, trans ? 1 : ldw, x, ldx, y, ldy, bias, relu);
+    return true;
+  }
+  if (!sgemm_part(trans, 0, rows, cols, n, k, w, ldw, x, ldx, y, ldy, bias, relu)) return false;
+  int64_t pair = 0;  // pair_rows' columns: the full blocks of 16 (oneDNN's kernels for the others
+                     // order a NaN's sign otherwise), one block less if one column is left over
+  if (edges && m - rows == 2) {
+    pair = n / kCols * kCols;
+    if (n - pair == 1) pair = pair >= kCols ? pair - kCols : 0;
+  }
+  if (pair > 0) pair_rows(trans, rows, pair, k, w, ldw, x, ldx, y, ldy, bias, relu);
+  return sgemm_part(trans, rows, m, pair, n, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
 }  // namespace lab

@@ -17,8 +17,10 @@ namespace lab {
 /// by the bias and the ReLU as separate loops. Where the kernel applies (pointwise_kernel()
 /// and m, k ≤ 64) it computes the blocks of 6 rows × 16 columns of y on which oneDNN's AVX2
 /// sgemm runs its main kernel (one fused multiply-add chain per element, k = 0, 1, ..., from
-/// +0), and calls dnnl_sgemm for the edges (whose kernels sum in another order); elsewhere it
-/// is dnnl_sgemm on the whole. Returns false if a dnnl_sgemm call failed.
+/// +0), and calls dnnl_sgemm for the edges (whose kernels sum in another order), but for the two
+/// edges whose order it reproduces (pointwise_edges() below: a product of one row, the two rows
+/// left below the blocks of 6); elsewhere it is dnnl_sgemm on the whole. Returns false if a
+/// dnnl_sgemm call failed.
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu);
 
@@ -28,6 +30,15 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
 /// "tiles-sgemm" mode). Same bytes either way (tests/lab/test_pointwise_gemm.cpp).
 bool pointwise_kernel();
 void set_pointwise_kernel(bool on);
+
+/// Whether pointwise_gemm's kernel also computes, with the kernel, the two edges whose oneDNN
+/// bytes it reproduces (default on): a product of one row (oneDNN's gemv: one fused multiply-add
+/// chain from +0 per element, as chain_gemm) and the two rows left below the kernel's blocks of 6
+/// on their full blocks of 16 columns (two chains of separately rounded products, even and odd
+/// k, then their sum and the last product of an odd depth). Off: dnnl_sgemm there, as before
+/// (bench_runtime's "tiles-runs" mode). Same bytes either way (tests/lab/test_pointwise_gemm.cpp).
+bool pointwise_edges();
+void set_pointwise_edges(bool on);
 
 /// y (m×n, row stride ldy) = w (m×k, row stride ldw) · x (k×n, row stride ldx), then + bias[i] on
 /// row i (bias may be null), then the ReLU `v > 0 ? v : +0` if relu, every element by one chain:

@@ -11,6 +11,7 @@
 #include "lab/core/runtime.h"
 #include "lab/nn/gradient_trace.h"
 #include "lab/nn/patch_run.h"
+#include "lab/nn/pointwise_gemm.h"
 #include "forward_paths.h"
 #include "random_nets.h"
 
@@ -518,6 +519,66 @@ TEST_CASE("patch convolutions: each pixel computed alike wherever it sits, in ev
       });
     }
   }
+  lab::set_forward_path(saved);
+}
+
+TEST_CASE("tiled sequences: one parallel region per forward gives the bytes of one run at a time") {
+  std::mt19937 rng(17);
+  using P = lab::Conv2dParams;
+  const lab::ForwardPath saved = lab::forward_path();
+  std::vector<lab::Network> nets = patch_nets(rng, [](P p, std::mt19937& r, bool bias) {
+    return testnets::random_conv(p, r, bias);
+  });
+  // A pointwise run, then a patch run: a sequence of both kinds, 8 channels into the patch (two
+  // rows below the kernel's 6) and one out of a 1×1 convolution (a product of one row).
+  lab::Network mixed({3, 45, 38});
+  mixed.add("c0", testnets::random_conv(one_by_one(3, 6), rng));
+  mixed.add("r0", std::make_shared<lab::ReLU>());
+  mixed.add("c1", testnets::random_conv(one_by_one(6, 8), rng));
+  mixed.add("r1", std::make_shared<lab::ReLU>());
+  mixed.add("p2", testnets::random_conv(P{.in_channels = 8, .out_channels = 8, .kernel_h = 3, .kernel_w = 2, .stride_h = 3, .stride_w = 2}, rng));
+  mixed.add("r2", std::make_shared<lab::ReLU>());
+  mixed.add("c3", testnets::random_conv(one_by_one(8, 1), rng));
+  mixed.add("r3", std::make_shared<lab::ReLU>());
+  nets.push_back(mixed);
+  lab::set_forward_path(lab::ForwardPath{.tiles = true});
+  int64_t compared = 0;
+  for (const lab::Network& n : nets) {
+    // 9 and 16 images: whole images per thread (at least 4 per thread); 1 and 5 at 2 threads: the
+    // runs in turn, their tiles over the threads.
+    for (const int64_t batch : {1, 5, 9, 16}) {
+      CAPTURE(batch);
+      Tensor x = testnets::random_tensor(batch_shape(n, batch), rng, -3.0f, 3.0f);
+      x[7] = 0.0f;
+      x[8] = -0.0f;
+      // The reference: one region per run (and per sub-batch), dnnl_sgemm on the products' edges.
+      lab::set_tiled_sequences(false);
+      lab::set_pointwise_edges(false);
+      const lab::Trace trace = n.trace(x);
+      std::vector<std::vector<Tensor>> want(n.size());
+      for (size_t from = 0; from < n.size(); ++from)
+        for (size_t end = from + 1; end <= n.size(); ++end) want[from].push_back(n.forward_range(from, end, trace.acts[from]));
+      lab::set_tiled_sequences(true);
+      lab::set_pointwise_edges(true);
+      at_threads_and_budgets([&] {
+        for (size_t from = 0; from < n.size(); ++from)
+          for (size_t end = from + 1; end <= n.size(); ++end) {
+            CAPTURE(from);
+            CAPTURE(end);
+            CHECK(same_bytes(n.forward_range(from, end, trace.acts[from]), want[from][end - from - 1]));
+            ++compared;
+          }
+        // Each image alone: the bytes of its slice of the batch.
+        const Tensor all = n.forward(x);
+        for (int64_t i = 0; i < batch; ++i) {
+          CAPTURE(i);
+          const Tensor alone = n.forward(x.slice(i, i + 1));
+          CHECK(std::memcmp(alone.data(), all.sample(i), sizeof(float) * alone.numel()) == 0);
+        }
+      });
+    }
+  }
+  CHECK(compared > 1000);
   lab::set_forward_path(saved);
 }
 
