@@ -22,6 +22,7 @@
 #include "lab/core/simd.h"
 #include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
+#include "lab/nn/linear_product.h"
 #include "lab/nn/patch_run.h"
 #include "lab/nn/pointwise_gemm.h"
 #include "lab/nn/tile_loop.h"
@@ -413,9 +414,19 @@ const Described& inner(Op op, int64_t n, int64_t in, int64_t out, const ForwardV
 
 }  // namespace
 
+// The forward with the layer's own weights is oneDNN's inner product (the forward's bytes); a
+// product with other weights (the rules' W⁺x and W⁻x) and the transposed map (every backward
+// through the layer) are linear_rows: each image's values one way whatever the batch and the
+// threads (linear_product.h).
 void Linear::add_apply(Pass& pass, const Weights& w, const Shape& in, const float* x, bool use_bias, float* z) const {
   const bool bias = use_bias && !w.bias.empty();
   const Shape out = output_shape(in);
+  if (&w != &weights_) {
+    const float* b = bias ? w.bias.data() : nullptr;
+    const float* wd = w.weight.data();
+    pass.add_host([=] { linear_rows(in[0], in[1], out[1], x, wd, b, z); });
+    return;
+  }
   const Described& d = inner(bias ? Op::kInnerForward : Op::kInnerForwardNoBias, in[0], in[1], out[1]);
   pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_BIAS, w.bias.data()},
                        {DNNL_ARG_DST, z}});
@@ -431,8 +442,8 @@ void Linear::add_forward_variant(Pass& pass, const Shape& in, const float* x, fl
 
 void Linear::add_apply_transpose(Pass& pass, const Weights& w, const Shape& in, const float* s, float* c) const {
   const Shape out = output_shape(in);
-  const Described& d = inner(Op::kInnerBackwardData, in[0], in[1], out[1]);
-  pass.steps().add(d, {{DNNL_ARG_DIFF_DST, s}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_DIFF_SRC, c}});
+  const float* wd = w.weight.data();
+  pass.add_host([=] { linear_rows_transpose(in[0], in[1], out[1], s, wd, c); });
 }
 
 std::string Linear::describe() const {

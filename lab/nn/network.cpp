@@ -97,24 +97,53 @@ const Weights& weights_of(const AffineLayer& layer, const PreparedRule& p, Part 
   return layer.weights();
 }
 
+// Whether each image of x (N samples) has an element of `part` (Part::kAll: always): the images
+// for which a term of that part counts.
+std::vector<char> images_with(const Tensor& x, Part part) {
+  const int64_t batch = x.dim(0), per = x.sample_numel();
+  std::vector<char> has(static_cast<size_t>(batch), 1);
+  if (part == Part::kAll) return has;
+  for (int64_t n = 0; n < batch; ++n) {
+    int64_t below = 0, above = 0;
+    count_signs(x.sample(n), per, below, above);
+    has[static_cast<size_t>(n)] = (part == Part::kPositive ? above : below) > 0;
+  }
+  return has;
+}
+
 // LRP for an affine layer (rules.h): R_in = Σ_g c_g Σ_t x_t ⊙ W_tᵀ (R / stab(z_g)).
 // Elementwise work runs in float on raw pointers (it is memory-bound at 224×224); the first
 // contribution is written, not added to a zero-filled tensor.
+// One image's bytes do not depend on the other images of the batch: a term whose part of x is
+// all zero in an image (x⁻ of an image without negative values) counts for that image as it
+// counts for the image alone, not at all (neither in z nor in R_in), even where other images of
+// the batch have that part; in a group with a bias every term counts for every image.
 Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, const Tensor& y, Tensor relevance) {
   Tensor out;
+  const int64_t batch = x.dim(0);
+  const int64_t per_in = x.sample_numel(), per_out = y.sample_numel();
+  std::vector<char> written(static_cast<size_t>(batch), 0);  // per image: out holds a contribution
   // With one group the quotient R / stab(z) overwrites R (taken by value, moved in by the caller).
   const bool in_place = p.rule.groups.size() == 1;
   const float eps = static_cast<float>(p.rule.epsilon);
   for (const LrpGroup& group : p.rule.groups) {
     std::vector<Tensor> owned;
-    owned.reserve(group.terms.size());
+    owned.reserve(group.terms.size() + 1);
     std::vector<const Tensor*> parts;
     std::vector<const Weights*> weights;
+    std::vector<std::vector<char>> uses;  // per term, per image: the term counts
+    bool every = true;                    // every term counts for every image
     for (const LrpTerm& term : group.terms) {
       const Tensor* xt = part_of(x, term.input, owned);
-      if (!xt) continue;
+      if (!xt) {
+        if (!group.bias) continue;
+        owned.push_back(Tensor(x.shape(), 0.0f));
+        xt = &owned.back();
+      }
       parts.push_back(xt);
       weights.push_back(&weights_of(layer, p, term.weight));
+      uses.push_back(group.bias ? std::vector<char>(static_cast<size_t>(batch), 1) : images_with(x, term.input));
+      every = every && std::find(uses.back().begin(), uses.back().end(), 0) == uses.back().end();
     }
     if (parts.empty()) continue;
     const bool plain = group.terms.size() == 1 && group.terms[0].input == Part::kAll && group.terms[0].weight == Part::kAll;
@@ -130,11 +159,29 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
         layer.add_apply(pass, *weights[t], x.shape(), parts[t]->data(), t == 0 && group.bias, zs.back().data());
       }
       pass.run();
-      z = std::move(zs[0]);
-      float* zd = z.data();
-      for (size_t t = 1; t < parts.size(); ++t) {
-        const float* ztd = zs[t].data();
-        for (int64_t i = 0; i < z.numel(); ++i) zd[i] += ztd[i];
+      if (every) {
+        z = std::move(zs[0]);
+        float* zd = z.data();
+        for (size_t t = 1; t < parts.size(); ++t) {
+          const float* ztd = zs[t].data();
+          for (int64_t i = 0; i < z.numel(); ++i) zd[i] += ztd[i];
+        }
+      } else {
+        // Per image, the terms that count for it, in term order (an image none counts for: its
+        // z is never read).
+        z = Tensor(y.shape(), 0.0f);
+        for (int64_t n = 0; n < batch; ++n) {
+          float* zd = z.sample(n);
+          bool first = true;
+          for (size_t t = 0; t < parts.size(); ++t) {
+            if (!uses[t][static_cast<size_t>(n)]) continue;
+            const float* ztd = zs[t].sample(n);
+            if (first) std::copy(ztd, ztd + per_out, zd);
+            else
+              for (int64_t i = 0; i < per_out; ++i) zd[i] += ztd[i];
+            first = false;
+          }
+        }
       }
       zp = &z;
     }
@@ -150,17 +197,39 @@ Tensor lrp(const AffineLayer& layer, const PreparedRule& p, const Tensor& x, con
       layer.add_apply_transpose(pass, *weights[t], x.shape(), s.data(), cs.back().data());
     }
     pass.run();
+    const bool whole = every && (out.empty() || std::find(written.begin(), written.end(), 0) == written.end());
     for (size_t t = 0; t < parts.size(); ++t) {
       Tensor& c = cs[t];
-      if (out.empty()) {
-        scale_by(c.data(), parts[t]->data(), coef, c.numel());
-        out = std::move(c);
-      } else {
-        add_product(out.data(), parts[t]->data(), c.data(), coef, c.numel());
+      if (whole) {
+        if (out.empty()) {
+          scale_by(c.data(), parts[t]->data(), coef, c.numel());
+          out = std::move(c);
+        } else {
+          add_product(out.data(), parts[t]->data(), c.data(), coef, c.numel());
+        }
+        continue;
       }
+      // Image by image: the first contribution an image gets is written, the later ones added.
+      if (out.empty()) out = uninitialized(x.shape());
+      for (int64_t n = 0; n < batch; ++n) {
+        const size_t i = static_cast<size_t>(n);
+        if (!uses[t][i]) continue;
+        if (written[i]) {
+          add_product(out.sample(n), parts[t]->sample(n), c.sample(n), coef, per_in);
+        } else {
+          scale_by(c.sample(n), parts[t]->sample(n), coef, per_in);
+          std::copy(c.sample(n), c.sample(n) + per_in, out.sample(n));
+        }
+      }
+      for (int64_t n = 0; n < batch; ++n) written[static_cast<size_t>(n)] |= uses[t][static_cast<size_t>(n)];
     }
+    if (whole) std::fill(written.begin(), written.end(), 1);
   }
-  return out.empty() ? Tensor(x.shape(), 0.0f) : out;
+  if (out.empty()) return Tensor(x.shape(), 0.0f);
+  // An image no term counted for gets zeros, as alone.
+  for (int64_t n = 0; n < batch; ++n)
+    if (!written[static_cast<size_t>(n)]) std::fill(out.sample(n), out.sample(n) + per_in, 0.0f);
+  return out;
 }
 
 // Whether LRP under rule p on layer `layer` is a step of a tiled LRP run (Network::backward): a
