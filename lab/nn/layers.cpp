@@ -78,7 +78,7 @@ void* scratch_buffer(size_t bytes) {
 
 enum class Op {
   kConvForward, kConvForwardNoBias, kConvBackwardData,
-  kInnerForward, kInnerForwardNoBias, kInnerBackwardData,
+  kInnerForward, kInnerForwardNoBias,
   kReluForward, kReluBackward, kCopy,
   kPoolForwardInference, kPoolForwardTraining, kPoolBackward
 };
@@ -385,30 +385,22 @@ Shape Linear::output_shape(const Shape& in) const {
 
 namespace {
 
-// The inner product `op` (forward with or without bias, backward-data) of N×in → N×out.
+// The inner product forward `op` (with or without bias) of N×in → N×out; the transposed map is
+// lab::linear_rows_transpose (below).
 const Described& inner(Op op, int64_t n, int64_t in, int64_t out, const ForwardVariant& v = {}) {
   return described(Key{op, {n, in, out, variant_code(v)}}, [&]() -> Described {
     const memory::desc src({n, in}, dt::f32, tag::nc), dst({n, out}, dt::f32, tag::nc);
     const memory::desc weights({out, in}, dt::f32, tag::oi), bias({out}, dt::f32, tag::a);
     auto& eng = Runtime::get().engine();
     using namespace dnnl;
-    const inner_product_forward::primitive_desc fpd(
-        inner_product_forward::desc(prop_kind::forward_training, src, weights, bias, dst), eng);
     const prop_kind kind = v.inference ? prop_kind::forward_inference : prop_kind::forward_training;
-    switch (op) {
-      case Op::kInnerForward:
-        return {inner_product_forward(inner_product_forward::primitive_desc(
-                    inner_product_forward::desc(kind, src, weights, bias, dst), variant_attr(v), eng)),
-                {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}}};
-      case Op::kInnerForwardNoBias:
-        return {inner_product_forward(inner_product_forward::primitive_desc(
-                    inner_product_forward::desc(kind, src, weights, dst), variant_attr(v), eng)),
-                {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}};
-      default:
-        return {inner_product_backward_data(inner_product_backward_data::primitive_desc(
-                    inner_product_backward_data::desc(src, weights, dst), scratch_attr(), eng, fpd)),
-                {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, src}}};
-    }
+    if (op == Op::kInnerForward)
+      return {inner_product_forward(inner_product_forward::primitive_desc(
+                  inner_product_forward::desc(kind, src, weights, bias, dst), variant_attr(v), eng)),
+              {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}}};
+    return {inner_product_forward(inner_product_forward::primitive_desc(
+                inner_product_forward::desc(kind, src, weights, dst), variant_attr(v), eng)),
+            {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}}};
   });
 }
 
