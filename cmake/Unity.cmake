@@ -17,27 +17,11 @@ option(ATTRLAB_UNITY_BUILD
   "Compile each library's units in unity batches (off by default under ccache)"
   ${ATTRLAB_COLD_BUILD_DEFAULT})
 
-# attrlab_unity(TARGET BATCH_SIZE [LAST source...]): unity batches of BATCH_SIZE units (0: one
-# batch) for TARGET when ATTRLAB_UNITY_BUILD is on. The LAST sources (paths relative to the
-# current source directory) go to the end of the list, so that the external headers only they
-# include (ONNX's, PLplot's macros, MPI's) come after every other unit of their batch.
+# attrlab_unity(TARGET BATCH_SIZE): unity batches of BATCH_SIZE units (0: one batch) for TARGET
+# when ATTRLAB_UNITY_BUILD is on.
 function(attrlab_unity target batch)
-  if(NOT ATTRLAB_UNITY_BUILD)
-    return()
-  endif()
-  set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${batch})
-  if(ARGN)
-    get_target_property(sources ${target} SOURCES)
-    foreach(source IN LISTS ARGN)
-      set(path "${CMAKE_CURRENT_SOURCE_DIR}/${source}")
-      list(FIND sources "${path}" found)
-      if(found EQUAL -1)
-        message(FATAL_ERROR "attrlab_unity(${target}): ${source} is not one of its sources")
-      endif()
-      list(REMOVE_ITEM sources "${path}")
-      list(APPEND sources "${path}")
-    endforeach()
-    set_property(TARGET ${target} PROPERTY SOURCES ${sources})
+  if(ATTRLAB_UNITY_BUILD)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${batch})
   endif()
 endfunction()
 
@@ -49,22 +33,17 @@ endfunction()
 # optimisation level changes floating-point arithmetic.
 set(ATTRLAB_COLD_LEVEL -O1)
 #
-# attrlab_cold(TARGET source... [| source...]...): compiles these sources of the library TARGET
-# (paths relative to the current source directory) as cold code, into an object library
-# TARGET_cold whose objects TARGET links, with TARGET's include directories, definitions,
-# dependencies and warnings. Call it after TARGET's last target_link_libraries. Under unity
-# builds, each run of sources between two "|" is one unity batch, in the order given.
+# attrlab_cold(TARGET source...): compiles these sources of the library TARGET (paths relative
+# to the current source directory) as cold code, into an object library TARGET_cold whose objects
+# TARGET links, with TARGET's include directories, definitions, dependencies and warnings. Call it
+# after TARGET's last target_link_libraries. Under unity builds they are one batch, in the order
+# given (a source whose external headers must come after the others' goes last).
 function(attrlab_cold target)
   get_target_property(sources ${target} SOURCES)
   get_target_property(libraries ${target} LINK_LIBRARIES)
   set(cold ${target}_cold)
-  set(group 0)
   set(cold_sources)
   foreach(source IN LISTS ARGN)
-    if(source STREQUAL "|")
-      math(EXPR group "${group} + 1")
-      continue()
-    endif()
     set(path "${CMAKE_CURRENT_SOURCE_DIR}/${source}")
     list(FIND sources "${path}" found)
     if(found EQUAL -1)
@@ -72,7 +51,6 @@ function(attrlab_cold target)
     endif()
     list(REMOVE_ITEM sources "${path}")
     list(APPEND cold_sources "${path}")
-    set_source_files_properties("${path}" PROPERTIES UNITY_GROUP "${cold}_${group}")
   endforeach()
   set_property(TARGET ${target} PROPERTY SOURCES ${sources})
   add_library(${cold} OBJECT ${cold_sources})
@@ -84,9 +62,7 @@ function(attrlab_cold target)
   # types keep their own level (Debug's -O0, RelWithDebInfo's -O2).
   attrlab_cold_level(${cold})
   target_sources(${target} PRIVATE $<TARGET_OBJECTS:${cold}>)
-  if(ATTRLAB_UNITY_BUILD)
-    set_target_properties(${cold} PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE GROUP)
-  endif()
+  attrlab_unity(${cold} 0)
 endfunction()
 
 # attrlab_cold_level(TARGET): compiles TARGET's units as cold code (Release builds only; other
