@@ -634,21 +634,13 @@ size_t pointwise_run_end(const std::vector<std::shared_ptr<const Layer>>& layers
 
 namespace {
 std::atomic<bool> lean_set{true};
-// The layers whose outputs trace_for_gradient keeps, for the duration of its call to
-// Network::trace on this thread (nullptr: a full trace).
-thread_local const std::vector<size_t>* lean_keep = nullptr;
 }  // namespace
 
 bool gradient_traces_lean() { return lean_set.load(); }
 void set_gradient_traces_lean(bool on) { lean_set.store(on); }
 
 Trace trace_for_gradient(const Network& net, const Tensor& x, const std::vector<size_t>& keep) {
-  if (!gradient_traces_lean()) return net.trace(x);
-  struct Scope {
-    explicit Scope(const std::vector<size_t>* keep) { lean_keep = keep; }
-    ~Scope() { lean_keep = nullptr; }
-  } scope(&keep);
-  return net.trace(x);
+  return net.trace(x, gradient_traces_lean() ? &keep : nullptr);
 }
 
 bool reads_only_signs(const PreparedRules& rules) {
@@ -960,9 +952,8 @@ void Network::run_nodes(std::vector<Tensor>& acts, size_t begin, size_t end,
   pass.run();
 }
 
-Trace Network::trace(const Tensor& x) const {
+Trace Network::trace(const Tensor& x, const std::vector<size_t>* keep) const {
   check_input(x, 0);
-  const std::vector<size_t>* keep = lean_keep;
   const bool tiles = chain_ && forward_path().backprop_tiles;
   const std::vector<Shape> shapes = act_shapes(x.batch());
   // The pointwise runs [first, end) that go tile by tile, and the activations a lean trace omits.

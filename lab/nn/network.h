@@ -57,8 +57,11 @@ void set_sub_batch_budget(int64_t bytes);
 /// - backprop_tiles: trace computes a run of two or more pointwise layers tile by tile, writing
 ///   every activation from cache (add_pointwise_trace_run), and backward carries a signal through
 ///   such a run tile by tile where every layer of it goes by backward-data (the gradient, guided
-///   and rescale rules of linear layers; add_pointwise_backward_run), so the signal's
-///   intermediate values never travel to memory.
+///   and rescale rules of linear layers; add_pointwise_backward_run) or, for LRP-ε, where every
+///   convolution of it is under lrp()'s plain rule with its bias and every ReLU under the pass
+///   rule (the lrp-epsilon composite: per tile the quotient s = R / stab(z), c = Wᵀs and
+///   R = c ⊙ x, reading x and z from the trace), so the signal's intermediate values never
+///   travel to memory.
 /// tiles, inference and backprop_tiles give the bytes of the plain layer-by-layer passes; relu_post_op gives
 /// the same values, but oneDNN's post-op ReLU writes −0 for a negative input where its ReLU
 /// primitive writes +0 (a later affine layer with a bias or a non-zero input erases the sign;
@@ -122,7 +125,7 @@ class Network {
   /// Network output for a batch; a batch of the wrong shape throws lab::Error.
   Tensor forward(const Tensor& x) const;
   /// Forward keeping every activation.
-  Trace trace(const Tensor& x) const;
+  Trace trace(const Tensor& x) const { return trace(x, nullptr); }
   /// Runs nodes [begin, end) on `input` (the output of node begin-1, or the network input); in a
   /// graph, acts[begin] must be a cut (is_cut(begin)), else lab::Error.
   Tensor forward_range(size_t begin, size_t end, const Tensor& input) const;
@@ -140,6 +143,10 @@ class Network {
   Tensor gradient(const Trace& trace, const Tensor& seed, std::optional<size_t> to_layer = std::nullopt) const;
 
  private:
+  /// trace(x); with `keep` (trace_for_gradient, gradient_trace.h), the gradient's lean trace:
+  /// inside the tiled pointwise runs only the outputs of the layers in *keep and the ReLUs' signs.
+  Trace trace(const Tensor& x, const std::vector<size_t>* keep) const;
+  friend Trace trace_for_gradient(const Network& net, const Tensor& x, const std::vector<size_t>& keep);
   void check_input(const Tensor& x, size_t first_layer) const;
   /// Shapes of every activation (acts order) for a batch.
   std::vector<Shape> act_shapes(int64_t batch) const;
