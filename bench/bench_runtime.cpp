@@ -3,7 +3,10 @@
 // environment's model at 224×224, each as a fraction of its roofline, both rooflines measured on
 // this machine in the same run.
 //
-// Rooflines (measured first, each the median of repeated runs at the runtime's thread count):
+// Rooflines (measured first, each the median of repeated runs at the runtime's thread count; with
+// --rounds R > 1 measured again before each round of a row's modes, each row's fraction taken
+// against the rooflines measured right before it, since this VM's speed drifts by ±20% within an
+// hour; a last table gives per row the medians over the rounds):
 // - FLOP peak: a 2048×2048×2048 f32 oneDNN matmul, 2·n³ FLOP per run.
 // - Memory bandwidth: STREAM-like kernels over buffers of 512 MiB each (several times every cache
 //   level of this machine, whose L3 is 260 MiB), one contiguous slice per thread, threads =
@@ -61,7 +64,8 @@
 // --fb-batches ("") skips that pass. --modes a,b,... keeps only those modes; --rounds R measures
 // the kept modes R times in turn (a row per mode per round, interleaved, so that old and new
 // paths see the same load).
-// "cpu ms" is the median of the process CPU time (all threads, std::clock) per image.
+// "cpu ms" is the median of the process CPU time (all threads, std::clock) per image. ms/image and
+// cpu ms are printed to 3 significant digits.
 //
 // Usage: bench_runtime [--batches 1,32,64] [--fb-batches 1,32] [--size 224] [--seconds S]
 //                      [--modes tiles,tiles-sgemm] [--rounds 1] [--envs single-color-modulo]
@@ -75,6 +79,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "lab/core/runtime.h"
@@ -126,7 +131,15 @@ double matmul_gflops(int64_t n) {
 // STREAM-like copy and triad over `n` floats per buffer, `threads` threads each on its own slice
 // (first touched by that thread). Returns {copy GB/s, triad GB/s}.
 std::pair<double, double> stream_gbps(size_t n, int threads) {
-  std::unique_ptr<float[]> a(new float[n]), b(new float[n]), c(new float[n]);
+  // Allocated and first touched once: later calls (a round's roofline) measure the same pages.
+  static std::unique_ptr<float[]> a, b, c;
+  static size_t allocated = 0;
+  if (allocated != n) {
+    a.reset(new float[n]);
+    b.reset(new float[n]);
+    c.reset(new float[n]);
+    allocated = n;
+  }
   const auto parallel = [&](const std::function<void(size_t, size_t)>& body) {
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t)
@@ -150,6 +163,19 @@ std::pair<double, double> stream_gbps(size_t n, int threads) {
   volatile float sink = a[n / 2];  // keeps the stores
   (void)sink;
   return {8.0 * static_cast<double>(n) / copy / 1e9, 12.0 * static_cast<double>(n) / triad / 1e9};
+}
+
+// Both rooflines, measured now.
+struct Rooflines {
+  double gflops = 0, copy = 0, triad = 0;
+  double gbps() const { return std::max(copy, triad); }
+};
+
+Rooflines measure_rooflines(int threads) {
+  Rooflines r;
+  r.gflops = matmul_gflops(2048);
+  std::tie(r.copy, r.triad) = stream_gbps(size_t{128} << 20, threads);
+  return r;
 }
 
 struct Counts {
@@ -227,13 +253,13 @@ int main(int argc, char** argv) {
     }
   }
   const int threads = lab::Runtime::get().threads();
-  const double peak_gflops = matmul_gflops(2048);
-  const auto [copy_gbps, triad_gbps] = stream_gbps(size_t{128} << 20, threads);
-  const double peak_gbps = std::max(copy_gbps, triad_gbps);
+  Rooflines roof = measure_rooflines(threads);
   fmt::print("threads: {}; sub-batch cache budget: {} KiB\n", threads, lab::sub_batch_budget() / 1024);
-  fmt::print("FLOP roofline: oneDNN f32 matmul 2048³: {:.1f} GFLOP/s\n", peak_gflops);
-  fmt::print("memory roofline: copy {:.1f} GB/s, triad {:.1f} GB/s (3 × 512 MiB buffers): {:.1f} GB/s\n\n", copy_gbps,
-             triad_gbps, peak_gbps);
+  fmt::print("FLOP roofline: oneDNN f32 matmul 2048³: {:.1f} GFLOP/s\n", roof.gflops);
+  fmt::print("memory roofline: copy {:.1f} GB/s, triad {:.1f} GB/s (3 × 512 MiB buffers): {:.1f} GB/s\n", roof.copy,
+             roof.triad, roof.gbps());
+  if (rounds > 1) fmt::print("(measured again before each round: the \"roofline\" lines)\n");
+  fmt::print("\n");
 
   struct Env {
     std::string name;
@@ -252,6 +278,14 @@ int main(int argc, char** argv) {
     envs.push_back({"single-color-modulo", networks::build_single_color_modulo(p)});
   }
 
+  // Per row (env, batch, mode, pass) over the rounds: ms per image, fraction, cpu ms per image.
+  struct Summary {
+    std::string env, mode;
+    int64_t batch;
+    bool fb;
+    std::vector<double> ms, fraction, cpu;
+  };
+  std::vector<Summary> summary;
   fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8}\n", "env", "batch", "mode", "pass", "ms/image",
              "GFLOP/s", "GB/s", "act GB/s", "fraction", "cpu ms");
   for (const Env& env : envs) {
@@ -262,11 +296,18 @@ int main(int argc, char** argv) {
       const double flops = (fb ? 2 : 1) * c.flops * b;
       const double bytes = (fb ? 2 : 1) * (c.in + c.out) * b + c.params;
       const double acts = (fb ? c.acts_fb : c.acts_fwd) * b;
-      const double roof = std::max(flops / (peak_gflops * 1e9), bytes / (peak_gbps * 1e9));
-      fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8.2f} {:>8.1f} {:>7.2f} {:>8.1f} {:>8.2f} {:>8.2f}\n", env.name, batch,
+      const double time = std::max(flops / (roof.gflops * 1e9), bytes / (roof.gbps() * 1e9));
+      fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8.3g} {:>8.1f} {:>7.2f} {:>8.1f} {:>8.2f} {:>8.3g}\n", env.name, batch,
                  mode, fb ? "f+b" : "fwd", seconds * 1e3 / b, flops / seconds / 1e9,
-                 bytes / seconds / 1e9, acts / seconds / 1e9, roof / seconds, last_cpu_seconds * 1e3 / b);
+                 bytes / seconds / 1e9, acts / seconds / 1e9, time / seconds, last_cpu_seconds * 1e3 / b);
       std::fflush(stdout);
+      auto it = std::find_if(summary.begin(), summary.end(), [&](const Summary& r) {
+        return r.env == env.name && r.mode == mode && r.batch == batch && r.fb == fb;
+      });
+      if (it == summary.end()) it = summary.insert(summary.end(), Summary{env.name, mode, batch, fb, {}, {}, {}});
+      it->ms.push_back(seconds * 1e3 / b);
+      it->fraction.push_back(time / seconds);
+      it->cpu.push_back(last_cpu_seconds * 1e3 / b);
     };
     for (bool fb : {false, true}) {
       for (int64_t batch : fb ? fb_batches : batches) {
@@ -311,7 +352,14 @@ int main(int argc, char** argv) {
           modes.push_back({"inference", true, {.tiles = false, .inference = true}});
         }
         modes.push_back({"--no-sub-batch", false, layers});
-        for (int round = 0; round < rounds; ++round)
+        for (int round = 0; round < rounds; ++round) {
+          // The machine's speed drifts (a VM's neighbours): each round's rows against the
+          // rooflines measured right before them.
+          if (rounds > 1) {
+            roof = measure_rooflines(threads);
+            fmt::print("{:<26} roofline before round {}: matmul {:.1f} GFLOP/s, copy {:.1f} GB/s, triad {:.1f} GB/s\n",
+                       env.name, round + 1, roof.gflops, roof.copy, roof.triad);
+          }
           for (const Mode& mode : modes) {
             if (!mode.sub && batch == 1) continue;  // one image: nothing to split
             if (!only_modes.empty() && std::find(only_modes.begin(), only_modes.end(), mode.name) == only_modes.end())
@@ -325,6 +373,7 @@ int main(int argc, char** argv) {
             lab::set_pointwise_edges(mode.fused);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
+        }
         lab::set_sub_batch_budget(-1);
         lab::set_forward_path({});
         lab::set_pointwise_kernel(true);
@@ -334,6 +383,20 @@ int main(int argc, char** argv) {
         lab::set_pointwise_edges(true);
       }
     }
+  }
+  if (rounds > 1) {
+    const auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    };
+    fmt::print("\nmedians of {} rounds (fraction: each round's against its own rooflines; min–max)\n", rounds);
+    fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8} {:>8} {:>11} {:>8}\n", "env", "batch", "mode", "pass", "ms/image",
+               "fraction", "min–max", "cpu ms");
+    for (const Summary& r : summary)
+      fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8.3g} {:>8.2f} {:>5.2f}–{:<5.2f} {:>8.3g}\n", r.env, r.batch, r.mode,
+                 r.fb ? "f+b" : "fwd", median(r.ms), median(r.fraction),
+                 *std::min_element(r.fraction.begin(), r.fraction.end()),
+                 *std::max_element(r.fraction.begin(), r.fraction.end()), median(r.cpu));
   }
   fmt::print("\nfraction = roofline time ÷ measured time, roofline time = max(FLOP ÷ FLOP peak, bytes ÷ bandwidth);\n"
              "GB/s: the minimal traffic (input, output, parameters; f+b also seed and input gradient) per second;\n"
