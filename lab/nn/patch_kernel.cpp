@@ -15,11 +15,24 @@ std::atomic<bool> patch_kernels_set{true};
 
 constexpr int64_t kCols = 16, kMaxRows = 64;
 
+// acc + a·b by one fused multiply-add, and acc + b: with the accumulator as the instruction's first
+// source, as pointwise_gemm's and chain_gemm's chains have it, so that where both are NaN the
+// result is the accumulator's NaN (x86 returns the first source's). Inline assembly pins the
+// operand order, which the compiler may otherwise swap (it treats both as commutative).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 fma_acc(__m256 acc, __m256 a, __m256 b) {
+  __asm__("vfmadd231ps %[b], %[a], %[acc]" : [acc] "+x"(acc) : [a] "x"(a), [b] "x"(b));
+  return acc;
+}
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 add_acc(__m256 acc, __m256 b) {
+  __asm__("vaddps %[b], %[acc], %[acc]" : [acc] "+x"(acc) : [b] "x"(b));
+  return acc;
+}
+
 // v + bias[row] (no bias: v), then the ReLU v > 0 ? v : +0 (NaN and −0 to +0) if relu: the store
 // of pointwise_gemm's kernels and of chain_gemm.
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 add_bias_relu(__m256 v, const float* bias,
                                                                                int64_t row, bool relu) {
-  if (bias != nullptr) v = _mm256_add_ps(v, _mm256_broadcast_ss(bias + row));
+  if (bias != nullptr) v = add_acc(v, _mm256_broadcast_ss(bias + row));
   if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
   return v;
 }
@@ -41,8 +54,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void fused_block(int64
 #pragma GCC unroll 6
     for (int r = 0; r < 6; ++r) {
       const __m256 wv = _mm256_broadcast_ss(wj + r * k);
-      a[r][0] = _mm256_fmadd_ps(wv, x0, a[r][0]);
-      a[r][1] = _mm256_fmadd_ps(wv, x1, a[r][1]);
+      a[r][0] = fma_acc(a[r][0], wv, x0);
+      a[r][1] = fma_acc(a[r][1], wv, x1);
     }
   }
   // The 1×1 convolution's chain from +0 over channels 0..5 (chain_gemm's order), each channel
@@ -52,8 +65,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void fused_block(int64
 #pragma GCC unroll 6
   for (int r = 0; r < 6; ++r) {
     const __m256 wv = _mm256_broadcast_ss(w1 + r);
-    s0 = _mm256_fmadd_ps(wv, add_bias_relu(a[r][0], bias, r, relu), s0);
-    s1 = _mm256_fmadd_ps(wv, add_bias_relu(a[r][1], bias, r, relu), s1);
+    s0 = fma_acc(s0, wv, add_bias_relu(a[r][0], bias, r, relu));
+    s1 = fma_acc(s1, wv, add_bias_relu(a[r][1], bias, r, relu));
   }
   if constexpr (kPair) {
     // Channels 6 and 7: pointwise_gemm's pair_block (even and odd chains of rounded products from
@@ -68,27 +81,27 @@ __attribute__((target("avx2,fma"), always_inline)) inline void fused_block(int64
       for (int i = 0; i < 2; ++i) {
         const float* wi = w + (6 + i) * k + j;
         const __m256 we = _mm256_broadcast_ss(wi), wo = _mm256_broadcast_ss(wi + 1);
-        e[i][0] = _mm256_add_ps(e[i][0], _mm256_mul_ps(we, xe0));
-        e[i][1] = _mm256_add_ps(e[i][1], _mm256_mul_ps(we, xe1));
-        o[i][0] = _mm256_add_ps(o[i][0], _mm256_mul_ps(wo, xo0));
-        o[i][1] = _mm256_add_ps(o[i][1], _mm256_mul_ps(wo, xo1));
+        e[i][0] = add_acc(e[i][0], _mm256_mul_ps(we, xe0));
+        e[i][1] = add_acc(e[i][1], _mm256_mul_ps(we, xe1));
+        o[i][0] = add_acc(o[i][0], _mm256_mul_ps(wo, xo0));
+        o[i][1] = add_acc(o[i][1], _mm256_mul_ps(wo, xo1));
       }
     }
     __m256 t[2][2];
     for (int i = 0; i < 2; ++i)
-      for (int h = 0; h < 2; ++h) t[i][h] = _mm256_add_ps(e[i][h], o[i][h]);
+      for (int h = 0; h < 2; ++h) t[i][h] = add_acc(e[i][h], o[i][h]);
     if (j < k) {
       const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
       for (int i = 0; i < 2; ++i) {
         const __m256 wl = _mm256_broadcast_ss(w + (6 + i) * k + j);
-        t[i][0] = _mm256_add_ps(t[i][0], _mm256_mul_ps(wl, x0));
-        t[i][1] = _mm256_add_ps(t[i][1], _mm256_mul_ps(wl, x1));
+        t[i][0] = add_acc(t[i][0], _mm256_mul_ps(wl, x0));
+        t[i][1] = add_acc(t[i][1], _mm256_mul_ps(wl, x1));
       }
     }
     for (int i = 0; i < 2; ++i) {
       const __m256 wv = _mm256_broadcast_ss(w1 + 6 + i);
-      s0 = _mm256_fmadd_ps(wv, add_bias_relu(t[i][0], bias, 6 + i, relu), s0);
-      s1 = _mm256_fmadd_ps(wv, add_bias_relu(t[i][1], bias, 6 + i, relu), s1);
+      s0 = fma_acc(s0, wv, add_bias_relu(t[i][0], bias, 6 + i, relu));
+      s1 = fma_acc(s1, wv, add_bias_relu(t[i][1], bias, 6 + i, relu));
     }
   }
 }
