@@ -15,10 +15,11 @@ std::atomic<bool> patch_kernels_set{true};
 
 constexpr int64_t kCols = 16, kMaxRows = 64;
 
-// acc + a·b by one fused multiply-add, and acc + b: with the accumulator as the instruction's first
-// source, as pointwise_gemm's and chain_gemm's chains have it, so that where both are NaN the
-// result is the accumulator's NaN (x86 returns the first source's). Inline assembly pins the
-// operand order, which the compiler may otherwise swap (it treats both as commutative).
+// acc + a·b by one fused multiply-add (vfmadd231ps, as the compiled pointwise_gemm blocks and
+// chain_gemm have it), and acc + b with the accumulator as the first source: where two different
+// NaNs meet, which one x86 returns depends on their places in the instruction. Inline assembly
+// pins those places, which the compiler may otherwise swap (it treats both operations as
+// commutative); tests/lab/test_patch_kernel.cpp checks the result against the unfused path.
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 fma_acc(__m256 acc, __m256 a, __m256 b) {
   __asm__("vfmadd231ps %[b], %[a], %[acc]" : [acc] "+x"(acc) : [a] "x"(a), [b] "x"(b));
   return acc;
