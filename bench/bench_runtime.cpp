@@ -39,7 +39,9 @@
 //   odd batches, see lab/nn/patch_run.h); "tiles-runs", tiles with one parallel region per tiled
 //   run (and per sub-batch) instead of one per sequence of runs (lab::set_tiled_sequences(false))
 //   and dnnl_sgemm for the products' one- and two-row edges (lab::set_pointwise_edges(false)), the
-//   default before both (same bytes); "tiles-whole", tiles with every step on the whole batch
+//   default before both (same bytes); "tiles-unfused", tiles with the patch runs' fused kernel
+//   off (lab::set_patch_kernels(false), lab/nn/patch_kernel.h: the patch convolution stored to a
+//   tile buffer, then its 1×1 convolution; same bytes); "tiles-whole", tiles with every step on the whole batch
 //   (lab::set_sub_batch_budget(0)); "tiles+post-op",
 //   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
@@ -85,6 +87,7 @@
 #include "lab/core/runtime.h"
 #include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
+#include "lab/nn/patch_kernel.h"
 #include "lab/nn/patch_run.h"
 #include "lab/nn/pointwise_gemm.h"
 #include "networks/multi_color_sum.h"
@@ -338,12 +341,15 @@ int main(int argc, char** argv) {
           bool lean = true;    // f+b: the gradient's trace (lab::trace_for_gradient); false: the full trace
           bool patch = true;   // false: lab::set_onednn_forward(true), the forward before (tiles-onednn)
           bool fused = true;   // false: one region per tiled run and dnnl_sgemm on the products' edges (tiles-runs)
+          bool patch_kernel = true;  // false: the patch runs' fused kernel off (tiles-unfused)
         };
         const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false, .backprop_tiles = false};
         std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"tiles-sgemm", true, {.tiles = true}, false},
                                 {"layers", true, layers}};
         modes.insert(modes.begin() + 1, Mode{"tiles-onednn", true, {.tiles = true}, true, true, false});
         if (!fb) modes.insert(modes.begin() + 2, Mode{"tiles-runs", true, {.tiles = true}, true, true, true, false});
+        if (!fb)
+          modes.insert(modes.begin() + 3, Mode{"tiles-unfused", true, {.tiles = true}, true, true, true, true, false});
         if (fb) modes.insert(modes.begin() + 2, Mode{"tiles-full", true, {.tiles = true}, true, false});
         if (!fb) {
           modes.insert(modes.begin() + 2, Mode{"tiles-whole", false, {.tiles = true}});
@@ -371,6 +377,7 @@ int main(int argc, char** argv) {
             lab::set_onednn_forward(!mode.patch);
             lab::set_tiled_sequences(mode.fused);
             lab::set_pointwise_edges(mode.fused);
+            lab::set_patch_kernels(mode.patch_kernel);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         }
@@ -381,6 +388,7 @@ int main(int argc, char** argv) {
         lab::set_onednn_forward(false);
         lab::set_tiled_sequences(true);
         lab::set_pointwise_edges(true);
+        lab::set_patch_kernels(true);
       }
     }
   }

@@ -24,6 +24,7 @@
 #include "lab/nn/gradient_trace.h"
 #include "lab/nn/linear_product.h"
 #include "lab/nn/patch_run.h"
+#include "lab/nn/patch_kernel.h"
 #include "lab/nn/pointwise_gemm.h"
 #include "lab/nn/tile_loop.h"
 
@@ -794,6 +795,14 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
     const int64_t padded = (width + 15) / 16 * 16;
     float* columns = buffer + 2 * r.widest * r.tile;
     r.patch->gather(x + n * r.in_numel, p0, width, padded, columns);
+    // A patch convolution to 6 or 8 channels, then a 1×1 convolution to one: the fused kernel
+    // (lab/nn/patch_kernel.h), the same bytes without storing the channels.
+    if (steps.size() == 2 && !steps[0].chain && steps[1].weight != nullptr && steps[1].out == 1 &&
+        patch_kernel_fits(steps[0].in, steps[0].out)) {
+      patch_kernel_tile(steps[0].in, steps[0].out, width, columns, padded, steps[0].weight, steps[0].bias,
+                        steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, y + n * pixels + p0);
+      return true;
+    }
     ok = tile_product(steps[0], padded, columns, padded, buffer, padded);
     if (steps.size() == 1)
       for (int64_t c = 0; c < out_channels; ++c)

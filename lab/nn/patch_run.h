@@ -39,7 +39,11 @@
 /// column tile as above, with the bias and a following ReLU in its store, then the pointwise
 /// layers after it (as add_pointwise_run: oneDNN's bytes of those layers, on the tile's own width)
 /// while the tile is in cache: only the input and the run's output travel to memory. It gives the
-/// bytes of add_patch_conv followed by each layer's own forward. Declared here rather than in
+/// bytes of add_patch_conv followed by each layer's own forward. A run that is a patch convolution
+/// to 6 or 8 channels (at most 64 column rows), its ReLU, a 1×1 convolution to one channel and its
+/// ReLU (each accumulator block) goes through the fused kernel of lab/nn/patch_kernel.h instead:
+/// per block of 16 pixels the channels stay in registers, the same bytes
+/// (tests/lab/test_patch_kernel.cpp); lab::set_patch_kernels(false) turns it off. Declared here rather than in
 /// layers.h so that adding it rebuilt only lab/nn. Tested in tests/lab/test_network.cpp (on crops
 /// of the input a patch convolution gives the window of the whole output; a deep one the chains
 /// the test computes; exact on integer data against oneDNN; batch invariance) and

@@ -1,0 +1,148 @@
+#include "lab/nn/patch_kernel.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "lab/nn/pointwise_gemm.h"
+
+namespace lab {
+
+namespace {
+
+std::atomic<bool> patch_kernels_set{true};
+
+constexpr int64_t kCols = 16, kMaxRows = 64;
+
+// acc + a·b by one fused multiply-add (vfmadd231ps, as the compiled pointwise_gemm blocks and
+// chain_gemm have it), and acc + b with the accumulator as the first source: where two different
+// NaNs meet, which one x86 returns depends on their places in the instruction. Inline assembly
+// pins those places, which the compiler may otherwise swap (it treats both operations as
+// commutative); tests/lab/test_patch_kernel.cpp checks the result against the unfused path.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 fma_acc(__m256 acc, __m256 a, __m256 b) {
+  __asm__("vfmadd231ps %[b], %[a], %[acc]" : [acc] "+x"(acc) : [a] "x"(a), [b] "x"(b));
+  return acc;
+}
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 add_acc(__m256 acc, __m256 b) {
+  __asm__("vaddps %[b], %[acc], %[acc]" : [acc] "+x"(acc) : [b] "x"(b));
+  return acc;
+}
+
+// v + bias[row] (no bias: v), then the ReLU v > 0 ? v : +0 (NaN and −0 to +0) if relu: the store
+// of pointwise_gemm's kernels and of chain_gemm.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 add_bias_relu(__m256 v, const float* bias,
+                                                                               int64_t row, bool relu) {
+  if (bias != nullptr) v = add_acc(v, _mm256_broadcast_ss(bias + row));
+  if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+  return v;
+}
+
+// The fused run on the 16 columns from p of the column tile (see patch_kernel_tile). kPair: 8
+// channels (6 + the two-row edge), else 6. Returns the two halves of the 1×1 output in s0, s1.
+template <bool kPair>
+__attribute__((target("avx2,fma"), always_inline)) inline void fused_block(int64_t k, int64_t p, const float* col,
+                                                                           int64_t ld, const float* w,
+                                                                           const float* bias, bool relu,
+                                                                           const float* w1, __m256& s0, __m256& s1) {
+  // Channels 0..5: pointwise_gemm's block, one fused multiply-add chain per element from +0.
+  __m256 a[6][2];
+  for (int r = 0; r < 6; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
+  const float* xp = col + p;
+  for (int64_t j = 0; j < k; ++j, xp += ld) {
+    const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
+    const float* wj = w + j;
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; ++r) {
+      const __m256 wv = _mm256_broadcast_ss(wj + r * k);
+      a[r][0] = fma_acc(a[r][0], wv, x0);
+      a[r][1] = fma_acc(a[r][1], wv, x1);
+    }
+  }
+  // The 1×1 convolution's chain from +0 over channels 0..5 (chain_gemm's order), each channel
+  // after its bias and ReLU.
+  s0 = _mm256_setzero_ps();
+  s1 = _mm256_setzero_ps();
+#pragma GCC unroll 6
+  for (int r = 0; r < 6; ++r) {
+    const __m256 wv = _mm256_broadcast_ss(w1 + r);
+    s0 = fma_acc(s0, wv, add_bias_relu(a[r][0], bias, r, relu));
+    s1 = fma_acc(s1, wv, add_bias_relu(a[r][1], bias, r, relu));
+  }
+  if constexpr (kPair) {
+    // Channels 6 and 7: pointwise_gemm's pair_block (even and odd chains of rounded products from
+    // +0, e + o, + the last product of an odd depth), then the chain goes on over them.
+    __m256 e[2][2], o[2][2];
+    for (int i = 0; i < 2; ++i) e[i][0] = e[i][1] = o[i][0] = o[i][1] = _mm256_setzero_ps();
+    xp = col + p;
+    int64_t j = 0;
+    for (; j + 1 < k; j += 2, xp += 2 * ld) {
+      const __m256 xe0 = _mm256_loadu_ps(xp), xe1 = _mm256_loadu_ps(xp + 8);
+      const __m256 xo0 = _mm256_loadu_ps(xp + ld), xo1 = _mm256_loadu_ps(xp + ld + 8);
+      for (int i = 0; i < 2; ++i) {
+        const float* wi = w + (6 + i) * k + j;
+        const __m256 we = _mm256_broadcast_ss(wi), wo = _mm256_broadcast_ss(wi + 1);
+        e[i][0] = add_acc(e[i][0], _mm256_mul_ps(we, xe0));
+        e[i][1] = add_acc(e[i][1], _mm256_mul_ps(we, xe1));
+        o[i][0] = add_acc(o[i][0], _mm256_mul_ps(wo, xo0));
+        o[i][1] = add_acc(o[i][1], _mm256_mul_ps(wo, xo1));
+      }
+    }
+    __m256 t[2][2];
+    for (int i = 0; i < 2; ++i)
+      for (int h = 0; h < 2; ++h) t[i][h] = add_acc(e[i][h], o[i][h]);
+    if (j < k) {
+      const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
+      for (int i = 0; i < 2; ++i) {
+        const __m256 wl = _mm256_broadcast_ss(w + (6 + i) * k + j);
+        t[i][0] = add_acc(t[i][0], _mm256_mul_ps(wl, x0));
+        t[i][1] = add_acc(t[i][1], _mm256_mul_ps(wl, x1));
+      }
+    }
+    for (int i = 0; i < 2; ++i) {
+      const __m256 wv = _mm256_broadcast_ss(w1 + 6 + i);
+      s0 = fma_acc(s0, wv, add_bias_relu(t[i][0], bias, 6 + i, relu));
+      s1 = fma_acc(s1, wv, add_bias_relu(t[i][1], bias, 6 + i, relu));
+    }
+  }
+}
+
+template <bool kPair>
+__attribute__((target("avx2,fma"))) void fused_tile(int64_t k, int64_t width, const float* col, int64_t ld,
+                                                    const float* w, const float* bias, bool relu, const float* w1,
+                                                    const float* bias1, bool relu1, float* y) {
+  for (int64_t p = 0; p < width; p += kCols) {
+    __m256 s0, s1;
+    fused_block<kPair>(k, p, col, ld, w, bias, relu, w1, s0, s1);
+    s0 = add_bias_relu(s0, bias1, 0, relu1);
+    s1 = add_bias_relu(s1, bias1, 0, relu1);
+    if (p + kCols <= width) {
+      _mm256_storeu_ps(y + p, s0);
+      _mm256_storeu_ps(y + p + 8, s1);
+    } else {
+      // The image's last tile: only its pixels (the zero columns past them are left out).
+      alignas(32) float last[kCols];
+      _mm256_store_ps(last, s0);
+      _mm256_store_ps(last + 8, s1);
+      std::copy(last, last + (width - p), y + p);
+    }
+  }
+}
+
+}  // namespace
+
+bool patch_kernel_fits(int64_t rows, int64_t channels) {
+  return rows >= 1 && rows <= kMaxRows && (channels == 6 || channels == 8) && patch_kernels() &&
+         pointwise_kernel() && pointwise_edges();
+}
+
+void patch_kernel_tile(int64_t rows, int64_t channels, int64_t width, const float* col, int64_t ld, const float* w,
+                       const float* bias, bool relu, const float* w1, const float* bias1, bool relu1, float* y) {
+  if (channels == 8) fused_tile<true>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y);
+  else fused_tile<false>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y);
+}
+
+bool patch_kernels() { return patch_kernels_set.load(); }
+void set_patch_kernels(bool on) { patch_kernels_set.store(on); }
+
+}  // namespace lab

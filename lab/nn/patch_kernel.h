@@ -1,0 +1,42 @@
+/// @file patch_kernel.h
+/// @brief The fused kernel of the accumulators' patch runs (lab/nn/patch_run.h): a patch
+/// convolution to 6 or 8 channels with its bias and ReLU, then a 1×1 convolution of those channels
+/// to one channel with its bias and ReLU, per block of 16 output pixels with the channels in
+/// registers (never stored), in the bytes of the two steps computed one after the other.
+///
+/// The two steps of such a run (add_patch_run) are lab::pointwise_gemm on the column tile (out ×
+/// rows weights, rows ≤ 64: on every block of 16 columns the chain of fused multiply-adds from +0
+/// for channels 0..5, for channels 6 and 7 the even and odd chains of rounded products, e + o,
+/// then + the last product of an odd depth; then + bias, the ReLU), then its product of one row
+/// (the 1×1 convolution to one channel: one fused multiply-add chain from +0 over the channels in
+/// order, + bias, the ReLU). This kernel computes each of those operations in that order on the
+/// same operands, so every output is the same bytes (tests/lab/test_patch_kernel.cpp: memcmp
+/// against the unfused run on random data with −0, ±1, zeros, ±∞ and NaN).
+#pragma once
+
+#include <cstdint>
+
+namespace lab {
+
+/// Whether the kernel computes a patch convolution of `rows` column rows (channels · kh · kw) to
+/// `channels` channels followed by a 1×1 convolution to one channel: rows ≤ 64 and channels 6
+/// (one block of pointwise_gemm's kernel) or 8 (6 + the two-row edge). Only where pointwise_gemm
+/// itself runs its kernel and edges on these (pointwise_kernel() and pointwise_edges()), and while
+/// set_patch_kernels(false) was not called.
+bool patch_kernel_fits(int64_t rows, int64_t channels);
+
+/// The fused run on one column tile: col holds `rows` rows of `padded` columns (row stride ld,
+/// padded a multiple of 16, the windows of width ≤ padded pixels then zero columns), w the
+/// channels × rows weights of the patch convolution (row stride rows), bias its channels biases
+/// or null, relu its ReLU; w1 the 1 × channels weights of the 1×1 convolution, bias1 its bias (one
+/// float) or null, relu1 its ReLU. Writes y[0, width). Requires patch_kernel_fits(rows, channels).
+void patch_kernel_tile(int64_t rows, int64_t channels, int64_t width, const float* col, int64_t ld, const float* w,
+                       const float* bias, bool relu, const float* w1, const float* bias1, bool relu1, float* y);
+
+/// Whether patch runs that fit (patch_kernel_fits) take the fused kernel (default on). Off: the
+/// patch convolution into a tile buffer, then the 1×1 convolution (bench_runtime's
+/// "tiles-unfused" mode; the same bytes).
+bool patch_kernels();
+void set_patch_kernels(bool on);
+
+}  // namespace lab
