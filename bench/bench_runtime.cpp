@@ -39,9 +39,12 @@
 //   odd batches, see lab/nn/patch_run.h); "tiles-runs", tiles with one parallel region per tiled
 //   run (and per sub-batch) instead of one per sequence of runs (lab::set_tiled_sequences(false))
 //   and dnnl_sgemm for the products' one- and two-row edges (lab::set_pointwise_edges(false)), the
-//   default before both (same bytes); "tiles-unfused", tiles with the patch runs' fused kernel
-//   off (lab::set_patch_kernels(false), lab/nn/patch_kernel.h: the patch convolution stored to a
-//   tile buffer, then its 1×1 convolution; same bytes); "tiles-whole", tiles with every step on the whole batch
+//   default before both (same bytes; also every change below off: session 13's default);
+//   "tiles-unfused", tiles with the patch runs' fused kernel off (lab::set_patch_kernels(false),
+//   lab/nn/patch_kernel.h: the patch convolution stored to a tile buffer, then its 1×1
+//   convolution; same bytes); "tiles-edges12", tiles with dnnl_sgemm for the 3 to 5 rows left
+//   below the products' 6-row blocks (lab::set_pointwise_remainders(false)), the default before
+//   those edges were the kernel's (same bytes); "tiles-whole", tiles with every step on the whole batch
 //   (lab::set_sub_batch_budget(0)); "tiles+post-op",
 //   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
@@ -66,8 +69,9 @@
 // --fb-batches ("") skips that pass. --modes a,b,... keeps only those modes; --rounds R measures
 // the kept modes R times in turn (a row per mode per round, interleaved, so that old and new
 // paths see the same load).
-// "cpu ms" is the median of the process CPU time (all threads, std::clock) per image. ms/image and
-// cpu ms are printed to 3 significant digits.
+// "cpu ms" is the process CPU time (all threads, std::clock: spinning OpenMP threads included)
+// of a row's timed runs together, ÷ runs ÷ batch: the mean, where ms/image is the median run.
+// ms/image and cpu ms are printed to 3 significant digits.
 //
 // Usage: bench_runtime [--batches 1,32,64] [--fb-batches 1,32] [--size 224] [--seconds S]
 //                      [--modes tiles,tiles-sgemm] [--rounds 1] [--envs single-color-modulo]
@@ -96,24 +100,27 @@
 namespace {
 
 double min_seconds = 1.0;
-double last_cpu_seconds = 0.0;  // the CPU seconds (all threads) of seconds_of's median run
+double last_cpu_seconds = 0.0;  // the mean CPU seconds (all threads) of seconds_of's timed runs
 
+// The median wall seconds of `work` over at least min_runs runs and min_seconds, after one
+// warm-up run; last_cpu_seconds = the process CPU time (all threads) of the timed runs together ÷
+// their number. Not a per-run median: the kernel brings the CPU time of the threads other than
+// the caller up to date only at its scheduler ticks (a few ms), so a run of 2 ms read 2 ms or 2 ms
+// plus a tick of the other thread, and the median of such readings could exceed threads × wall.
 double seconds_of(const std::function<void()>& work, int min_runs) {
   using clock = std::chrono::steady_clock;
   work();  // warm-up: primitive creation, first touch
-  std::vector<double> times, cpu;
+  std::vector<double> times;
+  const std::clock_t cpu0 = std::clock();
   const auto start = clock::now();
   while (static_cast<int>(times.size()) < min_runs ||
          std::chrono::duration<double>(clock::now() - start).count() < min_seconds) {
     const auto t0 = clock::now();
-    const std::clock_t c0 = std::clock();
     work();
-    cpu.push_back(static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
     times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
   }
+  last_cpu_seconds = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC / static_cast<double>(times.size());
   std::sort(times.begin(), times.end());
-  std::sort(cpu.begin(), cpu.end());
-  last_cpu_seconds = cpu[cpu.size() / 2];
   return times[times.size() / 2];  // median
 }
 
@@ -340,16 +347,20 @@ int main(int argc, char** argv) {
           bool kernel = true;  // lab::pointwise_gemm's kernel; false: dnnl_sgemm
           bool lean = true;    // f+b: the gradient's trace (lab::trace_for_gradient); false: the full trace
           bool patch = true;   // false: lab::set_onednn_forward(true), the forward before (tiles-onednn)
-          bool fused = true;   // false: one region per tiled run and dnnl_sgemm on the products' edges (tiles-runs)
+          bool fused = true;   // false: session 13's default (tiles-runs): one region per tiled run, dnnl_sgemm on the products' edges, no fused patch kernel
           bool patch_kernel = true;  // false: the patch runs' fused kernel off (tiles-unfused)
+          bool remainders = true;  // false: dnnl_sgemm on the 3 to 5 rows left below the 6-row blocks (tiles-edges12)
         };
         const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false, .backprop_tiles = false};
         std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"tiles-sgemm", true, {.tiles = true}, false},
                                 {"layers", true, layers}};
         modes.insert(modes.begin() + 1, Mode{"tiles-onednn", true, {.tiles = true}, true, true, false});
         if (!fb) modes.insert(modes.begin() + 2, Mode{"tiles-runs", true, {.tiles = true}, true, true, true, false});
-        if (!fb)
+        if (!fb) {
           modes.insert(modes.begin() + 3, Mode{"tiles-unfused", true, {.tiles = true}, true, true, true, true, false});
+          modes.insert(modes.begin() + 4,
+                       Mode{"tiles-edges12", true, {.tiles = true}, true, true, true, true, true, false});
+        }
         if (fb) modes.insert(modes.begin() + 2, Mode{"tiles-full", true, {.tiles = true}, true, false});
         if (!fb) {
           modes.insert(modes.begin() + 2, Mode{"tiles-whole", false, {.tiles = true}});
@@ -377,7 +388,8 @@ int main(int argc, char** argv) {
             lab::set_onednn_forward(!mode.patch);
             lab::set_tiled_sequences(mode.fused);
             lab::set_pointwise_edges(mode.fused);
-            lab::set_patch_kernels(mode.patch_kernel);
+            lab::set_patch_kernels(mode.fused && mode.patch_kernel);
+            lab::set_pointwise_remainders(mode.fused && mode.remainders);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         }
@@ -389,6 +401,7 @@ int main(int argc, char** argv) {
         lab::set_tiled_sequences(true);
         lab::set_pointwise_edges(true);
         lab::set_patch_kernels(true);
+        lab::set_pointwise_remainders(true);
       }
     }
   }

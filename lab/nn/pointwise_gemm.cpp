@@ -13,6 +13,7 @@ namespace {
 
 std::atomic<bool> kernel_set{true};
 std::atomic<bool> edges_set{true};
+std::atomic<bool> remainders_set{true};
 
 // oneDNN's AVX2 sgemm (its "nocopy" kernel for these shapes, in oneDNN's column-major terms
 // m = our columns n, n = our rows m) runs a main kernel on blocks of 16 columns × 6 rows: one
@@ -36,29 +37,30 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 bias_relu(__m25
   return v;
 }
 
-// One block of 6 rows × 16 columns: acc = Σ_k op(w)(o + r, k) · x[k][p..p+16) by fused
-// multiply-adds in order of k from +0, then + bias, then the ReLU, stored to y.
-template <bool kTrans>
+// One block of R rows (6: the main kernel's; 4 or 5: the rows left below its blocks, whose
+// remainder kernel keeps the same chain) × 16 columns: acc = Σ_k op(w)(o + r, k) · x[k][p..p+16)
+// by fused multiply-adds in order of k from +0, then + bias, then the ReLU, stored to y.
+template <int R, bool kTrans>
 __attribute__((target("avx2,fma"), always_inline)) inline void block(int64_t o, int64_t p, int64_t k, const float* w,
                                                                      int64_t ldw, const float* x, int64_t ldx,
                                                                      float* y, int64_t ldy, const float* bias,
                                                                      bool relu) {
-  __m256 a[kRows][2];
-  for (int r = 0; r < kRows; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
+  __m256 a[R][2];
+  for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
   const float* xp = x + p;
   const int64_t step = kTrans ? 1 : ldw;  // between the weights of two rows
   for (int64_t j = 0; j < k; ++j, xp += ldx) {
     const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
     const float* wj = kTrans ? w + j * ldw + o : w + o * ldw + j;
 #pragma GCC unroll 6
-    for (int r = 0; r < kRows; ++r) {
+    for (int r = 0; r < R; ++r) {
       const __m256 wv = _mm256_broadcast_ss(wj + r * step);
       a[r][0] = _mm256_fmadd_ps(wv, x0, a[r][0]);
       a[r][1] = _mm256_fmadd_ps(wv, x1, a[r][1]);
     }
   }
 #pragma GCC unroll 6
-  for (int r = 0; r < kRows; ++r) {
+  for (int r = 0; r < R; ++r) {
     const __m256 v0 = bias_relu(a[r][0], bias, o + r, relu), v1 = bias_relu(a[r][1], bias, o + r, relu);
     float* yr = y + (o + r) * ldy + p;
     _mm256_storeu_ps(yr, v0);
@@ -73,20 +75,43 @@ __attribute__((target("avx2,fma"))) void blocks(int64_t rows, int64_t cols, int6
                                                 const float* x, int64_t ldx, float* y, int64_t ldy, const float* bias,
                                                 bool relu) {
   for (int64_t p = 0; p < cols; p += kCols)
-    for (int64_t o = 0; o < rows; o += kRows) block<kTrans>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
+    for (int64_t o = 0; o < rows; o += kRows) block<kRows, kTrans>(o, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
-// oneDNN's AVX2 sgemm on exactly two rows of y (our m = 2, its n = 2) and at least two columns:
-// per element two chains of separately rounded products, even and odd k, e = e + w·x and o = o + w·x
-// from +0, then e + o, then + the last product if k is odd (found by comparing candidate orders
-// with dnnl_sgemm, −0, ∞ and NaN included; on its remainder columns, fewer than 16, it orders a
-// NaN's sign otherwise). Rows r, r + 1 (op(w)'s) on the 16 columns from p, then + bias and the ReLU.
-__attribute__((target("avx2,fma"), always_inline)) inline void pair_block(bool trans, int64_t r, int64_t p, int64_t k,
-                                                                          const float* w, int64_t ldw, const float* x,
-                                                                          int64_t ldx, float* y, int64_t ldy,
-                                                                          const float* bias, bool relu) {
-  __m256 e[2][2], o[2][2];
-  for (int i = 0; i < 2; ++i) e[i][0] = e[i][1] = o[i][0] = o[i][1] = _mm256_setzero_ps();
+// Rows [r, r + R) of y (R = 4 or 5, the rows left below the blocks of 6) on columns [0, cols), a
+// multiple of 16, by block<R>: oneDNN's AVX2 sgemm runs the main kernel's chain on them.
+template <int R>
+__attribute__((target("avx2,fma"))) void chain_rows(bool trans, int64_t r, int64_t cols, int64_t k, const float* w,
+                                                    int64_t ldw, const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                    const float* bias, bool relu) {
+  for (int64_t p = 0; p < cols; p += kCols) {
+    if (trans) block<R, true>(r, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
+    else block<R, false>(r, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
+  }
+}
+
+// acc + w·x: the product rounded, then the sum (kFused false), or one fused multiply-add.
+template <bool kFused>
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 term(__m256 w, __m256 x, __m256 acc) {
+  if constexpr (kFused) return _mm256_fmadd_ps(w, x, acc);
+  else return _mm256_add_ps(acc, _mm256_mul_ps(w, x));
+}
+
+// oneDNN's AVX2 sgemm on exactly R rows of y (R = 2 or 3: our m = R, its n = R) and at least two
+// columns, found by comparing candidate orders with dnnl_sgemm, −0, ∞ and NaN included: per
+// element two chains, even and odd k, from +0, then e + o, then the last term if k is odd. Two
+// rows: separately rounded products, e = e + w·x (kFused false); three rows: fused multiply-adds
+// (kFused true); four and five rows run the main kernel's chain (block<4>, block<5>). On its
+// remainder columns, fewer than 16, oneDNN orders a NaN's sign otherwise. Rows r..r + R − 1
+// (op(w)'s) on the 16 columns from p, then + bias and the ReLU.
+template <int R, bool kFused>
+__attribute__((target("avx2,fma"), always_inline)) inline void even_odd_block(bool trans, int64_t r, int64_t p,
+                                                                              int64_t k, const float* w, int64_t ldw,
+                                                                              const float* x, int64_t ldx, float* y,
+                                                                              int64_t ldy, const float* bias,
+                                                                              bool relu) {
+  __m256 e[R][2], o[R][2];
+  for (int i = 0; i < R; ++i) e[i][0] = e[i][1] = o[i][0] = o[i][1] = _mm256_setzero_ps();
   // op(w)(r + i, j) is at w + (r + i)·ri + j·rj.
   const int64_t ri = trans ? 1 : ldw, rj = trans ? ldw : 1;
   const float* xp = x + p;
@@ -94,38 +119,40 @@ __attribute__((target("avx2,fma"), always_inline)) inline void pair_block(bool t
   for (; j + 1 < k; j += 2, xp += 2 * ldx) {
     const __m256 xe0 = _mm256_loadu_ps(xp), xe1 = _mm256_loadu_ps(xp + 8);
     const __m256 xo0 = _mm256_loadu_ps(xp + ldx), xo1 = _mm256_loadu_ps(xp + ldx + 8);
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < R; ++i) {
       const float* wi = w + (r + i) * ri + j * rj;
       const __m256 we = _mm256_broadcast_ss(wi), wo = _mm256_broadcast_ss(wi + rj);
-      e[i][0] = _mm256_add_ps(e[i][0], _mm256_mul_ps(we, xe0));
-      e[i][1] = _mm256_add_ps(e[i][1], _mm256_mul_ps(we, xe1));
-      o[i][0] = _mm256_add_ps(o[i][0], _mm256_mul_ps(wo, xo0));
-      o[i][1] = _mm256_add_ps(o[i][1], _mm256_mul_ps(wo, xo1));
+      e[i][0] = term<kFused>(we, xe0, e[i][0]);
+      e[i][1] = term<kFused>(we, xe1, e[i][1]);
+      o[i][0] = term<kFused>(wo, xo0, o[i][0]);
+      o[i][1] = term<kFused>(wo, xo1, o[i][1]);
     }
   }
-  __m256 s[2][2];
-  for (int i = 0; i < 2; ++i)
+  __m256 s[R][2];
+  for (int i = 0; i < R; ++i)
     for (int h = 0; h < 2; ++h) s[i][h] = _mm256_add_ps(e[i][h], o[i][h]);
   if (j < k) {
     const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < R; ++i) {
       const __m256 wl = _mm256_broadcast_ss(w + (r + i) * ri + j * rj);
-      s[i][0] = _mm256_add_ps(s[i][0], _mm256_mul_ps(wl, x0));
-      s[i][1] = _mm256_add_ps(s[i][1], _mm256_mul_ps(wl, x1));
+      s[i][0] = term<kFused>(wl, x0, s[i][0]);
+      s[i][1] = term<kFused>(wl, x1, s[i][1]);
     }
   }
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < R; ++i) {
     float* yr = y + (r + i) * ldy + p;
     _mm256_storeu_ps(yr, bias_relu(s[i][0], bias, r + i, relu));
     _mm256_storeu_ps(yr + 8, bias_relu(s[i][1], bias, r + i, relu));
   }
 }
 
-// Rows r, r + 1 of y on columns [0, cols) (a multiple of 16) by pair_block.
-__attribute__((target("avx2,fma"))) void pair_rows(bool trans, int64_t r, int64_t cols, int64_t k, const float* w,
-                                                   int64_t ldw, const float* x, int64_t ldx, float* y, int64_t ldy,
-                                                   const float* bias, bool relu) {
-  for (int64_t p = 0; p < cols; p += kCols) pair_block(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
+// Rows r..r + R − 1 of y on columns [0, cols) (a multiple of 16) by even_odd_block.
+template <int R, bool kFused>
+__attribute__((target("avx2,fma"))) void even_odd_rows(bool trans, int64_t r, int64_t cols, int64_t k, const float* w,
+                                                       int64_t ldw, const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                       const float* bias, bool relu) {
+  for (int64_t p = 0; p < cols; p += kCols)
+    even_odd_block<R, kFused>(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
 // The sgemm on rows [r0, r1) × columns [c0, c1) of y, then the bias and the ReLU there.
@@ -261,6 +288,10 @@ bool pointwise_edges() { return edges_set.load(); }
 
 void set_pointwise_edges(bool on) { edges_set.store(on); }
 
+bool pointwise_remainders() { return remainders_set.load(); }
+
+void set_pointwise_remainders(bool on) { remainders_set.store(on); }
+
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
   int64_t rows = 0, cols = 0;  // the part of the main kernel's blocks
@@ -280,21 +311,33 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
   // The edges: columns [cols, n) of the kernel's rows, then the rows below them (all of y if
   // the kernel did not run). Where the sgemm would run on one row alone (the whole product of one
   // row: oneDNN's gemv, one fused multiply-add chain from +0 per element, as chain_gemm) or on two
-  // rows (pair_rows, on their full blocks of 16 columns), the kernel computes its bytes instead.
+  // rows (even_odd_rows<2>, on their full blocks of 16 columns), the kernel computes its bytes instead.
   const bool edges = m <= kMaxRows && k <= kMaxDepth && pointwise_kernel() && pointwise_edges();
   if (edges && m == 1 && (!trans || ldw == 1)) {
     chain_gemm(1, n, k, w, trans ? 1 : ldw, x, ldx, y, ldy, bias, relu);
     return true;
   }
   if (!sgemm_part(trans, 0, rows, cols, n, k, w, ldw, x, ldx, y, ldy, bias, relu)) return false;
-  int64_t pair = 0;  // pair_rows' columns: the full blocks of 16 (oneDNN's kernels for the others
-                     // order a NaN's sign otherwise), one block less if one column is left over
-  if (edges && m - rows == 2) {
-    pair = n / kCols * kCols;
-    if (n - pair == 1) pair = pair >= kCols ? pair - kCols : 0;
+  // The rows left below the blocks of 6 (all of y if the kernel did not run) on their full blocks
+  // of 16 columns, one block less if one column is left over (oneDNN's kernels for the others
+  // order a NaN's sign otherwise): two and three rows by even_odd_rows, four and five by the main
+  // kernel's chain (chain_rows); a single row below blocks never comes here (see rows).
+  const int64_t left = m - rows;
+  int64_t edge = 0;
+  if (edges && (left == 2 || (pointwise_remainders() && left >= 3 && left < kRows))) {
+    edge = n / kCols * kCols;
+    if (n - edge == 1) edge = edge >= kCols ? edge - kCols : 0;
   }
-  if (pair > 0) pair_rows(trans, rows, pair, k, w, ldw, x, ldx, y, ldy, bias, relu);
-  return sgemm_part(trans, rows, m, pair, n, k, w, ldw, x, ldx, y, ldy, bias, relu);
+  if (edge > 0) {
+    switch (left) {
+      case 2: even_odd_rows<2, false>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      case 3: even_odd_rows<3, true>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      case 4: chain_rows<4>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      case 5: chain_rows<5>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      default: break;
+    }
+  }
+  return sgemm_part(trans, rows, m, edge, n, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
 }  // namespace lab

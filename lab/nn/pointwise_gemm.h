@@ -17,10 +17,10 @@ namespace lab {
 /// by the bias and the ReLU as separate loops. Where the kernel applies (pointwise_kernel()
 /// and m, k ≤ 64) it computes the blocks of 6 rows × 16 columns of y on which oneDNN's AVX2
 /// sgemm runs its main kernel (one fused multiply-add chain per element, k = 0, 1, ..., from
-/// +0), and calls dnnl_sgemm for the edges (whose kernels sum in another order), but for the two
+/// +0), and calls dnnl_sgemm for the edges (whose kernels sum in another order), but for the
 /// edges whose order it reproduces (pointwise_edges() below: a product of one row, the two rows
-/// left below the blocks of 6); elsewhere it is dnnl_sgemm on the whole. Returns false if a
-/// dnnl_sgemm call failed.
+/// left below the blocks of 6; pointwise_remainders(): the three, four or five rows left below
+/// them); elsewhere it is dnnl_sgemm on the whole. Returns false if a dnnl_sgemm call failed.
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu);
 
@@ -39,6 +39,16 @@ void set_pointwise_kernel(bool on);
 /// (bench_runtime's "tiles-runs" mode). Same bytes either way (tests/lab/test_pointwise_gemm.cpp).
 bool pointwise_edges();
 void set_pointwise_edges(bool on);
+
+/// Whether pointwise_gemm's kernel, with pointwise_edges(), also computes the three, four or five
+/// rows left below its blocks of 6 (a product of 3, 4 or 5 rows included) on their full blocks of
+/// 16 columns (default on): three rows as two chains of fused multiply-adds, even and odd k, from
+/// +0, then their sum and a fused multiply-add of the last product of an odd depth; four and five
+/// rows as the blocks' one chain per element (oneDNN's remainder kernels, found by comparing
+/// candidate orders with dnnl_sgemm). Off: dnnl_sgemm there, as in session 14 (bench_runtime's
+/// "tiles-edges12" mode). Same bytes either way (tests/lab/test_pointwise_gemm.cpp).
+bool pointwise_remainders();
+void set_pointwise_remainders(bool on);
 
 /// y (m×n, row stride ldy) = w (m×k, row stride ldw) · x (k×n, row stride ldx), then + bias[i] on
 /// row i (bias may be null), then the ReLU `v > 0 ? v : +0` if relu, every element by one chain:

@@ -1,5 +1,6 @@
 // lab::pointwise_gemm (the pointwise tiles' products) against dnnl_sgemm followed by the bias and
-// ReLU loops, byte for byte: every depth 1..64, the networks' channel counts and odd ones, widths
+// ReLU loops, byte for byte: every depth 1..64, the networks' channel counts and odd ones (every
+// count of rows left below the 6-row blocks, 1 to 5, alone and below blocks), widths
 // below, at and off the 16-column blocks, row strides wider than the rows, both operand orders,
 // inputs with −0, infinities (∞·0 gives NaN) and NaN.
 #include <doctest/doctest.h>
@@ -101,7 +102,8 @@ TEST_CASE("pointwise_gemm: the bytes of dnnl_sgemm, bias and ReLU over the tiles
     REQUIRE(lab::pointwise_kernel());
   }
   std::mt19937 rng(11);
-  const std::vector<int64_t> rows{1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 14, 15, 18, 19, 20, 24, 30, 31, 45, 60, 61, 64};
+  const std::vector<int64_t> rows{1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                  16, 17, 18, 19, 20, 21, 22, 23, 24, 30, 31, 45, 60, 61, 63, 64};
   const std::vector<int64_t> widths{1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 100, 352, 353};
   int64_t bad = 0, cases = 0;
   for (const bool trans : {false, true})
@@ -118,11 +120,38 @@ TEST_CASE("pointwise_gemm: the bytes of dnnl_sgemm, bias and ReLU over the tiles
   for (const bool trans : {false, true})
     for (const int64_t n : {4033, 5000, 9001})
       for (const Case c : {Case{trans, 60, n, 3}, Case{trans, 30, n, 60}, Case{trans, 15, n, 30},
-                           Case{trans, 3, n, 15}, Case{trans, 61, n, 7}, Case{trans, 30, n, 65}}) {
+                           Case{trans, 3, n, 15}, Case{trans, 5, n, 15}, Case{trans, 6, n, 5},
+                           Case{trans, 61, n, 7}, Case{trans, 30, n, 65}}) {
         bad += mismatches(c, rng, true);
         ++cases;
       }
-  CHECK(cases > 30000);
+  CHECK(cases > 50000);
+  CHECK(bad == 0);
+}
+
+// The rows left below the blocks of 6 (3, 4 and 5 rows, alone and below 6k rows) with the kernel's
+// remainder orders on and off, and the one- and two-row edges off: every switch gives the sgemm's
+// bytes, on the detector's shapes and odd ones, special values in every case.
+TEST_CASE("pointwise_gemm: the remainder rows, each switch") {
+  std::mt19937 rng(13);
+  int64_t bad = 0, cases = 0;
+  for (const bool remainders : {true, false})
+    for (const bool edges : {true, false}) {
+      lab::set_pointwise_remainders(remainders);
+      lab::set_pointwise_edges(edges);
+      CHECK(lab::pointwise_remainders() == remainders);
+      CHECK(lab::pointwise_edges() == edges);
+      for (const bool trans : {false, true})
+        for (const int64_t m : {3, 4, 5, 9, 10, 11, 15, 16, 17, 63})
+          for (const int64_t k : {1, 2, 3, 5, 15, 30, 60, 64})
+            for (const int64_t n : {16, 17, 33, 352}) {
+              bad += mismatches(Case{trans, m, n, k}, rng, true);
+              ++cases;
+            }
+    }
+  lab::set_pointwise_remainders(true);
+  lab::set_pointwise_edges(true);
+  CHECK(cases == 2560);
   CHECK(bad == 0);
 }
 
