@@ -8,6 +8,7 @@
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
 #include "attributions/perturbation.h"
@@ -50,41 +51,33 @@ LAB_VECTOR_CLONES void exponent_args(const T* __restrict w, T cp, T c, T* __rest
   for (int64_t i = 0; i < n; ++i) out[i] = cp * w[i] - c;
 }
 
-// den += E, num += (p·w)·E over `rows` patch rows of `cols` values (E looked up by weight class);
-// patch rows are `span` apart, mask rows `stride` apart.
+// One tap of a phase over phase columns [0, n): den += E, num += (p·w)·E, with E and p those of
+// the parameter columns the phase columns meet.
 template <typename T>
-LAB_VECTOR_CLONES void splat_block(const T* __restrict table, const int32_t* __restrict cls, const T* __restrict w, T p,
-                                   T* __restrict den, T* __restrict num, int64_t rows, int64_t cols, int64_t span,
-                                   int64_t stride) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const int32_t* __restrict c = cls + r * span;
-    const T* __restrict wr = w + r * span;
-    T* __restrict d = den + r * stride;
-    T* __restrict m = num + r * stride;
-    for (int64_t i = 0; i < cols; ++i) {
-      const T e = table[c[i]];
-      d[i] += e;
-      m[i] += p * wr[i] * e;
-    }
+LAB_VECTOR_CLONES void splat_tap(const T* __restrict e, const T* __restrict p, T w, T* __restrict den,
+                                 T* __restrict num, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    den[k] += e[k];
+    num[k] += p[k] * w * e[k];
   }
 }
 
-// acc1 += E·w·H, acc2 += E·w²·G over the same block, lane by lane (column by column).
+// One tap of a phase over parameter columns [0, n): acc1 += E·w·H, acc2 += E·w²·G, with G and H
+// those of the phase columns the parameters meet.
 template <typename T>
-LAB_VECTOR_CLONES void gather_block(const T* __restrict table, const int32_t* __restrict cls, const T* __restrict w,
-                                    const T* __restrict g, const T* __restrict h, T* __restrict acc1,
-                                    T* __restrict acc2, int64_t rows, int64_t cols, int64_t span, int64_t stride) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const int32_t* __restrict c = cls + r * span;
-    const T* __restrict wr = w + r * span;
-    const T* __restrict gr = g + r * stride;
-    const T* __restrict hr = h + r * stride;
-    for (int64_t i = 0; i < cols; ++i) {
-      const T ew = table[c[i]] * wr[i];
-      acc1[i] += ew * hr[i];
-      acc2[i] += ew * wr[i] * gr[i];
-    }
+LAB_VECTOR_CLONES void gather_tap(const T* __restrict e, T w, const T* __restrict g, const T* __restrict h,
+                                  T* __restrict acc1, T* __restrict acc2, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    const T ew = e[k] * w;
+    acc1[k] += ew * h[k];
+    acc2[k] += ew * w * g[k];
   }
+}
+
+// s += acc, per lane, in double.
+template <typename T>
+LAB_VECTOR_CLONES void add_to_double(const T* __restrict acc, double* __restrict s, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) s[k] += static_cast<double>(acc[k]);
 }
 
 template <typename T>
@@ -138,27 +131,39 @@ BasicSmoothMask<T>::BasicSmoothMask(int64_t height, int64_t width, int64_t step,
   for (int64_t u = 0; u < out_h_; ++u) in_rows_[static_cast<size_t>(u)] = inside(u, grid_h_);
   for (int64_t u = 0; u < out_w_; ++u) in_cols_[static_cast<size_t>(u)] = inside(u, grid_w_);
   outside_ = static_cast<T>(std::exp(-kColdness));
+  // Phases: mask column ux = step·k + q. Parameter column ix starts its patch at mask column
+  // step·ix + offset_, so at phase column k it is met at patch column t = q − offset_ − step·d,
+  // d = ix − k: a tap (q, d) has one t for every k. Per phase, d ascending is ix ascending.
+  phase_len_ = ceil_div(out_w_, step);
+  phase_cols_.resize(static_cast<size_t>(step));
+  for (int64_t q = 0; q < step; ++q) {
+    phase_cols_[static_cast<size_t>(q)] = ceil_div(out_w_ - q, step);
+    for (int64_t d = -side_ - 2; d <= side_ + 2; ++d) {
+      const int64_t t = q - offset_ - step * d;
+      if (t >= 0 && t < span_) taps_.push_back({q, d, t});
+    }
+  }
 }
 
 template <typename T>
-void BasicSmoothMask<T>::columns(int64_t ix, int64_t& u0, int64_t& t0, int64_t& t1) const {
-  u0 = step_ * ix + offset_;
-  t0 = std::max<int64_t>(0, -u0);
-  t1 = std::min(span_, out_w_ - u0);
-}
-
-template <typename T>
-void BasicSmoothMask<T>::exponentials(const std::vector<double>& p, std::vector<T>& table) const {
+void BasicSmoothMask<T>::exponentials(const std::vector<double>& p, State& state) const {
   const int64_t classes = static_cast<int64_t>(weights_.size());
-  table.resize(p.size() * weights_.size());
+  state.table.resize(p.size() * weights_.size());
+  state.by_class.resize(p.size() * weights_.size());
+  state.pf.resize(p.size());
   const T c = static_cast<T>(kColdness);
   tbb::parallel_for(int64_t{0}, grid_h_, [&](int64_t iy) {
-    T* row = &table[static_cast<size_t>(iy * grid_w_ * classes)];
+    T* row = &state.table[static_cast<size_t>(iy * grid_w_ * classes)];
     for (int64_t ix = 0; ix < grid_w_; ++ix)
       exponent_args(weights_.data(), c * static_cast<T>(p[static_cast<size_t>(iy * grid_w_ + ix)]), c, row + ix * classes,
                     classes);
     cv::Mat m(1, static_cast<int>(grid_w_ * classes), cv_depth<T>(), row);
     cv::exp(m, m);
+    T* by = &state.by_class[static_cast<size_t>(iy * grid_w_ * classes)];
+    for (int64_t ix = 0; ix < grid_w_; ++ix)
+      for (int64_t k = 0; k < classes; ++k) by[k * grid_w_ + ix] = row[ix * classes + k];
+    for (int64_t ix = 0; ix < grid_w_; ++ix)
+      state.pf[static_cast<size_t>(iy * grid_w_ + ix)] = static_cast<T>(p[static_cast<size_t>(iy * grid_w_ + ix)]);
   });
 }
 
@@ -175,43 +180,56 @@ void BasicSmoothMask<T>::generate(const std::vector<double>& p, State& state, st
   LAB_CHECK(static_cast<int64_t>(p.size()) == grid_h_ * grid_w_, "{} mask parameters", p.size());
   for (double v : p) LAB_CHECK(v >= 0.0 && v <= 1.0, "mask parameter {} outside [0, 1]", v);
   const size_t pixels = static_cast<size_t>(out_h_ * out_w_);
-  std::vector<T>& num = state.num;
-  std::vector<T>& den = state.den;
-  num.assign(pixels, T(0));
-  den.resize(pixels);  // every value is set before the taps are added
-  const int64_t bands = ceil_div(out_h_, step_), classes = static_cast<int64_t>(weights_.size());
-  exponentials(p, state.table);
-  const std::vector<T>& table = state.table;
-  tbb::parallel_for(int64_t{0}, bands, [&](int64_t b) {
-    const int64_t uy0 = b * step_, rows = std::min(step_, out_h_ - uy0);
-    for (int64_t uy = uy0; uy < uy0 + rows; ++uy)
-      for (int64_t ux = 0; ux < out_w_; ++ux)
-        den[static_cast<size_t>(uy * out_w_ + ux)] =
-            static_cast<T>(side_ * side_ - in_rows_[static_cast<size_t>(uy)] * in_cols_[static_cast<size_t>(ux)]) *
-            outside_;
-    for (int64_t ky = 0; ky < side_; ++ky) {
-      const int64_t iy = b - padding_ + ky;
-      if (iy < 0 || iy >= grid_h_) continue;
-      const size_t r0 = static_cast<size_t>(step_ * (side_ - 1 - ky) * span_);
-      for (int64_t ix = 0; ix < grid_w_; ++ix) {
-        int64_t u0, t0, t1;
-        columns(ix, u0, t0, t1);
-        const int64_t j = iy * grid_w_ + ix;
-        const T pv = static_cast<T>(p[static_cast<size_t>(j)]);
-        const size_t u = static_cast<size_t>(uy0 * out_w_ + u0 + t0), at = r0 + static_cast<size_t>(t0);
-        splat_block(&table[static_cast<size_t>(j * classes)], &class_[at], &patch_[at], pv, &den[u], &num[u], rows,
-                    t1 - t0, span_, out_w_);
+  const int64_t classes = static_cast<int64_t>(weights_.size());
+  exponentials(p, state);
+  state.p = p;
+  state.den.resize(pixels);
+  state.unclamped.resize(pixels);
+  mask.resize(pixels);
+  const T* by_class = state.by_class.data();
+  const T* pf = state.pf.data();
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, out_h_), [&](const tbb::blocked_range<int64_t>& range) {
+    // Σ E and Σ a·E of one mask row, phase by phase.
+    std::vector<T> den(static_cast<size_t>(step_ * phase_len_)), num(den.size());
+    for (int64_t uy = range.begin(); uy < range.end(); ++uy) {
+      const int64_t b = uy / step_;
+      for (int64_t q = 0; q < step_; ++q)
+        for (int64_t k = 0; k < phase_cols_[static_cast<size_t>(q)]; ++k) {
+          const int64_t ux = step_ * k + q;
+          den[static_cast<size_t>(q * phase_len_ + k)] =
+              static_cast<T>(side_ * side_ - in_rows_[static_cast<size_t>(uy)] * in_cols_[static_cast<size_t>(ux)]) *
+              outside_;
+          num[static_cast<size_t>(q * phase_len_ + k)] = T(0);
+        }
+      for (int64_t ky = 0; ky < side_; ++ky) {
+        const int64_t iy = b - padding_ + ky;
+        if (iy < 0 || iy >= grid_h_) continue;
+        const int64_t r = step_ * (side_ - 1 - ky) + uy - b * step_;
+        const T* e_row = by_class + iy * grid_w_ * classes;
+        const T* p_row = pf + iy * grid_w_;
+        for (const Tap& tap : taps_) {
+          const int64_t k0 = std::max<int64_t>(0, -tap.d);
+          const int64_t k1 = std::min(phase_cols_[static_cast<size_t>(tap.q)], grid_w_ - tap.d);
+          if (k0 >= k1) continue;
+          const size_t at = static_cast<size_t>(r * span_ + tap.t);
+          const T* e = e_row + class_[at] * grid_w_ + tap.d + k0;
+          const size_t o = static_cast<size_t>(tap.q * phase_len_ + k0);
+          splat_tap(e, p_row + tap.d + k0, patch_[at], &den[o], &num[o], k1 - k0);
+        }
       }
+      T* den_out = &state.den[static_cast<size_t>(uy * out_w_)];
+      T* unclamped = &state.unclamped[static_cast<size_t>(uy * out_w_)];
+      T* m = &mask[static_cast<size_t>(uy * out_w_)];
+      for (int64_t q = 0; q < step_; ++q)
+        for (int64_t k = 0; k < phase_cols_[static_cast<size_t>(q)]; ++k) {
+          const size_t i = static_cast<size_t>(q * phase_len_ + k), ux = static_cast<size_t>(step_ * k + q);
+          const T v = num[i] / den[i];
+          den_out[ux] = den[i];
+          unclamped[ux] = v;
+          m[ux] = std::clamp(v, T(0), T(1));
+        }
     }
   });
-  mask.resize(pixels);
-  state.p = p;
-  state.unclamped.resize(pixels);
-  for (size_t u = 0; u < pixels; ++u) {
-    const T v = num[u] / den[u];
-    state.unclamped[u] = v;
-    mask[u] = std::clamp(v, T(0), T(1));
-  }
 }
 
 template <typename T>
@@ -235,40 +253,54 @@ void BasicSmoothMask<T>::backward(const State& state, const std::vector<T>& grad
   // ∂ smax/∂a_k = E_k/D · (1 + c(a_k − smax)), ∂a_k/∂p_j = w_k, so with G = g/D (0 where the
   // clamp holds) and H = G·(1 − c·smax): ∂/∂p_j = Σ E·w·H + c·p_j·Σ E·w²·G over j's patch.
   const T c = static_cast<T>(kColdness);
-  g.resize(pixels);
-  h.resize(pixels);
-  for (size_t u = 0; u < pixels; ++u) {
-    const T v = state.unclamped[u];
-    const bool live = grad_mask[u] != T(0) && v >= T(0) && v <= T(1);
-    g[u] = live ? grad_mask[u] / state.den[u] : T(0);
-    h[u] = g[u] * (T(1) - c * v);
-  }
+  const size_t row_len = static_cast<size_t>(step_ * phase_len_);
+  g.resize(static_cast<size_t>(out_h_) * row_len);
+  h.resize(g.size());
+  tbb::parallel_for(int64_t{0}, out_h_, [&](int64_t uy) {
+    for (int64_t q = 0; q < step_; ++q)
+      for (int64_t k = 0; k < phase_cols_[static_cast<size_t>(q)]; ++k) {
+        const size_t u = static_cast<size_t>(uy * out_w_ + step_ * k + q);
+        const size_t i = static_cast<size_t>(uy) * row_len + static_cast<size_t>(q * phase_len_ + k);
+        const T v = state.unclamped[u];
+        const bool live = grad_mask[u] != T(0) && v >= T(0) && v <= T(1);
+        g[i] = live ? grad_mask[u] / state.den[u] : T(0);
+        h[i] = g[i] * (T(1) - c * v);
+      }
+  });
   const int64_t bands = ceil_div(out_h_, step_), classes = static_cast<int64_t>(weights_.size());
   grad.assign(state.p.size(), 0.0);
   tbb::parallel_for(int64_t{0}, grid_h_, [&](int64_t iy) {
-    std::vector<T> acc1(static_cast<size_t>(span_)), acc2(static_cast<size_t>(span_));
+    // Per patch column t and parameter column ix: acc[t·grid_w + ix].
+    std::vector<T> acc1(static_cast<size_t>(span_ * grid_w_), T(0)), acc2(acc1.size(), T(0));
+    const T* e_row = &state.by_class[static_cast<size_t>(iy * grid_w_ * classes)];
+    for (int64_t ky = 0; ky < side_; ++ky) {
+      const int64_t b = iy + padding_ - ky;
+      if (b < 0 || b >= bands) continue;
+      const int64_t uy0 = b * step_, rows = std::min(step_, out_h_ - uy0);
+      for (int64_t row = 0; row < rows; ++row) {
+        const int64_t r = step_ * (side_ - 1 - ky) + row;
+        const size_t line = static_cast<size_t>(uy0 + row) * row_len;
+        for (const Tap& tap : taps_) {
+          const int64_t k0 = std::max<int64_t>(0, -tap.d);
+          const int64_t k1 = std::min(phase_cols_[static_cast<size_t>(tap.q)], grid_w_ - tap.d);
+          if (k0 >= k1) continue;
+          const size_t at = static_cast<size_t>(r * span_ + tap.t);
+          const int64_t ix0 = k0 + tap.d;
+          const size_t o = line + static_cast<size_t>(tap.q * phase_len_ + k0);
+          const size_t a = static_cast<size_t>(tap.t * grid_w_ + ix0);
+          gather_tap(e_row + class_[at] * grid_w_ + ix0, patch_[at], &g[o], &h[o], &acc1[a], &acc2[a], k1 - k0);
+        }
+      }
+    }
+    // Each parameter's sums over its patch columns in t order (columns off the mask hold 0).
+    std::vector<double> s1(static_cast<size_t>(grid_w_), 0.0), s2(s1.size(), 0.0);
+    for (int64_t t = 0; t < span_; ++t) {
+      add_to_double(&acc1[static_cast<size_t>(t * grid_w_)], s1.data(), grid_w_);
+      add_to_double(&acc2[static_cast<size_t>(t * grid_w_)], s2.data(), grid_w_);
+    }
     for (int64_t ix = 0; ix < grid_w_; ++ix) {
-      const int64_t j = iy * grid_w_ + ix;
-      const T* table = &state.table[static_cast<size_t>(j * classes)];
-      int64_t u0, t0, t1;
-      columns(ix, u0, t0, t1);
-      std::fill(acc1.begin(), acc1.end(), T(0));
-      std::fill(acc2.begin(), acc2.end(), T(0));
-      for (int64_t ky = 0; ky < side_; ++ky) {
-        const int64_t b = iy + padding_ - ky;
-        if (b < 0 || b >= bands) continue;
-        const size_t r0 = static_cast<size_t>(step_ * (side_ - 1 - ky) * span_);
-        const int64_t uy0 = b * step_, rows = std::min(step_, out_h_ - uy0);
-        const size_t u = static_cast<size_t>(uy0 * out_w_ + u0 + t0), at = r0 + static_cast<size_t>(t0);
-        gather_block(table, &class_[at], &patch_[at], &g[u], &h[u], &acc1[static_cast<size_t>(t0)],
-                     &acc2[static_cast<size_t>(t0)], rows, t1 - t0, span_, out_w_);
-      }
-      double s1 = 0, s2 = 0;
-      for (int64_t t = t0; t < t1; ++t) {
-        s1 += static_cast<double>(acc1[static_cast<size_t>(t)]);
-        s2 += static_cast<double>(acc2[static_cast<size_t>(t)]);
-      }
-      grad[static_cast<size_t>(j)] = s1 + kColdness * state.p[static_cast<size_t>(j)] * s2;
+      const size_t j = static_cast<size_t>(iy * grid_w_ + ix);
+      grad[j] = s1[static_cast<size_t>(ix)] + kColdness * state.p[j] * s2[static_cast<size_t>(ix)];
     }
   });
 }
