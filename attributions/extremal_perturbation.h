@@ -128,8 +128,8 @@ class BasicSmoothMask {
     std::vector<double> p;
     std::vector<T> unclamped, den;  ///< the smooth max before clamping, and Σ E, per pixel
     std::vector<T> table;           ///< E per parameter and distinct weight (cv::exp's blocks)
-    std::vector<T> by_class;        ///< the same per parameter row, distinct weight, parameter column
-    std::vector<T> pf;              ///< p in T
+    std::vector<T> by_class;        ///< the same per parameter row, distinct weight, parameter column (padded)
+    std::vector<T> pf;              ///< p in T per parameter row, parameter column (padded)
     std::vector<T> g, h;            ///< scratch of the backward: G and H per mask row, phase, column
   };
   /// Full mask, clamped to [0, 1]; `state` (if given) receives what `backward` needs.
@@ -145,7 +145,7 @@ class BasicSmoothMask {
   void backward(const State& state, const std::vector<T>& grad_mask, std::vector<T>& g, std::vector<T>& h,
                 std::vector<double>& grad) const;
   /// E = exp(c(p_j·w − 1)) for every parameter j and distinct weight w: table[j·classes + k],
-  /// and by_class[(iy·classes + k)·grid_w + ix].
+  /// and by_class[(iy·classes + k)·row_stride + pad + ix] (zeros in the padding); pf the same for p.
   void exponentials(const std::vector<double>& p, State& state) const;
   /// One tap of a phase: patch column t meets parameter column ix = k + d at phase column k.
   struct Tap {
@@ -159,6 +159,16 @@ class BasicSmoothMask {
   std::vector<T> weights_;              ///< the distinct weights
   std::vector<int64_t> in_rows_, in_cols_;  ///< per mask row/column: taps inside the grid
   std::vector<Tap> taps_;               ///< by phase, then d ascending (parameter column order)
+  std::vector<int64_t> phase_taps_;     ///< phase q's taps: taps_[phase_taps_[q], phase_taps_[q + 1])
+  int64_t lanes_;                       ///< phase_len_ rounded up to whole vectors
+  int64_t gw_pad_;                      ///< grid_w_ rounded up to whole vectors
+  int64_t pad_, row_stride_;            ///< by_class and pf rows: pad_ zeros, grid_w values, zeros
+  std::vector<int64_t> tap_d_;          ///< per tap: d
+  std::vector<int64_t> fwd_off_;        ///< per band row ρ, parameter row ky, tap: E's offset (class·row_stride + d)
+  std::vector<T> fwd_w_;                ///< the same: the weight
+  std::vector<int64_t> col_off_;        ///< per patch column t and row r: E's offset (class·row_stride)
+  std::vector<T> col_w_;                ///< the same: the weight
+  int64_t g_pad_, seg_;                 ///< G and H per mask row and phase: g_pad_ zeros, the columns, zeros (seg_)
   std::vector<int64_t> phase_cols_;     ///< per phase: its number of mask columns
   T outside_;                           ///< e^−c, the term of a tap outside the grid
 };
