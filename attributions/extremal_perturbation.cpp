@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -317,11 +318,19 @@ void BasicSmoothMask<T>::exponentials(const std::vector<double>& p, State& state
     cv::Mat m(1, static_cast<int>(grid_w_ * classes), cv_depth<T>(), row);
     cv::exp(m, m);
     T* by = &state.by_class[static_cast<size_t>(iy * classes * row_stride_)];
-    for (int64_t k = 0; k < classes; ++k) {
-      T* line = by + k * row_stride_;
-      std::fill(line, line + pad_, T(0));
-      for (int64_t ix = 0; ix < grid_w_; ++ix) line[pad_ + ix] = row[ix * classes + k];
-      std::fill(line + pad_ + grid_w_, line + row_stride_, T(0));
+    // Transposed in blocks of 64 weights (source and destination blocks stay in L1).
+    for (int64_t k0 = 0; k0 < classes; k0 += 64) {
+      const int64_t k1 = std::min(classes, k0 + 64);
+      for (int64_t ix = 0; ix < grid_w_; ++ix) {
+        const T* from = row + ix * classes;
+        T* to = by + pad_ + ix;
+        for (int64_t k = k0; k < k1; ++k) to[k * row_stride_] = from[k];
+      }
+      for (int64_t k = k0; k < k1; ++k) {
+        T* line = by + k * row_stride_;
+        std::fill(line, line + pad_, T(0));
+        std::fill(line + pad_ + grid_w_, line + row_stride_, T(0));
+      }
     }
     T* pf = &state.pf[static_cast<size_t>(iy * row_stride_)];
     std::fill(pf, pf + pad_, T(0));
@@ -419,18 +428,26 @@ void BasicSmoothMask<T>::backward(const State& state, const std::vector<T>& grad
   const size_t row_len = static_cast<size_t>(step_ * seg_);
   g.resize(static_cast<size_t>(out_h_) * row_len);
   h.resize(g.size());
-  tbb::parallel_for(int64_t{0}, out_h_, [&](int64_t uy) {
-    for (int64_t q = 0; q < step_; ++q) {
-      const size_t at = static_cast<size_t>(uy) * row_len + static_cast<size_t>(q * seg_);
-      std::fill(&g[at], &g[at] + seg_, T(0));
-      std::fill(&h[at], &h[at] + seg_, T(0));
-      for (int64_t k = 0; k < phase_cols_[static_cast<size_t>(q)]; ++k) {
-        const size_t u = static_cast<size_t>(uy * out_w_ + step_ * k + q);
-        const size_t i = at + static_cast<size_t>(g_pad_ + k);
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, out_h_), [&](const tbb::blocked_range<int64_t>& range) {
+    std::vector<T> g_row(static_cast<size_t>(out_w_)), h_row(g_row.size());
+    for (int64_t uy = range.begin(); uy < range.end(); ++uy) {
+      const size_t u0 = static_cast<size_t>(uy * out_w_);
+      for (int64_t ux = 0; ux < out_w_; ++ux) {
+        const size_t u = u0 + static_cast<size_t>(ux);
         const T v = state.unclamped[u];
         const bool live = grad_mask[u] != T(0) && v >= T(0) && v <= T(1);
-        g[i] = live ? grad_mask[u] / state.den[u] : T(0);
-        h[i] = g[i] * (T(1) - c * v);
+        const T gv = live ? grad_mask[u] / state.den[u] : T(0);
+        g_row[static_cast<size_t>(ux)] = gv;
+        h_row[static_cast<size_t>(ux)] = gv * (T(1) - c * v);
+      }
+      for (int64_t q = 0; q < step_; ++q) {
+        const size_t at = static_cast<size_t>(uy) * row_len + static_cast<size_t>(q * seg_);
+        std::fill(&g[at], &g[at] + seg_, T(0));
+        std::fill(&h[at], &h[at] + seg_, T(0));
+        for (int64_t k = 0; k < phase_cols_[static_cast<size_t>(q)]; ++k) {
+          g[at + static_cast<size_t>(g_pad_ + k)] = g_row[static_cast<size_t>(step_ * k + q)];
+          h[at + static_cast<size_t>(g_pad_ + k)] = h_row[static_cast<size_t>(step_ * k + q)];
+        }
       }
     }
   });
@@ -450,7 +467,8 @@ void BasicSmoothMask<T>::backward(const State& state, const std::vector<T>& grad
       }
     }
     // Per patch column t and parameter column ix: acc[t·gw_pad + ix].
-    std::vector<T> acc1(static_cast<size_t>(span_ * gw_pad_)), acc2(acc1.size());
+    // (every tap's block is written whole: one tap per patch column)
+    const std::unique_ptr<T[]> acc1(new T[static_cast<size_t>(span_ * gw_pad_)]), acc2(new T[static_cast<size_t>(span_ * gw_pad_)]);
     const T* e_row = &state.by_class[static_cast<size_t>(iy * classes * row_stride_ + pad_)];
     for (const Tap& tap : taps_) {
       const ColumnTaps<T> ct{e_row,
