@@ -103,15 +103,21 @@ class ExtremalPerturbation final : public Method {
 /// depends only on that offset: one span × span weight patch for every parameter, which holds
 /// few distinct weights (461 of 3969 at the defaults: the kernel is radial and flat near 0). So
 /// the exponentials are taken once per parameter and distinct weight (cv::exp, in one block per
-/// parameter row) and stored by parameter row, weight and parameter column. A mask row is split
-/// into its `step` phases (the columns u ≡ q mod step): within one phase, consecutive pixels meet
-/// consecutive parameters of a parameter row at the same patch offset, so every tap is one
-/// contiguous vector loop over the parameter columns with one weight, no lookup per pixel. The
-/// forward goes mask row by mask row, each pixel summing its taps in the order parameter row,
-/// then parameter column; the backward goes parameter row by parameter row, each parameter's
-/// gradient summed by one task over mask rows, then patch columns, in a fixed order: whatever the
-/// thread count, the same operations in the same order per value as the generator of ca0ecf8
-/// (byte-identical masks and gradients, test_perturbation_extremal_identity.cpp).
+/// parameter row) and stored by parameter row, weight and parameter column, with zeros around
+/// the grid. A mask row is split into its `step` phases (the columns u ≡ q mod step): within one
+/// phase, consecutive pixels meet consecutive parameters of a parameter row at the same patch
+/// offset (a tap), so a tap is one vector operation over the phase's columns with one weight and
+/// no lookup per pixel; the zeros let every tap run over whole vectors (off the grid it adds ±0,
+/// which changes no sum: none is ever −0). The forward holds a phase's Σ E and Σ a·E in registers over all its taps, in the order
+/// parameter row, then parameter column; the backward holds a tap's two sums for a block of
+/// parameter columns in registers over all the mask rows it meets (G and H stored by phase with
+/// zeros around), then sums each parameter's patch columns in order. So, whatever the thread
+/// count, every value gets the same operations in the same order as the generator of ca0ecf8
+/// (byte-identical masks and gradients, test_perturbation_extremal_identity.cpp), the sums loaded
+/// and stored once per phase (forward) or tap (backward) instead of at every tap: per call
+/// about 0.45 (forward) and 0.25 (backward) of ca0ecf8's CPU at 64×64 (step 2, σ 6) and about
+/// 0.75 and 0.55 at 224×224 (step 7, σ 21), where the forward waits on E (9 parameter rows of
+/// 461 weights × 49 columns per mask row, more than L2) (bench/bench_smooth_mask.cpp).
 template <typename T>
 class BasicSmoothMask {
  public:
