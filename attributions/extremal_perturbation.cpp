@@ -71,6 +71,16 @@ inline __attribute__((always_inline)) void store_lanes(T* p, const typename Lane
   std::memcpy(p, &v, sizeof v);
 }
 
+// f.operator()<V>(k) over [0, n) (n a multiple of the vector width): blocks of V = 4 vectors from
+// k = 0, then single vectors.
+template <typename T, typename F>
+inline __attribute__((always_inline)) void by_vectors(int64_t n, F&& f) {
+  constexpr int64_t width = Lanes<T>::width;
+  int64_t k = 0;
+  for (; k + 4 * width <= n; k += 4 * width) f.template operator()<4>(k);
+  for (; k < n; k += width) f.template operator()<1>(k);
+}
+
 // The taps of one phase of a mask row: parameter rows j = 0..rows−1 (E rows at e + j·e_step, p
 // rows at p + j·p_step), each with `taps` taps i (tap_stride apart from one row to the next):
 // E at offset off[i], p at offset d[i], weight w[i].
@@ -127,10 +137,7 @@ inline __attribute__((always_inline)) void splat_lanes(const PhaseTaps<T>& pt, T
 // column meets, 0 off the grid).
 template <typename T>
 LAB_VECTOR_CLONES void splat_phase(const PhaseTaps<T>& pt, T* __restrict den, T* __restrict num, int64_t n) {
-  constexpr int64_t width = Lanes<T>::width;
-  int64_t k = 0;
-  for (; k + 4 * width <= n; k += 4 * width) splat_lanes<T, 4>(pt, den, num, k);
-  for (; k < n; k += width) splat_lanes<T, 1>(pt, den, num, k);
+  by_vectors<T>(n, [&]<int V>(int64_t k) __attribute__((always_inline)) { splat_lanes<T, V>(pt, den, num, k); });
 }
 
 // What one tap (patch column t) of a parameter row meets over the mask rows of its patch:
@@ -185,10 +192,7 @@ inline __attribute__((always_inline)) void gather_lanes(const ColumnTaps<T>& ct,
 // acc1 = Σ E·w·H, acc2 = Σ E·w²·G over its pairs in order, from 0.
 template <typename T>
 LAB_VECTOR_CLONES void gather_column(const ColumnTaps<T>& ct, T* __restrict acc1, T* __restrict acc2, int64_t n) {
-  constexpr int64_t width = Lanes<T>::width;
-  int64_t ix = 0;
-  for (; ix + 4 * width <= n; ix += 4 * width) gather_lanes<T, 4>(ct, acc1, acc2, ix);
-  for (; ix < n; ix += width) gather_lanes<T, 1>(ct, acc1, acc2, ix);
+  by_vectors<T>(n, [&]<int V>(int64_t ix) __attribute__((always_inline)) { gather_lanes<T, V>(ct, acc1, acc2, ix); });
 }
 
 // s += acc, per lane, in double.
