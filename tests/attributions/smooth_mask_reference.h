@@ -1,7 +1,8 @@
-// The smooth-mask generator of ca0ecf8, with its vectorised loops (per parameter a lookup of E by weight class, the forward
-// in bands of `step` mask rows, the backward by parameter rows over span-wide accumulators), kept
-// as the reference of BasicSmoothMask's byte identity (test_perturbation_extremal_identity.cpp)
-// and as the "before" of its per-call benchmark (bench/bench_smooth_mask.cpp).
+// The smooth-mask generator of ca0ecf8, with its vectorised loops (per parameter a lookup of E
+// by weight class, the forward in bands of `step` mask rows, the backward by parameter rows over
+// span-wide accumulators), kept as the reference of BasicSmoothMask's byte identity
+// (test_perturbation_extremal_identity.cpp) and as the "before" of its per-call benchmark
+// (bench/bench_smooth_mask.cpp).
 #pragma once
 
 #include <algorithm>

@@ -1,9 +1,9 @@
 // Extremal perturbations: the smooth-mask generator is byte-identical to its implementation at
-// ca0ecf8 (kept as the reference in smooth_mask_reference.h: per parameter a lookup of E by weight class, the forward
-// in bands of `step` mask rows, the backward by parameter rows over span-wide accumulators),
-// masks, Σ E, the unclamped mask and the parameters' gradient, at the experiment's default-scale
-// (64×64, step 2, σ 6) and paper-scale (224×224, step 7, σ 21) settings and on odd sizes, in
-// float and double, with 1 and 2 threads.
+// ca0ecf8 (kept as the reference in smooth_mask_reference.h: per parameter a lookup of E by
+// weight class, the forward in bands of `step` mask rows, the backward by parameter rows over
+// span-wide accumulators), masks, Σ E, the unclamped mask and the parameters' gradient, at the
+// experiment's default-scale (64×64, step 2, σ 6) and paper-scale (224×224, step 7, σ 21)
+// settings and on odd sizes, in float and double, with 1 and 2 threads.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -92,4 +92,5 @@ TEST_CASE("smooth masks: byte-identical to the generator of ca0ecf8 at both scal
   check_identity<float>(61, 50, 2, 6.0, 4);
   check_identity<double>(64, 64, 2, 6.0, 5);
   check_identity<double>(33, 45, 7, 21.0, 6);
+  check_identity<double>(224, 224, 7, 21.0, 7);  // the paper's, in double (4 lanes a vector)
 }
