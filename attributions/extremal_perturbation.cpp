@@ -71,14 +71,20 @@ inline __attribute__((always_inline)) void store_lanes(T* p, const typename Lane
   std::memcpy(p, &v, sizeof v);
 }
 
-// f.operator()<V>(k) over [0, n) (n a multiple of the vector width): blocks of V = 4 vectors from
-// k = 0, then single vectors.
+// f.operator()<V>(k) over [0, n) (n a multiple of the vector width): blocks of V = 5 vectors from
+// k = 0, then one block of the 1 to 4 vectors left (each block is one pass over the taps).
 template <typename T, typename F>
 inline __attribute__((always_inline)) void by_vectors(int64_t n, F&& f) {
   constexpr int64_t width = Lanes<T>::width;
   int64_t k = 0;
-  for (; k + 4 * width <= n; k += 4 * width) f.template operator()<4>(k);
-  for (; k < n; k += width) f.template operator()<1>(k);
+  for (; k + 5 * width <= n; k += 5 * width) f.template operator()<5>(k);
+  switch ((n - k) / width) {
+    case 4: f.template operator()<4>(k); break;
+    case 3: f.template operator()<3>(k); break;
+    case 2: f.template operator()<2>(k); break;
+    case 1: f.template operator()<1>(k); break;
+    default: break;
+  }
 }
 
 // The taps of one phase of a mask row: parameter rows j = 0..rows−1 (E rows at e + j·e_step, p
