@@ -115,8 +115,8 @@ class ExtremalPerturbation final : public Method {
 /// count, every value gets the same operations in the same order as the generator of ca0ecf8
 /// (byte-identical masks and gradients, test_perturbation_extremal_identity.cpp), the sums loaded
 /// and stored once per phase (forward) or tap (backward) instead of at every tap: per call
-/// about 0.4 (forward) and 0.3 (backward) of ca0ecf8's CPU at 64×64 (step 2, σ 6) and about
-/// 0.65 and 0.5 at 224×224 (step 7, σ 21), where the forward's time goes to the loads of E
+/// about 0.4 (forward) and 0.25 (backward) of ca0ecf8's CPU at 64×64 (step 2, σ 6) and about
+/// 0.6–0.8 and 0.5 at 224×224 (step 7, σ 21), where the forward's time goes to the loads of E
 /// (about 9 × 32 rows of 48 values per mask row, from L2) (bench/bench_smooth_mask.cpp).
 template <typename T>
 class BasicSmoothMask {
