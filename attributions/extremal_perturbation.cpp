@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <type_traits>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
 #include "attributions/perturbation.h"
@@ -50,41 +53,158 @@ LAB_VECTOR_CLONES void exponent_args(const T* __restrict w, T cp, T c, T* __rest
   for (int64_t i = 0; i < n; ++i) out[i] = cp * w[i] - c;
 }
 
-// den += E, num += (p·w)·E over `rows` patch rows of `cols` values (E looked up by weight class);
-// patch rows are `span` apart, mask rows `stride` apart.
+// GCC vectors of 32 bytes (one AVX2 register; two SSE2 registers in the default build): each
+// lane computes what a scalar loop would, with the same operations in the same order.
 template <typename T>
-LAB_VECTOR_CLONES void splat_block(const T* __restrict table, const int32_t* __restrict cls, const T* __restrict w, T p,
-                                   T* __restrict den, T* __restrict num, int64_t rows, int64_t cols, int64_t span,
-                                   int64_t stride) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const int32_t* __restrict c = cls + r * span;
-    const T* __restrict wr = w + r * span;
-    T* __restrict d = den + r * stride;
-    T* __restrict m = num + r * stride;
-    for (int64_t i = 0; i < cols; ++i) {
-      const T e = table[c[i]];
-      d[i] += e;
-      m[i] += p * wr[i] * e;
-    }
+struct Lanes {
+  typedef T type __attribute__((vector_size(32)));
+  static constexpr int64_t width = 32 / static_cast<int64_t>(sizeof(T));
+};
+
+template <typename T>
+inline __attribute__((always_inline)) void load_lanes(typename Lanes<T>::type& v, const T* p) {
+  std::memcpy(&v, p, sizeof v);
+}
+
+template <typename T>
+inline __attribute__((always_inline)) void store_lanes(T* p, const typename Lanes<T>::type& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// f.operator()<V>(k) over [0, n) (n a multiple of the vector width): blocks of V = 5 vectors from
+// k = 0, then one block of the 1 to 4 vectors left (each block is one pass over the taps).
+template <typename T, typename F>
+inline __attribute__((always_inline)) void by_vectors(int64_t n, F&& f) {
+  constexpr int64_t width = Lanes<T>::width;
+  int64_t k = 0;
+  for (; k + 5 * width <= n; k += 5 * width) f.template operator()<5>(k);
+  switch ((n - k) / width) {
+    case 4: f.template operator()<4>(k); break;
+    case 3: f.template operator()<3>(k); break;
+    case 2: f.template operator()<2>(k); break;
+    case 1: f.template operator()<1>(k); break;
+    default: break;
   }
 }
 
-// acc1 += E·w·H, acc2 += E·w²·G over the same block, lane by lane (column by column).
+// The taps of one phase of a mask row: parameter rows j = 0..rows−1 (E rows at e + j·e_step, p
+// rows at p + j·p_step), each with `taps` taps i (tap_stride apart from one row to the next):
+// E at offset off[i], p at offset d[i], weight w[i].
 template <typename T>
-LAB_VECTOR_CLONES void gather_block(const T* __restrict table, const int32_t* __restrict cls, const T* __restrict w,
-                                    const T* __restrict g, const T* __restrict h, T* __restrict acc1,
-                                    T* __restrict acc2, int64_t rows, int64_t cols, int64_t span, int64_t stride) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const int32_t* __restrict c = cls + r * span;
-    const T* __restrict wr = w + r * span;
-    const T* __restrict gr = g + r * stride;
-    const T* __restrict hr = h + r * stride;
-    for (int64_t i = 0; i < cols; ++i) {
-      const T ew = table[c[i]] * wr[i];
-      acc1[i] += ew * hr[i];
-      acc2[i] += ew * wr[i] * gr[i];
+struct PhaseTaps {
+  const T* e;
+  int64_t e_step;
+  const T* p;
+  int64_t p_step;
+  int64_t rows;
+  const int64_t* off;
+  const int64_t* d;
+  const T* w;
+  int64_t taps, tap_stride;
+};
+
+// `V` vectors of phase columns from k, held in registers over all the taps in order:
+// den += E, num += (p·w)·E.
+template <typename T, int V>
+inline __attribute__((always_inline)) void splat_lanes(const PhaseTaps<T>& pt, T* __restrict den, T* __restrict num,
+                                                       int64_t k) {
+  using L = Lanes<T>;
+  typename L::type dv[V], mv[V];
+  for (int v = 0; v < V; ++v) {
+    load_lanes(dv[v], den + k + v * L::width);
+    load_lanes(mv[v], num + k + v * L::width);
+  }
+  for (int64_t j = 0; j < pt.rows; ++j) {
+    const T* __restrict e = pt.e + j * pt.e_step + k;
+    const T* __restrict p = pt.p + j * pt.p_step + k;
+    const int64_t* __restrict off = pt.off + j * pt.tap_stride;
+    const T* __restrict w = pt.w + j * pt.tap_stride;
+    for (int64_t i = 0; i < pt.taps; ++i) {
+      const T* __restrict ei = e + off[i];
+      const T* __restrict pi = p + pt.d[i];
+      const T wi = w[i];
+      for (int v = 0; v < V; ++v) {
+        typename L::type ev, pv;
+        load_lanes(ev, ei + v * L::width);
+        load_lanes(pv, pi + v * L::width);
+        dv[v] += ev;
+        mv[v] += pv * wi * ev;
+      }
     }
   }
+  for (int v = 0; v < V; ++v) {
+    store_lanes(den + k + v * L::width, dv[v]);
+    store_lanes(num + k + v * L::width, mv[v]);
+  }
+}
+
+// All taps of one phase of a mask row, in order, over phase columns [0, n) (n a multiple of the
+// vector width): each adds E and (p·w)·E to the columns (E and p of the parameter column a
+// column meets, 0 off the grid).
+template <typename T>
+LAB_VECTOR_CLONES void splat_phase(const PhaseTaps<T>& pt, T* __restrict den, T* __restrict num, int64_t n) {
+  by_vectors<T>(n, [&]<int V>(int64_t k) __attribute__((always_inline)) { splat_lanes<T, V>(pt, den, num, k); });
+}
+
+// What one tap (patch column t) of a parameter row meets over the mask rows of its patch:
+// pair j = 0..n−1 is patch row r[j] (E at offset off[r[j]], weight w[r[j]] in the tap's column)
+// and mask row at offset line[j] of G and H (g and h already at the tap's phase and column shift).
+template <typename T>
+struct ColumnTaps {
+  const T* e;
+  const int64_t* off;
+  const T* w;
+  const int64_t* r;
+  const int64_t* line;
+  int64_t n;
+  const T* g;
+  const T* h;
+};
+
+// `V` vectors of parameter columns from ix, held in registers over the pairs in order:
+// acc1 += E·w·H, acc2 += E·w²·G.
+template <typename T, int V>
+inline __attribute__((always_inline)) void gather_lanes(const ColumnTaps<T>& ct, T* __restrict acc1, T* __restrict acc2,
+                                                        int64_t ix) {
+  using L = Lanes<T>;
+  typename L::type a1[V], a2[V];
+  for (int v = 0; v < V; ++v) {
+    a1[v] = typename L::type{};
+    a2[v] = typename L::type{};
+  }
+  for (int64_t j = 0; j < ct.n; ++j) {
+    const int64_t r = ct.r[j];
+    const T* __restrict e = ct.e + ct.off[r] + ix;
+    const T* __restrict g = ct.g + ct.line[j] + ix;
+    const T* __restrict h = ct.h + ct.line[j] + ix;
+    const T w = ct.w[r];
+    for (int v = 0; v < V; ++v) {
+      typename L::type ev, gv, hv;
+      load_lanes(ev, e + v * L::width);
+      load_lanes(gv, g + v * L::width);
+      load_lanes(hv, h + v * L::width);
+      const typename L::type ew = ev * w;
+      a1[v] += ew * hv;
+      a2[v] += ew * w * gv;
+    }
+  }
+  for (int v = 0; v < V; ++v) {
+    store_lanes(acc1 + ix + v * L::width, a1[v]);
+    store_lanes(acc2 + ix + v * L::width, a2[v]);
+  }
+}
+
+// One tap of a parameter row over parameter columns [0, n) (n a multiple of the vector width):
+// acc1 = Σ E·w·H, acc2 = Σ E·w²·G over its pairs in order, from 0.
+template <typename T>
+LAB_VECTOR_CLONES void gather_column(const ColumnTaps<T>& ct, T* __restrict acc1, T* __restrict acc2, int64_t n) {
+  by_vectors<T>(n, [&]<int V>(int64_t ix) __attribute__((always_inline)) { gather_lanes<T, V>(ct, acc1, acc2, ix); });
+}
+
+// s += acc, per lane, in double.
+template <typename T>
+LAB_VECTOR_CLONES void add_to_double(const T* __restrict acc, double* __restrict s, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) s[k] += static_cast<double>(acc[k]);
 }
 
 template <typename T>
@@ -138,27 +258,94 @@ BasicSmoothMask<T>::BasicSmoothMask(int64_t height, int64_t width, int64_t step,
   for (int64_t u = 0; u < out_h_; ++u) in_rows_[static_cast<size_t>(u)] = inside(u, grid_h_);
   for (int64_t u = 0; u < out_w_; ++u) in_cols_[static_cast<size_t>(u)] = inside(u, grid_w_);
   outside_ = static_cast<T>(std::exp(-kColdness));
+  // Phases: mask column ux = step·k + q. Parameter column ix starts its patch at mask column
+  // step·ix + offset_, so at phase column k it is met at patch column t = q − offset_ − step·d,
+  // d = ix − k: a tap (q, d) has one t for every k. Per phase, d ascending is ix ascending.
+  phase_len_ = ceil_div(out_w_, step);
+  phase_cols_.resize(static_cast<size_t>(step));
+  phase_taps_.assign(static_cast<size_t>(step) + 1, 0);
+  for (int64_t q = 0; q < step; ++q) {
+    phase_cols_[static_cast<size_t>(q)] = ceil_div(out_w_ - q, step);
+    for (int64_t d = -side_ - 2; d <= side_ + 2; ++d) {
+      const int64_t t = q - offset_ - step * d;
+      if (t >= 0 && t < span_) taps_.push_back({q, d, t});
+    }
+    phase_taps_[static_cast<size_t>(q) + 1] = static_cast<int64_t>(taps_.size());
+  }
+  // The forward's rows of E and p by parameter column: zeros around the grid, so that every tap
+  // runs over all of a phase's columns (padded to whole vectors), adding exact zeros off the grid.
+  const int64_t vec = Lanes<T>::width;
+  lanes_ = ceil_div(phase_len_, vec) * vec;
+  int64_t d_min = 0, d_max = 0;
+  for (const Tap& tap : taps_) {
+    d_min = std::min(d_min, tap.d);
+    d_max = std::max(d_max, tap.d);
+  }
+  gw_pad_ = ceil_div(grid_w_, vec) * vec;
+  pad_ = -d_min;
+  row_stride_ = std::max(pad_ + gw_pad_, pad_ + lanes_ + d_max);
+  // The forward's taps of mask row ρ of a band and parameter row ky, in taps_' order.
+  tap_d_.resize(taps_.size());
+  for (size_t i = 0; i < taps_.size(); ++i) tap_d_[i] = taps_[i].d;
+  fwd_off_.resize(static_cast<size_t>(step * side_ * span_));
+  fwd_w_.resize(fwd_off_.size());
+  for (int64_t rho = 0; rho < step; ++rho)
+    for (int64_t ky = 0; ky < side_; ++ky) {
+      const int64_t r = step * (side_ - 1 - ky) + rho;
+      for (size_t i = 0; i < taps_.size(); ++i) {
+        const size_t at = static_cast<size_t>(r * span_ + taps_[i].t);
+        const size_t o = static_cast<size_t>((rho * side_ + ky) * span_) + i;
+        fwd_off_[o] = class_[at] * row_stride_ + taps_[i].d;
+        fwd_w_[o] = patch_[at];
+      }
+    }
+  // The backward's patch columns: E's offset and the weight per patch row.
+  col_off_.resize(patch_.size());
+  col_w_.resize(patch_.size());
+  for (int64_t t = 0; t < span_; ++t)
+    for (int64_t r = 0; r < span_; ++r) {
+      col_off_[static_cast<size_t>(t * span_ + r)] = class_[static_cast<size_t>(r * span_ + t)] * row_stride_;
+      col_w_[static_cast<size_t>(t * span_ + r)] = patch_[static_cast<size_t>(r * span_ + t)];
+    }
+  // G and H per mask row and phase: g_pad_ zeros, the phase's columns, zeros (seg_ in all), so
+  // that a tap reads every parameter column (ix − d) inside its segment.
+  g_pad_ = std::max<int64_t>(0, d_max);
+  seg_ = std::max(g_pad_ + gw_pad_ - d_min, g_pad_ + phase_len_);
 }
 
 template <typename T>
-void BasicSmoothMask<T>::columns(int64_t ix, int64_t& u0, int64_t& t0, int64_t& t1) const {
-  u0 = step_ * ix + offset_;
-  t0 = std::max<int64_t>(0, -u0);
-  t1 = std::min(span_, out_w_ - u0);
-}
-
-template <typename T>
-void BasicSmoothMask<T>::exponentials(const std::vector<double>& p, std::vector<T>& table) const {
+void BasicSmoothMask<T>::exponentials(const std::vector<double>& p, State& state) const {
   const int64_t classes = static_cast<int64_t>(weights_.size());
-  table.resize(p.size() * weights_.size());
+  state.table.resize(p.size() * weights_.size());
+  state.by_class.resize(static_cast<size_t>(grid_h_ * classes * row_stride_));
+  state.pf.resize(static_cast<size_t>(grid_h_ * row_stride_));
   const T c = static_cast<T>(kColdness);
   tbb::parallel_for(int64_t{0}, grid_h_, [&](int64_t iy) {
-    T* row = &table[static_cast<size_t>(iy * grid_w_ * classes)];
+    T* row = &state.table[static_cast<size_t>(iy * grid_w_ * classes)];
     for (int64_t ix = 0; ix < grid_w_; ++ix)
       exponent_args(weights_.data(), c * static_cast<T>(p[static_cast<size_t>(iy * grid_w_ + ix)]), c, row + ix * classes,
                     classes);
     cv::Mat m(1, static_cast<int>(grid_w_ * classes), cv_depth<T>(), row);
     cv::exp(m, m);
+    T* by = &state.by_class[static_cast<size_t>(iy * classes * row_stride_)];
+    // Transposed in blocks of 64 weights (source and destination blocks stay in L1).
+    for (int64_t k0 = 0; k0 < classes; k0 += 64) {
+      const int64_t k1 = std::min(classes, k0 + 64);
+      for (int64_t ix = 0; ix < grid_w_; ++ix) {
+        const T* from = row + ix * classes;
+        T* to = by + pad_ + ix;
+        for (int64_t k = k0; k < k1; ++k) to[k * row_stride_] = from[k];
+      }
+      for (int64_t k = k0; k < k1; ++k) {
+        T* line = by + k * row_stride_;
+        std::fill(line, line + pad_, T(0));
+        std::fill(line + pad_ + grid_w_, line + row_stride_, T(0));
+      }
+    }
+    T* pf = &state.pf[static_cast<size_t>(iy * row_stride_)];
+    std::fill(pf, pf + pad_, T(0));
+    for (int64_t ix = 0; ix < grid_w_; ++ix) pf[pad_ + ix] = static_cast<T>(p[static_cast<size_t>(iy * grid_w_ + ix)]);
+    std::fill(pf + pad_ + grid_w_, pf + row_stride_, T(0));
   });
 }
 
@@ -175,43 +362,56 @@ void BasicSmoothMask<T>::generate(const std::vector<double>& p, State& state, st
   LAB_CHECK(static_cast<int64_t>(p.size()) == grid_h_ * grid_w_, "{} mask parameters", p.size());
   for (double v : p) LAB_CHECK(v >= 0.0 && v <= 1.0, "mask parameter {} outside [0, 1]", v);
   const size_t pixels = static_cast<size_t>(out_h_ * out_w_);
-  std::vector<T>& num = state.num;
-  std::vector<T>& den = state.den;
-  num.assign(pixels, T(0));
-  den.resize(pixels);  // every value is set before the taps are added
-  const int64_t bands = ceil_div(out_h_, step_), classes = static_cast<int64_t>(weights_.size());
-  exponentials(p, state.table);
-  const std::vector<T>& table = state.table;
-  tbb::parallel_for(int64_t{0}, bands, [&](int64_t b) {
-    const int64_t uy0 = b * step_, rows = std::min(step_, out_h_ - uy0);
-    for (int64_t uy = uy0; uy < uy0 + rows; ++uy)
-      for (int64_t ux = 0; ux < out_w_; ++ux)
-        den[static_cast<size_t>(uy * out_w_ + ux)] =
-            static_cast<T>(side_ * side_ - in_rows_[static_cast<size_t>(uy)] * in_cols_[static_cast<size_t>(ux)]) *
-            outside_;
-    for (int64_t ky = 0; ky < side_; ++ky) {
-      const int64_t iy = b - padding_ + ky;
-      if (iy < 0 || iy >= grid_h_) continue;
-      const size_t r0 = static_cast<size_t>(step_ * (side_ - 1 - ky) * span_);
-      for (int64_t ix = 0; ix < grid_w_; ++ix) {
-        int64_t u0, t0, t1;
-        columns(ix, u0, t0, t1);
-        const int64_t j = iy * grid_w_ + ix;
-        const T pv = static_cast<T>(p[static_cast<size_t>(j)]);
-        const size_t u = static_cast<size_t>(uy0 * out_w_ + u0 + t0), at = r0 + static_cast<size_t>(t0);
-        splat_block(&table[static_cast<size_t>(j * classes)], &class_[at], &patch_[at], pv, &den[u], &num[u], rows,
-                    t1 - t0, span_, out_w_);
+  const int64_t classes = static_cast<int64_t>(weights_.size());
+  exponentials(p, state);
+  state.p = p;
+  state.den.resize(pixels);
+  state.unclamped.resize(pixels);
+  mask.resize(pixels);
+  const T* by_class = state.by_class.data();
+  const T* pf = state.pf.data();
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, out_h_), [&](const tbb::blocked_range<int64_t>& range) {
+    // Σ E and Σ a·E of one phase of one mask row.
+    std::vector<T> den(static_cast<size_t>(lanes_)), num(den.size());
+    for (int64_t uy = range.begin(); uy < range.end(); ++uy) {
+      const int64_t b = uy / step_, rho = uy - b * step_;
+      // Parameter rows iy = b − padding + ky inside the grid.
+      const int64_t ky0 = std::max<int64_t>(0, padding_ - b), ky1 = std::min(side_, grid_h_ + padding_ - b);
+      const int64_t rows = std::max<int64_t>(0, ky1 - ky0), iy0 = rows > 0 ? b - padding_ + ky0 : 0;
+      T* den_out = &state.den[static_cast<size_t>(uy * out_w_)];
+      T* unclamped = &state.unclamped[static_cast<size_t>(uy * out_w_)];
+      T* m = &mask[static_cast<size_t>(uy * out_w_)];
+      for (int64_t q = 0; q < step_; ++q) {
+        const int64_t cols = phase_cols_[static_cast<size_t>(q)];
+        for (int64_t k = 0; k < lanes_; ++k) {
+          const int64_t ux = std::min(step_ * k + q, out_w_ - 1);  // columns past the phase: any value
+          den[static_cast<size_t>(k)] =
+              static_cast<T>(side_ * side_ - in_rows_[static_cast<size_t>(uy)] * in_cols_[static_cast<size_t>(ux)]) *
+              outside_;
+          num[static_cast<size_t>(k)] = T(0);
+        }
+        const size_t first = static_cast<size_t>((rho * side_ + (rows > 0 ? ky0 : 0)) * span_ + phase_taps_[static_cast<size_t>(q)]);
+        const PhaseTaps<T> pt{by_class + iy0 * classes * row_stride_ + pad_,
+                              classes * row_stride_,
+                              pf + iy0 * row_stride_ + pad_,
+                              row_stride_,
+                              rows,
+                              &fwd_off_[first],
+                              &tap_d_[static_cast<size_t>(phase_taps_[static_cast<size_t>(q)])],
+                              &fwd_w_[first],
+                              phase_taps_[static_cast<size_t>(q) + 1] - phase_taps_[static_cast<size_t>(q)],
+                              span_};
+        splat_phase(pt, den.data(), num.data(), lanes_);
+        for (int64_t k = 0; k < cols; ++k) {
+          const size_t i = static_cast<size_t>(k), ux = static_cast<size_t>(step_ * k + q);
+          const T v = num[i] / den[i];
+          den_out[ux] = den[i];
+          unclamped[ux] = v;
+          m[ux] = std::clamp(v, T(0), T(1));
+        }
       }
     }
   });
-  mask.resize(pixels);
-  state.p = p;
-  state.unclamped.resize(pixels);
-  for (size_t u = 0; u < pixels; ++u) {
-    const T v = num[u] / den[u];
-    state.unclamped[u] = v;
-    mask[u] = std::clamp(v, T(0), T(1));
-  }
 }
 
 template <typename T>
@@ -235,40 +435,72 @@ void BasicSmoothMask<T>::backward(const State& state, const std::vector<T>& grad
   // ∂ smax/∂a_k = E_k/D · (1 + c(a_k − smax)), ∂a_k/∂p_j = w_k, so with G = g/D (0 where the
   // clamp holds) and H = G·(1 − c·smax): ∂/∂p_j = Σ E·w·H + c·p_j·Σ E·w²·G over j's patch.
   const T c = static_cast<T>(kColdness);
-  g.resize(pixels);
-  h.resize(pixels);
-  for (size_t u = 0; u < pixels; ++u) {
-    const T v = state.unclamped[u];
-    const bool live = grad_mask[u] != T(0) && v >= T(0) && v <= T(1);
-    g[u] = live ? grad_mask[u] / state.den[u] : T(0);
-    h[u] = g[u] * (T(1) - c * v);
-  }
+  const size_t row_len = static_cast<size_t>(step_ * seg_);
+  g.resize(static_cast<size_t>(out_h_) * row_len);
+  h.resize(g.size());
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, out_h_), [&](const tbb::blocked_range<int64_t>& range) {
+    std::vector<T> g_row(static_cast<size_t>(out_w_)), h_row(g_row.size());
+    for (int64_t uy = range.begin(); uy < range.end(); ++uy) {
+      const size_t u0 = static_cast<size_t>(uy * out_w_);
+      for (int64_t ux = 0; ux < out_w_; ++ux) {
+        const size_t u = u0 + static_cast<size_t>(ux);
+        const T v = state.unclamped[u];
+        const bool live = grad_mask[u] != T(0) && v >= T(0) && v <= T(1);
+        const T gv = live ? grad_mask[u] / state.den[u] : T(0);
+        g_row[static_cast<size_t>(ux)] = gv;
+        h_row[static_cast<size_t>(ux)] = gv * (T(1) - c * v);
+      }
+      for (int64_t q = 0; q < step_; ++q) {
+        const size_t at = static_cast<size_t>(uy) * row_len + static_cast<size_t>(q * seg_);
+        std::fill(&g[at], &g[at] + seg_, T(0));
+        std::fill(&h[at], &h[at] + seg_, T(0));
+        for (int64_t k = 0; k < phase_cols_[static_cast<size_t>(q)]; ++k) {
+          g[at + static_cast<size_t>(g_pad_ + k)] = g_row[static_cast<size_t>(step_ * k + q)];
+          h[at + static_cast<size_t>(g_pad_ + k)] = h_row[static_cast<size_t>(step_ * k + q)];
+        }
+      }
+    }
+  });
   const int64_t bands = ceil_div(out_h_, step_), classes = static_cast<int64_t>(weights_.size());
   grad.assign(state.p.size(), 0.0);
   tbb::parallel_for(int64_t{0}, grid_h_, [&](int64_t iy) {
-    std::vector<T> acc1(static_cast<size_t>(span_)), acc2(static_cast<size_t>(span_));
+    // The mask rows of the parameter row's patches: patch row r and offset of G and H's row, in
+    // the order parameter row ky, then mask row.
+    std::vector<int64_t> r_of, line;
+    for (int64_t ky = 0; ky < side_; ++ky) {
+      const int64_t b = iy + padding_ - ky;
+      if (b < 0 || b >= bands) continue;
+      const int64_t uy0 = b * step_, rows = std::min(step_, out_h_ - uy0);
+      for (int64_t row = 0; row < rows; ++row) {
+        r_of.push_back(step_ * (side_ - 1 - ky) + row);
+        line.push_back((uy0 + row) * static_cast<int64_t>(row_len));
+      }
+    }
+    // Per patch column t and parameter column ix: acc[t·gw_pad + ix].
+    // (every tap's block is written whole: one tap per patch column)
+    const std::unique_ptr<T[]> acc1(new T[static_cast<size_t>(span_ * gw_pad_)]), acc2(new T[static_cast<size_t>(span_ * gw_pad_)]);
+    const T* e_row = &state.by_class[static_cast<size_t>(iy * classes * row_stride_ + pad_)];
+    for (const Tap& tap : taps_) {
+      const ColumnTaps<T> ct{e_row,
+                             &col_off_[static_cast<size_t>(tap.t * span_)],
+                             &col_w_[static_cast<size_t>(tap.t * span_)],
+                             r_of.data(),
+                             line.data(),
+                             static_cast<int64_t>(r_of.size()),
+                             g.data() + tap.q * seg_ + g_pad_ - tap.d,
+                             h.data() + tap.q * seg_ + g_pad_ - tap.d};
+      const size_t a = static_cast<size_t>(tap.t * gw_pad_);
+      gather_column(ct, &acc1[a], &acc2[a], gw_pad_);
+    }
+    // Each parameter's sums over its patch columns in t order (columns off the mask hold 0).
+    std::vector<double> s1(static_cast<size_t>(grid_w_), 0.0), s2(s1.size(), 0.0);
+    for (int64_t t = 0; t < span_; ++t) {
+      add_to_double(&acc1[static_cast<size_t>(t * gw_pad_)], s1.data(), grid_w_);
+      add_to_double(&acc2[static_cast<size_t>(t * gw_pad_)], s2.data(), grid_w_);
+    }
     for (int64_t ix = 0; ix < grid_w_; ++ix) {
-      const int64_t j = iy * grid_w_ + ix;
-      const T* table = &state.table[static_cast<size_t>(j * classes)];
-      int64_t u0, t0, t1;
-      columns(ix, u0, t0, t1);
-      std::fill(acc1.begin(), acc1.end(), T(0));
-      std::fill(acc2.begin(), acc2.end(), T(0));
-      for (int64_t ky = 0; ky < side_; ++ky) {
-        const int64_t b = iy + padding_ - ky;
-        if (b < 0 || b >= bands) continue;
-        const size_t r0 = static_cast<size_t>(step_ * (side_ - 1 - ky) * span_);
-        const int64_t uy0 = b * step_, rows = std::min(step_, out_h_ - uy0);
-        const size_t u = static_cast<size_t>(uy0 * out_w_ + u0 + t0), at = r0 + static_cast<size_t>(t0);
-        gather_block(table, &class_[at], &patch_[at], &g[u], &h[u], &acc1[static_cast<size_t>(t0)],
-                     &acc2[static_cast<size_t>(t0)], rows, t1 - t0, span_, out_w_);
-      }
-      double s1 = 0, s2 = 0;
-      for (int64_t t = t0; t < t1; ++t) {
-        s1 += static_cast<double>(acc1[static_cast<size_t>(t)]);
-        s2 += static_cast<double>(acc2[static_cast<size_t>(t)]);
-      }
-      grad[static_cast<size_t>(j)] = s1 + kColdness * state.p[static_cast<size_t>(j)] * s2;
+      const size_t j = static_cast<size_t>(iy * grid_w_ + ix);
+      grad[j] = s1[static_cast<size_t>(ix)] + kColdness * state.p[j] * s2[static_cast<size_t>(ix)];
     }
   });
 }

@@ -103,10 +103,21 @@ class ExtremalPerturbation final : public Method {
 /// depends only on that offset: one span × span weight patch for every parameter, which holds
 /// few distinct weights (461 of 3969 at the defaults: the kernel is radial and flat near 0). So
 /// the exponentials are taken once per parameter and distinct weight (cv::exp, in one block per
-/// parameter row) and looked up. Both passes go patch row by patch row over contiguous mask rows
-/// (vectorised loops): the forward in bands of `step` mask rows (each band is reached by `side`
-/// parameter rows), the backward by parameter rows, each parameter's gradient summed by one
-/// task in a fixed order.
+/// parameter row) and stored by parameter row, weight and parameter column, with zeros around
+/// the grid. A mask row is split into its `step` phases (the columns u ≡ q mod step): within one
+/// phase, consecutive pixels meet consecutive parameters of a parameter row at the same patch
+/// offset (a tap), so a tap is one vector operation over the phase's columns with one weight and
+/// no lookup per pixel; the zeros let every tap run over whole vectors (off the grid it adds ±0,
+/// which changes no sum: none is ever −0). The forward holds a phase's Σ E and Σ a·E in registers over all its taps, in the order
+/// parameter row, then parameter column; the backward holds a tap's two sums for a block of
+/// parameter columns in registers over all the mask rows it meets (G and H stored by phase with
+/// zeros around), then sums each parameter's patch columns in order. So, whatever the thread
+/// count, every value gets the same operations in the same order as the generator of ca0ecf8
+/// (byte-identical masks and gradients, test_perturbation_extremal_identity.cpp), the sums loaded
+/// and stored once per phase (forward) or tap (backward) instead of at every tap: per call
+/// about 0.4 (forward) and 0.25 (backward) of ca0ecf8's CPU at 64×64 (step 2, σ 6) and about
+/// 0.6–0.8 and 0.5 at 224×224 (step 7, σ 21), where the forward's time goes to the loads of E
+/// (about 9 × 32 rows of 48 values per mask row, from L2) (bench/bench_smooth_mask.cpp).
 template <typename T>
 class BasicSmoothMask {
  public:
@@ -122,8 +133,10 @@ class BasicSmoothMask {
   struct State {
     std::vector<double> p;
     std::vector<T> unclamped, den;  ///< the smooth max before clamping, and Σ E, per pixel
-    std::vector<T> table;           ///< E per parameter and distinct weight
-    std::vector<T> num, g, h;       ///< scratch: Σ a·E (forward), G and H (backward), per pixel
+    std::vector<T> table;           ///< E per parameter and distinct weight (cv::exp's blocks)
+    std::vector<T> by_class;        ///< the same per parameter row, distinct weight, parameter column (padded)
+    std::vector<T> pf;              ///< p in T per parameter row, parameter column (padded)
+    std::vector<T> g, h;            ///< scratch of the backward: G and H per mask row, phase, column
   };
   /// Full mask, clamped to [0, 1]; `state` (if given) receives what `backward` needs.
   std::vector<T> generate(const std::vector<double>& p, State* state = nullptr) const;
@@ -137,17 +150,32 @@ class BasicSmoothMask {
  private:
   void backward(const State& state, const std::vector<T>& grad_mask, std::vector<T>& g, std::vector<T>& h,
                 std::vector<double>& grad) const;
-  /// E = exp(c(p_j·w − 1)) for every parameter j and distinct weight w: table[j·classes + k].
-  void exponentials(const std::vector<double>& p, std::vector<T>& table) const;
-  /// Columns [t0, t1) of the patch that land inside the mask for parameter column ix; u0 is the
-  /// mask column of t = 0.
-  void columns(int64_t ix, int64_t& u0, int64_t& t0, int64_t& t1) const;
+  /// E = exp(c(p_j·w − 1)) for every parameter j and distinct weight w: table[j·classes + k],
+  /// and by_class[(iy·classes + k)·row_stride + pad + ix] (zeros in the padding); pf the same for p.
+  void exponentials(const std::vector<double>& p, State& state) const;
+  /// One tap of a phase: patch column t meets parameter column ix = k + d at phase column k.
+  struct Tap {
+    int64_t q, d, t;
+  };
   int64_t height_, width_, step_;
   int64_t grid_h_, grid_w_, out_h_, out_w_, margin_, padding_, side_, span_, offset_;
+  int64_t phase_len_;                   ///< columns per phase, ⌈out_w/step⌉ (phase q has fewer at the end)
   std::vector<T> patch_;                ///< span × span kernel weights
   std::vector<int32_t> class_;          ///< span × span: index of the weight among the distinct ones
   std::vector<T> weights_;              ///< the distinct weights
   std::vector<int64_t> in_rows_, in_cols_;  ///< per mask row/column: taps inside the grid
+  std::vector<Tap> taps_;               ///< by phase, then d ascending (parameter column order)
+  std::vector<int64_t> phase_taps_;     ///< phase q's taps: taps_[phase_taps_[q], phase_taps_[q + 1])
+  int64_t lanes_;                       ///< phase_len_ rounded up to whole vectors
+  int64_t gw_pad_;                      ///< grid_w_ rounded up to whole vectors
+  int64_t pad_, row_stride_;            ///< by_class and pf rows: pad_ zeros, grid_w values, zeros
+  std::vector<int64_t> tap_d_;          ///< per tap: d
+  std::vector<int64_t> fwd_off_;        ///< per band row ρ, parameter row ky, tap: E's offset (class·row_stride + d)
+  std::vector<T> fwd_w_;                ///< the same: the weight
+  std::vector<int64_t> col_off_;        ///< per patch column t and row r: E's offset (class·row_stride)
+  std::vector<T> col_w_;                ///< the same: the weight
+  int64_t g_pad_, seg_;                 ///< G and H per mask row and phase: g_pad_ zeros, the columns, zeros (seg_)
+  std::vector<int64_t> phase_cols_;     ///< per phase: its number of mask columns
   T outside_;                           ///< e^−c, the term of a tap outside the grid
 };
 
