@@ -13,7 +13,7 @@ namespace {
 
 std::atomic<bool> patch_kernels_set{true};
 
-constexpr int64_t kCols = 16, kMaxRows = 64;
+constexpr int64_t kBlockColumns = 16, kMaxColumnRows = 64;
 
 // acc + a·b by one fused multiply-add (vfmadd231ps, as the compiled pointwise_gemm blocks and
 // chain_gemm have it), and acc + b with the accumulator as the first source: where two different
@@ -111,17 +111,17 @@ template <bool kPair>
 __attribute__((target("avx2,fma"))) void fused_tile(int64_t k, int64_t width, const float* col, int64_t ld,
                                                     const float* w, const float* bias, bool relu, const float* w1,
                                                     const float* bias1, bool relu1, float* y) {
-  for (int64_t p = 0; p < width; p += kCols) {
+  for (int64_t p = 0; p < width; p += kBlockColumns) {
     __m256 s0, s1;
     fused_block<kPair>(k, p, col, ld, w, bias, relu, w1, s0, s1);
     s0 = add_bias_relu(s0, bias1, 0, relu1);
     s1 = add_bias_relu(s1, bias1, 0, relu1);
-    if (p + kCols <= width) {
+    if (p + kBlockColumns <= width) {
       _mm256_storeu_ps(y + p, s0);
       _mm256_storeu_ps(y + p + 8, s1);
     } else {
       // The image's last tile: only its pixels (the zero columns past them are left out).
-      alignas(32) float last[kCols];
+      alignas(32) float last[kBlockColumns];
       _mm256_store_ps(last, s0);
       _mm256_store_ps(last + 8, s1);
       std::copy(last, last + (width - p), y + p);
@@ -132,7 +132,7 @@ __attribute__((target("avx2,fma"))) void fused_tile(int64_t k, int64_t width, co
 }  // namespace
 
 bool patch_kernel_fits(int64_t rows, int64_t channels) {
-  return rows >= 1 && rows <= kMaxRows && (channels == 6 || channels == 8) && patch_kernels() &&
+  return rows >= 1 && rows <= kMaxColumnRows && (channels == 6 || channels == 8) && patch_kernels() &&
          pointwise_kernel() && pointwise_edges();
 }
 
