@@ -39,7 +39,8 @@
 //   odd batches, see lab/nn/patch_run.h); "tiles-runs", tiles with one parallel region per tiled
 //   run (and per sub-batch) instead of one per sequence of runs (lab::set_tiled_sequences(false))
 //   and dnnl_sgemm for the products' one- and two-row edges (lab::set_pointwise_edges(false)), the
-//   default before both (same bytes; also every change below off: session 13's default);
+//   default before both (same bytes; also tiles-unfused and tiles-edges12 below off: the default
+//   path before any of these kernels);
 //   "tiles-unfused", tiles with the patch runs' fused kernel off (lab::set_patch_kernels(false),
 //   lab/nn/patch_kernel.h: the patch convolution stored to a tile buffer, then its 1×1
 //   convolution; same bytes); "tiles-edges12", tiles with dnnl_sgemm for the 3 to 5 rows left
@@ -347,7 +348,7 @@ int main(int argc, char** argv) {
           bool kernel = true;  // lab::pointwise_gemm's kernel; false: dnnl_sgemm
           bool lean = true;    // f+b: the gradient's trace (lab::trace_for_gradient); false: the full trace
           bool patch = true;   // false: lab::set_onednn_forward(true), the forward before (tiles-onednn)
-          bool fused = true;   // false: session 13's default (tiles-runs): one region per tiled run, dnnl_sgemm on the products' edges, no fused patch kernel
+          bool fused = true;  // false (tiles-runs): one region per tiled run, dnnl_sgemm on all edges, no fused kernel
           bool patch_kernel = true;  // false: the patch runs' fused kernel off (tiles-unfused)
           bool remainders = true;  // false: dnnl_sgemm on the 3 to 5 rows left below the 6-row blocks (tiles-edges12)
         };

@@ -45,8 +45,8 @@ void set_pointwise_edges(bool on);
 /// 16 columns (default on): three rows as two chains of fused multiply-adds, even and odd k, from
 /// +0, then their sum and a fused multiply-add of the last product of an odd depth; four and five
 /// rows as the blocks' one chain per element (oneDNN's remainder kernels, found by comparing
-/// candidate orders with dnnl_sgemm). Off: dnnl_sgemm there, as in session 14 (bench_runtime's
-/// "tiles-edges12" mode). Same bytes either way (tests/lab/test_pointwise_gemm.cpp).
+/// candidate orders with dnnl_sgemm). Off: dnnl_sgemm there, as before the kernel computed them
+/// (bench_runtime's "tiles-edges12" mode). Same bytes either way (tests/lab/test_pointwise_gemm.cpp).
 bool pointwise_remainders();
 void set_pointwise_remainders(bool on);
 
