@@ -30,11 +30,11 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 add_acc(__m256 
 }
 
 // v + bias[row] (no bias: v), then the ReLU v > 0 ? v : +0 (NaN and −0 to +0) if relu: the store
-// of pointwise_gemm's kernels and of chain_gemm.
+// of pointwise_gemm's kernels and of chain_gemm (vmaxps with +0 second, as pointwise_gemm.cpp's).
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 add_bias_relu(__m256 v, const float* bias,
                                                                                int64_t row, bool relu) {
   if (bias != nullptr) v = add_acc(v, _mm256_broadcast_ss(bias + row));
-  if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+  if (relu) __asm__("vmaxps %[zero], %[v], %[v]" : [v] "+x"(v) : [zero] "x"(_mm256_setzero_ps()));
   return v;
 }
 
