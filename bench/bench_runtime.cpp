@@ -45,7 +45,9 @@
 //   lab/nn/patch_kernel.h: the patch convolution stored to a tile buffer, then its 1×1
 //   convolution; same bytes); "tiles-edges12", tiles with dnnl_sgemm for the 3 to 5 rows left
 //   below the products' 6-row blocks (lab::set_pointwise_remainders(false)), the default before
-//   those edges were the kernel's (same bytes); "tiles-whole", tiles with every step on the whole batch
+//   those edges were the kernel's (same bytes); "tiles-ip", tiles with the Linear layers' forward
+//   by oneDNN's inner product on the whole batch (lab::set_linear_chains(false), the default before
+//   lab::linear_chain; other bytes, see lab/nn/linear_product.h), for fwd and f+b; "tiles-whole", tiles with every step on the whole batch
 //   (lab::set_sub_batch_budget(0)); "tiles+post-op",
 //   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
@@ -92,6 +94,7 @@
 #include "lab/core/runtime.h"
 #include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
+#include "lab/nn/linear_product.h"
 #include "lab/nn/patch_kernel.h"
 #include "lab/nn/patch_run.h"
 #include "lab/nn/pointwise_gemm.h"
@@ -351,6 +354,7 @@ int main(int argc, char** argv) {
           bool fused = true;  // false (tiles-runs): one region per tiled run, dnnl_sgemm on all edges, no fused kernel
           bool patch_kernel = true;  // false: the patch runs' fused kernel off (tiles-unfused)
           bool remainders = true;  // false: dnnl_sgemm on the 3 to 5 rows left below the 6-row blocks (tiles-edges12)
+          bool chains = true;  // false: the Linear layers' forward by oneDNN's inner product (tiles-ip)
         };
         const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false, .backprop_tiles = false};
         std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"tiles-sgemm", true, {.tiles = true}, false},
@@ -362,6 +366,8 @@ int main(int argc, char** argv) {
           modes.insert(modes.begin() + 4,
                        Mode{"tiles-edges12", true, {.tiles = true}, true, true, true, true, true, false});
         }
+        modes.insert(modes.begin() + 1,
+                     Mode{"tiles-ip", true, {.tiles = true}, true, true, true, true, true, true, false});
         if (fb) modes.insert(modes.begin() + 2, Mode{"tiles-full", true, {.tiles = true}, true, false});
         if (!fb) {
           modes.insert(modes.begin() + 2, Mode{"tiles-whole", false, {.tiles = true}});
@@ -391,6 +397,7 @@ int main(int argc, char** argv) {
             lab::set_pointwise_edges(mode.fused);
             lab::set_patch_kernels(mode.fused && mode.patch_kernel);
             lab::set_pointwise_remainders(mode.fused && mode.remainders);
+            lab::set_linear_chains(mode.chains);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         }
@@ -403,6 +410,7 @@ int main(int argc, char** argv) {
         lab::set_pointwise_edges(true);
         lab::set_patch_kernels(true);
         lab::set_pointwise_remainders(true);
+        lab::set_linear_chains(true);
       }
     }
   }

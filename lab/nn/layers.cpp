@@ -376,6 +376,7 @@ Linear::Linear(Tensor weight, Tensor bias) : AffineLayer(Weights{std::move(weigh
     fail_parameter("linear weight must be (out, in), got {}", to_string(weights_.weight.shape()));
   if (!weights_.bias.empty() && weights_.bias.shape() != Shape{weights_.weight.dim(0)})
     fail_parameter("linear bias shape {} does not match [{}]", to_string(weights_.bias.shape()), weights_.weight.dim(0));
+  packed_ = pack_linear_weights(in_features(), out_features(), weights_.weight.data());
 }
 
 Shape Linear::output_shape(const Shape& in) const {
@@ -407,17 +408,24 @@ const Described& inner(Op op, int64_t n, int64_t in, int64_t out, const ForwardV
 
 }  // namespace
 
-// The forward with the layer's own weights is oneDNN's inner product (the forward's bytes); a
-// product with other weights (the rules' W⁺x and W⁻x) and the transposed map (every backward
-// through the layer) are linear_rows: each image's values one way whatever the batch and the
-// threads (linear_product.h).
+// Every product of the layer is one chain of fused multiply-adds per element (linear_product.h):
+// the forward with its own weights linear_chain on the weights it packed once, a product with
+// other weights (the rules' W⁺x and W⁻x) linear_rows, the transposed map (every backward through
+// the layer) linear_rows_transpose; so each image's values are one way whatever the batch and the
+// threads. With lab::set_linear_chains(false) the forward is oneDNN's inner product, the path
+// before (bench_runtime's "tiles-ip").
 void Linear::add_apply(Pass& pass, const Weights& w, const Shape& in, const float* x, bool use_bias, float* z) const {
   const bool bias = use_bias && !w.bias.empty();
   const Shape out = output_shape(in);
+  const float* b = bias ? w.bias.data() : nullptr;
   if (&w != &weights_) {
-    const float* b = bias ? w.bias.data() : nullptr;
     const float* wd = w.weight.data();
     pass.add_host([=] { linear_rows(in[0], in[1], out[1], x, wd, b, z); });
+    return;
+  }
+  if (linear_chains()) {
+    const float* packed = packed_.data();
+    pass.add_host([=] { linear_chain(in[0], in[1], out[1], x, packed, b, false, z); });
     return;
   }
   const Described& d = inner(bias ? Op::kInnerForward : Op::kInnerForwardNoBias, in[0], in[1], out[1]);
@@ -428,6 +436,14 @@ void Linear::add_apply(Pass& pass, const Weights& w, const Shape& in, const floa
 void Linear::add_forward_variant(Pass& pass, const Shape& in, const float* x, float* y, const ForwardVariant& v) const {
   const bool bias = !weights_.bias.empty();
   const Shape out = output_shape(in);
+  if (linear_chains()) {
+    // The fused ReLU `v > 0 ? v : +0`, as the ReLU layer writes it.
+    const float* packed = packed_.data();
+    const float* b = bias ? weights_.bias.data() : nullptr;
+    const bool relu = v.relu;
+    pass.add_host([=] { linear_chain(in[0], in[1], out[1], x, packed, b, relu, y); });
+    return;
+  }
   const Described& d = inner(bias ? Op::kInnerForward : Op::kInnerForwardNoBias, in[0], in[1], out[1], v);
   pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, weights_.weight.data()},
                        {DNNL_ARG_BIAS, weights_.bias.data()}, {DNNL_ARG_DST, y}});

@@ -178,6 +178,9 @@ class Linear final : public AffineLayer {
   /// add_forward as variant `v`: y = layer(x), or ReLU(layer(x)) with v.relu.
   void add_forward_variant(Pass& pass, const Shape& input, const float* x, float* y, const ForwardVariant& v) const;
   std::string describe() const override;
+
+ private:
+  std::vector<float> packed_;  // the weights packed for lab::linear_chain (linear_product.h)
 };
 
 /// max(x, 0), any shape.

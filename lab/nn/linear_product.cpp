@@ -1,25 +1,183 @@
 #include "lab/nn/linear_product.h"
 
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstddef>
-#include <vector>
 
 #include "lab/nn/pointwise_gemm.h"
 
 namespace lab {
 
-void linear_rows(int64_t n, int64_t in, int64_t out, const float* x, const float* w, const float* bias, float* y) {
-  // chain_gemm's right operand is in×out: wᵀ, copied (a Linear layer's weights are small).
-  std::vector<float> wt(static_cast<size_t>(in * out));
+namespace {
+
+constexpr int64_t kLinearRows = 6, kLinearCols = 16;
+// The summed index in blocks of this many (a block of 16 packed columns, 16 KiB, stays in L1
+// while the rows' blocks go by).
+constexpr int64_t kLinearDepth = 256;
+// Below this many multiply-adds a product runs on the calling thread alone.
+constexpr int64_t kLinearSerialMacs = int64_t{1} << 16;
+
+std::atomic<bool> linear_chains_set{true};
+
+bool linear_avx2_fma() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+// acc + b with the accumulator's place in the instruction pinned by inline assembly (where two
+// NaNs meet, x86 returns the one in a fixed place; the compiler may otherwise swap the operands of
+// what it treats as commutative): the bias, as acc + bias[o] in the scalar loop. The chains'
+// fused multiply-adds are compiled as vfmadd231ps with the accumulator as destination, x[p][j]
+// and w[o][j] in fixed places (the same form as lab::chain_gemm's; pinning them by inline assembly
+// made the compiler copy the accumulators between registers and halved the speed).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 linear_add(__m256 acc, __m256 b) {
+  __asm__("vaddps %[b], %[acc], %[acc]" : [acc] "+x"(acc) : [b] "x"(b));
+  return acc;
+}
+
+// Rows [0, R) × columns [0, 16) of y (row stride ldy; kMasked: lanes of m0, m1 only, the last
+// strip's, by masked loads and stores, which are slow on some machines): the chains over the kn
+// steps of xp (packed [j][R]) and wp (packed [j][16]), from +0 (first) or from y; + bias and the
+// ReLU (last).
+template <int R, bool kMasked>
+__attribute__((target("avx2,fma"))) void linear_block(const float* xp, const float* wp, int64_t kn, float* y,
+                                                     int64_t ldy, bool first, bool last, const float* bias, bool relu,
+                                                     __m256i m0, __m256i m1) {
+  __m256 a[R][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    a[r][0] = first ? _mm256_setzero_ps() : kMasked ? _mm256_maskload_ps(y + r * ldy, m0) : _mm256_loadu_ps(y + r * ldy);
+    a[r][1] = first ? _mm256_setzero_ps()
+                    : kMasked ? _mm256_maskload_ps(y + r * ldy + 8, m1) : _mm256_loadu_ps(y + r * ldy + 8);
+  }
+  for (int64_t j = 0; j < kn; ++j, xp += R, wp += kLinearCols) {
+    const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256 xv = _mm256_broadcast_ss(xp + r);
+      a[r][0] = _mm256_fmadd_ps(xv, w0, a[r][0]);
+      a[r][1] = _mm256_fmadd_ps(xv, w1, a[r][1]);
+    }
+  }
+  const __m256 b0 = last && bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
+  const __m256 b1 = last && bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();  // once per block
+  const __m256 zero = _mm256_setzero_ps();
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    __m256 v0 = a[r][0], v1 = a[r][1];
+    if (last && bias) v0 = linear_add(v0, b0), v1 = linear_add(v1, b1);
+    if (last && relu) {
+      // v > 0 ? v : +0 (NaN and −0 to +0): vmaxps returns its second source, +0, there.
+      __asm__("vmaxps %[z], %[v], %[v]" : [v] "+x"(v0) : [z] "x"(zero));
+      __asm__("vmaxps %[z], %[v], %[v]" : [v] "+x"(v1) : [z] "x"(zero));
+    }
+    if (kMasked) {
+      _mm256_maskstore_ps(y + r * ldy, m0, v0);
+      _mm256_maskstore_ps(y + r * ldy + 8, m1, v1);
+    } else {
+      _mm256_storeu_ps(y + r * ldy, v0);
+      _mm256_storeu_ps(y + r * ldy + 8, v1);
+    }
+  }
+}
+
+template <bool kMasked>
+__attribute__((target("avx2,fma"))) void linear_block_rows(int64_t rows, const float* xp, const float* wp, int64_t kn,
+                                                    float* y, int64_t ldy, bool first, bool last, const float* bias,
+                                                    bool relu, __m256i m0, __m256i m1) {
+  switch (rows) {
+    case 6: return linear_block<6, kMasked>(xp, wp, kn, y, ldy, first, last, bias, relu, m0, m1);
+    case 5: return linear_block<5, kMasked>(xp, wp, kn, y, ldy, first, last, bias, relu, m0, m1);
+    case 4: return linear_block<4, kMasked>(xp, wp, kn, y, ldy, first, last, bias, relu, m0, m1);
+    case 3: return linear_block<3, kMasked>(xp, wp, kn, y, ldy, first, last, bias, relu, m0, m1);
+    case 2: return linear_block<2, kMasked>(xp, wp, kn, y, ldy, first, last, bias, relu, m0, m1);
+    default: return linear_block<1, kMasked>(xp, wp, kn, y, ldy, first, last, bias, relu, m0, m1);
+  }
+}
+
+// Rows [r0, r1) and strips [s0, s1) of y = x · wᵀ (linear_chain).
+__attribute__((target("avx2,fma"))) void linear_part(int64_t r0, int64_t r1, int64_t s0, int64_t s1, int64_t in,
+                                                    int64_t out, const float* x, const float* packed,
+                                                    const float* bias, bool relu, float* y) {
+  alignas(32) float xp[kLinearDepth * kLinearRows];
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t k0 = 0; k0 < in; k0 += kLinearDepth) {
+    const int64_t kn = std::min(kLinearDepth, in - k0);
+    const bool first = k0 == 0, last = k0 + kn == in;
+    for (int64_t rb = r0; rb < r1; rb += kLinearRows) {
+      const int64_t rows = std::min(kLinearRows, r1 - rb);
+      for (int64_t j = 0; j < kn; ++j)
+        for (int64_t r = 0; r < rows; ++r) xp[j * rows + r] = x[(rb + r) * in + k0 + j];
+      for (int64_t s = s0; s < s1; ++s) {
+        const int32_t left = static_cast<int32_t>(std::min(kLinearCols, out - s * kLinearCols));
+        const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+        const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lane);
+        const float* wp = packed + (s * in + k0) * kLinearCols;
+        float* yb = y + rb * out + s * kLinearCols;
+        const float* bs = bias ? bias + s * kLinearCols : nullptr;
+        if (left == kLinearCols) linear_block_rows<false>(rows, xp, wp, kn, yb, out, first, last, bs, relu, m0, m1);
+        else linear_block_rows<true>(rows, xp, wp, kn, yb, out, first, last, bs, relu, m0, m1);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<float> pack_linear_weights(int64_t in, int64_t out, const float* w) {
+  const int64_t strips = (out + kLinearCols - 1) / kLinearCols;
+  std::vector<float> packed(static_cast<size_t>(strips * in * kLinearCols), 0.0f);
   for (int64_t o = 0; o < out; ++o)
-    for (int64_t j = 0; j < in; ++j) wt[static_cast<size_t>(j * out + o)] = w[o * in + j];
-  chain_gemm(n, out, in, x, in, wt.data(), out, y, out, nullptr, false);
-  if (bias)
+    for (int64_t j = 0; j < in; ++j)
+      packed[static_cast<size_t>(((o / kLinearCols) * in + j) * kLinearCols + o % kLinearCols)] = w[o * in + j];
+  return packed;
+}
+
+void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const float* packed, const float* bias,
+                  bool relu, float* y) {
+  const int64_t strips = (out + kLinearCols - 1) / kLinearCols;
+  if (!linear_avx2_fma()) {
     for (int64_t p = 0; p < n; ++p)
-      for (int64_t o = 0; o < out; ++o) y[p * out + o] += bias[o];
+      for (int64_t o = 0; o < out; ++o) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < in; ++j)
+          acc = std::fma(x[p * in + j], packed[((o / kLinearCols) * in + j) * kLinearCols + o % kLinearCols], acc);
+        if (bias) acc = acc + bias[o];
+        y[p * out + o] = relu ? (acc > 0.0f ? acc : 0.0f) : acc;
+      }
+    return;
+  }
+  const int64_t blocks = (n + kLinearRows - 1) / kLinearRows;
+  const bool serial = n * in * out < kLinearSerialMacs;
+#pragma omp parallel if (!serial)
+  {
+    const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+    if (blocks >= 2 * threads) {
+      // Whole blocks of 6 rows per thread.
+      const int64_t b0 = blocks * t / threads, b1 = blocks * (t + 1) / threads;
+      linear_part(b0 * kLinearRows, std::min(n, b1 * kLinearRows), 0, strips, in, out, x, packed, bias, relu, y);
+    } else {
+      // A few rows: the strips of columns per thread.
+      const int64_t s0 = strips * t / threads, s1 = strips * (t + 1) / threads;
+      linear_part(0, n, s0, s1, in, out, x, packed, bias, relu, y);
+    }
+  }
+}
+
+void linear_rows(int64_t n, int64_t in, int64_t out, const float* x, const float* w, const float* bias, float* y) {
+  const std::vector<float> packed = pack_linear_weights(in, out, w);
+  linear_chain(n, in, out, x, packed.data(), bias, false, y);
 }
 
 void linear_rows_transpose(int64_t n, int64_t in, int64_t out, const float* s, const float* w, float* c) {
   chain_gemm(n, in, out, s, out, w, in, c, in, nullptr, false);
 }
+
+bool linear_chains() { return linear_chains_set.load(); }
+void set_linear_chains(bool on) { linear_chains_set.store(on); }
 
 }  // namespace lab

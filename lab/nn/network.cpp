@@ -468,11 +468,12 @@ SubBatches plan_sub_batches(const std::vector<int64_t>& bytes, int64_t batch) {
   return plan;
 }
 
-// Whether a layer's results for one sample depend on the batch size: oneDNN's inner product
-// (Linear) picks its GEMM kernel, and so its summation order, by the number of rows, so it runs
-// on the whole batch; convolutions, pooling and elementwise layers compute each sample alike at
-// every batch size (tests/lab/test_network.cpp).
-bool batch_invariant(const Layer& layer) { return layer.kind() != LayerKind::kLinear; }
+// Whether a layer may run in sub-batches: every layer computes each sample alike at every batch
+// size (tests/lab/test_network.cpp; Linear as lab::linear_chain, linear_product.h), but a Linear
+// layer runs on the whole batch all the same: its working set is its weights, which a sub-batch
+// would read again (and as oneDNN's inner product, lab::set_linear_chains(false), it picks its
+// GEMM kernel, and so its summation order, by the number of rows).
+bool may_split(const Layer& layer) { return layer.kind() != LayerKind::kLinear; }
 
 // Two scratch buffers used in turn by the steps of a chain, left uninitialised (every step writes
 // its whole output). They only grow, and are freed with the object, after the pass has waited.
@@ -829,7 +830,7 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     Shape out = in;
     for (size_t k = i; k < i + step.count; ++k) out = layers_[k]->output_shape(out);
     shapes.push_back(out);
-    bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(sizeof(float)) * (numel(in) + numel(out)) : -1);
+    bytes.push_back(may_split(*layers_[i]) ? static_cast<int64_t>(sizeof(float)) * (numel(in) + numel(out)) : -1);
     steps.push_back(step);
     i += step.count;
   }
@@ -914,7 +915,7 @@ void Network::run_nodes(std::vector<Tensor>& acts, size_t begin, size_t end,
   for (size_t i = begin; i < end; ++i) {
     int64_t n = acts[i + 1].numel();
     for (size_t a : inputs_[i]) n += acts[a].numel();
-    bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(sizeof(float)) * n : -1);
+    bytes.push_back(may_split(*layers_[i]) ? static_cast<int64_t>(sizeof(float)) * n : -1);
     split = split && !keeps(i);
   }
   if (!split) std::fill(bytes.begin(), bytes.end(), 0);
@@ -1143,7 +1144,7 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
         for (size_t k = step.lo; (step.tile > 0 || lone_rule) && k <= step.hi; ++k)
           if (reads_x(k) && !(step.tile > 0 && signs(k))) (void)act(k);
         steps_in.push_back(shapes[step.lo]);
-        bytes.push_back(batch_invariant(*layers_[i]) ? static_cast<int64_t>(2 * sizeof(float)) * values : -1);
+        bytes.push_back(may_split(*layers_[i]) ? static_cast<int64_t>(2 * sizeof(float)) * values : -1);
         steps.push_back(step);
         i = step.lo;
       }

@@ -126,3 +126,49 @@ TEST_CASE("a Linear layer's products with other weights and its backward-data gi
   }
   lab::Runtime::get().set_threads(threads);
 }
+
+TEST_CASE("a Linear layer's forward is the chain of std::fma from +0, + bias, for each row alone and in any batch") {
+  // lab::linear_chain on the layer's packed weights: single-color-modulo's head (1→151 … 150→1),
+  // depths past one block of the summed index (256: the chains resume through y) and odd shapes;
+  // batches of 1, 5 (a few rows: the columns split over the threads), 13 and 64 (blocks of 6 rows
+  // and a remainder), 1 and 2 threads; the forward with its ReLU fused (Network::forward's
+  // relu_post_op path) gives the ReLU layer's bytes.
+  std::mt19937 rng(7);
+  const int threads = lab::Runtime::get().threads();
+  struct Shape3 {
+    int64_t in, out;
+  };
+  for (const Shape3 s : {Shape3{1, 151}, Shape3{151, 150}, Shape3{150, 750}, Shape3{750, 450}, Shape3{450, 300},
+                         Shape3{150, 1}, Shape3{1000, 20}, Shape3{17, 23}, Shape3{513, 33}}) {
+    CAPTURE(s.in);
+    CAPTURE(s.out);
+    const std::vector<float> wv = values(s.in * s.out, rng), bv = values(s.out, rng);
+    const lab::Linear layer(lab::Tensor({s.out, s.in}, wv), lab::Tensor({s.out}, bv));
+    for (const int t : {1, 2}) {
+      CAPTURE(t);
+      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
+      for (const int64_t n : {int64_t{1}, int64_t{5}, int64_t{13}, int64_t{64}}) {
+        CAPTURE(n);
+        const lab::Tensor x({n, s.in}, values(n * s.in, rng));
+        const lab::Tensor y = layer.forward(x);
+        lab::Tensor yr({n, s.out});
+        lab::Pass pass;
+        layer.add_forward_variant(pass, x.shape(), x.data(), yr.data(), lab::ForwardVariant{.relu = true});
+        pass.run();
+        std::vector<float> want(static_cast<size_t>(n * s.out)), want_relu(want.size());
+        for (int64_t p = 0; p < n; ++p)
+          for (int64_t o = 0; o < s.out; ++o) {
+            float acc = 0.0f;
+            for (int64_t j = 0; j < s.in; ++j)
+              acc = std::fma(x[p * s.in + j], wv[static_cast<size_t>(o * s.in + j)], acc);
+            acc = acc + bv[static_cast<size_t>(o)];
+            want[static_cast<size_t>(p * s.out + o)] = acc;
+            want_relu[static_cast<size_t>(p * s.out + o)] = acc > 0.0f ? acc : 0.0f;
+          }
+        CHECK(same(std::vector<float>(y.values().begin(), y.values().end()), want));
+        CHECK(same(std::vector<float>(yr.values().begin(), yr.values().end()), want_relu));
+      }
+    }
+  }
+  lab::Runtime::get().set_threads(threads);
+}
