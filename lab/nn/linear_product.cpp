@@ -50,9 +50,9 @@ __attribute__((target("avx2,fma"))) void linear_block(const float* xp, const flo
   __m256 a[R][2];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
-    a[r][0] = first ? _mm256_setzero_ps() : kMasked ? _mm256_maskload_ps(y + r * ldy, m0) : _mm256_loadu_ps(y + r * ldy);
-    a[r][1] = first ? _mm256_setzero_ps()
-                    : kMasked ? _mm256_maskload_ps(y + r * ldy + 8, m1) : _mm256_loadu_ps(y + r * ldy + 8);
+    const float* yr = y + r * ldy;
+    a[r][0] = first ? _mm256_setzero_ps() : kMasked ? _mm256_maskload_ps(yr, m0) : _mm256_loadu_ps(yr);
+    a[r][1] = first ? _mm256_setzero_ps() : kMasked ? _mm256_maskload_ps(yr + 8, m1) : _mm256_loadu_ps(yr + 8);
   }
   for (int64_t j = 0; j < kn; ++j, xp += R, wp += kLinearCols) {
     const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8);
@@ -64,7 +64,7 @@ __attribute__((target("avx2,fma"))) void linear_block(const float* xp, const flo
     }
   }
   const __m256 b0 = last && bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
-  const __m256 b1 = last && bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();  // once per block
+  const __m256 b1 = last && bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();
   const __m256 zero = _mm256_setzero_ps();
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {

@@ -11,9 +11,10 @@
 /// then acc = fma(a[j], b[j], acc) over the summed index j in order, then + bias, then the ReLU
 /// `v > 0 ? v : +0` where fused: the forward (linear_chain, on weights packed once by the layer),
 /// the products with other weights (LRP's W⁺x, linear_rows) and the transposed map (every
-/// backward through the layer, linear_rows_transpose). linear_chain is a packed GEMM as fast as
-/// oneDNN's at the networks' shapes and at large ones (bench_runtime's "tiles-ip" mode is the
-/// forward with oneDNN's inner product).
+/// backward through the layer, linear_rows_transpose). linear_chain is a packed GEMM within about
+/// 6% of oneDNN's inner product from 8 to 256 rows, at the networks' shapes and at large ones
+/// (faster at 8 rows; at one row, bound by reading the weights, about three quarters); README,
+/// "The Linear layers' forward"; bench_runtime's "tiles-ip" mode is the forward with oneDNN's.
 #pragma once
 
 #include <cstdint>
