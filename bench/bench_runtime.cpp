@@ -356,19 +356,23 @@ int main(int argc, char** argv) {
           bool remainders = true;  // false: dnnl_sgemm on the 3 to 5 rows left below the 6-row blocks (tiles-edges12)
           bool chains = true;  // false: the Linear layers' forward by oneDNN's inner product (tiles-ip)
         };
+        // The default path ("tiles") with one of its parts off.
+        const auto tiles_without = [](const char* name, bool Mode::*part) {
+          Mode m{name, true, {.tiles = true}};
+          m.*part = false;
+          return m;
+        };
         const lab::ForwardPath layers{.tiles = false, .relu_post_op = false, .inference = false, .backprop_tiles = false};
-        std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, {"tiles-sgemm", true, {.tiles = true}, false},
+        std::vector<Mode> modes{{"tiles", true, {.tiles = true}}, tiles_without("tiles-sgemm", &Mode::kernel),
                                 {"layers", true, layers}};
-        modes.insert(modes.begin() + 1, Mode{"tiles-onednn", true, {.tiles = true}, true, true, false});
-        if (!fb) modes.insert(modes.begin() + 2, Mode{"tiles-runs", true, {.tiles = true}, true, true, true, false});
+        modes.insert(modes.begin() + 1, tiles_without("tiles-onednn", &Mode::patch));
+        if (!fb) modes.insert(modes.begin() + 2, tiles_without("tiles-runs", &Mode::fused));
         if (!fb) {
-          modes.insert(modes.begin() + 3, Mode{"tiles-unfused", true, {.tiles = true}, true, true, true, true, false});
-          modes.insert(modes.begin() + 4,
-                       Mode{"tiles-edges12", true, {.tiles = true}, true, true, true, true, true, false});
+          modes.insert(modes.begin() + 3, tiles_without("tiles-unfused", &Mode::patch_kernel));
+          modes.insert(modes.begin() + 4, tiles_without("tiles-edges12", &Mode::remainders));
         }
-        modes.insert(modes.begin() + 1,
-                     Mode{"tiles-ip", true, {.tiles = true}, true, true, true, true, true, true, false});
-        if (fb) modes.insert(modes.begin() + 2, Mode{"tiles-full", true, {.tiles = true}, true, false});
+        modes.insert(modes.begin() + 1, tiles_without("tiles-ip", &Mode::chains));
+        if (fb) modes.insert(modes.begin() + 2, tiles_without("tiles-full", &Mode::lean));
         if (!fb) {
           modes.insert(modes.begin() + 2, Mode{"tiles-whole", false, {.tiles = true}});
           modes.push_back({"tiles+post-op", true, {.tiles = true, .relu_post_op = true}});

@@ -423,11 +423,7 @@ void Linear::add_apply(Pass& pass, const Weights& w, const Shape& in, const floa
     pass.add_host([=] { linear_rows(in[0], in[1], out[1], x, wd, b, z); });
     return;
   }
-  if (linear_chains()) {
-    const float* packed = packed_.data();
-    pass.add_host([=] { linear_chain(in[0], in[1], out[1], x, packed, b, false, z); });
-    return;
-  }
+  if (linear_chains()) return add_chain(pass, in, x, b, false, z);
   const Described& d = inner(bias ? Op::kInnerForward : Op::kInnerForwardNoBias, in[0], in[1], out[1]);
   pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_BIAS, w.bias.data()},
                        {DNNL_ARG_DST, z}});
@@ -436,17 +432,17 @@ void Linear::add_apply(Pass& pass, const Weights& w, const Shape& in, const floa
 void Linear::add_forward_variant(Pass& pass, const Shape& in, const float* x, float* y, const ForwardVariant& v) const {
   const bool bias = !weights_.bias.empty();
   const Shape out = output_shape(in);
-  if (linear_chains()) {
-    // The fused ReLU `v > 0 ? v : +0`, as the ReLU layer writes it.
-    const float* packed = packed_.data();
-    const float* b = bias ? weights_.bias.data() : nullptr;
-    const bool relu = v.relu;
-    pass.add_host([=] { linear_chain(in[0], in[1], out[1], x, packed, b, relu, y); });
-    return;
-  }
+  // The fused ReLU `v > 0 ? v : +0`, as the ReLU layer writes it.
+  if (linear_chains()) return add_chain(pass, in, x, bias ? weights_.bias.data() : nullptr, v.relu, y);
   const Described& d = inner(bias ? Op::kInnerForward : Op::kInnerForwardNoBias, in[0], in[1], out[1], v);
   pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, weights_.weight.data()},
                        {DNNL_ARG_BIAS, weights_.bias.data()}, {DNNL_ARG_DST, y}});
+}
+
+void Linear::add_chain(Pass& pass, const Shape& in, const float* x, const float* bias, bool relu, float* y) const {
+  const int64_t n = in[0], features = in[1], out = out_features();
+  const float* packed = packed_.data();
+  pass.add_host([=] { linear_chain(n, features, out, x, packed, bias, relu, y); });
 }
 
 void Linear::add_apply_transpose(Pass& pass, const Weights& w, const Shape& in, const float* s, float* c) const {

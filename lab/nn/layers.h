@@ -180,6 +180,8 @@ class Linear final : public AffineLayer {
   std::string describe() const override;
 
  private:
+  // Adds y = x · Wᵀ (+ bias if not null), then the ReLU if relu, by lab::linear_chain.
+  void add_chain(Pass& pass, const Shape& input, const float* x, const float* bias, bool relu, float* y) const;
   std::vector<float> packed_;  // the weights packed for lab::linear_chain (linear_product.h)
 };
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 
+#include "lab/nn/pinned_ops.h"
 #include "lab/nn/pointwise_gemm.h"
 
 namespace lab {
@@ -28,16 +29,11 @@ bool linear_avx2_fma() {
   return yes;
 }
 
-// acc + b with the accumulator's place in the instruction pinned by inline assembly (where two
-// NaNs meet, x86 returns the one in a fixed place; the compiler may otherwise swap the operands of
-// what it treats as commutative): the bias, as acc + bias[o] in the scalar loop. The chains'
-// fused multiply-adds are compiled as vfmadd231ps with the accumulator as destination, x[p][j]
-// and w[o][j] in fixed places (the same form as lab::chain_gemm's; pinning them by inline assembly
-// made the compiler copy the accumulators between registers and halved the speed).
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 linear_add(__m256 acc, __m256 b) {
-  __asm__("vaddps %[b], %[acc], %[acc]" : [acc] "+x"(acc) : [b] "x"(b));
-  return acc;
-}
+// The bias is added with the accumulator's place pinned (pinned_ops.h), as acc + bias[o] in the
+// scalar loop. The chains' fused multiply-adds are compiled as vfmadd231ps with the accumulator as
+// destination, x[p][j] and w[o][j] in fixed places (the same form as lab::chain_gemm's; pinning
+// them by inline assembly made the compiler copy the accumulators between registers and halved
+// the speed).
 
 // Rows [0, R) × columns [0, 16) of y (row stride ldy; kMasked: lanes of m0, m1 only, the last
 // strip's, by masked loads and stores, which are slow on some machines): the chains over the kn
@@ -65,16 +61,11 @@ __attribute__((target("avx2,fma"))) void linear_block(const float* xp, const flo
   }
   const __m256 b0 = last && bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
   const __m256 b1 = last && bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();
-  const __m256 zero = _mm256_setzero_ps();
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
     __m256 v0 = a[r][0], v1 = a[r][1];
-    if (last && bias) v0 = linear_add(v0, b0), v1 = linear_add(v1, b1);
-    if (last && relu) {
-      // v > 0 ? v : +0 (NaN and −0 to +0): vmaxps returns its second source, +0, there.
-      __asm__("vmaxps %[z], %[v], %[v]" : [v] "+x"(v0) : [z] "x"(zero));
-      __asm__("vmaxps %[z], %[v], %[v]" : [v] "+x"(v1) : [z] "x"(zero));
-    }
+    if (last && bias) v0 = pinned::add_acc(v0, b0), v1 = pinned::add_acc(v1, b1);
+    if (last && relu) v0 = pinned::relu(v0), v1 = pinned::relu(v1);
     if (kMasked) {
       _mm256_maskstore_ps(y + r * ldy, m0, v0);
       _mm256_maskstore_ps(y + r * ldy + 8, m1, v1);

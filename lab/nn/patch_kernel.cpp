@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "lab/nn/pinned_ops.h"
 #include "lab/nn/pointwise_gemm.h"
 
 namespace lab {
@@ -15,26 +16,18 @@ std::atomic<bool> patch_kernels_set{true};
 
 constexpr int64_t kBlockColumns = 16, kMaxColumnRows = 64;
 
-// acc + a·b by one fused multiply-add (vfmadd231ps, as the compiled pointwise_gemm blocks and
-// chain_gemm have it), and acc + b with the accumulator as the first source: where two different
-// NaNs meet, which one x86 returns depends on their places in the instruction. Inline assembly
-// pins those places, which the compiler may otherwise swap (it treats both operations as
-// commutative); tests/lab/test_patch_kernel.cpp checks the result against the unfused path.
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 fma_acc(__m256 acc, __m256 a, __m256 b) {
-  __asm__("vfmadd231ps %[b], %[a], %[acc]" : [acc] "+x"(acc) : [a] "x"(a), [b] "x"(b));
-  return acc;
-}
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 add_acc(__m256 acc, __m256 b) {
-  __asm__("vaddps %[b], %[acc], %[acc]" : [acc] "+x"(acc) : [b] "x"(b));
-  return acc;
-}
+// The chains' fused multiply-adds and adds with their operands' places pinned (pinned_ops.h: the
+// places the compiled pointwise_gemm blocks and chain_gemm have; tests/lab/test_patch_kernel.cpp
+// checks the result against the unfused path).
+using pinned::add_acc;
+using pinned::fma_acc;
 
 // v + bias[row] (no bias: v), then the ReLU v > 0 ? v : +0 (NaN and −0 to +0) if relu: the store
-// of pointwise_gemm's kernels and of chain_gemm (vmaxps with +0 second, as pointwise_gemm.cpp's).
+// of pointwise_gemm's kernels and of chain_gemm.
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 add_bias_relu(__m256 v, const float* bias,
                                                                                int64_t row, bool relu) {
   if (bias != nullptr) v = add_acc(v, _mm256_broadcast_ss(bias + row));
-  if (relu) __asm__("vmaxps %[zero], %[v], %[v]" : [v] "+x"(v) : [zero] "x"(_mm256_setzero_ps()));
+  if (relu) v = pinned::relu(v);
   return v;
 }
 

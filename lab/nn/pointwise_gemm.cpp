@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cmath>
 
+#include "lab/nn/pinned_ops.h"
+
 namespace lab {
 
 namespace {
@@ -29,13 +31,11 @@ bool avx2_sgemm() {
 }
 
 // v + bias[row] (no bias: v), then the ReLU v > 0 ? v : +0 (NaN and −0 to +0) if relu: the store
-// of both kernels below. The ReLU is one vmaxps with +0 as its second source, which x86 returns
-// where v is NaN or either zero: exactly v > 0 ? v : +0, in one instruction instead of a compare
-// and a mask. Inline assembly pins the operands' places (the compiler may swap a max's).
+// of both kernels below (the ReLU as pinned_ops.h's one vmaxps).
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 bias_relu(__m256 v, const float* bias, int64_t row,
                                                                            bool relu) {
   if (bias != nullptr) v = _mm256_add_ps(v, _mm256_broadcast_ss(bias + row));
-  if (relu) __asm__("vmaxps %[zero], %[v], %[v]" : [v] "+x"(v) : [zero] "x"(_mm256_setzero_ps()));
+  if (relu) v = pinned::relu(v);
   return v;
 }
 

@@ -1,0 +1,33 @@
+/// @file pinned_ops.h
+/// @brief AVX2 operations whose operands' places in the instruction are pinned by inline
+/// assembly, for the kernels of lab/nn (pointwise_gemm.cpp, patch_kernel.cpp,
+/// linear_product.cpp). Where two different NaNs meet, which one x86 returns depends on their
+/// places in the instruction, and a max returns its second source where either value is NaN or
+/// both are zero; the compiler treats these operations as commutative and may swap the places.
+/// Included by those files only.
+#pragma once
+
+#include <immintrin.h>
+
+namespace lab::pinned {
+
+/// acc + a·b by one fused multiply-add, vfmadd231ps with the accumulator as destination.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 fma_acc(__m256 acc, __m256 a, __m256 b) {
+  __asm__("vfmadd231ps %[b], %[a], %[acc]" : [acc] "+x"(acc) : [a] "x"(a), [b] "x"(b));
+  return acc;
+}
+
+/// acc + b with the accumulator as the first source.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 add_acc(__m256 acc, __m256 b) {
+  __asm__("vaddps %[b], %[acc], %[acc]" : [acc] "+x"(acc) : [b] "x"(b));
+  return acc;
+}
+
+/// The ReLU v > 0 ? v : +0 (NaN and −0 to +0) as one vmaxps with +0 as its second source, which
+/// x86 returns where v is NaN or both are zero: one instruction instead of a compare and a mask.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 relu(__m256 v) {
+  __asm__("vmaxps %[zero], %[v], %[v]" : [v] "+x"(v) : [zero] "x"(_mm256_setzero_ps()));
+  return v;
+}
+
+}  // namespace lab::pinned
