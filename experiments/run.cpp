@@ -232,8 +232,7 @@ struct ScratchDir {
   fs::path path;
   std::optional<lab::TempRegistration> registration;
   explicit ScratchDir(fs::path p) : path(std::move(p)) {
-    registration.emplace(path);
-    fs::create_directories(path);
+    registration.emplace(path, [&] { fs::create_directories(path); });
   }
   ~ScratchDir() {
     std::error_code ec;

@@ -43,4 +43,11 @@ inline std::vector<std::string> temporaries(const std::filesystem::path& dir) {
   return found;
 }
 
+/// The same, one per line: "" when there are none, and the names in a failed CHECK otherwise.
+inline std::string temporaries_text(const std::filesystem::path& dir) {
+  std::string text;
+  for (const std::string& path : temporaries(dir)) text += path + "\n";
+  return text;
+}
+
 }  // namespace testdir

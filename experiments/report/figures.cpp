@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <numbers>
@@ -105,7 +106,8 @@ std::vector<fs::path> render(const fs::path& stem, int width, int height, const 
   for (const auto& [device, ext] : {std::pair{"pngcairo", ".png"}, std::pair{"svgcairo", ".svg"}}) {
     const fs::path final_path = fs::path(stem.string() + ext);
     const fs::path temp = lab::temp_path_beside(final_path);
-    const lab::TempRegistration registration(temp);
+    // Created empty under the interrupt's lock (lab::TempRegistration); PLplot then writes it.
+    const lab::TempRegistration registration(temp, [&] { std::ofstream created(temp, std::ios::binary); });
     {
       plstream pls;
       pls.sdev(device);
@@ -122,11 +124,12 @@ std::vector<fs::path> render(const fs::path& stem, int width, int height, const 
       Canvas canvas{pls, static_cast<double>(width), static_cast<double>(height)};
       draw(canvas);
     }
-    if (!fs::exists(temp)) lab::fail("{}: PLplot ({}) wrote no file", final_path.string(), device);
-    fs::rename(temp, final_path, ec);
-    if (ec) {
+    const bool empty = fs::file_size(temp, ec) == 0 || ec;
+    if (!empty) fs::rename(temp, final_path, ec);
+    if (empty || ec) {
       std::error_code ignored;
       fs::remove(temp, ignored);
+      if (empty) lab::fail("{}: PLplot ({}) wrote no file", final_path.string(), device);
       lab::fail("{}: cannot rename {}: {}", final_path.string(), temp.string(), ec.message());
     }
     written.push_back(final_path);

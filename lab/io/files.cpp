@@ -48,17 +48,19 @@ void write_atomic(const fs::path& path, const std::function<void(std::ostream&)>
     fail("{}: is {}; refusing to replace it with a file", path.string(), describe_file_type(path));
   make_parent(path);
   const fs::path temp = temp_path_beside(path);
-  const TempRegistration registration(temp);
+  std::ofstream out;
+  int open_errno = 0;
+  const TempRegistration registration(temp, [&] {
+    out.open(temp, std::ios::binary | std::ios::trunc);
+    open_errno = errno;
+  });
   try {
-    {
-      std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-      if (!out) fail("{}: cannot create {}: {}", path.string(), temp.string(), std::strerror(errno));
-      write(out);
-      out.flush();
-      if (!out) fail("{}: write failed: {}", path.string(), std::strerror(errno));
-      out.close();
-      if (!out) fail("{}: write failed on close: {}", path.string(), std::strerror(errno));
-    }
+    if (!out) fail("{}: cannot create {}: {}", path.string(), temp.string(), std::strerror(open_errno));
+    write(out);
+    out.flush();
+    if (!out) fail("{}: write failed: {}", path.string(), std::strerror(errno));
+    out.close();
+    if (!out) fail("{}: write failed on close: {}", path.string(), std::strerror(errno));
     fs::rename(temp, path, ec);
     if (ec) fail("{}: cannot rename {} to it: {}", path.string(), temp.filename().string(), ec.message());
   } catch (...) {
@@ -104,14 +106,13 @@ void write_json(const fs::path& path, const nlohmann::json& value) {
 
 StagedDir::StagedDir(fs::path final_path) : final_(file_name_of(final_path, "directory")) {
   temp_ = final_.parent_path() / (final_.filename().string() + ".tmp-" + std::to_string(::getpid()));
-  registration_ = std::make_unique<TempRegistration>(temp_);
   // Leftovers of earlier processes that died before committing (this pid's own is one of them).
   sweep_stale_temps(final_.parent_path().empty() ? fs::path(".") : final_.parent_path(), false,
                     final_.filename().string());
   std::error_code ec;
   fs::remove_all(temp_, ec);
   if (ec) fail("{}: cannot remove stale {}: {}", final_.string(), temp_.string(), ec.message());
-  fs::create_directories(temp_, ec);
+  registration_ = std::make_unique<TempRegistration>(temp_, [&] { fs::create_directories(temp_, ec); });
   if (ec) fail("{}: cannot create {}: {}", final_.string(), temp_.string(), ec.message());
 }
 

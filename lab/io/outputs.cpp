@@ -205,6 +205,18 @@ TempRegistration::TempRegistration(fs::path path) : path_(std::move(path)) {
   t.paths.push_back(path_);
 }
 
+TempRegistration::TempRegistration(fs::path path, const std::function<void()>& create) : path_(std::move(path)) {
+  TempPaths& t = temp_paths();
+  const std::lock_guard<std::mutex> lock(t.mutex);
+  t.paths.push_back(path_);
+  try {
+    create();
+  } catch (...) {
+    t.paths.pop_back();  // no destructor runs for a constructor that throws
+    throw;
+  }
+}
+
 TempRegistration::~TempRegistration() {
   TempPaths& t = temp_paths();
   const std::lock_guard<std::mutex> lock(t.mutex);
@@ -338,10 +350,15 @@ PathLock::PathLock(const NamedPath& out) : file_(file_of(out.path)) {
   // The holder removes the file when done: a lock taken on a file that was removed meanwhile
   // locks nothing, so it is taken again on the file now there.
   for (int attempt = 0; attempt < 100; ++attempt) {
-    fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int open_errno = 0;
+    {
+      const CleanupPause pause;  // created under the interrupt's lock (TempRegistration)
+      fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      open_errno = errno;
+    }
     if (fd_ < 0)
       fail_usage("{} {}: cannot create the lock file {}: {}", out.flag, out.path.string(), file_.string(),
-                 std::strerror(errno));
+                 std::strerror(open_errno));
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       const int err = errno;
       ::close(fd_);

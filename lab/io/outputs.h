@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,10 +53,18 @@ void check_input_file(const std::filesystem::path& path);
 std::string describe_file_type(const std::filesystem::path& path);
 
 /// Registers a temporary path (file or directory) for removal if the process is interrupted;
-/// the destructor unregisters it. Construct it before creating the path.
+/// the destructor unregisters it.
+///
+/// The path must be created under the lock that the interrupt's cleanup takes (by `create`, or by
+/// the one-argument form followed by a CleanupPause around the creation). Otherwise an interrupt
+/// that arrives between the registration and the creation removes nothing, the path is created
+/// just after, and it outlives the process.
 class TempRegistration {
  public:
+  /// Registers `path` only; create it under a CleanupPause.
   explicit TempRegistration(std::filesystem::path path);
+  /// Registers `path` and runs `create`, which makes it, in one step that an interrupt cannot split.
+  TempRegistration(std::filesystem::path path, const std::function<void()>& create);
   ~TempRegistration();
   TempRegistration(const TempRegistration&) = delete;
   TempRegistration& operator=(const TempRegistration&) = delete;
@@ -64,9 +73,10 @@ class TempRegistration {
   std::filesystem::path path_;
 };
 
-/// While alive, an interrupt waits before removing temporaries: for the few renames that replace
-/// a directory (lab::StagedDir::commit), which must happen all or not at all. Create no
-/// TempRegistration while holding one.
+/// While alive, an interrupt waits before removing temporaries: around the creation of a
+/// registered path (see TempRegistration), and around the few renames that replace a directory
+/// (lab::StagedDir::commit), which must happen all or not at all. Create no TempRegistration
+/// while holding one.
 class CleanupPause {
  public:
   CleanupPause();

@@ -89,7 +89,7 @@ TEST_CASE("evaluate killed by SIGINT and by SIGTERM, then resumed: byte-identica
   const pid_t first = spawn(with(outputs), dir / "log1.txt");
   REQUIRE(wait_for([&] { return done_units(work) >= 2; }, 120));
   CHECK(kill_and_wait(first, SIGINT));
-  CHECK(testdir::temporaries(dir).empty());
+  CHECK(testdir::temporaries_text(dir) == "");
   CHECK_FALSE(fs::exists(out));
   CHECK_FALSE(fs::exists(curves));
   const int64_t kept = done_units(work);
@@ -114,7 +114,7 @@ TEST_CASE("evaluate killed by SIGINT and by SIGTERM, then resumed: byte-identica
   const pid_t second = spawn(with(resume), dir / "log2.txt");
   REQUIRE(wait_for([&] { return done_units(work) >= kept + 2; }, 120));
   CHECK(kill_and_wait(second, SIGTERM));
-  CHECK(testdir::temporaries(dir).empty());
+  CHECK(testdir::temporaries_text(dir) == "");
   CHECK_FALSE(fs::exists(out));
   const int64_t kept2 = done_units(work);
   CHECK(kept2 >= kept + 2);
@@ -129,7 +129,7 @@ TEST_CASE("evaluate killed by SIGINT and by SIGTERM, then resumed: byte-identica
   CHECK(lab::read_text(curves) == lab::read_text(ref_curves));
   CHECK(lab::read_text(dir / "out.json") == lab::read_text(dir / "ref.json"));
   CHECK_FALSE(fs::exists(work));
-  CHECK(testdir::temporaries(dir).empty());
+  CHECK(testdir::temporaries_text(dir) == "");
 }
 
 TEST_CASE("a second evaluate into the same --out exits 1 naming it") {
@@ -149,7 +149,7 @@ TEST_CASE("a second evaluate into the same --out exits 1 naming it") {
   CHECK(second.err.find("--out " + out.string()) != std::string::npos);
   CHECK(second.err.find("another attrlab command") != std::string::npos);
   CHECK(kill_and_wait(first, SIGTERM));
-  CHECK(testdir::temporaries(dir).empty());
+  CHECK(testdir::temporaries_text(dir) == "");
 }
 
 TEST_CASE("evaluate --limit 4 on a 100-image directory scores exactly 4 samples") {
@@ -185,7 +185,7 @@ TEST_CASE("two commands writing the same new --out directory at once: the second
     CHECK(second.err.find('\n') == second.err.size() - 1);
     CHECK(kill_and_wait(first, SIGTERM));
     CHECK_FALSE(fs::exists(out));
-    CHECK(testdir::temporaries(dir).empty());
+    CHECK(testdir::temporaries_text(dir) == "");
     CHECK_FALSE(fs::exists(dir / "data.attrlab.lock"));  // the lock went with the killed command
     // Free again: the next generate proceeds.
     CHECK(run("generate --env multi-color-sum -o size=32 --count 2 --out " + out.string()).code == 0);
@@ -204,7 +204,7 @@ TEST_CASE("two commands writing the same new --out directory at once: the second
     CHECK(second.err.find("--out " + out.string() + ": another attrlab command is writing it") != std::string::npos);
     CHECK(kill_and_wait(first, SIGINT));
     CHECK_FALSE(fs::exists(out));
-    CHECK(testdir::temporaries(dir).empty());
+    CHECK(testdir::temporaries_text(dir) == "");
     CHECK_FALSE(fs::exists(dir / "maps.attrlab.lock"));
   }
 }

@@ -59,7 +59,7 @@ void check_one_error_line(const clitest::Outcome& o, const std::string& named) {
   CHECK(o.err.find(named) != std::string::npos);
 }
 
-using testdir::temporaries;
+using testdir::temporaries_text;
 
 int exit_of(lab::ErrorKind kind) { return static_cast<int>(kind); }
 
@@ -87,7 +87,7 @@ TEST_CASE("predict --out onto a device, a FIFO, a directory or a link to one exi
   CHECK(fs::is_symlink(dir / "to-dir"));
   CHECK(fs::exists(data_dir() / "manifest.json"));
   CHECK(fs::exists(data_dir() / "images" / "000000.png"));
-  CHECK(temporaries(dir).empty());
+  CHECK(temporaries_text(dir) == "");
   // A regular file is what --out may replace.
   lab::write_text_atomic(dir / "old.csv", "old");
   CHECK(run("predict --data " + data_dir().string() + " --out " + (dir / "old.csv").string()).code == 0);
@@ -126,7 +126,7 @@ TEST_CASE("generate and attribute replace only their own directories, and only w
   CHECK(over_other_data.code == 1);
   check_one_error_line(over_other_data, "no maps.json");
   CHECK(fs::exists(data_dir() / "manifest.json"));
-  CHECK(temporaries(dir).empty());
+  CHECK(temporaries_text(dir) == "");
 }
 
 TEST_CASE("evaluate: outputs colliding with each other or with an input are refused before any work") {
@@ -226,7 +226,7 @@ TEST_CASE("a killed generate leaves no temporary directory; a stale one of a dea
   ::waitpid(pid, &status, 0);
   CHECK(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGTERM);
-  CHECK(temporaries(dir).empty());
+  CHECK(temporaries_text(dir) == "");
   CHECK_FALSE(fs::exists(out));
 
   // A temporary of a process that died without cleaning (SIGKILL): swept by the next generate.
@@ -240,7 +240,7 @@ TEST_CASE("a killed generate leaves no temporary directory; a stale one of a dea
   CHECK(fs::exists(left));
   REQUIRE(run("generate --env multi-color-sum -o size=32 --count 2 --out " + out.string()).code == 0);
   CHECK_FALSE(fs::exists(left));
-  CHECK(temporaries(dir).empty());
+  CHECK(temporaries_text(dir) == "");
 }
 
 TEST_CASE("a run directory being written refuses a second run; SIGTERM mid-run leaves no temporaries") {
@@ -263,7 +263,7 @@ TEST_CASE("a run directory being written refuses a second run; SIGTERM mid-run l
   int status = 0;
   ::waitpid(first, &status, 0);
   CHECK(WIFSIGNALED(status));
-  CHECK(temporaries(dir).empty());
+  CHECK(temporaries_text(dir) == "");
   // The lock died with the process: the run can be resumed (here: refused only for being unfinished work of
   // another configuration, which proves the lock is free).
   const auto resumed = run("run " + (dir / "slow.json").string() + " --quiet --resume -o count=8 --out " + out.string());

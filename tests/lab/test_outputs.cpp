@@ -9,12 +9,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
 #include <string>
+#include <thread>
 
 #include "tests/scratch.h"
 #include "lab/core/error.h"
@@ -198,6 +201,29 @@ TEST_CASE("sweep_stale_temps removes the temporaries of dead processes only") {
     lab::write_text_atomic(s.dir / ("data.tmp-" + d) / "x", "stale");
     lab::StagedDir staged(s.dir / "data");
     CHECK_FALSE(fs::exists(s.dir / ("data.tmp-" + d)));
+  }
+}
+
+TEST_CASE("a temporary is created under the interrupt's lock, so that an interrupt never misses it") {
+  // Created after the registration but outside the lock, a temporary could appear just after the
+  // interrupt's cleanup had looked for it, and outlive the process.
+  Scratch s;
+  const fs::path temp = s.dir / "made.tmp";
+  std::atomic<bool> paused{false};
+  std::thread other;
+  {
+    const lab::TempRegistration registration(temp, [&] {
+      other = std::thread([&] {
+        const lab::CleanupPause pause;  // what the interrupt's cleanup takes first
+        paused = true;
+      });
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      CHECK_FALSE(paused.load());  // held while the path is created
+      std::ofstream(temp) << "x";
+    });
+    other.join();
+    CHECK(paused.load());
+    CHECK(fs::exists(temp));
   }
 }
 
