@@ -17,8 +17,10 @@ namespace {
 
 constexpr int64_t kLinearRows = 6, kLinearCols = 16;
 // The summed index in blocks of this many (a block of 16 packed columns, 16 KiB, stays in L1
-// while the rows' blocks go by).
+// while a group's row blocks go by).
 constexpr int64_t kLinearDepth = 256;
+// Row blocks packed together (72 rows: 72 KiB of packed rows per thread, on its stack).
+constexpr int64_t kLinearGroup = 12;
 // Below this many multiply-adds a product runs on the calling thread alone.
 constexpr int64_t kLinearSerialMacs = int64_t{1} << 16;
 
@@ -90,28 +92,40 @@ __attribute__((target("avx2,fma"))) void linear_block_rows(int64_t rows, const f
   }
 }
 
-// Rows [r0, r1) and strips [s0, s1) of y = x · wᵀ (linear_chain).
+// Rows [r0, r1) and strips [s0, s1) of y = x · wᵀ (linear_chain). Per group of up to
+// kLinearGroup row blocks and block of the summed index: the group's rows are packed once, then
+// each strip's packed block (kLinearDepth × 16 floats, 16 KiB) stays in L1 while the group's row
+// blocks go by, so the weights are read once per group.
 __attribute__((target("avx2,fma"))) void linear_part(int64_t r0, int64_t r1, int64_t s0, int64_t s1, int64_t in,
                                                     int64_t out, const float* x, const float* packed,
                                                     const float* bias, bool relu, float* y) {
-  alignas(32) float xp[kLinearDepth * kLinearRows];
+  alignas(32) float xp[kLinearDepth * kLinearRows * kLinearGroup];
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int64_t k0 = 0; k0 < in; k0 += kLinearDepth) {
-    const int64_t kn = std::min(kLinearDepth, in - k0);
-    const bool first = k0 == 0, last = k0 + kn == in;
-    for (int64_t rb = r0; rb < r1; rb += kLinearRows) {
-      const int64_t rows = std::min(kLinearRows, r1 - rb);
-      for (int64_t j = 0; j < kn; ++j)
-        for (int64_t r = 0; r < rows; ++r) xp[j * rows + r] = x[(rb + r) * in + k0 + j];
+  for (int64_t g0 = r0; g0 < r1; g0 += kLinearRows * kLinearGroup) {
+    const int64_t g1 = std::min(r1, g0 + kLinearRows * kLinearGroup);
+    for (int64_t k0 = 0; k0 < in; k0 += kLinearDepth) {
+      const int64_t kn = std::min(kLinearDepth, in - k0);
+      const bool first = k0 == 0, last = k0 + kn == in;
+      // Row block rb at xp + (rb − g0)·kn, as [j][rows].
+      for (int64_t rb = g0; rb < g1; rb += kLinearRows) {
+        const int64_t rows = std::min(kLinearRows, g1 - rb);
+        float* xb = xp + (rb - g0) * kn;
+        for (int64_t j = 0; j < kn; ++j)
+          for (int64_t r = 0; r < rows; ++r) xb[j * rows + r] = x[(rb + r) * in + k0 + j];
+      }
       for (int64_t s = s0; s < s1; ++s) {
         const int32_t left = static_cast<int32_t>(std::min(kLinearCols, out - s * kLinearCols));
         const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
         const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lane);
         const float* wp = packed + (s * in + k0) * kLinearCols;
-        float* yb = y + rb * out + s * kLinearCols;
         const float* bs = bias ? bias + s * kLinearCols : nullptr;
-        if (left == kLinearCols) linear_block_rows<false>(rows, xp, wp, kn, yb, out, first, last, bs, relu, m0, m1);
-        else linear_block_rows<true>(rows, xp, wp, kn, yb, out, first, last, bs, relu, m0, m1);
+        for (int64_t rb = g0; rb < g1; rb += kLinearRows) {
+          const int64_t rows = std::min(kLinearRows, g1 - rb);
+          const float* xb = xp + (rb - g0) * kn;
+          float* yb = y + rb * out + s * kLinearCols;
+          if (left == kLinearCols) linear_block_rows<false>(rows, xb, wp, kn, yb, out, first, last, bs, relu, m0, m1);
+          else linear_block_rows<true>(rows, xb, wp, kn, yb, out, first, last, bs, relu, m0, m1);
+        }
       }
     }
   }

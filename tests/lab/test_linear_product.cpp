@@ -131,7 +131,7 @@ TEST_CASE("a Linear layer's forward is the chain of std::fma from +0, + bias, fo
   // lab::linear_chain on the layer's packed weights: single-color-modulo's head (1→151 … 150→1),
   // depths past one block of the summed index (256: the chains resume through y) and odd shapes;
   // batches of 1, 5 (a few rows: the columns split over the threads), 13 and 64 (blocks of 6 rows
-  // and a remainder), 1 and 2 threads; the forward with its ReLU fused (Network::forward's
+  // and a remainder) and 200 (groups of 12 row blocks and a shorter last group), 1 and 2 threads; the forward with its ReLU fused (Network::forward's
   // relu_post_op path) gives the ReLU layer's bytes.
   std::mt19937 rng(7);
   const int threads = lab::Runtime::get().threads();
@@ -147,7 +147,7 @@ TEST_CASE("a Linear layer's forward is the chain of std::fma from +0, + bias, fo
     for (const int t : {1, 2}) {
       CAPTURE(t);
       lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
-      for (const int64_t n : {int64_t{1}, int64_t{5}, int64_t{13}, int64_t{64}}) {
+      for (const int64_t n : {int64_t{1}, int64_t{5}, int64_t{13}, int64_t{64}, int64_t{200}}) {
         CAPTURE(n);
         const lab::Tensor x({n, s.in}, values(n * s.in, rng));
         const lab::Tensor y = layer.forward(x);
