@@ -15,6 +15,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lab/core/error.h"
@@ -25,12 +26,14 @@ namespace bench {
 /// The exit code of a usage error, attrlab's (lab::ErrorKind::kUsage).
 inline constexpr int kUsageExit = static_cast<int>(lab::ErrorKind::kUsage);
 
-/// Prepares an app before its options are added: a repeated option keeps its last value, as the
+/// A benchmark's command line, named `program`: a repeated option keeps its last value, as the
 /// benchmarks' hand-written parsers did (list options say otherwise), and --help shows each
-/// option's default.
-inline void prepare(CLI::App& app) {
-  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)->always_capture_default();
-}
+/// option's default (the variable's value when the option is added).
+struct App : CLI::App {
+  App(std::string description, std::string program) : CLI::App(std::move(description), std::move(program)) {
+    option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)->always_capture_default();
+  }
+};
 
 /// Parses the command line. Empty to go on; otherwise the exit code to return at once: 0 after
 /// --help (printed on stdout), kUsageExit after a usage error (printed as one line on stderr).

@@ -42,11 +42,10 @@ int main(int argc, char** argv) {
   std::string env_name = "multi-color-sum";
   std::vector<std::string> items;
   int threads = 0;
-  CLI::App app{
+  bench::App app{
       "attrlab's side of bench/bench_torch.py: median seconds of forward and forward+gradient of an environment's "
       "network (the one `attrlab export` writes) on batches of 1, 16 and 64 images, printed as one JSON object",
       "bench_export"};
-  bench::prepare(app);
   app.add_option("--env", env_name, "Environment (attrlab envs lists them)");
   app.add_option("-o", items, "Environment option key=value (repeatable), e.g. -o size=64")
       ->allow_extra_args(false)

@@ -58,12 +58,11 @@ int main(int argc, char** argv) try {
   bool quick = false;
   std::string filter;
   lab::prepare_process(argv);
-  CLI::App app{
+  bench::App app{
       "Gradient and propagation methods on 224x224 multi-color-sum images: CPU seconds per image of each method "
       "against one forward+backward per image measured in the same run, and the ratio of measured to theoretical "
       "passes (target <= 1.2)",
       "bench_methods"};
-  bench::prepare(app);
   app.add_option("--images", images, "Images per batch")->check(bench::integer(1));
   app.add_option("--batch", per_call,
                  "Inputs per network call (images x steps should be a multiple of it, so that every timed network "

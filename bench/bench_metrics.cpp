@@ -256,14 +256,13 @@ int main(int argc, char** argv) {
   int64_t probe = 256, per_call = experiments::Context{}.batch;
   std::string only;
   int repeats = 3;
-  CLI::App app{
+  bench::App app{
       "Metrics on one 224x224 multi-color-sum image against the same metric without incremental evaluation, "
       "measured in the same run: Sensitivity-N; full-resolution Insertion and Deletion curves (the slow side on "
       "the first PROBE steps, extrapolated); coarse Deletion curves; the soundness, completeness and ROAD metrics. "
       "Or the unit section: a work unit of 4 images with its samples scored one after the other and concurrently "
       "(see the top of bench/bench_metrics.cpp)",
       "bench_metrics"};
-  bench::prepare(app);
   app.add_option("PROBE", probe, "Steps of each full-resolution curve timed with a full forward pass per step")
       ->check(bench::integer(1, 224 * 224));
   app.add_option("BATCH", per_call, "Inputs per network call")->check(bench::integer(1));

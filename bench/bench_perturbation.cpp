@@ -109,13 +109,12 @@ int main(int argc, char** argv) try {
   int side = -1;  // --side off|on: only that path of the switch rows
   std::vector<std::string> only;
   std::string side_text = "both";
-  CLI::App app{
+  bench::App app{
       "Perturbation, surrogate and optimisation methods on 224x224 multi-color-sum images: time and network "
       "evaluations per image and the evaluation rate against the model's own; then Occlusion on the incremental "
       "engine against full forward passes, and the gradient methods with one switch of their passes off and on "
       "(see the top of bench/bench_perturbation.cpp)",
       "bench_perturbation"};
-  bench::prepare(app);
   app.add_option("--images", images, "Images per batch")->check(bench::integer(1));
   app.add_flag("--quick", quick, "Fewer samples/iterations per method (rates are unchanged; times shrink)");
   app.add_option("--method", only,

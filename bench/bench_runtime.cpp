@@ -234,12 +234,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> only_modes, only_envs;
   int rounds = 1;
   int64_t size = 224;
-  CLI::App app{
+  bench::App app{
       "Throughput of the batched forward and forward+backward of each environment's model against this "
       "machine's rooflines (FLOP and memory bandwidth, measured in the same run), in several modes; see the "
       "top of bench/bench_runtime.cpp and README.md, \"bench_runtime\"",
       "bench_runtime"};
-  bench::prepare(app);
   bench::add_integer_list(app, "--batches", batches, "Forward batch sizes, comma-separated (\"\": no forward rows)");
   bench::add_integer_list(app, "--fb-batches", fb_batches,
                           "Forward+backward batch sizes, comma-separated (\"\": no forward+backward rows)");

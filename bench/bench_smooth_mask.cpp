@@ -104,12 +104,11 @@ void run(const char* name, int64_t size, int64_t step, double sigma, int rounds,
 
 int main(int argc, char** argv) {
   int rounds = 7, calls = 200, only = 0, size = 0;
-  CLI::App app{
+  bench::App app{
       "Extremal Perturbation's smooth-mask generator (attributions::SmoothMask) against the generator of ca0ecf8: "
       "median CPU and wall milliseconds per call of generate and backward, their ratio new/old, and whether the "
       "masks and gradients are the same bytes",
       "bench_smooth_mask"};
-  bench::prepare(app);
   app.add_option("--rounds", rounds, "Interleaved rounds")->check(bench::integer(1));
   app.add_option("--calls", calls, "Calls per path and round at 64x64; at 224x224 N/8 (at least 1)")
       ->check(bench::integer(1));

@@ -473,12 +473,11 @@ int main(int argc, char** argv) try {
   bool quick = false, first_only = false, every = false;
   std::optional<bool> all_models;
   int threads = 0, ranks = 0;
-  CLI::App app{
+  bench::App app{
       "Projected wall time of the paper-scale studies on this machine, run as the README tells users to run them: "
       "each study's first work unit timed for every method and model, plus the work a run does once (see the top "
       "of bench/bench_study.cpp)",
       "bench_study"};
-  bench::prepare(app);
   CLI::Option* ranks_option = app.add_option("--ranks", ranks, "MPI ranks of one thread (at most 4 x the cores)")
                                   ->check(bench::integer(1, lab::max_threads()))
                                   ->default_str("the cores");

@@ -60,12 +60,11 @@ int main(int argc, char** argv) {
   int64_t size = 64, images = 8;
   int threads = 0;
   std::string out_text, only;
-  CLI::App app{
+  bench::App app{
       "attrlab's side of bench/bench_torch_methods.py: every method with a plain PyTorch formulation timed on the "
       "images bench_torch_methods.py then gives to PyTorch; writes the inputs, targets, patches, ordering map and "
       "each row's output into --out and prints one JSON object (seconds per image, evaluations, parameters)",
       "bench_torch_methods"};
-  bench::prepare(app);
   app.add_option("--out", out_text, "Directory for the .npy files (created)")->required();
   app.add_option("--size", size, "Image side")->check(bench::integer(1));
   app.add_option("--images", images, "Images, timed as one batch")->check(bench::integer(1));
