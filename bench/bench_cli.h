@@ -144,7 +144,8 @@ inline CLI::Option* add_integer_list(CLI::App& app, const std::string& name, std
             if (text.empty()) return {};
             for (const std::string& item : split_commas(text))
               if (!integer_in(item, min, limit))
-                return fmt::format("expected a comma-separated list of integers, each at least {}, got '{}'", min, text);
+                return fmt::format("expected a comma-separated list of integers, each at least {}, got '{}'", min,
+                                   text);
             return {};
           },
           ""));

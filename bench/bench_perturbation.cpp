@@ -123,7 +123,8 @@ int main(int argc, char** argv) try {
                  "pointwise-kernel the tiles' products by dnnl_sgemm against lab::pointwise_gemm's kernel")
       ->allow_extra_args(false)
       ->default_str("all");
-  app.add_option("--repeats", repeats, "Runs of each path in the backprop-tiles, gradient-trace and pointwise-kernel rows")
+  app.add_option("--repeats", repeats,
+                 "Runs of each path in the backprop-tiles, gradient-trace and pointwise-kernel rows")
       ->check(bench::integer(1));
   app.add_option("--side", side_text,
                  "Only that path in those rows, off or on (one process per path: its peak memory alone)")

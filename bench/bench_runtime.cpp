@@ -243,7 +243,8 @@ int main(int argc, char** argv) {
   bench::add_integer_list(app, "--fb-batches", fb_batches,
                           "Forward+backward batch sizes, comma-separated (\"\": no forward+backward rows)");
   app.add_option("--size", size, "Image side of the environments' models")->check(bench::integer(1));
-  app.add_option("--seconds", min_seconds, "Least seconds each row and roofline is timed (after a warm-up run; median run)")
+  app.add_option("--seconds", min_seconds,
+                 "Least seconds each row and roofline is timed (after a warm-up run; the median run counts)")
       ->check(bench::positive_seconds());
   bench::add_name_list(app, "--modes", only_modes, "Only these modes, comma-separated (repeatable)", "all");
   app.add_option("--rounds", rounds,

@@ -492,7 +492,8 @@ int main(int argc, char** argv) try {
                "Only the one-pass methods (GradCAM, GuidedBP, LRP, controls) with every metric, on each study's "
                "first model: a smoke run whose projection covers those only");
   CLI::Option* first_model =
-      app.add_flag("--first-model", first_only, "Measure a study's first model only and count it for the others (faster)");
+      app.add_flag("--first-model", first_only,
+                   "Measure a study's first model only and count it for the others (faster)");
   CLI::Option* every_model = app.add_flag("--all-models", every, "Measure every model (the default unless --quick)");
   app.add_option("--compare", compare_dirs,
                  "A paper-scale run directory of a projected study (read only; repeatable): per model and method, "
