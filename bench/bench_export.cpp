@@ -2,7 +2,7 @@
 // (the network `attrlab export` writes) on batches of 1, 16 and 64 images, median seconds, printed
 // as one JSON object. bench_torch.py times the same exported network in PyTorch and prints ratios.
 //
-//   bench_export [--env NAME] [-o key=value ...] [--threads T]
+//   bench_export [--env NAME] [-o key=value ...] [--threads T]   (--help lists the options)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_cli.h"
 #include "datasets/environment.h"
 #include "lab/core/error.h"
 #include "lab/core/options.h"
@@ -38,17 +39,23 @@ double seconds_of(const std::function<void()>& work) {
 
 int main(int argc, char** argv) {
   lab::prepare_process(argv);
+  std::string env_name = "multi-color-sum";
+  std::vector<std::string> items;
+  int threads = 0;
+  bench::App app{
+      "attrlab's side of bench/bench_torch.py: median seconds of forward and forward+gradient of an environment's "
+      "network (the one `attrlab export` writes) on batches of 1, 16 and 64 images, printed as one JSON object",
+      "bench_export"};
+  app.add_option("--env", env_name, "Environment (attrlab envs lists them)");
+  app.add_option("-o", items, "Environment option key=value (repeatable), e.g. -o size=64")
+      ->allow_extra_args(false)
+      ->default_str("none");
+  app.add_option("--threads", threads, "oneDNN/TBB threads")
+      ->check(bench::threads())
+      ->default_str("ATTRLAB_THREADS or all cores");
+  if (const auto exit = bench::parse(app, argc, argv)) return *exit;
   try {
-    std::string env_name = "multi-color-sum";
-    std::vector<std::string> items;
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      if (i + 1 >= argc) lab::fail_parameter("{} needs a value", a);
-      if (a == "--env") env_name = argv[++i];
-      else if (a == "-o") items.emplace_back(argv[++i]);
-      else if (a == "--threads") lab::Runtime::get().set_threads(std::stoi(argv[++i]));
-      else lab::fail_parameter("unknown argument {}; expected --env NAME, -o key=value, --threads T", a);
-    }
+    if (threads > 0) lab::Runtime::get().set_threads(threads);
     lab::Options options = lab::Options::parse(items, "-o");
     const auto env = datasets::make_environment(env_name, options);
     const lab::Network net = env->build_network();

@@ -20,16 +20,17 @@
 //   --threads T  oneDNN/TBB threads (default 1)
 //   --quick      IG with 10 steps and SmoothGrad with 10 samples (ratios are unchanged)
 //   --filter T   only the methods whose row label contains T
+//   --help       these options and their defaults
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "attributions/common.h"
+#include "bench/bench_cli.h"
 #include "bench/bench_model.h"
 #include "attributions/method.h"
 #include "datasets/environment.h"
@@ -56,24 +57,21 @@ int main(int argc, char** argv) try {
   int threads = 1;
   bool quick = false;
   std::string filter;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--images") == 0 && i + 1 < argc) {
-      images = std::stoll(argv[++i]);
-    } else if (std::strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
-      per_call = std::stoll(argv[++i]);
-    } else if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-      threads = std::stoi(argv[++i]);
-    } else if (std::strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
-      filter = argv[++i];
-    } else if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else {
-      fmt::print(stderr, "usage: bench_methods [--images N] [--batch B] [--threads T] [--quick] [--filter TEXT]\n");
-      return 1;
-    }
-  }
-  if (images < 1 || per_call < 1) lab::fail_parameter("--images and --batch must be at least 1");
   lab::prepare_process(argv);
+  bench::App app{
+      "Gradient and propagation methods on 224x224 multi-color-sum images: CPU seconds per image of each method "
+      "against one forward+backward per image measured in the same run, and the ratio of measured to theoretical "
+      "passes (target <= 1.2)",
+      "bench_methods"};
+  app.add_option("--images", images, "Images per batch")->check(bench::integer(1));
+  app.add_option("--batch", per_call,
+                 "Inputs per network call (images x steps should be a multiple of it, so that every timed network "
+                 "call has a shape prepared by the warm-up)")
+      ->check(bench::integer(1));
+  app.add_option("--threads", threads, "oneDNN/TBB threads")->check(bench::threads());
+  app.add_flag("--quick", quick, "IG with 10 steps and SmoothGrad with 10 samples (ratios are unchanged)");
+  app.add_option("--filter", filter, "Only the methods whose row label contains this text");
+  if (const auto exit = bench::parse(app, argc, argv)) return *exit;
   lab::Runtime::get().set_threads(threads);
   const bench::Model model(per_call);
   const lab::Network& net = model.net;
@@ -156,6 +154,6 @@ int main(int argc, char** argv) try {
   fmt::print("\nlargest ratio of measured to theoretical passes: {:.2f} (target ≤ 1.2)\n", worst);
   return 0;
 } catch (const lab::Error& e) {
-  fmt::print(stderr, "error: {}\n", e.what());
+  fmt::print(stderr, "bench_methods: error: {}\n", e.what());
   return 2;
 }

@@ -1,7 +1,7 @@
 // Usage: bench_metrics [PROBE [BATCH [sensitivity-n|curves|unit [REPEATS]]]] (default 256 probed
 // steps, the batch of Context; sensitivity-n: only the Sensitivity-N section; curves: only the
 // full-resolution Insertion and Deletion curves; unit: only the unit section below, REPEATS
-// rounds, default 3).
+// rounds, default 3; --help lists them).
 // Unit: a work unit of 4 images at 224×224 (the paper-scale run's unit), scored by Insertion,
 // Deletion, Sensitivity-N (paper defaults) and pixel flipping with the samples one after the
 // other (Context::concurrent_samples = false, the way before) and as the engine spreads them
@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "datasets/environment.h"
 #include "experiments/engine/incremental.h"
 #include "attributions/method.h"
@@ -252,9 +253,29 @@ void unit_section(const datasets::Environment& env, const lab::Network& net, int
 
 int main(int argc, char** argv) {
   lab::prepare_process(argv);
-  const int64_t probe = argc > 1 ? std::atoll(argv[1]) : 256;
-  const int64_t per_call = argc > 2 ? std::atoll(argv[2]) : experiments::Context{}.batch;
-  const std::string only = argc > 3 ? argv[3] : "";
+  int64_t probe = 256, per_call = experiments::Context{}.batch;
+  std::string only;
+  int repeats = 3;
+  bench::App app{
+      "Metrics on one 224x224 multi-color-sum image against the same metric without incremental evaluation, "
+      "measured in the same run: Sensitivity-N; full-resolution Insertion and Deletion curves (the slow side on "
+      "the first PROBE steps, extrapolated); coarse Deletion curves; the soundness, completeness and ROAD metrics. "
+      "Or the unit section: a work unit of 4 images with its samples scored one after the other and concurrently "
+      "(see the top of bench/bench_metrics.cpp)",
+      "bench_metrics"};
+  app.add_option("PROBE", probe, "Steps of each full-resolution curve timed with a full forward pass per step")
+      ->check(bench::integer(1, 224 * 224));
+  app.add_option("BATCH", per_call, "Inputs per network call")->check(bench::integer(1));
+  app.add_option("SECTION", only, "Only this section: sensitivity-n, curves or unit")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            if (text.empty() || text == "sensitivity-n" || text == "curves" || text == "unit") return {};
+            return "expected sensitivity-n, curves or unit, got '" + text + "'";
+          },
+          ""))
+      ->default_str("every section but unit");
+  app.add_option("REPEATS", repeats, "Rounds of the unit section")->check(bench::integer(1));
+  if (const auto exit = bench::parse(app, argc, argv)) return *exit;
   lab::Options options = lab::Options::parse({"size=224"}, "-o");
   const auto env = datasets::make_environment("multi-color-sum", options);
   const lab::Network net = env->build_network();
@@ -281,7 +302,7 @@ int main(int argc, char** argv) {
   batch.seeds = {0};
 
   if (only == "unit") {
-    unit_section(*env, net, per_call, argc > 4 ? std::atoi(argv[4]) : 3);
+    unit_section(*env, net, per_call, repeats);
     return 0;
   }
   fmt::print("threads {}, image 224x224, {} steps per curve, batch {}\n", lab::Runtime::get().threads(), hw, per_call);

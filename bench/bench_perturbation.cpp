@@ -38,6 +38,7 @@
 //   --repeats R    runs of each path in the backprop-tiles, gradient-trace and pointwise-kernel
 //                  rows (default 3)
 //   --side off|on  only that path in those rows (one process per path: its peak memory alone)
+//   --help         these options and their defaults
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -50,6 +51,7 @@
 #include <vector>
 
 #include "attributions/common.h"
+#include "bench/bench_cli.h"
 #include "bench/bench_model.h"
 #include "attributions/method.h"
 #include "attributions/occlusion.h"
@@ -106,23 +108,29 @@ int main(int argc, char** argv) try {
   int repeats = 3;
   int side = -1;  // --side off|on: only that path of the switch rows
   std::vector<std::string> only;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--images") == 0 && i + 1 < argc) {
-      images = std::stoll(argv[++i]);
-    } else if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else if (std::strcmp(argv[i], "--method") == 0 && i + 1 < argc) {
-      only.emplace_back(argv[++i]);
-    } else if (std::strcmp(argv[i], "--side") == 0 && i + 1 < argc &&
-               (std::strcmp(argv[i + 1], "off") == 0 || std::strcmp(argv[i + 1], "on") == 0)) {
-      side = std::strcmp(argv[++i], "on") == 0 ? 1 : 0;
-    } else if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
-      repeats = std::max(1, std::stoi(argv[++i]));
-    } else {
-      fmt::print(stderr, "usage: bench_perturbation [--images N] [--quick] [--method NAME] [--repeats R] [--side off|on]\n");
-      return 1;
-    }
-  }
+  std::string side_text = "both";
+  bench::App app{
+      "Perturbation, surrogate and optimisation methods on 224x224 multi-color-sum images: time and network "
+      "evaluations per image and the evaluation rate against the model's own; then Occlusion on the incremental "
+      "engine against full forward passes, and the gradient methods with one switch of their passes off and on "
+      "(see the top of bench/bench_perturbation.cpp)",
+      "bench_perturbation"};
+  app.add_option("--images", images, "Images per batch")->check(bench::integer(1));
+  app.add_flag("--quick", quick, "Fewer samples/iterations per method (rates are unchanged; times shrink)");
+  app.add_option("--method", only,
+                 "Only the rows of this method (repeatable); occlusion-engine names the engine-against-full-forward "
+                 "rows, backprop-tiles the tiled-backprop rows, gradient-trace the gradient's-trace rows, "
+                 "pointwise-kernel the tiles' products by dnnl_sgemm against lab::pointwise_gemm's kernel")
+      ->allow_extra_args(false)
+      ->default_str("all");
+  app.add_option("--repeats", repeats,
+                 "Runs of each path in the backprop-tiles, gradient-trace and pointwise-kernel rows")
+      ->check(bench::integer(1));
+  app.add_option("--side", side_text,
+                 "Only that path in those rows, off or on (one process per path: its peak memory alone)")
+      ->check(CLI::IsMember({"off", "on"}));
+  if (const auto exit = bench::parse(app, argc, argv)) return *exit;
+  if (side_text != "both") side = side_text == "on" ? 1 : 0;
   bench::Model model(8);  // 8 inputs of 224×224: ~15 MB per activation of the detector's widest layer
   const lab::Network& net = model.net;
   const auto& env = model.env;
@@ -376,6 +384,6 @@ int main(int argc, char** argv) try {
   }
   return 0;
 } catch (const lab::Error& e) {
-  fmt::print(stderr, "error: {}\n", e.what());
+  fmt::print(stderr, "bench_perturbation: error: {}\n", e.what());
   return 2;
 }

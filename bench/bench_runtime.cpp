@@ -91,6 +91,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "lab/core/runtime.h"
 #include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
@@ -225,19 +226,6 @@ Counts count(const lab::Network& net) {
   return c;
 }
 
-std::vector<int64_t> parse_list(const std::string& text) {
-  std::vector<int64_t> out;
-  if (text.empty()) return out;  // "" : none
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    const size_t comma = text.find(',', pos);
-    out.push_back(std::stoll(text.substr(pos, comma - pos)));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -246,26 +234,28 @@ int main(int argc, char** argv) {
   std::vector<std::string> only_modes, only_envs;
   int rounds = 1;
   int64_t size = 224;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--batches") batches = parse_list(argv[i + 1]);
-    else if (flag == "--fb-batches") fb_batches = parse_list(argv[i + 1]);
-    else if (flag == "--size") size = std::stoll(argv[i + 1]);
-    else if (flag == "--seconds") min_seconds = std::stod(argv[i + 1]);
-    else if (flag == "--rounds") rounds = std::max(1, std::stoi(argv[i + 1]));
-    else if (flag == "--modes" || flag == "--envs") {
-      const std::string list = argv[i + 1];
-      for (size_t pos = 0; pos <= list.size();) {
-        const size_t comma = std::min(list.find(',', pos), list.size());
-        (flag == "--modes" ? only_modes : only_envs).push_back(list.substr(pos, comma - pos));
-        pos = comma + 1;
-      }
-    }
-    else {
-      fmt::print(stderr, "bench_runtime: unknown flag {}\n", flag);
-      return 1;
-    }
-  }
+  bench::App app{
+      "Throughput of the batched forward and forward+backward of each environment's model against this "
+      "machine's rooflines (FLOP and memory bandwidth, measured in the same run), in several modes; see the "
+      "top of bench/bench_runtime.cpp and README.md, \"bench_runtime\"",
+      "bench_runtime"};
+  bench::add_integer_list(app, "--batches", batches, "Forward batch sizes, comma-separated (\"\": no forward rows)");
+  bench::add_integer_list(app, "--fb-batches", fb_batches,
+                          "Forward+backward batch sizes, comma-separated (\"\": no forward+backward rows)");
+  app.add_option("--size", size, "Image side of the environments' models")->check(bench::integer(1));
+  app.add_option("--seconds", min_seconds,
+                 "Least seconds each row and roofline is timed (after a warm-up run; the median run counts)")
+      ->check(bench::positive_seconds());
+  bench::add_name_list(app, "--modes", only_modes, "Only these modes, comma-separated (repeatable)", "all");
+  app.add_option("--rounds", rounds,
+                 "Rounds of the kept modes, in turn; with R > 1 the rooflines are measured again before each "
+                 "round and a last table gives the medians")
+      ->check(bench::integer(1));
+  bench::add_name_list(app, "--envs", only_envs,
+                       "Only these environments (the env column's names, e.g. \"multi-color-sum ude=false\"), "
+                       "comma-separated (repeatable)",
+                       "all");
+  if (const auto exit = bench::parse(app, argc, argv)) return *exit;
   const int threads = lab::Runtime::get().threads();
   Rooflines roof = measure_rooflines(threads);
   fmt::print("threads: {}; sub-batch cache budget: {} KiB\n", threads, lab::sub_batch_budget() / 1024);

@@ -44,14 +44,13 @@
 //   --all-models      measure every model (the default unless --quick)
 //   --compare RUN_DIR a paper-scale run directory of a projected study (read only): per model and
 //                     method, its units' mean CPU seconds (.done) beside this projection's
+//   --help            these options and their defaults
 #include <fmt/core.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -65,6 +64,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attributions/method.h"
+#include "bench/bench_cli.h"
 #include "datasets/data_dir.h"
 #include "datasets/environment.h"
 #include "experiments/config.h"
@@ -469,37 +469,41 @@ void compare(const fs::path& run, const std::vector<StudyCost>& costs, const std
 int main(int argc, char** argv) try {
   lab::prepare_process(argv);
   std::vector<std::string> studies;
-  std::vector<fs::path> runs;
-  bool quick = false;
+  std::vector<std::string> compare_dirs;
+  bool quick = false, first_only = false, every = false;
   std::optional<bool> all_models;
   int threads = 0, ranks = 0;
-  const char* usage =
-      "usage: bench_study [--ranks R | --threads T] [--study NAME]... [--quick] [--first-model | --all-models] "
-      "[--compare RUN_DIR]...\n";
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-      threads = lab::parse_threads(argv[++i], "--threads");
-    } else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) {
-      const std::string text = argv[++i];
-      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ranks);
-      if (text.empty() || ec != std::errc() || end != text.data() + text.size() || ranks < 1 || ranks > lab::max_threads())
-        lab::fail_usage("--ranks {}: expected a positive integer, at most {} (4 × the cores)", text, lab::max_threads());
-    } else if (std::strcmp(argv[i], "--study") == 0 && i + 1 < argc) {
-      studies.emplace_back(argv[++i]);
-    } else if (std::strcmp(argv[i], "--compare") == 0 && i + 1 < argc) {
-      runs.emplace_back(argv[++i]);
-    } else if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else if (std::strcmp(argv[i], "--all-models") == 0) {
-      all_models = true;
-    } else if (std::strcmp(argv[i], "--first-model") == 0) {
-      all_models = false;
-    } else {
-      fmt::print(stderr, "{}", usage);
-      return 1;
-    }
-  }
-  if (threads > 0 && ranks > 0) lab::fail_usage("--ranks {}: one process of --threads {} has no ranks", ranks, threads);
+  bench::App app{
+      "Projected wall time of the paper-scale studies on this machine, run as the README tells users to run them: "
+      "each study's first work unit timed for every method and model, plus the work a run does once (see the top "
+      "of bench/bench_study.cpp)",
+      "bench_study"};
+  CLI::Option* ranks_option = app.add_option("--ranks", ranks, "MPI ranks of one thread (at most 4 x the cores)")
+                                  ->check(bench::integer(1, lab::max_threads()))
+                                  ->default_str("the cores");
+  app.add_option("--threads", threads, "One process of this many threads instead of ranks")
+      ->check(bench::threads())
+      ->excludes(ranks_option)
+      ->default_str("none");
+  app.add_option("--study", studies, "A study to project (repeatable)")
+      ->allow_extra_args(false)
+      ->default_str("unseen-data-effect and faithfulness-test");
+  app.add_flag("--quick", quick,
+               "Only the one-pass methods (GradCAM, GuidedBP, LRP, controls) with every metric, on each study's "
+               "first model: a smoke run whose projection covers those only");
+  CLI::Option* first_model =
+      app.add_flag("--first-model", first_only,
+                   "Measure a study's first model only and count it for the others (faster)");
+  CLI::Option* every_model = app.add_flag("--all-models", every, "Measure every model (the default unless --quick)");
+  app.add_option("--compare", compare_dirs,
+                 "A paper-scale run directory of a projected study (read only; repeatable): per model and method, "
+                 "its units' mean CPU seconds (.done) beside this projection's")
+      ->allow_extra_args(false)
+      ->default_str("none");
+  if (const auto exit = bench::parse(app, argc, argv)) return *exit;
+  for (const CLI::Option* option : app.parse_order())  // the last of --first-model and --all-models counts
+    if (option == first_model || option == every_model) all_models = option == every_model;
+  const std::vector<fs::path> runs(compare_dirs.begin(), compare_dirs.end());
   // The README's run: one rank of one thread per core.
   const bool cpu = threads == 0;
   if (cpu && ranks == 0) ranks = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));

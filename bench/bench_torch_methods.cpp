@@ -9,6 +9,7 @@
 // and first-touch are left to a warm-up call of each row.
 //
 //   bench_torch_methods --out DIR [--size S] [--images N] [--threads T] [--only ROW,ROW]
+//   (--help lists the options and their defaults)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attributions/method.h"
+#include "bench/bench_cli.h"
 #include "bench/bench_model.h"
 #include "datasets/environment.h"
 #include "experiments/metrics/insertion_deletion.h"
@@ -55,21 +57,29 @@ struct Row {
 
 int main(int argc, char** argv) {
   lab::prepare_process(argv);
+  int64_t size = 64, images = 8;
+  int threads = 0;
+  std::string out_text, only;
+  bench::App app{
+      "attrlab's side of bench/bench_torch_methods.py: every method with a plain PyTorch formulation timed on the "
+      "images bench_torch_methods.py then gives to PyTorch; writes the inputs, targets, patches, ordering map and "
+      "each row's output into --out and prints one JSON object (seconds per image, evaluations, parameters)",
+      "bench_torch_methods"};
+  app.add_option("--out", out_text, "Directory for the .npy files (created)")->required();
+  app.add_option("--size", size, "Image side")->check(bench::integer(1));
+  app.add_option("--images", images, "Images, timed as one batch")->check(bench::integer(1));
+  app.add_option("--threads", threads, "oneDNN/TBB threads")
+      ->check(bench::threads())
+      ->default_str("ATTRLAB_THREADS or all cores");
+  app.add_option("--only", only,
+                 "Only these rows, comma-separated (saliency, input-x-gradient, integrated-gradients, "
+                 "guided-backprop, deconvnet, gradcam, lrp-epsilon, occlusion, lime, kernelshap, insertion, deletion)")
+      ->default_str("all");
+  if (const auto exit = bench::parse(app, argc, argv)) return *exit;
   try {
-    int64_t size = 64, images = 8;
-    std::filesystem::path out;
-    std::string only;
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      if (i + 1 >= argc) lab::fail_parameter("{} needs a value", a);
-      if (a == "--size") size = std::stoll(argv[++i]);
-      else if (a == "--images") images = std::stoll(argv[++i]);
-      else if (a == "--threads") lab::Runtime::get().set_threads(std::stoi(argv[++i]));
-      else if (a == "--out") out = argv[++i];
-      else if (a == "--only") only = argv[++i];
-      else lab::fail_parameter("unknown argument {}; expected --out DIR, --size S, --images N, --threads T, --only ROWS", a);
-    }
-    if (out.empty()) lab::fail_parameter("--out DIR is required");
+    if (threads > 0) lab::Runtime::get().set_threads(threads);
+    const std::filesystem::path out = out_text;
+    if (out.empty()) lab::fail_parameter("--out: expected a directory, got ''");
     std::filesystem::create_directories(out);
 
     // The model at `size` (32 inputs per network call), the images (data seed 1), their designed
