@@ -8,9 +8,6 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -20,6 +17,7 @@
 
 #include "lab/core/error.h"
 #include "lab/core/runtime.h"
+#include "lab/core/schema.h"
 
 namespace bench {
 
@@ -56,12 +54,10 @@ inline std::optional<int> parse(CLI::App& app, int argc, char** argv) {
   }
 }
 
-/// The integer `text` is, when it is one (all of it, decimal) in min..max.
+/// The integer `text` is, when it is one (decimal, all of it, as attrlab's key=value options read it) in min..max.
 inline std::optional<int64_t> integer_in(const std::string& text, int64_t min, int64_t max) {
   int64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min || value > max)
-    return std::nullopt;
+  if (!lab::schema_detail::parse_integer(text, value) || value < min || value > max) return std::nullopt;
   return value;
 }
 
@@ -88,9 +84,7 @@ inline CLI::Validator positive_seconds() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         double value = 0;
-        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (!text.empty() && ec == std::errc() && end == text.data() + text.size() && std::isfinite(value) && value > 0)
-          return {};
+        if (lab::schema_detail::parse_number(text, value) && value > 0) return {};  // finite, all of it
         return fmt::format("expected a number of seconds greater than 0, got '{}'", text);
       },
       "");
@@ -110,17 +104,6 @@ inline CLI::Validator threads() {
       "");
 }
 
-/// The items of a comma-separated list ("a,b"; "" is one empty item).
-inline std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> items;
-  for (size_t pos = 0; pos <= text.size();) {
-    const size_t stop = std::min(text.find(',', pos), text.size());
-    items.push_back(text.substr(pos, stop - pos));
-    pos = stop + 1;
-  }
-  return items;
-}
-
 /// A comma-separated list of integers of at least `min` ("1,32,64"; "" for none); a repeated
 /// option replaces the list.
 inline CLI::Option* add_integer_list(CLI::App& app, const std::string& name, std::vector<int64_t>& out,
@@ -134,7 +117,7 @@ inline CLI::Option* add_integer_list(CLI::App& app, const std::string& name, std
           [&out, min, limit](const std::string& text) {
             out.clear();
             if (!text.empty())
-              for (const std::string& item : split_commas(text)) out.push_back(*integer_in(item, min, limit));
+              for (const std::string& item : lab::schema_detail::split_list(text)) out.push_back(*integer_in(item, min, limit));
           },
           description)
       ->type_name("LIST")
@@ -142,7 +125,7 @@ inline CLI::Option* add_integer_list(CLI::App& app, const std::string& name, std
       ->check(CLI::Validator(
           [min, limit](std::string& text) -> std::string {
             if (text.empty()) return {};
-            for (const std::string& item : split_commas(text))
+            for (const std::string& item : lab::schema_detail::split_list(text))
               if (!integer_in(item, min, limit))
                 return fmt::format("expected a comma-separated list of integers, each at least {}, got '{}'", min,
                                    text);
@@ -159,7 +142,7 @@ inline CLI::Option* add_name_list(CLI::App& app, const std::string& name, std::v
           name,
           [&out](const std::vector<std::string>& values) {
             for (const std::string& value : values)
-              for (std::string& item : split_commas(value)) out.push_back(std::move(item));
+              for (std::string& item : lab::schema_detail::split_list(value)) out.push_back(std::move(item));
           },
           description)
       ->type_name("LIST")

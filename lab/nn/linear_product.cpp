@@ -26,6 +26,13 @@ constexpr int64_t kLinearSerialMacs = int64_t{1} << 16;
 
 std::atomic<bool> linear_chains_set{true};
 
+// The strips of 16 columns of `out` output columns, and where w[o][j] sits in the packed weights
+// (pack_linear_weights).
+int64_t strips_of(int64_t out) { return (out + kLinearCols - 1) / kLinearCols; }
+int64_t packed_index(int64_t in, int64_t o, int64_t j) {
+  return ((o / kLinearCols) * in + j) * kLinearCols + o % kLinearCols;
+}
+
 bool linear_avx2_fma() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
@@ -134,23 +141,21 @@ __attribute__((target("avx2,fma"))) void linear_part(int64_t r0, int64_t r1, int
 }  // namespace
 
 std::vector<float> pack_linear_weights(int64_t in, int64_t out, const float* w) {
-  const int64_t strips = (out + kLinearCols - 1) / kLinearCols;
-  std::vector<float> packed(static_cast<size_t>(strips * in * kLinearCols), 0.0f);
+  std::vector<float> packed(static_cast<size_t>(strips_of(out) * in * kLinearCols), 0.0f);
   for (int64_t o = 0; o < out; ++o)
-    for (int64_t j = 0; j < in; ++j)
-      packed[static_cast<size_t>(((o / kLinearCols) * in + j) * kLinearCols + o % kLinearCols)] = w[o * in + j];
+    for (int64_t j = 0; j < in; ++j) packed[static_cast<size_t>(packed_index(in, o, j))] = w[o * in + j];
   return packed;
 }
 
 void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const float* packed, const float* bias,
                   bool relu, float* y) {
-  const int64_t strips = (out + kLinearCols - 1) / kLinearCols;
+  const int64_t strips = strips_of(out);
   if (!linear_avx2_fma()) {
     for (int64_t p = 0; p < n; ++p)
       for (int64_t o = 0; o < out; ++o) {
         float acc = 0.0f;
         for (int64_t j = 0; j < in; ++j)
-          acc = std::fma(x[p * in + j], packed[((o / kLinearCols) * in + j) * kLinearCols + o % kLinearCols], acc);
+          acc = std::fma(x[p * in + j], packed[packed_index(in, o, j)], acc);
         if (bias) acc = acc + bias[o];
         y[p * out + o] = relu ? (acc > 0.0f ? acc : 0.0f) : acc;
       }
