@@ -345,6 +345,7 @@ int main(int argc, char** argv) {
           bool patch_kernel = true;  // false: the patch runs' fused kernel off (tiles-unfused)
           bool remainders = true;  // false: dnnl_sgemm on the 3 to 5 rows left below the 6-row blocks (tiles-edges12)
           bool chains = true;  // false: the Linear layers' forward by oneDNN's inner product (tiles-ip)
+          bool sparse = true;  // false: the Linear layers' sparse weights by the dense chains (tiles-dense)
         };
         // The default path ("tiles") with one of its parts off.
         const auto tiles_without = [](const char* name, bool Mode::*part) {
@@ -362,6 +363,7 @@ int main(int argc, char** argv) {
           modes.insert(modes.begin() + 4, tiles_without("tiles-edges12", &Mode::remainders));
         }
         modes.insert(modes.begin() + 1, tiles_without("tiles-ip", &Mode::chains));
+        modes.insert(modes.begin() + 1, tiles_without("tiles-dense", &Mode::sparse));
         if (fb) modes.insert(modes.begin() + 2, tiles_without("tiles-full", &Mode::lean));
         if (!fb) {
           modes.insert(modes.begin() + 2, Mode{"tiles-whole", false, {.tiles = true}});
@@ -392,6 +394,7 @@ int main(int argc, char** argv) {
             lab::set_patch_kernels(mode.fused && mode.patch_kernel);
             lab::set_pointwise_remainders(mode.fused && mode.remainders);
             lab::set_linear_chains(mode.chains);
+            lab::set_linear_sparse(mode.sparse);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         }
@@ -405,6 +408,7 @@ int main(int argc, char** argv) {
         lab::set_patch_kernels(true);
         lab::set_pointwise_remainders(true);
         lab::set_linear_chains(true);
+        lab::set_linear_sparse(true);
       }
     }
   }

@@ -42,6 +42,7 @@
 #include "experiments/run.h"
 #include "lab/core/error.h"
 #include "lab/core/options.h"
+#include "lab/core/runtime.h"
 #include "lab/core/schema.h"
 #include "lab/io/files.h"
 #include "lab/nn/network.h"
@@ -645,6 +646,15 @@ PYBIND11_MODULE(_attrlab, m) {
   // spin count, is set by the package before this module loads libgomp.)
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // The runtime made now, so that it holds oneDNN to AVX2 (lab/core/runtime.h) before PyTorch,
+  // which shares Debian's libdnnl, generates code with it; if PyTorch already did, say so.
+  if (lab::Runtime::get().onednn_isa_hold_failed())
+    PyErr_WarnEx(PyExc_RuntimeWarning,
+                 "attrlab: oneDNN generated code in this process before attrlab was imported (PyTorch shares it), "
+                 "so it could not be held to AVX2: on a machine with AVX-512 attrlab's own kernels stay off and "
+                 "results may differ from the attrlab command's in the last bits; import attrlab before running "
+                 "PyTorch, or set ONEDNN_MAX_CPU_ISA=AVX2",
+                 1);
   static py::exception<lab::Error> error(m, "Error", PyExc_ValueError);
   py::register_exception_translator([](std::exception_ptr p) {
     try {

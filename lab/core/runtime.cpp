@@ -27,6 +27,17 @@ int cores() {
   return n < 1 ? 1 : n;
 }
 
+// oneDNN held to AVX2 (see runtime.h), before anything of it is generated; true if that failed
+// where it mattered (oneDNN above AVX2).
+bool hold_onednn_isa_failed() {
+  if (std::getenv("ONEDNN_MAX_CPU_ISA") != nullptr || std::getenv("DNNL_MAX_CPU_ISA") != nullptr) return false;
+  // Fails (and changes nothing) when oneDNN already generated code in this process: then it keeps
+  // its ISA, and the kernels that reproduce its AVX2 bytes stay off (pointwise_kernel()).
+  if (dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2) == dnnl_success) return false;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         dnnl_get_effective_cpu_isa() != dnnl_cpu_isa_avx2;
+}
+
 }  // namespace
 
 int max_threads() { return 4 * cores(); }
@@ -42,7 +53,7 @@ int parse_threads(const std::string& text, const std::string& source) {
   return n;
 }
 
-Runtime::Runtime() : engine_(dnnl::engine::kind::cpu, 0) {
+Runtime::Runtime() : isa_hold_failed_(hold_onednn_isa_failed()), engine_(dnnl::engine::kind::cpu, 0) {
   int n = cores();
   if (const char* env = std::getenv("ATTRLAB_THREADS")) n = parse_threads(env, std::string("ATTRLAB_THREADS=") + env);
   set_threads(n);

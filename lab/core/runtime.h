@@ -26,7 +26,17 @@ namespace lab {
 class Runtime {
  public:
   /// The process-wide runtime. Thread count: ATTRLAB_THREADS if set, else all cores.
+  ///
+  /// oneDNN's instruction set is held to AVX2 (dnnl_set_max_cpu_isa, before oneDNN generates any
+  /// code) unless ONEDNN_MAX_CPU_ISA or DNNL_MAX_CPU_ISA is set. The runtime's own kernels
+  /// (pointwise_gemm.h, patch_kernel.h) reproduce the bytes of oneDNN's AVX2 kernels and run only
+  /// where those are oneDNN's; on a machine with AVX-512, oneDNN would otherwise run its AVX-512
+  /// kernels, in other summation orders, and every product would go through dnnl_sgemm. Held, an
+  /// AVX-512 machine computes the same bytes as an AVX2 one, and with the runtime's kernels. In a
+  /// process where oneDNN had generated code before the runtime was made (PyTorch shares Debian's
+  /// libdnnl), holding it fails and changes nothing: onednn_isa_hold_failed().
   static Runtime& get();
+  bool onednn_isa_hold_failed() const { return isa_hold_failed_; }
 
   dnnl::engine& engine() { return engine_; }
   /// The calling thread's stream (in order; one per thread, so that threads never share one).
@@ -40,6 +50,7 @@ class Runtime {
  private:
   Runtime();
   struct TbbLimit;
+  bool isa_hold_failed_;  // first: oneDNN is held before the engine is made
   dnnl::engine engine_;
   int threads_ = 1;
   std::unique_ptr<TbbLimit> tbb_limit_;

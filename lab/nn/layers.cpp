@@ -376,7 +376,7 @@ Linear::Linear(Tensor weight, Tensor bias) : AffineLayer(Weights{std::move(weigh
     fail_parameter("linear weight must be (out, in), got {}", to_string(weights_.weight.shape()));
   if (!weights_.bias.empty() && weights_.bias.shape() != Shape{weights_.weight.dim(0)})
     fail_parameter("linear bias shape {} does not match [{}]", to_string(weights_.bias.shape()), weights_.weight.dim(0));
-  packed_ = pack_linear_weights(in_features(), out_features(), weights_.weight.data());
+  prepared_ = prepare_linear_weights(in_features(), out_features(), weights_.weight.data());
 }
 
 Shape Linear::output_shape(const Shape& in) const {
@@ -441,14 +441,15 @@ void Linear::add_forward_variant(Pass& pass, const Shape& in, const float* x, fl
 
 void Linear::add_chain(Pass& pass, const Shape& in, const float* x, const float* bias, bool relu, float* y) const {
   const int64_t n = in[0], features = in[1], out = out_features();
-  const float* packed = packed_.data();
-  pass.add_host([=] { linear_chain(n, features, out, x, packed, bias, relu, y); });
+  const LinearWeights* prepared = &prepared_;
+  pass.add_host([=] { linear_chain(n, features, out, x, *prepared, bias, relu, y); });
 }
 
 void Linear::add_apply_transpose(Pass& pass, const Weights& w, const Shape& in, const float* s, float* c) const {
   const Shape out = output_shape(in);
   const float* wd = w.weight.data();
-  pass.add_host([=] { linear_rows_transpose(in[0], in[1], out[1], s, wd, c); });
+  const LinearWeights* prepared = &w == &weights_ ? &prepared_ : nullptr;
+  pass.add_host([=] { linear_rows_transpose(in[0], in[1], out[1], s, wd, c, prepared); });
 }
 
 std::string Linear::describe() const {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "lab/core/tensor.h"
+#include "lab/nn/linear_product.h"
 
 namespace lab {
 
@@ -182,7 +183,7 @@ class Linear final : public AffineLayer {
  private:
   // Adds y = x · Wᵀ (+ bias if not null), then the ReLU if relu, by lab::linear_chain.
   void add_chain(Pass& pass, const Shape& input, const float* x, const float* bias, bool relu, float* y) const;
-  std::vector<float> packed_;  // the weights packed for lab::linear_chain (linear_product.h)
+  LinearWeights prepared_;  // the weights prepared for lab::linear_chain (linear_product.h)
 };
 
 /// max(x, 0), any shape.

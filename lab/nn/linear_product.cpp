@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstddef>
+#include <limits>
+#include <utility>
 
 #include "lab/nn/pinned_ops.h"
 #include "lab/nn/pointwise_gemm.h"
@@ -25,6 +27,7 @@ constexpr int64_t kLinearGroup = 12;
 constexpr int64_t kLinearSerialMacs = int64_t{1} << 16;
 
 std::atomic<bool> linear_chains_set{true};
+std::atomic<bool> linear_sparse_set{true};
 
 // The strips of 16 columns of `out` output columns, and where w[o][j] sits in the packed weights
 // (pack_linear_weights).
@@ -140,6 +143,8 @@ __attribute__((target("avx2,fma"))) void linear_part(int64_t r0, int64_t r1, int
 
 }  // namespace
 
+namespace {
+
 std::vector<float> pack_linear_weights(int64_t in, int64_t out, const float* w) {
   std::vector<float> packed(static_cast<size_t>(strips_of(out) * in * kLinearCols), 0.0f);
   for (int64_t o = 0; o < out; ++o)
@@ -147,11 +152,111 @@ std::vector<float> pack_linear_weights(int64_t in, int64_t out, const float* w) 
   return packed;
 }
 
-void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const float* packed, const float* bias,
-                  bool relu, float* y) {
+// The nonzero w[o][j] of each chain i: outputs o (by_rows, the forward) or inputs j.
+SparseChains sparse_chains(int64_t in, int64_t out, const float* w, bool by_rows, float least) {
+  SparseChains c;
+  const int64_t chains = by_rows ? out : in, depth = by_rows ? in : out;
+  c.start.reserve(static_cast<size_t>(chains + 1));
+  c.start.push_back(0);
+  for (int64_t i = 0; i < chains; ++i) {
+    for (int64_t d = 0; d < depth; ++d) {
+      const float v = by_rows ? w[i * in + d] : w[d * in + i];
+      if (v != 0.0f) c.index.push_back(static_cast<int32_t>(d)), c.value.push_back(v);
+    }
+    c.start.push_back(static_cast<int64_t>(c.index.size()));
+  }
+  c.least = least;
+  return c;
+}
+
+// The weights' nonzero count, and `least` (linear_product.h): 2^(−103 − the smallest exponent of
+// a finite nonzero weight).
+std::pair<int64_t, float> nonzero_weights(int64_t count, const float* w) {
+  int64_t nonzero = 0;
+  int smallest = 128;
+  for (int64_t i = 0; i < count; ++i)
+    if (w[i] != 0.0f) {
+      ++nonzero;
+      if (std::isfinite(w[i])) smallest = std::min(smallest, std::ilogb(w[i]));
+    }
+  return {nonzero, std::ldexp(1.0f, -103 - smallest)};
+}
+
+bool sparse_enough(int64_t nonzero, int64_t in, int64_t out) { return nonzero * kSparseDensity <= in * out; }
+
+// Whether row x[0, count) may take the sparse chains: every value finite, and zero or at least
+// `least` in magnitude.
+bool sparse_row(const float* x, int64_t count, float least) {
+  bool ok = true;
+  for (int64_t j = 0; j < count; ++j) {
+    const float a = std::fabs(x[j]);
+    ok &= (a == 0.0f) | ((a >= least) & (a <= std::numeric_limits<float>::max()));
+  }
+  return ok;
+}
+
+// y[i] = the chain of c's nonzero weights on row x (+ bias[i], the ReLU) for every chain i.
+__attribute__((target("avx2,fma"))) void sparse_row_avx2(const SparseChains& c, int64_t chains, const float* x,
+                                                         const float* bias, bool relu, float* y) {
+  const int64_t* start = c.start.data();
+  const int32_t* index = c.index.data();
+  const float* value = c.value.data();
+  for (int64_t i = 0; i < chains; ++i) {
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t k = start[i]; k < start[i + 1]; ++k)
+      acc = pinned::fma_acc_ss(acc, _mm_load_ss(x + index[k]), _mm_load_ss(value + k));
+    if (bias) acc = pinned::add_acc_ss(acc, _mm_load_ss(bias + i));
+    if (relu) acc = pinned::relu_ss(acc);
+    y[i] = _mm_cvtss_f32(acc);
+  }
+}
+
+void sparse_row_plain(const SparseChains& c, int64_t chains, const float* x, const float* bias, bool relu, float* y) {
+  for (int64_t i = 0; i < chains; ++i) {
+    float acc = 0.0f;
+    for (int64_t k = c.start[static_cast<size_t>(i)]; k < c.start[static_cast<size_t>(i) + 1]; ++k)
+      acc = std::fma(x[c.index[static_cast<size_t>(k)]], c.value[static_cast<size_t>(k)], acc);
+    if (bias) acc = acc + bias[i];
+    y[i] = relu ? (acc > 0.0f ? acc : 0.0f) : acc;
+  }
+}
+
+// Rows [0, n) of a product by sparse chains c: x n×depth, y n×chains; `dense(p)` computes row p
+// instead where the row does not allow the sparse chains. Spread over the runtime's OpenMP
+// threads by rows when the steps are many.
+template <typename Dense>
+void sparse_product(int64_t n, int64_t depth, int64_t chains, const float* x, const SparseChains& c,
+                    const float* bias, bool relu, float* y, const Dense& dense) {
+  const bool avx2 = linear_avx2_fma();
+  const bool serial = n * (static_cast<int64_t>(c.index.size()) + chains) < kLinearSerialMacs / 4;
+#pragma omp parallel for schedule(static) if (!serial)
+  for (int64_t p = 0; p < n; ++p) {
+    const float* xp = x + p * depth;
+    if (!sparse_row(xp, depth, c.least)) dense(p);
+    else if (avx2) sparse_row_avx2(c, chains, xp, bias, relu, y + p * chains);
+    else sparse_row_plain(c, chains, xp, bias, relu, y + p * chains);
+  }
+}
+
+}  // namespace
+
+LinearWeights prepare_linear_weights(int64_t in, int64_t out, const float* w) {
+  LinearWeights prepared;
+  prepared.packed = pack_linear_weights(in, out, w);
+  const auto [nonzero, least] = nonzero_weights(in * out, w);
+  if (sparse_enough(nonzero, in, out)) {
+    prepared.rows = sparse_chains(in, out, w, true, least);
+    prepared.cols = sparse_chains(in, out, w, false, least);
+  }
+  return prepared;
+}
+
+void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const LinearWeights& prepared,
+                  const float* bias, bool relu, float* y) {
+  const float* packed = prepared.packed.data();
   const int64_t strips = strips_of(out);
   if (!linear_avx2_fma()) {
-    for (int64_t p = 0; p < n; ++p)
+    const auto row = [&](int64_t p) {
       for (int64_t o = 0; o < out; ++o) {
         float acc = 0.0f;
         for (int64_t j = 0; j < in; ++j)
@@ -159,8 +264,15 @@ void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const floa
         if (bias) acc = acc + bias[o];
         y[p * out + o] = relu ? (acc > 0.0f ? acc : 0.0f) : acc;
       }
+    };
+    if (!prepared.rows.empty() && linear_sparse()) return sparse_product(n, in, out, x, prepared.rows, bias, relu, y, row);
+    for (int64_t p = 0; p < n; ++p) row(p);
     return;
   }
+  if (!prepared.rows.empty() && linear_sparse())
+    return sparse_product(n, in, out, x, prepared.rows, bias, relu, y, [&](int64_t p) {
+      linear_part(p, p + 1, 0, strips, in, out, x, packed, bias, relu, y);
+    });
   const int64_t blocks = (n + kLinearRows - 1) / kLinearRows;
   const bool serial = n * in * out < kLinearSerialMacs;
 #pragma omp parallel if (!serial)
@@ -179,15 +291,28 @@ void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const floa
 }
 
 void linear_rows(int64_t n, int64_t in, int64_t out, const float* x, const float* w, const float* bias, float* y) {
-  const std::vector<float> packed = pack_linear_weights(in, out, w);
-  linear_chain(n, in, out, x, packed.data(), bias, false, y);
+  const LinearWeights prepared = prepare_linear_weights(in, out, w);
+  linear_chain(n, in, out, x, prepared, bias, false, y);
 }
 
-void linear_rows_transpose(int64_t n, int64_t in, int64_t out, const float* s, const float* w, float* c) {
-  chain_gemm(n, in, out, s, out, w, in, c, in, nullptr, false);
+void linear_rows_transpose(int64_t n, int64_t in, int64_t out, const float* s, const float* w, float* c,
+                           const LinearWeights* prepared) {
+  SparseChains own;
+  const SparseChains* cols = prepared ? &prepared->cols : &own;
+  if (!prepared && linear_sparse()) {
+    const auto [nonzero, least] = nonzero_weights(in * out, w);
+    if (sparse_enough(nonzero, in, out)) own = sparse_chains(in, out, w, false, least);
+  }
+  if (cols->empty() || !linear_sparse()) return chain_gemm(n, in, out, s, out, w, in, c, in, nullptr, false);
+  sparse_product(n, out, in, s, *cols, nullptr, false, c, [&](int64_t p) {
+    chain_gemm(1, in, out, s + p * out, out, w, in, c + p * in, in, nullptr, false);
+  });
 }
 
 bool linear_chains() { return linear_chains_set.load(); }
 void set_linear_chains(bool on) { linear_chains_set.store(on); }
+
+bool linear_sparse() { return linear_sparse_set.load(); }
+void set_linear_sparse(bool on) { linear_sparse_set.store(on); }
 
 }  // namespace lab

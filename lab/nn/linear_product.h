@@ -22,30 +22,71 @@
 
 namespace lab {
 
-/// The out×in weights w (row-major) packed for linear_chain: wᵀ by strips of 16 output columns,
-/// [strip][j][16], the last strip padded with zeros.
-std::vector<float> pack_linear_weights(int64_t in, int64_t out, const float* w);
+/// The nonzero weights of each chain of a product, in the chain's order: chain i (an output o of
+/// the forward, an input j of the transposed map) sums index[start[i] .. start[i + 1]) with the
+/// weights value[...], ascending. Empty where the weights are dense.
+struct SparseChains {
+  std::vector<int64_t> start;
+  std::vector<int32_t> index;
+  std::vector<float> value;
+  /// The smallest nonzero |x| for which skipping a zero weight's step is exact (below).
+  float least = 0.0f;
+  bool empty() const { return start.empty(); }
+};
 
-/// y (n×out, row-major) = x (n×in) · wᵀ, packed = pack_linear_weights(in, out, w): y[p][o] = the
-/// chain over j = 0 … in − 1 of fma(x[p][j], w[o][j], acc) from +0, then + bias[o] (if bias), then
-/// `v > 0 ? v : +0` (if relu). Blocks of 6 rows × 16 columns, the chains resumed through y across
-/// blocks of the summed index (the same chain); spread over the runtime's OpenMP threads (blocks
-/// of rows, or of columns for a few rows). With AVX2 and FMA; elsewhere the scalar loop with
-/// std::fma (the same operations).
-void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const float* packed, const float* bias,
-                  bool relu, float* y);
+/// A Linear layer's out×in weights w (row-major) prepared once for its products: packed for the
+/// dense kernel (wᵀ by strips of 16 output columns, [strip][j][16], the last strip padded with
+/// zeros) and, where at most one in kSparseDensity of them is nonzero, as the nonzero weights of
+/// each output (`rows`, the forward) and of each input (`cols`, the transposed map).
+///
+/// A step fma(x, 0, acc) of a chain changes nothing when x is finite and acc is not −0 (x·0 is
+/// ±0, and acc + ±0 = acc, +0 + −0 being +0): so a chain of only the nonzero weights' steps gives
+/// the same bytes as the full chain wherever acc never becomes −0. From +0 it becomes −0 only by a
+/// nonzero exact sum rounding to zero, below 2⁻¹⁵⁰; that cannot happen when every nonzero x and w
+/// have exponents (x = m·2^e, 1 ≤ m < 2) summing to at least −103 (their exact product is then a
+/// multiple of 2⁻¹⁴⁹, as every float acc is). So a row whose values are all finite and either
+/// zero or at least `least` = 2^(−103 − the smallest exponent of a nonzero weight) in magnitude
+/// takes the sparse chains; any other row the dense ones (tests/lab/test_linear_product.cpp).
+struct LinearWeights {
+  std::vector<float> packed;
+  SparseChains rows, cols;
+};
 
-/// linear_chain with weights w (out×in, row-major) packed for this call.
+/// Weights are taken as sparse when nonzero ones are at most one in this many: the dense kernel
+/// runs 16 fused multiply-adds per cycle, the sparse chains about one step per cycle per row.
+inline constexpr int64_t kSparseDensity = 16;
+
+LinearWeights prepare_linear_weights(int64_t in, int64_t out, const float* w);
+
+/// y (n×out, row-major) = x (n×in) · wᵀ, prepared = prepare_linear_weights(in, out, w): y[p][o] =
+/// the chain over j = 0 … in − 1 of fma(x[p][j], w[o][j], acc) from +0, then + bias[o] (if bias),
+/// then `v > 0 ? v : +0` (if relu). Dense weights: blocks of 6 rows × 16 columns, the chains
+/// resumed through y across blocks of the summed index (the same chain), spread over the runtime's
+/// OpenMP threads (blocks of rows, or of columns for a few rows). Sparse weights: each row that
+/// allows it by the nonzero weights' chains (the same bytes), the others as dense, spread over the
+/// threads by rows. With AVX2 and FMA; elsewhere the scalar loop with std::fma (the same
+/// operations).
+void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const LinearWeights& prepared,
+                  const float* bias, bool relu, float* y);
+
+/// linear_chain with weights w (out×in, row-major) prepared for this call.
 void linear_rows(int64_t n, int64_t in, int64_t out, const float* x, const float* w, const float* bias, float* y);
 
 /// c (n×in) = s (n×out) · w, w out×in row-major (the transposed map, backward-data):
-/// c[p][j] = chain over o = 0 … out − 1 of s[p][o]·w[o][j].
-void linear_rows_transpose(int64_t n, int64_t in, int64_t out, const float* s, const float* w, float* c);
+/// c[p][j] = chain over o = 0 … out − 1 of s[p][o]·w[o][j]. With prepared (w's, or null to
+/// prepare them here) sparse, the rows that allow it by its `cols` chains, the same bytes.
+void linear_rows_transpose(int64_t n, int64_t in, int64_t out, const float* s, const float* w, float* c,
+                           const LinearWeights* prepared = nullptr);
 
 /// Whether Linear layers' forward runs as linear_chain (default on). Off: oneDNN's inner product
 /// on the whole batch, the path before (its bytes depend on the batch size; bench_runtime's
 /// "tiles-ip" mode only).
 bool linear_chains();
 void set_linear_chains(bool on);
+
+/// Whether sparse weights take their sparse chains (default on). Off: every product by the dense
+/// chains (bench_runtime's "tiles-dense" mode; the same bytes).
+bool linear_sparse();
+void set_linear_sparse(bool on);
 
 }  // namespace lab

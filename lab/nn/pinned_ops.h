@@ -30,4 +30,20 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 relu(__m256 v) 
   return v;
 }
 
+/// The scalar forms (the low lane), for the sparse chains of linear_product.cpp.
+__attribute__((target("avx2,fma"), always_inline)) inline __m128 fma_acc_ss(__m128 acc, __m128 a, __m128 b) {
+  __asm__("vfmadd231ss %[b], %[a], %[acc]" : [acc] "+x"(acc) : [a] "x"(a), [b] "x"(b));
+  return acc;
+}
+
+__attribute__((target("avx2,fma"), always_inline)) inline __m128 add_acc_ss(__m128 acc, __m128 b) {
+  __asm__("vaddss %[b], %[acc], %[acc]" : [acc] "+x"(acc) : [b] "x"(b));
+  return acc;
+}
+
+__attribute__((target("avx2,fma"), always_inline)) inline __m128 relu_ss(__m128 v) {
+  __asm__("vmaxss %[zero], %[v], %[v]" : [v] "+x"(v) : [zero] "x"(_mm_setzero_ps()));
+  return v;
+}
+
 }  // namespace lab::pinned

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "lab/core/runtime.h"
 #include "lab/nn/pinned_ops.h"
 
 namespace lab {
@@ -26,7 +27,8 @@ std::atomic<bool> remainders_set{true};
 constexpr int64_t kRows = 6, kCols = 16, kMaxDepth = 64, kMaxRows = 64;
 
 bool avx2_sgemm() {
-  static const bool avx2 = dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx2;
+  // After the runtime has held oneDNN to AVX2 (runtime.h).
+  static const bool avx2 = (Runtime::get(), dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx2);
   return avx2;
 }
 

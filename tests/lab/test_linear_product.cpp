@@ -172,3 +172,86 @@ TEST_CASE("a Linear layer's forward is the chain of std::fma from +0, + bias, fo
   }
   lab::Runtime::get().set_threads(threads);
 }
+
+TEST_CASE("sparse weights: the nonzero weights' chains give the full chains' bytes, rows that do not allow them the dense ones") {
+  // lab::prepare_linear_weights keeps the nonzero weights of a matrix with at most one in 16
+  // nonzero (single-color-modulo's f2, f3 and f4 layers: 1–2 per row), and linear_chain and
+  // linear_rows_transpose skip the zeros' steps on rows whose values allow it (linear_product.h).
+  // References: the full chains of std::fma from +0, byte for byte. The rows: normal values with
+  // zeros and −0; values from 2⁻¹⁴⁹ to 2¹²⁰; one with ∞ and NaN; and one built so that skipping a
+  // step would change the bytes: a weight of 2⁻¹⁰⁰ times −2⁻⁶⁰ rounds to −0, and the full chain's
+  // next step, 5 times a zero weight, turns it into +0.
+  std::mt19937 rng(8);
+  const int threads = lab::Runtime::get().threads();
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-40, 40);
+  struct Shape3 {
+    int64_t in, out;
+  };
+  for (const Shape3 s : {Shape3{151, 150}, Shape3{150, 750}, Shape3{300, 150}, Shape3{40, 33}}) {
+    CAPTURE(s.in);
+    CAPTURE(s.out);
+    std::vector<float> w(static_cast<size_t>(s.in * s.out), 0.0f);
+    std::uniform_int_distribution<int64_t> column(0, s.in - 1);
+    for (int64_t o = 0; o < s.out; ++o)
+      for (int k = 0; k < 2; ++k)
+        w[static_cast<size_t>(o * s.in + column(rng))] = std::ldexp(unit(rng), exponent(rng));
+    std::fill(w.begin(), w.begin() + s.in, 0.0f);
+    w[1] = std::ldexp(1.0f, -100);  // output 0: 2⁻¹⁰⁰·x[1] alone, then zero weights (x[2] = 5 in row 3)
+    if (s.out > 3) std::fill(w.begin() + 3 * s.in, w.begin() + 4 * s.in, 0.0f);  // output 3: no weight at all
+    const std::vector<float> bias = values(s.out, rng);
+    const lab::LinearWeights prepared = lab::prepare_linear_weights(s.in, s.out, w.data());
+    REQUIRE(!prepared.rows.empty());
+    REQUIRE(!prepared.cols.empty());
+    const int64_t n = 12;
+    std::vector<float> x = values(n * s.in, rng), sig = values(n * s.out, rng);
+    for (int64_t j = 0; j < s.in; ++j) x[static_cast<size_t>(s.in + j)] = std::ldexp(unit(rng), exponent(rng) * 3);
+    x[static_cast<size_t>(2 * s.in + 5)] = std::numeric_limits<float>::infinity();
+    x[static_cast<size_t>(2 * s.in + 7)] = std::numeric_limits<float>::quiet_NaN();
+    x[static_cast<size_t>(3 * s.in + 1)] = -std::ldexp(1.0f, -60), x[static_cast<size_t>(3 * s.in + 2)] = 5.0f;
+    sig[static_cast<size_t>(4 * s.out + 1)] = std::numeric_limits<float>::infinity();
+    for (int64_t o = 0; o < s.out; ++o) sig[static_cast<size_t>(5 * s.out + o)] = std::ldexp(unit(rng), exponent(rng) * 3);
+    std::vector<float> want(static_cast<size_t>(n * s.out)), want_c(static_cast<size_t>(n * s.in));
+    for (int64_t p = 0; p < n; ++p) {
+      for (int64_t o = 0; o < s.out; ++o) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < s.in; ++j)
+          acc = std::fma(x[static_cast<size_t>(p * s.in + j)], w[static_cast<size_t>(o * s.in + j)], acc);
+        want[static_cast<size_t>(p * s.out + o)] = acc + bias[static_cast<size_t>(o)];
+      }
+      for (int64_t j = 0; j < s.in; ++j) {
+        float acc = 0.0f;
+        for (int64_t o = 0; o < s.out; ++o)
+          acc = std::fma(sig[static_cast<size_t>(p * s.out + o)], w[static_cast<size_t>(o * s.in + j)], acc);
+        want_c[static_cast<size_t>(p * s.in + j)] = acc;
+      }
+    }
+    // The case built to differ: the full chain ends at +0 + bias, so without the bias −0 and +0.
+    CHECK(std::signbit(std::fma(x[static_cast<size_t>(3 * s.in + 1)], w[1], 0.0f)));
+    for (const int t : {1, 2}) {
+      CAPTURE(t);
+      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
+      std::vector<float> y(want.size()), c(want_c.size()), c_own(want_c.size()), y0(want.size());
+      lab::linear_chain(n, s.in, s.out, x.data(), prepared, bias.data(), false, y.data());
+      lab::linear_rows_transpose(n, s.in, s.out, sig.data(), w.data(), c.data(), &prepared);
+      lab::linear_rows_transpose(n, s.in, s.out, sig.data(), w.data(), c_own.data());
+      CHECK(same(y, want));
+      CHECK(same(c, want_c));
+      CHECK(same(c_own, want_c));
+      // Without the bias the −0 row shows: the full chain's +0.
+      lab::linear_chain(n, s.in, s.out, x.data(), prepared, nullptr, false, y0.data());
+      CHECK(!std::signbit(y0[static_cast<size_t>(3 * s.out)]));
+      CHECK(y0[static_cast<size_t>(3 * s.out)] == 0.0f);
+      // Each row alone: the same bytes.
+      for (int64_t p = 0; p < n; ++p) {
+        std::vector<float> row(static_cast<size_t>(s.out));
+        lab::linear_chain(1, s.in, s.out, x.data() + p * s.in, prepared, bias.data(), false, row.data());
+        CHECK(std::memcmp(row.data(), y.data() + p * s.out, sizeof(float) * static_cast<size_t>(s.out)) == 0);
+      }
+    }
+  }
+  lab::Runtime::get().set_threads(threads);
+  // Dense weights keep no sparse chains.
+  std::vector<float> dense(static_cast<size_t>(16 * 16), 1.0f);
+  CHECK(lab::prepare_linear_weights(16, 16, dense.data()).rows.empty());
+}
