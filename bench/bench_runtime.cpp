@@ -82,7 +82,11 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <functional>
@@ -183,12 +187,33 @@ std::pair<double, double> stream_gbps(size_t n, int threads) {
 // Both rooflines, measured now.
 struct Rooflines {
   double gflops = 0, copy = 0, triad = 0;
+  double held = 0, full = 0;  // the matmul with oneDNN held to AVX2, and free (0: not measured)
   double gbps() const { return std::max(copy, triad); }
 };
 
+// The matmul's GFLOP/s with oneDNN free to use every instruction set of the machine: the runtime
+// holds it to AVX2 in this process (lab/core/runtime.h), so on a machine with AVX-512 this
+// program runs again in a child process with ONEDNN_MAX_CPU_ISA=ALL (`--matmul-peak`); 0 where
+// oneDNN is not held (no AVX-512, or a MAX_CPU_ISA variable set).
+double full_isa_gflops() {
+  if (!__builtin_cpu_supports("avx512f") || std::getenv("ONEDNN_MAX_CPU_ISA") != nullptr ||
+      std::getenv("DNNL_MAX_CPU_ISA") != nullptr)
+    return 0.0;
+  const std::string command =
+      fmt::format("ONEDNN_MAX_CPU_ISA=ALL /proc/{}/exe --matmul-peak --seconds {}", getpid(), min_seconds);
+  FILE* child = popen(command.c_str(), "r");
+  if (child == nullptr) return 0.0;
+  double gflops = 0.0;
+  if (std::fscanf(child, "%lf", &gflops) != 1) gflops = 0.0;
+  pclose(child);
+  return gflops;
+}
+
 Rooflines measure_rooflines(int threads) {
   Rooflines r;
-  r.gflops = matmul_gflops(2048);
+  r.held = matmul_gflops(2048);
+  r.full = full_isa_gflops();
+  r.gflops = std::max(r.held, r.full);
   std::tie(r.copy, r.triad) = stream_gbps(size_t{128} << 20, threads);
   return r;
 }
@@ -196,6 +221,8 @@ Rooflines measure_rooflines(int threads) {
 struct Counts {
   double flops = 0;        // forward, per image
   double params = 0;       // bytes of parameters
+  double nz_flops = 0;     // forward, per image, of the nonzero weights only
+  double nz_params = 0;    // bytes of the nonzero parameters
   double in = 0, out = 0;  // bytes per image of the network input and output
   double acts_fwd = 0;     // bytes per image moved layer by layer (forward)
   double acts_fb = 0;      // the same for trace + backward
@@ -213,6 +240,13 @@ Counts count(const lab::Network& net) {
   for (size_t i = 0; i < net.size(); ++i) {
     const lab::Layer& l = net.layer(i);
     c.params += 4.0 * static_cast<double>(l.parameter_count());
+    if (l.kind() == lab::LayerKind::kConv2d || l.kind() == lab::LayerKind::kLinear) {
+      const auto& lw = static_cast<const lab::AffineLayer&>(l).weights();
+      for (const float v : lw.weight.values()) c.nz_params += v != 0.0f ? 4.0 : 0.0;
+      for (const float v : lw.bias.values()) c.nz_params += v != 0.0f ? 4.0 : 0.0;
+    } else {
+      c.nz_params += 4.0 * static_cast<double>(l.parameter_count());
+    }
     double reads = 0;
     for (size_t a : net.inputs(i)) reads += size[a];
     c.acts_fwd += reads + size[i + 1];
@@ -221,7 +255,12 @@ Counts count(const lab::Network& net) {
     if (l.kind() != lab::LayerKind::kConv2d && l.kind() != lab::LayerKind::kLinear) continue;
     const auto& w = static_cast<const lab::AffineLayer&>(l).weights().weight;
     const double macs_per_output = static_cast<double>(w.numel() / w.dim(0));
-    c.flops += 2.0 * macs_per_output * static_cast<double>(lab::numel(net.shape_after(i, 1)));
+    const double outputs = static_cast<double>(lab::numel(net.shape_after(i, 1)));
+    c.flops += 2.0 * macs_per_output * outputs;
+    // Each weight of output channel o is used at each of o's outputs (numel ÷ channels of them).
+    double nonzero = 0;
+    for (const float v : w.values()) nonzero += v != 0.0f ? 1.0 : 0.0;
+    c.nz_flops += 2.0 * nonzero * outputs / static_cast<double>(w.dim(0));
   }
   return c;
 }
@@ -255,11 +294,23 @@ int main(int argc, char** argv) {
                        "Only these environments (the env column's names, e.g. \"multi-color-sum ude=false\"), "
                        "comma-separated (repeatable)",
                        "all");
+  bool matmul_peak = false;
+  app.add_flag("--matmul-peak", matmul_peak, "Print the matmul's GFLOP/s and stop (full_isa_gflops's child)")
+      ->group("");
   if (const auto exit = bench::parse(app, argc, argv)) return *exit;
+  if (matmul_peak) {
+    fmt::print("{:.3f}\n", matmul_gflops(2048));
+    return 0;
+  }
   const int threads = lab::Runtime::get().threads();
   Rooflines roof = measure_rooflines(threads);
   fmt::print("threads: {}; sub-batch cache budget: {} KiB\n", threads, lab::sub_batch_budget() / 1024);
-  fmt::print("FLOP roofline: oneDNN f32 matmul 2048³: {:.1f} GFLOP/s\n", roof.gflops);
+  fmt::print("FLOP roofline: oneDNN f32 matmul 2048³: {:.1f} GFLOP/s", roof.gflops);
+  if (roof.full > 0)
+    fmt::print(" (the larger of {:.1f} held to AVX2, as the runtime holds it, and {:.1f} at the machine's full "
+               "instruction set, in a child process)",
+               roof.held, roof.full);
+  fmt::print("\n");
   fmt::print("memory roofline: copy {:.1f} GB/s, triad {:.1f} GB/s (3 × 512 MiB buffers): {:.1f} GB/s\n", roof.copy,
              roof.triad, roof.gbps());
   if (rounds > 1) fmt::print("(measured again before each round: the \"roofline\" lines)\n");
@@ -287,11 +338,11 @@ int main(int argc, char** argv) {
     std::string env, mode;
     int64_t batch;
     bool fb;
-    std::vector<double> ms, fraction, cpu;
+    std::vector<double> ms, fraction, cpu, nz_fraction;
   };
   std::vector<Summary> summary;
-  fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8}\n", "env", "batch", "mode", "pass", "ms/image",
-             "GFLOP/s", "GB/s", "act GB/s", "fraction", "cpu ms");
+  fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8}\n", "env", "batch", "mode", "pass",
+             "ms/image", "GFLOP/s", "GB/s", "act GB/s", "fraction", "nz frac", "cpu ms");
   for (const Env& env : envs) {
     if (!only_envs.empty() && std::find(only_envs.begin(), only_envs.end(), env.name) == only_envs.end()) continue;
     const Counts c = count(env.net);
@@ -301,16 +352,19 @@ int main(int argc, char** argv) {
       const double bytes = (fb ? 2 : 1) * (c.in + c.out) * b + c.params;
       const double acts = (fb ? c.acts_fb : c.acts_fwd) * b;
       const double time = std::max(flops / (roof.gflops * 1e9), bytes / (roof.gbps() * 1e9));
-      fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8.3g} {:>8.1f} {:>7.2f} {:>8.1f} {:>8.2f} {:>8.3g}\n", env.name, batch,
-                 mode, fb ? "f+b" : "fwd", seconds * 1e3 / b, flops / seconds / 1e9,
-                 bytes / seconds / 1e9, acts / seconds / 1e9, time / seconds, last_cpu_seconds * 1e3 / b);
+      const double nz_time = std::max((fb ? 2 : 1) * c.nz_flops * b / (roof.gflops * 1e9),
+                                      ((fb ? 2 : 1) * (c.in + c.out) * b + c.nz_params) / (roof.gbps() * 1e9));
+      fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8.3g} {:>8.1f} {:>7.2f} {:>8.1f} {:>8.2f} {:>8.2f} {:>8.3g}\n", env.name,
+                 batch, mode, fb ? "f+b" : "fwd", seconds * 1e3 / b, flops / seconds / 1e9, bytes / seconds / 1e9,
+                 acts / seconds / 1e9, time / seconds, nz_time / seconds, last_cpu_seconds * 1e3 / b);
       std::fflush(stdout);
       auto it = std::find_if(summary.begin(), summary.end(), [&](const Summary& r) {
         return r.env == env.name && r.mode == mode && r.batch == batch && r.fb == fb;
       });
-      if (it == summary.end()) it = summary.insert(summary.end(), Summary{env.name, mode, batch, fb, {}, {}, {}});
+      if (it == summary.end()) it = summary.insert(summary.end(), Summary{env.name, mode, batch, fb, {}, {}, {}, {}});
       it->ms.push_back(seconds * 1e3 / b);
       it->fraction.push_back(time / seconds);
+      it->nz_fraction.push_back(nz_time / seconds);
       it->cpu.push_back(last_cpu_seconds * 1e3 / b);
     };
     for (bool fb : {false, true}) {
@@ -345,7 +399,7 @@ int main(int argc, char** argv) {
           bool patch_kernel = true;  // false: the patch runs' fused kernel off (tiles-unfused)
           bool remainders = true;  // false: dnnl_sgemm on the 3 to 5 rows left below the 6-row blocks (tiles-edges12)
           bool chains = true;  // false: the Linear layers' forward by oneDNN's inner product (tiles-ip)
-          bool sparse = true;  // false: the Linear layers' sparse weights by the dense chains (tiles-dense)
+          bool sparse = true;  // false: sparse weights by the dense chains (tiles-dense)
         };
         // The default path ("tiles") with one of its parts off.
         const auto tiles_without = [](const char* name, bool Mode::*part) {
@@ -394,7 +448,7 @@ int main(int argc, char** argv) {
             lab::set_patch_kernels(mode.fused && mode.patch_kernel);
             lab::set_pointwise_remainders(mode.fused && mode.remainders);
             lab::set_linear_chains(mode.chains);
-            lab::set_linear_sparse(mode.sparse);
+            lab::set_sparse_weights(mode.sparse);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         }
@@ -408,7 +462,7 @@ int main(int argc, char** argv) {
         lab::set_patch_kernels(true);
         lab::set_pointwise_remainders(true);
         lab::set_linear_chains(true);
-        lab::set_linear_sparse(true);
+        lab::set_sparse_weights(true);
       }
     }
   }
@@ -418,15 +472,17 @@ int main(int argc, char** argv) {
       return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
     };
     fmt::print("\nmedians of {} rounds (fraction: each round's against its own rooflines; min–max)\n", rounds);
-    fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8} {:>8} {:>11} {:>8}\n", "env", "batch", "mode", "pass", "ms/image",
-               "fraction", "min–max", "cpu ms");
+    fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8} {:>8} {:>11} {:>8} {:>8}\n", "env", "batch", "mode", "pass",
+               "ms/image", "fraction", "min–max", "nz frac", "cpu ms");
     for (const Summary& r : summary)
-      fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8.3g} {:>8.2f} {:>5.2f}–{:<5.2f} {:>8.3g}\n", r.env, r.batch, r.mode,
-                 r.fb ? "f+b" : "fwd", median(r.ms), median(r.fraction),
+      fmt::print("{:<26} {:>5} {:<14} {:<4} {:>8.3g} {:>8.2f} {:>5.2f}–{:<5.2f} {:>8.2f} {:>8.3g}\n", r.env, r.batch,
+                 r.mode, r.fb ? "f+b" : "fwd", median(r.ms), median(r.fraction),
                  *std::min_element(r.fraction.begin(), r.fraction.end()),
-                 *std::max_element(r.fraction.begin(), r.fraction.end()), median(r.cpu));
+                 *std::max_element(r.fraction.begin(), r.fraction.end()), median(r.nz_fraction), median(r.cpu));
   }
   fmt::print("\nfraction = roofline time ÷ measured time, roofline time = max(FLOP ÷ FLOP peak, bytes ÷ bandwidth);\n"
+             "nz frac: the same with the FLOP and parameter bytes of the nonzero weights only (the work left where\n"
+             "the Linear layers skip their zero weights);\n"
              "GB/s: the minimal traffic (input, output, parameters; f+b also seed and input gradient) per second;\n"
              "act GB/s: the traffic of streaming every activation through memory layer by layer.\n");
   return 0;

@@ -684,6 +684,7 @@ struct TileStep {
   bool relu = false;
   bool chain = false;       // the product by chain_gemm (a deep patch convolution), else pointwise_gemm
   int64_t in = 0, out = 0;  // channels (a patch convolution: in = its column rows, in·kh·kw)
+  std::shared_ptr<const PointwiseSparse> sparse;  // the weights' nonzero ones, where sparse (pointwise_gemm.h)
 };
 
 // Appends the steps of the pointwise layers run[first..] on `channels` input channels to `steps`
@@ -702,8 +703,10 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
     LAB_CHECK(conv->params().in_channels == channels, "pointwise run: {} channels into {}", channels,
               conv->describe());
     const Weights& w = conv->weights();
-    steps.push_back(TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false, false, channels,
-                             conv->params().out_channels});
+    const float* bias = w.bias.empty() ? nullptr : w.bias.data();
+    const int64_t out = conv->params().out_channels;
+    steps.push_back(TileStep{w.weight.data(), bias, false, false, channels, out,
+                             prepare_pointwise_sparse(out, channels, w.weight.data(), channels, bias)});
     channels = conv->params().out_channels;
     widest = std::max(widest, channels);
   }
@@ -771,7 +774,8 @@ bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda
     chain_gemm(st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu);
     return true;
   }
-  return pointwise_gemm(false, st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu);
+  return pointwise_gemm(false, st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu,
+                        st.sparse.get());
 }
 
 // A tiled forward run: `steps` on tiles of `tile` output pixels of each of the `batch` images of

@@ -27,7 +27,6 @@ constexpr int64_t kLinearGroup = 12;
 constexpr int64_t kLinearSerialMacs = int64_t{1} << 16;
 
 std::atomic<bool> linear_chains_set{true};
-std::atomic<bool> linear_sparse_set{true};
 
 // The strips of 16 columns of `out` output columns, and where w[o][j] sits in the packed weights
 // (pack_linear_weights).
@@ -179,7 +178,7 @@ std::pair<int64_t, float> nonzero_weights(int64_t count, const float* w) {
       ++nonzero;
       if (std::isfinite(w[i])) smallest = std::min(smallest, std::ilogb(w[i]));
     }
-  return {nonzero, std::ldexp(1.0f, -103 - smallest)};
+  return {nonzero, sparse_least(smallest)};
 }
 
 bool sparse_enough(int64_t nonzero, int64_t in, int64_t out) { return nonzero * kSparseDensity <= in * out; }
@@ -265,11 +264,11 @@ void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const Line
         y[p * out + o] = relu ? (acc > 0.0f ? acc : 0.0f) : acc;
       }
     };
-    if (!prepared.rows.empty() && linear_sparse()) return sparse_product(n, in, out, x, prepared.rows, bias, relu, y, row);
+    if (!prepared.rows.empty() && sparse_weights()) return sparse_product(n, in, out, x, prepared.rows, bias, relu, y, row);
     for (int64_t p = 0; p < n; ++p) row(p);
     return;
   }
-  if (!prepared.rows.empty() && linear_sparse())
+  if (!prepared.rows.empty() && sparse_weights())
     return sparse_product(n, in, out, x, prepared.rows, bias, relu, y, [&](int64_t p) {
       linear_part(p, p + 1, 0, strips, in, out, x, packed, bias, relu, y);
     });
@@ -299,11 +298,11 @@ void linear_rows_transpose(int64_t n, int64_t in, int64_t out, const float* s, c
                            const LinearWeights* prepared) {
   SparseChains own;
   const SparseChains* cols = prepared ? &prepared->cols : &own;
-  if (!prepared && linear_sparse()) {
+  if (!prepared && sparse_weights()) {
     const auto [nonzero, least] = nonzero_weights(in * out, w);
     if (sparse_enough(nonzero, in, out)) own = sparse_chains(in, out, w, false, least);
   }
-  if (cols->empty() || !linear_sparse()) return chain_gemm(n, in, out, s, out, w, in, c, in, nullptr, false);
+  if (cols->empty() || !sparse_weights()) return chain_gemm(n, in, out, s, out, w, in, c, in, nullptr, false);
   sparse_product(n, out, in, s, *cols, nullptr, false, c, [&](int64_t p) {
     chain_gemm(1, in, out, s + p * out, out, w, in, c + p * in, in, nullptr, false);
   });
@@ -311,8 +310,5 @@ void linear_rows_transpose(int64_t n, int64_t in, int64_t out, const float* s, c
 
 bool linear_chains() { return linear_chains_set.load(); }
 void set_linear_chains(bool on) { linear_chains_set.store(on); }
-
-bool linear_sparse() { return linear_sparse_set.load(); }
-void set_linear_sparse(bool on) { linear_sparse_set.store(on); }
 
 }  // namespace lab

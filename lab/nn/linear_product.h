@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "lab/nn/pointwise_gemm.h"
+
 namespace lab {
 
 /// The nonzero weights of each chain of a product, in the chain's order: chain i (an output o of
@@ -83,10 +85,6 @@ void linear_rows_transpose(int64_t n, int64_t in, int64_t out, const float* s, c
 /// "tiles-ip" mode only).
 bool linear_chains();
 void set_linear_chains(bool on);
-
-/// Whether sparse weights take their sparse chains (default on). Off: every product by the dense
-/// chains (bench_runtime's "tiles-dense" mode; the same bytes).
-bool linear_sparse();
-void set_linear_sparse(bool on);
+// Whether sparse weights take their sparse chains: lab::sparse_weights() (pointwise_gemm.h).
 
 }  // namespace lab

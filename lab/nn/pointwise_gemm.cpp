@@ -4,8 +4,10 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 
 #include "lab/core/runtime.h"
 #include "lab/nn/pinned_ops.h"
@@ -17,6 +19,7 @@ namespace {
 std::atomic<bool> kernel_set{true};
 std::atomic<bool> edges_set{true};
 std::atomic<bool> remainders_set{true};
+std::atomic<bool> sparse_set{true};
 
 // oneDNN's AVX2 sgemm (its "nocopy" kernel for these shapes, in oneDNN's column-major terms
 // m = our columns n, n = our rows m) runs a main kernel on blocks of 16 columns × 6 rows: one
@@ -159,6 +162,97 @@ __attribute__((target("avx2,fma"))) void even_odd_rows(bool trans, int64_t r, in
     even_odd_block<R, kFused>(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
+// Whether columns [p, p + 16) of x (k rows, row stride ldx) allow the sparse chains
+// (PointwiseSparse): every value finite, and zero or at least `least` in magnitude.
+__attribute__((target("avx2,fma"))) bool sparse_strip(int64_t p, int64_t k, const float* x, int64_t ldx,
+                                                      float least) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps(), lo = _mm256_set1_ps(least);
+  const __m256 hi = _mm256_set1_ps(std::numeric_limits<float>::max());
+  __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  for (int64_t j = 0; j < k; ++j)
+    for (int h = 0; h < 2; ++h) {
+      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j * ldx + p + 8 * h));
+      const __m256 in_range = _mm256_and_ps(_mm256_cmp_ps(a, lo, _CMP_GE_OQ), _mm256_cmp_ps(a, hi, _CMP_LE_OQ));
+      ok = _mm256_and_ps(ok, _mm256_or_ps(_mm256_cmp_ps(a, zero, _CMP_EQ_OQ), in_range));
+    }
+  return _mm256_movemask_ps(ok) == 0xff;
+}
+
+// The chains' shapes (pointwise_gemm's rows): the main kernel's one chain per element (block),
+// two rows' even and odd chains of rounded products, three rows' even and odd fused chains
+// (even_odd_block).
+enum class Chains { kOne, kEvenOddRounded, kEvenOddFused };
+
+// Rows [r0, r1) of y on the 16 columns from p by the nonzero weights of s alone, in the shape
+// kShape: the operations of block or even_odd_block on the same operands, less the zero weights'
+// steps (the columns allow it: sparse_strip).
+template <Chains kShape>
+__attribute__((target("avx2,fma"))) void sparse_rows(const PointwiseSparse& s, int64_t r0, int64_t r1, int64_t p,
+                                                     const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                     const float* bias, bool relu) {
+  constexpr bool kFused = kShape != Chains::kEvenOddRounded;
+  const int64_t pairs = s.k / 2 * 2;  // even_odd_block: j < pairs in the chains, j = k − 1 last
+  const float* xp = x + p;
+  for (int64_t r = r0; r < r1; ++r) {
+    __m256 e0 = _mm256_setzero_ps(), e1 = e0, o0 = e0, o1 = e0, wl = e0, l0 = e0, l1 = e0;
+    bool last = false;
+    for (int32_t q = s.start[static_cast<size_t>(r)]; q < s.start[static_cast<size_t>(r) + 1]; ++q) {
+      const int64_t j = s.index[static_cast<size_t>(q)];
+      const __m256 wv = _mm256_broadcast_ss(&s.value[static_cast<size_t>(q)]);
+      const __m256 x0 = _mm256_loadu_ps(xp + j * ldx), x1 = _mm256_loadu_ps(xp + j * ldx + 8);
+      if constexpr (kShape == Chains::kOne) {
+        e0 = _mm256_fmadd_ps(wv, x0, e0);
+        e1 = _mm256_fmadd_ps(wv, x1, e1);
+      } else if (j >= pairs) {
+        last = true, wl = wv, l0 = x0, l1 = x1;
+      } else if (j % 2 == 0) {
+        e0 = term<kFused>(wv, x0, e0);
+        e1 = term<kFused>(wv, x1, e1);
+      } else {
+        o0 = term<kFused>(wv, x0, o0);
+        o1 = term<kFused>(wv, x1, o1);
+      }
+    }
+    if constexpr (kShape != Chains::kOne) {
+      e0 = _mm256_add_ps(e0, o0), e1 = _mm256_add_ps(e1, o1);
+      if (last) e0 = term<kFused>(wl, l0, e0), e1 = term<kFused>(wl, l1, e1);
+    }
+    float* yr = y + r * ldy + p;
+    _mm256_storeu_ps(yr, bias_relu(e0, bias, r, relu));
+    _mm256_storeu_ps(yr + 8, bias_relu(e1, bias, r, relu));
+  }
+}
+
+// blocks<false> with sparse weights: each strip of 16 columns by sparse_rows where its values
+// allow it, else by the main kernel.
+__attribute__((target("avx2,fma"))) void sparse_blocks(const PointwiseSparse& s, int64_t rows, int64_t cols,
+                                                       const float* w, int64_t ldw, const float* x, int64_t ldx,
+                                                       float* y, int64_t ldy, const float* bias, bool relu) {
+  for (int64_t p = 0; p < cols; p += kCols) {
+    if (sparse_strip(p, s.k, x, ldx, s.least)) {
+      sparse_rows<Chains::kOne>(s, 0, rows, p, x, ldx, y, ldy, bias, relu);
+      continue;
+    }
+    for (int64_t o = 0; o < rows; o += kRows) block<kRows, false>(o, p, s.k, w, ldw, x, ldx, y, ldy, bias, relu);
+  }
+}
+
+// The R rows left below the blocks (from row r) on columns [0, cols) with sparse weights, as
+// pointwise_gemm's edges compute them (R = 2: even_odd_rows<2, false>; 3: even_odd_rows<3, true>;
+// 4, 5: chain_rows), strip by strip.
+template <int R>
+__attribute__((target("avx2,fma"))) void sparse_edge(const PointwiseSparse& s, int64_t r, int64_t cols,
+                                                     const float* w, int64_t ldw, const float* x, int64_t ldx,
+                                                     float* y, int64_t ldy, const float* bias, bool relu) {
+  constexpr Chains kShape = R == 2 ? Chains::kEvenOddRounded : R == 3 ? Chains::kEvenOddFused : Chains::kOne;
+  for (int64_t p = 0; p < cols; p += kCols) {
+    if (sparse_strip(p, s.k, x, ldx, s.least)) sparse_rows<kShape>(s, r, r + R, p, x, ldx, y, ldy, bias, relu);
+    else if constexpr (R == 2) even_odd_block<2, false>(false, r, p, s.k, w, ldw, x, ldx, y, ldy, bias, relu);
+    else if constexpr (R == 3) even_odd_block<3, true>(false, r, p, s.k, w, ldw, x, ldx, y, ldy, bias, relu);
+    else block<R, false>(r, p, s.k, w, ldw, x, ldx, y, ldy, bias, relu);
+  }
+}
+
 // The sgemm on rows [r0, r1) × columns [c0, c1) of y, then the bias and the ReLU there.
 bool sgemm_part(bool trans, int64_t r0, int64_t r1, int64_t c0, int64_t c1, int64_t k, const float* w, int64_t ldw,
                 const float* x, int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
@@ -284,6 +378,34 @@ void chain_gemm(int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, co
     }
 }
 
+std::shared_ptr<const PointwiseSparse> prepare_pointwise_sparse(int64_t m, int64_t k, const float* w, int64_t ldw,
+                                                                const float* bias) {
+  if (m > kMaxRows || k > kMaxDepth) return nullptr;
+  auto s = std::make_shared<PointwiseSparse>();
+  s->m = m, s->k = k;
+  int smallest = 128;
+  s->start.push_back(0);
+  for (int64_t i = 0; i < m; ++i) {
+    if (bias != nullptr && !std::isfinite(bias[i])) return nullptr;
+    for (int64_t j = 0; j < k; ++j) {
+      const float v = w[i * ldw + j];
+      if (!std::isfinite(v)) return nullptr;
+      if (v == 0.0f) continue;
+      s->index.push_back(static_cast<int32_t>(j));
+      s->value.push_back(v);
+      smallest = std::min(smallest, std::ilogb(v));
+    }
+    s->start.push_back(static_cast<int32_t>(s->index.size()));
+  }
+  if (static_cast<int64_t>(s->index.size()) * kPointwiseSparseDensity > m * k) return nullptr;
+  s->least = sparse_least(smallest);
+  return s;
+}
+
+bool sparse_weights() { return sparse_set.load(); }
+
+void set_sparse_weights(bool on) { sparse_set.store(on); }
+
 bool pointwise_kernel() { return kernel_set.load() && avx2_sgemm(); }
 
 void set_pointwise_kernel(bool on) { kernel_set.store(on); }
@@ -297,7 +419,7 @@ bool pointwise_remainders() { return remainders_set.load(); }
 void set_pointwise_remainders(bool on) { remainders_set.store(on); }
 
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
-                    int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
+                    int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu, const PointwiseSparse* sparse) {
   int64_t rows = 0, cols = 0;  // the part of the main kernel's blocks
   if (m <= kMaxRows && k <= kMaxDepth && pointwise_kernel()) {
     rows = m / kRows * kRows;
@@ -308,8 +430,12 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     if (n - cols == 1) cols = cols >= kCols ? cols - kCols : 0;
     if (rows == 0 || cols == 0) rows = cols = 0;
   }
+  const PointwiseSparse* sp = !trans && sparse != nullptr && sparse->m == m && sparse->k == k && sparse_weights()
+                                   ? sparse
+                                   : nullptr;
   if (rows > 0) {
     if (trans) blocks<true>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
+    else if (sp != nullptr) sparse_blocks(*sp, rows, cols, w, ldw, x, ldx, y, ldy, bias, relu);
     else blocks<false>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
   }
   // The edges: columns [cols, n) of the kernel's rows, then the rows below them (all of y if
@@ -332,7 +458,15 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     edge = n / kCols * kCols;
     if (n - edge == 1) edge = edge >= kCols ? edge - kCols : 0;
   }
-  if (edge > 0) {
+  if (edge > 0 && sp != nullptr) {
+    switch (left) {
+      case 2: sparse_edge<2>(*sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      case 3: sparse_edge<3>(*sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      case 4: sparse_edge<4>(*sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      case 5: sparse_edge<5>(*sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      default: break;
+    }
+  } else if (edge > 0) {
     switch (left) {
       case 2: even_odd_rows<2, false>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
       case 3: even_odd_rows<3, true>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;

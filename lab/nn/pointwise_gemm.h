@@ -6,9 +6,43 @@
 /// multiply-adds wherever it sits.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 namespace lab {
+
+/// The nonzero weights of a product's rows (w m×k, not transposed, m and k ≤ 64), for
+/// pointwise_gemm: row i's nonzero w[i][j] are value[start[i] .. start[i + 1]) at j = index[...],
+/// ascending. Each of the kernel's chains (the blocks' one chain per element, the edges' even and
+/// odd chains and last term) then runs over those alone, on the blocks of 16 columns whose values
+/// allow it (every value finite, and zero or at least `least` in magnitude): the same bytes
+/// (linear_product.h's LinearWeights says why; a chain of separately rounded products needs no
+/// lower bound, since a sum of floats is −0 only if both are).
+struct PointwiseSparse {
+  int64_t m = 0, k = 0;
+  std::vector<int32_t> start, index;
+  std::vector<float> value;
+  float least = 0.0f;
+};
+
+/// The sparse form of w (m×k, row stride ldw) and its bias (may be null), or null where the kernel
+/// would not run the rows (m or k above 64), more than one weight in kPointwiseSparseDensity is
+/// nonzero, or a weight or bias is not finite.
+inline constexpr int64_t kPointwiseSparseDensity = 4;
+
+/// 2^(−103 − e), e the least exponent (std::ilogb) of a nonzero weight: the least nonzero |x| for
+/// which the chains may skip the zero weights (linear_product.h, LinearWeights).
+inline float sparse_least(int least_exponent) { return std::ldexp(1.0f, -103 - least_exponent); }
+std::shared_ptr<const PointwiseSparse> prepare_pointwise_sparse(int64_t m, int64_t k, const float* w, int64_t ldw,
+                                                                const float* bias);
+
+/// Whether sparse weights take their sparse chains (default on): the Linear layers' (LinearWeights
+/// in linear_product.h) and the pointwise tiles' (PointwiseSparse). Off: the dense chains
+/// (bench_runtime's "tiles-dense" mode; the same bytes).
+bool sparse_weights();
+void set_sparse_weights(bool on);
 
 /// y (m×n, row stride ldy) = op(w) (m×k) · x (k×n, row stride ldx), then + bias[i] on row i
 /// (bias may be null), then the ReLU `v > 0 ? v : 0` if relu. op(w)(i, j) = w[i·ldw + j], or
@@ -20,9 +54,13 @@ namespace lab {
 /// +0), and calls dnnl_sgemm for the edges (whose kernels sum in another order), but for the
 /// edges whose order it reproduces (pointwise_edges() below: a product of one row, the two rows
 /// left below the blocks of 6; pointwise_remainders(): the three, four or five rows left below
-/// them); elsewhere it is dnnl_sgemm on the whole. Returns false if a dnnl_sgemm call failed.
+/// them); elsewhere it is dnnl_sgemm on the whole. With `sparse` (w's and bias's
+/// prepare_pointwise_sparse, not transposed) and sparse_weights(), the kernel's blocks and edges
+/// run the nonzero weights' chains where the columns allow it. Returns false if a dnnl_sgemm call
+/// failed.
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
-                    int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu);
+                    int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu,
+                    const PointwiseSparse* sparse = nullptr);
 
 /// Whether pointwise_gemm uses its kernel: only where oneDNN's effective ISA is AVX2 (the kernel
 /// reproduces its AVX2 sgemm; tested on that ISA only), and while set_pointwise_kernel(false) was

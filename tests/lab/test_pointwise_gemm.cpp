@@ -166,3 +166,73 @@ TEST_CASE("pointwise_gemm: off, it is dnnl_sgemm") {
   CHECK(lab::pointwise_kernel() == saved);
   CHECK(bad == 0);
 }
+
+TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give the dense kernel's bytes") {
+  // prepare_pointwise_sparse keeps the nonzero weights of a product with at most one in 4 nonzero
+  // (multi-color-sum's detector: 30×60 with 60, 15×30 with 30, 5×15 with 15); pointwise_gemm
+  // then runs its blocks and edges (6-row blocks; two rows' even and odd rounded chains; three
+  // rows' even and odd fused chains; four and five rows' one chain) over them on the strips of 16
+  // columns whose values allow it, the dense kernel on the others. Against the same call with the
+  // dense kernel, byte for byte: every row count 1..24 and 30, 31, 60, 64 (every edge), depths
+  // 1..64 odd and even, widths with a lone and a partial last strip; x with zeros, −0, values from
+  // 2⁻¹⁴⁹ to 2¹²⁰, ±∞ and NaN in some strips; one strip built so that skipping a step changes the
+  // bytes (a weight of 2⁻¹⁰⁰ times −2⁻⁶⁰ rounds to −0, the next zero weight's step makes +0).
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-20, 20), pick(0, 15);
+  const std::vector<int64_t> rows{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+                                  30, 31, 60, 64};
+  int64_t cases = 0, sparse_cases = 0;
+  for (const int64_t m : rows)
+    for (int64_t k = 1; k <= 64; k += (k < 8 ? 1 : 5))
+      for (const int64_t n : {int64_t{16}, int64_t{17}, int64_t{48}, int64_t{100}, int64_t{352}}) {
+        CAPTURE(m);
+        CAPTURE(k);
+        CAPTURE(n);
+        const int64_t ldx = n + 3, ldy = n + 5;
+        std::vector<float> w(static_cast<size_t>(m * k), 0.0f), bias(static_cast<size_t>(m));
+        std::uniform_int_distribution<int64_t> column(0, k - 1);
+        for (int64_t i = 0; i < m; ++i)
+          if (pick(rng) < 12) w[static_cast<size_t>(i * k + column(rng))] = std::ldexp(unit(rng), exponent(rng));
+        if (k >= 3) w[1] = std::ldexp(1.0f, -100), w[0] = 0.0f, w[2] = 0.0f;
+        for (float& v : bias) v = pick(rng) == 0 ? -0.0f : unit(rng);
+        std::vector<float> x(static_cast<size_t>(k * ldx));
+        for (float& v : x) {
+          const int p = pick(rng);
+          v = p == 0 ? -0.0f : p == 1 ? 0.0f : std::ldexp(unit(rng), exponent(rng));
+        }
+        // Strip 1: tiny and huge values; strip 2: ±∞ and NaN; strip 0's column 3: the −0 case.
+        if (n >= 32)
+          for (int64_t j = 0; j < k; ++j) x[static_cast<size_t>(j * ldx + 16 + j % 16)] = std::ldexp(1.0f, j % 2 ? -149 : 120);
+        if (n >= 48) {
+          x[static_cast<size_t>((k - 1) * ldx + 33)] = std::numeric_limits<float>::infinity();
+          x[static_cast<size_t>(35)] = std::numeric_limits<float>::quiet_NaN();
+        }
+        if (k >= 3) x[static_cast<size_t>(ldx + 3)] = -std::ldexp(1.0f, -60), x[static_cast<size_t>(2 * ldx + 3)] = 5.0f;
+        const auto sparse = lab::prepare_pointwise_sparse(m, k, w.data(), k, bias.data());
+        ++cases;
+        if (!sparse) continue;
+        ++sparse_cases;
+        for (const bool with_bias : {false, true})
+          for (const bool relu : {false, true}) {
+            std::vector<float> want(static_cast<size_t>(m * ldy), 7.0f), got = want;
+            const float* b = with_bias ? bias.data() : nullptr;
+            bool ok_want = false, ok_got = false;
+            in_parallel([&] {
+              ok_want = lab::pointwise_gemm(false, m, n, k, w.data(), k, x.data(), ldx, want.data(), ldy, b, relu);
+              ok_got = lab::pointwise_gemm(false, m, n, k, w.data(), k, x.data(), ldx, got.data(), ldy, b, relu,
+                                           sparse.get());
+            });
+            REQUIRE(ok_want);
+            REQUIRE(ok_got);
+            CHECK(std::memcmp(want.data(), got.data(), sizeof(float) * want.size()) == 0);
+          }
+      }
+  MESSAGE(sparse_cases << " of " << cases << " shapes sparse");
+  CHECK(sparse_cases > cases / 2);
+  // Dense weights, and weights that are not finite, keep no sparse form.
+  std::vector<float> dense(36, 1.0f), inf(36, 0.0f);
+  inf[5] = std::numeric_limits<float>::infinity();
+  CHECK(lab::prepare_pointwise_sparse(6, 6, dense.data(), 6, nullptr) == nullptr);
+  CHECK(lab::prepare_pointwise_sparse(6, 6, inf.data(), 6, nullptr) == nullptr);
+}
