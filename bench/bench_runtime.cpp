@@ -7,7 +7,8 @@
 // --rounds R > 1 measured again before each round of a row's modes, each row's fraction taken
 // against the rooflines measured right before it, since this VM's speed drifts by ±20% within an
 // hour; a last table gives per row the medians over the rounds):
-// - FLOP peak: a 2048×2048×2048 f32 oneDNN matmul, 2·n³ FLOP per run.
+// - FLOP peak: a 2048×2048×2048 f32 oneDNN matmul, 2·n³ FLOP per run; with AVX-512, the larger of
+//   that (oneDNN held to AVX2 by the runtime) and the same in a child process at the full ISA.
 // - Memory bandwidth: STREAM-like kernels over buffers of 512 MiB each (several times every cache
 //   level of this machine, whose L3 is 260 MiB), one contiguous slice per thread, threads =
 //   the runtime's threads: copy a = b (8 bytes per element) and triad a = b + s·c (12 bytes per
@@ -47,7 +48,9 @@
 //   below the products' 6-row blocks (lab::set_pointwise_remainders(false)), the default before
 //   those edges were the kernel's (same bytes); "tiles-ip", tiles with the Linear layers' forward
 //   by oneDNN's inner product on the whole batch (lab::set_linear_chains(false), the default before
-//   lab::linear_chain; other bytes, see lab/nn/linear_product.h), for fwd and f+b; "tiles-whole", tiles with every step on the whole batch
+//   lab::linear_chain; other bytes, see lab/nn/linear_product.h), for fwd and f+b; "tiles-dense", tiles
+//   with sparse weights on the dense chains (lab::set_sparse_weights(false); same bytes), for fwd and
+//   f+b; "tiles-whole", tiles with every step on the whole batch
 //   (lab::set_sub_batch_budget(0)); "tiles+post-op",
 //   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
@@ -482,7 +485,7 @@ int main(int argc, char** argv) {
   }
   fmt::print("\nfraction = roofline time ÷ measured time, roofline time = max(FLOP ÷ FLOP peak, bytes ÷ bandwidth);\n"
              "nz frac: the same with the FLOP and parameter bytes of the nonzero weights only (the work left where\n"
-             "the Linear layers skip their zero weights);\n"
+             "the products skip their zero weights);\n"
              "GB/s: the minimal traffic (input, output, parameters; f+b also seed and input gradient) per second;\n"
              "act GB/s: the traffic of streaming every activation through memory layer by layer.\n");
   return 0;

@@ -173,8 +173,8 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
   // then runs its blocks and edges (6-row blocks; two rows' even and odd rounded chains; three
   // rows' even and odd fused chains; four and five rows' one chain) over them on the strips of 16
   // columns whose values allow it, the dense kernel on the others. Against the same call with the
-  // dense kernel, byte for byte: every row count 1..24 and 30, 31, 60, 64 (every edge), depths
-  // 1..64 odd and even, widths with a lone and a partial last strip; x with zeros, −0, values from
+  // dense kernel, byte for byte: every row count 1..24 and 30, 31, 60, 64 (every edge), 19 depths
+  // 1..63 odd and even, widths with a lone and a partial last strip; x with zeros, −0, values from
   // 2⁻¹⁴⁹ to 2¹²⁰, ±∞ and NaN in some strips; one strip built so that skipping a step changes the
   // bytes (a weight of 2⁻¹⁰⁰ times −2⁻⁶⁰ rounds to −0, the next zero weight's step makes +0).
   std::mt19937 rng(12);
