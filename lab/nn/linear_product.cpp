@@ -168,16 +168,16 @@ SparseChains sparse_chains(int64_t in, int64_t out, const float* w, bool by_rows
   return c;
 }
 
-// The weights' nonzero count, and `least` (linear_product.h): 2^(−103 − the smallest exponent of
-// a finite nonzero weight).
+// The weights' nonzero count (all of them if one is not finite: such weights stay dense, so that
+// where NaNs meet the dense kernel decides which one is kept), and `least` (linear_product.h):
+// 2^(−103 − the smallest exponent of a nonzero weight).
 std::pair<int64_t, float> nonzero_weights(int64_t count, const float* w) {
   int64_t nonzero = 0;
   int smallest = 128;
-  for (int64_t i = 0; i < count; ++i)
-    if (w[i] != 0.0f) {
-      ++nonzero;
-      if (std::isfinite(w[i])) smallest = std::min(smallest, std::ilogb(w[i]));
-    }
+  for (int64_t i = 0; i < count; ++i) {
+    if (!std::isfinite(w[i])) return {count, 0.0f};
+    if (w[i] != 0.0f) ++nonzero, smallest = std::min(smallest, std::ilogb(w[i]));
+  }
   return {nonzero, sparse_least(smallest)};
 }
 

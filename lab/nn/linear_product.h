@@ -38,8 +38,9 @@ struct SparseChains {
 
 /// A Linear layer's out×in weights w (row-major) prepared once for its products: packed for the
 /// dense kernel (wᵀ by strips of 16 output columns, [strip][j][16], the last strip padded with
-/// zeros) and, where at most one in kSparseDensity of them is nonzero, as the nonzero weights of
-/// each output (`rows`, the forward) and of each input (`cols`, the transposed map).
+/// zeros) and, where at most one in kSparseDensity of them is nonzero and all are finite, as the
+/// nonzero weights of each output (`rows`, the forward) and of each input (`cols`, the transposed
+/// map).
 ///
 /// A step fma(x, 0, acc) of a chain changes nothing when x is finite and acc is not −0 (x·0 is
 /// ±0, and acc + ±0 = acc, +0 + −0 being +0): so a chain of only the nonzero weights' steps gives

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -251,7 +252,9 @@ TEST_CASE("sparse weights: the nonzero weights' chains give the full chains' byt
     }
   }
   lab::Runtime::get().set_threads(threads);
-  // Dense weights keep no sparse chains.
-  std::vector<float> dense(static_cast<size_t>(16 * 16), 1.0f);
+  // Dense weights, and weights that are not finite, keep no sparse chains.
+  std::vector<float> dense(static_cast<size_t>(16 * 16), 1.0f), nan(dense.size(), 0.0f);
+  nan[3] = std::numeric_limits<float>::quiet_NaN();
   CHECK(lab::prepare_linear_weights(16, 16, dense.data()).rows.empty());
+  CHECK(lab::prepare_linear_weights(16, 16, nan.data()).rows.empty());
 }
