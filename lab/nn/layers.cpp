@@ -314,6 +314,9 @@ Conv2d::Conv2d(Conv2dParams params, Tensor weight, Tensor bias)
                    to_string(weights_.weight.shape()), to_string(expected));
   if (!weights_.bias.empty() && weights_.bias.shape() != Shape{params_.out_channels})
     fail_parameter("conv2d bias shape {} does not match [{}]", to_string(weights_.bias.shape()), params_.out_channels);
+  if (params_.kernel_h == 1 && params_.kernel_w == 1 && params_.groups == 1)
+    sparse_ = sparse_chains(params_.out_channels, params_.in_channels, weights_.weight.data(), params_.in_channels, 1,
+                            kPointwiseSparseDensity, weights_.bias.empty() ? nullptr : weights_.bias.data());
 }
 
 Shape Conv2d::output_shape(const Shape& in) const {
@@ -669,7 +672,7 @@ bool conv_tile(const Conv2d& conv, int64_t in, int64_t out, int64_t width, const
                int64_t ldy, bool relu) {
   const Weights& w = conv.weights();
   return pointwise_gemm(false, out, width, in, w.weight.data(), in, x, ldx, y, ldy,
-                        w.bias.empty() ? nullptr : w.bias.data(), relu);
+                        w.bias.empty() ? nullptr : w.bias.data(), relu, &conv.sparse());
 }
 
 }  // namespace
@@ -684,7 +687,7 @@ struct TileStep {
   bool relu = false;
   bool chain = false;       // the product by chain_gemm (a deep patch convolution), else pointwise_gemm
   int64_t in = 0, out = 0;  // channels (a patch convolution: in = its column rows, in·kh·kw)
-  std::shared_ptr<const PointwiseSparse> sparse;  // the weights' nonzero ones, where sparse (pointwise_gemm.h)
+  const SparseChains* sparse = nullptr;  // the weights' nonzero ones (Conv2d::sparse), or null
 };
 
 // Appends the steps of the pointwise layers run[first..] on `channels` input channels to `steps`
@@ -703,10 +706,8 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
     LAB_CHECK(conv->params().in_channels == channels, "pointwise run: {} channels into {}", channels,
               conv->describe());
     const Weights& w = conv->weights();
-    const float* bias = w.bias.empty() ? nullptr : w.bias.data();
-    const int64_t out = conv->params().out_channels;
-    steps.push_back(TileStep{w.weight.data(), bias, false, false, channels, out,
-                             prepare_pointwise_sparse(out, channels, w.weight.data(), channels, bias)});
+    steps.push_back(TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false, false, channels,
+                             conv->params().out_channels, &conv->sparse()});
     channels = conv->params().out_channels;
     widest = std::max(widest, channels);
   }
@@ -775,7 +776,7 @@ bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda
     return true;
   }
   return pointwise_gemm(false, st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu,
-                        st.sparse.get());
+                        st.sparse);
 }
 
 // A tiled forward run: `steps` on tiles of `tile` output pixels of each of the `batch` images of

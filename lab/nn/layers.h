@@ -151,6 +151,10 @@ class Conv2d final : public AffineLayer {
   Conv2d(Conv2dParams params, Tensor weight, Tensor bias);
   LayerKind kind() const override { return LayerKind::kConv2d; }
   const Conv2dParams& params() const { return params_; }
+  /// A 1×1 convolution of one group: its out×in weights' nonzero ones where they are sparse
+  /// (lab::sparse_chains, at most one in kPointwiseSparseDensity; else, and for other kernels,
+  /// empty), for the pointwise tiles' products.
+  const SparseChains& sparse() const { return sparse_; }
   Shape output_shape(const Shape& input) const override;
   void add_apply(Pass& pass, const Weights& w, const Shape& input, const float* x, bool use_bias,
                  float* z) const override;
@@ -162,6 +166,7 @@ class Conv2d final : public AffineLayer {
 
  private:
   Conv2dParams params_;
+  SparseChains sparse_;
 };
 
 /// Fully connected layer on N×in. weight: (out, in); bias: (out) or empty.

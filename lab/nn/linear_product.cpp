@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
-#include <utility>
 
 #include "lab/nn/pinned_ops.h"
 #include "lab/nn/pointwise_gemm.h"
@@ -151,38 +150,6 @@ std::vector<float> pack_linear_weights(int64_t in, int64_t out, const float* w) 
   return packed;
 }
 
-// The nonzero w[o][j] of each chain i: outputs o (by_rows, the forward) or inputs j.
-SparseChains sparse_chains(int64_t in, int64_t out, const float* w, bool by_rows, float least) {
-  SparseChains c;
-  const int64_t chains = by_rows ? out : in, depth = by_rows ? in : out;
-  c.start.reserve(static_cast<size_t>(chains + 1));
-  c.start.push_back(0);
-  for (int64_t i = 0; i < chains; ++i) {
-    for (int64_t d = 0; d < depth; ++d) {
-      const float v = by_rows ? w[i * in + d] : w[d * in + i];
-      if (v != 0.0f) c.index.push_back(static_cast<int32_t>(d)), c.value.push_back(v);
-    }
-    c.start.push_back(static_cast<int64_t>(c.index.size()));
-  }
-  c.least = least;
-  return c;
-}
-
-// The weights' nonzero count (all of them if one is not finite: such weights stay dense, so that
-// where NaNs meet the dense kernel decides which one is kept), and `least` (linear_product.h):
-// 2^(−103 − the smallest exponent of a nonzero weight).
-std::pair<int64_t, float> nonzero_weights(int64_t count, const float* w) {
-  int64_t nonzero = 0;
-  int smallest = 128;
-  for (int64_t i = 0; i < count; ++i) {
-    if (!std::isfinite(w[i])) return {count, 0.0f};
-    if (w[i] != 0.0f) ++nonzero, smallest = std::min(smallest, std::ilogb(w[i]));
-  }
-  return {nonzero, sparse_least(smallest)};
-}
-
-bool sparse_enough(int64_t nonzero, int64_t in, int64_t out) { return nonzero * kSparseDensity <= in * out; }
-
 // Whether row x[0, count) may take the sparse chains: every value finite, and zero or at least
 // `least` in magnitude.
 bool sparse_row(const float* x, int64_t count, float least) {
@@ -242,11 +209,8 @@ void sparse_product(int64_t n, int64_t depth, int64_t chains, const float* x, co
 LinearWeights prepare_linear_weights(int64_t in, int64_t out, const float* w) {
   LinearWeights prepared;
   prepared.packed = pack_linear_weights(in, out, w);
-  const auto [nonzero, least] = nonzero_weights(in * out, w);
-  if (sparse_enough(nonzero, in, out)) {
-    prepared.rows = sparse_chains(in, out, w, true, least);
-    prepared.cols = sparse_chains(in, out, w, false, least);
-  }
+  prepared.rows = sparse_chains(out, in, w, in, 1, kSparseDensity);
+  if (!prepared.rows.empty()) prepared.cols = sparse_chains(in, out, w, 1, in, kSparseDensity);
   return prepared;
 }
 
@@ -296,13 +260,11 @@ void linear_rows(int64_t n, int64_t in, int64_t out, const float* x, const float
 
 void linear_rows_transpose(int64_t n, int64_t in, int64_t out, const float* s, const float* w, float* c,
                            const LinearWeights* prepared) {
+  if (!sparse_weights()) return chain_gemm(n, in, out, s, out, w, in, c, in, nullptr, false);
   SparseChains own;
+  if (!prepared) own = sparse_chains(in, out, w, 1, in, kSparseDensity);
   const SparseChains* cols = prepared ? &prepared->cols : &own;
-  if (!prepared && sparse_weights()) {
-    const auto [nonzero, least] = nonzero_weights(in * out, w);
-    if (sparse_enough(nonzero, in, out)) own = sparse_chains(in, out, w, false, least);
-  }
-  if (cols->empty() || !sparse_weights()) return chain_gemm(n, in, out, s, out, w, in, c, in, nullptr, false);
+  if (cols->empty()) return chain_gemm(n, in, out, s, out, w, in, c, in, nullptr, false);
   sparse_product(n, out, in, s, *cols, nullptr, false, c, [&](int64_t p) {
     chain_gemm(1, in, out, s + p * out, out, w, in, c + p * in, in, nullptr, false);
   });

@@ -24,23 +24,11 @@
 
 namespace lab {
 
-/// The nonzero weights of each chain of a product, in the chain's order: chain i (an output o of
-/// the forward, an input j of the transposed map) sums index[start[i] .. start[i + 1]) with the
-/// weights value[...], ascending. Empty where the weights are dense.
-struct SparseChains {
-  std::vector<int64_t> start;
-  std::vector<int32_t> index;
-  std::vector<float> value;
-  /// The smallest nonzero |x| for which skipping a zero weight's step is exact (below).
-  float least = 0.0f;
-  bool empty() const { return start.empty(); }
-};
-
 /// A Linear layer's out×in weights w (row-major) prepared once for its products: packed for the
 /// dense kernel (wᵀ by strips of 16 output columns, [strip][j][16], the last strip padded with
 /// zeros) and, where at most one in kSparseDensity of them is nonzero and all are finite, as the
 /// nonzero weights of each output (`rows`, the forward) and of each input (`cols`, the transposed
-/// map).
+/// map; SparseChains, pointwise_gemm.h).
 ///
 /// A step fma(x, 0, acc) of a chain changes nothing when x is finite and acc is not −0 (x·0 is
 /// ±0, and acc + ±0 = acc, +0 + −0 being +0): so a chain of only the nonzero weights' steps gives

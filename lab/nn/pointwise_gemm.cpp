@@ -163,7 +163,7 @@ __attribute__((target("avx2,fma"))) void even_odd_rows(bool trans, int64_t r, in
 }
 
 // Whether columns [p, p + 16) of x (k rows, row stride ldx) allow the sparse chains
-// (PointwiseSparse): every value finite, and zero or at least `least` in magnitude.
+// (SparseChains): every value finite, and zero or at least `least` in magnitude.
 __attribute__((target("avx2,fma"))) bool sparse_strip(int64_t p, int64_t k, const float* x, int64_t ldx,
                                                       float least) {
   const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps(), lo = _mm256_set1_ps(least);
@@ -187,16 +187,16 @@ enum class Chains { kOne, kEvenOddRounded, kEvenOddFused };
 // kShape: the operations of block or even_odd_block on the same operands, less the zero weights'
 // steps (the columns allow it: sparse_strip).
 template <Chains kShape>
-__attribute__((target("avx2,fma"))) void sparse_rows(const PointwiseSparse& s, int64_t r0, int64_t r1, int64_t p,
+__attribute__((target("avx2,fma"))) void sparse_rows(const SparseChains& s, int64_t r0, int64_t r1, int64_t p,
                                                      const float* x, int64_t ldx, float* y, int64_t ldy,
                                                      const float* bias, bool relu) {
   constexpr bool kFused = kShape != Chains::kEvenOddRounded;
-  const int64_t pairs = s.k / 2 * 2;  // even_odd_block: j < pairs in the chains, j = k − 1 last
+  const int64_t pairs = s.depth / 2 * 2;  // even_odd_block: j < pairs in the chains, j = k − 1 last
   const float* xp = x + p;
   for (int64_t r = r0; r < r1; ++r) {
     __m256 e0 = _mm256_setzero_ps(), e1 = e0, o0 = e0, o1 = e0, wl = e0, l0 = e0, l1 = e0;
     bool last = false;
-    for (int32_t q = s.start[static_cast<size_t>(r)]; q < s.start[static_cast<size_t>(r) + 1]; ++q) {
+    for (int64_t q = s.start[static_cast<size_t>(r)]; q < s.start[static_cast<size_t>(r) + 1]; ++q) {
       const int64_t j = s.index[static_cast<size_t>(q)];
       const __m256 wv = _mm256_broadcast_ss(&s.value[static_cast<size_t>(q)]);
       const __m256 x0 = _mm256_loadu_ps(xp + j * ldx), x1 = _mm256_loadu_ps(xp + j * ldx + 8);
@@ -225,15 +225,15 @@ __attribute__((target("avx2,fma"))) void sparse_rows(const PointwiseSparse& s, i
 
 // blocks<false> with sparse weights: each strip of 16 columns by sparse_rows where its values
 // allow it, else by the main kernel.
-__attribute__((target("avx2,fma"))) void sparse_blocks(const PointwiseSparse& s, int64_t rows, int64_t cols,
+__attribute__((target("avx2,fma"))) void sparse_blocks(const SparseChains& s, int64_t rows, int64_t cols,
                                                        const float* w, int64_t ldw, const float* x, int64_t ldx,
                                                        float* y, int64_t ldy, const float* bias, bool relu) {
   for (int64_t p = 0; p < cols; p += kCols) {
-    if (sparse_strip(p, s.k, x, ldx, s.least)) {
+    if (sparse_strip(p, s.depth, x, ldx, s.least)) {
       sparse_rows<Chains::kOne>(s, 0, rows, p, x, ldx, y, ldy, bias, relu);
       continue;
     }
-    for (int64_t o = 0; o < rows; o += kRows) block<kRows, false>(o, p, s.k, w, ldw, x, ldx, y, ldy, bias, relu);
+    for (int64_t o = 0; o < rows; o += kRows) block<kRows, false>(o, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
   }
 }
 
@@ -241,15 +241,15 @@ __attribute__((target("avx2,fma"))) void sparse_blocks(const PointwiseSparse& s,
 // pointwise_gemm's edges compute them (R = 2: even_odd_rows<2, false>; 3: even_odd_rows<3, true>;
 // 4, 5: chain_rows), strip by strip.
 template <int R>
-__attribute__((target("avx2,fma"))) void sparse_edge(const PointwiseSparse& s, int64_t r, int64_t cols,
+__attribute__((target("avx2,fma"))) void sparse_edge(const SparseChains& s, int64_t r, int64_t cols,
                                                      const float* w, int64_t ldw, const float* x, int64_t ldx,
                                                      float* y, int64_t ldy, const float* bias, bool relu) {
   constexpr Chains kShape = R == 2 ? Chains::kEvenOddRounded : R == 3 ? Chains::kEvenOddFused : Chains::kOne;
   for (int64_t p = 0; p < cols; p += kCols) {
-    if (sparse_strip(p, s.k, x, ldx, s.least)) sparse_rows<kShape>(s, r, r + R, p, x, ldx, y, ldy, bias, relu);
-    else if constexpr (R == 2) even_odd_block<2, false>(false, r, p, s.k, w, ldw, x, ldx, y, ldy, bias, relu);
-    else if constexpr (R == 3) even_odd_block<3, true>(false, r, p, s.k, w, ldw, x, ldx, y, ldy, bias, relu);
-    else block<R, false>(r, p, s.k, w, ldw, x, ldx, y, ldy, bias, relu);
+    if (sparse_strip(p, s.depth, x, ldx, s.least)) sparse_rows<kShape>(s, r, r + R, p, x, ldx, y, ldy, bias, relu);
+    else if constexpr (R == 2) even_odd_block<2, false>(false, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
+    else if constexpr (R == 3) even_odd_block<3, true>(false, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
+    else block<R, false>(r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
   }
 }
 
@@ -378,27 +378,27 @@ void chain_gemm(int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, co
     }
 }
 
-std::shared_ptr<const PointwiseSparse> prepare_pointwise_sparse(int64_t m, int64_t k, const float* w, int64_t ldw,
-                                                                const float* bias) {
-  if (m > kMaxRows || k > kMaxDepth) return nullptr;
-  auto s = std::make_shared<PointwiseSparse>();
-  s->m = m, s->k = k;
+SparseChains sparse_chains(int64_t chains, int64_t depth, const float* w, int64_t chain_stride,
+                           int64_t depth_stride, int64_t density, const float* bias) {
+  SparseChains s;
+  s.chains = chains, s.depth = depth;
   int smallest = 128;
-  s->start.push_back(0);
-  for (int64_t i = 0; i < m; ++i) {
-    if (bias != nullptr && !std::isfinite(bias[i])) return nullptr;
-    for (int64_t j = 0; j < k; ++j) {
-      const float v = w[i * ldw + j];
-      if (!std::isfinite(v)) return nullptr;
+  s.start.reserve(static_cast<size_t>(chains + 1));
+  s.start.push_back(0);
+  for (int64_t i = 0; i < chains; ++i) {
+    if (bias != nullptr && !std::isfinite(bias[i])) return {};
+    for (int64_t d = 0; d < depth; ++d) {
+      const float v = w[i * chain_stride + d * depth_stride];
+      if (!std::isfinite(v)) return {};
       if (v == 0.0f) continue;
-      s->index.push_back(static_cast<int32_t>(j));
-      s->value.push_back(v);
+      s.index.push_back(static_cast<int32_t>(d));
+      s.value.push_back(v);
       smallest = std::min(smallest, std::ilogb(v));
     }
-    s->start.push_back(static_cast<int32_t>(s->index.size()));
+    s.start.push_back(static_cast<int64_t>(s.index.size()));
   }
-  if (static_cast<int64_t>(s->index.size()) * kPointwiseSparseDensity > m * k) return nullptr;
-  s->least = sparse_least(smallest);
+  if (static_cast<int64_t>(s.index.size()) * density > chains * depth) return {};
+  s.least = std::ldexp(1.0f, -103 - smallest);
   return s;
 }
 
@@ -419,7 +419,7 @@ bool pointwise_remainders() { return remainders_set.load(); }
 void set_pointwise_remainders(bool on) { remainders_set.store(on); }
 
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
-                    int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu, const PointwiseSparse* sparse) {
+                    int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu, const SparseChains* sparse) {
   int64_t rows = 0, cols = 0;  // the part of the main kernel's blocks
   if (m <= kMaxRows && k <= kMaxDepth && pointwise_kernel()) {
     rows = m / kRows * kRows;
@@ -430,7 +430,8 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     if (n - cols == 1) cols = cols >= kCols ? cols - kCols : 0;
     if (rows == 0 || cols == 0) rows = cols = 0;
   }
-  const PointwiseSparse* sp = !trans && sparse != nullptr && sparse->m == m && sparse->k == k && sparse_weights()
+  const SparseChains* sp = !trans && sparse != nullptr && !sparse->empty() && sparse->chains == m &&
+                                           sparse->depth == k && sparse_weights()
                                    ? sparse
                                    : nullptr;
   if (rows > 0) {

@@ -6,40 +6,42 @@
 /// multiply-adds wherever it sits.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 namespace lab {
 
-/// The nonzero weights of a product's rows (w m×k, not transposed, m and k ≤ 64), for
-/// pointwise_gemm: row i's nonzero w[i][j] are value[start[i] .. start[i + 1]) at j = index[...],
-/// ascending. Each of the kernel's chains (the blocks' one chain per element, the edges' even and
-/// odd chains and last term) then runs over those alone, on the blocks of 16 columns whose values
-/// allow it (every value finite, and zero or at least `least` in magnitude): the same bytes
-/// (linear_product.h's LinearWeights says why; a chain of separately rounded products needs no
-/// lower bound, since a sum of floats is −0 only if both are).
-struct PointwiseSparse {
-  int64_t m = 0, k = 0;
-  std::vector<int32_t> start, index;
+/// The nonzero weights of a product's chains, in each chain's order: chain i sums
+/// value[start[i] .. start[i + 1]) times the inputs index[...], ascending (the rows of w for a
+/// forward, its columns for a transposed map). Empty where the weights are dense. Skipping a zero
+/// weight's step leaves a chain's bytes as they are wherever the chain's inputs are finite and
+/// either zero or at least `least` in magnitude (linear_product.h's LinearWeights says why; a chain
+/// of separately rounded products needs no lower bound, since a sum of floats is −0 only if both
+/// are): the Linear layers' products (linear_product.h) check that per row, pointwise_gemm per
+/// strip of 16 columns, and run the dense chains elsewhere.
+struct SparseChains {
+  int64_t chains = 0, depth = 0;
+  std::vector<int64_t> start;
+  std::vector<int32_t> index;
   std::vector<float> value;
-  float least = 0.0f;
+  float least = 0.0f;  // 2^(−103 − the least exponent, std::ilogb, of a nonzero weight)
+  bool empty() const { return start.empty(); }
 };
 
-/// The sparse form of w (m×k, row stride ldw) and its bias (may be null), or null where the kernel
-/// would not run the rows (m or k above 64), more than one weight in kPointwiseSparseDensity is
-/// nonzero, or a weight or bias is not finite.
+/// The nonzero weights of the `chains` chains of `depth` weights each, chain i's weight d at
+/// w[i·chain_stride + d·depth_stride]; empty where more than one weight in `density` is nonzero,
+/// or a weight or a bias (`bias`: one per chain, may be null) is not finite.
+SparseChains sparse_chains(int64_t chains, int64_t depth, const float* w, int64_t chain_stride,
+                           int64_t depth_stride, int64_t density, const float* bias = nullptr);
+
+/// pointwise_gemm's products are sparse with at most one nonzero weight in this many (a 1×1
+/// convolution's, Conv2d::sparse()): below, the dense kernel's blocks cost less than the chains'
+/// per-row loop and the strip check (from 1 in 2, with multi-color-sum's 60×3 and 6×5 sparse too,
+/// its forward took 1.79 against 1.45–1.49 ms per image).
 inline constexpr int64_t kPointwiseSparseDensity = 4;
 
-/// 2^(−103 − e), e the least exponent (std::ilogb) of a nonzero weight: the least nonzero |x| for
-/// which the chains may skip the zero weights (linear_product.h, LinearWeights).
-inline float sparse_least(int least_exponent) { return std::ldexp(1.0f, -103 - least_exponent); }
-std::shared_ptr<const PointwiseSparse> prepare_pointwise_sparse(int64_t m, int64_t k, const float* w, int64_t ldw,
-                                                                const float* bias);
-
 /// Whether sparse weights take their sparse chains (default on): the Linear layers' (LinearWeights
-/// in linear_product.h) and the pointwise tiles' (PointwiseSparse). Off: the dense chains
+/// in linear_product.h) and the pointwise tiles' (SparseChains). Off: the dense chains
 /// (bench_runtime's "tiles-dense" mode; the same bytes).
 bool sparse_weights();
 void set_sparse_weights(bool on);
@@ -54,13 +56,13 @@ void set_sparse_weights(bool on);
 /// +0), and calls dnnl_sgemm for the edges (whose kernels sum in another order), but for the
 /// edges whose order it reproduces (pointwise_edges() below: a product of one row, the two rows
 /// left below the blocks of 6; pointwise_remainders(): the three, four or five rows left below
-/// them); elsewhere it is dnnl_sgemm on the whole. With `sparse` (w's and bias's
-/// prepare_pointwise_sparse, not transposed) and sparse_weights(), the kernel's blocks and edges
-/// run the nonzero weights' chains where the columns allow it. Returns false if a dnnl_sgemm call
+/// them); elsewhere it is dnnl_sgemm on the whole. With `sparse` (w's rows, not transposed, m × k)
+/// and sparse_weights(), the kernel's blocks and edges run the nonzero weights' chains where the
+/// columns allow it. Returns false if a dnnl_sgemm call
 /// failed.
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu,
-                    const PointwiseSparse* sparse = nullptr);
+                    const SparseChains* sparse = nullptr);
 
 /// Whether pointwise_gemm uses its kernel: only where oneDNN's effective ISA is AVX2 (the kernel
 /// reproduces its AVX2 sgemm; tested on that ISA only), and while set_pointwise_kernel(false) was

@@ -168,7 +168,7 @@ TEST_CASE("pointwise_gemm: off, it is dnnl_sgemm") {
 }
 
 TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give the dense kernel's bytes") {
-  // prepare_pointwise_sparse keeps the nonzero weights of a product with at most one in 4 nonzero
+  // sparse_chains keeps the nonzero weights of a product with at most one in 4 nonzero
   // (multi-color-sum's detector: 30×60 with 60, 15×30 with 30, 5×15 with 15); pointwise_gemm
   // then runs its blocks and edges (6-row blocks; two rows' even and odd rounded chains; three
   // rows' even and odd fused chains; four and five rows' one chain) over them on the strips of 16
@@ -209,9 +209,10 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
           x[static_cast<size_t>(35)] = std::numeric_limits<float>::quiet_NaN();
         }
         if (k >= 3) x[static_cast<size_t>(ldx + 3)] = -std::ldexp(1.0f, -60), x[static_cast<size_t>(2 * ldx + 3)] = 5.0f;
-        const auto sparse = lab::prepare_pointwise_sparse(m, k, w.data(), k, bias.data());
+        const lab::SparseChains sparse =
+            lab::sparse_chains(m, k, w.data(), k, 1, lab::kPointwiseSparseDensity, bias.data());
         ++cases;
-        if (!sparse) continue;
+        if (sparse.empty()) continue;
         ++sparse_cases;
         for (const bool with_bias : {false, true})
           for (const bool relu : {false, true}) {
@@ -221,7 +222,7 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
             in_parallel([&] {
               ok_want = lab::pointwise_gemm(false, m, n, k, w.data(), k, x.data(), ldx, want.data(), ldy, b, relu);
               ok_got = lab::pointwise_gemm(false, m, n, k, w.data(), k, x.data(), ldx, got.data(), ldy, b, relu,
-                                           sparse.get());
+                                           &sparse);
             });
             REQUIRE(ok_want);
             REQUIRE(ok_got);
@@ -233,6 +234,6 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
   // Dense weights, and weights that are not finite, keep no sparse form.
   std::vector<float> dense(36, 1.0f), inf(36, 0.0f);
   inf[5] = std::numeric_limits<float>::infinity();
-  CHECK(lab::prepare_pointwise_sparse(6, 6, dense.data(), 6, nullptr) == nullptr);
-  CHECK(lab::prepare_pointwise_sparse(6, 6, inf.data(), 6, nullptr) == nullptr);
+  CHECK(lab::sparse_chains(6, 6, dense.data(), 6, 1, lab::kPointwiseSparseDensity).empty());
+  CHECK(lab::sparse_chains(6, 6, inf.data(), 6, 1, lab::kPointwiseSparseDensity).empty());
 }
