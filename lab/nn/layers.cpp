@@ -314,9 +314,12 @@ Conv2d::Conv2d(Conv2dParams params, Tensor weight, Tensor bias)
                    to_string(weights_.weight.shape()), to_string(expected));
   if (!weights_.bias.empty() && weights_.bias.shape() != Shape{params_.out_channels})
     fail_parameter("conv2d bias shape {} does not match [{}]", to_string(weights_.bias.shape()), params_.out_channels);
-  if (params_.kernel_h == 1 && params_.kernel_w == 1 && params_.groups == 1)
+  if (params_.kernel_h == 1 && params_.kernel_w == 1 && params_.groups == 1) {
     sparse_ = sparse_chains(params_.out_channels, params_.in_channels, weights_.weight.data(), params_.in_channels, 1,
                             kPointwiseSparseDensity, weights_.bias.empty() ? nullptr : weights_.bias.data());
+    sparse_transposed_ = sparse_chains(params_.in_channels, params_.out_channels, weights_.weight.data(), 1,
+                                       params_.in_channels, kPointwiseSparseDensity);
+  }
 }
 
 Shape Conv2d::output_shape(const Shape& in) const {
@@ -641,6 +644,21 @@ __attribute__((target("avx2"))) void times_signs_avx2(const float* from, const u
 bool has_avx2() {
   static const bool avx2 = __builtin_cpu_supports("avx2");
   return avx2;
+}
+
+// The signs of a tile's channels lie a row of the whole batch apart (sign_row_bytes), each
+// channel's few cache lines of them in another place: the loops over channels ask for the lines
+// of the channel kSignsAhead further on (`write`: to be written) while they work on this one.
+constexpr int64_t kSignsAhead = 4;
+
+void prefetch_signs(const uint8_t* bits, int64_t width, bool write) {
+  const int64_t bytes = (width + 7) / 8;
+  for (int64_t b = 0; b < bytes; b += 64) {
+    if (write) __builtin_prefetch(bits + b, 1);
+    else __builtin_prefetch(bits + b, 0);
+  }
+  if (write) __builtin_prefetch(bits + bytes - 1, 1);
+  else __builtin_prefetch(bits + bytes - 1, 0);
 }
 
 void relu_signs(const float* from, float* row, uint8_t* bits, int64_t width) {
@@ -1032,6 +1050,7 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = a + c * lda;
             float* row = b + c * ldb;
+            if (mask && c + kSignsAhead < st.out) prefetch_signs(mask + (c + kSignsAhead) * stride, width, true);
             relu_signs(from, row, mask ? mask + c * stride : nullptr, width);
           }
         }
@@ -1081,7 +1100,7 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
           // backward-data on nchw (pre-transposed weights would change the bytes), by
           // pointwise_gemm (its bytes).
           ok = pointwise_gemm(true, st.in, width, st.out, st.conv->weights().weight.data(), st.in, g, ldg, b, ldb,
-                              nullptr, false) && ok;
+                              nullptr, false, &st.conv->sparse_transposed()) && ok;
         } else if (mode(k) == ReluBackward::kDeconv) {
           for (int64_t c = 0; c < st.out; ++c) clip_positive(g + c * ldg, b + c * ldb, width);
         } else if (inputs[k] != nullptr) {
@@ -1103,6 +1122,7 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
             const float* from = g + c * ldg;
             const uint8_t* mr = ms + c * stride;
             float* row = b + c * ldb;
+            if (c + kSignsAhead < st.out) prefetch_signs(ms + (c + kSignsAhead) * stride, width, false);
             if (guided) times_signs<true>(from, mr, row, width);
             else times_signs<false>(from, mr, row, width);
           }

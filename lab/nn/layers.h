@@ -155,6 +155,9 @@ class Conv2d final : public AffineLayer {
   /// (lab::sparse_chains, at most one in kPointwiseSparseDensity; else, and for other kernels,
   /// empty), for the pointwise tiles' products.
   const SparseChains& sparse() const { return sparse_; }
+  /// The same for the transposed product (in×out, the backward's dx = weightsᵀ · dy): chain i over
+  /// the weights of input channel i.
+  const SparseChains& sparse_transposed() const { return sparse_transposed_; }
   Shape output_shape(const Shape& input) const override;
   void add_apply(Pass& pass, const Weights& w, const Shape& input, const float* x, bool use_bias,
                  float* z) const override;
@@ -166,7 +169,7 @@ class Conv2d final : public AffineLayer {
 
  private:
   Conv2dParams params_;
-  SparseChains sparse_;
+  SparseChains sparse_, sparse_transposed_;
 };
 
 /// Fully connected layer on N×in. weight: (out, in); bias: (out) or empty.

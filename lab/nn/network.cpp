@@ -288,7 +288,7 @@ void add_lrp_run(Pass& pass, std::vector<LrpTile> run, int64_t batch, int64_t pi
         float* out = k == lowest ? dx + n * in_channels * pixels + p0 : buffers[1 - sb];
         const int64_t ldo = k == lowest ? pixels : width;
         ok = pointwise_gemm(true, st.in, width, st.out, st.conv->weights().weight.data(), st.in, s, lds, out, ldo,
-                            nullptr, false) && ok;
+                            nullptr, false, &st.conv->sparse_transposed()) && ok;
         const float* x = st.x + n * st.in * pixels + p0;
         for (int64_t c = 0; c < st.in; ++c) scale_by(out + c * ldo, x + c * pixels, st.coef, width);
         g = out;

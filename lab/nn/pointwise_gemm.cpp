@@ -223,8 +223,9 @@ __attribute__((target("avx2,fma"))) void sparse_rows(const SparseChains& s, int6
   }
 }
 
-// blocks<false> with sparse weights: each strip of 16 columns by sparse_rows where its values
+// blocks<kTrans> with sparse weights: each strip of 16 columns by sparse_rows where its values
 // allow it, else by the main kernel.
+template <bool kTrans>
 __attribute__((target("avx2,fma"))) void sparse_blocks(const SparseChains& s, int64_t rows, int64_t cols,
                                                        const float* w, int64_t ldw, const float* x, int64_t ldx,
                                                        float* y, int64_t ldy, const float* bias, bool relu) {
@@ -233,23 +234,36 @@ __attribute__((target("avx2,fma"))) void sparse_blocks(const SparseChains& s, in
       sparse_rows<Chains::kOne>(s, 0, rows, p, x, ldx, y, ldy, bias, relu);
       continue;
     }
-    for (int64_t o = 0; o < rows; o += kRows) block<kRows, false>(o, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
+    for (int64_t o = 0; o < rows; o += kRows) block<kRows, kTrans>(o, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
   }
 }
 
 // The R rows left below the blocks (from row r) on columns [0, cols) with sparse weights, as
 // pointwise_gemm's edges compute them (R = 2: even_odd_rows<2, false>; 3: even_odd_rows<3, true>;
 // 4, 5: chain_rows), strip by strip.
-template <int R>
+template <int R, bool kTrans>
 __attribute__((target("avx2,fma"))) void sparse_edge(const SparseChains& s, int64_t r, int64_t cols,
                                                      const float* w, int64_t ldw, const float* x, int64_t ldx,
                                                      float* y, int64_t ldy, const float* bias, bool relu) {
   constexpr Chains kShape = R == 2 ? Chains::kEvenOddRounded : R == 3 ? Chains::kEvenOddFused : Chains::kOne;
   for (int64_t p = 0; p < cols; p += kCols) {
     if (sparse_strip(p, s.depth, x, ldx, s.least)) sparse_rows<kShape>(s, r, r + R, p, x, ldx, y, ldy, bias, relu);
-    else if constexpr (R == 2) even_odd_block<2, false>(false, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
-    else if constexpr (R == 3) even_odd_block<3, true>(false, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
-    else block<R, false>(r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
+    else if constexpr (R == 2) even_odd_block<2, false>(kTrans, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
+    else if constexpr (R == 3) even_odd_block<3, true>(kTrans, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
+    else block<R, kTrans>(r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
+  }
+}
+
+// sparse_edge on the R rows left below the blocks (R = 2..5; other counts do nothing).
+template <bool kTrans>
+void sparse_edges(int64_t left, const SparseChains& s, int64_t r, int64_t cols, const float* w, int64_t ldw,
+                  const float* x, int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
+  switch (left) {
+    case 2: sparse_edge<2, kTrans>(s, r, cols, w, ldw, x, ldx, y, ldy, bias, relu); break;
+    case 3: sparse_edge<3, kTrans>(s, r, cols, w, ldw, x, ldx, y, ldy, bias, relu); break;
+    case 4: sparse_edge<4, kTrans>(s, r, cols, w, ldw, x, ldx, y, ldy, bias, relu); break;
+    case 5: sparse_edge<5, kTrans>(s, r, cols, w, ldw, x, ldx, y, ldy, bias, relu); break;
+    default: break;
   }
 }
 
@@ -430,13 +444,14 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     if (n - cols == 1) cols = cols >= kCols ? cols - kCols : 0;
     if (rows == 0 || cols == 0) rows = cols = 0;
   }
-  const SparseChains* sp = !trans && sparse != nullptr && !sparse->empty() && sparse->chains == m &&
-                                           sparse->depth == k && sparse_weights()
-                                   ? sparse
-                                   : nullptr;
+  const SparseChains* sp =
+      sparse != nullptr && !sparse->empty() && sparse->chains == m && sparse->depth == k && sparse_weights()
+          ? sparse
+          : nullptr;
   if (rows > 0) {
-    if (trans) blocks<true>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
-    else if (sp != nullptr) sparse_blocks(*sp, rows, cols, w, ldw, x, ldx, y, ldy, bias, relu);
+    if (sp != nullptr && trans) sparse_blocks<true>(*sp, rows, cols, w, ldw, x, ldx, y, ldy, bias, relu);
+    else if (sp != nullptr) sparse_blocks<false>(*sp, rows, cols, w, ldw, x, ldx, y, ldy, bias, relu);
+    else if (trans) blocks<true>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
     else blocks<false>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
   }
   // The edges: columns [cols, n) of the kernel's rows, then the rows below them (all of y if
@@ -459,14 +474,10 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     edge = n / kCols * kCols;
     if (n - edge == 1) edge = edge >= kCols ? edge - kCols : 0;
   }
-  if (edge > 0 && sp != nullptr) {
-    switch (left) {
-      case 2: sparse_edge<2>(*sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu); break;
-      case 3: sparse_edge<3>(*sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu); break;
-      case 4: sparse_edge<4>(*sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu); break;
-      case 5: sparse_edge<5>(*sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu); break;
-      default: break;
-    }
+  if (edge > 0 && sp != nullptr && trans) {
+    sparse_edges<true>(left, *sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu);
+  } else if (edge > 0 && sp != nullptr) {
+    sparse_edges<false>(left, *sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu);
   } else if (edge > 0) {
     switch (left) {
       case 2: even_odd_rows<2, false>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;

@@ -56,10 +56,10 @@ void set_sparse_weights(bool on);
 /// +0), and calls dnnl_sgemm for the edges (whose kernels sum in another order), but for the
 /// edges whose order it reproduces (pointwise_edges() below: a product of one row, the two rows
 /// left below the blocks of 6; pointwise_remainders(): the three, four or five rows left below
-/// them); elsewhere it is dnnl_sgemm on the whole. With `sparse` (w's rows, not transposed, m × k)
-/// and sparse_weights(), the kernel's blocks and edges run the nonzero weights' chains where the
-/// columns allow it. Returns false if a dnnl_sgemm call
-/// failed.
+/// them); elsewhere it is dnnl_sgemm on the whole. With `sparse` (the nonzero weights of op(w)'s m
+/// rows of k: sparse_chains on w's rows, or on its columns if trans, as Conv2d::sparse() and
+/// Conv2d::sparse_transposed()) and sparse_weights(), the kernel's blocks and edges run the
+/// nonzero weights' chains where the columns allow it. Returns false if a dnnl_sgemm call failed.
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu,
                     const SparseChains* sparse = nullptr);

@@ -169,7 +169,8 @@ TEST_CASE("pointwise_gemm: off, it is dnnl_sgemm") {
 
 TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give the dense kernel's bytes") {
   // sparse_chains keeps the nonzero weights of a product with at most one in 4 nonzero
-  // (multi-color-sum's detector: 30×60 with 60, 15×30 with 30, 5×15 with 15); pointwise_gemm
+  // (multi-color-sum's detector: 30×60 with 60, 15×30 with 30, 5×15 with 15, and the backward's
+  // transposed products of them); pointwise_gemm
   // then runs its blocks and edges (6-row blocks; two rows' even and odd rounded chains; three
   // rows' even and odd fused chains; four and five rows' one chain) over them on the strips of 16
   // columns whose values allow it, the dense kernel on the others. Against the same call with the
@@ -183,17 +184,22 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
   const std::vector<int64_t> rows{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
                                   30, 31, 60, 64};
   int64_t cases = 0, sparse_cases = 0;
+  for (const bool trans : {false, true})
   for (const int64_t m : rows)
     for (int64_t k = 1; k <= 64; k += (k < 8 ? 1 : 5))
       for (const int64_t n : {int64_t{16}, int64_t{17}, int64_t{48}, int64_t{100}, int64_t{352}}) {
+        CAPTURE(trans);
         CAPTURE(m);
         CAPTURE(k);
         CAPTURE(n);
         const int64_t ldx = n + 3, ldy = n + 5;
         std::vector<float> w(static_cast<size_t>(m * k), 0.0f), bias(static_cast<size_t>(m));
         std::uniform_int_distribution<int64_t> column(0, k - 1);
+        // Rows of zero to three nonzero weights (rows of one chain each run in groups of four,
+        // their common steps together, then each row's others).
         for (int64_t i = 0; i < m; ++i)
-          if (pick(rng) < 12) w[static_cast<size_t>(i * k + column(rng))] = std::ldexp(unit(rng), exponent(rng));
+          for (int extra = 0; extra < (k >= 16 ? 3 : 1); ++extra)
+            if (pick(rng) < 12) w[static_cast<size_t>(i * k + column(rng))] = std::ldexp(unit(rng), exponent(rng));
         if (k >= 3) w[1] = std::ldexp(1.0f, -100), w[0] = 0.0f, w[2] = 0.0f;
         for (float& v : bias) v = pick(rng) == 0 ? -0.0f : unit(rng);
         std::vector<float> x(static_cast<size_t>(k * ldx));
@@ -209,8 +215,18 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
           x[static_cast<size_t>(35)] = std::numeric_limits<float>::quiet_NaN();
         }
         if (k >= 3) x[static_cast<size_t>(ldx + 3)] = -std::ldexp(1.0f, -60), x[static_cast<size_t>(2 * ldx + 3)] = 5.0f;
+        // Transposed: op(w)(i, j) at w[j·m + i] (the backward's dx = weightsᵀ · dy), its chains
+        // over w's columns (Conv2d::sparse_transposed).
+        if (trans) {
+          std::vector<float> t(w.size());
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < k; ++j) t[static_cast<size_t>(j * m + i)] = w[static_cast<size_t>(i * k + j)];
+          w = t;
+        }
+        const int64_t ldw = trans ? m : k;
         const lab::SparseChains sparse =
-            lab::sparse_chains(m, k, w.data(), k, 1, lab::kPointwiseSparseDensity, bias.data());
+            trans ? lab::sparse_chains(m, k, w.data(), 1, m, lab::kPointwiseSparseDensity, bias.data())
+                  : lab::sparse_chains(m, k, w.data(), k, 1, lab::kPointwiseSparseDensity, bias.data());
         ++cases;
         if (sparse.empty()) continue;
         ++sparse_cases;
@@ -220,8 +236,8 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
             const float* b = with_bias ? bias.data() : nullptr;
             bool ok_want = false, ok_got = false;
             in_parallel([&] {
-              ok_want = lab::pointwise_gemm(false, m, n, k, w.data(), k, x.data(), ldx, want.data(), ldy, b, relu);
-              ok_got = lab::pointwise_gemm(false, m, n, k, w.data(), k, x.data(), ldx, got.data(), ldy, b, relu,
+              ok_want = lab::pointwise_gemm(trans, m, n, k, w.data(), ldw, x.data(), ldx, want.data(), ldy, b, relu);
+              ok_got = lab::pointwise_gemm(trans, m, n, k, w.data(), ldw, x.data(), ldx, got.data(), ldy, b, relu,
                                            &sparse);
             });
             REQUIRE(ok_want);
