@@ -666,6 +666,28 @@ void relu_signs(const float* from, float* row, uint8_t* bits, int64_t width) {
   relu_signs_scalar(from, row, bits, 0, width);
 }
 
+// The signs alone (relu_signs' bits, v > 0) of a row, on [i, width), i a multiple of 8.
+void positive_signs_scalar(const float* row, uint8_t* bits, int64_t i, int64_t width) {
+  for (; i < width; i += 8) {
+    unsigned byte = 0;
+    for (int64_t j = i; j < std::min<int64_t>(i + 8, width); ++j) byte |= (row[j] > 0.0f ? 1u : 0u) << (j - i);
+    bits[i / 8] = static_cast<uint8_t>(byte);
+  }
+}
+
+__attribute__((target("avx2"))) void positive_signs_avx2(const float* row, uint8_t* bits, int64_t width) {
+  const __m256 zero = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= width; i += 8)
+    bits[i / 8] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + i), zero, _CMP_GT_OQ)));
+  positive_signs_scalar(row, bits, i, width);
+}
+
+void positive_signs(const float* row, uint8_t* bits, int64_t width) {
+  if (has_avx2()) return positive_signs_avx2(row, bits, width);
+  positive_signs_scalar(row, bits, 0, width);
+}
+
 template <bool Guided>
 void times_signs(const float* from, const uint8_t* bits, float* row, int64_t width) {
   if (has_avx2()) return times_signs_avx2<Guided>(from, bits, row, width);
@@ -1037,23 +1059,33 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
       bool ok = true;
       const float* a = x + n * input[1] * pixels + p0;
       int64_t lda = pixels;
+      int slot = 0;  // the tile buffer the next output left out goes to (the other holds a)
       for (size_t k = 0; k < steps.size(); ++k) {
         const PointwiseStep& st = steps[k];
-        float* b = outputs[k] ? outputs[k] + n * st.out * pixels + p0 : buffer + (k % 2) * widest * tile;
-        const int64_t ldb = outputs[k] ? pixels : width;
-        if (st.conv != nullptr) {
-          ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb, false) && ok;
-        } else {
+        // A convolution whose output is left out, then a ReLU: the ReLU in the product's store
+        // (its bytes, v > 0 ? v : +0), and the ReLU's signs read off that output (v > 0 before
+        // the ReLU exactly where after it).
+        const bool fused = st.conv != nullptr && outputs[k] == nullptr && k + 1 < steps.size() &&
+                           steps[k + 1].conv == nullptr;
+        const size_t last = fused ? k + 1 : k;  // the step whose output b is
+        float* b = outputs[last] ? outputs[last] + n * steps[last].out * pixels + p0
+                                 : buffer + slot * widest * tile;
+        const int64_t ldb = outputs[last] ? pixels : width;
+        if (!outputs[last]) slot = 1 - slot;
+        if (st.conv != nullptr) ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb, fused) && ok;
+        if (st.conv == nullptr || fused) {
           // The signs: bit i % 8 of byte i / 8 of the row; the tile starts at a whole byte.
           const int64_t stride = sign_row_bytes(pixels);
-          uint8_t* mask = masks[k] ? masks[k] + n * st.in * stride + p0 / 8 : nullptr;
-          for (int64_t c = 0; c < st.out; ++c) {
-            const float* from = a + c * lda;
+          uint8_t* mask = masks[last] ? masks[last] + n * steps[last].in * stride + p0 / 8 : nullptr;
+          for (int64_t c = 0; c < steps[last].out && (mask || !fused); ++c) {
             float* row = b + c * ldb;
-            if (mask && c + kSignsAhead < st.out) prefetch_signs(mask + (c + kSignsAhead) * stride, width, true);
-            relu_signs(from, row, mask ? mask + c * stride : nullptr, width);
+            if (mask && c + kSignsAhead < steps[last].out)
+              prefetch_signs(mask + (c + kSignsAhead) * stride, width, true);
+            if (fused) positive_signs(row, mask + c * stride, width);
+            else relu_signs(a + c * lda, row, mask ? mask + c * stride : nullptr, width);
           }
         }
+        k = last;
         a = b;
         lda = ldb;
       }
