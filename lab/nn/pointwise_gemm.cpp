@@ -183,6 +183,37 @@ __attribute__((target("avx2,fma"))) bool sparse_strip(int64_t p, int64_t k, cons
 // (even_odd_block).
 enum class Chains { kOne, kEvenOddRounded, kEvenOddFused };
 
+// sparse_rows' one chain per element (Chains::kOne) where every row has C nonzero weights
+// (SparseChains::uniform): the rows' steps unrolled, with and without the bias and the ReLU.
+template <int C, bool kBias, bool kRelu>
+__attribute__((target("avx2,fma"))) void uniform_rows(const SparseChains& s, int64_t r0, int64_t r1, const float* xp,
+                                                      int64_t ldx, float* y, int64_t ldy, const float* bias) {
+  const int32_t* index = s.index.data() + r0 * C;
+  const float* value = s.value.data() + r0 * C;
+  for (int64_t r = r0; r < r1; ++r, index += C, value += C) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+#pragma GCC unroll 4
+    for (int t = 0; t < C; ++t) {
+      const float* xj = xp + index[t] * ldx;
+      const __m256 wv = _mm256_broadcast_ss(value + t);
+      a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xj), a0);
+      a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xj + 8), a1);
+    }
+    float* yr = y + r * ldy;
+    _mm256_storeu_ps(yr, bias_relu(a0, kBias ? bias : nullptr, r, kRelu));
+    _mm256_storeu_ps(yr + 8, bias_relu(a1, kBias ? bias : nullptr, r, kRelu));
+  }
+}
+
+template <int C>
+void uniform_rows(const SparseChains& s, int64_t r0, int64_t r1, const float* xp, int64_t ldx, float* y,
+                  int64_t ldy, const float* bias, bool relu) {
+  if (bias != nullptr && relu) uniform_rows<C, true, true>(s, r0, r1, xp, ldx, y, ldy, bias);
+  else if (bias != nullptr) uniform_rows<C, true, false>(s, r0, r1, xp, ldx, y, ldy, bias);
+  else if (relu) uniform_rows<C, false, true>(s, r0, r1, xp, ldx, y, ldy, bias);
+  else uniform_rows<C, false, false>(s, r0, r1, xp, ldx, y, ldy, bias);
+}
+
 // Rows [r0, r1) of y on the 16 columns from p by the nonzero weights of s alone, in the shape
 // kShape: the operations of block or even_odd_block on the same operands, less the zero weights'
 // steps (the columns allow it: sparse_strip).
@@ -190,6 +221,15 @@ template <Chains kShape>
 __attribute__((target("avx2,fma"))) void sparse_rows(const SparseChains& s, int64_t r0, int64_t r1, int64_t p,
                                                      const float* x, int64_t ldx, float* y, int64_t ldy,
                                                      const float* bias, bool relu) {
+  if constexpr (kShape == Chains::kOne) {
+    switch (s.uniform) {
+      case 1: return uniform_rows<1>(s, r0, r1, x + p, ldx, y + p, ldy, bias, relu);
+      case 2: return uniform_rows<2>(s, r0, r1, x + p, ldx, y + p, ldy, bias, relu);
+      case 3: return uniform_rows<3>(s, r0, r1, x + p, ldx, y + p, ldy, bias, relu);
+      case 4: return uniform_rows<4>(s, r0, r1, x + p, ldx, y + p, ldy, bias, relu);
+      default: break;
+    }
+  }
   constexpr bool kFused = kShape != Chains::kEvenOddRounded;
   const int64_t pairs = s.depth / 2 * 2;  // even_odd_block: j < pairs in the chains, j = k − 1 last
   const float* xp = x + p;
@@ -413,6 +453,9 @@ SparseChains sparse_chains(int64_t chains, int64_t depth, const float* w, int64_
   }
   if (static_cast<int64_t>(s.index.size()) * density > chains * depth) return {};
   s.least = std::ldexp(1.0f, -103 - smallest);
+  s.uniform = s.start[1];
+  for (int64_t i = 0; i < chains; ++i)
+    if (s.start[static_cast<size_t>(i) + 1] - s.start[static_cast<size_t>(i)] != s.uniform) s.uniform = 0;
   return s;
 }
 

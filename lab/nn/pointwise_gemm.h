@@ -25,6 +25,7 @@ struct SparseChains {
   std::vector<int32_t> index;
   std::vector<float> value;
   float least = 0.0f;  // 2^(−103 − the least exponent, std::ilogb, of a nonzero weight)
+  int64_t uniform = 0;  // every chain's count of nonzero weights where all have the same, else 0
   bool empty() const { return start.empty(); }
 };
 

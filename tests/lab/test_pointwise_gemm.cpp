@@ -183,7 +183,7 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
   std::uniform_int_distribution<int> exponent(-20, 20), pick(0, 15);
   const std::vector<int64_t> rows{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
                                   30, 31, 60, 64};
-  int64_t cases = 0, sparse_cases = 0;
+  int64_t cases = 0, sparse_cases = 0, uniform_cases = 0;
   for (const bool trans : {false, true})
   for (const int64_t m : rows)
     for (int64_t k = 1; k <= 64; k += (k < 8 ? 1 : 5))
@@ -195,12 +195,19 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
         const int64_t ldx = n + 3, ldy = n + 5;
         std::vector<float> w(static_cast<size_t>(m * k), 0.0f), bias(static_cast<size_t>(m));
         std::uniform_int_distribution<int64_t> column(0, k - 1);
-        // Rows of zero to three nonzero weights (rows of one chain each run in groups of four,
-        // their common steps together, then each row's others).
+        // Rows of zero to three nonzero weights; in every third shape each row has the same count,
+        // 1 to 4 (SparseChains::uniform: the one-chain rows' unrolled steps), row 0 from column 1.
+        const bool uniform = (m + k) % 3 == 0;
+        const int64_t count = k >= 16 ? 1 + m % 4 : 1;
         for (int64_t i = 0; i < m; ++i)
-          for (int extra = 0; extra < (k >= 16 ? 3 : 1); ++extra)
-            if (pick(rng) < 12) w[static_cast<size_t>(i * k + column(rng))] = std::ldexp(unit(rng), exponent(rng));
-        if (k >= 3) w[1] = std::ldexp(1.0f, -100), w[0] = 0.0f, w[2] = 0.0f;
+          for (int64_t t = 0; t < (uniform ? count : k >= 16 ? 3 : 1); ++t)
+            if (uniform) w[static_cast<size_t>(i * k + (1 + 7 * i + 3 * t) % k)] = std::ldexp(unit(rng), exponent(rng));
+            else if (pick(rng) < 12) w[static_cast<size_t>(i * k + column(rng))] = std::ldexp(unit(rng), exponent(rng));
+        // In every third shape row 0 is built for the −0 case: its weight of 2⁻¹⁰⁰ puts the strip
+        // check's lower bound at 2⁻³, so that most strips there take the dense kernel; elsewhere
+        // the bound is 2⁻⁸² and the strips of normal values take the sparse chains.
+        const bool tiny = (m + k) % 3 == 1 && k >= 3;
+        if (tiny) w[1] = std::ldexp(1.0f, -100), w[0] = 0.0f, w[2] = 0.0f;
         for (float& v : bias) v = pick(rng) == 0 ? -0.0f : unit(rng);
         std::vector<float> x(static_cast<size_t>(k * ldx));
         for (float& v : x) {
@@ -214,7 +221,7 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
           x[static_cast<size_t>((k - 1) * ldx + 33)] = std::numeric_limits<float>::infinity();
           x[static_cast<size_t>(35)] = std::numeric_limits<float>::quiet_NaN();
         }
-        if (k >= 3) x[static_cast<size_t>(ldx + 3)] = -std::ldexp(1.0f, -60), x[static_cast<size_t>(2 * ldx + 3)] = 5.0f;
+        if (tiny) x[static_cast<size_t>(ldx + 3)] = -std::ldexp(1.0f, -60), x[static_cast<size_t>(2 * ldx + 3)] = 5.0f;
         // Transposed: op(w)(i, j) at w[j·m + i] (the backward's dx = weightsᵀ · dy), its chains
         // over w's columns (Conv2d::sparse_transposed).
         if (trans) {
@@ -230,6 +237,7 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
         ++cases;
         if (sparse.empty()) continue;
         ++sparse_cases;
+        uniform_cases += sparse.uniform > 0 ? 1 : 0;
         for (const bool with_bias : {false, true})
           for (const bool relu : {false, true}) {
             std::vector<float> want(static_cast<size_t>(m * ldy), 7.0f), got = want;
@@ -245,7 +253,8 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
             CHECK(std::memcmp(want.data(), got.data(), sizeof(float) * want.size()) == 0);
           }
       }
-  MESSAGE(sparse_cases << " of " << cases << " shapes sparse");
+  MESSAGE(sparse_cases << " of " << cases << " shapes sparse, " << uniform_cases << " of them uniform");
+  CHECK(uniform_cases > sparse_cases / 5);
   CHECK(sparse_cases > cases / 2);
   // Dense weights, and weights that are not finite, keep no sparse form.
   std::vector<float> dense(36, 1.0f), inf(36, 0.0f);
