@@ -150,17 +150,6 @@ std::vector<float> pack_linear_weights(int64_t in, int64_t out, const float* w) 
   return packed;
 }
 
-// Whether row x[0, count) may take the sparse chains: every value finite, and zero or at least
-// `least` in magnitude.
-bool sparse_row(const float* x, int64_t count, float least) {
-  bool ok = true;
-  for (int64_t j = 0; j < count; ++j) {
-    const float a = std::fabs(x[j]);
-    ok &= (a == 0.0f) | ((a >= least) & (a <= std::numeric_limits<float>::max()));
-  }
-  return ok;
-}
-
 // y[i] = the chain of c's nonzero weights on row x (+ bias[i], the ReLU) for every chain i.
 __attribute__((target("avx2,fma"))) void sparse_row_avx2(const SparseChains& c, int64_t chains, const float* x,
                                                          const float* bias, bool relu, float* y) {
@@ -198,7 +187,7 @@ void sparse_product(int64_t n, int64_t depth, int64_t chains, const float* x, co
 #pragma omp parallel for schedule(static) if (!serial)
   for (int64_t p = 0; p < n; ++p) {
     const float* xp = x + p * depth;
-    if (!sparse_row(xp, depth, c.least)) dense(p);
+    if (!sparse_values(xp, depth, c.least)) dense(p);
     else if (avx2) sparse_row_avx2(c, chains, xp, bias, relu, y + p * chains);
     else sparse_row_plain(c, chains, xp, bias, relu, y + p * chains);
   }

@@ -162,20 +162,42 @@ __attribute__((target("avx2,fma"))) void even_odd_rows(bool trans, int64_t r, in
     even_odd_block<R, kFused>(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
-// Whether columns [p, p + 16) of x (k rows, row stride ldx) allow the sparse chains
-// (SparseChains): every value finite, and zero or at least `least` in magnitude.
+// The lanes of v that allow the sparse chains (SparseChains): finite, and zero or at least `lo`
+// in magnitude.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 allowed(__m256 v, __m256 lo) {
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+  const __m256 in_range = _mm256_and_ps(_mm256_cmp_ps(a, lo, _CMP_GE_OQ),
+                                        _mm256_cmp_ps(a, _mm256_set1_ps(std::numeric_limits<float>::max()), _CMP_LE_OQ));
+  return _mm256_or_ps(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ), in_range);
+}
+
+// Whether columns [p, p + 16) of x (k rows, row stride ldx) allow the sparse chains.
 __attribute__((target("avx2,fma"))) bool sparse_strip(int64_t p, int64_t k, const float* x, int64_t ldx,
                                                       float least) {
-  const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps(), lo = _mm256_set1_ps(least);
-  const __m256 hi = _mm256_set1_ps(std::numeric_limits<float>::max());
+  const __m256 lo = _mm256_set1_ps(least);
   __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
   for (int64_t j = 0; j < k; ++j)
-    for (int h = 0; h < 2; ++h) {
-      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j * ldx + p + 8 * h));
-      const __m256 in_range = _mm256_and_ps(_mm256_cmp_ps(a, lo, _CMP_GE_OQ), _mm256_cmp_ps(a, hi, _CMP_LE_OQ));
-      ok = _mm256_and_ps(ok, _mm256_or_ps(_mm256_cmp_ps(a, zero, _CMP_EQ_OQ), in_range));
-    }
+    for (int h = 0; h < 2; ++h) ok = _mm256_and_ps(ok, allowed(_mm256_loadu_ps(x + j * ldx + p + 8 * h), lo));
   return _mm256_movemask_ps(ok) == 0xff;
+}
+
+// sparse_values one value at a time.
+bool sparse_values_scalar(const float* x, int64_t count, float least) {
+  bool ok = true;
+  for (int64_t j = 0; j < count; ++j) {
+    const float a = std::fabs(x[j]);
+    ok &= (a == 0.0f) | ((a >= least) & (a <= std::numeric_limits<float>::max()));
+  }
+  return ok;
+}
+
+// sparse_values with AVX2: eight values per step, then the rest one at a time.
+__attribute__((target("avx2,fma"))) bool sparse_values_avx2(const float* x, int64_t count, float least) {
+  const __m256 lo = _mm256_set1_ps(least);
+  __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  int64_t j = 0;
+  for (; j + 8 <= count; j += 8) ok = _mm256_and_ps(ok, allowed(_mm256_loadu_ps(x + j), lo));
+  return _mm256_movemask_ps(ok) == 0xff && sparse_values_scalar(x + j, count - j, least);
 }
 
 // The chains' shapes (pointwise_gemm's rows): the main kernel's one chain per element (block),
@@ -457,6 +479,10 @@ SparseChains sparse_chains(int64_t chains, int64_t depth, const float* w, int64_
   for (int64_t i = 0; i < chains; ++i)
     if (s.start[static_cast<size_t>(i) + 1] - s.start[static_cast<size_t>(i)] != s.uniform) s.uniform = 0;
   return s;
+}
+
+bool sparse_values(const float* x, int64_t count, float least) {
+  return avx2_fma() ? sparse_values_avx2(x, count, least) : sparse_values_scalar(x, count, least);
 }
 
 bool sparse_weights() { return sparse_set.load(); }

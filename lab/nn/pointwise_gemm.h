@@ -29,6 +29,10 @@ struct SparseChains {
   bool empty() const { return start.empty(); }
 };
 
+/// Whether x[0, count) allows sparse chains whose bound is `least` (SparseChains::least): every
+/// value finite, and zero or at least `least` in magnitude (the Linear layers' check per row).
+bool sparse_values(const float* x, int64_t count, float least);
+
 /// The nonzero weights of the `chains` chains of `depth` weights each, chain i's weight d at
 /// w[i·chain_stride + d·depth_stride]; empty where more than one weight in `density` is nonzero,
 /// or a weight or a bias (`bias`: one per chain, may be null) is not finite.
