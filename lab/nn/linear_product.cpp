@@ -207,24 +207,23 @@ void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const Line
                   const float* bias, bool relu, float* y) {
   const float* packed = prepared.packed.data();
   const int64_t strips = strips_of(out);
-  if (!linear_avx2_fma()) {
-    const auto row = [&](int64_t p) {
-      for (int64_t o = 0; o < out; ++o) {
-        float acc = 0.0f;
-        for (int64_t j = 0; j < in; ++j)
-          acc = std::fma(x[p * in + j], packed[packed_index(in, o, j)], acc);
-        if (bias) acc = acc + bias[o];
-        y[p * out + o] = relu ? (acc > 0.0f ? acc : 0.0f) : acc;
-      }
-    };
-    if (!prepared.rows.empty() && sparse_weights()) return sparse_product(n, in, out, x, prepared.rows, bias, relu, y, row);
-    for (int64_t p = 0; p < n; ++p) row(p);
+  const bool avx2 = linear_avx2_fma();
+  // Row p by the dense chains: the kernel's blocks, or the scalar loop.
+  const auto dense_row = [&](int64_t p) {
+    if (avx2) return linear_part(p, p + 1, 0, strips, in, out, x, packed, bias, relu, y);
+    for (int64_t o = 0; o < out; ++o) {
+      float acc = 0.0f;
+      for (int64_t j = 0; j < in; ++j) acc = std::fma(x[p * in + j], packed[packed_index(in, o, j)], acc);
+      if (bias) acc = acc + bias[o];
+      y[p * out + o] = relu ? (acc > 0.0f ? acc : 0.0f) : acc;
+    }
+  };
+  if (!prepared.rows.empty() && sparse_weights())
+    return sparse_product(n, in, out, x, prepared.rows, bias, relu, y, dense_row);
+  if (!avx2) {
+    for (int64_t p = 0; p < n; ++p) dense_row(p);
     return;
   }
-  if (!prepared.rows.empty() && sparse_weights())
-    return sparse_product(n, in, out, x, prepared.rows, bias, relu, y, [&](int64_t p) {
-      linear_part(p, p + 1, 0, strips, in, out, x, packed, bias, relu, y);
-    });
   const int64_t blocks = (n + kLinearRows - 1) / kLinearRows;
   const bool serial = n * in * out < kLinearSerialMacs;
 #pragma omp parallel if (!serial)

@@ -285,47 +285,42 @@ __attribute__((target("avx2,fma"))) void sparse_rows(const SparseChains& s, int6
   }
 }
 
-// blocks<kTrans> with sparse weights: each strip of 16 columns by sparse_rows where its values
-// allow it, else by the main kernel.
-template <bool kTrans>
-__attribute__((target("avx2,fma"))) void sparse_blocks(const SparseChains& s, int64_t rows, int64_t cols,
-                                                       const float* w, int64_t ldw, const float* x, int64_t ldx,
-                                                       float* y, int64_t ldy, const float* bias, bool relu) {
-  for (int64_t p = 0; p < cols; p += kCols) {
-    if (sparse_strip(p, s.depth, x, ldx, s.least)) {
-      sparse_rows<Chains::kOne>(s, 0, rows, p, x, ldx, y, ldy, bias, relu);
-      continue;
-    }
-    for (int64_t o = 0; o < rows; o += kRows) block<kRows, kTrans>(o, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
-  }
-}
-
-// The R rows left below the blocks (from row r) on columns [0, cols) with sparse weights, as
-// pointwise_gemm's edges compute them (R = 2: even_odd_rows<2, false>; 3: even_odd_rows<3, true>;
-// 4, 5: chain_rows), strip by strip.
+// The R rows left below the blocks (from row r) on the 16 columns from p, as pointwise_gemm's
+// edges compute them (R = 2: even_odd_rows<2, false>; 3: even_odd_rows<3, true>; 4, 5:
+// chain_rows): by the sparse chains (`sparse`: the strip allows them), else dense.
 template <int R, bool kTrans>
-__attribute__((target("avx2,fma"))) void sparse_edge(const SparseChains& s, int64_t r, int64_t cols,
-                                                     const float* w, int64_t ldw, const float* x, int64_t ldx,
-                                                     float* y, int64_t ldy, const float* bias, bool relu) {
+__attribute__((target("avx2,fma"))) void edge_strip(bool sparse, const SparseChains& s, int64_t r, int64_t p,
+                                                    const float* w, int64_t ldw, const float* x, int64_t ldx,
+                                                    float* y, int64_t ldy, const float* bias, bool relu) {
   constexpr Chains kShape = R == 2 ? Chains::kEvenOddRounded : R == 3 ? Chains::kEvenOddFused : Chains::kOne;
-  for (int64_t p = 0; p < cols; p += kCols) {
-    if (sparse_strip(p, s.depth, x, ldx, s.least)) sparse_rows<kShape>(s, r, r + R, p, x, ldx, y, ldy, bias, relu);
-    else if constexpr (R == 2) even_odd_block<2, false>(kTrans, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
-    else if constexpr (R == 3) even_odd_block<3, true>(kTrans, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
-    else block<R, kTrans>(r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
-  }
+  if (sparse) sparse_rows<kShape>(s, r, r + R, p, x, ldx, y, ldy, bias, relu);
+  else if constexpr (R == 2) even_odd_block<2, false>(kTrans, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
+  else if constexpr (R == 3) even_odd_block<3, true>(kTrans, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
+  else block<R, kTrans>(r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
-// sparse_edge on the R rows left below the blocks (R = 2..5; other counts do nothing).
+// pointwise_gemm's kernel part with sparse weights: the blocks (rows [0, rows) on columns
+// [0, cols)) and the `left` rows below them (on [0, edge); none if edge is 0), strip by strip,
+// each strip checked once (sparse_strip) and run by the nonzero weights' chains where its values
+// allow them, else by the dense kernel.
 template <bool kTrans>
-void sparse_edges(int64_t left, const SparseChains& s, int64_t r, int64_t cols, const float* w, int64_t ldw,
-                  const float* x, int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
-  switch (left) {
-    case 2: sparse_edge<2, kTrans>(s, r, cols, w, ldw, x, ldx, y, ldy, bias, relu); break;
-    case 3: sparse_edge<3, kTrans>(s, r, cols, w, ldw, x, ldx, y, ldy, bias, relu); break;
-    case 4: sparse_edge<4, kTrans>(s, r, cols, w, ldw, x, ldx, y, ldy, bias, relu); break;
-    case 5: sparse_edge<5, kTrans>(s, r, cols, w, ldw, x, ldx, y, ldy, bias, relu); break;
-    default: break;
+__attribute__((target("avx2,fma"))) void sparse_strips(const SparseChains& s, int64_t rows, int64_t cols,
+                                                       int64_t left, int64_t edge, const float* w, int64_t ldw,
+                                                       const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                       const float* bias, bool relu) {
+  for (int64_t p = 0; p < std::max(cols, edge); p += kCols) {
+    const bool sparse = sparse_strip(p, s.depth, x, ldx, s.least);
+    if (p < cols && sparse) sparse_rows<Chains::kOne>(s, 0, rows, p, x, ldx, y, ldy, bias, relu);
+    else if (p < cols)
+      for (int64_t o = 0; o < rows; o += kRows) block<kRows, kTrans>(o, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
+    if (p >= edge) continue;
+    switch (left) {
+      case 2: edge_strip<2, kTrans>(sparse, s, rows, p, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      case 3: edge_strip<3, kTrans>(sparse, s, rows, p, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      case 4: edge_strip<4, kTrans>(sparse, s, rows, p, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      case 5: edge_strip<5, kTrans>(sparse, s, rows, p, w, ldw, x, ldx, y, ldy, bias, relu); break;
+      default: break;
+    }
   }
 }
 
@@ -517,12 +512,6 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
       sparse != nullptr && !sparse->empty() && sparse->chains == m && sparse->depth == k && sparse_weights()
           ? sparse
           : nullptr;
-  if (rows > 0) {
-    if (sp != nullptr && trans) sparse_blocks<true>(*sp, rows, cols, w, ldw, x, ldx, y, ldy, bias, relu);
-    else if (sp != nullptr) sparse_blocks<false>(*sp, rows, cols, w, ldw, x, ldx, y, ldy, bias, relu);
-    else if (trans) blocks<true>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
-    else blocks<false>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
-  }
   // The edges: columns [cols, n) of the kernel's rows, then the rows below them (all of y if
   // the kernel did not run). Where the sgemm would run on one row alone (the whole product of one
   // row: oneDNN's gemv, one fused multiply-add chain from +0 per element, as chain_gemm) or on two
@@ -532,7 +521,6 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     chain_gemm(1, n, k, w, trans ? 1 : ldw, x, ldx, y, ldy, bias, relu);
     return true;
   }
-  if (!sgemm_part(trans, 0, rows, cols, n, k, w, ldw, x, ldx, y, ldy, bias, relu)) return false;
   // The rows left below the blocks of 6 (all of y if the kernel did not run) on their full blocks
   // of 16 columns, one block less if one column is left over (oneDNN's kernels for the others
   // order a NaN's sign otherwise): two and three rows by even_odd_rows, four and five by the main
@@ -543,19 +531,24 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     edge = n / kCols * kCols;
     if (n - edge == 1) edge = edge >= kCols ? edge - kCols : 0;
   }
-  if (edge > 0 && sp != nullptr && trans) {
-    sparse_edges<true>(left, *sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu);
-  } else if (edge > 0 && sp != nullptr) {
-    sparse_edges<false>(left, *sp, rows, edge, w, ldw, x, ldx, y, ldy, bias, relu);
-  } else if (edge > 0) {
-    switch (left) {
-      case 2: even_odd_rows<2, false>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
-      case 3: even_odd_rows<3, true>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
-      case 4: chain_rows<4>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
-      case 5: chain_rows<5>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
-      default: break;
+  if (sp != nullptr && trans) {
+    sparse_strips<true>(*sp, rows, cols, left, edge, w, ldw, x, ldx, y, ldy, bias, relu);
+  } else if (sp != nullptr) {
+    sparse_strips<false>(*sp, rows, cols, left, edge, w, ldw, x, ldx, y, ldy, bias, relu);
+  } else {
+    if (rows > 0 && trans) blocks<true>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
+    else if (rows > 0) blocks<false>(rows, cols, k, w, ldw, x, ldx, y, ldy, bias, relu);
+    if (edge > 0) {
+      switch (left) {
+        case 2: even_odd_rows<2, false>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
+        case 3: even_odd_rows<3, true>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
+        case 4: chain_rows<4>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
+        case 5: chain_rows<5>(trans, rows, edge, k, w, ldw, x, ldx, y, ldy, bias, relu); break;
+        default: break;
+      }
     }
   }
+  if (!sgemm_part(trans, 0, rows, cols, n, k, w, ldw, x, ldx, y, ldy, bias, relu)) return false;
   return sgemm_part(trans, rows, m, edge, n, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
