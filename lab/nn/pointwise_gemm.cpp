@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "lab/core/runtime.h"
@@ -162,23 +163,53 @@ __attribute__((target("avx2,fma"))) void even_odd_rows(bool trans, int64_t r, in
     even_odd_block<R, kFused>(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
-// The lanes of v that allow the sparse chains (SparseChains): finite, and zero or at least `lo`
-// in magnitude.
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 allowed(__m256 v, __m256 lo) {
-  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
-  const __m256 in_range = _mm256_and_ps(_mm256_cmp_ps(a, lo, _CMP_GE_OQ),
-                                        _mm256_cmp_ps(a, _mm256_set1_ps(std::numeric_limits<float>::max()), _CMP_LE_OQ));
-  return _mm256_or_ps(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ), in_range);
-}
+// Whether values allow the sparse chains of bound `least` (SparseChains): finite, and zero or at
+// least `least` in magnitude. Two integer reductions over the magnitudes' bits a (the bits less
+// the sign, ordered as the floats): the least a − 1 (0 wraps around to the largest) at least the
+// bits of `least` − 1, and the largest a at most the bits of the largest finite float (∞ and NaN
+// above it). Four integer operations per eight values.
+struct AllowedRange {
+  __m256i low, high;
 
-// Whether columns [p, p + 16) of x (k rows, row stride ldx) allow the sparse chains.
+  __attribute__((target("avx2,fma"), always_inline)) AllowedRange()
+      : low(_mm256_set1_epi32(-1)), high(_mm256_setzero_si256()) {}
+
+  __attribute__((target("avx2,fma"), always_inline)) void add(const float* x) {
+    const __m256i a = _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(x)), _mm256_set1_epi32(0x7fffffff));
+    low = _mm256_min_epu32(low, _mm256_sub_epi32(a, _mm256_set1_epi32(1)));
+    high = _mm256_max_epi32(high, a);
+  }
+
+  __attribute__((target("avx2,fma"), always_inline)) void add(const AllowedRange& o) {
+    low = _mm256_min_epu32(low, o.low);
+    high = _mm256_max_epi32(high, o.high);
+  }
+
+  __attribute__((target("avx2,fma"), always_inline)) bool within(float least) const {
+    uint32_t least_bits, max_bits;
+    const float largest = std::numeric_limits<float>::max();
+    std::memcpy(&least_bits, &least, sizeof least_bits);
+    std::memcpy(&max_bits, &largest, sizeof max_bits);
+    // low ≥ least_bits − 1 (unsigned) ⇔ min(low, least_bits − 1) == least_bits − 1; a `least` of
+    // +0 (a weight's exponent above 103) allows every finite value.
+    const __m256i bound = _mm256_set1_epi32(static_cast<int32_t>(least_bits == 0 ? 0 : least_bits - 1));
+    const __m256i low_ok = _mm256_cmpeq_epi32(_mm256_min_epu32(low, bound), bound);
+    const __m256i high_ok = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(max_bits + 1)), high);
+    return _mm256_movemask_epi8(_mm256_and_si256(low_ok, high_ok)) == -1;
+  }
+};
+
+// Whether columns [p, p + 16) of x (k rows, row stride ldx) allow the sparse chains (two
+// reductions, one per half, run side by side).
 __attribute__((target("avx2,fma"))) bool sparse_strip(int64_t p, int64_t k, const float* x, int64_t ldx,
                                                       float least) {
-  const __m256 lo = _mm256_set1_ps(least);
-  __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-  for (int64_t j = 0; j < k; ++j)
-    for (int h = 0; h < 2; ++h) ok = _mm256_and_ps(ok, allowed(_mm256_loadu_ps(x + j * ldx + p + 8 * h), lo));
-  return _mm256_movemask_ps(ok) == 0xff;
+  AllowedRange r0, r1;
+  for (int64_t j = 0; j < k; ++j) {
+    r0.add(x + j * ldx + p);
+    r1.add(x + j * ldx + p + 8);
+  }
+  r0.add(r1);
+  return r0.within(least);
 }
 
 // sparse_values one value at a time.
@@ -193,11 +224,10 @@ bool sparse_values_scalar(const float* x, int64_t count, float least) {
 
 // sparse_values with AVX2: eight values per step, then the rest one at a time.
 __attribute__((target("avx2,fma"))) bool sparse_values_avx2(const float* x, int64_t count, float least) {
-  const __m256 lo = _mm256_set1_ps(least);
-  __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  AllowedRange r;
   int64_t j = 0;
-  for (; j + 8 <= count; j += 8) ok = _mm256_and_ps(ok, allowed(_mm256_loadu_ps(x + j), lo));
-  return _mm256_movemask_ps(ok) == 0xff && sparse_values_scalar(x + j, count - j, least);
+  for (; j + 8 <= count; j += 8) r.add(x + j);
+  return r.within(least) && sparse_values_scalar(x + j, count - j, least);
 }
 
 // The chains' shapes (pointwise_gemm's rows): the main kernel's one chain per element (block),
