@@ -16,7 +16,10 @@
 /// are steps of the tiled backward too (ReluBackward), and run_backprop gives them this trace
 /// (reads_only_signs). A step of the
 /// backward that reads an omitted activation itself (a rule that cuts the run, a to_layer inside
-/// it) recomputes it from the run's input by the layers' forward, also the same bytes. Tested with
+/// it) recomputes it from the run's input by the layers' forward, also the same bytes. A patch
+/// convolution (patch_run.h) followed by pointwise layers is such a run too, as in the forward's
+/// patch runs: the trace gathers each tile's windows, and the convolution's output, inside the
+/// run, is left out (single-color-modulo's 8 channels at 112 × 112 become 8 bits per pixel). Tested with
 /// memcmp in tests/lab/test_network.cpp, tests/networks/test_forward_path.cpp and (the methods'
 /// maps) tests/attributions/test_gradient_methods.cpp.
 #pragma once
@@ -30,8 +33,9 @@
 namespace lab {
 
 /// Network::trace of `x`, except that the outputs of the layers inside a pointwise run (every
-/// layer of a run of two or more pointwise layers with a convolution, in a chain, with
-/// ForwardPath::backprop_tiles; not the run's last layer) are empty Tensors, unless their layer's
+/// layer of a run of two or more pointwise layers with a convolution, or of a patch convolution
+/// and the pointwise layers after it, in a chain, with ForwardPath::backprop_tiles; not the run's
+/// last layer) are empty Tensors, unless their layer's
 /// index is in `keep`. So a trace keeps: the input, the output, every activation outside such runs,
 /// each run's input and output, and the outputs of the layers in `keep` (a caller that reads a
 /// layer's activation, such as GradCAM's or a backward's to_layer, names it here). A ReLU of a run
@@ -50,7 +54,8 @@ void set_gradient_traces_lean(bool on);
 /// Bytes of one channel's row of signs of H×W = `pixels` values: one bit each, x > 0.
 inline int64_t sign_row_bytes(int64_t pixels) { return (pixels + 7) / 8; }
 
-/// add_pointwise_trace_run (lab/nn/layers.h) where a null outputs[k] leaves run[k]'s output out
+/// add_pointwise_trace_run (lab/nn/layers.h), its run[0] possibly a patch convolution on `input`
+/// (is_patch_conv; `tile` then a multiple of 16, and at least one layer after it), where a null outputs[k] leaves run[k]'s output out
 /// (it lives in a tile buffer only; the last output must be given), and masks[k], given for a
 /// ReLU, receives the signs of its input (N×C×H×W, whole batch): x > 0 as bit p % 8 of byte p / 8
 /// of the (n, c) row of sign_row_bytes(H·W) bytes. `tile` a multiple of 8 (each tile whole bytes).

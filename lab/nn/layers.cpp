@@ -343,8 +343,9 @@ const Described& conv(Op op, const Conv2dParams& p, const Shape& in, const Shape
 }  // namespace
 
 // A patch convolution (patch_run.h) runs as add_patch_conv in every pass: the forward, the trace,
-// the rules' products z = W'x and the incremental engine's crops (with lab::set_onednn_forward(true),
-// a benchmark's comparison, as oneDNN's gemm convolution, as before).
+// the rules' products z = W'x and the incremental engine's crops; its transposed products (the
+// backward-data, the rules' c = W'ᵀs) as add_patch_transpose (with lab::set_onednn_forward(true),
+// a benchmark's comparison, both as oneDNN's gemm convolution, as before).
 void Conv2d::add_apply(Pass& pass, const Weights& w, const Shape& in, const float* x, bool use_bias, float* z) const {
   if (!onednn_forward() && is_patch_conv(*this, in)) return add_patch_conv(pass, *this, w, in, x, use_bias, false, z);
   const bool bias = use_bias && !w.bias.empty();
@@ -364,6 +365,7 @@ void Conv2d::add_forward_variant(Pass& pass, const Shape& in, const float* x, fl
 }
 
 void Conv2d::add_apply_transpose(Pass& pass, const Weights& w, const Shape& in, const float* s, float* c) const {
+  if (!onednn_forward() && is_patch_conv(*this, in)) return add_patch_transpose(pass, *this, w, in, s, c);
   const Described& d = conv(Op::kConvBackwardData, params_, in, output_shape(in));
   pass.steps().add(d, {{DNNL_ARG_DIFF_DST, s}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_DIFF_SRC, c}});
 }
@@ -779,6 +781,32 @@ void deinterleave(const float* src, float* d0, float* d1, int64_t len) {
   }
 }
 
+// dst[2t] = s0[t], dst[2t + 1] = s1[t] for t < len: two column rows of a 2-wide window row back
+// into the row (deinterleave's inverse, a copy). With AVX2 eight of each per step, the rest one at
+// a time.
+__attribute__((target("avx2"))) void interleave_avx2(const float* s0, const float* s1, float* dst, int64_t len) {
+  int64_t t = 0;
+  for (; t + 8 <= len; t += 8) {
+    const __m256 a = _mm256_loadu_ps(s0 + t), b = _mm256_loadu_ps(s1 + t);
+    // Within each 128-bit lane: a0 b0 a1 b1 | a4 b4 a5 b5 and a2 b2 a3 b3 | a6 b6 a7 b7.
+    const __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+    _mm256_storeu_ps(dst + 2 * t, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(dst + 2 * t + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+  for (; t < len; ++t) {
+    dst[2 * t] = s0[t];
+    dst[2 * t + 1] = s1[t];
+  }
+}
+
+void interleave(const float* s0, const float* s1, float* dst, int64_t len) {
+  if (has_avx2()) return interleave_avx2(s0, s1, dst, len);
+  for (int64_t t = 0; t < len; ++t) {
+    dst[2 * t] = s0[t];
+    dst[2 * t + 1] = s1[t];
+  }
+}
+
 // The windows of a patch convolution (is_patch_conv) on one image of C×H×W, as oneDNN's im2col
 // lays them out: column row (c·kh + i)·kw + j, column p = oy·ow + ox holds x[c][oy·kh + i][ox·kw + j].
 struct PatchGeometry {
@@ -806,6 +834,30 @@ struct PatchGeometry {
     }
     if (ld > width)
       for (int64_t r = 0; r < rows(); ++r) std::fill(col + r * ld + width, col + (r + 1) * ld, 0.0f);
+  }
+  // gather's inverse on a whole image of oh × ow windows: col (rows × ld, column p = oy·ow + ox)
+  // into image (C×H×W), x[c][oy·kh + i][ox·kw + j] = col[(c·kh + i)·kw + j][p], and +0 on the
+  // pixels no window covers (the last rows and columns when kh, kw do not divide H, W): oneDNN's
+  // col2im of a convolution whose windows do not overlap, which adds each value into zeros (the
+  // same value: an sgemm's value is never −0, its chains start at +0).
+  void scatter(const float* col, int64_t ld, int64_t oh, float* image) const {
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t y = 0; y < h; ++y) {
+        float* dst = image + (c * h + y) * w;
+        const int64_t oy = y / kh, i = y % kh;
+        if (oy >= oh) {
+          std::fill(dst, dst + w, 0.0f);
+          continue;
+        }
+        const float* src = col + (c * kh + i) * kw * ld + oy * ow;
+        if (kw == 2) {
+          interleave(src, src + ld, dst, ow);
+        } else {
+          for (int64_t j = 0; j < kw; ++j)
+            for (int64_t t = 0; t < ow; ++t) dst[t * kw + j] = src[j * ld + t];
+        }
+        std::fill(dst + ow * kw, dst + w, 0.0f);
+      }
   }
 };
 
@@ -946,6 +998,26 @@ void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shap
   add_tiled_run(pass, std::move(r), x, y);
 }
 
+void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* s,
+                         float* c) {
+  LAB_CHECK(is_patch_conv(conv, input), "{} on {} is not a patch convolution", conv.describe(), to_string(input));
+  const Conv2dParams& p = conv.params();
+  const Shape out = conv.output_shape(input);
+  const PatchGeometry patch{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, out[3]};
+  const int64_t pixels = out[2] * out[3], rows = patch.rows(), oc = p.out_channels, in_numel = numel(input) / input[0];
+  const float* weight = w.weight.data();
+  pass.add_host([=] {
+    // One image per job, its column rows in the thread's buffer.
+    for_each_tile(input[0], pixels, pixels, rows * pixels, [&](int64_t n, int64_t, int64_t, float* col) {
+      if (!pointwise_gemm(true, rows, pixels, oc, weight, rows, s + n * oc * pixels, pixels, col, pixels, nullptr,
+                          false))
+        return false;
+      patch.scatter(col, pixels, out[2], c + n * in_numel);
+      return true;
+    });
+  });
+}
+
 // The TiledRun of the patch run `run` on `input` (add_patch_run).
 TiledRun patch_tiled_run(const std::vector<const Layer*>& run, const Shape& input, int64_t tile) {
   LAB_CHECK(!run.empty() && tile > 0 && is_patch_conv(*run.front(), input), "patch run of {} layers on {}",
@@ -1047,42 +1119,94 @@ void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, c
 
 void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                                   const std::vector<float*>& outputs, const std::vector<uint8_t*>& masks, int64_t tile) {
-  int64_t widest = 0;
-  std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
-  LAB_CHECK(outputs.size() == run.size() && masks.size() == run.size() && outputs.back() != nullptr && tile > 0 &&
-                tile % 8 == 0,
+  LAB_CHECK(!run.empty() && outputs.size() == run.size() && masks.size() == run.size() && outputs.back() != nullptr &&
+                tile > 0 && tile % 8 == 0,
             "pointwise trace of {} layers into {} outputs, tile {}", run.size(), outputs.size(), tile);
+  // A patch convolution first (is_patch_conv): its product on the tile's gathered windows, padded
+  // to a multiple of 16 columns as a patch run computes it (the same bytes), then the pointwise
+  // layers after it on the convolution's output (`in`).
+  std::optional<PatchGeometry> patch;
+  TileStep head;
+  Shape in = input;
+  const size_t o = is_patch_conv(*run.front(), input) ? 1 : 0;  // run[k + o] is steps[k]
+  if (o == 1) {
+    const auto& conv = static_cast<const Conv2d&>(*run.front());
+    const Conv2dParams& p = conv.params();
+    in = conv.output_shape(input);
+    patch = PatchGeometry{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, in[3]};
+    const Weights& w = conv.weights();
+    head = TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
+                    chained(patch->rows(), p.out_channels), patch->rows(), p.out_channels};
+    LAB_CHECK(run.size() >= 2 && tile % 16 == 0, "patch trace of {} layers, tile {}", run.size(), tile);
+  }
+  int64_t widest = 0;
+  std::vector<PointwiseStep> steps =
+      pointwise_steps(std::vector<const Layer*>(run.begin() + static_cast<std::ptrdiff_t>(o), run.end()), in, widest);
+  const int64_t in_numel = numel(input) / input[0];
   pass.add_host([=, steps = std::move(steps)] {
-    const int64_t pixels = input[2] * input[3];
-    // Two tile buffers used in turn by the layers whose output is left out.
-    for_each_tile(input[0], pixels, tile, 2 * widest * tile, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
+    const int64_t pixels = in[2] * in[3], stride = sign_row_bytes(pixels);
+    // Two tile buffers used in turn by the layers whose output is left out, then the patch's
+    // column tile.
+    const int64_t scratch = 2 * widest * tile + (patch ? patch->rows() * tile : 0);
+    for_each_tile(in[0], pixels, tile, scratch, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
       bool ok = true;
-      const float* a = x + n * input[1] * pixels + p0;
+      const float* a = x + n * in[1] * pixels + p0;
       int64_t lda = pixels;
       int slot = 0;  // the tile buffer the next output left out goes to (the other holds a)
-      for (size_t k = 0; k < steps.size(); ++k) {
+      size_t k = 0;  // the next step
+      // The signs of the ReLU steps[r]'s input, row c of image n, tile p0.
+      const auto mask_row = [&](size_t r, int64_t c) {
+        uint8_t* m = masks[r + o];
+        return m ? m + (n * steps[r].in + c) * stride + p0 / 8 : nullptr;
+      };
+      if (patch) {
+        // The convolution, and the ReLU right after it in its store if its output is left out
+        // (as below); into its output directly where the tile needs no padding.
+        const int64_t padded = (width + 15) / 16 * 16;
+        float* columns = buffer + 2 * widest * tile;
+        patch->gather(x + n * in_numel, p0, width, padded, columns);
+        const bool fused = outputs[0] == nullptr && steps[0].conv == nullptr;
+        float* out = outputs[fused ? 1 : 0];
+        out = out ? out + n * in[1] * pixels + p0 : nullptr;
+        const bool direct = out != nullptr && padded == width;
+        float* b = direct ? out : buffer + slot * widest * tile;
+        const int64_t ldb = direct ? pixels : padded;
+        if (!direct) slot = 1 - slot;
+        TileStep st = head;
+        st.relu = fused;
+        ok = tile_product(st, padded, columns, padded, b, ldb);
+        for (int64_t c = 0; out != nullptr && !direct && c < in[1]; ++c)
+          std::copy(b + c * ldb, b + c * ldb + width, out + c * pixels);
+        for (int64_t c = 0; fused && mask_row(0, 0) != nullptr && c < in[1]; ++c) {
+          if (c + kSignsAhead < in[1]) prefetch_signs(mask_row(0, c + kSignsAhead), width, true);
+          positive_signs(b + c * ldb, mask_row(0, c), width);
+        }
+        a = b;
+        lda = ldb;
+        k = fused ? 1 : 0;
+      }
+      for (; k < steps.size(); ++k) {
         const PointwiseStep& st = steps[k];
         // A convolution whose output is left out, then a ReLU: the ReLU in the product's store
         // (its bytes, v > 0 ? v : +0), and the ReLU's signs read off that output (v > 0 before
         // the ReLU exactly where after it).
-        const bool fused = st.conv != nullptr && outputs[k] == nullptr && k + 1 < steps.size() &&
+        const bool fused = st.conv != nullptr && outputs[k + o] == nullptr && k + 1 < steps.size() &&
                            steps[k + 1].conv == nullptr;
         const size_t last = fused ? k + 1 : k;  // the step whose output b is
-        float* b = outputs[last] ? outputs[last] + n * steps[last].out * pixels + p0
-                                 : buffer + slot * widest * tile;
-        const int64_t ldb = outputs[last] ? pixels : width;
-        if (!outputs[last]) slot = 1 - slot;
+        float* out = outputs[last + o];
+        float* b = out ? out + n * steps[last].out * pixels + p0 : buffer + slot * widest * tile;
+        const int64_t ldb = out ? pixels : width;
+        if (!out) slot = 1 - slot;
         if (st.conv != nullptr) ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb, fused) && ok;
         if (st.conv == nullptr || fused) {
           // The signs: bit i % 8 of byte i / 8 of the row; the tile starts at a whole byte.
-          const int64_t stride = sign_row_bytes(pixels);
-          uint8_t* mask = masks[last] ? masks[last] + n * steps[last].in * stride + p0 / 8 : nullptr;
+          const bool mask = mask_row(last, 0) != nullptr;
           for (int64_t c = 0; c < steps[last].out && (mask || !fused); ++c) {
             float* row = b + c * ldb;
             if (mask && c + kSignsAhead < steps[last].out)
-              prefetch_signs(mask + (c + kSignsAhead) * stride, width, true);
-            if (fused) positive_signs(row, mask + c * stride, width);
-            else relu_signs(a + c * lda, row, mask ? mask + c * stride : nullptr, width);
+              prefetch_signs(mask_row(last, c + kSignsAhead), width, true);
+            if (fused) positive_signs(row, mask_row(last, c), width);
+            else relu_signs(a + c * lda, row, mask_row(last, c), width);
           }
         }
         k = last;

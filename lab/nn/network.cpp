@@ -617,6 +617,9 @@ int64_t patch_tile(const std::vector<std::shared_ptr<const Layer>>& layers, size
       std::max(p.in_channels * p.kernel_h * p.kernel_w + out[1], widest_pair(layers, first + 1, last, out)));
 }
 
+// Whether the layer's backward-data reads neither its input nor its output (AffineLayer: W'ᵀ dy).
+bool reads_no_activation(const Layer& layer) { return dynamic_cast<const AffineLayer*>(&layer) != nullptr; }
+
 // Bytes of the signs of an N×C×H×W activation (add_pointwise_sign_trace_run's layout).
 int64_t sign_bytes(const Shape& s) { return s[0] * s[1] * sign_row_bytes(s[2] * s[3]); }
 
@@ -961,7 +964,13 @@ Trace Network::trace(const Tensor& x, const std::vector<size_t>* keep) const {
   std::vector<std::pair<size_t, size_t>> runs;
   std::vector<bool> omit(shapes.size(), false);
   for (size_t i = 0; tiles && i < layers_.size();) {
-    const size_t j = pointwise_run_end(layers_, i, layers_.size(), shapes[i]);
+    size_t j = pointwise_run_end(layers_, i, layers_.size(), shapes[i]);
+    if (j == i && !onednn_forward() && is_patch_conv(*layers_[i], shapes[i])) {
+      // A patch convolution and the pointwise layers after it, as the forward's patch runs.
+      size_t k = i + 1;
+      while (k < layers_.size() && is_pointwise(*layers_[k])) ++k;
+      if (k > i + 1) j = k;
+    }
     if (j == i) {
       ++i;
       continue;
@@ -1001,7 +1010,8 @@ Trace Network::trace(const Tensor& x, const std::vector<size_t>* keep) const {
       }
     }
     add_pointwise_sign_trace_run(pass, run, shapes[i], t.acts[i].data(), outputs, masks,
-                                 pointwise_tile(layers_, i, j, shapes[i]));
+                                 is_patch_conv(*layers_[i], shapes[i]) ? patch_tile(layers_, i, j, shapes[i])
+                                                                       : pointwise_tile(layers_, i, j, shapes[i]));
     pass.run();
     done = j;
   }
@@ -1137,7 +1147,8 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
         }
         // The activations the step reads (a tiled run or a lone guided ReLU: its ReLUs' inputs,
         // or their signs), recomputed here if the trace omitted them.
-        if (step.tile == 0 && !lone_rule) {
+        // An affine layer's backward-data reads neither (reads_no_activation).
+        if (step.tile == 0 && !lone_rule && !reads_no_activation(*layers_[step.lo])) {
           (void)act(step.lo);
           (void)act(step.lo + 1);
         }
@@ -1178,6 +1189,8 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
                                           dy, dx, pointwise_tile(layers_, i, i + 1, view), {relu_mode(i)});
         } else if (ws[i]) {
           layers_[i]->add_backward_keep(pass, in, at(i), at(i + 1), dy, dx, ws[i]);
+        } else if (reads_no_activation(*layers_[i])) {
+          layers_[i]->add_backward_data(pass, in, nullptr, nullptr, dy, dx);
         } else {
           layers_[i]->add_backward_data(pass, in, at(i), at(i + 1), dy, dx);
         }

@@ -69,6 +69,16 @@ bool is_patch_conv(const Layer& layer, const Shape& input);
 void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* x,
                     bool use_bias, bool relu, float* y);
 
+/// Adds c = the transposed patch convolution of s (the backward-data, or a rule's c = W'ᵀs with
+/// weights w; s of the convolution's output shape, c of `input`) to `pass`: per image, the column
+/// rows col = W'ᵀ · s (lab::pointwise_gemm, transposed, on all the image's output pixels at once),
+/// then each window's values back to its pixels, and +0 on the pixels no window covers. The bytes
+/// of oneDNN's gemm convolution's backward-data on nchw, an sgemm per image into its column rows
+/// then col2im into zeros (tests/lab/test_network.cpp, with −0, NaN and ∞ in the signal); one
+/// image per OpenMP thread.
+void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* s,
+                         float* c);
+
 /// Adds run[0] (a patch convolution, is_patch_conv) and the pointwise layers run[1..] (is_pointwise)
 /// on x (shape `input`) to `pass`, writing the run's output y: `tile` output pixels (a multiple of
 /// 16) of one image at a time through every layer, the tiles spread over the runtime's OpenMP
