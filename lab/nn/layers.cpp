@@ -1007,14 +1007,18 @@ void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const
   const int64_t pixels = out[2] * out[3], rows = patch.rows(), oc = p.out_channels, in_numel = numel(input) / input[0];
   const float* weight = w.weight.data();
   pass.add_host([=] {
-    // One image per job, its column rows in the thread's buffer.
-    for_each_tile(input[0], pixels, pixels, rows * pixels, [&](int64_t n, int64_t, int64_t, float* col) {
-      if (!pointwise_gemm(true, rows, pixels, oc, weight, rows, s + n * oc * pixels, pixels, col, pixels, nullptr,
-                          false))
-        return false;
-      patch.scatter(col, pixels, out[2], c + n * in_numel);
-      return true;
-    });
+    // One image per job, its column rows in the thread's buffer; per pixel, s's oc floats read,
+    // the column rows written and read and c's window written.
+    for_each_tile(
+        input[0], pixels, pixels, rows * pixels,
+        [&](int64_t n, int64_t, int64_t, float* col) {
+          if (!pointwise_gemm(true, rows, pixels, oc, weight, rows, s + n * oc * pixels, pixels, col, pixels,
+                              nullptr, false))
+            return false;
+          patch.scatter(col, pixels, out[2], c + n * in_numel);
+          return true;
+        },
+        oc + 3 * rows);
   });
 }
 

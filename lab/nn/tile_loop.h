@@ -26,19 +26,24 @@ int64_t tile_of_pair(int64_t pair);
 /// Below this many floats of tile buffers in all (the batch's pixels times the floats per pixel
 /// of `scratch`), for_each_tile runs on the calling thread alone: waking the other threads and
 /// the barrier at the end of a parallel region cost more than such work (single-color-modulo's
-/// last accumulator blocks, on 49 or 1 pixels per image).
-inline constexpr int64_t kSerialTileFloats = int64_t{1} << 17;
+/// last accumulator blocks, on 49 or 1 pixels per image). 2^16: at 2^17, single-color-modulo's
+/// gradient, in sub-batches of 2 images, ran its runs at 56 × 56 on one thread (0.046 against
+/// 0.041 ms per image at batch 32, session 20).
+inline constexpr int64_t kSerialTileFloats = int64_t{1} << 16;
 
 /// Calls body(n, p0, width, buffer) for every tile of `tile` pixels (width: fewer for the last) of
 /// every image n of a batch of `batch` images of `pixels` pixels, the tiles spread over the OpenMP
 /// threads; buffer: `scratch` floats of the calling thread. body returns false if an sgemm failed.
-/// Small work (kSerialTileFloats) runs on the calling thread as an OpenMP team of one: body sees
-/// what it sees at one thread (a dnnl_sgemm inside runs on one thread either way), so the bytes
-/// are the same (not with lab::set_onednn_forward(true), patch_run.h).
+/// Small work (kSerialTileFloats floats touched: the batch's pixels times `per_pixel`, by default
+/// the floats per pixel of `scratch`) runs on the calling thread as an OpenMP team of one: body
+/// sees what it sees at one thread (a dnnl_sgemm inside runs on one thread either way), so the
+/// bytes are the same (not with lab::set_onednn_forward(true), patch_run.h).
 template <class Body>
-void for_each_tile(int64_t batch, int64_t pixels, int64_t tile, int64_t scratch, const Body& body) {
+void for_each_tile(int64_t batch, int64_t pixels, int64_t tile, int64_t scratch, const Body& body,
+                   int64_t per_pixel = 0) {
   const int64_t tiles = (pixels + tile - 1) / tile, jobs = batch * tiles;
-  const bool serial = (jobs < 2 || batch * pixels * (scratch / tile) < kSerialTileFloats) && !onednn_forward();
+  const int64_t work = batch * pixels * (per_pixel > 0 ? per_pixel : scratch / tile);
+  const bool serial = (jobs < 2 || work < kSerialTileFloats) && !onednn_forward();
   const OmpThreads one(serial, 1);
   std::atomic<int> failed{0};
 #pragma omp parallel if (!serial)
