@@ -1147,6 +1147,12 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
   std::vector<PointwiseStep> steps =
       pointwise_steps(std::vector<const Layer*>(run.begin() + static_cast<std::ptrdiff_t>(o), run.end()), in, widest);
   const int64_t in_numel = numel(input) / input[0];
+  // The patch convolution, its ReLU, a 1×1 convolution to one channel and its ReLU (or none), with
+  // the inner outputs left out: the forward's fused patch kernel, the same bytes.
+  const bool kernel = patch && (steps.size() == 2 || (steps.size() == 3 && steps[2].conv == nullptr)) &&
+                      steps[0].conv == nullptr && steps[1].conv != nullptr && steps[1].out == 1 && !head.chain &&
+                      patch_kernel_fits(head.in, head.out) &&
+                      std::all_of(outputs.begin(), outputs.end() - 1, [](const float* out) { return out == nullptr; });
   pass.add_host([=, steps = std::move(steps)] {
     const int64_t pixels = in[2] * in[3], stride = sign_row_bytes(pixels);
     // Two tile buffers used in turn by the layers whose output is left out, then the patch's
@@ -1169,6 +1175,15 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
         const int64_t padded = (width + 15) / 16 * 16;
         float* columns = buffer + 2 * widest * tile;
         patch->gather(x + n * in_numel, p0, width, padded, columns);
+        if (kernel) {
+          // The fused kernel, the forward's (patch_kernel.h), writing the ReLUs' signs too.
+          const Weights& w1 = steps[1].conv->weights();
+          patch_kernel_tile(head.in, head.out, width, columns, padded, head.weight, head.bias, true, w1.weight.data(),
+                            w1.bias.empty() ? nullptr : w1.bias.data(), steps.size() == 3,
+                            outputs.back() + n * pixels + p0,
+                            PatchSigns{mask_row(0, 0), stride, steps.size() == 3 ? mask_row(2, 0) : nullptr});
+          return true;
+        }
         const bool fused = outputs[0] == nullptr && steps[0].conv == nullptr;
         float* out = outputs[fused ? 1 : 0];
         out = out ? out + n * in[1] * pixels + p0 : nullptr;

@@ -31,13 +31,34 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 add_bias_relu(_
   return v;
 }
 
+// The bits v > 0 of the 16 values lo, hi (lane j of lo: bit j; of hi: bit 8 + j): a ReLU's
+// signs as add_pointwise_sign_trace_run keeps them.
+__attribute__((target("avx2,fma"), always_inline)) inline uint32_t positive_bits(__m256 lo, __m256 hi) {
+  const __m256 zero = _mm256_setzero_ps();
+  return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(lo, zero, _CMP_GT_OQ))) |
+         static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(hi, zero, _CMP_GT_OQ))) << 8;
+}
+
+// add_bias_relu, and with kSigns the bits v > 0 of the two halves after the bias into *bits.
+template <bool kSigns>
+__attribute__((target("avx2,fma"), always_inline)) inline void bias_relu_signs(__m256& v0, __m256& v1,
+                                                                               const float* bias, int64_t row,
+                                                                               bool relu, uint32_t* bits) {
+  v0 = add_bias_relu(v0, bias, row, false);
+  v1 = add_bias_relu(v1, bias, row, false);
+  if constexpr (kSigns) *bits = positive_bits(v0, v1);
+  if (relu) v0 = pinned::relu(v0), v1 = pinned::relu(v1);
+}
+
 // The fused run on the 16 columns from p of the column tile (see patch_kernel_tile). kPair: 8
-// channels (6 + the two-row edge), else 6. Returns the two halves of the 1×1 output in s0, s1.
-template <bool kPair>
+// channels (6 + the two-row edge), else 6. Returns the two halves of the 1×1 output in s0, s1
+// and, with kSigns, each channel's 16 bits v > 0 (before its ReLU) in bits[channel].
+template <bool kPair, bool kSigns>
 __attribute__((target("avx2,fma"), always_inline)) inline void fused_block(int64_t k, int64_t p, const float* col,
                                                                            int64_t ld, const float* w,
                                                                            const float* bias, bool relu,
-                                                                           const float* w1, __m256& s0, __m256& s1) {
+                                                                           const float* w1, __m256& s0, __m256& s1,
+                                                                           uint32_t* bits) {
   // Channels 0..5: pointwise_gemm's block, one fused multiply-add chain per element from +0.
   __m256 a[6][2];
   for (int r = 0; r < 6; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
@@ -59,8 +80,9 @@ __attribute__((target("avx2,fma"), always_inline)) inline void fused_block(int64
 #pragma GCC unroll 6
   for (int r = 0; r < 6; ++r) {
     const __m256 wv = _mm256_broadcast_ss(w1 + r);
-    s0 = fma_acc(s0, wv, add_bias_relu(a[r][0], bias, r, relu));
-    s1 = fma_acc(s1, wv, add_bias_relu(a[r][1], bias, r, relu));
+    bias_relu_signs<kSigns>(a[r][0], a[r][1], bias, r, relu, bits + r);
+    s0 = fma_acc(s0, wv, a[r][0]);
+    s1 = fma_acc(s1, wv, a[r][1]);
   }
   if constexpr (kPair) {
     // Channels 6 and 7: pointwise_gemm's pair_block (even and odd chains of rounded products from
@@ -94,22 +116,39 @@ __attribute__((target("avx2,fma"), always_inline)) inline void fused_block(int64
     }
     for (int i = 0; i < 2; ++i) {
       const __m256 wv = _mm256_broadcast_ss(w1 + 6 + i);
-      s0 = fma_acc(s0, wv, add_bias_relu(t[i][0], bias, 6 + i, relu));
-      s1 = fma_acc(s1, wv, add_bias_relu(t[i][1], bias, 6 + i, relu));
+      bias_relu_signs<kSigns>(t[i][0], t[i][1], bias, 6 + i, relu, bits + 6 + i);
+      s0 = fma_acc(s0, wv, t[i][0]);
+      s1 = fma_acc(s1, wv, t[i][1]);
     }
   }
 }
 
-template <bool kPair>
+// Writes the first `count` (1..16) of the 16 bits to bits[0], bits[1] (the bits past `count` 0,
+// and no byte past them written).
+inline void store_bits(uint32_t value, int64_t count, uint8_t* bits) {
+  if (count < 16) value &= (uint32_t{1} << count) - 1;
+  bits[0] = static_cast<uint8_t>(value);
+  if (count > 8) bits[1] = static_cast<uint8_t>(value >> 8);
+}
+
+template <bool kPair, bool kSigns>
 __attribute__((target("avx2,fma"))) void fused_tile(int64_t k, int64_t width, const float* col, int64_t ld,
                                                     const float* w, const float* bias, bool relu, const float* w1,
-                                                    const float* bias1, bool relu1, float* y) {
+                                                    const float* bias1, bool relu1, float* y, const PatchSigns& sg) {
+  constexpr int kChannels = kPair ? 8 : 6;
   for (int64_t p = 0; p < width; p += kBlockColumns) {
     __m256 s0, s1;
-    fused_block<kPair>(k, p, col, ld, w, bias, relu, w1, s0, s1);
-    s0 = add_bias_relu(s0, bias1, 0, relu1);
-    s1 = add_bias_relu(s1, bias1, 0, relu1);
-    if (p + kBlockColumns <= width) {
+    uint32_t bits[kChannels];
+    fused_block<kPair, kSigns>(k, p, col, ld, w, bias, relu, w1, s0, s1, bits);
+    uint32_t bits1 = 0;
+    bias_relu_signs<kSigns>(s0, s1, bias1, 0, relu1, &bits1);
+    const int64_t count = std::min(kBlockColumns, width - p);
+    if constexpr (kSigns) {
+      for (int c = 0; c < kChannels; ++c)
+        if (sg.channels != nullptr) store_bits(bits[c], count, sg.channels + c * sg.stride + p / 8);
+      if (sg.output != nullptr) store_bits(bits1, count, sg.output + p / 8);
+    }
+    if (count == kBlockColumns) {
       _mm256_storeu_ps(y + p, s0);
       _mm256_storeu_ps(y + p + 8, s1);
     } else {
@@ -117,7 +156,7 @@ __attribute__((target("avx2,fma"))) void fused_tile(int64_t k, int64_t width, co
       alignas(32) float last[kBlockColumns];
       _mm256_store_ps(last, s0);
       _mm256_store_ps(last + 8, s1);
-      std::copy(last, last + (width - p), y + p);
+      std::copy(last, last + count, y + p);
     }
   }
 }
@@ -130,9 +169,13 @@ bool patch_kernel_fits(int64_t rows, int64_t channels) {
 }
 
 void patch_kernel_tile(int64_t rows, int64_t channels, int64_t width, const float* col, int64_t ld, const float* w,
-                       const float* bias, bool relu, const float* w1, const float* bias1, bool relu1, float* y) {
-  if (channels == 8) fused_tile<true>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y);
-  else fused_tile<false>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y);
+                       const float* bias, bool relu, const float* w1, const float* bias1, bool relu1, float* y,
+                       const PatchSigns& signs) {
+  const bool with = signs.channels != nullptr || signs.output != nullptr;
+  if (channels == 8 && with) fused_tile<true, true>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y, signs);
+  else if (channels == 8) fused_tile<true, false>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y, signs);
+  else if (with) fused_tile<false, true>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y, signs);
+  else fused_tile<false, false>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y, signs);
 }
 
 bool patch_kernels() { return patch_kernels_set.load(); }

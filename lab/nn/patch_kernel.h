@@ -25,13 +25,26 @@ namespace lab {
 /// set_patch_kernels(false) was not called.
 bool patch_kernel_fits(int64_t rows, int64_t channels);
 
+/// Where patch_kernel_tile also writes the signs of its ReLUs' inputs (v > 0, v after the bias),
+/// laid out as add_pointwise_sign_trace_run keeps them (gradient_trace.h): bit p % 8 of byte p / 8
+/// for the tile's pixel p (the bits past its width 0, no byte past them written). channels: the
+/// patch convolution's, one row of `stride` bytes per channel; output: the 1×1 convolution's
+/// one row. Null: none.
+struct PatchSigns {
+  uint8_t* channels = nullptr;
+  int64_t stride = 0;
+  uint8_t* output = nullptr;
+};
+
 /// The fused run on one column tile: col holds `rows` rows of `padded` columns (row stride ld,
 /// padded a multiple of 16, the windows of width ≤ padded pixels then zero columns), w the
 /// channels × rows weights of the patch convolution (row stride rows), bias its channels biases
 /// or null, relu its ReLU; w1 the 1 × channels weights of the 1×1 convolution, bias1 its bias (one
-/// float) or null, relu1 its ReLU. Writes y[0, width). Requires patch_kernel_fits(rows, channels).
+/// float) or null, relu1 its ReLU. Writes y[0, width), and the signs (the gradient's trace).
+/// Requires patch_kernel_fits(rows, channels).
 void patch_kernel_tile(int64_t rows, int64_t channels, int64_t width, const float* col, int64_t ld, const float* w,
-                       const float* bias, bool relu, const float* w1, const float* bias1, bool relu1, float* y);
+                       const float* bias, bool relu, const float* w1, const float* bias1, bool relu1, float* y,
+                       const PatchSigns& signs = {});
 
 /// Whether patch runs that fit (patch_kernel_fits) take the fused kernel (default on). Off: the
 /// patch convolution into a tile buffer, then the 1×1 convolution (bench_runtime's

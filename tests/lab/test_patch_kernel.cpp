@@ -3,16 +3,19 @@
 // (lab::set_patch_kernels(false): the convolution into a tile buffer by lab::pointwise_gemm, then
 // the 1×1 by its product of one row), byte for byte: every tile width, batches 1, 5 and 64, 1 and
 // 2 threads, with and without biases and each ReLU, weights and inputs with −0, +0, ±1, ±∞ and
-// NaN; and whole networks of such blocks (the accumulators' shape) in Network::forward.
+// NaN; whole networks of such blocks (the accumulators' shape) in Network::forward; and the
+// gradient's trace of such a run (its output and the signs of its ReLUs' inputs) fused and not.
 #include <doctest/doctest.h>
 
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "lab/core/runtime.h"
+#include "lab/nn/gradient_trace.h"
 #include "lab/nn/network.h"
 #include "lab/nn/patch_kernel.h"
 #include "lab/nn/patch_run.h"
@@ -195,4 +198,61 @@ TEST_CASE("patch kernel: accumulator-shaped networks, fused and unfused, in Netw
   }
   lab::set_tiled_sequences(true);
   lab::set_forward_path(saved);
+}
+
+TEST_CASE("patch kernel: the gradient trace's run writes the unfused run's output and ReLU signs") {
+  if (!lab::pointwise_kernel()) return;
+  std::mt19937 rng(23);
+  // 8 and 6 channels, odd depths, outputs of several widths modulo 16 (the image's last tile
+  // padded; its signs' last byte partial), with the last ReLU and without (a 1×1 convolution
+  // last: no second row of signs).
+  struct Geometry {
+    int64_t in, out, kh, kw, h, w;
+  };
+  const std::vector<Geometry> geometries{{1, 8, 2, 2, 30, 46}, {1, 6, 2, 2, 26, 34}, {8, 6, 2, 2, 10, 38},
+                                         {1, 8, 7, 7, 21, 28}, {3, 8, 3, 1, 18, 17}, {1, 8, 2, 1, 2, 3}};
+  int64_t compared = 0;
+  for (const Geometry& g : geometries)
+    for (int flags = 0; flags < 4; ++flags) {
+      const bool bias = flags & 1, relu1 = flags & 2;
+      CAPTURE(g.out);
+      CAPTURE(g.h);
+      CAPTURE(flags);
+      const auto layers = block(g.in, g.out, g.kh, g.kw, bias, true, relu1, rng);
+      std::vector<const lab::Layer*> run;
+      for (const auto& l : layers) run.push_back(l.get());
+      const int64_t oh = g.h / g.kh, ow = g.w / g.kw, pixels = oh * ow, stride = lab::sign_row_bytes(pixels);
+      for (const int64_t batch : {1, 5}) {
+        const Tensor x = draw_tensor({batch, g.in, g.h, g.w}, rng, true);
+        // The run's output and the signs of its ReLUs' inputs (both left out), fused or not.
+        const auto trace = [&](bool fused, int64_t tile) {
+          Tensor y({batch, 1, oh, ow}, 7.0f);
+          std::vector<uint8_t> signs(static_cast<size_t>(batch * g.out * stride), 0xA5),
+              signs1(static_cast<size_t>(batch * stride), 0x5A);
+          std::vector<float*> outputs(run.size(), nullptr);
+          outputs.back() = y.data();
+          std::vector<uint8_t*> masks(run.size(), nullptr);
+          masks[1] = signs.data();
+          if (relu1) masks[3] = signs1.data();
+          lab::set_patch_kernels(fused);
+          lab::Pass pass;
+          lab::add_pointwise_sign_trace_run(pass, run, x.shape(), x.data(), outputs, masks, tile);
+          pass.run();
+          lab::set_patch_kernels(true);
+          return std::make_tuple(std::move(y), signs, signs1);
+        };
+        at_threads([&] {
+          for (int64_t tile = 16; tile <= (pixels + 15) / 16 * 16; tile += 16) {
+            CAPTURE(tile);
+            const auto [y0, s0, t0] = trace(false, tile);
+            const auto [y1, s1, t1] = trace(true, tile);
+            CHECK(same_bytes(y1, y0));
+            CHECK(s1 == s0);
+            CHECK(t1 == t0);
+            ++compared;
+          }
+        });
+      }
+    }
+  CHECK(compared > 200);
 }
