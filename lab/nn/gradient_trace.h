@@ -68,12 +68,20 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
 /// - kDeconv: max(dy, 0), the deconv rule's clip; it reads neither x nor its signs.
 enum class ReluBackward : uint8_t { kGradient, kGuided, kDeconv };
 
+/// Whether the backward of a patch convolution on `input` (is_patch_conv) can join the tiled
+/// backward of the pointwise run above it (add_pointwise_sign_backward_run with run[0] the
+/// convolution): its output's pixels a multiple of 16, and its transposed product split by
+/// columns alike (lab::pointwise_columns_alike), so that per tile it gives the bytes of
+/// add_patch_transpose's product over the whole image; not with lab::set_onednn_forward(true).
+bool patch_backward_joins(const Conv2d& conv, const Shape& input);
+
 /// add_pointwise_backward_run (lab/nn/layers.h) where a ReLU whose input inputs[k] is null reads
 /// its input's signs from masks[k] (as add_pointwise_sign_trace_run wrote them): dy · (bit ? 1 : 0),
 /// the same product; and where each ReLU k carries the signal as modes[k] says (modes empty: every
 /// ReLU kGradient; a kDeconv ReLU needs neither inputs[k] nor masks[k]). A run of a single ReLU
 /// on an N×1×P×1 view of any activation is the guided or deconv rule of a lone ReLU
-/// (Network::backward).
+/// (Network::backward). run[0] may be a patch convolution on `input` where
+/// patch_backward_joins (`tile` then a multiple of 16): dx is then the signal at its input.
 void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input,
                                      const std::vector<const float*>& inputs, const std::vector<const uint8_t*>& masks,
                                      const float* dy, float* dx, int64_t tile,

@@ -835,29 +835,31 @@ struct PatchGeometry {
     if (ld > width)
       for (int64_t r = 0; r < rows(); ++r) std::fill(col + r * ld + width, col + (r + 1) * ld, 0.0f);
   }
-  // gather's inverse on a whole image of oh × ow windows: col (rows × ld, column p = oy·ow + ox)
-  // into image (C×H×W), x[c][oy·kh + i][ox·kw + j] = col[(c·kh + i)·kw + j][p], and +0 on the
-  // pixels no window covers (the last rows and columns when kh, kw do not divide H, W): oneDNN's
-  // col2im of a convolution whose windows do not overlap, which adds each value into zeros (the
-  // same value: an sgemm's value is never −0, its chains start at +0).
-  void scatter(const float* col, int64_t ld, int64_t oh, float* image) const {
-    for (int64_t c = 0; c < channels; ++c)
-      for (int64_t y = 0; y < h; ++y) {
-        float* dst = image + (c * h + y) * w;
-        const int64_t oy = y / kh, i = y % kh;
-        if (oy >= oh) {
-          std::fill(dst, dst + w, 0.0f);
-          continue;
+  // gather's inverse on columns [p0, p0 + width) of an image of oh × ow windows: col (rows × ld,
+  // its column t the pixel p0 + t) into image (C×H×W), x[c][oy·kh + i][ox·kw + j] =
+  // col[(c·kh + i)·kw + j][p], and +0 on the pixels no window covers (the last rows and columns
+  // when kh, kw do not divide H, W), written with the last window of their row, or of the image:
+  // oneDNN's col2im of a convolution whose windows do not overlap, which adds each value into
+  // zeros (the same value: an sgemm's value is never −0, its chains start at +0).
+  void scatter(const float* col, int64_t ld, int64_t p0, int64_t width, int64_t oh, float* image) const {
+    for (int64_t p = p0; p < p0 + width;) {
+      const int64_t oy = p / ow, ox0 = p % ow, len = std::min(ow - ox0, p0 + width - p);
+      for (int64_t c = 0; c < channels; ++c)
+        for (int64_t i = 0; i < kh; ++i) {
+          float* row = image + (c * h + oy * kh + i) * w;
+          const float* src = col + (c * kh + i) * kw * ld + (p - p0);
+          if (kw == 2) {
+            interleave(src, src + ld, row + ox0 * kw, len);
+          } else {
+            for (int64_t j = 0; j < kw; ++j)
+              for (int64_t t = 0; t < len; ++t) row[(ox0 + t) * kw + j] = src[j * ld + t];
+          }
+          if (ox0 + len == ow) std::fill(row + ow * kw, row + w, 0.0f);
         }
-        const float* src = col + (c * kh + i) * kw * ld + oy * ow;
-        if (kw == 2) {
-          interleave(src, src + ld, dst, ow);
-        } else {
-          for (int64_t j = 0; j < kw; ++j)
-            for (int64_t t = 0; t < ow; ++t) dst[t * kw + j] = src[j * ld + t];
-        }
-        std::fill(dst + ow * kw, dst + w, 0.0f);
-      }
+      p += len;
+    }
+    if (p0 + width == oh * ow)
+      for (int64_t c = 0; c < channels; ++c) std::fill(image + (c * h + oh * kh) * w, image + (c + 1) * h * w, 0.0f);
   }
 };
 
@@ -1015,7 +1017,7 @@ void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const
           if (!pointwise_gemm(true, rows, pixels, oc, weight, rows, s + n * oc * pixels, pixels, col, pixels,
                               nullptr, false))
             return false;
-          patch.scatter(col, pixels, out[2], c + n * in_numel);
+          patch.scatter(col, pixels, 0, pixels, out[2], c + n * in_numel);
           return true;
         },
         oc + 3 * rows);
@@ -1247,29 +1249,49 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
                                      const std::vector<const float*>& inputs, const std::vector<const uint8_t*>& masks,
                                      const float* dy, float* dx, int64_t tile,
                                      const std::vector<ReluBackward>& modes) {
-  int64_t widest = 0;
-  std::vector<PointwiseStep> steps = pointwise_steps(run, input, widest);
-  LAB_CHECK(inputs.size() == run.size() && masks.size() == run.size() &&
+  LAB_CHECK(!run.empty() && inputs.size() == run.size() && masks.size() == run.size() &&
                 (modes.empty() || modes.size() == run.size()) && tile > 0 && tile % 8 == 0,
             "pointwise backward of {} layers with {} inputs, {} modes, tile {}", run.size(), inputs.size(),
             modes.size(), tile);
-  const auto mode = [modes](size_t k) { return modes.empty() ? ReluBackward::kGradient : modes[k]; };
-  for (size_t k = 0; k < run.size(); ++k)
-    LAB_CHECK(steps[k].conv != nullptr || inputs[k] != nullptr || masks[k] != nullptr ||
+  // A patch convolution first (patch_backward_joins): the pointwise layers' signal at its output
+  // stays in a tile buffer, and its transposed product runs on the tile's columns, then back to
+  // the windows' pixels (add_patch_transpose's operations on the same columns).
+  std::optional<PatchGeometry> patch;
+  const Conv2d* head = nullptr;
+  Shape in = input;
+  const size_t o = is_patch_conv(*run.front(), input) ? 1 : 0;  // run[k + o] is steps[k]
+  if (o == 1) {
+    head = static_cast<const Conv2d*>(run.front());
+    const Conv2dParams& p = head->params();
+    in = head->output_shape(input);
+    patch = PatchGeometry{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, in[3]};
+    LAB_CHECK(run.size() >= 2 && tile % 16 == 0 && patch_backward_joins(*head, input),
+              "patch backward of {} layers on {}, tile {}", run.size(), to_string(input), tile);
+  }
+  int64_t widest = 0;
+  std::vector<PointwiseStep> steps =
+      pointwise_steps(std::vector<const Layer*>(run.begin() + static_cast<std::ptrdiff_t>(o), run.end()), in, widest);
+  const auto mode = [modes, o](size_t k) { return modes.empty() ? ReluBackward::kGradient : modes[k + o]; };
+  for (size_t k = 0; k < steps.size(); ++k)
+    LAB_CHECK(steps[k].conv != nullptr || inputs[k + o] != nullptr || masks[k + o] != nullptr ||
                   mode(k) == ReluBackward::kDeconv,
-              "pointwise backward: ReLU {} of the run without its input or its signs", k);
+              "pointwise backward: ReLU {} of the run without its input or its signs", k + o);
+  const int64_t in_numel = numel(input) / input[0];
   pass.add_host([=, steps = std::move(steps)] {
-    const int64_t pixels = input[2] * input[3];
-    const int64_t in_channels = input[1], out_channels = steps.back().out;
-    // Two tile buffers used in turn by the inner steps (the last reads dy, the first writes dx).
-    for_each_tile(input[0], pixels, tile, 2 * widest * tile, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
+    const int64_t pixels = in[2] * in[3];
+    const int64_t in_channels = in[1], out_channels = steps.back().out;
+    // Two tile buffers used in turn by the inner steps (the last reads dy, the first writes dx),
+    // then the patch's column tile.
+    const int64_t scratch = 2 * widest * tile + (patch ? patch->rows() * tile : 0);
+    for_each_tile(in[0], pixels, tile, scratch, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
       bool ok = true;
       const float* g = dy + n * out_channels * pixels + p0;
       int64_t ldg = pixels;
       for (size_t k = steps.size(); k-- > 0;) {
         const PointwiseStep& st = steps[k];
-        float* b = k == 0 ? dx + n * in_channels * pixels + p0 : buffer + (k % 2) * widest * tile;
-        const int64_t ldb = k == 0 ? pixels : width;
+        const bool out = k == 0 && !patch;  // the step writes dx
+        float* b = out ? dx + n * in_channels * pixels + p0 : buffer + (k % 2) * widest * tile;
+        const int64_t ldb = out ? pixels : width;
         if (st.conv != nullptr) {
           // dx (in×width) = weightsᵀ (in×out) · dy (out×width): the sgemm of oneDNN's 1×1
           // backward-data on nchw (pre-transposed weights would change the bytes), by
@@ -1278,9 +1300,9 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
                               nullptr, false, &st.conv->sparse_transposed()) && ok;
         } else if (mode(k) == ReluBackward::kDeconv) {
           for (int64_t c = 0; c < st.out; ++c) clip_positive(g + c * ldg, b + c * ldb, width);
-        } else if (inputs[k] != nullptr) {
+        } else if (inputs[k + o] != nullptr) {
           const bool guided = mode(k) == ReluBackward::kGuided;
-          const float* xs = inputs[k] + n * st.in * pixels + p0;
+          const float* xs = inputs[k + o] + n * st.in * pixels + p0;
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = g + c * ldg;
             const float* xr = xs + c * pixels;
@@ -1292,7 +1314,7 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
           // The same product, x > 0 read from the trace's signs.
           const bool guided = mode(k) == ReluBackward::kGuided;
           const int64_t stride = sign_row_bytes(pixels);
-          const uint8_t* ms = masks[k] + n * st.in * stride + p0 / 8;
+          const uint8_t* ms = masks[k + o] + n * st.in * stride + p0 / 8;
           for (int64_t c = 0; c < st.out; ++c) {
             const float* from = g + c * ldg;
             const uint8_t* mr = ms + c * stride;
@@ -1305,9 +1327,23 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
         g = b;
         ldg = ldb;
       }
+      if (patch) {
+        const int64_t rows = patch->rows();
+        float* col = buffer + 2 * widest * tile;
+        ok = pointwise_gemm(true, rows, width, in_channels, head->weights().weight.data(), rows, g, ldg, col, width,
+                            nullptr, false) && ok;
+        patch->scatter(col, width, p0, width, in[2], dx + n * in_numel);
+      }
       return ok;
     });
   });
+}
+
+bool patch_backward_joins(const Conv2d& conv, const Shape& input) {
+  if (onednn_forward() || !is_patch_conv(conv, input)) return false;
+  const Conv2dParams& p = conv.params();
+  const Shape out = conv.output_shape(input);
+  return (out[2] * out[3]) % 16 == 0 && pointwise_columns_alike(p.in_channels * p.kernel_h * p.kernel_w, p.out_channels);
 }
 
 Shape Softmax::output_shape(const Shape& in) const {

@@ -1131,6 +1131,11 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
           for (; lo < i; ++lo)
             if (pointwise_run_end(layers_, lo, i + 1, shapes[lo]) == i + 1) break;
           if (lo < i) step = Step{lo, i, pointwise_tile(layers_, lo, i + 1, shapes[lo])};
+          // A patch convolution right below the run joins it where its transposed product splits
+          // by columns alike (patch_backward_joins): the signal at its output stays in cache.
+          if (lo < i && lo > bottom && layers_[lo - 1]->kind() == LayerKind::kConv2d &&
+              patch_backward_joins(static_cast<const Conv2d&>(*layers_[lo - 1]), shapes[lo - 1]))
+            step = Step{lo - 1, i, patch_tile(layers_, lo - 1, i + 1, shapes[lo - 1])};
         }
         // A ReLU of the step that reads its input (or its signs): not under the deconv rule.
         const auto reads_x = [&](size_t k) {

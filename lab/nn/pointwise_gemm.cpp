@@ -526,6 +526,15 @@ bool pointwise_remainders() { return remainders_set.load(); }
 
 void set_pointwise_remainders(bool on) { remainders_set.store(on); }
 
+bool pointwise_columns_alike(int64_t m, int64_t k) {
+  if (m > kMaxRows || k > kMaxDepth || !pointwise_kernel()) return false;
+  // pointwise_gemm's rows of blocks and rows left below them (columns: all, n a multiple of 16).
+  int64_t rows = m / kRows * kRows;
+  if (m - rows == 1) rows = rows >= kRows ? rows - kRows : 0;
+  const int64_t left = m - rows;
+  return left == 0 || (pointwise_edges() && (left == 2 || (pointwise_remainders() && left >= 3 && left < kRows)));
+}
+
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu, const SparseChains* sparse) {
   int64_t rows = 0, cols = 0;  // the part of the main kernel's blocks

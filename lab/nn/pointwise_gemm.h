@@ -69,6 +69,13 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu,
                     const SparseChains* sparse = nullptr);
 
+/// Whether pointwise_gemm computes every column of a product of m rows and depth k (either
+/// operand order, no sparse weights) by its kernel and kernel-computed edges when the column count
+/// is a multiple of 16: then each block of 16 columns is computed alike whatever the call's column
+/// count, and a product can be split by columns at multiples of 16 into calls that give its bytes
+/// (no dnnl_sgemm part over all its columns, as for a single row below blocks of 6, or 7 rows).
+bool pointwise_columns_alike(int64_t m, int64_t k);
+
 /// Whether pointwise_gemm uses its kernel: only where oneDNN's effective ISA is AVX2 (the kernel
 /// reproduces its AVX2 sgemm; tested on that ISA only), and while set_pointwise_kernel(false) was
 /// not called. Off: dnnl_sgemm for every product (the path before the kernel; bench_runtime's

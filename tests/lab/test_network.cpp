@@ -698,10 +698,27 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
   std::vector<lab::Network> patches = patch_nets(rng, [](lab::Conv2dParams p, std::mt19937& r, bool bias) {
     return testnets::random_conv(p, r, bias);
   });
+  // joined: patch runs whose outputs' pixels are multiples of 16 (80 × 65 and 40 × 32), so that
+  // the backward takes each patch convolution into the run above it (lab::patch_backward_joins;
+  // the first in two tiles where L2 is 1 MiB), on inputs whose last row or column no window
+  // covers: p0 r0 c1 r1 (0-3), p2 r2 c3 r3 (4-7).
+  lab::Network joined({2, 161, 131});
+  joined.add("p0", testnets::random_conv(lab::Conv2dParams{.in_channels = 2, .out_channels = 6, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2}, rng));
+  joined.add("r0", std::make_shared<lab::ReLU>());
+  joined.add("c1", testnets::random_conv(one_by_one(6, 3), rng));
+  joined.add("r1", std::make_shared<lab::ReLU>());
+  joined.add("p2", testnets::random_conv(lab::Conv2dParams{.in_channels = 3, .out_channels = 8, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2}, rng));
+  joined.add("r2", std::make_shared<lab::ReLU>());
+  joined.add("c3", testnets::random_conv(one_by_one(8, 1), rng));
+  joined.add("r3", std::make_shared<lab::ReLU>());
+  CHECK(lab::patch_backward_joins(static_cast<const lab::Conv2d&>(joined.layer(0)), {1, 2, 161, 131}));
+  CHECK(lab::patch_backward_joins(static_cast<const lab::Conv2d&>(joined.layer(4)), joined.shape_after(3)));
+  CHECK_FALSE(lab::patch_backward_joins(static_cast<const lab::Conv2d&>(patches[0].layer(0)), {1, 3, 71, 58}));
   std::vector<Case> cases{{pointwise_net(rng), {1, 2, 3, 4, 5, 6, 9}},
                           {grouped_net(rng), {1, 4, 5, 6}},
                           {patches[0], {1, 2, 3, 5, 6}},
-                          {patches[1], {1, 2, 3, 5, 6}, false}};
+                          {patches[1], {1, 2, 3, 5, 6}, false},
+                          {joined, {1, 2, 3, 5, 6, 7}}};
   const lab::ForwardPath saved = lab::forward_path();
   lab::set_forward_path(lab::ForwardPath{});
   const auto same = same_bytes;
@@ -779,7 +796,7 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
     }
   }
   lab::set_forward_path(saved);
-  CHECK(compared == 4 * 2 * 2 * 4);
+  CHECK(compared == 5 * 2 * 2 * 4);
 }
 
 namespace {
