@@ -1008,16 +1008,19 @@ void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const
   const PatchGeometry patch{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, out[3]};
   const int64_t pixels = out[2] * out[3], rows = patch.rows(), oc = p.out_channels, in_numel = numel(input) / input[0];
   const float* weight = w.weight.data();
+  // Tiles of a multiple of 16 pixels where the product splits by columns alike (a multiple of 16
+  // pixels; pointwise_columns_alike), else the whole image per job.
+  const bool split = pixels % 16 == 0 && pointwise_columns_alike(rows, oc);
+  const int64_t tile = split ? std::min(pixels, tile_of_pair(rows + oc)) : pixels;
   pass.add_host([=] {
-    // One image per job, its column rows in the thread's buffer; per pixel, s's oc floats read,
-    // the column rows written and read and c's window written.
+    // Per pixel, s's oc floats read, the column rows written and read and c's window written.
     for_each_tile(
-        input[0], pixels, pixels, rows * pixels,
-        [&](int64_t n, int64_t, int64_t, float* col) {
-          if (!pointwise_gemm(true, rows, pixels, oc, weight, rows, s + n * oc * pixels, pixels, col, pixels,
+        input[0], pixels, tile, rows * tile,
+        [&](int64_t n, int64_t p0, int64_t width, float* col) {
+          if (!pointwise_gemm(true, rows, width, oc, weight, rows, s + n * oc * pixels + p0, pixels, col, width,
                               nullptr, false))
             return false;
-          patch.scatter(col, pixels, 0, pixels, out[2], c + n * in_numel);
+          patch.scatter(col, width, p0, width, out[2], c + n * in_numel);
           return true;
         },
         oc + 3 * rows);

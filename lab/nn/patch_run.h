@@ -71,11 +71,12 @@ void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shap
 
 /// Adds c = the transposed patch convolution of s (the backward-data, or a rule's c = W'ᵀs with
 /// weights w; s of the convolution's output shape, c of `input`) to `pass`: per image, the column
-/// rows col = W'ᵀ · s (lab::pointwise_gemm, transposed, on all the image's output pixels at once),
-/// then each window's values back to its pixels, and +0 on the pixels no window covers. The bytes
-/// of oneDNN's gemm convolution's backward-data on nchw, an sgemm per image into its column rows
-/// then col2im into zeros (tests/lab/test_network.cpp, with −0, NaN and ∞ in the signal); one
-/// image per OpenMP thread.
+/// rows col = W'ᵀ · s (lab::pointwise_gemm, transposed, on all the image's output pixels at once,
+/// or on tiles of them where that gives the same bytes: lab::pointwise_columns_alike), then each
+/// window's values back to its pixels, and +0 on the pixels no window covers. The bytes of
+/// oneDNN's gemm convolution's backward-data on nchw, an sgemm per image into its column rows then
+/// col2im into zeros (tests/lab/test_network.cpp, with −0, NaN and ∞ in the signal); the tiles
+/// (or images) spread over the OpenMP threads.
 void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* s,
                          float* c);
 
