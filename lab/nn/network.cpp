@@ -960,7 +960,8 @@ Trace Network::trace(const Tensor& x, const std::vector<size_t>* keep) const {
   check_input(x, 0);
   const bool tiles = chain_ && forward_path().backprop_tiles;
   const std::vector<Shape> shapes = act_shapes(x.batch());
-  // The pointwise runs [first, end) that go tile by tile, and the activations a lean trace omits.
+  // The pointwise runs [first, end) that go tile by tile (a patch convolution and the pointwise
+  // layers after it among them), and the activations a lean trace omits.
   std::vector<std::pair<size_t, size_t>> runs;
   std::vector<bool> omit(shapes.size(), false);
   for (size_t i = 0; tiles && i < layers_.size();) {
