@@ -863,6 +863,18 @@ struct PatchGeometry {
   }
 };
 
+// The windows of the patch convolution `conv` on `input` (is_patch_conv).
+PatchGeometry patch_geometry(const Conv2d& conv, const Shape& input) {
+  const Conv2dParams& p = conv.params();
+  return PatchGeometry{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, conv.output_shape(input)[3]};
+}
+
+// Floats of a thread's buffers for tiles of `tile` pixels: two of the widest step (`widest`
+// channels), then the patch's column tile, if any.
+int64_t tile_buffers(int64_t widest, const std::optional<PatchGeometry>& patch, int64_t tile) {
+  return 2 * widest * tile + (patch ? patch->rows() * tile : 0);
+}
+
 // The product of a tiled step with weights (a convolution; see TileStep) on `width` columns.
 bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda, float* b, int64_t ldb) {
   if (st.chain) {
@@ -887,7 +899,7 @@ struct TiledRun {
   int64_t tile = 0, widest = 0;
   // Floats of a thread's tile buffers: two of the widest step (the first reads x or the column
   // tile, the last writes y), then the column tile.
-  int64_t scratch() const { return 2 * widest * tile + (patch ? patch->rows() * tile : 0); }
+  int64_t scratch() const { return tile_buffers(widest, patch, tile); }
   int64_t out_numel() const { return steps.back().out * pixels; }
   int64_t tiles() const { return (pixels + tile - 1) / tile; }
 };
@@ -991,7 +1003,7 @@ void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shap
   LAB_CHECK(is_patch_conv(conv, input), "{} on {} is not a patch convolution", conv.describe(), to_string(input));
   const Conv2dParams& p = conv.params();
   const Shape out = conv.output_shape(input);
-  const PatchGeometry patch{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, out[3]};
+  const PatchGeometry patch = patch_geometry(conv, input);
   const float* bias = use_bias && !w.bias.empty() ? w.bias.data() : nullptr;
   TiledRun r{.steps = {TileStep{w.weight.data(), bias, relu, chained(patch.rows(), p.out_channels), patch.rows(),
                                  p.out_channels}},
@@ -1005,7 +1017,7 @@ void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const
   LAB_CHECK(is_patch_conv(conv, input), "{} on {} is not a patch convolution", conv.describe(), to_string(input));
   const Conv2dParams& p = conv.params();
   const Shape out = conv.output_shape(input);
-  const PatchGeometry patch{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, out[3]};
+  const PatchGeometry patch = patch_geometry(conv, input);
   const int64_t pixels = out[2] * out[3], rows = patch.rows(), oc = p.out_channels, in_numel = numel(input) / input[0];
   const float* weight = w.weight.data();
   // Tiles of a multiple of 16 pixels where the product splits by columns alike (a multiple of 16
@@ -1034,7 +1046,7 @@ TiledRun patch_tiled_run(const std::vector<const Layer*>& run, const Shape& inpu
   const auto& conv = static_cast<const Conv2d&>(*run.front());
   const Conv2dParams& p = conv.params();
   const Shape out = conv.output_shape(input);
-  const PatchGeometry patch{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, out[3]};
+  const PatchGeometry patch = patch_geometry(conv, input);
   const Weights& w = conv.weights();
   TiledRun r{.steps = {TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
                                 chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels}},
@@ -1121,6 +1133,38 @@ void set_tiled_sequences(bool on) { tiled_sequences_set.store(on); }
 bool onednn_forward() { return onednn_forward_set.load(); }
 void set_onednn_forward(bool on) { onednn_forward_set.store(on); }
 
+namespace {
+
+// The parts of a tiled run of the gradient's trace or backward: a patch convolution first (head,
+// is_patch_conv on the run's input) or none, then the pointwise layers' steps on `in` (the
+// convolution's output, else the run's input); run[k + o] is steps[k].
+struct SignRun {
+  const Conv2d* head = nullptr;
+  std::optional<PatchGeometry> patch;  // the head's windows
+  Shape in;
+  size_t o = 0;
+  std::vector<PointwiseStep> steps;
+  int64_t widest = 0;  // the most channels of a step
+  // Floats of a thread's tile buffers: two of the widest step, then the patch's column tile.
+  int64_t scratch(int64_t tile) const { return tile_buffers(widest, patch, tile); }
+};
+
+SignRun sign_run(const std::vector<const Layer*>& run, const Shape& input) {
+  SignRun r;
+  r.in = input;
+  if (is_patch_conv(*run.front(), input)) {
+    r.head = static_cast<const Conv2d*>(run.front());
+    r.patch = patch_geometry(*r.head, input);
+    r.in = r.head->output_shape(input);
+    r.o = 1;
+  }
+  r.steps = pointwise_steps(std::vector<const Layer*>(run.begin() + static_cast<std::ptrdiff_t>(r.o), run.end()),
+                            r.in, r.widest);
+  return r;
+}
+
+}  // namespace
+
 void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                              const std::vector<float*>& outputs, int64_t tile) {
   add_pointwise_sign_trace_run(pass, run, input, x, outputs, std::vector<uint8_t*>(run.size(), nullptr), tile);
@@ -1131,27 +1175,23 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
   LAB_CHECK(!run.empty() && outputs.size() == run.size() && masks.size() == run.size() && outputs.back() != nullptr &&
                 tile > 0 && tile % 8 == 0,
             "pointwise trace of {} layers into {} outputs, tile {}", run.size(), outputs.size(), tile);
-  // A patch convolution first (is_patch_conv): its product on the tile's gathered windows, padded
-  // to a multiple of 16 columns as a patch run computes it (the same bytes), then the pointwise
-  // layers after it on the convolution's output (`in`).
-  std::optional<PatchGeometry> patch;
+  // A patch convolution first: its product on the tile's gathered windows, padded to a multiple
+  // of 16 columns as a patch run computes it (the same bytes), then the pointwise layers after it
+  // on the convolution's output (`in`).
+  SignRun parts = sign_run(run, input);
+  const std::optional<PatchGeometry> patch = parts.patch;
+  const Shape in = parts.in;
+  const size_t o = parts.o;
+  const int64_t widest = parts.widest, scratch = parts.scratch(tile), in_numel = numel(input) / input[0];
+  std::vector<PointwiseStep> steps = std::move(parts.steps);
   TileStep head;
-  Shape in = input;
-  const size_t o = is_patch_conv(*run.front(), input) ? 1 : 0;  // run[k + o] is steps[k]
-  if (o == 1) {
-    const auto& conv = static_cast<const Conv2d&>(*run.front());
-    const Conv2dParams& p = conv.params();
-    in = conv.output_shape(input);
-    patch = PatchGeometry{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, in[3]};
-    const Weights& w = conv.weights();
-    head = TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
-                    chained(patch->rows(), p.out_channels), patch->rows(), p.out_channels};
+  if (parts.head != nullptr) {
+    const Weights& w = parts.head->weights();
+    const int64_t out = parts.head->params().out_channels;
+    head = TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false, chained(patch->rows(), out),
+                    patch->rows(), out};
     LAB_CHECK(run.size() >= 2 && tile % 16 == 0, "patch trace of {} layers, tile {}", run.size(), tile);
   }
-  int64_t widest = 0;
-  std::vector<PointwiseStep> steps =
-      pointwise_steps(std::vector<const Layer*>(run.begin() + static_cast<std::ptrdiff_t>(o), run.end()), in, widest);
-  const int64_t in_numel = numel(input) / input[0];
   // The patch convolution, its ReLU, a 1×1 convolution to one channel and its ReLU (or none), with
   // the inner outputs left out: the forward's fused patch kernel, the same bytes.
   const bool kernel = patch && (steps.size() == 2 || (steps.size() == 3 && steps[2].conv == nullptr)) &&
@@ -1161,8 +1201,7 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
   pass.add_host([=, steps = std::move(steps)] {
     const int64_t pixels = in[2] * in[3], stride = sign_row_bytes(pixels);
     // Two tile buffers used in turn by the layers whose output is left out, then the patch's
-    // column tile.
-    const int64_t scratch = 2 * widest * tile + (patch ? patch->rows() * tile : 0);
+    // column tile (scratch).
     for_each_tile(in[0], pixels, tile, scratch, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
       bool ok = true;
       const float* a = x + n * in[1] * pixels + p0;
@@ -1259,21 +1298,16 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
   // A patch convolution first (patch_backward_joins): the pointwise layers' signal at its output
   // stays in a tile buffer, and its transposed product runs on the tile's columns, then back to
   // the windows' pixels (add_patch_transpose's operations on the same columns).
-  std::optional<PatchGeometry> patch;
-  const Conv2d* head = nullptr;
-  Shape in = input;
-  const size_t o = is_patch_conv(*run.front(), input) ? 1 : 0;  // run[k + o] is steps[k]
-  if (o == 1) {
-    head = static_cast<const Conv2d*>(run.front());
-    const Conv2dParams& p = head->params();
-    in = head->output_shape(input);
-    patch = PatchGeometry{p.in_channels, input[2], input[3], p.kernel_h, p.kernel_w, in[3]};
+  SignRun parts = sign_run(run, input);
+  const std::optional<PatchGeometry> patch = parts.patch;
+  const Conv2d* head = parts.head;
+  const Shape in = parts.in;
+  const size_t o = parts.o;
+  const int64_t widest = parts.widest, scratch = parts.scratch(tile);
+  std::vector<PointwiseStep> steps = std::move(parts.steps);
+  if (head != nullptr)
     LAB_CHECK(run.size() >= 2 && tile % 16 == 0 && patch_backward_joins(*head, input),
               "patch backward of {} layers on {}, tile {}", run.size(), to_string(input), tile);
-  }
-  int64_t widest = 0;
-  std::vector<PointwiseStep> steps =
-      pointwise_steps(std::vector<const Layer*>(run.begin() + static_cast<std::ptrdiff_t>(o), run.end()), in, widest);
   const auto mode = [modes, o](size_t k) { return modes.empty() ? ReluBackward::kGradient : modes[k + o]; };
   for (size_t k = 0; k < steps.size(); ++k)
     LAB_CHECK(steps[k].conv != nullptr || inputs[k + o] != nullptr || masks[k + o] != nullptr ||
@@ -1284,8 +1318,7 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
     const int64_t pixels = in[2] * in[3];
     const int64_t in_channels = in[1], out_channels = steps.back().out;
     // Two tile buffers used in turn by the inner steps (the last reads dy, the first writes dx),
-    // then the patch's column tile.
-    const int64_t scratch = 2 * widest * tile + (patch ? patch->rows() * tile : 0);
+    // then the patch's column tile (scratch).
     for_each_tile(in[0], pixels, tile, scratch, [&](int64_t n, int64_t p0, int64_t width, float* buffer) {
       bool ok = true;
       const float* g = dy + n * out_channels * pixels + p0;
@@ -1344,9 +1377,9 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
 
 bool patch_backward_joins(const Conv2d& conv, const Shape& input) {
   if (onednn_forward() || !is_patch_conv(conv, input)) return false;
-  const Conv2dParams& p = conv.params();
   const Shape out = conv.output_shape(input);
-  return (out[2] * out[3]) % 16 == 0 && pointwise_columns_alike(p.in_channels * p.kernel_h * p.kernel_w, p.out_channels);
+  return (out[2] * out[3]) % 16 == 0 &&
+         pointwise_columns_alike(patch_geometry(conv, input).rows(), conv.params().out_channels);
 }
 
 Shape Softmax::output_shape(const Shape& in) const {

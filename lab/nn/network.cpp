@@ -634,6 +634,17 @@ size_t pointwise_run_end(const std::vector<std::shared_ptr<const Layer>>& layers
   while (j < end && is_pointwise(*layers[j])) conv |= layers[j++]->kind() == LayerKind::kConv2d;
   return conv && j - first >= 2 ? j : first;
 }
+
+// The end of the patch run that starts at layer `first` of [first, end) on `in`: a patch
+// convolution (patch_run.h) and the pointwise layers after it; `first` if layer `first` is no
+// patch convolution or lab::set_onednn_forward(true) holds.
+size_t patch_run_end(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t end,
+                     const Shape& in) {
+  if (onednn_forward() || !is_patch_conv(*layers[first], in)) return first;
+  size_t k = first + 1;
+  while (k < end && is_pointwise(*layers[k])) ++k;
+  return k;
+}
 }  // namespace
 
 namespace {
@@ -816,12 +827,8 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     if (path.tiles) {
       const size_t j = pointwise_run_end(layers_, i, end, in);
       if (j > i) step = Step{i, j - i, true, pointwise_tile(layers_, i, j, in)};
-      else if (!onednn_forward() && is_patch_conv(*layers_[i], in)) {
-        // A patch convolution and the pointwise layers after it (patch_run.h).
-        size_t k = i + 1;
-        while (k < end && is_pointwise(*layers_[k])) ++k;
+      else if (const size_t k = patch_run_end(layers_, i, end, in); k > i)
         step = Step{i, k - i, true, patch_tile(layers_, i, k, in), {}, true};
-      }
     }
     if (!step.tiles && affine(i)) {
       step.variant.inference = path.inference;
@@ -966,12 +973,9 @@ Trace Network::trace(const Tensor& x, const std::vector<size_t>* keep) const {
   std::vector<bool> omit(shapes.size(), false);
   for (size_t i = 0; tiles && i < layers_.size();) {
     size_t j = pointwise_run_end(layers_, i, layers_.size(), shapes[i]);
-    if (j == i && !onednn_forward() && is_patch_conv(*layers_[i], shapes[i])) {
-      // A patch convolution and the pointwise layers after it, as the forward's patch runs.
-      size_t k = i + 1;
-      while (k < layers_.size() && is_pointwise(*layers_[k])) ++k;
-      if (k > i + 1) j = k;
-    }
+    // A patch convolution and the pointwise layers after it, as the forward's patch runs (with
+    // one layer at least after it).
+    if (const size_t k = patch_run_end(layers_, i, layers_.size(), shapes[i]); j == i && k > i + 1) j = k;
     if (j == i) {
       ++i;
       continue;

@@ -526,24 +526,38 @@ bool pointwise_remainders() { return remainders_set.load(); }
 
 void set_pointwise_remainders(bool on) { remainders_set.store(on); }
 
+namespace {
+
+// pointwise_gemm's rows of the main kernel's blocks of a product of m rows (with at least one
+// block of columns): the blocks of 6, one block less if one row is left over (oneDNN's gemv-like
+// remainder for a lone row differs, so the last block goes to the sgemm with it).
+int64_t block_rows(int64_t m) {
+  const int64_t rows = m / kRows * kRows;
+  return m - rows == 1 ? (rows >= kRows ? rows - kRows : 0) : rows;
+}
+
+// Whether the kernel computes the `left` rows below the blocks on their full blocks of columns
+// (pointwise_edges: two rows; pointwise_remainders: three to five).
+bool kernel_edge(int64_t left) {
+  return pointwise_edges() && (left == 2 || (pointwise_remainders() && left >= 3 && left < kRows));
+}
+
+}  // namespace
+
 bool pointwise_columns_alike(int64_t m, int64_t k) {
   if (m > kMaxRows || k > kMaxDepth || !pointwise_kernel()) return false;
-  // pointwise_gemm's rows of blocks and rows left below them (columns: all, n a multiple of 16).
-  int64_t rows = m / kRows * kRows;
-  if (m - rows == 1) rows = rows >= kRows ? rows - kRows : 0;
-  const int64_t left = m - rows;
-  return left == 0 || (pointwise_edges() && (left == 2 || (pointwise_remainders() && left >= 3 && left < kRows)));
+  const int64_t left = m - block_rows(m);  // columns: all, n a multiple of 16
+  return left == 0 || kernel_edge(left);
 }
 
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu, const SparseChains* sparse) {
   int64_t rows = 0, cols = 0;  // the part of the main kernel's blocks
   if (m <= kMaxRows && k <= kMaxDepth && pointwise_kernel()) {
-    rows = m / kRows * kRows;
+    rows = block_rows(m);
     cols = n / kCols * kCols;
-    // One row or column left over: oneDNN's remainder kernel for it differs from its gemv for a
-    // lone row or column, so the last full block goes to the sgemm with it.
-    if (m - rows == 1) rows = rows >= kRows ? rows - kRows : 0;
+    // One column left over: oneDNN's remainder kernel for it differs from its gemv for a lone
+    // column, so the last full block goes to the sgemm with it (rows: block_rows).
     if (n - cols == 1) cols = cols >= kCols ? cols - kCols : 0;
     if (rows == 0 || cols == 0) rows = cols = 0;
   }
@@ -566,7 +580,7 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
   // kernel's chain (chain_rows); a single row below blocks never comes here (see rows).
   const int64_t left = m - rows;
   int64_t edge = 0;
-  if (edges && (left == 2 || (pointwise_remainders() && left >= 3 && left < kRows))) {
+  if (edges && kernel_edge(left)) {
     edge = n / kCols * kCols;
     if (n - edge == 1) edge = edge >= kCols ? edge - kCols : 0;
   }
