@@ -314,9 +314,11 @@ Conv2d::Conv2d(Conv2dParams params, Tensor weight, Tensor bias)
                    to_string(weights_.weight.shape()), to_string(expected));
   if (!weights_.bias.empty() && weights_.bias.shape() != Shape{params_.out_channels})
     fail_parameter("conv2d bias shape {} does not match [{}]", to_string(weights_.bias.shape()), params_.out_channels);
+  const int64_t rows = params_.in_channels * params_.kernel_h * params_.kernel_w;  // a patch's column rows
+  if (params_.groups == 1)
+    sparse_ = sparse_chains(params_.out_channels, rows, weights_.weight.data(), rows, 1, kPointwiseFiniteDensity,
+                            weights_.bias.empty() ? nullptr : weights_.bias.data());
   if (params_.kernel_h == 1 && params_.kernel_w == 1 && params_.groups == 1) {
-    sparse_ = sparse_chains(params_.out_channels, params_.in_channels, weights_.weight.data(), params_.in_channels, 1,
-                            kPointwiseSparseDensity, weights_.bias.empty() ? nullptr : weights_.bias.data());
     sparse_transposed_ = sparse_chains(params_.in_channels, params_.out_channels, weights_.weight.data(), 1,
                                        params_.in_channels, kPointwiseSparseDensity);
   }
@@ -562,9 +564,41 @@ bool is_pointwise(const Layer& layer) {
 namespace {
 
 // One layer of a pointwise run: a convolution (nullptr: a ReLU) from `in` to `out` channels.
+// |Σ_j w[r][j]·x_j + b[r]| ≤ gain · max_j |x_j| + offset for each row r of out×in weights w (bias
+// b, may be null): gain the largest row sum of |w|, offset the largest |b|.
+struct Bound {
+  double gain = 0.0, offset = 0.0;
+};
+
+Bound weight_bound(const float* w, const float* b, int64_t out, int64_t in) {
+  Bound bound;
+  for (int64_t r = 0; r < out; ++r) {
+    double sum = 0.0;
+    for (int64_t j = 0; j < in; ++j) sum += std::fabs(static_cast<double>(w[r * in + j]));
+    bound.gain = std::max(bound.gain, sum);
+    if (b != nullptr) bound.offset = std::max(bound.offset, std::fabs(static_cast<double>(b[r])));
+  }
+  return bound;
+}
+
+// The largest magnitude of a product's output (its Bound b) from its input's (`largest`; +∞:
+// unknown or not finite), +∞ where it may exceed the largest float. Each product at most doubles
+// |Σ w·x + b|'s bound for its rounding (a chain of k ≤ 64 steps rounds it up by a factor under
+// 1 + 2⁻¹⁷); a ReLU leaves it. A tiled run bounds its steps' inputs so from its input's largest
+// magnitude (largest_magnitude): a sparse step with the ReLU whose input is finite then takes
+// pointwise_gemm's chains unchecked (`finite`).
+double next_bound(const Bound& b, double largest) {
+  const double next = 2.0 * (b.gain * largest + b.offset);
+  return next <= std::numeric_limits<float>::max() ? next : std::numeric_limits<double>::infinity();
+}
+
+// Whether `largest` (next_bound) bounds finite values.
+bool finite_bound(double largest) { return largest <= std::numeric_limits<float>::max(); }
+
 struct PointwiseStep {
   const Conv2d* conv = nullptr;
   int64_t in = 0, out = 0;
+  Bound bound;  // the convolution's (weight_bound)
 };
 
 // The steps of a pointwise run on `input` (one per layer) and the widest of their channels.
@@ -583,7 +617,10 @@ std::vector<PointwiseStep> pointwise_steps(const std::vector<const Layer*>& run,
     const auto* conv = static_cast<const Conv2d*>(layer);
     LAB_CHECK(conv->params().in_channels == channels, "pointwise run: {} channels into {}", channels,
               conv->describe());
-    steps.push_back(PointwiseStep{conv, channels, conv->params().out_channels});
+    const Weights& w = conv->weights();
+    steps.push_back(PointwiseStep{conv, channels, conv->params().out_channels,
+                                  weight_bound(w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(),
+                                               conv->params().out_channels, channels)});
     channels = conv->params().out_channels;
     widest = std::max(widest, channels);
   }
@@ -711,10 +748,10 @@ LAB_VECTOR_CLONES void clip_positive(const float* from, float* row, int64_t widt
 // stride ldx), plus the bias, then the ReLU if relu: the product, bias and ReLU of
 // add_pointwise_run (lab/nn/pointwise_gemm.h: the bytes of dnnl_sgemm and separate loops).
 bool conv_tile(const Conv2d& conv, int64_t in, int64_t out, int64_t width, const float* x, int64_t ldx, float* y,
-               int64_t ldy, bool relu) {
+               int64_t ldy, bool relu, bool finite) {
   const Weights& w = conv.weights();
   return pointwise_gemm(false, out, width, in, w.weight.data(), in, x, ldx, y, ldy,
-                        w.bias.empty() ? nullptr : w.bias.data(), relu, &conv.sparse());
+                        w.bias.empty() ? nullptr : w.bias.data(), relu, &conv.sparse(), finite);
 }
 
 }  // namespace
@@ -730,7 +767,14 @@ struct TileStep {
   bool chain = false;       // the product by chain_gemm (a deep patch convolution), else pointwise_gemm
   int64_t in = 0, out = 0;  // channels (a patch convolution: in = its column rows, in·kh·kw)
   const SparseChains* sparse = nullptr;  // the weights' nonzero ones (Conv2d::sparse), or null
+  Bound bound;  // a convolution's (weight_bound; bounded)
 };
+
+// The step `st` with its weights' Bound.
+TileStep bounded(TileStep st) {
+  st.bound = weight_bound(st.weight, st.bias, st.out, st.in);
+  return st;
+}
 
 // Appends the steps of the pointwise layers run[first..] on `channels` input channels to `steps`
 // (a ReLU right after a convolution joins its step); widest: the most channels of any step.
@@ -748,8 +792,8 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
     LAB_CHECK(conv->params().in_channels == channels, "pointwise run: {} channels into {}", channels,
               conv->describe());
     const Weights& w = conv->weights();
-    steps.push_back(TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false, false, channels,
-                             conv->params().out_channels, &conv->sparse()});
+    steps.push_back(bounded(TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false, false,
+                                     channels, conv->params().out_channels, &conv->sparse()}));
     channels = conv->params().out_channels;
     widest = std::max(widest, channels);
   }
@@ -876,13 +920,26 @@ int64_t tile_buffers(int64_t widest, const std::optional<PatchGeometry>& patch, 
 }
 
 // The product of a tiled step with weights (a convolution; see TileStep) on `width` columns.
-bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda, float* b, int64_t ldb) {
+bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda, float* b, int64_t ldb,
+                  bool finite = false) {
   if (st.chain) {
     chain_gemm(st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu);
     return true;
   }
   return pointwise_gemm(false, st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu,
-                        st.sparse);
+                        st.sparse, finite);
+}
+
+// The largest magnitude of the step's output from its input's (next_bound; a ReLU's: the same).
+double step_bound(const TileStep& st, double largest) {
+  return st.weight == nullptr ? largest : next_bound(st.bound, largest);
+}
+
+// Whether a step of a tiled run takes pointwise_gemm's chains for finite inputs (run_tile bounds
+// its input).
+bool finite_chains(const TileStep& st) {
+  return st.weight != nullptr && st.relu && !st.chain && st.sparse != nullptr && !st.sparse->empty() &&
+         sparse_weights();
 }
 
 // A tiled forward run: `steps` on tiles of `tile` output pixels of each of the `batch` images of
@@ -913,6 +970,8 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
   const float* a = x + (n * in_channels) * pixels + p0;
   int64_t lda = pixels;
   size_t first = 0;
+  // The largest magnitude of the next step's input (step_bound), where some step can use it.
+  double input_bound = std::numeric_limits<double>::infinity();
   if (r.patch) {
     // The patch convolution into tile buffer 0 (out × padded), then y's columns if it is the
     // run's only step.
@@ -927,22 +986,30 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
                         steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, y + n * pixels + p0);
       return true;
     }
-    ok = tile_product(steps[0], padded, columns, padded, buffer, padded);
+    double bound = std::numeric_limits<double>::infinity();
+    if (std::any_of(steps.begin(), steps.end(), finite_chains))
+      bound = largest_magnitude(columns, steps[0].in, padded, padded);
+    ok = tile_product(steps[0], padded, columns, padded, buffer, padded, finite_bound(bound));
+    input_bound = step_bound(steps[0], bound);
     if (steps.size() == 1)
       for (int64_t c = 0; c < out_channels; ++c)
         std::copy(buffer + c * padded, buffer + c * padded + width, y + (n * out_channels + c) * pixels + p0);
     a = buffer;
     lda = padded;
     first = 1;
+  } else if (std::any_of(steps.begin(), steps.end(), finite_chains)) {
+    input_bound = largest_magnitude(a, in_channels, width, lda);
   }
   for (size_t k = first; k < steps.size(); ++k) {
     const TileStep& st = steps[k];
     const bool last = k + 1 == steps.size();
     float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * r.widest * r.tile;
     const int64_t ldb = last ? pixels : width;
-    if (st.weight != nullptr) ok = tile_product(st, width, a, lda, b, ldb) && ok;
+    if (st.weight != nullptr)
+      ok = tile_product(st, width, a, lda, b, ldb, finite_bound(input_bound)) && ok;
     else
       for (int64_t c = 0; c < st.out; ++c) relu_row(a + c * lda, b + c * ldb, width);
+    input_bound = step_bound(st, input_bound);
     a = b;
     lda = ldb;
   }
@@ -1005,8 +1072,8 @@ void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shap
   const Shape out = conv.output_shape(input);
   const PatchGeometry patch = patch_geometry(conv, input);
   const float* bias = use_bias && !w.bias.empty() ? w.bias.data() : nullptr;
-  TiledRun r{.steps = {TileStep{w.weight.data(), bias, relu, chained(patch.rows(), p.out_channels), patch.rows(),
-                                 p.out_channels}},
+  TiledRun r{.steps = {bounded(TileStep{w.weight.data(), bias, relu, chained(patch.rows(), p.out_channels),
+                                        patch.rows(), p.out_channels})},
              .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
              .tile = tile_of_pair(patch.rows() + p.out_channels), .widest = p.out_channels};
   add_tiled_run(pass, std::move(r), x, y);
@@ -1048,8 +1115,9 @@ TiledRun patch_tiled_run(const std::vector<const Layer*>& run, const Shape& inpu
   const Shape out = conv.output_shape(input);
   const PatchGeometry patch = patch_geometry(conv, input);
   const Weights& w = conv.weights();
-  TiledRun r{.steps = {TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
-                                chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels}},
+  TiledRun r{.steps = {bounded(TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
+                                        chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels,
+                                        &conv.sparse()})},
              .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
              .tile = tile, .widest = p.out_channels};
   append_tile_steps(run, 1, p.out_channels, r.steps, r.widest);
@@ -1208,6 +1276,13 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
       int64_t lda = pixels;
       int slot = 0;  // the tile buffer the next output left out goes to (the other holds a)
       size_t k = 0;  // the next step
+      // The largest magnitude of the next step's input (next_bound), where a step can use it (not
+      // after a patch convolution).
+      double largest = std::numeric_limits<double>::infinity();
+      if (!patch && sparse_weights() && std::any_of(steps.begin(), steps.end(), [](const PointwiseStep& st) {
+            return st.conv != nullptr && !st.conv->sparse().empty();
+          }))
+        largest = largest_magnitude(a, in[1], width, lda);
       // The signs of the ReLU steps[r]'s input, row c of image n, tile p0.
       const auto mask_row = [&](size_t r, int64_t c) {
         uint8_t* m = masks[r + o];
@@ -1260,7 +1335,10 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
         float* b = out ? out + n * steps[last].out * pixels + p0 : buffer + slot * widest * tile;
         const int64_t ldb = out ? pixels : width;
         if (!out) slot = 1 - slot;
-        if (st.conv != nullptr) ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb, fused) && ok;
+        if (st.conv != nullptr) {
+          ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb, fused, finite_bound(largest)) && ok;
+          largest = next_bound(st.bound, largest);
+        }
         if (st.conv == nullptr || fused) {
           // The signs: bit i % 8 of byte i / 8 of the row; the tile starts at a whole byte.
           const bool mask = mask_row(last, 0) != nullptr;

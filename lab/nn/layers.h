@@ -151,9 +151,11 @@ class Conv2d final : public AffineLayer {
   Conv2d(Conv2dParams params, Tensor weight, Tensor bias);
   LayerKind kind() const override { return LayerKind::kConv2d; }
   const Conv2dParams& params() const { return params_; }
-  /// A 1×1 convolution of one group: its out×in weights' nonzero ones where they are sparse
-  /// (lab::sparse_chains, at most one in kPointwiseSparseDensity; else, and for other kernels,
-  /// empty), for the pointwise tiles' products.
+  /// A convolution of one group: its out × (in·kh·kw) weights' nonzero ones where they are sparse
+  /// (lab::sparse_chains, at most one in kPointwiseFiniteDensity; else, and for grouped
+  /// convolutions, empty), for the products of the pointwise tiles and of the patch runs' heads
+  /// (pointwise_gemm takes them at that density only for inputs known finite under the ReLU, else
+  /// at kPointwiseSparseDensity).
   const SparseChains& sparse() const { return sparse_; }
   /// The same for the transposed product (in×out, the backward's dx = weightsᵀ · dy): chain i over
   /// the weights of input channel i.

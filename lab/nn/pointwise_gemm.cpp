@@ -212,6 +212,20 @@ __attribute__((target("avx2,fma"))) bool sparse_strip(int64_t p, int64_t k, cons
   return r0.within(least);
 }
 
+// Whether columns [p, p + 16) of x (k rows, row stride ldx) are all finite: the check of a
+// product with the ReLU (pointwise_gemm), two integer operations per eight values (the largest
+// magnitude's bits at most the largest finite float's).
+__attribute__((target("avx2,fma"))) bool finite_strip(int64_t p, int64_t k, const float* x, int64_t ldx) {
+  const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+  __m256i h0 = _mm256_setzero_si256(), h1 = h0;
+  for (int64_t j = 0; j < k; ++j) {
+    h0 = _mm256_max_epi32(h0, _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(x + j * ldx + p)), magnitude));
+    h1 = _mm256_max_epi32(h1, _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(x + j * ldx + p + 8)), magnitude));
+  }
+  const __m256i above = _mm256_cmpgt_epi32(_mm256_max_epi32(h0, h1), _mm256_set1_epi32(0x7f7fffff));
+  return _mm256_movemask_epi8(above) == 0;
+}
+
 // sparse_values one value at a time.
 bool sparse_values_scalar(const float* x, int64_t count, float least) {
   bool ok = true;
@@ -329,17 +343,118 @@ __attribute__((target("avx2,fma"))) void edge_strip(bool sparse, const SparseCha
   else block<R, kTrans>(r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
+// Row r of y on columns [0, cols) (a multiple of 16) by its C nonzero weights in one chain
+// (Chains::kOne), then + bias, then the ReLU: sparse_rows' operations, row by row instead of strip
+// by strip, the weights and the bias held in registers along the row.
+template <int C>
+__attribute__((target("avx2,fma"))) void row_chain(const int32_t* index, const float* value, int64_t cols,
+                                                   const float* x, int64_t ldx, float* yr, const float* bias) {
+  const float* xs[C > 0 ? C : 1];
+  __m256 wv[C > 0 ? C : 1];
+  for (int t = 0; t < C; ++t) xs[t] = x + index[t] * ldx, wv[t] = _mm256_broadcast_ss(value + t);
+  const __m256 bv = bias != nullptr ? _mm256_broadcast_ss(bias) : _mm256_setzero_ps();
+  for (int64_t p = 0; p < cols; p += 16) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+#pragma GCC unroll 4
+    for (int t = 0; t < C; ++t) {
+      a0 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(xs[t] + p), a0);
+      a1 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(xs[t] + p + 8), a1);
+    }
+    if (bias != nullptr) a0 = _mm256_add_ps(a0, bv), a1 = _mm256_add_ps(a1, bv);
+    _mm256_storeu_ps(yr + p, pinned::relu(a0));
+    _mm256_storeu_ps(yr + p + 8, pinned::relu(a1));
+  }
+}
+
+// row_chain for any count of nonzero weights: 32 columns at a time (four chains in flight, each
+// step's weight broadcast once), then the last 16.
+__attribute__((target("avx2,fma"))) void row_chains(const int32_t* index, const float* value, int64_t count,
+                                                    int64_t cols, const float* x, int64_t ldx, float* yr,
+                                                    const float* bias) {
+  const __m256 bv = bias != nullptr ? _mm256_broadcast_ss(bias) : _mm256_setzero_ps();
+  int64_t p = 0;
+  for (; p + 32 <= cols; p += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t t = 0; t < count; ++t) {
+      const float* xp = x + index[t] * ldx + p;
+      const __m256 wv = _mm256_broadcast_ss(value + t);
+      a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp), a0);
+      a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 8), a1);
+      a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 16), a2);
+      a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 24), a3);
+    }
+    if (bias != nullptr) a0 = _mm256_add_ps(a0, bv), a1 = _mm256_add_ps(a1, bv), a2 = _mm256_add_ps(a2, bv), a3 = _mm256_add_ps(a3, bv);
+    _mm256_storeu_ps(yr + p, pinned::relu(a0));
+    _mm256_storeu_ps(yr + p + 8, pinned::relu(a1));
+    _mm256_storeu_ps(yr + p + 16, pinned::relu(a2));
+    _mm256_storeu_ps(yr + p + 24, pinned::relu(a3));
+  }
+  for (; p < cols; p += 16) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (int64_t t = 0; t < count; ++t) {
+      const float* xp = x + index[t] * ldx + p;
+      const __m256 wv = _mm256_broadcast_ss(value + t);
+      a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp), a0);
+      a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 8), a1);
+    }
+    if (bias != nullptr) a0 = _mm256_add_ps(a0, bv), a1 = _mm256_add_ps(a1, bv);
+    _mm256_storeu_ps(yr + p, pinned::relu(a0));
+    _mm256_storeu_ps(yr + p + 8, pinned::relu(a1));
+  }
+}
+
+// Rows [r0, r1) of y on columns [0, cols) (a multiple of 16) in the shape kShape, with the ReLU,
+// where x is finite: one chain per element (kOne) row by row (row_chain; rows of more than four
+// nonzero weights, and the even and odd chains, strip by strip by sparse_rows).
+template <Chains kShape>
+__attribute__((target("avx2,fma"))) void finite_rows(const SparseChains& s, int64_t r0, int64_t r1, int64_t cols,
+                                                     const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                     const float* bias) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t q = s.start[static_cast<size_t>(r)], count = s.start[static_cast<size_t>(r) + 1] - q;
+    const int32_t* index = s.index.data() + q;
+    const float* value = s.value.data() + q;
+    const float* b = bias != nullptr ? bias + r : nullptr;
+    float* yr = y + r * ldy;
+    if (kShape == Chains::kOne && count <= 4) {
+      switch (count) {
+        case 0: row_chain<0>(index, value, cols, x, ldx, yr, b); break;
+        case 1: row_chain<1>(index, value, cols, x, ldx, yr, b); break;
+        case 2: row_chain<2>(index, value, cols, x, ldx, yr, b); break;
+        case 3: row_chain<3>(index, value, cols, x, ldx, yr, b); break;
+        default: row_chain<4>(index, value, cols, x, ldx, yr, b); break;
+      }
+    } else if (kShape == Chains::kOne) {
+      row_chains(index, value, count, cols, x, ldx, yr, b);
+    } else {
+      for (int64_t p = 0; p < cols; p += kCols) sparse_rows<kShape>(s, r, r + 1, p, x, ldx, y, ldy, bias, true);
+    }
+  }
+}
+
+// pointwise_gemm's kernel part with sparse weights, the ReLU and x known finite: no check, every
+// row by finite_rows (the blocks' rows on [0, cols), the `left` rows below them on [0, edge)).
+void finite_strips(const SparseChains& s, int64_t rows, int64_t cols, int64_t left, int64_t edge, const float* x,
+                   int64_t ldx, float* y, int64_t ldy, const float* bias) {
+  finite_rows<Chains::kOne>(s, 0, rows, cols, x, ldx, y, ldy, bias);
+  if (edge == 0) return;
+  if (left == 2) finite_rows<Chains::kEvenOddRounded>(s, rows, rows + 2, edge, x, ldx, y, ldy, bias);
+  else if (left == 3) finite_rows<Chains::kEvenOddFused>(s, rows, rows + 3, edge, x, ldx, y, ldy, bias);
+  else if (left == 4 || left == 5) finite_rows<Chains::kOne>(s, rows, rows + left, edge, x, ldx, y, ldy, bias);
+}
+
 // pointwise_gemm's kernel part with sparse weights: the blocks (rows [0, rows) on columns
 // [0, cols)) and the `left` rows below them (on [0, edge); none if edge is 0), strip by strip,
-// each strip checked once (sparse_strip) and run by the nonzero weights' chains where its values
-// allow them, else by the dense kernel.
+// each strip checked once and run by the nonzero weights' chains where its values allow them,
+// else by the dense kernel. The check: with the ReLU, finite values (finite_strip), else
+// sparse_strip.
 template <bool kTrans>
 __attribute__((target("avx2,fma"))) void sparse_strips(const SparseChains& s, int64_t rows, int64_t cols,
                                                        int64_t left, int64_t edge, const float* w, int64_t ldw,
                                                        const float* x, int64_t ldx, float* y, int64_t ldy,
                                                        const float* bias, bool relu) {
   for (int64_t p = 0; p < std::max(cols, edge); p += kCols) {
-    const bool sparse = sparse_strip(p, s.depth, x, ldx, s.least);
+    const bool sparse = relu ? finite_strip(p, s.depth, x, ldx) : sparse_strip(p, s.depth, x, ldx, s.least);
     if (p < cols && sparse) sparse_rows<Chains::kOne>(s, 0, rows, p, x, ldx, y, ldy, bias, relu);
     else if (p < cols)
       for (int64_t o = 0; o < rows; o += kRows) block<kRows, kTrans>(o, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
@@ -510,6 +625,43 @@ bool sparse_values(const float* x, int64_t count, float least) {
   return avx2_fma() ? sparse_values_avx2(x, count, least) : sparse_values_scalar(x, count, least);
 }
 
+__attribute__((target("avx2,fma"))) float largest_magnitude_avx2(const float* x, int64_t rows, int64_t cols,
+                                                                  int64_t ld) {
+  const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+  __m256i h = _mm256_setzero_si256();
+  uint32_t tail = 0;
+  for (int64_t j = 0; j < rows; ++j) {
+    const float* row = x + j * ld;
+    int64_t p = 0;
+    for (; p + 8 <= cols; p += 8)
+      h = _mm256_max_epi32(h, _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(row + p)), magnitude));
+    for (; p < cols; ++p) {
+      uint32_t bits;
+      std::memcpy(&bits, row + p, sizeof bits);
+      tail = std::max(tail, bits & 0x7fffffffu);
+    }
+  }
+  alignas(32) uint32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), h);
+  for (const uint32_t v : lanes) tail = std::max(tail, v);
+  if (tail > 0x7f7fffffu) return std::numeric_limits<float>::infinity();
+  float v;
+  std::memcpy(&v, &tail, sizeof v);
+  return v;
+}
+
+float largest_magnitude(const float* x, int64_t rows, int64_t cols, int64_t ld) {
+  if (avx2_fma()) return largest_magnitude_avx2(x, rows, cols, ld);
+  float largest = 0.0f;
+  for (int64_t j = 0; j < rows; ++j)
+    for (int64_t p = 0; p < cols; ++p) {
+      const float a = std::fabs(x[j * ld + p]);
+      if (!(a <= std::numeric_limits<float>::max())) return std::numeric_limits<float>::infinity();
+      largest = std::max(largest, a);
+    }
+  return largest;
+}
+
 bool sparse_weights() { return sparse_set.load(); }
 
 void set_sparse_weights(bool on) { sparse_set.store(on); }
@@ -551,7 +703,8 @@ bool pointwise_columns_alike(int64_t m, int64_t k) {
 }
 
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
-                    int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu, const SparseChains* sparse) {
+                    int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu, const SparseChains* sparse,
+                    bool finite) {
   int64_t rows = 0, cols = 0;  // the part of the main kernel's blocks
   if (m <= kMaxRows && k <= kMaxDepth && pointwise_kernel()) {
     rows = block_rows(m);
@@ -565,6 +718,11 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
       sparse != nullptr && !sparse->empty() && sparse->chains == m && sparse->depth == k && sparse_weights()
           ? sparse
           : nullptr;
+  // Known finite under the ReLU: the chains at their density (kPointwiseFiniteDensity), no check;
+  // else only at kPointwiseSparseDensity, strip by strip checked.
+  const bool known = sp != nullptr && finite && relu;
+  if (sp != nullptr && !known && static_cast<int64_t>(sp->index.size()) * kPointwiseSparseDensity > m * k)
+    sp = nullptr;
   // The edges: columns [cols, n) of the kernel's rows, then the rows below them (all of y if
   // the kernel did not run). Where the sgemm would run on one row alone (the whole product of one
   // row: oneDNN's gemv, one fused multiply-add chain from +0 per element, as chain_gemm) or on two
@@ -584,7 +742,9 @@ bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w,
     edge = n / kCols * kCols;
     if (n - edge == 1) edge = edge >= kCols ? edge - kCols : 0;
   }
-  if (sp != nullptr && trans) {
+  if (known) {
+    finite_strips(*sp, rows, cols, left, edge, x, ldx, y, ldy, bias);
+  } else if (sp != nullptr && trans) {
     sparse_strips<true>(*sp, rows, cols, left, edge, w, ldw, x, ldx, y, ldy, bias, relu);
   } else if (sp != nullptr) {
     sparse_strips<false>(*sp, rows, cols, left, edge, w, ldw, x, ldx, y, ldy, bias, relu);

@@ -18,7 +18,10 @@ namespace lab {
 /// either zero or at least `least` in magnitude (linear_product.h's LinearWeights says why; a chain
 /// of separately rounded products needs no lower bound, since a sum of floats is −0 only if both
 /// are): the Linear layers' products (linear_product.h) check that per row, pointwise_gemm per
-/// strip of 16 columns, and run the dense chains elsewhere.
+/// strip of 16 columns, and run the dense chains elsewhere. Followed by the ReLU, finite inputs
+/// suffice: a zero weight's step on a finite input adds a zero, so the dense and the sparse chain
+/// stay equal or both zero (of either sign) through every later step, the two orders' sum and the
+/// bias, and the ReLU maps both zeros to +0.
 struct SparseChains {
   int64_t chains = 0, depth = 0;
   std::vector<int64_t> start;
@@ -39,11 +42,19 @@ bool sparse_values(const float* x, int64_t count, float least);
 SparseChains sparse_chains(int64_t chains, int64_t depth, const float* w, int64_t chain_stride,
                            int64_t depth_stride, int64_t density, const float* bias = nullptr);
 
+/// The largest magnitude among x's rows × cols values (row stride ld), or +∞ if one is not finite.
+float largest_magnitude(const float* x, int64_t rows, int64_t cols, int64_t ld);
+
 /// pointwise_gemm's products are sparse with at most one nonzero weight in this many (a 1×1
 /// convolution's, Conv2d::sparse()): below, the dense kernel's blocks cost less than the chains'
 /// per-row loop and the strip check (from 1 in 2, with multi-color-sum's 60×3 and 6×5 sparse too,
 /// its forward took 1.79 against 1.45–1.49 ms per image).
 inline constexpr int64_t kPointwiseSparseDensity = 4;
+
+/// Where the caller knows x finite and the ReLU follows (pointwise_gemm's `finite`), the chains run
+/// row by row with no check, and pay from one nonzero weight in this many (a 1×1 convolution's
+/// Conv2d::sparse() keeps them).
+inline constexpr int64_t kPointwiseFiniteDensity = 2;
 
 /// Whether sparse weights take their sparse chains (default on): the Linear layers' (LinearWeights
 /// in linear_product.h) and the pointwise tiles' (SparseChains). Off: the dense chains
@@ -64,10 +75,12 @@ void set_sparse_weights(bool on);
 /// them); elsewhere it is dnnl_sgemm on the whole. With `sparse` (the nonzero weights of op(w)'s m
 /// rows of k: sparse_chains on w's rows, or on its columns if trans, as Conv2d::sparse() and
 /// Conv2d::sparse_transposed()) and sparse_weights(), the kernel's blocks and edges run the
-/// nonzero weights' chains where the columns allow it. Returns false if a dnnl_sgemm call failed.
+/// nonzero weights' chains where the columns allow it (with the ReLU: finite; `finite`: the caller
+/// knows every value of x finite, and no column is checked). Returns false if a dnnl_sgemm call
+/// failed.
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu,
-                    const SparseChains* sparse = nullptr);
+                    const SparseChains* sparse = nullptr, bool finite = false);
 
 /// Whether pointwise_gemm computes every column of a product of m rows and depth k (either
 /// operand order, no sparse weights) by its kernel and kernel-computed edges when the column count

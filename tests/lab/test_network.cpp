@@ -313,6 +313,89 @@ TEST_CASE("forward paths: pointwise tiles, ReLU post-ops and inference primitive
   lab::set_forward_path(saved);
 }
 
+TEST_CASE("forward paths: sparse pointwise runs unchecked where their input bounds them give the plain bytes") {
+  // A tiled run bounds its steps' inputs from its input's largest magnitude (run_tile); a sparse
+  // step with the ReLU whose input is then finite runs its nonzero weights' chains unchecked, row
+  // by row, down to one nonzero weight in 2 (the 3 → 24 step). Rows of 1 to 3 nonzero weights in
+  // every shape pointwise_gemm splits them into (blocks of 6 with 3, 2 or 5 rows left below, a
+  // lone last row), one weight of 2⁻¹⁰⁰ (its chain's −0 case under tiny inputs), a step without
+  // the ReLU (checked strip by strip). Inputs: ordinary values with zeros, −0 and values down to
+  // 2⁻¹⁴⁹; the same with ±∞ and NaN (no bound: every strip checked); with 10³⁸ (a bound beyond
+  // the largest float after a step: its later steps checked).
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-3, 3);
+  const auto sparse_conv = [&](int64_t in, int64_t out, int nonzero, bool tiny) {
+    Tensor w({out, in, 1, 1}, 0.0f), b({out});
+    std::uniform_int_distribution<int64_t> column(0, in - 1);
+    for (int64_t r = 0; r < out; ++r) {
+      for (int t = 0; t < 1 + (nonzero > 1 ? static_cast<int>(r % nonzero) : 0); ++t)
+        w[r * in + column(rng)] = std::ldexp(unit(rng), exponent(rng));
+      b[r] = r % 4 == 0 ? 0.0f : unit(rng);
+    }
+    if (tiny) w[0] = 0.0f, w[1] = std::ldexp(1.0f, -100);
+    return std::make_shared<lab::Conv2d>(one_by_one(in, out), w, b);
+  };
+  lab::Network net({3, 50, 37});
+  net.add("c0", sparse_conv(3, 24, 1, false));
+  net.add("r0", std::make_shared<lab::ReLU>());
+  net.add("c1", sparse_conv(24, 15, 2, true));
+  net.add("r1", std::make_shared<lab::ReLU>());
+  net.add("c2", sparse_conv(15, 14, 3, false));
+  net.add("r2", std::make_shared<lab::ReLU>());
+  net.add("c3", sparse_conv(14, 5, 3, false));
+  net.add("r3", std::make_shared<lab::ReLU>());
+  net.add("c4", sparse_conv(5, 7, 2, false));
+  net.add("r4", std::make_shared<lab::ReLU>());
+  net.add("c5", sparse_conv(7, 6, 1, false));
+  REQUIRE_FALSE(static_cast<const lab::Conv2d&>(net.layer(0)).sparse().empty());
+  // A patch run: a 2×2 patch convolution (weights up to 4: 10³⁸ overflows there), then sparse steps.
+  lab::Network patch({3, 50, 38});
+  Tensor pw = testnets::random_tensor({10, 3, 2, 2}, rng, -4.0f, 4.0f);
+  for (int64_t i = 0; i < pw.numel(); ++i)
+    if (i % 5 < 3) pw[i] = 0.0f;  // 2 of 5 nonzero: the head's chains for finite inputs (Conv2d::sparse)
+  patch.add("p0", std::make_shared<lab::Conv2d>(
+                      lab::Conv2dParams{.in_channels = 3, .out_channels = 10, .kernel_h = 2, .kernel_w = 2,
+                                        .stride_h = 2, .stride_w = 2},
+                      pw, testnets::random_tensor({10}, rng)));
+  patch.add("q0", std::make_shared<lab::ReLU>());
+  patch.add("p1", sparse_conv(10, 12, 2, false));
+  patch.add("q1", std::make_shared<lab::ReLU>());
+  patch.add("p2", sparse_conv(12, 5, 3, false));
+  patch.add("q2", std::make_shared<lab::ReLU>());
+  REQUIRE(lab::is_patch_conv(patch.layer(0), {1, 3, 50, 38}));
+  REQUIRE_FALSE(static_cast<const lab::Conv2d&>(patch.layer(0)).sparse().empty());
+  Tensor ordinary = testnets::random_tensor({3, 3, 50, 37}, rng, -3.0f, 3.0f);
+  for (int64_t i = 0; i < ordinary.numel(); i += 11)
+    ordinary[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : std::ldexp(1.0f, -149 + static_cast<int>(i % 40));
+  Tensor special = ordinary, huge = ordinary;
+  special[100] = std::numeric_limits<float>::infinity();
+  special[3000] = -std::numeric_limits<float>::infinity();
+  special[9000] = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t i = 0; i < huge.numel(); i += 97) huge[i] = 1e38f;
+  const auto same_bytes = [](const lab::Network& n, const Tensor& x, const std::vector<size_t>& ends) {
+    const lab::ForwardPath saved = lab::forward_path();
+    lab::set_forward_path(testnets::kPlainPath);
+    const lab::Trace plain = n.trace(x);
+    lab::set_forward_path(saved);
+    testnets::for_each_forward_path([&] {
+      // ReLU post-ops without tiles may give zeros of the other sign (the test above).
+      if (!lab::forward_path().tiles && lab::forward_path().relu_post_op) return;
+      for (const size_t end : ends) {
+        CAPTURE(end);
+        const Tensor y = n.forward_range(0, end, x);
+        CHECK(std::memcmp(y.data(), plain.acts[end].data(), sizeof(float) * y.numel()) == 0);
+      }
+    });
+  };
+  for (const Tensor* x : {&ordinary, &special, &huge}) {
+    same_bytes(net, *x, {2, 4, 6, 8, 10, net.size()});
+    Tensor even({3, 3, 50, 38});
+    for (int64_t i = 0; i < even.numel(); ++i) even[i] = (*x)[i % x->numel()];
+    same_bytes(patch, even, {2, 4, patch.size()});
+  }
+}
+
 namespace {
 
 // The shape of a batch of `batch` inputs of `net`.

@@ -183,7 +183,7 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
   std::uniform_int_distribution<int> exponent(-20, 20), pick(0, 15);
   const std::vector<int64_t> rows{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
                                   30, 31, 60, 64};
-  int64_t cases = 0, sparse_cases = 0, uniform_cases = 0;
+  int64_t cases = 0, sparse_cases = 0, uniform_cases = 0, finite_cases = 0;
   for (const bool trans : {false, true})
   for (const int64_t m : rows)
     for (int64_t k = 1; k <= 64; k += (k < 8 ? 1 : 5))
@@ -206,6 +206,12 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
         // In every third shape row 0 is built for the −0 case: its weight of 2⁻¹⁰⁰ puts the strip
         // check's lower bound at 2⁻³, so that most strips there take the dense kernel; elsewhere
         // the bound is 2⁻⁸² and the strips of normal values take the sparse chains.
+        // In every fifth shape of depth 10 or more, rows of k / 2 − 1 to k / 2 − 3 nonzero weights
+        // (the finite-input chains of any count, row_chains).
+        if ((m + k) % 5 == 2 && k >= 10)
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t t = 0; t < k / 2 - 1 - i % 3; ++t)
+              w[static_cast<size_t>(i * k + (i + 2 * t) % k)] = std::ldexp(unit(rng), exponent(rng));
         const bool tiny = (m + k) % 3 == 1 && k >= 3;
         if (tiny) w[1] = std::ldexp(1.0f, -100), w[0] = 0.0f, w[2] = 0.0f;
         for (float& v : bias) v = pick(rng) == 0 ? -0.0f : unit(rng);
@@ -234,6 +240,39 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
         const lab::SparseChains sparse =
             trans ? lab::sparse_chains(m, k, w.data(), 1, m, lab::kPointwiseSparseDensity, bias.data())
                   : lab::sparse_chains(m, k, w.data(), k, 1, lab::kPointwiseSparseDensity, bias.data());
+        // The chains down to one nonzero weight in 2 (Conv2d::sparse's): with the ReLU and x known
+        // finite (`finite`: no check), on x with its ∞ and NaN replaced by 2¹²⁰; elsewhere
+        // pointwise_gemm takes them only at one in 4.
+        const lab::SparseChains half =
+            trans ? lab::sparse_chains(m, k, w.data(), 1, m, lab::kPointwiseFiniteDensity, bias.data())
+                  : lab::sparse_chains(m, k, w.data(), k, 1, lab::kPointwiseFiniteDensity, bias.data());
+        std::vector<float> finite_x = x;
+        for (float& v : finite_x)
+          if (!std::isfinite(v)) v = std::ldexp(1.0f, 120);
+        for (const bool with_bias : {false, true})
+          for (const bool relu : {false, true}) {
+            if (half.empty()) break;
+            ++finite_cases;
+            std::vector<float> want(static_cast<size_t>(m * ldy), 7.0f), got = want, got_checked = want;
+            const float* b = with_bias ? bias.data() : nullptr;
+            bool ok_want = false, ok_got = false, ok_checked = false;
+            in_parallel([&] {
+              ok_want = lab::pointwise_gemm(trans, m, n, k, w.data(), ldw, finite_x.data(), ldx, want.data(), ldy, b, relu);
+              ok_got = lab::pointwise_gemm(trans, m, n, k, w.data(), ldw, finite_x.data(), ldx, got.data(), ldy, b, relu,
+                                           &half, true);
+              ok_checked = lab::pointwise_gemm(trans, m, n, k, w.data(), ldw, x.data(), ldx, got_checked.data(), ldy, b,
+                                               relu, &half);
+            });
+            REQUIRE(ok_want);
+            REQUIRE(ok_got);
+            REQUIRE(ok_checked);
+            CHECK(std::memcmp(want.data(), got.data(), sizeof(float) * want.size()) == 0);
+            std::vector<float> dense_x(static_cast<size_t>(m * ldy), 7.0f);
+            in_parallel([&] {
+              REQUIRE(lab::pointwise_gemm(trans, m, n, k, w.data(), ldw, x.data(), ldx, dense_x.data(), ldy, b, relu));
+            });
+            CHECK(std::memcmp(dense_x.data(), got_checked.data(), sizeof(float) * want.size()) == 0);
+          }
         ++cases;
         if (sparse.empty()) continue;
         ++sparse_cases;
@@ -253,9 +292,11 @@ TEST_CASE("pointwise_gemm with sparse weights: the nonzero weights' chains give 
             CHECK(std::memcmp(want.data(), got.data(), sizeof(float) * want.size()) == 0);
           }
       }
-  MESSAGE(sparse_cases << " of " << cases << " shapes sparse, " << uniform_cases << " of them uniform");
+  MESSAGE(sparse_cases << " of " << cases << " shapes sparse, " << uniform_cases << " of them uniform; " << finite_cases
+                      << " finite-input calls");
   CHECK(uniform_cases > sparse_cases / 5);
   CHECK(sparse_cases > cases / 2);
+  CHECK(finite_cases > 4 * sparse_cases);
   // Dense weights, and weights that are not finite, keep no sparse form.
   std::vector<float> dense(36, 1.0f), inf(36, 0.0f);
   inf[5] = std::numeric_limits<float>::infinity();
