@@ -989,9 +989,13 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
     double bound = std::numeric_limits<double>::infinity();
     if (std::any_of(steps.begin(), steps.end(), finite_chains))
       bound = largest_magnitude(columns, steps[0].in, padded, padded);
-    ok = tile_product(steps[0], padded, columns, padded, buffer, padded, finite_bound(bound));
+    // The run's only step writes y's columns: directly where the tile needs no padding, else
+    // through tile buffer 0.
+    const bool direct = steps.size() == 1 && padded == width;
+    float* out = direct ? y + (n * out_channels) * pixels + p0 : buffer;
+    ok = tile_product(steps[0], padded, columns, padded, out, direct ? pixels : padded, finite_bound(bound));
     input_bound = step_bound(steps[0], bound);
-    if (steps.size() == 1)
+    if (steps.size() == 1 && !direct)
       for (int64_t c = 0; c < out_channels; ++c)
         std::copy(buffer + c * padded, buffer + c * padded + width, y + (n * out_channels + c) * pixels + p0);
     a = buffer;
