@@ -373,10 +373,18 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
   special[3000] = -std::numeric_limits<float>::infinity();
   special[9000] = std::numeric_limits<float>::quiet_NaN();
   for (int64_t i = 0; i < huge.numel(); i += 97) huge[i] = 1e38f;
-  const auto same_bytes = [](const lab::Network& n, const Tensor& x, const std::vector<size_t>& ends) {
+  // The forward to each end, and (with_gradient) the gradient of the outputs' sum through the
+  // gradient's trace (whose pointwise and patch runs bound their input too), against the plain
+  // path's (not on the inputs with ∞, NaN or 10³⁸: there both networks' gradients differ
+  // between the plain and the other paths already before the bound, 7e73d79), and on every input
+  // against the same path's with the dense chains.
+  const auto same_bytes = [](const lab::Network& n, const Tensor& x, const std::vector<size_t>& ends,
+                             bool with_gradient) {
     const lab::ForwardPath saved = lab::forward_path();
     lab::set_forward_path(testnets::kPlainPath);
     const lab::Trace plain = n.trace(x);
+    const Tensor seed(plain.output().shape(), 1.0f);
+    const Tensor plain_gradient = n.gradient(plain, seed);
     lab::set_forward_path(saved);
     testnets::for_each_forward_path([&] {
       // ReLU post-ops without tiles may give zeros of the other sign (the test above).
@@ -386,13 +394,22 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
         const Tensor y = n.forward_range(0, end, x);
         CHECK(std::memcmp(y.data(), plain.acts[end].data(), sizeof(float) * y.numel()) == 0);
       }
+      const Tensor g = n.gradient(lab::trace_for_gradient(n, x), seed);
+      if (with_gradient) CHECK(std::memcmp(g.data(), plain_gradient.data(), sizeof(float) * g.numel()) == 0);
+      // On every input, the same path with the dense chains (lab::set_sparse_weights(false)).
+      lab::set_sparse_weights(false);
+      const Tensor dense = n.gradient(lab::trace_for_gradient(n, x), seed);
+      lab::set_sparse_weights(true);
+      CHECK(std::memcmp(g.data(), dense.data(), sizeof(float) * g.numel()) == 0);
     });
   };
   for (const Tensor* x : {&ordinary, &special, &huge}) {
-    same_bytes(net, *x, {2, 4, 6, 8, 10, net.size()});
+    const int input = x == &ordinary ? 0 : x == &special ? 1 : 2;  // ordinary, special, huge
+    CAPTURE(input);
+    same_bytes(net, *x, {2, 4, 6, 8, 10, net.size()}, input == 0);
     Tensor even({3, 3, 50, 38});
     for (int64_t i = 0; i < even.numel(); ++i) even[i] = (*x)[i % x->numel()];
-    same_bytes(patch, even, {2, 4, patch.size()});
+    same_bytes(patch, even, {2, 4, patch.size()}, input == 0);
   }
 }
 
