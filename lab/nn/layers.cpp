@@ -563,7 +563,6 @@ bool is_pointwise(const Layer& layer) {
 
 namespace {
 
-// One layer of a pointwise run: a convolution (nullptr: a ReLU) from `in` to `out` channels.
 // |Σ_j w[r][j]·x_j + b[r]| ≤ gain · max_j |x_j| + offset for each row r of out×in weights w (bias
 // b, may be null): gain the largest row sum of |w|, offset the largest |b|.
 struct Bound {
@@ -582,11 +581,11 @@ Bound weight_bound(const float* w, const float* b, int64_t out, int64_t in) {
 }
 
 // The largest magnitude of a product's output (its Bound b) from its input's (`largest`; +∞:
-// unknown or not finite), +∞ where it may exceed the largest float. Each product at most doubles
-// |Σ w·x + b|'s bound for its rounding (a chain of k ≤ 64 steps rounds it up by a factor under
-// 1 + 2⁻¹⁷); a ReLU leaves it. A tiled run bounds its steps' inputs so from its input's largest
-// magnitude (largest_magnitude): a sparse step with the ReLU whose input is finite then takes
-// pointwise_gemm's chains unchecked (`finite`).
+// unknown or not finite), +∞ where it may exceed the largest float: 2 · (gain · largest + offset),
+// the factor 2 for the rounding (a chain of k ≤ 64 rounded steps exceeds the exact sum's bound by
+// a factor under 1 + 2⁻¹⁷). A ReLU leaves the bound as it is. A tiled run bounds its steps' inputs
+// so from its input's largest magnitude (largest_magnitude): a sparse step with the ReLU whose
+// input is finite then takes pointwise_gemm's chains unchecked (`finite`).
 double next_bound(const Bound& b, double largest) {
   const double next = 2.0 * (b.gain * largest + b.offset);
   return next <= std::numeric_limits<float>::max() ? next : std::numeric_limits<double>::infinity();
@@ -595,6 +594,7 @@ double next_bound(const Bound& b, double largest) {
 // Whether `largest` (next_bound) bounds finite values.
 bool finite_bound(double largest) { return largest <= std::numeric_limits<float>::max(); }
 
+// One layer of a pointwise run: a convolution (nullptr: a ReLU) from `in` to `out` channels.
 struct PointwiseStep {
   const Conv2d* conv = nullptr;
   int64_t in = 0, out = 0;

@@ -383,7 +383,10 @@ __attribute__((target("avx2,fma"))) void row_chains(const int32_t* index, const 
       a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 16), a2);
       a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 24), a3);
     }
-    if (bias != nullptr) a0 = _mm256_add_ps(a0, bv), a1 = _mm256_add_ps(a1, bv), a2 = _mm256_add_ps(a2, bv), a3 = _mm256_add_ps(a3, bv);
+    if (bias != nullptr) {
+      a0 = _mm256_add_ps(a0, bv), a1 = _mm256_add_ps(a1, bv);
+      a2 = _mm256_add_ps(a2, bv), a3 = _mm256_add_ps(a3, bv);
+    }
     _mm256_storeu_ps(yr + p, pinned::relu(a0));
     _mm256_storeu_ps(yr + p + 8, pinned::relu(a1));
     _mm256_storeu_ps(yr + p + 16, pinned::relu(a2));
@@ -404,8 +407,8 @@ __attribute__((target("avx2,fma"))) void row_chains(const int32_t* index, const 
 }
 
 // Rows [r0, r1) of y on columns [0, cols) (a multiple of 16) in the shape kShape, with the ReLU,
-// where x is finite: one chain per element (kOne) row by row (row_chain; rows of more than four
-// nonzero weights, and the even and odd chains, strip by strip by sparse_rows).
+// where x is finite: one chain per element (kOne) row by row (row_chain for 0 to 4 nonzero
+// weights, row_chains for more); the even and odd chains strip by strip (sparse_rows).
 template <Chains kShape>
 __attribute__((target("avx2,fma"))) void finite_rows(const SparseChains& s, int64_t r0, int64_t r1, int64_t cols,
                                                      const float* x, int64_t ldx, float* y, int64_t ldy,

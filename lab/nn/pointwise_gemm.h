@@ -52,8 +52,8 @@ float largest_magnitude(const float* x, int64_t rows, int64_t cols, int64_t ld);
 inline constexpr int64_t kPointwiseSparseDensity = 4;
 
 /// Where the caller knows x finite and the ReLU follows (pointwise_gemm's `finite`), the chains run
-/// row by row with no check, and pay from one nonzero weight in this many (a 1×1 convolution's
-/// Conv2d::sparse() keeps them).
+/// row by row with no check, and pay from one nonzero weight in this many (Conv2d::sparse() keeps
+/// them so, for 1×1 and patch convolutions).
 inline constexpr int64_t kPointwiseFiniteDensity = 2;
 
 /// Whether sparse weights take their sparse chains (default on): the Linear layers' (LinearWeights
