@@ -315,6 +315,14 @@ Conv2d::Conv2d(Conv2dParams params, Tensor weight, Tensor bias)
   if (!weights_.bias.empty() && weights_.bias.shape() != Shape{params_.out_channels})
     fail_parameter("conv2d bias shape {} does not match [{}]", to_string(weights_.bias.shape()), params_.out_channels);
   const int64_t rows = params_.in_channels * params_.kernel_h * params_.kernel_w;  // a patch's column rows
+  const int64_t per_output = weights_.weight.numel() / params_.out_channels;
+  for (int64_t o = 0; o < params_.out_channels; ++o) {
+    double sum = 0.0;
+    for (int64_t j = 0; j < per_output; ++j) sum += std::fabs(static_cast<double>(weights_.weight[o * per_output + j]));
+    bound_.gain = std::max(bound_.gain, sum);
+    if (!weights_.bias.empty())
+      bound_.offset = std::max(bound_.offset, std::fabs(static_cast<double>(weights_.bias[o])));
+  }
   if (params_.groups == 1)
     sparse_ = sparse_chains(params_.out_channels, rows, weights_.weight.data(), rows, 1, kPointwiseFiniteDensity,
                             weights_.bias.empty() ? nullptr : weights_.bias.data());
@@ -563,30 +571,13 @@ bool is_pointwise(const Layer& layer) {
 
 namespace {
 
-// |Σ_j w[r][j]·x_j + b[r]| ≤ gain · max_j |x_j| + offset for each row r of out×in weights w (bias
-// b, may be null): gain the largest row sum of |w|, offset the largest |b|.
-struct Bound {
-  double gain = 0.0, offset = 0.0;
-};
-
-Bound weight_bound(const float* w, const float* b, int64_t out, int64_t in) {
-  Bound bound;
-  for (int64_t r = 0; r < out; ++r) {
-    double sum = 0.0;
-    for (int64_t j = 0; j < in; ++j) sum += std::fabs(static_cast<double>(w[r * in + j]));
-    bound.gain = std::max(bound.gain, sum);
-    if (b != nullptr) bound.offset = std::max(bound.offset, std::fabs(static_cast<double>(b[r])));
-  }
-  return bound;
-}
-
-// The largest magnitude of a product's output (its Bound b) from its input's (`largest`; +∞:
+// The largest magnitude of a product's output (its OutputBound b) from its input's (`largest`; +∞:
 // unknown or not finite), +∞ where it may exceed the largest float: 2 · (gain · largest + offset),
 // the factor 2 for the rounding (a chain of k ≤ 64 rounded steps exceeds the exact sum's bound by
 // a factor under 1 + 2⁻¹⁷). A ReLU leaves the bound as it is. A tiled run bounds its steps' inputs
 // so from its input's largest magnitude (largest_magnitude): a sparse step with the ReLU whose
 // input is finite then takes pointwise_gemm's chains unchecked (`finite`).
-double next_bound(const Bound& b, double largest) {
+double next_bound(const OutputBound& b, double largest) {
   const double next = 2.0 * (b.gain * largest + b.offset);
   return next <= std::numeric_limits<float>::max() ? next : std::numeric_limits<double>::infinity();
 }
@@ -598,7 +589,6 @@ bool finite_bound(double largest) { return largest <= std::numeric_limits<float>
 struct PointwiseStep {
   const Conv2d* conv = nullptr;
   int64_t in = 0, out = 0;
-  Bound bound;  // the convolution's (weight_bound)
 };
 
 // The steps of a pointwise run on `input` (one per layer) and the widest of their channels.
@@ -617,10 +607,7 @@ std::vector<PointwiseStep> pointwise_steps(const std::vector<const Layer*>& run,
     const auto* conv = static_cast<const Conv2d*>(layer);
     LAB_CHECK(conv->params().in_channels == channels, "pointwise run: {} channels into {}", channels,
               conv->describe());
-    const Weights& w = conv->weights();
-    steps.push_back(PointwiseStep{conv, channels, conv->params().out_channels,
-                                  weight_bound(w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(),
-                                               conv->params().out_channels, channels)});
+    steps.push_back(PointwiseStep{conv, channels, conv->params().out_channels});
     channels = conv->params().out_channels;
     widest = std::max(widest, channels);
   }
@@ -767,14 +754,8 @@ struct TileStep {
   bool chain = false;       // the product by chain_gemm (a deep patch convolution), else pointwise_gemm
   int64_t in = 0, out = 0;  // channels (a patch convolution: in = its column rows, in·kh·kw)
   const SparseChains* sparse = nullptr;  // the weights' nonzero ones (Conv2d::sparse), or null
-  Bound bound;  // a convolution's (weight_bound; bounded)
+  OutputBound bound;  // a convolution's (Conv2d::bound)
 };
-
-// The step `st` with its weights' Bound.
-TileStep bounded(TileStep st) {
-  st.bound = weight_bound(st.weight, st.bias, st.out, st.in);
-  return st;
-}
 
 // Appends the steps of the pointwise layers run[first..] on `channels` input channels to `steps`
 // (a ReLU right after a convolution joins its step); widest: the most channels of any step.
@@ -792,8 +773,8 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
     LAB_CHECK(conv->params().in_channels == channels, "pointwise run: {} channels into {}", channels,
               conv->describe());
     const Weights& w = conv->weights();
-    steps.push_back(bounded(TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false, false,
-                                     channels, conv->params().out_channels, &conv->sparse()}));
+    steps.push_back(TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false, false, channels,
+                             conv->params().out_channels, &conv->sparse(), conv->bound()});
     channels = conv->params().out_channels;
     widest = std::max(widest, channels);
   }
@@ -1076,8 +1057,8 @@ void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shap
   const Shape out = conv.output_shape(input);
   const PatchGeometry patch = patch_geometry(conv, input);
   const float* bias = use_bias && !w.bias.empty() ? w.bias.data() : nullptr;
-  TiledRun r{.steps = {bounded(TileStep{w.weight.data(), bias, relu, chained(patch.rows(), p.out_channels),
-                                        patch.rows(), p.out_channels})},
+  TiledRun r{.steps = {TileStep{w.weight.data(), bias, relu, chained(patch.rows(), p.out_channels), patch.rows(),
+                                 p.out_channels}},
              .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
              .tile = tile_of_pair(patch.rows() + p.out_channels), .widest = p.out_channels};
   add_tiled_run(pass, std::move(r), x, y);
@@ -1119,9 +1100,9 @@ TiledRun patch_tiled_run(const std::vector<const Layer*>& run, const Shape& inpu
   const Shape out = conv.output_shape(input);
   const PatchGeometry patch = patch_geometry(conv, input);
   const Weights& w = conv.weights();
-  TiledRun r{.steps = {bounded(TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
-                                        chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels,
-                                        &conv.sparse()})},
+  TiledRun r{.steps = {TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
+                                chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels, &conv.sparse(),
+                                conv.bound()}},
              .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
              .tile = tile, .widest = p.out_channels};
   append_tile_steps(run, 1, p.out_channels, r.steps, r.widest);
@@ -1341,7 +1322,7 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
         if (!out) slot = 1 - slot;
         if (st.conv != nullptr) {
           ok = conv_tile(*st.conv, st.in, st.out, width, a, lda, b, ldb, fused, finite_bound(largest)) && ok;
-          largest = next_bound(st.bound, largest);
+          largest = next_bound(st.conv->bound(), largest);
         }
         if (st.conv == nullptr || fused) {
           // The signs: bit i % 8 of byte i / 8 of the row; the tile starts at a whole byte.

@@ -145,6 +145,12 @@ struct Conv2dParams {
   void validate() const;
 };
 
+/// A bound of a layer's outputs: |y_o| ≤ gain · (the largest |x|) + offset for every output o, gain
+/// the largest sum of an output's |weights|, offset the largest |bias|.
+struct OutputBound {
+  double gain = 0.0, offset = 0.0;
+};
+
 /// 2-D convolution, NCHW. weight: (out, in/groups, kh, kw); bias: (out) or empty.
 class Conv2d final : public AffineLayer {
  public:
@@ -160,6 +166,9 @@ class Conv2d final : public AffineLayer {
   /// The same for the transposed product (in×out, the backward's dx = weightsᵀ · dy): chain i over
   /// the weights of input channel i.
   const SparseChains& sparse_transposed() const { return sparse_transposed_; }
+  /// Its weights' OutputBound (from construction), with which the tiled runs bound their steps'
+  /// inputs (the sparse chains' `finite`, pointwise_gemm.h).
+  const OutputBound& bound() const { return bound_; }
   Shape output_shape(const Shape& input) const override;
   void add_apply(Pass& pass, const Weights& w, const Shape& input, const float* x, bool use_bias,
                  float* z) const override;
@@ -172,6 +181,7 @@ class Conv2d final : public AffineLayer {
  private:
   Conv2dParams params_;
   SparseChains sparse_, sparse_transposed_;
+  OutputBound bound_;
 };
 
 /// Fully connected layer on N×in. weight: (out, in); bias: (out) or empty.

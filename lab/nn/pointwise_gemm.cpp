@@ -163,6 +163,15 @@ __attribute__((target("avx2,fma"))) void even_odd_rows(bool trans, int64_t r, in
     even_odd_block<R, kFused>(trans, r, p, k, w, ldw, x, ldx, y, ldy, bias, relu);
 }
 
+// The bits of the largest magnitude among 8 values and `high` (the floats' bits less the sign,
+// ordered as the magnitudes; ∞ and NaN above kLargestFinite).
+constexpr int32_t kLargestFinite = 0x7f7fffff;
+
+__attribute__((target("avx2,fma"), always_inline)) inline __m256i max_magnitude(__m256i high, const float* x) {
+  const __m256i bits = _mm256_castps_si256(_mm256_loadu_ps(x));
+  return _mm256_max_epi32(high, _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)));
+}
+
 // Whether values allow the sparse chains of bound `least` (SparseChains): finite, and zero or at
 // least `least` in magnitude. Two integer reductions over the magnitudes' bits a (the bits less
 // the sign, ordered as the floats): the least a − 1 (0 wraps around to the largest) at least the
@@ -177,7 +186,7 @@ struct AllowedRange {
   __attribute__((target("avx2,fma"), always_inline)) void add(const float* x) {
     const __m256i a = _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(x)), _mm256_set1_epi32(0x7fffffff));
     low = _mm256_min_epu32(low, _mm256_sub_epi32(a, _mm256_set1_epi32(1)));
-    high = _mm256_max_epi32(high, a);
+    high = _mm256_max_epi32(high, a);  // max_magnitude, on the magnitudes already at hand
   }
 
   __attribute__((target("avx2,fma"), always_inline)) void add(const AllowedRange& o) {
@@ -216,13 +225,12 @@ __attribute__((target("avx2,fma"))) bool sparse_strip(int64_t p, int64_t k, cons
 // product with the ReLU (pointwise_gemm), two integer operations per eight values (the largest
 // magnitude's bits at most the largest finite float's).
 __attribute__((target("avx2,fma"))) bool finite_strip(int64_t p, int64_t k, const float* x, int64_t ldx) {
-  const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
   __m256i h0 = _mm256_setzero_si256(), h1 = h0;
   for (int64_t j = 0; j < k; ++j) {
-    h0 = _mm256_max_epi32(h0, _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(x + j * ldx + p)), magnitude));
-    h1 = _mm256_max_epi32(h1, _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(x + j * ldx + p + 8)), magnitude));
+    h0 = max_magnitude(h0, x + j * ldx + p);
+    h1 = max_magnitude(h1, x + j * ldx + p + 8);
   }
-  const __m256i above = _mm256_cmpgt_epi32(_mm256_max_epi32(h0, h1), _mm256_set1_epi32(0x7f7fffff));
+  const __m256i above = _mm256_cmpgt_epi32(_mm256_max_epi32(h0, h1), _mm256_set1_epi32(kLargestFinite));
   return _mm256_movemask_epi8(above) == 0;
 }
 
@@ -366,44 +374,33 @@ __attribute__((target("avx2,fma"))) void row_chain(const int32_t* index, const f
   }
 }
 
-// row_chain for any count of nonzero weights: 32 columns at a time (four chains in flight, each
-// step's weight broadcast once), then the last 16.
+// Columns [p, p + 8V) of row yr by its `count` nonzero weights, V chains of 8 columns in flight
+// (each step's weight broadcast once), then + bias (bv, if bias) and the ReLU.
+template <int V>
+__attribute__((target("avx2,fma"), always_inline)) inline void chain_columns(const int32_t* index, const float* value,
+                                                                             int64_t count, int64_t p, const float* x,
+                                                                             int64_t ldx, float* yr, __m256 bv,
+                                                                             bool bias) {
+  __m256 a[V];
+  for (int v = 0; v < V; ++v) a[v] = _mm256_setzero_ps();
+  for (int64_t t = 0; t < count; ++t) {
+    const float* xp = x + index[t] * ldx + p;
+    const __m256 wv = _mm256_broadcast_ss(value + t);
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) a[v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 8 * v), a[v]);
+  }
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) _mm256_storeu_ps(yr + p + 8 * v, pinned::relu(bias ? _mm256_add_ps(a[v], bv) : a[v]));
+}
+
+// row_chain for any count of nonzero weights: 32 columns at a time, then the last 16.
 __attribute__((target("avx2,fma"))) void row_chains(const int32_t* index, const float* value, int64_t count,
                                                     int64_t cols, const float* x, int64_t ldx, float* yr,
                                                     const float* bias) {
   const __m256 bv = bias != nullptr ? _mm256_broadcast_ss(bias) : _mm256_setzero_ps();
   int64_t p = 0;
-  for (; p + 32 <= cols; p += 32) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t t = 0; t < count; ++t) {
-      const float* xp = x + index[t] * ldx + p;
-      const __m256 wv = _mm256_broadcast_ss(value + t);
-      a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp), a0);
-      a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 8), a1);
-      a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 16), a2);
-      a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 24), a3);
-    }
-    if (bias != nullptr) {
-      a0 = _mm256_add_ps(a0, bv), a1 = _mm256_add_ps(a1, bv);
-      a2 = _mm256_add_ps(a2, bv), a3 = _mm256_add_ps(a3, bv);
-    }
-    _mm256_storeu_ps(yr + p, pinned::relu(a0));
-    _mm256_storeu_ps(yr + p + 8, pinned::relu(a1));
-    _mm256_storeu_ps(yr + p + 16, pinned::relu(a2));
-    _mm256_storeu_ps(yr + p + 24, pinned::relu(a3));
-  }
-  for (; p < cols; p += 16) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    for (int64_t t = 0; t < count; ++t) {
-      const float* xp = x + index[t] * ldx + p;
-      const __m256 wv = _mm256_broadcast_ss(value + t);
-      a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp), a0);
-      a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + 8), a1);
-    }
-    if (bias != nullptr) a0 = _mm256_add_ps(a0, bv), a1 = _mm256_add_ps(a1, bv);
-    _mm256_storeu_ps(yr + p, pinned::relu(a0));
-    _mm256_storeu_ps(yr + p + 8, pinned::relu(a1));
-  }
+  for (; p + 32 <= cols; p += 32) chain_columns<4>(index, value, count, p, x, ldx, yr, bv, bias != nullptr);
+  for (; p < cols; p += 16) chain_columns<2>(index, value, count, p, x, ldx, yr, bv, bias != nullptr);
 }
 
 // Rows [r0, r1) of y on columns [0, cols) (a multiple of 16) in the shape kShape, with the ReLU,
@@ -630,14 +627,12 @@ bool sparse_values(const float* x, int64_t count, float least) {
 
 __attribute__((target("avx2,fma"))) float largest_magnitude_avx2(const float* x, int64_t rows, int64_t cols,
                                                                   int64_t ld) {
-  const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
   __m256i h = _mm256_setzero_si256();
   uint32_t tail = 0;
   for (int64_t j = 0; j < rows; ++j) {
     const float* row = x + j * ld;
     int64_t p = 0;
-    for (; p + 8 <= cols; p += 8)
-      h = _mm256_max_epi32(h, _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(row + p)), magnitude));
+    for (; p + 8 <= cols; p += 8) h = max_magnitude(h, row + p);
     for (; p < cols; ++p) {
       uint32_t bits;
       std::memcpy(&bits, row + p, sizeof bits);
@@ -647,7 +642,7 @@ __attribute__((target("avx2,fma"))) float largest_magnitude_avx2(const float* x,
   alignas(32) uint32_t lanes[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), h);
   for (const uint32_t v : lanes) tail = std::max(tail, v);
-  if (tail > 0x7f7fffffu) return std::numeric_limits<float>::infinity();
+  if (tail > static_cast<uint32_t>(kLargestFinite)) return std::numeric_limits<float>::infinity();
   float v;
   std::memcpy(&v, &tail, sizeof v);
   return v;
