@@ -7,9 +7,9 @@
 /// layers of a chain (1×1 convolutions and ReLUs: the colour detector) tile by tile but writes
 /// every layer's output of the whole batch to memory, and the backward reads the ReLUs' inputs
 /// back. The gradient's backward through such a run reads nothing but whether each ReLU's input is
-/// positive: trace_for_gradient computes the run tile by tile as the forward does and, instead of
-/// its inner activations, writes one bit per element of each ReLU's input (x > 0) from cache
-/// (add_pointwise_sign_trace_run); Network::backward multiplies by those bits where it would have
+/// positive (or NaN, where oneDNN's ReLU backward passes the signal too): trace_for_gradient
+/// computes the run tile by tile as the forward does and, instead of its inner activations, writes
+/// one bit per element of each ReLU's input, !(x <= 0), from cache (add_pointwise_sign_trace_run); Network::backward multiplies by those bits where it would have
 /// compared the input (add_pointwise_sign_backward_run). The same kernels on the same inputs, and
 /// the same product: the gradient is the same bytes as from Network::trace. The guided rule
 /// (GuidedBP) reads the same bits after its clip, the deconv rule (Deconvnet) reads nothing: both
@@ -40,7 +40,7 @@ namespace lab {
 /// each run's input and output, and the outputs of the layers in `keep` (a caller that reads a
 /// layer's activation, such as GradCAM's or a backward's to_layer, names it here). A ReLU of a run
 /// whose input is left out has, as Trace::workspaces[i], the signs of its input (one bit per
-/// element, x > 0, laid out as add_pointwise_sign_trace_run writes them, in floats' storage);
+/// element, !(x <= 0), laid out as add_pointwise_sign_trace_run writes them, in floats' storage);
 /// other workspaces are Network::trace's. Graphs, a path without
 /// backprop_tiles, or set_gradient_traces_lean(false) give Network::trace's full trace.
 Trace trace_for_gradient(const Network& net, const Tensor& x, const std::vector<size_t>& keep = {});
@@ -51,19 +51,20 @@ Trace trace_for_gradient(const Network& net, const Tensor& x, const std::vector<
 bool gradient_traces_lean();
 void set_gradient_traces_lean(bool on);
 
-/// Bytes of one channel's row of signs of H×W = `pixels` values: one bit each, x > 0.
+/// Bytes of one channel's row of signs of H×W = `pixels` values: one bit each, !(x <= 0).
 inline int64_t sign_row_bytes(int64_t pixels) { return (pixels + 7) / 8; }
 
 /// add_pointwise_trace_run (lab/nn/layers.h), its run[0] possibly a patch convolution on `input`
 /// (is_patch_conv; `tile` then a multiple of 16, and at least one layer after it), where a null outputs[k] leaves run[k]'s output out
 /// (it lives in a tile buffer only; the last output must be given), and masks[k], given for a
-/// ReLU, receives the signs of its input (N×C×H×W, whole batch): x > 0 as bit p % 8 of byte p / 8
+/// ReLU, receives the signs of its input (N×C×H×W, whole batch): !(x <= 0) as bit p % 8 of byte p / 8
 /// of the (n, c) row of sign_row_bytes(H·W) bytes. `tile` a multiple of 8 (each tile whole bytes).
 void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x,
                                   const std::vector<float*>& outputs, const std::vector<uint8_t*>& masks, int64_t tile);
 /// How a ReLU of a tiled backward carries the signal dy (its rule, rules.h), element by element:
-/// - kGradient: dy · (x > 0 ? 1 : 0), the bytes of oneDNN's ReLU backward-data;
-/// - kGuided: max(dy, 0) · (x > 0 ? 1 : 0), the guided rule's clip (std::max(dy, 0.0f): −0 and NaN
+/// - kGradient: dy · (x <= 0 ? 0 : 1), the bytes of oneDNN's ReLU backward-data (the signal passes
+///   where x is NaN);
+/// - kGuided: max(dy, 0) · (x <= 0 ? 0 : 1), the guided rule's clip (std::max(dy, 0.0f): −0 and NaN
 ///   stay) followed by that product, the bytes of the clip then the ReLU's backward-data;
 /// - kDeconv: max(dy, 0), the deconv rule's clip; it reads neither x nor its signs.
 enum class ReluBackward : uint8_t { kGradient, kGuided, kDeconv };

@@ -525,9 +525,10 @@ LAB_VECTOR_CLONES void relu_backward_row(const float* dy, const float* x, float*
   for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (x[i] <= 0.0f ? 0.0f : 1.0f);
 }
 
-// row = from · (x > 0 ? 1 : 0): the tiled runs' gradient rule of a ReLU.
+// row = from · (x <= 0 ? 0 : 1): the tiled runs' gradient rule of a ReLU, relu_backward_row's
+// (the signal passes where x is NaN).
 LAB_VECTOR_CLONES void times_positive(const float* from, const float* x, float* row, int64_t width) {
-  for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (x[i] > 0.0f ? 1.0f : 0.0f);
+  for (int64_t i = 0; i < width; ++i) row[i] = from[i] * (x[i] <= 0.0f ? 0.0f : 1.0f);
 }
 
 }  // namespace
@@ -615,8 +616,9 @@ std::vector<PointwiseStep> pointwise_steps(const std::vector<const Layer*>& run,
 }
 
 // The ReLU rows of the gradient's traces (lab/nn/gradient_trace.h). relu_signs: row[i] = from[i] >
-// 0 ? from[i] : 0 and, if bits, bit i % 8 of bits[i / 8] = (from[i] > 0) (the bits past `width`
-// in its last byte 0); times_signs: row[i] = from[i] · (bit i ? 1 : 0), with Guided first
+// 0 ? from[i] : 0 and, if bits, bit i % 8 of bits[i / 8] = !(from[i] <= 0) (from[i] > 0 or NaN:
+// where oneDNN's ReLU backward passes the signal; the bits past `width` in its last byte 0);
+// times_signs: row[i] = from[i] · (bit i ? 1 : 0), with Guided first
 // from[i] ↦ std::max(from[i], 0.0f) (the guided rule's clip; −0 and NaN stay, as
 // _mm256_max_ps(0, v) keeps its second operand). With AVX2 eight values at a time (the
 // comparison's lane j is bit j, the same product), the same bytes as the scalar loops, which do
@@ -627,7 +629,7 @@ void relu_signs_scalar(const float* from, float* row, uint8_t* bits, int64_t i, 
     unsigned byte = 0;
     for (int64_t j = i; j < std::min<int64_t>(i + 8, width); ++j) {
       row[j] = from[j] > 0.0f ? from[j] : 0.0f;
-      byte |= (from[j] > 0.0f ? 1u : 0u) << (j - i);
+      byte |= (from[j] <= 0.0f ? 0u : 1u) << (j - i);
     }
     if (bits) bits[i / 8] = static_cast<uint8_t>(byte);
   }
@@ -644,9 +646,8 @@ __attribute__((target("avx2"))) void relu_signs_avx2(const float* from, float* r
   int64_t i = 0;
   for (; i + 8 <= width; i += 8) {
     const __m256 v = _mm256_loadu_ps(from + i);
-    const __m256 positive = _mm256_cmp_ps(v, zero, _CMP_GT_OQ);
-    _mm256_storeu_ps(row + i, _mm256_and_ps(v, positive));
-    if (bits) bits[i / 8] = static_cast<uint8_t>(_mm256_movemask_ps(positive));
+    _mm256_storeu_ps(row + i, _mm256_and_ps(v, _mm256_cmp_ps(v, zero, _CMP_GT_OQ)));
+    if (bits) bits[i / 8] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_NLE_UQ)));
   }
   relu_signs_scalar(from, row, bits, i, width);
 }
@@ -692,7 +693,8 @@ void relu_signs(const float* from, float* row, uint8_t* bits, int64_t width) {
   relu_signs_scalar(from, row, bits, 0, width);
 }
 
-// The signs alone (relu_signs' bits, v > 0) of a row, on [i, width), i a multiple of 8.
+// The signs alone of a ReLU's output row, v > 0, on [i, width), i a multiple of 8: relu_signs'
+// bits of its input where that input was not NaN (the fused steps of add_pointwise_sign_trace_run).
 void positive_signs_scalar(const float* row, uint8_t* bits, int64_t i, int64_t width) {
   for (; i < width; i += 8) {
     unsigned byte = 0;
@@ -721,10 +723,10 @@ void times_signs(const float* from, const uint8_t* bits, float* row, int64_t wid
 }
 
 // The other rows of a ReLU's backward by its rule (gradient_trace.h's ReluBackward): from the
-// input's values, dy · (x > 0 ? 1 : 0) (times_positive, above), after the guided clip in
+// input's values, dy · (x <= 0 ? 0 : 1) (times_positive, above), after the guided clip in
 // guided_times_positive; the deconv rule's clip.
 LAB_VECTOR_CLONES void guided_times_positive(const float* from, const float* x, float* row, int64_t width) {
-  for (int64_t i = 0; i < width; ++i) row[i] = std::max(from[i], 0.0f) * (x[i] > 0.0f ? 1.0f : 0.0f);
+  for (int64_t i = 0; i < width; ++i) row[i] = std::max(from[i], 0.0f) * (x[i] <= 0.0f ? 0.0f : 1.0f);
 }
 
 LAB_VECTOR_CLONES void clip_positive(const float* from, float* row, int64_t width) {
@@ -1238,6 +1240,7 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
   const int64_t widest = parts.widest, scratch = parts.scratch(tile), in_numel = numel(input) / input[0];
   std::vector<PointwiseStep> steps = std::move(parts.steps);
   TileStep head;
+  const Conv2d* head_conv = parts.head;
   if (parts.head != nullptr) {
     const Weights& w = parts.head->weights();
     const int64_t out = parts.head->params().out_channels;
@@ -1261,13 +1264,12 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
       int64_t lda = pixels;
       int slot = 0;  // the tile buffer the next output left out goes to (the other holds a)
       size_t k = 0;  // the next step
-      // The largest magnitude of the next step's input (next_bound), where a step can use it (not
-      // after a patch convolution).
-      double largest = std::numeric_limits<double>::infinity();
-      if (!patch && sparse_weights() && std::any_of(steps.begin(), steps.end(), [](const PointwiseStep& st) {
-            return st.conv != nullptr && !st.conv->sparse().empty();
-          }))
-        largest = largest_magnitude(a, in[1], width, lda);
+      // The largest magnitude of the next step's input (next_bound; after a patch convolution, from
+      // its column tile's below). It lets a sparse step run unchecked, and a convolution whose
+      // output is left out take the ReLU after it in its store: only where that output cannot be
+      // NaN does the ReLU's output tell its input's signs (a NaN input's bit is 1, as oneDNN's
+      // ReLU backward passes the signal there, and the ReLU writes +0).
+      double largest = patch ? std::numeric_limits<double>::infinity() : largest_magnitude(a, in[1], width, lda);
       // The signs of the ReLU steps[r]'s input, row c of image n, tile p0.
       const auto mask_row = [&](size_t r, int64_t c) {
         uint8_t* m = masks[r + o];
@@ -1288,7 +1290,8 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
                             PatchSigns{mask_row(0, 0), stride, steps.size() == 3 ? mask_row(2, 0) : nullptr});
           return true;
         }
-        const bool fused = outputs[0] == nullptr && steps[0].conv == nullptr;
+        largest = next_bound(head_conv->bound(), largest_magnitude(columns, patch->rows(), padded, padded));
+        const bool fused = outputs[0] == nullptr && steps[0].conv == nullptr && finite_bound(largest);
         float* out = outputs[fused ? 1 : 0];
         out = out ? out + n * in[1] * pixels + p0 : nullptr;
         const bool direct = out != nullptr && padded == width;
@@ -1310,11 +1313,11 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
       }
       for (; k < steps.size(); ++k) {
         const PointwiseStep& st = steps[k];
-        // A convolution whose output is left out, then a ReLU: the ReLU in the product's store
-        // (its bytes, v > 0 ? v : +0), and the ReLU's signs read off that output (v > 0 before
-        // the ReLU exactly where after it).
+        // A convolution whose output is left out and bounded (not NaN), then a ReLU: the ReLU in
+        // the product's store (its bytes, v > 0 ? v : +0), and the ReLU's signs read off that
+        // output (v > 0 before the ReLU exactly where after it).
         const bool fused = st.conv != nullptr && outputs[k + o] == nullptr && k + 1 < steps.size() &&
-                           steps[k + 1].conv == nullptr;
+                           steps[k + 1].conv == nullptr && finite_bound(next_bound(st.conv->bound(), largest));
         const size_t last = fused ? k + 1 : k;  // the step whose output b is
         float* out = outputs[last + o];
         float* b = out ? out + n * steps[last].out * pixels + p0 : buffer + slot * widest * tile;

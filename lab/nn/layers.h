@@ -250,7 +250,7 @@ void add_pointwise_trace_run(Pass& pass, const std::vector<const Layer*>& run, c
 /// The backward-data of the pointwise layers `run` (as in add_pointwise_run) tile by tile: dy is
 /// the signal at the run's output, dx receives it at the run's input; inputs[k] is run[k]'s input
 /// (read by a ReLU only), so only dy, dx and the ReLUs' inputs travel to memory. A ReLU passes
-/// dy · (x > 0 ? 1 : 0); a convolution is one sgemm with the transposed weights (in×out times
+/// dy · (x <= 0 ? 0 : 1); a convolution is one sgemm with the transposed weights (in×out times
 /// out×tile, beta 0). Same bytes as add_backward_data of every layer: oneDNN's gemm convolution
 /// computes the backward-data of a 1×1 kernel on nchw as that sgemm over a range of pixels, and its
 /// ReLU's backward as that product. Tested byte for byte in test_network.cpp.

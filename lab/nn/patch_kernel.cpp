@@ -31,15 +31,15 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 add_bias_relu(_
   return v;
 }
 
-// The bits v > 0 of the 16 values lo, hi (lane j of lo: bit j; of hi: bit 8 + j): a ReLU's
-// signs as add_pointwise_sign_trace_run keeps them.
+// The bits !(v <= 0) (v > 0 or NaN) of the 16 values lo, hi (lane j of lo: bit j; of hi: bit
+// 8 + j): a ReLU's signs as add_pointwise_sign_trace_run keeps them.
 __attribute__((target("avx2,fma"), always_inline)) inline uint32_t positive_bits(__m256 lo, __m256 hi) {
   const __m256 zero = _mm256_setzero_ps();
-  return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(lo, zero, _CMP_GT_OQ))) |
-         static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(hi, zero, _CMP_GT_OQ))) << 8;
+  return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(lo, zero, _CMP_NLE_UQ))) |
+         static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(hi, zero, _CMP_NLE_UQ))) << 8;
 }
 
-// add_bias_relu, and with kSigns the bits v > 0 of the two halves after the bias into *bits.
+// add_bias_relu, and with kSigns the bits !(v <= 0) of the two halves after the bias into *bits.
 template <bool kSigns>
 __attribute__((target("avx2,fma"), always_inline)) inline void bias_relu_signs(__m256& v0, __m256& v1,
                                                                                const float* bias, int64_t row,
@@ -52,7 +52,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void bias_relu_signs(_
 
 // The fused run on the 16 columns from p of the column tile (see patch_kernel_tile). kPair: 8
 // channels (6 + the two-row edge), else 6. Returns the two halves of the 1×1 output in s0, s1
-// and, with kSigns, each channel's 16 bits v > 0 (before its ReLU) in bits[channel].
+// and, with kSigns, each channel's 16 bits !(v <= 0) (before its ReLU) in bits[channel].
 template <bool kPair, bool kSigns>
 __attribute__((target("avx2,fma"), always_inline)) inline void fused_block(int64_t k, int64_t p, const float* col,
                                                                            int64_t ld, const float* w,

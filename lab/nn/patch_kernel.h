@@ -25,7 +25,7 @@ namespace lab {
 /// set_patch_kernels(false) was not called.
 bool patch_kernel_fits(int64_t rows, int64_t channels);
 
-/// Where patch_kernel_tile also writes the signs of its ReLUs' inputs (v > 0, v after the bias),
+/// Where patch_kernel_tile also writes the signs of its ReLUs' inputs (!(v <= 0): v > 0 or NaN, v after the bias),
 /// laid out as add_pointwise_sign_trace_run keeps them (gradient_trace.h): bit p % 8 of byte p / 8
 /// for the tile's pixel p (the bits past its width 0, no byte past them written). channels: the
 /// patch convolution's, one row of `stride` bytes per channel; output: the 1×1 convolution's

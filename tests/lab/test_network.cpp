@@ -373,18 +373,20 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
   special[3000] = -std::numeric_limits<float>::infinity();
   special[9000] = std::numeric_limits<float>::quiet_NaN();
   for (int64_t i = 0; i < huge.numel(); i += 97) huge[i] = 1e38f;
-  // The forward to each end, and (with_gradient) the gradient of the outputs' sum through the
-  // gradient's trace (whose pointwise and patch runs bound their input too), against the plain
-  // path's (not on the inputs with ∞, NaN or 10³⁸: there both networks' gradients differ
-  // between the plain and the other paths already before the bound, 7e73d79), and on every input
-  // against the same path's with the dense chains.
-  const auto same_bytes = [](const lab::Network& n, const Tensor& x, const std::vector<size_t>& ends,
-                             bool with_gradient) {
+  // The forward to each end, and the gradient of the outputs' sum through the gradient's trace
+  // (whose pointwise and patch runs bound their input too) and through the full trace, against the
+  // plain path's, and against the same path's with the dense chains. The ∞, NaN and 10³⁸ inputs
+  // give NaN inputs to ReLUs (∞ · 0 in the dense products), where oneDNN's ReLU backward passes
+  // the signal (x <= 0 ? 0 : 1): the tiled backward's rule and its sign bits do the same, and a
+  // product takes the ReLU after it in its store only where its output is bounded.
+  const auto same_bytes = [](const lab::Network& n, const Tensor& x, const std::vector<size_t>& ends) {
     const lab::ForwardPath saved = lab::forward_path();
     lab::set_forward_path(testnets::kPlainPath);
     const lab::Trace plain = n.trace(x);
     const Tensor seed(plain.output().shape(), 1.0f);
     const Tensor plain_gradient = n.gradient(plain, seed);
+    const lab::PreparedRules guided = lab::prepare(n, lab::make_composite("guided-backprop"));
+    const Tensor plain_guided = n.backward(plain, seed, guided);
     lab::set_forward_path(saved);
     testnets::for_each_forward_path([&] {
       // ReLU post-ops without tiles may give zeros of the other sign (the test above).
@@ -395,7 +397,16 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
         CHECK(std::memcmp(y.data(), plain.acts[end].data(), sizeof(float) * y.numel()) == 0);
       }
       const Tensor g = n.gradient(lab::trace_for_gradient(n, x), seed);
-      if (with_gradient) CHECK(std::memcmp(g.data(), plain_gradient.data(), sizeof(float) * g.numel()) == 0);
+      CHECK(std::memcmp(g.data(), plain_gradient.data(), sizeof(float) * g.numel()) == 0);
+      // From the full trace: the tiled backward reads the ReLUs' inputs themselves; and the guided
+      // rule, whose clip then product is that of the gradient rule.
+      const lab::Trace full = n.trace(x);
+      const Tensor from_full = n.gradient(full, seed);
+      CHECK(std::memcmp(from_full.data(), plain_gradient.data(), sizeof(float) * from_full.numel()) == 0);
+      const Tensor guided_full = n.backward(full, seed, guided);
+      CHECK(std::memcmp(guided_full.data(), plain_guided.data(), sizeof(float) * guided_full.numel()) == 0);
+      const Tensor guided_signs = n.backward(lab::trace_for_gradient(n, x), seed, guided);
+      CHECK(std::memcmp(guided_signs.data(), plain_guided.data(), sizeof(float) * guided_signs.numel()) == 0);
       // On every input, the same path with the dense chains (lab::set_sparse_weights(false)).
       lab::set_sparse_weights(false);
       const Tensor dense = n.gradient(lab::trace_for_gradient(n, x), seed);
@@ -406,10 +417,10 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
   for (const Tensor* x : {&ordinary, &special, &huge}) {
     const int input = x == &ordinary ? 0 : x == &special ? 1 : 2;  // ordinary, special, huge
     CAPTURE(input);
-    same_bytes(net, *x, {2, 4, 6, 8, 10, net.size()}, input == 0);
+    same_bytes(net, *x, {2, 4, 6, 8, 10, net.size()});
     Tensor even({3, 3, 50, 38});
     for (int64_t i = 0; i < even.numel(); ++i) even[i] = (*x)[i % x->numel()];
-    same_bytes(patch, even, {2, 4, patch.size()}, input == 0);
+    same_bytes(patch, even, {2, 4, patch.size()});
   }
 }
 
@@ -744,16 +755,22 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
   // The pointwise net, and a chain whose grouped 1×1 convolution (per pixel, but not a pointwise
   // layer) cuts a run; the gradient, guided backprop (a clip at every ReLU: runs of a convolution
   // and the ReLU after it) and DeepLIFT (rescale at the ReLUs: no runs), from the output to the
-  // input and to the output of every layer; signed zeros in the input; 1 and 2 threads, with and
-  // without sub-batches; the tiled backward on the tiled trace and on the plain one.
+  // input and to the output of every layer; signed zeros in the input, and the same with ±∞ and
+  // NaN (NaN inputs to ReLUs, which pass the signal in oneDNN's backward); 1 and 2 threads, with
+  // and without sub-batches; the tiled backward on the tiled trace and on the plain one.
   std::mt19937 rng(23);
   const std::vector<lab::Network> nets = tile_chains(rng);
   const lab::ForwardPath saved = lab::forward_path();
   const auto same = same_bytes;
   int64_t compared = 0;
-  for (const lab::Network& net : nets) {
+  for (const lab::Network& net : nets) for (const bool special : {false, true}) {
     CAPTURE(net.input_shape()[0]);
-    const Tensor x = signed_zero_batch(net, rng);
+    CAPTURE(special);
+    Tensor x = signed_zero_batch(net, rng);
+    for (int64_t i = 40; special && i < x.numel(); i += 211) {
+      const float inf = std::numeric_limits<float>::infinity();
+      x[i] = i % 3 == 0 ? inf : i % 3 == 1 ? -inf : std::numeric_limits<float>::quiet_NaN();
+    }
     const Tensor reference_x = testnets::random_tensor(x.shape(), rng, -1.0f, 1.0f);
     const Tensor seed = testnets::random_tensor(net.output_shape(4), rng);
     std::vector<lab::PreparedRules> rules;
@@ -786,7 +803,7 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
     });
   }
   lab::set_forward_path(saved);
-  CHECK(compared == 2 * 2 * 2 * 4);
+  CHECK(compared == 2 * 2 * 2 * 2 * 4);
 }
 
 TEST_CASE("gradient traces: the inner activations of pointwise runs left out, the backward's bytes unchanged") {
