@@ -570,6 +570,13 @@ bool is_pointwise(const Layer& layer) {
          (layer.kind() == LayerKind::kConv2d && static_cast<const Conv2d&>(layer).params().groups == 1);
 }
 
+bool is_forward_pointwise(const Layer& layer) {
+  if (is_pointwise(layer)) return true;
+  if (!is_per_pixel(layer) || layer.kind() != LayerKind::kConv2d) return false;
+  const Conv2dParams& p = static_cast<const Conv2d&>(layer).params();
+  return p.out_channels == p.groups && p.in_channels / p.groups <= 64;
+}
+
 namespace {
 
 // The largest magnitude of a product's output (its OutputBound b) from its input's (`largest`; +∞:
@@ -748,7 +755,9 @@ bool conv_tile(const Conv2d& conv, int64_t in, int64_t out, int64_t width, const
 namespace {
 
 // A step of a tiled forward run: a convolution's product with out×in weights (with its bias and
-// the ReLU right after it, if any) or a ReLU on its own (weight null).
+// the ReLU right after it, if any) or a ReLU on its own (weight null). A grouped convolution
+// (is_forward_pointwise) has `groups` products of out/groups × in/groups weights, each on its
+// group's input channels.
 struct TileStep {
   const float* weight = nullptr;
   const float* bias = nullptr;
@@ -757,6 +766,7 @@ struct TileStep {
   int64_t in = 0, out = 0;  // channels (a patch convolution: in = its column rows, in·kh·kw)
   const SparseChains* sparse = nullptr;  // the weights' nonzero ones (Conv2d::sparse), or null
   OutputBound bound;  // a convolution's (Conv2d::bound)
+  int64_t groups = 1;
 };
 
 // Appends the steps of the pointwise layers run[first..] on `channels` input channels to `steps`
@@ -765,7 +775,7 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
                        std::vector<TileStep>& steps, int64_t& widest) {
   for (size_t k = first; k < run.size(); ++k) {
     const Layer* layer = run[k];
-    LAB_CHECK(is_pointwise(*layer), "{} in a pointwise run", kind_name(layer->kind()));
+    LAB_CHECK(is_forward_pointwise(*layer), "{} in a pointwise run", kind_name(layer->kind()));
     if (layer->kind() == LayerKind::kReLU) {
       if (!steps.empty() && steps.back().weight != nullptr && !steps.back().relu) steps.back().relu = true;
       else steps.push_back(TileStep{nullptr, nullptr, true, false, channels, channels});
@@ -776,7 +786,7 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
               conv->describe());
     const Weights& w = conv->weights();
     steps.push_back(TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false, false, channels,
-                             conv->params().out_channels, &conv->sparse(), conv->bound()});
+                             conv->params().out_channels, &conv->sparse(), conv->bound(), conv->params().groups});
     channels = conv->params().out_channels;
     widest = std::max(widest, channels);
   }
@@ -908,6 +918,16 @@ bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda
   if (st.chain) {
     chain_gemm(st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu);
     return true;
+  }
+  if (st.groups > 1) {
+    // One product per group, as oneDNN's gemm convolution runs them (no sparse chains).
+    const int64_t in = st.in / st.groups, out = st.out / st.groups;
+    bool ok = true;
+    for (int64_t g = 0; g < st.groups; ++g)
+      ok = pointwise_gemm(false, out, width, in, st.weight + g * out * in, in, a + g * in * lda, lda, b + g * out * ldb,
+                          ldb, st.bias != nullptr ? st.bias + g * out : nullptr, st.relu) &&
+           ok;
+    return ok;
   }
   return pointwise_gemm(false, st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu,
                         st.sparse, finite);

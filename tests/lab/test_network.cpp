@@ -424,6 +424,78 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
   }
 }
 
+TEST_CASE("forward paths: grouped 1×1 convolutions of one output per group are steps of the forward's tiled runs") {
+  // is_forward_pointwise: a grouped 1×1 convolution of one output channel per group (and at most 64
+  // inputs per group) joins the forward's pointwise and patch runs, one product per group; the
+  // plain path runs it as oneDNN's grouped gemm convolution. A pointwise run (3 → 8, then 8 → 4 in
+  // 4 groups, 4 → 6, 6 → 3 in 3 groups without a ReLU), a grouped convolution of two outputs per
+  // group (3 → 6 in 3 groups: no step) and a run after it (6 → 2 in 2 groups); a patch run (2×2
+  // patches 3 → 8, then 8 → 2 and 2 → 2 in 2 groups); images of 37×29 and 50×38 pixels (tiles
+  // not a multiple of 16 at the image's end), batches of 1 and 5, inputs with −0, ±∞ and NaN;
+  // the forward to each end against the plain path's bytes, every path, 1 and 2 threads.
+  std::mt19937 rng(31);
+  const auto one = one_by_one;
+  const auto grouped = [&](int64_t in, int64_t out, int64_t groups, bool bias = true) {
+    return testnets::random_conv(lab::Conv2dParams{.in_channels = in, .out_channels = out, .groups = groups}, rng,
+                                 bias);
+  };
+  lab::Network run({3, 37, 29});
+  run.add("c0", testnets::random_conv(one(3, 8), rng));
+  run.add("r0", std::make_shared<lab::ReLU>());
+  run.add("g1", grouped(8, 4, 4));
+  run.add("r1", std::make_shared<lab::ReLU>());
+  run.add("c2", testnets::random_conv(one(4, 6), rng));
+  run.add("r2", std::make_shared<lab::ReLU>());
+  run.add("g3", grouped(6, 3, 3, false));
+  run.add("g4", grouped(3, 6, 3));  // two outputs per group: not a step (no ReLU: see the test above)
+  run.add("g5", grouped(6, 2, 2));
+  run.add("r5", std::make_shared<lab::ReLU>());
+  lab::Network patch({3, 50, 38});
+  patch.add("p0", testnets::random_conv(lab::Conv2dParams{.in_channels = 3, .out_channels = 8, .kernel_h = 2,
+                                                          .kernel_w = 2, .stride_h = 2, .stride_w = 2},
+                                        rng));
+  patch.add("q0", std::make_shared<lab::ReLU>());
+  patch.add("g1", grouped(8, 2, 2));
+  patch.add("q1", std::make_shared<lab::ReLU>());
+  patch.add("g2", grouped(2, 2, 2));
+  patch.add("q2", std::make_shared<lab::ReLU>());
+  REQUIRE(lab::is_forward_pointwise(run.layer(2)));
+  REQUIRE_FALSE(lab::is_pointwise(run.layer(2)));
+  REQUIRE_FALSE(lab::is_forward_pointwise(run.layer(7)));
+  REQUIRE(lab::is_forward_pointwise(run.layer(8)));
+  REQUIRE(lab::is_forward_pointwise(patch.layer(4)));
+  for (const lab::Network* n : {&run, &patch}) {
+    for (const int64_t batch : {1, 5}) {
+      for (const bool special : {false, true}) {
+        CAPTURE(n == &run);
+        CAPTURE(batch);
+        CAPTURE(special);
+        lab::Shape shape{batch};
+        shape.insert(shape.end(), n->input_shape().begin(), n->input_shape().end());
+        Tensor x = testnets::random_tensor(shape, rng, -3.0f, 3.0f);
+        x[7] = -0.0f;
+        for (int64_t i = 40; special && i < x.numel(); i += 211) {
+          const float inf = std::numeric_limits<float>::infinity();
+          x[i] = i % 3 == 0 ? inf : i % 3 == 1 ? -inf : std::numeric_limits<float>::quiet_NaN();
+        }
+        const lab::ForwardPath saved = lab::forward_path();
+        lab::set_forward_path(testnets::kPlainPath);
+        const lab::Trace plain = n->trace(x);
+        lab::set_forward_path(saved);
+        testnets::for_each_forward_path([&] {
+          // ReLU post-ops without tiles may give zeros of the other sign (the test above).
+          if (!lab::forward_path().tiles && lab::forward_path().relu_post_op) return;
+          for (size_t end = 1; end <= n->size(); ++end) {
+            CAPTURE(end);
+            const Tensor y = n->forward_range(0, end, x);
+            CHECK(same_bytes(y, plain.acts[end]));
+          }
+        });
+      }
+    }
+  }
+}
+
 namespace {
 
 // The shape of a batch of `batch` inputs of `net`.
