@@ -357,7 +357,8 @@ const Described& conv(Op op, const Conv2dParams& p, const Shape& in, const Shape
 // backward-data, the rules' c = W'ᵀs) as add_patch_transpose (with lab::set_onednn_forward(true),
 // a benchmark's comparison, both as oneDNN's gemm convolution, as before).
 void Conv2d::add_apply(Pass& pass, const Weights& w, const Shape& in, const float* x, bool use_bias, float* z) const {
-  if (!onednn_forward() && is_patch_conv(*this, in)) return add_patch_conv(pass, *this, w, in, x, use_bias, false, z);
+  if (!onednn_forward() && is_forward_patch_conv(*this, in))
+    return add_patch_conv(pass, *this, w, in, x, use_bias, false, z);
   const bool bias = use_bias && !w.bias.empty();
   const Described& d = conv(bias ? Op::kConvForward : Op::kConvForwardNoBias, params_, in, output_shape(in));
   pass.steps().add(d, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w.weight.data()}, {DNNL_ARG_BIAS, w.bias.data()},
@@ -366,7 +367,7 @@ void Conv2d::add_apply(Pass& pass, const Weights& w, const Shape& in, const floa
 
 void Conv2d::add_forward_variant(Pass& pass, const Shape& in, const float* x, float* y, const ForwardVariant& v) const {
   // A patch convolution: its one way (a fused ReLU writes +0, as the ReLU layer).
-  if (!onednn_forward() && is_patch_conv(*this, in))
+  if (!onednn_forward() && is_forward_patch_conv(*this, in))
     return add_patch_conv(pass, *this, weights_, in, x, true, v.relu, y);
   const bool bias = !weights_.bias.empty();
   const Described& d = conv(bias ? Op::kConvForward : Op::kConvForwardNoBias, params_, in, output_shape(in), v);
@@ -983,8 +984,8 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
     r.patch->gather(x + n * r.in_numel, p0, width, padded, columns);
     // A patch convolution to 6 or 8 channels, then a 1×1 convolution to one: the fused kernel
     // (lab/nn/patch_kernel.h), the same bytes without storing the channels.
-    if (steps.size() == 2 && !steps[0].chain && steps[1].weight != nullptr && steps[1].out == 1 &&
-        patch_kernel_fits(steps[0].in, steps[0].out)) {
+    if (steps.size() == 2 && !steps[0].chain && steps[0].groups == 1 && steps[1].weight != nullptr &&
+        steps[1].out == 1 && patch_kernel_fits(steps[0].in, steps[0].out)) {
       patch_kernel_tile(steps[0].in, steps[0].out, width, columns, padded, steps[0].weight, steps[0].bias,
                         steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, y + n * pixels + p0);
       return true;
@@ -1065,22 +1066,30 @@ bool chained(int64_t rows, int64_t out) { return rows > 64 || out > 64; }
 
 }  // namespace
 
-bool is_patch_conv(const Layer& layer, const Shape& input) {
+bool is_forward_patch_conv(const Layer& layer, const Shape& input) {
   if (layer.kind() != LayerKind::kConv2d || input.size() != 4) return false;
   const Conv2dParams& p = static_cast<const Conv2d&>(layer).params();
-  return p.groups == 1 && p.pad_h == 0 && p.pad_w == 0 && p.stride_h == p.kernel_h && p.stride_w == p.kernel_w &&
-         p.kernel_h * p.kernel_w > 1 && input[1] == p.in_channels && input[2] >= p.kernel_h && input[3] >= p.kernel_w;
+  const int64_t rows = p.in_channels / p.groups * p.kernel_h * p.kernel_w, out = p.out_channels / p.groups;
+  return (p.groups == 1 || !chained(rows, out)) && p.pad_h == 0 && p.pad_w == 0 && p.stride_h == p.kernel_h &&
+         p.stride_w == p.kernel_w && p.kernel_h * p.kernel_w > 1 && input[1] == p.in_channels &&
+         input[2] >= p.kernel_h && input[3] >= p.kernel_w;
+}
+
+bool is_patch_conv(const Layer& layer, const Shape& input) {
+  return layer.kind() == LayerKind::kConv2d && static_cast<const Conv2d&>(layer).params().groups == 1 &&
+         is_forward_patch_conv(layer, input);
 }
 
 void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* x,
                     bool use_bias, bool relu, float* y) {
-  LAB_CHECK(is_patch_conv(conv, input), "{} on {} is not a patch convolution", conv.describe(), to_string(input));
+  LAB_CHECK(is_forward_patch_conv(conv, input), "{} on {} is not a patch convolution", conv.describe(),
+            to_string(input));
   const Conv2dParams& p = conv.params();
   const Shape out = conv.output_shape(input);
   const PatchGeometry patch = patch_geometry(conv, input);
   const float* bias = use_bias && !w.bias.empty() ? w.bias.data() : nullptr;
-  TiledRun r{.steps = {TileStep{w.weight.data(), bias, relu, chained(patch.rows(), p.out_channels), patch.rows(),
-                                 p.out_channels}},
+  TiledRun r{.steps = {TileStep{w.weight.data(), bias, relu, p.groups == 1 && chained(patch.rows(), p.out_channels),
+                                patch.rows(), p.out_channels, nullptr, {}, p.groups}},
              .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
              .tile = tile_of_pair(patch.rows() + p.out_channels), .widest = p.out_channels};
   add_tiled_run(pass, std::move(r), x, y);
@@ -1115,7 +1124,7 @@ void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const
 
 // The TiledRun of the patch run `run` on `input` (add_patch_run).
 TiledRun patch_tiled_run(const std::vector<const Layer*>& run, const Shape& input, int64_t tile) {
-  LAB_CHECK(!run.empty() && tile > 0 && is_patch_conv(*run.front(), input), "patch run of {} layers on {}",
+  LAB_CHECK(!run.empty() && tile > 0 && is_forward_patch_conv(*run.front(), input), "patch run of {} layers on {}",
             run.size(), to_string(input));
   const auto& conv = static_cast<const Conv2d&>(*run.front());
   const Conv2dParams& p = conv.params();
@@ -1123,8 +1132,8 @@ TiledRun patch_tiled_run(const std::vector<const Layer*>& run, const Shape& inpu
   const PatchGeometry patch = patch_geometry(conv, input);
   const Weights& w = conv.weights();
   TiledRun r{.steps = {TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
-                                chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels, &conv.sparse(),
-                                conv.bound()}},
+                                p.groups == 1 && chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels,
+                                &conv.sparse(), conv.bound(), p.groups}},
              .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
              .tile = tile, .widest = p.out_channels};
   append_tile_steps(run, 1, p.out_channels, r.steps, r.widest);

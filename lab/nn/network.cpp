@@ -645,7 +645,8 @@ size_t pointwise_run_end(const std::vector<std::shared_ptr<const Layer>>& layers
 // is no patch convolution or lab::set_onednn_forward(true) holds.
 size_t patch_run_end(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t end,
                      const Shape& in, bool forward) {
-  if (onednn_forward() || !is_patch_conv(*layers[first], in)) return first;
+  if (onednn_forward() || !(forward ? is_forward_patch_conv(*layers[first], in) : is_patch_conv(*layers[first], in)))
+    return first;
   size_t k = first + 1;
   while (k < end && run_step(*layers[k], forward)) ++k;
   return k;

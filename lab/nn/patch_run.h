@@ -62,7 +62,17 @@ namespace lab {
 /// on an N×C×H×W input: a patch convolution.
 bool is_patch_conv(const Layer& layer, const Shape& input);
 
-/// Adds z = conv with weights w (conv's shape) on x (shape `input`, is_patch_conv) to `pass`, + the
+/// is_patch_conv, or the same with several groups of at most 64 column rows (in/groups·kh·kw) and
+/// 64 output channels each (multi-color-sum's accumulator blocks): the forward computes it as
+/// add_patch_conv, one product per group on the group's rows of the column tile (the rows of a
+/// group's channels are consecutive), so its bytes are one way everywhere as above, and its patch
+/// runs start at it; the traces' runs and the transposed products keep is_patch_conv (a grouped
+/// one's backward-data is oneDNN's). Before, oneDNN's grouped gemm convolution ran it, whose bytes
+/// depended on the batch and the threads as above; on the designed networks' exact sums the values
+/// are the same.
+bool is_forward_patch_conv(const Layer& layer, const Shape& input);
+
+/// Adds z = conv with weights w (conv's shape) on x (shape `input`, is_forward_patch_conv) to `pass`, + the
 /// bias of w if use_bias, then the ReLU `v > 0 ? v : +0` if relu: per image, tiles of output
 /// pixels gathered into column tiles and multiplied as above, spread over the runtime's OpenMP
 /// threads (each pixel's bytes independent of the batch, the tile, the crop and the threads).
@@ -80,7 +90,7 @@ void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shap
 void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* s,
                          float* c);
 
-/// Adds run[0] (a patch convolution, is_patch_conv) and the pointwise layers run[1..] (is_pointwise)
+/// Adds run[0] (a patch convolution, is_forward_patch_conv) and the pointwise layers run[1..] (is_forward_pointwise)
 /// on x (shape `input`) to `pass`, writing the run's output y: `tile` output pixels (a multiple of
 /// 16) of one image at a time through every layer, the tiles spread over the runtime's OpenMP
 /// threads. The bytes of add_patch_conv followed by add_forward of every other layer.

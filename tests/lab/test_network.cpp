@@ -544,6 +544,24 @@ std::vector<lab::Network> patch_nets(std::mt19937& rng, const MakeConv& conv) {
   return {net, gray};
 }
 
+// Patch convolutions of several groups (lab::is_forward_patch_conv), as multi-color-sum's
+// accumulator blocks: 2×2 patches of 2 channels to 8 per group (blocks of 6 and 2 rows in each
+// group's product), a grouped 1×1 convolution of one output per group, 3×3 patches of one channel
+// to 3 per group, 2×2 patches of 3 channels to 1 per group; on 38×45 (a row and a column left over).
+template <class MakeConv>
+lab::Network grouped_patch_net(std::mt19937& rng, const MakeConv& conv) {
+  using P = lab::Conv2dParams;
+  lab::Network net({4, 38, 45});
+  net.add("p0", conv(P{.in_channels = 4, .out_channels = 16, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2, .groups = 2}, rng, true));
+  net.add("r0", std::make_shared<lab::ReLU>());
+  net.add("g1", conv(P{.in_channels = 16, .out_channels = 4, .groups = 4}, rng, true));
+  net.add("r1", std::make_shared<lab::ReLU>());
+  net.add("p2", conv(P{.in_channels = 4, .out_channels = 12, .kernel_h = 3, .kernel_w = 3, .stride_h = 3, .stride_w = 3, .groups = 4}, rng, false));
+  net.add("r2", std::make_shared<lab::ReLU>());
+  net.add("p3", conv(P{.in_channels = 12, .out_channels = 4, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2, .groups = 4}, rng, true));
+  return net;
+}
+
 }  // namespace
 
 // A deep patch convolution (more than 64 column rows, lab::chain_gemm) by its definition
@@ -586,10 +604,18 @@ TEST_CASE("patch convolutions: each pixel computed alike wherever it sits, in ev
   const lab::ForwardPath saved = lab::forward_path();
   // The layers taken as patch convolutions (and not a 1×1 one or a padded one; 130 column rows
   // are one).
-  const std::vector<lab::Network> floats = patch_nets(rng, [](P p, std::mt19937& r, bool bias) {
-    return testnets::random_conv(p, r, bias);
-  });
+  const auto random = [](P p, std::mt19937& r, bool bias) { return testnets::random_conv(p, r, bias); };
+  std::vector<lab::Network> floats = patch_nets(rng, random);
+  floats.push_back(grouped_patch_net(rng, random));
   const lab::Network& net = floats[0];
+  const lab::Network& grouped = floats[2];
+  for (const size_t i : {0, 4, 6}) {
+    CAPTURE(i);
+    const lab::Shape in = i == 0 ? lab::Shape{1, 4, 38, 45} : grouped.shape_after(i - 1);
+    CHECK(lab::is_forward_patch_conv(grouped.layer(i), in));
+    CHECK_FALSE(lab::is_patch_conv(grouped.layer(i), in));
+  }
+  CHECK_FALSE(lab::is_forward_patch_conv(grouped.layer(2), grouped.shape_after(1)));
   CHECK(lab::is_patch_conv(net.layer(0), {1, 3, 71, 58}));
   CHECK(lab::is_patch_conv(net.layer(4), net.shape_after(3)));
   CHECK(lab::is_patch_conv(net.layer(7), net.shape_after(6)));
@@ -602,7 +628,9 @@ TEST_CASE("patch convolutions: each pixel computed alike wherever it sits, in ev
   // from every cut, at an odd batch, on the tiles' path (patch runs) and the plain one, at 1 and
   // 2 threads, with and without sub-batches (a wrong window, weight or channel order would change
   // values).
-  for (const lab::Network& n : patch_nets(rng, integer_conv)) {
+  std::vector<lab::Network> integers = patch_nets(rng, integer_conv);
+  integers.push_back(grouped_patch_net(rng, integer_conv));
+  for (const lab::Network& n : integers) {
     Tensor x(batch_shape(n, 5));
     std::uniform_int_distribution<int> pixel(-4, 4);
     for (float& v : x.values()) v = static_cast<float>(pixel(rng));
@@ -658,7 +686,7 @@ TEST_CASE("patch convolutions: each pixel computed alike wherever it sits, in ev
         int64_t patches = 0;
         for (size_t i = 0; i < n.size(); ++i) {
           CAPTURE(i);
-          if (!lab::is_patch_conv(n.layer(i), trace.acts[i].shape())) continue;
+          if (!lab::is_forward_patch_conv(n.layer(i), trace.acts[i].shape())) continue;
           ++patches;
           const auto& conv = static_cast<const lab::Conv2d&>(n.layer(i));
           const lab::Conv2dParams& p = conv.params();
