@@ -571,7 +571,7 @@ bool is_pointwise(const Layer& layer) {
          (layer.kind() == LayerKind::kConv2d && static_cast<const Conv2d&>(layer).params().groups == 1);
 }
 
-bool is_forward_pointwise(const Layer& layer) {
+bool is_run_pointwise(const Layer& layer) {
   if (is_pointwise(layer)) return true;
   if (!is_per_pixel(layer) || layer.kind() != LayerKind::kConv2d) return false;
   const Conv2dParams& p = static_cast<const Conv2d&>(layer).params();
@@ -608,7 +608,7 @@ std::vector<PointwiseStep> pointwise_steps(const std::vector<const Layer*>& run,
   int64_t channels = input[1];
   widest = channels;
   for (const Layer* layer : run) {
-    LAB_CHECK(is_pointwise(*layer), "{} in a pointwise run", kind_name(layer->kind()));
+    LAB_CHECK(is_run_pointwise(*layer), "{} in a pointwise run", kind_name(layer->kind()));
     if (layer->kind() == LayerKind::kReLU) {
       steps.push_back(PointwiseStep{nullptr, channels, channels});
       continue;
@@ -744,11 +744,28 @@ LAB_VECTOR_CLONES void clip_positive(const float* from, float* row, int64_t widt
 // y (out×width, row stride ldy) = the convolution's weights (out×in) times x (in×width, row
 // stride ldx), plus the bias, then the ReLU if relu: the product, bias and ReLU of
 // add_pointwise_run (lab/nn/pointwise_gemm.h: the bytes of dnnl_sgemm and separate loops).
+// The product of a convolution of `groups` groups (is_run_pointwise, lab/nn/patch_run.h's grouped
+// patch convolutions) on `width` columns: per group its out/groups × in/groups weights (row stride
+// in/groups) on its in/groups rows of x, + its bias, then the ReLU if relu, one pointwise_gemm
+// each, as oneDNN's gemm convolution runs the groups (no sparse chains).
+bool grouped_product(int64_t groups, int64_t out, int64_t width, int64_t in, const float* w, const float* x,
+                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
+  const int64_t gi = in / groups, go = out / groups;
+  bool ok = true;
+  for (int64_t g = 0; g < groups; ++g)
+    ok = pointwise_gemm(false, go, width, gi, w + g * go * gi, gi, x + g * gi * ldx, ldx, y + g * go * ldy, ldy,
+                        bias != nullptr ? bias + g * go : nullptr, relu) &&
+         ok;
+  return ok;
+}
+
 bool conv_tile(const Conv2d& conv, int64_t in, int64_t out, int64_t width, const float* x, int64_t ldx, float* y,
                int64_t ldy, bool relu, bool finite) {
   const Weights& w = conv.weights();
-  return pointwise_gemm(false, out, width, in, w.weight.data(), in, x, ldx, y, ldy,
-                        w.bias.empty() ? nullptr : w.bias.data(), relu, &conv.sparse(), finite);
+  const float* bias = w.bias.empty() ? nullptr : w.bias.data();
+  if (conv.params().groups > 1)
+    return grouped_product(conv.params().groups, out, width, in, w.weight.data(), x, ldx, y, ldy, bias, relu);
+  return pointwise_gemm(false, out, width, in, w.weight.data(), in, x, ldx, y, ldy, bias, relu, &conv.sparse(), finite);
 }
 
 }  // namespace
@@ -757,7 +774,7 @@ namespace {
 
 // A step of a tiled forward run: a convolution's product with out×in weights (with its bias and
 // the ReLU right after it, if any) or a ReLU on its own (weight null). A grouped convolution
-// (is_forward_pointwise) has `groups` products of out/groups × in/groups weights, each on its
+// (is_run_pointwise) has `groups` products of out/groups × in/groups weights, each on its
 // group's input channels.
 struct TileStep {
   const float* weight = nullptr;
@@ -776,7 +793,7 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
                        std::vector<TileStep>& steps, int64_t& widest) {
   for (size_t k = first; k < run.size(); ++k) {
     const Layer* layer = run[k];
-    LAB_CHECK(is_forward_pointwise(*layer), "{} in a pointwise run", kind_name(layer->kind()));
+    LAB_CHECK(is_run_pointwise(*layer), "{} in a pointwise run", kind_name(layer->kind()));
     if (layer->kind() == LayerKind::kReLU) {
       if (!steps.empty() && steps.back().weight != nullptr && !steps.back().relu) steps.back().relu = true;
       else steps.push_back(TileStep{nullptr, nullptr, true, false, channels, channels});
@@ -920,16 +937,7 @@ bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda
     chain_gemm(st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu);
     return true;
   }
-  if (st.groups > 1) {
-    // One product per group, as oneDNN's gemm convolution runs them (no sparse chains).
-    const int64_t in = st.in / st.groups, out = st.out / st.groups;
-    bool ok = true;
-    for (int64_t g = 0; g < st.groups; ++g)
-      ok = pointwise_gemm(false, out, width, in, st.weight + g * out * in, in, a + g * in * lda, lda, b + g * out * ldb,
-                          ldb, st.bias != nullptr ? st.bias + g * out : nullptr, st.relu) &&
-           ok;
-    return ok;
-  }
+  if (st.groups > 1) return grouped_product(st.groups, st.out, width, st.in, st.weight, a, lda, b, ldb, st.bias, st.relu);
   return pointwise_gemm(false, st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu,
                         st.sparse, finite);
 }
@@ -1427,8 +1435,12 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
           // dx (in×width) = weightsᵀ (in×out) · dy (out×width): the sgemm of oneDNN's 1×1
           // backward-data on nchw (pre-transposed weights would change the bytes), by
           // pointwise_gemm (its bytes).
-          ok = pointwise_gemm(true, st.in, width, st.out, st.conv->weights().weight.data(), st.in, g, ldg, b, ldb,
-                              nullptr, false, &st.conv->sparse_transposed()) && ok;
+          const int64_t groups = st.conv->params().groups, gi = st.in / groups, go = st.out / groups;
+          const float* w = st.conv->weights().weight.data();
+          for (int64_t q = 0; q < groups; ++q)  // a grouped step (is_run_pointwise): per group
+            ok = pointwise_gemm(true, gi, width, go, w + q * go * gi, gi, g + q * go * ldg, ldg, b + q * gi * ldb, ldb,
+                                nullptr, false, groups == 1 ? &st.conv->sparse_transposed() : nullptr) &&
+                 ok;
         } else if (mode(k) == ReluBackward::kDeconv) {
           for (int64_t c = 0; c < st.out; ++c) clip_positive(g + c * ldg, b + c * ldb, width);
         } else if (inputs[k + o] != nullptr) {

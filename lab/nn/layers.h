@@ -222,17 +222,21 @@ class ReLU final : public Layer {
 bool is_per_pixel(const Layer& layer);
 
 /// The per-pixel layers (is_per_pixel) that the tiled runs below compute: ReLU, and a per-pixel
-/// Conv2d of one group (a product with an out×in matrix at each pixel).
+/// Conv2d of one group (a product with an out×in matrix at each pixel); the runs but LRP's tiles
+/// take some grouped ones too (is_run_pointwise).
 bool is_pointwise(const Layer& layer);
 
 /// is_pointwise, or a grouped per-pixel Conv2d of one output channel per group and at most 64
-/// input channels per group (multi-color-sum's accumulator sums): the steps of the forward's tiled
-/// runs (add_pointwise_run, add_patch_run, add_tiled_sequence), not of the traces' and backward's.
-/// Such a product is per group and pixel one chain of fused multiply-adds from +0 over the group's
-/// inputs, then + bias (lab::pointwise_gemm's one-row product, per group): the bytes of oneDNN's
-/// gemm convolution, whose sgemm of one output row per group is that chain (oneDNN's gemv) on any
-/// range of pixels (tests/lab/test_network.cpp, 1 and 2 threads, any batch).
-bool is_forward_pointwise(const Layer& layer);
+/// input channels per group (multi-color-sum's accumulator sums): the steps of the tiled runs of
+/// the forward (add_pointwise_run, add_patch_run, add_tiled_sequence), the traces
+/// (add_pointwise_sign_trace_run) and the backward (add_pointwise_sign_backward_run); LRP's tiles
+/// keep is_pointwise. Such a product is per group and pixel one chain of fused multiply-adds from
+/// +0 over the group's inputs, then + bias (lab::pointwise_gemm's one-row product, per group), and
+/// its transposed product one rounded product per element (pointwise_gemm's, transposed, per
+/// group): the bytes of oneDNN's gemm convolution and its backward-data, whose sgemm with one
+/// output row per group is that chain (oneDNN's gemv) on any range of pixels
+/// (tests/lab/test_network.cpp, 1 and 2 threads, any batch).
+bool is_run_pointwise(const Layer& layer);
 
 /// Adds the pointwise layers `run` (is_pointwise, in order, applied one after the other) on x
 /// (shape `input`, N×C×H×W) to `pass`, writing their output y. The run goes tile by tile instead

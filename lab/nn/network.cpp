@@ -623,32 +623,29 @@ bool reads_no_activation(const Layer& layer) { return dynamic_cast<const AffineL
 // Bytes of the signs of an N×C×H×W activation (add_pointwise_sign_trace_run's layout).
 int64_t sign_bytes(const Shape& s) { return s[0] * s[1] * sign_row_bytes(s[2] * s[3]); }
 
-// Whether layer is a step of a tiled run: of the forward's (is_forward_pointwise: grouped 1×1
-// convolutions too), else of the traces' (is_pointwise).
-bool run_step(const Layer& layer, bool forward) { return forward ? is_forward_pointwise(layer) : is_pointwise(layer); }
-
 // The end of the pointwise run that starts at layer `first` of [first, end) on an input of shape
-// `in` (in the forward: `forward`): the first layer after it, or `first` if there is no run of two
-// or more pointwise layers with a convolution among them (a tile by tile pass of ReLUs alone gains
+// `in`: the first layer after it, or `first` if there is no run of two or more pointwise layers
+// (is_run_pointwise) with a convolution among them (a tile by tile pass of ReLUs alone gains
 // nothing).
 size_t pointwise_run_end(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t end,
-                         const Shape& in, bool forward) {
+                         const Shape& in) {
   if (in.size() != 4) return first;
   size_t j = first;
   bool conv = false;
-  while (j < end && run_step(*layers[j], forward)) conv |= layers[j++]->kind() == LayerKind::kConv2d;
+  while (j < end && is_run_pointwise(*layers[j])) conv |= layers[j++]->kind() == LayerKind::kConv2d;
   return conv && j - first >= 2 ? j : first;
 }
 
 // The end of the patch run that starts at layer `first` of [first, end) on `in`: a patch
-// convolution (patch_run.h) and the pointwise layers after it (run_step); `first` if layer `first`
-// is no patch convolution or lab::set_onednn_forward(true) holds.
+// convolution (patch_run.h; in the forward, `forward`, of several groups too: is_forward_patch_conv)
+// and the pointwise layers after it (is_run_pointwise); `first` if layer `first` is no patch
+// convolution or lab::set_onednn_forward(true) holds.
 size_t patch_run_end(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t end,
                      const Shape& in, bool forward) {
   if (onednn_forward() || !(forward ? is_forward_patch_conv(*layers[first], in) : is_patch_conv(*layers[first], in)))
     return first;
   size_t k = first + 1;
-  while (k < end && run_step(*layers[k], forward)) ++k;
+  while (k < end && is_run_pointwise(*layers[k])) ++k;
   return k;
 }
 }  // namespace
@@ -831,7 +828,7 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     const Shape in = i == begin ? input.shape() : shapes.back();
     Step step{i, 1};
     if (path.tiles) {
-      const size_t j = pointwise_run_end(layers_, i, end, in, true);
+      const size_t j = pointwise_run_end(layers_, i, end, in);
       if (j > i) step = Step{i, j - i, true, pointwise_tile(layers_, i, j, in)};
       else if (const size_t k = patch_run_end(layers_, i, end, in, true); k > i)
         step = Step{i, k - i, true, patch_tile(layers_, i, k, in), {}, true};
@@ -978,7 +975,7 @@ Trace Network::trace(const Tensor& x, const std::vector<size_t>* keep) const {
   std::vector<std::pair<size_t, size_t>> runs;
   std::vector<bool> omit(shapes.size(), false);
   for (size_t i = 0; tiles && i < layers_.size();) {
-    size_t j = pointwise_run_end(layers_, i, layers_.size(), shapes[i], false);
+    size_t j = pointwise_run_end(layers_, i, layers_.size(), shapes[i]);
     // A patch convolution and the pointwise layers after it, as the forward's patch runs (with
     // one layer at least after it).
     if (const size_t k = patch_run_end(layers_, i, layers_.size(), shapes[i], false); j == i && k > i + 1) j = k;
@@ -1138,9 +1135,9 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
         if (tiles) {
           // The longest pointwise run ending at i, from the first pointwise layer below it.
           size_t lo = i;
-          while (lo > bottom && is_pointwise(*layers_[lo - 1])) --lo;
+          while (lo > bottom && is_run_pointwise(*layers_[lo - 1])) --lo;
           for (; lo < i; ++lo)
-            if (pointwise_run_end(layers_, lo, i + 1, shapes[lo], false) == i + 1) break;
+            if (pointwise_run_end(layers_, lo, i + 1, shapes[lo]) == i + 1) break;
           if (lo < i) step = Step{lo, i, pointwise_tile(layers_, lo, i + 1, shapes[lo])};
           // A patch convolution right below the run joins it where its transposed product splits
           // by columns alike (patch_backward_joins): the signal at its output stays in cache.
@@ -1220,7 +1217,7 @@ Tensor Network::backward(const Trace& trace, const Tensor& seed, const PreparedR
       size_t lo = top;
       while (lo > stop && lrp_tiles(*layers_[lo - 1], rules.layers[lo - 1])) --lo;
       for (; lo < top; ++lo)
-        if (pointwise_run_end(layers_, lo, top + 1, shapes[lo], false) == top + 1) break;
+        if (pointwise_run_end(layers_, lo, top + 1, shapes[lo]) == top + 1) break;
       if (lo < top) {
         std::vector<LrpTile> run;
         for (size_t k = lo; k <= top; ++k) {

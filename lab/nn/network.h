@@ -50,7 +50,7 @@ void set_sub_batch_budget(int64_t bytes);
 
 /// How forward-only passes (forward, forward_range, forward_from of a chain) run their layers,
 /// and (backprop_tiles) how trace and backward of a chain run the pointwise layers:
-/// - tiles: a run of two or more pointwise layers (1×1 convolutions and ReLUs, is_pointwise)
+/// - tiles: a run of two or more pointwise layers (1×1 convolutions and ReLUs, is_run_pointwise)
 ///   goes pixel tile by pixel tile (add_pointwise_run), the tile sized to a quarter of a core's L2;
 /// - relu_post_op: a ReLU after a Conv2d or Linear runs as that primitive's eltwise post-op;
 /// - inference: Conv2d and Linear primitives of prop_kind::forward_inference.

@@ -90,7 +90,7 @@ void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shap
 void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* s,
                          float* c);
 
-/// Adds run[0] (a patch convolution, is_forward_patch_conv) and the pointwise layers run[1..] (is_forward_pointwise)
+/// Adds run[0] (a patch convolution, is_forward_patch_conv) and the pointwise layers run[1..] (is_run_pointwise)
 /// on x (shape `input`) to `pass`, writing the run's output y: `tile` output pixels (a multiple of
 /// 16) of one image at a time through every layer, the tiles spread over the runtime's OpenMP
 /// threads. The bytes of add_patch_conv followed by add_forward of every other layer.

@@ -199,25 +199,41 @@ lab::Network pointwise_net(std::mt19937& rng) {
   return net;
 }
 
-// A chain whose grouped 1×1 convolution (per pixel, but not a pointwise layer) cuts a run:
-// pointwise runs c0 r0 and r1 c2 r2 c3.
+// A chain whose grouped 1×1 convolution of two outputs per group (per pixel, but no step of a
+// run: lab::is_run_pointwise) cuts a run: pointwise runs c0 r0 and r1 c2 r2 c3.
 lab::Network grouped_net(std::mt19937& rng) {
   lab::Network grouped({4, 33, 35});
   grouped.add("c0", testnets::random_conv(one_by_one(4, 6), rng));
   grouped.add("r0", std::make_shared<lab::ReLU>());
-  grouped.add("g1", testnets::random_conv(lab::Conv2dParams{.in_channels = 6, .out_channels = 3, .groups = 3}, rng));
+  grouped.add("g1", testnets::random_conv(lab::Conv2dParams{.in_channels = 6, .out_channels = 6, .groups = 3}, rng));
   grouped.add("r1", std::make_shared<lab::ReLU>());
-  grouped.add("c2", testnets::random_conv(one_by_one(3, 8), rng));
+  grouped.add("c2", testnets::random_conv(one_by_one(6, 8), rng));
   grouped.add("r2", std::make_shared<lab::ReLU>());
   grouped.add("c3", testnets::random_conv(one_by_one(8, 2), rng, false));
   grouped.add("flat", std::make_shared<lab::Flatten>());
   return grouped;
 }
 
-// The chains of the backprop-tile tests: pointwise_net, then grouped_net.
+// A chain whose grouped 1×1 convolutions of one output per group (multi-color-sum's sums) are
+// steps of its run (lab::is_run_pointwise): c0 r0 g1 r1 c2 r2 g3, the last without a bias.
+lab::Network summed_net(std::mt19937& rng) {
+  lab::Network summed({4, 31, 37});
+  summed.add("c0", testnets::random_conv(one_by_one(4, 6), rng));
+  summed.add("r0", std::make_shared<lab::ReLU>());
+  summed.add("g1", testnets::random_conv(lab::Conv2dParams{.in_channels = 6, .out_channels = 3, .groups = 3}, rng));
+  summed.add("r1", std::make_shared<lab::ReLU>());
+  summed.add("c2", testnets::random_conv(one_by_one(3, 8), rng));
+  summed.add("r2", std::make_shared<lab::ReLU>());
+  summed.add("g3", testnets::random_conv(lab::Conv2dParams{.in_channels = 8, .out_channels = 2, .groups = 2}, rng, false));
+  summed.add("flat", std::make_shared<lab::Flatten>());
+  return summed;
+}
+
+// The chains of the backprop-tile tests: pointwise_net, grouped_net, summed_net.
 std::vector<lab::Network> tile_chains(std::mt19937& rng) {
   std::vector<lab::Network> nets{pointwise_net(rng)};
   nets.push_back(grouped_net(rng));
+  nets.push_back(summed_net(rng));
   return nets;
 }
 
@@ -425,7 +441,7 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
 }
 
 TEST_CASE("forward paths: grouped 1×1 convolutions of one output per group are steps of the forward's tiled runs") {
-  // is_forward_pointwise: a grouped 1×1 convolution of one output channel per group (and at most 64
+  // is_run_pointwise: a grouped 1×1 convolution of one output channel per group (and at most 64
   // inputs per group) joins the forward's pointwise and patch runs, one product per group; the
   // plain path runs it as oneDNN's grouped gemm convolution. A pointwise run (3 → 8, then 8 → 4 in
   // 4 groups, 4 → 6, 6 → 3 in 3 groups without a ReLU), a grouped convolution of two outputs per
@@ -459,11 +475,11 @@ TEST_CASE("forward paths: grouped 1×1 convolutions of one output per group are 
   patch.add("q1", std::make_shared<lab::ReLU>());
   patch.add("g2", grouped(2, 2, 2));
   patch.add("q2", std::make_shared<lab::ReLU>());
-  REQUIRE(lab::is_forward_pointwise(run.layer(2)));
+  REQUIRE(lab::is_run_pointwise(run.layer(2)));
   REQUIRE_FALSE(lab::is_pointwise(run.layer(2)));
-  REQUIRE_FALSE(lab::is_forward_pointwise(run.layer(7)));
-  REQUIRE(lab::is_forward_pointwise(run.layer(8)));
-  REQUIRE(lab::is_forward_pointwise(patch.layer(4)));
+  REQUIRE_FALSE(lab::is_run_pointwise(run.layer(7)));
+  REQUIRE(lab::is_run_pointwise(run.layer(8)));
+  REQUIRE(lab::is_run_pointwise(patch.layer(4)));
   for (const lab::Network* n : {&run, &patch}) {
     for (const int64_t batch : {1, 5}) {
       for (const bool special : {false, true}) {
@@ -903,7 +919,7 @@ TEST_CASE("backprop tiles: trace and backward give the bytes of the layer-by-lay
     });
   }
   lab::set_forward_path(saved);
-  CHECK(compared == 2 * 2 * 2 * 2 * 4);
+  CHECK(compared == 3 * 2 * 2 * 2 * 4);
 }
 
 TEST_CASE("gradient traces: the inner activations of pointwise runs left out, the backward's bytes unchanged") {
@@ -923,7 +939,7 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
     bool untiled_same = true;
   };
   // pointwise_net: runs r0 c0 r1 r2 c1 c2 r3 (layers 0-6) and c4 r4 (8-9); grouped_net: c0 r0
-  // (0-1) and r1 c2 r2 c3 (3-6); patch_nets, patch runs (a patch convolution first): p0 r0 c1 r1
+  // (0-1) and r1 c2 r2 c3 (3-6); summed_net: c0 r0 g1 r1 c2 r2 g3 (0-6); patch_nets, patch runs (a patch convolution first): p0 r0 c1 r1
   // (0-3) and p2 c3 r3 (4-6), its last patch convolution alone; and p0 r0 c1 r1 (0-3) and p2 r2
   // c3 (4-6) on one channel.
   std::vector<lab::Network> patches = patch_nets(rng, [](lab::Conv2dParams p, std::mt19937& r, bool bias) {
@@ -947,6 +963,7 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
   CHECK_FALSE(lab::patch_backward_joins(static_cast<const lab::Conv2d&>(patches[0].layer(0)), {1, 3, 71, 58}));
   std::vector<Case> cases{{pointwise_net(rng), {1, 2, 3, 4, 5, 6, 9}},
                           {grouped_net(rng), {1, 4, 5, 6}},
+                          {summed_net(rng), {1, 2, 3, 4, 5, 6}},
                           {patches[0], {1, 2, 3, 5, 6}},
                           {patches[1], {1, 2, 3, 5, 6}, false},
                           {joined, {1, 2, 3, 5, 6, 7}}};
@@ -1027,7 +1044,7 @@ TEST_CASE("gradient traces: the inner activations of pointwise runs left out, th
     }
   }
   lab::set_forward_path(saved);
-  CHECK(compared == 5 * 2 * 2 * 4);
+  CHECK(compared == 6 * 2 * 2 * 4);
 }
 
 namespace {
@@ -1123,7 +1140,7 @@ TEST_CASE("guided and deconv rules in the tiled backward: the bytes of the clip 
     }
   }
   lab::set_forward_path(saved);
-  CHECK(compared == 3 * 2 * 4 * 2 * 3);
+  CHECK(compared == 4 * 2 * 4 * 2 * 3);
   // LRP and rescale read the activations themselves.
   std::mt19937 rng2(5);
   const lab::Network net = grouped_net(rng2);
@@ -1164,5 +1181,5 @@ TEST_CASE("LRP-epsilon in the tiled backward: the bytes of lrp() layer by layer"
     });
   }
   lab::set_forward_path(saved);
-  CHECK(compared == 3 * 4 * 2 * 4);
+  CHECK(compared == 4 * 4 * 2 * 4);
 }
