@@ -9,8 +9,9 @@
 /// back. The gradient's backward through such a run reads nothing but whether each ReLU's input is
 /// positive (or NaN, where oneDNN's ReLU backward passes the signal too): trace_for_gradient
 /// computes the run tile by tile as the forward does and, instead of its inner activations, writes
-/// one bit per element of each ReLU's input, !(x <= 0), from cache (add_pointwise_sign_trace_run); Network::backward multiplies by those bits where it would have
-/// compared the input (add_pointwise_sign_backward_run). The same kernels on the same inputs, and
+/// one bit per element of each ReLU's input, !(x <= 0), from cache (add_pointwise_sign_trace_run);
+/// Network::backward multiplies by those bits where it would have compared the input
+/// (add_pointwise_sign_backward_run). The same kernels on the same inputs, and
 /// the same product: the gradient is the same bytes as from Network::trace. The guided rule
 /// (GuidedBP) reads the same bits after its clip, the deconv rule (Deconvnet) reads nothing: both
 /// are steps of the tiled backward too (ReluBackward), and run_backprop gives them this trace

@@ -741,30 +741,31 @@ LAB_VECTOR_CLONES void clip_positive(const float* from, float* row, int64_t widt
   for (int64_t i = 0; i < width; ++i) row[i] = std::max(from[i], 0.0f);
 }
 
-// y (out×width, row stride ldy) = the convolution's weights (out×in) times x (in×width, row
-// stride ldx), plus the bias, then the ReLU if relu: the product, bias and ReLU of
-// add_pointwise_run (lab/nn/pointwise_gemm.h: the bytes of dnnl_sgemm and separate loops).
 // The product of a convolution of `groups` groups (is_run_pointwise, lab/nn/patch_run.h's grouped
-// patch convolutions) on `width` columns: per group its out/groups × in/groups weights (row stride
-// in/groups) on its in/groups rows of x, + its bias, then the ReLU if relu, one pointwise_gemm
-// each, as oneDNN's gemm convolution runs the groups (no sparse chains).
-bool grouped_product(int64_t groups, int64_t out, int64_t width, int64_t in, const float* w, const float* x,
-                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
-  const int64_t gi = in / groups, go = out / groups;
+// patch convolutions; w: its out × in/groups weights) on `width` columns, per group one
+// pointwise_gemm of that group's weights on its rows of x, as oneDNN's gemm convolution runs the
+// groups (no sparse chains): y (out rows) = the product on x (in rows), + bias, then the ReLU if
+// relu; or (trans) y (in rows) = the transposed product on x (out rows), the backward-data.
+bool grouped_product(bool trans, int64_t groups, int64_t out, int64_t width, int64_t in, const float* w,
+                     const float* x, int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
+  const int64_t gi = in / groups, go = out / groups, m = trans ? gi : go, k = trans ? go : gi;
   bool ok = true;
   for (int64_t g = 0; g < groups; ++g)
-    ok = pointwise_gemm(false, go, width, gi, w + g * go * gi, gi, x + g * gi * ldx, ldx, y + g * go * ldy, ldy,
-                        bias != nullptr ? bias + g * go : nullptr, relu) &&
+    ok = pointwise_gemm(trans, m, width, k, w + g * go * gi, gi, x + g * k * ldx, ldx, y + g * m * ldy, ldy,
+                        bias != nullptr ? bias + g * m : nullptr, relu) &&
          ok;
   return ok;
 }
 
+// y (out×width, row stride ldy) = the convolution's weights (out×in) times x (in×width, row
+// stride ldx), plus the bias, then the ReLU if relu: the product, bias and ReLU of
+// add_pointwise_run (lab/nn/pointwise_gemm.h: the bytes of dnnl_sgemm and separate loops).
 bool conv_tile(const Conv2d& conv, int64_t in, int64_t out, int64_t width, const float* x, int64_t ldx, float* y,
                int64_t ldy, bool relu, bool finite) {
   const Weights& w = conv.weights();
   const float* bias = w.bias.empty() ? nullptr : w.bias.data();
   if (conv.params().groups > 1)
-    return grouped_product(conv.params().groups, out, width, in, w.weight.data(), x, ldx, y, ldy, bias, relu);
+    return grouped_product(false, conv.params().groups, out, width, in, w.weight.data(), x, ldx, y, ldy, bias, relu);
   return pointwise_gemm(false, out, width, in, w.weight.data(), in, x, ldx, y, ldy, bias, relu, &conv.sparse(), finite);
 }
 
@@ -937,7 +938,8 @@ bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda
     chain_gemm(st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu);
     return true;
   }
-  if (st.groups > 1) return grouped_product(st.groups, st.out, width, st.in, st.weight, a, lda, b, ldb, st.bias, st.relu);
+  if (st.groups > 1)
+    return grouped_product(false, st.groups, st.out, width, st.in, st.weight, a, lda, b, ldb, st.bias, st.relu);
   return pointwise_gemm(false, st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu,
                         st.sparse, finite);
 }
@@ -1435,12 +1437,12 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
           // dx (in×width) = weightsᵀ (in×out) · dy (out×width): the sgemm of oneDNN's 1×1
           // backward-data on nchw (pre-transposed weights would change the bytes), by
           // pointwise_gemm (its bytes).
-          const int64_t groups = st.conv->params().groups, gi = st.in / groups, go = st.out / groups;
           const float* w = st.conv->weights().weight.data();
-          for (int64_t q = 0; q < groups; ++q)  // a grouped step (is_run_pointwise): per group
-            ok = pointwise_gemm(true, gi, width, go, w + q * go * gi, gi, g + q * go * ldg, ldg, b + q * gi * ldb, ldb,
-                                nullptr, false, groups == 1 ? &st.conv->sparse_transposed() : nullptr) &&
-                 ok;
+          if (const int64_t groups = st.conv->params().groups; groups > 1)  // per group (is_run_pointwise)
+            ok = grouped_product(true, groups, st.out, width, st.in, w, g, ldg, b, ldb, nullptr, false) && ok;
+          else
+            ok = pointwise_gemm(true, st.in, width, st.out, w, st.in, g, ldg, b, ldb, nullptr, false,
+                                &st.conv->sparse_transposed()) && ok;
         } else if (mode(k) == ReluBackward::kDeconv) {
           for (int64_t c = 0; c < st.out; ++c) clip_positive(g + c * ldg, b + c * ldb, width);
         } else if (inputs[k + o] != nullptr) {
