@@ -741,18 +741,20 @@ LAB_VECTOR_CLONES void clip_positive(const float* from, float* row, int64_t widt
   for (int64_t i = 0; i < width; ++i) row[i] = std::max(from[i], 0.0f);
 }
 
-// The product of a convolution of `groups` groups (is_run_pointwise, lab/nn/patch_run.h's grouped
-// patch convolutions; w: its out × in/groups weights) on `width` columns, per group one
-// pointwise_gemm of that group's weights on its rows of x, as oneDNN's gemm convolution runs the
-// groups (no sparse chains): y (out rows) = the product on x (in rows), + bias, then the ReLU if
-// relu; or (trans) y (in rows) = the transposed product on x (out rows), the backward-data.
-bool grouped_product(bool trans, int64_t groups, int64_t out, int64_t width, int64_t in, const float* w,
-                     const float* x, int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu) {
+// The product of a convolution's out × in/groups weights w on `width` columns (a 1×1 one's
+// channels, a patch convolution's column rows): y (out rows) = the product on x (in rows), + bias,
+// then the ReLU if relu; or (trans) y (in rows) = the transposed product on x (out rows), the
+// backward-data. One pointwise_gemm, with the sparse chains `sparse` (and `finite`) where there is
+// one group; with several (is_run_pointwise, lab/nn/patch_run.h's grouped patch convolutions) one
+// per group on that group's rows of x, as oneDNN's gemm convolution runs the groups.
+bool conv_product(bool trans, int64_t groups, int64_t out, int64_t width, int64_t in, const float* w, const float* x,
+                  int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu,
+                  const SparseChains* sparse = nullptr, bool finite = false) {
   const int64_t gi = in / groups, go = out / groups, m = trans ? gi : go, k = trans ? go : gi;
   bool ok = true;
   for (int64_t g = 0; g < groups; ++g)
     ok = pointwise_gemm(trans, m, width, k, w + g * go * gi, gi, x + g * k * ldx, ldx, y + g * m * ldy, ldy,
-                        bias != nullptr ? bias + g * m : nullptr, relu) &&
+                        bias != nullptr ? bias + g * m : nullptr, relu, groups == 1 ? sparse : nullptr, finite) &&
          ok;
   return ok;
 }
@@ -763,10 +765,8 @@ bool grouped_product(bool trans, int64_t groups, int64_t out, int64_t width, int
 bool conv_tile(const Conv2d& conv, int64_t in, int64_t out, int64_t width, const float* x, int64_t ldx, float* y,
                int64_t ldy, bool relu, bool finite) {
   const Weights& w = conv.weights();
-  const float* bias = w.bias.empty() ? nullptr : w.bias.data();
-  if (conv.params().groups > 1)
-    return grouped_product(false, conv.params().groups, out, width, in, w.weight.data(), x, ldx, y, ldy, bias, relu);
-  return pointwise_gemm(false, out, width, in, w.weight.data(), in, x, ldx, y, ldy, bias, relu, &conv.sparse(), finite);
+  return conv_product(false, conv.params().groups, out, width, in, w.weight.data(), x, ldx, y, ldy,
+                      w.bias.empty() ? nullptr : w.bias.data(), relu, &conv.sparse(), finite);
 }
 
 }  // namespace
@@ -938,10 +938,8 @@ bool tile_product(const TileStep& st, int64_t width, const float* a, int64_t lda
     chain_gemm(st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu);
     return true;
   }
-  if (st.groups > 1)
-    return grouped_product(false, st.groups, st.out, width, st.in, st.weight, a, lda, b, ldb, st.bias, st.relu);
-  return pointwise_gemm(false, st.out, width, st.in, st.weight, st.in, a, lda, b, ldb, st.bias, st.relu,
-                        st.sparse, finite);
+  return conv_product(false, st.groups, st.out, width, st.in, st.weight, a, lda, b, ldb, st.bias, st.relu, st.sparse,
+                      finite);
 }
 
 // The largest magnitude of the step's output from its input's (next_bound; a ReLU's: the same).
@@ -1090,19 +1088,34 @@ bool is_patch_conv(const Layer& layer, const Shape& input) {
          is_forward_patch_conv(layer, input);
 }
 
-void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* x,
-                    bool use_bias, bool relu, float* y) {
-  LAB_CHECK(is_forward_patch_conv(conv, input), "{} on {} is not a patch convolution", conv.describe(),
+namespace {
+
+// The TiledRun of the patch convolution `conv` (is_forward_patch_conv) alone on `input`, with
+// weights w, the bias (may be null) and the ReLU after it if relu, on tiles of `tile` pixels: its
+// one step, the product on the column tile (chain_gemm past pointwise_gemm's kernel), without
+// sparse chains or bound.
+TiledRun patch_conv_run(const Conv2d& conv, const Weights& w, const float* bias, bool relu, const Shape& input,
+                        int64_t tile) {
+  LAB_CHECK(tile > 0 && is_forward_patch_conv(conv, input), "{} on {} is not a patch convolution", conv.describe(),
             to_string(input));
   const Conv2dParams& p = conv.params();
   const Shape out = conv.output_shape(input);
   const PatchGeometry patch = patch_geometry(conv, input);
+  return TiledRun{.steps = {TileStep{.weight = w.weight.data(), .bias = bias, .relu = relu,
+                                     .chain = p.groups == 1 && chained(patch.rows(), p.out_channels),
+                                     .in = patch.rows(), .out = p.out_channels, .groups = p.groups}},
+                  .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
+                  .tile = tile, .widest = p.out_channels};
+}
+
+}  // namespace
+
+void add_patch_conv(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* x,
+                    bool use_bias, bool relu, float* y) {
+  const Conv2dParams& p = conv.params();
+  const int64_t rows = p.in_channels * p.kernel_h * p.kernel_w;  // the column tile's
   const float* bias = use_bias && !w.bias.empty() ? w.bias.data() : nullptr;
-  TiledRun r{.steps = {TileStep{w.weight.data(), bias, relu, p.groups == 1 && chained(patch.rows(), p.out_channels),
-                                patch.rows(), p.out_channels, nullptr, {}, p.groups}},
-             .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
-             .tile = tile_of_pair(patch.rows() + p.out_channels), .widest = p.out_channels};
-  add_tiled_run(pass, std::move(r), x, y);
+  add_tiled_run(pass, patch_conv_run(conv, w, bias, relu, input, tile_of_patch(rows, p.out_channels)), x, y);
 }
 
 void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const Shape& input, const float* s,
@@ -1134,19 +1147,14 @@ void add_patch_transpose(Pass& pass, const Conv2d& conv, const Weights& w, const
 
 // The TiledRun of the patch run `run` on `input` (add_patch_run).
 TiledRun patch_tiled_run(const std::vector<const Layer*>& run, const Shape& input, int64_t tile) {
-  LAB_CHECK(!run.empty() && tile > 0 && is_forward_patch_conv(*run.front(), input), "patch run of {} layers on {}",
-            run.size(), to_string(input));
+  LAB_CHECK(!run.empty() && run.front()->kind() == LayerKind::kConv2d, "patch run of {} layers on {}", run.size(),
+            to_string(input));
   const auto& conv = static_cast<const Conv2d&>(*run.front());
-  const Conv2dParams& p = conv.params();
-  const Shape out = conv.output_shape(input);
-  const PatchGeometry patch = patch_geometry(conv, input);
   const Weights& w = conv.weights();
-  TiledRun r{.steps = {TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false,
-                                p.groups == 1 && chained(patch.rows(), p.out_channels), patch.rows(), p.out_channels,
-                                &conv.sparse(), conv.bound(), p.groups}},
-             .batch = input[0], .pixels = out[2] * out[3], .in_numel = numel(input) / input[0], .patch = patch,
-             .tile = tile, .widest = p.out_channels};
-  append_tile_steps(run, 1, p.out_channels, r.steps, r.widest);
+  TiledRun r = patch_conv_run(conv, w, w.bias.empty() ? nullptr : w.bias.data(), false, input, tile);
+  r.steps[0].sparse = &conv.sparse();
+  r.steps[0].bound = conv.bound();
+  append_tile_steps(run, 1, conv.params().out_channels, r.steps, r.widest);
   return r;
 }
 
@@ -1282,11 +1290,18 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
   const Conv2d* head_conv = parts.head;
   if (parts.head != nullptr) {
     const Weights& w = parts.head->weights();
-    const int64_t out = parts.head->params().out_channels;
-    head = TileStep{w.weight.data(), w.bias.empty() ? nullptr : w.bias.data(), false, chained(patch->rows(), out),
-                    patch->rows(), out};
+    head = patch_conv_run(*parts.head, w, w.bias.empty() ? nullptr : w.bias.data(), false, input, tile).steps[0];
     LAB_CHECK(run.size() >= 2 && tile % 16 == 0, "patch trace of {} layers, tile {}", run.size(), tile);
   }
+  // Whether a step reads the bound of its input (`largest` below): a sparse one (its chains
+  // unchecked), or a convolution whose output is left out with a ReLU after it (fused); and the
+  // head's ReLU the same way (fused_head).
+  bool bounded = false;
+  for (size_t k = 0; k < steps.size(); ++k)
+    bounded = bounded || (steps[k].conv != nullptr &&
+                          ((sparse_weights() && !steps[k].conv->sparse().empty()) ||
+                           (outputs[k + o] == nullptr && k + 1 < steps.size() && steps[k + 1].conv == nullptr)));
+  const bool fused_head = patch && outputs[0] == nullptr && steps[0].conv == nullptr;
   // The patch convolution, its ReLU, a 1×1 convolution to one channel and its ReLU (or none), with
   // the inner outputs left out: the forward's fused patch kernel, the same bytes.
   const bool kernel = patch && (steps.size() == 2 || (steps.size() == 3 && steps[2].conv == nullptr)) &&
@@ -1304,11 +1319,12 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
       int slot = 0;  // the tile buffer the next output left out goes to (the other holds a)
       size_t k = 0;  // the next step
       // The largest magnitude of the next step's input (next_bound; after a patch convolution, from
-      // its column tile's below). It lets a sparse step run unchecked, and a convolution whose
-      // output is left out take the ReLU after it in its store: only where that output cannot be
-      // NaN does the ReLU's output tell its input's signs (a NaN input's bit is 1, as oneDNN's
-      // ReLU backward passes the signal there, and the ReLU writes +0).
-      double largest = patch ? std::numeric_limits<double>::infinity() : largest_magnitude(a, in[1], width, lda);
+      // its column tile's below; +∞ where no step reads it). It lets a sparse step run unchecked,
+      // and a convolution whose output is left out take the ReLU after it in its store: only where
+      // that output cannot be NaN does the ReLU's output tell its input's signs (a NaN input's bit
+      // is 1, as oneDNN's ReLU backward passes the signal there, and the ReLU writes +0).
+      double largest = std::numeric_limits<double>::infinity();
+      if (!patch && bounded) largest = largest_magnitude(a, in[1], width, lda);
       // The signs of the ReLU steps[r]'s input, row c of image n, tile p0.
       const auto mask_row = [&](size_t r, int64_t c) {
         uint8_t* m = masks[r + o];
@@ -1329,8 +1345,9 @@ void add_pointwise_sign_trace_run(Pass& pass, const std::vector<const Layer*>& r
                             PatchSigns{mask_row(0, 0), stride, steps.size() == 3 ? mask_row(2, 0) : nullptr});
           return true;
         }
-        largest = next_bound(head_conv->bound(), largest_magnitude(columns, patch->rows(), padded, padded));
-        const bool fused = outputs[0] == nullptr && steps[0].conv == nullptr && finite_bound(largest);
+        if (bounded || fused_head)
+          largest = next_bound(head_conv->bound(), largest_magnitude(columns, patch->rows(), padded, padded));
+        const bool fused = fused_head && finite_bound(largest);
         float* out = outputs[fused ? 1 : 0];
         out = out ? out + n * in[1] * pixels + p0 : nullptr;
         const bool direct = out != nullptr && padded == width;
@@ -1437,12 +1454,9 @@ void add_pointwise_sign_backward_run(Pass& pass, const std::vector<const Layer*>
           // dx (in×width) = weightsᵀ (in×out) · dy (out×width): the sgemm of oneDNN's 1×1
           // backward-data on nchw (pre-transposed weights would change the bytes), by
           // pointwise_gemm (its bytes).
-          const float* w = st.conv->weights().weight.data();
-          if (const int64_t groups = st.conv->params().groups; groups > 1)  // per group (is_run_pointwise)
-            ok = grouped_product(true, groups, st.out, width, st.in, w, g, ldg, b, ldb, nullptr, false) && ok;
-          else
-            ok = pointwise_gemm(true, st.in, width, st.out, w, st.in, g, ldg, b, ldb, nullptr, false,
-                                &st.conv->sparse_transposed()) && ok;
+          ok = conv_product(true, st.conv->params().groups, st.out, width, st.in, st.conv->weights().weight.data(), g,
+                            ldg, b, ldb, nullptr, false, &st.conv->sparse_transposed()) &&
+               ok;
         } else if (mode(k) == ReluBackward::kDeconv) {
           for (int64_t c = 0; c < st.out; ++c) clip_positive(g + c * ldg, b + c * ldb, width);
         } else if (inputs[k + o] != nullptr) {

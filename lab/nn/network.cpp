@@ -608,11 +608,8 @@ int64_t pointwise_tile(const std::vector<std::shared_ptr<const Layer>>& layers, 
   return tile_of_pair(widest_pair(layers, first, last, std::move(s)));
 }
 
-// Output pixels per tile of a patch run through layers [first, last) on `in` (patch_run.h): a
-// thread's whole scratch (layers.cpp's tile_buffers: the column tile of in·kh·kw rows and two
-// tile buffers of the run's widest layer) in a quarter of a core's L2. (Sized as pointwise_tile,
-// by the column tile and the convolution's output alone, multi-color-sum's first patch run took
-// 1,168 pixels and its forward 1.15–1.2 times as long as at 128 to 896.)
+// Output pixels per tile of a patch run through layers [first, last) on `in` (patch_run.h):
+// tile_of_patch of its column rows (in·kh·kw) and its widest layer.
 int64_t patch_tile(const std::vector<std::shared_ptr<const Layer>>& layers, size_t first, size_t last, const Shape& in) {
   const auto& p = static_cast<const Conv2d&>(*layers[first]).params();
   Shape s = layers[first]->output_shape(in);
@@ -621,7 +618,7 @@ int64_t patch_tile(const std::vector<std::shared_ptr<const Layer>>& layers, size
     s = layers[k]->output_shape(s);
     widest = std::max(widest, s[1]);
   }
-  return tile_of_pair(p.in_channels * p.kernel_h * p.kernel_w + 2 * widest);
+  return tile_of_patch(p.in_channels * p.kernel_h * p.kernel_w, widest);
 }
 
 // Whether the layer's backward-data reads neither its input nor its output (AffineLayer: W'ᵀ dy).
