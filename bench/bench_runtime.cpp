@@ -50,7 +50,9 @@
 //   by oneDNN's inner product on the whole batch (lab::set_linear_chains(false), the default before
 //   lab::linear_chain; other bytes, see lab/nn/linear_product.h), for fwd and f+b; "tiles-dense", tiles
 //   with sparse weights on the dense chains (lab::set_sparse_weights(false); same bytes), for fwd and
-//   f+b; "tiles-whole", tiles with every step on the whole batch
+//   f+b; "tiles-steps" (fwd), tiles with each sparse 1×1 step by lab::pointwise_gemm and no
+//   lab::SparseProgram (lab::set_sparse_programs(false), the default before programs; same
+//   bytes); "tiles-whole", tiles with every step on the whole batch
 //   (lab::set_sub_batch_budget(0)); "tiles+post-op",
 //   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
@@ -106,6 +108,7 @@
 #include "lab/nn/patch_kernel.h"
 #include "lab/nn/patch_run.h"
 #include "lab/nn/pointwise_gemm.h"
+#include "lab/nn/sparse_program.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
 
@@ -403,6 +406,7 @@ int main(int argc, char** argv) {
           bool remainders = true;  // false: dnnl_sgemm on the 3 to 5 rows left below the 6-row blocks (tiles-edges12)
           bool chains = true;  // false: the Linear layers' forward by oneDNN's inner product (tiles-ip)
           bool sparse = true;  // false: sparse weights by the dense chains (tiles-dense)
+          bool programs = true;  // false: every sparse step by pointwise_gemm, no SparseProgram (tiles-steps)
         };
         // The default path ("tiles") with one of its parts off.
         const auto tiles_without = [](const char* name, bool Mode::*part) {
@@ -415,6 +419,7 @@ int main(int argc, char** argv) {
                                 {"layers", true, layers}};
         modes.insert(modes.begin() + 1, tiles_without("tiles-onednn", &Mode::patch));
         if (!fb) modes.insert(modes.begin() + 2, tiles_without("tiles-runs", &Mode::fused));
+        if (!fb) modes.insert(modes.begin() + 1, tiles_without("tiles-steps", &Mode::programs));
         if (!fb) {
           modes.insert(modes.begin() + 3, tiles_without("tiles-unfused", &Mode::patch_kernel));
           modes.insert(modes.begin() + 4, tiles_without("tiles-edges12", &Mode::remainders));
@@ -452,6 +457,7 @@ int main(int argc, char** argv) {
             lab::set_pointwise_remainders(mode.fused && mode.remainders);
             lab::set_linear_chains(mode.chains);
             lab::set_sparse_weights(mode.sparse);
+            lab::set_sparse_programs(mode.programs);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         }
@@ -466,6 +472,7 @@ int main(int argc, char** argv) {
         lab::set_pointwise_remainders(true);
         lab::set_linear_chains(true);
         lab::set_sparse_weights(true);
+        lab::set_sparse_programs(true);
       }
     }
   }

@@ -26,6 +26,7 @@
 #include "lab/nn/patch_run.h"
 #include "lab/nn/patch_kernel.h"
 #include "lab/nn/pointwise_gemm.h"
+#include "lab/nn/sparse_program.h"
 #include "lab/nn/tile_loop.h"
 
 namespace lab {
@@ -966,12 +967,48 @@ struct TiledRun {
   int64_t batch = 0, pixels = 0, in_numel = 0;  // in_numel: the input's floats per image
   std::optional<PatchGeometry> patch;
   int64_t tile = 0, widest = 0;
+  // Steps [program_first, program_end) as one SparseProgram (attach_program), where it applies.
+  std::shared_ptr<const SparseProgram> program;
+  size_t program_first = 0, program_end = 0;
   // Floats of a thread's tile buffers: two of the widest step (the first reads x or the column
   // tile, the last writes y), then the column tile.
   int64_t scratch() const { return tile_buffers(widest, patch, tile); }
   int64_t out_numel() const { return steps.back().out * pixels; }
   int64_t tiles() const { return (pixels + tile - 1) / tile; }
 };
+
+// Whether a step can be one of a SparseProgram's: a 1×1 convolution of one group with the ReLU,
+// on sparse chains (finite_chains), within pointwise_gemm's kernel.
+bool program_step(const TileStep& st) {
+  return finite_chains(st) && st.groups == 1 && st.in <= 64 && st.out <= 64;
+}
+
+// Gives r the SparseProgram of its first two or more consecutive program steps from step `first`
+// on (the steps after a patch run's head), if they make one.
+void attach_program(TiledRun& r, size_t first) {
+  size_t k = first;
+  while (k < r.steps.size() && !program_step(r.steps[k])) ++k;
+  size_t e = k;
+  while (e < r.steps.size() && program_step(r.steps[e])) ++e;
+  if (e - k < 2) return;
+  std::vector<SparseStep> steps;
+  for (size_t i = k; i < e; ++i)
+    steps.push_back(SparseStep{r.steps[i].in, r.steps[i].out, r.steps[i].sparse, r.steps[i].bias});
+  r.program = SparseProgram::build(steps);
+  r.program_first = k;
+  r.program_end = e;
+}
+
+// Whether the run's program computes its steps on a tile of `width` columns whose first program
+// step's input is bounded by `bound` (step_bound): the columns all in full blocks of 16 (as its
+// rows' shapes assume), every step's input and output bounded by the largest float (the chains'
+// `finite`, and no ReLU meets a NaN), and the program's shapes still pointwise_gemm's.
+bool program_applies(const TiledRun& r, int64_t width, double bound) {
+  if (!r.program || !sparse_programs() || width % 16 != 0 || !finite_bound(bound)) return false;
+  for (size_t k = r.program_first; k < r.program_end; ++k)
+    if (!finite_bound(bound = step_bound(r.steps[k], bound))) return false;
+  return r.program->current();
+}
 
 // Tile [p0, p0 + width) of image n of the run r from x to y (whole-batch pointers); buffer: the
 // run's scratch(). False if an sgemm failed.
@@ -1018,9 +1055,18 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
   }
   for (size_t k = first; k < steps.size(); ++k) {
     const TileStep& st = steps[k];
+    const bool program = k == r.program_first && program_applies(r, width, input_bound);
+    if (program) k = r.program_end - 1;  // the program's last step writes the output of steps k..
     const bool last = k + 1 == steps.size();
     float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * r.widest * r.tile;
     const int64_t ldb = last ? pixels : width;
+    if (program) {
+      r.program->run(width, a, lda, b, ldb);
+      for (size_t i = r.program_first; i <= k; ++i) input_bound = step_bound(steps[i], input_bound);
+      a = b;
+      lda = ldb;
+      continue;
+    }
     if (st.weight != nullptr)
       ok = tile_product(st, width, a, lda, b, ldb, finite_bound(input_bound)) && ok;
     else
@@ -1053,6 +1099,7 @@ TiledRun pointwise_tiled_run(const std::vector<const Layer*>& run, const Shape& 
   TiledRun r{.batch = input[0], .pixels = input[2] * input[3], .in_numel = numel(input) / input[0], .tile = tile,
              .widest = input[1]};
   append_tile_steps(run, 0, input[1], r.steps, r.widest);
+  attach_program(r, 0);
   return r;
 }
 
@@ -1155,6 +1202,7 @@ TiledRun patch_tiled_run(const std::vector<const Layer*>& run, const Shape& inpu
   r.steps[0].sparse = &conv.sparse();
   r.steps[0].bound = conv.bound();
   append_tile_steps(run, 1, conv.params().out_channels, r.steps, r.widest);
+  attach_program(r, 1);
   return r;
 }
 

@@ -703,6 +703,15 @@ bool pointwise_columns_alike(int64_t m, int64_t k) {
   return left == 0 || kernel_edge(left);
 }
 
+RowChains finite_row_chains(int64_t m, int64_t k, int64_t i) {
+  if (m > kMaxRows || k > kMaxDepth || !pointwise_kernel()) return RowChains::kOther;
+  if (m == 1) return pointwise_edges() ? RowChains::kOne : RowChains::kOther;
+  const int64_t rows = block_rows(m), left = m - rows;
+  if (i < rows) return RowChains::kOne;
+  if (!kernel_edge(left)) return RowChains::kOther;
+  return left == 2 ? RowChains::kEvenOddRounded : left == 3 ? RowChains::kEvenOddFused : RowChains::kOne;
+}
+
 bool pointwise_gemm(bool trans, int64_t m, int64_t n, int64_t k, const float* w, int64_t ldw, const float* x,
                     int64_t ldx, float* y, int64_t ldy, const float* bias, bool relu, const SparseChains* sparse,
                     bool finite) {

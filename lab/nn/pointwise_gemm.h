@@ -115,6 +115,18 @@ void set_pointwise_edges(bool on);
 bool pointwise_remainders();
 void set_pointwise_remainders(bool on);
 
+/// The chains in which pointwise_gemm computes row i of a product of m rows and depth k with
+/// sparse chains, `finite` and the ReLU on columns that are all full blocks of 16 (n a multiple of
+/// 16): the blocks' one chain per element from +0 in order of the nonzero weights (kOne; also a
+/// product of one row, whose dense chain gives the same bytes under the ReLU, see SparseChains,
+/// and the four or five rows left below the blocks), the two rows' even and odd chains of rounded
+/// products (kEvenOddRounded) or the three rows' fused ones (kEvenOddFused), each then e + o, then
+/// the last product of an odd depth; kOther where dnnl_sgemm computes the row (m or k above 64,
+/// the kernel or its edges off, a single row left below blocks). Reads the switches above, so it
+/// answers for the moment it is called.
+enum class RowChains { kOne, kEvenOddRounded, kEvenOddFused, kOther };
+RowChains finite_row_chains(int64_t m, int64_t k, int64_t i);
+
 /// y (m×n, row stride ldy) = w (m×k, row stride ldw) · x (k×n, row stride ldx), then + bias[i] on
 /// row i (bias may be null), then the ReLU `v > 0 ? v : +0` if relu, every element by one chain:
 /// acc = +0, then acc = fma(w[i][j], x[j][p], acc) for j = 0, 1, ..., k − 1 (each a correctly
