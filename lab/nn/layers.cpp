@@ -977,26 +977,50 @@ struct TiledRun {
   int64_t tiles() const { return (pixels + tile - 1) / tile; }
 };
 
-// Whether a step can be one of a SparseProgram's: a 1×1 convolution of one group with the ReLU,
-// on sparse chains (finite_chains), within pointwise_gemm's kernel.
+// Whether a step can be one of a SparseProgram's: a 1×1 convolution with the ReLU within
+// pointwise_gemm's kernel, of one group on sparse chains (finite_chains), or of one output per
+// group (is_run_pointwise: one chain_gemm row per group, whose dense chain gives the bytes of its
+// nonzero weights' chain under the ReLU on finite inputs, see SparseChains).
 bool program_step(const TileStep& st) {
-  return finite_chains(st) && st.groups == 1 && st.in <= 64 && st.out <= 64;
+  if (st.weight == nullptr || !st.relu || st.chain || st.in > 64 || st.out > 64 || !sparse_weights()) return false;
+  return st.groups == 1 ? finite_chains(st) : st.out == st.groups;
 }
 
-// Gives r the SparseProgram of its first two or more consecutive program steps from step `first`
-// on (the steps after a patch run's head), if they make one.
+// The chains of a grouped step of one output per group (program_step) as one product's: row g
+// the nonzero weights of group g on its inputs.
+SparseChains group_chains(const TileStep& st) {
+  const int64_t per = st.in / st.groups;
+  std::vector<float> w(static_cast<size_t>(st.out * st.in), 0.0f);
+  for (int64_t g = 0; g < st.groups; ++g)
+    std::copy(st.weight + g * per, st.weight + (g + 1) * per, w.begin() + g * st.in + g * per);
+  return sparse_chains(st.out, st.in, w.data(), st.in, 1, 1, st.bias);
+}
+
+// Gives r the SparseProgram of its first two or more consecutive steps from step `first` on that
+// a program takes (program_step, SparseProgram::takes), if any.
 void attach_program(TiledRun& r, size_t first) {
-  size_t k = first;
-  while (k < r.steps.size() && !program_step(r.steps[k])) ++k;
-  size_t e = k;
-  while (e < r.steps.size() && program_step(r.steps[e])) ++e;
-  if (e - k < 2) return;
+  // The grouped steps' chains, while the program is built (it copies the weights).
+  std::vector<SparseChains> grouped;
+  grouped.reserve(r.steps.size());
   std::vector<SparseStep> steps;
-  for (size_t i = k; i < e; ++i)
-    steps.push_back(SparseStep{r.steps[i].in, r.steps[i].out, r.steps[i].sparse, r.steps[i].bias});
+  size_t k = first;
+  for (size_t i = first; i < r.steps.size(); ++i) {
+    const TileStep& st = r.steps[i];
+    const SparseChains* chains = st.sparse;
+    if (program_step(st) && st.groups > 1) chains = &grouped.emplace_back(group_chains(st));
+    const SparseStep step{st.in, st.out, chains, st.bias, st.groups};
+    if (program_step(st) && SparseProgram::takes(step)) {
+      steps.push_back(step);
+      continue;
+    }
+    if (steps.size() >= 2) break;
+    steps.clear();
+    k = i + 1;
+  }
+  if (steps.size() < 2) return;
   r.program = SparseProgram::build(steps);
   r.program_first = k;
-  r.program_end = e;
+  r.program_end = k + steps.size();
 }
 
 // Whether the run's program computes its steps on a tile of `width` columns whose first program
@@ -1008,6 +1032,38 @@ bool program_applies(const TiledRun& r, int64_t width, double bound) {
   for (size_t k = r.program_first; k < r.program_end; ++k)
     if (!finite_bound(bound = step_bound(r.steps[k], bound))) return false;
   return r.program->current();
+}
+
+// run_tile's steps from `first` on (below): step first's input a (row stride lda), of largest magnitude
+// input_bound (step_bound; +∞: unknown).
+bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, float* y, int64_t n, int64_t p0,
+               int64_t width, float* buffer, double input_bound) {
+  const std::vector<TileStep>& steps = r.steps;
+  const int64_t out_channels = steps.back().out, pixels = r.pixels;
+  bool ok = true;
+  for (size_t k = first; k < steps.size(); ++k) {
+    const TileStep& st = steps[k];
+    const bool program = k == r.program_first && program_applies(r, width, input_bound);
+    if (program) k = r.program_end - 1;  // the program's last step writes the output of steps k..
+    const bool last = k + 1 == steps.size();
+    float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * r.widest * r.tile;
+    const int64_t ldb = last ? pixels : width;
+    if (program) {
+      r.program->run(width, a, lda, b, ldb);
+      for (size_t i = r.program_first; i <= k; ++i) input_bound = step_bound(steps[i], input_bound);
+      a = b;
+      lda = ldb;
+      continue;
+    }
+    if (st.weight != nullptr)
+      ok = tile_product(st, width, a, lda, b, ldb, finite_bound(input_bound)) && ok;
+    else
+      for (int64_t c = 0; c < st.out; ++c) relu_row(a + c * lda, b + c * ldb, width);
+    input_bound = step_bound(st, input_bound);
+    a = b;
+    lda = ldb;
+  }
+  return ok;
 }
 
 // Tile [p0, p0 + width) of image n of the run r from x to y (whole-batch pointers); buffer: the
@@ -1036,8 +1092,18 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
       return true;
     }
     double bound = std::numeric_limits<double>::infinity();
-    if (std::any_of(steps.begin(), steps.end(), finite_chains))
+    if (r.program || std::any_of(steps.begin(), steps.end(), finite_chains))
       bound = largest_magnitude(columns, steps[0].in, padded, padded);
+    // The program from the patch convolution on (width a multiple of 16: padded is width).
+    if (r.program_first == 0 && program_applies(r, width, bound)) {
+      const size_t end = r.program_end;
+      const bool last = end == steps.size();
+      float* out = last ? y + (n * out_channels) * pixels + p0 : buffer + ((end - 1) % 2) * r.widest * r.tile;
+      r.program->run(width, columns, padded, out, last ? pixels : width);
+      if (last) return true;
+      for (size_t k = 0; k < end; ++k) bound = step_bound(steps[k], bound);
+      return run_steps(r, end, out, width, y, n, p0, width, buffer, bound);
+    }
     // The run's only step writes y's columns: directly where the tile needs no padding, else
     // through tile buffer 0.
     const bool direct = steps.size() == 1 && padded == width;
@@ -1050,33 +1116,12 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
     a = buffer;
     lda = padded;
     first = 1;
-  } else if (std::any_of(steps.begin(), steps.end(), finite_chains)) {
+  } else if (r.program || std::any_of(steps.begin(), steps.end(), finite_chains)) {
     input_bound = largest_magnitude(a, in_channels, width, lda);
   }
-  for (size_t k = first; k < steps.size(); ++k) {
-    const TileStep& st = steps[k];
-    const bool program = k == r.program_first && program_applies(r, width, input_bound);
-    if (program) k = r.program_end - 1;  // the program's last step writes the output of steps k..
-    const bool last = k + 1 == steps.size();
-    float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * r.widest * r.tile;
-    const int64_t ldb = last ? pixels : width;
-    if (program) {
-      r.program->run(width, a, lda, b, ldb);
-      for (size_t i = r.program_first; i <= k; ++i) input_bound = step_bound(steps[i], input_bound);
-      a = b;
-      lda = ldb;
-      continue;
-    }
-    if (st.weight != nullptr)
-      ok = tile_product(st, width, a, lda, b, ldb, finite_bound(input_bound)) && ok;
-    else
-      for (int64_t c = 0; c < st.out; ++c) relu_row(a + c * lda, b + c * ldb, width);
-    input_bound = step_bound(st, input_bound);
-    a = b;
-    lda = ldb;
-  }
-  return ok;
+  return run_steps(r, first, a, lda, y, n, p0, width, buffer, input_bound) && ok;
 }
+
 
 // add_tiled_sequence takes whole images per thread from this many images per thread on (fewer:
 // the threads would wait for each other at the end on unequal shares of images).
@@ -1202,7 +1247,7 @@ TiledRun patch_tiled_run(const std::vector<const Layer*>& run, const Shape& inpu
   r.steps[0].sparse = &conv.sparse();
   r.steps[0].bound = conv.bound();
   append_tile_steps(run, 1, conv.params().out_channels, r.steps, r.widest);
-  attach_program(r, 1);
+  attach_program(r, 0);
   return r;
 }
 

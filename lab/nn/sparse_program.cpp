@@ -167,6 +167,11 @@ __attribute__((target("avx2,fma"))) void run_strip(const std::vector<Row>& rows,
   }
 }
 
+// The chains pointwise_gemm gives row i of the step (a grouped step's: its group's one row).
+RowChains row_chains(const SparseStep& st, int64_t i) {
+  return st.groups == 1 ? finite_row_chains(st.out, st.in, i) : finite_row_chains(1, st.in / st.groups, 0);
+}
+
 bool avx2_fma() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
@@ -182,6 +187,15 @@ bool sparse_programs() { return programs_set.load(); }
 
 void set_sparse_programs(bool on) { programs_set.store(on); }
 
+bool SparseProgram::takes(const SparseStep& st) {
+  if (st.chains == nullptr || st.chains->empty() || st.chains->chains != st.out || st.chains->depth != st.in ||
+      (st.groups != 1 && st.groups != st.out) || st.in % st.groups != 0)
+    return false;
+  for (int64_t i = 0; i < st.out; ++i)
+    if (row_chains(st, i) == RowChains::kOther) return false;
+  return true;
+}
+
 std::unique_ptr<SparseProgram> SparseProgram::build(const std::vector<SparseStep>& steps) {
   // pointwise_gemm runs its kernel only with AVX2 (finite_row_chains: kOther without), and so
   // does the program.
@@ -195,13 +209,8 @@ std::unique_ptr<SparseProgram> SparseProgram::build(const std::vector<SparseStep
   std::vector<std::vector<int32_t>> reader(n);
   for (size_t l = 0; l < n; ++l) {
     const SparseStep& st = steps[l];
-    if (st.chains == nullptr || st.chains->empty() || st.chains->chains != st.out || st.chains->depth != st.in ||
-        (l > 0 && st.in != steps[l - 1].out))
-      return nullptr;
-    for (int64_t i = 0; i < st.out; ++i) {
-      shape[l].push_back(finite_row_chains(st.out, st.in, i));
-      if (shape[l].back() == RowChains::kOther) return nullptr;
-    }
+    if (!takes(st) || (l > 0 && st.in != steps[l - 1].out)) return nullptr;
+    for (int64_t i = 0; i < st.out; ++i) shape[l].push_back(row_chains(st, i));
     uses[l].assign(static_cast<size_t>(st.in), 0);
   }
   // finite_row_chains reads these three switches alone.

@@ -35,11 +35,14 @@ bool sparse_programs();
 void set_sparse_programs(bool on);
 
 /// One step of a program: `out` rows of `in` inputs, its nonzero weights (a 1×1 convolution's
-/// Conv2d::sparse(), not empty) and its bias (null: none); the ReLU follows every step.
+/// Conv2d::sparse(), not empty) and its bias (null: none); the ReLU follows every step. A grouped
+/// convolution of one output per group (`groups` = out, pointwise_gemm on each group's one row):
+/// its groups' weights as one product's chains, row g on group g's inputs.
 struct SparseStep {
   int64_t in = 0, out = 0;
   const SparseChains* chains = nullptr;
   const float* bias = nullptr;
+  int64_t groups = 1;
 };
 
 class SparseProgram {
@@ -48,6 +51,10 @@ class SparseProgram {
   /// pointwise_gemm gives them now (finite_row_chains); null where a row has none of its shapes
   /// (kOther) or the steps' shapes do not chain.
   static std::unique_ptr<SparseProgram> build(const std::vector<SparseStep>& steps);
+
+  /// Whether a step can be one of a program's now: chains of its shape, and every row in one of
+  /// the shapes a program computes (finite_row_chains not kOther).
+  static bool takes(const SparseStep& step);
 
   /// Whether the program still gives pointwise_gemm's bytes: the row shapes it was built with are
   /// those of now (the switches of pointwise_gemm.h read again) and sparse_weights().

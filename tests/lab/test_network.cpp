@@ -337,7 +337,9 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
   // lone last row), one weight of 2⁻¹⁰⁰ (its chain's −0 case under tiny inputs), a step without
   // the ReLU (checked strip by strip). Inputs: ordinary values with zeros, −0 and values down to
   // 2⁻¹⁴⁹; the same with ±∞ and NaN (no bound: every strip checked); with 10³⁸ (a bound beyond
-  // the largest float after a step: its later steps checked).
+  // the largest float after a step: its later steps checked). Where two or more such steps follow
+  // each other (c0 to c3 here, p0 to p2), a SparseProgram runs them on the tiles of a multiple of
+  // 16 pixels, on those bounded inputs only.
   std::mt19937 rng(23);
   std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
   std::uniform_int_distribution<int> exponent(-3, 3);
@@ -365,8 +367,9 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
   net.add("r4", std::make_shared<lab::ReLU>());
   net.add("c5", sparse_conv(7, 6, 1, false));
   REQUIRE_FALSE(static_cast<const lab::Conv2d&>(net.layer(0)).sparse().empty());
-  // A patch run: a 2×2 patch convolution (weights up to 4: 10³⁸ overflows there), then sparse steps.
-  lab::Network patch({3, 50, 38});
+  // A patch run: a 2×2 patch convolution (weights up to 4: 10³⁸ overflows there), then sparse steps;
+  // 32 × 19 windows, so that every tile is a multiple of 16 pixels (where a SparseProgram runs).
+  lab::Network patch({3, 64, 38});
   Tensor pw = testnets::random_tensor({10, 3, 2, 2}, rng, -4.0f, 4.0f);
   for (int64_t i = 0; i < pw.numel(); ++i)
     if (i % 5 < 3) pw[i] = 0.0f;  // 2 of 5 nonzero: the head's chains for finite inputs (Conv2d::sparse)
@@ -379,8 +382,35 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
   patch.add("q1", std::make_shared<lab::ReLU>());
   patch.add("p2", sparse_conv(12, 5, 3, false));
   patch.add("q2", std::make_shared<lab::ReLU>());
-  REQUIRE(lab::is_patch_conv(patch.layer(0), {1, 3, 50, 38}));
+  REQUIRE(lab::is_patch_conv(patch.layer(0), {1, 3, 64, 38}));
   REQUIRE_FALSE(static_cast<const lab::Conv2d&>(patch.layer(0)).sparse().empty());
+  // Sparse steps with grouped 1×1 convolutions of one output per group between them, and a patch
+  // run of a sparse head then such a sum (multi-color-sum's): the steps of one SparseProgram each
+  // (lab/nn/sparse_program.h), a group's row its group's weights (a zero among them), its bias or
+  // none.
+  const auto sum_conv = [&](int64_t in, int64_t groups, bool bias) {
+    Tensor w = testnets::random_tensor({groups, in / groups, 1, 1}, rng, -2.0f, 2.0f);
+    w[1] = 0.0f;
+    return std::make_shared<lab::Conv2d>(lab::Conv2dParams{.in_channels = in, .out_channels = groups, .groups = groups},
+                                         w, bias ? testnets::random_tensor({groups}, rng) : Tensor());
+  };
+  lab::Network summed({3, 50, 37});
+  summed.add("c0", sparse_conv(3, 24, 1, false));
+  summed.add("r0", std::make_shared<lab::ReLU>());
+  summed.add("g1", sum_conv(24, 4, true));
+  summed.add("r1", std::make_shared<lab::ReLU>());
+  summed.add("c2", sparse_conv(4, 12, 2, false));
+  summed.add("r2", std::make_shared<lab::ReLU>());
+  summed.add("g3", sum_conv(12, 3, false));
+  summed.add("r3", std::make_shared<lab::ReLU>());
+  lab::Network patch_sum({3, 64, 38});
+  patch_sum.add("p0", std::make_shared<lab::Conv2d>(
+                          lab::Conv2dParams{.in_channels = 3, .out_channels = 10, .kernel_h = 2, .kernel_w = 2,
+                                            .stride_h = 2, .stride_w = 2},
+                          pw, testnets::random_tensor({10}, rng)));
+  patch_sum.add("q0", std::make_shared<lab::ReLU>());
+  patch_sum.add("g1", sum_conv(10, 2, true));
+  patch_sum.add("q1", std::make_shared<lab::ReLU>());
   Tensor ordinary = testnets::random_tensor({3, 3, 50, 37}, rng, -3.0f, 3.0f);
   for (int64_t i = 0; i < ordinary.numel(); i += 11)
     ordinary[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : std::ldexp(1.0f, -149 + static_cast<int>(i % 40));
@@ -434,9 +464,11 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
     const int input = x == &ordinary ? 0 : x == &special ? 1 : 2;  // ordinary, special, huge
     CAPTURE(input);
     same_bytes(net, *x, {2, 4, 6, 8, 10, net.size()});
-    Tensor even({3, 3, 50, 38});
+    Tensor even({3, 3, 64, 38});
     for (int64_t i = 0; i < even.numel(); ++i) even[i] = (*x)[i % x->numel()];
     same_bytes(patch, even, {2, 4, patch.size()});
+    same_bytes(summed, *x, {2, 4, 6, summed.size()});
+    same_bytes(patch_sum, even, {2, patch_sum.size()});
   }
 }
 

@@ -162,6 +162,45 @@ TEST_CASE("sparse programs: multi-color-sum's detector") {
   }
 }
 
+TEST_CASE("sparse programs: grouped steps of one output per group") {
+  // A grouped 1×1 convolution of one output per group, as a tiled run computes it: one
+  // pointwise_gemm row per group (its dense chain over the group's inputs, a zero weight among
+  // them); in a program, its groups' weights as one product's chains (row g on group g's inputs).
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  int64_t mismatches = 0, tried = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int64_t groups = 1 + trial % 6, per = 1 + (trial * 7) % 9, width = trial % 2 == 0 ? 80 : 736;
+    const std::vector<Step> first = {random_step(1 + trial % 5, groups * per, rng)};
+    if (!lab::SparseProgram::takes(program_steps(first)[0])) continue;  // 7, 13, ... rows
+    ++tried;
+    std::vector<float> gw(static_cast<size_t>(groups * per)), bias(static_cast<size_t>(groups));
+    for (float& v : gw) v = normal(rng);
+    gw[0] = 0.0f;
+    for (float& v : bias) v = normal(rng);
+    std::vector<float> block(static_cast<size_t>(groups * groups * per), 0.0f);  // the groups as one product
+    for (int64_t g = 0; g < groups; ++g)
+      std::copy(gw.begin() + g * per, gw.begin() + (g + 1) * per, block.begin() + g * groups * per + g * per);
+    const lab::SparseChains chains =
+        lab::sparse_chains(groups, groups * per, block.data(), groups * per, 1, 1, bias.data());
+    std::vector<lab::SparseStep> steps = program_steps(first);
+    steps.push_back({groups * per, groups, &chains, bias.data(), groups});
+    const auto program = lab::SparseProgram::build(steps);
+    REQUIRE(program != nullptr);
+    const std::vector<float> x = random_input(first[0].in, width, rng);
+    const std::vector<float> mid = by_steps(first, width, x, width);
+    std::vector<float> expected(static_cast<size_t>(groups * width));
+    for (int64_t g = 0; g < groups; ++g)
+      REQUIRE(lab::pointwise_gemm(false, 1, width, per, gw.data() + g * per, per, mid.data() + g * per * width, width,
+                                  expected.data() + g * width, width, bias.data() + g, true, nullptr, true));
+    std::vector<float> y(expected.size());
+    program->run(width, x.data(), width, y.data(), width);
+    mismatches += std::memcmp(y.data(), expected.data(), sizeof(float) * y.size()) == 0 ? 0 : 1;
+  }
+  CHECK(mismatches == 0);
+  CHECK(tried >= 50);
+}
+
 TEST_CASE("sparse programs: where they do not apply") {
   std::mt19937 rng(3);
   // 7 rows: pointwise_gemm leaves one row below a block and runs dnnl_sgemm on the last 7.
@@ -178,6 +217,13 @@ TEST_CASE("sparse programs: where they do not apply") {
   broken = program_steps(steps);
   broken[1].chains = nullptr;
   CHECK(lab::SparseProgram::build(broken) == nullptr);
+  CHECK_FALSE(lab::SparseProgram::takes(broken[1]));
+  CHECK_FALSE(lab::SparseProgram::takes(program_steps(seven)[0]));
+  CHECK(lab::SparseProgram::takes(program_steps(seven)[1]));
+  // Groups of more than one output: not a program's.
+  broken = program_steps(steps);
+  broken[0].groups = 3;
+  CHECK_FALSE(lab::SparseProgram::takes(broken[0]));
   // Built with pointwise_gemm's switches as they are: no longer current once one changes (the
   // rows' shapes may change), nor without sparse weights.
   const auto program = lab::SparseProgram::build(program_steps(steps));
