@@ -1049,7 +1049,9 @@ bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, flo
     float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * r.widest * r.tile;
     const int64_t ldb = last ? pixels : width;
     if (program) {
-      r.program->run(width, a, lda, b, ldb);
+      // A pointwise run's input comes from memory: its next tile asked for meanwhile (multi-color-
+      // sum's forward at batch 32: 0.85–1.08 of the time without over 8 process pairs, median 0.90).
+      r.program->run(width, a, lda, b, ldb, r.program_first == 0 && !r.patch ? width : 0);
       for (size_t i = r.program_first; i <= k; ++i) input_bound = step_bound(steps[i], input_bound);
       a = b;
       lda = ldb;

@@ -346,7 +346,7 @@ bool SparseProgram::current() const {
          pointwise_remainders() == switches_[2];
 }
 
-void SparseProgram::run(int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy) const {
+void SparseProgram::run(int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ahead) const {
   thread_local std::vector<float> scratch;
   constexpr int64_t kStrip = 64;
   const size_t need = static_cast<size_t>(slots_ * kStrip);
@@ -358,7 +358,13 @@ void SparseProgram::run(int64_t cols, const float* x, int64_t ldx, float* y, int
     for (int64_t r = 0; r < outputs_; ++r) ptr[inputs_ + r] = y + r * ldy + p;
   };
   int64_t p = 0;
-  for (; p + kStrip <= cols; p += kStrip) place(p), run_strip<8>(rows_, terms_.data(), kids_.data(), ptr);
+  for (; p + kStrip <= cols; p += kStrip) {
+    if (ahead > 0)
+      for (int64_t c = 0; c < inputs_; ++c)
+        for (int64_t l = 0; l < kStrip; l += 16)  // a cache line of 16 floats
+          _mm_prefetch(reinterpret_cast<const char*>(x + c * ldx + p + ahead + l), _MM_HINT_T0);
+    place(p), run_strip<8>(rows_, terms_.data(), kids_.data(), ptr);
+  }
   for (; p < cols; p += 16) place(p), run_strip<2>(rows_, terms_.data(), kids_.data(), ptr);
 }
 

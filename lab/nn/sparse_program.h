@@ -63,8 +63,9 @@ class SparseProgram {
   /// y (the last step's out rows, row stride ldy) = the steps on x (the first step's in rows,
   /// row stride ldx) on `cols` columns, a multiple of 16. The caller knows every value of x
   /// finite and every step's output bounded by the largest float (pointwise_gemm's `finite`
-  /// for each step, and no row's value overflows).
-  void run(int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy) const;
+  /// for each step, and no row's value overflows). ahead > 0: strip by strip, x's rows `ahead`
+  /// columns further on are asked into the cache too (a tiled run's next tile, read from memory).
+  void run(int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ahead = 0) const;
 
   /// Counts for tests and benchmarks: rows computed in registers where they are read, rows stored
   /// in slots (the last step's included), slots.
