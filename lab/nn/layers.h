@@ -243,7 +243,10 @@ bool is_run_pointwise(const Layer& layer);
 /// of layer by layer: `tile` pixels of one image through every layer while they are in cache, so
 /// only x and y travel to memory. A 1×1 convolution is one oneDNN sgemm on the tile (out×in
 /// weights times in×tile pixels), then its bias is added; a ReLU is max(x, 0) on the tile. The
-/// tiles are spread over the runtime's OpenMP threads, each sgemm on one thread.
+/// tiles are spread over the runtime's OpenMP threads, each sgemm on one thread. Two or more
+/// consecutive sparse 1×1 steps with their ReLUs (a patch run's head on its column tile included)
+/// run as one lab::SparseProgram (lab/nn/sparse_program.h) on the tiles of a multiple of 16 pixels
+/// whose input bounds them: the same bytes, the rows read once never stored.
 ///
 /// Same bytes as the layer-by-layer forward (add_forward of every layer): oneDNN's gemm
 /// convolution of a 1×1 kernel on nchw is the same sgemm on a range of pixels (beta 0), with the
