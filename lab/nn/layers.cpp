@@ -838,6 +838,49 @@ void deinterleave(const float* src, float* d0, float* d1, int64_t len) {
   }
 }
 
+// The largest magnitude's bits (the sign cleared, so ordered as the magnitudes; above 0x7f7fffff:
+// ∞ or NaN) of the values passing through a copy, as lab::largest_magnitude measures them.
+struct Magnitudes {
+  uint32_t top = 0;
+  void add(float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    top = std::max(top, bits & 0x7fffffffu);
+  }
+  // The largest magnitude, +∞ if a value was not finite.
+  float largest() const {
+    if (top > 0x7f7fffffu) return std::numeric_limits<float>::infinity();
+    float v;
+    std::memcpy(&v, &top, sizeof v);
+    return v;
+  }
+};
+
+// deinterleave_avx2 that also adds the values to m (a patch run's bound, without a second pass
+// over its column tile).
+__attribute__((target("avx2"))) void deinterleave_measured(const float* src, float* d0, float* d1, int64_t len,
+                                                           Magnitudes& m) {
+  const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+  __m256i high = _mm256_setzero_si256();
+  int64_t t = 0;
+  for (; t + 8 <= len; t += 8) {
+    const __m256 a = _mm256_loadu_ps(src + 2 * t), b = _mm256_loadu_ps(src + 2 * t + 8);
+    high = _mm256_max_epi32(high, _mm256_and_si256(_mm256_castps_si256(a), magnitude));
+    high = _mm256_max_epi32(high, _mm256_and_si256(_mm256_castps_si256(b), magnitude));
+    const __m256d even = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88));
+    const __m256d odd = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD));
+    _mm256_storeu_ps(d0 + t, _mm256_castpd_ps(_mm256_permute4x64_pd(even, 0xD8)));
+    _mm256_storeu_ps(d1 + t, _mm256_castpd_ps(_mm256_permute4x64_pd(odd, 0xD8)));
+  }
+  alignas(32) uint32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), high);
+  for (const uint32_t bits : lanes) m.top = std::max(m.top, bits);
+  for (; t < len; ++t) {
+    m.add(d0[t] = src[2 * t]);
+    m.add(d1[t] = src[2 * t + 1]);
+  }
+}
+
 // dst[2t] = s0[t], dst[2t + 1] = s1[t] for t < len: two column rows of a 2-wide window row back
 // into the row (deinterleave's inverse, a copy). With AVX2 eight of each per step, the rest one at
 // a time.
@@ -870,14 +913,22 @@ struct PatchGeometry {
   int64_t channels = 0, h = 0, w = 0, kh = 1, kw = 1, ow = 1;
   int64_t rows() const { return channels * kh * kw; }
   // Writes columns [p0, p0 + width) of image `image` (C×H×W floats) into col (rows × ld, ld ≥
-  // width), and zeros into its columns [width, ld).
-  void gather(const float* image, int64_t p0, int64_t width, int64_t ld, float* col) const {
+  // width), and zeros into its columns [width, ld). With `largest`, also the largest magnitude of
+  // the columns (lab::largest_magnitude's, +∞ if one is not finite), measured as 2-wide windows
+  // are copied.
+  void gather(const float* image, int64_t p0, int64_t width, int64_t ld, float* col, float* largest = nullptr) const {
+    Magnitudes m;
+    const bool measured = largest != nullptr && kw == 2 && has_avx2();
     for (int64_t p = p0; p < p0 + width;) {
       const int64_t oy = p / ow, ox0 = p % ow, len = std::min(ow - ox0, p0 + width - p);
       for (int64_t c = 0; c < channels; ++c)
         for (int64_t i = 0; i < kh; ++i) {
           const float* src = image + (c * h + oy * kh + i) * w + ox0 * kw;
           float* dst0 = col + (c * kh + i) * kw * ld + (p - p0);
+          if (measured) {
+            deinterleave_measured(src, dst0, dst0 + ld, len, m);
+            continue;
+          }
           if (kw == 2) {
             deinterleave(src, dst0, dst0 + ld, len);
             continue;
@@ -891,6 +942,7 @@ struct PatchGeometry {
     }
     if (ld > width)
       for (int64_t r = 0; r < rows(); ++r) std::fill(col + r * ld + width, col + (r + 1) * ld, 0.0f);
+    if (largest != nullptr) *largest = measured ? m.largest() : largest_magnitude(col, rows(), ld, ld);
   }
   // gather's inverse on columns [p0, p0 + width) of an image of oh × ow windows: col (rows × ld,
   // its column t the pixel p0 + t) into image (C×H×W), x[c][oy·kh + i][ox·kw + j] =
@@ -1087,7 +1139,10 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
     // run's only step.
     const int64_t padded = (width + 15) / 16 * 16;
     float* columns = buffer + 2 * r.widest * r.tile;
-    r.patch->gather(x + n * r.in_numel, p0, width, padded, columns);
+    // The columns' largest magnitude where a step can use it (measured as they are gathered).
+    float largest = std::numeric_limits<float>::infinity();
+    const bool bounded = r.program || std::any_of(steps.begin(), steps.end(), finite_chains);
+    r.patch->gather(x + n * r.in_numel, p0, width, padded, columns, bounded ? &largest : nullptr);
     // A patch convolution to 6 or 8 channels, then a 1×1 convolution to one: the fused kernel
     // (lab/nn/patch_kernel.h), the same bytes without storing the channels.
     if (steps.size() == 2 && !steps[0].chain && steps[0].groups == 1 && steps[1].weight != nullptr &&
@@ -1096,9 +1151,7 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
                         steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, y + n * pixels + p0);
       return true;
     }
-    double bound = std::numeric_limits<double>::infinity();
-    if (r.program || std::any_of(steps.begin(), steps.end(), finite_chains))
-      bound = largest_magnitude(columns, steps[0].in, padded, padded);
+    double bound = largest;
     // The program from the patch convolution on (width a multiple of 16: padded is width).
     if (r.program_first == 0 && program_applies(r, width, bound)) {
       const size_t end = r.program_end;
