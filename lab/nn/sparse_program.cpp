@@ -289,8 +289,7 @@ std::unique_ptr<SparseProgram> SparseProgram::build(const std::vector<SparseStep
         k.first = static_cast<int32_t>(pr->terms_.size());
         k.count = static_cast<int32_t>(kts.size());
         pr->terms_.insert(pr->terms_.end(), kts.begin(), kts.end());
-        k.has_bias = steps[l - 1].bias != nullptr;
-        k.bias = k.has_bias ? steps[l - 1].bias[j] : 0.0f;
+        k.bias = steps[l - 1].bias != nullptr ? steps[l - 1].bias[j] : 0.0f;  // none: +0 (bias_relu)
         t.kid = static_cast<int32_t>(pr->kids_.size());
         pr->kids_.push_back(k);
         ++pr->inline_rows_;
@@ -321,8 +320,7 @@ std::unique_ptr<SparseProgram> SparseProgram::build(const std::vector<SparseStep
     if (slot[l][i] >= 0) return slot[l][i];
     Row row{.shape = shape[l][i]};
     row_terms(l, i, row);
-    row.has_bias = steps[l].bias != nullptr;
-    row.bias = row.has_bias ? steps[l].bias[i] : 0.0f;
+    row.bias = steps[l].bias != nullptr ? steps[l].bias[i] : 0.0f;  // none: +0 (bias_relu)
     if (l + 1 == n) {
       row.out = static_cast<int32_t>(pr->inputs_) + static_cast<int32_t>(i);
     } else if (!free_slots.empty()) {

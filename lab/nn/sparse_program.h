@@ -9,7 +9,7 @@
 /// detector (60, 30, 15, 5 and 6 channels of one to three nonzero weights per row) stores 116 rows
 /// per pixel. On a core that stores one vector per cycle, that, the per-row loop and the rows'
 /// bias adds and ReLUs on the two adding pipes bound it well below its multiply-adds' peak. A
-/// program keeps the rows read once in registers (the detector's 60 + 15 of its 116) and runs
+/// program keeps the rows read once in registers (the detector's 60 + 12 of its 116) and runs
 /// each row on the strip's 64 pixels at once.
 ///
 /// Every row is the chain pointwise_gemm gives it (lab::finite_row_chains): one fused
@@ -83,8 +83,7 @@ class SparseProgram {
     RowChains shape = RowChains::kOne;
     int32_t first = 0, count = 0;  // its terms: terms_[first, first + count)
     int32_t evens = 0, odds = 0;   // even/odd rows: the first `evens` terms, then `odds`, then the last
-    float bias = 0.0f;
-    bool has_bias = false;
+    float bias = 0.0f;  // +0 where the step has none
     int32_t out = 0;  // its slot
   };
 
