@@ -25,7 +25,7 @@ constexpr int64_t kMaxKidTerms = 3;
 // A chain's step as pointwise_gemm's shapes take it: fused (the blocks', three rows') or a rounded
 // product added (two rows').
 template <bool kFused>
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 term(__m256 w, __m256 x, __m256 acc) {
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 chain_step(__m256 w, __m256 x, __m256 acc) {
   if constexpr (kFused) return _mm256_fmadd_ps(w, x, acc);
   else return _mm256_add_ps(acc, _mm256_mul_ps(w, x));
 }
@@ -139,18 +139,18 @@ __attribute__((target("avx2,fma"))) void even_odd_row(const Row& row, const Term
     for (int32_t t = 0; t < row.evens; ++t) {
       const __m256 w = _mm256_broadcast_ss(&even[t].weight);
       const float* x = ptr[even[t].slot] + 8 * h;
-      for (int v = 0; v < kPart; ++v) e[v] = term<kFused>(w, _mm256_loadu_ps(x + 8 * v), e[v]);
+      for (int v = 0; v < kPart; ++v) e[v] = chain_step<kFused>(w, _mm256_loadu_ps(x + 8 * v), e[v]);
     }
     for (int32_t t = 0; t < row.odds; ++t) {
       const __m256 w = _mm256_broadcast_ss(&odd[t].weight);
       const float* x = ptr[odd[t].slot] + 8 * h;
-      for (int v = 0; v < kPart; ++v) o[v] = term<kFused>(w, _mm256_loadu_ps(x + 8 * v), o[v]);
+      for (int v = 0; v < kPart; ++v) o[v] = chain_step<kFused>(w, _mm256_loadu_ps(x + 8 * v), o[v]);
     }
     for (int v = 0; v < kPart; ++v) e[v] = _mm256_add_ps(e[v], o[v]);
     if (last != nullptr) {
       const __m256 w = _mm256_broadcast_ss(&last->weight);
       const float* x = ptr[last->slot] + 8 * h;
-      for (int v = 0; v < kPart; ++v) e[v] = term<kFused>(w, _mm256_loadu_ps(x + 8 * v), e[v]);
+      for (int v = 0; v < kPart; ++v) e[v] = chain_step<kFused>(w, _mm256_loadu_ps(x + 8 * v), e[v]);
     }
     for (int v = 0; v < kPart; ++v) _mm256_storeu_ps(y + 8 * (h + v), bias_relu(e[v], b));
   }
@@ -172,7 +172,7 @@ RowChains row_chains(const SparseStep& st, int64_t i) {
   return st.groups == 1 ? finite_row_chains(st.out, st.in, i) : finite_row_chains(1, st.in / st.groups, 0);
 }
 
-bool avx2_fma() {
+bool program_isa() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
 }
@@ -199,7 +199,7 @@ bool SparseProgram::takes(const SparseStep& st) {
 std::unique_ptr<SparseProgram> SparseProgram::build(const std::vector<SparseStep>& steps) {
   // pointwise_gemm runs its kernel only with AVX2 (finite_row_chains: kOther without), and so
   // does the program.
-  if (steps.empty() || !avx2_fma()) return nullptr;
+  if (steps.empty() || !program_isa()) return nullptr;
   auto pr = std::make_unique<SparseProgram>();
   const size_t n = steps.size();
   // shape[l][i]: step l's row i's chains; uses[l][j]: the rows that read step l's input j;
