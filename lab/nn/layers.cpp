@@ -812,32 +812,6 @@ void append_tile_steps(const std::vector<const Layer*>& run, size_t first, int64
   }
 }
 
-// d0[t] = src[2t], d1[t] = src[2t + 1] for t < len: the two columns of a 2-wide window row (a
-// copy: every bit kept). With AVX2 eight of each per step, the rest one at a time.
-__attribute__((target("avx2"))) void deinterleave_avx2(const float* src, float* d0, float* d1, int64_t len) {
-  int64_t t = 0;
-  for (; t + 8 <= len; t += 8) {
-    const __m256 a = _mm256_loadu_ps(src + 2 * t), b = _mm256_loadu_ps(src + 2 * t + 8);
-    // Within each 128-bit lane: a0 a2 b0 b2 | a4 a6 b4 b6; then the lanes' 64-bit halves in order.
-    const __m256d even = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88));
-    const __m256d odd = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD));
-    _mm256_storeu_ps(d0 + t, _mm256_castpd_ps(_mm256_permute4x64_pd(even, 0xD8)));
-    _mm256_storeu_ps(d1 + t, _mm256_castpd_ps(_mm256_permute4x64_pd(odd, 0xD8)));
-  }
-  for (; t < len; ++t) {
-    d0[t] = src[2 * t];
-    d1[t] = src[2 * t + 1];
-  }
-}
-
-void deinterleave(const float* src, float* d0, float* d1, int64_t len) {
-  if (has_avx2()) return deinterleave_avx2(src, d0, d1, len);
-  for (int64_t t = 0; t < len; ++t) {
-    d0[t] = src[2 * t];
-    d1[t] = src[2 * t + 1];
-  }
-}
-
 // The largest magnitude's bits (the sign cleared, so ordered as the magnitudes; above 0x7f7fffff:
 // ∞ or NaN) of the values passing through a copy, as lab::largest_magnitude measures them.
 struct Magnitudes {
@@ -856,28 +830,43 @@ struct Magnitudes {
   }
 };
 
-// deinterleave_avx2 that also adds the values to m (a patch run's bound, without a second pass
-// over its column tile).
-__attribute__((target("avx2"))) void deinterleave_measured(const float* src, float* d0, float* d1, int64_t len,
-                                                           Magnitudes& m) {
+// d0[t] = src[2t], d1[t] = src[2t + 1] for t < len: the two columns of a 2-wide window row (a
+// copy: every bit kept). With AVX2 eight of each per step, the rest one at a time. With m, the
+// values also go into m (a patch run's bound, without a second pass over its column tile).
+__attribute__((target("avx2"))) void deinterleave_avx2(const float* src, float* d0, float* d1, int64_t len,
+                                                       Magnitudes* m) {
   const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
   __m256i high = _mm256_setzero_si256();
   int64_t t = 0;
   for (; t + 8 <= len; t += 8) {
     const __m256 a = _mm256_loadu_ps(src + 2 * t), b = _mm256_loadu_ps(src + 2 * t + 8);
-    high = _mm256_max_epi32(high, _mm256_and_si256(_mm256_castps_si256(a), magnitude));
-    high = _mm256_max_epi32(high, _mm256_and_si256(_mm256_castps_si256(b), magnitude));
+    if (m != nullptr) {
+      high = _mm256_max_epi32(high, _mm256_and_si256(_mm256_castps_si256(a), magnitude));
+      high = _mm256_max_epi32(high, _mm256_and_si256(_mm256_castps_si256(b), magnitude));
+    }
+    // Within each 128-bit lane: a0 a2 b0 b2 | a4 a6 b4 b6; then the lanes' 64-bit halves in order.
     const __m256d even = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88));
     const __m256d odd = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD));
     _mm256_storeu_ps(d0 + t, _mm256_castpd_ps(_mm256_permute4x64_pd(even, 0xD8)));
     _mm256_storeu_ps(d1 + t, _mm256_castpd_ps(_mm256_permute4x64_pd(odd, 0xD8)));
   }
+  for (; t < len; ++t) {
+    d0[t] = src[2 * t];
+    d1[t] = src[2 * t + 1];
+    if (m != nullptr) m->add(d0[t]), m->add(d1[t]);
+  }
+  if (m == nullptr) return;
   alignas(32) uint32_t lanes[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), high);
-  for (const uint32_t bits : lanes) m.top = std::max(m.top, bits);
-  for (; t < len; ++t) {
-    m.add(d0[t] = src[2 * t]);
-    m.add(d1[t] = src[2 * t + 1]);
+  for (const uint32_t bits : lanes) m->top = std::max(m->top, bits);
+}
+
+void deinterleave(const float* src, float* d0, float* d1, int64_t len, Magnitudes* m = nullptr) {
+  if (has_avx2()) return deinterleave_avx2(src, d0, d1, len, m);
+  for (int64_t t = 0; t < len; ++t) {
+    d0[t] = src[2 * t];
+    d1[t] = src[2 * t + 1];
+    if (m != nullptr) m->add(d0[t]), m->add(d1[t]);
   }
 }
 
@@ -918,19 +907,15 @@ struct PatchGeometry {
   // are copied.
   void gather(const float* image, int64_t p0, int64_t width, int64_t ld, float* col, float* largest = nullptr) const {
     Magnitudes m;
-    const bool measured = largest != nullptr && kw == 2 && has_avx2();
+    const bool measured = largest != nullptr && kw == 2;
     for (int64_t p = p0; p < p0 + width;) {
       const int64_t oy = p / ow, ox0 = p % ow, len = std::min(ow - ox0, p0 + width - p);
       for (int64_t c = 0; c < channels; ++c)
         for (int64_t i = 0; i < kh; ++i) {
           const float* src = image + (c * h + oy * kh + i) * w + ox0 * kw;
           float* dst0 = col + (c * kh + i) * kw * ld + (p - p0);
-          if (measured) {
-            deinterleave_measured(src, dst0, dst0 + ld, len, m);
-            continue;
-          }
           if (kw == 2) {
-            deinterleave(src, dst0, dst0 + ld, len);
+            deinterleave(src, dst0, dst0 + ld, len, measured ? &m : nullptr);
             continue;
           }
           for (int64_t j = 0; j < kw; ++j) {
@@ -1089,8 +1074,8 @@ bool program_applies(const TiledRun& r, int64_t width, double bound) {
   return r.program->current();
 }
 
-// run_tile's steps from `first` on (below): step first's input a (row stride lda), of largest magnitude
-// input_bound (step_bound; +∞: unknown).
+// run_tile's steps from `first` on (below): step first's input a (row stride lda), of largest
+// magnitude input_bound (step_bound; +∞: unknown).
 bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, float* y, int64_t n, int64_t p0,
                int64_t width, float* buffer, double input_bound) {
   const std::vector<TileStep>& steps = r.steps;

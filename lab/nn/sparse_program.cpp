@@ -177,10 +177,8 @@ bool program_isa() {
   return yes;
 }
 
-}  // namespace
-
-namespace {
 std::atomic<bool> programs_set{true};
+
 }  // namespace
 
 bool sparse_programs() { return programs_set.load(); }
