@@ -22,150 +22,61 @@ constexpr int64_t kMaxSlots = 256;
 // vector beside its many multiply-adds.
 constexpr int64_t kMaxKidTerms = 3;
 
-// A chain's step as pointwise_gemm's shapes take it: fused (the blocks', three rows') or a rounded
-// product added (two rows').
-template <bool kFused>
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 chain_step(__m256 w, __m256 x, __m256 acc) {
-  if constexpr (kFused) return _mm256_fmadd_ps(w, x, acc);
-  else return _mm256_add_ps(acc, _mm256_mul_ps(w, x));
-}
-
-// v + bias, then the ReLU (pinned_ops.h's one vmaxps): pointwise_gemm's store. A row without a
-// bias adds +0, which changes only a −0 (to +0), and the ReLU maps both zeros to +0: the same
-// bytes.
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 bias_relu(__m256 v, __m256 bias) {
-  return pinned::relu(_mm256_add_ps(v, bias));
-}
-
 using Row = SparseProgram::Row;
 using Term = SparseProgram::Term;
 
-// a[v] += w · (the row `kid` on vector v of the strip), for V vectors (kFirst: a[v] = w · kid, the
-// first step of a[v]'s chain): the kid's chain of N terms (1 to 3, its inputs in slots) per
-// vector, never stored. Its first step a product, as chain_row's (below).
-template <int V, int N, bool kFirst>
-__attribute__((target("avx2,fma"), always_inline)) inline void kid_into(const Row& kid, const Term* terms,
-                                                                        float* const* ptr, __m256 w, __m256* a) {
-  __m256 kw[N];
-  const float* xs[N];
-  for (int u = 0; u < N; ++u) kw[u] = _mm256_broadcast_ss(&terms[u].weight), xs[u] = ptr[terms[u].slot];
-  const __m256 kb = _mm256_broadcast_ss(&kid.bias);
-#pragma GCC unroll 8
-  for (int v = 0; v < V; ++v) {
-    __m256 c = _mm256_mul_ps(kw[0], _mm256_loadu_ps(xs[0] + 8 * v));
-#pragma GCC unroll 4
-    for (int u = 1; u < N; ++u) c = _mm256_fmadd_ps(kw[u], _mm256_loadu_ps(xs[u] + 8 * v), c);
-    a[v] = kFirst ? _mm256_mul_ps(w, bias_relu(c, kb)) : _mm256_fmadd_ps(w, bias_relu(c, kb), a[v]);
-  }
-}
+// The kernels' vector operations with AVX2 (8 floats) and with AVX-512 (16 floats).
+struct Ymm {
+  using T = __m256;
+  static constexpr int kLanes = 8;
+#define LAB_YMM __attribute__((target("avx2,fma"), always_inline)) static inline
+  LAB_YMM T load(const float* p) { return _mm256_loadu_ps(p); }
+  LAB_YMM void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  LAB_YMM T set1(const float* p) { return _mm256_broadcast_ss(p); }
+  LAB_YMM T zero() { return _mm256_setzero_ps(); }
+  LAB_YMM T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+  LAB_YMM T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  LAB_YMM T add(T a, T b) { return _mm256_add_ps(a, b); }
+  LAB_YMM T relu(T v) { return pinned::relu(v); }
+#undef LAB_YMM
+};
 
-template <int V, bool kFirst>
-__attribute__((target("avx2,fma"), always_inline)) inline void add_kid(const Row& kid, const Term* terms,
-                                                                       float* const* ptr, __m256 w, __m256* a) {
-  switch (kid.count) {
-    case 1: return kid_into<V, 1, kFirst>(kid, terms + kid.first, ptr, w, a);
-    case 2: return kid_into<V, 2, kFirst>(kid, terms + kid.first, ptr, w, a);
-    default: return kid_into<V, 3, kFirst>(kid, terms + kid.first, ptr, w, a);
+struct Zmm {
+  using T = __m512;
+  static constexpr int kLanes = 16;
+#define LAB_ZMM __attribute__((target("avx512f"), always_inline)) static inline
+  LAB_ZMM T load(const float* p) { return _mm512_loadu_ps(p); }
+  LAB_ZMM void store(float* p, T v) { _mm512_storeu_ps(p, v); }
+  LAB_ZMM T set1(const float* p) { return _mm512_set1_ps(*p); }
+  LAB_ZMM T zero() { return _mm512_setzero_ps(); }
+  LAB_ZMM T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+  LAB_ZMM T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  LAB_ZMM T add(T a, T b) { return _mm512_add_ps(a, b); }
+  // pinned::relu's vmaxps on 16 floats: v > 0 ? v : +0 (NaN and −0 to +0).
+  LAB_ZMM T relu(T v) {
+    __asm__("vmaxps %[zero], %[v], %[v]" : [v] "+v"(v) : [zero] "v"(_mm512_setzero_ps()));
+    return v;
   }
-}
+#undef LAB_ZMM
+};
 
-// a[v] += the term's weight times its input (an input slot or a kid) on the strip's V vectors.
-template <int V, bool kFirst>
-__attribute__((target("avx2,fma"), always_inline)) inline void add_term(const Term& term, const Term* terms,
-                                                                        const Row* kids, float* const* ptr,
-                                                                        __m256* a) {
-  const __m256 w = _mm256_broadcast_ss(&term.weight);
-  if (term.kid >= 0) return add_kid<V, kFirst>(kids[term.kid], terms, ptr, w, a);
-  const float* x = ptr[term.slot];
-#pragma GCC unroll 8
-  for (int v = 0; v < V; ++v)
-    a[v] = kFirst ? _mm256_mul_ps(w, _mm256_loadu_ps(x + 8 * v)) : _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 8 * v), a[v]);
-}
+namespace ymm {
+using X = Ymm;
+#define LAB_KERNEL __attribute__((target("avx2,fma")))
+#define LAB_KERNEL_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
+#include "lab/nn/sparse_program_kernels.inc"
+#undef LAB_KERNEL
+#undef LAB_KERNEL_INLINE
+}  // namespace ymm
 
-// A row of one chain (RowChains::kOne) of N terms (N = 0: any count) on the strip's V vectors:
-// its terms in order from +0, + bias, the ReLU, stored to its slot. The chain's first step is a
-// product, not a fused multiply-add on +0: the two differ only where the product is −0 (the
-// chain's value then a zero of the other sign, or the same), and the bias and the ReLU map every
-// such pair to the same bytes (bias_relu). Every read comes before the
-// stores (a row's slot may be one of its inputs').
-template <int V, int N>
-__attribute__((target("avx2,fma"), always_inline)) inline void chain_row(const Row& row, const Term* terms,
-                                                                         const Row* kids, float* const* ptr) {
-  __m256 a[V];
-  if (N == 0 && row.count == 0)
-    for (int v = 0; v < V; ++v) a[v] = _mm256_setzero_ps();
-  else
-    add_term<V, true>(terms[row.first], terms, kids, ptr, a);
-  if constexpr (N > 0) {
-#pragma GCC unroll 4
-    for (int t = 1; t < N; ++t) add_term<V, false>(terms[row.first + t], terms, kids, ptr, a);
-  } else {
-    for (int32_t t = row.first + 1; t < row.first + row.count; ++t) add_term<V, false>(terms[t], terms, kids, ptr, a);
-  }
-  const __m256 b = _mm256_broadcast_ss(&row.bias);
-  float* y = ptr[row.out];
-#pragma GCC unroll 8
-  for (int v = 0; v < V; ++v) _mm256_storeu_ps(y + 8 * v, bias_relu(a[v], b));
-}
-
-template <int V>
-__attribute__((target("avx2,fma"), always_inline)) inline void chain_row(const Row& row, const Term* terms,
-                                                                         const Row* kids, float* const* ptr) {
-  switch (row.count) {
-    case 1: return chain_row<V, 1>(row, terms, kids, ptr);
-    case 2: return chain_row<V, 2>(row, terms, kids, ptr);
-    case 3: return chain_row<V, 3>(row, terms, kids, ptr);
-    case 4: return chain_row<V, 4>(row, terms, kids, ptr);
-    default: return chain_row<V, 0>(row, terms, kids, ptr);
-  }
-}
-
-// A row of the even and odd chains (kEvenOddFused, kEvenOddRounded: pointwise_gemm's sparse_rows),
-// its terms in input slots, the even inputs' first, then the odd ones', then the last product of
-// an odd depth if any: e over the even ones and o over the odd ones from +0, e + o, then the last;
-// + bias, the ReLU. Four vectors at a time, each part stored before the next is read (an
-// element's value reads its own column alone).
-template <int V, bool kFused>
-__attribute__((target("avx2,fma"))) void even_odd_row(const Row& row, const Term* terms, float* const* ptr) {
-  constexpr int kPart = V < 4 ? V : 4;
-  const __m256 b = _mm256_broadcast_ss(&row.bias);
-  const Term* even = terms + row.first;
-  const Term* odd = even + row.evens;
-  const Term* last = row.evens + row.odds < row.count ? odd + row.odds : nullptr;
-  float* y = ptr[row.out];
-  for (int h = 0; h < V; h += kPart) {
-    __m256 e[kPart], o[kPart];
-    for (int v = 0; v < kPart; ++v) e[v] = o[v] = _mm256_setzero_ps();
-    for (int32_t t = 0; t < row.evens; ++t) {
-      const __m256 w = _mm256_broadcast_ss(&even[t].weight);
-      const float* x = ptr[even[t].slot] + 8 * h;
-      for (int v = 0; v < kPart; ++v) e[v] = chain_step<kFused>(w, _mm256_loadu_ps(x + 8 * v), e[v]);
-    }
-    for (int32_t t = 0; t < row.odds; ++t) {
-      const __m256 w = _mm256_broadcast_ss(&odd[t].weight);
-      const float* x = ptr[odd[t].slot] + 8 * h;
-      for (int v = 0; v < kPart; ++v) o[v] = chain_step<kFused>(w, _mm256_loadu_ps(x + 8 * v), o[v]);
-    }
-    for (int v = 0; v < kPart; ++v) e[v] = _mm256_add_ps(e[v], o[v]);
-    if (last != nullptr) {
-      const __m256 w = _mm256_broadcast_ss(&last->weight);
-      const float* x = ptr[last->slot] + 8 * h;
-      for (int v = 0; v < kPart; ++v) e[v] = chain_step<kFused>(w, _mm256_loadu_ps(x + 8 * v), e[v]);
-    }
-    for (int v = 0; v < kPart; ++v) _mm256_storeu_ps(y + 8 * (h + v), bias_relu(e[v], b));
-  }
-}
-
-// Every row of the program on one strip of 8V columns (ptr: the slots' places on it).
-template <int V>
-__attribute__((target("avx2,fma"))) void run_strip(const std::vector<Row>& rows, const Term* terms, const Row* kids,
-                                                   float* const* ptr) {
-  for (const Row& row : rows) {
-    if (row.shape == RowChains::kOne) chain_row<V>(row, terms, kids, ptr);
-    else if (row.shape == RowChains::kEvenOddFused) even_odd_row<V, true>(row, terms, ptr);
-    else even_odd_row<V, false>(row, terms, ptr);
-  }
-}
+namespace zmm {
+using X = Zmm;
+#define LAB_KERNEL __attribute__((target("avx512f")))
+#define LAB_KERNEL_INLINE __attribute__((target("avx512f"), always_inline)) inline
+#include "lab/nn/sparse_program_kernels.inc"
+#undef LAB_KERNEL
+#undef LAB_KERNEL_INLINE
+}  // namespace zmm
 
 // The chains pointwise_gemm gives row i of the step (a grouped step's: its group's one row).
 RowChains row_chains(const SparseStep& st, int64_t i) {
@@ -177,11 +88,22 @@ bool program_isa() {
   return yes;
 }
 
+bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
+std::atomic<bool> avx512_set{true};
+
 std::atomic<bool> programs_set{true};
 
 }  // namespace
 
 bool sparse_programs() { return programs_set.load(); }
+
+bool sparse_programs_avx512() { return avx512_set.load(); }
+
+void set_sparse_programs_avx512(bool on) { avx512_set.store(on); }
 
 void set_sparse_programs(bool on) { programs_set.store(on); }
 
@@ -343,25 +265,44 @@ bool SparseProgram::current() const {
 }
 
 void SparseProgram::run(int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ahead) const {
+  // Strips of 64 pixels (eight vectors of 8) with AVX2, of 128 (eight of 16) with AVX-512, then
+  // what is left: 64 (four of 16), then 16 at a time.
+  const bool wide = sparse_programs_avx512() && has_avx512();
+  constexpr int64_t kSlot = 128;  // a slot's floats: the widest strip
+  const int64_t strip = wide ? 128 : 64;
   thread_local std::vector<float> scratch;
-  constexpr int64_t kStrip = 64;
-  const size_t need = static_cast<size_t>(slots_ * kStrip);
+  const size_t need = static_cast<size_t>(slots_ * kSlot);
   if (scratch.size() < need) scratch.resize(need);
   float* ptr[64 + 64 + kMaxSlots];
-  for (int64_t s = 0; s < slots_; ++s) ptr[inputs_ + outputs_ + s] = scratch.data() + s * kStrip;
-  auto place = [&](int64_t p) {
-    for (int64_t c = 0; c < inputs_; ++c) ptr[c] = const_cast<float*>(x + c * ldx + p);
+  for (int64_t s = 0; s < slots_; ++s) ptr[inputs_ + outputs_ + s] = scratch.data() + s * kSlot;
+  // The slots' places on the strip from column p, and the input rows `ahead` further on asked for.
+  auto place = [&](int64_t p, int64_t width) {
+    for (int64_t c = 0; c < inputs_; ++c) {
+      ptr[c] = const_cast<float*>(x + c * ldx + p);
+      if (ahead > 0)
+        for (int64_t l = 0; l < width; l += 16)  // a cache line of 16 floats
+          _mm_prefetch(reinterpret_cast<const char*>(x + c * ldx + p + ahead + l), _MM_HINT_T0);
+    }
     for (int64_t r = 0; r < outputs_; ++r) ptr[inputs_ + r] = y + r * ldy + p;
   };
+  const Term* terms = terms_.data();
+  const Row* kids = kids_.data();
   int64_t p = 0;
-  for (; p + kStrip <= cols; p += kStrip) {
-    if (ahead > 0)
-      for (int64_t c = 0; c < inputs_; ++c)
-        for (int64_t l = 0; l < kStrip; l += 16)  // a cache line of 16 floats
-          _mm_prefetch(reinterpret_cast<const char*>(x + c * ldx + p + ahead + l), _MM_HINT_T0);
-    place(p), run_strip<8>(rows_, terms_.data(), kids_.data(), ptr);
+  for (; p + strip <= cols; p += strip) {
+    place(p, strip);
+    if (wide) zmm::run_strip<8>(rows_, terms, kids, ptr);
+    else ymm::run_strip<8>(rows_, terms, kids, ptr);
   }
-  for (; p < cols; p += 16) place(p), run_strip<2>(rows_, terms_.data(), kids_.data(), ptr);
+  if (wide && p + 64 <= cols) {
+    place(p, 64);
+    zmm::run_strip<4>(rows_, terms, kids, ptr);
+    p += 64;
+  }
+  for (; p < cols; p += 16) {
+    place(p, 0);
+    if (wide) zmm::run_strip<1>(rows_, terms, kids, ptr);
+    else ymm::run_strip<2>(rows_, terms, kids, ptr);
+  }
 }
 
 }  // namespace lab

@@ -4,11 +4,13 @@
 // one chain, the two and three rows' even and odd chains), rows of 0 to 9 nonzero weights, rows
 // read once (computed where they are read), several times or never, weights ±1, small integers and
 // normal values, with and without biases (−0 among them), inputs with −0 and zeros, widths of 16
-// to 736 columns (the 64-column strips and the 16-column ones), row strides wider than the rows.
+// to 736 columns (the strips of 128, 64 and 16 columns), row strides wider than the rows; each with
+// the programs' AVX-512 kernels (where the processor has them) and their AVX2 ones.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -89,6 +91,17 @@ std::vector<float> by_steps(const std::vector<Step>& steps, int64_t width, const
   return a;
 }
 
+// Runs f with the programs' AVX-512 kernels (where the processor has them) and with their AVX2
+// ones.
+void for_each_isa(const std::function<void()>& f) {
+  for (const bool wide : {true, false}) {
+    CAPTURE(wide);
+    lab::set_sparse_programs_avx512(wide);
+    f();
+  }
+  lab::set_sparse_programs_avx512(true);
+}
+
 }  // namespace
 
 TEST_CASE("sparse programs: the bytes of their steps one after the other") {
@@ -112,14 +125,16 @@ TEST_CASE("sparse programs: the bytes of their steps one after the other") {
     const int64_t width = widths[trial % 6], ldx = width + 40, ldy = width + 24;
     const std::vector<float> x = random_input(steps.front().in, ldx, rng);
     const std::vector<float> expected = by_steps(steps, width, x, ldx);
-    std::vector<float> y(static_cast<size_t>(steps.back().out * ldy), 7.0f);
-    program->run(width, x.data(), ldx, y.data(), ldy);
-    for (int64_t r = 0; r < steps.back().out; ++r) {
-      const bool same = std::memcmp(y.data() + r * ldy, expected.data() + r * width, sizeof(float) * width) == 0;
-      mismatches += same ? 0 : 1;
-      // The columns past the width are not written.
-      for (int64_t p = width; p < ldy; ++p) mismatches += y[static_cast<size_t>(r * ldy + p)] == 7.0f ? 0 : 1;
-    }
+    for_each_isa([&] {
+      std::vector<float> y(static_cast<size_t>(steps.back().out * ldy), 7.0f);
+      program->run(width, x.data(), ldx, y.data(), ldy);
+      for (int64_t r = 0; r < steps.back().out; ++r) {
+        const bool same = std::memcmp(y.data() + r * ldy, expected.data() + r * width, sizeof(float) * width) == 0;
+        mismatches += same ? 0 : 1;
+        // The columns past the width are not written.
+        for (int64_t p = width; p < ldy; ++p) mismatches += y[static_cast<size_t>(r * ldy + p)] == 7.0f ? 0 : 1;
+      }
+    });
   }
   CHECK(mismatches == 0);
   CHECK(programs == 400);
@@ -156,9 +171,11 @@ TEST_CASE("sparse programs: multi-color-sum's detector") {
     std::vector<float> x(static_cast<size_t>(3 * width));
     for (size_t i = 0; i < x.size(); ++i) x[i] = i % 7 == 0 ? 255.0f : static_cast<float>(i % 256);
     const std::vector<float> expected = by_steps(steps, width, x, width);
-    std::vector<float> y(static_cast<size_t>(6 * width));
-    program->run(width, x.data(), width, y.data(), width);
-    CHECK(std::memcmp(y.data(), expected.data(), sizeof(float) * y.size()) == 0);
+    for_each_isa([&] {
+      std::vector<float> y(static_cast<size_t>(6 * width));
+      program->run(width, x.data(), width, y.data(), width);
+      CHECK(std::memcmp(y.data(), expected.data(), sizeof(float) * y.size()) == 0);
+    });
   }
 }
 
@@ -193,9 +210,11 @@ TEST_CASE("sparse programs: grouped steps of one output per group") {
     for (int64_t g = 0; g < groups; ++g)
       REQUIRE(lab::pointwise_gemm(false, 1, width, per, gw.data() + g * per, per, mid.data() + g * per * width, width,
                                   expected.data() + g * width, width, bias.data() + g, true, nullptr, true));
-    std::vector<float> y(expected.size());
-    program->run(width, x.data(), width, y.data(), width);
-    mismatches += std::memcmp(y.data(), expected.data(), sizeof(float) * y.size()) == 0 ? 0 : 1;
+    for_each_isa([&] {
+      std::vector<float> y(expected.size());
+      program->run(width, x.data(), width, y.data(), width);
+      mismatches += std::memcmp(y.data(), expected.data(), sizeof(float) * y.size()) == 0 ? 0 : 1;
+    });
   }
   CHECK(mismatches == 0);
   CHECK(tried >= 50);
