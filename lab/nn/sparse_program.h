@@ -1,16 +1,16 @@
 /// @file sparse_program.h
 /// @brief A run of sparse pointwise steps (1×1 convolutions with the ReLU, their weights mostly
-/// zeros) as one program per strip of 64 pixels: each output row of the last step computed from
-/// the rows it reads, a row read once computed where it is read (in registers, never stored), the
-/// others in a few strip-sized slots that stay in L1; in the bytes of the steps computed one after
-/// the other by lab::pointwise_gemm.
+/// zeros) as one program per strip of 64 pixels (128 with AVX-512): each output row of the last
+/// step computed from the rows it reads, a row read once computed where it is read (in registers,
+/// never stored), the others in a few strip-sized slots that stay in L1; in the bytes of the steps
+/// computed one after the other by lab::pointwise_gemm.
 ///
 /// Layer by layer, a tiled run stores every row of every step and reads it back: multi-color-sum's
 /// detector (60, 30, 15, 5 and 6 channels of one to three nonzero weights per row) stores 116 rows
 /// per pixel. On a core that stores one vector per cycle, that, the per-row loop and the rows'
 /// bias adds and ReLUs on the two adding pipes bound it well below its multiply-adds' peak. A
 /// program keeps the rows read once in registers (the detector's 60 + 12 of its 116) and runs
-/// each row on the strip's 64 pixels at once.
+/// each row on the strip's pixels at once.
 ///
 /// Every row is the chain pointwise_gemm gives it (lab::finite_row_chains): one fused
 /// multiply-add chain from +0 over the nonzero weights in order, or the even and odd chains of the
