@@ -1043,10 +1043,10 @@ void attach_program(TiledRun& r, size_t first) {
   size_t k = first;
   for (size_t i = first; i < r.steps.size(); ++i) {
     const TileStep& st = r.steps[i];
-    const SparseChains* chains = st.sparse;
-    if (program_step(st) && st.groups > 1) chains = &grouped.emplace_back(group_chains(st));
+    const bool candidate = program_step(st);
+    const SparseChains* chains = candidate && st.groups > 1 ? &grouped.emplace_back(group_chains(st)) : st.sparse;
     const SparseStep step{st.in, st.out, chains, st.bias, st.groups};
-    if (program_step(st) && SparseProgram::takes(step)) {
+    if (candidate && SparseProgram::takes(step)) {
       steps.push_back(step);
       continue;
     }
@@ -1063,15 +1063,17 @@ void attach_program(TiledRun& r, size_t first) {
   if (r.program && r.tile >= 64) r.tile = r.tile / 64 * 64;
 }
 
-// Whether the run's program computes its steps on a tile of `width` columns whose first program
-// step's input is bounded by `bound` (step_bound): the columns all in full blocks of 16 (as its
-// rows' shapes assume), every step's input and output bounded by the largest float (the chains'
-// `finite`, and no ReLU meets a NaN), and the program's shapes still pointwise_gemm's.
-bool program_applies(const TiledRun& r, int64_t width, double bound) {
-  if (!r.program || !sparse_programs() || width % 16 != 0 || !finite_bound(bound)) return false;
+// Where the run's program computes its steps on a tile of `width` columns whose first program
+// step's input is bounded by `bound` (step_bound), the bound of its last step's output; else
+// nothing. It does where the columns are all in full blocks of 16 (as its rows' shapes assume),
+// every step's input and output is bounded by the largest float (the chains' `finite`, and no
+// ReLU meets a NaN), and the program's shapes are still pointwise_gemm's.
+std::optional<double> program_bound(const TiledRun& r, int64_t width, double bound) {
+  if (!r.program || !sparse_programs() || width % 16 != 0 || !finite_bound(bound)) return std::nullopt;
   for (size_t k = r.program_first; k < r.program_end; ++k)
-    if (!finite_bound(bound = step_bound(r.steps[k], bound))) return false;
-  return r.program->current();
+    if (!finite_bound(bound = step_bound(r.steps[k], bound))) return std::nullopt;
+  if (!r.program->current()) return std::nullopt;
+  return bound;
 }
 
 // run_tile's steps from `first` on (below): step first's input a (row stride lda), of largest
@@ -1083,7 +1085,8 @@ bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, flo
   bool ok = true;
   for (size_t k = first; k < steps.size(); ++k) {
     const TileStep& st = steps[k];
-    const bool program = k == r.program_first && program_applies(r, width, input_bound);
+    const std::optional<double> after = k == r.program_first ? program_bound(r, width, input_bound) : std::nullopt;
+    const bool program = after.has_value();
     if (program) k = r.program_end - 1;  // the program's last step writes the output of steps k..
     const bool last = k + 1 == steps.size();
     float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * r.widest * r.tile;
@@ -1092,7 +1095,7 @@ bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, flo
       // A pointwise run's input comes from memory: its next tile asked for meanwhile (multi-color-
       // sum's forward at batch 32: 0.85–1.08 of the time without over 8 process pairs, median 0.90).
       r.program->run(width, a, lda, b, ldb, r.program_first == 0 && !r.patch ? width : 0);
-      for (size_t i = r.program_first; i <= k; ++i) input_bound = step_bound(steps[i], input_bound);
+      input_bound = *after;
       a = b;
       lda = ldb;
       continue;
@@ -1136,17 +1139,11 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
                         steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, y + n * pixels + p0);
       return true;
     }
-    double bound = largest;
-    // The program from the patch convolution on (width a multiple of 16: padded is width).
-    if (r.program_first == 0 && program_applies(r, width, bound)) {
-      const size_t end = r.program_end;
-      const bool last = end == steps.size();
-      float* out = last ? y + (n * out_channels) * pixels + p0 : buffer + ((end - 1) % 2) * r.widest * r.tile;
-      r.program->run(width, columns, padded, out, last ? pixels : width);
-      if (last) return true;
-      for (size_t k = 0; k < end; ++k) bound = step_bound(steps[k], bound);
-      return run_steps(r, end, out, width, y, n, p0, width, buffer, bound);
-    }
+    const double bound = largest;
+    // A program from the patch convolution on: run_steps runs it on the columns (width a
+    // multiple of 16, so padded is width).
+    if (r.program_first == 0 && program_bound(r, width, bound))
+      return run_steps(r, 0, columns, padded, y, n, p0, width, buffer, bound);
     // The run's only step writes y's columns: directly where the tile needs no padding, else
     // through tile buffer 0.
     const bool direct = steps.size() == 1 && padded == width;

@@ -252,12 +252,7 @@ __attribute__((target("avx2,fma"))) bool sparse_values_avx2(const float* x, int6
   return r.within(least) && sparse_values_scalar(x + j, count - j, least);
 }
 
-// The chains' shapes (pointwise_gemm's rows): the main kernel's one chain per element (block),
-// two rows' even and odd chains of rounded products, three rows' even and odd fused chains
-// (even_odd_block).
-enum class Chains { kOne, kEvenOddRounded, kEvenOddFused };
-
-// sparse_rows' one chain per element (Chains::kOne) where every row has C nonzero weights
+// sparse_rows' one chain per element (RowChains::kOne) where every row has C nonzero weights
 // (SparseChains::uniform): the rows' steps unrolled, with and without the bias and the ReLU.
 template <int C, bool kBias, bool kRelu>
 __attribute__((target("avx2,fma"))) void uniform_rows(const SparseChains& s, int64_t r0, int64_t r1, const float* xp,
@@ -291,11 +286,11 @@ void uniform_rows(const SparseChains& s, int64_t r0, int64_t r1, const float* xp
 // Rows [r0, r1) of y on the 16 columns from p by the nonzero weights of s alone, in the shape
 // kShape: the operations of block or even_odd_block on the same operands, less the zero weights'
 // steps (the columns allow it: sparse_strip).
-template <Chains kShape>
+template <RowChains kShape>
 __attribute__((target("avx2,fma"))) void sparse_rows(const SparseChains& s, int64_t r0, int64_t r1, int64_t p,
                                                      const float* x, int64_t ldx, float* y, int64_t ldy,
                                                      const float* bias, bool relu) {
-  if constexpr (kShape == Chains::kOne) {
+  if constexpr (kShape == RowChains::kOne) {
     switch (s.uniform) {
       case 1: return uniform_rows<1>(s, r0, r1, x + p, ldx, y + p, ldy, bias, relu);
       case 2: return uniform_rows<2>(s, r0, r1, x + p, ldx, y + p, ldy, bias, relu);
@@ -304,7 +299,7 @@ __attribute__((target("avx2,fma"))) void sparse_rows(const SparseChains& s, int6
       default: break;
     }
   }
-  constexpr bool kFused = kShape != Chains::kEvenOddRounded;
+  constexpr bool kFused = kShape != RowChains::kEvenOddRounded;
   const int64_t pairs = s.depth / 2 * 2;  // even_odd_block: j < pairs in the chains, j = k − 1 last
   const float* xp = x + p;
   for (int64_t r = r0; r < r1; ++r) {
@@ -314,7 +309,7 @@ __attribute__((target("avx2,fma"))) void sparse_rows(const SparseChains& s, int6
       const int64_t j = s.index[static_cast<size_t>(q)];
       const __m256 wv = _mm256_broadcast_ss(&s.value[static_cast<size_t>(q)]);
       const __m256 x0 = _mm256_loadu_ps(xp + j * ldx), x1 = _mm256_loadu_ps(xp + j * ldx + 8);
-      if constexpr (kShape == Chains::kOne) {
+      if constexpr (kShape == RowChains::kOne) {
         e0 = _mm256_fmadd_ps(wv, x0, e0);
         e1 = _mm256_fmadd_ps(wv, x1, e1);
       } else if (j >= pairs) {
@@ -327,7 +322,7 @@ __attribute__((target("avx2,fma"))) void sparse_rows(const SparseChains& s, int6
         o1 = term<kFused>(wv, x1, o1);
       }
     }
-    if constexpr (kShape != Chains::kOne) {
+    if constexpr (kShape != RowChains::kOne) {
       e0 = _mm256_add_ps(e0, o0), e1 = _mm256_add_ps(e1, o1);
       if (last) e0 = term<kFused>(wl, l0, e0), e1 = term<kFused>(wl, l1, e1);
     }
@@ -344,7 +339,7 @@ template <int R, bool kTrans>
 __attribute__((target("avx2,fma"))) void edge_strip(bool sparse, const SparseChains& s, int64_t r, int64_t p,
                                                     const float* w, int64_t ldw, const float* x, int64_t ldx,
                                                     float* y, int64_t ldy, const float* bias, bool relu) {
-  constexpr Chains kShape = R == 2 ? Chains::kEvenOddRounded : R == 3 ? Chains::kEvenOddFused : Chains::kOne;
+  constexpr RowChains kShape = R == 2 ? RowChains::kEvenOddRounded : R == 3 ? RowChains::kEvenOddFused : RowChains::kOne;
   if (sparse) sparse_rows<kShape>(s, r, r + R, p, x, ldx, y, ldy, bias, relu);
   else if constexpr (R == 2) even_odd_block<2, false>(kTrans, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
   else if constexpr (R == 3) even_odd_block<3, true>(kTrans, r, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
@@ -352,7 +347,7 @@ __attribute__((target("avx2,fma"))) void edge_strip(bool sparse, const SparseCha
 }
 
 // Row r of y on columns [0, cols) (a multiple of 16) by its C nonzero weights in one chain
-// (Chains::kOne), then + bias, then the ReLU: sparse_rows' operations, row by row instead of strip
+// (RowChains::kOne), then + bias, then the ReLU: sparse_rows' operations, row by row instead of strip
 // by strip, the weights and the bias held in registers along the row.
 template <int C>
 __attribute__((target("avx2,fma"))) void row_chain(const int32_t* index, const float* value, int64_t cols,
@@ -409,7 +404,7 @@ __attribute__((target("avx2,fma"))) void row_chains(const int32_t* index, const 
 // Rows [r0, r1) of y on columns [0, cols) (a multiple of 16) in the shape kShape, with the ReLU,
 // where x is finite: one chain per element (kOne) row by row (row_chain for 0 to 4 nonzero
 // weights, row_chains for more); the even and odd chains strip by strip (sparse_rows).
-template <Chains kShape>
+template <RowChains kShape>
 __attribute__((target("avx2,fma"))) void finite_rows(const SparseChains& s, int64_t r0, int64_t r1, int64_t cols,
                                                      const float* x, int64_t ldx, float* y, int64_t ldy,
                                                      const float* bias) {
@@ -419,7 +414,7 @@ __attribute__((target("avx2,fma"))) void finite_rows(const SparseChains& s, int6
     const float* value = s.value.data() + q;
     const float* b = bias != nullptr ? bias + r : nullptr;
     float* yr = y + r * ldy;
-    if (kShape == Chains::kOne && count <= 4) {
+    if (kShape == RowChains::kOne && count <= 4) {
       switch (count) {
         case 0: row_chain<0>(index, value, cols, x, ldx, yr, b); break;
         case 1: row_chain<1>(index, value, cols, x, ldx, yr, b); break;
@@ -427,7 +422,7 @@ __attribute__((target("avx2,fma"))) void finite_rows(const SparseChains& s, int6
         case 3: row_chain<3>(index, value, cols, x, ldx, yr, b); break;
         default: row_chain<4>(index, value, cols, x, ldx, yr, b); break;
       }
-    } else if (kShape == Chains::kOne) {
+    } else if (kShape == RowChains::kOne) {
       row_chains(index, value, count, cols, x, ldx, yr, b);
     } else {
       for (int64_t p = 0; p < cols; p += kCols) sparse_rows<kShape>(s, r, r + 1, p, x, ldx, y, ldy, bias, true);
@@ -439,11 +434,11 @@ __attribute__((target("avx2,fma"))) void finite_rows(const SparseChains& s, int6
 // row by finite_rows (the blocks' rows on [0, cols), the `left` rows below them on [0, edge)).
 void finite_strips(const SparseChains& s, int64_t rows, int64_t cols, int64_t left, int64_t edge, const float* x,
                    int64_t ldx, float* y, int64_t ldy, const float* bias) {
-  finite_rows<Chains::kOne>(s, 0, rows, cols, x, ldx, y, ldy, bias);
+  finite_rows<RowChains::kOne>(s, 0, rows, cols, x, ldx, y, ldy, bias);
   if (edge == 0) return;
-  if (left == 2) finite_rows<Chains::kEvenOddRounded>(s, rows, rows + 2, edge, x, ldx, y, ldy, bias);
-  else if (left == 3) finite_rows<Chains::kEvenOddFused>(s, rows, rows + 3, edge, x, ldx, y, ldy, bias);
-  else if (left == 4 || left == 5) finite_rows<Chains::kOne>(s, rows, rows + left, edge, x, ldx, y, ldy, bias);
+  if (left == 2) finite_rows<RowChains::kEvenOddRounded>(s, rows, rows + 2, edge, x, ldx, y, ldy, bias);
+  else if (left == 3) finite_rows<RowChains::kEvenOddFused>(s, rows, rows + 3, edge, x, ldx, y, ldy, bias);
+  else if (left == 4 || left == 5) finite_rows<RowChains::kOne>(s, rows, rows + left, edge, x, ldx, y, ldy, bias);
 }
 
 // pointwise_gemm's kernel part with sparse weights: the blocks (rows [0, rows) on columns
@@ -458,7 +453,7 @@ __attribute__((target("avx2,fma"))) void sparse_strips(const SparseChains& s, in
                                                        const float* bias, bool relu) {
   for (int64_t p = 0; p < std::max(cols, edge); p += kCols) {
     const bool sparse = relu ? finite_strip(p, s.depth, x, ldx) : sparse_strip(p, s.depth, x, ldx, s.least);
-    if (p < cols && sparse) sparse_rows<Chains::kOne>(s, 0, rows, p, x, ldx, y, ldy, bias, relu);
+    if (p < cols && sparse) sparse_rows<RowChains::kOne>(s, 0, rows, p, x, ldx, y, ldy, bias, relu);
     else if (p < cols)
       for (int64_t o = 0; o < rows; o += kRows) block<kRows, kTrans>(o, p, s.depth, w, ldw, x, ldx, y, ldy, bias, relu);
     if (p >= edge) continue;
