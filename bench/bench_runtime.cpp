@@ -52,8 +52,8 @@
 //   with sparse weights on the dense chains (lab::set_sparse_weights(false); same bytes), for fwd and
 //   f+b; "tiles-steps" (fwd), tiles with each sparse 1×1 step by lab::pointwise_gemm and no
 //   lab::SparseProgram (lab::set_sparse_programs(false), the default before programs; same
-//   bytes); "tiles-avx2" (fwd), tiles with the programs' AVX2 kernels on a processor with AVX-512
-//   (lab::set_sparse_programs_avx512(false); same bytes); "tiles-whole", tiles with every step on the whole batch
+//   bytes); "tiles-avx2" (fwd), tiles with the AVX2 kernels of the programs and of the fused patch
+//   kernel on a processor with AVX-512 (lab::set_avx512_kernels(false); same bytes); "tiles-whole", tiles with every step on the whole batch
 //   (lab::set_sub_batch_budget(0)); "tiles+post-op",
 //   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
@@ -408,7 +408,7 @@ int main(int argc, char** argv) {
           bool chains = true;  // false: the Linear layers' forward by oneDNN's inner product (tiles-ip)
           bool sparse = true;  // false: sparse weights by the dense chains (tiles-dense)
           bool programs = true;  // false: every sparse step by pointwise_gemm, no SparseProgram (tiles-steps)
-          bool wide = true;      // false: the programs' AVX2 kernels where the processor has AVX-512 (tiles-avx2)
+          bool wide = true;      // false: the AVX2 kernels where the processor has AVX-512 (tiles-avx2)
         };
         // The default path ("tiles") with one of its parts off.
         const auto tiles_without = [](const char* name, bool Mode::*part) {
@@ -461,7 +461,7 @@ int main(int argc, char** argv) {
             lab::set_linear_chains(mode.chains);
             lab::set_sparse_weights(mode.sparse);
             lab::set_sparse_programs(mode.programs);
-            lab::set_sparse_programs_avx512(mode.wide);
+            lab::set_avx512_kernels(mode.wide);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         }
@@ -477,7 +477,7 @@ int main(int argc, char** argv) {
         lab::set_linear_chains(true);
         lab::set_sparse_weights(true);
         lab::set_sparse_programs(true);
-        lab::set_sparse_programs_avx512(true);
+        lab::set_avx512_kernels(true);
       }
     }
   }

@@ -1,8 +1,9 @@
 /// @file patch_kernel.h
 /// @brief The fused kernel of the accumulators' patch runs (lab/nn/patch_run.h): a patch
 /// convolution to 6 or 8 channels with its bias and ReLU, then a 1×1 convolution of those channels
-/// to one channel with its bias and ReLU, per block of 16 output pixels with the channels in
-/// registers (never stored), in the bytes of the two steps computed one after the other.
+/// to one channel with its bias and ReLU, per block of 16 output pixels (32 with AVX-512,
+/// lab::wide_kernels) with the channels in registers (never stored), in the bytes of the two steps
+/// computed one after the other.
 ///
 /// The two steps of such a run (add_patch_run) are lab::pointwise_gemm on the column tile (out ×
 /// rows weights, rows ≤ 64: on every block of 16 columns the chain of fused multiply-adds from +0

@@ -1,5 +1,5 @@
 /// @file pinned_ops.h
-/// @brief AVX2 operations whose operands' places in the instruction are pinned by inline
+/// @brief AVX2 and AVX-512 operations whose operands' places in the instruction are pinned by inline
 /// assembly, for the kernels of lab/nn (pointwise_gemm.cpp, patch_kernel.cpp,
 /// linear_product.cpp). Where two different NaNs meet, which one x86 returns depends on their
 /// places in the instruction, and a max returns its second source where either value is NaN or
@@ -27,6 +27,22 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 add_acc(__m256 
 /// x86 returns where v is NaN or both are zero: one instruction instead of a compare and a mask.
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 relu(__m256 v) {
   __asm__("vmaxps %[zero], %[v], %[v]" : [v] "+x"(v) : [zero] "x"(_mm256_setzero_ps()));
+  return v;
+}
+
+/// The same three on 16 floats (AVX-512).
+__attribute__((target("avx512f"), always_inline)) inline __m512 fma_acc(__m512 acc, __m512 a, __m512 b) {
+  __asm__("vfmadd231ps %[b], %[a], %[acc]" : [acc] "+v"(acc) : [a] "v"(a), [b] "v"(b));
+  return acc;
+}
+
+__attribute__((target("avx512f"), always_inline)) inline __m512 add_acc(__m512 acc, __m512 b) {
+  __asm__("vaddps %[b], %[acc], %[acc]" : [acc] "+v"(acc) : [b] "v"(b));
+  return acc;
+}
+
+__attribute__((target("avx512f"), always_inline)) inline __m512 relu(__m512 v) {
+  __asm__("vmaxps %[zero], %[v], %[v]" : [v] "+v"(v) : [zero] "v"(_mm512_setzero_ps()));
   return v;
 }
 

@@ -20,6 +20,7 @@ namespace {
 std::atomic<bool> kernel_set{true};
 std::atomic<bool> edges_set{true};
 std::atomic<bool> remainders_set{true};
+std::atomic<bool> avx512_set{true};
 std::atomic<bool> sparse_set{true};
 
 // oneDNN's AVX2 sgemm (its "nocopy" kernel for these shapes, in oneDNN's column-major terms
@@ -669,6 +670,15 @@ void set_pointwise_kernel(bool on) { kernel_set.store(on); }
 bool pointwise_edges() { return edges_set.load(); }
 
 void set_pointwise_edges(bool on) { edges_set.store(on); }
+
+bool avx512_kernels() { return avx512_set.load(); }
+
+void set_avx512_kernels(bool on) { avx512_set.store(on); }
+
+bool wide_kernels() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has && avx512_kernels();
+}
 
 bool pointwise_remainders() { return remainders_set.load(); }
 

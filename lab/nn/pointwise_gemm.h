@@ -115,6 +115,15 @@ void set_pointwise_edges(bool on);
 bool pointwise_remainders();
 void set_pointwise_remainders(bool on);
 
+/// Whether the kernels that have an AVX-512 form (lab::SparseProgram's and the fused patch
+/// kernel's, patch_kernel.h) take it where the processor has it (default on): 16 floats per
+/// vector. Off, or without AVX-512: their AVX2 form (bench_runtime's "tiles-avx2" mode). Every
+/// operation acts lane by lane in the same order, so both give the same bytes (the tests run both).
+bool avx512_kernels();
+void set_avx512_kernels(bool on);
+/// avx512_kernels() on a processor with AVX-512F: the kernels take their AVX-512 form.
+bool wide_kernels();
+
 /// The chains in which pointwise_gemm computes row i of a product of m rows and depth k with
 /// sparse chains, `finite` and the ReLU on columns that are all full blocks of 16 (n a multiple of
 /// 16): the blocks' one chain per element from +0 in order of the nonzero weights (kOne; also a

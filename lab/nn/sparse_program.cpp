@@ -52,11 +52,7 @@ struct Zmm {
   LAB_ZMM T mul(T a, T b) { return _mm512_mul_ps(a, b); }
   LAB_ZMM T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   LAB_ZMM T add(T a, T b) { return _mm512_add_ps(a, b); }
-  // pinned::relu's vmaxps on 16 floats: v > 0 ? v : +0 (NaN and −0 to +0).
-  LAB_ZMM T relu(T v) {
-    __asm__("vmaxps %[zero], %[v], %[v]" : [v] "+v"(v) : [zero] "v"(_mm512_setzero_ps()));
-    return v;
-  }
+  LAB_ZMM T relu(T v) { return pinned::relu(v); }
 #undef LAB_ZMM
 };
 
@@ -88,22 +84,11 @@ bool program_isa() {
   return yes;
 }
 
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
-}
-
-std::atomic<bool> avx512_set{true};
-
 std::atomic<bool> programs_set{true};
 
 }  // namespace
 
 bool sparse_programs() { return programs_set.load(); }
-
-bool sparse_programs_avx512() { return avx512_set.load(); }
-
-void set_sparse_programs_avx512(bool on) { avx512_set.store(on); }
 
 void set_sparse_programs(bool on) { programs_set.store(on); }
 
@@ -267,7 +252,7 @@ bool SparseProgram::current() const {
 void SparseProgram::run(int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ahead) const {
   // Strips of 64 pixels (eight vectors of 8) with AVX2, of 128 (eight of 16) with AVX-512, then
   // what is left: 64 (four of 16), then 16 at a time.
-  const bool wide = sparse_programs_avx512() && has_avx512();
+  const bool wide = wide_kernels();
   constexpr int64_t kSlot = 128;  // a slot's floats: the widest strip
   const int64_t strip = wide ? 128 : 64;
   thread_local std::vector<float> scratch;

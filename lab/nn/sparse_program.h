@@ -34,12 +34,6 @@ namespace lab {
 bool sparse_programs();
 void set_sparse_programs(bool on);
 
-/// Whether programs run with AVX-512 (16 floats per vector, strips of 128 pixels) where the
-/// processor has it (default on); off, or without it: AVX2 (8 floats, strips of 64). Every
-/// operation acts lane by lane, so both give the same bytes (tests/lab/test_sparse_program.cpp
-/// runs both).
-bool sparse_programs_avx512();
-void set_sparse_programs_avx512(bool on);
 
 /// One step of a program: `out` rows of `in` inputs, its nonzero weights (a 1×1 convolution's
 /// Conv2d::sparse(), not empty) and its bias (null: none); the ReLU follows every step. A grouped

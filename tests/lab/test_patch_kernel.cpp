@@ -2,7 +2,7 @@
 // a 1×1 convolution to one channel, its ReLU) against the same runs unfused
 // (lab::set_patch_kernels(false): the convolution into a tile buffer by lab::pointwise_gemm, then
 // the 1×1 by its product of one row), byte for byte: every tile width, batches 1, 5 and 64, 1 and
-// 2 threads, with and without biases and each ReLU, weights and inputs with −0, +0, ±1, ±∞ and
+// 2 threads, the AVX-512 and AVX2 kernels, with and without biases and each ReLU, weights and inputs with −0, +0, ±1, ±∞ and
 // NaN; whole networks of such blocks (the accumulators' shape) in Network::forward; and the
 // gradient's trace of such a run (its output and the signs of its ReLUs' inputs) fused and not.
 #include <doctest/doctest.h>
@@ -106,11 +106,13 @@ TEST_CASE("patch kernel: fused patch runs give the bytes of the unfused ones at 
   };
   // The accumulators' blocks (2×2 from 1 and 8 channels, 4×4 and 7×7 from 8 and 1) and others:
   // odd depths (3×3, 7×7 from one channel: the pair's last product), 64 column rows, 6 channels,
-  // outputs of every width modulo 16 (the image's last tile padded).
+  // outputs of every width modulo 16 (the image's last tile padded), and (the last five) rows of
+  // 32, 48 and 16 windows.
   const std::vector<Geometry> geometries{
-      {1, 8, 2, 2, 30, 46},  {8, 8, 2, 2, 14, 18}, {8, 8, 2, 2, 4, 6},  {1, 8, 4, 4, 28, 36}, {8, 8, 4, 2, 12, 10},
-      {1, 8, 7, 7, 21, 28},  {1, 8, 3, 3, 27, 15}, {1, 6, 2, 2, 26, 34}, {8, 6, 2, 2, 10, 38}, {1, 8, 8, 8, 24, 40},
-      {3, 8, 3, 1, 18, 17},  {1, 8, 2, 1, 2, 3},
+      {1, 8, 2, 2, 30, 46}, {8, 8, 2, 2, 14, 18}, {8, 8, 2, 2, 4, 6},  {1, 8, 4, 4, 28, 36}, {8, 8, 4, 2, 12, 10},
+      {1, 8, 7, 7, 21, 28}, {1, 8, 3, 3, 27, 15}, {1, 6, 2, 2, 26, 34}, {8, 6, 2, 2, 10, 38}, {1, 8, 8, 8, 24, 40},
+      {3, 8, 3, 1, 18, 17}, {1, 8, 2, 1, 2, 3},   {1, 8, 2, 2, 7, 64},  {8, 8, 2, 2, 6, 96},  {1, 6, 2, 2, 10, 32},
+      {3, 8, 3, 2, 9, 32},  {1, 8, 2, 2, 8, 64},
   };
   int64_t compared = 0, combination = 0;
   for (const Geometry& g : geometries) {
@@ -134,7 +136,15 @@ TEST_CASE("patch kernel: fused patch runs give the bytes of the unfused ones at 
         at_threads([&] {
           for (int64_t tile = 16; tile <= padded; tile += 16) {
             CAPTURE(tile);
-            CHECK(same_bytes(patch_run(layers, x, tile, true), patch_run(layers, x, tile, false)));
+            const Tensor want = patch_run(layers, x, tile, false);
+            // The AVX-512 kernel where the processor has it (blocks of 32 columns, then the AVX2
+            // kernel on the rest) and the AVX2 kernel alone.
+            for (const bool wide : {true, false}) {
+              CAPTURE(wide);
+              lab::set_avx512_kernels(wide);
+              CHECK(same_bytes(patch_run(layers, x, tile, true), want));
+            }
+            lab::set_avx512_kernels(true);
             ++compared;
           }
         });

@@ -96,10 +96,10 @@ std::vector<float> by_steps(const std::vector<Step>& steps, int64_t width, const
 void for_each_isa(const std::function<void()>& f) {
   for (const bool wide : {true, false}) {
     CAPTURE(wide);
-    lab::set_sparse_programs_avx512(wide);
+    lab::set_avx512_kernels(wide);
     f();
   }
-  lab::set_sparse_programs_avx512(true);
+  lab::set_avx512_kernels(true);
 }
 
 }  // namespace
