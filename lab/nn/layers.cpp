@@ -1007,9 +1007,16 @@ struct TiledRun {
   // Steps [program_first, program_end) as one SparseProgram (attach_program), where it applies.
   std::shared_ptr<const SparseProgram> program;
   size_t program_first = 0, program_end = 0;
+  // A pointwise run folded in (tiled_folds): patch gathers the windows of its input, and its
+  // steps on each window position's rows give the column tile (this run's first step's input).
+  std::shared_ptr<const TiledRun> pre;
   // Floats of a thread's tile buffers: two of the widest step (the first reads x or the column
-  // tile, the last writes y), then the column tile.
-  int64_t scratch() const { return tile_buffers(widest, patch, tile); }
+  // tile, the last writes y), then the column tile; with pre, then the gathered windows and two
+  // buffers of pre's widest step.
+  int64_t scratch() const {
+    if (!pre) return tile_buffers(widest, patch, tile);
+    return (2 * widest + steps.front().in + patch->rows() + 2 * pre->widest) * tile;
+  }
   int64_t out_numel() const { return steps.back().out * pixels; }
   int64_t tiles() const { return (pixels + tile - 1) / tile; }
 };
@@ -1077,11 +1084,12 @@ std::optional<double> program_bound(const TiledRun& r, int64_t width, double bou
 }
 
 // run_tile's steps from `first` on (below): step first's input a (row stride lda), of largest
-// magnitude input_bound (step_bound; +∞: unknown).
-bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, float* y, int64_t n, int64_t p0,
-               int64_t width, float* buffer, double input_bound) {
+// magnitude input_bound (step_bound; +∞: unknown), the last step's output y (row stride ldy); its
+// bound into output_bound. from_memory: a is the run's input in memory, whose next tile a program
+// asks for meanwhile.
+bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, float* y, int64_t ldy, int64_t width,
+               float* buffer, double input_bound, double* output_bound = nullptr, bool from_memory = true) {
   const std::vector<TileStep>& steps = r.steps;
-  const int64_t out_channels = steps.back().out, pixels = r.pixels;
   bool ok = true;
   for (size_t k = first; k < steps.size(); ++k) {
     const TileStep& st = steps[k];
@@ -1089,12 +1097,12 @@ bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, flo
     const bool program = after.has_value();
     if (program) k = r.program_end - 1;  // the program's last step writes the output of steps k..
     const bool last = k + 1 == steps.size();
-    float* b = last ? y + (n * out_channels) * pixels + p0 : buffer + (k % 2) * r.widest * r.tile;
-    const int64_t ldb = last ? pixels : width;
+    float* b = last ? y : buffer + (k % 2) * r.widest * r.tile;
+    const int64_t ldb = last ? ldy : width;
     if (program) {
       // A pointwise run's input comes from memory: its next tile asked for meanwhile (multi-color-
       // sum's forward at batch 32: 0.85–1.08 of the time without over 8 process pairs, median 0.90).
-      r.program->run(width, a, lda, b, ldb, r.program_first == 0 && !r.patch ? width : 0);
+      r.program->run(width, a, lda, b, ldb, r.program_first == 0 && !r.patch && from_memory ? width : 0);
       input_bound = *after;
       a = b;
       lda = ldb;
@@ -1108,6 +1116,7 @@ bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, flo
     a = b;
     lda = ldb;
   }
+  if (output_bound != nullptr) *output_bound = input_bound;
   return ok;
 }
 
@@ -1116,6 +1125,7 @@ bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, flo
 bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0, int64_t width, float* buffer) {
   const std::vector<TileStep>& steps = r.steps;
   const int64_t in_channels = steps.front().in, out_channels = steps.back().out, pixels = r.pixels;
+  float* const tile_out = y + (n * out_channels) * pixels + p0;  // the tile's output, row stride pixels
   bool ok = true;
   const float* a = x + (n * in_channels) * pixels + p0;
   int64_t lda = pixels;
@@ -1130,20 +1140,35 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
     // The columns' largest magnitude where a step can use it (measured as they are gathered).
     float largest = std::numeric_limits<float>::infinity();
     const bool bounded = r.program || std::any_of(steps.begin(), steps.end(), finite_chains);
-    r.patch->gather(x + n * r.in_numel, p0, width, padded, columns, bounded ? &largest : nullptr);
+    if (r.pre) {
+      // The folded pointwise run's input windows, then its steps on each window position's rows
+      // (rows (c·kh + i)·kw + j: position i·kw + j every kh·kw rows) into the column tile.
+      float* windows = columns + steps.front().in * r.tile;
+      float* pre_buffer = windows + r.patch->rows() * r.tile;
+      float gathered = std::numeric_limits<float>::infinity();
+      r.patch->gather(x + n * r.in_numel, p0, width, padded, windows, &gathered);
+      const int64_t positions = r.patch->kh * r.patch->kw;
+      double after = 0;
+      for (int64_t q = 0; q < positions; ++q)
+        ok = run_steps(*r.pre, 0, windows + q * padded, positions * padded, columns + q * padded, positions * padded,
+                       padded, pre_buffer, gathered, &after, false) && ok;
+      largest = static_cast<float>(std::min<double>(after, std::numeric_limits<float>::infinity()));
+    } else {
+      r.patch->gather(x + n * r.in_numel, p0, width, padded, columns, bounded ? &largest : nullptr);
+    }
     // A patch convolution to 6 or 8 channels, then a 1×1 convolution to one: the fused kernel
     // (lab/nn/patch_kernel.h), the same bytes without storing the channels.
     if (steps.size() == 2 && !steps[0].chain && steps[0].groups == 1 && steps[1].weight != nullptr &&
         steps[1].out == 1 && patch_kernel_fits(steps[0].in, steps[0].out)) {
       patch_kernel_tile(steps[0].in, steps[0].out, width, columns, padded, steps[0].weight, steps[0].bias,
                         steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, y + n * pixels + p0);
-      return true;
+      return ok;
     }
     const double bound = largest;
     // A program from the patch convolution on: run_steps runs it on the columns (width a
     // multiple of 16, so padded is width).
     if (r.program_first == 0 && program_bound(r, width, bound))
-      return run_steps(r, 0, columns, padded, y, n, p0, width, buffer, bound);
+      return run_steps(r, 0, columns, padded, tile_out, pixels, width, buffer, bound) && ok;
     // The run's only step writes y's columns: directly where the tile needs no padding, else
     // through tile buffer 0.
     const bool direct = steps.size() == 1 && padded == width;
@@ -1159,7 +1184,7 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
   } else if (r.program || std::any_of(steps.begin(), steps.end(), finite_chains)) {
     input_bound = largest_magnitude(a, in_channels, width, lda);
   }
-  return run_steps(r, first, a, lda, y, n, p0, width, buffer, input_bound) && ok;
+  return run_steps(r, first, a, lda, tile_out, pixels, width, buffer, input_bound) && ok;
 }
 
 
@@ -1190,6 +1215,7 @@ TiledRun pointwise_tiled_run(const std::vector<const Layer*>& run, const Shape& 
 
 std::atomic<bool> onednn_forward_set{false};
 std::atomic<bool> tiled_sequences_set{true};
+std::atomic<bool> tiled_folds_set{true};
 
 }  // namespace
 
@@ -1306,6 +1332,19 @@ void add_tiled_sequence(Pass& pass, const std::vector<TiledRunSpec>& specs, cons
               "tiled sequence: {} floats per image into a run of {}", runs[runs.size() - 2].out_numel(),
               runs.back().in_numel);
   }
+  // A pointwise run into a patch run that gathers no more rows from its input than from its output
+  // (tiled_folds): one run, the pointwise steps on the patch run's column tiles at its tile.
+  for (size_t i = 0; tiled_folds() && i + 1 < runs.size(); ++i) {
+    const TiledRun& a = runs[i];
+    TiledRun& b = runs[i + 1];
+    if (a.patch || !b.patch || b.pre || a.steps.front().in > a.steps.back().out) continue;
+    auto pre = std::make_shared<TiledRun>(a);
+    pre->tile = b.tile;  // its buffers hold b's tile of columns
+    b.patch->channels = a.steps.front().in;
+    b.in_numel = a.in_numel;
+    b.pre = std::move(pre);
+    runs.erase(runs.begin() + static_cast<std::ptrdiff_t>(i));
+  }
   pass.add_host([=, runs = std::move(runs)] {
     const int64_t batch = runs.front().batch;
     int64_t scratch = 0, work = 0, inner = 0;
@@ -1361,6 +1400,9 @@ void add_tiled_sequence(Pass& pass, const std::vector<TiledRunSpec>& specs, cons
     LAB_CHECK(failed == 0, "oneDNN sgemm failed in a tiled sequence");
   });
 }
+
+bool tiled_folds() { return tiled_folds_set.load(); }
+void set_tiled_folds(bool on) { tiled_folds_set.store(on); }
 
 bool tiled_sequences() { return tiled_sequences_set.load() && !onednn_forward(); }
 void set_tiled_sequences(bool on) { tiled_sequences_set.store(on); }

@@ -115,6 +115,16 @@ struct TiledRunSpec {
 /// tiles, so the same bytes whatever the batch and the threads (tests/lab/test_network.cpp).
 void add_tiled_sequence(Pass& pass, const std::vector<TiledRunSpec>& runs, const float* x, float* y);
 
+/// Whether add_tiled_sequence folds a pointwise run into the patch run that reads its output
+/// (default on), where the pointwise run's first step reads no more channels than its last writes
+/// (multi-color-sum's detector, 3 → 6, before its accumulator's first block): the patch run
+/// gathers the windows of the pointwise run's input instead, and runs the pointwise steps on each
+/// window position's rows of its column tile. A pointwise run commutes with the gather (both act
+/// pixel by pixel), so the same values; its output is never stored to memory and read back, and
+/// the gather copies half the rows. Off: the two runs one after the other (the same bytes).
+bool tiled_folds();
+void set_tiled_folds(bool on);
+
 /// Whether Network::forward runs consecutive tiled runs of a chain as add_tiled_sequence (default
 /// on). Off: one add_patch_run or add_pointwise_run each, in sub-batches where the batch exceeds
 /// the cache budget, for bench_runtime's "tiles-runs" mode only (the same bytes).

@@ -411,6 +411,29 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
   patch_sum.add("q0", std::make_shared<lab::ReLU>());
   patch_sum.add("g1", sum_conv(10, 2, true));
   patch_sum.add("q1", std::make_shared<lab::ReLU>());
+  // A sparse pointwise run into a patch run (multi-color-sum's detector into its accumulator), one
+  // run of a tiled sequence (lab::tiled_folds): the patch run gathers the pointwise run's input
+  // and runs its steps (a SparseProgram on bounded inputs) on each window position's rows, on 32 ×
+  // 19 windows and on 25 × 18 (the image's last tile padded).
+  Tensor pw6 = testnets::random_tensor({10, 6, 2, 2}, rng, -4.0f, 4.0f);
+  for (int64_t i = 0; i < pw6.numel(); ++i)
+    if (i % 5 < 3) pw6[i] = 0.0f;
+  const auto folded = [&](int64_t h, int64_t w) {
+    lab::Network f({3, h, w});
+    f.add("c0", sparse_conv(3, 8, 1, false));
+    f.add("r0", std::make_shared<lab::ReLU>());
+    f.add("c1", sparse_conv(8, 6, 2, false));
+    f.add("r1", std::make_shared<lab::ReLU>());
+    f.add("p2", std::make_shared<lab::Conv2d>(
+                    lab::Conv2dParams{.in_channels = 6, .out_channels = 10, .kernel_h = 2, .kernel_w = 2,
+                                      .stride_h = 2, .stride_w = 2},
+                    pw6, testnets::random_tensor({10}, rng)));
+    f.add("q2", std::make_shared<lab::ReLU>());
+    f.add("g3", sum_conv(10, 2, true));
+    f.add("q3", std::make_shared<lab::ReLU>());
+    return f;
+  };
+  const lab::Network folded_even = folded(64, 38), folded_odd = folded(50, 37);
   Tensor ordinary = testnets::random_tensor({3, 3, 50, 37}, rng, -3.0f, 3.0f);
   for (int64_t i = 0; i < ordinary.numel(); i += 11)
     ordinary[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : std::ldexp(1.0f, -149 + static_cast<int>(i % 40));
@@ -469,6 +492,8 @@ TEST_CASE("forward paths: sparse pointwise runs unchecked where their input boun
     same_bytes(patch, even, {2, 4, patch.size()});
     same_bytes(summed, *x, {2, 4, 6, summed.size()});
     same_bytes(patch_sum, even, {2, patch_sum.size()});
+    same_bytes(folded_even, even, {4, 6, folded_even.size()});
+    same_bytes(folded_odd, *x, {4, 6, folded_odd.size()});
   }
 }
 
