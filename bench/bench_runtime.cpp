@@ -53,7 +53,9 @@
 //   f+b; "tiles-steps" (fwd), tiles with each sparse 1×1 step by lab::pointwise_gemm and no
 //   lab::SparseProgram (lab::set_sparse_programs(false), the default before programs; same
 //   bytes); "tiles-avx2" (fwd), tiles with the AVX2 kernels of the programs and of the fused patch
-//   kernel on a processor with AVX-512 (lab::set_avx512_kernels(false); same bytes); "tiles-whole", tiles with every step on the whole batch
+//   kernel on a processor with AVX-512 (lab::set_avx512_kernels(false); same bytes);
+//   "tiles-unfolded" (fwd), tiles with no pointwise run folded into the patch run after it
+//   (lab::set_tiled_folds(false), the default before session 24; same bytes); "tiles-whole", tiles with every step on the whole batch
 //   (lab::set_sub_batch_budget(0)); "tiles+post-op",
 //   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
@@ -409,6 +411,7 @@ int main(int argc, char** argv) {
           bool sparse = true;  // false: sparse weights by the dense chains (tiles-dense)
           bool programs = true;  // false: every sparse step by pointwise_gemm, no SparseProgram (tiles-steps)
           bool wide = true;      // false: the AVX2 kernels where the processor has AVX-512 (tiles-avx2)
+          bool folds = true;     // false: no pointwise run folded into a patch run (tiles-unfolded)
         };
         // The default path ("tiles") with one of its parts off.
         const auto tiles_without = [](const char* name, bool Mode::*part) {
@@ -423,6 +426,7 @@ int main(int argc, char** argv) {
         if (!fb) modes.insert(modes.begin() + 2, tiles_without("tiles-runs", &Mode::fused));
         if (!fb) modes.insert(modes.begin() + 1, tiles_without("tiles-steps", &Mode::programs));
         if (!fb) modes.insert(modes.begin() + 2, tiles_without("tiles-avx2", &Mode::wide));
+        if (!fb) modes.insert(modes.begin() + 3, tiles_without("tiles-unfolded", &Mode::folds));
         if (!fb) {
           modes.insert(modes.begin() + 3, tiles_without("tiles-unfused", &Mode::patch_kernel));
           modes.insert(modes.begin() + 4, tiles_without("tiles-edges12", &Mode::remainders));
@@ -462,6 +466,7 @@ int main(int argc, char** argv) {
             lab::set_sparse_weights(mode.sparse);
             lab::set_sparse_programs(mode.programs);
             lab::set_avx512_kernels(mode.wide);
+            lab::set_tiled_folds(mode.folds);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         }
@@ -478,6 +483,7 @@ int main(int argc, char** argv) {
         lab::set_sparse_weights(true);
         lab::set_sparse_programs(true);
         lab::set_avx512_kernels(true);
+        lab::set_tiled_folds(true);
       }
     }
   }
