@@ -121,7 +121,10 @@ void add_tiled_sequence(Pass& pass, const std::vector<TiledRunSpec>& runs, const
 /// gathers the windows of the pointwise run's input instead, and runs the pointwise steps on each
 /// window position's rows of its column tile. A pointwise run commutes with the gather (both act
 /// pixel by pixel), so the same values; its output is never stored to memory and read back, and
-/// the gather copies half the rows. Off: the two runs one after the other (the same bytes).
+/// the gather copies half the rows. Only where the runs go in turn over the whole batch (fewer than
+/// 4 images per thread), whose outputs between runs go through memory; by image, where they stay
+/// in the core's cache, the runs as they are (folded, multi-color-sum's forward took 3–7% longer).
+/// Off: the two runs one after the other (the same bytes).
 bool tiled_folds();
 void set_tiled_folds(bool on);
 
