@@ -9,6 +9,8 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace lab::pinned {
 
 /// acc + a·b by one fused multiply-add, vfmadd231ps with the accumulator as destination.
@@ -45,6 +47,52 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 relu(__m512 v) {
   __asm__("vmaxps %[zero], %[v], %[v]" : [v] "+v"(v) : [zero] "v"(_mm512_setzero_ps()));
   return v;
 }
+
+/// The vector operations of the kernels compiled once per instruction set (sparse_program.cpp,
+/// patch_kernel.cpp: their .inc files take one of these as X), on 8 floats (AVX2) and 16
+/// (AVX-512): fma and add where the operands' places do not matter (finite values), fma_acc,
+/// add_acc and relu pinned as above. Every operation acts lane by lane, so both give the same
+/// bytes.
+struct Ymm {
+  using T = __m256;
+  static constexpr int kLanes = 8;
+#define LAB_YMM __attribute__((target("avx2,fma"), always_inline)) static inline
+  LAB_YMM T load(const float* p) { return _mm256_loadu_ps(p); }
+  LAB_YMM void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  LAB_YMM T set1(const float* p) { return _mm256_broadcast_ss(p); }
+  LAB_YMM T zero() { return _mm256_setzero_ps(); }
+  LAB_YMM T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+  LAB_YMM T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  LAB_YMM T add(T a, T b) { return _mm256_add_ps(a, b); }
+  LAB_YMM T fma_acc(T acc, T a, T b) { return pinned::fma_acc(acc, a, b); }
+  LAB_YMM T add_acc(T acc, T b) { return pinned::add_acc(acc, b); }
+  LAB_YMM T relu(T v) { return pinned::relu(v); }
+  // The bits !(v <= 0) (v > 0 or NaN) of the 16 values lo, hi (lane j of lo: bit j; of hi: bit
+  // 8 + j): a ReLU's signs as add_pointwise_sign_trace_run keeps them.
+  LAB_YMM uint32_t positive_bits(T lo, T hi) {
+    const T zero = _mm256_setzero_ps();
+    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(lo, zero, _CMP_NLE_UQ))) |
+           static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(hi, zero, _CMP_NLE_UQ))) << 8;
+  }
+#undef LAB_YMM
+};
+
+struct Zmm {
+  using T = __m512;
+  static constexpr int kLanes = 16;
+#define LAB_ZMM __attribute__((target("avx512f"), always_inline)) static inline
+  LAB_ZMM T load(const float* p) { return _mm512_loadu_ps(p); }
+  LAB_ZMM void store(float* p, T v) { _mm512_storeu_ps(p, v); }
+  LAB_ZMM T set1(const float* p) { return _mm512_set1_ps(*p); }
+  LAB_ZMM T zero() { return _mm512_setzero_ps(); }
+  LAB_ZMM T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+  LAB_ZMM T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  LAB_ZMM T add(T a, T b) { return _mm512_add_ps(a, b); }
+  LAB_ZMM T fma_acc(T acc, T a, T b) { return pinned::fma_acc(acc, a, b); }
+  LAB_ZMM T add_acc(T acc, T b) { return pinned::add_acc(acc, b); }
+  LAB_ZMM T relu(T v) { return pinned::relu(v); }
+#undef LAB_ZMM
+};
 
 /// The scalar forms (the low lane), for the sparse chains of linear_product.cpp.
 __attribute__((target("avx2,fma"), always_inline)) inline __m128 fma_acc_ss(__m128 acc, __m128 a, __m128 b) {

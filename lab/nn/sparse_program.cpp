@@ -25,39 +25,8 @@ constexpr int64_t kMaxKidTerms = 3;
 using Row = SparseProgram::Row;
 using Term = SparseProgram::Term;
 
-// The kernels' vector operations with AVX2 (8 floats) and with AVX-512 (16 floats).
-struct Ymm {
-  using T = __m256;
-  static constexpr int kLanes = 8;
-#define LAB_YMM __attribute__((target("avx2,fma"), always_inline)) static inline
-  LAB_YMM T load(const float* p) { return _mm256_loadu_ps(p); }
-  LAB_YMM void store(float* p, T v) { _mm256_storeu_ps(p, v); }
-  LAB_YMM T set1(const float* p) { return _mm256_broadcast_ss(p); }
-  LAB_YMM T zero() { return _mm256_setzero_ps(); }
-  LAB_YMM T mul(T a, T b) { return _mm256_mul_ps(a, b); }
-  LAB_YMM T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
-  LAB_YMM T add(T a, T b) { return _mm256_add_ps(a, b); }
-  LAB_YMM T relu(T v) { return pinned::relu(v); }
-#undef LAB_YMM
-};
-
-struct Zmm {
-  using T = __m512;
-  static constexpr int kLanes = 16;
-#define LAB_ZMM __attribute__((target("avx512f"), always_inline)) static inline
-  LAB_ZMM T load(const float* p) { return _mm512_loadu_ps(p); }
-  LAB_ZMM void store(float* p, T v) { _mm512_storeu_ps(p, v); }
-  LAB_ZMM T set1(const float* p) { return _mm512_set1_ps(*p); }
-  LAB_ZMM T zero() { return _mm512_setzero_ps(); }
-  LAB_ZMM T mul(T a, T b) { return _mm512_mul_ps(a, b); }
-  LAB_ZMM T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
-  LAB_ZMM T add(T a, T b) { return _mm512_add_ps(a, b); }
-  LAB_ZMM T relu(T v) { return pinned::relu(v); }
-#undef LAB_ZMM
-};
-
 namespace ymm {
-using X = Ymm;
+using X = pinned::Ymm;
 #define LAB_KERNEL __attribute__((target("avx2,fma")))
 #define LAB_KERNEL_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
 #include "lab/nn/sparse_program_kernels.inc"
@@ -66,7 +35,7 @@ using X = Ymm;
 }  // namespace ymm
 
 namespace zmm {
-using X = Zmm;
+using X = pinned::Zmm;
 #define LAB_KERNEL __attribute__((target("avx512f")))
 #define LAB_KERNEL_INLINE __attribute__((target("avx512f"), always_inline)) inline
 #include "lab/nn/sparse_program_kernels.inc"
