@@ -1137,9 +1137,9 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
     // run's only step.
     const int64_t padded = (width + 15) / 16 * 16;
     float* columns = buffer + 2 * r.widest * r.tile;
-    // The columns' largest magnitude where a step can use it (measured as they are gathered).
-    float largest = std::numeric_limits<float>::infinity();
-    const bool bounded = r.program || std::any_of(steps.begin(), steps.end(), finite_chains);
+    // The columns' largest magnitude where a step can use it (measured as they are gathered, or
+    // the folded run's bound).
+    double bound = std::numeric_limits<double>::infinity();
     if (r.pre) {
       // The folded pointwise run's input windows, then its steps on each window position's rows
       // (rows (c·kh + i)·kw + j: position i·kw + j every kh·kw rows) into the column tile.
@@ -1148,23 +1148,23 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
       float gathered = std::numeric_limits<float>::infinity();
       r.patch->gather(x + n * r.in_numel, p0, width, padded, windows, &gathered);
       const int64_t positions = r.patch->kh * r.patch->kw;
-      double after = 0;
       for (int64_t q = 0; q < positions; ++q)
         ok = run_steps(*r.pre, 0, windows + q * padded, positions * padded, columns + q * padded, positions * padded,
-                       padded, pre_buffer, gathered, &after, false) && ok;
-      largest = static_cast<float>(std::min<double>(after, std::numeric_limits<float>::infinity()));
+                       padded, pre_buffer, gathered, &bound, false) && ok;
     } else {
+      float largest = std::numeric_limits<float>::infinity();
+      const bool bounded = r.program || std::any_of(steps.begin(), steps.end(), finite_chains);
       r.patch->gather(x + n * r.in_numel, p0, width, padded, columns, bounded ? &largest : nullptr);
+      bound = largest;
     }
     // A patch convolution to 6 or 8 channels, then a 1×1 convolution to one: the fused kernel
     // (lab/nn/patch_kernel.h), the same bytes without storing the channels.
     if (steps.size() == 2 && !steps[0].chain && steps[0].groups == 1 && steps[1].weight != nullptr &&
         steps[1].out == 1 && patch_kernel_fits(steps[0].in, steps[0].out)) {
       patch_kernel_tile(steps[0].in, steps[0].out, width, columns, padded, steps[0].weight, steps[0].bias,
-                        steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, y + n * pixels + p0);
+                        steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, tile_out);
       return ok;
     }
-    const double bound = largest;
     // A program from the patch convolution on: run_steps runs it on the columns (width a
     // multiple of 16, so padded is width).
     if (r.program_first == 0 && program_bound(r, width, bound))
@@ -1172,8 +1172,8 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
     // The run's only step writes y's columns: directly where the tile needs no padding, else
     // through tile buffer 0.
     const bool direct = steps.size() == 1 && padded == width;
-    float* out = direct ? y + (n * out_channels) * pixels + p0 : buffer;
-    ok = tile_product(steps[0], padded, columns, padded, out, direct ? pixels : padded, finite_bound(bound));
+    float* out = direct ? tile_out : buffer;
+    ok = tile_product(steps[0], padded, columns, padded, out, direct ? pixels : padded, finite_bound(bound)) && ok;
     input_bound = step_bound(steps[0], bound);
     if (steps.size() == 1 && !direct)
       for (int64_t c = 0; c < out_channels; ++c)

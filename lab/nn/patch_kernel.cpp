@@ -48,9 +48,12 @@ template <bool kPair>
 void fused_run(int64_t k, int64_t width, const float* col, int64_t ld, const float* w, const float* bias, bool relu,
                const float* w1, const float* bias1, bool relu1, float* y) {
   const int64_t done =
-      wide_kernels() ? patch_zmm::fused_tile<kPair, false, true>(k, width, col, ld, w, bias, relu, w1, bias1, relu1, y, {}) : 0;
+      wide_kernels()
+          ? patch_zmm::fused_tile<kPair, false, true>(k, width, col, ld, w, bias, relu, w1, bias1, relu1, y, {})
+          : 0;
   if (done < width)
-    patch_ymm::fused_tile<kPair, false, false>(k, width - done, col + done, ld, w, bias, relu, w1, bias1, relu1, y + done, {});
+    patch_ymm::fused_tile<kPair, false, false>(k, width - done, col + done, ld, w, bias, relu, w1, bias1, relu1,
+                                               y + done, {});
 }
 
 }  // namespace
@@ -64,8 +67,10 @@ void patch_kernel_tile(int64_t rows, int64_t channels, int64_t width, const floa
                        const float* bias, bool relu, const float* w1, const float* bias1, bool relu1, float* y,
                        const PatchSigns& signs) {
   if (signs.channels != nullptr || signs.output != nullptr) {
-    if (channels == 8) patch_ymm::fused_tile<true, true, false>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y, signs);
-    else patch_ymm::fused_tile<false, true, false>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y, signs);
+    if (channels == 8)
+      patch_ymm::fused_tile<true, true, false>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y, signs);
+    else
+      patch_ymm::fused_tile<false, true, false>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y, signs);
   } else if (channels == 8) {
     fused_run<true>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y);
   } else {
