@@ -34,7 +34,6 @@ namespace lab {
 bool sparse_programs();
 void set_sparse_programs(bool on);
 
-
 /// One step of a program: `out` rows of `in` inputs, its nonzero weights (a 1×1 convolution's
 /// Conv2d::sparse(), not empty) and its bias (null: none); the ReLU follows every step. A grouped
 /// convolution of one output per group (`groups` = out, pointwise_gemm on each group's one row):
