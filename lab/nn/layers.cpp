@@ -1085,10 +1085,10 @@ std::optional<double> program_bound(const TiledRun& r, int64_t width, double bou
 
 // run_tile's steps from `first` on (below): step first's input a (row stride lda), of largest
 // magnitude input_bound (step_bound; +∞: unknown), the last step's output y (row stride ldy); its
-// bound into output_bound. from_memory: a is the run's input in memory, whose next tile a program
-// asks for meanwhile.
+// bound into output_bound. from_memory: a is the run's input x in memory (a pointwise run's), whose
+// next tile a program from step 0 asks for meanwhile.
 bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, float* y, int64_t ldy, int64_t width,
-               float* buffer, double input_bound, double* output_bound = nullptr, bool from_memory = true) {
+               float* buffer, double input_bound, double* output_bound = nullptr, bool from_memory = false) {
   const std::vector<TileStep>& steps = r.steps;
   bool ok = true;
   for (size_t k = first; k < steps.size(); ++k) {
@@ -1102,7 +1102,7 @@ bool run_steps(const TiledRun& r, size_t first, const float* a, int64_t lda, flo
     if (program) {
       // A pointwise run's input comes from memory: its next tile asked for meanwhile (multi-color-
       // sum's forward at batch 32: 0.85–1.08 of the time without over 8 process pairs, median 0.90).
-      r.program->run(width, a, lda, b, ldb, r.program_first == 0 && !r.patch && from_memory ? width : 0);
+      r.program->run(width, a, lda, b, ldb, r.program_first == 0 && from_memory ? width : 0);
       input_bound = *after;
       a = b;
       lda = ldb;
@@ -1150,7 +1150,7 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
       const int64_t positions = r.patch->kh * r.patch->kw;
       for (int64_t q = 0; q < positions; ++q)
         ok = run_steps(*r.pre, 0, windows + q * padded, positions * padded, columns + q * padded, positions * padded,
-                       padded, pre_buffer, gathered, &bound, false) && ok;
+                       padded, pre_buffer, gathered, &bound) && ok;
     } else {
       float largest = std::numeric_limits<float>::infinity();
       const bool bounded = r.program || std::any_of(steps.begin(), steps.end(), finite_chains);
@@ -1184,9 +1184,8 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
   } else if (r.program || std::any_of(steps.begin(), steps.end(), finite_chains)) {
     input_bound = largest_magnitude(a, in_channels, width, lda);
   }
-  return run_steps(r, first, a, lda, tile_out, pixels, width, buffer, input_bound) && ok;
+  return run_steps(r, first, a, lda, tile_out, pixels, width, buffer, input_bound, nullptr, !r.patch) && ok;
 }
-
 
 // add_tiled_sequence takes whole images per thread from this many images per thread on (fewer:
 // the threads would wait for each other at the end on unequal shares of images).

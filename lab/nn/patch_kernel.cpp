@@ -14,7 +14,7 @@ namespace {
 
 std::atomic<bool> patch_kernels_set{true};
 
-constexpr int64_t kBlockColumns = 16, kMaxColumnRows = 64;
+constexpr int64_t kMaxColumnRows = 64;
 
 // Writes the first `count` (1..16) of the 16 bits to bits[0], bits[1] (the bits past `count` 0,
 // and no byte past them written).

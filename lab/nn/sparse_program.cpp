@@ -48,11 +48,6 @@ RowChains row_chains(const SparseStep& st, int64_t i) {
   return st.groups == 1 ? finite_row_chains(st.out, st.in, i) : finite_row_chains(1, st.in / st.groups, 0);
 }
 
-bool program_isa() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-}
-
 std::atomic<bool> programs_set{true};
 
 }  // namespace
@@ -71,9 +66,9 @@ bool SparseProgram::takes(const SparseStep& st) {
 }
 
 std::unique_ptr<SparseProgram> SparseProgram::build(const std::vector<SparseStep>& steps) {
-  // pointwise_gemm runs its kernel only with AVX2 (finite_row_chains: kOther without), and so
-  // does the program.
-  if (steps.empty() || !program_isa()) return nullptr;
+  // pointwise_gemm runs its kernel only with AVX2 (finite_row_chains: kOther without, so takes()
+  // refuses every step), and so does the program.
+  if (steps.empty()) return nullptr;
   auto pr = std::make_unique<SparseProgram>();
   const size_t n = steps.size();
   // shape[l][i]: step l's row i's chains; uses[l][j]: the rows that read step l's input j;
