@@ -55,7 +55,9 @@
 //   bytes); "tiles-avx2" (fwd), tiles with the AVX2 kernels of the programs and of the fused patch
 //   kernel on a processor with AVX-512 (lab::set_avx512_kernels(false); same bytes);
 //   "tiles-unfolded" (fwd), tiles with no pointwise run folded into the patch run after it
-//   (lab::set_tiled_folds(false), the default before session 24; same bytes); "tiles-whole", tiles with every step on the whole batch
+//   (lab::set_tiled_folds(false), the default before session 24; same bytes); "tiles-interpreted" (fwd), tiles with
+//   the sparse programs run by their interpreter instead of their machine code (lab::set_program_code(false), lab/nn/
+//   program_code.h, the default before session 25; same bytes); "tiles-whole", tiles with every step on the whole batch
 //   (lab::set_sub_batch_budget(0)); "tiles+post-op",
 //   tiles and the other ReLUs as post-ops (below); "layers", every layer its own primitive
 //   over the (sub-)batch, the path before tiles; "relu-post-op", layers with each ReLU after a
@@ -111,6 +113,7 @@
 #include "lab/nn/patch_kernel.h"
 #include "lab/nn/patch_run.h"
 #include "lab/nn/pointwise_gemm.h"
+#include "lab/nn/program_code.h"
 #include "lab/nn/sparse_program.h"
 #include "networks/multi_color_sum.h"
 #include "networks/single_color_modulo.h"
@@ -412,6 +415,7 @@ int main(int argc, char** argv) {
           bool programs = true;  // false: every sparse step by pointwise_gemm, no SparseProgram (tiles-steps)
           bool wide = true;      // false: the AVX2 kernels where the processor has AVX-512 (tiles-avx2)
           bool folds = true;     // false: no pointwise run folded into a patch run (tiles-unfolded)
+          bool code = true;      // false: the programs by their interpreter, not their machine code (tiles-interpreted)
         };
         // The default path ("tiles") with one of its parts off.
         const auto tiles_without = [](const char* name, bool Mode::*part) {
@@ -427,6 +431,7 @@ int main(int argc, char** argv) {
         if (!fb) modes.insert(modes.begin() + 1, tiles_without("tiles-steps", &Mode::programs));
         if (!fb) modes.insert(modes.begin() + 2, tiles_without("tiles-avx2", &Mode::wide));
         if (!fb) modes.insert(modes.begin() + 3, tiles_without("tiles-unfolded", &Mode::folds));
+        if (!fb) modes.insert(modes.begin() + 2, tiles_without("tiles-interpreted", &Mode::code));
         if (!fb) {
           modes.insert(modes.begin() + 3, tiles_without("tiles-unfused", &Mode::patch_kernel));
           modes.insert(modes.begin() + 4, tiles_without("tiles-edges12", &Mode::remainders));
@@ -467,6 +472,7 @@ int main(int argc, char** argv) {
             lab::set_sparse_programs(mode.programs);
             lab::set_avx512_kernels(mode.wide);
             lab::set_tiled_folds(mode.folds);
+            lab::set_program_code(mode.code);
             row(batch, fb, mode.name, seconds_of(work, 3));
           }
         }

@@ -20,6 +20,8 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(OpenMP REQUIRED)
 find_package(doctest REQUIRED)
+# Xbyak (header only; lab/nn/program_code.cpp emits the sparse programs' machine code with it).
+find_package(xbyak REQUIRED)
 
 # VLFeat ships no CMake or pkg-config file.
 find_path(VLFEAT_INCLUDE_DIR vl/generic.h REQUIRED)

@@ -11,7 +11,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libeigen3-dev libdnnl-dev libopencv-dev libopencv-contrib-dev libfmt-dev doctest-dev libtbb-dev
   libvlfeat-dev nlohmann-json3-dev libcli11-dev libplplot-dev plplot-driver-cairo
-  libonnx-dev libprotobuf-dev libpng-dev
+  libonnx-dev libprotobuf-dev libpng-dev libxbyak-dev
   openmpi-bin libopenmpi-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch
   libcmark-gfm-dev libcmark-gfm-extensions-dev chromium

@@ -1062,7 +1062,7 @@ void attach_program(TiledRun& r, size_t first) {
     k = i + 1;
   }
   if (steps.size() < 2) return;
-  r.program = SparseProgram::build(steps);
+  r.program = SparseProgram::shared(steps);
   r.program_first = k;
   r.program_end = k + steps.size();
   // Tiles of whole strips of 64 pixels: a program's last 16 or 32 pixels of a tile cost it about

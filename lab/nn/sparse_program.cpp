@@ -5,9 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <map>
+#include <mutex>
+#include <string>
 #include <utility>
 
 #include "lab/nn/pinned_ops.h"
+#include "lab/nn/program_code.h"
 
 namespace lab {
 
@@ -16,6 +20,9 @@ namespace {
 // Internal slots (and so the rows stored at once) a program may use: the pointer table of a strip
 // lives on the stack.
 constexpr int64_t kMaxSlots = 256;
+
+// A slot's floats: the widest strip (8 vectors of 16).
+constexpr int64_t kSlot = 128;
 
 // A row of more nonzero weights is stored, not computed where it is read: a kid's weights stay in
 // registers beside its reader's eight accumulators, and a long row stored costs one store per
@@ -205,7 +212,49 @@ std::unique_ptr<SparseProgram> SparseProgram::build(const std::vector<SparseStep
   for (int64_t i = 0; i < steps.back().out; ++i) compute(n - 1, static_cast<size_t>(i));
   // Rows no output reads (never computed by the outputs' rows) change nothing: skipped.
   if (pr->slots_ > kMaxSlots) return nullptr;
+  pr->code8_ = ProgramCode::emit(pr->rows_, pr->kids_, pr->terms_, pr->inputs_, pr->outputs_, kSlot, 8);
+  pr->code4_ = ProgramCode::emit(pr->rows_, pr->kids_, pr->terms_, pr->inputs_, pr->outputs_, kSlot, 4);
   return pr;
+}
+
+SparseProgram::SparseProgram() = default;
+SparseProgram::~SparseProgram() = default;
+
+int64_t SparseProgram::code_size() const {
+  return (code8_ ? code8_->size() : 0) + (code4_ ? code4_->size() : 0);
+}
+
+std::shared_ptr<const SparseProgram> SparseProgram::shared(const std::vector<SparseStep>& steps) {
+  // The key: the switches build reads, then each step's shape, chains and bias, as bytes.
+  std::string key;
+  auto put = [&key](const void* p, size_t bytes) { key.append(static_cast<const char*>(p), bytes); };
+  const bool switches[3] = {pointwise_kernel(), pointwise_edges(), pointwise_remainders()};
+  put(switches, sizeof switches);
+  for (const SparseStep& st : steps) {
+    const int64_t shape[4] = {st.in, st.out, st.groups, st.chains != nullptr ? st.chains->chains : -1};
+    put(shape, sizeof shape);
+    if (st.chains != nullptr) {
+      const SparseChains& c = *st.chains;
+      const int64_t sizes[3] = {c.depth, static_cast<int64_t>(c.start.size()), static_cast<int64_t>(c.index.size())};
+      put(sizes, sizeof sizes);
+      put(c.start.data(), c.start.size() * sizeof(int64_t));
+      put(c.index.data(), c.index.size() * sizeof(int32_t));
+      put(c.value.data(), c.value.size() * sizeof(float));
+    }
+    const char has_bias = st.bias != nullptr;
+    put(&has_bias, 1);
+    if (st.bias != nullptr) put(st.bias, static_cast<size_t>(st.out) * sizeof(float));
+  }
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const SparseProgram>> cache;
+  {
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (const auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  std::shared_ptr<const SparseProgram> program = build(steps);
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (cache.size() >= 64) cache.clear();
+  return cache.try_emplace(std::move(key), std::move(program)).first->second;
 }
 
 bool SparseProgram::current() const {
@@ -217,7 +266,6 @@ void SparseProgram::run(int64_t cols, const float* x, int64_t ldx, float* y, int
   // Strips of 64 pixels (eight vectors of 8) with AVX2, of 128 (eight of 16) with AVX-512, then
   // what is left: 64 (four of 16), then 16 at a time.
   const bool wide = wide_kernels();
-  constexpr int64_t kSlot = 128;  // a slot's floats: the widest strip
   const int64_t strip = wide ? 128 : 64;
   thread_local std::vector<float> scratch;
   const size_t need = static_cast<size_t>(slots_ * kSlot);
@@ -237,6 +285,20 @@ void SparseProgram::run(int64_t cols, const float* x, int64_t ldx, float* y, int
   const Term* terms = terms_.data();
   const Row* kids = kids_.data();
   int64_t p = 0;
+  if (wide && code8_ && program_code()) {
+    // The machine code on the strips of 128 and a last one of 64 (program_code.h).
+    float* rows[64 + 64];
+    for (int64_t c = 0; c < inputs_; ++c) rows[c] = const_cast<float*>(x + c * ldx);
+    for (int64_t r = 0; r < outputs_; ++r) rows[inputs_ + r] = y + r * ldy;
+    code8_->run(cols / 128, rows, scratch.data(), ahead);
+    p = cols / 128 * 128;
+    if (p + 64 <= cols) {
+      for (int64_t c = 0; c < inputs_; ++c) rows[c] += p;
+      for (int64_t r = 0; r < outputs_; ++r) rows[inputs_ + r] += p;
+      code4_->run(1, rows, scratch.data(), ahead);
+      p += 64;
+    }
+  }
   for (; p + strip <= cols; p += strip) {
     place(p, strip);
     if (wide) zmm::run_strip<8>(rows_, terms, kids, ptr);

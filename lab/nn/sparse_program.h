@@ -45,12 +45,26 @@ struct SparseStep {
   int64_t groups = 1;
 };
 
+class ProgramCode;
+
 class SparseProgram {
  public:
   /// The program of `steps` (each step's `in` the previous one's `out`), with the row shapes
   /// pointwise_gemm gives them now (finite_row_chains); null where a row has none of its shapes
-  /// (kOther) or the steps' shapes do not chain.
+  /// (kOther) or the steps' shapes do not chain. With AVX-512, its strips' machine code too
+  /// (lab/nn/program_code.h).
   static std::unique_ptr<SparseProgram> build(const std::vector<SparseStep>& steps);
+
+  /// build's program, shared: the same steps (the same shapes, weights and biases) under the same
+  /// switches of pointwise_gemm.h give the program built the first time. The tiled runs are built
+  /// anew by every forward; this keeps a program's building and code emission to once per
+  /// process (a cache of the last 64 step sequences).
+  static std::shared_ptr<const SparseProgram> shared(const std::vector<SparseStep>& steps);
+
+  SparseProgram();
+  ~SparseProgram();
+  SparseProgram(const SparseProgram&) = delete;
+  SparseProgram& operator=(const SparseProgram&) = delete;
 
   /// Whether a step can be one of a program's now: chains of its shape, and every row in one of
   /// the shapes a program computes (finite_row_chains not kOther).
@@ -72,6 +86,8 @@ class SparseProgram {
   int64_t inline_rows() const { return inline_rows_; }
   int64_t stored_rows() const { return static_cast<int64_t>(rows_.size()); }
   int64_t slots() const { return slots_; }
+  /// The bytes of the machine code of strips of 8 and of 4 AVX-512 vectors (0: none).
+  int64_t code_size() const;
 
   struct Term {
     int32_t slot = 0;   // where the input is: an input row or an internal slot (below)
@@ -92,6 +108,7 @@ class SparseProgram {
   std::vector<Term> terms_;
   std::array<bool, 3> switches_{};  // pointwise_gemm's kernel, edges, remainders, as built (current())
   int64_t inputs_ = 0, outputs_ = 0, slots_ = 0, inline_rows_ = 0;
+  std::unique_ptr<ProgramCode> code8_, code4_;  // strips of 8 and 4 vectors of 16 (program_code.h)
 };
 
 }  // namespace lab

@@ -5,7 +5,8 @@
 // read once (computed where they are read), several times or never, weights ±1, small integers and
 // normal values, with and without biases (−0 among them), inputs with −0 and zeros, widths of 16
 // to 736 columns (the strips of 128, 64 and 16 columns), row strides wider than the rows; each with
-// the programs' AVX-512 kernels (where the processor has them) and their AVX2 ones.
+// the programs' machine code (lab/nn/program_code.h) and their AVX-512 kernels (where the processor
+// has AVX-512), and with their AVX2 ones.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "lab/nn/pointwise_gemm.h"
+#include "lab/nn/program_code.h"
 #include "lab/nn/sparse_program.h"
 
 namespace {
@@ -91,15 +93,24 @@ std::vector<float> by_steps(const std::vector<Step>& steps, int64_t width, const
   return a;
 }
 
-// Runs f with the programs' AVX-512 kernels (where the processor has them) and with their AVX2
-// ones.
+// Runs f with the programs' machine code and with their AVX-512 kernels (where the processor has
+// AVX-512), and with their AVX2 kernels.
 void for_each_isa(const std::function<void()>& f) {
-  for (const bool wide : {true, false}) {
+  for (const int mode : {0, 1, 2}) {
+    const bool wide = mode < 2, code = mode == 0;
     CAPTURE(wide);
+    CAPTURE(code);
     lab::set_avx512_kernels(wide);
+    lab::set_program_code(code);
     f();
   }
   lab::set_avx512_kernels(true);
+  lab::set_program_code(true);
+}
+
+// Where the processor has AVX-512, a program has its machine code (so the tests run it).
+bool has_code(const lab::SparseProgram& program) {
+  return !__builtin_cpu_supports("avx512f") || program.code_size() > 0;
 }
 
 }  // namespace
@@ -119,10 +130,11 @@ TEST_CASE("sparse programs: the bytes of their steps one after the other") {
     const auto program = lab::SparseProgram::build(program_steps(steps));
     REQUIRE(program != nullptr);
     REQUIRE(program->current());
+    REQUIRE(has_code(*program));
     ++programs;
     inline_rows += program->inline_rows();
-    static const int64_t widths[] = {16, 48, 64, 80, 144, 736};
-    const int64_t width = widths[trial % 6], ldx = width + 40, ldy = width + 24;
+    static const int64_t widths[] = {16, 48, 64, 80, 144, 192, 736};
+    const int64_t width = widths[trial % 7], ldx = width + 40, ldy = width + 24;
     const std::vector<float> x = random_input(steps.front().in, ldx, rng);
     const std::vector<float> expected = by_steps(steps, width, x, ldx);
     for_each_isa([&] {
@@ -164,6 +176,7 @@ TEST_CASE("sparse programs: multi-color-sum's detector") {
   }
   const auto program = lab::SparseProgram::build(program_steps(steps));
   REQUIRE(program != nullptr);
+  REQUIRE(has_code(*program));
   // Computed where read: the first step's 60 rows and the third's 12 rows of one chain.
   CHECK(program->inline_rows() == 72);
   CHECK(program->stored_rows() == 30 + 3 + 5 + 6);
@@ -204,6 +217,7 @@ TEST_CASE("sparse programs: grouped steps of one output per group") {
     steps.push_back({groups * per, groups, &chains, bias.data(), groups});
     const auto program = lab::SparseProgram::build(steps);
     REQUIRE(program != nullptr);
+    REQUIRE(has_code(*program));
     const std::vector<float> x = random_input(first[0].in, width, rng);
     const std::vector<float> mid = by_steps(first, width, x, width);
     std::vector<float> expected(static_cast<size_t>(groups * width));
@@ -255,4 +269,42 @@ TEST_CASE("sparse programs: where they do not apply") {
   CHECK(!program->current());
   lab::set_sparse_weights(true);
   CHECK(program->current());
+}
+
+TEST_CASE("sparse programs: shared by equal steps") {
+  std::mt19937 rng(17);
+  std::vector<Step> steps = {random_step(3, 12, rng), random_step(12, 4, rng)};
+  steps[0].bias.assign(12, 0.25f);
+  const auto a = lab::SparseProgram::shared(program_steps(steps));
+  REQUIRE(a != nullptr);
+  // The same steps, and a copy of them elsewhere in memory: the same program.
+  CHECK(lab::SparseProgram::shared(program_steps(steps)) == a);
+  const std::vector<Step> copy = steps;
+  CHECK(lab::SparseProgram::shared(program_steps(copy)) == a);
+  // One weight, one bias, a bias left out: another program, of its own bytes.
+  std::vector<Step> other = steps;
+  other[1].chains.value[0] += 1.0f;
+  const auto b = lab::SparseProgram::shared(program_steps(other));
+  REQUIRE(b != nullptr);
+  CHECK(b != a);
+  other = steps;
+  other[0].bias[3] = 0.5f;
+  CHECK(lab::SparseProgram::shared(program_steps(other)) != a);
+  other[0].bias.clear();
+  const auto none = lab::SparseProgram::shared(program_steps(other));
+  REQUIRE(none != nullptr);
+  CHECK(none != a);
+  // Under other row shapes (pointwise_gemm.h's switches): another program.
+  lab::set_pointwise_edges(false);
+  const auto c = lab::SparseProgram::shared(program_steps(steps));
+  lab::set_pointwise_edges(true);
+  CHECK(c != a);
+  CHECK(lab::SparseProgram::shared(program_steps(steps)) == a);
+  // Its bytes are those of its own steps.
+  const int64_t width = 192;
+  const std::vector<float> x = random_input(3, width, rng);
+  const std::vector<float> expected = by_steps(other, width, x, width);
+  std::vector<float> y(static_cast<size_t>(4 * width));
+  none->run(width, x.data(), width, y.data(), width);
+  CHECK(std::memcmp(y.data(), expected.data(), sizeof(float) * y.size()) == 0);
 }

@@ -1,0 +1,222 @@
+#include "lab/nn/program_code.h"
+
+#include <atomic>
+#include <cstring>
+#include <unordered_map>
+
+#include <xbyak/xbyak.h>
+
+namespace lab {
+
+namespace {
+
+std::atomic<bool> program_code_set{true};
+
+using Row = SparseProgram::Row;
+using Term = SparseProgram::Term;
+using Xbyak::Zmm;
+
+// The code of one program (ProgramCode::emit), called as f(strips, rows, scratch, ahead bytes,
+// constants): System V's rdi, rsi, rdx, rcx, r8. The constants move to r11, and r8 becomes the
+// strip's byte offset from column 0; rax, r9 and r10 hold row pointers.
+// zmm0–7: a row's accumulators (even/odd rows: e in 0–3, o in 4–7), zmm8–15: a kid's value per
+// vector (or a rounded product), zmm16: the term's weight, zmm17–19: the kid's, zmm31: +0.
+class Emitter : public Xbyak::CodeGenerator {
+ public:
+  Emitter(const std::vector<Row>& rows, const std::vector<Row>& kids, const std::vector<Term>& terms, int64_t inputs,
+          int64_t outputs, int64_t slot_floats, int vectors)
+      : Xbyak::CodeGenerator(4096, Xbyak::AutoGrow),
+        kids_(kids),
+        terms_(terms),
+        io_(static_cast<int32_t>(inputs + outputs)),
+        slot_bytes_(static_cast<int32_t>(4 * slot_floats)),
+        v_(vectors) {
+    const Xbyak::Reg64 strips = rdi, table = rsi, ahead = rcx;
+    mov(r11, r8);
+    vpxord(zmm31, zmm31, zmm31);
+    xor_(r8, r8);
+    Xbyak::Label loop, done;
+    test(strips, strips);
+    jz(done, T_NEAR);
+    L(loop);
+    {
+      // SparseProgram::run's prefetch: each input row's columns `ahead` further on, a line per vector.
+      Xbyak::Label no_prefetch;
+      test(ahead, ahead);
+      jz(no_prefetch, T_NEAR);
+      for (int64_t c = 0; c < inputs; ++c) {
+        mov(rax, ptr[table + 8 * c]);
+        add(rax, ahead);
+        for (int v = 0; v < v_; ++v) prefetcht0(ptr[rax + r8 + 64 * v]);
+      }
+      L(no_prefetch);
+    }
+    for (const Row& row : rows) {
+      if (row.shape == RowChains::kOne) one_row(row);
+      else even_odd_row(row, row.shape == RowChains::kEvenOddFused);
+    }
+    add(r8, 64 * v_);
+    dec(strips);
+    jnz(loop, T_NEAR);
+    L(done);
+    vzeroupper();
+    ret();
+    ready(Xbyak::CodeArray::PROTECT_RE);
+  }
+
+  std::vector<float> constants_;  // every weight and bias, each once
+
+ private:
+  // The offset of the constant v in constants_.
+  int32_t constant(float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    const auto [it, added] = index_.try_emplace(bits, static_cast<int32_t>(constants_.size()));
+    if (added) constants_.push_back(v);
+    return 4 * it->second;
+  }
+
+  // Where slot `slot`'s vector v is: an input or output row through its pointer (loaded into
+  // `reg` by load_row), an internal slot in the scratch.
+  bool in_row(int32_t slot) const { return slot < io_; }
+  void load_row(int32_t slot, const Xbyak::Reg64& reg) {
+    if (in_row(slot)) mov(reg, ptr[rsi + 8 * slot]);
+  }
+  Xbyak::Address at(int32_t slot, const Xbyak::Reg64& reg, int v) {
+    if (in_row(slot)) return ptr[reg + r8 + 64 * v];
+    return ptr[rdx + (slot - io_) * slot_bytes_ + 64 * v];
+  }
+
+  // chain_row: a[v] from the first term's product, the other terms' fused multiply-adds, then
+  // + bias (not where it is zero), the ReLU, stored. A kid's value, per vector, is its own chain
+  // of one to three slot terms (the first a product, a weight 1's: the input itself), + its bias,
+  // the ReLU. A first weight 1 multiplies nothing (the inputs are finite, the kids ReLUs).
+  void one_row(const Row& row) {
+    if (row.count == 0)
+      for (int v = 0; v < v_; ++v) vpxord(Zmm(v), Zmm(v), Zmm(v));
+    for (int32_t t = 0; t < row.count; ++t) {
+      const Term& term = terms_[static_cast<size_t>(row.first + t)];
+      const bool first = t == 0, unit = term.weight == 1.0f;
+      if (!(first && unit)) vbroadcastss(zmm16, ptr[r11 + constant(term.weight)]);
+      if (term.kid >= 0) {
+        const Row& kid = kids_[static_cast<size_t>(term.kid)];
+        const Term* kt = &terms_[static_cast<size_t>(kid.first)];
+        const Xbyak::Reg64 regs[3] = {rax, r9, r10};
+        for (int32_t u = 0; u < kid.count; ++u) {
+          load_row(kt[u].slot, regs[u]);
+          if (u > 0 || kt[0].weight != 1.0f) vbroadcastss(Zmm(17 + u), ptr[r11 + constant(kt[u].weight)]);
+        }
+        const bool bias = kid.bias != 0.0f;
+        if (bias) vbroadcastss(zmm20, ptr[r11 + constant(kid.bias)]);
+        for (int v = 0; v < v_; ++v) {
+          // The kid's value straight into the accumulator where it is the row's first term, of weight 1.
+          const Zmm c = first && unit ? Zmm(v) : Zmm(8 + v);
+          if (kt[0].weight == 1.0f && kid.count == 1 && bias) {
+            vaddps(c, zmm20, at(kt[0].slot, regs[0], v));  // bias + x: x + bias's bytes
+          } else {
+            if (kt[0].weight == 1.0f) vmovups(c, at(kt[0].slot, regs[0], v));
+            else vmulps(c, zmm17, at(kt[0].slot, regs[0], v));
+            for (int32_t u = 1; u < kid.count; ++u) vfmadd231ps(c, Zmm(17 + u), at(kt[u].slot, regs[u], v));
+            if (bias) vaddps(c, c, zmm20);
+          }
+          vmaxps(c, c, zmm31);
+          if (!first) vfmadd231ps(Zmm(v), zmm16, c);
+          else if (!unit) vmulps(Zmm(v), zmm16, c);
+        }
+      } else {
+        load_row(term.slot, rax);
+        for (int v = 0; v < v_; ++v) {
+          if (!first) vfmadd231ps(Zmm(v), zmm16, at(term.slot, rax, v));
+          else if (unit) vmovups(Zmm(v), at(term.slot, rax, v));
+          else vmulps(Zmm(v), zmm16, at(term.slot, rax, v));
+        }
+      }
+    }
+    store(row, 0, v_);
+  }
+
+  // even_odd_row: per part of four vectors, e over the even terms and o over the odd ones from
+  // +0 (fused: fused multiply-adds, else rounded products added), e + o, the last product, then
+  // + bias, the ReLU, stored before the next part is read.
+  void even_odd_row(const Row& row, bool fused) {
+    const int part = v_ < 4 ? v_ : 4;
+    const Term* even = &terms_[static_cast<size_t>(row.first)];
+    const Term* odd = even + row.evens;
+    const Term* last = row.evens + row.odds < row.count ? odd + row.odds : nullptr;
+    auto step = [&](const Term& term, int acc, int h) {
+      vbroadcastss(zmm16, ptr[r11 + constant(term.weight)]);
+      load_row(term.slot, rax);
+      for (int v = 0; v < part; ++v) {
+        if (fused) {
+          vfmadd231ps(Zmm(acc + v), zmm16, at(term.slot, rax, h + v));
+        } else {
+          vmulps(Zmm(8 + v), zmm16, at(term.slot, rax, h + v));
+          vaddps(Zmm(acc + v), Zmm(acc + v), Zmm(8 + v));
+        }
+      }
+    };
+    for (int h = 0; h < v_; h += part) {
+      for (int v = 0; v < part; ++v) vpxord(Zmm(v), Zmm(v), Zmm(v)), vpxord(Zmm(4 + v), Zmm(4 + v), Zmm(4 + v));
+      for (int32_t t = 0; t < row.evens; ++t) step(even[t], 0, h);
+      for (int32_t t = 0; t < row.odds; ++t) step(odd[t], 4, h);
+      for (int v = 0; v < part; ++v) vaddps(Zmm(v), Zmm(v), Zmm(4 + v));
+      if (last != nullptr) step(*last, 0, h);
+      store(row, h, part);
+    }
+  }
+
+  // Vectors [h, h + count) of the row's accumulators zmm0.. (+ bias where not zero, the ReLU)
+  // into its slot.
+  void store(const Row& row, int h, int count) {
+    load_row(row.out, rax);
+    const bool bias = row.bias != 0.0f;
+    if (bias) vbroadcastss(zmm21, ptr[r11 + constant(row.bias)]);
+    for (int v = 0; v < count; ++v) {
+      if (bias) vaddps(Zmm(v), Zmm(v), zmm21);
+      vmaxps(Zmm(v), Zmm(v), zmm31);
+      vmovups(at(row.out, rax, h + v), Zmm(v));
+    }
+  }
+
+  const std::vector<Row>& kids_;
+  const std::vector<Term>& terms_;
+  const int32_t io_;
+  const int32_t slot_bytes_;
+  const int v_;
+  std::unordered_map<uint32_t, int32_t> index_;
+};
+
+bool has_avx512() { return __builtin_cpu_supports("avx512f"); }
+
+}  // namespace
+
+bool program_code() { return program_code_set.load(); }
+void set_program_code(bool on) { program_code_set.store(on); }
+
+using Entry = void (*)(int64_t, float* const*, float*, int64_t, const float*);
+
+struct ProgramCode::Code {
+  std::unique_ptr<Emitter> emitter;
+  Entry run = nullptr;
+};
+
+ProgramCode::~ProgramCode() = default;
+
+std::unique_ptr<ProgramCode> ProgramCode::emit(const std::vector<Row>& rows, const std::vector<Row>& kids,
+                                               const std::vector<Term>& terms, int64_t inputs, int64_t outputs,
+                                               int64_t slot_floats, int vectors) {
+  if (!has_avx512() || (vectors != 4 && vectors != 8)) return nullptr;
+  std::unique_ptr<ProgramCode> pc(new ProgramCode);
+  pc->code_ = std::make_unique<Code>();
+  pc->code_->emitter = std::make_unique<Emitter>(rows, kids, terms, inputs, outputs, slot_floats, vectors);
+  pc->code_->run = pc->code_->emitter->getCode<Entry>();
+  return pc;
+}
+
+void ProgramCode::run(int64_t strips, float* const* rows, float* scratch, int64_t ahead) const {
+  code_->run(strips, rows, scratch, 4 * ahead, code_->emitter->constants_.data());
+}
+
+int64_t ProgramCode::size() const { return static_cast<int64_t>(code_->emitter->getSize()); }
+
+}  // namespace lab
