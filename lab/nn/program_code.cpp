@@ -12,6 +12,7 @@ namespace {
 
 std::atomic<bool> program_code_set{true};
 
+
 using Row = SparseProgram::Row;
 using Term = SparseProgram::Term;
 using Xbyak::Zmm;
@@ -51,7 +52,14 @@ class Emitter : public Xbyak::CodeGenerator {
       }
       L(no_prefetch);
     }
-    for (const Row& row : rows) {
+    for (size_t i = 0; i < rows.size();) {
+      const size_t group = group_size(rows, i);
+      if (group > 1) {
+        row_group(rows, i, group);
+        i += group;
+        continue;
+      }
+      const Row& row = rows[i++];
       if (row.shape == RowChains::kOne) one_row(row);
       else even_odd_row(row, row.shape == RowChains::kEvenOddFused);
     }
@@ -135,6 +143,80 @@ class Emitter : public Xbyak::CodeGenerator {
     store(row, 0, v_);
   }
 
+  // Whether row r can be computed in a group with rows [first, r): one chain of slot terms only
+  // (no kid), reading no output of the group's rows.
+  bool groupable(const std::vector<Row>& rows, size_t first, size_t r) const {
+    const Row& row = rows[r];
+    if (row.shape != RowChains::kOne || row.count == 0) return false;
+    for (int32_t t = 0; t < row.count; ++t) {
+      const Term& term = terms_[static_cast<size_t>(row.first + t)];
+      if (term.kid >= 0) return false;
+      for (size_t q = first; q < r; ++q)
+        if (term.slot == rows[q].out) return false;
+    }
+    return true;
+  }
+
+  // How many rows from `first` on row_group computes together (1: none).
+  size_t group_size(const std::vector<Row>& rows, size_t first) const {
+    const size_t most = static_cast<size_t>(28 / (v_ + 1));  // n·V accumulators, n weights, the input: below zmm28
+    size_t n = 0;
+    while (first + n < rows.size() && n < most && groupable(rows, first, first + n)) ++n;
+    return n;
+  }
+
+  // Rows [first, first + n) (group_size), each its own chain_row, computed together: their terms
+  // in an order that keeps each row's (at each step the input slot next in the most rows), each
+  // input vector loaded once for every row whose next term reads it. Row k's accumulators are
+  // zmm(k·V + v), then the rows' weights, then the input vector.
+  void row_group(const std::vector<Row>& rows, size_t first, size_t n) {
+    std::vector<int32_t> next(n, 0);
+    const int weights = static_cast<int>(n) * v_;
+    const Zmm x(weights + static_cast<int>(n));
+    for (;;) {
+      // The slot next in the most rows.
+      int32_t slot = -1, best = 0;
+      for (size_t k = 0; k < n; ++k) {
+        const Row& row = rows[first + k];
+        if (next[k] == row.count) continue;
+        const int32_t s = terms_[static_cast<size_t>(row.first + next[k])].slot;
+        int32_t count = 0;
+        for (size_t q = 0; q < n; ++q) {
+          const Row& other = rows[first + q];
+          count += next[q] < other.count && terms_[static_cast<size_t>(other.first + next[q])].slot == s ? 1 : 0;
+        }
+        if (count > best) best = count, slot = s;
+      }
+      if (slot < 0) break;
+      struct Use {
+        size_t k;
+        bool first, unit;
+      };
+      std::vector<Use> uses;
+      for (size_t k = 0; k < n; ++k) {
+        const Row& row = rows[first + k];
+        if (next[k] == row.count || terms_[static_cast<size_t>(row.first + next[k])].slot != slot) continue;
+        const Term& term = terms_[static_cast<size_t>(row.first + next[k])];
+        const Use use{k, next[k] == 0, term.weight == 1.0f};
+        if (!(use.first && use.unit))
+          vbroadcastss(Zmm(weights + static_cast<int>(uses.size())), ptr[r11 + constant(term.weight)]);
+        uses.push_back(use);
+        ++next[k];
+      }
+      load_row(slot, rax);
+      for (int v = 0; v < v_; ++v) {
+        vmovups(x, at(slot, rax, v));
+        for (size_t u = 0; u < uses.size(); ++u) {
+          const Zmm a(static_cast<int>(uses[u].k) * v_ + v), w(weights + static_cast<int>(u));
+          if (!uses[u].first) vfmadd231ps(a, w, x);
+          else if (uses[u].unit) vmovaps(a, x);
+          else vmulps(a, w, x);
+        }
+      }
+    }
+    for (size_t k = 0; k < n; ++k) store(rows[first + k], 0, v_, static_cast<int>(k) * v_);
+  }
+
   // even_odd_row: per part of four vectors, e over the even terms and o over the odd ones from
   // +0 (fused: fused multiply-adds, else rounded products added), e + o, the last product, then
   // + bias, the ReLU, stored before the next part is read.
@@ -167,14 +249,15 @@ class Emitter : public Xbyak::CodeGenerator {
 
   // Vectors [h, h + count) of the row's accumulators zmm0.. (+ bias where not zero, the ReLU)
   // into its slot.
-  void store(const Row& row, int h, int count) {
+  void store(const Row& row, int h, int count, int base = 0) {
     load_row(row.out, rax);
     const bool bias = row.bias != 0.0f;
-    if (bias) vbroadcastss(zmm21, ptr[r11 + constant(row.bias)]);
+    if (bias) vbroadcastss(zmm28, ptr[r11 + constant(row.bias)]);
     for (int v = 0; v < count; ++v) {
-      if (bias) vaddps(Zmm(v), Zmm(v), zmm21);
-      vmaxps(Zmm(v), Zmm(v), zmm31);
-      vmovups(at(row.out, rax, h + v), Zmm(v));
+      const Zmm a(base + v);
+      if (bias) vaddps(a, a, zmm28);
+      vmaxps(a, a, zmm31);
+      vmovups(at(row.out, rax, h + v), a);
     }
   }
 
