@@ -42,6 +42,9 @@ class ProgramCode {
   ProgramCode(const ProgramCode&) = delete;
   ProgramCode& operator=(const ProgramCode&) = delete;
 
+  /// The columns of one strip: 16 × vectors.
+  int64_t columns() const { return columns_; }
+
   /// `strips` strips from column 0: rows[c] the input row c's first column (c < inputs), then
   /// the output rows' (rows[inputs + r]); scratch the internal slots. ahead > 0: each strip asks
   /// for its input rows' columns `ahead` floats further on too (SparseProgram::run's).
@@ -54,6 +57,7 @@ class ProgramCode {
   ProgramCode() = default;
   struct Code;
   std::unique_ptr<Code> code_;
+  int64_t columns_ = 0;
 };
 
 }  // namespace lab

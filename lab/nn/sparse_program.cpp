@@ -212,16 +212,21 @@ std::unique_ptr<SparseProgram> SparseProgram::build(const std::vector<SparseStep
   for (int64_t i = 0; i < steps.back().out; ++i) compute(n - 1, static_cast<size_t>(i));
   // Rows no output reads (never computed by the outputs' rows) change nothing: skipped.
   if (pr->slots_ > kMaxSlots) return nullptr;
-  pr->code8_ = ProgramCode::emit(pr->rows_, pr->kids_, pr->terms_, pr->inputs_, pr->outputs_, kSlot, 8);
-  pr->code4_ = ProgramCode::emit(pr->rows_, pr->kids_, pr->terms_, pr->inputs_, pr->outputs_, kSlot, 4);
+  pr->code_ = ProgramCode::emit(pr->rows_, pr->kids_, pr->terms_, pr->inputs_, pr->outputs_, kSlot, 1);
+  if (!pr->code_) {
+    pr->code_ = ProgramCode::emit(pr->rows_, pr->kids_, pr->terms_, pr->inputs_, pr->outputs_, kSlot, 8);
+    pr->code4_ = ProgramCode::emit(pr->rows_, pr->kids_, pr->terms_, pr->inputs_, pr->outputs_, kSlot, 4);
+  }
   return pr;
 }
 
 SparseProgram::SparseProgram() = default;
 SparseProgram::~SparseProgram() = default;
 
+int64_t SparseProgram::code_columns() const { return code_ ? code_->columns() : 0; }
+
 int64_t SparseProgram::code_size() const {
-  return (code8_ ? code8_->size() : 0) + (code4_ ? code4_->size() : 0);
+  return (code_ ? code_->size() : 0) + (code4_ ? code4_->size() : 0);
 }
 
 std::shared_ptr<const SparseProgram> SparseProgram::shared(const std::vector<SparseStep>& steps) {
@@ -285,14 +290,15 @@ void SparseProgram::run(int64_t cols, const float* x, int64_t ldx, float* y, int
   const Term* terms = terms_.data();
   const Row* kids = kids_.data();
   int64_t p = 0;
-  if (wide && code8_ && program_code()) {
-    // The machine code on the strips of 128 and a last one of 64 (program_code.h).
+  if (wide && code_ && program_code()) {
+    // The machine code on its strips (of 16 or 128 columns), then a last one of 64.
     float* rows[64 + 64];
     for (int64_t c = 0; c < inputs_; ++c) rows[c] = const_cast<float*>(x + c * ldx);
     for (int64_t r = 0; r < outputs_; ++r) rows[inputs_ + r] = y + r * ldy;
-    code8_->run(cols / 128, rows, scratch.data(), ahead);
-    p = cols / 128 * 128;
-    if (p + 64 <= cols) {
+    const int64_t columns = code_->columns();
+    code_->run(cols / columns, rows, scratch.data(), ahead);
+    p = cols / columns * columns;
+    if (code4_ && p + 64 <= cols) {
       for (int64_t c = 0; c < inputs_; ++c) rows[c] += p;
       for (int64_t r = 0; r < outputs_; ++r) rows[inputs_ + r] += p;
       code4_->run(1, rows, scratch.data(), ahead);

@@ -91,8 +91,10 @@ class SparseProgram {
   int64_t inline_rows() const { return inline_rows_; }
   int64_t stored_rows() const { return static_cast<int64_t>(rows_.size()); }
   int64_t slots() const { return slots_; }
-  /// The bytes of the machine code of strips of 8 and of 4 AVX-512 vectors (0: none).
+  /// The bytes of its machine code (0: none), and the columns of the code's strip: 16 where it
+  /// runs by vectors, 128 by rows (0: no code).
   int64_t code_size() const;
+  int64_t code_columns() const;
 
   struct Term {
     int32_t slot = 0;   // where the input is: an input row or an internal slot (below)
@@ -113,7 +115,8 @@ class SparseProgram {
   std::vector<Term> terms_;
   std::array<bool, 3> switches_{};  // pointwise_gemm's kernel, edges, remainders, as built (current())
   int64_t inputs_ = 0, outputs_ = 0, slots_ = 0, inline_rows_ = 0;
-  std::unique_ptr<ProgramCode> code8_, code4_;  // strips of 8 and 4 vectors of 16 (program_code.h)
+  // Its machine code (program_code.h): by vectors, else by strips of 8 vectors of 16, then of 4.
+  std::unique_ptr<ProgramCode> code_, code4_;
 };
 
 }  // namespace lab

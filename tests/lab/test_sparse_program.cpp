@@ -118,7 +118,7 @@ bool has_code(const lab::SparseProgram& program) {
 TEST_CASE("sparse programs: the bytes of their steps one after the other") {
   REQUIRE(lab::pointwise_kernel());
   std::mt19937 rng(20261206);
-  int64_t programs = 0, inline_rows = 0, mismatches = 0;
+  int64_t programs = 0, inline_rows = 0, mismatches = 0, by_vectors = 0, by_rows = 0;
   for (int trial = 0; trial < 400; ++trial) {
     const int64_t depth = 2 + trial % 4;
     std::vector<Step> steps;
@@ -133,6 +133,8 @@ TEST_CASE("sparse programs: the bytes of their steps one after the other") {
     REQUIRE(has_code(*program));
     ++programs;
     inline_rows += program->inline_rows();
+    by_vectors += program->code_columns() == 16 ? 1 : 0;
+    by_rows += program->code_columns() == 128 ? 1 : 0;
     static const int64_t widths[] = {16, 48, 64, 80, 144, 192, 736};
     const int64_t width = widths[trial % 7], ldx = width + 40, ldy = width + 24;
     const std::vector<float> x = random_input(steps.front().in, ldx, rng);
@@ -151,6 +153,11 @@ TEST_CASE("sparse programs: the bytes of their steps one after the other") {
   CHECK(mismatches == 0);
   CHECK(programs == 400);
   CHECK(inline_rows > 1000);  // most programs compute some rows where they are read
+  if (__builtin_cpu_supports("avx512f")) {
+    // Both kinds of code: by vectors (every value in registers) and by rows (too many live values).
+    CHECK(by_vectors > 100);
+    CHECK(by_rows > 20);
+  }
 }
 
 TEST_CASE("sparse programs: multi-color-sum's detector") {
