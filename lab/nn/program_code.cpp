@@ -13,7 +13,6 @@ namespace {
 
 std::atomic<bool> program_code_set{true};
 
-
 using Row = SparseProgram::Row;
 using Term = SparseProgram::Term;
 using Xbyak::Zmm;
@@ -73,9 +72,11 @@ class CodeBase : public Xbyak::CodeGenerator {
 
 // The code by rows (ProgramCode::emit with 4 or 8 vectors): each iteration a strip of V vectors,
 // the rows in the program's order; rax, r9 and r10 hold row pointers. zmm0–7: a row's
-// accumulators (even/odd rows: e in 0–3, o in 4–7; a group of rows: row k's from k·V),
-// zmm8–15: a kid's value per vector (or a rounded product), zmm16: the term's weight, zmm17–19:
-// the kid's, zmm20 its bias, zmm28 a row's bias, zmm31: +0.
+// accumulators (even/odd rows: e in 0–3, o in 4–7), zmm8–15: a kid's value per vector (or a
+// rounded product), zmm16: the term's weight, zmm17–19: the kid's, zmm20 its bias; a group of
+// rows: row k's accumulators from zmm(k·V), then the rows' weights and the input vector, all
+// below zmm28; zmm28 a row's bias, zmm31: +0. The rows, kids and terms are read while emitting
+// only.
 class Emitter : public CodeBase {
  public:
   Emitter(const std::vector<Row>& rows, const std::vector<Row>& kids, const std::vector<Term>& terms, int64_t inputs,
@@ -302,6 +303,8 @@ class VectorEmitter : public CodeBase {
     head(inputs, 1, loop, done);
     for (size_t i = 0; i < nodes_.size() && ok_; ++i) compute(i);
     tail(64, loop, done);
+    nodes_.clear();
+    interned_.clear();
   }
   bool ok() const { return ok_; }
 
