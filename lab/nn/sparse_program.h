@@ -12,10 +12,11 @@
 /// program keeps the rows read once in registers (the detector's 60 + 12 of its 116) and runs
 /// each row on the strip's pixels at once.
 ///
-/// With AVX-512, each program's strips of 128 and 64 pixels run as machine code emitted for it
-/// once (lab/nn/program_code.h): the same operations in the same order, without the per-row
-/// dispatch; the tiled runs take their programs from SparseProgram::shared, so a forward does not
-/// build them again.
+/// With AVX-512, each program runs as machine code emitted for it once (lab/nn/program_code.h):
+/// one vector of 16 pixels at a time with every value in registers where they fit (no slots),
+/// else strips of 128 and 64 pixels as above; the same operations in the same order, without the
+/// per-row dispatch. The tiled runs take their programs from SparseProgram::shared, so a forward
+/// does not build them again.
 ///
 /// Every row is the chain pointwise_gemm gives it (lab::finite_row_chains): one fused
 /// multiply-add chain from +0 over the nonzero weights in order, or the even and odd chains of the
