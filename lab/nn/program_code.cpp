@@ -287,7 +287,6 @@ class Emitter : public CodeBase {
   const int v_;
 };
 
-
 // The code by vectors (ProgramCode::emit with 1 vector): each iteration one vector of 16 columns,
 // the whole program on it in registers. The program's rows and kids become the nodes of a graph,
 // equal ones (the same shape, bias and terms on the same nodes) once; each node's value is
@@ -392,16 +391,19 @@ class VectorEmitter : public CodeBase {
       mov(rax, ptr[rsi + 8 * n.input]);
       vmovups(d, ptr[rax + r8]);
     } else if (n.shape == RowChains::kOne) {
-      // The first term a product (weight 1: the value itself), the others fused multiply-adds.
+      // The first term a product (weight 1: the value itself), the others fused multiply-adds,
+      // then + bias; a lone term of weight 1 and its bias in one add (bias + x).
+      const bool bias = n.bias != 0.0f;
+      const bool lone = bias && n.terms.size() == 1 && n.terms[0].first == 1.0f;
       if (n.terms.empty()) vpxord(d, d, d);
       for (size_t t = 0; t < n.terms.size(); ++t) {
         const auto& [w, node] = n.terms[t];
         if (t > 0) vfmadd231ps(d, value(node), weight(w));
         else if (w != 1.0f) vmulps(d, value(node), weight(w));
-        else if (n.terms.size() == 1 && n.bias != 0.0f) vaddps(d, value(node), weight(n.bias));
+        else if (lone) vaddps(d, value(node), weight(n.bias));
         else vmovaps(d, value(node));
       }
-      if (n.bias != 0.0f && !(n.terms.size() == 1 && n.terms[0].first == 1.0f)) vaddps(d, d, weight(n.bias));
+      if (bias && !lone) vaddps(d, d, weight(n.bias));
       vmaxps(d, d, zmm31);
     } else {
       // e over the even terms, o over the odd ones, from +0 (fused multiply-adds, or rounded
