@@ -24,6 +24,8 @@ constexpr int64_t kLinearDepth = 256;
 constexpr int64_t kLinearGroup = 12;
 // Below this many multiply-adds a product runs on the calling thread alone.
 constexpr int64_t kLinearSerialMacs = int64_t{1} << 16;
+// Rows of a sparse product that go together as one strip of columns (sparse_product).
+constexpr int64_t kStripRows = 16;
 
 std::atomic<bool> linear_chains_set{true};
 
@@ -176,20 +178,76 @@ void sparse_row_plain(const SparseChains& c, int64_t chains, const float* x, con
   }
 }
 
+// d[j·ldd + i] = s[i·lds + j] for the 8×8 block at s.
+__attribute__((target("avx2"), always_inline)) inline void transpose8(const float* s, int64_t lds, float* d,
+                                                                      int64_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * lds);
+  for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  // r[h]: columns h and h + 4 of rows 0..3 (a half each); r[4 + h] the same of rows 4..7.
+  for (int q = 0; q < 2; ++q) {
+    r[4 * q + 0] = _mm256_shuffle_ps(t[4 * q + 0], t[4 * q + 2], 0x44);
+    r[4 * q + 1] = _mm256_shuffle_ps(t[4 * q + 0], t[4 * q + 2], 0xEE);
+    r[4 * q + 2] = _mm256_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0x44);
+    r[4 * q + 3] = _mm256_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0xEE);
+  }
+  for (int h = 0; h < 4; ++h) {
+    _mm256_storeu_ps(d + h * ldd, _mm256_permute2f128_ps(r[h], r[4 + h], 0x20));
+    _mm256_storeu_ps(d + (h + 4) * ldd, _mm256_permute2f128_ps(r[h], r[4 + h], 0x31));
+  }
+}
+
+// d[j·ldd + i] = s[i·lds + j] for i < rows, j < cols: blocks of 8×8, the edges one value at a time.
+__attribute__((target("avx2"))) void transpose(const float* s, int64_t lds, int64_t rows, int64_t cols, float* d,
+                                               int64_t ldd) {
+  const int64_t rows8 = rows / 8 * 8, cols8 = cols / 8 * 8;
+  for (int64_t i = 0; i < rows8; i += 8)
+    for (int64_t j = 0; j < cols8; j += 8) transpose8(s + i * lds + j, lds, d + j * ldd + i, ldd);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = i < rows8 ? cols8 : 0; j < cols; ++j) d[j * ldd + i] = s[i * lds + j];
+}
+
 // Rows [0, n) of a product by sparse chains c: x n×depth, y n×chains; `dense(p)` computes row p
 // instead where the row does not allow the sparse chains. Spread over the runtime's OpenMP
-// threads by rows when the steps are many.
+// threads by rows when the steps are many. With AVX2 and FMA, each block of 16 rows that all
+// allow the sparse chains goes as one strip of 16 columns: transposed (depth × 16), the chains by
+// sparse_chain_strip (the same operations, lane by lane), transposed back; a block with a row
+// that does not, and the rows past the last block, row by row.
 template <typename Dense>
 void sparse_product(int64_t n, int64_t depth, int64_t chains, const float* x, const SparseChains& c,
                     const float* bias, bool relu, float* y, const Dense& dense) {
   const bool avx2 = linear_avx2_fma();
-  const bool serial = n * (static_cast<int64_t>(c.index.size()) + chains) < kLinearSerialMacs / 4;
-#pragma omp parallel for schedule(static) if (!serial)
-  for (int64_t p = 0; p < n; ++p) {
+  const auto row = [&](int64_t p) {
     const float* xp = x + p * depth;
     if (!sparse_values(xp, depth, c.least)) dense(p);
     else if (avx2) sparse_row_avx2(c, chains, xp, bias, relu, y + p * chains);
     else sparse_row_plain(c, chains, xp, bias, relu, y + p * chains);
+  };
+  const int64_t blocks = avx2 ? n / kStripRows : 0;
+  const bool serial = n * (static_cast<int64_t>(c.index.size()) + chains) < kLinearSerialMacs / 4;
+#pragma omp parallel if (!serial)
+  {
+    // The thread's strip buffers, kept from call to call.
+    thread_local std::vector<float> buffer;
+    if (blocks > 0 && buffer.size() < static_cast<size_t>((depth + chains) * kStripRows))
+      buffer.resize(static_cast<size_t>((depth + chains) * kStripRows));
+    float* const xt = buffer.data();
+    float* const yt = xt + depth * kStripRows;
+#pragma omp for schedule(static) nowait
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t p0 = b * kStripRows;
+      bool strip = true;
+      for (int64_t p = p0; p < p0 + kStripRows; ++p) strip = strip && sparse_values(x + p * depth, depth, c.least);
+      if (!strip) {
+        for (int64_t p = p0; p < p0 + kStripRows; ++p) row(p);
+        continue;
+      }
+      transpose(x + p0 * depth, depth, kStripRows, depth, xt, kStripRows);
+      sparse_chain_strip(c, xt, kStripRows, yt, kStripRows, bias, relu);
+      transpose(yt, kStripRows, chains, kStripRows, y + p0 * chains, chains);
+    }
+#pragma omp for schedule(static) nowait
+    for (int64_t p = blocks * kStripRows; p < n; ++p) row(p);
   }
 }
 

@@ -620,6 +620,11 @@ SparseChains sparse_chains(int64_t chains, int64_t depth, const float* w, int64_
   return s;
 }
 
+void sparse_chain_strip(const SparseChains& s, const float* x, int64_t ldx, float* y, int64_t ldy, const float* bias,
+                        bool relu) {
+  sparse_rows<RowChains::kOne>(s, 0, s.chains, 0, x, ldx, y, ldy, bias, relu);
+}
+
 bool sparse_values(const float* x, int64_t count, float least) {
   return avx2_fma() ? sparse_values_avx2(x, count, least) : sparse_values_scalar(x, count, least);
 }

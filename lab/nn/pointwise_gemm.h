@@ -36,6 +36,14 @@ struct SparseChains {
 /// value finite, and zero or at least `least` in magnitude (the Linear layers' check per row).
 bool sparse_values(const float* x, int64_t count, float least);
 
+/// Rows [0, s.chains) of y (row stride ldy) on 16 columns, x holding s.depth rows of them (row
+/// stride ldx), by the nonzero weights' chains alone, one chain per element: acc = +0, then
+/// acc = fma(weight, x, acc) over chain i's nonzero weights in order, then + bias[i] (bias may be
+/// null), then the ReLU `v > 0 ? v : +0` if relu. No check: the caller knows that the columns
+/// allow the sparse chains (SparseChains). With AVX2 and FMA (the caller checks).
+void sparse_chain_strip(const SparseChains& s, const float* x, int64_t ldx, float* y, int64_t ldy, const float* bias,
+                        bool relu);
+
 /// The nonzero weights of the `chains` chains of `depth` weights each, chain i's weight d at
 /// w[i·chain_stride + d·depth_stride]; empty where more than one weight in `density` is nonzero,
 /// or a weight or a bias (`bias`: one per chain, may be null) is not finite.

@@ -204,8 +204,14 @@ TEST_CASE("sparse weights: the nonzero weights' chains give the full chains' byt
     const lab::LinearWeights prepared = lab::prepare_linear_weights(s.in, s.out, w.data());
     REQUIRE(!prepared.rows.empty());
     REQUIRE(!prepared.cols.empty());
-    const int64_t n = 12;
+    // 53 rows: the special ones in the first block of 16 (row by row), two blocks of rows that
+    // allow the sparse chains (each a strip of 16 columns; the weight 2⁻¹⁰⁰ makes the bound 2⁻³:
+    // values 0, −0 and at least 1 in magnitude) and 5 rows past them.
+    const int64_t n = 53;
     std::vector<float> x = values(n * s.in, rng), sig = values(n * s.out, rng);
+    for (std::vector<float>* v : {&x, &sig})
+      for (auto f = v->begin() + 16 * (v->size() / n); f != v->begin() + 48 * (v->size() / n); ++f)
+        if (*f != 0.0f) *f = std::copysign(1.0f + std::fabs(*f), *f);
     for (int64_t j = 0; j < s.in; ++j) x[static_cast<size_t>(s.in + j)] = std::ldexp(unit(rng), exponent(rng) * 3);
     x[static_cast<size_t>(2 * s.in + 5)] = std::numeric_limits<float>::infinity();
     x[static_cast<size_t>(2 * s.in + 7)] = std::numeric_limits<float>::quiet_NaN();
