@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 
 #include "lab/nn/pinned_ops.h"
 #include "lab/nn/pointwise_gemm.h"
@@ -42,15 +43,21 @@ using X = pinned::Zmm;
 #undef LAB_KERNEL_INLINE
 }  // namespace patch_zmm
 
+bool all_finite(const float* v, int64_t n) {
+  return std::all_of(v, v + n, [](float f) { return std::isfinite(f); });
+}
+
 // The fused run (patch_kernel_tile without signs): with AVX-512 (wide_kernels) on the whole
-// blocks of 32 columns, then with AVX2 on the rest.
+// blocks of 32 columns, then with AVX2 on the rest. The AVX-512 form multiplies x·w where the
+// AVX2 one multiplies w·x, the same bytes unless both are NaN: only for finite weights.
 template <bool kPair>
 void fused_run(int64_t k, int64_t width, const float* col, int64_t ld, const float* w, const float* bias, bool relu,
                const float* w1, const float* bias1, bool relu1, float* y) {
+  constexpr int64_t kChannels = kPair ? 8 : 6;
+  const bool wide = wide_kernels() && all_finite(w, kChannels * k) && all_finite(w1, kChannels);
   const int64_t done =
-      wide_kernels()
-          ? patch_zmm::fused_tile<kPair, false, true>(k, width, col, ld, w, bias, relu, w1, bias1, relu1, y, {})
-          : 0;
+      wide ? patch_zmm::fused_tile<kPair, false, true>(k, width, col, ld, w, bias, relu, w1, bias1, relu1, y, {})
+           : 0;
   if (done < width)
     patch_ymm::fused_tile<kPair, false, false>(k, width - done, col + done, ld, w, bias, relu, w1, bias1, relu1,
                                                y + done, {});

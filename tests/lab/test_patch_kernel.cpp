@@ -154,6 +154,40 @@ TEST_CASE("patch kernel: fused patch runs give the bytes of the unfused ones at 
   CHECK(compared > 500);
 }
 
+TEST_CASE("patch kernel: weights that are not finite, with NaNs of other payloads in the input, give the unfused bytes") {
+  // Where a NaN weight meets a NaN input, x86 returns one of the two by its place in the
+  // instruction: the AVX-512 kernel multiplies x·w (the weight an embedded broadcast), the AVX2
+  // kernel and pointwise_gemm w·x, so patch_kernel.cpp takes the AVX-512 form for finite weights
+  // only. Every window has a NaN input and channel 7 NaN weights, so the output's NaN is channel
+  // 7's product's (with the AVX-512 form for these weights, the input's payload instead of the
+  // weight's: both checks fail). No ReLU, which would turn either NaN into +0.
+  if (!lab::pointwise_kernel()) return;
+  std::mt19937 rng(24);
+  const auto nan = [](uint32_t payload) {
+    const uint32_t bits = 0x7fc00000u | payload;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+  };
+  Tensor w = draw_tensor({8, 1, 2, 2}, rng, false);
+  for (const size_t i : {0, 13, 20, 28, 29, 30, 31}) w.values()[i] = nan(1 + i % 2);
+  w.values()[26] = std::numeric_limits<float>::infinity();
+  std::vector<std::shared_ptr<lab::Layer>> layers{
+      std::make_shared<lab::Conv2d>(
+          lab::Conv2dParams{.in_channels = 1, .out_channels = 8, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2},
+          std::move(w), draw_tensor({8}, rng, false)),
+      draw_conv({.in_channels = 8, .out_channels = 1}, rng, true)};
+  Tensor x = draw_tensor({3, 1, 16, 64}, rng, false);
+  for (int64_t i = 0; i < x.numel(); i += 3) x.values()[static_cast<size_t>(i)] = nan(3 + static_cast<uint32_t>(i % 5));
+  const Tensor want = patch_run(layers, x, 256, false);
+  for (const bool wide : {true, false}) {
+    CAPTURE(wide);
+    lab::set_avx512_kernels(wide);
+    CHECK(same_bytes(patch_run(layers, x, 256, true), want));
+  }
+  lab::set_avx512_kernels(true);
+}
+
 TEST_CASE("patch kernel: what does not fit stays unfused") {
   // Beyond pointwise_gemm's kernel (more than 64 column rows), or channel counts whose product
   // is not its blocks of 6 and pairs (7: a lone row below the block; 14: two blocks).
