@@ -223,8 +223,13 @@ void sparse_product(int64_t n, int64_t depth, int64_t chains, const float* x, co
     else if (avx2) sparse_row_avx2(c, chains, xp, bias, relu, y + p * chains);
     else sparse_row_plain(c, chains, xp, bias, relu, y + p * chains);
   };
-  const int64_t blocks = avx2 ? n / kStripRows : 0;
-  const bool serial = n * (static_cast<int64_t>(c.index.size()) + chains) < kLinearSerialMacs / 4;
+  const int64_t blocks = avx2 ? n / kStripRows : 0, nonzero = static_cast<int64_t>(c.index.size());
+  // Row by row about one step per cycle per row; by strips a step per 16 rows, plus the
+  // transposes. Below these the threads' region and the rows' trips between the cores' caches
+  // cost more than the work: single-color-modulo's Linear layers at batch 32 took 4 µs per image
+  // on two threads.
+  const bool serial = blocks > 0 ? n * (depth + chains + nonzero) < 16 * kLinearSerialMacs
+                                 : n * (nonzero + chains) < kLinearSerialMacs / 4;
 #pragma omp parallel if (!serial)
   {
     // The thread's strip buffers, kept from call to call.

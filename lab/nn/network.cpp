@@ -16,6 +16,7 @@
 #include "lab/core/simd.h"
 #include "lab/core/storage.h"
 #include "lab/nn/gradient_trace.h"
+#include "lab/nn/linear_product.h"
 #include "lab/nn/patch_run.h"
 #include "lab/nn/pointwise_gemm.h"
 #include "lab/nn/tile_loop.h"
@@ -839,7 +840,10 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     }
     if (!step.tiles && affine(i)) {
       step.variant.inference = path.inference;
-      if (path.relu_post_op && i + 1 < end && layers_[i + 1]->kind() == LayerKind::kReLU) {
+      // A ReLU after a Linear layer that runs as lab::linear_chain goes into its store in any
+      // path: the ReLU layer's bytes (v > 0 ? v : +0), without a pass of its own.
+      const bool chain_relu = layers_[i]->kind() == LayerKind::kLinear && linear_chains();
+      if ((path.relu_post_op || chain_relu) && i + 1 < end && layers_[i + 1]->kind() == LayerKind::kReLU) {
         step.variant.relu = true;
         step.count = 2;
       }
