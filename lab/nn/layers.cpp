@@ -1151,16 +1151,31 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
       for (int64_t q = 0; q < positions; ++q)
         ok = run_steps(*r.pre, 0, windows + q * padded, positions * padded, columns + q * padded, positions * padded,
                        padded, pre_buffer, gathered, &bound) && ok;
-    } else {
-      float largest = std::numeric_limits<float>::infinity();
-      const bool bounded = r.program || std::any_of(steps.begin(), steps.end(), finite_chains);
-      r.patch->gather(x + n * r.in_numel, p0, width, padded, columns, bounded ? &largest : nullptr);
-      bound = largest;
     }
     // A patch convolution to 6 or 8 channels, then a 1×1 convolution to one: the fused kernel
     // (lab/nn/patch_kernel.h), the same bytes without storing the channels.
-    if (steps.size() == 2 && !steps[0].chain && steps[0].groups == 1 && steps[1].weight != nullptr &&
-        steps[1].out == 1 && patch_kernel_fits(steps[0].in, steps[0].out)) {
+    const bool fused = steps.size() == 2 && !steps[0].chain && steps[0].groups == 1 && steps[1].weight != nullptr &&
+                       steps[1].out == 1 && patch_kernel_fits(steps[0].in, steps[0].out);
+    if (!r.pre) {
+      const bool bounded = r.program || std::any_of(steps.begin(), steps.end(), finite_chains);
+      const float* image = x + n * r.in_numel;
+      int64_t done = 0;
+      // 2×2 windows of one channel: as many pixels as it takes read straight from the image.
+      if (fused && !bounded && r.patch->channels == 1 && r.patch->kh == 2 && r.patch->kw == 2)
+        done = patch_kernel_image(image, r.patch->w, r.patch->ow, p0, width, steps[0].out, steps[0].weight,
+                                  steps[0].bias, steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu,
+                                  tile_out);
+      if (done == width) return ok;
+      float largest = std::numeric_limits<float>::infinity();
+      const int64_t rest = (width - done + 15) / 16 * 16;
+      r.patch->gather(image, p0 + done, width - done, rest, columns, bounded ? &largest : nullptr);
+      bound = largest;
+      if (fused) {
+        patch_kernel_tile(steps[0].in, steps[0].out, width - done, columns, rest, steps[0].weight, steps[0].bias,
+                          steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, tile_out + done);
+        return ok;
+      }
+    } else if (fused) {
       patch_kernel_tile(steps[0].in, steps[0].out, width, columns, padded, steps[0].weight, steps[0].bias,
                         steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, tile_out);
       return ok;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 
 #include "lab/nn/pinned_ops.h"
 #include "lab/nn/pointwise_gemm.h"
@@ -39,6 +40,47 @@ using X = pinned::Zmm;
 #define LAB_KERNEL __attribute__((target("avx512f")))
 #define LAB_KERNEL_INLINE __attribute__((target("avx512f"), always_inline)) inline
 #include "lab/nn/patch_kernel_kernels.inc"
+
+// The rows of a block of 32 output pixels of a 2×2 stride-2 convolution of one channel, read
+// from the image: row j = 2i + dx is the pixels (2·oy + i, 2·ox + dx) of the block's windows.
+struct ImageRows {
+  T x[4][2];
+  LAB_KERNEL_INLINE T operator()(int64_t j, int h) const { return x[j][h]; }
+};
+
+// patch_kernel_image's fused run on whole blocks of 32 pixels from p0 (each half of 16 in one
+// output row: ow and p0 multiples of 16): per half the two image rows' 32 floats each as two
+// vectors, split into even and odd columns (vpermt2ps), then the column tile's operations
+// (fused_block). Returns the pixels done.
+template <bool kPair>
+LAB_KERNEL int64_t image_tile(const float* image, int64_t iw, int64_t ow, int64_t p0, int64_t width,
+                              const float* w, const float* bias, bool relu, const float* w1, const float* bias1,
+                              bool relu1, float* y) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  constexpr int kChannels = kPair ? 8 : 6;
+  int64_t p = 0;
+  for (; p + kBlock <= width; p += kBlock) {
+    ImageRows x;
+    for (int h = 0; h < 2; ++h) {
+      const int64_t q = p0 + p + h * X::kLanes, oy = q / ow, ox = q - oy * ow;
+      const float* r0 = image + 2 * oy * iw + 2 * ox;
+      const float* r1 = r0 + iw;
+      const T a = X::load(r0), b = X::load(r0 + X::kLanes), c = X::load(r1), d = X::load(r1 + X::kLanes);
+      x.x[0][h] = _mm512_permutex2var_ps(a, even, b);
+      x.x[1][h] = _mm512_permutex2var_ps(a, odd, b);
+      x.x[2][h] = _mm512_permutex2var_ps(c, even, d);
+      x.x[3][h] = _mm512_permutex2var_ps(c, odd, d);
+    }
+    T s0, s1;
+    uint32_t bits[kChannels], bits1 = 0;
+    fused_block<kPair, false>(std::integral_constant<int64_t, 4>{}, x, w, bias, relu, w1, s0, s1, bits);
+    bias_relu_signs<false>(s0, s1, bias1, 0, relu1, &bits1);
+    X::store(y + p, s0);
+    X::store(y + p + X::kLanes, s1);
+  }
+  return p;
+}
 #undef LAB_KERNEL
 #undef LAB_KERNEL_INLINE
 }  // namespace patch_zmm
@@ -83,6 +125,16 @@ void patch_kernel_tile(int64_t rows, int64_t channels, int64_t width, const floa
   } else {
     fused_run<false>(rows, width, col, ld, w, bias, relu, w1, bias1, relu1, y);
   }
+}
+
+int64_t patch_kernel_image(const float* image, int64_t iw, int64_t ow, int64_t p0, int64_t width, int64_t channels,
+                           const float* w, const float* bias, bool relu, const float* w1, const float* bias1,
+                           bool relu1, float* y) {
+  if (!wide_kernels() || ow % 16 != 0 || p0 % 16 != 0 || !all_finite(w, 4 * channels) || !all_finite(w1, channels))
+    return 0;
+  if (channels == 8)
+    return patch_zmm::image_tile<true>(image, iw, ow, p0, width, w, bias, relu, w1, bias1, relu1, y);
+  return patch_zmm::image_tile<false>(image, iw, ow, p0, width, w, bias, relu, w1, bias1, relu1, y);
 }
 
 bool patch_kernels() { return patch_kernels_set.load(); }
