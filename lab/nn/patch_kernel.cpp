@@ -48,29 +48,54 @@ struct ImageRows {
   LAB_KERNEL_INLINE T operator()(int64_t j, int h) const { return x[j][h]; }
 };
 
-// patch_kernel_image's fused run on whole blocks of 32 pixels from p0 (each half of 16 in one
-// output row: ow and p0 multiples of 16): per half the two image rows' 32 floats each as two
-// vectors, split into even and odd columns (vpermt2ps), then the column tile's operations
-// (fused_block). Returns the pixels done.
+// The windows of `count` (1 to 16) pixels from output pixel (oy, ox) into lanes 0..count − 1 of
+// half h of x (the other lanes +0): the two image rows' 2·count floats each as two vectors (masked:
+// nothing read past them), split into even and odd columns (vpermt2ps).
+LAB_KERNEL_INLINE void load_windows(const float* image, int64_t iw, int64_t oy, int64_t ox, int64_t count, int h,
+                                    ImageRows& x) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const float* r0 = image + 2 * oy * iw + 2 * ox;
+  for (int i = 0; i < 2; ++i, r0 += iw) {
+    T a, b;
+    if (count == X::kLanes) {
+      a = X::load(r0), b = X::load(r0 + X::kLanes);
+    } else {
+      const uint32_t bits = (uint32_t{1} << (2 * count)) - 1;  // 2·count < 32
+      a = _mm512_maskz_loadu_ps(static_cast<__mmask16>(bits), r0);
+      b = _mm512_maskz_loadu_ps(static_cast<__mmask16>(bits >> 16), r0 + X::kLanes);
+    }
+    x.x[2 * i][h] = _mm512_permutex2var_ps(a, even, b);
+    x.x[2 * i + 1][h] = _mm512_permutex2var_ps(a, odd, b);
+  }
+}
+
+// patch_kernel_image's fused run on whole blocks of 32 pixels from p0 (p0 a multiple of 16; output
+// rows of ow ≥ 16 pixels): per half of 16 pixels its windows (load_windows; a half across two
+// output rows from each, its second part moved up to lanes m..15 by vpermps), then the column
+// tile's operations (fused_block). Returns the pixels done.
 template <bool kPair>
 LAB_KERNEL int64_t image_tile(const float* image, int64_t iw, int64_t ow, int64_t p0, int64_t width,
                               const float* w, const float* bias, bool relu, const float* w1, const float* bias1,
                               bool relu1, float* y) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   constexpr int kChannels = kPair ? 8 : 6;
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   int64_t p = 0;
   for (; p + kBlock <= width; p += kBlock) {
     ImageRows x;
     for (int h = 0; h < 2; ++h) {
-      const int64_t q = p0 + p + h * X::kLanes, oy = q / ow, ox = q - oy * ow;
-      const float* r0 = image + 2 * oy * iw + 2 * ox;
-      const float* r1 = r0 + iw;
-      const T a = X::load(r0), b = X::load(r0 + X::kLanes), c = X::load(r1), d = X::load(r1 + X::kLanes);
-      x.x[0][h] = _mm512_permutex2var_ps(a, even, b);
-      x.x[1][h] = _mm512_permutex2var_ps(a, odd, b);
-      x.x[2][h] = _mm512_permutex2var_ps(c, even, d);
-      x.x[3][h] = _mm512_permutex2var_ps(c, odd, d);
+      const int64_t q = p0 + p + h * X::kLanes, oy = q / ow, ox = q - oy * ow, m = ow - ox;
+      if (m >= X::kLanes) {
+        load_windows(image, iw, oy, ox, X::kLanes, h, x);
+        continue;
+      }
+      // m pixels at the end of row oy, 16 − m at the start of row oy + 1 (ow ≥ 16).
+      ImageRows next;
+      load_windows(image, iw, oy, ox, m, h, x);
+      load_windows(image, iw, oy + 1, 0, X::kLanes - m, h, next);
+      const __mmask16 upper = static_cast<__mmask16>(0xffffu << m);
+      const __m512i from = _mm512_sub_epi32(lanes, _mm512_set1_epi32(static_cast<int>(m)));
+      for (int j = 0; j < 4; ++j) x.x[j][h] = _mm512_mask_permutexvar_ps(x.x[j][h], upper, from, next.x[j][h]);
     }
     T s0, s1;
     uint32_t bits[kChannels], bits1 = 0;
@@ -130,7 +155,7 @@ void patch_kernel_tile(int64_t rows, int64_t channels, int64_t width, const floa
 int64_t patch_kernel_image(const float* image, int64_t iw, int64_t ow, int64_t p0, int64_t width, int64_t channels,
                            const float* w, const float* bias, bool relu, const float* w1, const float* bias1,
                            bool relu1, float* y) {
-  if (!wide_kernels() || ow % 16 != 0 || p0 % 16 != 0 || !all_finite(w, 4 * channels) || !all_finite(w1, channels))
+  if (!wide_kernels() || ow < 16 || p0 % 16 != 0 || !all_finite(w, 4 * channels) || !all_finite(w1, channels))
     return 0;
   if (channels == 8)
     return patch_zmm::image_tile<true>(image, iw, ow, p0, width, w, bias, relu, w1, bias1, relu1, y);

@@ -51,10 +51,11 @@ void patch_kernel_tile(int64_t rows, int64_t channels, int64_t width, const floa
 /// (patch_kernel_fits(4, channels)), on output pixels [p0, p0 + width) of one image, its windows
 /// read from the image (one channel, rows of iw floats; output rows of ow pixels) instead of a
 /// column tile: per block of 32 pixels, each image row's 32 floats under a half of 16 loaded as
-/// two vectors and split into its even and odd columns in registers, then the column tile's
-/// operations, the same bytes. Only with the AVX-512 kernels (wide_kernels), finite weights, ow
-/// and p0 multiples of 16 (each half in one output row); returns the pixels done from p0 (whole
-/// blocks of 32, 0 where it does not apply), for the caller to run the rest through a column tile.
+/// two vectors and split into its even and odd columns in registers (a half across two output
+/// rows from both), then the column tile's operations, the same bytes. Only with the AVX-512
+/// kernels (wide_kernels), finite weights, output rows of at least 16 pixels and p0 a multiple of
+/// 16; returns the pixels done from p0 (whole blocks of 32, 0 where it does not apply), for the
+/// caller to run the rest through a column tile.
 /// The gather of the windows into a column tile took about a third of single-color-modulo's first
 /// block.
 int64_t patch_kernel_image(const float* image, int64_t iw, int64_t ow, int64_t p0, int64_t width, int64_t channels,

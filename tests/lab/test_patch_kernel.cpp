@@ -106,13 +106,15 @@ TEST_CASE("patch kernel: fused patch runs give the bytes of the unfused ones at 
   };
   // The accumulators' blocks (2×2 from 1 and 8 channels, 4×4 and 7×7 from 8 and 1) and others:
   // odd depths (3×3, 7×7 from one channel: the pair's last product), 64 column rows, 6 channels,
-  // outputs of every width modulo 16 (the image's last tile padded), and (the last five) rows of
-  // 32, 48 and 16 windows.
+  // outputs of every width modulo 16 (the image's last tile padded), (the next five) rows of 32,
+  // 48 and 16 windows, and rows of 10. One channel's 2×2 windows are read from the image
+  // (patch_kernel_image) where rows have at least 16 windows: rows of 23, 17, 32 and 16 (a block
+  // of 16 across two rows or not), and of 10 (not).
   const std::vector<Geometry> geometries{
       {1, 8, 2, 2, 30, 46}, {8, 8, 2, 2, 14, 18}, {8, 8, 2, 2, 4, 6},  {1, 8, 4, 4, 28, 36}, {8, 8, 4, 2, 12, 10},
       {1, 8, 7, 7, 21, 28}, {1, 8, 3, 3, 27, 15}, {1, 6, 2, 2, 26, 34}, {8, 6, 2, 2, 10, 38}, {1, 8, 8, 8, 24, 40},
       {3, 8, 3, 1, 18, 17}, {1, 8, 2, 1, 2, 3},   {1, 8, 2, 2, 7, 64},  {8, 8, 2, 2, 6, 96},  {1, 6, 2, 2, 10, 32},
-      {3, 8, 3, 2, 9, 32},  {1, 8, 2, 2, 8, 64},
+      {3, 8, 3, 2, 9, 32},  {1, 8, 2, 2, 8, 64},  {1, 8, 2, 2, 12, 20},
   };
   int64_t compared = 0, combination = 0;
   for (const Geometry& g : geometries) {
