@@ -465,6 +465,33 @@ void Linear::add_chain(Pass& pass, const Shape& in, const float* x, const float*
   pass.add_host([=] { linear_chain(n, features, out, x, *prepared, bias, relu, y); });
 }
 
+size_t linear_run_end(const std::vector<std::shared_ptr<const Layer>>& layers, size_t i, size_t end) {
+  if (!linear_chains()) return i;
+  size_t j = i, linears = 0;
+  while (j < end && layers[j]->kind() == LayerKind::kLinear) {
+    ++linears;
+    ++j;
+    if (j < end && layers[j]->kind() == LayerKind::kReLU) ++j;
+  }
+  return linears >= 2 ? j : i;
+}
+
+void add_linear_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x, float* y) {
+  std::vector<LinearRunStep> steps;
+  for (const Layer* layer : run) {
+    if (layer->kind() == LayerKind::kReLU) {
+      steps.back().relu = true;
+      continue;
+    }
+    const auto& linear = static_cast<const Linear&>(*layer);
+    const Weights& w = linear.weights();
+    steps.push_back(LinearRunStep{linear.in_features(), linear.out_features(), &linear.prepared(),
+                                  w.bias.empty() ? nullptr : w.bias.data(), false});
+  }
+  const int64_t n = input[0];
+  pass.add_host([=, steps = std::move(steps)] { linear_run(n, steps, x, y); });
+}
+
 void Linear::add_apply_transpose(Pass& pass, const Weights& w, const Shape& in, const float* s, float* c) const {
   const Shape out = output_shape(in);
   const float* wd = w.weight.data();

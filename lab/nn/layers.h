@@ -199,12 +199,23 @@ class Linear final : public AffineLayer {
   /// add_forward as variant `v`: y = layer(x), or ReLU(layer(x)) with v.relu.
   void add_forward_variant(Pass& pass, const Shape& input, const float* x, float* y, const ForwardVariant& v) const;
   std::string describe() const override;
+  /// The weights as lab::linear_chain takes them.
+  const LinearWeights& prepared() const { return prepared_; }
 
  private:
   // Adds y = x · Wᵀ (+ bias if not null), then the ReLU if relu, by lab::linear_chain.
   void add_chain(Pass& pass, const Shape& input, const float* x, const float* bias, bool relu, float* y) const;
   LinearWeights prepared_;  // the weights prepared for lab::linear_chain (linear_product.h)
 };
+
+/// The end of the run of Linear layers from layers[i] (i < end), each followed by a ReLU or not,
+/// that add_linear_run computes as one step: i where fewer than two Linear layers start there or
+/// where Linear layers do not run as lab::linear_chain (linear_chains()).
+size_t linear_run_end(const std::vector<std::shared_ptr<const Layer>>& layers, size_t i, size_t end);
+
+/// Adds the run layers[i, j) (linear_run_end) on x (N×in) to pass as lab::linear_run: the bytes of
+/// each layer's forward in turn.
+void add_linear_run(Pass& pass, const std::vector<const Layer*>& run, const Shape& input, const float* x, float* y);
 
 /// max(x, 0), any shape.
 class ReLU final : public Layer {

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <limits>
 
+#include "lab/core/error.h"
 #include "lab/nn/pinned_ops.h"
 #include "lab/nn/pointwise_gemm.h"
 
@@ -301,6 +302,77 @@ void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const Line
       const int64_t s0 = strips * t / threads, s1 = strips * (t + 1) / threads;
       linear_part(0, n, s0, s1, in, out, x, packed, bias, relu, y);
     }
+  }
+}
+
+void linear_run(int64_t n, const std::vector<LinearRunStep>& steps, const float* x, float* y) {
+  LAB_CHECK(!steps.empty(), "empty Linear run");
+  const int64_t in0 = steps.front().in, out_last = steps.back().out;
+  int64_t widest = in0;
+  for (const LinearRunStep& st : steps) widest = std::max(widest, st.out);
+  const int64_t strips = linear_avx2_fma() ? n / kStripRows : 0;
+  const bool sparse_on = sparse_weights();
+#pragma omp parallel if (strips >= 2)
+  {
+    // Two buffers of a strip's columns (widest × 16) and two of its rows (16 × widest).
+    thread_local std::vector<float> buffer;
+    const size_t need = static_cast<size_t>(4 * widest * kStripRows);
+    if (strips > 0 && buffer.size() < need) buffer.resize(need);
+    float* const cols[2] = {buffer.data(), buffer.data() + widest * kStripRows};
+    float* const rows[2] = {buffer.data() + 2 * widest * kStripRows, buffer.data() + 3 * widest * kStripRows};
+#pragma omp for schedule(static) nowait
+    for (int64_t strip = 0; strip < strips; ++strip) {
+      const int64_t p0 = strip * kStripRows;
+      // The strip's values: in rows at `r` (row stride ld), or in columns at cols[c] (stride 16).
+      const float* r = x + p0 * in0;
+      int64_t ld = in0;
+      int c = -1, next_row = 0;
+      for (size_t k = 0; k < steps.size(); ++k) {
+        const LinearRunStep& st = steps[k];
+        const bool last = k + 1 == steps.size();
+        const SparseChains& chains = st.prepared->rows;
+        if (sparse_on && !chains.empty()) {
+          if (c < 0) {
+            transpose(r, ld, kStripRows, st.in, cols[0], kStripRows);
+            c = 0;
+          }
+          if (sparse_values(cols[c], st.in * kStripRows, chains.least)) {
+            sparse_chain_strip(chains, cols[c], kStripRows, cols[1 - c], kStripRows, st.bias, st.relu);
+            c = 1 - c;
+            continue;
+          }
+        }
+        if (c >= 0) {
+          transpose(cols[c], kStripRows, st.in, kStripRows, rows[next_row], st.in);
+          r = rows[next_row];
+          ld = st.in;
+          next_row = 1 - next_row;
+          c = -1;
+        }
+        float* out = last ? y + p0 * out_last : rows[next_row];
+        linear_chain(kStripRows, st.in, st.out, r, *st.prepared, st.bias, st.relu, out);
+        r = out;
+        ld = st.out;
+        next_row = 1 - next_row;
+      }
+      if (c >= 0) transpose(cols[c], kStripRows, out_last, kStripRows, y + p0 * out_last, out_last);
+    }
+  }
+  // The rows past the strips, layer by layer.
+  const int64_t p0 = strips * kStripRows, left = n - p0;
+  if (left == 0) return;
+  std::vector<float> a, b;
+  const float* r = x + p0 * in0;
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const LinearRunStep& st = steps[k];
+    float* out = y + p0 * out_last;
+    if (k + 1 < steps.size()) {
+      a.resize(static_cast<size_t>(left * st.out));
+      out = a.data();
+    }
+    linear_chain(left, st.in, st.out, r, *st.prepared, st.bias, st.relu, out);
+    std::swap(a, b);
+    r = out;
   }
 }
 

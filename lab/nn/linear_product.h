@@ -60,6 +60,25 @@ LinearWeights prepare_linear_weights(int64_t in, int64_t out, const float* w);
 void linear_chain(int64_t n, int64_t in, int64_t out, const float* x, const LinearWeights& prepared,
                   const float* bias, bool relu, float* y);
 
+/// One Linear layer of a run (linear_run): in → out features, its prepared weights, its bias (or
+/// null) and whether its ReLU follows.
+struct LinearRunStep {
+  int64_t in = 0, out = 0;
+  const LinearWeights* prepared = nullptr;
+  const float* bias = nullptr;
+  bool relu = false;
+};
+
+/// Consecutive Linear layers (each reading the previous one's output) on the n rows of x (n ×
+/// steps[0].in), writing y (n × steps.back().out): each strip of 16 rows through every layer in
+/// turn on one thread, transposed into columns for the sparse layers whose values allow their
+/// chains (as sparse_product's strips) and kept so from layer to layer, in rows through
+/// linear_chain for the others; the strips spread over the runtime's OpenMP threads; the rows
+/// past the last strip layer by layer. Every element is linear_chain's, so the same bytes as the
+/// layers one after the other, without a pass, a parallel region, two transposes and the trips of
+/// the rows between the cores per layer.
+void linear_run(int64_t n, const std::vector<LinearRunStep>& steps, const float* x, float* y);
+
 /// linear_chain with weights w (out×in, row-major) prepared for this call.
 void linear_rows(int64_t n, int64_t in, int64_t out, const float* x, const float* w, const float* bias, float* y);
 

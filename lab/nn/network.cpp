@@ -821,6 +821,7 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
     int64_t tile = 0;
     ForwardVariant variant;
     bool patch = false;  // with tiles: a patch run (its first layer a patch convolution)
+    bool linear = false;  // Linear layers and their ReLUs as one run (add_linear_run)
   };
   const ForwardPath path = forward_path();
   const auto affine = [&](size_t i) {
@@ -838,7 +839,10 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
       else if (const size_t k = patch_run_end(layers_, i, end, in, true); k > i)
         step = Step{i, k - i, true, patch_tile(layers_, i, k, in), {}, true};
     }
-    if (!step.tiles && affine(i)) {
+    if (const size_t j = linear_run_end(layers_, i, end); !step.tiles && j > i) {
+      step.count = j - i;
+      step.linear = true;
+    } else if (!step.tiles && affine(i)) {
       step.variant.inference = path.inference;
       // A ReLU after a Linear layer that runs as lab::linear_chain goes into its store in any
       // path: the ReLU layer's bytes (v > 0 ? v : +0), without a pass of its own.
@@ -906,6 +910,10 @@ Tensor Network::forward_range(size_t begin, size_t end, const Tensor& input) con
       for (size_t i = step.first; i < step.first + step.count; ++i) run.push_back(layers_[i].get());
       if (step.patch) add_patch_run(pass, run, in, x, y, step.tile);
       else add_pointwise_run(pass, run, in, x, y, step.tile);
+    } else if (step.linear) {
+      std::vector<const Layer*> run;
+      for (size_t i = step.first; i < step.first + step.count; ++i) run.push_back(layers_[i].get());
+      add_linear_run(pass, run, in, x, y);
     } else if (layer.kind() == LayerKind::kConv2d) {
       static_cast<const Conv2d&>(layer).add_forward_variant(pass, in, x, y, step.variant);
     } else if (layer.kind() == LayerKind::kLinear) {

@@ -264,3 +264,86 @@ TEST_CASE("sparse weights: the nonzero weights' chains give the full chains' byt
   CHECK(lab::prepare_linear_weights(16, 16, dense.data()).rows.empty());
   CHECK(lab::prepare_linear_weights(16, 16, nan.data()).rows.empty());
 }
+
+TEST_CASE("a run of Linear layers gives the bytes of each layer's linear_chain in turn") {
+  // lab::linear_run: strips of 16 rows through every layer, in columns through the sparse layers
+  // whose values allow their chains and in rows otherwise, the rows past the strips layer by
+  // layer. Layers: dense 7→151 with its ReLU, sparse 151→150 and 150→60 with their ReLUs, sparse
+  // 60→75 (a weight 2⁻¹⁰⁰ makes values below 2⁻³ in magnitude leave the columns), dense 75→9 with
+  // its ReLU. Rows: the first strip with ∞, NaN and tiny values, the next two ordinary values, then
+  // 5 rows past the strips.
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-10, 10);
+  struct Layer {
+    int64_t in, out;
+    bool sparse, relu;
+  };
+  const std::vector<Layer> shapes{
+      {7, 151, false, true}, {151, 150, true, true}, {150, 60, true, true}, {60, 75, true, false}, {75, 9, false, true}};
+  std::vector<std::vector<float>> weights, biases;
+  std::vector<lab::LinearWeights> prepared;
+  for (const Layer& l : shapes) {
+    std::vector<float> w = values(l.in * l.out, rng);
+    if (l.sparse) {
+      std::fill(w.begin(), w.end(), 0.0f);
+      std::uniform_int_distribution<int64_t> column(0, l.in - 1);
+      for (int64_t o = 0; o < l.out; ++o)
+        for (int k = 0; k < 2; ++k) w[static_cast<size_t>(o * l.in + column(rng))] = std::ldexp(unit(rng), exponent(rng));
+    }
+    if (l.out == 75) w[5] = std::ldexp(1.0f, -100);
+    weights.push_back(w);
+    biases.push_back(values(l.out, rng));
+    prepared.push_back(lab::prepare_linear_weights(l.in, l.out, weights.back().data()));
+    CHECK(prepared.back().rows.empty() == !l.sparse);
+  }
+  const int64_t n = 53;
+  std::vector<float> x = values(n * 7, rng);
+  x[2 * 7 + 1] = std::numeric_limits<float>::infinity();
+  x[2 * 7 + 3] = std::numeric_limits<float>::quiet_NaN();
+  x[3 * 7 + 4] = std::ldexp(1.0f, -120);
+  const int threads = lab::Runtime::get().threads();
+  const auto check = [&](const std::vector<lab::LinearRunStep>& steps, const std::vector<float>& input,
+                         const std::vector<float>& want, int64_t rows_in) {
+    for (const int t : {1, 2}) {
+      CAPTURE(t);
+      lab::Runtime::get().set_threads(std::min(t, lab::max_threads()));
+      for (const int64_t rows : {rows_in, int64_t{16}, int64_t{5}}) {
+        CAPTURE(rows);
+        std::vector<float> y(static_cast<size_t>(rows * steps.back().out), 7.0f);
+        lab::linear_run(rows, steps, input.data(), y.data());
+        CHECK(std::memcmp(y.data(), want.data(), sizeof(float) * y.size()) == 0);
+      }
+    }
+    lab::Runtime::get().set_threads(threads);
+  };
+  // All five layers, and the first three (a run that ends in columns).
+  for (const size_t count : {shapes.size(), size_t{3}}) {
+    CAPTURE(count);
+    std::vector<lab::LinearRunStep> steps;
+    std::vector<float> want = x;  // each layer in turn
+    for (size_t k = 0; k < count; ++k) {
+      steps.push_back({shapes[k].in, shapes[k].out, &prepared[k], biases[k].data(), shapes[k].relu});
+      std::vector<float> next(static_cast<size_t>(n * shapes[k].out));
+      lab::linear_chain(n, shapes[k].in, shapes[k].out, want.data(), prepared[k], biases[k].data(), shapes[k].relu,
+                        next.data());
+      want = std::move(next);
+    }
+    check(steps, x, want, n);
+  }
+  // A strip whose values do not allow the chains of a layer without bias or ReLU: 2⁻¹⁰⁰ times
+  // −2⁻⁶⁰ rounds to −0, and the full chain's next step, 5 times a zero weight, turns it into +0.
+  constexpr int64_t kIn = 120;
+  std::vector<float> w(static_cast<size_t>(6 * kIn), 0.0f);
+  for (int64_t o = 1; o < 6; ++o) w[static_cast<size_t>(o * kIn + 7 * o + 3)] = std::ldexp(unit(rng), exponent(rng));
+  w[1] = std::ldexp(1.0f, -100);
+  const lab::LinearWeights trap = lab::prepare_linear_weights(kIn, 6, w.data());
+  REQUIRE(!trap.rows.empty());
+  std::vector<float> rows = values(16 * kIn, rng);
+  for (float& v : rows) v = v == 0.0f ? v : std::copysign(1.0f + std::fabs(v), v);
+  rows[3 * kIn + 1] = -std::ldexp(1.0f, -60), rows[3 * kIn + 2] = 5.0f;
+  std::vector<float> want(16 * 6);
+  lab::linear_chain(16, kIn, 6, rows.data(), trap, nullptr, false, want.data());
+  CHECK(!std::signbit(want[3 * 6]));
+  check({{kIn, 6, &trap, nullptr, false}}, rows, want, 16);
+}
