@@ -42,7 +42,8 @@
 /// bytes of add_patch_conv followed by each layer's own forward. A run that is a patch convolution
 /// to 6 or 8 channels (at most 64 column rows), its ReLU, a 1×1 convolution to one channel and its
 /// ReLU (each accumulator block) goes through the fused kernel of lab/nn/patch_kernel.h instead:
-/// per block of 16 pixels the channels stay in registers, the same bytes
+/// per block of 16 pixels the channels stay in registers (and 2×2 windows of one channel are read
+/// straight from the image, not gathered: patch_kernel_image), the same bytes
 /// (tests/lab/test_patch_kernel.cpp); lab::set_patch_kernels(false) turns it off. Declared here rather than in
 /// layers.h so that adding it rebuilt only lab/nn. Tested in tests/lab/test_network.cpp (on crops
 /// of the input a patch convolution gives the window of the whole output; a deep one the chains
