@@ -467,8 +467,14 @@ void Linear::add_chain(Pass& pass, const Shape& in, const float* x, const float*
 
 size_t linear_run_end(const std::vector<std::shared_ptr<const Layer>>& layers, size_t i, size_t end) {
   if (!linear_chains()) return i;
+  const auto joins = [&](size_t k) {
+    if (layers[k]->kind() != LayerKind::kLinear) return false;
+    const auto& linear = static_cast<const Linear&>(*layers[k]);
+    return (sparse_weights() && !linear.prepared().rows.empty()) ||
+           linear.in_features() * linear.out_features() <= kLinearRunDenseWeights;
+  };
   size_t j = i, linears = 0;
-  while (j < end && layers[j]->kind() == LayerKind::kLinear) {
+  while (j < end && joins(j)) {
     ++linears;
     ++j;
     if (j < end && layers[j]->kind() == LayerKind::kReLU) ++j;
@@ -1183,10 +1189,11 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
     // (lab/nn/patch_kernel.h), the same bytes without storing the channels.
     const bool fused = steps.size() == 2 && !steps[0].chain && steps[0].groups == 1 && steps[1].weight != nullptr &&
                        steps[1].out == 1 && patch_kernel_fits(steps[0].in, steps[0].out);
+    // The pixels the fused kernel took from the image, and the column tile's row stride for the rest.
+    int64_t done = 0, ld = padded;
     if (!r.pre) {
       const bool bounded = r.program || std::any_of(steps.begin(), steps.end(), finite_chains);
       const float* image = x + n * r.in_numel;
-      int64_t done = 0;
       // 2×2 windows of one channel: as many pixels as it takes read straight from the image.
       if (fused && !bounded && r.patch->channels == 1 && r.patch->kh == 2 && r.patch->kw == 2)
         done = patch_kernel_image(image, r.patch->w, r.patch->ow, p0, width, steps[0].out, steps[0].weight,
@@ -1194,17 +1201,13 @@ bool run_tile(const TiledRun& r, const float* x, float* y, int64_t n, int64_t p0
                                   tile_out);
       if (done == width) return ok;
       float largest = std::numeric_limits<float>::infinity();
-      const int64_t rest = (width - done + 15) / 16 * 16;
-      r.patch->gather(image, p0 + done, width - done, rest, columns, bounded ? &largest : nullptr);
+      ld = (width - done + 15) / 16 * 16;
+      r.patch->gather(image, p0 + done, width - done, ld, columns, bounded ? &largest : nullptr);
       bound = largest;
-      if (fused) {
-        patch_kernel_tile(steps[0].in, steps[0].out, width - done, columns, rest, steps[0].weight, steps[0].bias,
-                          steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, tile_out + done);
-        return ok;
-      }
-    } else if (fused) {
-      patch_kernel_tile(steps[0].in, steps[0].out, width, columns, padded, steps[0].weight, steps[0].bias,
-                        steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, tile_out);
+    }
+    if (fused) {
+      patch_kernel_tile(steps[0].in, steps[0].out, width - done, columns, ld, steps[0].weight, steps[0].bias,
+                        steps[0].relu, steps[1].weight, steps[1].bias, steps[1].relu, tile_out + done);
       return ok;
     }
     // A program from the patch convolution on: run_steps runs it on the columns (width a

@@ -209,8 +209,14 @@ class Linear final : public AffineLayer {
 };
 
 /// The end of the run of Linear layers from layers[i] (i < end), each followed by a ReLU or not,
-/// that add_linear_run computes as one step: i where fewer than two Linear layers start there or
-/// where Linear layers do not run as lab::linear_chain (linear_chains()).
+/// that add_linear_run computes as one step: i where fewer than two such layers start there or
+/// where Linear layers do not run as lab::linear_chain (linear_chains()). A layer joins a run if
+/// its weights take their sparse chains (LinearWeights::rows, sparse_weights()) or are at most
+/// kLinearRunDenseWeights: a run reads a dense layer's weights once per strip of 16 rows, where
+/// linear_chain on the whole batch reads them once per group of rows, so a larger dense layer
+/// stays a step of its own. (single-color-modulo's dense first and last layers, 151 and 150
+/// weights, in their own steps took its modulo unit from 0.47 to 0.91 µs per image at batch 32.)
+inline constexpr int64_t kLinearRunDenseWeights = int64_t{1} << 16;
 size_t linear_run_end(const std::vector<std::shared_ptr<const Layer>>& layers, size_t i, size_t end);
 
 /// Adds the run layers[i, j) (linear_run_end) on x (N×in) to pass as lab::linear_run: the bytes of

@@ -76,7 +76,8 @@ struct LinearRunStep {
 /// linear_chain for the others; the strips spread over the runtime's OpenMP threads; the rows
 /// past the last strip layer by layer. Every element is linear_chain's, so the same bytes as the
 /// layers one after the other, without a pass, a parallel region, two transposes and the trips of
-/// the rows between the cores per layer.
+/// the rows between the cores per layer. The forward runs consecutive Linear layers with sparse
+/// weights so (lab::linear_run_end, layers.h).
 void linear_run(int64_t n, const std::vector<LinearRunStep>& steps, const float* x, float* y);
 
 /// linear_chain with weights w (out×in, row-major) prepared for this call.

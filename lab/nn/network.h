@@ -54,8 +54,8 @@ void set_sub_batch_budget(int64_t bytes);
 ///   goes pixel tile by pixel tile (add_pointwise_run), the tile sized to a quarter of a core's L2;
 /// - relu_post_op: a ReLU after a Conv2d or Linear runs as that primitive's eltwise post-op (a
 ///   Linear layer run by lab::linear_chain takes the ReLU after it into its store in every path,
-///   the ReLU layer's bytes, and two or more such layers in a row run as one step,
-///   lab::add_linear_run);
+///   the ReLU layer's bytes, and two or more such layers in a row, each with sparse or few
+///   weights, run as one step: lab::linear_run_end, add_linear_run);
 /// - inference: Conv2d and Linear primitives of prop_kind::forward_inference.
 /// - backprop_tiles: trace computes a run of two or more pointwise layers tile by tile, writing
 ///   every activation from cache (add_pointwise_trace_run), and backward carries a signal through

@@ -110,18 +110,20 @@ LAB_KERNEL int64_t image_tile(const float* image, int64_t iw, int64_t ow, int64_
 #undef LAB_KERNEL_INLINE
 }  // namespace patch_zmm
 
-bool all_finite(const float* v, int64_t n) {
-  return std::all_of(v, v + n, [](float f) { return std::isfinite(f); });
+// Whether the AVX-512 form runs on a patch convolution's channels × rows weights w and the 1×1
+// convolution's weights w1: with wide_kernels() and every weight finite (its products are x·w,
+// the AVX2 form's w·x: the same bytes unless both are NaN).
+bool wide_weights(int64_t rows, int64_t channels, const float* w, const float* w1) {
+  const auto finite = [](float f) { return std::isfinite(f); };
+  return wide_kernels() && std::all_of(w, w + rows * channels, finite) && std::all_of(w1, w1 + channels, finite);
 }
 
-// The fused run (patch_kernel_tile without signs): with AVX-512 (wide_kernels) on the whole
-// blocks of 32 columns, then with AVX2 on the rest. The AVX-512 form multiplies x·w where the
-// AVX2 one multiplies w·x, the same bytes unless both are NaN: only for finite weights.
+// The fused run (patch_kernel_tile without signs): with AVX-512 (wide_weights) on the whole blocks
+// of 32 columns, then with AVX2 on the rest.
 template <bool kPair>
 void fused_run(int64_t k, int64_t width, const float* col, int64_t ld, const float* w, const float* bias, bool relu,
                const float* w1, const float* bias1, bool relu1, float* y) {
-  constexpr int64_t kChannels = kPair ? 8 : 6;
-  const bool wide = wide_kernels() && all_finite(w, kChannels * k) && all_finite(w1, kChannels);
+  const bool wide = wide_weights(k, kPair ? 8 : 6, w, w1);
   const int64_t done =
       wide ? patch_zmm::fused_tile<kPair, false, true>(k, width, col, ld, w, bias, relu, w1, bias1, relu1, y, {})
            : 0;
@@ -155,8 +157,7 @@ void patch_kernel_tile(int64_t rows, int64_t channels, int64_t width, const floa
 int64_t patch_kernel_image(const float* image, int64_t iw, int64_t ow, int64_t p0, int64_t width, int64_t channels,
                            const float* w, const float* bias, bool relu, const float* w1, const float* bias1,
                            bool relu1, float* y) {
-  if (!wide_kernels() || ow < 16 || p0 % 16 != 0 || !all_finite(w, 4 * channels) || !all_finite(w1, channels))
-    return 0;
+  if (ow < 16 || p0 % 16 != 0 || !wide_weights(4, channels, w, w1)) return 0;
   if (channels == 8)
     return patch_zmm::image_tile<true>(image, iw, ow, p0, width, w, bias, relu, w1, bias1, relu1, y);
   return patch_zmm::image_tile<false>(image, iw, ow, p0, width, w, bias, relu, w1, bias1, relu1, y);

@@ -347,3 +347,30 @@ TEST_CASE("a run of Linear layers gives the bytes of each layer's linear_chain i
   CHECK(!std::signbit(want[3 * 6]));
   check({{kIn, 6, &trap, nullptr, false}}, rows, want, 16);
 }
+
+TEST_CASE("the forward's Linear runs: sparse layers and small dense ones, not large dense ones") {
+  // lab::linear_run_end: a dense layer of more than kLinearRunDenseWeights weights stays a step of
+  // its own (a run would read its weights once per strip of 16 rows).
+  std::mt19937 rng(10);
+  const auto linear = [&](int64_t in, int64_t out, bool sparse) {
+    std::vector<float> w = values(in * out, rng);
+    if (sparse) {
+      std::fill(w.begin(), w.end(), 0.0f);
+      for (int64_t o = 0; o < out; ++o) w[static_cast<size_t>(o * in + o % in)] = 1.5f;
+    }
+    return std::make_shared<const lab::Linear>(lab::Tensor({out, in}, std::move(w)), lab::Tensor());
+  };
+  const auto relu = std::make_shared<const lab::ReLU>();
+  const std::vector<std::shared_ptr<const lab::Layer>> layers{
+      linear(300, 300, false), relu, linear(300, 20, false), relu, linear(20, 400, true), linear(400, 200, true), relu,
+      linear(200, 400, false)};
+  REQUIRE(300 * 300 > lab::kLinearRunDenseWeights);
+  REQUIRE(200 * 400 > lab::kLinearRunDenseWeights);
+  CHECK(lab::linear_run_end(layers, 0, layers.size()) == 0);  // the large dense layer alone
+  CHECK(lab::linear_run_end(layers, 2, layers.size()) == 7);  // small dense, sparse, sparse and its ReLU
+  CHECK(lab::linear_run_end(layers, 5, layers.size()) == 5);  // one layer before the large dense one
+  // Sparse layers as dense ones: 20×400 is small enough, 400×200 is not.
+  lab::set_sparse_weights(false);
+  CHECK(lab::linear_run_end(layers, 2, layers.size()) == 5);
+  lab::set_sparse_weights(true);
+}
